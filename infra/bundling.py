@@ -1,0 +1,222 @@
+"""Build the Lambda dependency layer with pip alone: no Docker.
+
+The layer is ``python/`` (wheels for the Lambda platform, unpacked) plus
+``lib/libgomp.so.1`` (LightGBM's OpenMP runtime, which its wheel does not ship).
+A finished build is cached under ``build/layers/<key>`` where the key hashes
+everything that changes the output, so synth and tests reuse it.
+
+Run ``python -m infra.bundling [x86_64|arm64]`` to build (or find) the layer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+REQUIREMENTS = ROOT / "lambda_src" / "requirements.txt"
+CACHE_ROOT = ROOT / "build" / "layers"
+
+PYTHON_VERSION = "3.13"
+# AWS's hard limit for a function plus all its layers, unzipped.
+LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024
+# Amazon Linux 2023 (the python3.13 runtime) ships glibc 2.34: no binary may need newer.
+MAX_GLIBC = (2, 34)
+# Where libgomp comes from: scikit-learn's manylinux wheel bundles a libgomp built
+# for old glibc. Only the .so is taken; scikit-learn itself never enters the layer.
+LIBGOMP_DONOR = "scikit-learn==1.9.1"
+# Bump when the build recipe changes in a way that alters the output.
+RECIPE = "4"
+
+_ARCH = {"x86_64": "x86_64", "arm64": "aarch64"}
+_MARKER = "layer.json"
+# Dropped from python/: not importable at runtime, or only used by test suites and type checkers.
+_DROP_DIRS = frozenset({"__pycache__", "tests"})
+_DROP_SUFFIXES = (".pyc", ".pyi", ".pxd", ".pyx")
+_GLIBC_RE = re.compile(rb"GLIBC_(\d+)\.(\d+)")
+
+
+class LayerBuildError(RuntimeError):
+    """The layer could not be built (pip failed, no wheel for the platform, too big)."""
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """What to build: a requirements file for one Lambda architecture and Python."""
+
+    architecture: str = "x86_64"
+    requirements: Path = REQUIREMENTS
+    python_version: str = PYTHON_VERSION
+
+    def __post_init__(self) -> None:
+        if self.architecture not in _ARCH:
+            raise ValueError(f"architecture must be one of {sorted(_ARCH)}")
+
+    @property
+    def platforms(self) -> tuple[str, ...]:
+        """pip platform tags; manylinux2014 alone would silently pick lightgbm 3.x."""
+        arch = _ARCH[self.architecture]
+        return (f"manylinux_2_28_{arch}", f"manylinux2014_{arch}")
+
+    @property
+    def key(self) -> str:
+        """Cache key: requirements content, platform, Python version and recipe."""
+        digest = hashlib.sha256()
+        for part in (
+            self.requirements.read_bytes(),
+            *(p.encode() for p in self.platforms),
+            self.python_version.encode(),
+            LIBGOMP_DONOR.encode(),
+            RECIPE.encode(),
+        ):
+            digest.update(hashlib.sha256(part).digest())
+        return digest.hexdigest()[:20]
+
+
+def cached_layer(spec: LayerSpec, cache_root: Path = CACHE_ROOT) -> Path | None:
+    """The finished build for ``spec`` if one is cached, else None."""
+    target = cache_root / f"{spec.architecture}-py{spec.python_version}-{spec.key}"
+    return target if (target / _MARKER).is_file() else None
+
+
+def build_layer(spec: LayerSpec, cache_root: Path = CACHE_ROOT) -> Path:
+    """Return the layer directory for ``spec``, building it once if it is not cached."""
+    found = cached_layer(spec, cache_root)
+    if found is not None:
+        return found
+    target = cache_root / f"{spec.architecture}-py{spec.python_version}-{spec.key}"
+    cache_root.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    # Build beside the target and rename at the end: an interrupted build never looks finished.
+    work = Path(tempfile.mkdtemp(prefix=".building-", dir=cache_root))
+    try:
+        _pip_install(spec, work / "python")
+        _trim(work / "python")
+        _install_libgomp(spec, work / "lib")
+        _check_glibc(work)
+        size = tree_size(work)
+        if size >= LAMBDA_UNZIPPED_LIMIT:
+            raise LayerBuildError(f"layer is {size / 2**20:.0f} MiB unzipped, over Lambda's limit")
+        manifest = {
+            "key": spec.key,
+            "architecture": spec.architecture,
+            "python_version": spec.python_version,
+            "platforms": list(spec.platforms),
+            "unzipped_bytes": size,
+            "build_seconds": round(time.monotonic() - started, 1),
+        }
+        (work / _MARKER).write_text(json.dumps(manifest, indent=2) + "\n")
+        if target.exists():  # a concurrent build won the race; keep its result
+            shutil.rmtree(work)
+        else:
+            work.rename(target)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return target
+
+
+def tree_size(path: Path) -> int:
+    """Bytes of all regular files under ``path`` (what Lambda counts once unzipped)."""
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+def _pip(args: list[str]) -> None:
+    cmd = [sys.executable, "-m", "pip", *args]
+    env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise LayerBuildError(f"{' '.join(cmd)} failed:\n{result.stderr[-4000:]}")
+
+
+def _platform_args(spec: LayerSpec) -> list[str]:
+    args = []
+    for tag in spec.platforms:
+        args += ["--platform", tag]
+    return [
+        *args,
+        "--python-version",
+        spec.python_version,
+        "--implementation",
+        "cp",
+        "--only-binary=:all:",
+    ]
+
+
+def _pip_install(spec: LayerSpec, target: Path) -> None:
+    # --no-compile: pip would write .pyc for the build host's Python, useless on 3.13.
+    _pip(
+        [
+            "install",
+            "--quiet",
+            "--no-compile",
+            "--target",
+            str(target),
+            *_platform_args(spec),
+            "-r",
+            str(spec.requirements),
+        ]
+    )
+
+
+def _trim(python_dir: Path) -> None:
+    # Console scripts carry the build host's interpreter in their shebang.
+    shutil.rmtree(python_dir / "bin", ignore_errors=True)
+    for path in sorted(python_dir.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+        if path.is_dir() and path.name in _DROP_DIRS and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.is_file() and path.name.endswith(_DROP_SUFFIXES):
+            path.unlink()
+        elif path.name == "py.typed":
+            path.unlink()
+
+
+def _install_libgomp(spec: LayerSpec, lib_dir: Path) -> None:
+    lib_dir.mkdir(parents=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        _pip(["download", "--quiet", "--no-deps", "-d", tmp, *_platform_args(spec), LIBGOMP_DONOR])
+        wheels = list(Path(tmp).glob("*.whl"))
+        if len(wheels) != 1:
+            raise LayerBuildError(f"expected one {LIBGOMP_DONOR} wheel, got {wheels}")
+        with zipfile.ZipFile(wheels[0]) as wheel:
+            names = [n for n in wheel.namelist() if re.search(r"\.libs/libgomp[^/]*\.so", n)]
+            if len(names) != 1:
+                raise LayerBuildError(f"{wheels[0].name} bundles no single libgomp: {names}")
+            # lib_lightgbm.so asks for the soname libgomp.so.1; that is the file name to ship.
+            (lib_dir / "libgomp.so.1").write_bytes(wheel.read(names[0]))
+
+
+def _check_glibc(layer: Path) -> None:
+    for path in layer.rglob("*.so*"):
+        if not path.is_file():
+            continue
+        needed = {(int(a), int(b)) for a, b in _GLIBC_RE.findall(path.read_bytes())}
+        if needed and max(needed) > MAX_GLIBC:
+            raise LayerBuildError(f"{path} needs GLIBC {max(needed)}, newer than {MAX_GLIBC}")
+
+
+def main(argv: list[str]) -> int:
+    """Build (or find) the layer and print its path and size."""
+    spec = LayerSpec(architecture=argv[0] if argv else "x86_64")
+    started = time.monotonic()
+    path = build_layer(spec)
+    manifest = json.loads((path / _MARKER).read_text())
+    print(
+        f"{path}\n{manifest['unzipped_bytes'] / 2**20:.1f} MiB unzipped; "
+        f"built in {manifest['build_seconds']} s; this run {time.monotonic() - started:.1f} s"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,174 @@
+"""HTTP API over the runtime: Powertools resolvers for API Gateway REST (v1) and HTTP (v2)
+proxy events, plus direct invocation with the same JSON bodies.
+
+Routes: POST /predict, POST /predict/batch, GET /models, GET /models/{ticker}, GET /health.
+Every client mistake is a 4xx with ``{"error": {"code", "message"}}``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+from aws_lambda_powertools.event_handler import (
+    APIGatewayHttpResolver,
+    APIGatewayRestResolver,
+    Response,
+    content_types,
+)
+from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from tickerserve.catalog import describe_models, describe_ticker, health
+from tickerserve.errors import BadRequest, NotFound, PayloadTooLarge, TickerserveError
+from tickerserve.layout import normalize_ticker
+from tickerserve.observability import logger
+from tickerserve.predict import predict, predict_batch
+from tickerserve.service import ModelService
+
+MAX_BODY_BYTES = 6 * 1024 * 1024  # Lambda's synchronous payload limit
+
+_dumps = partial(json.dumps, separators=(",", ":"), allow_nan=False)
+
+
+def error_response(error: TickerserveError) -> Response:
+    return Response(
+        status_code=error.status,
+        content_type=content_types.APPLICATION_JSON,
+        body=error.to_body(),
+    )
+
+
+class Api:
+    """The routes, bound to one ``ModelService``."""
+
+    def __init__(self, service: ModelService) -> None:
+        self.service = service
+        self.invocations = 0
+        self.rest = APIGatewayRestResolver(serializer=_dumps)
+        self.http = APIGatewayHttpResolver(serializer=_dumps)
+        for resolver in (self.rest, self.http):
+            self._register(resolver)
+
+    # -- entry point ---------------------------------------------------------------------
+    def handle(self, event: Any, context: LambdaContext | None) -> Any:
+        """Dispatch a REST v1, HTTP v2 or direct-invoke event."""
+        self.invocations += 1
+        if isinstance(event, dict):
+            if "httpMethod" in event and "requestContext" in event:
+                return self.rest.resolve(event, context)  # type: ignore[arg-type]
+            if event.get("version") == "2.0" and "routeKey" in event:
+                return self.http.resolve(event, context)  # type: ignore[arg-type]
+        return self.direct(event)
+
+    def direct(self, event: Any) -> Any:
+        """Direct ``lambda invoke``: a predict body, a batch body, or ``{"action": ...}``.
+        Returns the response body itself (errors as ``{"error": ...}``)."""
+        try:
+            return self._direct_action(event)
+        except TickerserveError as exc:
+            return exc.to_body()
+        except Exception:
+            logger.exception("unhandled error on direct invocation")
+            return _internal_error().to_body()
+
+    def _direct_action(self, event: Any) -> Any:
+        if not isinstance(event, dict):
+            raise BadRequest("event must be a JSON object", code="invalid_body")
+        action = event.get("action")
+        if action is None:
+            if "items" in event:
+                return predict_batch(self.service, event)
+            return predict(self.service, event)
+        body = {k: v for k, v in event.items() if k != "action"}
+        if action == "predict":
+            return predict(self.service, body)
+        if action == "predict_batch":
+            return predict_batch(self.service, body)
+        if action == "models":
+            return describe_models(self.service)
+        if action == "model":
+            return describe_ticker(self.service, _ticker(body.get("ticker")))
+        if action == "health":
+            return health(self.service, cold=self.invocations == 1)[0]
+        raise BadRequest(
+            "action must be one of predict, predict_batch, models, model, health",
+            code="unknown_action",
+        )
+
+    # -- routes --------------------------------------------------------------------------
+    def _register(self, app: ApiGatewayResolver) -> None:
+        service = self.service
+        body_of: Callable[[], Any] = lambda: _json_body(app)  # noqa: E731
+
+        @app.post("/predict", summary="Predict the strategy for one ticker")
+        def post_predict() -> dict[str, Any]:
+            return predict(service, body_of())
+
+        @app.post("/predict/batch", summary="Predict many tickers in one request")
+        def post_batch() -> dict[str, Any]:
+            return predict_batch(service, body_of())
+
+        @app.get("/models", summary="What serves what, without loading models")
+        def get_models() -> dict[str, Any]:
+            return describe_models(service)
+
+        @app.get("/models/<ticker>", summary="The model serving one ticker")
+        def get_model(ticker: str) -> dict[str, Any]:
+            return describe_ticker(service, _ticker(ticker))
+
+        @app.get("/health", summary="Registry revision, loaded models, cold or warm")
+        def get_health() -> Response:
+            body, status = health(service, cold=self.invocations == 1)
+            return Response(status, content_types.APPLICATION_JSON, body)
+
+        @app.exception_handler(TickerserveError)
+        def domain_error(exc: TickerserveError) -> Response:
+            if exc.status >= 500:
+                logger.warning("request failed: %s", exc.message, extra={"code": exc.code})
+            return error_response(exc)
+
+        @app.not_found
+        def route_not_found(exc: NotFoundError) -> Response:
+            event = app.current_event
+            return error_response(
+                NotFound(f"no route for {event.http_method} {event.path}", code="route_not_found")
+            )
+
+        @app.exception_handler(Exception)
+        def unexpected(exc: Exception) -> Response:
+            logger.exception("unhandled error")
+            return error_response(_internal_error())
+
+
+def _internal_error() -> TickerserveError:
+    return TickerserveError("internal error; see the function's logs", code="internal_error")
+
+
+def _ticker(raw: Any) -> str:
+    try:
+        return normalize_ticker(raw)
+    except ValueError as exc:
+        raise BadRequest(str(exc), code="invalid_ticker") from None
+
+
+def _json_body(app: ApiGatewayResolver) -> Any:
+    event = app.current_event
+    raw = event.body
+    if raw is None or raw == "":
+        raise BadRequest("request body is required (JSON)", code="invalid_body")
+    if len(raw) > MAX_BODY_BYTES * 4 // 3 + 4:  # base64 grows a body by a third
+        raise PayloadTooLarge(f"body exceeds {MAX_BODY_BYTES} bytes", code="body_too_large")
+    try:
+        text = event.decoded_body if event.is_base64_encoded else raw
+    except ValueError:
+        raise BadRequest("body is not valid base64", code="invalid_body") from None
+    if text is None or len(text) > MAX_BODY_BYTES:
+        raise PayloadTooLarge(f"body exceeds {MAX_BODY_BYTES} bytes", code="body_too_large")
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise BadRequest(f"body is not valid JSON: {str(exc)[:120]}", code="invalid_json") from None

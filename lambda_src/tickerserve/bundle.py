@@ -1,0 +1,325 @@
+"""The model bundle: one immutable version folder, ``model.txt`` (+ ensemble members) and
+``metadata.json``. Reading and writing both live here so publisher and loader agree."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from tickerserve.errors import IntegrityError, InvalidModel
+from tickerserve.layout import (
+    METADATA_FILE,
+    Version,
+    artifact_key,
+    metadata_key,
+    validate_artifact_name,
+    validate_model_name,
+)
+from tickerserve.store import KeyNotFound, PreconditionFailed, Store, sha256_hex
+
+FORMAT = 1
+EnsembleMethod = Literal["single", "weighted_average", "stacking"]
+ENSEMBLE_METHODS: tuple[str, ...] = ("single", "weighted_average", "stacking")
+
+
+@dataclass(frozen=True)
+class Artifact:
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Member:
+    """One LightGBM model of the bundle and its weight in a weighted average."""
+
+    artifact: str
+    weight: float = 1.0
+
+
+@dataclass(frozen=True)
+class Stacking:
+    """Linear stacking: softmax(coefficients @ concat(member probabilities) + intercept)."""
+
+    coefficients: list[list[float]]
+    intercept: list[float]
+
+
+@dataclass
+class BundleMetadata:
+    """Everything ``metadata.json`` holds about one model version."""
+
+    model: str
+    version: str
+    feature_names: list[str]
+    classes: list[str]
+    artifacts: dict[str, Artifact]
+    members: list[Member] = field(default_factory=lambda: [Member("model.txt")])
+    method: EnsembleMethod = "single"
+    stacking: Stacking | None = None
+    selected_features: list[int] | None = None
+    model_type: str = "lightgbm"
+    created_at: str = ""
+    asset_class: str | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    hyperparameters: dict[str, Any] = field(default_factory=dict)
+    training: dict[str, Any] = field(default_factory=dict)
+    source: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def used_features(self) -> list[str]:
+        """The names the model consumes, in the order it consumes them."""
+        if self.selected_features is None:
+            return list(self.feature_names)
+        return [self.feature_names[i] for i in self.selected_features]
+
+    @property
+    def artifact_bytes(self) -> int:
+        return sum(a.size for a in self.artifacts.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "format": FORMAT,
+            "model": self.model,
+            "version": self.version,
+            "model_type": self.model_type,
+            "created_at": self.created_at,
+            "asset_class": self.asset_class,
+            "feature_names": self.feature_names,
+            "selected_features": self.selected_features,
+            "classes": self.classes,
+            "metrics": self.metrics,
+            "hyperparameters": self.hyperparameters,
+            "training": self.training,
+            "ensemble": {
+                "method": self.method,
+                "members": [{"artifact": m.artifact, "weight": m.weight} for m in self.members],
+            },
+            "artifacts": {
+                name: {"size": a.size, "sha256": a.sha256}
+                for name, a in sorted(self.artifacts.items())
+            },
+            "source": self.source,
+        }
+        if self.stacking is not None:
+            out["ensemble"]["stacking"] = {
+                "coefficients": self.stacking.coefficients,
+                "intercept": self.stacking.intercept,
+            }
+        return out
+
+    def to_json(self) -> bytes:
+        return json.dumps(self.to_dict(), indent=1, allow_nan=False).encode() + b"\n"
+
+    @classmethod
+    def from_json(cls, data: bytes) -> BundleMetadata:
+        """Parse and validate ``metadata.json``; problems raise ``InvalidModel``."""
+        try:
+            raw = json.loads(data)
+            if not isinstance(raw, dict):
+                raise TypeError("top level must be an object")
+            return cls.from_dict(raw)
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise InvalidModel(f"metadata.json is invalid: {exc}") from None
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> BundleMetadata:
+        if raw.get("format", FORMAT) != FORMAT:
+            raise ValueError(f"unsupported bundle format {raw.get('format')!r}")
+        ensemble = raw.get("ensemble") or {"method": "single", "members": [{"artifact": "model.txt"}]}
+        stacking_raw = ensemble.get("stacking")
+        metadata = cls(
+            model=validate_model_name(raw["model"]),
+            version=str(Version.parse(raw["version"])),
+            feature_names=list(raw["feature_names"]),
+            classes=[str(c) for c in raw["classes"]],
+            artifacts={
+                validate_artifact_name(name): Artifact(int(a["size"]), str(a["sha256"]))
+                for name, a in dict(raw["artifacts"]).items()
+            },
+            members=[
+                Member(validate_artifact_name(m["artifact"]), float(m.get("weight", 1.0)))
+                for m in ensemble["members"]
+            ],
+            method=ensemble.get("method", "single"),
+            stacking=None
+            if stacking_raw is None
+            else Stacking(
+                [[float(x) for x in row] for row in stacking_raw["coefficients"]],
+                [float(x) for x in stacking_raw["intercept"]],
+            ),
+            selected_features=None
+            if raw.get("selected_features") is None
+            else [int(i) for i in raw["selected_features"]],
+            model_type=str(raw.get("model_type", "lightgbm")),
+            created_at=str(raw.get("created_at", "")),
+            asset_class=raw.get("asset_class"),
+            metrics={str(k): float(v) for k, v in dict(raw.get("metrics") or {}).items()},
+            hyperparameters=dict(raw.get("hyperparameters") or {}),
+            training=dict(raw.get("training") or {}),
+            source=dict(raw.get("source") or {}),
+        )
+        metadata.validate()
+        return metadata
+
+    def validate(self) -> None:
+        """Structural checks shared by writer and reader; raise ``ValueError``."""
+        names = self.feature_names
+        if not names or not all(isinstance(n, str) and n for n in names):
+            raise ValueError("feature_names must be a non-empty list of strings")
+        if len(set(names)) != len(names):
+            raise ValueError("feature_names contains duplicates")
+        if self.selected_features is not None:
+            sel = self.selected_features
+            if not sel or len(set(sel)) != len(sel) or not all(0 <= i < len(names) for i in sel):
+                raise ValueError(
+                    f"selected_features must be distinct indices into the {len(names)} feature_names"
+                )
+        if len(self.classes) < 2 or len(set(self.classes)) != len(self.classes):
+            raise ValueError("classes must list at least two distinct labels")
+        if self.method not in ENSEMBLE_METHODS:
+            raise ValueError(f"ensemble method must be one of {', '.join(ENSEMBLE_METHODS)}")
+        if not self.members or (self.method == "single" and len(self.members) != 1):
+            raise ValueError("a single model has exactly one member; an ensemble at least one")
+        for member in self.members:
+            if member.artifact not in self.artifacts:
+                raise ValueError(f"member {member.artifact} is not listed in artifacts")
+            if not math.isfinite(member.weight) or member.weight <= 0:
+                raise ValueError(f"member {member.artifact} needs a positive finite weight")
+        if METADATA_FILE in self.artifacts:
+            raise ValueError("metadata.json cannot list itself as an artifact")
+        for name, artifact in self.artifacts.items():
+            if len(artifact.sha256) != 64 or artifact.size < 0:
+                raise ValueError(f"artifact {name} needs a size and a 64-character sha256")
+        if self.method == "stacking":
+            self._validate_stacking()
+        elif self.stacking is not None:
+            raise ValueError("stacking coefficients given but ensemble method is not 'stacking'")
+        for key, value in self.metrics.items():
+            if not math.isfinite(value):
+                raise ValueError(f"metric {key} must be finite")
+
+    def _validate_stacking(self) -> None:
+        if self.stacking is None:
+            raise ValueError("ensemble method 'stacking' needs coefficients and intercept")
+        n_classes, width = len(self.classes), len(self.classes) * len(self.members)
+        rows = self.stacking.coefficients
+        if len(rows) != n_classes or any(len(r) != width for r in rows):
+            raise ValueError(f"stacking coefficients must be {n_classes} x {width}")
+        if len(self.stacking.intercept) != n_classes:
+            raise ValueError(f"stacking intercept must have {n_classes} values")
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A complete version folder in memory: metadata plus the artifact bytes it lists."""
+
+    metadata: BundleMetadata
+    files: dict[str, bytes]
+
+    @property
+    def metadata_bytes(self) -> bytes:
+        return self.metadata.to_json()
+
+    @property
+    def metadata_sha256(self) -> str:
+        return sha256_hex(self.metadata_bytes)
+
+
+def make_bundle(metadata: BundleMetadata, files: Mapping[str, bytes]) -> Bundle:
+    """Fill in artifact sizes and digests from ``files`` and validate the result."""
+    for name in files:
+        validate_artifact_name(name)
+    metadata.artifacts = {name: Artifact(len(d), sha256_hex(d)) for name, d in files.items()}
+    try:
+        metadata.validate()
+    except ValueError as exc:
+        raise InvalidModel(str(exc)) from None
+    return Bundle(metadata, dict(files))
+
+
+def write_bundle(store: Store, bundle: Bundle, *, max_workers: int = 8) -> str:
+    """Write a version folder with create-only writes, artifacts first and ``metadata.json``
+    last (its presence marks the version complete). Returns the metadata sha256.
+
+    Raises ``PreconditionFailed`` if the version already exists.
+    """
+    meta = bundle.metadata
+    metadata_bytes = bundle.metadata_bytes
+    # Existence is checked up front for a clear message; the create-only writes are what
+    # actually guarantee a version folder is never overwritten.
+    if store.head(metadata_key(meta.model, meta.version)) is not None:
+        raise PreconditionFailed(f"{meta.model} {meta.version} already exists")
+
+    def put(name: str) -> None:
+        key = artifact_key(meta.model, meta.version, name)
+        store.put(key, bundle.files[name], create_only=True)
+
+    with ThreadPoolExecutor(max_workers=max_workers) as pool:
+        list(pool.map(put, sorted(bundle.files)))
+    store.put(
+        metadata_key(meta.model, meta.version),
+        metadata_bytes,
+        create_only=True,
+        content_type="application/json",
+    )
+    return sha256_hex(metadata_bytes)
+
+
+def read_metadata(
+    store: Store, model: str, version: str, *, expected_sha256: str | None = None
+) -> tuple[BundleMetadata, str]:
+    """Read and validate a version's metadata, checking it against the registry's digest."""
+    blob = store.get(metadata_key(model, version))
+    assert blob is not None
+    return parse_metadata(blob.data, model, version, expected_sha256)
+
+
+def parse_metadata(
+    data: bytes, model: str, version: str, expected_sha256: str | None
+) -> tuple[BundleMetadata, str]:
+    digest = sha256_hex(data)
+    if expected_sha256 is not None and digest != expected_sha256:
+        raise IntegrityError(
+            f"{model} {version}: metadata.json sha256 {digest[:12]}… does not match the "
+            f"registry's {expected_sha256[:12]}…"
+        )
+    metadata = BundleMetadata.from_json(data)
+    if metadata.model != model or metadata.version != version:
+        raise IntegrityError(
+            f"metadata.json at {model} {version} describes {metadata.model} {metadata.version}"
+        )
+    return metadata, digest
+
+
+def verify_artifact(metadata: BundleMetadata, name: str, data: bytes) -> None:
+    """Raise ``IntegrityError`` unless ``data`` is exactly the artifact the metadata lists."""
+    expected = metadata.artifacts[name]
+    if len(data) != expected.size or sha256_hex(data) != expected.sha256:
+        raise IntegrityError(
+            f"{metadata.model} {metadata.version}: artifact {name} fails sha256 verification"
+        )
+
+
+def read_bundle(
+    store: Store, model: str, version: str, *, expected_sha256: str | None = None
+) -> Bundle:
+    """Download and verify a whole version folder (used by the CLI; the runtime caches)."""
+    metadata, _ = read_metadata(store, model, version, expected_sha256=expected_sha256)
+    files: dict[str, bytes] = {}
+    for name in metadata.artifacts:
+        blob = store.get(artifact_key(model, version, name))
+        assert blob is not None
+        verify_artifact(metadata, name, blob.data)
+        files[name] = blob.data
+    return Bundle(metadata, files)
+
+
+def version_exists(store: Store, model: str, version: str) -> bool:
+    try:
+        return store.head(metadata_key(model, version)) is not None
+    except KeyNotFound:
+        return False

@@ -1,0 +1,84 @@
+"""Read-only views for GET /models, GET /models/{ticker} and GET /health.
+
+They read the registry and (for one ticker) its metadata.json; they never load a model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from tickerserve.errors import StorageUnavailable
+from tickerserve.service import ModelService
+
+
+def describe_models(service: ModelService) -> dict[str, Any]:
+    """Every model with its aliases and the tickers it serves, straight from the registry."""
+    registry = service.registry()
+    return {
+        "revision": registry.revision,
+        "updated_at": registry.updated_at,
+        "fallbacks": dict(registry.fallbacks),
+        "models": [
+            {
+                "name": name,
+                "aliases": {alias: t.version for alias, t in sorted(entry.aliases.items())},
+                "tickers": registry.tickers_for(name),
+            }
+            for name, entry in sorted(registry.models.items())
+        ],
+    }
+
+
+def describe_ticker(service: ModelService, ticker: str) -> dict[str, Any]:
+    """The model and version that would answer for ``ticker``, with its inputs and outputs."""
+    registry = service.registry()
+    route = registry.route(ticker)
+    resolved = registry.resolve(route.model)
+    metadata, digest = service.metadata(resolved)
+    entry = registry.models[route.model]
+    return {
+        "ticker": ticker,
+        "asset_class": route.asset_class,
+        "via_fallback": route.via_fallback,
+        "model": {"name": resolved.model, "version": resolved.version, "alias": resolved.alias},
+        "aliases": {alias: t.version for alias, t in sorted(entry.aliases.items())},
+        "model_type": metadata.model_type,
+        "feature_names": metadata.feature_names,
+        "selected_features": metadata.selected_features,
+        "required_features": metadata.used_features,
+        "classes": metadata.classes,
+        "metrics": metadata.metrics,
+        "training": metadata.training,
+        "created_at": metadata.created_at,
+        "metadata_sha256": digest,
+    }
+
+
+def health(service: ModelService, *, cold: bool) -> tuple[dict[str, Any], int]:
+    """Body and status: 200 when the registry is readable (or cached), else 503."""
+    status, code, error = "ok", 200, None
+    try:
+        registry = service.registry()
+        registry_info: dict[str, Any] | None = {
+            "revision": registry.revision,
+            "updated_at": registry.updated_at,
+            "models": len(registry.models),
+            "tickers": len(registry.tickers),
+        }
+    except StorageUnavailable as exc:
+        status, code, error, registry_info = "unavailable", 503, exc.message, None
+    body: dict[str, Any] = {
+        "status": status,
+        "cold": cold,
+        "store": service.store.describe(),
+        "registry": registry_info,
+        "loaded_models": service.loaded(),
+        "memory": {"used_bytes": service.memory.used_bytes, "budget_bytes": service.memory.budget_bytes},
+        "disk": {"used_bytes": service.disk.used_bytes, "budget_bytes": service.disk.budget_bytes},
+        "counters": asdict(service.counters),
+        "uptime_seconds": round(service.clock() - service.started, 3),
+    }
+    if error:
+        body["error"] = {"code": "storage_unavailable", "message": error}
+    return body, code

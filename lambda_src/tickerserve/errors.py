@@ -1,0 +1,81 @@
+"""Domain errors. Each carries the HTTP status and error code the API returns for it."""
+
+from __future__ import annotations
+
+
+class TickerserveError(Exception):
+    """Base class: a failure with a stable code and an HTTP status."""
+
+    status: int = 500
+    code: str = "internal_error"
+
+    def __init__(
+        self, message: str, *, code: str | None = None, features: list[str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.features = features
+        if code is not None:
+            self.code = code
+
+    def to_body(self) -> dict[str, dict[str, object]]:
+        """The JSON error body every route returns; ``features`` names offending inputs."""
+        error: dict[str, object] = {"code": self.code, "message": self.message}
+        if self.features:
+            error["features"] = self.features
+        return {"error": error}
+
+
+class BadRequest(TickerserveError):
+    """The client sent something malformed or invalid."""
+
+    status = 400
+    code = "bad_request"
+
+
+class NotFound(TickerserveError):
+    """Unknown ticker, model, alias or version."""
+
+    status = 404
+    code = "not_found"
+
+
+class PayloadTooLarge(TickerserveError):
+    """Body or batch over the documented limit."""
+
+    status = 413
+    code = "payload_too_large"
+
+
+class Conflict(TickerserveError):
+    """The change conflicts with the current state (existing version, alias in use)."""
+
+    status = 409
+    code = "conflict"
+
+
+class StorageUnavailable(TickerserveError):
+    """The model store could not be reached and nothing usable is cached."""
+
+    status = 503
+    code = "storage_unavailable"
+
+
+class IntegrityError(TickerserveError):
+    """An artifact or metadata file does not match its recorded sha256 or is unreadable."""
+
+    status = 503
+    code = "integrity_error"
+
+
+class InvalidModel(TickerserveError):
+    """A bundle or registry is structurally invalid."""
+
+    status = 503
+    code = "invalid_model"
+
+
+class ConfigError(TickerserveError):
+    """A setting (environment variable) has an invalid value."""
+
+    code = "config_error"

@@ -1,0 +1,101 @@
+"""Turn a request's features (name -> value object, or ordered list) into a model input row.
+
+``null`` is a missing value (LightGBM routes it down each tree's default branch); strings,
+booleans, infinities, unknown or missing names and wrong counts are client errors that
+name the offending features.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from tickerserve.errors import BadRequest
+
+_LISTED = 20  # how many offending names an error message spells out
+
+
+class FeatureSchema:
+    """The input contract of one model version."""
+
+    def __init__(self, feature_names: list[str], selected: list[int] | None) -> None:
+        self.feature_names = list(feature_names)
+        self.selected = None if selected is None else np.asarray(selected, dtype=np.intp)
+        used = self.feature_names if selected is None else [feature_names[i] for i in selected]
+        self.used_names = used
+        self._known = frozenset(feature_names)
+
+    def row(self, features: Any) -> np.ndarray:
+        """One row of float64 values in the order the model consumes them."""
+        if isinstance(features, dict):
+            return self._from_mapping(features)
+        if isinstance(features, list):
+            return self._from_list(features)
+        raise BadRequest(
+            "features must be an object of name -> number or a list of numbers",
+            code="invalid_features",
+        )
+
+    def _from_mapping(self, features: dict[str, Any]) -> np.ndarray:
+        try:
+            values = [features[name] for name in self.used_names]
+        except KeyError:
+            missing = [n for n in self.used_names if n not in features]
+            raise BadRequest(
+                f"missing {len(missing)} feature(s): {_names(missing)}",
+                code="missing_features",
+                features=missing[:_LISTED],
+            ) from None
+        if len(features) != len(self.used_names):
+            unknown = [n for n in features if n not in self._known]
+            if unknown:
+                raise BadRequest(
+                    f"unknown feature(s): {_names(unknown)}",
+                    code="unknown_features",
+                    features=unknown[:_LISTED],
+                )
+        return _to_array(values, self.used_names)
+
+    def _from_list(self, features: list[Any]) -> np.ndarray:
+        if len(features) != len(self.feature_names):
+            raise BadRequest(
+                f"expected {len(self.feature_names)} feature values in feature_names order, "
+                f"got {len(features)}",
+                code="wrong_feature_count",
+            )
+        row = _to_array(features, self.feature_names)
+        return row if self.selected is None else row[self.selected]
+
+
+def _to_array(values: list[Any], names: list[str]) -> np.ndarray:
+    # Fast path: every value a plain int or float (bool is an int subclass, so check exact types).
+    if all(type(v) is float or type(v) is int for v in values):
+        try:
+            row = np.array(values, dtype=np.float64)
+        except OverflowError:  # an integer literal beyond float range
+            row = np.array([math.inf])
+        if np.isfinite(row).all():
+            return row
+    bad = [name for name, v in zip(names, values, strict=True) if not _acceptable(v)]
+    if bad:
+        raise BadRequest(
+            f"feature value(s) must be finite numbers or null: {_names(bad)}",
+            code="invalid_feature_values",
+            features=bad[:_LISTED],
+        )
+    return np.array([math.nan if v is None else float(v) for v in values], dtype=np.float64)
+
+
+def _acceptable(value: Any) -> bool:
+    if value is None:
+        return True
+    if type(value) is int:
+        return abs(value) <= 1e308  # beyond that float() overflows
+    return type(value) is float and math.isfinite(value)
+
+
+def _names(names: list[str]) -> str:
+    shown = ", ".join(names[:_LISTED])
+    return shown if len(names) <= _LISTED else f"{shown}, … ({len(names)} in all)"

@@ -1,0 +1,31 @@
+"""AWS Lambda entry point: ``tickerserve.handler.lambda_handler``.
+
+Init (once per sandbox): settings from the environment, the model service (its S3 client is
+created on first use), optional preload. Each invocation: dispatch to the API.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from tickerserve.api import Api
+from tickerserve.observability import count, logger, metrics
+from tickerserve.service import ModelService
+from tickerserve.settings import Settings
+
+SETTINGS = Settings.from_env()
+SERVICE = ModelService(SETTINGS, on_event=count)
+API = Api(SERVICE)
+if SETTINGS.preload:
+    SERVICE.preload(SETTINGS.preload)
+
+
+@metrics.log_metrics(capture_cold_start_metric=True)
+@logger.inject_lambda_context(clear_state=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> Any:
+    request_context = event.get("requestContext") if isinstance(event, dict) else None
+    if isinstance(request_context, dict):
+        logger.set_correlation_id(request_context.get("requestId"))
+    return API.handle(event, context)

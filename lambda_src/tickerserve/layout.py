@@ -1,0 +1,160 @@
+"""Bucket layout: every key the publisher writes and the runtime reads is built here.
+
+```
+metadata/asset_registry.json                 the registry
+metadata/training_history.jsonl              one JSON record per publish
+metadata/monitoring_history.jsonl            one JSON record per monitoring run
+etfs/{TICKER}/versions/{VERSION}/...         one model per ETF
+stocks/universal/versions/{VERSION}/...      the shared stock model
+{model name}/versions/{VERSION}/...          any other model
+```
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+DEFAULT_REGISTRY_KEY = "metadata/asset_registry.json"
+METADATA_PREFIX = "metadata/"
+TRAINING_HISTORY_KEY = "metadata/training_history.jsonl"
+MONITORING_HISTORY_KEY = "metadata/monitoring_history.jsonl"
+VERSIONS_DIR = "versions"
+METADATA_FILE = "metadata.json"
+MODEL_FILE = "model.txt"
+ETF_PREFIX = "etfs"
+UNIVERSAL_STOCK_MODEL = "stocks/universal"
+
+ASSET_CLASSES = ("etf", "stock")
+
+# Letters, digits and . - ^ = ; must start with a letter, digit or ^ so "." and ".." never pass.
+_TICKER_RE = re.compile(r"^[A-Z0-9^][A-Z0-9.\-^=]{0,14}$")
+_SEGMENT_RE = re.compile(r"^[A-Za-z0-9^][A-Za-z0-9._\-^=]{0,63}$")
+_VERSION_RE = re.compile(r"^(0|[1-9]\d{0,5})\.(0|[1-9]\d{0,5})\.(0|[1-9]\d{0,5})$")
+_ALIAS_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+_ARTIFACT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_KEY_RE = re.compile(r"^[A-Za-z0-9^][A-Za-z0-9._\-^=/]{0,511}$")
+
+
+def normalize_ticker(raw: object) -> str:
+    """Upper-case and validate a ticker; raise ``ValueError`` for anything else."""
+    if not isinstance(raw, str):
+        raise ValueError("ticker must be a string")
+    ticker = raw.strip().upper()
+    if not _TICKER_RE.match(ticker):
+        raise ValueError(
+            f"invalid ticker {raw[:40]!r}: 1-15 characters of letters, digits, '.', '-', '^', '='"
+        )
+    return ticker
+
+
+def validate_model_name(name: str) -> str:
+    """A model name is 1-4 path segments (``etfs/SMH``), never path-like or reserved."""
+    if not isinstance(name, str) or not 0 < len(name) <= 200:
+        raise ValueError("model name must be a non-empty string")
+    segments = name.split("/")
+    if len(segments) > 4 or not all(_SEGMENT_RE.match(s) for s in segments):
+        raise ValueError(
+            f"invalid model name {name!r}: 1-4 '/'-separated segments of letters, digits, ._-^="
+        )
+    if segments[0] == METADATA_PREFIX.rstrip("/") or VERSIONS_DIR in segments:
+        raise ValueError(f"invalid model name {name!r}: 'metadata' and 'versions' are reserved")
+    return name
+
+
+def validate_alias(alias: str) -> str:
+    """Aliases are short lower-case names such as ``production`` or ``staging``."""
+    if not isinstance(alias, str) or not _ALIAS_RE.match(alias):
+        raise ValueError(f"invalid alias {str(alias)[:40]!r}: lower-case letters, digits, _ and -")
+    return alias
+
+
+def validate_artifact_name(name: str) -> str:
+    """Artifact file names are flat (no folders) so a bundle can never escape its version folder."""
+    if not isinstance(name, str) or not _ARTIFACT_RE.match(name) or ".." in name:
+        raise ValueError(f"invalid artifact name {str(name)[:60]!r}")
+    return name
+
+
+def validate_key(key: str) -> str:
+    """An object key we are willing to read or write: relative, no '..', no empty segments."""
+    if not isinstance(key, str) or not _KEY_RE.match(key) or ".." in key or "//" in key:
+        raise ValueError(f"invalid object key {str(key)[:80]!r}")
+    return key
+
+
+def etf_model_name(ticker: str) -> str:
+    return f"{ETF_PREFIX}/{normalize_ticker(ticker)}"
+
+
+def model_prefix(model: str) -> str:
+    return f"{validate_model_name(model)}/"
+
+
+def versions_prefix(model: str) -> str:
+    return f"{validate_model_name(model)}/{VERSIONS_DIR}/"
+
+
+def version_prefix(model: str, version: str) -> str:
+    return f"{versions_prefix(model)}{Version.parse(version)}/"
+
+
+def artifact_key(model: str, version: str, artifact: str) -> str:
+    return f"{version_prefix(model, version)}{validate_artifact_name(artifact)}"
+
+
+def metadata_key(model: str, version: str) -> str:
+    return artifact_key(model, version, METADATA_FILE)
+
+
+def parse_version_key(key: str) -> tuple[str, str, str] | None:
+    """Split ``{model}/versions/{version}/{file}`` into its parts, or None for other keys."""
+    parts = key.split("/")
+    if len(parts) < 4 or parts[-3] != VERSIONS_DIR:
+        return None
+    model = "/".join(parts[:-3])
+    try:
+        validate_model_name(model)
+        Version.parse(parts[-2])
+    except ValueError:
+        return None
+    return model, parts[-2], parts[-1]
+
+
+Bump = Literal["major", "minor", "patch"]
+
+
+@dataclass(frozen=True, order=True)
+class Version:
+    """A semantic version ``MAJOR.MINOR.PATCH`` (no pre-release tags)."""
+
+    major: int
+    minor: int
+    patch: int
+
+    @classmethod
+    def parse(cls, raw: str) -> Version:
+        if not isinstance(raw, str):
+            raise ValueError("version must be a string like 1.0.0")
+        match = _VERSION_RE.match(raw)
+        if not match:
+            raise ValueError(f"invalid version {raw[:40]!r}: expected MAJOR.MINOR.PATCH, e.g. 1.0.2")
+        return cls(int(match[1]), int(match[2]), int(match[3]))
+
+    def bump(self, part: Bump) -> Version:
+        if part == "major":
+            return Version(self.major + 1, 0, 0)
+        if part == "minor":
+            return Version(self.major, self.minor + 1, 0)
+        return Version(self.major, self.minor, self.patch + 1)
+
+    def __str__(self) -> str:
+        return f"{self.major}.{self.minor}.{self.patch}"
+
+
+def next_version(existing: list[str], bump: Bump = "patch") -> str:
+    """The version after the highest existing one (``1.0.0`` for a new model)."""
+    if not existing:
+        return "1.0.0"
+    return str(max(Version.parse(v) for v in existing).bump(bump))

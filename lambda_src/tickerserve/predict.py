@@ -1,0 +1,137 @@
+"""Prediction requests: validate the body, route, align features, predict, shape the answer.
+
+Pure logic over ``ModelService``; the API module only parses HTTP and maps errors.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from tickerserve.errors import BadRequest, PayloadTooLarge, TickerserveError
+from tickerserve.layout import Version, normalize_ticker, validate_alias
+from tickerserve.model import LoadedModel
+from tickerserve.registry import Resolved, validate_asset_class
+from tickerserve.service import ModelService
+
+MAX_BATCH_ITEMS = 1000
+PREDICT_FIELDS = frozenset({"ticker", "features", "alias", "version", "asset_class"})
+
+
+@dataclass(frozen=True)
+class PredictRequest:
+    ticker: str
+    features: Any
+    alias: str | None
+    version: str | None
+    asset_class: str | None
+
+
+def parse_request(body: Any) -> PredictRequest:
+    """Validate the shape of one predict body (feature values are checked per model)."""
+    if not isinstance(body, dict):
+        raise BadRequest("body must be a JSON object", code="invalid_body")
+    unknown = sorted(str(k)[:40] for k in body if k not in PREDICT_FIELDS)
+    if unknown:
+        raise BadRequest(
+            f"unknown field(s): {', '.join(unknown[:10])}; expected {', '.join(sorted(PREDICT_FIELDS))}",
+            code="unknown_fields",
+        )
+    if "ticker" not in body:
+        raise BadRequest("missing field: ticker", code="missing_field")
+    if "features" not in body:
+        raise BadRequest("missing field: features", code="missing_field")
+    try:
+        ticker = normalize_ticker(body["ticker"])
+        alias = _optional(body, "alias", validate_alias)
+        version = _optional(body, "version", lambda v: str(Version.parse(v)))
+        asset_class = _optional(body, "asset_class", validate_asset_class)
+    except ValueError as exc:
+        raise BadRequest(str(exc), code="invalid_field") from None
+    if alias is not None and version is not None:
+        raise BadRequest("give either alias or version, not both", code="invalid_field")
+    features = body["features"]
+    if not isinstance(features, dict | list):
+        raise BadRequest(
+            "features must be an object of name -> number or a list of numbers",
+            code="invalid_features",
+        )
+    return PredictRequest(ticker, features, alias, version, asset_class)
+
+
+def _optional(body: dict[str, Any], name: str, check: Any) -> Any:
+    value = body.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"{name} must be a string")
+    return check(value)
+
+
+def predict(service: ModelService, body: Any) -> dict[str, Any]:
+    """Answer one ``POST /predict`` body."""
+    request = parse_request(body)
+    serving = service.serving_for_ticker(
+        request.ticker,
+        alias=request.alias,
+        version=request.version,
+        asset_class=request.asset_class,
+    )
+    row = serving.model.schema.row(request.features)
+    probabilities = serving.model.predict_proba(row.reshape(1, -1))[0]
+    return _answer(request.ticker, serving.resolved, serving.model, probabilities)
+
+
+def predict_batch(service: ModelService, body: Any) -> dict[str, Any]:
+    """Answer ``POST /predict/batch``: per-item results or errors, one model call per model."""
+    if not isinstance(body, dict) or set(body) != {"items"} or not isinstance(body["items"], list):
+        raise BadRequest('body must be {"items": [<predict bodies>]}', code="invalid_body")
+    items = body["items"]
+    if not items:
+        raise BadRequest("items must not be empty", code="invalid_body")
+    if len(items) > MAX_BATCH_ITEMS:
+        raise PayloadTooLarge(
+            f"{len(items)} items; a batch holds at most {MAX_BATCH_ITEMS}", code="batch_too_large"
+        )
+    results: list[dict[str, Any] | None] = [None] * len(items)
+    # Rows grouped by loaded model: tickers that share a model share one predict call.
+    groups: dict[int, list[tuple[int, str, Resolved, np.ndarray]]] = defaultdict(list)
+    models: dict[int, LoadedModel] = {}
+    for index, item in enumerate(items):
+        try:
+            request = parse_request(item)
+            serving = service.serving_for_ticker(
+                request.ticker,
+                alias=request.alias,
+                version=request.version,
+                asset_class=request.asset_class,
+            )
+            row = serving.model.schema.row(request.features)
+        except TickerserveError as exc:
+            results[index] = {"index": index, **exc.to_body()}
+            continue
+        models[id(serving.model)] = serving.model
+        groups[id(serving.model)].append((index, request.ticker, serving.resolved, row))
+    for model_id, members in groups.items():
+        model = models[model_id]
+        probabilities = model.predict_proba(np.vstack([m[3] for m in members]))
+        for (index, ticker, resolved, _), p in zip(members, probabilities, strict=True):
+            results[index] = {"index": index, **_answer(ticker, resolved, model, p)}
+    failed = sum(1 for r in results if r is not None and "error" in r)
+    return {"results": results, "succeeded": len(items) - failed, "failed": failed}
+
+
+def _answer(
+    ticker: str, resolved: Resolved, model: LoadedModel, probabilities: np.ndarray
+) -> dict[str, Any]:
+    best = int(probabilities.argmax())
+    return {
+        "ticker": ticker,
+        "model": {"name": resolved.model, "version": resolved.version, "alias": resolved.alias},
+        "prediction": model.classes[best],
+        "confidence": float(probabilities[best]),
+        "probabilities": dict(zip(model.classes, probabilities.tolist(), strict=True)),
+    }

@@ -1,0 +1,296 @@
+"""The serving runtime: registry cache with TTL, model resolution, loading and hot reload.
+
+Cold path: registry -> alias -> version -> metadata (checked against the registry digest)
+-> artifacts (disk cache or parallel download, each sha256-verified) -> LoadedModel.
+Warm path: registry younger than its TTL and model in memory, so no I/O at all.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from tickerserve.bundle import BundleMetadata, parse_metadata, verify_artifact
+from tickerserve.cache import DiskCache, LruBytes
+from tickerserve.errors import (
+    ConfigError,
+    IntegrityError,
+    InvalidModel,
+    NotFound,
+    StorageUnavailable,
+    TickerserveError,
+)
+from tickerserve.layout import artifact_key, metadata_key
+from tickerserve.model import LoadedModel, ModelKey
+from tickerserve.registry import Registry, Resolved, Route
+from tickerserve.settings import ENV_BUCKET, ENV_STORE_PATH, Settings
+from tickerserve.store import KeyNotFound, Store, open_store
+
+logger = logging.getLogger(__name__)
+
+METADATA_CACHE_ENTRIES = 4096
+# A version that failed to load is not retried for this long (or until the registry changes),
+# so a broken publish cannot turn every request into a download attempt.
+MIN_RETRY_SECONDS = 5.0
+
+
+@dataclass
+class Counters:
+    """What happened since start; exposed by /health and emitted as metrics by the API."""
+
+    model_loads: int = 0
+    load_failures: int = 0
+    registry_refreshes: int = 0
+    registry_failures: int = 0
+    served_last_good: int = 0
+
+
+@dataclass(frozen=True)
+class Serving:
+    """The model that answers a request and exactly which version it is."""
+
+    model: LoadedModel
+    resolved: Resolved
+    route: Route | None
+
+
+class ModelService:
+    """Resolves tickers to loaded models. Thread-safe; one per process."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        on_event: Callable[[str], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store or _store_for(settings)
+        self.clock = clock
+        self.counters = Counters()
+        self._on_event = on_event or (lambda name: None)
+        self.memory: LruBytes[ModelKey, LoadedModel] = LruBytes(settings.memory_bytes)
+        self.disk = DiskCache(settings.cache_dir, settings.disk_bytes)
+        self._metadata: LruBytes[ModelKey, tuple[BundleMetadata, str]] = LruBytes(
+            METADATA_CACHE_ENTRIES
+        )
+        self._registry: Registry | None = None
+        self._registry_etag: str | None = None
+        self._registry_checked = 0.0
+        self._registry_lock = threading.Lock()
+        self._load_locks: dict[ModelKey, threading.Lock] = {}
+        self._locks_lock = threading.Lock()
+        self._last_good: dict[tuple[str, str], ModelKey] = {}
+        self._failed: dict[ModelKey, float] = {}
+        self.started = clock()
+
+    # -- registry ------------------------------------------------------------------------
+    def registry(self) -> Registry:
+        """The registry, re-validated with one conditional GET once the TTL has passed."""
+        registry = self._registry
+        if registry is not None and self.clock() - self._registry_checked < self.settings.registry_ttl:
+            return registry
+        with self._registry_lock:
+            if self._registry is None or self.clock() - self._registry_checked >= self.settings.registry_ttl:
+                self._refresh_registry()
+            assert self._registry is not None
+            return self._registry
+
+    def _refresh_registry(self) -> None:
+        key = self.settings.registry_key
+        try:
+            blob = self.store.get(key, if_none_match=self._registry_etag)
+            self._registry_checked = self.clock()
+            if blob is None:  # 304: unchanged
+                return
+            registry = Registry.from_json(blob.data)
+        except KeyNotFound:
+            self._registry_failed(f"registry {key} does not exist in {self.store.describe()}")
+            return
+        except TickerserveError as exc:
+            self._registry_failed(f"registry unavailable: {exc.message}")
+            return
+        changed = self._registry is not None
+        self._registry, self._registry_etag = registry, blob.etag
+        self._failed.clear()  # a new registry is a reason to retry failed versions
+        self.counters.registry_refreshes += 1
+        if changed:
+            self._event("RegistryReloads")
+            logger.info("registry changed", extra={"revision": registry.revision})
+
+    def _registry_failed(self, message: str) -> None:
+        self.counters.registry_failures += 1
+        self._event("RegistryFailures")
+        if self._registry is None:
+            raise StorageUnavailable(message)
+        # Keep serving the registry we have; look again after another TTL.
+        self._registry_checked = self.clock()
+        logger.warning("%s; serving registry revision %s", message, self._registry.revision)
+
+    @property
+    def registry_revision(self) -> int | None:
+        return None if self._registry is None else self._registry.revision
+
+    # -- resolution ----------------------------------------------------------------------
+    def serving_for_ticker(
+        self,
+        ticker: str,
+        *,
+        alias: str | None = None,
+        version: str | None = None,
+        asset_class: str | None = None,
+    ) -> Serving:
+        registry = self.registry()
+        route = registry.route(ticker, asset_class)
+        resolved = registry.resolve(route.model, alias=alias, version=version)
+        model, resolved = self.load(resolved)
+        return Serving(model, resolved, route)
+
+    def metadata(self, resolved: Resolved) -> tuple[BundleMetadata, str]:
+        """A version's validated metadata (cached; verified against the registry digest)."""
+        key = ModelKey(resolved.model, resolved.version)
+        cached = self._metadata.get(key)
+        if cached is not None:
+            if resolved.metadata_sha256 in (None, cached[1]):
+                return cached
+        try:
+            blob = self.store.get(metadata_key(resolved.model, resolved.version))
+        except KeyNotFound:
+            raise NotFound(
+                f"model {resolved.model} has no version {resolved.version}", code="unknown_version"
+            ) from None
+        assert blob is not None
+        entry = parse_metadata(blob.data, resolved.model, resolved.version, resolved.metadata_sha256)
+        self._metadata.put(key, entry, 1)
+        return entry
+
+    # -- loading -------------------------------------------------------------------------
+    def load(self, resolved: Resolved) -> tuple[LoadedModel, Resolved]:
+        """The loaded model for a resolved version. If an alias moved to a version that cannot
+        be loaded, keep serving the alias's last good version and count the failure."""
+        key = ModelKey(resolved.model, resolved.version)
+        model = self.memory.get(key)
+        if model is not None:
+            self._remember_good(resolved, key)
+            return model, resolved
+        fallback = self._last_good.get((resolved.model, resolved.alias)) if resolved.alias else None
+        failed_at = self._failed.get(key)
+        retry_after = max(self.settings.registry_ttl, MIN_RETRY_SECONDS)
+        if fallback and failed_at is not None and self.clock() - failed_at < retry_after:
+            return self._serve_last_good(resolved, fallback, None)
+        try:
+            model = self._load_locked(resolved)
+        except (StorageUnavailable, IntegrityError, InvalidModel, NotFound) as exc:
+            self._failed[key] = self.clock()
+            self.counters.load_failures += 1
+            self._event("ModelLoadFailures")
+            logger.error("could not load %s: %s", key, exc.message)
+            if fallback is None or fallback == key:
+                raise
+            return self._serve_last_good(resolved, fallback, exc)
+        self._remember_good(resolved, key)
+        return model, resolved
+
+    def _remember_good(self, resolved: Resolved, key: ModelKey) -> None:
+        if resolved.alias is not None:
+            self._last_good[(resolved.model, resolved.alias)] = key
+
+    def _serve_last_good(
+        self, wanted: Resolved, good: ModelKey, error: TickerserveError | None
+    ) -> tuple[LoadedModel, Resolved]:
+        self.counters.served_last_good += 1
+        if error is not None:
+            logger.warning("%s stays on %s: %s", wanted.alias, good, error.message)
+        previous = Resolved(good.model, good.version, wanted.alias, None)
+        cached = self._metadata.get(good)
+        if cached is not None:
+            previous = Resolved(good.model, good.version, wanted.alias, cached[1])
+        model = self.memory.get(good)
+        return (model if model is not None else self._load_locked(previous)), previous
+
+    def _load_locked(self, resolved: Resolved) -> LoadedModel:
+        key = ModelKey(resolved.model, resolved.version)
+        with self._locks_lock:
+            lock = self._load_locks.setdefault(key, threading.Lock())
+        with lock:  # concurrent first requests for one model load it once
+            model = self.memory.get(key)
+            if model is not None:
+                return model
+            started = time.perf_counter()
+            metadata, _ = self.metadata(resolved)
+            files = self._artifacts(metadata)
+            model = LoadedModel(metadata, files)
+            evicted = self.memory.put(key, model, model.size_bytes)
+            self.counters.model_loads += 1
+            self._event("ModelLoads")
+            logger.info(
+                "loaded %s (%d bytes) in %.1f ms; evicted %s",
+                key,
+                model.size_bytes,
+                (time.perf_counter() - started) * 1000,
+                [str(k) for k in evicted] or "nothing",
+            )
+            return model
+
+    def _artifacts(self, metadata: BundleMetadata) -> dict[str, bytes]:
+        """Every artifact of a version, verified; missing ones downloaded in parallel."""
+        files: dict[str, bytes] = {}
+        missing: list[str] = []
+        for name, artifact in metadata.artifacts.items():
+            data = self.disk.read(artifact.sha256)
+            if data is not None:
+                try:
+                    verify_artifact(metadata, name, data)
+                    files[name] = data
+                    continue
+                except IntegrityError:
+                    self.disk.discard(artifact.sha256)
+            missing.append(name)
+
+        def download(name: str) -> tuple[str, bytes]:
+            try:
+                blob = self.store.get(artifact_key(metadata.model, metadata.version, name))
+            except KeyNotFound:
+                raise IntegrityError(
+                    f"{metadata.model} {metadata.version}: artifact {name} is missing"
+                ) from None
+            assert blob is not None
+            verify_artifact(metadata, name, blob.data)
+            self.disk.write(metadata.artifacts[name].sha256, blob.data)
+            return name, blob.data
+
+        if len(missing) == 1:
+            files.update([download(missing[0])])
+        elif missing:
+            with ThreadPoolExecutor(max_workers=min(8, len(missing))) as pool:
+                files.update(pool.map(download, missing))
+        return files
+
+    def preload(self, names: tuple[str, ...]) -> None:
+        """Load the production version of each named model; failures are logged, not fatal."""
+        for name in names:
+            try:
+                self.load(self.registry().resolve(name))
+            except TickerserveError as exc:
+                logger.warning("preload of %s failed: %s", name, exc.message)
+
+    # -- reporting -----------------------------------------------------------------------
+    def loaded(self) -> list[dict[str, object]]:
+        return [
+            {"name": k.model, "version": k.version, "bytes": size}
+            for k, _, size in self.memory.items()
+        ]
+
+    def _event(self, name: str) -> None:
+        self._on_event(name)
+
+
+def _store_for(settings: Settings) -> Store:
+    if not settings.bucket and not settings.store_path:
+        raise ConfigError(f"no model store configured: set {ENV_BUCKET} or {ENV_STORE_PATH}")
+    return open_store(bucket=settings.bucket, store_path=settings.store_path)

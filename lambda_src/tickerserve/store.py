@@ -1,0 +1,363 @@
+"""Object stores with one interface: S3 (boto3) and a local folder with the same layout.
+
+Both support what the registry's compare-and-swap needs: conditional GET
+(``If-None-Match``), conditional PUT (``If-Match``) and create-only PUT
+(``If-None-Match: *``). Every object carries its sha256 (S3 user metadata),
+so sync can skip unchanged files by content.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import tempfile
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from tickerserve.errors import Conflict, NotFound, StorageUnavailable
+from tickerserve.layout import validate_key
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+
+class KeyNotFound(NotFound):
+    """The object does not exist."""
+
+    code = "key_not_found"
+
+
+class PreconditionFailed(Conflict):
+    """A conditional write lost: the object changed (or already exists)."""
+
+    code = "precondition_failed"
+
+
+@dataclass(frozen=True)
+class Blob:
+    """An object's bytes and the ETag that identifies this content."""
+
+    data: bytes
+    etag: str
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """What a listing or HEAD tells about an object."""
+
+    key: str
+    size: int
+    etag: str
+    sha256: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class Store(Protocol):
+    """The operations the runtime and the CLI need from a model store."""
+
+    def describe(self) -> str: ...
+
+    def get(self, key: str, *, if_none_match: str | None = None) -> Blob | None:
+        """Read an object; None when ``if_none_match`` still matches (304)."""
+        ...
+
+    def put(
+        self,
+        key: str,
+        data: bytes,
+        *,
+        if_match: str | None = None,
+        create_only: bool = False,
+        content_type: str = "application/octet-stream",
+    ) -> str:
+        """Write an object and return its new ETag; ``PreconditionFailed`` if a condition fails."""
+        ...
+
+    def head(self, key: str) -> ObjectInfo | None: ...
+
+    def list(self, prefix: str) -> Iterator[ObjectInfo]: ...
+
+    def delete(self, keys: list[str]) -> None: ...
+
+
+class S3Store:
+    """A bucket. Honours ``AWS_ENDPOINT_URL``/``AWS_ENDPOINT_URL_S3`` (boto3 does), so a moto
+    server works with no code change. The client is created on first use, never at import."""
+
+    def __init__(
+        self,
+        bucket: str,
+        *,
+        client: S3Client | None = None,
+        endpoint_url: str | None = None,
+        region: str | None = None,
+    ) -> None:
+        self.bucket = bucket
+        self._client = client
+        self._endpoint_url = endpoint_url
+        self._region = region
+        self._lock = threading.Lock()
+
+    def describe(self) -> str:
+        return f"s3://{self.bucket}"
+
+    @property
+    def client(self) -> S3Client:
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    self._client = _make_client(self._endpoint_url, self._region)
+        return self._client
+
+    def get(self, key: str, *, if_none_match: str | None = None) -> Blob | None:
+        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": validate_key(key)}
+        if if_none_match:
+            kwargs["IfNoneMatch"] = if_none_match
+        try:
+            response = self.client.get_object(**kwargs)
+            return Blob(response["Body"].read(), response["ETag"])
+        except Exception as exc:
+            if _s3_status(exc) == 304:
+                return None
+            raise _translate(exc, key) from exc
+
+    def put(
+        self,
+        key: str,
+        data: bytes,
+        *,
+        if_match: str | None = None,
+        create_only: bool = False,
+        content_type: str = "application/octet-stream",
+    ) -> str:
+        kwargs: dict[str, Any] = {
+            "Bucket": self.bucket,
+            "Key": validate_key(key),
+            "Body": data,
+            "ContentType": content_type,
+            "Metadata": {"sha256": sha256_hex(data)},
+        }
+        if if_match:
+            kwargs["IfMatch"] = if_match
+        if create_only:
+            kwargs["IfNoneMatch"] = "*"
+        try:
+            return str(self.client.put_object(**kwargs)["ETag"])
+        except Exception as exc:
+            raise _translate(exc, key) from exc
+
+    def head(self, key: str) -> ObjectInfo | None:
+        try:
+            response = self.client.head_object(Bucket=self.bucket, Key=validate_key(key))
+        except Exception as exc:
+            error = _translate(exc, key)
+            if isinstance(error, KeyNotFound):
+                return None
+            raise error from exc
+        metadata = dict(response.get("Metadata") or {})
+        return ObjectInfo(
+            key, response["ContentLength"], response["ETag"], metadata.get("sha256"), metadata
+        )
+
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        try:
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=prefix
+            )
+            for page in pages:
+                for item in page.get("Contents", []):
+                    yield ObjectInfo(item["Key"], item["Size"], item["ETag"])
+        except Exception as exc:
+            raise _translate(exc, prefix) from exc
+
+    def delete(self, keys: list[str]) -> None:
+        for start in range(0, len(keys), 1000):
+            chunk = [{"Key": validate_key(k)} for k in keys[start : start + 1000]]
+            try:
+                response = self.client.delete_objects(
+                    Bucket=self.bucket, Delete={"Objects": chunk, "Quiet": True}
+                )
+            except Exception as exc:
+                raise _translate(exc, chunk[0]["Key"]) from exc
+            if response.get("Errors"):
+                first = response["Errors"][0]
+                raise StorageUnavailable(f"could not delete {first.get('Key')}: {first.get('Message')}")
+
+
+def _make_client(endpoint_url: str | None, region: str | None) -> S3Client:
+    import boto3
+    from botocore.config import Config
+
+    # Short timeouts and few retries: a prediction should fail fast to a 503 rather than hang.
+    config = Config(
+        connect_timeout=3,
+        read_timeout=10,
+        retries={"max_attempts": 3, "mode": "standard"},
+        max_pool_connections=32,
+    )
+    return boto3.client("s3", endpoint_url=endpoint_url, region_name=region, config=config)
+
+
+def _s3_status(exc: Exception) -> int | None:
+    response = getattr(exc, "response", None)
+    if not isinstance(response, dict):
+        return None
+    status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return int(status) if status else None
+
+
+def _translate(exc: Exception, key: str) -> Exception:
+    """Map botocore failures to domain errors; unknown ones mean the store is unusable."""
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        code = str(response.get("Error", {}).get("Code", ""))
+        status = _s3_status(exc)
+        if code in ("NoSuchKey", "404", "NotFound") or status == 404:
+            if code == "NoSuchBucket":
+                return StorageUnavailable(f"bucket does not exist ({code})")
+            return KeyNotFound(f"no object at {key}")
+        if status in (409, 412) or code in ("PreconditionFailed", "ConditionalRequestConflict"):
+            return PreconditionFailed(f"{key} changed concurrently or already exists")
+        return StorageUnavailable(f"storage error on {key}: {code or status}")
+    return StorageUnavailable(f"storage unreachable: {type(exc).__name__}: {exc}")
+
+
+class LocalStore:
+    """A local folder with the bucket's layout. The ETag is the content's sha256; conditional
+    writes are made atomic with an exclusive lock file and rename."""
+
+    LOCK_NAME = ".tickerserve.lock"
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+
+    def describe(self) -> str:
+        return str(self.root)
+
+    def _path(self, key: str) -> Path:
+        return self.root / validate_key(key)
+
+    def get(self, key: str, *, if_none_match: str | None = None) -> Blob | None:
+        path = self._path(key)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise KeyNotFound(f"no object at {key}") from None
+        except IsADirectoryError:
+            raise KeyNotFound(f"no object at {key}") from None
+        except OSError as exc:
+            raise StorageUnavailable(f"cannot read {path}: {exc.strerror}") from exc
+        etag = _local_etag(data)
+        if if_none_match and if_none_match == etag:
+            return None
+        return Blob(data, etag)
+
+    def put(
+        self,
+        key: str,
+        data: bytes,
+        *,
+        if_match: str | None = None,
+        create_only: bool = False,
+        content_type: str = "application/octet-stream",
+    ) -> str:
+        path = self._path(key)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with self._locked():
+                if create_only and path.exists():
+                    raise PreconditionFailed(f"{key} already exists")
+                if if_match is not None:
+                    try:
+                        current = _local_etag(path.read_bytes())
+                    except FileNotFoundError:
+                        raise PreconditionFailed(f"{key} no longer exists") from None
+                    if current != if_match:
+                        raise PreconditionFailed(f"{key} changed concurrently")
+                _atomic_write(path, data)
+        except OSError as exc:
+            raise StorageUnavailable(f"cannot write {path}: {exc.strerror}") from exc
+        return _local_etag(data)
+
+    def head(self, key: str) -> ObjectInfo | None:
+        path = self._path(key)
+        if not path.is_file():
+            return None
+        data = path.read_bytes()
+        digest = sha256_hex(data)
+        return ObjectInfo(key, len(data), f'"{digest}"', digest)
+
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        if not self.root.is_dir():
+            return
+        for path in sorted(self.root.rglob("*")):
+            if not path.is_file() or path.name == self.LOCK_NAME or path.name.startswith(".tmp-"):
+                continue
+            key = path.relative_to(self.root).as_posix()
+            if key.startswith(prefix):
+                size = path.stat().st_size
+                yield ObjectInfo(key, size, "")
+
+    def delete(self, keys: list[str]) -> None:
+        for key in keys:
+            path = self._path(key)
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+            # Drop folders the delete left empty, never the store root itself.
+            parent = path.parent
+            while parent != self.root and parent.is_dir() and not any(parent.iterdir()):
+                parent.rmdir()
+                parent = parent.parent
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / self.LOCK_NAME, "a+b") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _local_etag(data: bytes) -> str:
+    return f'"{sha256_hex(data)}"'
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    """Write to a temp name in the same folder, then rename: readers never see half a file."""
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def open_store(
+    *,
+    bucket: str | None = None,
+    store_path: str | None = None,
+    endpoint_url: str | None = None,
+    region: str | None = None,
+) -> Store:
+    """The store a bucket name or a folder path names (exactly one of them)."""
+    if bucket and store_path:
+        raise ValueError("give either a bucket or a local store path, not both")
+    if bucket:
+        return S3Store(bucket, endpoint_url=endpoint_url, region=region)
+    if store_path:
+        return LocalStore(store_path)
+    raise ValueError("no model store configured: set a bucket or a local store path")

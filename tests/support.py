@@ -1,0 +1,97 @@
+"""Helpers shared by the test layers: demo models, populated stores, a moto server, events."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tickerserve.bundle import Bundle
+from tickerserve.demo import demo_bundle
+from tickerserve.layout import DEFAULT_REGISTRY_KEY
+from tickerserve.publish import publish_bundle
+from tickerserve.store import Store
+
+EVENTS = Path(__file__).parent / "events"
+REGISTRY_KEY = DEFAULT_REGISTRY_KEY
+
+
+@dataclass(frozen=True)
+class DemoModels:
+    """Bundles trained once per test session."""
+
+    smh: Bundle  # an ETF with selected_features (uses 6 of 12 features)
+    smh_v2: Bundle  # a second SMH version, trained differently
+    spy: Bundle  # an ETF using all features
+    universal: Bundle  # the shared stock model, 5 classes
+    binary: Bundle  # a two-class model (LightGBM binary objective)
+
+
+def train_demo_models() -> DemoModels:
+    return DemoModels(
+        smh=demo_bundle("etfs/SMH", "1.0.0", seed=1, selected_features=[0, 2, 4, 6, 8, 10]),
+        smh_v2=demo_bundle("etfs/SMH", "1.0.1", seed=2, selected_features=[0, 2, 4, 6, 8, 10]),
+        spy=demo_bundle("etfs/SPY", "1.0.0", seed=3),
+        universal=demo_bundle("stocks/universal", "1.0.0", seed=4, n_classes=5),
+        binary=demo_bundle("etfs/TLT", "1.0.0", seed=5, n_classes=2),
+    )
+
+
+def populate(store: Store, models: DemoModels) -> None:
+    """Publish SMH, SPY, TLT and the universal model; route AAPL and MSFT to universal."""
+    publish_bundle(store, models.smh, registry_key=REGISTRY_KEY, routes={"SMH": "etf"})
+    publish_bundle(store, models.spy, registry_key=REGISTRY_KEY, routes={"SPY": "etf"})
+    publish_bundle(store, models.binary, registry_key=REGISTRY_KEY, routes={"TLT": "etf"})
+    publish_bundle(
+        store,
+        models.universal,
+        registry_key=REGISTRY_KEY,
+        routes={"AAPL": "stock", "MSFT": "stock"},
+    )
+
+
+def load_event(name: str) -> dict[str, Any]:
+    """A real API Gateway event from tests/events/."""
+    return json.loads((EVENTS / name).read_text())
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
+
+
+@contextmanager
+def moto_server() -> Iterator[str]:
+    """A moto S3 server in its own process on 127.0.0.1; yields its endpoint URL."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        wait_for_port(port)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
