@@ -129,7 +129,10 @@ class BundleMetadata:
     def from_dict(cls, raw: Mapping[str, Any]) -> BundleMetadata:
         if raw.get("format", FORMAT) != FORMAT:
             raise ValueError(f"unsupported bundle format {raw.get('format')!r}")
-        ensemble = raw.get("ensemble") or {"method": "single", "members": [{"artifact": "model.txt"}]}
+        ensemble = raw.get("ensemble") or {
+            "method": "single",
+            "members": [{"artifact": "model.txt"}],
+        }
         stacking_raw = ensemble.get("stacking")
         metadata = cls(
             model=validate_model_name(raw["model"]),
@@ -176,7 +179,8 @@ class BundleMetadata:
             sel = self.selected_features
             if not sel or len(set(sel)) != len(sel) or not all(0 <= i < len(names) for i in sel):
                 raise ValueError(
-                    f"selected_features must be distinct indices into the {len(names)} feature_names"
+                    f"selected_features must be distinct indices into the "
+                    f"{len(names)} feature_names"
                 )
         if len(self.classes) < 2 or len(set(self.classes)) != len(self.classes):
             raise ValueError("classes must list at least two distinct labels")

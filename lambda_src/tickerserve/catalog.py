@@ -74,7 +74,10 @@ def health(service: ModelService, *, cold: bool) -> tuple[dict[str, Any], int]:
         "store": service.store.describe(),
         "registry": registry_info,
         "loaded_models": service.loaded(),
-        "memory": {"used_bytes": service.memory.used_bytes, "budget_bytes": service.memory.budget_bytes},
+        "memory": {
+            "used_bytes": service.memory.used_bytes,
+            "budget_bytes": service.memory.budget_bytes,
+        },
         "disk": {"used_bytes": service.disk.used_bytes, "budget_bytes": service.disk.budget_bytes},
         "counters": asdict(service.counters),
         "uptime_seconds": round(service.clock() - service.started, 3),

@@ -81,7 +81,9 @@ def booster_bundle(
     source: dict[str, Any] | None = None,
 ) -> Bundle:
     """A native bundle from trained boosters: one member, or a weighted-average ensemble."""
-    names = ["model.txt"] if len(boosters) == 1 else [f"model_{i}.txt" for i in range(len(boosters))]
+    names = (
+        ["model.txt"] if len(boosters) == 1 else [f"model_{i}.txt" for i in range(len(boosters))]
+    )
     weights = list(weights) if weights is not None else [1.0] * len(boosters)
     files = {n: b.model_to_string().encode() for n, b in zip(names, boosters, strict=True)}
     metadata = BundleMetadata(

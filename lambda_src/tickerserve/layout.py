@@ -139,7 +139,9 @@ class Version:
             raise ValueError("version must be a string like 1.0.0")
         match = _VERSION_RE.match(raw)
         if not match:
-            raise ValueError(f"invalid version {raw[:40]!r}: expected MAJOR.MINOR.PATCH, e.g. 1.0.2")
+            raise ValueError(
+                f"invalid version {raw[:40]!r}: expected MAJOR.MINOR.PATCH, e.g. 1.0.2"
+            )
         return cls(int(match[1]), int(match[2]), int(match[3]))
 
     def bump(self, part: Bump) -> Version:

@@ -37,7 +37,8 @@ def parse_request(body: Any) -> PredictRequest:
     unknown = sorted(str(k)[:40] for k in body if k not in PREDICT_FIELDS)
     if unknown:
         raise BadRequest(
-            f"unknown field(s): {', '.join(unknown[:10])}; expected {', '.join(sorted(PREDICT_FIELDS))}",
+            f"unknown field(s): {', '.join(unknown[:10])}; "
+            f"expected {', '.join(sorted(PREDICT_FIELDS))}",
             code="unknown_fields",
         )
     if "ticker" not in body:

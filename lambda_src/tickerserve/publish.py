@@ -1,15 +1,33 @@
 """Publishing: write a bundle as a new immutable version, then move aliases and routes.
 
-The registry is updated last, so an alias never points at an incomplete version.
+Order: version folder (create-only, ``metadata.json`` last) -> training history record ->
+one registry compare-and-swap. The registry is updated last, so an alias never points at an
+incomplete version and an interrupted publish leaves the registry untouched.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import dataclasses
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
-from tickerserve.bundle import Bundle, write_bundle
-from tickerserve.registry import ModelEntry, Registry, update_registry
-from tickerserve.store import Store
+from tickerserve.bundle import Bundle, make_bundle, write_bundle
+from tickerserve.errors import Conflict
+from tickerserve.history import append_records
+from tickerserve.inventory import versions_of
+from tickerserve.layout import (
+    TRAINING_HISTORY_KEY,
+    Bump,
+    Version,
+    next_version,
+    normalize_ticker,
+    validate_alias,
+    validate_model_name,
+)
+from tickerserve.registry import ModelEntry, Registry, update_registry, utc_now, validate_asset_class
+from tickerserve.store import PreconditionFailed, Store
 
 
 def publish_bundle(
@@ -33,3 +51,180 @@ def publish_bundle(
         registry.models.setdefault(meta.model, ModelEntry())
 
     return update_registry(store, registry_key, mutate)
+
+
+@dataclass(frozen=True)
+class Written:
+    """A version folder that now exists in the store."""
+
+    bundle: Bundle
+    metadata_sha256: str
+
+    @property
+    def model(self) -> str:
+        return self.bundle.metadata.model
+
+    @property
+    def version(self) -> str:
+        return self.bundle.metadata.version
+
+
+@dataclass(frozen=True)
+class Published:
+    """The outcome of ``publish``: what was written and the registry revision that points at it."""
+
+    written: Written
+    aliases: tuple[str, ...]
+    revision: int
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        meta = self.written.bundle.metadata
+        return {
+            "model": meta.model,
+            "version": meta.version,
+            "metadata_sha256": self.written.metadata_sha256,
+            "aliases": list(self.aliases),
+            "revision": self.revision,
+            "classes": meta.classes,
+            "features": len(meta.used_features),
+            "artifacts": {n: {"size": a.size, "sha256": a.sha256} for n, a in meta.artifacts.items()},
+            "metrics": meta.metrics,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def with_identity(bundle: Bundle, model: str, version: str) -> Bundle:
+    """The same artifacts under another model name / version (metadata rebuilt and re-hashed)."""
+    metadata = dataclasses.replace(
+        bundle.metadata,
+        model=validate_model_name(model),
+        version=str(Version.parse(version)),
+        created_at=bundle.metadata.created_at or utc_now(),
+    )
+    return make_bundle(metadata, bundle.files)
+
+
+def write_version(
+    store: Store,
+    bundle: Bundle,
+    *,
+    model: str,
+    version: str | None = None,
+    bump: Bump = "patch",
+    attempts: int = 5,
+) -> Written:
+    """Write ``bundle`` as ``model`` at ``version`` or, when None, at the next free version.
+
+    Every existing folder counts as taken, incomplete ones included. An explicit version that
+    exists is refused (``Conflict``); an automatic one that a concurrent publisher claimed
+    first is bumped again.
+    """
+    validate_model_name(model)
+    folders = versions_of(store, model)
+    taken = [f.version for f in folders]
+    if version is not None:
+        wanted = str(Version.parse(version))
+        existing = next((f for f in folders if f.version == wanted), None)
+        if existing is not None:
+            if existing.complete:
+                raise Conflict(f"{model} {wanted} already exists; versions are immutable")
+            raise Conflict(
+                f"{model} {wanted} exists as an incomplete version folder (no metadata.json); "
+                "delete it or pick another version"
+            )
+        candidate = with_identity(bundle, model, wanted)
+        return Written(candidate, write_bundle(store, candidate))
+    for _ in range(attempts):
+        candidate = with_identity(bundle, model, next_version(taken, bump))
+        try:
+            return Written(candidate, write_bundle(store, candidate))
+        except PreconditionFailed:
+            taken.append(candidate.metadata.version)  # a concurrent publisher got there first
+    raise Conflict(f"{model}: lost {attempts} races for a new version number; try again")
+
+
+def training_record(written: Written, aliases: Sequence[str]) -> dict[str, Any]:
+    """The ``training_history.jsonl`` line for a published version."""
+    meta = written.bundle.metadata
+    return {
+        "event": "published",
+        "model": meta.model,
+        "version": meta.version,
+        "metadata_sha256": written.metadata_sha256,
+        "model_type": meta.model_type,
+        "created_at": meta.created_at,
+        "published_at": utc_now(),
+        "metrics": meta.metrics,
+        "training": meta.training,
+        "source": meta.source,
+        "aliases": list(aliases),
+    }
+
+
+@dataclass(frozen=True)
+class RouteChange:
+    """Route ``ticker`` (of ``asset_class``) to ``model``."""
+
+    ticker: str
+    asset_class: str
+    model: str
+
+
+def apply_publication(
+    store: Store,
+    registry_key: str,
+    written: Sequence[Written],
+    *,
+    aliases: Sequence[str] = (),
+    routes: Sequence[RouteChange] = (),
+    fallbacks: Mapping[str, str] | None = None,
+) -> Registry:
+    """One registry compare-and-swap: register the written models, point ``aliases`` at them,
+    add ``routes`` and ``fallbacks`` (asset class -> model)."""
+
+    def mutate(registry: Registry) -> None:
+        for w in written:
+            registry.models.setdefault(w.model, ModelEntry())
+            for alias in aliases:
+                registry.set_alias(w.model, alias, w.version, w.metadata_sha256)
+        for route in routes:
+            registry.set_route(route.ticker, route.model, route.asset_class)
+        for asset_class, model in (fallbacks or {}).items():
+            registry.set_fallback(asset_class, model)
+
+    return update_registry(store, registry_key, mutate)
+
+
+def check_targets(
+    aliases: Sequence[str], routes: Sequence[RouteChange] = (), models: Sequence[str] = ()
+) -> None:
+    """Validate names before anything is written; raise ``ValueError`` on the first bad one."""
+    for alias in aliases:
+        validate_alias(alias)
+    for model in models:
+        validate_model_name(model)
+    for route in routes:
+        normalize_ticker(route.ticker)
+        validate_asset_class(route.asset_class)
+        validate_model_name(route.model)
+
+
+def publish(
+    store: Store,
+    bundle: Bundle,
+    *,
+    registry_key: str,
+    model: str,
+    version: str | None = None,
+    bump: Bump = "patch",
+    aliases: Sequence[str] = (),
+    routes: Sequence[RouteChange] = (),
+) -> Published:
+    """Publish one bundle as a new version of ``model``: folder, history line, registry."""
+    started = time.perf_counter()
+    check_targets(aliases, routes, [model])
+    written = write_version(store, bundle, model=model, version=version, bump=bump)
+    append_records(store, TRAINING_HISTORY_KEY, [training_record(written, aliases)])
+    registry = apply_publication(store, registry_key, [written], aliases=aliases, routes=routes)
+    return Published(written, tuple(aliases), registry.revision, time.perf_counter() - started)

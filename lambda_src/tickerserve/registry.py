@@ -133,9 +133,13 @@ class Registry:
                 f"ticker {ticker!r} ({cls}) has no model and no {cls} fallback is configured",
                 code="unknown_ticker",
             )
-        raise NotFound(f"unknown ticker {ticker!r}: no route in the registry", code="unknown_ticker")
+        raise NotFound(
+            f"unknown ticker {ticker!r}: no route in the registry", code="unknown_ticker"
+        )
 
-    def resolve(self, model: str, *, alias: str | None = None, version: str | None = None) -> Resolved:
+    def resolve(
+        self, model: str, *, alias: str | None = None, version: str | None = None
+    ) -> Resolved:
         """Pick the version to serve: a pinned version, else the alias (``production``)."""
         entry = self.models.get(model)
         if version is not None:
@@ -197,7 +201,9 @@ class Registry:
         entry = self.models.get(model)
         history = entry.history.get(alias) if entry else None
         if entry is None or not history:
-            raise NotFound(f"model {model!r} alias {alias!r} has no earlier version to roll back to")
+            raise NotFound(
+                f"model {model!r} alias {alias!r} has no earlier version to roll back to"
+            )
         target = history.pop()
         entry.aliases[alias] = AliasTarget(target.version, target.metadata_sha256, utc_now())
         return target
@@ -270,9 +276,7 @@ class Registry:
         models = {}
         for name, entry in _mapping(raw, "models").items():
             validate_model_name(name)
-            aliases = {
-                validate_alias(a): _target(t) for a, t in _mapping(entry, "aliases").items()
-            }
+            aliases = {validate_alias(a): _target(t) for a, t in _mapping(entry, "aliases").items()}
             history = {
                 validate_alias(a): [_target(t) for t in _list(h, a)]
                 for a, h in _mapping(entry, "history").items()

@@ -93,10 +93,16 @@ class ModelService:
     def registry(self) -> Registry:
         """The registry, re-validated with one conditional GET once the TTL has passed."""
         registry = self._registry
-        if registry is not None and self.clock() - self._registry_checked < self.settings.registry_ttl:
+        if (
+            registry is not None
+            and self.clock() - self._registry_checked < self.settings.registry_ttl
+        ):
             return registry
         with self._registry_lock:
-            if self._registry is None or self.clock() - self._registry_checked >= self.settings.registry_ttl:
+            if (
+                self._registry is None
+                or self.clock() - self._registry_checked >= self.settings.registry_ttl
+            ):
                 self._refresh_registry()
             assert self._registry is not None
             return self._registry
@@ -155,9 +161,8 @@ class ModelService:
         """A version's validated metadata (cached; verified against the registry digest)."""
         key = ModelKey(resolved.model, resolved.version)
         cached = self._metadata.get(key)
-        if cached is not None:
-            if resolved.metadata_sha256 in (None, cached[1]):
-                return cached
+        if cached is not None and resolved.metadata_sha256 in (None, cached[1]):
+            return cached
         try:
             blob = self.store.get(metadata_key(resolved.model, resolved.version))
         except KeyNotFound:
@@ -165,7 +170,9 @@ class ModelService:
                 f"model {resolved.model} has no version {resolved.version}", code="unknown_version"
             ) from None
         assert blob is not None
-        entry = parse_metadata(blob.data, resolved.model, resolved.version, resolved.metadata_sha256)
+        entry = parse_metadata(
+            blob.data, resolved.model, resolved.version, resolved.metadata_sha256
+        )
         self._metadata.put(key, entry, 1)
         return entry
 

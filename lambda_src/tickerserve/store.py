@@ -8,6 +8,7 @@ so sync can skip unchanged files by content.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import fcntl
 import hashlib
@@ -86,7 +87,7 @@ class Store(Protocol):
 
     def list(self, prefix: str) -> Iterator[ObjectInfo]: ...
 
-    def delete(self, keys: list[str]) -> None: ...
+    def delete(self, keys: builtins.list[str]) -> None: ...
 
 
 class S3Store:
@@ -179,9 +180,11 @@ class S3Store:
         except Exception as exc:
             raise _translate(exc, prefix) from exc
 
-    def delete(self, keys: list[str]) -> None:
+    def delete(self, keys: builtins.list[str]) -> None:
         for start in range(0, len(keys), 1000):
-            chunk = [{"Key": validate_key(k)} for k in keys[start : start + 1000]]
+            chunk: builtins.list[Any] = [
+                {"Key": validate_key(k)} for k in keys[start : start + 1000]
+            ]
             try:
                 response = self.client.delete_objects(
                     Bucket=self.bucket, Delete={"Objects": chunk, "Quiet": True}
@@ -190,7 +193,9 @@ class S3Store:
                 raise _translate(exc, chunk[0]["Key"]) from exc
             if response.get("Errors"):
                 first = response["Errors"][0]
-                raise StorageUnavailable(f"could not delete {first.get('Key')}: {first.get('Message')}")
+                raise StorageUnavailable(
+                    f"could not delete {first.get('Key')}: {first.get('Message')}"
+                )
 
 
 def _make_client(endpoint_url: str | None, region: str | None) -> S3Client:
@@ -307,7 +312,7 @@ class LocalStore:
                 size = path.stat().st_size
                 yield ObjectInfo(key, size, "")
 
-    def delete(self, keys: list[str]) -> None:
+    def delete(self, keys: builtins.list[str]) -> None:
         for key in keys:
             path = self._path(key)
             with contextlib.suppress(FileNotFoundError):

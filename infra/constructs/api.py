@@ -1,0 +1,204 @@
+"""The REST API: one method per route, body validation, authorization, logs, throttling."""
+
+from __future__ import annotations
+
+from aws_cdk import Acknowledgment, RemovalPolicy, Validations
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+# The gateway's coarse first line; the handler validates every field fully.
+BATCH_LIMIT = 1000
+PREDICT_SCHEMA = apigw.JsonSchema(
+    schema=apigw.JsonSchemaVersion.DRAFT4,
+    type=apigw.JsonSchemaType.OBJECT,
+    required=["ticker", "features"],
+    properties={
+        "ticker": apigw.JsonSchema(type=apigw.JsonSchemaType.STRING, min_length=1, max_length=32),
+        "features": apigw.JsonSchema(
+            type=[apigw.JsonSchemaType.OBJECT, apigw.JsonSchemaType.ARRAY]
+        ),
+        "alias": apigw.JsonSchema(type=apigw.JsonSchemaType.STRING, min_length=1),
+        "version": apigw.JsonSchema(type=apigw.JsonSchemaType.STRING, min_length=1),
+    },
+)
+BATCH_SCHEMA = apigw.JsonSchema(
+    schema=apigw.JsonSchemaVersion.DRAFT4,
+    type=apigw.JsonSchemaType.OBJECT,
+    required=["items"],
+    properties={
+        "items": apigw.JsonSchema(
+            type=apigw.JsonSchemaType.ARRAY,
+            min_items=1,
+            max_items=BATCH_LIMIT,
+            items=apigw.JsonSchema(type=apigw.JsonSchemaType.OBJECT),
+        )
+    },
+)
+
+# Gateway-generated errors in the API's own error shape: {"error": {"code", "message"}}.
+_GATEWAY_ERRORS = {
+    apigw.ResponseType.BAD_REQUEST_BODY: "bad_request",
+    apigw.ResponseType.BAD_REQUEST_PARAMETERS: "bad_request",
+    apigw.ResponseType.REQUEST_TOO_LARGE: "payload_too_large",
+    apigw.ResponseType.ACCESS_DENIED: "forbidden",
+    apigw.ResponseType.MISSING_AUTHENTICATION_TOKEN: "forbidden",
+    apigw.ResponseType.THROTTLED: "throttled",
+    apigw.ResponseType.DEFAULT_4_XX: "client_error",
+    apigw.ResponseType.DEFAULT_5_XX: "gateway_error",
+}
+
+
+class PredictionApi(Construct):
+    """API Gateway REST API in front of the prediction function's alias."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        handler: lambda_.IFunction,
+        stage: str,
+        auth_mode: str,
+        throttle_rate_limit: float,
+        throttle_burst_limit: int,
+        log_retention: logs.RetentionDays,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.access_logs = logs.LogGroup(
+            self, "AccessLogs", retention=log_retention, removal_policy=RemovalPolicy.DESTROY
+        )
+        self.auth_mode = auth_mode
+        self.api = apigw.RestApi(
+            self,
+            "Api",
+            description="tickerserve: per-ticker model predictions",
+            endpoint_types=[apigw.EndpointType.REGIONAL],
+            # API Gateway needs an account-level role to write logs; retained on delete
+            # because it is shared by every API in the account and region.
+            cloud_watch_role=True,
+            cloud_watch_role_removal_policy=RemovalPolicy.RETAIN,
+            deploy_options=apigw.StageOptions(
+                stage_name=stage,
+                throttling_rate_limit=throttle_rate_limit,
+                throttling_burst_limit=throttle_burst_limit,
+                tracing_enabled=True,
+                metrics_enabled=True,
+                logging_level=apigw.MethodLoggingLevel.ERROR,
+                # Request bodies carry trading features; never copy them into logs.
+                data_trace_enabled=False,
+                access_log_destination=apigw.LogGroupLogDestination(self.access_logs),
+                access_log_format=apigw.AccessLogFormat.json_with_standard_fields(
+                    caller=True,
+                    http_method=True,
+                    ip=True,
+                    protocol=True,
+                    request_time=True,
+                    resource_path=True,
+                    response_length=True,
+                    status=True,
+                    user=True,
+                ),
+            ),
+            default_method_options=self._method_options(auth_mode),
+        )
+        # The stack outputs the URL under a stable name instead of this hashed one.
+        self.api.node.try_remove_child("Endpoint")
+        for response_type, code in _GATEWAY_ERRORS.items():
+            self.api.add_gateway_response(
+                f"Error{response_type.response_type}",
+                type=response_type,
+                templates={
+                    "application/json": (
+                        f'{{"error": {{"code": "{code}", '
+                        '"message": $context.error.messageString}}'
+                    )
+                },
+            )
+        self.validator = self.api.add_request_validator(
+            "Validator", validate_request_body=True, validate_request_parameters=True
+        )
+        # allow_test_invoke=False: no extra invoke permission for the console's test button.
+        integration = apigw.LambdaIntegration(handler, proxy=True, allow_test_invoke=False)
+        predict = self.api.root.add_resource("predict")
+        self.methods = [
+            predict.add_method(
+                "POST", integration, **self._body("PredictRequest", PREDICT_SCHEMA)
+            ),
+            predict.add_resource("batch").add_method(
+                "POST", integration, **self._body("BatchPredictRequest", BATCH_SCHEMA)
+            ),
+        ]
+        models = self.api.root.add_resource("models")
+        self.methods += [
+            models.add_method("GET", integration),
+            models.add_resource("{ticker}").add_method(
+                "GET",
+                integration,
+                request_parameters={"method.request.path.ticker": True},
+                request_validator=self.validator,
+            ),
+            self.api.root.add_resource("health").add_method("GET", integration),
+        ]
+        if auth_mode == "api_key":
+            self._usage_plan(stage, throttle_rate_limit, throttle_burst_limit)
+        Validations.of(self.api).acknowledge(*_acknowledgments(auth_mode))
+
+    @staticmethod
+    def _method_options(auth_mode: str) -> apigw.MethodOptions:
+        if auth_mode == "iam":
+            return apigw.MethodOptions(authorization_type=apigw.AuthorizationType.IAM)
+        if auth_mode == "api_key":
+            return apigw.MethodOptions(
+                authorization_type=apigw.AuthorizationType.NONE, api_key_required=True
+            )
+        return apigw.MethodOptions(authorization_type=apigw.AuthorizationType.NONE)
+
+    def _body(self, name: str, schema: apigw.JsonSchema) -> dict[str, object]:
+        model = self.api.add_model(
+            name,
+            model_name=name,
+            content_type="application/json",
+            schema=schema,
+        )
+        return {
+            "request_models": {"application/json": model},
+            "request_validator": self.validator,
+        }
+
+    def _usage_plan(self, stage: str, rate: float, burst: int) -> None:
+        self.api_key = self.api.add_api_key("ApiKey", description=f"tickerserve {stage}")
+        plan = self.api.add_usage_plan(
+            "UsagePlan",
+            description=f"tickerserve {stage}: per-key throttling",
+            throttle=apigw.ThrottleSettings(rate_limit=rate, burst_limit=burst),
+        )
+        plan.add_api_key(self.api_key)
+        plan.add_api_stage(stage=self.api.deployment_stage)
+
+
+
+_PUSH_TO_LOGS = "arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"
+_WHY_NOT_COGNITO = {
+    "iam": "Methods use IAM (SigV4) authorization: callers are trading bots and agents "
+    "that already hold AWS credentials; a Cognito user pool would add a second identity store",
+    "api_key": "This stage sets authMode=api_key explicitly: callers are identified by API "
+    "key and limited by a usage plan; IAM is the default for every other stage",
+    "none": "This stage sets authMode=none explicitly (a throwaway test stage); every "
+    "other stage uses IAM authorization",
+}
+
+
+def _acknowledgments(auth_mode: str) -> list[Acknowledgment]:
+    acks = [
+        Acknowledgment(
+            id=f"AwsSolutions-IAM4[Policy::{_PUSH_TO_LOGS}]",
+            reason="The account-level API Gateway logging role must carry exactly this "
+            "AWS-maintained policy (the documented setup for access and execution logs)",
+        ),
+        Acknowledgment(id="AwsSolutions-COG4", reason=_WHY_NOT_COGNITO[auth_mode]),
+    ]
+    if auth_mode != "iam":
+        acks.append(Acknowledgment(id="AwsSolutions-APIG4", reason=_WHY_NOT_COGNITO[auth_mode]))
+    return acks

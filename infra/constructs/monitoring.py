@@ -1,0 +1,98 @@
+"""Alarms (5xx, function errors, throttles, p99 latency), their topic, and a dashboard."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_cloudwatch as cw
+from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
+from constructs import Construct
+
+from infra.config import AlarmConfig
+
+
+class Monitoring(Construct):
+    """Alarms notify an encrypted SNS topic; the dashboard shows the same metrics."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        stage: apigw.Stage,
+        function: lambda_.Function,
+        thresholds: AlarmConfig,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        # A customer managed key: CloudWatch cannot publish to a topic encrypted
+        # with the AWS managed SNS key.
+        key = kms.Key(
+            self, "TopicKey", enable_key_rotation=True, description="tickerserve alarm topic"
+        )
+        key.grant(iam.ServicePrincipal("cloudwatch.amazonaws.com"), "kms:Decrypt", "kms:GenerateDataKey*")
+        self.topic = sns.Topic(self, "Topic", master_key=key, enforce_ssl=True)
+        if thresholds.email:
+            self.topic.add_subscription(subscriptions.EmailSubscription(thresholds.email))
+
+        period = Duration.minutes(thresholds.period_minutes)
+        metrics = {
+            "Api5xx": (stage.metric_server_error(period=period, statistic="Sum"),
+                       thresholds.api_5xx_errors, "API returned 5xx responses"),
+            "FunctionErrors": (function.metric_errors(period=period, statistic="Sum"),
+                               thresholds.function_errors, "prediction function errors"),
+            "Throttles": (function.metric_throttles(period=period, statistic="Sum"),
+                          thresholds.throttles, "prediction function throttled"),
+            "LatencyP99": (stage.metric_latency(period=period, statistic="p99"),
+                           thresholds.p99_latency_ms, "API p99 latency (ms)"),
+        }  # fmt: skip
+        self.alarms: list[cw.Alarm] = []
+        for name, (metric, threshold, what) in metrics.items():
+            alarm = metric.create_alarm(
+                self,
+                name,
+                alarm_description=f"tickerserve: {what} >= {threshold}",
+                threshold=threshold,
+                evaluation_periods=thresholds.evaluation_periods,
+                comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                # No traffic is not an outage.
+                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+            )
+            alarm.add_alarm_action(cw_actions.SnsAction(self.topic))
+            alarm.add_ok_action(cw_actions.SnsAction(self.topic))
+            self.alarms.append(alarm)
+
+        self.dashboard = cw.Dashboard(self, "Dashboard")
+        self.dashboard.add_widgets(
+            cw.GraphWidget(
+                title="Requests and errors",
+                left=[
+                    stage.metric_count(period=period, statistic="Sum"),
+                    stage.metric_client_error(period=period, statistic="Sum"),
+                    stage.metric_server_error(period=period, statistic="Sum"),
+                ],
+            ),
+            cw.GraphWidget(
+                title="Latency (ms)",
+                left=[
+                    stage.metric_latency(period=period, statistic=p) for p in ("p50", "p90", "p99")
+                ],
+                right=[function.metric_duration(period=period, statistic="p99")],
+            ),
+            cw.GraphWidget(
+                title="Function",
+                left=[
+                    function.metric_invocations(period=period, statistic="Sum"),
+                    function.metric_errors(period=period, statistic="Sum"),
+                    function.metric_throttles(period=period, statistic="Sum"),
+                ],
+                right=[
+                    function.metric("ConcurrentExecutions", period=period, statistic="Maximum")
+                ],
+            ),
+            cw.AlarmStatusWidget(title="Alarms", alarms=list(self.alarms)),
+        )

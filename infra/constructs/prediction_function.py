@@ -1,0 +1,144 @@
+"""The prediction Lambda function: code, settings, a least-privilege role, logs, alias."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Size, Stack, Validations
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk.aws_lambda import Alias
+from constructs import Construct
+
+from infra.constructs.dependency_layer import RUNTIME, lambda_architecture
+
+CODE_ROOT = Path(__file__).resolve().parents[2] / "lambda_src"
+HANDLER = "tickerserve.handler.lambda_handler"
+ALIAS_NAME = "live"
+CACHE_DIR = "/tmp/tickerserve"
+# Model artifacts live at {model name}/versions/{version}/{file}; see DESIGN "Bucket layout".
+MODEL_OBJECTS = "*/versions/*"
+# Never shipped in the function asset: bytecode of the build host, packaging metadata,
+# and the layer's requirements file.
+CODE_EXCLUDES = ["**/__pycache__", "**/*.pyc", "*.egg-info", "requirements.txt", ".*"]
+
+
+class PredictionFunction(Construct):
+    """The function behind every API route, published as the ``live`` alias."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        bucket: s3.IBucket,
+        layer: lambda_.ILayerVersion,
+        architecture: str,
+        memory_mb: int,
+        timeout_seconds: int,
+        ephemeral_storage_mb: int,
+        reserved_concurrency: int | None,
+        provisioned_concurrency: int,
+        snap_start: bool,
+        log_retention: logs.RetentionDays,
+        registry_key: str,
+        registry_ttl_seconds: int,
+        memory_budget_mb: int,
+        disk_budget_mb: int,
+        preload: tuple[str, ...],
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.log_group = logs.LogGroup(
+            self, "Logs", retention=log_retention, removal_policy=RemovalPolicy.DESTROY
+        )
+        # An explicit role instead of the default one, which carries the broad
+        # AWSLambdaBasicExecutionRole managed policy (any log group in the account).
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description="tickerserve prediction function: read models, write its own logs",
+        )
+        self.log_group.grant(self.role, "logs:CreateLogStream", "logs:PutLogEvents")
+        # Read-only, and only the objects the runtime reads: no listing, no writes.
+        model_objects = bucket.arn_for_objects(MODEL_OBJECTS)
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["s3:GetObject"],
+                resources=[model_objects, bucket.arn_for_objects(registry_key)],
+            )
+        )
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            runtime=RUNTIME,
+            architecture=lambda_architecture(architecture),
+            handler=HANDLER,
+            code=lambda_.Code.from_asset(str(CODE_ROOT), exclude=CODE_EXCLUDES),
+            layers=[layer],
+            role=self.role,
+            memory_size=memory_mb,
+            timeout=Duration.seconds(timeout_seconds),
+            ephemeral_storage_size=Size.mebibytes(ephemeral_storage_mb),
+            reserved_concurrent_executions=reserved_concurrency,
+            snap_start=lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS if snap_start else None,
+            tracing=lambda_.Tracing.ACTIVE,
+            log_group=self.log_group,
+            description="tickerserve: per-ticker LightGBM predictions",
+            # Exactly the names tickerserve.settings reads (ENV_NAMES); a test checks it.
+            environment={
+                "TICKERSERVE_BUCKET": bucket.bucket_name,
+                # Empty means "not set": in AWS the store is always S3, never a local folder.
+                "TICKERSERVE_STORE_PATH": "",
+                "TICKERSERVE_REGISTRY_KEY": registry_key,
+                "TICKERSERVE_REGISTRY_TTL": str(registry_ttl_seconds),
+                "TICKERSERVE_CACHE_DIR": CACHE_DIR,
+                "TICKERSERVE_MEMORY_MB": str(memory_budget_mb),
+                "TICKERSERVE_DISK_MB": str(disk_budget_mb),
+                "TICKERSERVE_PRELOAD": ",".join(preload),
+            },
+        )
+        self.alias: Alias = self.function.add_alias(
+            ALIAS_NAME,
+            provisioned_concurrent_executions=provisioned_concurrency or None,
+        )
+        Validations.of(self.function).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-L1",
+                reason="Pinned to python3.13 on purpose: the dependency layer is built for "
+                "CPython 3.13 (cp313 wheels and bytecode) and the bundle test imports it under "
+                "3.13; runtime and layer move to a newer Python together",
+            )
+        )
+        Validations.of(self.role).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-IAM5[Resource::*]",
+                reason="Only xray:PutTraceSegments and xray:PutTelemetryRecords (active "
+                "tracing) use Resource '*': X-Ray has no resource-level permissions",
+            ),
+            Acknowledgment(
+                id=f"AwsSolutions-IAM5[Resource::{_nag_spelling(self, model_objects)}]",
+                reason="s3:GetObject on {model}/versions/{version}/{file} only: model names "
+                "are data (etfs/SMH, stocks/universal, new ones), so this key pattern is the "
+                "narrowest grant that serves a newly published model without a redeploy",
+            ),
+        )
+
+
+def _nag_spelling(scope: Construct, value: str) -> str:
+    """A resource as cdk-nag names it in a finding: ``{"Ref": X}`` becomes ``<X>``."""
+
+    def render(node: Any) -> str:
+        if isinstance(node, str):
+            return node
+        if isinstance(node, dict) and "Ref" in node:
+            return f"<{node['Ref']}>"
+        if isinstance(node, dict) and "Fn::Join" in node:
+            separator, parts = node["Fn::Join"]
+            return str(separator).join(render(part) for part in parts)
+        raise ValueError(f"cannot spell {node!r} the way cdk-nag does")
+
+    return render(Stack.of(scope).resolve(value))

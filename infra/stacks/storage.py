@@ -1,0 +1,73 @@
+"""The storage stack: the model bucket and its access-log bucket, both retained."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import Acknowledgment, CfnOutput, Duration, RemovalPolicy, Stack, Validations
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+# Noncurrent versions (old registry revisions, deleted objects) kept for rollback and audit.
+NONCURRENT_DAYS = 90
+NONCURRENT_KEEP = 10
+ACCESS_LOG_DAYS = 365
+
+
+def model_bucket_name(scope: Construct, stage: str) -> str:
+    """The model bucket's name: fixed per stage, account and region.
+
+    A known name (rather than a cross-stack reference) keeps the serving stack
+    independent of the storage stack's exports, and makes its IAM policy readable.
+    """
+    stack = Stack.of(scope)
+    return f"tickerserve-{stage}-models-{stack.account}-{stack.region}"
+
+
+class StorageStack(Stack):
+    """Models outlive any serving deployment: this stack is replaced rarely, never emptied."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, stage: str, **kwargs: Any) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        self.access_logs = s3.Bucket(
+            self,
+            "AccessLogs",
+            # Server access logging only delivers to SSE-S3 buckets.
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            enforce_ssl=True,
+            minimum_tls_version=1.2,
+            removal_policy=RemovalPolicy.RETAIN,
+            lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(ACCESS_LOG_DAYS))],
+        )
+        Validations.of(self.access_logs).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-S1",
+                reason="This is the access-log target of the model bucket; logging it into "
+                "itself would loop and another log bucket would only move the finding",
+            )
+        )
+        self.bucket = s3.Bucket(
+            self,
+            "Models",
+            bucket_name=model_bucket_name(self, stage),
+            versioned=True,
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            enforce_ssl=True,
+            minimum_tls_version=1.2,
+            removal_policy=RemovalPolicy.RETAIN,
+            server_access_logs_bucket=self.access_logs,
+            server_access_logs_prefix="models/",
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    noncurrent_version_expiration=Duration.days(NONCURRENT_DAYS),
+                    noncurrent_versions_to_retain=NONCURRENT_KEEP,
+                    abort_incomplete_multipart_upload_after=Duration.days(7),
+                    expired_object_delete_marker=True,
+                )
+            ],
+        )
+        CfnOutput(self, "BucketName", value=self.bucket.bucket_name, description="model bucket")

@@ -1,0 +1,181 @@
+"""``delete`` and ``validate``: one version folder at a time."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import numpy as np
+import typer
+
+from tickerserve.bundle import Bundle, read_bundle
+from tickerserve.cli.console import JsonOption, note, print_json
+from tickerserve.cli.errors import Failed, Refused
+from tickerserve.cli.target import target
+from tickerserve.errors import Conflict, IntegrityError, InvalidModel, NotFound
+from tickerserve.history import append_records
+from tickerserve.inventory import delete_folder, find_version
+from tickerserve.layout import TRAINING_HISTORY_KEY, Version, validate_model_name
+from tickerserve.model import LoadedModel
+from tickerserve.registry import Registry, read_registry, update_registry, utc_now
+from tickerserve.store import KeyNotFound, Store
+
+
+def parse_ref(ref: str) -> tuple[str, str | None]:
+    """``NAME[@VERSION|@ALIAS]`` -> (name, version-or-alias or None)."""
+    name, _, selector = ref.partition("@")
+    return validate_model_name(name), selector or None
+
+
+def resolve_ref(registry: Registry, name: str, selector: str | None) -> tuple[str, str | None]:
+    """A concrete version and the registry's metadata digest for it (None if not aliased)."""
+    entry = registry.models.get(name)
+    if selector is None or not _looks_like_version(selector):
+        alias = selector or "production"
+        if entry is None or alias not in entry.aliases:
+            raise NotFound(f"model {name} has no alias {alias!r}")
+        target = entry.aliases[alias]
+        return target.version, target.metadata_sha256
+    version = str(Version.parse(selector))
+    return version, registry.resolve(name, version=version).metadata_sha256
+
+
+def _looks_like_version(selector: str) -> bool:
+    return selector[:1].isdigit()
+
+
+def load_verified(
+    store: Store, model: str, version: str, expected_sha256: str | None = None
+) -> tuple[Bundle, LoadedModel]:
+    """Download a version, verify every sha256 and load it as the runtime would."""
+    try:
+        bundle = read_bundle(store, model, version, expected_sha256=expected_sha256)
+    except KeyNotFound:
+        folder = find_version(store, model, version)
+        if folder is None:
+            raise NotFound(f"{model} {version} does not exist") from None
+        if not folder.complete:
+            raise IntegrityError(f"{model} {version} is incomplete (no metadata.json)") from None
+        raise IntegrityError(f"{model} {version}: an artifact is missing") from None
+    return bundle, LoadedModel(bundle.metadata, bundle.files)
+
+
+def verified_for_alias(
+    store: Store, model: str, version: str, expected_sha256: str | None = None
+) -> Bundle:
+    """Like ``load_verified`` but every problem is a refusal (for promote and rollback)."""
+    try:
+        return load_verified(store, model, version, expected_sha256)[0]
+    except (NotFound, IntegrityError, InvalidModel) as exc:
+        raise Refused(f"refusing {model} {version}: {exc.message}") from None
+
+
+def delete_command(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Model name, e.g. etfs/SMH.")],
+    version: Annotated[str, typer.Argument(help="Version to delete, e.g. 1.0.2.")],
+    json_output: JsonOption = False,
+) -> None:
+    """Delete a version folder. Refused while any alias points at it; the version also leaves
+    the aliases' rollback history, and a ``deleted`` record is appended to the training history."""
+    t = target(ctx)
+    model = validate_model_name(name)
+    version = str(Version.parse(version))
+    folder = find_version(t.store, model, version)
+    if folder is None:
+        raise Refused(f"{model} {version} does not exist")
+
+    def mutate(registry: Registry) -> None:
+        pointing = registry.aliases_pointing_at(model, version)
+        if pointing:
+            raise Conflict(
+                f"refusing to delete {model} {version}: alias {', '.join(pointing)} points at it"
+            )
+        entry = registry.models.get(model)
+        for history in (entry.history.values() if entry else []):
+            history[:] = [h for h in history if h.version != version]
+
+    # Registry first (refusal check + rollback history), then the files: a rollback can never
+    # land on a version that is being deleted. No registry write when it never mentions it.
+    snapshot = read_registry(t.store, t.registry_key)
+    registry = snapshot.registry
+    if _mentions(registry, model, version):
+        registry = update_registry(t.store, t.registry_key, mutate)
+    delete_folder(t.store, folder)
+    append_records(
+        t.store,
+        TRAINING_HISTORY_KEY,
+        [
+            {
+                "event": "deleted",
+                "model": model,
+                "version": version,
+                "deleted_at": utc_now(),
+                "complete": folder.complete,
+                "files": len(folder.keys),
+            }
+        ],
+    )
+    result = {
+        "model": model,
+        "version": version,
+        "deleted_files": len(folder.keys),
+        "bytes": folder.size,
+        "was_complete": folder.complete,
+        "revision": registry.revision,
+    }
+    if json_output:
+        print_json(result)
+    else:
+        state = "" if folder.complete else " (incomplete)"
+        typer.echo(f"deleted {model} {version}{state}: {len(folder.keys)} files")
+
+
+def _mentions(registry: Registry, model: str, version: str) -> bool:
+    entry = registry.models.get(model)
+    if entry is None:
+        return False
+    targets = [*entry.aliases.values(), *(t for h in entry.history.values() for t in h)]
+    return any(t.version == version for t in targets)
+
+
+def validate_command(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(help="NAME, NAME@VERSION or NAME@ALIAS (production).")],
+    json_output: JsonOption = False,
+) -> None:
+    """Download a version, verify every sha256 (and the registry's digest), load it and
+    predict a probe row. Exit code 1 if it fails."""
+    t = target(ctx)
+    name, selector = parse_ref(ref)
+    snapshot = read_registry(t.store, t.registry_key)
+    version, digest = resolve_ref(snapshot.registry, name, selector)
+    try:
+        bundle, model = load_verified(t.store, name, version, digest)
+        meta = bundle.metadata
+        row = np.zeros((1, len(meta.used_features)))
+        probabilities = model.predict_proba(row)[0]
+    except (IntegrityError, InvalidModel) as exc:
+        raise Failed(f"{name} {version} is not valid: {exc.message}") from None
+    best = int(np.argmax(probabilities))
+    result = {
+        "model": name,
+        "version": version,
+        "valid": True,
+        "registry_digest_checked": digest is not None,
+        "artifacts": len(meta.artifacts),
+        "bytes": meta.artifact_bytes,
+        "features": len(meta.used_features),
+        "probe": {
+            "prediction": meta.classes[best],
+            "probabilities": dict(zip(meta.classes, map(float, probabilities), strict=True)),
+        },
+    }
+    if json_output:
+        print_json(result)
+        return
+    if digest is None:
+        note(f"note: no alias points at {name} {version}; its metadata digest was not cross-checked")
+    typer.echo(
+        f"{name} {version} is valid: {len(meta.artifacts)} artifact(s) verified, loaded, "
+        f"probe row -> {meta.classes[best]} ({probabilities[best]:.3f})"
+    )

@@ -1,0 +1,121 @@
+"""Append-only JSONL histories kept in the store: ``training`` (one record per publish or
+delete) and ``monitoring`` (one record per monitoring run).
+
+Appends are compare-and-swap (read with ETag, write with ``If-Match``; create with
+``If-None-Match: *``) so concurrent publishers never lose a line. A deleted version is not
+erased from the history: a ``{"event": "deleted", ...}`` record is appended, and readers
+mark the earlier ``published`` record with its ``deleted_at``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from tickerserve.layout import MONITORING_HISTORY_KEY, TRAINING_HISTORY_KEY
+from tickerserve.store import KeyNotFound, PreconditionFailed, Store
+
+logger = logging.getLogger(__name__)
+
+HISTORY_KEYS: dict[str, str] = {
+    "training": TRAINING_HISTORY_KEY,
+    "monitoring": MONITORING_HISTORY_KEY,
+}
+CONTENT_TYPE = "application/x-ndjson"
+
+
+def encode_records(records: Iterable[dict[str, Any]]) -> bytes:
+    """One compact JSON object per line; NaN and infinities are refused."""
+    return b"".join(
+        json.dumps(r, sort_keys=True, separators=(",", ":"), allow_nan=False).encode() + b"\n"
+        for r in records
+    )
+
+
+def append_records(
+    store: Store, key: str, records: list[dict[str, Any]], *, attempts: int = 20
+) -> None:
+    """Append ``records`` to the JSONL object at ``key`` with compare-and-swap retries."""
+    if not records:
+        return
+    lines = encode_records(records)
+    for attempt in range(attempts):
+        try:
+            blob = store.get(key)
+            assert blob is not None
+            current, etag = blob.data, blob.etag
+        except KeyNotFound:
+            current, etag = b"", None
+        if current and not current.endswith(b"\n"):
+            current += b"\n"
+        try:
+            store.put(
+                key,
+                current + lines,
+                if_match=etag,
+                create_only=etag is None,
+                content_type=CONTENT_TYPE,
+            )
+            return
+        except PreconditionFailed:
+            logger.info("%s changed concurrently; retrying (attempt %d)", key, attempt + 1)
+            # Jitter so two writers that collided do not collide again in lock step.
+            time.sleep(random.uniform(0.0, min(0.02 * (attempt + 1), 0.3)))
+    raise PreconditionFailed(f"append to {key} lost {attempts} races in a row; try again")
+
+
+@dataclass(frozen=True)
+class HistoryLog:
+    """A history as read: its records in order and how many lines were not JSON objects."""
+
+    records: list[dict[str, Any]]
+    malformed: int
+
+
+def parse_records(data: bytes) -> HistoryLog:
+    records: list[dict[str, Any]] = []
+    malformed = 0
+    for line in data.splitlines():
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except (ValueError, UnicodeDecodeError):
+            malformed += 1
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+        else:
+            malformed += 1
+    return HistoryLog(records, malformed)
+
+
+def read_records(store: Store, key: str) -> HistoryLog:
+    """All records of a history (empty when it does not exist yet)."""
+    try:
+        blob = store.get(key)
+    except KeyNotFound:
+        return HistoryLog([], 0)
+    assert blob is not None
+    return parse_records(blob.data)
+
+
+def mark_deleted(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Copy of ``records`` where each ``published`` record a later ``deleted`` record names
+    carries that ``deleted_at`` (a version re-published after a delete stays unmarked)."""
+    out: list[dict[str, Any]] = []
+    pending: dict[tuple[Any, Any], Any] = {}
+    for record in reversed(records):
+        key = (record.get("model"), record.get("version"))
+        if record.get("event") == "deleted":
+            pending[key] = record.get("deleted_at")
+        elif record.get("event") == "published" and key in pending:
+            record = {**record, "deleted_at": pending.pop(key)}
+        out.append(record)
+    out.reverse()
+    return out

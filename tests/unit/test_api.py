@@ -1,0 +1,343 @@
+"""The HTTP API through real API Gateway events (REST v1, HTTP v2) and direct invocation."""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import pytest
+
+from tests.support import DemoModels, load_event, populate
+from tickerserve.api import MAX_BODY_BYTES, Api
+from tickerserve.demo import FEATURES
+from tickerserve.predict import MAX_BATCH_ITEMS
+from tickerserve.service import ModelService
+from tickerserve.settings import Settings
+from tickerserve.store import LocalStore
+
+FEATURES_OF_EVENT = json.loads(load_event("rest_predict.json")["body"])["features"]
+
+
+@pytest.fixture(scope="module")
+def store_dir(tmp_path_factory: pytest.TempPathFactory, models: DemoModels) -> Path:
+    root = tmp_path_factory.mktemp("store")
+    populate(LocalStore(root), models)
+    return root
+
+
+@pytest.fixture
+def api(store_dir: Path, tmp_path: Path) -> Api:
+    settings = Settings(store_path=str(store_dir), cache_dir=str(tmp_path / "cache"))
+    return Api(ModelService(settings))
+
+
+def call(api: Api, event: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    response = api.handle(event, None)
+    headers = response.get("headers") or {
+        k: v[-1] for k, v in response["multiValueHeaders"].items()
+    }  # REST v1 answers with multiValueHeaders, HTTP v2 with headers
+    assert headers["Content-Type"] == "application/json"
+    return response["statusCode"], json.loads(response["body"])
+
+
+def post(api: Api, path: str, body: Any, *, raw: str | None = None) -> tuple[int, dict[str, Any]]:
+    event = load_event("rest_predict.json")
+    event["path"] = event["resource"] = path
+    event["body"] = raw if raw is not None else json.dumps(body)
+    return call(api, event)
+
+
+def booster_proba(bundle_files: dict[str, bytes], row: list[float]) -> np.ndarray:
+    booster = lgb.Booster(model_str=bundle_files["model.txt"].decode())
+    return np.asarray(booster.predict(np.asarray([row])))[0]
+
+
+# -- happy paths -----------------------------------------------------------------------------
+def test_rest_predict_answers_with_label_probabilities_and_exact_model(api, models):
+    status, body = call(api, load_event("rest_predict.json"))
+    assert status == 200
+    assert body["ticker"] == "SMH"
+    assert body["model"] == {"name": "etfs/SMH", "version": "1.0.0", "alias": "production"}
+    assert list(body["probabilities"]) == models.smh.metadata.classes
+    assert math.isclose(sum(body["probabilities"].values()), 1.0, rel_tol=1e-9)
+    assert body["prediction"] == max(body["probabilities"], key=body["probabilities"].get)
+    assert body["confidence"] == max(body["probabilities"].values())
+    # The probabilities are exactly Booster.predict on the selected features in stored order
+    used = [FEATURES_OF_EVENT[FEATURES[i]] for i in (0, 2, 4, 6, 8, 10)]
+    expected = booster_proba(models.smh.files, used)
+    np.testing.assert_allclose(list(body["probabilities"].values()), expected, rtol=1e-12)
+
+
+def test_list_and_object_features_give_the_same_answer(api):
+    _, by_name = post(api, "/predict", {"ticker": "SPY", "features": FEATURES_OF_EVENT})
+    ordered = [FEATURES_OF_EVENT[name] for name in FEATURES]
+    _, by_list = post(api, "/predict", {"ticker": "spy", "features": ordered})
+    assert by_name == by_list
+
+
+def test_reordered_object_features_are_aligned_to_the_stored_order(api):
+    reversed_features = dict(reversed(list(FEATURES_OF_EVENT.items())))
+    _, first = post(api, "/predict", {"ticker": "SPY", "features": FEATURES_OF_EVENT})
+    _, second = post(api, "/predict", {"ticker": "SPY", "features": reversed_features})
+    assert first == second
+
+
+def test_null_is_a_missing_value_that_lightgbm_handles(api, models):
+    features = dict(FEATURES_OF_EVENT, rsi_14=None)
+    status, body = post(api, "/predict", {"ticker": "SPY", "features": features})
+    assert status == 200
+    row = [math.nan if v is None else v for v in (features[n] for n in FEATURES)]
+    expected = booster_proba(models.spy.files, row)
+    np.testing.assert_allclose(list(body["probabilities"].values()), expected, rtol=1e-12)
+
+
+def test_binary_model_reports_both_classes(api):
+    status, body = post(api, "/predict", {"ticker": "TLT", "features": FEATURES_OF_EVENT})
+    assert status == 200
+    assert list(body["probabilities"]) == ["IRON_CONDOR", "BULL_PUT_SPREAD"]
+    assert math.isclose(sum(body["probabilities"].values()), 1.0)
+
+
+def test_base64_body_and_lowercase_ticker(api):
+    status, body = call(api, load_event("rest_predict_base64.json"))
+    assert status == 200
+    assert body["ticker"] == "AAPL"
+    assert body["model"]["name"] == "stocks/universal"
+
+
+def test_http_api_v2_events_are_served(api):
+    status, body = call(api, load_event("http_predict.json"))
+    assert (status, body["ticker"], body["model"]["name"]) == (200, "MSFT", "stocks/universal")
+    status, body = call(api, load_event("http_model.json"))
+    assert (status, body["model"]["name"]) == (200, "etfs/SPY")
+
+
+def test_direct_invoke_returns_the_body_itself(api):
+    body = api.handle({"ticker": "SMH", "features": FEATURES_OF_EVENT}, None)
+    assert body["model"]["name"] == "etfs/SMH" and "statusCode" not in body
+    batch = api.handle({"items": [{"ticker": "SMH", "features": FEATURES_OF_EVENT}]}, None)
+    assert batch["succeeded"] == 1
+    assert api.handle({"action": "health"}, None)["status"] == "ok"
+    assert api.handle({"action": "model", "ticker": "spy"}, None)["model"]["name"] == "etfs/SPY"
+    error = api.handle({"ticker": "ZZZZ", "features": []}, None)
+    assert error["error"]["code"] == "unknown_ticker"
+    assert api.handle("not an object", None)["error"]["code"] == "invalid_body"
+    assert api.handle({"action": "explode"}, None)["error"]["code"] == "unknown_action"
+
+
+def test_models_lists_routes_and_aliases_without_loading(api):
+    status, body = call(api, load_event("rest_models.json"))
+    assert status == 200
+    names = {m["name"]: m for m in body["models"]}
+    assert names["stocks/universal"]["tickers"] == ["AAPL", "MSFT"]
+    assert names["etfs/SMH"]["aliases"] == {"production": "1.0.0"}
+    assert api.service.loaded() == []
+
+
+def test_model_detail_lists_features_and_classes_without_loading(api, models):
+    status, body = call(api, load_event("rest_model.json"))
+    assert status == 200
+    assert body["feature_names"] == models.smh.metadata.feature_names
+    assert body["required_features"] == [FEATURES[i] for i in (0, 2, 4, 6, 8, 10)]
+    assert body["classes"] == models.smh.metadata.classes
+    assert "accuracy" in body["metrics"]
+    assert api.service.loaded() == []
+
+
+def test_health_reports_revision_loaded_models_and_cold_then_warm(api):
+    status, first = call(api, load_event("rest_health.json"))
+    assert (status, first["cold"], first["registry"]["revision"]) == (200, True, 4)
+    call(api, load_event("rest_predict.json"))
+    _, second = call(api, load_event("http_health.json"))
+    assert second["cold"] is False
+    assert second["loaded_models"][0]["name"] == "etfs/SMH"
+
+
+# -- batch -----------------------------------------------------------------------------------
+def test_batch_mixes_results_and_per_item_errors(api):
+    status, body = call(api, load_event("rest_batch.json"))
+    assert status == 200
+    assert (body["succeeded"], body["failed"]) == (3, 2)
+    results = body["results"]
+    assert [r["index"] for r in results] == [0, 1, 2, 3, 4]
+    assert results[1]["model"]["name"] == results[2]["model"]["name"] == "stocks/universal"
+    assert results[1]["probabilities"] == results[2]["probabilities"]  # same row, two shapes
+    assert results[3]["error"]["code"] == "unknown_ticker"
+    assert results[4]["error"]["code"] == "missing_features"
+
+
+def test_batch_answers_equal_single_answers(api):
+    items = [{"ticker": t, "features": FEATURES_OF_EVENT} for t in ("SMH", "AAPL", "SPY", "SMH")]
+    _, batch = post(api, "/predict/batch", {"items": items})
+    for item, result in zip(items, batch["results"], strict=True):
+        _, single = post(api, "/predict", item)
+        assert {k: v for k, v in result.items() if k != "index"} == single
+
+
+def test_batch_calls_each_model_once(api, monkeypatch):
+    items = [{"ticker": t, "features": FEATURES_OF_EVENT} for t in ["AAPL", "MSFT", "SMH"] * 10]
+    post(api, "/predict/batch", {"items": items[:3]})  # load the models first
+    calls: list[int] = []
+    for loaded in {id(m): m for _, m, _ in api.service.memory.items()}.values():
+        original = loaded.predict_proba
+
+        def counting(rows, original=original):
+            calls.append(len(rows))
+            return original(rows)
+
+        monkeypatch.setattr(loaded, "predict_proba", counting)
+    status, body = post(api, "/predict/batch", {"items": items})
+    assert (status, body["succeeded"]) == (200, 30)
+    assert sorted(calls) == [10, 20]
+
+
+def test_batch_over_the_limit_is_413(api):
+    items = [{"ticker": "SMH", "features": []}] * (MAX_BATCH_ITEMS + 1)
+    status, body = post(api, "/predict/batch", {"items": items})
+    assert (status, body["error"]["code"]) == (413, "batch_too_large")
+
+
+@pytest.mark.parametrize(
+    "body", [{"items": []}, {"items": {}}, {"items": [], "extra": 1}, [], {"ticker": "SMH"}]
+)
+def test_malformed_batch_body_is_400(api, body):
+    status, response = post(api, "/predict/batch", body)
+    assert (status, response["error"]["code"]) == (400, "invalid_body")
+
+
+# -- client mistakes -------------------------------------------------------------------------
+def feature_body(**changes: Any) -> dict[str, Any]:
+    return {"ticker": "SPY", "features": dict(FEATURES_OF_EVENT, **changes)}
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "named"),
+    [
+        ({"ticker": "SPY", "features": {}}, "missing_features", FEATURES),
+        (
+            {
+                "ticker": "SPY",
+                "features": {k: v for k, v in FEATURES_OF_EVENT.items() if k != "hv_20"},
+            },
+            "missing_features",
+            ["hv_20"],
+        ),
+        (feature_body(colour=1.0), "unknown_features", ["colour"]),
+        (feature_body(rsi_14="61"), "invalid_feature_values", ["rsi_14"]),
+        (feature_body(rsi_14=True), "invalid_feature_values", ["rsi_14"]),
+        (feature_body(iv_rank=[1]), "invalid_feature_values", ["iv_rank"]),
+        (feature_body(iv_rank={"a": 1}), "invalid_feature_values", ["iv_rank"]),
+        ({"ticker": "SPY", "features": [1.0] * 11}, "wrong_feature_count", None),
+        ({"ticker": "SPY", "features": [1.0] * 13}, "wrong_feature_count", None),
+        ({"ticker": "SPY", "features": ["x"] * 12}, "invalid_feature_values", FEATURES),
+        ({"ticker": "SPY", "features": "1,2,3"}, "invalid_features", None),
+        ({"ticker": "SPY"}, "missing_field", None),
+        ({"features": []}, "missing_field", None),
+        ({"ticker": "SPY", "features": [], "alais": "x"}, "unknown_fields", None),
+        ({"ticker": "../../etc/passwd", "features": []}, "invalid_field", None),
+        ({"ticker": "", "features": []}, "invalid_field", None),
+        ({"ticker": 42, "features": []}, "invalid_field", None),
+        ({"ticker": "SPY", "features": [], "version": "1.0"}, "invalid_field", None),
+        ({"ticker": "SPY", "features": [], "alias": "Prod!"}, "invalid_field", None),
+        (
+            {"ticker": "SPY", "features": [], "alias": "x", "version": "1.0.0"},
+            "invalid_field",
+            None,
+        ),
+        ([1, 2], "invalid_body", None),
+    ],
+)
+def test_bad_predict_input_is_400_and_names_the_problem(api, body, code, named):
+    status, response = post(api, "/predict", body)
+    assert status == 400
+    assert response["error"]["code"] == code
+    if named is not None:
+        assert response["error"]["features"] == named[:20]
+        assert all(name in response["error"]["message"] for name in named[:20])
+
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity", "1e999"])
+def test_non_finite_numbers_are_rejected(api, literal):
+    raw = json.dumps(feature_body()).replace('"rsi_14": 61.2', f'"rsi_14": {literal}')
+    assert literal in raw
+    status, response = post(api, "/predict", None, raw=raw)
+    assert (status, response["error"]["features"]) == (400, ["rsi_14"])
+
+
+def test_huge_integer_is_rejected_not_crashing(api):
+    raw = json.dumps(feature_body()).replace('"rsi_14": 61.2', '"rsi_14": ' + "9" * 400)
+    status, response = post(api, "/predict", None, raw=raw)
+    assert (status, response["error"]["code"]) == (400, "invalid_feature_values")
+
+
+def test_unknown_ticker_version_and_alias_are_404(api):
+    assert post(api, "/predict", {"ticker": "ZZZ", "features": []})[0] == 404
+    status, body = post(api, "/predict", feature_body() | {"version": "7.0.0"})
+    assert (status, body["error"]["code"]) == (404, "unknown_version")
+    status, body = post(api, "/predict", feature_body() | {"alias": "canary"})
+    assert (status, body["error"]["code"]) == (404, "unknown_alias")
+
+
+@pytest.mark.parametrize(
+    ("raw", "code"), [("", "invalid_body"), ("{", "invalid_json"), ("[" * 100_000, "invalid_json")]
+)
+def test_unparseable_bodies_are_400(api, raw, code):
+    status, body = post(api, "/predict", None, raw=raw)
+    assert (status, body["error"]["code"]) == (400, code)
+
+
+def test_malformed_event_fixture_is_400(api):
+    status, body = call(api, load_event("rest_malformed.json"))
+    assert (status, body["error"]["code"]) == (400, "invalid_json")
+
+
+def test_oversize_body_is_413(api):
+    status, body = post(api, "/predict", None, raw=" " * (MAX_BODY_BYTES + 1))
+    assert (status, body["error"]["code"]) == (413, "body_too_large")
+
+
+def test_invalid_base64_is_400(api):
+    event = load_event("rest_predict_base64.json")
+    event["body"] = "!!!not base64!!!"
+    status, body = call(api, event)
+    assert (status, body["error"]["code"]) == (400, "invalid_body")
+
+
+def test_base64_of_non_utf8_is_400(api):
+    event = load_event("rest_predict_base64.json")
+    event["body"] = base64.b64encode(b"\xff\xfe\x00").decode()
+    status, _ = call(api, event)
+    assert status == 400
+
+
+def test_unknown_route_and_method_are_json_404(api):
+    event = load_event("rest_models.json")
+    event["path"] = event["resource"] = "/admin"
+    status, body = call(api, event)
+    assert (status, body["error"]["code"]) == (404, "route_not_found")
+    event = load_event("rest_models.json")
+    event["httpMethod"] = "DELETE"
+    status, body = call(api, event)
+    assert status == 404 and "error" in body
+
+
+def test_path_like_ticker_in_url_is_400(api):
+    event = load_event("rest_model.json")
+    event["path"] = "/models/..%2F..%2Fsecret"
+    event["pathParameters"] = {"ticker": "..%2F..%2Fsecret"}
+    status, body = call(api, event)
+    assert (status, body["error"]["code"]) == (400, "invalid_ticker")
+
+
+def test_storage_down_and_nothing_cached_is_503(tmp_path):
+    settings = Settings(store_path=str(tmp_path / "missing"), cache_dir=str(tmp_path / "cache"))
+    api = Api(ModelService(settings))
+    status, body = call(api, load_event("rest_predict.json"))
+    assert (status, body["error"]["code"]) == (503, "storage_unavailable")
+    status, body = call(api, load_event("rest_health.json"))
+    assert (status, body["status"]) == (503, "unavailable")

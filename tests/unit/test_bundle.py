@@ -1,0 +1,99 @@
+"""Bundles: metadata validation, immutable version folders, verification, ensembles."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tickerserve.bundle import BundleMetadata, Stacking, make_bundle, read_bundle, write_bundle
+from tickerserve.demo import booster_bundle, train_booster, training_data
+from tickerserve.errors import IntegrityError, InvalidModel
+from tickerserve.layout import artifact_key
+from tickerserve.model import LoadedModel
+from tickerserve.store import LocalStore, PreconditionFailed
+
+
+def test_write_then_read_round_trip(tmp_path, models):
+    store = LocalStore(tmp_path)
+    digest = write_bundle(store, models.smh)
+    bundle = read_bundle(store, "etfs/SMH", "1.0.0", expected_sha256=digest)
+    assert bundle.files == models.smh.files
+    assert bundle.metadata.to_dict() == models.smh.metadata.to_dict()
+
+
+def test_version_folder_is_written_once(tmp_path, models):
+    store = LocalStore(tmp_path)
+    write_bundle(store, models.smh)
+    with pytest.raises(PreconditionFailed, match="already exists"):
+        write_bundle(store, models.smh)
+
+
+def test_tampered_artifact_fails_verification(tmp_path, models):
+    store = LocalStore(tmp_path)
+    digest = write_bundle(store, models.spy)
+    key = artifact_key("etfs/SPY", "1.0.0", "model.txt")
+    store.put(key, store.get(key).data + b"\n")
+    with pytest.raises(IntegrityError, match="sha256"):
+        read_bundle(store, "etfs/SPY", "1.0.0", expected_sha256=digest)
+
+
+def test_metadata_must_match_its_registry_digest(tmp_path, models):
+    store = LocalStore(tmp_path)
+    write_bundle(store, models.spy)
+    with pytest.raises(IntegrityError, match="does not match"):
+        read_bundle(store, "etfs/SPY", "1.0.0", expected_sha256="0" * 64)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"feature_names": ["a", "a"]}, "duplicates"),
+        ({"feature_names": []}, "feature_names"),
+        ({"selected_features": [0, 99]}, "selected_features"),
+        ({"classes": ["ONLY"]}, "classes"),
+        ({"method": "median"}, "ensemble method"),
+    ],
+)
+def test_invalid_metadata_is_refused(models, change, message):
+    raw = models.spy.metadata.to_dict()
+    meta = BundleMetadata.from_dict(raw)
+    for key, value in change.items():
+        setattr(meta, key, value)
+    with pytest.raises(InvalidModel, match=message):
+        make_bundle(meta, models.spy.files)
+
+
+def test_feature_count_mismatch_is_caught_at_load(models):
+    meta = BundleMetadata.from_dict(models.spy.metadata.to_dict())
+    meta.feature_names = meta.feature_names[:-1]
+    with pytest.raises(InvalidModel, match="expects 12 features"):
+        LoadedModel(meta, models.spy.files)
+
+
+def test_class_count_mismatch_is_caught_at_load(models):
+    meta = BundleMetadata.from_dict(models.spy.metadata.to_dict())
+    meta.classes = [*meta.classes, "EXTRA"]
+    with pytest.raises(InvalidModel, match="classes"):
+        LoadedModel(meta, models.spy.files)
+
+
+def test_weighted_average_and_stacking_ensembles():
+    x, y = training_data(11, 300, 5, 3)
+    first = train_booster(x, y, 3, seed=1)
+    second = train_booster(x, y, 3, rounds=5, seed=2)
+    names = [f"f{i}" for i in range(5)]
+    classes = ["A", "B", "C"]
+    bundle = booster_bundle(
+        "ens/avg", "1.0.0", [first, second], feature_names=names, classes=classes, weights=[3, 1]
+    )
+    model = LoadedModel(bundle.metadata, bundle.files)
+    expected = 0.75 * first.predict(x[:5]) + 0.25 * second.predict(x[:5])
+    np.testing.assert_allclose(model.predict_proba(x[:5]), expected)
+
+    meta = BundleMetadata.from_dict(bundle.metadata.to_dict())
+    meta.method = "stacking"
+    meta.stacking = Stacking(np.eye(3, 6).tolist(), [0.0, 0.0, 0.0])
+    stacked = LoadedModel(meta, bundle.files).predict_proba(x[:5])
+    logits = first.predict(x[:5])
+    expected_stack = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(stacked, expected_stack)

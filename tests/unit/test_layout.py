@@ -1,0 +1,69 @@
+"""Names, tickers, versions and keys: everything path-like is refused before any I/O."""
+
+from __future__ import annotations
+
+import pytest
+
+from tickerserve.layout import (
+    Version,
+    artifact_key,
+    etf_model_name,
+    next_version,
+    normalize_ticker,
+    parse_version_key,
+    validate_model_name,
+)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [("smh", "SMH"), (" BRK.B ", "BRK.B"), ("^GSPC", "^GSPC"), ("ES=F", "ES=F"), ("BF-B", "BF-B")],
+)
+def test_valid_tickers_are_upper_cased(raw, expected):
+    assert normalize_ticker(raw) == expected
+
+
+@pytest.mark.parametrize(
+    "raw",
+    ["", ".", "..", "../SMH", "SMH/..", "S M H", "A" * 16, "SMH\x00", ".HIDDEN", "é", None, 5],
+)
+def test_path_like_or_malformed_tickers_are_rejected(raw):
+    with pytest.raises(ValueError, match="ticker"):
+        normalize_ticker(raw)
+
+
+@pytest.mark.parametrize("name", ["etfs/SMH", "stocks/universal", "crypto/btc-v2", "x"])
+def test_valid_model_names(name):
+    assert validate_model_name(name) == name
+
+
+@pytest.mark.parametrize(
+    "name", ["", "/etfs/SMH", "etfs//SMH", "etfs/../x", "metadata/x", "etfs/versions", "a/b/c/d/e"]
+)
+def test_invalid_model_names(name):
+    with pytest.raises(ValueError, match="model name"):
+        validate_model_name(name)
+
+
+def test_keys_follow_the_bucket_layout():
+    assert etf_model_name("smh") == "etfs/SMH"
+    key = artifact_key("etfs/SMH", "1.0.2", "model.txt")
+    assert key == "etfs/SMH/versions/1.0.2/model.txt"
+    assert parse_version_key(key) == ("etfs/SMH", "1.0.2", "model.txt")
+    assert parse_version_key("metadata/asset_registry.json") is None
+    with pytest.raises(ValueError, match="artifact"):
+        artifact_key("etfs/SMH", "1.0.2", "../../registry.json")
+
+
+def test_versions_order_numerically_and_bump():
+    assert Version.parse("1.10.0") > Version.parse("1.9.9")
+    assert next_version([]) == "1.0.0"
+    assert next_version(["1.0.0", "1.2.9", "1.10.1"]) == "1.10.2"
+    assert next_version(["1.0.3"], "minor") == "1.1.0"
+    assert next_version(["1.4.3"], "major") == "2.0.0"
+
+
+@pytest.mark.parametrize("raw", ["1.0", "01.0.0", "1.0.0-rc1", "v1.0.0", "1.0.0 "])
+def test_invalid_versions(raw):
+    with pytest.raises(ValueError, match="version"):
+        Version.parse(raw)

@@ -1,0 +1,303 @@
+"""The serving runtime against moto S3: cold load, warm path, hot reload, integrity, limits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import boto3
+import numpy as np
+import pytest
+from botocore.config import Config
+
+from tests.support import REGISTRY_KEY, DemoModels, FakeClock, RequestCounter, populate
+from tickerserve.errors import IntegrityError, NotFound, StorageUnavailable
+from tickerserve.layout import artifact_key
+from tickerserve.publish import publish_bundle
+from tickerserve.registry import Registry, update_registry
+from tickerserve.service import ModelService
+from tickerserve.settings import Settings
+from tickerserve.store import S3Store
+
+
+def make_service(store, tmp_path: Path, clock: FakeClock | None = None, **settings) -> ModelService:
+    settings.setdefault("registry_ttl", 60.0)
+    return ModelService(
+        Settings(bucket="unused", cache_dir=str(tmp_path / "cache"), **settings),
+        store,
+        clock=clock or FakeClock(),
+    )
+
+
+@pytest.fixture
+def populated(s3_store: S3Store, models: DemoModels) -> S3Store:
+    populate(s3_store, models)
+    return s3_store
+
+
+def move_alias(store: S3Store, model: str, version: str, digest: str) -> None:
+    update_registry(
+        store, REGISTRY_KEY, lambda r: r.set_alias(model, "production", version, digest)
+    )
+
+
+def test_cold_start_fetches_only_registry_and_the_requested_model(populated, tmp_path):
+    # Given a bucket with four models and a fresh service
+    counter = RequestCounter(populated.client)
+    service = make_service(populated, tmp_path)
+    # When the first SMH request arrives
+    serving = service.serving_for_ticker("SMH")
+    # Then only the registry, SMH's metadata and SMH's single artifact were read
+    assert counter.calls == ["GetObject"] * 3
+    assert serving.resolved.model == "etfs/SMH"
+    assert [m["name"] for m in service.loaded()] == ["etfs/SMH"]
+
+
+def test_warm_request_makes_no_s3_calls(populated, tmp_path):
+    service = make_service(populated, tmp_path)
+    service.serving_for_ticker("SMH")
+    counter = RequestCounter(populated.client)
+    for _ in range(20):
+        service.serving_for_ticker("SMH")
+    assert counter.calls == []
+
+
+def test_stocks_share_one_loaded_universal_model(populated, tmp_path):
+    service = make_service(populated, tmp_path)
+    aapl = service.serving_for_ticker("AAPL")
+    msft = service.serving_for_ticker("MSFT")
+    assert aapl.model is msft.model
+    assert aapl.resolved.model == "stocks/universal"
+    assert service.counters.model_loads == 1
+
+
+def test_etfs_get_their_own_models(populated, tmp_path):
+    service = make_service(populated, tmp_path)
+    smh = service.serving_for_ticker("SMH")
+    spy = service.serving_for_ticker("SPY")
+    assert (smh.resolved.model, spy.resolved.model) == ("etfs/SMH", "etfs/SPY")
+    assert smh.model is not spy.model
+
+
+def test_unknown_ticker_is_404_without_a_fallback(populated, tmp_path):
+    service = make_service(populated, tmp_path)
+    with pytest.raises(NotFound) as caught:
+        service.serving_for_ticker("GME", asset_class="stock")
+    assert caught.value.code == "unknown_ticker"
+
+
+def test_fallback_is_used_only_once_opted_in(populated, tmp_path):
+    clock = FakeClock()
+    service = make_service(populated, tmp_path, clock)
+    update_registry(populated, REGISTRY_KEY, lambda r: r.set_fallback("stock", "stocks/universal"))
+    clock.advance(61)
+    serving = service.serving_for_ticker("GME", asset_class="stock")
+    assert serving.resolved.model == "stocks/universal"
+    assert serving.route is not None and serving.route.via_fallback
+    # An ETF claim does not borrow the stock fallback.
+    with pytest.raises(NotFound):
+        service.serving_for_ticker("GME", asset_class="etf")
+
+
+def test_pinned_version_and_alias_resolve_independently(populated, models, tmp_path):
+    # Given SMH 1.0.1 published under "staging" while production stays on 1.0.0
+    publish_bundle(populated, models.smh_v2, registry_key=REGISTRY_KEY, aliases=("staging",))
+    service = make_service(populated, tmp_path)
+    assert service.serving_for_ticker("SMH").resolved.version == "1.0.0"
+    staging = service.serving_for_ticker("SMH", alias="staging")
+    assert (staging.resolved.version, staging.resolved.alias) == ("1.0.1", "staging")
+    pinned = service.serving_for_ticker("SMH", version="1.0.1")
+    assert (pinned.resolved.version, pinned.resolved.alias) == ("1.0.1", None)
+    assert pinned.model is staging.model
+
+
+def test_unknown_version_or_alias_is_404(populated, tmp_path):
+    service = make_service(populated, tmp_path)
+    with pytest.raises(NotFound) as version_error:
+        service.serving_for_ticker("SMH", version="9.9.9")
+    assert version_error.value.code == "unknown_version"
+    with pytest.raises(NotFound) as alias_error:
+        service.serving_for_ticker("SMH", alias="canary")
+    assert alias_error.value.code == "unknown_alias"
+
+
+def test_alias_move_is_picked_up_after_the_ttl_with_one_conditional_get(
+    populated, models, tmp_path
+):
+    # Given a warm service on SMH 1.0.0
+    clock = FakeClock()
+    service = make_service(populated, tmp_path, clock)
+    assert service.serving_for_ticker("SMH").resolved.version == "1.0.0"
+    # When 1.0.1 is published and production moves to it
+    publish_bundle(populated, models.smh_v2, registry_key=REGISTRY_KEY)
+    counter = RequestCounter(populated.client)
+    # Then within the TTL the old version keeps answering with no S3 call
+    clock.advance(30)
+    assert service.serving_for_ticker("SMH").resolved.version == "1.0.0"
+    assert counter.calls == []
+    # And after the TTL one registry read finds the move and the new version is swapped in
+    clock.advance(31)
+    assert service.serving_for_ticker("SMH").resolved.version == "1.0.1"
+    assert counter.calls.count("GetObject") == 3  # registry, metadata, model.txt
+
+
+def test_unchanged_registry_costs_one_304_per_ttl(populated, tmp_path):
+    clock = FakeClock()
+    service = make_service(populated, tmp_path, clock)
+    service.serving_for_ticker("SMH")
+    counter = RequestCounter(populated.client)
+    clock.advance(61)
+    for _ in range(5):
+        service.serving_for_ticker("SMH")
+    assert counter.calls == ["GetObject"]
+    assert service.counters.registry_refreshes == 1  # the 304 did not re-parse
+
+
+def test_tampered_artifact_is_refused_and_last_good_keeps_serving(populated, models, tmp_path):
+    # Given a warm service on SMH 1.0.0
+    clock = FakeClock()
+    service = make_service(populated, tmp_path, clock)
+    service.serving_for_ticker("SMH")
+    # When 1.0.1 is published, its model.txt is altered in the bucket, and production moves
+    publish_bundle(populated, models.smh_v2, registry_key=REGISTRY_KEY)
+    key = artifact_key("etfs/SMH", "1.0.1", "model.txt")
+    original = populated.get(key)
+    assert original is not None
+    populated.client.put_object(
+        Bucket=populated.bucket, Key=key, Body=original.data.replace(b"num_leaves", b"num_leavez")
+    )
+    clock.advance(61)
+    # Then the request is answered by 1.0.0, and the failure is counted
+    serving = service.serving_for_ticker("SMH")
+    assert (serving.resolved.version, serving.resolved.alias) == ("1.0.0", "production")
+    assert service.counters.load_failures == 1
+    assert [m["version"] for m in service.loaded()] == ["1.0.0"]
+    # And a fresh process with no good version refuses to serve the tampered one
+    fresh = make_service(populated, tmp_path / "fresh")
+    with pytest.raises(IntegrityError):
+        fresh.serving_for_ticker("SMH")
+
+
+def test_failed_version_is_not_retried_on_every_request(populated, models, tmp_path):
+    clock = FakeClock()
+    service = make_service(populated, tmp_path, clock)
+    service.serving_for_ticker("SMH")
+    publish_bundle(populated, models.smh_v2, registry_key=REGISTRY_KEY)
+    populated.delete([artifact_key("etfs/SMH", "1.0.1", "model.txt")])
+    clock.advance(61)
+    counter = RequestCounter(populated.client)
+    for _ in range(10):
+        assert service.serving_for_ticker("SMH").resolved.version == "1.0.0"
+    assert service.counters.load_failures == 1
+    assert counter.calls.count("GetObject") <= 3
+
+
+def test_tampered_metadata_does_not_match_the_registry_digest(populated, tmp_path):
+    key = "etfs/SPY/versions/1.0.0/metadata.json"
+    blob = populated.get(key)
+    assert blob is not None
+    populated.client.put_object(Bucket=populated.bucket, Key=key, Body=blob.data + b" ")
+    service = make_service(populated, tmp_path)
+    with pytest.raises(IntegrityError, match=r"metadata\.json sha256"):
+        service.serving_for_ticker("SPY")
+
+
+def test_corrupted_disk_cache_is_detected_and_redownloaded(populated, tmp_path):
+    service = make_service(populated, tmp_path)
+    service.serving_for_ticker("SPY")
+    [cached] = list((tmp_path / "cache" / "objects").iterdir())
+    cached.write_bytes(b"garbage")
+    # A new process in the same sandbox adopts /tmp but must not trust it blindly
+    second = make_service(populated, tmp_path)
+    serving = second.serving_for_ticker("SPY")
+    assert serving.resolved.version == "1.0.0"
+    assert cached.read_bytes() != b"garbage"
+
+
+def test_warm_sandbox_reuses_tmp_without_downloading_artifacts(populated, tmp_path):
+    make_service(populated, tmp_path).serving_for_ticker("SPY")
+    counter = RequestCounter(populated.client)
+    make_service(populated, tmp_path).serving_for_ticker("SPY")
+    assert counter.calls == ["GetObject", "GetObject"]  # registry + metadata, no model.txt
+
+
+def unreachable_store() -> S3Store:
+    client = boto3.client(
+        "s3",
+        region_name="us-east-1",
+        endpoint_url="http://127.0.0.1:9",
+        config=Config(connect_timeout=0.5, read_timeout=0.5, retries={"max_attempts": 1}),
+    )
+    return S3Store("tickerserve-models", client=client)
+
+
+def test_unreachable_storage_with_nothing_cached_is_503(tmp_path):
+    service = make_service(unreachable_store(), tmp_path)
+    with pytest.raises(StorageUnavailable) as caught:
+        service.serving_for_ticker("SMH")
+    assert caught.value.status == 503
+
+
+def test_storage_outage_after_warm_up_keeps_serving_from_memory(populated, tmp_path):
+    clock = FakeClock()
+    service = make_service(populated, tmp_path, clock)
+    service.serving_for_ticker("SMH")
+    service.store = unreachable_store()
+    clock.advance(120)
+    assert service.serving_for_ticker("SMH").resolved.version == "1.0.0"
+    assert service.counters.registry_failures == 1
+
+
+def test_memory_budget_evicts_least_recently_used(populated, tmp_path):
+    service = make_service(populated, tmp_path)
+    smh_size = service.serving_for_ticker("SMH").model.size_bytes
+    service.memory.budget_bytes = smh_size + 200_000  # room for SMH plus one ~140-175 KB model
+    service.serving_for_ticker("SPY")
+    service.serving_for_ticker("SMH")  # SMH is now the most recent
+    service.serving_for_ticker("AAPL")  # the universal model pushes out SPY, not SMH
+    assert {m["name"] for m in service.loaded()} == {"etfs/SMH", "stocks/universal"}
+    assert service.memory.used_bytes <= service.memory.budget_bytes
+    # An evicted model comes back from /tmp without touching S3 artifacts
+    counter = RequestCounter(populated.client)
+    assert service.serving_for_ticker("SPY").resolved.model == "etfs/SPY"
+    assert "GetObject" not in counter.calls
+
+
+def test_disk_budget_bounds_tmp(populated, tmp_path):
+    service = make_service(populated, tmp_path)
+    service.disk._lru.budget_bytes = 330_000  # two of the ~140-175 KB artifacts
+    for ticker in ("SMH", "SPY", "TLT", "AAPL"):
+        service.serving_for_ticker(ticker)
+    files = list((tmp_path / "cache" / "objects").iterdir())
+    assert sum(f.stat().st_size for f in files) <= 330_000
+    assert 1 <= len(files) <= 2
+
+
+def test_preload_loads_named_models_at_init(populated, tmp_path):
+    service = make_service(populated, tmp_path)
+    service.preload(("etfs/SPY", "stocks/universal", "etfs/NOPE"))
+    assert {m["name"] for m in service.loaded()} == {"etfs/SPY", "stocks/universal"}
+
+
+def test_predictions_match_booster_predict_on_the_same_row(populated, models, tmp_path):
+    service = make_service(populated, tmp_path)
+    serving = service.serving_for_ticker("SMH")
+    names = models.smh.metadata.feature_names
+    rng = np.random.default_rng(7)
+    values = rng.normal(size=len(names))
+    row = serving.model.schema.row(dict(zip(names, values.tolist(), strict=True)))
+    import lightgbm as lgb
+
+    booster = lgb.Booster(model_str=models.smh.files["model.txt"].decode())
+    expected = booster.predict(values[[0, 2, 4, 6, 8, 10]].reshape(1, -1))
+    np.testing.assert_allclose(serving.model.predict_proba(row.reshape(1, -1)), expected)
+
+
+def test_invalid_registry_keeps_last_good_registry(populated, tmp_path):
+    clock = FakeClock()
+    service = make_service(populated, tmp_path, clock)
+    revision = service.registry().revision
+    populated.put(REGISTRY_KEY, b"{not json")
+    clock.advance(61)
+    assert service.registry().revision == revision
+    assert service.counters.registry_failures == 1
+    assert isinstance(service.registry(), Registry)

@@ -1,0 +1,74 @@
+"""Both stores honour the same conditional-request contract."""
+
+from __future__ import annotations
+
+import pytest
+
+from tickerserve.store import KeyNotFound, LocalStore, PreconditionFailed, S3Store, sha256_hex
+
+
+@pytest.fixture(params=["local", "s3"])
+def store(request, tmp_path):
+    if request.param == "local":
+        return LocalStore(tmp_path / "store")
+    return request.getfixturevalue("s3_store")
+
+
+def test_get_put_and_conditional_get(store):
+    etag = store.put("a/b.txt", b"hello")
+    blob = store.get("a/b.txt")
+    assert blob is not None and (blob.data, blob.etag) == (b"hello", etag)
+    assert store.get("a/b.txt", if_none_match=etag) is None  # 304
+    store.put("a/b.txt", b"changed")
+    fresh = store.get("a/b.txt", if_none_match=etag)
+    assert fresh is not None and fresh.data == b"changed"
+
+
+def test_missing_key(store):
+    with pytest.raises(KeyNotFound):
+        store.get("nope.json")
+    assert store.head("nope.json") is None
+
+
+def test_create_only_refuses_to_overwrite(store):
+    store.put("v/model.txt", b"one", create_only=True)
+    with pytest.raises(PreconditionFailed):
+        store.put("v/model.txt", b"two", create_only=True)
+    assert store.get("v/model.txt").data == b"one"
+
+
+def test_if_match_detects_a_concurrent_change(store):
+    first = store.put("reg.json", b"1")
+    store.put("reg.json", b"2", if_match=first)
+    with pytest.raises(PreconditionFailed):
+        store.put("reg.json", b"3", if_match=first)  # stale ETag
+    assert store.get("reg.json").data == b"2"
+
+
+def test_head_reports_content_sha256(store):
+    store.put("x/y.bin", b"\x00" * 10)
+    info = store.head("x/y.bin")
+    assert info is not None and (info.size, info.sha256) == (10, sha256_hex(b"\x00" * 10))
+
+
+def test_list_and_delete(store):
+    for key in ("m/versions/1.0.0/a", "m/versions/1.0.0/b", "n/c"):
+        store.put(key, b"x")
+    assert [o.key for o in store.list("m/")] == ["m/versions/1.0.0/a", "m/versions/1.0.0/b"]
+    store.delete(["m/versions/1.0.0/a", "m/versions/1.0.0/b"])
+    assert list(store.list("m/")) == []
+    assert [o.key for o in store.list("")] == ["n/c"]
+
+
+@pytest.mark.parametrize("key", ["../escape", "/abs", "a//b", "a/../../b", ""])
+def test_path_like_keys_are_refused_before_io(store, key):
+    with pytest.raises(ValueError, match="invalid object key"):
+        store.get(key)
+
+
+def test_missing_bucket_is_unavailable_not_not_found(s3_store):
+    broken = S3Store("no-such-bucket", client=s3_store.client)
+    from tickerserve.errors import StorageUnavailable
+
+    with pytest.raises(StorageUnavailable):
+        broken.get("metadata/asset_registry.json")
