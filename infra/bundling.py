@@ -38,6 +38,10 @@ MAX_SYMBOL_VERSIONS = {"GLIBC": (2, 34), "GLIBCXX": (3, 4, 29)}
 LIBGOMP_DONOR = "scikit-learn==1.9.1"
 # Bump when the build recipe changes in a way that alters the output.
 RECIPE = "4"
+# Finished builds kept per architecture and Python (switching branches should not rebuild).
+KEEP_BUILDS = 2
+# An unfinished build older than this was interrupted; its directory is removed.
+STALE_BUILD_SECONDS = 3600
 
 _ARCH = {"x86_64": "x86_64", "arm64": "aarch64"}
 _MARKER = "layer.json"
@@ -115,7 +119,7 @@ def build_layer(spec: LayerSpec, cache_root: Path = CACHE_ROOT) -> Path:
         _trim(work / "python")
         if spec.bytecode_python is not None:
             _compile(spec.bytecode_python, work / "python")
-        _install_libgomp(spec, work / "lib")
+        libgomp_source = _install_libgomp(spec, work / "lib")
         _check_symbol_versions(work)
         size = tree_size(work)
         if size >= LAMBDA_UNZIPPED_LIMIT:
@@ -125,6 +129,8 @@ def build_layer(spec: LayerSpec, cache_root: Path = CACHE_ROOT) -> Path:
             "architecture": spec.architecture,
             "python_version": spec.python_version,
             "platforms": list(spec.platforms),
+            "bytecode": spec.bytecode_python is not None,
+            "libgomp_from": libgomp_source,
             "unzipped_bytes": size,
             "build_seconds": round(time.monotonic() - started, 1),
         }
@@ -136,7 +142,23 @@ def build_layer(spec: LayerSpec, cache_root: Path = CACHE_ROOT) -> Path:
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
+    _prune(cache_root, f"{spec.architecture}-py{spec.python_version}-")
     return target
+
+
+def _prune(cache_root: Path, prefix: str) -> None:
+    """Drop all but the newest finished builds for one platform, and abandoned builds."""
+    builds = sorted(
+        (p for p in cache_root.glob(f"{prefix}*") if (p / _MARKER).is_file()),
+        key=lambda p: (p / _MARKER).stat().st_mtime,
+        reverse=True,
+    )
+    stale = [
+        p for p in cache_root.glob(".building-*")
+        if time.time() - p.stat().st_mtime > STALE_BUILD_SECONDS
+    ]  # fmt: skip
+    for path in [*builds[KEEP_BUILDS:], *stale]:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def tree_size(path: Path) -> int:
@@ -188,9 +210,7 @@ def _trim(python_dir: Path) -> None:
     for path in sorted(python_dir.rglob("*"), key=lambda p: len(p.parts), reverse=True):
         if path.is_dir() and path.name in _DROP_DIRS and not path.is_symlink():
             shutil.rmtree(path)
-        elif path.is_file() and path.name.endswith(_DROP_SUFFIXES):
-            path.unlink()
-        elif path.name == "py.typed":
+        elif path.is_file() and (path.name.endswith(_DROP_SUFFIXES) or path.name == "py.typed"):
             path.unlink()
 
 
@@ -222,7 +242,7 @@ def find_python(version: str = PYTHON_VERSION) -> Path | None:
     return None
 
 
-def _install_libgomp(spec: LayerSpec, lib_dir: Path) -> None:
+def _install_libgomp(spec: LayerSpec, lib_dir: Path) -> str:
     lib_dir.mkdir(parents=True)
     with tempfile.TemporaryDirectory() as tmp:
         _pip(["download", "--quiet", "--no-deps", "-d", tmp, *_platform_args(spec), LIBGOMP_DONOR])
@@ -235,6 +255,7 @@ def _install_libgomp(spec: LayerSpec, lib_dir: Path) -> None:
                 raise LayerBuildError(f"{wheels[0].name} bundles no single libgomp: {names}")
             # lib_lightgbm.so asks for the soname libgomp.so.1; that is the file name to ship.
             (lib_dir / "libgomp.so.1").write_bytes(wheel.read(names[0]))
+            return f"{wheels[0].name}:{names[0]}"
 
 
 def required_symbol_versions(library: Path) -> dict[str, tuple[int, ...]]:

@@ -90,7 +90,10 @@ class ServingConfig:
     model_disk_mb: int | None = None
 
     def __post_init__(self) -> None:
-        _require(_STAGE_RE.match(self.stage) is not None, "stage: lowercase letters, digits, dashes; 1-12 characters (it is part of the bucket name)")
+        _require(
+            _STAGE_RE.match(self.stage) is not None,
+            "stage: 1-12 lowercase letters, digits, dashes (part of the bucket name)",
+        )
         _require(self.architecture in ARCHITECTURES, f"architecture: one of {ARCHITECTURES}")
         _require(128 <= self.memory_mb <= 10240, "memoryMb must be 128..10240")
         _require(

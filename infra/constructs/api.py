@@ -123,12 +123,8 @@ class PredictionApi(Construct):
         integration = apigw.LambdaIntegration(handler, proxy=True, allow_test_invoke=False)
         predict = self.api.root.add_resource("predict")
         self.methods = [
-            predict.add_method(
-                "POST", integration, **self._body("PredictRequest", PREDICT_SCHEMA)
-            ),
-            predict.add_resource("batch").add_method(
-                "POST", integration, **self._body("BatchPredictRequest", BATCH_SCHEMA)
-            ),
+            self._post(predict, integration, "PredictRequest", PREDICT_SCHEMA),
+            self._post(predict.add_resource("batch"), integration, "BatchRequest", BATCH_SCHEMA),
         ]
         models = self.api.root.add_resource("models")
         self.methods += [
@@ -155,17 +151,22 @@ class PredictionApi(Construct):
             )
         return apigw.MethodOptions(authorization_type=apigw.AuthorizationType.NONE)
 
-    def _body(self, name: str, schema: apigw.JsonSchema) -> dict[str, object]:
+    def _post(
+        self,
+        resource: apigw.IResource,
+        integration: apigw.Integration,
+        model_name: str,
+        schema: apigw.JsonSchema,
+    ) -> apigw.Method:
         model = self.api.add_model(
-            name,
-            model_name=name,
-            content_type="application/json",
-            schema=schema,
+            model_name, model_name=model_name, content_type="application/json", schema=schema
         )
-        return {
-            "request_models": {"application/json": model},
-            "request_validator": self.validator,
-        }
+        return resource.add_method(
+            "POST",
+            integration,
+            request_models={"application/json": model},
+            request_validator=self.validator,
+        )
 
     def _usage_plan(self, stage: str, rate: float, burst: int) -> None:
         self.api_key = self.api.add_api_key("ApiKey", description=f"tickerserve {stage}")
@@ -178,8 +179,9 @@ class PredictionApi(Construct):
         plan.add_api_stage(stage=self.api.deployment_stage)
 
 
-
-_PUSH_TO_LOGS = "arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"
+_PUSH_TO_LOGS = (
+    "arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"
+)
 _WHY_NOT_COGNITO = {
     "iam": "Methods use IAM (SigV4) authorization: callers are trading bots and agents "
     "that already hold AWS credentials; a Cognito user pool would add a second identity store",

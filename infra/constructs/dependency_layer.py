@@ -7,6 +7,8 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import cast
+
 import jsii
 from aws_cdk import AssetHashType, BundlingOptions, DockerImage, ILocalBundling
 from aws_cdk import aws_lambda as lambda_
@@ -85,7 +87,8 @@ class DependencyLayer(Construct):
                 ),
                 platform=f"linux/{'amd64' if architecture == 'x86_64' else 'arm64'}",
                 command=["bash", "-c", _DOCKER_COMMAND],
-                local=LocalLayerBundling(self.spec),
+                # jsii passes the options as one struct, not the keywords its stub declares.
+                local=cast(ILocalBundling, LocalLayerBundling(self.spec)),
             ),
         )
         self.layer = lambda_.LayerVersion(

@@ -16,7 +16,9 @@ def _visibility(name: str) -> waf.CfnWebACL.VisibilityConfigProperty:
     )
 
 
-def _managed(name: str, priority: int, count_only: tuple[str, ...] = ()) -> waf.CfnWebACL.RuleProperty:
+def _managed(
+    name: str, priority: int, count_only: tuple[str, ...] = ()
+) -> waf.CfnWebACL.RuleProperty:
     return waf.CfnWebACL.RuleProperty(
         name=name,
         priority=priority,

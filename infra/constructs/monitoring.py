@@ -34,7 +34,9 @@ class Monitoring(Construct):
         key = kms.Key(
             self, "TopicKey", enable_key_rotation=True, description="tickerserve alarm topic"
         )
-        key.grant(iam.ServicePrincipal("cloudwatch.amazonaws.com"), "kms:Decrypt", "kms:GenerateDataKey*")
+        key.grant(
+            iam.ServicePrincipal("cloudwatch.amazonaws.com"), "kms:Decrypt", "kms:GenerateDataKey*"
+        )
         self.topic = sns.Topic(self, "Topic", master_key=key, enforce_ssl=True)
         if thresholds.email:
             self.topic.add_subscription(subscriptions.EmailSubscription(thresholds.email))
@@ -90,9 +92,7 @@ class Monitoring(Construct):
                     function.metric_errors(period=period, statistic="Sum"),
                     function.metric_throttles(period=period, statistic="Sum"),
                 ],
-                right=[
-                    function.metric("ConcurrentExecutions", period=period, statistic="Maximum")
-                ],
+                right=[function.metric("ConcurrentExecutions", period=period, statistic="Maximum")],
             ),
             cw.AlarmStatusWidget(title="Alarms", alarms=list(self.alarms)),
         )

@@ -18,7 +18,9 @@ from infra.constructs.prediction_function import PredictionFunction
 from infra.stacks.storage import model_bucket_name
 
 # RetentionDays lists CloudWatch's finite periods in the same order (ONE_DAY ... TEN_YEARS).
-RETENTION = dict(zip(LOG_RETENTION_DAYS, list(logs.RetentionDays)[: len(LOG_RETENTION_DAYS)]))
+RETENTION = dict(
+    zip(LOG_RETENTION_DAYS, list(logs.RetentionDays)[: len(LOG_RETENTION_DAYS)], strict=True)
+)
 
 
 class ServingStack(Stack):
@@ -74,9 +76,9 @@ class ServingStack(Stack):
             Validations.of(stage).acknowledge(
                 Acknowledgment(
                     id="AwsSolutions-APIG3",
-                    reason="WAF is opt-in per stage (waf: true; on in prod): with IAM "
-                    "authorization unsigned requests are rejected by API Gateway before the "
-                    "function runs, and stage throttling caps signed traffic",
+                    reason="WAF is opt-in per stage (waf: true; on in prod). Without it, stage "
+                    "throttling caps all traffic and, under the default IAM authorization, "
+                    "API Gateway rejects unsigned requests before the function runs",
                 )
             )
         self.monitoring = Monitoring(

@@ -2,7 +2,9 @@
 proxy events, plus direct invocation with the same JSON bodies.
 
 Routes: POST /predict, POST /predict/batch, GET /models, GET /models/{ticker}, GET /health.
-Every client mistake is a 4xx with ``{"error": {"code", "message"}}``.
+Every client mistake is a 4xx with ``{"error": {"code", "message"}}``. With ``docs=True`` (the
+local server, never the Lambda: generating the document imports pydantic) it also serves the
+OpenAPI document at /openapi.json and Swagger UI at /docs.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from tickerserve import __version__, openapi
 from tickerserve.catalog import describe_models, describe_ticker, health
 from tickerserve.errors import BadRequest, NotFound, PayloadTooLarge, TickerserveError
 from tickerserve.layout import normalize_ticker
@@ -30,6 +33,10 @@ from tickerserve.predict import predict, predict_batch
 from tickerserve.service import ModelService
 
 MAX_BODY_BYTES = 6 * 1024 * 1024  # Lambda's synchronous payload limit
+DOCS_PATH = "/docs"
+OPENAPI_PATH = "/openapi.json"
+TITLE = "tickerserve"
+DESCRIPTION = "Per-ticker LightGBM models that pick an options strategy."
 
 _dumps = partial(json.dumps, separators=(",", ":"), allow_nan=False)
 
@@ -45,13 +52,15 @@ def error_response(error: TickerserveError) -> Response:
 class Api:
     """The routes, bound to one ``ModelService``."""
 
-    def __init__(self, service: ModelService) -> None:
+    def __init__(self, service: ModelService, *, docs: bool = False) -> None:
         self.service = service
         self.invocations = 0
         self.rest = APIGatewayRestResolver(serializer=_dumps)
         self.http = APIGatewayHttpResolver(serializer=_dumps)
         for resolver in (self.rest, self.http):
             self._register(resolver)
+        if docs:
+            self._enable_docs(self.rest)
 
     # -- entry point ---------------------------------------------------------------------
     def handle(self, event: Any, context: LambdaContext | None) -> Any:
@@ -104,24 +113,48 @@ class Api:
         service = self.service
         body_of: Callable[[], Any] = lambda: _json_body(app)  # noqa: E731
 
-        @app.post("/predict", summary="Predict the strategy for one ticker")
+        # The schemas are plain dicts; the request body is an extension because we parse it
+        # ourselves (a pydantic Body parameter would put pydantic on the Lambda's warm path).
+        @app.post(
+            "/predict",
+            summary="Predict the strategy for one ticker",
+            responses=openapi.PREDICT_RESPONSES,
+            openapi_extensions=openapi.PREDICT_BODY,
+        )
         def post_predict() -> dict[str, Any]:
             return predict(service, body_of())
 
-        @app.post("/predict/batch", summary="Predict many tickers in one request")
+        @app.post(
+            "/predict/batch",
+            summary="Predict many tickers in one request",
+            responses=openapi.BATCH_RESPONSES,
+            openapi_extensions=openapi.BATCH_BODY,
+        )
         def post_batch() -> dict[str, Any]:
             return predict_batch(service, body_of())
 
-        @app.get("/models", summary="What serves what, without loading models")
+        @app.get(
+            "/models",
+            summary="What serves what, without loading models",
+            responses=openapi.MODELS_RESPONSES,
+        )
         def get_models() -> dict[str, Any]:
             return describe_models(service)
 
-        @app.get("/models/<ticker>", summary="The model serving one ticker")
+        @app.get(
+            "/models/<ticker>",
+            summary="The model serving one ticker",
+            responses=openapi.MODEL_RESPONSES,
+        )
         def get_model(ticker: str) -> dict[str, Any]:
             return describe_ticker(service, _ticker(ticker))
 
-        @app.get("/health", summary="Registry revision, loaded models, cold or warm")
-        def get_health() -> Response:
+        @app.get(
+            "/health",
+            summary="Registry revision, loaded models, cold or warm",
+            responses=openapi.HEALTH_RESPONSES,
+        )
+        def get_health() -> Response[dict[str, Any]]:
             body, status = health(service, cold=self.invocations == 1)
             return Response(status, content_types.APPLICATION_JSON, body)
 
@@ -142,6 +175,15 @@ class Api:
         def unexpected(exc: Exception) -> Response:
             logger.exception("unhandled error")
             return error_response(_internal_error())
+
+    @staticmethod
+    def _enable_docs(app: APIGatewayRestResolver) -> None:
+        app.configure_openapi(title=TITLE, version=__version__, description=DESCRIPTION)
+        app.enable_swagger(path=DOCS_PATH)  # Swagger UI with its assets inlined, no CDN
+
+        @app.get(OPENAPI_PATH, include_in_schema=False)
+        def openapi_document() -> Response[str]:
+            return Response(200, content_types.APPLICATION_JSON, app.get_openapi_json_schema())
 
 
 def _internal_error() -> TickerserveError:

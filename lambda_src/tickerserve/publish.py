@@ -26,7 +26,13 @@ from tickerserve.layout import (
     validate_alias,
     validate_model_name,
 )
-from tickerserve.registry import ModelEntry, Registry, update_registry, utc_now, validate_asset_class
+from tickerserve.registry import (
+    ModelEntry,
+    Registry,
+    update_registry,
+    utc_now,
+    validate_asset_class,
+)
 from tickerserve.store import PreconditionFailed, Store
 
 
@@ -88,7 +94,9 @@ class Published:
             "revision": self.revision,
             "classes": meta.classes,
             "features": len(meta.used_features),
-            "artifacts": {n: {"size": a.size, "sha256": a.sha256} for n, a in meta.artifacts.items()},
+            "artifacts": {
+                n: {"size": a.size, "sha256": a.sha256} for n, a in meta.artifacts.items()
+            },
             "metrics": meta.metrics,
             "seconds": round(self.seconds, 3),
         }

@@ -8,6 +8,7 @@ so sync can skip unchanged files by content.
 
 from __future__ import annotations
 
+import base64
 import builtins
 import contextlib
 import fcntl
@@ -158,16 +159,17 @@ class S3Store:
 
     def head(self, key: str) -> ObjectInfo | None:
         try:
-            response = self.client.head_object(Bucket=self.bucket, Key=validate_key(key))
+            response = self.client.head_object(
+                Bucket=self.bucket, Key=validate_key(key), ChecksumMode="ENABLED"
+            )
         except Exception as exc:
             error = _translate(exc, key)
             if isinstance(error, KeyNotFound):
                 return None
             raise error from exc
         metadata = dict(response.get("Metadata") or {})
-        return ObjectInfo(
-            key, response["ContentLength"], response["ETag"], metadata.get("sha256"), metadata
-        )
+        digest = metadata.get("sha256") or _full_object_sha256(response)
+        return ObjectInfo(key, response["ContentLength"], response["ETag"], digest, metadata)
 
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
         try:
@@ -196,6 +198,19 @@ class S3Store:
                 raise StorageUnavailable(
                     f"could not delete {first.get('Key')}: {first.get('Message')}"
                 )
+
+
+def _full_object_sha256(response: Any) -> str | None:
+    """An S3 SHA-256 checksum as hex, when it covers the whole object (not a multipart
+    composite of part checksums, which looks like ``<base64>-<parts>``)."""
+    checksum = response.get("ChecksumSHA256")
+    if not checksum or "-" in checksum or response.get("ChecksumType") == "COMPOSITE":
+        return None
+    try:
+        raw = base64.b64decode(checksum, validate=True)
+    except ValueError:
+        return None
+    return raw.hex() if len(raw) == 32 else None
 
 
 def _make_client(endpoint_url: str | None, region: str | None) -> S3Client:
@@ -232,6 +247,13 @@ def _translate(exc: Exception, key: str) -> Exception:
             return KeyNotFound(f"no object at {key}")
         if status in (409, 412) or code in ("PreconditionFailed", "ConditionalRequestConflict"):
             return PreconditionFailed(f"{key} changed concurrently or already exists")
+        if code == "AccessDenied" or status == 403:
+            # Without s3:ListBucket (the Lambda's role has none) S3 answers 403, not 404,
+            # for a key that does not exist: say both possibilities.
+            return StorageUnavailable(
+                f"access denied reading {key}: the object does not exist yet "
+                "(nothing published?) or the caller lacks s3:GetObject on it"
+            )
         return StorageUnavailable(f"storage error on {key}: {code or status}")
     return StorageUnavailable(f"storage unreachable: {type(exc).__name__}: {exc}")
 

@@ -14,7 +14,7 @@ import typer
 from typer.core import TyperGroup
 
 from tickerserve import __version__
-from tickerserve.cli import aliases, publish, query, sync, versions
+from tickerserve.cli import aliases, publish, query, serve, sync, versions
 from tickerserve.cli.errors import exit_code_for, one_line
 from tickerserve.cli.target import Target
 from tickerserve.errors import ConfigError
@@ -68,7 +68,9 @@ def root(
     store: Annotated[
         str | None,
         typer.Option(
-            "--store", metavar="PATH", help=f"Local folder with the bucket layout [env: {ENV_STORE_PATH}]"
+            "--store",
+            metavar="PATH",
+            help=f"Local folder with the bucket layout [env: {ENV_STORE_PATH}]",
         ),
     ] = None,
     endpoint_url: Annotated[
@@ -122,6 +124,7 @@ app.command("show")(query.show_command)
 app.command("history")(query.history_command)
 app.command("delete")(versions.delete_command)
 app.command("validate")(versions.validate_command)
+app.command("serve")(serve.serve_command)
 
 
 def main() -> None:

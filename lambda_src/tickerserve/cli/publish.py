@@ -17,9 +17,11 @@ from tickerserve.cli.errors import Refused
 from tickerserve.cli.seed import Converted, load_source
 from tickerserve.cli.seed_tree import SeedPlan, plan_tree
 from tickerserve.cli.target import target
+from tickerserve.errors import TickerserveError
 from tickerserve.history import HISTORY_KEYS, append_records, encode_records, read_records
 from tickerserve.layout import ETF_PREFIX, UNIVERSAL_STOCK_MODEL, validate_model_name
 from tickerserve.publish import (
+    RouteChange,
     Written,
     apply_publication,
     check_targets,
@@ -27,7 +29,7 @@ from tickerserve.publish import (
     training_record,
     write_version,
 )
-from tickerserve.registry import DEFAULT_ALIAS, read_registry
+from tickerserve.registry import DEFAULT_ALIAS, Registry, read_registry, validate_asset_class
 from tickerserve.store import Store
 
 
@@ -83,11 +85,21 @@ def publish_command(
     ] = None,
     alias: Annotated[
         list[str] | None,
-        typer.Option("--alias", "-a", help="Point this alias at the new version (repeatable)."),
+        typer.Option(
+            "--alias",
+            "-a",
+            metavar="ALIAS",
+            help="Point this alias at the new version (repeatable).",
+        ),
     ] = None,
     metrics: Annotated[
         list[str] | None,
-        typer.Option("--metrics", "--metric", help="NAME=VALUE, repeatable or comma-separated."),
+        typer.Option(
+            "--metrics",
+            "--metric",
+            metavar="NAME=VALUE",
+            help="NAME=VALUE, repeatable or comma-separated.",
+        ),
     ] = None,
     asset_class: Annotated[
         str | None,
@@ -95,13 +107,18 @@ def publish_command(
     ] = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Publish SRC as a new immutable version of a model (seed pickles are converted and
-    checked to predict exactly like the original). The registry is updated last."""
+    """Publish a model folder as a new immutable version.
+
+    Seed pickles are converted to LightGBM text and must predict exactly like the original.
+    The version folder is written first (create-only), the registry last.
+    """
     t = target(ctx)
     if version is not None and bump is not None:
         raise Refused("give --version or --bump, not both")
     aliases = list(dict.fromkeys(alias or []))
     check_targets(aliases, models=[model])
+    if asset_class is not None:
+        validate_asset_class(asset_class)
     extra_metrics = parse_metrics(metrics or [])
     started = time.perf_counter()
     converted = load_source(src, model=model, asset_class=asset_class or default_asset_class(model))
@@ -114,12 +131,14 @@ def publish_command(
         registry_key=t.registry_key,
         model=model,
         version=version,
-        bump=(bump or BumpPart.patch).value,  # type: ignore[arg-type]
+        bump=(bump or BumpPart.patch).value,
         aliases=aliases,
     )
     seconds = time.perf_counter() - started
     if json_output:
-        print_json({**result.to_dict(), "source": converted.summary(), "seconds": round(seconds, 3)})
+        print_json(
+            {**result.to_dict(), "source": converted.summary(), "seconds": round(seconds, 3)}
+        )
         return
     meta = result.written.bundle.metadata
     typer.echo(
@@ -143,14 +162,19 @@ def _describe_source(converted: Converted) -> str:
 
 
 # -- import-seed ---------------------------------------------------------------------------
-def _unchanged(store: Store, registry: Any, alias: str, converted: Converted) -> str | None:
+def _unchanged(store: Store, registry: Registry, alias: str, converted: Converted) -> str | None:
     """The version ``alias`` already points at if it holds exactly this model, else None."""
     meta = converted.bundle.metadata
     entry = registry.models.get(meta.model)
     target_ = entry.aliases.get(alias) if entry else None
     if target_ is None:
         return None
-    current, _ = read_metadata(store, meta.model, target_.version, expected_sha256=target_.metadata_sha256)
+    try:
+        current, _ = read_metadata(
+            store, meta.model, target_.version, expected_sha256=target_.metadata_sha256
+        )
+    except TickerserveError:  # missing or corrupt: publish a fresh version instead
+        return None
     same = (
         {n: a.sha256 for n, a in current.artifacts.items()}
         == {n: a.sha256 for n, a in meta.artifacts.items()}
@@ -170,6 +194,7 @@ def import_seed_command(
         list[str] | None,
         typer.Option(
             "--stocks",
+            metavar="TICKERS",
             help="Stock tickers to route to stocks/universal (comma-separated or repeated); "
             "added to those the seed registry lists.",
         ),
@@ -189,8 +214,11 @@ def import_seed_command(
     jobs: Annotated[int, typer.Option("--jobs", min=1, max=32, help="Parallel model uploads.")] = 4,
     json_output: JsonOption = False,
 ) -> None:
-    """Publish every model of a seed tree, route its tickers and point ALIAS (production) at
-    what it published, in one registry update. Nothing is written unless every model converts."""
+    """Publish a whole seed models_storage/ tree and route its tickers.
+
+    Every model is converted and checked before anything is written; then the versions are
+    uploaded and one registry update routes the tickers and points ALIAS at the new versions.
+    """
     t = target(ctx)
     started = time.perf_counter()
     tickers = [s for item in stocks or [] for s in item.split(",") if s.strip()]
@@ -219,21 +247,36 @@ def import_seed_command(
         records = [training_record(w, [alias]) for w in written.values()]
         _append_histories(store, records, plan)
         fallbacks = {"stock": UNIVERSAL_STOCK_MODEL} if stock_fallback else {}
-        registry = apply_publication(
-            store,
-            t.registry_key,
-            list(written.values()),
-            aliases=[alias],
-            routes=plan.routes,
-            fallbacks=fallbacks,
-        )
-        revision = registry.revision
+        if written or not _already_applied(snapshot.registry, plan.routes, fallbacks):
+            registry = apply_publication(
+                store,
+                t.registry_key,
+                list(written.values()),
+                aliases=[alias],
+                routes=plan.routes,
+                fallbacks=fallbacks,
+            )
+            revision = registry.revision
     report = _import_report(plan, converted, written, unchanged, dry_run, revision)
     report["seconds"] = round(time.perf_counter() - started, 3)
     if json_output:
         print_json(report)
         return
     _print_import(report, alias, store.describe())
+
+
+def _already_applied(
+    registry: Registry, routes: list[RouteChange], fallbacks: dict[str, str]
+) -> bool:
+    """True when a re-import would not change the registry (no write, no new revision)."""
+    for route in routes:
+        current = registry.tickers.get(route.ticker)
+        if current is None or (current.model, current.asset_class) != (
+            route.model,
+            route.asset_class,
+        ):
+            return False
+    return all(registry.fallbacks.get(c) == m for c, m in fallbacks.items())
 
 
 def _write_all(store: Store, converted: dict[str, Converted], jobs: int) -> dict[str, Written]:

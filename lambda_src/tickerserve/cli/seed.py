@@ -107,10 +107,9 @@ def _native_metadata(path: Path) -> dict[str, Any] | None:
     if not meta_path.is_file():
         return None
     raw = _read_json(meta_path)
-    if isinstance(raw, dict) and "feature_names" in raw and "classes" in raw:
-        if "ensemble" in raw or "artifacts" in raw or (path / MODEL_FILE).is_file():
-            return raw
-    return None
+    native = isinstance(raw, dict) and "feature_names" in raw and "classes" in raw
+    has_model = "ensemble" in raw or "artifacts" in raw or (path / MODEL_FILE).is_file()
+    return raw if native and has_model else None
 
 
 def _load_native(
@@ -128,7 +127,10 @@ def _load_native(
             raise Refused(f"{path}: {name} is listed in metadata.json but missing")
         files[name] = file.read_bytes()
         recorded = (raw.get("artifacts") or {}).get(name)
-        if isinstance(recorded, dict) and recorded.get("sha256") not in (None, sha256_hex(files[name])):
+        if isinstance(recorded, dict) and recorded.get("sha256") not in (
+            None,
+            sha256_hex(files[name]),
+        ):
             raise Refused(f"{path}: {name} does not match the sha256 recorded in metadata.json")
     fields = dict(raw, model=model, version=PLACEHOLDER_VERSION, artifacts={})
     if asset_class is not None:
@@ -227,8 +229,6 @@ def _convert_seed(
 
 
 def _read_seed(path: Path, pickles: list[Path], notes: list[str]) -> _Seed:
-    import lightgbm as lgb
-
     model_files = [p for p in pickles if not _is_encoder_file(p)]
     encoder_files = [p for p in pickles if _is_encoder_file(p)]
     preferred = [p for p in model_files if p.stem == "model"]
@@ -242,12 +242,16 @@ def _read_seed(path: Path, pickles: list[Path], notes: list[str]) -> _Seed:
     for p in ignored:
         notes.append(f"ignored {p.name} (not part of the bundle; inputs are sent unscaled)")
     if len(encoder_files) > 1:
-        raise Refused(f"{path}: several label encoders ({', '.join(p.name for p in encoder_files)})")
+        raise Refused(
+            f"{path}: several label encoders ({', '.join(p.name for p in encoder_files)})"
+        )
     files: dict[str, str] = {}
     if model_files:
         obj = _unpickle(model_files[0])
         files[model_files[0].name] = sha256_hex(model_files[0].read_bytes())
     else:
+        import lightgbm as lgb
+
         text = path / MODEL_FILE
         try:
             obj = lgb.Booster(model_str=text.read_text())
@@ -257,7 +261,9 @@ def _read_seed(path: Path, pickles: list[Path], notes: list[str]) -> _Seed:
     extras: dict[str, Any] = {}
     if isinstance(obj, dict):
         extras = obj
-        obj = next((obj[k] for k in ("model", "classifier", "estimator", "booster") if k in obj), None)
+        obj = next(
+            (obj[k] for k in ("model", "classifier", "estimator", "booster") if k in obj), None
+        )
         if obj is None:
             raise Refused(f"{path}: the pickled dict has no 'model' entry")
     estimator, booster = _booster_of(path, obj)
@@ -302,7 +308,7 @@ def _unpickle(file: Path) -> Any:
             first = exc
         try:
             with file.open("rb") as handle:
-                return pickle.load(handle)  # noqa: S301 - publisher's own files, see module doc
+                return pickle.load(handle)
         except Exception:
             raise Refused(f"cannot unpickle {file}: {_short(first)}") from None
 
@@ -392,7 +398,9 @@ def _selection(
     if indices is not None:
         bad = [i for i in indices if not 0 <= i < len(full)]
         if bad:
-            raise Refused(f"{path}: selected index {bad[0]} is outside the {len(full)} feature names")
+            raise Refused(
+                f"{path}: selected index {bad[0]} is outside the {len(full)} feature names"
+            )
         if chosen is not None and [full[i] for i in indices] != chosen:
             raise Refused(f"{path}: the selected feature names disagree with the selected indices")
     elif chosen is not None:
@@ -478,7 +486,9 @@ def _class_labels(
     if isinstance(seed.estimator, lgb.LGBMClassifier):
         own = list(np.asarray(seed.estimator.classes_))
         if len(own) != n_classes:
-            raise Refused(f"{path}: the classifier lists {len(own)} classes but outputs {n_classes}")
+            raise Refused(
+                f"{path}: the classifier lists {len(own)} classes but outputs {n_classes}"
+            )
         if all(_is_int(c) for c in own):
             mapping = encoder_classes if encoder_classes is not None else _label_list(listed)
             if mapping is None:
@@ -494,7 +504,9 @@ def _class_labels(
         if encoder_classes is not None:
             unknown = [c for c in own if c not in encoder_classes]
             if unknown:
-                raise Refused(f"{path}: unknown class label {unknown[0]!r}: not in the label encoder")
+                raise Refused(
+                    f"{path}: unknown class label {unknown[0]!r}: not in the label encoder"
+                )
         return [str(c) for c in own], own
     mapping = encoder_classes if encoder_classes is not None else _label_list(listed)
     if mapping is None:

@@ -132,7 +132,9 @@ def _collect(raw: Any, out: list[SeedEntry], depth: int) -> None:
         if isinstance(lowered.get(wrapper), dict | list):
             _collect(lowered[wrapper], out, depth + 1)
             return
-    groups = {k: v for k, v in lowered.items() if k in _ASSET_CLASSES and isinstance(v, dict | list)}
+    groups = {
+        k: v for k, v in lowered.items() if k in _ASSET_CLASSES and isinstance(v, dict | list)
+    }
     if groups:
         for key, members in groups.items():
             _group(_ASSET_CLASSES[key], members, out)
@@ -235,7 +237,9 @@ def plan_tree(path: Path, *, stocks: list[str]) -> SeedPlan:
     plan = SeedPlan(root)
     plan.models = find_models(root, plan.notes)
     if not plan.models:
-        raise Refused(f"{root}: no model folders (expected etfs/*/production or stocks/universal/production)")
+        raise Refused(
+            f"{root}: no model folders (expected etfs/*/production or stocks/universal/production)"
+        )
     names = [m.name for m in plan.models]
     registry_file = root / SEED_REGISTRY
     entries: list[SeedEntry] = []
@@ -260,11 +264,13 @@ def plan_tree(path: Path, *, stocks: list[str]) -> SeedPlan:
         if ticker not in {e.ticker for e in entries}:
             entries.append(SeedEntry(ticker, "stock"))
     for entry in sorted(entries, key=lambda e: e.ticker):
-        model = _route_model(entry, names)
-        if model is None:
-            plan.notes.append(f"not routed {entry.ticker} ({entry.asset_class}): no model folder for it")
+        routed = _route_model(entry, names)
+        if routed is None:
+            plan.notes.append(
+                f"not routed {entry.ticker} ({entry.asset_class}): no model folder for it"
+            )
             continue
-        plan.routes.append(RouteChange(entry.ticker, entry.asset_class, model))
+        plan.routes.append(RouteChange(entry.ticker, entry.asset_class, routed))
     plan.histories = _histories(root)
     return plan
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import numpy as np
 import typer
@@ -15,9 +15,11 @@ from tickerserve.errors import Conflict, IntegrityError, InvalidModel, NotFound
 from tickerserve.history import append_records
 from tickerserve.inventory import delete_folder, find_version
 from tickerserve.layout import TRAINING_HISTORY_KEY, Version, validate_model_name
-from tickerserve.model import LoadedModel
 from tickerserve.registry import Registry, read_registry, update_registry, utc_now
 from tickerserve.store import KeyNotFound, Store
+
+if TYPE_CHECKING:
+    from tickerserve.model import LoadedModel
 
 
 def parse_ref(ref: str) -> tuple[str, str | None]:
@@ -47,6 +49,8 @@ def load_verified(
     store: Store, model: str, version: str, expected_sha256: str | None = None
 ) -> tuple[Bundle, LoadedModel]:
     """Download a version, verify every sha256 and load it as the runtime would."""
+    from tickerserve.model import LoadedModel  # lightgbm: imported only when a model loads
+
     try:
         bundle = read_bundle(store, model, version, expected_sha256=expected_sha256)
     except KeyNotFound:
@@ -75,8 +79,11 @@ def delete_command(
     version: Annotated[str, typer.Argument(help="Version to delete, e.g. 1.0.2.")],
     json_output: JsonOption = False,
 ) -> None:
-    """Delete a version folder. Refused while any alias points at it; the version also leaves
-    the aliases' rollback history, and a ``deleted`` record is appended to the training history."""
+    """Delete a version folder (refused while any alias points at it).
+
+    The version also leaves the aliases' rollback history, and a "deleted" record is appended
+    to the training history.
+    """
     t = target(ctx)
     model = validate_model_name(name)
     version = str(Version.parse(version))
@@ -91,7 +98,7 @@ def delete_command(
                 f"refusing to delete {model} {version}: alias {', '.join(pointing)} points at it"
             )
         entry = registry.models.get(model)
-        for history in (entry.history.values() if entry else []):
+        for history in entry.history.values() if entry else []:
             history[:] = [h for h in history if h.version != version]
 
     # Registry first (refusal check + rollback history), then the files: a rollback can never
@@ -143,8 +150,10 @@ def validate_command(
     ref: Annotated[str, typer.Argument(help="NAME, NAME@VERSION or NAME@ALIAS (production).")],
     json_output: JsonOption = False,
 ) -> None:
-    """Download a version, verify every sha256 (and the registry's digest), load it and
-    predict a probe row. Exit code 1 if it fails."""
+    """Download a version, verify every sha256, load it and predict a probe row.
+
+    Exit code 1 if it fails.
+    """
     t = target(ctx)
     name, selector = parse_ref(ref)
     snapshot = read_registry(t.store, t.registry_key)
@@ -174,7 +183,9 @@ def validate_command(
         print_json(result)
         return
     if digest is None:
-        note(f"note: no alias points at {name} {version}; its metadata digest was not cross-checked")
+        note(
+            f"note: no alias points at {name} {version}; its metadata digest was not cross-checked"
+        )
     typer.echo(
         f"{name} {version} is valid: {len(meta.artifacts)} artifact(s) verified, loaded, "
         f"probe row -> {meta.classes[best]} ({probabilities[best]:.3f})"

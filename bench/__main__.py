@@ -1,0 +1,7 @@
+"""``python -m bench [--quick] [--rebuild]``."""
+
+from __future__ import annotations
+
+from bench.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,196 @@
+"""Registry moves: ``promote`` / ``rollback`` (aliases) and ``route`` / ``fallback`` (tickers).
+
+Each is one compare-and-swap registry update; promote and rollback first download and verify
+the target version, so an alias never moves to a missing or corrupt bundle.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from tickerserve.cli.console import JsonOption, note, print_json
+from tickerserve.cli.errors import Refused
+from tickerserve.cli.publish import default_asset_class
+from tickerserve.cli.target import target
+from tickerserve.cli.versions import verified_for_alias
+from tickerserve.errors import Conflict
+from tickerserve.layout import Version, normalize_ticker, validate_alias, validate_model_name
+from tickerserve.registry import (
+    DEFAULT_ALIAS,
+    AliasTarget,
+    Registry,
+    read_registry,
+    update_registry,
+    validate_asset_class,
+)
+
+AliasOption = Annotated[str, typer.Option("--alias", "-a", help="The alias to move.")]
+
+
+def promote_command(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Model name, e.g. etfs/SMH.")],
+    version: Annotated[str, typer.Argument(help="Version to point the alias at.")],
+    alias: AliasOption = DEFAULT_ALIAS,
+    json_output: JsonOption = False,
+) -> None:
+    """Point ALIAS (production) at VERSION after downloading and verifying it."""
+    t = target(ctx)
+    model, alias = validate_model_name(name), validate_alias(alias)
+    version = str(Version.parse(version))
+    bundle = verified_for_alias(t.store, model, version)
+    digest = bundle.metadata_sha256
+    before: list[AliasTarget | None] = []
+
+    def mutate(registry: Registry) -> None:
+        entry = registry.models.get(model)
+        before[:] = [entry.aliases.get(alias) if entry else None]
+        registry.set_alias(model, alias, version, digest)
+
+    registry = update_registry(t.store, t.registry_key, mutate)
+    previous = before[0].version if before and before[0] else None
+    _report_move(model, alias, previous, version, registry.revision, json_output)
+
+
+def rollback_command(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Model name, e.g. etfs/SMH.")],
+    alias: AliasOption = DEFAULT_ALIAS,
+    json_output: JsonOption = False,
+) -> None:
+    """Move ALIAS back to the version it held before.
+
+    The earlier version is verified first; the step leaves the alias history, so repeated
+    rollbacks walk further back.
+    """
+    t = target(ctx)
+    model, alias = validate_model_name(name), validate_alias(alias)
+    registry = read_registry(t.store, t.registry_key).registry
+    entry = registry.models.get(model)
+    history = entry.history.get(alias) if entry else None
+    if entry is None or alias not in entry.aliases:
+        raise Refused(f"model {model} has no alias {alias!r}")
+    if not history:
+        raise Refused(f"{model} {alias} has no earlier version to roll back to")
+    current, previous = entry.aliases[alias], history[-1]
+    verified_for_alias(t.store, model, previous.version, previous.metadata_sha256)
+
+    def mutate(fresh: Registry) -> None:
+        e = fresh.models.get(model)
+        if (
+            e is None
+            or e.aliases.get(alias) != current
+            or e.history.get(alias, [])[-1:] != [previous]
+        ):
+            raise Conflict(f"{model} {alias} changed while rolling back; run rollback again")
+        fresh.rollback_alias(model, alias)
+
+    updated = update_registry(t.store, t.registry_key, mutate)
+    _report_move(model, alias, current.version, previous.version, updated.revision, json_output)
+
+
+def _report_move(
+    model: str, alias: str, old: str | None, new: str, revision: int, json_output: bool
+) -> None:
+    if json_output:
+        print_json({"model": model, "alias": alias, "from": old, "to": new, "revision": revision})
+    else:
+        typer.echo(f"{model} {alias}: {old or '(none)'} -> {new} (registry revision {revision})")
+
+
+def route_command(
+    ctx: typer.Context,
+    tickers: Annotated[list[str], typer.Argument(help="Tickers to route (or to remove).")],
+    model: Annotated[
+        str | None, typer.Option("--model", "-m", help="Model the tickers route to.")
+    ] = None,
+    asset_class: Annotated[
+        str | None,
+        typer.Option("--asset-class", help="etf or stock (default from the model name)."),
+    ] = None,
+    remove: Annotated[bool, typer.Option("--remove", help="Remove the tickers' routes.")] = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Route tickers to a published model, or remove their routes (--remove)."""
+    t = target(ctx)
+    if remove == (model is not None):
+        raise Refused("give either --model NAME or --remove")
+    names = list(dict.fromkeys(normalize_ticker(x) for x in tickers))
+    if model is not None:
+        model = validate_model_name(model)
+        asset_class = asset_class or default_asset_class(model)
+        if asset_class is None:
+            raise Refused(f"--asset-class is required for model {model}")
+        validate_asset_class(asset_class)
+
+    def mutate(registry: Registry) -> None:
+        if model is None:
+            missing = [x for x in names if x not in registry.tickers]
+            if missing:
+                raise Refused(f"not routed: {', '.join(missing)}")
+            for x in names:
+                registry.remove_route(x)
+            return
+        entry = registry.models.get(model)
+        if entry is None or not entry.aliases:
+            raise Refused(f"model {model} has no published alias; publish or promote it first")
+        for x in names:
+            registry.set_route(x, model, asset_class or "")
+
+    registry = update_registry(t.store, t.registry_key, mutate)
+    entry = registry.models.get(model) if model else None
+    if entry is not None and DEFAULT_ALIAS not in entry.aliases:
+        note(f"warning: {model} has no {DEFAULT_ALIAS} alias; requests must name an alias")
+    result = {
+        "revision": registry.revision,
+        "removed" if remove else "routed": {
+            x: None if remove else {"model": model, "asset_class": asset_class} for x in names
+        },
+    }
+    if json_output:
+        print_json(result)
+    elif remove:
+        typer.echo(f"removed {', '.join(names)} (registry revision {registry.revision})")
+    else:
+        typer.echo(
+            f"{', '.join(names)} -> {model} ({asset_class}) (registry revision {registry.revision})"
+        )
+
+
+def fallback_command(
+    ctx: typer.Context,
+    asset_class: Annotated[str, typer.Argument(help="Asset class, e.g. stock.")],
+    model: Annotated[
+        str | None, typer.Option("--model", "-m", help="Model for unlisted tickers of the class.")
+    ] = None,
+    none: Annotated[bool, typer.Option("--none", help="Remove the fallback.")] = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Set or remove (--none) the fallback model of an asset class.
+
+    The fallback answers for tickers of ASSET_CLASS without a route of their own. Fallbacks
+    are explicit; there is no implicit one.
+    """
+    t = target(ctx)
+    if none == (model is not None):
+        raise Refused("give either --model NAME or --none")
+    validate_asset_class(asset_class)
+    if model is not None:
+        validate_model_name(model)
+
+    def mutate(registry: Registry) -> None:
+        if model is not None:
+            entry = registry.models.get(model)
+            if entry is None or not entry.aliases:
+                raise Refused(f"model {model} has no published alias; publish or promote it first")
+        registry.set_fallback(asset_class, model)
+
+    registry = update_registry(t.store, t.registry_key, mutate)
+    if json_output:
+        print_json({"asset_class": asset_class, "model": model, "revision": registry.revision})
+    else:
+        typer.echo(
+            f"fallback {asset_class} -> {model or '(none)'} (registry revision {registry.revision})"
+        )

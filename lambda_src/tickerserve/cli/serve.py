@@ -1,0 +1,120 @@
+"""``serve``: the HTTP API on this machine, over the same ``Api`` the Lambda handler uses.
+
+The store comes from the global options (``--bucket``/``--endpoint-url`` or ``--store``). The
+local server adds what the Lambda leaves out: the OpenAPI document and a docs page.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from tickerserve.cli.console import note
+from tickerserve.cli.errors import Failed
+from tickerserve.cli.target import target
+from tickerserve.errors import TickerserveError
+from tickerserve.settings import ENV_CACHE_DIR, ENV_REGISTRY_TTL, Settings
+
+if TYPE_CHECKING:
+    from tickerserve.service import ModelService
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+# Short, so a promote or rollback shows within seconds (the Lambda default is 60 s).
+DEFAULT_REGISTRY_TTL = 5.0
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def serve_command(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = DEFAULT_HOST,
+    port: Annotated[
+        int, typer.Option("--port", "-p", min=0, max=65535, help="TCP port (0: any free port).")
+    ] = DEFAULT_PORT,
+    registry_ttl: Annotated[
+        float,
+        typer.Option(
+            "--registry-ttl",
+            min=0.0,
+            envvar=ENV_REGISTRY_TTL,
+            metavar="SECONDS",
+            help="Seconds before the registry is re-read (conditional GET).",
+        ),
+    ] = DEFAULT_REGISTRY_TTL,
+    cache_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--cache-dir",
+            envvar=ENV_CACHE_DIR,
+            metavar="PATH",
+            help="Artifact cache [default: the Lambda's /tmp/tickerserve].",
+        ),
+    ] = None,
+) -> None:
+    """Serve the HTTP API locally (POST /predict ...), with OpenAPI at /openapi.json and
+    interactive docs at /docs. Each request runs through the Lambda handler's code path as an
+    API Gateway REST event. Ctrl-C stops it."""
+    # Before the runtime is imported: CloudWatch metrics lines have no reader here.
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+    from tickerserve.api import DOCS_PATH, OPENAPI_PATH, Api
+    from tickerserve.cli.localserver import LocalServer
+    from tickerserve.service import ModelService
+
+    t = target(ctx)
+    store = t.store
+    settings = replace(
+        Settings.from_env(),
+        bucket=t.bucket,
+        store_path=t.store_path,
+        registry_key=t.registry_key,
+        registry_ttl=registry_ttl,
+    )
+    if cache_dir is not None:
+        settings = replace(settings, cache_dir=str(cache_dir))
+    service = ModelService(settings, store=store)
+    if settings.preload:
+        service.preload(settings.preload)
+    try:
+        server = LocalServer((host, port), Api(service, docs=True), log=_log)
+    except OSError as exc:
+        hint = "; choose another with --port" if exc.errno == errno.EADDRINUSE else ""
+        raise Failed(f"cannot listen on {host}:{port}: {exc.strerror or exc}{hint}") from None
+    if host not in LOOPBACK:
+        note(f"warning: listening on {host}; the local server has no authentication")
+    note(f"models: {store.describe()} ({_registry_summary(service)})")
+    note(f"serving on {server.url} (docs {DOCS_PATH}, OpenAPI {OPENAPI_PATH}); Ctrl-C stops")
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        server.serve_forever(poll_interval=0.2)
+    except KeyboardInterrupt:
+        note("stopping")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        server.server_close()
+
+
+def _registry_summary(service: ModelService) -> str:
+    try:
+        registry = service.registry()
+    except TickerserveError as exc:
+        return f"registry not readable yet: {exc.message}"
+    return (
+        f"registry revision {registry.revision}: {len(registry.models)} models, "
+        f"{len(registry.tickers)} tickers"
+    )
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def _log(line: str) -> None:
+    note(f"{datetime.now().strftime('%H:%M:%S.%f')[:-3]} {line}")

@@ -1,0 +1,312 @@
+"""OpenAPI descriptions of the HTTP API: plain JSON Schema dicts passed to the route decorators.
+
+The API validates bodies itself (no pydantic in the Lambda), so Powertools cannot derive the
+request and response schemas from type hints; they are written out here instead. Building
+these dicts is the only cost in Lambda; the document itself is generated only when docs are
+enabled (the local server).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+JSON = "application/json"
+
+
+def nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    # Powertools' schema model takes one "type" string, so "or null" is spelled anyOf.
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+_NUMBER_OR_NULL = nullable({"type": "number"})
+
+EXAMPLE_FEATURES: dict[str, float] = {
+    "rsi_14": 61.2,
+    "iv_rank": 0.42,
+    "iv_percentile": 0.55,
+    "hv_20": 0.21,
+    "atr_pct": 0.018,
+    "ret_5d": 0.012,
+    "ret_20d": -0.034,
+    "volume_z": 1.3,
+    "skew_25d": -0.05,
+    "term_slope": 0.02,
+    "put_call_ratio": 0.87,
+    "vix_level": 17.4,
+}
+
+ERROR: dict[str, Any] = {
+    "title": "Error",
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {
+                "code": {"type": "string", "examples": ["unknown_ticker"]},
+                "message": {"type": "string"},
+                "features": {
+                    "type": "array",
+                    "items": {"type": "string"},
+                    "description": "The offending feature names, when features were wrong.",
+                },
+            },
+        }
+    },
+}
+
+PREDICT_REQUEST: dict[str, Any] = {
+    "title": "PredictRequest",
+    "type": "object",
+    "required": ["ticker", "features"],
+    "additionalProperties": False,
+    "properties": {
+        "ticker": {"type": "string", "description": "Case-insensitive, e.g. SMH or aapl."},
+        "features": {
+            "description": "Every feature the model needs, by name, or all of its "
+            "feature_names in order (see GET /models/{ticker}); null is a missing value.",
+            "oneOf": [
+                {"type": "object", "additionalProperties": _NUMBER_OR_NULL},
+                {"type": "array", "items": _NUMBER_OR_NULL},
+            ],
+        },
+        "alias": {
+            "type": "string",
+            "description": "Serve the version this alias points at (default production).",
+        },
+        "version": {
+            "type": "string",
+            "pattern": r"^\d+\.\d+\.\d+$",
+            "description": "Serve exactly this version (not together with alias).",
+        },
+        "asset_class": {
+            "type": "string",
+            "description": "For tickers without a route: use this class's fallback model.",
+        },
+    },
+}
+
+MODEL_REF: dict[str, Any] = {
+    "type": "object",
+    "required": ["name", "version", "alias"],
+    "properties": {
+        "name": {"type": "string", "examples": ["etfs/SMH"]},
+        "version": {"type": "string", "examples": ["1.0.0"]},
+        "alias": {**nullable({"type": "string"}), "examples": ["production"]},
+    },
+}
+
+PREDICTION: dict[str, Any] = {
+    "title": "Prediction",
+    "type": "object",
+    "required": ["ticker", "model", "prediction", "confidence", "probabilities"],
+    "properties": {
+        "ticker": {"type": "string"},
+        "model": MODEL_REF,
+        "prediction": {"type": "string", "examples": ["IRON_CONDOR"]},
+        "confidence": {"type": "number", "description": "Probability of the predicted class."},
+        "probabilities": {
+            "type": "object",
+            "additionalProperties": {"type": "number"},
+            "description": "Every class label with its probability, in the model's order.",
+        },
+    },
+}
+
+BATCH_REQUEST: dict[str, Any] = {
+    "title": "BatchRequest",
+    "type": "object",
+    "required": ["items"],
+    "additionalProperties": False,
+    "properties": {"items": {"type": "array", "minItems": 1, "items": PREDICT_REQUEST}},
+}
+
+BATCH_RESPONSE: dict[str, Any] = {
+    "title": "BatchResponse",
+    "type": "object",
+    "required": ["results", "succeeded", "failed"],
+    "properties": {
+        "results": {
+            "type": "array",
+            "description": "One entry per item, in order: a prediction or an error.",
+            "items": {
+                "oneOf": [
+                    {**PREDICTION, "title": "BatchPrediction"},
+                    {**ERROR, "title": "BatchError"},
+                ],
+                "required": ["index"],
+                "properties": {"index": {"type": "integer"}},
+            },
+        },
+        "succeeded": {"type": "integer"},
+        "failed": {"type": "integer"},
+    },
+}
+
+_ALIASES: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": {"type": "string"},
+    "description": "alias -> version",
+}
+
+MODELS: dict[str, Any] = {
+    "title": "Models",
+    "type": "object",
+    "properties": {
+        "revision": {"type": "integer"},
+        "updated_at": {"type": "string"},
+        "fallbacks": {"type": "object", "additionalProperties": {"type": "string"}},
+        "models": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "name": {"type": "string"},
+                    "aliases": _ALIASES,
+                    "tickers": {"type": "array", "items": {"type": "string"}},
+                },
+            },
+        },
+    },
+}
+
+MODEL_DETAIL: dict[str, Any] = {
+    "title": "ModelDetail",
+    "type": "object",
+    "properties": {
+        "ticker": {"type": "string"},
+        "asset_class": {"type": "string"},
+        "via_fallback": {"type": "boolean"},
+        "model": MODEL_REF,
+        "aliases": _ALIASES,
+        "model_type": {"type": "string"},
+        "feature_names": {"type": "array", "items": {"type": "string"}},
+        "selected_features": nullable({"type": "array", "items": {"type": "integer"}}),
+        "required_features": {"type": "array", "items": {"type": "string"}},
+        "classes": {"type": "array", "items": {"type": "string"}},
+        "metrics": {"type": "object", "additionalProperties": {"type": "number"}},
+        "training": {"type": "object"},
+        "created_at": {"type": "string"},
+        "metadata_sha256": {"type": "string"},
+    },
+}
+
+_BUDGET: dict[str, Any] = {
+    "type": "object",
+    "properties": {"used_bytes": {"type": "integer"}, "budget_bytes": {"type": "integer"}},
+}
+
+HEALTH: dict[str, Any] = {
+    "title": "Health",
+    "type": "object",
+    "properties": {
+        "status": {"type": "string", "enum": ["ok", "unavailable"]},
+        "cold": {"type": "boolean", "description": "True on the first invocation only."},
+        "store": {"type": "string"},
+        "registry": nullable(
+            {
+                "type": "object",
+                "properties": {
+                    "revision": {"type": "integer"},
+                    "updated_at": {"type": "string"},
+                    "models": {"type": "integer"},
+                    "tickers": {"type": "integer"},
+                },
+            }
+        ),
+        "loaded_models": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "name": {"type": "string"},
+                    "version": {"type": "string"},
+                    "bytes": {"type": "integer"},
+                },
+            },
+        },
+        "memory": _BUDGET,
+        "disk": _BUDGET,
+        "counters": {"type": "object", "additionalProperties": {"type": "integer"}},
+        "uptime_seconds": {"type": "number"},
+        "error": ERROR["properties"]["error"],
+    },
+}
+
+
+def ok(description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"description": description, "content": {JSON: {"schema": schema}}}
+
+
+def error(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {JSON: {"schema": ERROR}}}
+
+
+def request_body(schema: dict[str, Any], examples: dict[str, Any]) -> dict[str, Any]:
+    """An ``openapi_extensions`` entry that sets the operation's requestBody."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {JSON: {"schema": schema, "examples": examples}},
+        }
+    }
+
+
+_STORAGE_DOWN = error("The model store is unreachable and nothing usable is cached")
+
+PREDICT_RESPONSES: dict[int, Any] = {
+    200: ok("The predicted strategy with every class probability", PREDICTION),
+    400: error("Bad JSON, wrong fields or types, missing or extra features, NaN"),
+    404: error("Unknown ticker, alias or version"),
+    413: error("Body over 6 MB"),
+    503: _STORAGE_DOWN,
+}
+BATCH_RESPONSES: dict[int, Any] = {
+    200: ok("Per-item predictions and per-item errors", BATCH_RESPONSE),
+    400: error("The body is not a batch"),
+    413: error("More items than a batch holds, or a body over 6 MB"),
+    503: _STORAGE_DOWN,
+}
+MODELS_RESPONSES: dict[int, Any] = {
+    200: ok("Every model with its aliases and tickers", MODELS),
+    503: _STORAGE_DOWN,
+}
+MODEL_RESPONSES: dict[int, Any] = {
+    200: ok("The model serving the ticker: features, classes, metrics", MODEL_DETAIL),
+    400: error("Not a valid ticker"),
+    404: error("No model serves this ticker"),
+    503: _STORAGE_DOWN,
+}
+HEALTH_RESPONSES: dict[int, Any] = {
+    200: ok("The registry is readable", HEALTH),
+    503: ok("The model store is unreachable", HEALTH),
+}
+
+PREDICT_BODY = request_body(
+    PREDICT_REQUEST,
+    {
+        "etf": {
+            "summary": "An ETF served by its own model",
+            "value": {"ticker": "SMH", "features": EXAMPLE_FEATURES},
+        },
+        "stock": {
+            "summary": "A stock served by the universal model, features as a list",
+            "value": {"ticker": "AAPL", "features": list(EXAMPLE_FEATURES.values())},
+        },
+    },
+)
+BATCH_BODY = request_body(
+    BATCH_REQUEST,
+    {
+        "batch": {
+            "summary": "Two tickers, one unknown (answered with a per-item error)",
+            "value": {
+                "items": [
+                    {"ticker": "SPY", "features": EXAMPLE_FEATURES},
+                    {"ticker": "NOPE", "features": EXAMPLE_FEATURES},
+                ]
+            },
+        }
+    },
+)

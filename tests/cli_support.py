@@ -1,0 +1,68 @@
+"""Helpers for the CLI tests: an in-process runner and a store wrapper that injects faults."""
+
+from __future__ import annotations
+
+import builtins
+import json
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from typer.testing import CliRunner, Result
+
+from tickerserve.cli.main import app
+from tickerserve.store import Blob, ObjectInfo, Store
+
+_runner = CliRunner()
+
+
+def cli(*args: str, env: dict[str, str] | None = None) -> Result:
+    """Run ``tickerserve ARGS`` in process; stdout and stderr stay separate."""
+    return _runner.invoke(app, list(args), env=env, catch_exceptions=False)
+
+
+def cli_json(*args: str) -> Any:
+    result = cli(*args, "--json")
+    assert result.exit_code == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+@dataclass
+class FaultyStore:
+    """Delegates to ``inner``; ``before_put(key)`` runs before every write (may raise) and every
+    call is recorded, so tests can assert order and inject concurrent changes."""
+
+    inner: Store
+    before_put: Callable[[str], None] = lambda key: None
+    calls: list[tuple[str, str]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def describe(self) -> str:
+        return self.inner.describe()
+
+    def get(self, key: str, *, if_none_match: str | None = None) -> Blob | None:
+        self._record("get", key)
+        return self.inner.get(key, if_none_match=if_none_match)
+
+    def put(self, key: str, data: bytes, **kwargs: Any) -> str:
+        self._record("put", key)
+        self.before_put(key)
+        return self.inner.put(key, data, **kwargs)
+
+    def head(self, key: str) -> ObjectInfo | None:
+        self._record("head", key)
+        return self.inner.head(key)
+
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        self._record("list", prefix)
+        return self.inner.list(prefix)
+
+    def delete(self, keys: builtins.list[str]) -> None:
+        for key in keys:
+            self._record("delete", key)
+        self.inner.delete(keys)
+
+    def _record(self, op: str, key: str) -> None:
+        with self.lock:
+            self.calls.append((op, key))

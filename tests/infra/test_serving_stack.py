@@ -1,0 +1,293 @@
+"""The serving stack: function, layer, least-privilege IAM, API, throttling, alarms."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from aws_cdk.assertions import Match
+
+from infra.constructs.api import BATCH_LIMIT
+from tests.infra.conftest import (
+    Synth,
+    api_methods,
+    as_list,
+    only,
+    policy_statements,
+    resources,
+    synth,
+)
+from tickerserve.layout import DEFAULT_REGISTRY_KEY
+from tickerserve.settings import ENV_NAMES
+
+ROUTES = {
+    ("POST", "/predict"),
+    ("POST", "/predict/batch"),
+    ("GET", "/models"),
+    ("GET", "/models/{ticker}"),
+    ("GET", "/health"),
+}
+
+
+def function(s: Synth) -> dict:
+    return only(s.serving, "AWS::Lambda::Function")["Properties"]
+
+
+def env(s: Synth) -> dict[str, str]:
+    return function(s)["Environment"]["Variables"]
+
+
+# --- function -----------------------------------------------------------------------------
+
+
+def test_function_runs_the_handler_on_python_3_13_with_configured_size(dev: Synth):
+    props = function(dev)
+    assert props["Runtime"] == "python3.13"
+    assert props["Handler"] == "tickerserve.handler.lambda_handler"
+    assert props["Architectures"] == ["x86_64"]
+    assert props["MemorySize"] == dev.config.memory_mb == 2048
+    assert props["Timeout"] == 29
+    assert props["EphemeralStorage"] == {"Size": 1024}
+    assert props["TracingConfig"] == {"Mode": "Active"}
+    assert len(props["Layers"]) == 1
+
+
+def test_environment_names_are_exactly_what_the_runtime_reads(variant: Synth):
+    assert set(env(variant)) == set(ENV_NAMES)
+
+
+def test_environment_values_come_from_the_config(dev: Synth, prod: Synth):
+    values = env(dev)
+    assert values["TICKERSERVE_REGISTRY_KEY"] == DEFAULT_REGISTRY_KEY
+    assert values["TICKERSERVE_STORE_PATH"] == ""  # S3 in AWS, never a local folder
+    assert values["TICKERSERVE_REGISTRY_TTL"] == "60"
+    assert values["TICKERSERVE_CACHE_DIR"].startswith("/tmp/")
+    assert values["TICKERSERVE_MEMORY_MB"] == "1024"  # half of 2048 MB
+    assert values["TICKERSERVE_DISK_MB"] == "768"  # three quarters of 1024 MB of /tmp
+    assert values["TICKERSERVE_PRELOAD"] == ""
+    assert env(prod)["TICKERSERVE_PRELOAD"] == "stocks/universal"
+    assert env(prod)["TICKERSERVE_REGISTRY_TTL"] == "30"
+
+
+def test_prod_reserves_and_provisions_concurrency_on_the_live_alias(prod: Synth):
+    assert function(prod)["ReservedConcurrentExecutions"] == 50
+    alias = only(prod.serving, "AWS::Lambda::Alias")["Properties"]
+    assert alias["Name"] == "live"
+    assert alias["ProvisionedConcurrencyConfig"] == {"ProvisionedConcurrentExecutions": 2}
+
+
+def test_snapstart_and_arm64_when_a_stage_asks_for_them():
+    s = synth({
+        "tickerserve:snapStart": "true",
+        "tickerserve:ephemeralStorageMb": "512",
+        "tickerserve:architecture": "arm64",
+    })  # fmt: skip
+    props = function(s)
+    assert props["SnapStart"] == {"ApplyOn": "PublishedVersions"}
+    assert props["Architectures"] == ["arm64"]
+    layer = only(s.serving, "AWS::Lambda::LayerVersion")["Properties"]
+    assert layer["CompatibleArchitectures"] == ["arm64"]
+    assert layer["CompatibleRuntimes"] == ["python3.13"]
+
+
+def test_function_logs_go_to_its_own_log_group_with_retention(dev: Synth):
+    groups = resources(dev.serving, "AWS::Logs::LogGroup")
+    assert {g["Properties"]["RetentionInDays"] for g in groups.values()} == {14}
+    log_group_ref = function(dev)["LoggingConfig"]["LogGroup"]["Ref"]
+    assert log_group_ref in groups
+
+
+# --- IAM ----------------------------------------------------------------------------------
+
+
+def function_role_statements(s: Synth) -> list[dict]:
+    role_id = function(s)["Role"]["Fn::GetAtt"][0]
+    role = resources(s.serving, "AWS::IAM::Role")[role_id]["Properties"]
+    assert "ManagedPolicyArns" not in role  # no AWSLambdaBasicExecutionRole
+    assert "Policies" not in role
+    statements = []
+    for policy in resources(s.serving, "AWS::IAM::Policy").values():
+        if {"Ref": role_id} in policy["Properties"]["Roles"]:
+            statements += policy["Properties"]["PolicyDocument"]["Statement"]
+    return statements
+
+
+def test_function_reads_only_model_versions_and_the_registry(dev: Synth):
+    statements = function_role_statements(dev)
+    s3 = [s for s in statements if any(a.startswith("s3:") for a in as_list(s["Action"]))]
+    assert len(s3) == 1
+    assert s3[0]["Effect"] == "Allow"
+    assert s3[0]["Action"] == "s3:GetObject"
+    suffixes = sorted(json.dumps(r)[-40:] for r in s3[0]["Resource"])
+    assert any('/*/versions/*"' in r for r in suffixes)
+    assert any(f'/{DEFAULT_REGISTRY_KEY}"' in r for r in suffixes)
+    assert len(suffixes) == 2
+    # Everything else: writing its own logs, and X-Ray (which has no resource-level ARNs).
+    others = {a for s in statements if s not in s3 for a in as_list(s["Action"])}
+    assert others == {
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+        "xray:PutTraceSegments",
+        "xray:PutTelemetryRecords",
+    }
+
+
+def test_existing_bucket_is_read_by_name_and_no_storage_stack_is_made():
+    s = synth({"tickerserve:bucketName": "team-models"})
+    assert set(s.stacks) == {"Serving"}
+    (statement,) = [
+        st for st in function_role_statements(s) if st["Action"] == "s3:GetObject"
+    ]  # fmt: skip
+    assert "team-models/*/versions/*" in json.dumps(statement["Resource"])
+    assert env(s)["TICKERSERVE_BUCKET"] == "team-models"
+
+
+def test_no_iam_statement_allows_a_wildcard_action(variant: Synth):
+    for template in variant.templates.values():
+        for statement in policy_statements(template):
+            if statement["Effect"] == "Allow":
+                assert not any("*" in a for a in as_list(statement["Action"])), statement
+
+
+# --- API ----------------------------------------------------------------------------------
+
+
+def test_every_route_has_one_method_and_requires_iam_by_default(dev: Synth):
+    methods = api_methods(dev.serving)
+    assert set(methods) == ROUTES
+    for route, props in methods.items():
+        assert props["AuthorizationType"] == "AWS_IAM", route
+        assert props.get("ApiKeyRequired") in (None, False), route
+        assert props["Integration"]["Type"] == "AWS_PROXY", route
+
+
+def test_methods_invoke_the_live_alias(dev: Synth):
+    alias_id = next(iter(resources(dev.serving, "AWS::Lambda::Alias")))
+    for props in api_methods(dev.serving).values():
+        assert alias_id in json.dumps(props["Integration"]["Uri"])
+
+
+def test_api_key_mode_requires_a_key_and_a_usage_plan():
+    s = synth({"tickerserve:authMode": "api_key"})
+    for route, props in api_methods(s.serving).items():
+        assert props["AuthorizationType"] == "NONE", route
+        assert props["ApiKeyRequired"] is True, route
+    plan = only(s.serving, "AWS::ApiGateway::UsagePlan")["Properties"]
+    assert plan["Throttle"] == {"RateLimit": 20, "BurstLimit": 40}
+    s.serving.resource_count_is("AWS::ApiGateway::ApiKey", 1)
+    s.serving.resource_count_is("AWS::ApiGateway::UsagePlanKey", 1)
+    s.serving.has_output("ApiKeyId", {"Value": Match.any_value()})
+
+
+def test_no_auth_only_when_the_stage_says_so():
+    s = synth({"tickerserve:authMode": "none"})
+    for props in api_methods(s.serving).values():
+        assert props["AuthorizationType"] == "NONE"
+        assert not props.get("ApiKeyRequired")
+    s.serving.resource_count_is("AWS::ApiGateway::UsagePlan", 0)
+
+
+def test_post_bodies_are_validated_against_json_schema_models(dev: Synth):
+    methods = api_methods(dev.serving)
+    validators = resources(dev.serving, "AWS::ApiGateway::RequestValidator")
+    models = {
+        m["Properties"]["Name"]: m["Properties"]
+        for m in resources(dev.serving, "AWS::ApiGateway::Model").values()
+    }
+    for route in (("POST", "/predict"), ("POST", "/predict/batch")):
+        props = methods[route]
+        validator = validators[props["RequestValidatorId"]["Ref"]]["Properties"]
+        assert validator["ValidateRequestBody"] is True
+        assert "application/json" in props["RequestModels"]
+    predict = models["PredictRequest"]["Schema"]
+    assert predict["type"] == "object"
+    assert set(predict["required"]) == {"ticker", "features"}
+    batch = models["BatchRequest"]["Schema"]
+    assert batch["required"] == ["items"]
+    assert batch["properties"]["items"]["maxItems"] == BATCH_LIMIT == 1000
+    ticker = methods[("GET", "/models/{ticker}")]
+    assert ticker["RequestParameters"] == {"method.request.path.ticker": True}
+
+
+def test_stage_is_throttled_traced_and_access_logged(dev: Synth, prod: Synth):
+    stage = only(dev.serving, "AWS::ApiGateway::Stage")["Properties"]
+    assert stage["StageName"] == "dev"
+    assert stage["TracingEnabled"] is True
+    assert "DestinationArn" in stage["AccessLogSetting"]
+    assert json.loads(stage["AccessLogSetting"]["Format"])["requestId"] == "$context.requestId"
+    (settings,) = stage["MethodSettings"]
+    assert settings["HttpMethod"] == "*" and settings["ResourcePath"] == "/*"
+    assert settings["ThrottlingRateLimit"] == 20
+    assert settings["ThrottlingBurstLimit"] == 40
+    assert settings["LoggingLevel"] == "ERROR"
+    assert settings["DataTraceEnabled"] is False
+    prod_settings = only(prod.serving, "AWS::ApiGateway::Stage")["Properties"]["MethodSettings"]
+    assert prod_settings[0]["ThrottlingRateLimit"] == 100
+
+
+def test_gateway_errors_use_the_api_error_shape(dev: Synth):
+    responses = {
+        r["Properties"]["ResponseType"]: r["Properties"]
+        for r in resources(dev.serving, "AWS::ApiGateway::GatewayResponse").values()
+    }
+    assert {"BAD_REQUEST_BODY", "ACCESS_DENIED", "THROTTLED", "DEFAULT_5XX"} <= set(responses)
+    template = responses["BAD_REQUEST_BODY"]["ResponseTemplates"]["application/json"]
+    # API Gateway substitutes $context.error.messageString with a quoted JSON string.
+    body = json.loads(template.replace("$context.error.messageString", '"Invalid request body"'))
+    assert body == {"error": {"code": "bad_request", "message": "Invalid request body"}}
+
+
+def test_waf_is_attached_only_where_the_stage_enables_it(dev: Synth, prod: Synth):
+    dev.serving.resource_count_is("AWS::WAFv2::WebACL", 0)
+    acl = only(prod.serving, "AWS::WAFv2::WebACL")["Properties"]
+    assert acl["Scope"] == "REGIONAL"
+    assert acl["Rules"][0]["Statement"]["RateBasedStatement"]["AggregateKeyType"] == "IP"
+    prod.serving.resource_count_is("AWS::WAFv2::WebACLAssociation", 1)
+
+
+# --- alarms and outputs -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("metric", "statistic", "threshold"),
+    [
+        ("5XXError", "Sum", 1),
+        ("Errors", "Sum", 1),
+        ("Throttles", "Sum", 1),
+        ("Latency", "p99", 3000),
+    ],
+)
+def test_alarms_notify_the_alarm_topic(dev: Synth, metric, statistic, threshold):
+    alarms = [
+        a["Properties"] for a in resources(dev.serving, "AWS::CloudWatch::Alarm").values()
+        if a["Properties"]["MetricName"] == metric
+    ]  # fmt: skip
+    assert len(alarms) == 1
+    alarm = alarms[0]
+    assert alarm.get("Statistic", alarm.get("ExtendedStatistic")) == statistic
+    assert alarm["Threshold"] == threshold
+    assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    topic_id = next(iter(resources(dev.serving, "AWS::SNS::Topic")))
+    assert alarm["AlarmActions"] == [{"Ref": topic_id}]
+
+
+def test_alarm_thresholds_follow_the_stage(prod: Synth):
+    latency = [
+        a["Properties"] for a in resources(prod.serving, "AWS::CloudWatch::Alarm").values()
+        if a["Properties"]["MetricName"] == "Latency"
+    ]  # fmt: skip
+    assert latency[0]["Threshold"] == 1500
+
+
+def test_alarm_topic_is_encrypted_and_a_dashboard_exists(dev: Synth):
+    topic = only(dev.serving, "AWS::SNS::Topic")["Properties"]
+    assert "KmsMasterKeyId" in topic
+    key = only(dev.serving, "AWS::KMS::Key")["Properties"]
+    assert key["EnableKeyRotation"] is True
+    dev.serving.resource_count_is("AWS::CloudWatch::Dashboard", 1)
+
+
+def test_outputs_name_the_api_url_function_and_bucket(dev: Synth):
+    outputs = dev.serving.find_outputs("*")
+    assert {"ApiUrl", "FunctionName", "BucketName", "AlarmTopicArn"} <= set(outputs)
+    assert not any(name.startswith("ApiEndpoint") for name in outputs)

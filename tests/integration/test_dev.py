@@ -1,0 +1,104 @@
+"""``make serve`` end to end: moto, demo models published through the CLI, the local server,
+and a clean stop of everything it started."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.integration.serving import ROOT, http, is_listening, post_json, running
+from tests.support import free_port
+from tickerserve.cli.demo_set import DEMO_MODELS
+from tickerserve.demo import FEATURES
+from tickerserve.layout import DEFAULT_REGISTRY_KEY
+
+DEV = [sys.executable, "-m", "tickerserve.cli.dev"]
+ROW = [0.1] * len(FEATURES)
+
+
+@pytest.fixture(scope="module")
+def models_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One workdir per module, so the demo models are trained once."""
+    return tmp_path_factory.mktemp("dev-workdir")
+
+
+def test_make_serve_publishes_the_demo_set_through_the_cli_and_stops_everything(
+    models_cache: Path,
+):
+    # Given the orchestration started on free ports, as `make serve` starts it
+    port, moto_port = free_port(), free_port()
+    argv = [
+        *DEV,
+        "--port",
+        str(port),
+        "--moto-port",
+        str(moto_port),
+        "--workdir",
+        str(models_cache),
+    ]
+    with running(argv, port=port, log=models_cache / "dev.log") as dev:
+        # When the server answers
+        models = http(f"{dev.url}/models").json()["models"]
+        # Then every demo model is there, on its production alias, with its tickers routed
+        assert {m["name"]: sorted(m["tickers"]) for m in models} == {
+            m.name: sorted(m.tickers) for m in DEMO_MODELS
+        }
+        assert all(m["aliases"] == {"production": "1.0.0"} for m in models)
+        health = http(f"{dev.url}/health").json()
+        assert health["store"] == "s3://tickerserve-demo"
+        for model in DEMO_MODELS:
+            ticker = model.tickers[-1]
+            reply = post_json(f"{dev.url}/predict", {"ticker": ticker, "features": ROW})
+            assert reply.json()["model"]["name"] == model.name
+        # ... and it got there through tickerserve commands against the moto server
+        endpoint = f"http://127.0.0.1:{moto_port}"
+        log = dev.output()
+        for model in DEMO_MODELS:
+            folder = models_cache / "models" / model.name
+            assert f"{endpoint} publish {folder} --model {model.name} --alias production" in log
+            assert f"{endpoint} route {' '.join(model.tickers)} --model {model.name}" in log
+        assert is_listening(moto_port)
+        # When it is interrupted (Ctrl-C)
+        code = dev.stop(signal.SIGINT)
+        # Then it exits cleanly and leaves neither the server nor moto running
+        assert code == 0, dev.output()
+        assert not is_listening(port)
+        assert not is_listening(moto_port)
+
+
+def test_store_mode_publishes_the_demo_set_once_and_keeps_it(models_cache: Path, tmp_path: Path):
+    # Given an empty local folder store (make serve STORE=...)
+    store = tmp_path / "store"
+    port = free_port()
+    argv = [*DEV, "--port", str(port), "--store", str(store), "--workdir", str(models_cache)]
+    # When make serve runs on it
+    with running(argv, port=port, log=tmp_path / "first.log") as dev:
+        assert http(f"{dev.url}/health").json()["registry"]["models"] == len(DEMO_MODELS)
+        assert dev.stop(signal.SIGTERM) == 0
+    # Then the demo models are published into it, and the next run serves them as they are
+    assert (store / DEFAULT_REGISTRY_KEY).is_file()
+    with running(argv, port=port, log=tmp_path / "second.log") as dev:
+        assert http(f"{dev.url}/health").json()["registry"]["models"] == len(DEMO_MODELS)
+        assert " publish " not in dev.output()
+        assert dev.stop(signal.SIGTERM) == 0
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_make_serve_passes_its_variables_on():
+    # When make shows what `make serve` would run with every variable set
+    result = subprocess.run(
+        ["make", "-n", "serve", "PORT=8123", "MOTO_PORT=5123", "STORE=some dir"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    # Then the orchestration gets them as options
+    command = result.stdout.replace("\\\n", " ")
+    assert "-m tickerserve.cli.dev --port 8123 --moto-port 5123" in command
+    assert '--store "some dir"' in command

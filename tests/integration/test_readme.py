@@ -1,0 +1,169 @@
+"""The README's curl examples, run literally against a local server, so the README cannot rot.
+
+Convention (section ``## Try it`` of README.md): every ```bash block holds one ``curl`` command
+(backslash continuations allowed) and a line ``# expect: STATUS [path=value ...]``, where
+``path`` is a dotted path into the JSON answer (list items by index) and ``value`` the expected
+scalar as JSON would print it, strings unquoted. A ```json block right after it is an example
+answer: it must have the same shape (keys, list lengths, value types), not the same numbers.
+
+Commands run with the real ``curl`` when the machine has one, and always also through a small
+parser into urllib, so the check does not depend on curl being installed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import shutil
+import subprocess
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from tests.integration.serving import ROOT, Running, http
+
+README = ROOT / "README.md"
+SECTION = "## Try it"
+README_URL = "http://127.0.0.1:8000"  # where `make serve` listens
+_BLOCK = re.compile(r"^```(\w+)\n(.*?)^```$", re.S | re.M)
+_EXPECT = re.compile(r"^# expect: (\d{3})((?: \S+=\S+)*)\s*$")
+_CURL_FLAGS = {"-s", "--silent", "-S", "--show-error"}
+
+
+@dataclass(frozen=True)
+class Example:
+    expect: str
+    command: str
+    status: int
+    fields: dict[str, str]
+    output: Any | None
+
+    @property
+    def argv(self) -> list[str]:
+        return shlex.split(self.command.replace("\\\n", " "))
+
+
+def read_examples() -> list[Example]:
+    text = README.read_text()
+    assert f"\n{SECTION}\n" in text, f"README.md has no {SECTION!r} section"
+    section = text.split(f"\n{SECTION}\n", 1)[1].split("\n## ", 1)[0]
+    blocks = [(m.group(1), m.group(2)) for m in _BLOCK.finditer(section)]
+    examples: list[Example] = []
+    for i, (language, body) in enumerate(blocks):
+        if language != "bash":
+            continue
+        lines = body.splitlines()
+        expects = [m for m in map(_EXPECT.match, lines) if m]
+        assert len(expects) == 1, f"each bash block needs one '# expect:' line:\n{body}"
+        command = "\n".join(line for line in lines if not line.startswith("#")).strip()
+        assert command.startswith("curl "), f"one curl command per block:\n{body}"
+        following = blocks[i + 1] if i + 1 < len(blocks) else None
+        output = json.loads(following[1]) if following and following[0] == "json" else None
+        fields = dict(f.split("=", 1) for f in expects[0].group(2).split())
+        examples.append(
+            Example(expects[0].group(0), command, int(expects[0].group(1)), fields, output)
+        )
+    return examples
+
+
+EXAMPLES = read_examples()
+
+
+def to_request(argv: list[str]) -> tuple[str, str, dict[str, str], str | None]:
+    """Method, URL, headers and body of a curl command line (the options the README uses)."""
+    assert argv[0] == "curl"
+    method, url, headers, data = None, None, {}, None
+    args = iter(argv[1:])
+    for arg in args:
+        if arg in _CURL_FLAGS:
+            continue
+        if arg in ("-X", "--request"):
+            method = next(args)
+        elif arg in ("-H", "--header"):
+            name, _, value = next(args).partition(":")
+            headers[name.strip()] = value.strip()
+        elif arg in ("-d", "--data", "--data-raw"):
+            data = next(args)
+        elif arg.startswith("-"):
+            raise AssertionError(f"README curl uses {arg}, which this test does not understand")
+        else:
+            url = arg
+    assert url is not None, f"no URL in {argv}"
+    if data is not None:
+        headers.setdefault("Content-Type", "application/x-www-form-urlencoded")  # as curl does
+    return method or ("POST" if data is not None else "GET"), url, headers, data
+
+
+def run_with_curl(argv: list[str]) -> tuple[int, bytes]:
+    result = subprocess.run(
+        [*argv, "--write-out", "\n%{http_code}"], capture_output=True, timeout=60, check=True
+    )
+    body, _, status = result.stdout.rpartition(b"\n")
+    return int(status), body
+
+
+def run_with_urllib(argv: list[str]) -> tuple[int, bytes]:
+    method, url, headers, data = to_request(argv)
+    reply = http(url, method, data, headers)
+    return reply.status, reply.body
+
+
+def value_at(answer: Any, path: str) -> Any:
+    for part in path.split("."):
+        answer = answer[int(part)] if isinstance(answer, list) else answer[part]
+    return answer
+
+
+def assert_same_shape(documented: Any, actual: Any, where: str = "answer") -> None:
+    if isinstance(documented, dict):
+        assert isinstance(actual, dict), where
+        assert set(documented) == set(actual), f"{where}: keys differ from the README"
+        for key, value in documented.items():
+            assert_same_shape(value, actual[key], f"{where}.{key}")
+    elif isinstance(documented, list):
+        assert isinstance(actual, list) and len(actual) == len(documented), where
+        for i, (d, a) in enumerate(zip(documented, actual, strict=True)):
+            assert_same_shape(d, a, f"{where}.{i}")
+    else:
+        assert _kind(documented) == _kind(actual), (
+            f"{where}: README shows {documented!r}, the server answers {actual!r}"
+        )
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    return "number" if isinstance(value, int | float) else type(value).__name__
+
+
+def test_the_examples_cover_what_a_new_user_tries_first():
+    # Given the parsed README examples
+    paths = {(e.status, to_request(e.argv)[1].removeprefix(README_URL)) for e in EXAMPLES}
+    # Then they show a prediction, a batch, an unknown ticker and a bad body, against make serve
+    assert (200, "/predict") in paths
+    assert (200, "/predict/batch") in paths
+    assert {e.fields.get("error.code") for e in EXAMPLES if e.status == 404} == {"unknown_ticker"}
+    assert any(e.status == 400 for e in EXAMPLES)
+    assert any(e.fields.get("model.name") == "stocks/universal" for e in EXAMPLES)
+    assert all(to_request(e.argv)[1].startswith(README_URL) for e in EXAMPLES)
+
+
+@pytest.mark.parametrize("runner", ["curl", "urllib"])
+@pytest.mark.parametrize("example", EXAMPLES, ids=[e.expect[10:60] for e in EXAMPLES])
+def test_readme_example_answers_as_documented(local_server: Running, example: Example, runner: str):
+    # Given the README's command aimed at the test server instead of make serve's port
+    argv = [a.replace(README_URL, local_server.url) for a in example.argv]
+    if runner == "curl" and shutil.which("curl") is None:
+        pytest.skip("curl is not installed; the urllib run covers this example")
+    # When it runs
+    status, body = run_with_curl(argv) if runner == "curl" else run_with_urllib(argv)
+    # Then the status, the named fields and the shape of the answer are what the README says
+    assert status == example.status, body
+    answer = json.loads(body)
+    for path, expected in example.fields.items():
+        actual = value_at(answer, path)
+        assert (actual if isinstance(actual, str) else json.dumps(actual)) == expected, path
+    if example.output is not None:
+        assert_same_shape(example.output, answer)

@@ -1,0 +1,147 @@
+"""The OpenAPI document and docs page: generated for the local server, absent from the Lambda."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support import EVENTS, DemoModels, load_event, populate
+from tickerserve.api import DOCS_PATH, OPENAPI_PATH, Api
+from tickerserve.service import ModelService
+from tickerserve.settings import Settings
+from tickerserve.store import LocalStore
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def store_dir(tmp_path_factory: pytest.TempPathFactory, models: DemoModels) -> Path:
+    root = tmp_path_factory.mktemp("store")
+    populate(LocalStore(root), models)
+    return root
+
+
+def make_api(store_dir: Path, tmp_path: Path, *, docs: bool) -> Api:
+    settings = Settings(store_path=str(store_dir), cache_dir=str(tmp_path / "cache"))
+    return Api(ModelService(settings), docs=docs)
+
+
+def get(api: Api, path: str, query: dict[str, str] | None = None) -> dict[str, Any]:
+    event = load_event("rest_models.json")
+    event["path"] = event["resource"] = event["requestContext"]["path"] = path
+    event["queryStringParameters"] = query
+    event["multiValueQueryStringParameters"] = {k: [v] for k, v in (query or {}).items()} or None
+    return api.handle(event, None)
+
+
+def post(api: Api, path: str, body: Any) -> int:
+    event = load_event("rest_predict.json")
+    event["path"] = event["resource"] = path
+    event["body"] = json.dumps(body)
+    return int(api.handle(event, None)["statusCode"])
+
+
+def openapi(api: Api) -> dict[str, Any]:
+    response = get(api, OPENAPI_PATH)
+    assert response["statusCode"] == 200
+    return json.loads(response["body"])
+
+
+def test_the_lambda_api_has_no_docs_routes(store_dir, tmp_path):
+    # Given the API as the Lambda handler builds it
+    api = make_api(store_dir, tmp_path, docs=False)
+    # Then neither the document nor the page exist
+    for path in (OPENAPI_PATH, DOCS_PATH):
+        response = get(api, path)
+        assert response["statusCode"] == 404
+        assert json.loads(response["body"])["error"]["code"] == "route_not_found"
+
+
+def test_document_has_request_and_response_schemas_for_every_route(store_dir, tmp_path):
+    doc = openapi(make_api(store_dir, tmp_path, docs=True))
+    assert doc["info"]["title"] == "tickerserve"
+    operations = {(p, m) for p, item in doc["paths"].items() for m in item}
+    assert operations == {
+        ("/predict", "post"),
+        ("/predict/batch", "post"),
+        ("/models", "get"),
+        ("/models/{ticker}", "get"),
+        ("/health", "get"),
+    }
+    for path, method in operations:
+        operation = doc["paths"][path][method]
+        assert "schema" in operation["responses"]["200"]["content"]["application/json"], path
+        if method == "post":
+            body = operation["requestBody"]["content"]["application/json"]
+            assert body["schema"]["type"] == "object"
+            assert body["examples"], path
+    error = doc["paths"]["/predict"]["post"]["responses"]["404"]["content"]["application/json"]
+    assert error["schema"]["required"] == ["error"]
+
+
+def test_every_request_example_is_accepted(store_dir, tmp_path):
+    # Given the examples the docs page offers
+    api = make_api(store_dir, tmp_path, docs=True)
+    doc = openapi(api)
+    for path in ("/predict", "/predict/batch"):
+        media = doc["paths"][path]["post"]["requestBody"]["content"]["application/json"]
+        for example in media["examples"].values():
+            # When posted; Then they are answered
+            assert post(api, path, example["value"]) == 200, (path, example)
+
+
+def test_docs_page_inlines_the_document(store_dir, tmp_path):
+    api = make_api(store_dir, tmp_path, docs=True)
+    page = get(api, DOCS_PATH)
+    assert page["statusCode"] == 200
+    assert "/predict/batch" in page["body"]
+    as_json = get(api, DOCS_PATH, {"format": "json"})
+    assert json.loads(as_json["body"])["paths"].keys() == openapi(api)["paths"].keys()
+
+
+def test_docs_change_nothing_for_the_api_routes(store_dir, tmp_path):
+    # Given one API with docs and one without; When the same event is handled by both
+    event = load_event("rest_predict.json")
+    with_docs = make_api(store_dir, tmp_path, docs=True).handle(event, None)
+    without = make_api(store_dir, tmp_path, docs=False).handle(load_event("rest_predict.json"), None)
+    # Then the answers are identical
+    assert with_docs == without
+
+
+CHILD = """
+import json, sys
+from tickerserve.handler import lambda_handler
+response = lambda_handler(json.load(open(sys.argv[1])), None)
+print("RESULT " + json.dumps({
+    "status": response["statusCode"],
+    "pydantic": sorted(m for m in sys.modules if m.split(".")[0] == "pydantic"),
+}))
+"""
+
+
+def test_the_lambda_path_never_imports_pydantic(store_dir, tmp_path):
+    # Given a fresh interpreter running the Lambda handler for one request
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT / "lambda_src"),
+        "TICKERSERVE_STORE_PATH": str(store_dir),
+        "TICKERSERVE_CACHE_DIR": str(tmp_path / "cache"),
+        "POWERTOOLS_METRICS_NAMESPACE": "Test",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", CHILD, str(EVENTS / "rest_predict.json")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    line = next((x for x in result.stdout.splitlines() if x.startswith("RESULT ")), None)
+    assert line, result.stderr
+    # Then it answered without pydantic (the OpenAPI schemas are plain dicts until docs are on)
+    assert json.loads(line[7:]) == {"status": 200, "pydantic": []}

@@ -1,0 +1,585 @@
+"""The command line against a local folder store: every command, its output and refusals."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.cli_support import cli, cli_json
+from tests.seed_support import seed_folder, seed_models, write_seed_tree
+from tickerserve.history import read_records
+from tickerserve.layout import TRAINING_HISTORY_KEY, artifact_key
+from tickerserve.registry import read_registry
+from tickerserve.store import LocalStore
+
+REGISTRY = "metadata/asset_registry.json"
+
+
+@pytest.fixture
+def store_path(tmp_path) -> str:
+    return str(tmp_path / "store")
+
+
+@pytest.fixture
+def seed(tmp_path):
+    m = seed_models()
+    return {
+        "smh": seed_folder(tmp_path / "seed/smh", m.smh, m.smh_encoder),
+        "universal": seed_folder(tmp_path / "seed/universal", m.universal, m.universal_encoder),
+    }
+
+
+def ts(store_path: str, *args: str):
+    return cli("--store", store_path, *args)
+
+
+def refused(result, message: str) -> None:
+    """Exit code 2, the exact one-line message on stderr, nothing on stdout."""
+    assert (result.exit_code, result.stderr, result.stdout) == (2, f"error: {message}\n", "")
+
+
+def _registry(store_path: str):
+    return read_registry(LocalStore(store_path), REGISTRY).registry
+
+
+# -- global options ------------------------------------------------------------------------
+def test_help_lists_every_command():
+    result = cli("--help")
+    assert result.exit_code == 0
+    for command in (
+        "publish",
+        "import-seed",
+        "sync",
+        "route",
+        "fallback",
+        "promote",
+        "rollback",
+        "list",
+        "best",
+        "show",
+        "history",
+        "delete",
+        "validate",
+    ):
+        assert command in result.stdout
+
+
+def test_no_store_configured():
+    refused(
+        cli("list"),
+        "no model store: pass --bucket NAME or --store PATH "
+        "(or set TICKERSERVE_BUCKET / TICKERSERVE_STORE_PATH)",
+    )
+
+
+def test_bucket_and_store_together_are_refused(store_path):
+    refused(
+        cli("--bucket", "b", "--store", store_path, "list"),
+        "give either --bucket or --store, not both",
+    )
+
+
+def test_store_from_environment_and_flag_wins(tmp_path, seed, store_path):
+    # Given a model published into the folder named by TICKERSERVE_STORE_PATH
+    env = {"TICKERSERVE_STORE_PATH": store_path, "TICKERSERVE_BUCKET": ""}
+    assert cli("publish", str(seed["smh"]), "--model", "etfs/SMH", env=env).exit_code == 0
+    # When listing via the environment, and via --store elsewhere despite the variable
+    via_env = cli("list", "--json", env=env)
+    via_flag = cli("--store", str(tmp_path / "other"), "list", "--json", env=env)
+    # Then the variable is used only when no flag is given
+    assert [r["model"] for r in json.loads(via_env.stdout)] == ["etfs/SMH"]
+    assert json.loads(via_flag.stdout) == []
+
+
+# -- publish -------------------------------------------------------------------------------
+def test_publish_seed_folder(store_path, seed):
+    # Given a seed folder
+    # When published with an alias and an extra metric
+    out = cli_json(
+        "--store",
+        store_path,
+        "publish",
+        str(seed["smh"]),
+        "--model",
+        "etfs/SMH",
+        "--alias",
+        "production",
+        "--metrics",
+        "sharpe=1.5",
+    )
+    # Then 1.0.0 is published, converted, production points at it, and history has it
+    assert (out["model"], out["version"], out["aliases"], out["revision"]) == (
+        "etfs/SMH",
+        "1.0.0",
+        ["production"],
+        1,
+    )
+    assert out["source"]["kind"] == "seed" and out["source"]["probe_rows"] == 256
+    assert out["metrics"] == {"accuracy": 0.61, "f1_macro": 0.55, "sharpe": 1.5}
+    assert _registry(store_path).models["etfs/SMH"].aliases["production"].version == "1.0.0"
+    history = cli_json("--store", store_path, "history", "training")
+    assert [(r["event"], r["version"]) for r in history] == [("published", "1.0.0")]
+
+
+def test_publish_text_output_without_alias(store_path, seed):
+    result = ts(store_path, "publish", str(seed["smh"]), "--model", "etfs/SMH")
+    assert result.exit_code == 0
+    assert result.stdout.startswith(f"published etfs/SMH 1.0.0 to {store_path} (converted ")
+    assert result.stdout.endswith(
+        "no alias moved; promote with: tickerserve promote etfs/SMH 1.0.0\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--model", "etfs/SMH", "--version", "1.0"],
+            "invalid version '1.0': expected MAJOR.MINOR.PATCH, e.g. 1.0.2",
+        ),
+        (
+            ["--model", "../etc"],
+            "invalid model name '../etc': 1-4 '/'-separated segments of letters, digits, ._-^=",
+        ),
+        (
+            ["--model", "metadata/x"],
+            "invalid model name 'metadata/x': 'metadata' and 'versions' are reserved",
+        ),
+        (
+            ["--model", "etfs/SMH", "--version", "1.0.0", "--bump", "minor"],
+            "give --version or --bump, not both",
+        ),
+        (
+            ["--model", "etfs/SMH", "--metrics", "sharpe=high"],
+            "--metrics 'sharpe=high': expected NAME=NUMBER with a finite number",
+        ),
+        (
+            ["--model", "etfs/SMH", "--alias", "Prod!"],
+            "invalid alias 'Prod!': lower-case letters, digits, _ and -",
+        ),
+    ],
+)
+def test_publish_refuses_bad_arguments_and_writes_nothing(store_path, seed, args, message):
+    refused(ts(store_path, "publish", str(seed["smh"]), *args), message)
+    assert list(LocalStore(store_path).list("")) == []
+
+
+def test_publish_refuses_existing_version(store_path, seed):
+    assert ts(store_path, "publish", str(seed["smh"]), "--model", "etfs/SMH").exit_code == 0
+    refused(
+        ts(store_path, "publish", str(seed["smh"]), "--model", "etfs/SMH", "--version", "1.0.0"),
+        "etfs/SMH 1.0.0 already exists; versions are immutable",
+    )
+
+
+def test_publish_refuses_missing_source(store_path, tmp_path):
+    missing = tmp_path / "nope"
+    refused(
+        ts(store_path, "publish", str(missing), "--model", "etfs/SMH"), f"{missing}: not a folder"
+    )
+
+
+def test_publish_refuses_unreadable_pickle_and_writes_nothing(store_path, seed):
+    (seed["smh"] / "model.joblib").write_bytes(b"garbage")
+    result = ts(
+        store_path, "publish", str(seed["smh"]), "--model", "etfs/SMH", "--alias", "production"
+    )
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"error: cannot unpickle {seed['smh'] / 'model.joblib'}: ")
+    assert result.stderr.count("\n") == 1
+    assert list(LocalStore(store_path).list("")) == []
+
+
+# -- promote / rollback --------------------------------------------------------------------
+@pytest.fixture
+def two_versions(store_path, seed):
+    """etfs/SMH 1.0.0 (production) and 1.0.1 (no alias), SMH routed."""
+    ts(store_path, "publish", str(seed["smh"]), "--model", "etfs/SMH", "--alias", "production")
+    ts(store_path, "publish", str(seed["smh"]), "--model", "etfs/SMH")
+    assert ts(store_path, "route", "SMH", "--model", "etfs/SMH").exit_code == 0
+    return store_path
+
+
+def test_promote_then_rollback(two_versions):
+    # When 1.0.1 is promoted
+    promoted = ts(two_versions, "promote", "etfs/SMH", "1.0.1")
+    # Then production moves and the message says from where to where
+    assert promoted.stdout == "etfs/SMH production: 1.0.0 -> 1.0.1 (registry revision 4)\n"
+    # When rolled back
+    rolled = cli_json("--store", two_versions, "rollback", "etfs/SMH")
+    # Then it is back on 1.0.0 and a second rollback has nowhere to go
+    assert (rolled["from"], rolled["to"], rolled["revision"]) == ("1.0.1", "1.0.0", 5)
+    refused(
+        ts(two_versions, "rollback", "etfs/SMH"),
+        "etfs/SMH production has no earlier version to roll back to",
+    )
+
+
+def test_promote_refuses_corrupt_and_missing_versions(two_versions):
+    # Given 1.0.1's model.txt is altered in the store
+    path = LocalStore(two_versions).root / artifact_key("etfs/SMH", "1.0.1", "model.txt")
+    path.write_bytes(path.read_bytes() + b" ")
+    before = _registry(two_versions).revision
+    # Then promoting it, or a version that does not exist, is refused and nothing moves
+    refused(
+        ts(two_versions, "promote", "etfs/SMH", "1.0.1"),
+        "refusing etfs/SMH 1.0.1: etfs/SMH 1.0.1: artifact model.txt fails sha256 verification",
+    )
+    refused(
+        ts(two_versions, "promote", "etfs/SMH", "2.0.0"),
+        "refusing etfs/SMH 2.0.0: etfs/SMH 2.0.0 does not exist",
+    )
+    assert _registry(two_versions).revision == before
+
+
+def test_promote_refuses_incomplete_version(two_versions):
+    LocalStore(two_versions).put(artifact_key("etfs/SMH", "1.0.2", "model.txt"), b"x")
+    refused(
+        ts(two_versions, "promote", "etfs/SMH", "1.0.2"),
+        "refusing etfs/SMH 1.0.2: etfs/SMH 1.0.2 is incomplete (no metadata.json)",
+    )
+
+
+def test_rollback_refuses_a_corrupt_previous_version(two_versions):
+    ts(two_versions, "promote", "etfs/SMH", "1.0.1")
+    path = LocalStore(two_versions).root / artifact_key("etfs/SMH", "1.0.0", "model.txt")
+    path.write_bytes(b"tampered")
+    refused(
+        ts(two_versions, "rollback", "etfs/SMH"),
+        "refusing etfs/SMH 1.0.0: etfs/SMH 1.0.0: artifact model.txt fails sha256 verification",
+    )
+    assert _registry(two_versions).models["etfs/SMH"].aliases["production"].version == "1.0.1"
+
+
+# -- route / fallback ----------------------------------------------------------------------
+def test_route_and_remove(two_versions):
+    out = cli_json("--store", two_versions, "route", "soxx", "smh", "--model", "etfs/SMH")
+    assert out["routed"] == {
+        "SOXX": {"model": "etfs/SMH", "asset_class": "etf"},
+        "SMH": {"model": "etfs/SMH", "asset_class": "etf"},
+    }
+    removed = ts(two_versions, "route", "--remove", "SOXX")
+    assert removed.stdout == "removed SOXX (registry revision 5)\n"
+    assert set(_registry(two_versions).tickers) == {"SMH"}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["route", "AAPL", "--model", "stocks/universal"],
+            "model stocks/universal has no published alias; publish or promote it first",
+        ),
+        (
+            ["route", "AAPL", "--model", "custom/m1"],
+            "--asset-class is required for model custom/m1",
+        ),
+        (["route", "AAPL"], "give either --model NAME or --remove"),
+        (["route", "--remove", "AAPL"], "not routed: AAPL"),
+        (
+            ["route", "A/B", "--model", "etfs/SMH"],
+            "invalid ticker 'A/B': 1-15 characters of letters, digits, '.', '-', '^', '='",
+        ),
+        (["fallback", "stock"], "give either --model NAME or --none"),
+        (
+            ["fallback", "stock", "--model", "stocks/universal"],
+            "model stocks/universal has no published alias; publish or promote it first",
+        ),
+    ],
+)
+def test_route_refusals(two_versions, args, message):
+    before = _registry(two_versions)
+    refused(ts(two_versions, *args), message)
+    assert _registry(two_versions) == before
+
+
+def test_fallback_set_and_remove(two_versions):
+    assert ts(two_versions, "fallback", "etf", "--model", "etfs/SMH").stdout == (
+        "fallback etf -> etfs/SMH (registry revision 4)\n"
+    )
+    assert _registry(two_versions).fallbacks == {"etf": "etfs/SMH"}
+    assert ts(two_versions, "fallback", "etf", "--none").exit_code == 0
+    assert _registry(two_versions).fallbacks == {}
+
+
+# -- list / best / show --------------------------------------------------------------------
+@pytest.fixture
+def catalog(store_path, seed):
+    """SMH 1.0.0 (accuracy .61, production), SMH 1.0.1 (accuracy .7), universal 1.0.0 (.52),
+    and an incomplete SMH 1.0.2."""
+    ts(store_path, "publish", str(seed["smh"]), "--model", "etfs/SMH", "--alias", "production")
+    ts(store_path, "publish", str(seed["smh"]), "--model", "etfs/SMH", "--metrics", "accuracy=0.7")
+    ts(
+        store_path,
+        "publish",
+        str(seed["universal"]),
+        "--model",
+        "stocks/universal",
+        "-a",
+        "production",
+        "--metrics",
+        "accuracy=0.52",
+    )
+    ts(store_path, "route", "AAPL", "MSFT", "--model", "stocks/universal")
+    LocalStore(store_path).put(artifact_key("etfs/SMH", "1.0.2", "model.txt"), b"partial")
+    return store_path
+
+
+def test_list_flags_incomplete_versions(catalog):
+    rows = cli_json("--store", catalog, "list")
+    assert [(r["model"], r["version"], r["status"], r["aliases"]) for r in rows] == [
+        ("etfs/SMH", "1.0.0", "ok", ["production"]),
+        ("etfs/SMH", "1.0.1", "ok", []),
+        ("etfs/SMH", "1.0.2", "incomplete", []),
+        ("stocks/universal", "1.0.0", "ok", ["production"]),
+    ]
+    text = ts(catalog, "list").stdout.splitlines()
+    assert text[0].split() == [
+        "MODEL",
+        "VERSION",
+        "STATUS",
+        "ALIASES",
+        "TYPE",
+        "CREATED",
+        "METRICS",
+    ]
+    assert text[3].split()[:3] == ["etfs/SMH", "1.0.2", "incomplete"]
+
+
+def test_list_filters(catalog):
+    def versions(*args):
+        return [(r["model"], r["version"]) for r in cli_json("--store", catalog, "list", *args)]
+
+    assert versions("--min-metric", "accuracy=0.6") == [
+        ("etfs/SMH", "1.0.0"),
+        ("etfs/SMH", "1.0.1"),
+    ]
+    assert versions("--name", "stocks/") == [("stocks/universal", "1.0.0")]
+    assert versions("--model-type", "xgboost") == []
+    assert versions("--min-metric", "accuracy=0.6", "--min-metric", "sharpe=1") == []
+    refused(
+        ts(catalog, "list", "--min-metric", "accuracy"),
+        "--min-metric 'accuracy': expected NAME=NUMBER",
+    )
+
+
+def test_best(catalog):
+    assert ts(catalog, "best", "--metric", "accuracy").stdout == (
+        "etfs/SMH 1.0.1: accuracy=0.7 (highest of 3 versions)\n"
+    )
+    lowest = cli_json("--store", catalog, "best", "--metric", "accuracy", "--lowest")
+    assert (lowest["model"], lowest["value"]) == ("stocks/universal", 0.52)
+    only_etfs = cli_json(
+        "--store", catalog, "best", "--metric", "accuracy", "--lowest", "--name", "etfs/"
+    )
+    assert (only_etfs["model"], only_etfs["version"]) == ("etfs/SMH", "1.0.0")
+    refused(ts(catalog, "best", "--metric", "sortino"), "no version has metric 'sortino'")
+
+
+def test_show_resolves_alias_version_and_default(catalog):
+    default = cli_json("--store", catalog, "show", "stocks/universal")
+    assert (default["version"], default["aliases"], default["tickers"]) == (
+        "1.0.0",
+        ["production"],
+        ["AAPL", "MSFT"],
+    )
+    assert default["classes"] == sorted(default["classes"])  # LabelEncoder order
+    assert len(default["feature_names"]) == 12
+    assert set(default["artifacts"]) == {"model.txt"}
+    pinned = cli_json("--store", catalog, "show", "etfs/SMH@1.0.1")
+    assert (pinned["version"], pinned["aliases"], pinned["tickers"]) == ("1.0.1", [], [])
+    incomplete = cli_json("--store", catalog, "show", "etfs/SMH@1.0.2")
+    assert (incomplete["status"], incomplete["problem"]) == ("incomplete", "metadata.json missing")
+    refused(ts(catalog, "show", "etfs/SMH@staging"), "model etfs/SMH has no alias 'staging'")
+    refused(ts(catalog, "show", "etfs/SMH@3.0.0"), "etfs/SMH 3.0.0 does not exist")
+
+
+def test_show_text(catalog):
+    lines = ts(catalog, "show", "etfs/SMH").stdout.splitlines()
+    assert lines[0] == "etfs/SMH 1.0.0  [ok]"
+    assert lines[1] == "aliases:   production   (model: production=1.0.0)"
+    assert "features:  12 used of 12: rsi_14, iv_rank" in "\n".join(lines)
+
+
+# -- delete / validate / history -----------------------------------------------------------
+def test_delete(catalog):
+    # Given production on SMH 1.0.0
+    # Then deleting it is refused, deleting 1.0.1 and the incomplete 1.0.2 works
+    refused(
+        ts(catalog, "delete", "etfs/SMH", "1.0.0"),
+        "refusing to delete etfs/SMH 1.0.0: alias production points at it",
+    )
+    assert ts(catalog, "delete", "etfs/SMH", "1.0.1").stdout == "deleted etfs/SMH 1.0.1: 2 files\n"
+    assert ts(catalog, "delete", "etfs/SMH", "1.0.2").stdout == (
+        "deleted etfs/SMH 1.0.2 (incomplete): 1 files\n"
+    )
+    assert [r["version"] for r in cli_json("--store", catalog, "list", "--name", "etfs/")] == [
+        "1.0.0"
+    ]
+    refused(ts(catalog, "delete", "etfs/SMH", "1.0.1"), "etfs/SMH 1.0.1 does not exist")
+    # And the history marks the deleted publish
+    history = cli_json("--store", catalog, "history", "training", "--model", "etfs/SMH")
+    published = [r for r in history if r["event"] == "published"]
+    assert [("deleted_at" in r) for r in published] == [False, True]
+    assert history[-1]["event"] == "deleted"
+
+
+def test_delete_drops_version_from_rollback_history(two_versions):
+    # Given production moved 1.0.0 -> 1.0.1, so 1.0.0 is in the rollback history
+    ts(two_versions, "promote", "etfs/SMH", "1.0.1")
+    # When 1.0.0 is deleted
+    assert ts(two_versions, "delete", "etfs/SMH", "1.0.0").exit_code == 0
+    # Then rollback has nowhere to go (rather than pointing at a deleted version)
+    refused(
+        ts(two_versions, "rollback", "etfs/SMH"),
+        "etfs/SMH production has no earlier version to roll back to",
+    )
+
+
+def test_validate(catalog):
+    result = ts(catalog, "validate", "etfs/SMH")
+    assert result.exit_code == 0
+    assert result.stdout.startswith(
+        "etfs/SMH 1.0.0 is valid: 1 artifact(s) verified, loaded, probe row -> "
+    )
+    pinned = cli_json("--store", catalog, "validate", "etfs/SMH@1.0.1")
+    assert (pinned["valid"], pinned["registry_digest_checked"]) == (True, False)
+    path = LocalStore(catalog).root / artifact_key("etfs/SMH", "1.0.0", "model.txt")
+    path.write_bytes(b"tampered")
+    broken = ts(catalog, "validate", "etfs/SMH@production")
+    assert (broken.exit_code, broken.stderr) == (
+        1,
+        "error: etfs/SMH 1.0.0 is not valid: etfs/SMH 1.0.0: artifact model.txt fails sha256 "
+        "verification\n",
+    )
+
+
+def test_history_last(catalog):
+    records = cli_json("--store", catalog, "history", "training", "--last", "1")
+    assert [(r["model"], r["version"]) for r in records] == [("stocks/universal", "1.0.0")]
+    assert ts(catalog, "history", "monitoring").stdout == "no monitoring history\n"
+
+
+# -- import-seed ---------------------------------------------------------------------------
+def test_import_seed_dry_run_writes_nothing(tmp_path, store_path):
+    write_seed_tree(tmp_path)
+    report = cli_json("--store", store_path, "import-seed", str(tmp_path), "--dry-run")
+    assert {m["model"]: m["status"] for m in report["models"]} == {
+        "etfs/QQQ": "would publish",
+        "etfs/SMH": "would publish",
+        "etfs/XLF": "would publish",
+        "stocks/universal": "would publish",
+    }
+    assert list(LocalStore(store_path).list("")) == []
+
+
+def test_import_seed_then_reimport_is_a_no_op(tmp_path, store_path):
+    # Given a seed tree with a registry and a monitoring history
+    write_seed_tree(tmp_path)
+    # When imported with an extra stock
+    first = cli_json(
+        "--store",
+        store_path,
+        "import-seed",
+        str(tmp_path / "models_storage"),
+        "--stocks",
+        "NVDA,TSLA",
+    )
+    # Then every model is published as 1.0.0 with production, and routes follow the registry
+    assert {m["model"]: (m["status"], m["version"]) for m in first["models"]} == {
+        "etfs/QQQ": ("published", "1.0.0"),
+        "etfs/SMH": ("published", "1.0.0"),
+        "etfs/XLF": ("published", "1.0.0"),
+        "stocks/universal": ("published", "1.0.0"),
+    }
+    assert {t: r["model"] for t, r in first["routes"].items()} == {
+        "AAPL": "stocks/universal",
+        "MSFT": "stocks/universal",
+        "NVDA": "stocks/universal",
+        "TSLA": "stocks/universal",
+        "QQQ": "etfs/QQQ",
+        "SMH": "etfs/SMH",
+        "XLF": "etfs/XLF",
+    }
+    assert first["notes"] == ["skipped etfs/OLD: no production/ folder"]
+    assert first["revision"] == 1
+    assert len(cli_json("--store", store_path, "history", "monitoring")) == 2
+    # When imported again
+    second = cli_json("--store", store_path, "import-seed", str(tmp_path), "--stocks", "NVDA,TSLA")
+    # Then nothing is re-published and the registry is not rewritten
+    assert {m["status"] for m in second["models"]} == {"unchanged"}
+    assert second["revision"] == 1
+    assert len(cli_json("--store", store_path, "history", "monitoring")) == 2
+    assert len(read_records(LocalStore(store_path), TRAINING_HISTORY_KEY).records) == 4
+
+
+def test_import_seed_refuses_if_any_model_fails(tmp_path, store_path):
+    # Given a tree where one of four models has an unreadable pickle
+    storage = write_seed_tree(tmp_path)
+    (storage / "etfs/XLF/production/model.joblib").write_bytes(b"garbage")
+    # When imported
+    result = ts(store_path, "import-seed", str(storage))
+    # Then the import is refused and nothing at all was written
+    assert result.exit_code == 2
+    assert result.stderr.startswith(
+        f"error: cannot unpickle {storage / 'etfs/XLF/production/model.joblib'}: "
+    )
+    assert list(LocalStore(store_path).list("")) == []
+
+
+def test_import_seed_stock_fallback(tmp_path, store_path):
+    write_seed_tree(tmp_path, registry=None)
+    assert ts(store_path, "import-seed", str(tmp_path), "--stock-fallback").exit_code == 0
+    registry = _registry(store_path)
+    assert registry.fallbacks == {"stock": "stocks/universal"}
+    assert registry.route("ZZZZ", "stock").model == "stocks/universal"
+    assert set(registry.tickers) == {"QQQ", "SMH", "XLF"}
+
+
+def test_publish_native_bundle_folder_under_a_custom_registry_key(tmp_path, store_path, models):
+    # Given a native bundle folder (model.txt + metadata.json)
+    folder = tmp_path / "native"
+    folder.mkdir()
+    (folder / "model.txt").write_bytes(models.spy.files["model.txt"])
+    (folder / "metadata.json").write_bytes(models.spy.metadata_bytes)
+    # When published with an explicit version into a registry at another key
+    out = cli_json(
+        "--store",
+        store_path,
+        "--registry-key",
+        "metadata/staging_registry.json",
+        "publish",
+        str(folder),
+        "--model",
+        "etfs/SPY",
+        "--version",
+        "2.1.0",
+        "-a",
+        "staging",
+    )
+    # Then the artifacts are taken as they are and only that registry moved
+    assert (out["version"], out["source"]["kind"]) == ("2.1.0", "native")
+    assert (
+        out["artifacts"]["model.txt"]["sha256"] == models.spy.metadata.artifacts["model.txt"].sha256
+    )
+    staging = read_registry(LocalStore(store_path), "metadata/staging_registry.json").registry
+    assert staging.models["etfs/SPY"].aliases["staging"].version == "2.1.0"
+    assert LocalStore(store_path).head(REGISTRY) is None
+
+
+def test_reimport_replaces_a_corrupt_production_version(tmp_path, store_path):
+    # Given an imported tree whose SMH production metadata.json was altered in the store
+    write_seed_tree(tmp_path)
+    assert ts(store_path, "import-seed", str(tmp_path)).exit_code == 0
+    path = LocalStore(store_path).root / "etfs/SMH/versions/1.0.0/metadata.json"
+    path.write_bytes(path.read_bytes().replace(b'"lightgbm"', b'"LightGBM"'))
+    # When imported again
+    report = cli_json("--store", store_path, "import-seed", str(tmp_path))
+    # Then only SMH is published again (1.0.1) and production moves to it
+    assert {m["model"]: (m["status"], m["version"]) for m in report["models"]}["etfs/SMH"] == (
+        "published",
+        "1.0.1",
+    )
+    assert {m["status"] for m in report["models"] if m["model"] != "etfs/SMH"} == {"unchanged"}
+    assert _registry(store_path).models["etfs/SMH"].aliases["production"].version == "1.0.1"

@@ -1,0 +1,143 @@
+"""The HTTP-to-event adapter of ``tickerserve serve``: requests become the REST proxy events API
+Gateway sends, and proxy responses become HTTP responses."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support import DemoModels, load_event, populate
+from tickerserve.api import Api
+from tickerserve.cli.localserver import response_parts, rest_event
+from tickerserve.service import ModelService
+from tickerserve.settings import Settings
+from tickerserve.store import LocalStore
+
+JSON = [("Host", "127.0.0.1:8000"), ("Content-Type", "application/json")]
+
+
+def keys(value: Any, prefix: str = "") -> set[str]:
+    """Every key path of nested dicts, e.g. ``requestContext.identity.sourceIp``."""
+    if not isinstance(value, dict):
+        return set()
+    found: set[str] = set()
+    for key, item in value.items():
+        found |= {f"{prefix}{key}"} | keys(item, f"{prefix}{key}.")
+    return found
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory, models: DemoModels) -> Api:
+    root = tmp_path_factory.mktemp("store")
+    populate(LocalStore(root), models)
+    settings = Settings(store_path=str(root), cache_dir=str(root / "cache"))
+    return Api(ModelService(settings))
+
+
+def test_event_has_every_field_of_a_real_api_gateway_rest_event():
+    # Given a real REST proxy event captured from API Gateway
+    real = load_event("rest_predict.json")
+    # When the adapter builds one for the same request
+    event = rest_event("POST", "/predict", JSON, real["body"].encode())
+    # Then it has every field the real one has (headers aside, which are the client's own)
+    ignored = {k for k in keys(real) if k.startswith(("headers.", "multiValueHeaders."))}
+    assert keys(real) - ignored <= keys(event)
+    assert (event["httpMethod"], event["path"], event["resource"]) == ("POST", "/predict", "/predict")
+    assert event["body"] == real["body"] and event["isBase64Encoded"] is False
+
+
+def test_model_path_fills_path_parameters_and_resource():
+    event = rest_event("GET", "/models/BRK.B", JSON, b"")
+    assert event["resource"] == "/models/{ticker}"
+    assert event["pathParameters"] == {"ticker": "BRK.B"}
+    assert event["requestContext"]["resourcePath"] == "/models/{ticker}"
+    assert event["body"] is None
+
+
+def test_percent_encoded_path_is_decoded_as_api_gateway_does():
+    event = rest_event("GET", "/models/%5EGSPC", JSON, b"")
+    assert event["path"] == "/models/^GSPC"
+    assert event["pathParameters"] == {"ticker": "^GSPC"}
+
+
+def test_query_string_keeps_repeated_and_blank_values():
+    event = rest_event("GET", "/docs?format=json&tag=a&tag=b&flag=", JSON, b"")
+    assert event["queryStringParameters"] == {"format": "json", "tag": "b", "flag": ""}
+    assert event["multiValueQueryStringParameters"] == {
+        "format": ["json"],
+        "tag": ["a", "b"],
+        "flag": [""],
+    }
+    assert rest_event("GET", "/health", JSON, b"")["queryStringParameters"] is None
+
+
+def test_repeated_headers_keep_the_last_value_and_all_values():
+    event = rest_event("GET", "/health", [*JSON, ("X-Tag", "a"), ("X-Tag", "b")], b"")
+    assert event["headers"]["X-Tag"] == "b"
+    assert event["multiValueHeaders"]["X-Tag"] == ["a", "b"]
+    assert event["requestContext"]["domainName"] == "127.0.0.1:8000"
+
+
+def test_a_body_that_is_not_utf8_is_passed_base64_encoded():
+    event = rest_event("POST", "/predict", JSON, b"\xff\xfe")
+    assert event["isBase64Encoded"] is True
+    assert base64.b64decode(event["body"]) == b"\xff\xfe"
+
+
+def test_every_request_gets_its_own_request_id_and_time():
+    now = datetime(2026, 11, 23, 9, 30, tzinfo=UTC)
+    first, second = (rest_event("GET", "/health", JSON, b"", now=now) for _ in range(2))
+    assert first["requestContext"]["requestId"] != second["requestContext"]["requestId"]
+    assert first["requestContext"]["requestTime"] == "23/Nov/2026:09:30:00 +0000"
+    assert first["requestContext"]["requestTimeEpoch"] == 1795426200000
+
+
+def test_adapted_request_gets_the_same_answer_as_the_captured_event(api: Api):
+    # Given a captured API Gateway event and the same HTTP request through the adapter
+    real = load_event("rest_predict.json")
+    adapted = rest_event("POST", "/predict", JSON, real["body"].encode())
+    # When both are handled
+    expected, actual = api.handle(real, None), api.handle(adapted, None)
+    # Then the answers are the same
+    assert actual["statusCode"] == expected["statusCode"] == 200
+    assert json.loads(actual["body"]) == json.loads(expected["body"])
+
+
+def test_path_parameter_route_is_served(api: Api):
+    status, headers, body = response_parts(api.handle(rest_event("GET", "/models/aapl", JSON, b""), None))
+    assert status == 200
+    assert ("Content-Type", "application/json") in headers
+    assert json.loads(body)["model"]["name"] == "stocks/universal"
+
+
+def test_response_parts_reads_rest_and_http_api_shapes():
+    rest = {
+        "statusCode": 404,
+        "multiValueHeaders": {"Content-Type": ["application/json"], "Set-Cookie": ["a=1", "b=2"]},
+        "body": '{"error": {}}',
+        "isBase64Encoded": False,
+    }
+    assert response_parts(rest) == (
+        404,
+        [("Content-Type", "application/json"), ("Set-Cookie", "a=1"), ("Set-Cookie", "b=2")],
+        b'{"error": {}}',
+    )
+    v2 = {"statusCode": 200, "headers": {"Content-Type": "text/html"}, "body": "PGI+", "isBase64Encoded": True}
+    assert response_parts(v2) == (200, [("Content-Type", "text/html")], b"<b>")
+
+
+def test_adapter_and_docs_route_together_serve_the_openapi_document(tmp_path: Path, models: DemoModels):
+    # Given the API with docs, as the local server builds it
+    populate(LocalStore(tmp_path / "store"), models)
+    settings = Settings(store_path=str(tmp_path / "store"), cache_dir=str(tmp_path / "cache"))
+    api = Api(ModelService(settings), docs=True)
+    # When /openapi.json is requested through the adapter
+    status, headers, body = response_parts(api.handle(rest_event("GET", "/openapi.json", JSON, b""), None))
+    # Then the document comes back as JSON
+    assert status == 200
+    assert json.loads(body)["paths"]["/predict"]["post"]["requestBody"]["required"] is True
