@@ -14,8 +14,8 @@ import pytest
 from tests.integration.serving import ROOT, http, is_listening, post_json, running
 from tests.support import free_port
 from tickerserve.cli.demo_set import DEMO_MODELS
+from tickerserve.cli.dev import has_registry
 from tickerserve.demo import FEATURES
-from tickerserve.layout import DEFAULT_REGISTRY_KEY
 
 DEV = [sys.executable, "-m", "tickerserve.cli.dev"]
 ROW = [0.1] * len(FEATURES)
@@ -71,21 +71,21 @@ def test_make_serve_publishes_the_demo_set_through_the_cli_and_stops_everything(
         assert not is_listening(moto_port)
 
 
-def test_store_mode_publishes_the_demo_set_once_and_keeps_it(models_cache: Path, tmp_path: Path):
+def test_store_mode_publishes_the_demo_set_into_an_empty_store(models_cache: Path, tmp_path: Path):
     # Given an empty local folder store (make serve STORE=...)
     store = tmp_path / "store"
     port = free_port()
     argv = [*DEV, "--port", str(port), "--store", str(store), "--workdir", str(models_cache)]
     # When make serve runs on it
-    with running(argv, port=port, log=tmp_path / "first.log") as dev:
-        assert http(f"{dev.url}/health").json()["registry"]["models"] == len(DEMO_MODELS)
-        assert dev.stop(signal.SIGTERM) == 0
-    # Then the demo models are published into it, and the next run serves them as they are
-    assert (store / DEFAULT_REGISTRY_KEY).is_file()
-    with running(argv, port=port, log=tmp_path / "second.log") as dev:
-        assert http(f"{dev.url}/health").json()["registry"]["models"] == len(DEMO_MODELS)
-        assert " publish " not in dev.output()
-        assert dev.stop(signal.SIGTERM) == 0
+    with running(argv, port=port, log=tmp_path / "dev.log") as dev:
+        # Then the demo models are published into it and served from it
+        health = http(f"{dev.url}/health").json()
+        assert (health["store"], health["registry"]["models"]) == (str(store), len(DEMO_MODELS))
+        assert f"--store {store} publish" in dev.output()
+        # and SIGTERM stops it cleanly, leaving the store for the next run (which publishes
+        # nothing: it finds the registry)
+        assert dev.stop(signal.SIGTERM) == 0, dev.output()
+    assert has_registry(store)
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")

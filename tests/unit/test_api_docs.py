@@ -109,7 +109,9 @@ def test_docs_change_nothing_for_the_api_routes(store_dir, tmp_path):
     # Given one API with docs and one without; When the same event is handled by both
     event = load_event("rest_predict.json")
     with_docs = make_api(store_dir, tmp_path, docs=True).handle(event, None)
-    without = make_api(store_dir, tmp_path, docs=False).handle(load_event("rest_predict.json"), None)
+    without = make_api(store_dir, tmp_path, docs=False).handle(
+        load_event("rest_predict.json"), None
+    )
     # Then the answers are identical
     assert with_docs == without
 
@@ -117,7 +119,13 @@ def test_docs_change_nothing_for_the_api_routes(store_dir, tmp_path):
 CHILD = """
 import json, sys
 from tickerserve.handler import lambda_handler
-response = lambda_handler(json.load(open(sys.argv[1])), None)
+class Context:
+    function_name = "tickerserve-predict"
+    function_version = "$LATEST"
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:tickerserve-predict"
+    memory_limit_in_mb = 1024
+    aws_request_id = "8f4ab7f5-0000-4000-8000-000000000000"
+response = lambda_handler(json.load(open(sys.argv[1])), Context())
 print("RESULT " + json.dumps({
     "status": response["statusCode"],
     "pydantic": sorted(m for m in sys.modules if m.split(".")[0] == "pydantic"),

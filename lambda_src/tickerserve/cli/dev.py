@@ -32,6 +32,7 @@ import typer
 
 from tickerserve.cli.demo_set import DEMO_MODELS, ensure_demo_folders
 from tickerserve.cli.errors import EXIT_INTERRUPTED, EXIT_OK, Failed, exit_code_for, one_line
+from tickerserve.cli.localserver import port_is_free
 from tickerserve.cli.main import app
 from tickerserve.cli.serve import DEFAULT_HOST, DEFAULT_PORT
 from tickerserve.errors import TickerserveError
@@ -75,14 +76,8 @@ class Cli:
 
 def ensure_free(host: str, port: int, setting: str) -> None:
     """Fail early, before anything starts, when ``port`` is taken."""
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            raise Failed(
-                f"{host}:{port} is already in use; choose another port with {setting}"
-            ) from None
+    if not port_is_free(host, port):
+        raise Failed(f"{host}:{port} is already in use; choose another port with {setting}")
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:

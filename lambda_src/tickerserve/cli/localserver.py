@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import socket
 import threading
 import time
 import uuid
@@ -24,6 +25,17 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 STAGE = "local"
 MAX_REQUEST_BYTES = 10 * 1024 * 1024  # API Gateway's request payload limit
 _MODEL_PATH = re.compile(r"^/models/([^/]+)$")
+
+
+def port_is_free(host: str, port: int) -> bool:
+    """Whether ``host:port`` can be listened on now (to fail before slow start-up work)."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as http.server does
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 class EventHandler(Protocol):

@@ -19,6 +19,7 @@ import typer
 
 from tickerserve.cli.console import note
 from tickerserve.cli.errors import Failed
+from tickerserve.cli.localserver import LocalServer, port_is_free
 from tickerserve.cli.target import target
 from tickerserve.errors import TickerserveError
 from tickerserve.settings import ENV_CACHE_DIR, ENV_REGISTRY_TTL, Settings
@@ -62,14 +63,15 @@ def serve_command(
     """Serve the HTTP API locally (POST /predict ...), with OpenAPI at /openapi.json and
     interactive docs at /docs. Each request runs through the Lambda handler's code path as an
     API Gateway REST event. Ctrl-C stops it."""
+    t = target(ctx)
+    store = t.store
+    if not port_is_free(host, port):
+        raise Failed(f"cannot listen on {host}:{port}: address in use; choose another with --port")
     # Before the runtime is imported: CloudWatch metrics lines have no reader here.
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     from tickerserve.api import DOCS_PATH, OPENAPI_PATH, Api
-    from tickerserve.cli.localserver import LocalServer
     from tickerserve.service import ModelService
 
-    t = target(ctx)
-    store = t.store
     settings = replace(
         Settings.from_env(),
         bucket=t.bucket,
