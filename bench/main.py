@@ -83,12 +83,16 @@ class Config:
             return cls(
                 warm_calls=1000, warm_warmup=100, batch_repeats=3, cold_samples=3, rss_samples=1
             )
-        return cls(warm_calls=4000, warm_warmup=300, batch_repeats=5, cold_samples=5, rss_samples=1)
+        return cls(warm_calls=3000, warm_warmup=200, batch_repeats=5, cold_samples=5, rss_samples=1)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="fewer samples (about a minute)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="fewer samples (about a minute once the models are cached)",
+    )
     parser.add_argument("--rebuild", action="store_true", help="retrain the cached models")
     parser.add_argument(
         "--only",
@@ -107,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     config = Config.make(args.quick)
     started = time.monotonic()
-    command = shlex.join([os.path.relpath(sys.executable), *sys.argv])
+    script = ["-m", "bench"] if sys.argv[0].endswith("__main__.py") else [sys.argv[0]]
+    command = shlex.join([os.path.relpath(sys.executable), *script, *sys.argv[1:]])
     say("tickerserve benchmark: tickerserve vs seed-style baseline (moto S3 on 127.0.0.1)")
     say(f"command: {command}   (cwd {os.getcwd()})")
     for key, value in machine_info():

@@ -11,6 +11,7 @@ import json
 import os
 import pickle
 import shutil
+import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -105,8 +106,8 @@ def feature_names(n_features: int) -> list[str]:
 
 def model_specs(*, large_rounds: int = 100, small_rounds: int = 30) -> list[ModelSpec]:
     """SMH (12 features, small), 50 large ETF models and the large universal stock model."""
-    large = {"n_features": 36, "n_classes": 5, "rows": 2000, "num_leaves": 31}
-    specs = [ModelSpec(f"etfs/{SMALL_ETF}", 7, 12, 5, 2000, small_rounds, 31)]
+    large = {"n_features": 36, "n_classes": 5, "rows": 1000, "num_leaves": 31}
+    specs = [ModelSpec(f"etfs/{SMALL_ETF}", 7, 12, 5, 1000, small_rounds, 31)]
     specs += [
         ModelSpec(f"etfs/{t}", 100 + i, rounds=large_rounds, **large)
         for i, t in enumerate(LARGE_ETFS)
@@ -173,11 +174,15 @@ def ensure_models(specs: list[ModelSpec], *, rebuild: bool = False) -> Path:
     todo = [s for s in specs if not (root / s.name / PRODUCTION / "feature_names.json").exists()]
     workers = max(1, min(len(os.sched_getaffinity(0)), 4))
     say(f"models: training {len(todo)} LGBMClassifiers with {workers} worker(s) (cached after)...")
+    started = time.monotonic()
     with ProcessPoolExecutor(max_workers=workers) as pool:
         for i, _ in enumerate(pool.map(train_seed_model, todo, [str(root)] * len(todo)), 1):
             if i % 10 == 0 or i == len(todo):
                 say(f"  {i}/{len(todo)}")
     done.write_text(json.dumps([asdict(s) for s in specs], indent=1))
+    say(
+        f"models: trained in {time.monotonic() - started:.0f} s, cached in {root.relative_to(ROOT)}"
+    )
     return root
 
 

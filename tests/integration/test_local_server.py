@@ -278,5 +278,5 @@ def test_a_busy_port_is_a_clear_error(small_store: Path, tmp_path: Path):
         result = subprocess.run(argv, capture_output=True, text=True, timeout=120)
     # Then it fails with one line naming the port and what to do
     assert result.returncode == 1
-    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert f"cannot listen on 127.0.0.1:{port}: address in use" in result.stderr
     assert "--port" in result.stderr

@@ -113,7 +113,7 @@ def wait_until_listening(process: subprocess.Popen[bytes], host: str, port: int)
 def moto_server(host: str, port: int, log_file: Path) -> Iterator[str]:
     """A moto S3 server on ``host:port`` for as long as the block runs; yields its URL."""
     log_file.parent.mkdir(parents=True, exist_ok=True)
-    with log_file.open("ab") as log:
+    with log_file.open("wb") as log:  # one run's log; moto keeps nothing between runs either
         process = subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-H", host, "-p", str(port)],
             stdout=log,

@@ -156,6 +156,8 @@ class LocalServer(ThreadingHTTPServer):
     def __init__(
         self, address: tuple[str, int], api: EventHandler, log: Callable[[str], None]
     ) -> None:
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
         super().__init__(address, _RequestHandler)
         self.api = api
         self.log = log

@@ -22,7 +22,13 @@ from tickerserve.cli.errors import Failed
 from tickerserve.cli.localserver import LocalServer, port_is_free
 from tickerserve.cli.target import target
 from tickerserve.errors import TickerserveError
-from tickerserve.settings import ENV_CACHE_DIR, ENV_REGISTRY_TTL, Settings
+from tickerserve.settings import (
+    ENV_BUCKET,
+    ENV_CACHE_DIR,
+    ENV_REGISTRY_TTL,
+    ENV_STORE_PATH,
+    Settings,
+)
 
 if TYPE_CHECKING:
     from tickerserve.service import ModelService
@@ -72,8 +78,10 @@ def serve_command(
     from tickerserve.api import DOCS_PATH, OPENAPI_PATH, Api
     from tickerserve.service import ModelService
 
+    # The target comes from the global options; the rest of the settings from the environment.
+    env = {k: v for k, v in os.environ.items() if k not in (ENV_BUCKET, ENV_STORE_PATH)}
     settings = replace(
-        Settings.from_env(),
+        Settings.from_env(env),
         bucket=t.bucket,
         store_path=t.store_path,
         registry_key=t.registry_key,
