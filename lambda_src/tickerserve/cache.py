@@ -9,12 +9,13 @@ import contextlib
 import logging
 import os
 import re
-import tempfile
 import threading
 from collections import OrderedDict
 from collections.abc import Hashable
 from pathlib import Path
 from typing import Generic, TypeVar
+
+from tickerserve.store import atomic_write
 
 logger = logging.getLogger(__name__)
 
@@ -140,15 +141,7 @@ class DiskCache:
         path = self.root / sha256
         try:
             self.root.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=self.root)
-            try:
-                with os.fdopen(fd, "wb") as handle:
-                    handle.write(data)
-                os.replace(tmp, path)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
-                raise
+            atomic_write(path, data)
         except OSError as exc:
             logger.warning("could not cache artifact %s on disk: %s", sha256[:12], exc)
             return

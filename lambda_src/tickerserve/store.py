@@ -310,7 +310,7 @@ class LocalStore:
                         raise PreconditionFailed(f"{key} no longer exists") from None
                     if current != if_match:
                         raise PreconditionFailed(f"{key} changed concurrently")
-                _atomic_write(path, data)
+                atomic_write(path, data)
         except OSError as exc:
             raise StorageUnavailable(f"cannot write {path}: {exc.strerror}") from exc
         return _local_etag(data)
@@ -360,7 +360,7 @@ def _local_etag(data: bytes) -> str:
     return f'"{sha256_hex(data)}"'
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes) -> None:
     """Write to a temp name in the same folder, then rename: readers never see half a file."""
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
     try:
@@ -368,7 +368,7 @@ def _atomic_write(path: Path, data: bytes) -> None:
             handle.write(data)
         os.replace(tmp, path)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
 

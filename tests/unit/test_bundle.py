@@ -32,7 +32,9 @@ def test_tampered_artifact_fails_verification(tmp_path, models):
     store = LocalStore(tmp_path)
     digest = write_bundle(store, models.spy)
     key = artifact_key("etfs/SPY", "1.0.0", "model.txt")
-    store.put(key, store.get(key).data + b"\n")
+    original = store.get(key)
+    assert original is not None
+    store.put(key, original.data + b"\n")
     with pytest.raises(IntegrityError, match="sha256"):
         read_bundle(store, "etfs/SPY", "1.0.0", expected_sha256=digest)
 
@@ -87,7 +89,7 @@ def test_weighted_average_and_stacking_ensembles():
         "ens/avg", "1.0.0", [first, second], feature_names=names, classes=classes, weights=[3, 1]
     )
     model = LoadedModel(bundle.metadata, bundle.files)
-    expected = 0.75 * first.predict(x[:5]) + 0.25 * second.predict(x[:5])
+    expected = 0.75 * np.asarray(first.predict(x[:5])) + 0.25 * np.asarray(second.predict(x[:5]))
     np.testing.assert_allclose(model.predict_proba(x[:5]), expected)
 
     meta = BundleMetadata.from_dict(bundle.metadata.to_dict())
