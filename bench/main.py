@@ -264,7 +264,6 @@ class Bench:
         import numpy as np
         from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 
-        from bench.fastpath import SingleRowFast
         from tickerserve.predict import predict
 
         envelope = real_event("rest_predict.json")
@@ -294,10 +293,9 @@ class Bench:
             ts_rows = [model.schema.row(b["features"]).reshape(1, -1) for b in bodies]
             clf, _, seed_names = self.seed._models[self.seed.model_prefix(ticker)]
             seed_rows = [np.array([[float(b["features"][n]) for n in seed_names]]) for b in bodies]
-            fast = SingleRowFast(model._boosters[0], len(model.classes))
-            flat = [np.ascontiguousarray(r[0]) for r in ts_rows]
-            if not np.allclose(fast.predict(flat[0]), model.predict_proba(ts_rows[0])[0]):
-                raise RuntimeError("the LightGBM fast path disagrees with Booster.predict")
+            booster = model._boosters[0]
+            if not np.allclose(booster.predict(ts_rows[0]), model.predict_proba(ts_rows[0])):
+                raise RuntimeError("the single-row fast path disagrees with Booster.predict")
             canned = APIGatewayRestResolver(serializer=partial(json.dumps, separators=(",", ":")))
             answer = json.loads(self._call_ts(events[0])["body"])
             canned.post("/predict")(lambda answer=answer: answer)
@@ -308,7 +306,7 @@ class Bench:
                 "resolver": Cycle(canned.resolve, events, self.context),
                 "predict": Cycle(partial(predict, self.ts.SERVICE), bodies),
                 "proba": Cycle(model.predict_proba, ts_rows),
-                "fast": Cycle(fast.predict, flat),
+                "booster": Cycle(partial(booster.predict, num_threads=1), ts_rows),
                 "seed_proba": Cycle(clf.predict_proba, seed_rows),
             }
             gc.collect()
@@ -352,8 +350,8 @@ class Bench:
             ("api", "  API.handle (no Powertools Logger/Metrics decorators)"),
             ("resolver", "  Powertools REST resolver, canned answer (framework floor)"),
             ("predict", "  tickerserve.predict.predict() (parse, route, align, answer)"),
-            ("proba", "  LoadedModel.predict_proba (lightgbm Booster.predict)"),
-            ("fast", "  LightGBM SingleRowFast via ctypes (not used; possible)"),
+            ("proba", "  LoadedModel.predict_proba (LightGBM single-row fast path)"),
+            ("booster", "  for comparison: lightgbm Booster.predict, same row"),
             ("seed", "baseline lambda_handler (everything)"),
             ("seed_proba", "  LGBMClassifier.predict_proba"),
         ]

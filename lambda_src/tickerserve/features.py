@@ -71,13 +71,15 @@ class FeatureSchema:
 
 def _to_array(values: list[Any], names: list[str]) -> np.ndarray:
     # Fast path: every value a plain int or float (bool is an int subclass, so check exact types).
+    # A finite sum means every value is finite (NaN and inf propagate; an overflowing sum of
+    # finite values only sends the row to the slow path, which checks value by value).
     if all(type(v) is float or type(v) is int for v in values):
         try:
-            row = np.array(values, dtype=np.float64)
+            finite = math.isfinite(sum(values))
         except OverflowError:  # an integer literal beyond float range
-            row = np.array([math.inf])
-        if np.isfinite(row).all():
-            return row
+            finite = False
+        if finite:
+            return np.array(values, dtype=np.float64)
     bad = [name for name, v in zip(names, values, strict=True) if not _acceptable(v)]
     if bad:
         raise BadRequest(

@@ -11,7 +11,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from tickerserve.api import Api
-from tickerserve.observability import count, logger, metrics
+from tickerserve.observability import count, metrics, with_request_context
 from tickerserve.service import ModelService
 from tickerserve.settings import Settings
 
@@ -23,9 +23,6 @@ if SETTINGS.preload:
 
 
 @metrics.log_metrics(capture_cold_start_metric=True)
-@logger.inject_lambda_context(clear_state=True)
+@with_request_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> Any:
-    request_context = event.get("requestContext") if isinstance(event, dict) else None
-    if isinstance(request_context, dict):
-        logger.set_correlation_id(request_context.get("requestId"))
     return API.handle(event, context)
