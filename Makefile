@@ -56,5 +56,9 @@ deploy: install
 	npx cdk deploy --all -c tickerserve:stage=$(STAGE) --require-approval broadening \
 		--outputs-file cdk-outputs.json
 
+# Speed and memory vs a seed-style baseline; prints tables (see bench/README.md).
+bench: install
+	$(PY) bench/run.py
+
 clean:
 	rm -rf cdk.out build .pytest_cache .mypy_cache .ruff_cache cdk-outputs.json

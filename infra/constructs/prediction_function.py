@@ -22,8 +22,16 @@ CACHE_DIR = "/tmp/tickerserve"
 # Model artifacts live at {model name}/versions/{version}/{file}; see DESIGN "Bucket layout".
 MODEL_OBJECTS = "*/versions/*"
 # Never shipped in the function asset: bytecode of the build host, packaging metadata,
-# and the layer's requirements file.
-CODE_EXCLUDES = ["**/__pycache__", "**/*.pyc", "*.egg-info", "requirements.txt", ".*"]
+# the layer's requirements file, and the command line (publisher-side code the handler
+# never imports; it would only add bytes to every cold start's code download).
+CODE_EXCLUDES = [
+    "**/__pycache__",
+    "**/*.pyc",
+    "*.egg-info",
+    "requirements.txt",
+    ".*",
+    "tickerserve/cli",
+]
 
 
 class PredictionFunction(Construct):
