@@ -71,12 +71,24 @@ class PredictionFunction(Construct):
             description="tickerserve prediction function: read models, write its own logs",
         )
         self.log_group.grant(self.role, "logs:CreateLogStream", "logs:PutLogEvents")
-        # Read-only, and only the objects the runtime reads: no listing, no writes.
+        # Read-only, and only the objects the runtime reads: no writes.
         model_objects = bucket.arn_for_objects(MODEL_OBJECTS)
         self.role.add_to_policy(
             iam.PolicyStatement(
                 actions=["s3:GetObject"],
                 resources=[model_objects, bucket.arn_for_objects(registry_key)],
+            )
+        )
+        # Without s3:ListBucket, S3 answers a GET of a missing key with 403 AccessDenied
+        # instead of 404 NoSuchKey, so a pinned version that does not exist (a client
+        # mistake, 4xx) would look like a storage failure (503). S3 checks ListBucket on
+        # the bucket ARN for that decision, with the requested key as s3:prefix, so the
+        # grant is limited to listing the same keys the function may already read.
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["s3:ListBucket"],
+                resources=[bucket.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": [MODEL_OBJECTS, registry_key]}},
             )
         )
         self.function = lambda_.Function(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import re
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,6 +22,9 @@ from tickerserve.features import FeatureSchema
 
 logger = logging.getLogger(__name__)
 
+CLASSIFIER_OBJECTIVES = frozenset({"binary", "multiclass", "multiclassova", "cross_entropy"})
+_COLUMN = re.compile(r"^Column_\d+$")
+
 
 @dataclass(frozen=True)
 class ModelKey:
@@ -34,8 +38,15 @@ class ModelKey:
 class LoadedModel:
     """Boosters for one version, checked against their metadata, ready to predict."""
 
-    def __init__(self, metadata: BundleMetadata, files: Mapping[str, bytes]) -> None:
+    def __init__(
+        self,
+        metadata: BundleMetadata,
+        files: Mapping[str, bytes],
+        *,
+        metadata_sha256: str | None = None,
+    ) -> None:
         self.metadata = metadata
+        self.metadata_sha256 = metadata_sha256  # the digest of the metadata.json it came from
         self.key = ModelKey(metadata.model, metadata.version)
         self.classes = list(metadata.classes)
         self.used_features = metadata.used_features
@@ -44,16 +55,33 @@ class LoadedModel:
         self._boosters = [_load_booster(files[m.artifact], m.artifact) for m in metadata.members]
         total = sum(m.weight for m in metadata.members)
         self._weights = [m.weight / total for m in metadata.members]
-        self._check_shape()
+        self._check_shape(files)
         self._fast = [_SingleRow.create(b) for b in self._boosters]
 
-    def _check_shape(self) -> None:
+    def _check_shape(self, files: Mapping[str, bytes]) -> None:
         for member, booster in zip(self.metadata.members, self._boosters, strict=True):
             n_features = booster.num_feature()
             if n_features != len(self.used_features):
                 raise InvalidModel(
                     f"{self.key}: {member.artifact} expects {n_features} features but metadata "
                     f"lists {len(self.used_features)}"
+                )
+            trained = booster.feature_name()
+            # Models trained on bare arrays carry Column_0..n; named ones must match by order,
+            # or name -> value requests would feed values into the wrong inputs.
+            if not all(_COLUMN.match(n) for n in trained) and trained != [
+                n.replace(" ", "_") for n in self.used_features
+            ]:
+                raise InvalidModel(
+                    f"{self.key}: {member.artifact} was trained on features "
+                    f"{trained[:5]}... but metadata lists {self.used_features[:5]}... "
+                    "(names or order differ)"
+                )
+            objective = _objective(files[member.artifact])
+            if objective not in CLASSIFIER_OBJECTIVES:
+                raise InvalidModel(
+                    f"{self.key}: {member.artifact} has objective {objective!r}; only "
+                    f"classifiers ({', '.join(sorted(CLASSIFIER_OBJECTIVES))}) give probabilities"
                 )
             n_outputs = booster.num_model_per_iteration()
             expected = 1 if len(self.classes) == 2 else len(self.classes)
@@ -79,6 +107,15 @@ class LoadedModel:
         if len(outputs) == 1:
             return outputs[0]
         return np.asarray(sum(w * o for w, o in zip(self._weights, outputs, strict=True)))
+
+
+def _objective(model_text: bytes) -> str:
+    """The objective's name from the model text header (``objective=multiclass num_class:5``)."""
+    header = model_text[: model_text.find(b"\nTree=")]
+    for line in header.decode("utf-8", "replace").splitlines():
+        if line.startswith("objective="):
+            return line.removeprefix("objective=").split(" ", 1)[0]
+    return "unknown"
 
 
 def _load_booster(data: bytes, name: str) -> lgb.Booster:

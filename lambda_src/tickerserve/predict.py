@@ -6,7 +6,7 @@ Pure logic over ``ModelService``; the API module only parses HTTP and maps error
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -93,24 +93,44 @@ def predict_batch(service: ModelService, body: Any) -> dict[str, Any]:
             f"{len(items)} items; a batch holds at most {MAX_BATCH_ITEMS}", code="batch_too_large"
         )
     results: list[dict[str, Any] | None] = [None] * len(items)
-    # Rows grouped by loaded model: tickers that share a model share one predict call.
-    groups: dict[int, list[tuple[int, str, Resolved, np.ndarray]]] = defaultdict(list)
-    models: dict[int, LoadedModel] = {}
+    # Pass 1: validate and resolve every item from the registry alone, loading nothing.
+    groups: dict[tuple[str, str], list[tuple[int, PredictRequest, Resolved]]] = defaultdict(list)
     for index, item in enumerate(items):
         try:
             request = parse_request(item)
-            serving = _serving(service, request)
-            row = serving.model.schema.row(request.features)
+            _, resolved = service.resolve_ticker(
+                request.ticker,
+                alias=request.alias,
+                version=request.version,
+                asset_class=request.asset_class,
+            )
         except TickerserveError as exc:
             results[index] = {"index": index, **exc.to_body()}
             continue
-        models[id(serving.model)] = serving.model
-        groups[id(serving.model)].append((index, request.ticker, serving.resolved, row))
-    for model_id, members in groups.items():
-        model = models[model_id]
-        probabilities = model.predict_proba(np.vstack([m[3] for m in members]))
-        for (index, ticker, resolved, _), p in zip(members, probabilities, strict=True):
-            results[index] = {"index": index, **_answer(ticker, resolved, model, p)}
+        groups[(resolved.model, resolved.version)].append((index, request, resolved))
+    # Pass 2: one model version at a time: load, align, one predict call, let go. A batch
+    # touching more models than the memory budget holds still stays within it.
+    for members in groups.values():
+        try:
+            model, answered = service.load(members[0][2])
+        except TickerserveError as exc:
+            for index, _, _ in members:
+                results[index] = {"index": index, **exc.to_body()}
+            continue
+        rows: list[np.ndarray] = []
+        kept: list[tuple[int, str, Resolved]] = []
+        for index, request, resolved in members:
+            try:
+                rows.append(model.schema.row(request.features))
+            except TickerserveError as exc:
+                results[index] = {"index": index, **exc.to_body()}
+                continue
+            # The alias each item asked for; the version that actually answered.
+            kept.append((index, request.ticker, replace(answered, alias=resolved.alias)))
+        if rows:
+            probabilities = model.predict_proba(np.vstack(rows))
+            for (index, ticker, who), p in zip(kept, probabilities, strict=True):
+                results[index] = {"index": index, **_answer(ticker, who, model, p)}
     failed = sum(1 for r in results if r is not None and "error" in r)
     return {"results": results, "succeeded": len(items) - failed, "failed": failed}
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -33,6 +34,8 @@ from tickerserve.store import KeyNotFound, Store, open_store
 logger = logging.getLogger(__name__)
 
 METADATA_CACHE_ENTRIES = 4096
+FAILED_ENTRIES = 1024  # remembered load failures; bounded so odd requests cannot grow memory
+LOCK_STRIPES = 64  # load locks shared by hash, so their number never grows
 # A version that failed to load is not retried for this long (or until the registry changes),
 # so a broken publish cannot turn every request into a download attempt.
 MIN_RETRY_SECONDS = 5.0
@@ -83,10 +86,10 @@ class ModelService:
         self._registry_etag: str | None = None
         self._registry_checked = 0.0
         self._registry_lock = threading.Lock()
-        self._load_locks: dict[ModelKey, threading.Lock] = {}
-        self._locks_lock = threading.Lock()
+        self._load_locks = [threading.Lock() for _ in range(LOCK_STRIPES)]
         self._last_good: dict[tuple[str, str], ModelKey] = {}
-        self._failed: dict[ModelKey, float] = {}
+        self._failed: OrderedDict[ModelKey, tuple[float, TickerserveError]] = OrderedDict()
+        self._failed_lock = threading.Lock()
         self.started = clock()
 
     # -- registry ------------------------------------------------------------------------
@@ -123,7 +126,8 @@ class ModelService:
             return
         changed = self._registry is not None
         self._registry, self._registry_etag = registry, blob.etag
-        self._failed.clear()  # a new registry is a reason to retry failed versions
+        with self._failed_lock:
+            self._failed.clear()  # a new registry is a reason to retry failed versions
         self.counters.registry_refreshes += 1
         if changed:
             self._event("RegistryReloads")
@@ -151,11 +155,24 @@ class ModelService:
         version: str | None = None,
         asset_class: str | None = None,
     ) -> Serving:
-        registry = self.registry()
-        route = registry.route(ticker, asset_class)
-        resolved = registry.resolve(route.model, alias=alias, version=version)
+        route, resolved = self.resolve_ticker(
+            ticker, alias=alias, version=version, asset_class=asset_class
+        )
         model, resolved = self.load(resolved)
         return Serving(model, resolved, route)
+
+    def resolve_ticker(
+        self,
+        ticker: str,
+        *,
+        alias: str | None = None,
+        version: str | None = None,
+        asset_class: str | None = None,
+    ) -> tuple[Route, Resolved]:
+        """Which model version answers for ``ticker``, from the registry alone (no loading)."""
+        registry = self.registry()
+        route = registry.route(ticker, asset_class)
+        return route, registry.resolve(route.model, alias=alias, version=version)
 
     def metadata(self, resolved: Resolved) -> tuple[BundleMetadata, str]:
         """A version's validated metadata (cached; verified against the registry digest)."""
@@ -181,27 +198,59 @@ class ModelService:
         """The loaded model for a resolved version. If an alias moved to a version that cannot
         be loaded, keep serving the alias's last good version and count the failure."""
         key = ModelKey(resolved.model, resolved.version)
-        model = self.memory.get(key)
+        model = self._cached(key, resolved.metadata_sha256)
         if model is not None:
             self._remember_good(resolved, key)
             return model, resolved
         fallback = self._last_good.get((resolved.model, resolved.alias)) if resolved.alias else None
-        failed_at = self._failed.get(key)
-        retry_after = max(self.settings.registry_ttl, MIN_RETRY_SECONDS)
-        if fallback and failed_at is not None and self.clock() - failed_at < retry_after:
-            return self._serve_last_good(resolved, fallback, None)
+        if fallback == key:
+            fallback = None
+        failure = self._recent_failure(key)
+        if failure is not None:  # no I/O until the back-off has passed
+            if fallback is not None:
+                return self._serve_last_good(resolved, fallback, None)
+            raise failure.with_traceback(None)
         try:
             model = self._load_locked(resolved)
         except (StorageUnavailable, IntegrityError, InvalidModel, NotFound) as exc:
-            self._failed[key] = self.clock()
-            self.counters.load_failures += 1
-            self._event("ModelLoadFailures")
-            logger.error("could not load %s: %s", key, exc.message)
-            if fallback is None or fallback == key:
-                raise
-            return self._serve_last_good(resolved, fallback, exc)
+            if isinstance(exc, NotFound) and resolved.alias is None:
+                raise  # a client pinned a version that does not exist: its mistake, not ours
+            return self._load_failed(resolved, key, fallback, exc)
         self._remember_good(resolved, key)
         return model, resolved
+
+    def _cached(self, key: ModelKey, digest: str | None) -> LoadedModel | None:
+        model = self.memory.get(key)
+        if model is not None and digest is not None and model.metadata_sha256 != digest:
+            # The version number now names other bytes (deleted and published again): never
+            # answer with the model loaded before.
+            self.memory.pop(key)
+            self._metadata.pop(key)
+            return None
+        return model
+
+    def _recent_failure(self, key: ModelKey) -> TickerserveError | None:
+        with self._failed_lock:
+            failure = self._failed.get(key)
+        retry_after = max(self.settings.registry_ttl, MIN_RETRY_SECONDS)
+        if failure is None or self.clock() - failure[0] >= retry_after:
+            return None
+        return failure[1]
+
+    def _load_failed(
+        self, resolved: Resolved, key: ModelKey, fallback: ModelKey | None, exc: TickerserveError
+    ) -> tuple[LoadedModel, Resolved]:
+        with self._failed_lock:
+            self._failed[key] = (self.clock(), exc)
+            self._failed.move_to_end(key)
+            while len(self._failed) > FAILED_ENTRIES:
+                self._failed.popitem(last=False)
+        self.counters.load_failures += 1
+        self._event("ModelLoadFailures")
+        logger.error("could not load %s: %s", key, exc.message)
+        if fallback is None:
+            raise exc
+        return self._serve_last_good(resolved, fallback, exc)
 
     def _remember_good(self, resolved: Resolved, key: ModelKey) -> None:
         if resolved.alias is not None:
@@ -213,26 +262,26 @@ class ModelService:
         self.counters.served_last_good += 1
         if error is not None:
             logger.warning("%s stays on %s: %s", wanted.alias, good, error.message)
-        previous = Resolved(good.model, good.version, wanted.alias, None)
-        cached = self._metadata.get(good)
-        if cached is not None:
-            previous = Resolved(good.model, good.version, wanted.alias, cached[1])
         model = self.memory.get(good)
-        return (model if model is not None else self._load_locked(previous)), previous
+        if model is None:
+            cached = self._metadata.get(good)
+            digest = cached[1] if cached is not None else None
+            model = self._load_locked(Resolved(good.model, good.version, wanted.alias, digest))
+        return model, Resolved(good.model, good.version, wanted.alias, model.metadata_sha256)
 
     def _load_locked(self, resolved: Resolved) -> LoadedModel:
         key = ModelKey(resolved.model, resolved.version)
-        with self._locks_lock:
-            lock = self._load_locks.setdefault(key, threading.Lock())
-        with lock:  # concurrent first requests for one model load it once
-            model = self.memory.get(key)
+        with self._load_locks[hash(key) % LOCK_STRIPES]:  # concurrent first requests load once
+            model = self._cached(key, resolved.metadata_sha256)
             if model is not None:
                 return model
             started = time.perf_counter()
-            metadata, _ = self.metadata(resolved)
+            metadata, digest = self.metadata(resolved)
             files = self._artifacts(metadata)
-            model = LoadedModel(metadata, files)
+            model = LoadedModel(metadata, files, metadata_sha256=digest)
             evicted = self.memory.put(key, model, model.size_bytes)
+            with self._failed_lock:
+                self._failed.pop(key, None)
             self.counters.model_loads += 1
             self._event("ModelLoads")
             logger.info(

@@ -248,8 +248,8 @@ def _translate(exc: Exception, key: str) -> Exception:
         if status in (409, 412) or code in ("PreconditionFailed", "ConditionalRequestConflict"):
             return PreconditionFailed(f"{key} changed concurrently or already exists")
         if code == "AccessDenied" or status == 403:
-            # Without s3:ListBucket (the Lambda's role has none) S3 answers 403, not 404,
-            # for a key that does not exist: say both possibilities.
+            # Without s3:ListBucket on the key's prefix S3 answers 403, not 404, for a key
+            # that does not exist: say both possibilities.
             return StorageUnavailable(
                 f"access denied reading {key}: the object does not exist yet "
                 "(nothing published?) or the caller lacks s3:GetObject on it"

@@ -115,13 +115,24 @@ def function_role_statements(s: Synth) -> list[dict]:
 def test_function_reads_only_model_versions_and_the_registry(dev: Synth):
     statements = function_role_statements(dev)
     s3 = [s for s in statements if any(a.startswith("s3:") for a in as_list(s["Action"]))]
-    assert len(s3) == 1
-    assert s3[0]["Effect"] == "Allow"
-    assert s3[0]["Action"] == "s3:GetObject"
-    suffixes = sorted(json.dumps(r)[-40:] for r in s3[0]["Resource"])
+    assert all(s["Effect"] == "Allow" for s in s3)
+    assert sorted(s["Action"] for s in s3) == ["s3:GetObject", "s3:ListBucket"]
+    (get,) = [s for s in s3 if s["Action"] == "s3:GetObject"]
+    (list_,) = [s for s in s3 if s["Action"] == "s3:ListBucket"]
+    # GetObject: model artifacts and the registry key, nothing else, unconditionally.
+    assert "Condition" not in get
+    suffixes = sorted(json.dumps(r)[-40:] for r in get["Resource"])
     assert any('/*/versions/*"' in r for r in suffixes)
     assert any(f'/{DEFAULT_REGISTRY_KEY}"' in r for r in suffixes)
     assert len(suffixes) == 2
+    # ListBucket (so a missing key is a 404, not a 403): the bucket itself, not its
+    # objects, and only for the same keys GetObject may read.
+    bucket_arn = list_["Resource"]
+    assert not isinstance(bucket_arn, list)
+    assert "/" not in json.dumps(bucket_arn)
+    assert list_["Condition"] == {
+        "StringLike": {"s3:prefix": ["*/versions/*", DEFAULT_REGISTRY_KEY]}
+    }
     # Everything else: writing its own logs, and X-Ray (which has no resource-level ARNs).
     others = {a for s in statements if s not in s3 for a in as_list(s["Action"])}
     assert others == {
@@ -135,10 +146,11 @@ def test_function_reads_only_model_versions_and_the_registry(dev: Synth):
 def test_existing_bucket_is_read_by_name_and_no_storage_stack_is_made():
     s = synth({"tickerserve:bucketName": "team-models"})
     assert set(s.stacks) == {"Serving"}
-    (statement,) = [
-        st for st in function_role_statements(s) if st["Action"] == "s3:GetObject"
-    ]  # fmt: skip
+    statements = function_role_statements(s)
+    (statement,) = [st for st in statements if st["Action"] == "s3:GetObject"]
     assert "team-models/*/versions/*" in json.dumps(statement["Resource"])
+    (listing,) = [st for st in statements if st["Action"] == "s3:ListBucket"]
+    assert ':s3:::team-models"' in json.dumps(listing["Resource"])  # the bucket, no key
     assert env(s)["TICKERSERVE_BUCKET"] == "team-models"
 
 

@@ -341,3 +341,16 @@ def test_storage_down_and_nothing_cached_is_503(tmp_path):
     assert (status, body["error"]["code"]) == (503, "storage_unavailable")
     status, body = call(api, load_event("rest_health.json"))
     assert (status, body["status"]) == (503, "unavailable")
+
+
+def test_batch_over_more_models_than_memory_holds_stays_within_budget(api):
+    # Given a memory budget that holds one model at a time
+    api.service.memory.budget_bytes = 180_000  # the demo models are 140-175 KB
+    tickers = ["SMH", "SPY", "TLT", "AAPL", "MSFT"] * 4
+    items = [{"ticker": t, "features": FEATURES_OF_EVENT} for t in tickers]
+    # When one batch touches four models
+    status, body = post(api, "/predict/batch", {"items": items})
+    # Then every item is answered, each model was loaded once, and the budget held
+    assert (status, body["succeeded"]) == (200, 20)
+    assert api.service.counters.model_loads == 4
+    assert api.service.memory.used_bytes <= api.service.memory.budget_bytes

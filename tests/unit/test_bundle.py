@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import lightgbm as lgb
 import numpy as np
 import pytest
 
@@ -99,3 +100,38 @@ def test_weighted_average_and_stacking_ensembles():
     logits = first.predict(x[:5])
     expected_stack = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
     np.testing.assert_allclose(stacked, expected_stack)
+
+
+def test_named_features_in_another_order_than_trained_are_refused():
+    # Given a booster trained on named features and metadata listing them sorted differently
+    x, y = training_data(5, 200, 4, 3)
+    names = ["rsi_14", "iv_rank", "hv_20", "ret_5d"]
+    booster = lgb.train(
+        {"objective": "multiclass", "num_class": 3, "verbose": -1},
+        lgb.Dataset(x, label=y, feature_name=names),
+        num_boost_round=3,
+    )
+    bundle = booster_bundle(
+        "etfs/X", "1.0.0", [booster], feature_names=sorted(names), classes=["A", "B", "C"]
+    )
+    # Then loading it refuses, naming the problem
+    with pytest.raises(InvalidModel, match="names or order differ"):
+        LoadedModel(bundle.metadata, bundle.files)
+    same = booster_bundle(
+        "etfs/X", "1.0.0", [booster], feature_names=names, classes=["A", "B", "C"]
+    )
+    assert LoadedModel(same.metadata, same.files).used_features == names
+
+
+def test_regression_models_are_refused():
+    x, y = training_data(6, 200, 4, 2)
+    booster = lgb.train({"objective": "regression", "verbose": -1}, lgb.Dataset(x, label=y), 3)
+    bundle = booster_bundle(
+        "etfs/X",
+        "1.0.0",
+        [booster],
+        feature_names=list("abcd"),
+        classes=["NO_TRADE", "IRON_CONDOR"],
+    )
+    with pytest.raises(InvalidModel, match="objective 'regression'"):
+        LoadedModel(bundle.metadata, bundle.files)

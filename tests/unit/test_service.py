@@ -10,6 +10,7 @@ import pytest
 from botocore.config import Config
 
 from tests.support import REGISTRY_KEY, DemoModels, FakeClock, RequestCounter, populate
+from tickerserve.demo import demo_bundle
 from tickerserve.errors import IntegrityError, NotFound, StorageUnavailable
 from tickerserve.layout import artifact_key
 from tickerserve.publish import publish_bundle
@@ -301,3 +302,48 @@ def test_invalid_registry_keeps_last_good_registry(populated, tmp_path):
     assert service.registry().revision == revision
     assert service.counters.registry_failures == 1
     assert isinstance(service.registry(), Registry)
+
+
+def test_republished_version_number_never_answers_with_the_old_model(populated, models, tmp_path):
+    # Given a warm service on SMH 1.0.1 (staging)
+    clock = FakeClock()
+    service = make_service(populated, tmp_path, clock)
+    publish_bundle(populated, models.smh_v2, registry_key=REGISTRY_KEY, aliases=("staging",))
+    old = service.serving_for_ticker("SMH", alias="staging").model
+    # When 1.0.1 is deleted and a different model is published under the same number
+    populated.delete([o.key for o in populated.list("etfs/SMH/versions/1.0.1/")])
+    other = demo_bundle("etfs/SMH", "1.0.1", seed=9, selected_features=[0, 2, 4, 6, 8, 10])
+    publish_bundle(populated, other, registry_key=REGISTRY_KEY, aliases=("staging",))
+    clock.advance(61)
+    # Then the alias answers with the new bytes, not the model loaded before
+    serving = service.serving_for_ticker("SMH", alias="staging")
+    assert serving.model is not old
+    assert serving.model.metadata_sha256 == other.metadata_sha256
+
+
+def test_pinned_unknown_versions_are_not_load_failures_and_leave_no_state(populated, tmp_path):
+    service = make_service(populated, tmp_path)
+    for patch in range(50):
+        with pytest.raises(NotFound):
+            service.serving_for_ticker("SMH", version=f"9.9.{patch}")
+    assert service.counters.load_failures == 0
+    assert len(service._failed) == 0
+
+
+def test_broken_version_without_a_fallback_is_not_downloaded_again_and_again(
+    populated, models, tmp_path
+):
+    # Given a fresh service and a production version whose model.txt was altered
+    key = artifact_key("etfs/SPY", "1.0.0", "model.txt")
+    blob = populated.get(key)
+    assert blob is not None
+    populated.client.put_object(Bucket=populated.bucket, Key=key, Body=blob.data + b"\n")
+    service = make_service(populated, tmp_path)
+    counter = RequestCounter(populated.client)
+    # When ten requests arrive within the back-off
+    for _ in range(10):
+        with pytest.raises(IntegrityError):
+            service.serving_for_ticker("SPY")
+    # Then the artifact was fetched once and one failure counted
+    assert service.counters.load_failures == 1
+    assert counter.calls.count("GetObject") == 3  # registry, metadata, model.txt
