@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from tickerserve.layout import MONITORING_HISTORY_KEY, TRAINING_HISTORY_KEY
+from tickerserve.layout import MONITORING_HISTORY_KEY, TRAINING_HISTORY_KEY, Version
 from tickerserve.store import KeyNotFound, PreconditionFailed, Store
 
 logger = logging.getLogger(__name__)
@@ -119,3 +119,20 @@ def mark_deleted(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         out.append(record)
     out.reverse()
     return out
+
+
+def versions_named(records: Iterable[dict[str, Any]], model: str) -> set[str]:
+    """The versions of ``model`` that ``published`` or ``deleted`` training records name.
+
+    A version number, once used, is never handed out again: warm runtimes cache models by
+    (model, version), so a re-used number could keep serving the deleted model.
+    """
+    named: set[str] = set()
+    for record in records:
+        if record.get("model") != model or record.get("event") not in ("published", "deleted"):
+            continue
+        try:
+            named.add(str(Version.parse(str(record.get("version")))))
+        except ValueError:
+            continue  # not a version this store could hold; nothing to reserve
+    return named

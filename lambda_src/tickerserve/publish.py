@@ -1,21 +1,23 @@
 """Publishing: write a bundle as a new immutable version, then move aliases and routes.
 
-Order: version folder (create-only, ``metadata.json`` last) -> training history record ->
-one registry compare-and-swap. The registry is updated last, so an alias never points at an
-incomplete version and an interrupted publish leaves the registry untouched.
+Order: version folder (create-only, ``metadata.json`` last) -> one registry compare-and-swap
+-> training history record. The registry is updated only after the folder is complete, so an
+alias never points at an incomplete version and an interrupted upload leaves the registry
+untouched; the history line (which names the aliases moved) is written only once the registry
+update succeeded, so it never claims a move that did not happen.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from tickerserve.bundle import Bundle, make_bundle, write_bundle
 from tickerserve.errors import Conflict
-from tickerserve.history import append_records
+from tickerserve.history import append_records, read_records, versions_named
 from tickerserve.inventory import versions_of
 from tickerserve.layout import (
     TRAINING_HISTORY_KEY,
@@ -121,16 +123,21 @@ def write_version(
     version: str | None = None,
     bump: Bump = "patch",
     attempts: int = 5,
+    used_before: Collection[str] | None = None,
 ) -> Written:
     """Write ``bundle`` as ``model`` at ``version`` or, when None, at the next free version.
 
-    Every existing folder counts as taken, incomplete ones included. An explicit version that
-    exists is refused (``Conflict``); an automatic one that a concurrent publisher claimed
-    first is bumped again.
+    Every existing folder counts as taken, incomplete ones included, and so does every version
+    the training history names (``used_before``; read from the store when None): a deleted
+    version's number is never handed out again, because warm runtimes cache by (model,
+    version). An explicit version that exists or existed is refused (``Conflict``); an
+    automatic one that a concurrent publisher claimed first is bumped again.
     """
     validate_model_name(model)
+    if used_before is None:
+        used_before = versions_named(read_records(store, TRAINING_HISTORY_KEY).records, model)
     folders = versions_of(store, model)
-    taken = [f.version for f in folders]
+    taken = [f.version for f in folders] + sorted(used_before)
     if version is not None:
         wanted = str(Version.parse(version))
         existing = next((f for f in folders if f.version == wanted), None)
@@ -140,6 +147,11 @@ def write_version(
             raise Conflict(
                 f"{model} {wanted} exists as an incomplete version folder (no metadata.json); "
                 "delete it or pick another version"
+            )
+        if wanted in used_before:
+            raise Conflict(
+                f"{model} {wanted} was used before (see the training history); "
+                "versions are never reused"
             )
         candidate = with_identity(bundle, model, wanted)
         return Written(candidate, write_bundle(store, candidate))
@@ -233,6 +245,7 @@ def publish(
     started = time.perf_counter()
     check_targets(aliases, routes, [model])
     written = write_version(store, bundle, model=model, version=version, bump=bump)
-    append_records(store, TRAINING_HISTORY_KEY, [training_record(written, aliases)])
     registry = apply_publication(store, registry_key, [written], aliases=aliases, routes=routes)
+    # After the registry: the record says the aliases moved, so only once they have.
+    append_records(store, TRAINING_HISTORY_KEY, [training_record(written, aliases)])
     return Published(written, tuple(aliases), registry.revision, time.perf_counter() - started)

@@ -6,12 +6,15 @@ import json
 
 import pytest
 
-from tests.cli_support import cli, cli_json
+from tests.cli_support import FaultyStore, cli, cli_json
 from tests.seed_support import seed_folder, seed_models, write_seed_tree
+from tickerserve.bundle import read_bundle
+from tickerserve.errors import StorageUnavailable
 from tickerserve.history import read_records
-from tickerserve.layout import TRAINING_HISTORY_KEY, artifact_key
+from tickerserve.layout import TRAINING_HISTORY_KEY, artifact_key, metadata_key
+from tickerserve.publish import with_identity
 from tickerserve.registry import read_registry
-from tickerserve.store import LocalStore
+from tickerserve.store import LocalStore, sha256_hex
 
 REGISTRY = "metadata/asset_registry.json"
 
@@ -583,3 +586,109 @@ def test_reimport_replaces_a_corrupt_production_version(tmp_path, store_path):
     )
     assert {m["status"] for m in report["models"] if m["model"] != "etfs/SMH"} == {"unchanged"}
     assert _registry(store_path).models["etfs/SMH"].aliases["production"].version == "1.0.1"
+
+
+# -- review fixes: digests of stored bytes, versions never reused --------------------------
+def test_promote_records_the_digest_of_the_stored_metadata_bytes(two_versions):
+    # Given a valid version 2.0.0 whose metadata.json is stored as compact JSON (not the
+    # indented form the publisher writes), written with create-only puts
+    store = LocalStore(two_versions)
+    bundle = with_identity(read_bundle(store, "etfs/SMH", "1.0.0"), "etfs/SMH", "2.0.0")
+    for name, data in bundle.files.items():
+        store.put(artifact_key("etfs/SMH", "2.0.0", name), data, create_only=True)
+    compact = json.dumps(bundle.metadata.to_dict(), separators=(",", ":")).encode()
+    store.put(metadata_key("etfs/SMH", "2.0.0"), compact, create_only=True)
+    # When it is promoted
+    assert ts(two_versions, "promote", "etfs/SMH", "2.0.0").exit_code == 0
+    # Then the registry records the sha256 of the stored bytes and the alias validates
+    target = _registry(two_versions).models["etfs/SMH"].aliases["production"]
+    assert (target.version, target.metadata_sha256) == ("2.0.0", sha256_hex(compact))
+    validated = ts(two_versions, "validate", "etfs/SMH@production")
+    assert (validated.exit_code, validated.stderr) == (0, "")
+
+
+def test_rollback_after_promoting_compact_metadata_keeps_stored_digests(two_versions):
+    # Given production moved to a compact-metadata 2.0.0 and then to 1.0.1
+    store = LocalStore(two_versions)
+    bundle = with_identity(read_bundle(store, "etfs/SMH", "1.0.0"), "etfs/SMH", "2.0.0")
+    for name, data in bundle.files.items():
+        store.put(artifact_key("etfs/SMH", "2.0.0", name), data, create_only=True)
+    compact = json.dumps(bundle.metadata.to_dict(), separators=(",", ":")).encode()
+    store.put(metadata_key("etfs/SMH", "2.0.0"), compact, create_only=True)
+    assert ts(two_versions, "promote", "etfs/SMH", "2.0.0").exit_code == 0
+    assert ts(two_versions, "promote", "etfs/SMH", "1.0.1").exit_code == 0
+    # When rolled back
+    rolled = ts(two_versions, "rollback", "etfs/SMH")
+    # Then production is on 2.0.0 again with the stored bytes' digest, and it validates
+    assert rolled.exit_code == 0, rolled.stderr
+    target = _registry(two_versions).models["etfs/SMH"].aliases["production"]
+    assert (target.version, target.metadata_sha256) == ("2.0.0", sha256_hex(compact))
+    assert ts(two_versions, "validate", "etfs/SMH@production").exit_code == 0
+
+
+def test_publish_after_deleting_the_top_version_never_reuses_its_number(two_versions, seed):
+    # Given 1.0.0 (production) and 1.0.1, and 1.0.1 is deleted
+    assert ts(two_versions, "delete", "etfs/SMH", "1.0.1").exit_code == 0
+    # When publishing again without a version
+    out = cli_json("--store", two_versions, "publish", str(seed["smh"]), "--model", "etfs/SMH")
+    # Then the deleted number is skipped: warm caches keyed by (model, version) stay correct
+    assert out["version"] == "1.0.2"
+    # And a minor bump still starts from the highest number ever used
+    out = cli_json(
+        "--store", two_versions, "publish", str(seed["smh"]), "-m", "etfs/SMH", "--bump", "minor"
+    )
+    assert out["version"] == "1.1.0"
+
+
+def test_publish_refuses_an_explicit_version_that_existed_before(two_versions, seed):
+    # Given 1.0.1 was published and then deleted
+    assert ts(two_versions, "delete", "etfs/SMH", "1.0.1").exit_code == 0
+    files_before = sorted(i.key for i in LocalStore(two_versions).list("etfs/"))
+    # When publishing exactly 1.0.1 again
+    result = ts(
+        two_versions, "publish", str(seed["smh"]), "--model", "etfs/SMH", "--version", "1.0.1"
+    )
+    # Then it is refused (exit 2, one line) and nothing is written
+    refused(
+        result,
+        "etfs/SMH 1.0.1 was used before (see the training history); versions are never reused",
+    )
+    assert sorted(i.key for i in LocalStore(two_versions).list("etfs/")) == files_before
+
+
+def test_failed_registry_update_leaves_no_history_claim(store_path, seed, monkeypatch):
+    # Given a store whose registry cannot be written
+    def fail(key: str) -> None:
+        if key == REGISTRY:
+            raise StorageUnavailable("storage error on it: InternalError")
+
+    monkeypatch.setattr(
+        "tickerserve.cli.target.open_store",
+        lambda **kw: FaultyStore(LocalStore(store_path), fail),
+    )
+    # When publishing with an alias
+    result = ts(store_path, "publish", str(seed["smh"]), "-m", "etfs/SMH", "--alias", "production")
+    # Then the publish fails and the training history does not claim the alias moved
+    assert result.exit_code == 1
+    assert read_records(LocalStore(store_path), TRAINING_HISTORY_KEY).records == []
+
+
+def test_import_seed_failed_registry_update_leaves_no_history_claim(
+    tmp_path, store_path, monkeypatch
+):
+    # Given a seed tree and a store whose registry cannot be written
+    write_seed_tree(tmp_path)
+
+    def fail(key: str) -> None:
+        if key == REGISTRY:
+            raise StorageUnavailable("storage error on it: InternalError")
+
+    monkeypatch.setattr(
+        "tickerserve.cli.target.open_store",
+        lambda **kw: FaultyStore(LocalStore(store_path), fail),
+    )
+    # When importing it
+    result = ts(store_path, "import-seed", str(tmp_path))
+    # Then the import fails and no training record claims production moved
+    assert result.exit_code == 1
+    assert read_records(LocalStore(store_path), TRAINING_HISTORY_KEY).records == []

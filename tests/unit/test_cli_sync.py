@@ -237,3 +237,23 @@ def test_failed_upload_stops_before_the_registry(s3_store, local, tmp_path, monk
     with pytest.raises(KeyNotFound):
         s3_store.get(REGISTRY_KEY)
     assert s3_store.head(metadata_key("etfs/SMH", "1.0.0")) is None
+
+
+def test_delete_never_removes_a_rollback_target(s3_store, local, models):
+    # Given production on SMH moved 1.0.0 -> 1.0.1 (1.0.0 is in the alias history), synced
+    publish(
+        local, models.smh_v2, registry_key=REGISTRY_KEY, model="etfs/SMH", aliases=["production"]
+    )
+    assert sync(s3_store, local)[0].exit_code == 0
+    # And the local copy of 1.0.0 disappears (the registry still lists it for rollback)
+    for info in list(local.list("etfs/SMH/versions/1.0.0/")):
+        local.delete([info.key])
+    # When syncing with --delete
+    refused, _ = sync(s3_store, local, "--delete")
+    # Then it is refused and the rollback target stays in the bucket
+    assert (refused.exit_code, refused.stderr) == (
+        2,
+        f"error: --delete would remove {metadata_key('etfs/SMH', '1.0.0')}, but "
+        "etfs/SMH 1.0.0 is a rollback target in the registry's alias history\n",
+    )
+    assert s3_store.head(metadata_key("etfs/SMH", "1.0.0")) is not None

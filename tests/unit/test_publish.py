@@ -10,7 +10,7 @@ from tests.cli_support import FaultyStore
 from tests.support import REGISTRY_KEY, DemoModels
 from tickerserve.bundle import write_bundle
 from tickerserve.errors import Conflict
-from tickerserve.history import append_records, mark_deleted, read_records
+from tickerserve.history import append_records, mark_deleted, read_records, versions_named
 from tickerserve.inventory import delete_folder, scan, versions_of
 from tickerserve.layout import TRAINING_HISTORY_KEY, artifact_key, metadata_key
 from tickerserve.publish import RouteChange, publish, with_identity
@@ -176,3 +176,27 @@ def test_delete_folder_removes_metadata_first(store, models: DemoModels):
     assert deletes[0] == metadata_key("etfs/SMH", "1.0.0")
     assert len(deletes) == 2
     assert scan(store) == []
+
+
+def test_versions_named_by_history_count_as_taken(store, models: DemoModels):
+    # Given history naming etfs/SMH 1.0.4 (deleted) and noise: another model, another event,
+    # an unparseable version
+    append_records(
+        store,
+        TRAINING_HISTORY_KEY,
+        [
+            {"event": "deleted", "model": "etfs/SMH", "version": "1.0.4"},
+            {"event": "published", "model": "etfs/SPY", "version": "7.0.0"},
+            {"event": "monitor", "model": "etfs/SMH", "version": "3.0.0"},
+            {"event": "published", "model": "etfs/SMH", "version": "bogus"},
+        ],
+    )
+    assert versions_named(read_records(store, TRAINING_HISTORY_KEY).records, "etfs/SMH") == {
+        "1.0.4"
+    }
+    # When publishing with no version folder present
+    result = _publish(store, models.smh)
+    # Then the next number is after the highest one ever used, and the history has it after
+    # the registry update
+    assert result.written.version == "1.0.5"
+    assert read_records(store, TRAINING_HISTORY_KEY).records[-1]["version"] == "1.0.5"

@@ -40,8 +40,8 @@ def promote_command(
     t = target(ctx)
     model, alias = validate_model_name(name), validate_alias(alias)
     version = str(Version.parse(version))
-    bundle = verified_for_alias(t.store, model, version)
-    digest = bundle.metadata_sha256
+    # The digest of the bytes actually stored: the runtime checks metadata.json against it.
+    digest = verified_for_alias(t.store, model, version)
     before: list[AliasTarget | None] = []
 
     def mutate(registry: Registry) -> None:

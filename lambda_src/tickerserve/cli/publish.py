@@ -18,8 +18,19 @@ from tickerserve.cli.seed import Converted, load_source
 from tickerserve.cli.seed_tree import SeedPlan, plan_tree
 from tickerserve.cli.target import target
 from tickerserve.errors import TickerserveError
-from tickerserve.history import HISTORY_KEYS, append_records, encode_records, read_records
-from tickerserve.layout import ETF_PREFIX, UNIVERSAL_STOCK_MODEL, validate_model_name
+from tickerserve.history import (
+    HISTORY_KEYS,
+    append_records,
+    encode_records,
+    read_records,
+    versions_named,
+)
+from tickerserve.layout import (
+    ETF_PREFIX,
+    TRAINING_HISTORY_KEY,
+    UNIVERSAL_STOCK_MODEL,
+    validate_model_name,
+)
 from tickerserve.publish import (
     RouteChange,
     Written,
@@ -217,7 +228,8 @@ def import_seed_command(
     """Publish a whole seed models_storage/ tree and route its tickers.
 
     Every model is converted and checked before anything is written; then the versions are
-    uploaded and one registry update routes the tickers and points ALIAS at the new versions.
+    uploaded, one registry update routes the tickers and points ALIAS at the new versions, and
+    the training history records them.
     """
     t = target(ctx)
     started = time.perf_counter()
@@ -244,8 +256,6 @@ def import_seed_command(
     revision = snapshot.registry.revision
     if not dry_run:
         written = _write_all(store, {n: converted[n] for n in to_write}, jobs)
-        records = [training_record(w, [alias]) for w in written.values()]
-        _append_histories(store, records, plan)
         fallbacks = {"stock": UNIVERSAL_STOCK_MODEL} if stock_fallback else {}
         if written or not _already_applied(snapshot.registry, plan.routes, fallbacks):
             registry = apply_publication(
@@ -257,6 +267,9 @@ def import_seed_command(
                 fallbacks=fallbacks,
             )
             revision = registry.revision
+        # After the registry: the records say ALIAS moved, so only once it has.
+        records = [training_record(w, [alias]) for w in written.values()]
+        _append_histories(store, records, plan)
     report = _import_report(plan, converted, written, unchanged, dry_run, revision)
     report["seconds"] = round(time.perf_counter() - started, 3)
     if json_output:
@@ -280,8 +293,16 @@ def _already_applied(
 
 
 def _write_all(store: Store, converted: dict[str, Converted], jobs: int) -> dict[str, Written]:
+    # Versions the training history names are never handed out again (read once for all).
+    history = read_records(store, TRAINING_HISTORY_KEY).records
+
     def write(name: str) -> Written:
-        return write_version(store, converted[name].bundle, model=validate_model_name(name))
+        return write_version(
+            store,
+            converted[name].bundle,
+            model=validate_model_name(name),
+            used_before=versions_named(history, name),
+        )
 
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         futures = {name: pool.submit(write, name) for name in converted}

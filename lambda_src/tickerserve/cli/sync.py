@@ -11,7 +11,8 @@ full-object S3 SHA-256 checksum); never by size or mtime. Safety rules:
 - the registry never moves backwards: a target revision newer than the local one is refused
   unless ``--force`` (which writes the local content as target revision + 1);
 - ``--delete`` removes target files missing locally, last, never the registry or histories
-  and never a version the resulting registry points at.
+  and never a version the resulting registry points at (an alias or, for rollback, an alias's
+  history).
 """
 
 from __future__ import annotations
@@ -281,10 +282,12 @@ def _deletions(
     plan: SyncPlan,
 ) -> list[str]:
     protected = {registry_key, *JSONL_KEYS}
-    referenced = set()
+    referenced: set[tuple[str, str]] = set()
+    rollback: set[tuple[str, str]] = set()  # alias history: where ``rollback`` may go
     if registry is not None:
         for model, entry in registry.models.items():
             referenced |= {(model, t.version) for t in entry.aliases.values()}
+            rollback |= {(model, t.version) for h in entry.history.values() for t in h}
     doomed = []
     for key in sorted(set(remote) - set(local)):
         if key in protected:
@@ -295,6 +298,11 @@ def _deletions(
             raise Refused(
                 f"--delete would remove {key}, but the registry points an alias at "
                 f"{parts[0]} {parts[1]}"
+            )
+        if parts is not None and (parts[0], parts[1]) in rollback:
+            raise Refused(
+                f"--delete would remove {key}, but {parts[0]} {parts[1]} is a rollback target "
+                "in the registry's alias history"
             )
         doomed.append(key)
     # metadata.json first, so an interrupted delete leaves incomplete folders, not broken ones.

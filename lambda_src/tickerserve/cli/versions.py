@@ -7,14 +7,14 @@ from typing import TYPE_CHECKING, Annotated
 import numpy as np
 import typer
 
-from tickerserve.bundle import Bundle, read_bundle
+from tickerserve.bundle import Bundle, read_metadata, verify_artifact
 from tickerserve.cli.console import JsonOption, note, print_json
 from tickerserve.cli.errors import Failed, Refused
 from tickerserve.cli.target import target
 from tickerserve.errors import Conflict, IntegrityError, InvalidModel, NotFound
 from tickerserve.history import append_records
 from tickerserve.inventory import delete_folder, find_version
-from tickerserve.layout import TRAINING_HISTORY_KEY, Version, validate_model_name
+from tickerserve.layout import TRAINING_HISTORY_KEY, Version, artifact_key, validate_model_name
 from tickerserve.registry import Registry, read_registry, update_registry, utc_now
 from tickerserve.store import KeyNotFound, Store
 
@@ -45,14 +45,32 @@ def _looks_like_version(selector: str) -> bool:
     return selector[:1].isdigit()
 
 
+def read_verified(
+    store: Store, model: str, version: str, expected_sha256: str | None = None
+) -> tuple[Bundle, str]:
+    """Download a version and verify every sha256; also return the sha256 of the stored
+    ``metadata.json`` bytes, which is what the registry must record (not a re-serialization)."""
+    metadata, digest = read_metadata(store, model, version, expected_sha256=expected_sha256)
+    files: dict[str, bytes] = {}
+    for name in metadata.artifacts:
+        blob = store.get(artifact_key(model, version, name))
+        assert blob is not None
+        verify_artifact(metadata, name, blob.data)
+        files[name] = blob.data
+    return Bundle(metadata, files), digest
+
+
 def load_verified(
     store: Store, model: str, version: str, expected_sha256: str | None = None
-) -> tuple[Bundle, LoadedModel]:
-    """Download a version, verify every sha256 and load it as the runtime would."""
+) -> tuple[Bundle, LoadedModel, str]:
+    """Download a version, verify every sha256 and load it as the runtime would.
+
+    Returns the bundle, the loaded model and the sha256 of the stored ``metadata.json``.
+    """
     from tickerserve.model import LoadedModel  # lightgbm: imported only when a model loads
 
     try:
-        bundle = read_bundle(store, model, version, expected_sha256=expected_sha256)
+        bundle, digest = read_verified(store, model, version, expected_sha256)
     except KeyNotFound:
         folder = find_version(store, model, version)
         if folder is None:
@@ -60,15 +78,16 @@ def load_verified(
         if not folder.complete:
             raise IntegrityError(f"{model} {version} is incomplete (no metadata.json)") from None
         raise IntegrityError(f"{model} {version}: an artifact is missing") from None
-    return bundle, LoadedModel(bundle.metadata, bundle.files)
+    return bundle, LoadedModel(bundle.metadata, bundle.files), digest
 
 
 def verified_for_alias(
     store: Store, model: str, version: str, expected_sha256: str | None = None
-) -> Bundle:
-    """Like ``load_verified`` but every problem is a refusal (for promote and rollback)."""
+) -> str:
+    """Verify and load a version like ``load_verified``, every problem a refusal (for promote
+    and rollback). Returns the sha256 of its stored ``metadata.json``: the digest to record."""
     try:
-        return load_verified(store, model, version, expected_sha256)[0]
+        return load_verified(store, model, version, expected_sha256)[2]
     except (NotFound, IntegrityError, InvalidModel) as exc:
         raise Refused(f"refusing {model} {version}: {exc.message}") from None
 
@@ -159,7 +178,7 @@ def validate_command(
     snapshot = read_registry(t.store, t.registry_key)
     version, digest = resolve_ref(snapshot.registry, name, selector)
     try:
-        bundle, model = load_verified(t.store, name, version, digest)
+        bundle, model, _ = load_verified(t.store, name, version, digest)
         meta = bundle.metadata
         row = np.zeros((1, len(meta.used_features)))
         probabilities = model.predict_proba(row)[0]
