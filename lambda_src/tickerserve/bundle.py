@@ -230,6 +230,8 @@ class Bundle:
 
     @property
     def metadata_sha256(self) -> str:
+        """The digest of this bundle's own serialization: right for a bundle about to be
+        written; for one read from a store use ``read_verified_bundle``'s digest."""
         return sha256_hex(self.metadata_bytes)
 
 
@@ -312,14 +314,22 @@ def read_bundle(
     store: Store, model: str, version: str, *, expected_sha256: str | None = None
 ) -> Bundle:
     """Download and verify a whole version folder (used by the CLI; the runtime caches)."""
-    metadata, _ = read_metadata(store, model, version, expected_sha256=expected_sha256)
+    return read_verified_bundle(store, model, version, expected_sha256=expected_sha256)[0]
+
+
+def read_verified_bundle(
+    store: Store, model: str, version: str, *, expected_sha256: str | None = None
+) -> tuple[Bundle, str]:
+    """Like ``read_bundle``, and also the sha256 of the stored ``metadata.json`` bytes: what a
+    registry must record (``Bundle.metadata_sha256`` hashes a re-serialization)."""
+    metadata, digest = read_metadata(store, model, version, expected_sha256=expected_sha256)
     files: dict[str, bytes] = {}
     for name in metadata.artifacts:
         blob = store.get(artifact_key(model, version, name))
         assert blob is not None
         verify_artifact(metadata, name, blob.data)
         files[name] = blob.data
-    return Bundle(metadata, files)
+    return Bundle(metadata, files), digest
 
 
 def version_exists(store: Store, model: str, version: str) -> bool:

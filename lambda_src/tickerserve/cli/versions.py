@@ -7,14 +7,14 @@ from typing import TYPE_CHECKING, Annotated
 import numpy as np
 import typer
 
-from tickerserve.bundle import Bundle, read_metadata, verify_artifact
+from tickerserve.bundle import Bundle, read_verified_bundle
 from tickerserve.cli.console import JsonOption, note, print_json
 from tickerserve.cli.errors import Failed, Refused
 from tickerserve.cli.target import target
 from tickerserve.errors import Conflict, IntegrityError, InvalidModel, NotFound
 from tickerserve.history import append_records
 from tickerserve.inventory import delete_folder, find_version
-from tickerserve.layout import TRAINING_HISTORY_KEY, Version, artifact_key, validate_model_name
+from tickerserve.layout import TRAINING_HISTORY_KEY, Version, validate_model_name
 from tickerserve.registry import Registry, read_registry, update_registry, utc_now
 from tickerserve.store import KeyNotFound, Store
 
@@ -45,21 +45,6 @@ def _looks_like_version(selector: str) -> bool:
     return selector[:1].isdigit()
 
 
-def read_verified(
-    store: Store, model: str, version: str, expected_sha256: str | None = None
-) -> tuple[Bundle, str]:
-    """Download a version and verify every sha256; also return the sha256 of the stored
-    ``metadata.json`` bytes, which is what the registry must record (not a re-serialization)."""
-    metadata, digest = read_metadata(store, model, version, expected_sha256=expected_sha256)
-    files: dict[str, bytes] = {}
-    for name in metadata.artifacts:
-        blob = store.get(artifact_key(model, version, name))
-        assert blob is not None
-        verify_artifact(metadata, name, blob.data)
-        files[name] = blob.data
-    return Bundle(metadata, files), digest
-
-
 def load_verified(
     store: Store, model: str, version: str, expected_sha256: str | None = None
 ) -> tuple[Bundle, LoadedModel, str]:
@@ -70,7 +55,9 @@ def load_verified(
     from tickerserve.model import LoadedModel  # lightgbm: imported only when a model loads
 
     try:
-        bundle, digest = read_verified(store, model, version, expected_sha256)
+        bundle, digest = read_verified_bundle(
+            store, model, version, expected_sha256=expected_sha256
+        )
     except KeyNotFound:
         folder = find_version(store, model, version)
         if folder is None:
