@@ -118,7 +118,8 @@ class BundleMetadata:
     def from_json(cls, data: bytes) -> BundleMetadata:
         """Parse and validate ``metadata.json``; problems raise ``InvalidModel``."""
         try:
-            raw = json.loads(data)
+            # NaN/Infinity are not JSON; they would also break the API's strict serializer.
+            raw = json.loads(data, parse_constant=_no_constant)
             if not isinstance(raw, dict):
                 raise TypeError("top level must be an object")
             return cls.from_dict(raw)
@@ -215,6 +216,10 @@ class BundleMetadata:
             raise ValueError(f"stacking coefficients must be {n_classes} x {width}")
         if len(self.stacking.intercept) != n_classes:
             raise ValueError(f"stacking intercept must have {n_classes} values")
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not allowed in metadata.json")
 
 
 @dataclass(frozen=True)

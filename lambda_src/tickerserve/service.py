@@ -202,9 +202,7 @@ class ModelService:
         if model is not None:
             self._remember_good(resolved, key)
             return model, resolved
-        fallback = self._last_good.get((resolved.model, resolved.alias)) if resolved.alias else None
-        if fallback == key:
-            fallback = None
+        fallback = self._fallback_for(resolved, key)
         failure = self._recent_failure(key)
         if failure is not None:  # no I/O until the back-off has passed
             if fallback is not None:
@@ -218,6 +216,19 @@ class ModelService:
             return self._load_failed(resolved, key, fallback, exc)
         self._remember_good(resolved, key)
         return model, resolved
+
+    def _fallback_for(self, resolved: Resolved, key: ModelKey) -> ModelKey | None:
+        """The alias's last good version, if the alias may still go back to it: a version
+        the alias was rolled back *from* left its history and must never answer again."""
+        if resolved.alias is None:
+            return None
+        good = self._last_good.get((resolved.model, resolved.alias))
+        registry = self._registry
+        if good is None or good == key or registry is None:
+            return None
+        entry = registry.models.get(resolved.model)
+        history = entry.history.get(resolved.alias, []) if entry is not None else []
+        return good if any(t.version == good.version for t in history) else None
 
     def _cached(self, key: ModelKey, digest: str | None) -> LoadedModel | None:
         model = self.memory.get(key)

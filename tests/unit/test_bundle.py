@@ -135,3 +135,10 @@ def test_regression_models_are_refused():
     )
     with pytest.raises(InvalidModel, match="objective 'regression'"):
         LoadedModel(bundle.metadata, bundle.files)
+
+
+def test_metadata_with_nan_is_refused(models):
+    raw = models.spy.metadata.to_json().replace(b'"training": {', b'"training": {"loss": NaN, ', 1)
+    assert b"NaN" in raw
+    with pytest.raises(InvalidModel, match="NaN is not allowed"):
+        BundleMetadata.from_json(raw)

@@ -347,3 +347,18 @@ def test_broken_version_without_a_fallback_is_not_downloaded_again_and_again(
     # Then the artifact was fetched once and one failure counted
     assert service.counters.load_failures == 1
     assert counter.calls.count("GetObject") == 3  # registry, metadata, model.txt
+
+
+def test_a_version_rolled_back_from_never_serves_as_the_fallback(populated, models, tmp_path):
+    # Given production moved 1.0.0 -> 1.0.1 and a warm service on 1.0.1
+    clock = FakeClock()
+    service = make_service(populated, tmp_path, clock)
+    publish_bundle(populated, models.smh_v2, registry_key=REGISTRY_KEY)
+    assert service.serving_for_ticker("SMH").resolved.version == "1.0.1"
+    # When the operator rolls back to 1.0.0, and 1.0.0 cannot be loaded right now
+    update_registry(populated, REGISTRY_KEY, lambda r: r.rollback_alias("etfs/SMH", "production"))
+    populated.delete([artifact_key("etfs/SMH", "1.0.0", "model.txt")])
+    clock.advance(61)
+    # Then the request fails rather than answering with the version rolled back from
+    with pytest.raises(IntegrityError):
+        service.serving_for_ticker("SMH")
