@@ -589,15 +589,22 @@ def test_reimport_replaces_a_corrupt_production_version(tmp_path, store_path):
 
 
 # -- review fixes: digests of stored bytes, versions never reused --------------------------
-def test_promote_records_the_digest_of_the_stored_metadata_bytes(two_versions):
-    # Given a valid version 2.0.0 whose metadata.json is stored as compact JSON (not the
-    # indented form the publisher writes), written with create-only puts
-    store = LocalStore(two_versions)
+def write_compact_version(root) -> bytes:
+    """Write SMH 2.0.0 (a copy of 1.0.0) with metadata.json stored as compact JSON, not the
+    indented form the publisher writes; return the stored metadata bytes."""
+    store = LocalStore(root)
     bundle = with_identity(read_bundle(store, "etfs/SMH", "1.0.0"), "etfs/SMH", "2.0.0")
     for name, data in bundle.files.items():
         store.put(artifact_key("etfs/SMH", "2.0.0", name), data, create_only=True)
     compact = json.dumps(bundle.metadata.to_dict(), separators=(",", ":")).encode()
     store.put(metadata_key("etfs/SMH", "2.0.0"), compact, create_only=True)
+    return compact
+
+
+def test_promote_records_the_digest_of_the_stored_metadata_bytes(two_versions):
+    # Given a valid version 2.0.0 whose metadata.json is stored as compact JSON (not the
+    # indented form the publisher writes), written with create-only puts
+    compact = write_compact_version(two_versions)
     # When it is promoted
     assert ts(two_versions, "promote", "etfs/SMH", "2.0.0").exit_code == 0
     # Then the registry records the sha256 of the stored bytes and the alias validates
@@ -609,12 +616,7 @@ def test_promote_records_the_digest_of_the_stored_metadata_bytes(two_versions):
 
 def test_rollback_after_promoting_compact_metadata_keeps_stored_digests(two_versions):
     # Given production moved to a compact-metadata 2.0.0 and then to 1.0.1
-    store = LocalStore(two_versions)
-    bundle = with_identity(read_bundle(store, "etfs/SMH", "1.0.0"), "etfs/SMH", "2.0.0")
-    for name, data in bundle.files.items():
-        store.put(artifact_key("etfs/SMH", "2.0.0", name), data, create_only=True)
-    compact = json.dumps(bundle.metadata.to_dict(), separators=(",", ":")).encode()
-    store.put(metadata_key("etfs/SMH", "2.0.0"), compact, create_only=True)
+    compact = write_compact_version(two_versions)
     assert ts(two_versions, "promote", "etfs/SMH", "2.0.0").exit_code == 0
     assert ts(two_versions, "promote", "etfs/SMH", "1.0.1").exit_code == 0
     # When rolled back
