@@ -335,7 +335,7 @@ def read_registry(store: Store, key: str) -> RegistrySnapshot:
 def update_registry(
     store: Store,
     key: str,
-    mutate: Callable[[Registry], None],
+    mutate: Callable[[Registry], object],
     *,
     attempts: int = 20,
 ) -> Registry:
