@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -15,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from tickerserve.bundle import Bundle
+from tickerserve.cli import dev
 from tickerserve.demo import demo_bundle
 from tickerserve.layout import DEFAULT_REGISTRY_KEY
 from tickerserve.publish import publish_bundle
@@ -69,32 +66,11 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_for_port(port: int, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
-
-
 @contextmanager
 def moto_server() -> Iterator[str]:
-    """A moto S3 server in its own process on 127.0.0.1; yields its endpoint URL."""
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    try:
-        wait_for_port(port)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    """A moto S3 server in its own process on 127.0.0.1 (the one ``make serve`` starts)."""
+    with dev.moto_server("127.0.0.1", free_port()) as endpoint:
+        yield endpoint
 
 
 class FakeClock:

@@ -24,6 +24,17 @@ def model_bucket_name(scope: Construct, stage: str) -> str:
     return f"tickerserve-{stage}-models-{stack.account}-{stack.region}"
 
 
+# The baseline both buckets share: private, encrypted, TLS 1.2+ only, kept on stack deletion.
+SECURE_BUCKET: dict[str, Any] = {
+    "encryption": s3.BucketEncryption.S3_MANAGED,
+    "block_public_access": s3.BlockPublicAccess.BLOCK_ALL,
+    "object_ownership": s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+    "enforce_ssl": True,
+    "minimum_tls_version": 1.2,
+    "removal_policy": RemovalPolicy.RETAIN,
+}
+
+
 class StorageStack(Stack):
     """Models outlive any serving deployment: this stack is replaced rarely, never emptied."""
 
@@ -32,13 +43,8 @@ class StorageStack(Stack):
         self.access_logs = s3.Bucket(
             self,
             "AccessLogs",
-            # Server access logging only delivers to SSE-S3 buckets.
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            enforce_ssl=True,
-            minimum_tls_version=1.2,
-            removal_policy=RemovalPolicy.RETAIN,
+            # Server access logging only delivers to SSE-S3 buckets (SECURE_BUCKET's choice).
+            **SECURE_BUCKET,
             lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(ACCESS_LOG_DAYS))],
         )
         Validations.of(self.access_logs).acknowledge(
@@ -53,12 +59,7 @@ class StorageStack(Stack):
             "Models",
             bucket_name=model_bucket_name(self, stage),
             versioned=True,
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            enforce_ssl=True,
-            minimum_tls_version=1.2,
-            removal_policy=RemovalPolicy.RETAIN,
+            **SECURE_BUCKET,
             server_access_logs_bucket=self.access_logs,
             server_access_logs_prefix="models/",
             lifecycle_rules=[

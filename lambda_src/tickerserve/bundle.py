@@ -19,7 +19,7 @@ from tickerserve.layout import (
     validate_artifact_name,
     validate_model_name,
 )
-from tickerserve.store import KeyNotFound, PreconditionFailed, Store, sha256_hex
+from tickerserve.store import PreconditionFailed, Store, sha256_hex
 
 FORMAT = 1
 EnsembleMethod = Literal["single", "weighted_average", "stacking"]
@@ -335,10 +335,3 @@ def read_verified_bundle(
         verify_artifact(metadata, name, blob.data)
         files[name] = blob.data
     return Bundle(metadata, files), digest
-
-
-def version_exists(store: Store, model: str, version: str) -> bool:
-    try:
-        return store.head(metadata_key(model, version)) is not None
-    except KeyNotFound:
-        return False

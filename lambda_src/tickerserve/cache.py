@@ -97,7 +97,6 @@ class DiskCache:
     def __init__(self, root: str | os.PathLike[str], budget_bytes: int) -> None:
         self.root = Path(root) / "objects"
         self._lru: LruBytes[str, Path] = LruBytes(budget_bytes)
-        self._lock = threading.Lock()
         self._adopt_existing()
 
     @property

@@ -15,7 +15,7 @@ from tickerserve.errors import BadRequest, PayloadTooLarge, TickerserveError
 from tickerserve.layout import Version, normalize_ticker, validate_alias
 from tickerserve.model import LoadedModel
 from tickerserve.registry import Resolved, validate_asset_class
-from tickerserve.service import ModelService, Serving
+from tickerserve.service import ModelService
 
 MAX_BATCH_ITEMS = 1000
 PREDICT_FIELDS = frozenset({"ticker", "features", "alias", "version", "asset_class"})
@@ -75,7 +75,12 @@ def _optional(body: dict[str, Any], name: str, check: Any) -> Any:
 def predict(service: ModelService, body: Any) -> dict[str, Any]:
     """Answer one ``POST /predict`` body."""
     request = parse_request(body)
-    serving = _serving(service, request)
+    serving = service.serving_for_ticker(
+        request.ticker,
+        alias=request.alias,
+        version=request.version,
+        asset_class=request.asset_class,
+    )
     row = serving.model.schema.row(request.features)
     probabilities = serving.model.predict_proba(row.reshape(1, -1))[0]
     return _answer(request.ticker, serving.resolved, serving.model, probabilities)
@@ -133,15 +138,6 @@ def predict_batch(service: ModelService, body: Any) -> dict[str, Any]:
                 results[index] = {"index": index, **_answer(ticker, who, model, p)}
     failed = sum(1 for r in results if r is not None and "error" in r)
     return {"results": results, "succeeded": len(items) - failed, "failed": failed}
-
-
-def _serving(service: ModelService, request: PredictRequest) -> Serving:
-    return service.serving_for_ticker(
-        request.ticker,
-        alias=request.alias,
-        version=request.version,
-        asset_class=request.asset_class,
-    )
 
 
 def _answer(

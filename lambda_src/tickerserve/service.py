@@ -142,10 +142,6 @@ class ModelService:
         self._registry_checked = self.clock()
         logger.warning("%s; serving registry revision %s", message, self._registry.revision)
 
-    @property
-    def registry_revision(self) -> int | None:
-        return None if self._registry is None else self._registry.revision
-
     # -- resolution ----------------------------------------------------------------------
     def serving_for_ticker(
         self,

@@ -110,15 +110,16 @@ def wait_until_listening(process: subprocess.Popen[bytes], host: str, port: int)
 
 
 @contextmanager
-def moto_server(host: str, port: int, log_file: Path) -> Iterator[str]:
-    """A moto S3 server on ``host:port`` for as long as the block runs; yields its URL."""
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    with log_file.open("wb") as log:  # one run's log; moto keeps nothing between runs either
-        process = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", host, "-p", str(port)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+def moto_server(host: str, port: int, log_file: Path | None = None) -> Iterator[str]:
+    """A moto S3 server on ``host:port`` for as long as the block runs; yields its URL.
+    Also what the tests and the benchmark start; without ``log_file`` its output is dropped."""
+    command = [sys.executable, "-m", "moto.server", "-H", host, "-p", str(port)]
+    if log_file is None:
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    else:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        with log_file.open("wb") as log:  # one run's log; moto keeps nothing between runs
+            process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     try:
         wait_until_listening(process, host, port)
         yield f"http://{host}:{port}"
