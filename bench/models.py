@@ -96,7 +96,7 @@ class ModelSpec:
 
 def feature_names(n_features: int) -> list[str]:
     """The demo names (12 real-looking features), extended as ``{name}_{i}`` beyond 12."""
-    from tickerserve.demo import FEATURES
+    from tickerserve.publishing.demo import FEATURES
 
     return [
         FEATURES[i] if i < len(FEATURES) else f"{FEATURES[i % len(FEATURES)]}_{i}"
@@ -137,7 +137,7 @@ def train_seed_model(spec: ModelSpec, out_dir: str) -> str:
     from lightgbm import LGBMClassifier
     from sklearn.preprocessing import LabelEncoder
 
-    from tickerserve.demo import STRATEGIES, training_data
+    from tickerserve.publishing.demo import STRATEGIES, training_data
 
     x, y = training_data(spec.seed, spec.rows, spec.n_features, spec.n_classes)
     labels = np.asarray(STRATEGIES[: spec.n_classes])[y]
@@ -191,9 +191,9 @@ def publish_all(root: Path, specs: list[ModelSpec], bucket: str, endpoint: str) 
     import boto3
     import joblib
 
-    from tickerserve.demo import booster_bundle
     from tickerserve.layout import DEFAULT_REGISTRY_KEY
-    from tickerserve.publish import publish_bundle
+    from tickerserve.publishing.demo import booster_bundle
+    from tickerserve.publishing.release import publish_bundle
     from tickerserve.store import S3Store
 
     client = boto3.client("s3", endpoint_url=endpoint)

@@ -18,7 +18,7 @@ import lightgbm as lgb
 import numpy as np
 from sklearn.preprocessing import LabelEncoder
 
-from tickerserve.demo import FEATURES, STRATEGIES, training_data
+from tickerserve.publishing.demo import FEATURES, STRATEGIES, training_data
 
 PARAMS: dict[str, Any] = {
     "n_estimators": 15,

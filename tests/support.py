@@ -12,9 +12,9 @@ from typing import Any
 
 from tickerserve.bundle import Bundle
 from tickerserve.cli import dev
-from tickerserve.demo import demo_bundle
 from tickerserve.layout import DEFAULT_REGISTRY_KEY
-from tickerserve.publish import publish_bundle
+from tickerserve.publishing.demo import demo_bundle
+from tickerserve.publishing.release import publish_bundle
 from tickerserve.store import Store
 
 EVENTS = Path(__file__).parent / "events"

@@ -22,8 +22,9 @@ CACHE_DIR = "/tmp/tickerserve"
 # Model artifacts live at {model name}/versions/{version}/{file}; see DESIGN "Bucket layout".
 MODEL_OBJECTS = "*/versions/*"
 # Never shipped in the function asset: bytecode of the build host, packaging metadata,
-# the layer's requirements file, and the command line (publisher-side code the handler
-# never imports; it would only add bytes to every cold start's code download).
+# the layer's requirements file, and the publisher side (the command line and the
+# publishing library: code the handler never imports; it would only add bytes to every
+# cold start's code download).
 CODE_EXCLUDES = [
     "**/__pycache__",
     "**/*.pyc",
@@ -31,6 +32,7 @@ CODE_EXCLUDES = [
     "requirements.txt",
     ".*",
     "tickerserve/cli",
+    "tickerserve/publishing",
 ]
 
 

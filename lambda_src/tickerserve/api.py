@@ -25,7 +25,7 @@ from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from tickerserve import __version__, openapi
-from tickerserve.catalog import describe_models, describe_ticker, health
+from tickerserve.describe import describe_models, describe_ticker, health
 from tickerserve.errors import BadRequest, NotFound, PayloadTooLarge, TickerserveError
 from tickerserve.layout import normalize_ticker
 from tickerserve.observability import logger

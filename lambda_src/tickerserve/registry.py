@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import copy
 import json
-import logging
 import re
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from tickerserve.cas import ATTEMPTS, compare_and_swap
 from tickerserve.errors import InvalidModel, NotFound
 from tickerserve.layout import (
     Version,
@@ -34,9 +33,7 @@ from tickerserve.layout import (
     validate_alias,
     validate_model_name,
 )
-from tickerserve.store import KeyNotFound, PreconditionFailed, Store
-
-logger = logging.getLogger(__name__)
+from tickerserve.store import KeyNotFound, Store
 
 SCHEMA = 1
 DEFAULT_ALIAS = "production"
@@ -337,28 +334,19 @@ def update_registry(
     key: str,
     mutate: Callable[[Registry], object],
     *,
-    attempts: int = 20,
+    attempts: int = ATTEMPTS,
 ) -> Registry:
     """Apply ``mutate`` with compare-and-swap, retrying from a fresh read when another writer won.
 
     ``mutate`` may raise to abort; nothing is written then.
     """
-    for attempt in range(attempts):
-        snapshot = read_registry(store, key)
-        registry = copy.deepcopy(snapshot.registry)
+
+    def change(current: bytes | None) -> tuple[bytes, Registry]:
+        before = Registry() if current is None else Registry.from_json(current)
+        registry = copy.deepcopy(before)
         mutate(registry)
-        registry.revision = snapshot.registry.revision + 1
+        registry.revision = before.revision + 1
         registry.updated_at = utc_now()
-        try:
-            store.put(
-                key,
-                registry.to_json(),
-                if_match=snapshot.etag,
-                create_only=snapshot.etag is None,
-                content_type="application/json",
-            )
-            return registry
-        except PreconditionFailed:
-            logger.info("registry changed concurrently; retrying (attempt %d)", attempt + 1)
-            time.sleep(min(0.05 * (attempt + 1), 0.5))
-    raise PreconditionFailed(f"registry update lost {attempts} races in a row; try again")
+        return registry.to_json(), registry
+
+    return compare_and_swap(store, key, change, attempts=attempts)

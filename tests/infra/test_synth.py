@@ -67,8 +67,9 @@ def test_cdk_synth_works_offline_and_bundles_the_layer_locally(tmp_path, record_
     assert len(functions) == 1
     assert not list(functions[0].rglob("__pycache__"))
     assert not list(functions[0].glob("*.egg-info"))
-    # The command line is publisher-side code: not in the function asset
+    # The command line and the publishing library are publisher-side: not in the asset
     assert not (functions[0] / "cli").exists()
+    assert not (functions[0] / "publishing").exists()
     assert (functions[0] / "service.py").is_file()
     assert "docker" not in result.stderr.lower()
 

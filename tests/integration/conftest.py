@@ -14,7 +14,7 @@ from tests.integration.serving import TICKERSERVE, Running, running
 from tests.support import REGISTRY_KEY, free_port
 from tickerserve.bundle import Bundle
 from tickerserve.cli.demo_set import DEMO_MODELS
-from tickerserve.publish import publish_bundle
+from tickerserve.publishing.release import publish_bundle
 from tickerserve.store import S3Store
 
 

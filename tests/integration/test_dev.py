@@ -15,7 +15,7 @@ from tests.integration.serving import ROOT, http, is_listening, post_json, runni
 from tests.support import free_port
 from tickerserve.cli.demo_set import DEMO_MODELS
 from tickerserve.cli.dev import has_registry
-from tickerserve.demo import FEATURES
+from tickerserve.publishing.demo import FEATURES
 
 DEV = [sys.executable, "-m", "tickerserve.cli.dev"]
 ROW = [0.1] * len(FEATURES)

@@ -25,8 +25,8 @@ from tests.integration.serving import (
 from tests.support import REGISTRY_KEY, free_port, load_event
 from tickerserve.api import Api
 from tickerserve.cli.demo_set import DEMO_MODELS
-from tickerserve.demo import FEATURES, STRATEGIES
-from tickerserve.publish import publish_bundle
+from tickerserve.publishing.demo import FEATURES, STRATEGIES
+from tickerserve.publishing.release import publish_bundle
 from tickerserve.service import ModelService
 from tickerserve.settings import Settings
 from tickerserve.store import LocalStore

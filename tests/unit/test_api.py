@@ -14,8 +14,8 @@ import pytest
 
 from tests.support import DemoModels, load_event, populate
 from tickerserve.api import MAX_BODY_BYTES, Api
-from tickerserve.demo import FEATURES
 from tickerserve.predict import MAX_BATCH_ITEMS
+from tickerserve.publishing.demo import FEATURES
 from tickerserve.service import ModelService
 from tickerserve.settings import Settings
 from tickerserve.store import LocalStore

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from tests.support import DemoModels, load_event, populate
 from tickerserve.api import Api
-from tickerserve.demo import FEATURES
+from tickerserve.publishing.demo import FEATURES
 from tickerserve.service import ModelService
 from tickerserve.settings import Settings
 from tickerserve.store import LocalStore

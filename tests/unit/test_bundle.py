@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from tickerserve.bundle import BundleMetadata, Stacking, make_bundle, read_bundle, write_bundle
-from tickerserve.demo import booster_bundle, train_booster, training_data
 from tickerserve.errors import IntegrityError, InvalidModel
 from tickerserve.layout import artifact_key
 from tickerserve.model import LoadedModel
+from tickerserve.publishing.demo import booster_bundle, train_booster, training_data
 from tickerserve.store import LocalStore, PreconditionFailed
 
 

@@ -10,9 +10,9 @@ from tests.cli_support import FaultyStore, cli, cli_json
 from tests.seed_support import seed_folder, seed_models, write_seed_tree
 from tickerserve.bundle import read_bundle
 from tickerserve.errors import StorageUnavailable
-from tickerserve.history import read_records
 from tickerserve.layout import TRAINING_HISTORY_KEY, artifact_key, metadata_key
-from tickerserve.publish import with_identity
+from tickerserve.publishing.history import read_records
+from tickerserve.publishing.release import with_identity
 from tickerserve.registry import read_registry
 from tickerserve.store import LocalStore, sha256_hex
 
@@ -308,7 +308,7 @@ def test_fallback_set_and_remove(two_versions):
 
 # -- list / best / show --------------------------------------------------------------------
 @pytest.fixture
-def catalog(store_path, seed):
+def versions_store(store_path, seed):
     """SMH 1.0.0 (accuracy .61, production), SMH 1.0.1 (accuracy .7), universal 1.0.0 (.52),
     and an incomplete SMH 1.0.2."""
     ts(store_path, "publish", str(seed["smh"]), "--model", "etfs/SMH", "--alias", "production")
@@ -329,15 +329,15 @@ def catalog(store_path, seed):
     return store_path
 
 
-def test_list_flags_incomplete_versions(catalog):
-    rows = cli_json("--store", catalog, "list")
+def test_list_flags_incomplete_versions(versions_store):
+    rows = cli_json("--store", versions_store, "list")
     assert [(r["model"], r["version"], r["status"], r["aliases"]) for r in rows] == [
         ("etfs/SMH", "1.0.0", "ok", ["production"]),
         ("etfs/SMH", "1.0.1", "ok", []),
         ("etfs/SMH", "1.0.2", "incomplete", []),
         ("stocks/universal", "1.0.0", "ok", ["production"]),
     ]
-    text = ts(catalog, "list").stdout.splitlines()
+    text = ts(versions_store, "list").stdout.splitlines()
     assert text[0].split() == [
         "MODEL",
         "VERSION",
@@ -350,9 +350,11 @@ def test_list_flags_incomplete_versions(catalog):
     assert text[3].split()[:3] == ["etfs/SMH", "1.0.2", "incomplete"]
 
 
-def test_list_filters(catalog):
+def test_list_filters(versions_store):
     def versions(*args):
-        return [(r["model"], r["version"]) for r in cli_json("--store", catalog, "list", *args)]
+        return [
+            (r["model"], r["version"]) for r in cli_json("--store", versions_store, "list", *args)
+        ]
 
     assert versions("--min-metric", "accuracy=0.6") == [
         ("etfs/SMH", "1.0.0"),
@@ -362,26 +364,26 @@ def test_list_filters(catalog):
     assert versions("--model-type", "xgboost") == []
     assert versions("--min-metric", "accuracy=0.6", "--min-metric", "sharpe=1") == []
     refused(
-        ts(catalog, "list", "--min-metric", "accuracy"),
+        ts(versions_store, "list", "--min-metric", "accuracy"),
         "--min-metric 'accuracy': expected NAME=NUMBER",
     )
 
 
-def test_best(catalog):
-    assert ts(catalog, "best", "--metric", "accuracy").stdout == (
+def test_best(versions_store):
+    assert ts(versions_store, "best", "--metric", "accuracy").stdout == (
         "etfs/SMH 1.0.1: accuracy=0.7 (highest of 3 versions)\n"
     )
-    lowest = cli_json("--store", catalog, "best", "--metric", "accuracy", "--lowest")
+    lowest = cli_json("--store", versions_store, "best", "--metric", "accuracy", "--lowest")
     assert (lowest["model"], lowest["value"]) == ("stocks/universal", 0.52)
     only_etfs = cli_json(
-        "--store", catalog, "best", "--metric", "accuracy", "--lowest", "--name", "etfs/"
+        "--store", versions_store, "best", "--metric", "accuracy", "--lowest", "--name", "etfs/"
     )
     assert (only_etfs["model"], only_etfs["version"]) == ("etfs/SMH", "1.0.0")
-    refused(ts(catalog, "best", "--metric", "sortino"), "no version has metric 'sortino'")
+    refused(ts(versions_store, "best", "--metric", "sortino"), "no version has metric 'sortino'")
 
 
-def test_show_resolves_alias_version_and_default(catalog):
-    default = cli_json("--store", catalog, "show", "stocks/universal")
+def test_show_resolves_alias_version_and_default(versions_store):
+    default = cli_json("--store", versions_store, "show", "stocks/universal")
     assert (default["version"], default["aliases"], default["tickers"]) == (
         "1.0.0",
         ["production"],
@@ -390,39 +392,42 @@ def test_show_resolves_alias_version_and_default(catalog):
     assert default["classes"] == sorted(default["classes"])  # LabelEncoder order
     assert len(default["feature_names"]) == 12
     assert set(default["artifacts"]) == {"model.txt"}
-    pinned = cli_json("--store", catalog, "show", "etfs/SMH@1.0.1")
+    pinned = cli_json("--store", versions_store, "show", "etfs/SMH@1.0.1")
     assert (pinned["version"], pinned["aliases"], pinned["tickers"]) == ("1.0.1", [], [])
-    incomplete = cli_json("--store", catalog, "show", "etfs/SMH@1.0.2")
+    incomplete = cli_json("--store", versions_store, "show", "etfs/SMH@1.0.2")
     assert (incomplete["status"], incomplete["problem"]) == ("incomplete", "metadata.json missing")
-    refused(ts(catalog, "show", "etfs/SMH@staging"), "model etfs/SMH has no alias 'staging'")
-    refused(ts(catalog, "show", "etfs/SMH@3.0.0"), "etfs/SMH 3.0.0 does not exist")
+    refused(ts(versions_store, "show", "etfs/SMH@staging"), "model etfs/SMH has no alias 'staging'")
+    refused(ts(versions_store, "show", "etfs/SMH@3.0.0"), "etfs/SMH 3.0.0 does not exist")
 
 
-def test_show_text(catalog):
-    lines = ts(catalog, "show", "etfs/SMH").stdout.splitlines()
+def test_show_text(versions_store):
+    lines = ts(versions_store, "show", "etfs/SMH").stdout.splitlines()
     assert lines[0] == "etfs/SMH 1.0.0  [ok]"
     assert lines[1] == "aliases:   production   (model: production=1.0.0)"
     assert "features:  12 used of 12: rsi_14, iv_rank" in "\n".join(lines)
 
 
 # -- delete / validate / history -----------------------------------------------------------
-def test_delete(catalog):
+def test_delete(versions_store):
     # Given production on SMH 1.0.0
     # Then deleting it is refused, deleting 1.0.1 and the incomplete 1.0.2 works
     refused(
-        ts(catalog, "delete", "etfs/SMH", "1.0.0"),
+        ts(versions_store, "delete", "etfs/SMH", "1.0.0"),
         "refusing to delete etfs/SMH 1.0.0: alias production points at it",
     )
-    assert ts(catalog, "delete", "etfs/SMH", "1.0.1").stdout == "deleted etfs/SMH 1.0.1: 2 files\n"
-    assert ts(catalog, "delete", "etfs/SMH", "1.0.2").stdout == (
+    assert (
+        ts(versions_store, "delete", "etfs/SMH", "1.0.1").stdout
+        == "deleted etfs/SMH 1.0.1: 2 files\n"
+    )
+    assert ts(versions_store, "delete", "etfs/SMH", "1.0.2").stdout == (
         "deleted etfs/SMH 1.0.2 (incomplete): 1 files\n"
     )
-    assert [r["version"] for r in cli_json("--store", catalog, "list", "--name", "etfs/")] == [
-        "1.0.0"
-    ]
-    refused(ts(catalog, "delete", "etfs/SMH", "1.0.1"), "etfs/SMH 1.0.1 does not exist")
+    assert [
+        r["version"] for r in cli_json("--store", versions_store, "list", "--name", "etfs/")
+    ] == ["1.0.0"]
+    refused(ts(versions_store, "delete", "etfs/SMH", "1.0.1"), "etfs/SMH 1.0.1 does not exist")
     # And the history marks the deleted publish
-    history = cli_json("--store", catalog, "history", "training", "--model", "etfs/SMH")
+    history = cli_json("--store", versions_store, "history", "training", "--model", "etfs/SMH")
     published = [r for r in history if r["event"] == "published"]
     assert [("deleted_at" in r) for r in published] == [False, True]
     assert history[-1]["event"] == "deleted"
@@ -440,17 +445,17 @@ def test_delete_drops_version_from_rollback_history(two_versions):
     )
 
 
-def test_validate(catalog):
-    result = ts(catalog, "validate", "etfs/SMH")
+def test_validate(versions_store):
+    result = ts(versions_store, "validate", "etfs/SMH")
     assert result.exit_code == 0
     assert result.stdout.startswith(
         "etfs/SMH 1.0.0 is valid: 1 artifact(s) verified, loaded, probe row -> "
     )
-    pinned = cli_json("--store", catalog, "validate", "etfs/SMH@1.0.1")
+    pinned = cli_json("--store", versions_store, "validate", "etfs/SMH@1.0.1")
     assert (pinned["valid"], pinned["registry_digest_checked"]) == (True, False)
-    path = LocalStore(catalog).root / artifact_key("etfs/SMH", "1.0.0", "model.txt")
+    path = LocalStore(versions_store).root / artifact_key("etfs/SMH", "1.0.0", "model.txt")
     path.write_bytes(b"tampered")
-    broken = ts(catalog, "validate", "etfs/SMH@production")
+    broken = ts(versions_store, "validate", "etfs/SMH@production")
     assert (broken.exit_code, broken.stderr) == (
         1,
         "error: etfs/SMH 1.0.0 is not valid: etfs/SMH 1.0.0: artifact model.txt fails sha256 "
@@ -458,10 +463,10 @@ def test_validate(catalog):
     )
 
 
-def test_history_last(catalog):
-    records = cli_json("--store", catalog, "history", "training", "--last", "1")
+def test_history_last(versions_store):
+    records = cli_json("--store", versions_store, "history", "training", "--last", "1")
     assert [(r["model"], r["version"]) for r in records] == [("stocks/universal", "1.0.0")]
-    assert ts(catalog, "history", "monitoring").stdout == "no monitoring history\n"
+    assert ts(versions_store, "history", "monitoring").stdout == "no monitoring history\n"
 
 
 # -- import-seed ---------------------------------------------------------------------------

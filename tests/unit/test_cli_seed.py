@@ -19,8 +19,8 @@ from tests.seed_support import (
 )
 from tickerserve.cli.errors import Refused
 from tickerserve.cli.seed import load_source, probe_set
-from tickerserve.demo import FEATURES, STRATEGIES
 from tickerserve.model import LoadedModel
+from tickerserve.publishing.demo import FEATURES, STRATEGIES
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from tests.seed_support import write_json
 from tickerserve.cli.errors import Refused
 from tickerserve.cli.seed_tree import SeedEntry, parse_seed_registry, plan_tree
-from tickerserve.publish import RouteChange
+from tickerserve.publishing.release import RouteChange
 
 EXPECTED = {
     SeedEntry("SMH", "etf", None),

@@ -11,9 +11,9 @@ from tests.support import REGISTRY_KEY, DemoModels
 from tickerserve.cli import sync as sync_module
 from tickerserve.cli.sync import plan_sync, run_sync
 from tickerserve.errors import StorageUnavailable
-from tickerserve.history import append_records, read_records
 from tickerserve.layout import TRAINING_HISTORY_KEY, artifact_key, metadata_key
-from tickerserve.publish import RouteChange, publish
+from tickerserve.publishing.history import append_records, read_records
+from tickerserve.publishing.release import RouteChange, publish
 from tickerserve.registry import read_registry, update_registry
 from tickerserve.store import KeyNotFound, LocalStore, S3Store
 

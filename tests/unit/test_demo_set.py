@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from tickerserve.cli.demo_set import DEMO_MODELS, DemoModel, ensure_demo_folders
-from tickerserve.demo import DEMO_ETFS, DEMO_STOCKS
 from tickerserve.layout import UNIVERSAL_STOCK_MODEL
+from tickerserve.publishing.demo import DEMO_ETFS, DEMO_STOCKS
 
 ONE = (DEMO_MODELS[0],)
 

@@ -10,10 +10,10 @@ import pytest
 from botocore.config import Config
 
 from tests.support import REGISTRY_KEY, DemoModels, FakeClock, RequestCounter, populate
-from tickerserve.demo import demo_bundle
 from tickerserve.errors import IntegrityError, NotFound, StorageUnavailable
 from tickerserve.layout import artifact_key
-from tickerserve.publish import publish_bundle
+from tickerserve.publishing.demo import demo_bundle
+from tickerserve.publishing.release import publish_bundle
 from tickerserve.registry import Registry, update_registry
 from tickerserve.service import ModelService
 from tickerserve.settings import Settings

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tickerserve.bundle import Bundle
-from tickerserve.demo import DEMO_ETFS, DEMO_STOCKS, demo_bundle
 from tickerserve.layout import ETF_PREFIX, METADATA_FILE, UNIVERSAL_STOCK_MODEL
+from tickerserve.publishing.demo import DEMO_ETFS, DEMO_STOCKS, demo_bundle
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ class DemoModel:
         )
 
 
-# Every model takes the same twelve features (tickerserve.demo.FEATURES), so one example body
+# Every model takes the same twelve features (publishing.demo.FEATURES), so one example body
 # works for any demo ticker; the stock model knows all five strategies.
 DEMO_MODELS: tuple[DemoModel, ...] = (
     *(

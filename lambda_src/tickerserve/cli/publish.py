@@ -18,20 +18,20 @@ from tickerserve.cli.seed import Converted, load_source
 from tickerserve.cli.seed_tree import SeedPlan, plan_tree
 from tickerserve.cli.target import target
 from tickerserve.errors import TickerserveError
-from tickerserve.history import (
-    HISTORY_KEYS,
-    append_records,
-    encode_records,
-    read_records,
-    versions_named,
-)
 from tickerserve.layout import (
     ETF_PREFIX,
     TRAINING_HISTORY_KEY,
     UNIVERSAL_STOCK_MODEL,
     validate_model_name,
 )
-from tickerserve.publish import (
+from tickerserve.publishing.history import (
+    HISTORY_KEYS,
+    append_records,
+    encode_records,
+    read_records,
+    versions_named,
+)
+from tickerserve.publishing.release import (
     RouteChange,
     Written,
     apply_publication,

@@ -17,9 +17,9 @@ from tickerserve.cli.errors import Refused
 from tickerserve.cli.target import target
 from tickerserve.cli.versions import parse_ref
 from tickerserve.errors import TickerserveError
-from tickerserve.history import HISTORY_KEYS, mark_deleted, read_records
-from tickerserve.inventory import VersionFolder, find_version, scan, versions_of
 from tickerserve.layout import Version
+from tickerserve.publishing.history import HISTORY_KEYS, mark_deleted, read_records
+from tickerserve.publishing.version_folders import VersionFolder, find_version, scan, versions_of
 from tickerserve.registry import DEFAULT_ALIAS, Registry, read_registry
 from tickerserve.store import Store
 

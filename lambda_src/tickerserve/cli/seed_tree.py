@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from tickerserve.cli.errors import Refused
-from tickerserve.history import HISTORY_KEYS, parse_records
 from tickerserve.layout import ETF_PREFIX, UNIVERSAL_STOCK_MODEL, normalize_ticker
-from tickerserve.publish import RouteChange
+from tickerserve.publishing.history import HISTORY_KEYS, parse_records
+from tickerserve.publishing.release import RouteChange
 from tickerserve.registry import validate_asset_class
 
 PRODUCTION = "production"

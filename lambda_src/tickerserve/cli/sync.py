@@ -29,8 +29,8 @@ import typer
 from tickerserve.cli.console import JsonOption, human_bytes, is_terminal, print_json
 from tickerserve.cli.errors import Failed, Refused
 from tickerserve.cli.target import target
-from tickerserve.history import HISTORY_KEYS
 from tickerserve.layout import METADATA_FILE, metadata_key, parse_version_key, validate_key
+from tickerserve.publishing.history import HISTORY_KEYS
 from tickerserve.registry import Registry
 from tickerserve.store import KeyNotFound, LocalStore, ObjectInfo, Store, sha256_hex
 

@@ -12,9 +12,9 @@ from tickerserve.cli.console import JsonOption, note, print_json
 from tickerserve.cli.errors import Failed, Refused
 from tickerserve.cli.target import target
 from tickerserve.errors import Conflict, IntegrityError, InvalidModel, NotFound
-from tickerserve.history import append_records
-from tickerserve.inventory import delete_folder, find_version
 from tickerserve.layout import TRAINING_HISTORY_KEY, Version, validate_model_name
+from tickerserve.publishing.history import append_records
+from tickerserve.publishing.version_folders import delete_folder, find_version
 from tickerserve.registry import Registry, read_registry, update_registry, utc_now
 from tickerserve.store import KeyNotFound, Store
 

@@ -10,17 +10,13 @@ mark the earlier ``published`` record with its ``deleted_at``.
 from __future__ import annotations
 
 import json
-import logging
-import random
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from tickerserve.cas import ATTEMPTS, compare_and_swap
 from tickerserve.layout import MONITORING_HISTORY_KEY, TRAINING_HISTORY_KEY, Version
-from tickerserve.store import KeyNotFound, PreconditionFailed, Store
-
-logger = logging.getLogger(__name__)
+from tickerserve.store import KeyNotFound, Store
 
 HISTORY_KEYS: dict[str, str] = {
     "training": TRAINING_HISTORY_KEY,
@@ -38,35 +34,20 @@ def encode_records(records: Iterable[dict[str, Any]]) -> bytes:
 
 
 def append_records(
-    store: Store, key: str, records: list[dict[str, Any]], *, attempts: int = 20
+    store: Store, key: str, records: list[dict[str, Any]], *, attempts: int = ATTEMPTS
 ) -> None:
     """Append ``records`` to the JSONL object at ``key`` with compare-and-swap retries."""
     if not records:
         return
     lines = encode_records(records)
-    for attempt in range(attempts):
-        try:
-            blob = store.get(key)
-            assert blob is not None
-            current, etag = blob.data, blob.etag
-        except KeyNotFound:
-            current, etag = b"", None
+
+    def change(current: bytes | None) -> tuple[bytes, None]:
+        current = current or b""
         if current and not current.endswith(b"\n"):
             current += b"\n"
-        try:
-            store.put(
-                key,
-                current + lines,
-                if_match=etag,
-                create_only=etag is None,
-                content_type=CONTENT_TYPE,
-            )
-            return
-        except PreconditionFailed:
-            logger.info("%s changed concurrently; retrying (attempt %d)", key, attempt + 1)
-            # Jitter so two writers that collided do not collide again in lock step.
-            time.sleep(random.uniform(0.0, min(0.02 * (attempt + 1), 0.3)))
-    raise PreconditionFailed(f"append to {key} lost {attempts} races in a row; try again")
+        return current + lines, None
+
+    compare_and_swap(store, key, change, content_type=CONTENT_TYPE, attempts=attempts)
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,6 @@ from typing import Any
 
 from tickerserve.bundle import Bundle, make_bundle, write_bundle
 from tickerserve.errors import Conflict
-from tickerserve.history import append_records, read_records, versions_named
-from tickerserve.inventory import versions_of
 from tickerserve.layout import (
     TRAINING_HISTORY_KEY,
     Bump,
@@ -28,6 +26,8 @@ from tickerserve.layout import (
     validate_alias,
     validate_model_name,
 )
+from tickerserve.publishing.history import append_records, read_records, versions_named
+from tickerserve.publishing.version_folders import versions_of
 from tickerserve.registry import (
     ModelEntry,
     Registry,
