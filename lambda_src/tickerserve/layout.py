@@ -33,6 +33,8 @@ _TICKER_RE = re.compile(r"^[A-Z0-9^][A-Z0-9.\-^=]{0,14}$")
 _SEGMENT_RE = re.compile(r"^[A-Za-z0-9^][A-Za-z0-9._\-^=]{0,63}$")
 _VERSION_RE = re.compile(r"^(0|[1-9]\d{0,5})\.(0|[1-9]\d{0,5})\.(0|[1-9]\d{0,5})$")
 _ALIAS_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+# Timeframes as seed 002 names them (m15, h1, h4, d1, w1): a unit letter and 1-3 digits.
+_TIMEFRAME_RE = re.compile(r"[mhdw][0-9]{1,3}")
 _ARTIFACT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _KEY_RE = re.compile(r"^[A-Za-z0-9^][A-Za-z0-9._\-^=/]{0,511}$")
 
@@ -68,6 +70,15 @@ def validate_alias(alias: str) -> str:
     if not isinstance(alias, str) or not _ALIAS_RE.match(alias):
         raise ValueError(f"invalid alias {str(alias)[:40]!r}: lower-case letters, digits, _ and -")
     return alias
+
+
+def validate_timeframe(timeframe: str) -> str:
+    """A timeframe: ``m``, ``h``, ``d`` or ``w`` followed by one to three digits (``d1``)."""
+    if not isinstance(timeframe, str) or not _TIMEFRAME_RE.fullmatch(timeframe):
+        raise ValueError(
+            f"invalid timeframe {str(timeframe)[:20]!r}: m, h, d or w and 1-3 digits, e.g. d1, h4"
+        )
+    return timeframe
 
 
 def validate_artifact_name(name: str) -> str:

@@ -3,14 +3,24 @@
 One small JSON object at ``metadata/asset_registry.json``:
 
 ```json
-{"schema": 1, "revision": 12, "updated_at": "2026-11-23T09:00:00Z",
+{"schema": 2, "revision": 12, "updated_at": "2026-11-23T09:00:00Z",
  "tickers":   {"SMH": {"asset_class": "etf", "model": "etfs/SMH"},
-               "AAPL": {"asset_class": "stock", "model": "stocks/universal"}},
+               "AAPL": {"asset_class": "stock", "model": "stocks/AAPL/d1",
+                        "timeframes": {"d1": "stocks/AAPL/d1", "h1": "stocks/AAPL/h1"}}},
  "fallbacks": {"stock": "stocks/universal"},
  "models":    {"etfs/SMH": {
      "aliases": {"production": {"version": "1.0.1", "metadata_sha256": "…", "updated_at": "…"}},
-     "history": {"production": [{"version": "1.0.0", "metadata_sha256": "…", "updated_at": "…"}]}}}}
+     "history": {"production": [{"version": "1.0.0", "metadata_sha256": "…", "updated_at": "…"}]},
+     "capture": {"sample": 0.25},
+     "shadow":  {"alias": "challenger", "sample": 1.0},
+     "canary":  {"alias": "canary", "weight": 0.1}}}}
 ```
+
+A ticker's ``model`` is its default route (a request naming no timeframe); ``timeframes`` routes
+named timeframes (``d1``, ``h4``, ...) to their own models. Schema 1 (no timeframes, no traffic
+settings) is read as is and written back as schema 2; a newer schema is refused. Fields this
+version does not know are kept on every write (top level, per ticker, per model), so an older
+CLI never erases what a newer one wrote.
 
 Every write is a compare-and-swap (``update_registry``).
 """
@@ -26,20 +36,26 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tickerserve.cas import ATTEMPTS, compare_and_swap
-from tickerserve.errors import InvalidModel, NotFound
+from tickerserve.errors import BadRequest, InvalidModel, NotFound
 from tickerserve.layout import (
     Version,
     normalize_ticker,
     validate_alias,
     validate_model_name,
+    validate_timeframe,
 )
 from tickerserve.store import KeyNotFound, Store
 
-SCHEMA = 1
+SCHEMA = 2
+READABLE_SCHEMAS = (1, 2)
 DEFAULT_ALIAS = "production"
 HISTORY_LIMIT = 50
-_ASSET_CLASS_RE = re.compile(r"^[a-z][a-z0-9_]{0,15}$")
-_SHA_RE = re.compile(r"^[0-9a-f]{64}$")
+_ASSET_CLASS_RE = re.compile(r"[a-z][a-z0-9_]{0,15}")
+_SHA_RE = re.compile(r"[0-9a-f]{64}")
+# Keys each level of the registry understands; anything else is carried through untouched.
+_TOP_KEYS = frozenset({"schema", "revision", "updated_at", "tickers", "fallbacks", "models"})
+_ROUTE_KEYS = frozenset({"asset_class", "model", "timeframes"})
+_MODEL_KEYS = frozenset({"aliases", "history", "capture", "shadow", "canary"})
 
 
 def utc_now() -> str:
@@ -47,7 +63,7 @@ def utc_now() -> str:
 
 
 def validate_asset_class(value: str) -> str:
-    if not isinstance(value, str) or not _ASSET_CLASS_RE.match(value):
+    if not isinstance(value, str) or not _ASSET_CLASS_RE.fullmatch(value):
         raise ValueError(f"invalid asset class {str(value)[:20]!r}: lower-case, e.g. etf or stock")
     return value
 
@@ -68,18 +84,81 @@ class AliasTarget:
         }
 
 
+@dataclass(frozen=True)
+class CaptureSettings:
+    """Share of a model's scored rows written to capture (0 = none, 1 = all)."""
+
+    sample: float = 1.0
+
+    def __post_init__(self) -> None:
+        _check_fraction("capture sample", self.sample, low_open=False)
+
+    def to_dict(self) -> dict[str, float]:
+        return {"sample": self.sample}
+
+
+@dataclass(frozen=True)
+class ShadowSettings:
+    """Score the ``alias`` version on the same rows as the champion (a share ``sample``)."""
+
+    alias: str
+    sample: float = 1.0
+
+    def __post_init__(self) -> None:
+        validate_alias(self.alias)
+        _check_fraction("shadow sample", self.sample, low_open=True)
+
+    def to_dict(self) -> dict[str, object]:
+        return {"alias": self.alias, "sample": self.sample}
+
+
+@dataclass(frozen=True)
+class CanarySettings:
+    """Answer a share ``weight`` (0 < weight < 1) of requests from the ``alias`` version."""
+
+    alias: str
+    weight: float
+
+    def __post_init__(self) -> None:
+        validate_alias(self.alias)
+        weight = self.weight
+        if isinstance(weight, bool) or not isinstance(weight, float | int) or not 0 < weight < 1:
+            raise ValueError(
+                f"canary weight must be between 0 and 1 (exclusive), not {self.weight}"
+            )
+
+    def to_dict(self) -> dict[str, object]:
+        return {"alias": self.alias, "weight": self.weight}
+
+
+def _check_fraction(what: str, value: object, *, low_open: bool) -> None:
+    number = value if isinstance(value, float | int) and not isinstance(value, bool) else None
+    if number is None or not (0.0 < number <= 1.0 if low_open else 0.0 <= number <= 1.0):
+        bounds = "0 < x <= 1" if low_open else "0 <= x <= 1"
+        raise ValueError(f"{what} must be a number with {bounds}, not {value!r}")
+
+
 @dataclass
 class ModelEntry:
     aliases: dict[str, AliasTarget] = field(default_factory=dict)
     history: dict[str, list[AliasTarget]] = field(default_factory=dict)
+    capture: CaptureSettings | None = None
+    shadow: ShadowSettings | None = None
+    canary: CanarySettings | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # fields a newer writer added
 
 
 @dataclass(frozen=True)
 class TickerRoute:
-    """A ticker's asset class and model; no model means "use the asset class's fallback"."""
+    """A ticker's asset class, its default model and its per-timeframe models.
+
+    No default model (and no timeframes) means "use the asset class's fallback".
+    """
 
     asset_class: str
     model: str | None
+    timeframes: dict[str, str] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -90,6 +169,7 @@ class Route:
     model: str
     asset_class: str
     via_fallback: bool
+    timeframe: str | None = None
 
 
 @dataclass(frozen=True)
@@ -111,17 +191,37 @@ class Registry:
     tickers: dict[str, TickerRoute] = field(default_factory=dict)
     fallbacks: dict[str, str] = field(default_factory=dict)
     models: dict[str, ModelEntry] = field(default_factory=dict)
-    schema: int = SCHEMA
+    extra: dict[str, Any] = field(default_factory=dict)  # fields a newer writer added
 
     # -- reading ---------------------------------------------------------------------------
-    def route(self, ticker: str, asset_class: str | None = None) -> Route:
+    def route(
+        self, ticker: str, asset_class: str | None = None, timeframe: str | None = None
+    ) -> Route:
         """Ticker -> model: its own entry, else the explicit fallback of its asset class.
 
         ``asset_class`` (from the request) only matters for a ticker the registry does not list.
+        A named ``timeframe`` must be one the ticker routes; fallbacks serve no timeframe, and
+        a ticker routed only per timeframe must name one.
         """
         entry = self.tickers.get(ticker)
+        if timeframe is not None:
+            if entry is None or timeframe not in entry.timeframes:
+                listed = sorted(entry.timeframes) if entry is not None else []
+                raise NotFound(
+                    f"ticker {ticker!r} has no model for timeframe {timeframe!r}"
+                    + (f"; it routes {', '.join(listed)}" if listed else ""),
+                    code="unknown_timeframe",
+                )
+            return Route(ticker, entry.timeframes[timeframe], entry.asset_class, False, timeframe)
         if entry is not None and entry.model is not None:
             return Route(ticker, entry.model, entry.asset_class, False)
+        if entry is not None and entry.timeframes:
+            # Its own per-timeframe models exist: never answer for it from a fallback.
+            raise BadRequest(
+                f"ticker {ticker!r} has no default model; name a timeframe: "
+                f"{', '.join(sorted(entry.timeframes))}",
+                code="timeframe_required",
+            )
         cls = entry.asset_class if entry is not None else asset_class
         if cls is not None and cls in self.fallbacks:
             return Route(ticker, self.fallbacks[cls], cls, True)
@@ -153,11 +253,13 @@ class Registry:
         return Resolved(model, target.version, alias, target.metadata_sha256)
 
     def tickers_for(self, model: str) -> list[str]:
-        """Tickers routed to ``model`` explicitly or through a fallback."""
+        """Tickers routed to ``model`` explicitly (by default or for a timeframe) or through a
+        fallback."""
         return sorted(
             t
             for t, r in self.tickers.items()
-            if (r.model or self.fallbacks.get(r.asset_class)) == model
+            if model in r.timeframes.values()
+            or (r.model or (None if r.timeframes else self.fallbacks.get(r.asset_class))) == model
         )
 
     def aliases_pointing_at(self, model: str, version: str) -> list[str]:
@@ -167,13 +269,40 @@ class Registry:
         return sorted(a for a, t in entry.aliases.items() if t.version == version)
 
     # -- writing (applied inside update_registry) ------------------------------------------
-    def set_route(self, ticker: str, model: str | None, asset_class: str) -> None:
-        self.tickers[normalize_ticker(ticker)] = TickerRoute(
-            validate_asset_class(asset_class), None if model is None else validate_model_name(model)
-        )
+    def set_route(
+        self, ticker: str, model: str | None, asset_class: str, timeframe: str | None = None
+    ) -> None:
+        """Route ``ticker`` (its default route, or one ``timeframe``) to ``model``; the ticker's
+        other routes stay as they are."""
+        ticker = normalize_ticker(ticker)
+        validate_asset_class(asset_class)
+        model = None if model is None else validate_model_name(model)
+        old = self.tickers.get(ticker)
+        timeframes = dict(old.timeframes) if old is not None else {}
+        default = old.model if old is not None else None
+        if timeframe is None:
+            default = model
+        elif model is None:
+            raise ValueError("a timeframe route needs a model")
+        else:
+            timeframes[validate_timeframe(timeframe)] = model
+        extra = dict(old.extra) if old is not None else {}
+        self.tickers[ticker] = TickerRoute(asset_class, default, timeframes, extra)
 
-    def remove_route(self, ticker: str) -> bool:
-        return self.tickers.pop(normalize_ticker(ticker), None) is not None
+    def remove_route(self, ticker: str, timeframe: str | None = None) -> bool:
+        """Remove a ticker's routes (all of them), or only its route for ``timeframe``."""
+        ticker = normalize_ticker(ticker)
+        if timeframe is None:
+            return self.tickers.pop(ticker, None) is not None
+        old = self.tickers.get(ticker)
+        if old is None or validate_timeframe(timeframe) not in old.timeframes:
+            return False
+        timeframes = {k: v for k, v in old.timeframes.items() if k != timeframe}
+        if old.model is None and not timeframes:
+            del self.tickers[ticker]
+        else:
+            self.tickers[ticker] = TickerRoute(old.asset_class, old.model, timeframes, old.extra)
+        return True
 
     def set_fallback(self, asset_class: str, model: str | None) -> None:
         if model is None:
@@ -210,26 +339,34 @@ class Registry:
         if entry is not None:
             entry.aliases.pop(alias, None)
 
+    def _entry(self, model: str) -> ModelEntry:
+        entry = self.models.get(validate_model_name(model))
+        if entry is None:
+            raise NotFound(f"model {model!r} is not in the registry", code="unknown_model")
+        return entry
+
+    def set_capture(self, model: str, sample: float | None) -> None:
+        """Capture a share ``sample`` of the model's rows; None restores the default (all)."""
+        self._entry(model).capture = None if sample is None else CaptureSettings(sample)
+
+    def set_shadow(self, model: str, shadow: ShadowSettings | None) -> None:
+        """Score a challenger alias beside the champion; None turns shadow off."""
+        self._entry(model).shadow = shadow
+
+    def set_canary(self, model: str, canary: CanarySettings | None) -> None:
+        """Answer a share of requests from another alias; None turns the canary off."""
+        self._entry(model).canary = canary
+
     # -- serialisation ---------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         return {
-            "schema": self.schema,
+            **self.extra,
+            "schema": SCHEMA,
             "revision": self.revision,
             "updated_at": self.updated_at,
-            "tickers": {
-                t: {"asset_class": r.asset_class, "model": r.model}
-                for t, r in sorted(self.tickers.items())
-            },
+            "tickers": {t: _route_dict(r) for t, r in sorted(self.tickers.items())},
             "fallbacks": dict(sorted(self.fallbacks.items())),
-            "models": {
-                name: {
-                    "aliases": {a: t.to_dict() for a, t in sorted(e.aliases.items())},
-                    "history": {
-                        a: [t.to_dict() for t in h] for a, h in sorted(e.history.items()) if h
-                    },
-                }
-                for name, e in sorted(self.models.items())
-            },
+            "models": {name: _entry_dict(e) for name, e in sorted(self.models.items())},
         }
 
     def to_json(self) -> bytes:
@@ -252,8 +389,17 @@ class Registry:
         if not isinstance(raw, dict):
             raise TypeError("top level must be an object")
         schema = raw.get("schema")
-        if schema != SCHEMA:
-            raise ValueError(f"unsupported schema {schema!r} (this tickerserve reads {SCHEMA})")
+        if schema not in READABLE_SCHEMAS:
+            newer = isinstance(schema, int) and not isinstance(schema, bool) and schema > SCHEMA
+            raise ValueError(
+                f"unsupported schema {schema!r}: this tickerserve reads schemas "
+                f"{', '.join(map(str, READABLE_SCHEMAS))}"
+                + (
+                    "; a newer tickerserve wrote it: upgrade (deploy the function first)"
+                    if newer
+                    else ""
+                )
+            )
         revision = raw.get("revision")
         if not isinstance(revision, int) or isinstance(revision, bool) or revision < 0:
             raise ValueError("revision must be a non-negative integer")
@@ -261,10 +407,17 @@ class Registry:
         for ticker, route in _mapping(raw, "tickers").items():
             if normalize_ticker(ticker) != ticker:
                 raise ValueError(f"ticker {ticker!r} must be upper case")
+            if not isinstance(route, dict):
+                raise TypeError(f"route of {ticker} must be an object")
             model = route.get("model")
             tickers[ticker] = TickerRoute(
                 validate_asset_class(route["asset_class"]),
                 None if model is None else validate_model_name(model),
+                {
+                    validate_timeframe(tf): validate_model_name(m)
+                    for tf, m in _mapping(route, "timeframes").items()
+                },
+                _unknown(route, _ROUTE_KEYS),
             )
         fallbacks = {
             validate_asset_class(k): validate_model_name(v)
@@ -273,19 +426,54 @@ class Registry:
         models = {}
         for name, entry in _mapping(raw, "models").items():
             validate_model_name(name)
+            if not isinstance(entry, dict):
+                raise TypeError(f"model {name} must be an object")
             aliases = {validate_alias(a): _target(t) for a, t in _mapping(entry, "aliases").items()}
             history = {
                 validate_alias(a): [_target(t) for t in _list(h, a)]
                 for a, h in _mapping(entry, "history").items()
             }
-            models[name] = ModelEntry(aliases, history)
+            capture, shadow, canary = (entry.get(k) for k in ("capture", "shadow", "canary"))
+            models[name] = ModelEntry(
+                aliases,
+                history,
+                capture=None if capture is None else CaptureSettings(**_mapping(entry, "capture")),
+                shadow=None if shadow is None else ShadowSettings(**_mapping(entry, "shadow")),
+                canary=None if canary is None else CanarySettings(**_mapping(entry, "canary")),
+                extra=_unknown(entry, _MODEL_KEYS),
+            )
         return cls(
             revision=revision,
             updated_at=str(raw.get("updated_at", "")),
             tickers=tickers,
             fallbacks=fallbacks,
             models=models,
+            extra=_unknown(raw, _TOP_KEYS),
         )
+
+
+def _route_dict(route: TickerRoute) -> dict[str, Any]:
+    out: dict[str, Any] = {**route.extra, "asset_class": route.asset_class, "model": route.model}
+    if route.timeframes:
+        out["timeframes"] = dict(sorted(route.timeframes.items()))
+    return out
+
+
+def _entry_dict(entry: ModelEntry) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        **entry.extra,
+        "aliases": {a: t.to_dict() for a, t in sorted(entry.aliases.items())},
+        "history": {a: [t.to_dict() for t in h] for a, h in sorted(entry.history.items()) if h},
+    }
+    for name in ("capture", "shadow", "canary"):
+        settings = getattr(entry, name)
+        if settings is not None:
+            out[name] = settings.to_dict()
+    return out
+
+
+def _unknown(raw: dict[str, Any], known: frozenset[str]) -> dict[str, Any]:
+    return {k: v for k, v in raw.items() if k not in known}
 
 
 def _mapping(raw: dict[str, Any], name: str) -> dict[str, Any]:
@@ -306,7 +494,7 @@ def _target(raw: Any) -> AliasTarget:
         raise TypeError("alias target must be an object")
     version = str(Version.parse(raw["version"]))
     digest = raw["metadata_sha256"]
-    if not isinstance(digest, str) or not _SHA_RE.match(digest):
+    if not isinstance(digest, str) or not _SHA_RE.fullmatch(digest):
         raise ValueError(f"alias target {version}: metadata_sha256 must be 64 hex characters")
     return AliasTarget(version, digest, str(raw.get("updated_at", "")))
 

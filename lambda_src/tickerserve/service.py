@@ -150,9 +150,10 @@ class ModelService:
         alias: str | None = None,
         version: str | None = None,
         asset_class: str | None = None,
+        timeframe: str | None = None,
     ) -> Serving:
         route, resolved = self.resolve_ticker(
-            ticker, alias=alias, version=version, asset_class=asset_class
+            ticker, alias=alias, version=version, asset_class=asset_class, timeframe=timeframe
         )
         model, resolved = self.load(resolved)
         return Serving(model, resolved, route)
@@ -164,10 +165,12 @@ class ModelService:
         alias: str | None = None,
         version: str | None = None,
         asset_class: str | None = None,
+        timeframe: str | None = None,
     ) -> tuple[Route, Resolved]:
-        """Which model version answers for ``ticker``, from the registry alone (no loading)."""
+        """Which model version answers for ``ticker`` (and ``timeframe``), from the registry
+        alone (no loading)."""
         registry = self.registry()
-        route = registry.route(ticker, asset_class)
+        route = registry.route(ticker, asset_class, timeframe)
         return route, registry.resolve(route.model, alias=alias, version=version)
 
     def metadata(self, resolved: Resolved) -> tuple[BundleMetadata, str]:

@@ -7,8 +7,15 @@ import threading
 
 import pytest
 
-from tickerserve.errors import InvalidModel, NotFound
-from tickerserve.registry import Registry, read_registry, update_registry
+from tickerserve.errors import BadRequest, InvalidModel, NotFound
+from tickerserve.registry import (
+    CanarySettings,
+    CaptureSettings,
+    Registry,
+    ShadowSettings,
+    read_registry,
+    update_registry,
+)
 from tickerserve.store import LocalStore
 
 SHA = "a" * 64
@@ -114,3 +121,120 @@ def test_failed_mutation_writes_nothing(tmp_path):
     with pytest.raises(NotFound):
         update_registry(store, KEY, bad)
     assert sorted(read_registry(store, KEY).registry.tickers) == ["SMH"]
+
+
+# -- schema 2: timeframes, traffic settings, compatibility --------------------------------
+
+
+def timeframed() -> Registry:
+    registry = sample()
+    registry.set_route("AAPL", "stocks/AAPL/d1", "stock", timeframe="d1")
+    registry.set_route("AAPL", "stocks/AAPL/h1", "stock", timeframe="h1")
+    registry.set_route("MSFT", "stocks/MSFT/h4", "stock", timeframe="h4")
+    return registry
+
+
+def test_timeframe_routes_beside_the_default_route():
+    registry = timeframed()
+    # A named timeframe goes to its own model; no timeframe goes to the default route
+    assert registry.route("AAPL", timeframe="h1").model == "stocks/AAPL/h1"
+    assert registry.route("AAPL", timeframe="h1").timeframe == "h1"
+    assert registry.route("AAPL").model == "stocks/universal"
+    with pytest.raises(NotFound, match="no model for timeframe 'w1'; it routes d1, h1") as err:
+        registry.route("AAPL", timeframe="w1")
+    assert err.value.code == "unknown_timeframe"
+    # Fallbacks never answer for a timeframe: a d1 question gets no h1 or universal answer
+    registry.set_fallback("stock", "stocks/universal")
+    with pytest.raises(NotFound, match="no model for timeframe") as err:
+        registry.route("GME", "stock", "d1")
+    assert err.value.code == "unknown_timeframe"
+
+
+def test_a_ticker_with_only_timeframes_needs_one_named():
+    registry = timeframed()
+    registry.set_fallback("stock", "stocks/universal")
+    with pytest.raises(BadRequest, match="name a timeframe: h4") as err:
+        registry.route("MSFT")
+    assert err.value.code == "timeframe_required"
+    assert registry.tickers_for("stocks/MSFT/h4") == ["MSFT"]
+    assert "MSFT" not in registry.tickers_for("stocks/universal")
+    assert registry.tickers_for("stocks/AAPL/d1") == ["AAPL"]
+
+
+def test_route_changes_keep_the_other_routes():
+    registry = timeframed()
+    registry.set_route("AAPL", "stocks/AAPL/d1", "stock")  # the default route moves...
+    assert registry.tickers["AAPL"].timeframes == {
+        "d1": "stocks/AAPL/d1",
+        "h1": "stocks/AAPL/h1",
+    }  # ...and the timeframes stay
+    assert registry.remove_route("AAPL", "h1")
+    assert not registry.remove_route("AAPL", "h1")
+    assert registry.route("AAPL").model == "stocks/AAPL/d1"
+    assert registry.remove_route("MSFT", "h4")
+    assert "MSFT" not in registry.tickers  # nothing left to route
+    with pytest.raises(ValueError, match="invalid timeframe"):
+        registry.set_route("AAPL", "stocks/AAPL/d1", "stock", timeframe="1d")
+    with pytest.raises(ValueError, match="invalid timeframe"):
+        registry.set_route("AAPL", "stocks/AAPL/d1", "stock", timeframe="d1\n")
+
+
+def test_traffic_settings_round_trip_and_validate():
+    registry = timeframed()
+    registry.set_capture("etfs/SMH", 0.25)
+    registry.set_shadow("etfs/SMH", ShadowSettings("challenger", 0.5))
+    registry.set_canary("etfs/SMH", CanarySettings("canary", 0.1))
+    again = Registry.from_json(registry.to_json())
+    entry = again.models["etfs/SMH"]
+    assert entry.capture == CaptureSettings(0.25)
+    assert entry.shadow == ShadowSettings("challenger", 0.5)
+    assert entry.canary == CanarySettings("canary", 0.1)
+    assert again.to_dict() == registry.to_dict()
+    registry.set_canary("etfs/SMH", None)
+    assert "canary" not in registry.to_dict()["models"]["etfs/SMH"]
+    with pytest.raises(NotFound, match="not in the registry"):
+        registry.set_capture("etfs/NOPE", 0.5)
+    for bad in (0.0, 1.0, 1.5, True, "0.5"):
+        with pytest.raises(ValueError, match="canary weight"):
+            CanarySettings("canary", bad)  # type: ignore[arg-type]
+    for bad in (-0.1, 1.01, float("nan"), None):
+        with pytest.raises(ValueError, match="capture sample"):
+            CaptureSettings(bad)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="shadow sample"):
+        ShadowSettings("challenger", 0.0)
+
+
+def test_schema_1_is_read_and_written_back_as_schema_2():
+    raw = sample().to_dict()
+    raw["schema"] = 1
+    registry = Registry.from_json(json.dumps(raw).encode())
+    assert registry.route("SMH").model == "etfs/SMH"
+    assert json.loads(registry.to_json())["schema"] == 2
+
+
+def test_a_newer_schema_is_refused_with_an_upgrade_hint():
+    raw = sample().to_dict()
+    raw["schema"] = 3
+    with pytest.raises(InvalidModel, match="newer tickerserve wrote it: upgrade"):
+        Registry.from_json(json.dumps(raw).encode())
+
+
+def test_writers_keep_fields_they_do_not_know(tmp_path):
+    # Given a registry a newer writer extended at every level
+    store = LocalStore(tmp_path)
+    raw = timeframed().to_dict()
+    raw["owner"] = "quant-team"
+    raw["tickers"]["SMH"]["note"] = {"desk": "vol"}
+    raw["models"]["etfs/SMH"]["retention"] = {"days": 30}
+    store.put(KEY, json.dumps(raw).encode())
+    # When this version changes something unrelated
+    update_registry(store, KEY, lambda r: r.set_route("QQQ", "etfs/SMH", "etf"))
+    # Then the unknown fields are still there
+    written = json.loads(store.get(KEY).data)
+    assert written["owner"] == "quant-team"
+    assert written["tickers"]["SMH"]["note"] == {"desk": "vol"}
+    assert written["models"]["etfs/SMH"]["retention"] == {"days": 30}
+    assert written["tickers"]["AAPL"]["timeframes"] == {
+        "d1": "stocks/AAPL/d1",
+        "h1": "stocks/AAPL/h1",
+    }
