@@ -2,8 +2,14 @@
 
 ``cdk.json`` holds one settings object per stage under ``tickerserve:stages``;
 ``tickerserve:stage`` picks one. Any single setting can be overridden on the
-command line as ``-c tickerserve:<key>=<value>`` (values arrive as strings and
-are parsed to the setting's type). Constructs never read context themselves.
+command line as ``-c tickerserve:<key>=<value>`` (values arrive as strings; pydantic
+parses them to the setting's type). Constructs never read context themselves: each
+takes one frozen settings object as its keyword-only ``settings`` argument.
+
+Adding settings for a new component: declare a section (a ``Settings`` subclass with
+defaults that deploy as is), add it as one field of ``ServingConfig`` (its camelCase
+name is the ``cdk.json`` key, e.g. ``alarms``; ``-c`` takes it as a JSON object) and
+pass ``config.<section>`` to the component's construct as ``settings=``.
 """
 
 from __future__ import annotations
@@ -11,15 +17,17 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields, replace
-from typing import Any
+from dataclasses import dataclass, fields
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 CONTEXT_PREFIX = "tickerserve:"
 STAGE_KEY = f"{CONTEXT_PREFIX}stage"
 STAGES_KEY = f"{CONTEXT_PREFIX}stages"
 
-ARCHITECTURES = ("x86_64", "arm64")
-AUTH_MODES = ("iam", "api_key", "none")
+Architecture = Literal["x86_64", "arm64"]
+AuthMode = Literal["iam", "api_key", "none"]
 # The values CloudWatch Logs accepts for a retention period.
 LOG_RETENTION_DAYS = (
     1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,
@@ -34,78 +42,176 @@ SNAPSTART_MAX_EPHEMERAL_MB = 512
 _STAGE_RE = re.compile(r"^[a-z][a-z0-9-]{0,11}$")
 _MODEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*){0,3}$")
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+# How `-c key=null` (always a string on the command line) says "not set".
+_NULL_STRINGS = frozenset({"", "null"})
 
 
 class ConfigError(ValueError):
     """A context value is missing, of the wrong type or out of range."""
 
 
-@dataclass(frozen=True)
-class AlarmConfig:
+def camel(name: str) -> str:
+    """The ``cdk.json`` spelling of a setting: ``api_5xx_errors`` -> ``api5xxErrors``."""
+    head, *rest = name.split("_")
+    return head + "".join(part if part[0].isdigit() else part.title() for part in rest)
+
+
+class Settings(BaseModel):
+    """Base of every settings section: frozen, camelCase keys, unknown keys refused."""
+
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        alias_generator=camel,
+        validate_by_name=True,
+        validate_by_alias=True,
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _context_strings(cls, data: Any) -> Any:
+        """``-c`` values are strings: ``null`` means unset, a section arrives as JSON text."""
+        if not isinstance(data, Mapping):
+            return data
+        sections = {
+            info.alias: info.annotation
+            for info in cls.model_fields.values()
+            if isinstance(info.annotation, type) and issubclass(info.annotation, Settings)
+        }
+        parsed: dict[str, Any] = {}
+        for key, value in data.items():
+            if isinstance(value, str) and value.strip().lower() in _NULL_STRINGS:
+                value = None
+            elif isinstance(value, str) and key in sections:
+                try:
+                    value = json.loads(value)
+                except json.JSONDecodeError as exc:
+                    raise ValueError(f"{key} must be a JSON object: {exc}") from None
+            parsed[key] = value
+        return parsed
+
+
+class AlarmSettings(Settings):
     """Thresholds for the serving alarms; each is evaluated over ``period_minutes``."""
 
-    api_5xx_errors: int = 1
-    function_errors: int = 1
-    throttles: int = 1
-    p99_latency_ms: int = 3000
-    period_minutes: int = 5
-    evaluation_periods: int = 1
+    api_5xx_errors: Annotated[int, Field(ge=1)] = 1
+    function_errors: Annotated[int, Field(ge=1)] = 1
+    throttles: Annotated[int, Field(ge=1)] = 1
+    p99_latency_ms: Annotated[int, Field(ge=1)] = 3000
+    period_minutes: Literal[1, 5, 15, 60] = 5
+    evaluation_periods: Annotated[int, Field(ge=1, le=24)] = 1
     email: str | None = None
 
-    def __post_init__(self) -> None:
-        for name in ("api_5xx_errors", "function_errors", "throttles", "p99_latency_ms"):
-            _require(getattr(self, name) >= 1, f"alarms.{name} must be >= 1")
-        _require(self.period_minutes in (1, 5, 15, 60), "alarms.periodMinutes: 1, 5, 15 or 60")
-        _require(1 <= self.evaluation_periods <= 24, "alarms.evaluationPeriods must be 1..24")
-        _require(
-            self.email is None or re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", self.email) is not None,
-            "alarms.email must be an e-mail address",
-        )
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        if value is not None and _EMAIL_RE.fullmatch(value) is None:
+            raise ValueError("must be an e-mail address")
+        return value
 
 
 @dataclass(frozen=True)
-class ServingConfig:
+class FunctionSettings:
+    """What the prediction function construct needs (a view of ``ServingConfig``)."""
+
+    architecture: Architecture
+    memory_mb: int
+    timeout_seconds: int
+    ephemeral_storage_mb: int
+    reserved_concurrency: int | None
+    provisioned_concurrency: int
+    snap_start: bool
+    log_retention_days: int
+    registry_key: str
+    registry_ttl_seconds: int
+    memory_budget_mb: int
+    disk_budget_mb: int
+    preload: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    """What the REST API construct needs (a view of ``ServingConfig``)."""
+
+    stage: str
+    auth_mode: AuthMode
+    throttle_rate_limit: float
+    throttle_burst_limit: int
+    log_retention_days: int
+
+
+class ServingConfig(Settings):
     """Everything that differs between deployments; the defaults deploy as is."""
 
     stage: str = "dev"
-    architecture: str = "x86_64"
-    memory_mb: int = 2048
-    timeout_seconds: int = MAX_TIMEOUT_SECONDS
-    ephemeral_storage_mb: int = 1024
-    reserved_concurrency: int | None = None
-    provisioned_concurrency: int = 0
+    architecture: Architecture = "x86_64"
+    memory_mb: Annotated[int, Field(ge=128, le=10240)] = 2048
+    timeout_seconds: Annotated[int, Field(ge=1, le=MAX_TIMEOUT_SECONDS)] = MAX_TIMEOUT_SECONDS
+    ephemeral_storage_mb: Annotated[int, Field(ge=512, le=10240)] = 1024
+    reserved_concurrency: Annotated[int | None, Field(ge=1)] = None
+    provisioned_concurrency: Annotated[int, Field(ge=0)] = 0
     snap_start: bool = False
-    auth_mode: str = "iam"
-    throttle_rate_limit: float = 50.0
-    throttle_burst_limit: int = 100
+    auth_mode: AuthMode = "iam"
+    throttle_rate_limit: Annotated[float, Field(gt=0)] = 50.0
+    throttle_burst_limit: Annotated[int, Field(ge=1)] = 100
     waf: bool = False
     log_retention_days: int = 30
-    alarms: AlarmConfig = field(default_factory=AlarmConfig)
+    alarms: AlarmSettings = AlarmSettings()
     preload: tuple[str, ...] = ()
-    registry_ttl_seconds: int = 60
+    registry_ttl_seconds: Annotated[int, Field(ge=0)] = 60
     registry_key: str = REGISTRY_KEY
     bucket_name: str | None = None
     # Budgets the runtime keeps within; by default derived from memory and /tmp size.
-    model_memory_mb: int | None = None
-    model_disk_mb: int | None = None
+    model_memory_mb: Annotated[int | None, Field(ge=64)] = None
+    model_disk_mb: Annotated[int | None, Field(ge=64)] = None
 
-    def __post_init__(self) -> None:
-        _require(
-            _STAGE_RE.match(self.stage) is not None,
-            "stage: 1-12 lowercase letters, digits, dashes (part of the bucket name)",
-        )
-        _require(self.architecture in ARCHITECTURES, f"architecture: one of {ARCHITECTURES}")
-        _require(128 <= self.memory_mb <= 10240, "memoryMb must be 128..10240")
-        _require(
-            1 <= self.timeout_seconds <= MAX_TIMEOUT_SECONDS,
-            f"timeoutSeconds must be 1..{MAX_TIMEOUT_SECONDS} (the API Gateway limit)",
-        )
-        _require(512 <= self.ephemeral_storage_mb <= 10240, "ephemeralStorageMb must be 512..10240")
-        _require(
-            self.reserved_concurrency is None or self.reserved_concurrency >= 1,
-            "reservedConcurrency must be >= 1 or null",
-        )
-        _require(self.provisioned_concurrency >= 0, "provisionedConcurrency must be >= 0")
+    @field_validator("stage")
+    @classmethod
+    def _stage(cls, value: str) -> str:
+        if _STAGE_RE.match(value) is None:
+            raise ValueError("1-12 lowercase letters, digits, dashes (part of the bucket name)")
+        return value
+
+    @field_validator("log_retention_days")
+    @classmethod
+    def _retention(cls, value: int) -> int:
+        if value not in LOG_RETENTION_DAYS:
+            raise ValueError(f"one of {LOG_RETENTION_DAYS}")
+        return value
+
+    @field_validator("preload", mode="before")
+    @classmethod
+    def _preload_list(cls, value: Any) -> Any:
+        # `-c tickerserve:preload=etfs/SMH,stocks/universal`
+        if isinstance(value, str):
+            return tuple(name.strip() for name in value.split(",") if name.strip())
+        return value
+
+    @field_validator("preload")
+    @classmethod
+    def _preload_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for name in value:
+            if _MODEL_RE.match(name) is None:
+                raise ValueError(f"{name!r} is not a model name")
+        return value
+
+    @field_validator("registry_key")
+    @classmethod
+    def _registry_key(cls, value: str) -> str:
+        if not value.startswith("metadata/") or ".." in value:
+            raise ValueError("must live under metadata/")
+        return value
+
+    @field_validator("bucket_name")
+    @classmethod
+    def _bucket_name(cls, value: str | None) -> str | None:
+        if value is not None and _BUCKET_RE.match(value) is None:
+            raise ValueError("not a valid S3 bucket name")
+        return value
+
+    @model_validator(mode="after")
+    def _combinations(self) -> Self:
         _require(
             not (self.snap_start and self.provisioned_concurrency),
             "snapStart and provisionedConcurrency cannot be combined on one version",
@@ -119,32 +225,15 @@ class ServingConfig:
             or self.provisioned_concurrency <= self.reserved_concurrency,
             "provisionedConcurrency cannot exceed reservedConcurrency",
         )
-        _require(self.auth_mode in AUTH_MODES, f"authMode: one of {AUTH_MODES}")
-        _require(self.throttle_rate_limit > 0, "throttleRateLimit must be > 0")
-        _require(self.throttle_burst_limit >= 1, "throttleBurstLimit must be >= 1")
         _require(
-            self.log_retention_days in LOG_RETENTION_DAYS,
-            f"logRetentionDays: one of {LOG_RETENTION_DAYS}",
-        )
-        for name in self.preload:
-            _require(_MODEL_RE.match(name) is not None, f"preload: {name!r} is not a model name")
-        _require(self.registry_ttl_seconds >= 0, "registryTtlSeconds must be >= 0")
-        _require(
-            self.registry_key.startswith("metadata/") and ".." not in self.registry_key,
-            "registryKey must live under metadata/",
+            self.model_memory_mb is None or self.model_memory_mb < self.memory_mb,
+            "modelMemoryMb must be below memoryMb",
         )
         _require(
-            self.bucket_name is None or _BUCKET_RE.match(self.bucket_name) is not None,
-            "bucketName is not a valid S3 bucket name",
+            self.model_disk_mb is None or self.model_disk_mb < self.ephemeral_storage_mb,
+            "modelDiskMb must be below ephemeralStorageMb",
         )
-        _require(
-            self.model_memory_mb is None or 64 <= self.model_memory_mb < self.memory_mb,
-            "modelMemoryMb must be >= 64 and below memoryMb",
-        )
-        _require(
-            self.model_disk_mb is None or 64 <= self.model_disk_mb < self.ephemeral_storage_mb,
-            "modelDiskMb must be >= 64 and below ephemeralStorageMb",
-        )
+        return self
 
     @property
     def memory_budget_mb(self) -> int:
@@ -156,72 +245,49 @@ class ServingConfig:
         """Artifact-cache budget: /tmp minus headroom for temp files during a download."""
         return self.model_disk_mb or self.ephemeral_storage_mb * 3 // 4
 
+    @property
+    def function(self) -> FunctionSettings:
+        """The prediction function's settings."""
+        return FunctionSettings(**{f.name: getattr(self, f.name) for f in fields(FunctionSettings)})
+
+    @property
+    def api(self) -> ApiSettings:
+        """The REST API's settings."""
+        return ApiSettings(**{f.name: getattr(self, f.name) for f in fields(ApiSettings)})
+
 
 def _require(condition: bool, message: str) -> None:
     if not condition:
-        raise ConfigError(message)
+        raise ValueError(message)
 
 
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part if part[0].isdigit() else part.title() for part in rest)
+def _known_keys(path: tuple[str | int, ...]) -> list[str]:
+    """The keys the section at ``path`` (a pydantic error location) accepts."""
+    section: type[Settings] = ServingConfig
+    for part in path:
+        nested = {info.alias: info.annotation for info in section.model_fields.values()}.get(
+            str(part)
+        )
+        if not (isinstance(nested, type) and issubclass(nested, Settings)):
+            break
+        section = nested
+    return sorted(str(info.alias) for info in section.model_fields.values())
 
 
-def _parse(value: Any, kind: str, key: str) -> Any:
-    """Coerce one context value (JSON from cdk.json, or a string from ``-c``) to ``kind``."""
-    optional = kind.endswith("| None")
-    base = kind.removesuffix(" | None")
-    if value is None or (optional and value in ("", "null", "none")):
-        if optional:
-            return None
-        raise ConfigError(f"{key} must not be null")
-    try:
-        if base == "bool":
-            if isinstance(value, str):
-                if value.lower() not in ("true", "false"):
-                    raise ValueError(value)
-                return value.lower() == "true"
-            if not isinstance(value, bool):
-                raise ValueError(value)
-            return value
-        if base == "int":
-            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-                raise ValueError(value)
-            return int(value)
-        if base == "float":
-            if isinstance(value, bool):
-                raise ValueError(value)
-            return float(value)
-        if base == "str":
-            if not isinstance(value, str):
-                raise ValueError(value)
-            return value
-        if base == "tuple[str, ...]":
-            items = value.split(",") if isinstance(value, str) else value
-            if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
-                raise ValueError(value)
-            return tuple(i.strip() for i in items if i.strip())
-    except (TypeError, ValueError):
-        raise ConfigError(f"{key}={value!r} is not a valid {base}") from None
-    raise ConfigError(f"{key}: unsupported setting type {kind}")  # pragma: no cover
-
-
-def _build(cls: Callable[..., Any], values: Mapping[str, Any], where: str) -> Any:
-    known = {_camel(f.name): f for f in fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(values) - set(known))
-    if unknown:
-        raise ConfigError(f"{where}: unknown setting(s) {unknown}; known: {sorted(known)}")
-    kwargs: dict[str, Any] = {}
-    for key, value in values.items():
-        f = known[key]
-        if f.type == "AlarmConfig":
-            nested = json.loads(value) if isinstance(value, str) else value
-            if not isinstance(nested, Mapping):
-                raise ConfigError(f"{where}.{key} must be an object")
-            kwargs[f.name] = _build(AlarmConfig, nested, f"{where}.{key}")
+def _explain(exc: ValidationError) -> str:
+    """One line per problem, each naming the setting as cdk.json spells it."""
+    problems = []
+    for error in exc.errors(include_url=False):
+        where = ".".join(str(part) for part in error["loc"])
+        message = str(error["msg"]).removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            known = _known_keys(error["loc"][:-1])
+            problems.append(f"{where}: unknown setting; known: {known}")
+        elif where:
+            problems.append(f"{where}={error['input']!r}: {message}")
         else:
-            kwargs[f.name] = _parse(value, str(f.type), f"{where}.{key}")
-    return cls(**kwargs)
+            problems.append(message)
+    return "; ".join(problems)
 
 
 def load_config(context: Callable[[str], Any]) -> ServingConfig:
@@ -236,11 +302,17 @@ def load_config(context: Callable[[str], Any]) -> ServingConfig:
     if stages and stage not in stages:
         # A typo must not silently deploy a new stack with default settings.
         raise ConfigError(f"stage {stage!r} is not in {STAGES_KEY}: {sorted(stages)}")
-    base = dict(stages.get(stage, {}))
+    block = stages.get(stage, {})
+    if not isinstance(block, Mapping):
+        raise ConfigError(f"{STAGES_KEY}.{stage} must be an object of settings")
     overrides = {
         key: value
-        for key in (_camel(f.name) for f in fields(ServingConfig))
+        for key in (str(info.alias) for info in ServingConfig.model_fields.values())
         if key != "stage" and (value := context(CONTEXT_PREFIX + key)) is not None
     }
-    config: ServingConfig = _build(ServingConfig, {**base, **overrides}, f"stage {stage!r}")
-    return replace(config, stage=stage)
+    try:
+        return ServingConfig.model_validate(
+            {**block, **overrides, "stage": stage}, by_alias=True, by_name=False
+        )
+    except ValidationError as exc:
+        raise ConfigError(f"stage {stage!r}: {_explain(exc)}") from None

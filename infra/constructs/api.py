@@ -8,6 +8,9 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from infra.config import ApiSettings
+from infra.constructs.log_retention import log_retention
+
 # The gateway's coarse first line; the handler validates every field fully.
 BATCH_LIMIT = 1000
 PREDICT_SCHEMA = apigw.JsonSchema(
@@ -59,17 +62,17 @@ class PredictionApi(Construct):
         construct_id: str,
         *,
         handler: lambda_.IFunction,
-        stage: str,
-        auth_mode: str,
-        throttle_rate_limit: float,
-        throttle_burst_limit: int,
-        log_retention: logs.RetentionDays,
+        settings: ApiSettings,
     ) -> None:
         super().__init__(scope, construct_id)
         self.access_logs = logs.LogGroup(
-            self, "AccessLogs", retention=log_retention, removal_policy=RemovalPolicy.DESTROY
+            self,
+            "AccessLogs",
+            retention=log_retention(settings.log_retention_days),
+            removal_policy=RemovalPolicy.DESTROY,
         )
-        self.auth_mode = auth_mode
+        self.auth_mode = auth_mode = settings.auth_mode
+        stage = settings.stage
         self.api = apigw.RestApi(
             self,
             "Api",
@@ -81,8 +84,8 @@ class PredictionApi(Construct):
             cloud_watch_role_removal_policy=RemovalPolicy.RETAIN,
             deploy_options=apigw.StageOptions(
                 stage_name=stage,
-                throttling_rate_limit=throttle_rate_limit,
-                throttling_burst_limit=throttle_burst_limit,
+                throttling_rate_limit=settings.throttle_rate_limit,
+                throttling_burst_limit=settings.throttle_burst_limit,
                 tracing_enabled=True,
                 metrics_enabled=True,
                 logging_level=apigw.MethodLoggingLevel.ERROR,
@@ -138,7 +141,7 @@ class PredictionApi(Construct):
             self.api.root.add_resource("health").add_method("GET", integration),
         ]
         if auth_mode == "api_key":
-            self._usage_plan(stage, throttle_rate_limit, throttle_burst_limit)
+            self._usage_plan(stage, settings.throttle_rate_limit, settings.throttle_burst_limit)
         Validations.of(self.api).acknowledge(*_acknowledgments(auth_mode))
 
     @staticmethod

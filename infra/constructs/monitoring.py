@@ -13,7 +13,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
-from infra.config import AlarmConfig
+from infra.config import AlarmSettings
 
 
 class Monitoring(Construct):
@@ -26,7 +26,7 @@ class Monitoring(Construct):
         *,
         stage: apigw.Stage,
         function: lambda_.Function,
-        thresholds: AlarmConfig,
+        settings: AlarmSettings,
     ) -> None:
         super().__init__(scope, construct_id)
         # A customer managed key: CloudWatch cannot publish to a topic encrypted
@@ -38,19 +38,19 @@ class Monitoring(Construct):
             iam.ServicePrincipal("cloudwatch.amazonaws.com"), "kms:Decrypt", "kms:GenerateDataKey*"
         )
         self.topic = sns.Topic(self, "Topic", master_key=key, enforce_ssl=True)
-        if thresholds.email:
-            self.topic.add_subscription(subscriptions.EmailSubscription(thresholds.email))
+        if settings.email:
+            self.topic.add_subscription(subscriptions.EmailSubscription(settings.email))
 
-        period = Duration.minutes(thresholds.period_minutes)
+        period = Duration.minutes(settings.period_minutes)
         metrics = {
             "Api5xx": (stage.metric_server_error(period=period, statistic="Sum"),
-                       thresholds.api_5xx_errors, "API returned 5xx responses"),
+                       settings.api_5xx_errors, "API returned 5xx responses"),
             "FunctionErrors": (function.metric_errors(period=period, statistic="Sum"),
-                               thresholds.function_errors, "prediction function errors"),
+                               settings.function_errors, "prediction function errors"),
             "Throttles": (function.metric_throttles(period=period, statistic="Sum"),
-                          thresholds.throttles, "prediction function throttled"),
+                          settings.throttles, "prediction function throttled"),
             "LatencyP99": (stage.metric_latency(period=period, statistic="p99"),
-                           thresholds.p99_latency_ms, "API p99 latency (ms)"),
+                           settings.p99_latency_ms, "API p99 latency (ms)"),
         }  # fmt: skip
         self.alarms: list[cw.Alarm] = []
         for name, (metric, threshold, what) in metrics.items():
@@ -59,7 +59,7 @@ class Monitoring(Construct):
                 name,
                 alarm_description=f"tickerserve: {what} >= {threshold}",
                 threshold=threshold,
-                evaluation_periods=thresholds.evaluation_periods,
+                evaluation_periods=settings.evaluation_periods,
                 comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
                 # No traffic is not an outage.
                 treat_missing_data=cw.TreatMissingData.NOT_BREACHING,

@@ -13,7 +13,9 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk.aws_lambda import Alias
 from constructs import Construct
 
+from infra.config import FunctionSettings
 from infra.constructs.dependency_layer import RUNTIME, lambda_architecture
+from infra.constructs.log_retention import log_retention
 
 CODE_ROOT = Path(__file__).resolve().parents[2] / "lambda_src"
 HANDLER = "tickerserve.handler.lambda_handler"
@@ -46,24 +48,16 @@ class PredictionFunction(Construct):
         *,
         bucket: s3.IBucket,
         layer: lambda_.ILayerVersion,
-        architecture: str,
-        memory_mb: int,
-        timeout_seconds: int,
-        ephemeral_storage_mb: int,
-        reserved_concurrency: int | None,
-        provisioned_concurrency: int,
-        snap_start: bool,
-        log_retention: logs.RetentionDays,
-        registry_key: str,
-        registry_ttl_seconds: int,
-        memory_budget_mb: int,
-        disk_budget_mb: int,
-        preload: tuple[str, ...],
+        settings: FunctionSettings,
     ) -> None:
         super().__init__(scope, construct_id)
         self.log_group = logs.LogGroup(
-            self, "Logs", retention=log_retention, removal_policy=RemovalPolicy.DESTROY
+            self,
+            "Logs",
+            retention=log_retention(settings.log_retention_days),
+            removal_policy=RemovalPolicy.DESTROY,
         )
+        registry_key = settings.registry_key
         # An explicit role instead of the default one, which carries the broad
         # AWSLambdaBasicExecutionRole managed policy (any log group in the account).
         self.role = iam.Role(
@@ -97,16 +91,18 @@ class PredictionFunction(Construct):
             self,
             "Function",
             runtime=RUNTIME,
-            architecture=lambda_architecture(architecture),
+            architecture=lambda_architecture(settings.architecture),
             handler=HANDLER,
             code=lambda_.Code.from_asset(str(CODE_ROOT), exclude=CODE_EXCLUDES),
             layers=[layer],
             role=self.role,
-            memory_size=memory_mb,
-            timeout=Duration.seconds(timeout_seconds),
-            ephemeral_storage_size=Size.mebibytes(ephemeral_storage_mb),
-            reserved_concurrent_executions=reserved_concurrency,
-            snap_start=lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS if snap_start else None,
+            memory_size=settings.memory_mb,
+            timeout=Duration.seconds(settings.timeout_seconds),
+            ephemeral_storage_size=Size.mebibytes(settings.ephemeral_storage_mb),
+            reserved_concurrent_executions=settings.reserved_concurrency,
+            snap_start=(
+                lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS if settings.snap_start else None
+            ),
             tracing=lambda_.Tracing.ACTIVE,
             log_group=self.log_group,
             description="tickerserve: per-ticker LightGBM predictions",
@@ -116,18 +112,18 @@ class PredictionFunction(Construct):
                 # Empty means "not set": in AWS the store is always S3, never a local folder.
                 "TICKERSERVE_STORE_PATH": "",
                 "TICKERSERVE_REGISTRY_KEY": registry_key,
-                "TICKERSERVE_REGISTRY_TTL": str(registry_ttl_seconds),
+                "TICKERSERVE_REGISTRY_TTL": str(settings.registry_ttl_seconds),
                 "TICKERSERVE_CACHE_DIR": CACHE_DIR,
-                "TICKERSERVE_MEMORY_MB": str(memory_budget_mb),
-                "TICKERSERVE_DISK_MB": str(disk_budget_mb),
-                "TICKERSERVE_PRELOAD": ",".join(preload),
+                "TICKERSERVE_MEMORY_MB": str(settings.memory_budget_mb),
+                "TICKERSERVE_DISK_MB": str(settings.disk_budget_mb),
+                "TICKERSERVE_PRELOAD": ",".join(settings.preload),
             },
         )
         self.alias: Alias = self.function.add_alias(
             ALIAS_NAME,
-            provisioned_concurrent_executions=provisioned_concurrency or None,
+            provisioned_concurrent_executions=settings.provisioned_concurrency or None,
         )
-        if snap_start:
+        if settings.snap_start:
             Annotations.of(self.function).acknowledge_warning(
                 "@aws-cdk/aws-lambda:snapStartRequirePublish",
                 "the live alias always points at a published version (current_version)",

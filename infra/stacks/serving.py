@@ -5,22 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from aws_cdk import Acknowledgment, CfnOutput, Stack, Validations
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from infra.config import LOG_RETENTION_DAYS, ServingConfig
+from infra.config import ServingConfig
 from infra.constructs.api import PredictionApi
 from infra.constructs.dependency_layer import DependencyLayer
 from infra.constructs.firewall import ApiFirewall
 from infra.constructs.monitoring import Monitoring
 from infra.constructs.prediction_function import PredictionFunction
 from infra.stacks.storage import model_bucket_name
-
-# RetentionDays lists CloudWatch's finite periods in the same order (ONE_DAY ... TEN_YEARS).
-RETENTION = dict(
-    zip(LOG_RETENTION_DAYS, list(logs.RetentionDays)[: len(LOG_RETENTION_DAYS)], strict=True)
-)
 
 
 class ServingStack(Stack):
@@ -38,37 +32,15 @@ class ServingStack(Stack):
         # The storage stack's bucket unless the stage names an existing one.
         bucket_name = config.bucket_name or model_bucket_name(self, config.stage)
         bucket = s3.Bucket.from_bucket_name(self, "Models", bucket_name)
-        retention = RETENTION[config.log_retention_days]
         layer = DependencyLayer(self, "Dependencies", architecture=config.architecture)
         self.prediction = PredictionFunction(
             self,
             "Prediction",
             bucket=bucket,
             layer=layer.layer,
-            architecture=config.architecture,
-            memory_mb=config.memory_mb,
-            timeout_seconds=config.timeout_seconds,
-            ephemeral_storage_mb=config.ephemeral_storage_mb,
-            reserved_concurrency=config.reserved_concurrency,
-            provisioned_concurrency=config.provisioned_concurrency,
-            snap_start=config.snap_start,
-            log_retention=retention,
-            registry_key=config.registry_key,
-            registry_ttl_seconds=config.registry_ttl_seconds,
-            memory_budget_mb=config.memory_budget_mb,
-            disk_budget_mb=config.disk_budget_mb,
-            preload=config.preload,
+            settings=config.function,
         )
-        self.api = PredictionApi(
-            self,
-            "Api",
-            handler=self.prediction.alias,
-            stage=config.stage,
-            auth_mode=config.auth_mode,
-            throttle_rate_limit=config.throttle_rate_limit,
-            throttle_burst_limit=config.throttle_burst_limit,
-            log_retention=retention,
-        )
+        self.api = PredictionApi(self, "Api", handler=self.prediction.alias, settings=config.api)
         stage = self.api.api.deployment_stage
         if config.waf:
             ApiFirewall(self, "Firewall", stage=stage)
@@ -86,7 +58,7 @@ class ServingStack(Stack):
             "Monitoring",
             stage=stage,
             function=self.prediction.function,
-            thresholds=config.alarms,
+            settings=config.alarms,
         )
         CfnOutput(self, "ApiUrl", value=self.api.api.url, description="API base URL")
         CfnOutput(self, "BucketName", value=bucket.bucket_name, description="model bucket")

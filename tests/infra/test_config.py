@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import FrozenInstanceError
 from typing import Any
 
 import pytest
 from aws_cdk import aws_logs as logs
+from pydantic import ValidationError
 
-from infra.config import LOG_RETENTION_DAYS, REGISTRY_KEY, ConfigError, ServingConfig, load_config
-from infra.stacks.serving import RETENTION
+from infra.config import (
+    LOG_RETENTION_DAYS,
+    REGISTRY_KEY,
+    AlarmSettings,
+    ConfigError,
+    ServingConfig,
+    load_config,
+)
+from infra.constructs.log_retention import RETENTION
 from tests.infra.conftest import CDK_CONTEXT
 from tickerserve.layout import DEFAULT_REGISTRY_KEY
 
@@ -65,9 +74,12 @@ def test_command_line_strings_override_the_stage_and_are_typed():
         ({"tickerserve:stage": "prd"}, "'prd' is not in"),
         ({"tickerserve:architecture": "arm"}, "architecture"),
         ({"tickerserve:authMode": "cognito"}, "authMode"),
-        ({"tickerserve:memoryMb": "lots"}, "memoryMb='lots' is not a valid int"),
-        ({"tickerserve:timeoutSeconds": "60"}, "API Gateway limit"),
-        ({"tickerserve:snapStart": "yes"}, "snapStart='yes'"),
+        ({"tickerserve:memoryMb": "lots"}, "memoryMb='lots': Input should be a valid integer"),
+        ({"tickerserve:memoryMb": "2048.5"}, "memoryMb='2048.5'"),
+        ({"tickerserve:timeoutSeconds": "60"}, "less than or equal to 29"),
+        ({"tickerserve:snapStart": "maybe"}, "snapStart='maybe'"),
+        ({"tickerserve:reservedConcurrency": "0"}, "reservedConcurrency='0'"),
+        ({"tickerserve:alarms": "{not json"}, "alarms must be a JSON object"),
         (
             {"tickerserve:snapStart": "true", "tickerserve:provisionedConcurrency": "1"},
             "cannot be combined",
@@ -77,7 +89,8 @@ def test_command_line_strings_override_the_stage_and_are_typed():
         ({"tickerserve:preload": "../etc"}, "not a model name"),
         ({"tickerserve:bucketName": "Not_A_Bucket"}, "bucketName"),
         ({"tickerserve:registryKey": "models/registry.json"}, "metadata/"),
-        ({"tickerserve:alarms": '{"p99Latency": 1}'}, "unknown setting"),
+        ({"tickerserve:alarms": '{"p99Latency": 1}'}, "alarms.p99Latency: unknown setting"),
+        ({"tickerserve:alarms": '{"periodMinutes": 10}'}, "alarms.periodMinutes=10"),
         ({"tickerserve:alarms": '{"email": "nobody"}'}, "e-mail"),
     ],
 )
@@ -86,10 +99,46 @@ def test_invalid_values_are_rejected_with_the_setting_named(overrides, message):
         config_from({**CDK_CONTEXT, **overrides})
 
 
-def test_unknown_keys_in_a_stage_block_are_rejected():
+def test_unknown_keys_in_a_stage_block_are_rejected_with_the_known_ones_listed():
     context = {"tickerserve:stages": {"dev": {"memoryMB": 1024}}}
-    with pytest.raises(ConfigError, match="unknown setting"):
+    with pytest.raises(ConfigError, match=r"memoryMB: unknown setting; known: .*'memoryMb'"):
         config_from(context)
+
+
+def test_python_field_names_are_not_cdk_json_keys():
+    # cdk.json spells settings in camelCase only; a snake_case key is a typo, not an alias
+    with pytest.raises(ConfigError, match="memory_mb: unknown setting"):
+        config_from({"tickerserve:stages": {"dev": {"memory_mb": 1024}}})
+
+
+def test_every_problem_is_reported_at_once():
+    context = {**CDK_CONTEXT, "tickerserve:memoryMb": "1", "tickerserve:authMode": "x"}
+    with pytest.raises(ConfigError) as raised:
+        config_from(context)
+    assert "memoryMb='1'" in str(raised.value)
+    assert "authMode='x'" in str(raised.value)
+
+
+def test_config_and_construct_settings_are_frozen():
+    config = config_from(CDK_CONTEXT)
+    with pytest.raises(ValidationError, match="frozen"):
+        config.memory_mb = 1
+    with pytest.raises(FrozenInstanceError):
+        config.function.memory_mb = 1  # type: ignore[misc]
+
+
+def test_construct_settings_are_views_of_the_config():
+    # Given prod, which sizes the function and the API differently from the defaults
+    config = config_from({**CDK_CONTEXT, "tickerserve:stage": "prod"})
+    # Then each construct's settings carry exactly the values the stage set
+    assert config.function.memory_mb == 3008
+    assert config.function.memory_budget_mb == 3008 // 2
+    assert config.function.disk_budget_mb == 2048 * 3 // 4
+    assert config.function.preload == ("stocks/universal",)
+    assert config.function.log_retention_days == config.api.log_retention_days == 90
+    assert config.api.stage == "prod"
+    assert config.api.throttle_burst_limit == 200
+    assert config.alarms == AlarmSettings(p99_latency_ms=1500)
 
 
 def test_stage_name_is_bounded_because_it_is_part_of_the_bucket_name():
