@@ -197,9 +197,9 @@ def test_traffic_settings_round_trip_and_validate():
     for bad in (0.0, 1.0, 1.5, True, "0.5"):
         with pytest.raises(ValueError, match="canary weight"):
             CanarySettings("canary", bad)  # type: ignore[arg-type]
-    for bad in (-0.1, 1.01, float("nan"), None):
+    for bad_sample in (-0.1, 1.01, float("nan"), None):
         with pytest.raises(ValueError, match="capture sample"):
-            CaptureSettings(bad)  # type: ignore[arg-type]
+            CaptureSettings(bad_sample)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="shadow sample"):
         ShadowSettings("challenger", 0.0)
 
@@ -230,7 +230,9 @@ def test_writers_keep_fields_they_do_not_know(tmp_path):
     # When this version changes something unrelated
     update_registry(store, KEY, lambda r: r.set_route("QQQ", "etfs/SMH", "etf"))
     # Then the unknown fields are still there
-    written = json.loads(store.get(KEY).data)
+    blob = store.get(KEY)
+    assert blob is not None
+    written = json.loads(blob.data)
     assert written["owner"] == "quant-team"
     assert written["tickers"]["SMH"]["note"] == {"desk": "vol"}
     assert written["models"]["etfs/SMH"]["retention"] == {"days": 30}
