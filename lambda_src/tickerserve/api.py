@@ -27,7 +27,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from tickerserve import __version__, openapi
 from tickerserve.describe import describe_models, describe_ticker, health
 from tickerserve.errors import BadRequest, NotFound, PayloadTooLarge, TickerserveError
-from tickerserve.layout import normalize_ticker
+from tickerserve.layout import normalize_ticker, validate_timeframe
 from tickerserve.observability import logger
 from tickerserve.predict import predict, predict_batch
 from tickerserve.service import ModelService
@@ -36,7 +36,10 @@ MAX_BODY_BYTES = 6 * 1024 * 1024  # Lambda's synchronous payload limit
 DOCS_PATH = "/docs"
 OPENAPI_PATH = "/openapi.json"
 TITLE = "tickerserve"
-DESCRIPTION = "Per-ticker LightGBM models that pick an options strategy."
+DESCRIPTION = (
+    "Per-ticker models (LightGBM, XGBoost, scikit-learn trees and their ensembles) that pick "
+    "an options strategy or forecast a value, optionally per timeframe."
+)
 
 _dumps = partial(json.dumps, separators=(",", ":"), allow_nan=False)
 
@@ -100,7 +103,12 @@ class Api:
         if action == "models":
             return describe_models(self.service)
         if action == "model":
-            return describe_ticker(self.service, _ticker(body.get("ticker")))
+            timeframe = body.get("timeframe")
+            return describe_ticker(
+                self.service,
+                _ticker(body.get("ticker")),
+                None if timeframe is None else _timeframe(timeframe),
+            )
         if action == "health":
             return health(self.service, cold=self.invocations == 1)[0]
         raise BadRequest(
@@ -147,7 +155,10 @@ class Api:
             responses=openapi.MODEL_RESPONSES,
         )
         def get_model(ticker: str) -> dict[str, Any]:
-            return describe_ticker(service, _ticker(ticker))
+            timeframe = app.current_event.get_query_string_value("timeframe")
+            return describe_ticker(
+                service, _ticker(ticker), None if timeframe is None else _timeframe(timeframe)
+            )
 
         @app.get(
             "/health",
@@ -195,6 +206,13 @@ def _ticker(raw: Any) -> str:
         return normalize_ticker(raw)
     except ValueError as exc:
         raise BadRequest(str(exc), code="invalid_ticker") from None
+
+
+def _timeframe(raw: Any) -> str:
+    try:
+        return validate_timeframe(raw)
+    except ValueError as exc:
+        raise BadRequest(str(exc), code="invalid_timeframe") from None
 
 
 def _json_body(app: ApiGatewayResolver) -> Any:

@@ -1,5 +1,11 @@
-"""The model bundle: one immutable version folder, ``model.txt`` (+ ensemble members) and
-``metadata.json``. Reading and writing both live here so publisher and loader agree."""
+"""The model bundle: one immutable version folder, its members' artifacts (``model.txt``,
+``*.treelite``) and ``metadata.json``. Reading and writing both live here so publisher and
+loader agree.
+
+Format 2 (written now) adds the ``task`` (classification or regression), each member's
+``kind`` (and a kind's ``options``) and the stacking ``link``; format 1 (LightGBM classifiers)
+is read as before. A newer format is refused, never guessed at.
+"""
 
 from __future__ import annotations
 
@@ -19,11 +25,21 @@ from tickerserve.layout import (
     validate_artifact_name,
     validate_model_name,
 )
+from tickerserve.members import KINDS, LIGHTGBM, TASKS, TREELITE, expected_outputs
+from tickerserve.members.linear import LinearModel
 from tickerserve.store import PreconditionFailed, Store, sha256_hex
 
-FORMAT = 1
+FORMAT = 2
+READABLE_FORMATS = (1, 2)
 EnsembleMethod = Literal["single", "weighted_average", "stacking"]
 ENSEMBLE_METHODS: tuple[str, ...] = ("single", "weighted_average", "stacking")
+CLASSIFICATION, REGRESSION = TASKS
+# Top-level keys this version understands; others (a newer writer's) are kept as they are.
+_KNOWN_KEYS = frozenset(
+    {"format", "model", "version", "model_type", "task", "created_at", "asset_class",
+     "feature_names", "selected_features", "classes", "metrics", "hyperparameters", "training",
+     "ensemble", "artifacts", "source", "accepts_missing"}
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -33,19 +49,46 @@ class Artifact:
 
 
 @dataclass(frozen=True)
-class Member:
-    """One LightGBM model of the bundle and its weight in a weighted average."""
+class MemberSpec:
+    """One member of the bundle: its artifact, its kind, its weight in a weighted average and
+    the kind's own options (e.g. a Treelite member's recipe)."""
 
     artifact: str
     weight: float = 1.0
+    kind: str = LIGHTGBM
+    name: str = ""  # the original's own name for it (seed 002's "rf", seed 003's "xgb_model")
+    options: dict[str, Any] = field(default_factory=dict)
+    estimator: str = ""  # what it was converted from (XGBRegressor, RandomForestClassifier, ...)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"artifact": self.artifact, "kind": self.kind, "weight": self.weight}
+        if self.name:
+            out["name"] = self.name
+        if self.estimator:
+            out["estimator"] = self.estimator
+        if self.options:
+            out["options"] = self.options
+        return out
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> MemberSpec:
+        options = raw.get("options") or {}
+        if not isinstance(options, dict):
+            raise TypeError("member options must be an object")
+        return cls(
+            artifact=validate_artifact_name(raw["artifact"]),
+            weight=float(raw.get("weight", 1.0)),
+            kind=str(raw.get("kind", LIGHTGBM)),
+            name=str(raw.get("name", "")),
+            options=dict(options),
+            estimator=str(raw.get("estimator", "")),
+        )
 
 
-@dataclass(frozen=True)
-class Stacking:
-    """Linear stacking: softmax(coefficients @ concat(member probabilities) + intercept)."""
+Member = MemberSpec  # the name format 1 code used
 
-    coefficients: list[list[float]]
-    intercept: list[float]
+# Format 1 stacking: softmax(coefficients @ concat(member probabilities) + intercept).
+Stacking = LinearModel
 
 
 @dataclass
@@ -57,9 +100,9 @@ class BundleMetadata:
     feature_names: list[str]
     classes: list[str]
     artifacts: dict[str, Artifact]
-    members: list[Member] = field(default_factory=lambda: [Member("model.txt")])
+    members: list[MemberSpec] = field(default_factory=lambda: [MemberSpec("model.txt")])
     method: EnsembleMethod = "single"
-    stacking: Stacking | None = None
+    stacking: LinearModel | None = None
     selected_features: list[int] | None = None
     model_type: str = "lightgbm"
     created_at: str = ""
@@ -68,6 +111,9 @@ class BundleMetadata:
     hyperparameters: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
     source: dict[str, Any] = field(default_factory=dict)
+    task: str = CLASSIFICATION
+    accepts_missing: bool = True  # False: the original refused missing values (null)
+    extra: dict[str, Any] = field(default_factory=dict)  # fields a newer writer added
 
     @property
     def used_features(self) -> list[str]:
@@ -80,11 +126,36 @@ class BundleMetadata:
     def artifact_bytes(self) -> int:
         return sum(a.size for a in self.artifacts.values())
 
+    @property
+    def member_kinds(self) -> list[str]:
+        """Each member's kind, in member order (what ``show`` and GET /models/{ticker} list)."""
+        return [m.kind for m in self.members]
+
+    def describe_ensemble(self) -> dict[str, Any]:
+        """The combination as the API and the CLI show it."""
+        out: dict[str, Any] = {
+            "method": self.method,
+            "members": [
+                {"name": m.name or m.artifact, "kind": m.kind, "estimator": m.estimator or None,
+                 "weight": m.weight}
+                for m in self.members
+            ],
+        }  # fmt: skip
+        if self.stacking is not None:
+            out["meta_learner"] = {
+                "estimator": self.stacking.estimator or "linear",
+                "link": self.stacking.link,
+            }
+        return out
+
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
+            **self.extra,
             "format": FORMAT,
             "model": self.model,
             "version": self.version,
+            "task": self.task,
+            "accepts_missing": self.accepts_missing,
             "model_type": self.model_type,
             "created_at": self.created_at,
             "asset_class": self.asset_class,
@@ -96,7 +167,7 @@ class BundleMetadata:
             "training": self.training,
             "ensemble": {
                 "method": self.method,
-                "members": [{"artifact": m.artifact, "weight": m.weight} for m in self.members],
+                "members": [m.to_dict() for m in self.members],
             },
             "artifacts": {
                 name: {"size": a.size, "sha256": a.sha256}
@@ -108,6 +179,8 @@ class BundleMetadata:
             out["ensemble"]["stacking"] = {
                 "coefficients": self.stacking.coefficients,
                 "intercept": self.stacking.intercept,
+                "link": self.stacking.link,
+                "estimator": self.stacking.estimator,
             }
         return out
 
@@ -128,32 +201,38 @@ class BundleMetadata:
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> BundleMetadata:
-        if raw.get("format", FORMAT) != FORMAT:
-            raise ValueError(f"unsupported bundle format {raw.get('format')!r}")
+        """Formats 1 and 2; a newer format is refused (this version would misread it)."""
+        fmt = raw.get("format", 1)
+        if fmt not in READABLE_FORMATS:
+            raise ValueError(
+                f"unsupported bundle format {fmt!r} (this tickerserve reads "
+                f"{', '.join(map(str, READABLE_FORMATS))}; upgrade the function first)"
+            )
         ensemble = raw.get("ensemble") or {
             "method": "single",
             "members": [{"artifact": "model.txt"}],
         }
         stacking_raw = ensemble.get("stacking")
+        task = str(raw.get("task", CLASSIFICATION))
         metadata = cls(
             model=validate_model_name(raw["model"]),
             version=str(Version.parse(raw["version"])),
             feature_names=list(raw["feature_names"]),
-            classes=[str(c) for c in raw["classes"]],
+            classes=[str(c) for c in raw.get("classes") or []],
             artifacts={
                 validate_artifact_name(name): Artifact(int(a["size"]), str(a["sha256"]))
                 for name, a in dict(raw["artifacts"]).items()
             },
-            members=[
-                Member(validate_artifact_name(m["artifact"]), float(m.get("weight", 1.0)))
-                for m in ensemble["members"]
-            ],
+            members=[MemberSpec.from_dict(m) for m in ensemble["members"]],
             method=ensemble.get("method", "single"),
             stacking=None
             if stacking_raw is None
-            else Stacking(
+            else LinearModel(
                 [[float(x) for x in row] for row in stacking_raw["coefficients"]],
                 [float(x) for x in stacking_raw["intercept"]],
+                # Format 1 knew one stacking: softmax over the members' probabilities.
+                str(stacking_raw.get("link", "softmax")),
+                str(stacking_raw.get("estimator", "")),
             ),
             selected_features=None
             if raw.get("selected_features") is None
@@ -165,9 +244,17 @@ class BundleMetadata:
             hyperparameters=dict(raw.get("hyperparameters") or {}),
             training=dict(raw.get("training") or {}),
             source=dict(raw.get("source") or {}),
+            task=task,
+            accepts_missing=_flag(raw.get("accepts_missing", True), "accepts_missing"),
+            extra={k: v for k, v in raw.items() if k not in _KNOWN_KEYS},
         )
         metadata.validate()
         return metadata
+
+    @property
+    def n_outputs(self) -> int:
+        """Columns of the combined answer: every class's probability, or one value."""
+        return expected_outputs(self.task, len(self.classes))
 
     def validate(self) -> None:
         """Structural checks shared by writer and reader; raise ``ValueError``."""
@@ -183,7 +270,13 @@ class BundleMetadata:
                     f"selected_features must be distinct indices into the "
                     f"{len(names)} feature_names"
                 )
-        if len(self.classes) < 2 or len(set(self.classes)) != len(self.classes):
+        if self.task not in TASKS:
+            raise ValueError(f"task must be one of {', '.join(TASKS)}")
+        if self.task == REGRESSION and self.classes:
+            raise ValueError("a regression model has no classes")
+        if self.task == CLASSIFICATION and (
+            len(self.classes) < 2 or len(set(self.classes)) != len(self.classes)
+        ):
             raise ValueError("classes must list at least two distinct labels")
         if self.method not in ENSEMBLE_METHODS:
             raise ValueError(f"ensemble method must be one of {', '.join(ENSEMBLE_METHODS)}")
@@ -194,28 +287,39 @@ class BundleMetadata:
                 raise ValueError(f"member {member.artifact} is not listed in artifacts")
             if not math.isfinite(member.weight) or member.weight <= 0:
                 raise ValueError(f"member {member.artifact} needs a positive finite weight")
+            if member.kind not in KINDS:
+                raise ValueError(
+                    f"member {member.artifact}: unknown kind {member.kind!r} "
+                    f"(this tickerserve serves {', '.join(KINDS)})"
+                )
+            if member.kind == TREELITE:
+                from tickerserve.members.treelite import check_options
+
+                check_options(member.options, self.task, len(self.classes))
+        if len({m.artifact for m in self.members}) != len(self.members):
+            raise ValueError("each member needs its own artifact")
         if METADATA_FILE in self.artifacts:
             raise ValueError("metadata.json cannot list itself as an artifact")
         for name, artifact in self.artifacts.items():
             if len(artifact.sha256) != 64 or artifact.size < 0:
                 raise ValueError(f"artifact {name} needs a size and a 64-character sha256")
         if self.method == "stacking":
-            self._validate_stacking()
+            if self.stacking is None:
+                raise ValueError("ensemble method 'stacking' needs coefficients and intercept")
+            self.stacking.validate(
+                width=self.n_outputs * len(self.members), n_outputs=self.n_outputs, task=self.task
+            )
         elif self.stacking is not None:
             raise ValueError("stacking coefficients given but ensemble method is not 'stacking'")
         for key, value in self.metrics.items():
             if not math.isfinite(value):
                 raise ValueError(f"metric {key} must be finite")
 
-    def _validate_stacking(self) -> None:
-        if self.stacking is None:
-            raise ValueError("ensemble method 'stacking' needs coefficients and intercept")
-        n_classes, width = len(self.classes), len(self.classes) * len(self.members)
-        rows = self.stacking.coefficients
-        if len(rows) != n_classes or any(len(r) != width for r in rows):
-            raise ValueError(f"stacking coefficients must be {n_classes} x {width}")
-        if len(self.stacking.intercept) != n_classes:
-            raise ValueError(f"stacking intercept must have {n_classes} values")
+
+def _flag(value: Any, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be true or false")
+    return value
 
 
 def _no_constant(name: str) -> None:

@@ -30,19 +30,28 @@ def describe_models(service: ModelService) -> dict[str, Any]:
     }
 
 
-def describe_ticker(service: ModelService, ticker: str) -> dict[str, Any]:
-    """The model and version that would answer for ``ticker``, with its inputs and outputs."""
+def describe_ticker(
+    service: ModelService, ticker: str, timeframe: str | None = None
+) -> dict[str, Any]:
+    """The model and version that would answer for ``ticker`` (and ``timeframe``), with its
+    inputs and outputs, and the ticker's other timeframes."""
     registry = service.registry()
-    route = registry.route(ticker)
+    route = registry.route(ticker, None, timeframe)
     resolved = registry.resolve(route.model)
     metadata, digest = service.metadata(resolved)
     entry = registry.models[route.model]
+    own = registry.tickers.get(ticker)
     return {
         "ticker": ticker,
         "asset_class": route.asset_class,
         "via_fallback": route.via_fallback,
+        "timeframe": route.timeframe,
+        "timeframes": dict(sorted(own.timeframes.items())) if own is not None else {},
         "model": {"name": resolved.model, "version": resolved.version, "alias": resolved.alias},
         "aliases": {alias: t.version for alias, t in sorted(entry.aliases.items())},
+        "task": metadata.task,
+        "ensemble": metadata.describe_ensemble(),
+        "accepts_missing": metadata.accepts_missing,
         "model_type": metadata.model_type,
         "feature_names": metadata.feature_names,
         "selected_features": metadata.selected_features,

@@ -1,8 +1,10 @@
 """Turn a request's features (name -> value object, or ordered list) into a model input row.
 
-``null`` is a missing value (LightGBM routes it down each tree's default branch); strings,
-booleans, infinities, unknown or missing names and wrong counts are client errors that
-name the offending features.
+``null`` is a missing value (LightGBM, XGBoost and most scikit-learn trees route it down each
+tree's default branch) unless the model was trained by an estimator that refuses missing values
+(scikit-learn's classic gradient boosting): then it is a client error, as it was for the
+original. Strings, booleans, infinities, unknown or missing names and wrong counts are client
+errors that name the offending features.
 """
 
 from __future__ import annotations
@@ -20,8 +22,11 @@ _LISTED = 20  # how many offending names an error message spells out
 class FeatureSchema:
     """The input contract of one model version."""
 
-    def __init__(self, feature_names: list[str], selected: list[int] | None) -> None:
+    def __init__(
+        self, feature_names: list[str], selected: list[int] | None, *, missing: bool = True
+    ) -> None:
         self.feature_names = list(feature_names)
+        self.missing = missing  # whether null (a missing value) is accepted
         self.selected = None if selected is None else np.asarray(selected, dtype=np.intp)
         used = self.feature_names if selected is None else [feature_names[i] for i in selected]
         self.used_names = used
@@ -56,7 +61,7 @@ class FeatureSchema:
                     code="unknown_features",
                     features=unknown[:_LISTED],
                 )
-        return _to_array(values, self.used_names)
+        return _to_array(values, self.used_names, self.missing)
 
     def _from_list(self, features: list[Any]) -> np.ndarray:
         if len(features) != len(self.feature_names):
@@ -65,11 +70,16 @@ class FeatureSchema:
                 f"got {len(features)}",
                 code="wrong_feature_count",
             )
-        row = _to_array(features, self.feature_names)
-        return row if self.selected is None else row[self.selected]
+        if self.selected is None:
+            return _to_array(features, self.feature_names, self.missing)
+        # Values the model does not use may be null even where the model refuses missing ones.
+        row = _to_array(features, self.feature_names, True)[self.selected]
+        if not self.missing and np.isnan(row).any():
+            _to_array([features[i] for i in self.selected], self.used_names, False)
+        return row
 
 
-def _to_array(values: list[Any], names: list[str]) -> np.ndarray:
+def _to_array(values: list[Any], names: list[str], missing: bool) -> np.ndarray:
     # Fast path: every value a plain int or float (bool is an int subclass, so check exact types).
     # A finite sum means every value is finite (NaN and inf propagate; an overflowing sum of
     # finite values only sends the row to the slow path, which checks value by value).
@@ -86,6 +96,13 @@ def _to_array(values: list[Any], names: list[str]) -> np.ndarray:
             f"feature value(s) must be finite numbers or null: {_names(bad)}",
             code="invalid_feature_values",
             features=bad[:_LISTED],
+        )
+    if not missing and any(v is None for v in values):
+        absent = [name for name, v in zip(names, values, strict=True) if v is None]
+        raise BadRequest(
+            f"this model does not accept missing values (null): {_names(absent)}",
+            code="missing_values_not_allowed",
+            features=absent[:_LISTED],
         )
     return np.array([math.nan if v is None else float(v) for v in values], dtype=np.float64)
 

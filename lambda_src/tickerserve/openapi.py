@@ -84,6 +84,13 @@ PREDICT_REQUEST: dict[str, Any] = {
             "type": "string",
             "description": "For tickers without a route: use this class's fallback model.",
         },
+        "timeframe": {
+            "type": "string",
+            "pattern": r"^[mhdw][0-9]{1,3}$",
+            "description": "Serve the ticker's model for this timeframe (e.g. d1, h4, m15); "
+            "without it the ticker's default route answers. A timeframe the ticker does not "
+            "route is a 404 unknown_timeframe.",
+        },
     },
 }
 
@@ -97,13 +104,18 @@ MODEL_REF: dict[str, Any] = {
     },
 }
 
-PREDICTION: dict[str, Any] = {
-    "title": "Prediction",
+_ANSWER_COMMON: dict[str, Any] = {
+    "ticker": {"type": "string"},
+    "model": MODEL_REF,
+    "timeframe": {"type": "string", "description": "Present when the request named one."},
+}
+
+CLASSIFICATION_PREDICTION: dict[str, Any] = {
+    "title": "ClassPrediction",
     "type": "object",
     "required": ["ticker", "model", "prediction", "confidence", "probabilities"],
     "properties": {
-        "ticker": {"type": "string"},
-        "model": MODEL_REF,
+        **_ANSWER_COMMON,
         "prediction": {"type": "string", "examples": ["IRON_CONDOR"]},
         "confidence": {"type": "number", "description": "Probability of the predicted class."},
         "probabilities": {
@@ -111,7 +123,32 @@ PREDICTION: dict[str, Any] = {
             "additionalProperties": {"type": "number"},
             "description": "Every class label with its probability, in the model's order.",
         },
+        "agreement": {
+            "type": "number",
+            "description": "Weighted ensembles only: the share of members whose own label is "
+            "the predicted one.",
+        },
     },
+}
+
+REGRESSION_PREDICTION: dict[str, Any] = {
+    "title": "ValuePrediction",
+    "type": "object",
+    "required": ["ticker", "model", "prediction"],
+    "properties": {
+        **_ANSWER_COMMON,
+        "prediction": {
+            "type": "number",
+            "examples": [0.0123],
+            "description": "A regression model's value (no probabilities, no confidence).",
+        },
+    },
+}
+
+PREDICTION: dict[str, Any] = {
+    "title": "Prediction",
+    "description": "A classifier's label with its probabilities, or a regressor's value.",
+    "oneOf": [CLASSIFICATION_PREDICTION, REGRESSION_PREDICTION],
 }
 
 BATCH_REQUEST: dict[str, Any] = {
@@ -132,7 +169,8 @@ BATCH_RESPONSE: dict[str, Any] = {
             "description": "One entry per item, in order: a prediction or an error.",
             "items": {
                 "oneOf": [
-                    {**PREDICTION, "title": "BatchPrediction"},
+                    {**CLASSIFICATION_PREDICTION, "title": "BatchClassPrediction"},
+                    {**REGRESSION_PREDICTION, "title": "BatchValuePrediction"},
                     {**ERROR, "title": "BatchError"},
                 ],
                 "required": ["index"],
@@ -178,13 +216,54 @@ MODEL_DETAIL: dict[str, Any] = {
         "ticker": {"type": "string"},
         "asset_class": {"type": "string"},
         "via_fallback": {"type": "boolean"},
+        "timeframe": {
+            **nullable({"type": "string"}),
+            "description": "The timeframe described (null: the ticker's default route).",
+        },
+        "timeframes": {
+            "type": "object",
+            "additionalProperties": {"type": "string"},
+            "description": "timeframe -> model, every timeframe the ticker routes.",
+        },
         "model": MODEL_REF,
         "aliases": _ALIASES,
+        "task": {"type": "string", "enum": ["classification", "regression"]},
+        "ensemble": {
+            "type": "object",
+            "description": "How members combine: single, weighted_average or stacking.",
+            "properties": {
+                "method": {"type": "string"},
+                "members": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "name": {"type": "string"},
+                            "kind": {"type": "string", "enum": ["lightgbm", "treelite"]},
+                            "estimator": nullable({"type": "string"}),
+                            "weight": {"type": "number"},
+                        },
+                    },
+                },
+                "meta_learner": {
+                    "type": "object",
+                    "properties": {"estimator": {"type": "string"}, "link": {"type": "string"}},
+                },
+            },
+        },
+        "accepts_missing": {
+            "type": "boolean",
+            "description": "False when the original estimator refused missing values (null).",
+        },
         "model_type": {"type": "string"},
         "feature_names": {"type": "array", "items": {"type": "string"}},
         "selected_features": nullable({"type": "array", "items": {"type": "integer"}}),
         "required_features": {"type": "array", "items": {"type": "string"}},
-        "classes": {"type": "array", "items": {"type": "string"}},
+        "classes": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "Class labels in output order (empty for a regression model).",
+        },
         "metrics": {"type": "object", "additionalProperties": {"type": "number"}},
         "training": {"type": "object"},
         "created_at": {"type": "string"},
@@ -256,9 +335,12 @@ def request_body(schema: dict[str, Any], examples: dict[str, Any]) -> dict[str, 
 _STORAGE_DOWN = error("The model store is unreachable and nothing usable is cached")
 
 PREDICT_RESPONSES: dict[int, Any] = {
-    200: ok("The predicted strategy with every class probability", PREDICTION),
-    400: error("Bad JSON, wrong fields or types, missing or extra features, NaN"),
-    404: error("Unknown ticker, alias or version"),
+    200: ok("A label with every class probability, or a regression value", PREDICTION),
+    400: error(
+        "Bad JSON, wrong fields or types, missing or extra features, NaN, null for a model "
+        "that refuses missing values, a ticker without a default route and no timeframe"
+    ),
+    404: error("Unknown ticker, alias, version or timeframe (unknown_timeframe)"),
     413: error("Body over 6 MB"),
     503: _STORAGE_DOWN,
 }
@@ -273,9 +355,13 @@ MODELS_RESPONSES: dict[int, Any] = {
     503: _STORAGE_DOWN,
 }
 MODEL_RESPONSES: dict[int, Any] = {
-    200: ok("The model serving the ticker: features, classes, metrics", MODEL_DETAIL),
-    400: error("Not a valid ticker"),
-    404: error("No model serves this ticker"),
+    200: ok(
+        "The model serving the ticker (or ?timeframe=): task, members, features, classes, "
+        "metrics, timeframes",
+        MODEL_DETAIL,
+    ),
+    400: error("Not a valid ticker or timeframe"),
+    404: error("No model serves this ticker (or this timeframe of it)"),
     503: _STORAGE_DOWN,
 }
 HEALTH_RESPONSES: dict[int, Any] = {

@@ -12,13 +12,13 @@ from typing import Any
 import numpy as np
 
 from tickerserve.errors import BadRequest, PayloadTooLarge, TickerserveError
-from tickerserve.layout import Version, normalize_ticker, validate_alias
-from tickerserve.model import LoadedModel
+from tickerserve.layout import Version, normalize_ticker, validate_alias, validate_timeframe
+from tickerserve.model import LoadedModel, Prediction
 from tickerserve.registry import Resolved, validate_asset_class
 from tickerserve.service import ModelService
 
 MAX_BATCH_ITEMS = 1000
-PREDICT_FIELDS = frozenset({"ticker", "features", "alias", "version", "asset_class"})
+PREDICT_FIELDS = frozenset({"ticker", "features", "alias", "version", "asset_class", "timeframe"})
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,7 @@ class PredictRequest:
     alias: str | None
     version: str | None
     asset_class: str | None
+    timeframe: str | None = None
 
 
 def parse_request(body: Any) -> PredictRequest:
@@ -50,6 +51,7 @@ def parse_request(body: Any) -> PredictRequest:
         alias = _optional(body, "alias", validate_alias)
         version = _optional(body, "version", lambda v: str(Version.parse(v)))
         asset_class = _optional(body, "asset_class", validate_asset_class)
+        timeframe = _optional(body, "timeframe", validate_timeframe)
     except ValueError as exc:
         raise BadRequest(str(exc), code="invalid_field") from None
     if alias is not None and version is not None:
@@ -60,7 +62,7 @@ def parse_request(body: Any) -> PredictRequest:
             "features must be an object of name -> number or a list of numbers",
             code="invalid_features",
         )
-    return PredictRequest(ticker, features, alias, version, asset_class)
+    return PredictRequest(ticker, features, alias, version, asset_class, timeframe)
 
 
 def _optional(body: dict[str, Any], name: str, check: Any) -> Any:
@@ -80,10 +82,11 @@ def predict(service: ModelService, body: Any) -> dict[str, Any]:
         alias=request.alias,
         version=request.version,
         asset_class=request.asset_class,
+        timeframe=request.timeframe,
     )
     row = serving.model.schema.row(request.features)
-    probabilities = serving.model.predict_proba(row.reshape(1, -1))[0]
-    return _answer(request.ticker, serving.resolved, serving.model, probabilities)
+    result = serving.model.predict(row.reshape(1, -1))
+    return _answer(request, serving.resolved, serving.model, result, 0)
 
 
 def predict_batch(service: ModelService, body: Any) -> dict[str, Any]:
@@ -108,6 +111,7 @@ def predict_batch(service: ModelService, body: Any) -> dict[str, Any]:
                 alias=request.alias,
                 version=request.version,
                 asset_class=request.asset_class,
+                timeframe=request.timeframe,
             )
         except TickerserveError as exc:
             results[index] = {"index": index, **exc.to_body()}
@@ -123,7 +127,7 @@ def predict_batch(service: ModelService, body: Any) -> dict[str, Any]:
                 results[index] = {"index": index, **exc.to_body()}
             continue
         rows: list[np.ndarray] = []
-        kept: list[tuple[int, str, Resolved]] = []
+        kept: list[tuple[int, PredictRequest, Resolved]] = []
         for index, request, resolved in members:
             try:
                 rows.append(model.schema.row(request.features))
@@ -131,23 +135,37 @@ def predict_batch(service: ModelService, body: Any) -> dict[str, Any]:
                 results[index] = {"index": index, **exc.to_body()}
                 continue
             # The alias each item asked for; the version that actually answered.
-            kept.append((index, request.ticker, replace(answered, alias=resolved.alias)))
+            kept.append((index, request, replace(answered, alias=resolved.alias)))
         if rows:
-            probabilities = model.predict_proba(np.vstack(rows))
-            for (index, ticker, who), p in zip(kept, probabilities, strict=True):
-                results[index] = {"index": index, **_answer(ticker, who, model, p)}
+            result = model.predict(np.vstack(rows))
+            for position, (index, request, who) in enumerate(kept):
+                results[index] = {"index": index, **_answer(request, who, model, result, position)}
     failed = sum(1 for r in results if r is not None and "error" in r)
     return {"results": results, "succeeded": len(items) - failed, "failed": failed}
 
 
 def _answer(
-    ticker: str, resolved: Resolved, model: LoadedModel, probabilities: np.ndarray
+    request: PredictRequest,
+    resolved: Resolved,
+    model: LoadedModel,
+    result: Prediction,
+    position: int,
 ) -> dict[str, Any]:
-    best = int(probabilities.argmax())
-    return {
-        "ticker": ticker,
+    """One row's answer: a label with its probabilities, or a regression value."""
+    answer: dict[str, Any] = {
+        "ticker": request.ticker,
         "model": {"name": resolved.model, "version": resolved.version, "alias": resolved.alias},
-        "prediction": model.classes[best],
-        "confidence": float(probabilities[best]),
-        "probabilities": dict(zip(model.classes, probabilities.tolist(), strict=True)),
     }
+    if request.timeframe is not None:
+        answer["timeframe"] = request.timeframe
+    outputs = result.outputs[position]
+    if model.task == "regression":
+        answer["prediction"] = float(outputs)
+        return answer
+    best = int(outputs.argmax())
+    answer["prediction"] = model.classes[best]
+    answer["confidence"] = float(outputs[best])
+    answer["probabilities"] = dict(zip(model.classes, outputs.tolist(), strict=True))
+    if result.agreement is not None:
+        answer["agreement"] = float(result.agreement[position])
+    return answer

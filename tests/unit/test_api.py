@@ -184,13 +184,13 @@ def test_batch_calls_each_model_once(api, monkeypatch):
     post(api, "/predict/batch", {"items": items[:3]})  # load the models first
     calls: list[int] = []
     for loaded in {id(m): m for _, m, _ in api.service.memory.items()}.values():
-        original = loaded.predict_proba
+        original = loaded.predict
 
         def counting(rows, original=original):
             calls.append(len(rows))
             return original(rows)
 
-        monkeypatch.setattr(loaded, "predict_proba", counting)
+        monkeypatch.setattr(loaded, "predict", counting)
     status, body = post(api, "/predict/batch", {"items": items})
     assert (status, body["succeeded"]) == (200, 30)
     assert sorted(calls) == [10, 20]

@@ -1,0 +1,250 @@
+"""Treelite members: XGBoost and scikit-learn tree ensembles, pickle-free.
+
+The publisher imports the estimator with Treelite's frontends and stores
+``Model.serialize_bytes()``; the function restores it with ``deserialize_bytes`` and predicts
+with GTIL (Treelite's own tree walker: a shared library in a 3 MB wheel, no compiler at serve
+time). Why Treelite (measured when it was chosen; see the README's "Bring your models"): one
+small library reads XGBoost and every scikit-learn tree ensemble, answers one row in tens of
+microseconds, and lets us reproduce each library's own arithmetic exactly:
+
+- scikit-learn (``margin: native``): GTIL's raw margins in float64 (forest averages, boosting
+  sums with the initial estimate), then scikit-learn's own link (``sigmoid`` / ``softmax``) in
+  float64. Forests and classic gradient boosting first round inputs to float32, as
+  scikit-learn does before it walks a tree (``round_inputs: float32``).
+- XGBoost (``margin: float32_in_order``): XGBoost adds tree outputs one by one in float32,
+  starting from its base margin; GTIL's per-tree outputs summed in that order give XGBoost's
+  margins bit for bit, and the link is applied in float32 like XGBoost's.
+
+The recipe lives in the member's ``options`` in ``metadata.json`` (covered by its sha256).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import math
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from tickerserve.errors import InvalidModel
+from tickerserve.members import TREELITE, expected_outputs
+
+if TYPE_CHECKING:
+    import treelite
+
+    from tickerserve.bundle import MemberSpec
+
+logger = logging.getLogger(__name__)
+
+MARGINS = ("native", "float32_in_order")
+LINKS = ("identity", "sigmoid", "softmax", "exponential")
+ROUNDING = (None, "float32")
+
+
+def load_treelite(data: bytes) -> treelite.Model:
+    """Bytes of ``Model.serialize_bytes()`` -> Treelite model; anything else ``InvalidModel``."""
+    import treelite
+
+    try:
+        return treelite.Model.deserialize_bytes(data)
+    except (treelite.TreeliteError, ValueError, OSError) as exc:
+        raise InvalidModel(f"not a Treelite model: {str(exc).splitlines()[0][:200]}") from None
+
+
+def check_options(options: dict[str, Any], task: str, n_classes: int) -> None:
+    """Structural checks of a Treelite member's recipe; raise ``ValueError``."""
+    margin, link = options.get("margin"), options.get("link")
+    if margin not in MARGINS:
+        raise ValueError(f"treelite margin must be one of {', '.join(MARGINS)}")
+    if link not in LINKS:
+        raise ValueError(f"treelite link must be one of {', '.join(LINKS)}")
+    if options.get("round_inputs") not in ROUNDING:
+        raise ValueError("treelite round_inputs must be float32 or absent")
+    width = options.get("margin_width")
+    if not isinstance(width, int) or isinstance(width, bool) or width < 1:
+        raise ValueError("treelite margin_width must be a positive integer")
+    wanted = {"sigmoid": 1, "softmax": n_classes}.get(link)
+    if task == "regression":
+        if width != 1 or link == "softmax":
+            raise ValueError("a regression member has one margin and no softmax")
+    elif link == "identity" and width != n_classes:
+        raise ValueError(f"an identity-link classifier must give {n_classes} probabilities")
+    elif link == "exponential":
+        raise ValueError("exponential link is for regression")
+    elif wanted is not None and width != wanted:
+        raise ValueError(f"a {link} classifier member needs {wanted} margin(s), not {width}")
+    if margin == "float32_in_order":
+        base = options.get("base_margin")
+        if not isinstance(base, list) or len(base) != width:
+            raise ValueError(f"float32_in_order needs base_margin with {width} value(s)")
+        if not all(isinstance(b, float | int) and math.isfinite(b) for b in base):
+            raise ValueError("base_margin values must be finite numbers")
+
+
+class TreeliteMember:
+    """A Treelite model plus the recipe that reproduces its original library's outputs."""
+
+    kind = TREELITE
+    trained_names: list[str] | None = None  # Treelite keeps no feature names
+
+    def __init__(
+        self, model: treelite.Model, options: dict[str, Any], *, task: str, n_classes: int,
+        name: str,
+    ) -> None:  # fmt: skip
+        check_options(options, task, n_classes)
+        self.model = model
+        self.n_features = int(model.num_feature)
+        self.n_outputs = expected_outputs(task, n_classes)
+        self._link = str(options["link"])
+        self._width = int(options["margin_width"])
+        self._in_order = options["margin"] == "float32_in_order"
+        self._round = options.get("round_inputs") == "float32"
+        self._dtype = np.float32 if model.input_type == "float32" else np.float64
+        self._base = np.asarray(options.get("base_margin") or [0.0], dtype=np.float32)
+        self._gtil = _Gtil.create(model, "score_per_tree" if self._in_order else "raw")
+        n_trees = int(model.num_tree)
+        if self._in_order and n_trees % self._width:
+            raise InvalidModel(f"{name}: {n_trees} trees do not split into {self._width} outputs")
+        probe = self._raw(np.zeros((1, self.n_features)))
+        columns = probe.shape[1] if self._in_order else probe[0].size
+        expected = n_trees if self._in_order else self._width
+        if columns != expected:
+            raise InvalidModel(f"{name}: the model gives {columns} outputs, metadata {expected}")
+
+    @classmethod
+    def from_bytes(
+        cls, data: bytes, spec: MemberSpec, *, task: str, n_classes: int
+    ) -> TreeliteMember:
+        try:
+            model = load_treelite(data)
+            return cls(model, spec.options, task=task, n_classes=n_classes, name=spec.artifact)
+        except InvalidModel as exc:
+            raise InvalidModel(f"{spec.artifact} is {exc.message}") from None
+        except ValueError as exc:
+            raise InvalidModel(f"{spec.artifact}: {exc}") from None
+
+    def predict(self, rows: np.ndarray) -> np.ndarray:
+        if self._round:  # what scikit-learn does to X before it walks a tree
+            rows = rows.astype(np.float32).astype(np.float64)
+        raw = self._raw(rows)
+        if self._in_order:
+            margin = self._sum_in_order(raw)
+            return _link32(margin, self._link).astype(np.float64)
+        return _link64(raw.reshape(rows.shape[0], self._width), self._link)
+
+    def _raw(self, rows: np.ndarray) -> np.ndarray:
+        data = np.ascontiguousarray(rows, dtype=self._dtype)
+        if self._gtil is not None:
+            return self._gtil.predict(data)
+        from treelite import gtil  # the public API, if the prepared call is unavailable
+
+        if self._in_order:
+            return np.asarray(gtil.predict_per_tree(self.model, data, nthread=1))
+        return np.asarray(gtil.predict(self.model, data, nthread=1, pred_margin=True))
+
+    def _sum_in_order(self, per_tree: np.ndarray) -> np.ndarray:
+        """XGBoost's margins: base margin, then each tree's output added in float32, in tree
+        order (tree ``t`` feeds output ``t % width``), exactly as its CPU predictor does."""
+        n_rows = per_tree.shape[0]
+        trees = per_tree.reshape(n_rows, -1, self._width).astype(np.float32, copy=False)
+        base = np.broadcast_to(self._base, (n_rows, 1, self._width))
+        # cumsum adds strictly left to right (unlike sum's pairwise summation).
+        steps = np.concatenate([base, trees], axis=1)
+        return np.cumsum(steps, axis=1, dtype=np.float32)[:, -1, :]
+
+
+def _link64(margin: np.ndarray, link: str) -> np.ndarray:
+    """scikit-learn's links, in float64."""
+    if link == "identity":
+        return margin
+    if link == "sigmoid":
+        from scipy.special import expit  # what scikit-learn's binomial loss uses
+
+        p = expit(margin[:, 0])
+        return np.column_stack([1.0 - p, p])
+    if link == "softmax":
+        from scipy.special import softmax
+
+        return np.asarray(softmax(margin, axis=1))
+    return np.exp(margin)
+
+
+def _exp32(x: np.ndarray) -> np.ndarray:
+    # C's expf is (nearly always) correctly rounded; numpy's float32 exp may differ in the
+    # last bit. exp in float64 rounded once to float32 gives what expf gives.
+    return np.exp(x.astype(np.float64)).astype(np.float32)
+
+
+def _link32(margin: np.ndarray, link: str) -> np.ndarray:
+    """XGBoost's links, in float32 as its predictor computes them."""
+    one = np.float32(1.0)
+    if link == "identity":
+        return margin
+    if link == "sigmoid":
+        p = one / (one + _exp32(-margin[:, 0]))
+        return np.column_stack([one - p, p])
+    if link == "softmax":
+        shifted = _exp32(margin - margin.max(axis=1, keepdims=True))
+        total = np.zeros(len(margin), dtype=np.float64)
+        for column in shifted.T:  # left to right in double, as XGBoost's Softmax adds them
+            total += column
+        return shifted / total.astype(np.float32)[:, None]
+    return _exp32(margin)
+
+
+class _Gtil:
+    """A prepared GTIL call (``TreeliteGTILPredict``): the config is parsed once per model
+    instead of on every ``gtil.predict`` call, which costs more than walking 100 trees. Falls
+    back to the public ``treelite.gtil`` functions if this treelite build differs; a test
+    compares both."""
+
+    def __init__(
+        self, model: treelite.Model, lib: Any, check: Any, config: Any, shape: tuple[int, ...]
+    ) -> None:
+        self._model = model  # keeps the native handle alive as long as we use it
+        self._lib = lib
+        self._check = check  # raises TreeliteError with the library's message
+        self._config = config  # a GTILConfig; owns its native handle
+        self._tail = shape[1:]
+        self._out_type = np.float32 if model.output_type == "float32" else np.float64
+        self._in_type = model.input_type.encode()
+
+    @classmethod
+    def create(cls, model: treelite.Model, predict_type: str) -> _Gtil | None:
+        try:
+            from treelite.core import _LIB, _check_call
+            from treelite.gtil.gtil import GTILConfig
+
+            config = GTILConfig(nthread=1, predict_type=predict_type)
+            shape_ptr = ctypes.POINTER(ctypes.c_uint64)()
+            ndim = ctypes.c_uint64()
+            status = _LIB.TreeliteGTILGetOutputShape(
+                model.handle, ctypes.c_uint64(1), config.handle, ctypes.byref(shape_ptr),
+                ctypes.byref(ndim),
+            )  # fmt: skip
+            if status != 0:
+                return None
+            shape = tuple(int(v) for v in np.ctypeslib.as_array(shape_ptr, shape=(ndim.value,)))
+            return cls(model, _LIB, _check_call, config, shape)
+        except (ImportError, AttributeError, TypeError, ValueError, ctypes.ArgumentError) as exc:
+            logger.warning("treelite prepared predict unavailable: %s", exc)
+            return None
+
+    def predict(self, data: np.ndarray) -> np.ndarray:
+        n_rows = data.shape[0]
+        out = np.empty((n_rows, *self._tail), dtype=self._out_type)
+        status = self._lib.TreeliteGTILPredict(
+            self._model.handle,
+            ctypes.c_void_p(data.ctypes.data),
+            ctypes.c_char_p(self._in_type),
+            ctypes.c_uint64(n_rows),
+            ctypes.c_void_p(out.ctypes.data),
+            self._config.handle,
+        )
+        if status != 0:
+            try:
+                self._check(status)
+            except Exception as exc:
+                raise InvalidModel(f"treelite prediction failed: {exc}") from None
+        return out
