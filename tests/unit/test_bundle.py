@@ -123,7 +123,7 @@ def test_named_features_in_another_order_than_trained_are_refused():
     assert LoadedModel(same.metadata, same.files).used_features == names
 
 
-def test_regression_models_are_refused():
+def test_a_regression_booster_cannot_serve_as_a_classifier():
     x, y = training_data(6, 200, 4, 2)
     booster = lgb.train({"objective": "regression", "verbose": -1}, lgb.Dataset(x, label=y), 3)
     bundle = booster_bundle(

@@ -21,6 +21,7 @@ import numpy as np
 from tickerserve.bundle import CLASSIFICATION, REGRESSION, MemberSpec
 from tickerserve.members import LIGHTGBM, TREELITE
 from tickerserve.publishing.conversion import NotConvertible
+from tickerserve.publishing.conversion.probe import probe_rows
 
 SKLEARN_FORESTS = (
     "RandomForestClassifier", "RandomForestRegressor", "ExtraTreesClassifier",
@@ -209,11 +210,12 @@ def _xgboost(obj: Any, stem: str, name: str, weight: float) -> ConvertedMember:
                              "probabilities")  # fmt: skip
     if not classifier and link == "softmax":
         raise NotConvertible("an XGBRegressor with a softmax objective is not supported")
+    base = _xgb_base_margin(model, booster, width, header["base_scores"][:width], raw_json)
     options = {
         "margin": "float32_in_order",
         "link": link,
         "margin_width": width,
-        "base_margin": [float(np.float32(b)) for b in header["base_scores"]][:width],
+        "base_margin": [float(b) for b in base],
         "source": "xgboost",
     }
 
@@ -229,6 +231,42 @@ def _xgboost(obj: Any, stem: str, name: str, weight: float) -> ConvertedMember:
         spec, bytes(model.serialize_bytes()), task, classes, int(model.num_feature),
         list(names) if names else None, True, reference, _xgb_splits(raw_json),
     )  # fmt: skip
+
+
+def _xgb_base_margin(
+    model: Any, booster: Any, width: int, base_scores: list[float], raw_json: str
+) -> np.ndarray:
+    """XGBoost's base margin as the float32 XGBoost itself starts from.
+
+    Treelite computes it in double (e.g. logit(base_score)); XGBoost in float32, which can be
+    one or two ulps away. Among Treelite's value and its float32 neighbours, take the one
+    with which the trees summed in order give XGBoost's own margins on sample rows.
+    """
+    from treelite import gtil
+
+    rows = probe_rows(int(model.num_feature), _xgb_splits(raw_json), rows=128)
+    rows = rows.astype(np.float32)
+    theirs = np.asarray(booster.inplace_predict(rows, predict_type="margin"), dtype=np.float32)
+    theirs = theirs.reshape(len(rows), width)
+    per_tree = np.asarray(gtil.predict_per_tree(model, rows, nthread=1), dtype=np.float32)
+    trees = per_tree.reshape(len(rows), -1, width)
+    chosen = np.asarray(base_scores, dtype=np.float32)
+    for k in range(width):
+        start = np.float32(base_scores[k])
+        below, above = start, start
+        candidates = [start]
+        for _ in range(3):
+            below = np.nextafter(below, np.float32(-np.inf))
+            above = np.nextafter(above, np.float32(np.inf))
+            candidates += [below, above]
+        for candidate in candidates:
+            steps = np.concatenate(
+                [np.full((len(rows), 1), candidate, dtype=np.float32), trees[:, :, k]], axis=1
+            )
+            if np.array_equal(np.cumsum(steps, axis=1, dtype=np.float32)[:, -1], theirs[:, k]):
+                chosen[k] = candidate
+                break
+    return chosen
 
 
 def _xgb_objective(raw_json: str) -> str:
