@@ -8,6 +8,7 @@ import subprocess
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from infra.bundling import (
@@ -22,7 +23,10 @@ from infra.bundling import (
 )
 from infra.constructs.dependency_layer import RUNTIME
 from infra.constructs.prediction_function import CODE_ROOT
-from tests.support import EVENTS, populate
+from tests.family_support import families, rows
+from tests.support import EVENTS, REGISTRY_KEY, populate
+from tickerserve.publishing.demo import FEATURES
+from tickerserve.publishing.release import publish_bundle
 from tickerserve.store import LocalStore
 
 PYTHON_313 = find_python(PYTHON_VERSION)
@@ -73,12 +77,14 @@ def test_layer_fits_lambda_with_the_function_code(layer: Path, record_property):
 
 
 @pytest.mark.slow
-def test_layer_holds_lightgbm_4_numpy_scipy_and_libgomp_but_no_sklearn(layer: Path):
+def test_layer_holds_lightgbm_4_treelite_numpy_scipy_and_libgomp_but_no_sklearn(layer: Path):
     python = layer / "python"
     versions = {p.name.split("-")[0]: p.name.split("-")[1] for p in python.glob("*.dist-info")}
     assert versions["lightgbm"].startswith("4.")
+    assert versions["treelite"].startswith("4.")
     assert {"numpy", "scipy", "aws_lambda_powertools"} <= set(versions)
     assert not (python / "sklearn").exists()
+    assert not (python / "xgboost").exists()
     assert (layer / "lib" / "libgomp.so.1").is_file()
     assert elf_machine(python / "lightgbm" / "lib" / "lib_lightgbm.so") == 62  # x86_64
     assert elf_machine(layer / "lib" / "libgomp.so.1") == 62
@@ -97,6 +103,7 @@ def test_arm64_layer_carries_aarch64_binaries():
     # Then LightGBM 4 and libgomp are aarch64 (ELF machine 183), not the host's x86_64 (62)
     assert elf_machine(arm / "python" / "lightgbm" / "lib" / "lib_lightgbm.so") == 183
     assert elf_machine(arm / "lib" / "libgomp.so.1") == 183
+    assert elf_machine(arm / "python" / "treelite" / "lib" / "libtreelite.so") == 183
     assert any(p.name.startswith("lightgbm-4.") for p in (arm / "python").glob("*.dist-info"))
     assert tree_size(arm) < LAMBDA_UNZIPPED_LIMIT
 
@@ -125,7 +132,8 @@ def test_no_binary_needs_a_newer_glibc_or_libstdcxx_than_amazon_linux_2023(layer
 CHILD = """
 import json, sys
 from pathlib import Path
-layer, code, event_file = (Path(p) for p in sys.argv[1:4])
+layer, code = (Path(p) for p in sys.argv[1:3])
+event_files = [Path(p) for p in sys.argv[3:]]
 assert not any("site-packages" in p for p in sys.path), sys.path
 
 from tickerserve.handler import lambda_handler
@@ -143,17 +151,18 @@ class Context:
     def get_remaining_time_in_millis():
         return 29000
 
-response = lambda_handler(json.loads(event_file.read_text()), Context())
+responses = [lambda_handler(json.loads(f.read_text()), Context()) for f in event_files]
 maps = Path("/proc/self/maps").read_text().splitlines()
 gomp = sorted({line.split()[-1] for line in maps if "libgomp" in line})
-import lightgbm, numpy, scipy
+import lightgbm, numpy, scipy, treelite
 print("RESULT " + json.dumps({
     "python": "%d.%d" % sys.version_info[:2],
-    "status": response["statusCode"],
-    "body": json.loads(response["body"]),
+    "status": [r["statusCode"] for r in responses],
+    "body": [json.loads(r["body"]) for r in responses],
     "libgomp": gomp,
-    "modules": {m.__name__: m.__file__ for m in (lightgbm, numpy, scipy)},
+    "modules": {m.__name__: m.__file__ for m in (lightgbm, numpy, scipy, treelite)},
     "sklearn_loaded": "sklearn" in sys.modules,
+    "xgboost_loaded": "xgboost" in sys.modules,
 }))
 """
 
@@ -162,9 +171,25 @@ print("RESULT " + json.dumps({
 def test_built_layer_serves_a_prediction_under_python_3_13(layer: Path, tmp_path, models):
     if PYTHON_313 is None:
         pytest.skip(NO_PYTHON_313)
-    # Given a local model store published by the real publisher
+    # Given a local model store published by the real publisher: the demo LightGBM models,
+    # an XGBoost classifier and a RandomForest regressor (Treelite members)
     store = tmp_path / "store"
     populate(LocalStore(store), models)
+    treelite_events = []
+    for ticker, name in (("XGBC", "xgboost_classifier"), ("RFRG", "random_forest_regressor")):
+        family = families()[name]
+        publish_bundle(
+            LocalStore(store),
+            family.bundle(f"families/{name}"),
+            registry_key=REGISTRY_KEY,
+            routes={ticker: "stock"},
+        )
+        event = json.loads((EVENTS / "rest_predict.json").read_text())
+        row = rows(1, missing=True, seed=4)[0]
+        features = {n: None if np.isnan(v) else float(v) for n, v in zip(FEATURES, row)}
+        event["body"] = json.dumps({"ticker": ticker, "features": features})
+        (tmp_path / f"{ticker}.json").write_text(json.dumps(event))
+        treelite_events.append((tmp_path / f"{ticker}.json", family, row))
     # When the handler runs from the layer alone: -S drops the interpreter's own
     # site-packages, -B keeps the cached layer free of new bytecode, and the environment
     # is built from scratch so nothing from this test process leaks in.
@@ -178,6 +203,7 @@ def test_built_layer_serves_a_prediction_under_python_3_13(layer: Path, tmp_path
         "AWS_DEFAULT_REGION": "us-east-1",
     }
     args = [str(layer), str(CODE_ROOT), str(EVENTS / "rest_predict.json")]
+    args += [str(path) for path, _, _ in treelite_events]
     result = subprocess.run(
         [str(PYTHON_313), "-S", "-s", "-B", "-c", CHILD, *args],
         env=env,
@@ -191,12 +217,19 @@ def test_built_layer_serves_a_prediction_under_python_3_13(layer: Path, tmp_path
     outcome = json.loads(line.removeprefix("RESULT "))
     # Then a prediction comes back from Python 3.13 ...
     assert outcome["python"] == PYTHON_VERSION
-    assert outcome["status"] == 200, outcome["body"]
-    body = outcome["body"]
+    assert outcome["status"] == [200, 200, 200], outcome["body"]
+    body = outcome["body"][0]
     assert body["ticker"] == "SMH"
     assert body["model"]["name"] == "etfs/SMH"
     assert body["prediction"] in body["probabilities"]
+    # ... and the Treelite members answer exactly what XGBoost and scikit-learn answered
+    xgb_body, rf_body = outcome["body"][1:]
+    (_, xgb_family, xgb_row), (_, rf_family, rf_row) = treelite_events
+    want = xgb_family.reference(xgb_row.reshape(1, -1))[0]
+    assert np.allclose(list(xgb_body["probabilities"].values()), want, rtol=1e-9, atol=1e-12)
+    assert np.isclose(rf_body["prediction"], rf_family.reference(rf_row.reshape(1, -1))[0])
     # ... with every compiled dependency and the OpenMP runtime taken from the layer
     assert all(path.startswith(str(layer / "python")) for path in outcome["modules"].values())
     assert outcome["libgomp"] == [str((layer / "lib" / "libgomp.so.1").resolve())]
     assert outcome["sklearn_loaded"] is False
+    assert outcome["xgboost_loaded"] is False

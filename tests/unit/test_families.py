@@ -174,3 +174,65 @@ def test_model_description_says_task_members_and_combination(api):
         ],
         "meta_learner": {"estimator": "Ridge", "link": "identity"},
     }
+
+
+# -- timeframes ------------------------------------------------------------------------------
+@pytest.fixture
+def timeframe_api(store_dir: Path, tmp_path: Path) -> Api:
+    """TFX: d1 (the default route too) -> the weighted ensemble, h1 -> the XGBoost classifier,
+    routed with the CLI as a user would."""
+    from tests.cli_support import cli
+
+    weighted, xgb_model = model_name("weighted_classifier"), model_name("xgboost_classifier")
+    for args in (
+        ["TFX", "-m", weighted, "--asset-class", "stock"],
+        ["TFX", "-m", weighted, "--asset-class", "stock", "--timeframe", "d1"],
+        ["TFX", "-m", xgb_model, "--asset-class", "stock", "--timeframe", "h1"],
+    ):
+        result = cli("--store", str(store_dir), "route", *args)
+        assert result.exit_code == 0, result.stderr
+    return Api(ModelService(Settings(store_path=str(store_dir), cache_dir=str(tmp_path / "c"))))
+
+
+def test_requests_route_by_timeframe(timeframe_api):
+    row = rows(1, missing=False)[0]
+    body = {"ticker": "TFX", "features": body_for("weighted_classifier", row)["features"]}
+    default = answer(timeframe_api, "rest", body)
+    daily = answer(timeframe_api, "http", {**body, "timeframe": "d1"})
+    hourly = answer(timeframe_api, "direct", {**body, "timeframe": "h1"})
+    assert default["model"]["name"] == daily["model"]["name"] == model_name("weighted_classifier")
+    assert "timeframe" not in default
+    assert daily["timeframe"] == "d1"
+    assert hourly["model"]["name"] == model_name("xgboost_classifier")
+    want = expected(families()["xgboost_classifier"], row.reshape(1, -1))[0]
+    assert np.allclose(list(hourly["probabilities"].values()), want, rtol=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("timeframe", "status", "code"),
+    [
+        ("m15", 404, "unknown_timeframe"),
+        ("1d", 400, "invalid_field"),
+        ("d1000", 400, "invalid_field"),
+    ],
+)
+def test_unknown_or_malformed_timeframes(timeframe_api, timeframe, status, code):
+    body = body_for("weighted_classifier", rows(1, missing=False)[0])
+    response = timeframe_api.handle(rest({**body, "ticker": "TFX", "timeframe": timeframe}), None)
+    assert response["statusCode"] == status
+    assert json.loads(response["body"])["error"]["code"] == code
+
+
+def test_model_description_lists_the_tickers_timeframes(timeframe_api):
+    event = load_event("rest_model.json")
+    event["pathParameters"] = {"ticker": "TFX"}
+    event["path"] = "/models/TFX"
+    event["queryStringParameters"] = {"timeframe": "h1"}
+    event["multiValueQueryStringParameters"] = {"timeframe": ["h1"]}
+    body = json.loads(timeframe_api.handle(event, None)["body"])
+    assert body["timeframe"] == "h1"
+    assert body["model"]["name"] == model_name("xgboost_classifier")
+    assert body["timeframes"] == {
+        "d1": model_name("weighted_classifier"),
+        "h1": model_name("xgboost_classifier"),
+    }

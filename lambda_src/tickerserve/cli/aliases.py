@@ -16,7 +16,13 @@ from tickerserve.cli.publish import default_asset_class
 from tickerserve.cli.target import target
 from tickerserve.cli.versions import verified_for_alias
 from tickerserve.errors import Conflict
-from tickerserve.layout import Version, normalize_ticker, validate_alias, validate_model_name
+from tickerserve.layout import (
+    Version,
+    normalize_ticker,
+    validate_alias,
+    validate_model_name,
+    validate_timeframe,
+)
 from tickerserve.registry import (
     DEFAULT_ALIAS,
     AliasTarget,
@@ -111,12 +117,27 @@ def route_command(
         typer.Option("--asset-class", help="etf or stock (default from the model name)."),
     ] = None,
     remove: Annotated[bool, typer.Option("--remove", help="Remove the tickers' routes.")] = False,
+    timeframe: Annotated[
+        str | None,
+        typer.Option(
+            "--timeframe",
+            "-t",
+            help="Route (or remove) only this timeframe (m/h/d/w and 1-3 digits, e.g. d1, h4); "
+            "without it, the default route (or, with --remove, every route).",
+        ),
+    ] = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Route tickers to a published model, or remove their routes (--remove)."""
+    """Route tickers to a published model, or remove their routes (--remove).
+
+    With --timeframe the route serves requests naming that timeframe; the default route
+    (without --timeframe) serves requests naming none.
+    """
     t = target(ctx)
     if remove == (model is not None):
         raise Refused("give either --model NAME or --remove")
+    if timeframe is not None:
+        timeframe = validate_timeframe(timeframe)
     names = list(dict.fromkeys(normalize_ticker(x) for x in tickers))
     if model is not None:
         model = validate_model_name(model)
@@ -127,35 +148,44 @@ def route_command(
 
     def mutate(registry: Registry) -> None:
         if model is None:
-            missing = [x for x in names if x not in registry.tickers]
+            missing = [
+                x
+                for x in names
+                if x not in registry.tickers
+                or (timeframe is not None and timeframe not in registry.tickers[x].timeframes)
+            ]
             if missing:
-                raise Refused(f"not routed: {', '.join(missing)}")
+                what = f" for timeframe {timeframe}" if timeframe else ""
+                raise Refused(f"not routed{what}: {', '.join(missing)}")
             for x in names:
-                registry.remove_route(x)
+                registry.remove_route(x, timeframe)
             return
         entry = registry.models.get(model)
         if entry is None or not entry.aliases:
             raise Refused(f"model {model} has no published alias; publish or promote it first")
         for x in names:
-            registry.set_route(x, model, asset_class or "")
+            registry.set_route(x, model, asset_class or "", timeframe)
 
     registry = update_registry(t.store, t.registry_key, mutate)
     entry = registry.models.get(model) if model else None
     if entry is not None and DEFAULT_ALIAS not in entry.aliases:
         note(f"warning: {model} has no {DEFAULT_ALIAS} alias; requests must name an alias")
+    routed = {"model": model, "asset_class": asset_class}
+    if timeframe is not None:
+        routed["timeframe"] = timeframe
     result = {
         "revision": registry.revision,
-        "removed" if remove else "routed": {
-            x: None if remove else {"model": model, "asset_class": asset_class} for x in names
-        },
+        "removed" if remove else "routed": dict.fromkeys(names, None if remove else routed),
     }
+    which = f" {timeframe}" if timeframe else ""
     if json_output:
         print_json(result)
     elif remove:
-        typer.echo(f"removed {', '.join(names)} (registry revision {registry.revision})")
+        typer.echo(f"removed {', '.join(names)}{which} (registry revision {registry.revision})")
     else:
         typer.echo(
-            f"{', '.join(names)} -> {model} ({asset_class}) (registry revision {registry.revision})"
+            f"{', '.join(names)}{which} -> {model} ({asset_class}) "
+            f"(registry revision {registry.revision})"
         )
 
 

@@ -253,7 +253,9 @@ def show_command(
             "artifacts": {
                 n: {"size": a.size, "sha256": a.sha256} for n, a in meta.artifacts.items()
             },
-            "ensemble": {"method": meta.method, "members": [m.artifact for m in meta.members]},
+            "task": meta.task,
+            "ensemble": meta.describe_ensemble(),
+            "accepts_missing": meta.accepts_missing,
             "hyperparameters": meta.hyperparameters,
             "training": meta.training,
             "source": meta.source,
@@ -281,9 +283,10 @@ def _print_show(info: dict[str, Any]) -> None:
         return
     lines += [
         f"tickers:   {', '.join(info['tickers']) or '-'}",
-        f"type:      {info['model_type']} ({info['ensemble']['method']}), "
+        f"type:      {info['model_type']} ({info['task']}), "
         f"asset class {info['asset_class'] or '-'}, created {info['created_at'] or '-'}",
-        f"classes:   {', '.join(info['classes'])}",
+        f"members:   {_members(info['ensemble'])}",
+        f"classes:   {', '.join(info['classes']) or '- (regression: one value)'}",
         f"features:  {len(info['used_features'])} used of {len(info['feature_names'])}: "
         f"{', '.join(info['used_features'])}",
         f"metrics:   {_pairs(info['metrics']) or '-'}",
@@ -299,6 +302,18 @@ def _print_show(info: dict[str, Any]) -> None:
     for alias, versions in info["rollback_history"].items():
         lines.append(f"rollback:  {alias} history (newest first): {', '.join(versions[::-1])}")
     typer.echo("\n".join(lines))
+
+
+def _members(ensemble: dict[str, Any]) -> str:
+    """``weighted_average of rf (treelite RandomForestClassifier) x0.473, ...``."""
+    parts = []
+    for m in ensemble["members"]:
+        what = " ".join(x for x in (m["kind"], m["estimator"]) if x)
+        weight = f" x{m['weight']:g}" if ensemble["method"] == "weighted_average" else ""
+        parts.append(f"{m['name']} ({what}){weight}")
+    text = f"{ensemble['method']} of {', '.join(parts)}"
+    meta = ensemble.get("meta_learner")
+    return f"{text}; meta-learner {meta['estimator']} ({meta['link']})" if meta else text
 
 
 def _source(source: dict[str, Any]) -> str:

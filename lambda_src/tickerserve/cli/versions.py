@@ -168,10 +168,19 @@ def validate_command(
         bundle, model, _ = load_verified(t.store, name, version, digest)
         meta = bundle.metadata
         row = np.zeros((1, len(meta.used_features)))
-        probabilities = model.predict_proba(row)[0]
+        outputs = model.predict(row).outputs[0]
     except (IntegrityError, InvalidModel) as exc:
         raise Failed(f"{name} {version} is not valid: {exc.message}") from None
-    best = int(np.argmax(probabilities))
+    if meta.task == "regression":
+        probe: dict[str, object] = {"prediction": float(outputs)}
+        answer = f"{float(outputs):.6g}"
+    else:
+        best = int(np.argmax(outputs))
+        probe = {
+            "prediction": meta.classes[best],
+            "probabilities": dict(zip(meta.classes, map(float, outputs), strict=True)),
+        }
+        answer = f"{meta.classes[best]} ({outputs[best]:.3f})"
     result = {
         "model": name,
         "version": version,
@@ -180,10 +189,8 @@ def validate_command(
         "artifacts": len(meta.artifacts),
         "bytes": meta.artifact_bytes,
         "features": len(meta.used_features),
-        "probe": {
-            "prediction": meta.classes[best],
-            "probabilities": dict(zip(meta.classes, map(float, probabilities), strict=True)),
-        },
+        "task": meta.task,
+        "probe": probe,
     }
     if json_output:
         print_json(result)
@@ -194,5 +201,5 @@ def validate_command(
         )
     typer.echo(
         f"{name} {version} is valid: {len(meta.artifacts)} artifact(s) verified, loaded, "
-        f"probe row -> {meta.classes[best]} ({probabilities[best]:.3f})"
+        f"probe row -> {answer}"
     )
