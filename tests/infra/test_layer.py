@@ -186,7 +186,9 @@ def test_built_layer_serves_a_prediction_under_python_3_13(layer: Path, tmp_path
         )
         event = json.loads((EVENTS / "rest_predict.json").read_text())
         row = rows(1, missing=True, seed=4)[0]
-        features = {n: None if np.isnan(v) else float(v) for n, v in zip(FEATURES, row)}
+        features = {
+            n: None if np.isnan(v) else float(v) for n, v in zip(FEATURES, row, strict=True)
+        }
         event["body"] = json.dumps({"ticker": ticker, "features": features})
         (tmp_path / f"{ticker}.json").write_text(json.dumps(event))
         treelite_events.append((tmp_path / f"{ticker}.json", family, row))
