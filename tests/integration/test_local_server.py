@@ -134,7 +134,10 @@ def test_openapi_document_describes_routes_and_request_bodies(local_server: Runn
     assert schema["required"] == ["ticker", "features"]
     assert {"200", "400", "404", "413", "503"} <= set(predict["responses"])
     answer = predict["responses"]["200"]["content"]["application/json"]["schema"]
-    assert {"prediction", "confidence", "probabilities"} <= set(answer["required"])
+    classifier, regressor = answer["oneOf"]  # a label with probabilities, or a value
+    assert {"prediction", "confidence", "probabilities"} <= set(classifier["required"])
+    assert regressor["required"] == ["ticker", "model", "prediction"]
+    assert regressor["properties"]["prediction"]["type"] == "number"
     batch = doc["paths"]["/predict/batch"]["post"]["requestBody"]["content"]["application/json"]
     assert batch["schema"]["properties"]["items"]["items"]["required"] == ["ticker", "features"]
     ticker = doc["paths"]["/models/{ticker}"]["get"]["parameters"][0]
