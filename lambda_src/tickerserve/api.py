@@ -10,6 +10,7 @@ OpenAPI document at /openapi.json and Swagger UI at /docs.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -26,13 +27,20 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from tickerserve import __version__, openapi
 from tickerserve.describe import describe_models, describe_ticker, health
-from tickerserve.errors import BadRequest, NotFound, PayloadTooLarge, TickerserveError
+from tickerserve.errors import (
+    BadRequest,
+    NotFound,
+    PayloadTooLarge,
+    StorageUnavailable,
+    TickerserveError,
+)
 from tickerserve.layout import normalize_ticker, validate_timeframe
 from tickerserve.observability import logger
 from tickerserve.predict import predict, predict_batch
 from tickerserve.service import ModelService
 
 MAX_BODY_BYTES = 6 * 1024 * 1024  # Lambda's synchronous payload limit
+DEFAULT_RETRY_AFTER = 5  # seconds, for a 503 storage_unavailable that names no better time
 DOCS_PATH = "/docs"
 OPENAPI_PATH = "/openapi.json"
 TITLE = "tickerserve"
@@ -45,10 +53,16 @@ _dumps = partial(json.dumps, separators=(",", ":"), allow_nan=False)
 
 
 def error_response(error: TickerserveError) -> Response:
+    headers: dict[str, str] = {}
+    if isinstance(error, StorageUnavailable):
+        # Whole seconds, at least 1: when the store (or this sandbox's back-off) may answer.
+        wait = error.retry_after if error.retry_after is not None else DEFAULT_RETRY_AFTER
+        headers["Retry-After"] = str(max(1, math.ceil(wait)))
     return Response(
         status_code=error.status,
         content_type=content_types.APPLICATION_JSON,
         body=error.to_body(),
+        headers=headers or None,
     )
 
 

@@ -10,11 +10,18 @@ class TickerserveError(Exception):
     code: str = "internal_error"
 
     def __init__(
-        self, message: str, *, code: str | None = None, features: list[str] | None = None
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        features: list[str] | None = None,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.features = features
+        # Seconds after which trying again may succeed (HTTP ``Retry-After`` on a 503).
+        self.retry_after = retry_after
         if code is not None:
             self.code = code
 

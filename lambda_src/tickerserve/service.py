@@ -13,7 +13,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from tickerserve.bundle import BundleMetadata, parse_metadata, verify_artifact
 from tickerserve.cache import DiskCache, LruBytes
@@ -39,6 +39,11 @@ LOCK_STRIPES = 64  # load locks shared by hash, so their number never grows
 # A version that failed to load is not retried for this long (or until the registry changes),
 # so a broken publish cannot turn every request into a download attempt.
 MIN_RETRY_SECONDS = 5.0
+# How long the request that starts a registry re-check waits for it before answering from the
+# registry it holds; the rest of the check happens in the background (see ``registry``).
+REGISTRY_WAIT = 0.03
+# First back-off after a failed registry read; doubles per failure, at most the TTL.
+REGISTRY_RETRY_SECONDS = 2.0
 
 
 @dataclass
@@ -50,6 +55,17 @@ class Counters:
     registry_refreshes: int = 0
     registry_failures: int = 0
     served_last_good: int = 0
+
+
+@dataclass
+class _Recheck:
+    """One conditional GET of the registry, run in the background."""
+
+    sent_etag: str | None
+    done: threading.Event = field(default_factory=threading.Event)
+    registry: Registry | None = None  # None: unchanged (304), or failed
+    etag: str | None = None
+    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -71,6 +87,7 @@ class ModelService:
         *,
         clock: Callable[[], float] = time.monotonic,
         on_event: Callable[[str], None] | None = None,
+        registry_wait: float = REGISTRY_WAIT,
     ) -> None:
         self.settings = settings
         self.store = store or _store_for(settings)
@@ -82,10 +99,14 @@ class ModelService:
         self._metadata: LruBytes[ModelKey, tuple[BundleMetadata, str]] = LruBytes(
             METADATA_CACHE_ENTRIES
         )
+        self.registry_wait = registry_wait
         self._registry: Registry | None = None
         self._registry_etag: str | None = None
-        self._registry_checked = 0.0
         self._registry_lock = threading.Lock()
+        self._next_check = 0.0  # clock time of the next conditional GET
+        self._recheck: _Recheck | None = None  # a conditional GET in flight
+        self._failures = 0  # consecutive failed registry reads
+        self._last_failure = ""
         self._load_locks = [threading.Lock() for _ in range(LOCK_STRIPES)]
         self._last_good: dict[tuple[str, str], ModelKey] = {}
         self._failed: OrderedDict[ModelKey, tuple[float, TickerserveError]] = OrderedDict()
@@ -94,38 +115,95 @@ class ModelService:
 
     # -- registry ------------------------------------------------------------------------
     def registry(self) -> Registry:
-        """The registry, re-validated with one conditional GET once the TTL has passed."""
+        """The registry, re-validated with one conditional GET once the TTL has passed.
+
+        Only the first read waits for storage (up to the store's deadline; 503 after it). Later
+        re-checks run in the background: the request that starts one waits at most
+        ``registry_wait`` for it and otherwise answers from the registry it holds, and a later
+        request picks the result up. Lambda freezes a sandbox between invocations, so a
+        refresh thread of its own could not keep the registry fresh; this way the check moves
+        on whenever requests arrive, and no request waits on storage for a model it holds.
+        """
         registry = self._registry
-        if (
-            registry is not None
-            and self.clock() - self._registry_checked < self.settings.registry_ttl
-        ):
-            return registry
+        if registry is None:
+            return self._first_registry()
+        if self._recheck is None and self.clock() < self._next_check:
+            return registry  # the warm path: no I/O, no lock
+        self._revalidate()
+        return self._registry or registry
+
+    def _first_registry(self) -> Registry:
+        key = self.settings.registry_key
         with self._registry_lock:
-            if (
-                self._registry is None
-                or self.clock() - self._registry_checked >= self.settings.registry_ttl
-            ):
-                self._refresh_registry()
-            assert self._registry is not None
+            if self._registry is not None:
+                return self._registry
+            if self._failures and self.clock() < self._next_check:
+                # Fail fast while backing off: no request waits for a store that just failed.
+                raise StorageUnavailable(self._last_failure, retry_after=self._retry_after())
+            try:
+                blob = self.store.get(key)
+                assert blob is not None  # an unconditional GET always returns content
+                registry = Registry.from_json(blob.data)
+            except KeyNotFound:
+                self._registry_failed(f"registry {key} does not exist in {self.store.describe()}")
+            except TickerserveError as exc:
+                self._registry_failed(f"registry unavailable: {exc.message}")
+            else:
+                self._registry_read(registry, blob.etag)
+            assert self._registry is not None  # _registry_failed raised otherwise
             return self._registry
 
-    def _refresh_registry(self) -> None:
+    def _revalidate(self) -> None:
+        with self._registry_lock:
+            check, started = self._recheck, False
+            if check is None:
+                if self.clock() < self._next_check:
+                    return
+                check = self._recheck = _Recheck(self._registry_etag)
+                threading.Thread(
+                    target=self._run_recheck, args=(check,), name="registry-recheck", daemon=True
+                ).start()
+                started = True
+        if started:
+            check.done.wait(self.registry_wait)
+        if not check.done.is_set():
+            return
+        with self._registry_lock:
+            if self._recheck is not check:
+                return  # another request applied it
+            self._recheck = None
+            if check.error is not None:
+                self._registry_failed(check.error)
+            elif check.registry is None:  # 304: unchanged
+                self._registry_ok()
+            else:
+                self._registry_read(check.registry, check.etag)
+
+    def _run_recheck(self, check: _Recheck) -> None:
+        """The background half of a re-check: the conditional GET (deadline-bounded by the
+        store) and parsing, so a large registry is parsed off the request path too."""
         key = self.settings.registry_key
         try:
-            blob = self.store.get(key, if_none_match=self._registry_etag)
-            self._registry_checked = self.clock()
-            if blob is None:  # 304: unchanged
-                return
-            registry = Registry.from_json(blob.data)
+            blob = self.store.get(key, if_none_match=check.sent_etag)
+            if blob is not None:
+                check.registry, check.etag = Registry.from_json(blob.data), blob.etag
         except KeyNotFound:
-            self._registry_failed(f"registry {key} does not exist in {self.store.describe()}")
-            return
+            check.error = f"registry {key} does not exist in {self.store.describe()}"
         except TickerserveError as exc:
-            self._registry_failed(f"registry unavailable: {exc.message}")
-            return
+            check.error = f"registry unavailable: {exc.message}"
+        except Exception as exc:  # never lose the check: it would never be retried
+            check.error = f"registry check failed: {type(exc).__name__}: {exc}"
+        finally:
+            check.done.set()
+
+    def _registry_ok(self) -> None:
+        self._failures = 0
+        self._next_check = self.clock() + self.settings.registry_ttl
+
+    def _registry_read(self, registry: Registry, etag: str | None) -> None:
         changed = self._registry is not None
-        self._registry, self._registry_etag = registry, blob.etag
+        self._registry, self._registry_etag = registry, etag
+        self._registry_ok()
         with self._failed_lock:
             self._failed.clear()  # a new registry is a reason to retry failed versions
         self.counters.registry_refreshes += 1
@@ -134,13 +212,23 @@ class ModelService:
             logger.info("registry changed", extra={"revision": registry.revision})
 
     def _registry_failed(self, message: str) -> None:
+        """Count the failure and back off: 2, 4, 8 ... seconds, at most the TTL (or 2 s)."""
         self.counters.registry_failures += 1
         self._event("RegistryFailures")
+        self._failures += 1
+        self._last_failure = message
+        backoff = min(
+            REGISTRY_RETRY_SECONDS * 2 ** min(self._failures - 1, 16),
+            max(self.settings.registry_ttl, REGISTRY_RETRY_SECONDS),
+        )
+        self._next_check = self.clock() + backoff
         if self._registry is None:
-            raise StorageUnavailable(message)
-        # Keep serving the registry we have; look again after another TTL.
-        self._registry_checked = self.clock()
+            raise StorageUnavailable(message, retry_after=self._retry_after())
+        # Keep serving the registry we have.
         logger.warning("%s; serving registry revision %s", message, self._registry.revision)
+
+    def _retry_after(self) -> float:
+        return max(self._next_check - self.clock(), 1.0)
 
     # -- resolution ----------------------------------------------------------------------
     def serving_for_ticker(

@@ -4,6 +4,10 @@ Both support what the registry's compare-and-swap needs: conditional GET
 (``If-None-Match``), conditional PUT (``If-Match``) and create-only PUT
 (``If-None-Match: *``). Every object carries its sha256 (S3 user metadata),
 so sync can skip unchanged files by content.
+
+Every S3 call ends within an overall deadline (``Timeouts``; ``tickerserve.deadline``): a
+store that hangs or trickles costs a caller at most that long, then ``StorageUnavailable``.
+The local folder store is a local disk and has none.
 """
 
 from __future__ import annotations
@@ -16,16 +20,20 @@ import hashlib
 import os
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from tickerserve.errors import Conflict, NotFound, StorageUnavailable
+from tickerserve.deadline import Deadline, call_with_deadline
+from tickerserve.errors import Conflict, NotFound, StorageUnavailable, TickerserveError
 from tickerserve.layout import validate_key
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+
+T = TypeVar("T")
 
 
 class KeyNotFound(NotFound):
@@ -91,9 +99,31 @@ class Store(Protocol):
     def delete(self, keys: builtins.list[str]) -> None: ...
 
 
+@dataclass(frozen=True)
+class Timeouts:
+    """How long one store call may take: ``call`` seconds, plus the time its bytes need at
+    ``min_rate`` bytes per second (so a large artifact is not cut off, a stalled one is)."""
+
+    call: float
+    min_rate: float
+
+
+# The prediction function: each call ends well inside the 29 s function timeout even when a
+# cold start makes three in a row (registry, metadata.json, artifacts in parallel); 20 MiB/s
+# is a fraction of what Lambda gets from S3 in-region (a 100 MiB artifact may take 5 s more).
+SERVING = Timeouts(call=5.0, min_rate=20 * 1024 * 1024)
+# The command line, on a laptop's uplink: patient, but never hung.
+PUBLISHING = Timeouts(call=30.0, min_rate=256 * 1024)
+_READ_CHUNK = 1024 * 1024
+
+
 class S3Store:
     """A bucket. Honours ``AWS_ENDPOINT_URL``/``AWS_ENDPOINT_URL_S3`` (boto3 does), so a moto
-    server works with no code change. The client is created on first use, never at import."""
+    server works with no code change. The client is created on first use, never at import.
+
+    Every call ends within its ``timeouts`` (``StorageUnavailable`` otherwise), whatever the
+    other end does: see ``tickerserve.deadline``.
+    """
 
     def __init__(
         self,
@@ -102,8 +132,10 @@ class S3Store:
         client: S3Client | None = None,
         endpoint_url: str | None = None,
         region: str | None = None,
+        timeouts: Timeouts = SERVING,
     ) -> None:
         self.bucket = bucket
+        self.timeouts = timeouts
         self._client = client
         self._endpoint_url = endpoint_url
         self._region = region
@@ -117,20 +149,39 @@ class S3Store:
         if self._client is None:
             with self._lock:
                 if self._client is None:
-                    self._client = _make_client(self._endpoint_url, self._region)
+                    self._client = _make_client(self._endpoint_url, self._region, self.timeouts)
         return self._client
+
+    def _call(self, what: str, key: str, work: Callable[[Deadline], T], size: int = 0) -> T:
+        """``work`` within the deadline, botocore failures translated to domain errors."""
+        try:
+            return call_with_deadline(
+                work,
+                self.timeouts.call + size / self.timeouts.min_rate,
+                what=f"{what} {key}",
+                min_rate=self.timeouts.min_rate,
+            )
+        except TickerserveError:
+            raise
+        except Exception as exc:
+            raise _translate(exc, key) from exc
 
     def get(self, key: str, *, if_none_match: str | None = None) -> Blob | None:
         kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": validate_key(key)}
         if if_none_match:
             kwargs["IfNoneMatch"] = if_none_match
-        try:
-            response = self.client.get_object(**kwargs)
-            return Blob(response["Body"].read(), response["ETag"])
-        except Exception as exc:
-            if _s3_status(exc) == 304:
-                return None
-            raise _translate(exc, key) from exc
+
+        def work(deadline: Deadline) -> Blob | None:
+            try:
+                response = self.client.get_object(**kwargs)
+            except Exception as exc:
+                if _s3_status(exc) == 304:
+                    return None
+                raise
+            deadline.allow_transfer(int(response.get("ContentLength") or 0))
+            return Blob(_read_body(response["Body"], deadline), response["ETag"])
+
+        return self._call("GET", key, work)
 
     def put(
         self,
@@ -152,52 +203,71 @@ class S3Store:
             kwargs["IfMatch"] = if_match
         if create_only:
             kwargs["IfNoneMatch"] = "*"
-        try:
-            return str(self.client.put_object(**kwargs)["ETag"])
-        except Exception as exc:
-            raise _translate(exc, key) from exc
+        return self._call(
+            "PUT", key, lambda _: str(self.client.put_object(**kwargs)["ETag"]), len(data)
+        )
 
     def head(self, key: str) -> ObjectInfo | None:
-        try:
-            response = self.client.head_object(
+        def work(_: Deadline) -> Any:
+            return self.client.head_object(
                 Bucket=self.bucket, Key=validate_key(key), ChecksumMode="ENABLED"
             )
-        except Exception as exc:
-            error = _translate(exc, key)
-            if isinstance(error, KeyNotFound):
-                return None
-            raise error from exc
+
+        try:
+            response = self._call("HEAD", key, work)
+        except KeyNotFound:
+            return None
         metadata = dict(response.get("Metadata") or {})
         digest = metadata.get("sha256") or _full_object_sha256(response)
         return ObjectInfo(key, response["ContentLength"], response["ETag"], digest, metadata)
 
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
-        try:
-            pages = self.client.get_paginator("list_objects_v2").paginate(
-                Bucket=self.bucket, Prefix=prefix
-            )
-            for page in pages:
-                for item in page.get("Contents", []):
-                    yield ObjectInfo(item["Key"], item["Size"], item["ETag"])
-        except Exception as exc:
-            raise _translate(exc, prefix) from exc
+        token: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix}
+            if token:
+                kwargs["ContinuationToken"] = token
+            page = self._call("LIST", prefix or "(all)", partial(_list_page, self.client, kwargs))
+            for item in page.get("Contents", []):
+                yield ObjectInfo(item["Key"], item["Size"], item["ETag"])
+            token = page.get("NextContinuationToken") if page.get("IsTruncated") else None
+            if not token:
+                return
 
     def delete(self, keys: builtins.list[str]) -> None:
         for start in range(0, len(keys), 1000):
             chunk: builtins.list[Any] = [
                 {"Key": validate_key(k)} for k in keys[start : start + 1000]
             ]
-            try:
-                response = self.client.delete_objects(
-                    Bucket=self.bucket, Delete={"Objects": chunk, "Quiet": True}
-                )
-            except Exception as exc:
-                raise _translate(exc, chunk[0]["Key"]) from exc
+            response = self._call(
+                "DELETE", chunk[0]["Key"], partial(_delete_objects, self.client, self.bucket, chunk)
+            )
             if response.get("Errors"):
                 first = response["Errors"][0]
                 raise StorageUnavailable(
                     f"could not delete {first.get('Key')}: {first.get('Message')}"
                 )
+
+
+def _list_page(client: S3Client, kwargs: dict[str, Any], _: Deadline) -> Any:
+    return client.list_objects_v2(**kwargs)
+
+
+def _delete_objects(client: S3Client, bucket: str, objects: Any, _: Deadline) -> Any:
+    return client.delete_objects(Bucket=bucket, Delete={"Objects": objects, "Quiet": True})
+
+
+def _read_body(body: Any, deadline: Deadline) -> bytes:
+    """Read a streaming body in chunks, dropping the connection once the caller gave up."""
+    parts: builtins.list[bytes] = []
+    try:
+        while chunk := body.read(_READ_CHUNK):
+            parts.append(chunk)
+            if deadline.expired:
+                raise StorageUnavailable("read abandoned: the caller's deadline passed")
+    finally:
+        body.close()
+    return b"".join(parts)
 
 
 def _full_object_sha256(response: Any) -> str | None:
@@ -213,14 +283,15 @@ def _full_object_sha256(response: Any) -> str | None:
     return raw.hex() if len(raw) == 32 else None
 
 
-def _make_client(endpoint_url: str | None, region: str | None) -> S3Client:
+def _make_client(endpoint_url: str | None, region: str | None, timeouts: Timeouts) -> S3Client:
     import boto3
     from botocore.config import Config
 
-    # Short timeouts and few retries: a prediction should fail fast to a 503 rather than hang.
+    # The overall deadline is what callers see; these only make an abandoned call (a black
+    # hole) give up its thread and connection soon after it.
     config = Config(
-        connect_timeout=3,
-        read_timeout=10,
+        connect_timeout=2,
+        read_timeout=min(10.0, timeouts.call),
         retries={"max_attempts": 3, "mode": "standard"},
         max_pool_connections=32,
     )
@@ -379,12 +450,13 @@ def open_store(
     store_path: str | None = None,
     endpoint_url: str | None = None,
     region: str | None = None,
+    timeouts: Timeouts = SERVING,
 ) -> Store:
     """The store a bucket name or a folder path names (exactly one of them)."""
     if bucket and store_path:
         raise ValueError("give either a bucket or a local store path, not both")
     if bucket:
-        return S3Store(bucket, endpoint_url=endpoint_url, region=region)
+        return S3Store(bucket, endpoint_url=endpoint_url, region=region, timeouts=timeouts)
     if store_path:
         return LocalStore(store_path)
     raise ValueError("no model store configured: set a bucket or a local store path")

@@ -45,7 +45,7 @@ def bucket_args(bucket: S3Store, endpoint: str) -> list[str]:
 def handler_for(store: Store, tmp_path: Path, clock: FakeClock | None = None) -> Api:
     """The Lambda API over ``store``, as the handler builds it, with its own /tmp cache."""
     settings = Settings(bucket="unused", cache_dir=str(tmp_path / "lambda-tmp"), registry_ttl=60)
-    return Api(ModelService(settings, store, clock=clock or FakeClock()))
+    return Api(ModelService(settings, store, clock=clock or FakeClock(), registry_wait=30.0))
 
 
 def predict(api: Api, ticker: str, row: np.ndarray) -> dict[str, Any]:

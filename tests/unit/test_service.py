@@ -26,6 +26,9 @@ def make_service(store, tmp_path: Path, clock: FakeClock | None = None, **settin
         Settings(bucket="unused", cache_dir=str(tmp_path / "cache"), **settings),
         store,
         clock=clock or FakeClock(),
+        # Wait for every registry re-check to finish, so tests see its outcome at once (the
+        # wait ends as soon as it does); test_storage_faults covers the short production wait.
+        registry_wait=30.0,
     )
 
 
@@ -362,3 +365,4 @@ def test_a_version_rolled_back_from_never_serves_as_the_fallback(populated, mode
     # Then the request fails rather than answering with the version rolled back from
     with pytest.raises(IntegrityError):
         service.serving_for_ticker("SMH")
+

@@ -29,6 +29,7 @@ from tickerserve.settings import (
     ENV_STORE_PATH,
     Settings,
 )
+from tickerserve.store import SERVING
 
 if TYPE_CHECKING:
     from tickerserve.service import ModelService
@@ -70,6 +71,7 @@ def serve_command(
     interactive docs at /docs. Each request runs through the Lambda handler's code path as an
     API Gateway REST event. Ctrl-C stops it."""
     t = target(ctx)
+    t.timeouts = SERVING  # the same storage deadlines as the prediction function
     store = t.store
     if not port_is_free(host, port):
         raise Failed(f"cannot listen on {host}:{port}: address in use; choose another with --port")

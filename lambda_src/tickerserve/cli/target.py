@@ -9,7 +9,7 @@ import typer
 from tickerserve.errors import ConfigError
 from tickerserve.layout import validate_key
 from tickerserve.settings import ENV_BUCKET, ENV_STORE_PATH
-from tickerserve.store import Store, open_store
+from tickerserve.store import PUBLISHING, Store, Timeouts, open_store
 
 
 @dataclass
@@ -21,6 +21,8 @@ class Target:
     endpoint_url: str | None = None
     region: str | None = None
     registry_key: str = "metadata/asset_registry.json"
+    # Per store call; ``serve`` switches to the prediction function's (``store.SERVING``).
+    timeouts: Timeouts = PUBLISHING
     _store: Store | None = field(default=None, repr=False)
 
     @property
@@ -37,6 +39,7 @@ class Target:
                 store_path=self.store_path,
                 endpoint_url=self.endpoint_url,
                 region=self.region,
+                timeouts=self.timeouts,
             )
         return self._store
 

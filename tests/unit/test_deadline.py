@@ -1,0 +1,52 @@
+"""Overall deadlines for blocking calls (the mechanism behind every S3 call's deadline)."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from tickerserve.deadline import Deadline, call_with_deadline
+from tickerserve.errors import StorageUnavailable
+
+
+def test_a_call_that_finishes_in_time_returns_its_value():
+    assert call_with_deadline(lambda _: 42, 5.0, what="answer") == 42
+
+
+def test_a_call_that_raises_passes_its_exception_through():
+    def fail(_: Deadline) -> None:
+        raise KeyError("boom")
+
+    with pytest.raises(KeyError, match="boom"):
+        call_with_deadline(fail, 5.0, what="failure")
+
+
+def test_a_call_past_its_deadline_is_abandoned_with_a_retry_hint():
+    # Given a call that never finishes on its own
+    release = threading.Event()
+    seen: list[Deadline] = []
+
+    def hang(deadline: Deadline) -> None:
+        seen.append(deadline)
+        release.wait()
+
+    # When its caller waits on it, Then the caller gets a 503 with Retry-After
+    with pytest.raises(StorageUnavailable) as caught:
+        call_with_deadline(hang, 0.2, what="GET key", retry_after=7)
+    assert caught.value.retry_after == 7
+    assert "GET key" in caught.value.message
+    # And the worker is told it was abandoned, so it can stop early
+    assert seen[0].expired
+    release.set()
+
+
+def test_a_transfer_may_extend_its_own_deadline_by_its_size():
+    # Given a call with a 0.2 s base that learns it moves 1 MB at no less than 1 MB/s
+    def slow_but_moving(deadline: Deadline) -> str:
+        deadline.allow_transfer(1_000_000)
+        threading.Event().wait(0.5)  # longer than the base, well within base + 1 s
+        return "done"
+
+    # Then it is not cut off at the base deadline
+    assert call_with_deadline(slow_but_moving, 0.2, what="GET big", min_rate=1_000_000) == "done"
