@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -98,3 +99,20 @@ class RequestCounter:
 
     def reset(self) -> None:
         self.calls.clear()
+
+
+def garbled_model_texts(text: bytes) -> dict[str, bytes]:
+    """Real malformed variants of a LightGBM ``model.txt`` that LightGBM cannot parse; most
+    make ``Booster(model_str=...)`` abort the process from C++."""
+    tree = text.index(b"\nTree=0\n")
+    leaves = text.index(b"\nleaf_value=", tree) + len(b"\nleaf_value=")
+    leaves_end = text.index(b"\n", leaves)
+    flipped = bytearray(text)
+    for i in range(leaves, leaves_end, 7):
+        flipped[i] ^= 0x40  # digits become letters, same length: the tree sizes still add up
+    return {
+        "truncated": text[: len(text) // 2],
+        "num_leaves=abc": re.sub(rb"num_leaves=\d+", b"num_leaves=abc", text, count=1),
+        "garbled leaf values": text[:leaves] + b"x" * (leaves_end - leaves) + text[leaves_end:],
+        "flipped bytes": bytes(flipped),
+    }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import boto3
@@ -9,8 +10,16 @@ import numpy as np
 import pytest
 from botocore.config import Config
 
-from tests.support import REGISTRY_KEY, DemoModels, FakeClock, RequestCounter, populate
-from tickerserve.errors import IntegrityError, NotFound, StorageUnavailable
+from tests.support import (
+    REGISTRY_KEY,
+    DemoModels,
+    FakeClock,
+    RequestCounter,
+    garbled_model_texts,
+    populate,
+)
+from tickerserve.bundle import make_bundle
+from tickerserve.errors import IntegrityError, InvalidModel, NotFound, StorageUnavailable
 from tickerserve.layout import artifact_key
 from tickerserve.publishing.demo import demo_bundle
 from tickerserve.publishing.release import publish_bundle
@@ -366,3 +375,35 @@ def test_a_version_rolled_back_from_never_serves_as_the_fallback(populated, mode
     with pytest.raises(IntegrityError):
         service.serving_for_ticker("SMH")
 
+
+# -- crash-proof loading: a model.txt LightGBM cannot parse, whose sha256 matches ---------------
+def publish_garbled_smh(store: S3Store, models: DemoModels, kind: str) -> None:
+    """SMH 1.0.1: a real malformed model.txt, correctly hashed in its metadata, in production."""
+    garbled = garbled_model_texts(models.smh.files["model.txt"])[kind]
+    metadata = dataclasses.replace(models.smh.metadata, version="1.0.1")
+    bundle = make_bundle(metadata, {"model.txt": garbled})
+    publish_bundle(store, bundle, registry_key=REGISTRY_KEY, aliases=("production",))
+
+
+@pytest.mark.parametrize("kind", ["truncated", "num_leaves=abc", "garbled leaf values"])
+def test_a_model_lightgbm_aborts_on_is_invalid_and_everything_else_keeps_serving(
+    populated, models, tmp_path, kind
+):
+    # Given a warm service on SMH 1.0.0 and SPY, then production moves to an unparsable 1.0.1
+    clock = FakeClock()
+    service = make_service(populated, tmp_path, clock)
+    service.serving_for_ticker("SMH")
+    publish_garbled_smh(populated, models, kind)
+    clock.advance(61)
+    # When SMH is requested, Then this process survives and answers with the last good version
+    serving = service.serving_for_ticker("SMH")
+    assert serving.resolved.version == "1.0.0"
+    assert service.counters.load_failures == 1
+    # And a fresh process holding nothing good answers 503 invalid_model naming the file
+    fresh = make_service(populated, tmp_path / "fresh")
+    with pytest.raises(InvalidModel) as caught:
+        fresh.serving_for_ticker("SMH")
+    assert caught.value.status == 503
+    assert "model.txt cannot be loaded: the loader crashed (SIG" in caught.value.message
+    # And every other model still loads and answers in that process
+    assert fresh.serving_for_ticker("SPY").resolved.model == "etfs/SPY"

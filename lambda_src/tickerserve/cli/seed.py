@@ -250,13 +250,13 @@ def _read_seed(path: Path, pickles: list[Path], notes: list[str]) -> _Seed:
         obj = _unpickle(model_files[0])
         files[model_files[0].name] = sha256_hex(model_files[0].read_bytes())
     else:
-        import lightgbm as lgb
+        from tickerserve.members.lightgbm import load_booster_safely
 
         text = path / MODEL_FILE
         try:
-            obj = lgb.Booster(model_str=text.read_text())
-        except Exception as exc:
-            raise Refused(f"{text}: not a LightGBM text model ({_short(exc)})") from None
+            obj = load_booster_safely(text.read_bytes(), MODEL_FILE)
+        except TickerserveError as exc:
+            raise Refused(f"{text}: {exc.message}") from None
         files[MODEL_FILE] = sha256_hex(text.read_bytes())
     extras: dict[str, Any] = {}
     if isinstance(obj, dict):

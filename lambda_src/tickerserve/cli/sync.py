@@ -26,9 +26,11 @@ from typing import Annotated, Any
 
 import typer
 
+from tickerserve.bundle import read_bundle
 from tickerserve.cli.console import JsonOption, human_bytes, is_terminal, print_json
 from tickerserve.cli.errors import Failed, Refused
 from tickerserve.cli.target import target
+from tickerserve.errors import TickerserveError
 from tickerserve.layout import METADATA_FILE, metadata_key, parse_version_key, validate_key
 from tickerserve.publishing.history import HISTORY_KEYS
 from tickerserve.registry import Registry
@@ -194,12 +196,32 @@ def plan_sync(
             f"refusing to overwrite {len(conflicts)} file(s) of existing versions, e.g. "
             f"{conflicts[0]}: version folders are immutable and the target's copy differs"
         )
+    _check_new_versions(src, plan.uploads)
     final_registry = _final_registry(store, local, registry_key)
     _check_aliases(final_registry, set(local) | set(remote))
     if delete:
         plan.deletes = _deletions(local, remote, registry_key, final_registry, plan)
     plan.uploads.sort(key=lambda u: (u.phase, u.key))
     return plan
+
+
+def _check_new_versions(src: Path, uploads: list[Upload]) -> None:
+    """Every version about to be uploaded complete must verify and load as the function
+    loads it (each artifact's sha256, then a crash-isolated load and probe prediction): a
+    model file its library cannot parse is refused here, not discovered by a 503."""
+    from tickerserve.model import LoadedModel  # lightgbm: only when versions are synced
+
+    source = LocalStore(src)
+    for upload in uploads:
+        parts = parse_version_key(upload.key) if upload.phase == MARKERS else None
+        if parts is None:
+            continue
+        model, version, _ = parts
+        try:
+            bundle = read_bundle(source, model, version)
+            LoadedModel(bundle.metadata, bundle.files)
+        except TickerserveError as exc:
+            raise Refused(f"refusing to sync {model} {version}: {exc.message}") from None
 
 
 def _merge_history(store: Store, key: str, file: LocalFile) -> tuple[bytes | None, str | None]:

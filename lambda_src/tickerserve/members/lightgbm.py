@@ -17,6 +17,7 @@ import numpy as np
 
 from tickerserve.errors import InvalidModel
 from tickerserve.members import LIGHTGBM, expected_outputs
+from tickerserve.safe_load import safe_load
 
 if TYPE_CHECKING:
     from tickerserve.bundle import MemberSpec
@@ -37,6 +38,35 @@ def load_booster(data: bytes) -> lgb.Booster:
         return lgb.Booster(model_str=data.decode("utf-8"))
     except (lgb.basic.LightGBMError, UnicodeDecodeError, ValueError) as exc:
         raise InvalidModel(f"not a LightGBM text model: {exc}") from None
+
+
+def load_booster_safely(data: bytes, what: str) -> lgb.Booster:
+    """``load_booster`` in this process once a forked child loaded the same bytes and
+    predicted with them: LightGBM aborts the process on some malformed text, and may crash
+    on a first prediction (see ``tickerserve.safe_load``)."""
+    return safe_load(
+        load_booster,
+        data,
+        what=what,
+        check=predict_probe_rows,
+        child_setup=lightgbm_single_threaded,
+    )
+
+
+def lightgbm_single_threaded() -> None:
+    """Cap LightGBM at one thread (in a probe child): it reuses the thread count of its last
+    call, which may have started an OpenMP team in the parent, and a child that opens a
+    multi-threaded region after a fork hangs."""
+    from lightgbm.basic import _LIB
+
+    _LIB.LGBM_SetMaxThreads(ctypes.c_int(1))
+
+
+def predict_probe_rows(booster: lgb.Booster) -> None:
+    """Predict a row of zeros and a row of missing values, as requests will."""
+    rows = np.zeros((2, booster.num_feature()))
+    rows[1] = np.nan
+    booster.predict(rows, num_threads=1)
 
 
 def objective(model_text: bytes) -> str:
@@ -74,8 +104,10 @@ class LightGBMMember:
     ) -> LightGBMMember:
         name = spec.artifact
         try:
-            booster = load_booster(data)
+            booster = load_booster_safely(data, name)
         except InvalidModel as exc:
+            if exc.message.startswith(name):  # the probe's verdict names the file already
+                raise
             raise InvalidModel(f"{name} is {exc.message}") from None
         found = objective(data)
         allowed = CLASSIFIER_OBJECTIVES if task == "classification" else REGRESSION_OBJECTIVES

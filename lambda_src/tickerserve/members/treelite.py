@@ -29,6 +29,7 @@ import numpy as np
 
 from tickerserve.errors import InvalidModel
 from tickerserve.members import TREELITE, expected_outputs
+from tickerserve.safe_load import safe_load
 
 if TYPE_CHECKING:
     import treelite
@@ -50,6 +51,13 @@ def load_treelite(data: bytes) -> treelite.Model:
         return treelite.Model.deserialize_bytes(data)
     except (treelite.TreeliteError, ValueError, OSError) as exc:
         raise InvalidModel(f"not a Treelite model: {str(exc).splitlines()[0][:200]}") from None
+
+
+def predict_probe_row(model: treelite.Model) -> None:
+    """One prediction of a row of zeros on one thread (in a probe child; see safe_load)."""
+    from treelite import gtil
+
+    gtil.predict(model, np.zeros((1, int(model.num_feature))), nthread=1, pred_margin=True)
 
 
 def check_options(options: dict[str, Any], task: str, n_classes: int) -> None:
@@ -117,9 +125,12 @@ class TreeliteMember:
         cls, data: bytes, spec: MemberSpec, *, task: str, n_classes: int
     ) -> TreeliteMember:
         try:
-            model = load_treelite(data)
+            # Treelite is native code too: a forked child restores and predicts first.
+            model = safe_load(load_treelite, data, what=spec.artifact, check=predict_probe_row)
             return cls(model, spec.options, task=task, n_classes=n_classes, name=spec.artifact)
         except InvalidModel as exc:
+            if exc.message.startswith(spec.artifact):  # the probe's verdict names it already
+                raise
             raise InvalidModel(f"{spec.artifact} is {exc.message}") from None
         except ValueError as exc:
             raise InvalidModel(f"{spec.artifact}: {exc}") from None
