@@ -31,6 +31,9 @@ from tickerserve.store import PreconditionFailed, Store, sha256_hex
 
 FORMAT = 2
 READABLE_FORMATS = (1, 2)
+# Artifacts a version carries for the publisher side only (the monitor's baseline): listed
+# with their sha256 like every artifact, never downloaded by the prediction function.
+MONITOR_ARTIFACTS = frozenset({"baseline.json"})
 EnsembleMethod = Literal["single", "weighted_average", "stacking"]
 ENSEMBLE_METHODS: tuple[str, ...] = ("single", "weighted_average", "stacking")
 CLASSIFICATION, REGRESSION = TASKS
@@ -121,6 +124,11 @@ class BundleMetadata:
         if self.selected_features is None:
             return list(self.feature_names)
         return [self.feature_names[i] for i in self.selected_features]
+
+    @property
+    def serving_artifacts(self) -> dict[str, Artifact]:
+        """The artifacts the prediction function loads."""
+        return {n: a for n, a in self.artifacts.items() if n not in MONITOR_ARTIFACTS}
 
     @property
     def artifact_bytes(self) -> int:

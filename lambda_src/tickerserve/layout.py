@@ -7,6 +7,7 @@ metadata/monitoring_history.jsonl            one JSON record per monitoring run
 etfs/{TICKER}/versions/{VERSION}/...         one model per ETF
 stocks/universal/versions/{VERSION}/...      the shared stock model
 {model name}/versions/{VERSION}/...          any other model
+{model name}/baselines/{VERSION}.json        a monitoring baseline added after publishing
 ```
 """
 
@@ -21,6 +22,7 @@ METADATA_PREFIX = "metadata/"
 TRAINING_HISTORY_KEY = "metadata/training_history.jsonl"
 MONITORING_HISTORY_KEY = "metadata/monitoring_history.jsonl"
 VERSIONS_DIR = "versions"
+BASELINES_DIR = "baselines"
 METADATA_FILE = "metadata.json"
 MODEL_FILE = "model.txt"
 ETF_PREFIX = "etfs"
@@ -117,6 +119,11 @@ def artifact_key(model: str, version: str, artifact: str) -> str:
 
 def metadata_key(model: str, version: str) -> str:
     return artifact_key(model, version, METADATA_FILE)
+
+
+def baseline_sidecar_key(model: str, version: str) -> str:
+    """A baseline attached to an existing (immutable) version: beside its folder."""
+    return f"{model_prefix(model)}{BASELINES_DIR}/{Version.parse(version)}.json"
 
 
 def parse_version_key(key: str) -> tuple[str, str, str] | None:

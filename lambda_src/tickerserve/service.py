@@ -392,10 +392,11 @@ class ModelService:
             return model
 
     def _artifacts(self, metadata: BundleMetadata) -> dict[str, bytes]:
-        """Every artifact of a version, verified; missing ones downloaded in parallel."""
+        """Every artifact the model needs (not the monitor's), verified; missing ones downloaded in
+        parallel."""
         files: dict[str, bytes] = {}
         missing: list[str] = []
-        for name, artifact in metadata.artifacts.items():
+        for name, artifact in metadata.serving_artifacts.items():
             data = self.disk.read(artifact.sha256)
             if data is not None:
                 try:

@@ -2,21 +2,25 @@
 delete) and ``monitoring`` (one record per monitoring run).
 
 Appends are compare-and-swap (read with ETag, write with ``If-Match``; create with
-``If-None-Match: *``) so concurrent publishers never lose a line. A deleted version is not
+``If-None-Match: *``) so concurrent publishers never lose a line. A history that would pass
+``rotate_at`` bytes is first copied whole to a dated archive beside it (seed 003's archiving
+advice), and the append starts a fresh object. A deleted version is not
 erased from the history: a ``{"event": "deleted", ...}`` record is appended, and readers
 mark the earlier ``published`` record with its ``deleted_at``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from tickerserve.cas import ATTEMPTS, compare_and_swap
 from tickerserve.layout import MONITORING_HISTORY_KEY, TRAINING_HISTORY_KEY, Version
-from tickerserve.store import KeyNotFound, Store
+from tickerserve.store import KeyNotFound, PreconditionFailed, Store, sha256_hex
 
 HISTORY_KEYS: dict[str, str] = {
     "training": TRAINING_HISTORY_KEY,
@@ -33,21 +37,50 @@ def encode_records(records: Iterable[dict[str, Any]]) -> bytes:
     )
 
 
-def append_records(
-    store: Store, key: str, records: list[dict[str, Any]], *, attempts: int = ATTEMPTS
-) -> None:
-    """Append ``records`` to the JSONL object at ``key`` with compare-and-swap retries."""
-    if not records:
-        return
-    lines = encode_records(records)
+def archive_key(key: str, data: bytes, when: datetime) -> str:
+    """``metadata/monitoring_history_archive_20261201_<digest>.jsonl``: dated like the seed's
+    archives; the content digest makes racing rotations of the same bytes agree on a name."""
+    stem = key.removesuffix(".jsonl")
+    return f"{stem}_archive_{when:%Y%m%d}_{sha256_hex(data)[:12]}.jsonl"
 
-    def change(current: bytes | None) -> tuple[bytes, None]:
+
+def append_records(
+    store: Store,
+    key: str,
+    records: list[dict[str, Any]],
+    *,
+    attempts: int = ATTEMPTS,
+    rotate_at: int | None = None,
+) -> str | None:
+    """Append ``records`` to the JSONL object at ``key`` with compare-and-swap retries.
+
+    With ``rotate_at``, a history that would grow past that many bytes is archived first and
+    the records start a new object; returns the archive's key then (None otherwise).
+    """
+    if not records:
+        return None
+    lines = encode_records(records)
+    archived: list[tuple[str, bytes]] = []  # archives this call wrote in earlier attempts
+
+    def change(current: bytes | None) -> tuple[bytes, str | None]:
         current = current or b""
+        # An earlier attempt archived bytes and then lost the swap. If the history still
+        # starts with them, nobody rotated them away (a winning rotation replaces the
+        # object), so that archive only duplicates lines: remove it.
+        while archived and current.startswith(archived[-1][1]):
+            store.delete([archived.pop()[0]])
         if current and not current.endswith(b"\n"):
             current += b"\n"
+        if rotate_at is not None and current and len(current) + len(lines) > rotate_at:
+            target = archive_key(key, current, datetime.now(UTC))
+            # Already there: a racing rotation archived exactly these bytes under this name.
+            with contextlib.suppress(PreconditionFailed):
+                store.put(target, current, create_only=True, content_type=CONTENT_TYPE)
+            archived.append((target, current))
+            return lines, target
         return current + lines, None
 
-    compare_and_swap(store, key, change, content_type=CONTENT_TYPE, attempts=attempts)
+    return compare_and_swap(store, key, change, content_type=CONTENT_TYPE, attempts=attempts)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,148 @@
+"""Generated capture records and outcomes in the documented formats (PLAN.md "Capture record"
+and "Outcomes"), baselines for published demo models, and a store that holds them all."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import numpy as np
+
+from tickerserve.bundle import Bundle
+from tickerserve.model import LoadedModel
+from tickerserve.monitor.baseline import Baseline, Reference, Window, fit_baseline
+from tickerserve.monitor.baseline_store import attach_to_bundle
+from tickerserve.publishing.release import publish_bundle
+from tickerserve.registry import update_registry
+from tickerserve.store import Store
+
+REGISTRY_KEY = "metadata/asset_registry.json"
+DAY0 = date(2026, 12, 1)
+
+
+def reference_rows(rng: np.random.Generator, n: int, n_features: int) -> np.ndarray:
+    """Reference features like the demo models' training data (standard normal, 2% gaps)."""
+    x = rng.normal(size=(n, n_features))
+    x[rng.random(x.shape) < 0.02] = np.nan
+    return x
+
+
+def classification_baseline(bundle: Bundle, x: np.ndarray, truth: Sequence[str] | None) -> Baseline:
+    """The baseline ``publish --reference`` fits: the model's own outputs on ``x``."""
+    meta = bundle.metadata
+    loaded = LoadedModel(meta, bundle.files)
+    return fit_baseline(
+        meta.model,
+        meta.version,
+        "classification",
+        Reference(meta.used_features, x, loaded.predict_proba(x), truth),
+        classes=meta.classes,
+        training=Window("2020-01-02", "2025-06-30", 400),
+        validation=Window("2025-07-01", "2025-12-31"),
+    )
+
+
+def publish_with_baseline(
+    store: Store, bundle: Bundle, baseline: Baseline, *, aliases: tuple[str, ...] = ("production",)
+) -> None:
+    publish_bundle(
+        store, attach_to_bundle(bundle, baseline), registry_key=REGISTRY_KEY, aliases=aliases
+    )
+
+
+def set_shadow(store: Store, model: str, alias: str, mode: str = "shadow") -> None:
+    """The registry's shadow/canary setting (schema 2's per-model field), written raw."""
+    blob = store.get(REGISTRY_KEY)
+    assert blob is not None
+    raw = json.loads(blob.data)
+    raw["models"][model][mode] = {"alias": alias, "sample": 1.0}
+    store.put(REGISTRY_KEY, json.dumps(raw).encode(), if_match=blob.etag)
+
+
+def stamp(day: date, second: int) -> str:
+    moment = datetime(day.year, day.month, day.day) + timedelta(seconds=second % 86400)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%f") + "Z"
+
+
+@dataclass
+class Row:
+    """One scored row as the capture writer records it."""
+
+    request_id: str
+    time: str
+    model: str
+    version: str
+    alias: str
+    role: str
+    task: str
+    features: dict[str, float | None]
+    output: dict[str, Any]
+    challengers: list[dict[str, Any]]
+
+    def record(self) -> dict[str, Any]:
+        return {
+            "kind": "capture",
+            "v": 1,
+            "time": self.time,
+            "request_id": self.request_id,
+            "source": "api",
+            "ticker": "SMH",
+            "timeframe": None,
+            "model": self.model,
+            "version": self.version,
+            "alias": self.alias,
+            "role": self.role,
+            "task": self.task,
+            "features": self.features,
+            "output": self.output,
+            "challengers": self.challengers,
+            "latency_us": 120,
+        }
+
+
+def feature_dict(names: Sequence[str], values: np.ndarray) -> dict[str, float | None]:
+    return {
+        n: None if np.isnan(v) else round(float(v), 6) for n, v in zip(names, values, strict=True)
+    }
+
+
+def class_output(label: str, classes: Sequence[str], confidence: float = 0.7) -> dict[str, Any]:
+    rest = (1 - confidence) / (len(classes) - 1)
+    return {
+        "label": label,
+        "probabilities": {c: confidence if c == label else rest for c in classes},
+    }
+
+
+def write_capture(
+    store: Store, records: Iterable[dict[str, Any]], *, gz: bool = True, parts: int = 1
+) -> None:
+    """Records into ``capture/dt=YYYY-MM-DD/`` by their own time, gzip JSON lines."""
+    by_day: dict[str, list[bytes]] = defaultdict(list)
+    for r in records:
+        by_day[r["time"][:10]].append(json.dumps(r).encode())
+    for day, lines in by_day.items():
+        for part in range(parts):
+            chunk = lines[part::parts]
+            data = b"\n".join(chunk) + b"\n"
+            suffix = "jsonl.gz" if gz else "jsonl"
+            key = f"capture/dt={day}/part-{part:04d}.{suffix}"
+            store.put(key, gzip.compress(data) if gz else data)
+
+
+def write_outcomes(store: Store, outcomes: Iterable[dict[str, Any]], received: date) -> None:
+    lines = [json.dumps({**o, "received_at": stamp(received, 3600)}).encode() for o in outcomes]
+    if lines:
+        store.put(
+            f"outcomes/dt={received.isoformat()}/batch-{len(lines)}.jsonl",
+            b"\n".join(lines) + b"\n",
+        )
+
+
+def alias_version(store: Store, model: str, alias: str, version: str, digest: str) -> None:
+    update_registry(store, REGISTRY_KEY, lambda r: r.set_alias(model, alias, version, digest))
