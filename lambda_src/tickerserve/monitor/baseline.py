@@ -6,7 +6,7 @@ the empirical CDF at 101 quantile points; the distribution of the model's output
 classes, or binned values); the validation metrics; and the training and validation windows.
 A monitor run compares windows of captured traffic against it.
 
-Bins: ``edges`` are the inner edges, ascending; value ``x`` falls in bin
+Bins: ``edges`` are the inner edges (reference deciles, each an observed value), ascending; value ``x`` falls in bin
 ``searchsorted(edges, x, side="right")``, i.e. bin ``i`` is ``[edges[i-1], edges[i])`` with
 open ends. Missing values (null, NaN) are counted apart in ``missing_share``.
 """
@@ -103,7 +103,9 @@ def fit_histogram(
     missing_share = float(missing.mean()) if values.size else 0.0
     if present.size == 0:
         return Histogram([], [0.0], missing_share, [], [], 0)
-    inner = np.quantile(present, np.linspace(0.0, 1.0, bins + 1)[1:-1])
+    # Edges are observed values (the inverted empirical CDF), so a discrete feature gets one
+    # edge per level it takes instead of interpolated edges between levels.
+    inner = np.quantile(present, np.arange(1, bins) / bins, method="inverted_cdf")
     edges = np.unique(inner)  # a discrete feature has fewer distinct edges than bins
     index = np.searchsorted(edges, present, side="right")
     proportions = np.bincount(index, minlength=edges.size + 1) / present.size

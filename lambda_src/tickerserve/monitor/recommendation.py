@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-from tickerserve.monitor.significance import TestResult
+from tickerserve.monitor.significance import Significance
 
 Action = Literal["keep", "watch", "retrain", "switch"]
 ACTIONS: tuple[Action, ...] = ("keep", "watch", "retrain", "switch")
@@ -51,7 +51,7 @@ class Evidence:
 
     drift_pct: float | None  # relative degradation of the primary metric, percent
     win_rate: float | None  # challenger's share of the windows that counted (0..1)
-    test: TestResult | None  # champion vs challenger, paired where possible
+    test: Significance | None  # champion vs challenger, paired where possible
     inputs_drifted: bool = False  # a feature or the output distribution at "drift"
 
 

@@ -38,7 +38,7 @@ from tickerserve.monitor.moments import Moments
 from tickerserve.monitor.outcomes import DEFAULT_CAPACITY, OutcomeIndex, latest_outcomes
 from tickerserve.monitor.recommendation import Evidence, Rule, recommend, seed_sentence
 from tickerserve.monitor.significance import (
-    TestResult,
+    Significance,
     diebold_mariano_hln,
     mcnemar_exact,
     two_proportion_z,
@@ -186,11 +186,13 @@ def _configured_challenger(raw_entry: Any) -> str | None:
     return None
 
 
-def task_of(metadata: BundleMetadata) -> str:
-    """The version's task (``metadata.json`` carries one from schema 2 on; before that every
-    model was a classifier)."""
-    task = getattr(metadata, "task", None)
-    return task if task in ("classification", "regression") else "classification"
+def task_of(metadata: BundleMetadata, baseline: Baseline | None = None) -> str:
+    """The version's task: its metadata's, else its baseline's, else classification (the
+    only task before metadata carried one)."""
+    for task in (getattr(metadata, "task", None), baseline.task if baseline else None):
+        if task in ("classification", "regression"):
+            return str(task)
+    return "classification"
 
 
 @dataclass(frozen=True)
@@ -231,7 +233,7 @@ def load_candidates(
         except (TickerserveError, BaselineError) as exc:
             problem = exc.message if isinstance(exc, TickerserveError) else str(exc)
             logger.warning("%s %s: baseline unusable: %s", name, target.version, problem)
-        task = task_of(metadata)
+        task = task_of(metadata, stored.baseline if stored else None)
         subject = Subject(
             model=name,
             task=task,  # type: ignore[arg-type]
@@ -522,7 +524,7 @@ def _comparison(stream: ModelStream, metric: str, config: MonitorConfig) -> dict
         mode = SHADOW
     elif canary_scored or stream.canary_rows.sum():
         mode = CANARY
-    test: TestResult | None = None
+    test: Significance | None = None
     a = b = None
     if mode == SHADOW:
         champion = _merged([p.champion for p in stream.pairs], task, n_classes)

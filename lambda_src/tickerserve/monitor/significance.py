@@ -31,7 +31,7 @@ WELCH = "welch_t_squared_errors"
 
 
 @dataclass(frozen=True)
-class TestResult:
+class Significance:
     """A test's name, statistic and two-sided p-value, and the side it favours (None: even)."""
 
     name: str
@@ -58,16 +58,16 @@ def _side(champion_worse: float) -> Side | None:
     return None
 
 
-def mcnemar_exact(champion_only: int, challenger_only: int) -> TestResult:
+def mcnemar_exact(champion_only: int, challenger_only: int) -> Significance:
     """``champion_only``: rows only the champion got right (b); ``challenger_only``: rows
     only the challenger got right (c). p = min(1, 2 * P[Bin(b + c, 1/2) <= min(b, c)])."""
     b, c = int(champion_only), int(challenger_only)
     n = b + c
     p = 1.0 if n == 0 else min(1.0, 2.0 * float(special.bdtr(min(b, c), n, 0.5)))
-    return TestResult(MCNEMAR, float(c - b), p, n, _side(c - b))
+    return Significance(MCNEMAR, float(c - b), p, n, _side(c - b))
 
 
-def diebold_mariano_hln(differential: Moments, horizon: int = 1) -> TestResult:
+def diebold_mariano_hln(differential: Moments, horizon: int = 1) -> Significance:
     """``differential``: moments of d_t = e_champion_t^2 - e_challenger_t^2 over T rows.
 
     DM = mean(d) / sqrt(gamma_0 / T) with gamma_0 the population variance of d;
@@ -78,44 +78,44 @@ def diebold_mariano_hln(differential: Moments, horizon: int = 1) -> TestResult:
     t_count = differential.n
     mean = differential.mean
     if t_count < 2:
-        return TestResult(DIEBOLD_MARIANO, None, 1.0, t_count, None)
+        return Significance(DIEBOLD_MARIANO, None, 1.0, t_count, None)
     gamma0 = differential.variance(ddof=0)
     if gamma0 <= 0:  # every row differs by the same amount: no noise to test against
-        return TestResult(DIEBOLD_MARIANO, None, 1.0 if mean == 0 else 0.0, t_count, _side(mean))
+        return Significance(DIEBOLD_MARIANO, None, 1.0 if mean == 0 else 0.0, t_count, _side(mean))
     dm = mean / math.sqrt(gamma0 / t_count)
     h = horizon
     dm_star = dm * math.sqrt((t_count + 1 - 2 * h + h * (h - 1) / t_count) / t_count)
     p = 2.0 * float(special.stdtr(t_count - 1, -abs(dm_star)))
-    return TestResult(DIEBOLD_MARIANO, dm_star, min(1.0, p), t_count, _side(mean))
+    return Significance(DIEBOLD_MARIANO, dm_star, min(1.0, p), t_count, _side(mean))
 
 
 def two_proportion_z(
     champion_correct: int, champion_n: int, challenger_correct: int, challenger_n: int
-) -> TestResult:
+) -> Significance:
     """z = (p2 - p1) / sqrt(p (1 - p) (1/n1 + 1/n2)) with the pooled p; p = 2 (1 - Phi(|z|))."""
     n1, n2 = int(champion_n), int(challenger_n)
     if n1 == 0 or n2 == 0:
-        return TestResult(TWO_PROPORTION, None, 1.0, n1 + n2, None)
+        return Significance(TWO_PROPORTION, None, 1.0, n1 + n2, None)
     p1, p2 = champion_correct / n1, challenger_correct / n2
     pooled = (champion_correct + challenger_correct) / (n1 + n2)
     se = math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
     if se == 0:  # both all right or all wrong
-        return TestResult(TWO_PROPORTION, None, 1.0, n1 + n2, None)
+        return Significance(TWO_PROPORTION, None, 1.0, n1 + n2, None)
     z = (p2 - p1) / se
-    return TestResult(TWO_PROPORTION, z, 2.0 * float(special.ndtr(-abs(z))), n1 + n2, _side(z))
+    return Significance(TWO_PROPORTION, z, 2.0 * float(special.ndtr(-abs(z))), n1 + n2, _side(z))
 
 
-def welch_t(champion: Moments, challenger: Moments) -> TestResult:
+def welch_t(champion: Moments, challenger: Moments) -> Significance:
     """Welch's t-test on the two sides' squared errors (sample variances, Welch-Satterthwaite
     degrees of freedom); positive t means the champion's errors are larger."""
     n1, n2 = champion.n, challenger.n
     if n1 < 2 or n2 < 2:
-        return TestResult(WELCH, None, 1.0, n1 + n2, None)
+        return Significance(WELCH, None, 1.0, n1 + n2, None)
     a, b = champion.variance(ddof=1) / n1, challenger.variance(ddof=1) / n2
     if a + b <= 0:
         diff = champion.mean - challenger.mean
-        return TestResult(WELCH, None, 1.0 if diff == 0 else 0.0, n1 + n2, _side(diff))
+        return Significance(WELCH, None, 1.0 if diff == 0 else 0.0, n1 + n2, _side(diff))
     t = (champion.mean - challenger.mean) / math.sqrt(a + b)
     df = (a + b) ** 2 / (a * a / (n1 - 1) + b * b / (n2 - 1))
     p = 2.0 * float(special.stdtr(df, -abs(t)))
-    return TestResult(WELCH, t, min(1.0, p), n1 + n2, _side(t))
+    return Significance(WELCH, t, min(1.0, p), n1 + n2, _side(t))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,7 +21,7 @@ from typing import Any
 
 from tickerserve.cas import ATTEMPTS, compare_and_swap
 from tickerserve.layout import MONITORING_HISTORY_KEY, TRAINING_HISTORY_KEY, Version
-from tickerserve.store import KeyNotFound, PreconditionFailed, Store, sha256_hex
+from tickerserve.store import KeyNotFound, PreconditionFailed, Store
 
 HISTORY_KEYS: dict[str, str] = {
     "training": TRAINING_HISTORY_KEY,
@@ -37,11 +38,11 @@ def encode_records(records: Iterable[dict[str, Any]]) -> bytes:
     )
 
 
-def archive_key(key: str, data: bytes, when: datetime) -> str:
-    """``metadata/monitoring_history_archive_20261201_<digest>.jsonl``: dated like the seed's
-    archives; the content digest makes racing rotations of the same bytes agree on a name."""
+def archive_key(key: str, when: datetime) -> str:
+    """``metadata/monitoring_history_archive_20261201T061500123456Z_1a2b3c4d.jsonl``: dated
+    like the seed's archives, sorting in time order, unique per rotation attempt."""
     stem = key.removesuffix(".jsonl")
-    return f"{stem}_archive_{when:%Y%m%d}_{sha256_hex(data)[:12]}.jsonl"
+    return f"{stem}_archive_{when:%Y%m%dT%H%M%S%fZ}_{uuid.uuid4().hex[:8]}.jsonl"
 
 
 def append_records(
@@ -60,27 +61,36 @@ def append_records(
     if not records:
         return None
     lines = encode_records(records)
-    archived: list[tuple[str, bytes]] = []  # archives this call wrote in earlier attempts
+    archived: list[str] = []  # the archive of an attempt that has not won (yet)
+
+    def discard_lost_archive(current: bytes) -> None:
+        # The previous attempt archived the history, then lost the swap. Whatever won kept
+        # those lines: an append left them in the object, a rotation archived them (or a
+        # superset of them) itself. Only if our own lines are in the object did the swap
+        # in fact go through (its answer lost), and the archive holds the only copy.
+        if archived and not current.startswith(lines):
+            store.delete([archived.pop()])
 
     def change(current: bytes | None) -> tuple[bytes, str | None]:
         current = current or b""
-        # An earlier attempt archived bytes and then lost the swap. If the history still
-        # starts with them, nobody rotated them away (a winning rotation replaces the
-        # object), so that archive only duplicates lines: remove it.
-        while archived and current.startswith(archived[-1][1]):
-            store.delete([archived.pop()[0]])
+        discard_lost_archive(current)
         if current and not current.endswith(b"\n"):
             current += b"\n"
         if rotate_at is not None and current and len(current) + len(lines) > rotate_at:
-            target = archive_key(key, current, datetime.now(UTC))
-            # Already there: a racing rotation archived exactly these bytes under this name.
-            with contextlib.suppress(PreconditionFailed):
-                store.put(target, current, create_only=True, content_type=CONTENT_TYPE)
-            archived.append((target, current))
+            target = archive_key(key, datetime.now(UTC))
+            store.put(target, current, create_only=True, content_type=CONTENT_TYPE)
+            archived.append(target)
             return lines, target
         return current + lines, None
 
-    return compare_and_swap(store, key, change, content_type=CONTENT_TYPE, attempts=attempts)
+    try:
+        return compare_and_swap(store, key, change, content_type=CONTENT_TYPE, attempts=attempts)
+    except PreconditionFailed:
+        with contextlib.suppress(KeyNotFound):
+            blob = store.get(key)
+            if blob is not None:
+                discard_lost_archive(blob.data)
+        raise
 
 
 @dataclass(frozen=True)

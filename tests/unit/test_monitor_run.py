@@ -1,0 +1,357 @@
+"""Monitor runs over generated capture and outcomes: drift flags, performance, champion vs
+challenger (shadow and canary, classifier and regressor), the recommendation, the history."""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import json
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.monitor_support import (
+    DAY0,
+    REGISTRY_KEY,
+    Row,
+    class_output,
+    classification_baseline,
+    feature_dict,
+    publish_with_baseline,
+    reference_rows,
+    set_shadow,
+    stamp,
+    write_capture,
+    write_outcomes,
+)
+from tests.support import DemoModels
+from tickerserve.layout import MONITORING_HISTORY_KEY
+from tickerserve.monitor.baseline import Reference, Window, fit_baseline
+from tickerserve.monitor.history import append_run
+from tickerserve.monitor.run import MonitorConfig, Period, RunReport, run_monitor
+from tickerserve.publishing.history import read_records
+from tickerserve.store import LocalStore
+
+WEEK = Period(DAY0, DAY0 + timedelta(days=7))
+NOW = datetime(2026, 12, 10, 6, 0)
+SHIFTED = ("rsi_14", "atr_pct")  # two of the six features SMH uses
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> LocalStore:
+    return LocalStore(tmp_path / "store")
+
+
+def smh_store(
+    store: LocalStore, models: DemoModels, *, metrics: dict[str, float] | None = None
+) -> list[str]:
+    """SMH 1.0.0 in production and 1.0.1 as challenger, both with baselines; returns the
+    used feature names."""
+    rng = np.random.default_rng(0)
+    meta = models.smh.metadata
+    x = reference_rows(rng, 3000, len(meta.used_features))
+    truth = [meta.classes[i] for i in rng.integers(0, len(meta.classes), 3000)]
+    baseline = classification_baseline(models.smh, x, truth)
+    if metrics is not None:
+        baseline = dataclasses.replace(baseline, metrics=metrics)
+    publish_with_baseline(store, models.smh, baseline)
+    publish_with_baseline(
+        store,
+        models.smh_v2,
+        classification_baseline(models.smh_v2, x, None),
+        aliases=("challenger",),
+    )
+    return meta.used_features
+
+
+def traffic(
+    store: LocalStore,
+    names: list[str],
+    classes: list[str],
+    *,
+    per_day: int = 400,
+    days: int = 7,
+    champion_right: float = 0.6,
+    challenger_right: float = 0.6,
+    shift: tuple[str, ...] = (),
+    outcome_share: float = 1.0,
+    mode: str = "shadow",
+    seed: int = 1,
+) -> None:
+    """Captured rows and their outcomes: each side is right with the given probability."""
+    rng = np.random.default_rng(seed)
+    records, outcomes = [], []
+    for d in range(days):
+        day = DAY0 + timedelta(days=d)
+        x = reference_rows(rng, per_day, len(names))
+        for name in shift:
+            x[:, names.index(name)] += 1.2
+        for i in range(per_day):
+            truth = classes[rng.integers(len(classes))]
+            wrong = classes[(classes.index(truth) + 1) % len(classes)]
+            a = truth if rng.random() < champion_right else wrong
+            b = truth if rng.random() < challenger_right else wrong
+            rid = f"req-{d}-{i}"
+            if mode == "canary" and i % 4 == 0:
+                row = Row(
+                    rid,
+                    stamp(day, i * 97),
+                    "etfs/SMH",
+                    "1.0.1",
+                    "challenger",
+                    "canary",
+                    "classification",
+                    feature_dict(names, x[i]),
+                    class_output(b, classes),
+                    [],
+                )
+            else:
+                shadow = [
+                    {
+                        "alias": "challenger",
+                        "version": "1.0.1",
+                        "output": class_output(b, classes),
+                        "latency_us": 30,
+                    }
+                ]
+                row = Row(rid, stamp(day, i * 97), "etfs/SMH", "1.0.0", "production", "champion",
+                          "classification", feature_dict(names, x[i]), class_output(a, classes),
+                          shadow if mode == "shadow" else [])  # fmt: skip
+            records.append(row.record())
+            if rng.random() < outcome_share:
+                outcomes.append(
+                    {"request_id": rid, "label": truth, "observed_at": stamp(day, 86000)}
+                )
+    write_capture(store, records, parts=2)
+    write_outcomes(store, outcomes, DAY0 + timedelta(days=days))
+
+
+def run(store: LocalStore, **kwargs) -> RunReport:
+    return run_monitor(store, registry_key=REGISTRY_KEY, period=WEEK, now=NOW, **kwargs)
+
+
+def test_shifted_features_are_flagged_and_unshifted_ones_are_not(store, models) -> None:
+    # Given a champion with a baseline and a week of traffic where two inputs moved by 1.2 sd
+    names = smh_store(store, models)
+    traffic(store, names, models.smh.metadata.classes, shift=SHIFTED)
+    # When the monitor runs
+    report = run(store).models[0].to_dict()
+    drift = report["feature_drift"]
+    # Then exactly the shifted features are at "drift", with the statistic and thresholds named
+    assert drift["drifted"] == sorted(SHIFTED)
+    assert drift["watch"] == []
+    assert drift["statistic"] == "psi" and drift["thresholds"] == {"watch": 0.1, "drift": 0.25}
+    assert drift["drifted_share"] == pytest.approx(2 / 6)
+    for name, figure in drift["features"].items():
+        assert figure["rows"] == 7 * 400
+        assert (figure["psi"] >= 0.25) == (name in SHIFTED)
+        assert (figure["linf"] > 0.3) == (name in SHIFTED)
+    # every daily window says the same
+    assert all(w["drifted_share"] == pytest.approx(2 / 6) for w in report["windows"])
+    assert report["recommendation"]["action"] == "watch"  # inputs moved; outcomes still fine
+
+
+def test_a_better_challenger_wins_and_the_rule_says_switch(store, models) -> None:
+    # Given a baseline accuracy of 0.62, a champion right 60% of the time and a shadow
+    # challenger right 80% of the time on the same rows
+    names = smh_store(store, models, metrics={"accuracy": 0.62, "macro_f1": 0.6})
+    set_shadow(store, "etfs/SMH", "challenger")
+    traffic(store, names, models.smh.metadata.classes, champion_right=0.6, challenger_right=0.8)
+    report = run(store).models[0].to_dict()
+    comparison, test = report["comparison"], report["test"]
+    assert comparison["mode"] == "shadow"
+    assert comparison["winner"] == "Model B"
+    assert comparison["win_rate"] == 1.0 and comparison["windows_counted"] == 7
+    assert comparison["challenger"] > comparison["champion"]
+    assert test["name"] == "mcnemar_exact" and test["p_value"] < 1e-6
+    assert test["favours"] == "challenger"
+    # drift_pct: relative degradation of accuracy against the baseline's 0.62
+    current = report["performance"]["current"]
+    assert report["performance"]["drift_pct"] == pytest.approx((0.62 - current) / 0.62 * 100)
+    assert report["performance"]["coverage"] == 1.0
+    assert report["recommendation"]["action"] == "switch"
+    assert report["recommendation"]["sentence"] == "SWITCH TO MODEL B (challenger 1.0.1)"
+
+
+def test_a_degraded_champion_is_retrained_not_switched(store, models) -> None:
+    names = smh_store(store, models, metrics={"accuracy": 0.80})
+    traffic(store, names, models.smh.metadata.classes, champion_right=0.6, challenger_right=0.85)
+    report = run(store).models[0].to_dict()
+    assert report["performance"]["drift_pct"] > 10
+    assert report["comparison"]["win_rate"] == 1.0
+    assert report["recommendation"]["action"] == "retrain"
+
+
+def test_equal_models_keep_the_champion(store, models) -> None:
+    names = smh_store(store, models, metrics={"accuracy": 0.6})
+    traffic(store, names, models.smh.metadata.classes, champion_right=0.6, challenger_right=0.6)
+    report = run(store).models[0].to_dict()
+    assert report["comparison"]["win_rate"] < 0.75
+    assert report["test"]["p_value"] > 0.05
+    assert report["recommendation"]["action"] == "keep"
+
+
+def test_windows_with_fewer_than_30_outcomes_are_too_small(store, models) -> None:
+    # outcomes lag: only ~5% of rows have one yet
+    names = smh_store(store, models, metrics={"accuracy": 0.6})
+    traffic(store, names, models.smh.metadata.classes, per_day=300, champion_right=0.3,
+            challenger_right=0.9, outcome_share=0.05)  # fmt: skip
+    report = run(store).models[0].to_dict()
+    assert all(w["too_small"] and w["winner"] is None for w in report["windows"])
+    assert report["comparison"]["win_rate"] is None
+    assert report["performance"]["coverage"] == pytest.approx(0.05, abs=0.02)
+    assert report["recommendation"]["action"] != "switch"
+
+
+def test_canary_only_uses_the_unpaired_test(store, models) -> None:
+    names = smh_store(store, models, metrics={"accuracy": 0.6})
+    traffic(store, names, models.smh.metadata.classes, champion_right=0.55, challenger_right=0.85,
+            mode="canary")  # fmt: skip
+    report = run(store).models[0].to_dict()
+    assert report["comparison"]["mode"] == "canary"
+    assert report["comparison"]["agreement"] is None  # different rows: nothing to agree on
+    assert report["test"]["name"] == "two_proportion_z"
+    assert report["test"]["favours"] == "challenger" and report["test"]["p_value"] < 0.001
+    assert report["comparison"]["win_rate"] == 1.0
+    assert report["challenger"]["mode"] == "canary"
+
+
+def regression_store(store: LocalStore, models: DemoModels, rng: np.random.Generator) -> list[str]:
+    """A champion judged as a regressor (its baseline says so; regression bundles arrive with
+    the model families): RMSE 0.010 on validation."""
+    meta = models.spy.metadata
+    names = meta.used_features
+    x = reference_rows(rng, 2000, len(names))
+    predictions = 0.02 + 0.005 * np.nan_to_num(x[:, 0])
+    baseline = fit_baseline(
+        meta.model, meta.version, "regression", Reference(names, x, predictions),
+        training=Window("2010-03-31", "2024-05-31", 3566),
+    )  # fmt: skip
+    baseline = dataclasses.replace(baseline, metrics={"rmse": 0.010, "mae": 0.007, "r2": 0.43})
+    v2 = dataclasses.replace(models.spy, metadata=dataclasses.replace(meta))
+    publish_with_baseline(store, models.spy, baseline)
+    from tickerserve.publishing.release import write_version, apply_publication
+
+    written = write_version(store, v2, model=meta.model, version="1.0.1")
+    apply_publication(store, REGISTRY_KEY, [written], aliases=["challenger"])
+    return names
+
+
+@pytest.mark.parametrize("mode", ["shadow", "canary"])
+def test_a_regression_challenger_with_smaller_errors_wins(store, models, mode: str) -> None:
+    rng = np.random.default_rng(21)
+    names = regression_store(store, models, rng)
+    records, outcomes = [], []
+    for d in range(7):
+        day = DAY0 + timedelta(days=d)
+        x = reference_rows(rng, 300, len(names))
+        for i in range(300):
+            truth = float(rng.normal(0.02, 0.01))
+            a = truth + float(rng.normal(0, 0.0105))  # champion RMSE about 0.0105
+            b = truth + float(rng.normal(0, 0.0070))
+            rid = f"v-{d}-{i}"
+            canary = mode == "canary" and i % 3 == 0
+            shadow = [] if mode == "canary" else [
+                {"alias": "challenger", "version": "1.0.1", "output": {"value": b}}
+            ]  # fmt: skip
+            records.append(Row(rid, stamp(day, i * 200), "etfs/SPY", "1.0.1" if canary else "1.0.0",
+                               "challenger" if canary else "production",
+                               "canary" if canary else "champion", "regression",
+                               feature_dict(names, x[i]), {"value": b if canary else a},
+                               shadow).record())  # fmt: skip
+            outcomes.append({"request_id": rid, "value": truth})
+    write_capture(store, records)
+    write_outcomes(store, outcomes, DAY0 + timedelta(days=8))
+    report = run(store).models[0].to_dict()
+    assert report["task"] == "regression"
+    assert report["performance"]["metric"] == "rmse"
+    assert report["performance"]["drift_pct"] == pytest.approx(
+        (report["performance"]["current"] - 0.010) / 0.010 * 100
+    )
+    assert report["comparison"]["winner"] == "Model B"
+    assert report["comparison"]["win_rate"] >= 0.75
+    name = "diebold_mariano_hln" if mode == "shadow" else "welch_t_squared_errors"
+    assert report["test"]["name"] == name
+    assert report["test"]["favours"] == "challenger" and report["test"]["p_value"] < 0.05
+    assert report["recommendation"]["action"] == "switch"
+
+
+def test_lines_that_are_not_capture_records_are_skipped_and_counted(store, models) -> None:
+    names = smh_store(store, models)
+    traffic(store, names, models.smh.metadata.classes, days=1)
+    day = f"capture/dt={DAY0.isoformat()}"
+    store.put(f"{day}/garbage.jsonl", b'not json\n{"kind": "other"}\n[1, 2]\n\n')
+    store.put(f"{day}/truncated.jsonl.gz", gzip.compress(b'{"kind": "capture"}\n' * 100)[:60])
+    result = run(store)
+    assert result.capture["skipped"] >= 4
+    assert result.models[0].to_dict()["rows"] == 400
+
+
+def test_a_correction_replaces_the_earlier_outcome(store, models) -> None:
+    names = smh_store(store, models, metrics={"accuracy": 0.5})
+    classes = models.smh.metadata.classes
+    rows = [
+        Row(f"c-{i}", stamp(DAY0, i), "etfs/SMH", "1.0.0", "production", "champion",
+            "classification", feature_dict(names, np.zeros(6)), class_output(classes[0], classes),
+            []).record()
+        for i in range(40)
+    ]  # fmt: skip
+    write_capture(store, rows)
+    # all wrong on the first day, corrected to right the next day
+    write_outcomes(store, [{"request_id": f"c-{i}", "label": classes[1]} for i in range(40)], DAY0)
+    write_outcomes(store, [{"request_id": f"c-{i}", "label": classes[0]} for i in range(40)],
+                   DAY0 + timedelta(days=1))  # fmt: skip
+    report = run(store).models[0].to_dict()
+    assert report["performance"]["current"] == 1.0
+
+
+def test_memory_stays_bounded_with_a_sample_of_outcomes(store, models) -> None:
+    names = smh_store(store, models, metrics={"accuracy": 0.6})
+    traffic(store, names, models.smh.metadata.classes, champion_right=0.6, challenger_right=0.8)
+    full = run(store).models[0].to_dict()
+    result = run(store, config=MonitorConfig(outcome_capacity=500))
+    sampled = result.models[0].to_dict()
+    assert result.outcomes["request_ids"] <= 500
+    assert result.outcomes["sample_rate"] <= 0.25
+    assert sampled["performance"]["scored"] < full["performance"]["scored"]
+    assert sampled["performance"]["coverage"] == 1.0  # rows outside the sample do not count
+    assert sampled["performance"]["current"] == pytest.approx(
+        full["performance"]["current"], abs=0.08
+    )
+
+
+def test_history_lines_carry_the_seed_keys_and_ours(store, models) -> None:
+    names = smh_store(store, models, metrics={"accuracy": 0.62})
+    set_shadow(store, "etfs/SMH", "challenger")
+    traffic(store, names, models.smh.metadata.classes, shift=SHIFTED, challenger_right=0.8)
+    append_run(store, run(store))
+    append_run(store, run(store))
+    history = read_records(store, MONITORING_HISTORY_KEY).records
+    assert len(history) == 2
+    line = history[-1]
+    # the seed's own analysis snippets work unchanged
+    drift = [r["drift"]["model_a_drift_pct"] for r in history]
+    wins = [r["comparison"]["model_b_win_rate"] for r in history]
+    assert all(isinstance(x, float) for x in drift) and wins == [1.0, 1.0]
+    for key in ("timestamp", "monitoring_date", "model_a", "model_b", "test_window", "drift",
+                "comparison", "recommendation", "windows"):  # fmt: skip
+        assert key in line
+    assert line["model_a"]["training_date_start"] == "2020-01-02"
+    assert line["model_a"]["version"] == "1.0.0" and line["model_b"]["version"] == "1.0.1"
+    assert line["comparison"]["winner"] == "Model B"
+    assert line["recommendation"] == "SWITCH TO MODEL B (challenger 1.0.1)"
+    assert line["windows"][0]["name"] == f"All new data ({7 * 400} samples)"
+    assert [w["name"] for w in line["windows"][1:]] == WEEK.days
+    assert {"model_a_accuracy", "model_b_accuracy", "winner", "n_samples"} <= set(
+        line["windows"][1]
+    )
+    # ours
+    assert line["model"] == "etfs/SMH" and line["action"] == "switch"
+    assert line["test"]["name"] == "mcnemar_exact"
+    assert sorted(n for n, f in line["features"].items() if f["level"] == "drift") == sorted(
+        SHIFTED
+    )
+    assert line["feature_drift"]["drifted"] == sorted(SHIFTED)
+    json.dumps(line, allow_nan=False)
