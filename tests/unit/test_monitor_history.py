@@ -6,7 +6,6 @@ import multiprocessing
 from pathlib import Path
 
 import boto3
-import pytest
 
 from tickerserve.layout import MONITORING_HISTORY_KEY
 from tickerserve.publishing.history import append_records, parse_records

@@ -32,6 +32,7 @@ from tickerserve.monitor.baseline import Reference, Window, fit_baseline
 from tickerserve.monitor.history import append_run
 from tickerserve.monitor.run import MonitorConfig, Period, RunReport, run_monitor
 from tickerserve.publishing.history import read_records
+from tickerserve.publishing.release import apply_publication, write_version
 from tickerserve.store import LocalStore
 
 WEEK = Period(DAY0, DAY0 + timedelta(days=7))
@@ -232,8 +233,6 @@ def regression_store(store: LocalStore, models: DemoModels, rng: np.random.Gener
     baseline = dataclasses.replace(baseline, metrics={"rmse": 0.010, "mae": 0.007, "r2": 0.43})
     v2 = dataclasses.replace(models.spy, metadata=dataclasses.replace(meta))
     publish_with_baseline(store, models.spy, baseline)
-    from tickerserve.publishing.release import write_version, apply_publication
-
     written = write_version(store, v2, model=meta.model, version="1.0.1")
     apply_publication(store, REGISTRY_KEY, [written], aliases=["challenger"])
     return names

@@ -6,9 +6,9 @@ the empirical CDF at 101 quantile points; the distribution of the model's output
 classes, or binned values); the validation metrics; and the training and validation windows.
 A monitor run compares windows of captured traffic against it.
 
-Bins: ``edges`` are the inner edges (reference deciles, each an observed value), ascending; value ``x`` falls in bin
-``searchsorted(edges, x, side="right")``, i.e. bin ``i`` is ``[edges[i-1], edges[i])`` with
-open ends. Missing values (null, NaN) are counted apart in ``missing_share``.
+Bins: ``edges`` are the inner edges (reference deciles, each an observed value), ascending;
+value ``x`` falls in bin ``searchsorted(edges, x, side="right")``, i.e. bin ``i`` is
+``[edges[i-1], edges[i])`` with open ends. Missing values (null, NaN) are counted apart in ``missing_share``.
 """
 
 from __future__ import annotations
