@@ -8,7 +8,8 @@ A monitor run compares windows of captured traffic against it.
 
 Bins: ``edges`` are the inner edges (reference deciles, each an observed value), ascending;
 value ``x`` falls in bin ``searchsorted(edges, x, side="right")``, i.e. bin ``i`` is
-``[edges[i-1], edges[i])`` with open ends. Missing values (null, NaN) are counted apart in ``missing_share``.
+``[edges[i-1], edges[i])`` with open ends. Missing values (null, NaN) are counted apart in
+``missing_share``.
 """
 
 from __future__ import annotations
