@@ -15,7 +15,7 @@ from tickerserve.cli.errors import Refused
 from tickerserve.cli.publish import default_asset_class
 from tickerserve.cli.target import target
 from tickerserve.cli.versions import verified_for_alias
-from tickerserve.errors import Conflict
+from tickerserve.errors import Conflict, IntegrityError, InvalidModel, NotFound
 from tickerserve.layout import (
     Version,
     normalize_ticker,
@@ -23,9 +23,9 @@ from tickerserve.layout import (
     validate_model_name,
     validate_timeframe,
 )
+from tickerserve.publishing.promotion import promote
 from tickerserve.registry import (
     DEFAULT_ALIAS,
-    AliasTarget,
     Registry,
     read_registry,
     update_registry,
@@ -46,18 +46,11 @@ def promote_command(
     t = target(ctx)
     model, alias = validate_model_name(name), validate_alias(alias)
     version = str(Version.parse(version))
-    # The digest of the bytes actually stored: the runtime checks metadata.json against it.
-    digest = verified_for_alias(t.store, model, version)
-    before: list[AliasTarget | None] = []
-
-    def mutate(registry: Registry) -> None:
-        entry = registry.models.get(model)
-        before[:] = [entry.aliases.get(alias) if entry else None]
-        registry.set_alias(model, alias, version, digest)
-
-    registry = update_registry(t.store, t.registry_key, mutate)
-    previous = before[0].version if before and before[0] else None
-    _report_move(model, alias, previous, version, registry.revision, json_output)
+    try:
+        move = promote(t.store, t.registry_key, model, version, alias)
+    except (NotFound, IntegrityError, InvalidModel) as exc:
+        raise Refused(f"refusing {model} {version}: {exc.message}") from None
+    _report_move(model, alias, move.previous, version, move.revision, json_output)
 
 
 def rollback_command(
