@@ -14,7 +14,7 @@ import typer
 from typer.core import TyperGroup
 
 from tickerserve import __version__
-from tickerserve.cli import aliases, publish, query, serve, sync, versions
+from tickerserve.cli import aliases, baseline, monitoring, publish, query, serve, sync, versions
 from tickerserve.cli.errors import exit_code_for, one_line
 from tickerserve.cli.target import Target
 from tickerserve.errors import ConfigError
@@ -125,6 +125,8 @@ app.command("history")(query.history_command)
 app.command("delete")(versions.delete_command)
 app.command("validate")(versions.validate_command)
 app.command("serve")(serve.serve_command)
+app.command("baseline")(baseline.baseline_command)
+app.add_typer(monitoring.app, name="monitor")
 
 
 def main() -> None:

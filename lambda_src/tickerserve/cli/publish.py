@@ -12,8 +12,17 @@ from typing import Annotated, Any
 import typer
 
 from tickerserve.bundle import read_metadata
+from tickerserve.cli.baseline import (
+    BinsOption,
+    ReferenceOption,
+    TrainingOption,
+    ValidationOption,
+)
+from tickerserve.cli.baseline import describe as describe_baseline
+from tickerserve.cli.baseline import summary as baseline_summary
 from tickerserve.cli.console import JsonOption, format_metrics, note, print_json, table
 from tickerserve.cli.errors import Refused
+from tickerserve.cli.reference import fit_from_reference, parse_window
 from tickerserve.cli.seed import Converted, load_source
 from tickerserve.cli.seed_tree import SeedPlan, plan_tree
 from tickerserve.cli.target import target
@@ -24,6 +33,8 @@ from tickerserve.layout import (
     UNIVERSAL_STOCK_MODEL,
     validate_model_name,
 )
+from tickerserve.monitor.baseline import DEFAULT_BINS
+from tickerserve.monitor.baseline_store import attach_to_bundle
 from tickerserve.publishing.history import (
     HISTORY_KEYS,
     append_records,
@@ -116,9 +127,16 @@ def publish_command(
         str | None,
         typer.Option("--asset-class", help="Recorded in metadata (default from the model name)."),
     ] = None,
+    reference: ReferenceOption = None,
+    bins: BinsOption = DEFAULT_BINS,
+    training_window: TrainingOption = None,
+    validation_window: ValidationOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Publish a model folder as a new immutable version.
+
+    With --reference, the version carries its monitoring baseline (baseline.json, sha256 in
+    metadata.json like every artifact).
 
     Seed pickles are converted to LightGBM text and must predict exactly like the original.
     The version folder is written first (create-only), the registry last.
@@ -136,9 +154,20 @@ def publish_command(
     for warning in converted.warnings:
         note(f"warning: {src}: {warning}")
     converted.bundle.metadata.metrics.update(extra_metrics)
+    bundle = converted.bundle
+    fitted = None
+    if reference is not None:
+        fitted = fit_from_reference(
+            bundle,
+            reference,
+            bins=bins,
+            training=parse_window(training_window, "--training-window"),
+            validation=parse_window(validation_window, "--validation-window"),
+        )
+        bundle = attach_to_bundle(bundle, fitted)
     result = publish(
         t.store,
-        converted.bundle,
+        bundle,
         registry_key=t.registry_key,
         model=model,
         version=version,
@@ -148,7 +177,12 @@ def publish_command(
     seconds = time.perf_counter() - started
     if json_output:
         print_json(
-            {**result.to_dict(), "source": converted.summary(), "seconds": round(seconds, 3)}
+            {
+                **result.to_dict(),
+                "source": converted.summary(),
+                "baseline": None if fitted is None else baseline_summary(fitted),
+                "seconds": round(seconds, 3),
+            }
         )
         return
     meta = result.written.bundle.metadata
@@ -157,6 +191,8 @@ def publish_command(
         f"({_describe_source(converted)}; {len(meta.used_features)} features, "
         f"{len(meta.classes)} classes) in {seconds:.2f} s"
     )
+    if fitted is not None:
+        typer.echo(describe_baseline(fitted))
     for name in aliases:
         typer.echo(f"{name} -> {meta.version} (registry revision {result.revision})")
     if not aliases:

@@ -1,0 +1,107 @@
+"""``baseline MODEL@VERSION --reference FILE``: attach a monitoring baseline to a version that
+exists already (imported ones included), as a sidecar whose sha256 is recorded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from tickerserve.cli.console import JsonOption, format_metrics, print_json
+from tickerserve.cli.errors import Refused
+from tickerserve.cli.reference import fit_from_reference, parse_window
+from tickerserve.cli.target import target
+from tickerserve.cli.versions import load_verified, parse_ref, resolve_ref
+from tickerserve.errors import Conflict
+from tickerserve.layout import baseline_sidecar_key
+from tickerserve.monitor.baseline import DEFAULT_BINS, Baseline
+from tickerserve.monitor.baseline_store import write_sidecar
+from tickerserve.registry import read_registry
+
+ReferenceOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--reference",
+        metavar="FILE",
+        help="CSV or Parquet with the feature columns and, optionally, label (classifier) or "
+        "value (regressor): fits the monitoring baseline.",
+    ),
+]
+BinsOption = Annotated[
+    int, typer.Option("--bins", min=2, max=100, help="Quantile bins per feature.")
+]
+TrainingOption = Annotated[
+    str | None,
+    typer.Option("--training-window", metavar="START:END", help="Training dates (ISO)."),
+]
+ValidationOption = Annotated[
+    str | None,
+    typer.Option("--validation-window", metavar="START:END", help="Reference sample's dates."),
+]
+
+
+def summary(baseline: Baseline) -> dict[str, Any]:
+    return {
+        "model": baseline.model,
+        "version": baseline.version,
+        "task": baseline.task,
+        "rows": baseline.rows,
+        "features": len(baseline.features),
+        "bins": baseline.bins,
+        "metrics": baseline.metrics,
+        "training": baseline.training.to_dict(),
+        "validation": baseline.validation.to_dict(),
+    }
+
+
+def describe(baseline: Baseline) -> str:
+    metrics = format_metrics(baseline.metrics) if baseline.metrics else "no labels: no metrics"
+    return (
+        f"baseline of {baseline.model} {baseline.version}: {baseline.rows} reference rows, "
+        f"{len(baseline.features)} features x {baseline.bins} bins; {metrics}"
+    )
+
+
+def baseline_command(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(metavar="MODEL@VERSION", help="e.g. etfs/SMH@1.0.2.")],
+    reference: ReferenceOption = None,
+    bins: BinsOption = DEFAULT_BINS,
+    training_window: TrainingOption = None,
+    validation_window: ValidationOption = None,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Refit a baseline attached before.")
+    ] = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Fit a monitoring baseline for an existing version from a reference sample.
+
+    The version is immutable, so the baseline is stored beside it
+    ({model}/baselines/{version}.json) and its sha256 recorded in the training history; the
+    monitor refuses a sidecar whose bytes do not match.
+    """
+    t = target(ctx)
+    if reference is None:
+        raise Refused("--reference FILE is required")
+    name, selector = parse_ref(ref)
+    registry = read_registry(t.store, t.registry_key).registry
+    version, digest = resolve_ref(registry, name, selector)
+    bundle, _, _ = load_verified(t.store, name, version, digest)
+    fitted = fit_from_reference(
+        bundle,
+        reference,
+        bins=bins,
+        training=parse_window(training_window, "--training-window"),
+        validation=parse_window(validation_window, "--validation-window"),
+    )
+    try:
+        sha = write_sidecar(t.store, bundle.metadata, fitted, replace_existing=replace)
+    except Conflict as exc:
+        raise Refused(exc.message) from None
+    key = baseline_sidecar_key(name, version)
+    if json_output:
+        print_json({**summary(fitted), "key": key, "sha256": sha})
+        return
+    typer.echo(describe(fitted))
+    typer.echo(f"stored {key} (sha256 {sha[:12]}…, recorded in the training history)")

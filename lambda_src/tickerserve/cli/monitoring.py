@@ -1,0 +1,243 @@
+"""``monitor run`` (judge the models on captured traffic and outcomes) and ``monitor report``
+(an HTML page of the monitoring history)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from tickerserve.cli.console import JsonOption, note, print_json, table
+from tickerserve.cli.errors import Refused
+from tickerserve.cli.target import target
+from tickerserve.layout import MONITORING_HISTORY_KEY
+from tickerserve.monitor.job import complete
+from tickerserve.monitor.recommendation import Rule
+from tickerserve.monitor.run import DEFAULT_DAYS, MonitorConfig, Period, RunReport, run_monitor
+from tickerserve.monitor.statistics import Threshold
+from tickerserve.publishing.history import read_records
+from tickerserve.store import S3Store
+
+app = typer.Typer(
+    help="Drift, performance and champion vs challenger on captured traffic.",
+    no_args_is_help=True,
+)
+
+
+def _day(raw: str | None, option: str) -> date | None:
+    if raw is None:
+        return None
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise Refused(f"{option} {raw!r}: expected a date YYYY-MM-DD") from None
+
+
+def period_of(since: str | None, until: str | None, today: date) -> Period:
+    """Default: the last 7 days up to now (today included); ``until`` is exclusive."""
+    end = _day(until, "--until") or today + timedelta(days=1)
+    start = _day(since, "--since") or end - timedelta(days=DEFAULT_DAYS)
+    try:
+        return Period(start, end)
+    except ValueError as exc:
+        raise Refused(str(exc)) from None
+
+
+@app.command("run")
+def run_command(
+    ctx: typer.Context,
+    model: Annotated[
+        list[str] | None,
+        typer.Option("--model", "-m", help="Only this model (repeatable; default: all)."),
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", metavar="DATE", help="First day (default: 7 days ago).")
+    ] = None,
+    until: Annotated[
+        str | None,
+        typer.Option(
+            "--until", metavar="DATE", help="Day after the last (exclusive; default: tomorrow)."
+        ),
+    ] = None,
+    capture_bucket: Annotated[
+        str | None,
+        typer.Option(
+            "--capture-bucket", metavar="NAME", help="Bucket of capture/ (default: the store)."
+        ),
+    ] = None,
+    psi_watch: Annotated[
+        float, typer.Option("--psi-watch", help="PSI at which a feature is watched.")
+    ] = 0.1,
+    psi_drift: Annotated[
+        float, typer.Option("--psi-drift", help="PSI at which a feature drifted.")
+    ] = 0.25,
+    switch_win_rate: Annotated[
+        float,
+        typer.Option("--switch-win-rate", help="Challenger win rate that recommends a switch."),
+    ] = 0.75,
+    retrain_drift: Annotated[
+        float, typer.Option("--retrain-drift", help="Drift % above which to retrain.")
+    ] = 10.0,
+    watch_drift: Annotated[
+        float, typer.Option("--watch-drift", help="Drift % to watch from.")
+    ] = 5.0,
+    alpha: Annotated[float, typer.Option("--alpha", help="Significance level of the test.")] = 0.05,
+    min_window: Annotated[
+        int, typer.Option("--min-window", min=1, help="Scored outcomes for a window to count.")
+    ] = 30,
+    emit_metrics: Annotated[
+        bool, typer.Option("--emit-metrics", help="Send the metrics to CloudWatch.")
+    ] = False,
+    auto_promote: Annotated[
+        bool,
+        typer.Option("--auto-promote", help="Promote the challenger where the run says switch."),
+    ] = False,
+    no_history: Annotated[
+        bool, typer.Option("--no-history", help="Do not append to the monitoring history.")
+    ] = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Judge each model on a period of captured traffic and its outcomes.
+
+    Feature and output drift (PSI against the version's baseline), performance where
+    outcomes arrived, champion vs challenger per day with a significance test, and seed
+    003's recommendation: keep, watch, retrain or switch. One line per model is appended to
+    metadata/monitoring_history.jsonl.
+    """
+    t = target(ctx)
+    try:
+        config = MonitorConfig(
+            psi=Threshold(psi_watch, psi_drift),
+            rule=Rule(switch_win_rate, retrain_drift, watch_drift, alpha),
+            min_window=min_window,
+        )
+    except ValueError as exc:
+        raise Refused(str(exc)) from None
+    period = period_of(since, until, datetime.now(UTC).date())
+    capture_store = (
+        S3Store(capture_bucket, endpoint_url=t.endpoint_url, region=t.region)
+        if capture_bucket
+        else None
+    )
+    report = run_monitor(
+        t.store,
+        registry_key=t.registry_key,
+        period=period,
+        config=config,
+        models=model or None,
+        capture_store=capture_store,
+    )
+    done = complete(
+        t.store,
+        t.registry_key,
+        report,
+        write_history=not no_history,
+        emit_metrics=emit_metrics,
+        promote_switches=auto_promote,
+    )
+    if json_output:
+        print_json({**report.to_dict(), "metrics_sent": done.metrics_sent})
+        return
+    print_run(report)
+    if done.history:
+        typer.echo(f"{len(done.history)} line(s) appended to {MONITORING_HISTORY_KEY}")
+    if emit_metrics:
+        typer.echo(f"{done.metrics_sent} metric data points sent to CloudWatch")
+    for move in done.promotions:
+        if "error" in move:
+            note(f"warning: auto-promote {move['model']}: {move['error']}")
+        else:
+            typer.echo(f"promoted {move['model']} {move['alias']}: {move['from']} -> {move['to']}")
+
+
+def _f(value: Any, spec: str = ".3f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def print_run(report: RunReport) -> None:
+    rows = []
+    for m in report.models:
+        d = m.to_dict()
+        fd, perf, comp = d["feature_drift"] or {}, d["performance"], d["comparison"]
+        drifted = fd.get("drifted") or []
+        rows.append(
+            [
+                d["model"],
+                f"{d['champion']['alias']} {d['champion']['version']}",
+                d["rows"],
+                _f(fd.get("psi_max")) + (f" ({len(drifted)} drifted)" if drifted else ""),
+                _f((d["output_drift"] or {}).get("psi")),
+                f"{perf['metric']} {_f(perf['current'])}" + (
+                    f" ({perf['drift_pct']:+.1f}%)" if perf["drift_pct"] is not None else ""
+                ),
+                _f(perf["coverage"], ".0%"),
+                "-" if not d["challenger"] else
+                f"{d['challenger']['version']} {_f(comp['win_rate'], '.0%')}",
+                "-" if not d["test"] else f"{d['test']['name']} p={d['test']['p_value']:.3g}",
+                d["recommendation"]["action"],
+            ]
+        )  # fmt: skip
+    typer.echo(
+        f"monitor run {report.run_id}: {report.period.since} .. {report.period.until} "
+        f"(exclusive), {report.capture['lines']} captured lines, "
+        f"{report.capture['skipped']} skipped, {report.outcomes['request_ids']} outcomes"
+    )
+    typer.echo(
+        table(
+            [
+                "MODEL",
+                "CHAMPION",
+                "ROWS",
+                "PSI MAX",
+                "OUTPUT PSI",
+                "PERFORMANCE",
+                "OUTCOMES",
+                "CHALLENGER WIN",
+                "TEST",
+                "ACTION",
+            ],
+            rows,
+        )
+    )
+    typer.echo("PSI: watch >= 0.1, drift >= 0.25 (or as configured); drift % vs the baseline")
+    for m in report.models:
+        d = m.to_dict()
+        typer.echo(
+            f"{d['model']}: {d['recommendation']['action']}: {d['recommendation']['reason']}"
+        )
+    for name, why in report.skipped_models.items():
+        note(f"skipped {name}: {why}")
+
+
+@app.command("report")
+def report_command(
+    ctx: typer.Context,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the HTML page.")],
+    model: Annotated[
+        list[str] | None, typer.Option("--model", "-m", help="Only these models.")
+    ] = None,
+    last: Annotated[
+        int | None, typer.Option("--last", min=1, help="Only the last N runs per model.")
+    ] = None,
+    png: Annotated[
+        Path | None, typer.Option("--png", help="Also write the charts as one PNG picture.")
+    ] = None,
+) -> None:
+    """Write a self-contained HTML page of the monitoring history: drift and challenger win
+    rate over time, and per-feature PSI of the latest run (charts drawn with matplotlib)."""
+    from tickerserve.cli.report import render  # matplotlib: only for this command
+
+    t = target(ctx)
+    log = read_records(t.store, MONITORING_HISTORY_KEY)
+    records = [r for r in log.records if isinstance(r.get("model"), str) or "drift" in r]
+    if model:
+        records = [r for r in records if r.get("model") in set(model)]
+    if not records:
+        raise Refused("no monitoring history to report on (run: tickerserve monitor run)")
+    page = render(records, last=last, png=png, source=t.store.describe())
+    out.write_text(page, encoding="utf-8")
+    typer.echo(f"wrote {out} ({len(page) // 1024} KiB, {len(records)} history lines)")
+    if png is not None:
+        typer.echo(f"wrote {png}")

@@ -1,0 +1,257 @@
+"""The monitoring report: a self-contained HTML page (inline SVG charts drawn with matplotlib,
+a CLI-only dependency) of what the monitoring history says.
+
+Charts follow what NannyML and Evidently draw first: a statistic over time with its threshold
+band (performance drift, the largest feature PSI, the challenger's win rate), and the
+per-feature PSI of the latest run.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+from collections import defaultdict
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+import matplotlib.dates as mdates
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+RC: dict[Any, Any] = {"svg.fonttype": "none", "svg.hashsalt": "tickerserve", "font.size": 9}
+MAX_FEATURES = 24
+ACTION_COLORS = {"keep": "#2e7d32", "watch": "#f9a825", "retrain": "#c62828", "switch": "#1565c0"}
+
+
+def _when(record: dict[str, Any]) -> datetime | None:
+    stamp = record.get("timestamp") or record.get("monitoring_date")
+    if not isinstance(stamp, str):
+        return None
+    try:
+        return datetime.fromisoformat(stamp.replace("Z", "+00:00")).replace(tzinfo=None)
+    except ValueError:
+        return None
+
+
+def _series(records: list[dict[str, Any]], last: int | None) -> dict[str, list[dict[str, Any]]]:
+    """History lines per model in time order (seed lines without a model are "Model A")."""
+    by_model: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in records:
+        if _when(r) is not None:
+            by_model[str(r.get("model") or "Model A (seed history)")].append(r)
+    for name, lines in by_model.items():
+        lines.sort(key=lambda r: _when(r) or datetime.min)
+        if last:
+            by_model[name] = lines[-last:]
+    return dict(sorted(by_model.items()))
+
+
+def _get(record: dict[str, Any], *path: str) -> float | None:
+    value: Any = record
+    for key in path:
+        value = value.get(key) if isinstance(value, dict) else None
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _band(ax: Axes, watch: float, alarm: float | None, top: float, labels: tuple[str, str]) -> None:
+    """The threshold band: watch..alarm amber, above alarm red (one band without alarm)."""
+    if alarm is None:
+        ax.axhspan(watch, 1.0, color="#d6e9f8", zorder=0, label=labels[0])
+        return
+    ax.axhspan(watch, alarm, color="#fff3cd", zorder=0, label=labels[0])
+    ax.axhspan(alarm, max(top * 1.05, alarm * 1.2), color="#f8d7da", zorder=0, label=labels[1])
+
+
+def _over_time(
+    ax: Axes,
+    series: dict[str, list[dict[str, Any]]],
+    path: tuple[str, ...],
+    title: str,
+    ylabel: str,
+    band: tuple[float, float | None, tuple[str, str]] | None,
+    ylim: tuple[float, float] | None = None,
+) -> None:
+    top = 0.0
+    for name, lines in series.items():
+        points = [(_when(r), _get(r, *path)) for r in lines]
+        xs = [w for w, v in points if v is not None]
+        ys = [v for _, v in points if v is not None]
+        if ys:
+            ax.plot(xs, ys, marker="o", markersize=3, linewidth=1.2, label=name)  # type: ignore[arg-type]
+            top = max(top, *ys)
+    if band is not None:
+        _band(ax, band[0], band[1], top, band[2])
+    if ylim is not None:
+        ax.set_ylim(*ylim)
+    locator = mdates.AutoDateLocator(maxticks=6)
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    ax.set_title(title)
+    ax.set_ylabel(ylabel)
+    ax.grid(True, alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7, loc="upper left")
+
+
+def _feature_psi(ax: Axes, model: str, record: dict[str, Any]) -> None:
+    features = record.get("features") or {}
+    drift = record.get("feature_drift") or {}
+    thresholds = drift.get("thresholds") or {"watch": 0.1, "drift": 0.25}
+    judged = {
+        n: f["psi"] for n, f in features.items() if isinstance(f, dict) and f.get("psi") is not None
+    }
+    top = sorted(judged.items(), key=lambda kv: kv[1], reverse=True)[:MAX_FEATURES]
+    names = [n for n, _ in reversed(top)]
+    values = [v for _, v in reversed(top)]
+    colors = [
+        "#c62828"
+        if v >= thresholds["drift"]
+        else "#f9a825"
+        if v >= thresholds["watch"]
+        else "#2e7d32"
+        for v in values
+    ]
+    ax.barh(names, values, color=colors)
+    ax.axvline(thresholds["watch"], color="#f9a825", linestyle="--", linewidth=1)
+    ax.axvline(thresholds["drift"], color="#c62828", linestyle="--", linewidth=1)
+    when = (record.get("timestamp") or "")[:16].replace("T", " ")
+    ax.set_title(f"{model}: PSI per feature, latest run ({when})")
+    ax.set_xlabel(f"PSI (watch {thresholds['watch']:g}, drift {thresholds['drift']:g})")
+    ax.grid(True, axis="x", alpha=0.3)
+    if not names:
+        ax.text(0.5, 0.5, "no baseline: no feature drift", ha="center", transform=ax.transAxes)
+
+
+def _charts(series: dict[str, list[dict[str, Any]]]) -> list[tuple[str, Any]]:
+    """(title, draw(ax)) for each chart of the page."""
+    charts: list[tuple[str, Any]] = [
+        (
+            "Performance drift",
+            lambda ax: _over_time(
+                ax, series, ("drift", "model_a_drift_pct"),
+                "Performance drift of the champion (Model A)", "drift % vs baseline",
+                (5.0, 10.0, ("watch (5-10%)", "retrain (> 10%)")),
+            ),
+        ),
+        (
+            "Feature drift",
+            lambda ax: _over_time(
+                ax, series, ("feature_drift", "psi_max"), "Largest feature PSI",
+                "PSI", (0.1, 0.25, ("watch (PSI >= 0.1)", "drift (PSI >= 0.25)")),
+            ),
+        ),
+        (
+            "Challenger win rate",
+            lambda ax: _over_time(
+                ax, series, ("comparison", "model_b_win_rate"),
+                "Challenger (Model B) win rate over daily windows", "win rate",
+                (0.75, None, ("switch zone (>= 75%)", "")), (-0.03, 1.03),
+            ),
+        ),
+    ]  # fmt: skip
+    for model, lines in series.items():
+        latest = lines[-1]
+        if latest.get("features"):
+            charts.append(
+                (f"Features of {model}", lambda ax, m=model, r=latest: _feature_psi(ax, m, r))
+            )
+    return charts
+
+
+def _svg(draw: Any, size: tuple[float, float]) -> str:
+    fig = Figure(figsize=size, layout="constrained")
+    draw(fig.add_subplot())
+    buffer = io.StringIO()
+    with matplotlib.rc_context(RC):
+        fig.savefig(buffer, format="svg", metadata={"Date": None})
+    text = buffer.getvalue()
+    return text[text.index("<svg") :]
+
+
+def write_png(charts: list[tuple[str, Any]], path: Path) -> None:
+    """All charts in one picture (the README's)."""
+    columns = 2
+    rows = (len(charts) + 1) // columns
+    fig = Figure(figsize=(11, 3.6 * rows), layout="constrained", dpi=80)
+    for i, (_, draw) in enumerate(charts):
+        draw(fig.add_subplot(rows, columns, i + 1))
+    with matplotlib.rc_context(RC):
+        fig.savefig(path, format="png", metadata={"Software": None})
+
+
+def _table(series: dict[str, list[dict[str, Any]]]) -> str:
+    rows = []
+    for model, lines in series.items():
+        r = lines[-1]
+        action = str(r.get("action") or "-")
+        color = ACTION_COLORS.get(action, "#555")
+        drift = _get(r, "drift", "model_a_drift_pct")
+        win = _get(r, "comparison", "model_b_win_rate")
+        psi_max = _get(r, "feature_drift", "psi_max")
+        test = r.get("test") or {}
+        cells = [
+            html.escape(model),
+            html.escape(str(r.get("timestamp", ""))[:19]),
+            "-" if drift is None else f"{drift:.1f}%",
+            "-" if psi_max is None else f"{psi_max:.3f}",
+            "-" if win is None else f"{win:.0%}",
+            "-" if not test else html.escape(f"{test.get('name')} p={test.get('p_value', 1):.3g}"),
+            f'<b style="color:{color}">{html.escape(action)}</b>',
+            html.escape(str(r.get("recommendation", ""))),
+            html.escape(str(r.get("reason", ""))),
+        ]
+        rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    head = "".join(
+        f"<th>{h}</th>"
+        for h in ("model", "latest run", "drift", "PSI max", "challenger wins", "test",
+                  "action", "recommendation", "why")
+    )  # fmt: skip
+    return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
+
+
+MEANINGS = """<ul>
+<li><b>keep</b>: the champion holds up (drift under 5%, nothing drifted, no significantly
+better challenger).</li>
+<li><b>watch</b>: drift between 5% and 10%, or inputs/outputs drifted (PSI &ge; 0.25) while
+outcomes still look fine: plan a retrain.</li>
+<li><b>retrain</b>: the primary metric degraded by more than 10% against the baseline.</li>
+<li><b>switch</b>: the challenger won at least 75% of the daily windows, the champion's drift
+is under 10%, and the paired test says the difference is not noise (p &lt; 0.05).</li>
+</ul>"""
+
+
+def render(
+    records: list[dict[str, Any]], *, last: int | None = None, png: Path | None = None,
+    source: str = "",
+) -> str:  # fmt: skip
+    """The HTML page for ``records`` (monitoring history lines)."""
+    series = _series(records, last)
+    charts = _charts(series)
+    figures = "\n".join(
+        f"<figure>{_svg(draw, (9, 3.4))}<figcaption>{html.escape(title)}</figcaption></figure>"
+        for title, draw in charts
+    )
+    if png is not None:
+        write_png(charts, png)
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>tickerserve monitoring report</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; max-width: 1100px; }}
+table {{ border-collapse: collapse; font-size: 13px; }}
+td, th {{ border: 1px solid #ddd; padding: 4px 8px; text-align: left; vertical-align: top; }}
+figure {{ margin: 1.5em 0; }} figcaption {{ color: #666; font-size: 12px; }}
+svg {{ max-width: 100%; height: auto; }}
+</style></head><body>
+<h1>tickerserve monitoring report</h1>
+<p>{len(records)} history lines from {html.escape(source)}; Model A is each model's champion,
+Model B its challenger (shadow or canary).</p>
+<h2>Latest run per model</h2>
+{_table(series)}
+<h2>What the recommendations mean</h2>
+{MEANINGS}
+<h2>Over time</h2>
+{figures}
+</body></html>
+"""
