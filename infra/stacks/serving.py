@@ -1,4 +1,5 @@
-"""The serving stack: dependency layer, prediction function, REST API, alarms."""
+"""The serving stack: dependency layer, prediction function, REST API, alarms, and the
+scheduled monitor function."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from infra.config import ServingConfig
 from infra.constructs.api import PredictionApi
 from infra.constructs.dependency_layer import DependencyLayer
 from infra.constructs.firewall import ApiFirewall
+from infra.constructs.monitor_function import MonitorFunction, MonitorSettings
 from infra.constructs.monitoring import Monitoring
 from infra.constructs.prediction_function import PredictionFunction
 from infra.stacks.storage import model_bucket_name
@@ -26,6 +28,7 @@ class ServingStack(Stack):
         construct_id: str,
         *,
         config: ServingConfig,
+        monitor_settings: MonitorSettings | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
@@ -59,6 +62,18 @@ class ServingStack(Stack):
             stage=stage,
             function=self.prediction.function,
             settings=config.alarms,
+        )
+        self.monitor = MonitorFunction(
+            self,
+            "Monitor",
+            bucket=bucket,
+            layer=layer.layer,
+            architecture=config.architecture,
+            registry_key=config.registry_key,
+            log_retention=retention,
+            topic=self.monitoring.topic,
+            dashboard=self.monitoring.dashboard,
+            settings=monitor_settings or MonitorSettings(),
         )
         CfnOutput(self, "ApiUrl", value=self.api.api.url, description="API base URL")
         CfnOutput(self, "BucketName", value=bucket.bucket_name, description="model bucket")

@@ -96,6 +96,19 @@ def resources(template: Template, type_: str) -> dict[str, Any]:
     return dict(template.find_resources(type_).items())
 
 
+PREDICTION_HANDLER = "tickerserve.handler.lambda_handler"
+
+
+def function_with_handler(template: Template, handler: str = PREDICTION_HANDLER) -> dict[str, Any]:
+    """The one Lambda function running ``handler`` (the stack also holds the monitor's)."""
+    found = [
+        f for f in resources(template, "AWS::Lambda::Function").values()
+        if f["Properties"].get("Handler") == handler
+    ]  # fmt: skip
+    assert len(found) == 1, f"expected one function running {handler}, found {len(found)}"
+    return found[0]
+
+
 def only(template: Template, type_: str) -> dict[str, Any]:
     """The single resource of ``type_``; fails if there are none or several."""
     found = list(resources(template, type_).values())

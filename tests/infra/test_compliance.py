@@ -23,6 +23,20 @@ EXPECTED_DEV_ACKS = {
     "AmazonAPIGatewayPushToCloudWatchLogs]",
     "AwsSolutions-COG4",  # IAM authorization instead of Cognito
     "AwsSolutions-APIG3",  # WAF off in dev
+    # the monitor function: object prefixes it reads or appends, its schedule's invoke grant
+    *(
+        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::tickerserve-dev-models-"
+        f"<AWS::AccountId>-<AWS::Region>/{prefix}]"
+        for prefix in (
+            "*/baselines/*",
+            "outcomes/*",
+            "metadata/*",
+            "metadata/monitoring_history*",
+            "metadata/monitoring_history_archive_*",
+            "capture/*",
+        )
+    ),
+    "AwsSolutions-IAM5[Resource::<MonitorFunction39E4128B.Arn>:*]",
 }
 # W3005: CDK itself writes DependsOn [role, role policy] on every Function whose role it
 # also references with GetAtt; the redundant DependsOn is harmless and not ours to remove.

@@ -12,6 +12,7 @@ from tests.infra.conftest import (
     Synth,
     api_methods,
     as_list,
+    function_with_handler,
     only,
     policy_statements,
     resources,
@@ -30,7 +31,7 @@ ROUTES = {
 
 
 def function(s: Synth) -> dict:
-    return only(s.serving, "AWS::Lambda::Function")["Properties"]
+    return function_with_handler(s.serving)["Properties"]
 
 
 def env(s: Synth) -> dict[str, str]:
@@ -92,7 +93,9 @@ def test_snapstart_and_arm64_when_a_stage_asks_for_them():
 
 def test_function_logs_go_to_its_own_log_group_with_retention(dev: Synth):
     groups = resources(dev.serving, "AWS::Logs::LogGroup")
-    assert {g["Properties"]["RetentionInDays"] for g in groups.values()} == {14}
+    assert {g["Properties"]["RetentionInDays"] for g in groups.values()} == {
+        14
+    }  # the monitor's too
     log_group_ref = function(dev)["LoggingConfig"]["LogGroup"]["Ref"]
     assert log_group_ref in groups
 
@@ -273,6 +276,7 @@ def test_alarms_notify_the_alarm_topic(dev: Synth, metric, statistic, threshold)
     alarms = [
         a["Properties"] for a in resources(dev.serving, "AWS::CloudWatch::Alarm").values()
         if a["Properties"]["MetricName"] == metric
+        and not a["Properties"]["AlarmDescription"].startswith("tickerserve monitor")
     ]  # fmt: skip
     assert len(alarms) == 1
     alarm = alarms[0]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aws_cdk.assertions import Match
 
-from tests.infra.conftest import Synth, resources
+from tests.infra.conftest import Synth, function_with_handler, resources
 
 
 def model_bucket(dev: Synth) -> dict:
@@ -36,7 +36,7 @@ def test_model_bucket_name_is_the_one_the_serving_stack_reads(dev: Synth):
     # Both stacks derive it from stage, account and region; see model_bucket_name.
     name = model_bucket(dev)["Properties"]["BucketName"]
     assert "tickerserve-dev-models-" in str(name)
-    (function,) = resources(dev.serving, "AWS::Lambda::Function").values()
+    function = function_with_handler(dev.serving)
     assert function["Properties"]["Environment"]["Variables"]["TICKERSERVE_BUCKET"] == name
 
 

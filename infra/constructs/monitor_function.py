@@ -1,0 +1,344 @@
+"""The monitor function: its own asset and role, an EventBridge Scheduler schedule, alarms on
+drift and on a recommended switch, and dashboard widgets over every model's series.
+
+Metric names and the namespace are the ones ``tickerserve.monitor.cloudwatch`` emits (infra
+never imports tickerserve; a test checks that the two agree).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, Validations
+from aws_cdk import aws_cloudwatch as cw
+from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_scheduler as scheduler
+from aws_cdk import aws_scheduler_targets as targets
+from aws_cdk import aws_sns as sns
+from constructs import Construct
+
+from infra.constructs.dependency_layer import RUNTIME, lambda_architecture
+from infra.constructs.prediction_function import CODE_ROOT
+from infra.constructs.prediction_function import _nag_spelling as nag_spelling
+
+HANDLER = "tickerserve.monitor.handler.lambda_handler"
+NAMESPACE = "Tickerserve/Monitor"
+DIMENSION = "Model"
+FEATURE_DRIFT_MAX = "FeatureDriftMax"
+DRIFTED_FEATURE_SHARE = "DriftedFeatureShare"
+OUTPUT_PSI = "OutputPsi"
+DRIFT_PCT = "DriftPct"
+CHALLENGER_WIN_RATE = "ChallengerWinRate"
+SWITCH_RECOMMENDED = "SwitchRecommended"
+RETRAIN_RECOMMENDED = "RetrainRecommended"
+METRIC_NAMES = (
+    FEATURE_DRIFT_MAX,
+    DRIFTED_FEATURE_SHARE,
+    OUTPUT_PSI,
+    DRIFT_PCT,
+    CHALLENGER_WIN_RATE,
+    SWITCH_RECOMMENDED,
+    RETRAIN_RECOMMENDED,
+)
+# The publisher side is allowed here (history, promotion); the command line is not.
+CODE_EXCLUDES = [
+    "**/__pycache__",
+    "**/*.pyc",
+    "*.egg-info",
+    "requirements.txt",
+    ".*",
+    "tickerserve/cli",
+]
+MEMORY_MB = 2048
+TIMEOUT_MINUTES = 15
+DAY = Duration.days(1)
+
+
+@dataclass(frozen=True)
+class MonitorSettings:
+    """What a stage may change (defaults: seed 003's thresholds, daily, no auto-promote)."""
+
+    schedule: str = "cron(30 0 * * ? *)"  # 00:30 UTC: the days before are complete
+    days: int = 7
+    psi_watch: float = 0.1
+    psi_drift: float = 0.25
+    switch_win_rate: float = 0.75
+    retrain_drift_pct: float = 10.0
+    watch_drift_pct: float = 5.0
+    alpha: float = 0.05
+    min_window: int = 30
+    auto_promote: bool = False
+    enabled: bool = True
+
+    def thresholds_json(self) -> str:
+        return json.dumps(
+            {
+                "psiWatch": self.psi_watch,
+                "psiDrift": self.psi_drift,
+                "switchWinRate": self.switch_win_rate,
+                "retrainDriftPct": self.retrain_drift_pct,
+                "watchDriftPct": self.watch_drift_pct,
+                "alpha": self.alpha,
+                "minWindow": self.min_window,
+            },
+            separators=(",", ":"),
+        )
+
+
+class MonitorFunction(Construct):
+    """Runs ``tickerserve.monitor`` on a schedule against the model (and capture) bucket."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        bucket: s3.IBucket,
+        layer: lambda_.ILayerVersion,
+        architecture: str,
+        registry_key: str,
+        log_retention: logs.RetentionDays,
+        topic: sns.ITopic,
+        dashboard: cw.Dashboard,
+        settings: MonitorSettings,
+        capture_bucket: s3.IBucket | None = None,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        capture = capture_bucket or bucket
+        self.log_group = logs.LogGroup(
+            self, "Logs", retention=log_retention, removal_policy=RemovalPolicy.DESTROY
+        )
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description="tickerserve monitor: read models, capture, outcomes; append history",
+        )
+        self.log_group.grant(self.role, "logs:CreateLogStream", "logs:PutLogEvents")
+        history = bucket.arn_for_objects("metadata/monitoring_history*")
+        reads = [
+            bucket.arn_for_objects("*/versions/*"),
+            bucket.arn_for_objects("*/baselines/*"),
+            bucket.arn_for_objects("outcomes/*"),
+            bucket.arn_for_objects("metadata/*"),
+            capture.arn_for_objects("capture/*"),
+        ]
+        self.role.add_to_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=reads))
+        writes = [history]
+        if settings.auto_promote:
+            writes.append(bucket.arn_for_objects(registry_key))
+        self.role.add_to_policy(iam.PolicyStatement(actions=["s3:PutObject"], resources=writes))
+        # Removes only its own redundant archive after losing a rotation race.
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["s3:DeleteObject"],
+                resources=[bucket.arn_for_objects("metadata/monitoring_history_archive_*")],
+            )
+        )
+        for listed in {bucket, capture}:
+            self.role.add_to_policy(
+                iam.PolicyStatement(
+                    actions=["s3:ListBucket"],
+                    resources=[listed.bucket_arn],
+                    conditions={
+                        "StringLike": {
+                            "s3:prefix": ["capture/*", "outcomes/*", "metadata/*", "*/versions/*"]
+                        }
+                    },
+                )
+            )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["cloudwatch:PutMetricData"],
+                resources=["*"],
+                conditions={"StringEquals": {"cloudwatch:namespace": NAMESPACE}},
+            )
+        )
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            runtime=RUNTIME,
+            architecture=lambda_architecture(architecture),
+            handler=HANDLER,
+            code=lambda_.Code.from_asset(str(CODE_ROOT), exclude=CODE_EXCLUDES),
+            layers=[layer],
+            role=self.role,
+            memory_size=MEMORY_MB,
+            timeout=Duration.minutes(TIMEOUT_MINUTES),
+            # One run at a time: a retried invocation must not race the scheduled one.
+            reserved_concurrent_executions=1,
+            tracing=lambda_.Tracing.ACTIVE,
+            log_group=self.log_group,
+            description="tickerserve: daily drift, performance and champion vs challenger",
+            environment={
+                "TICKERSERVE_BUCKET": bucket.bucket_name,
+                "TICKERSERVE_STORE_PATH": "",
+                "TICKERSERVE_REGISTRY_KEY": registry_key,
+                "TICKERSERVE_CAPTURE_BUCKET": capture.bucket_name,
+                "TICKERSERVE_MONITOR_DAYS": str(settings.days),
+                "TICKERSERVE_MONITOR_THRESHOLDS": settings.thresholds_json(),
+                "TICKERSERVE_MONITOR_AUTO_PROMOTE": "true" if settings.auto_promote else "false",
+            },
+        )
+        # Its own role (rather than the one CDK would share between schedule targets), so its
+        # single grant can be reviewed here.
+        self.scheduler_role = iam.Role(
+            self,
+            "SchedulerRole",
+            assumed_by=iam.ServicePrincipal("scheduler.amazonaws.com"),
+            description="tickerserve monitor schedule: invoke the monitor function",
+        )
+        self.schedule = scheduler.Schedule(
+            self,
+            "Schedule",
+            schedule=scheduler.ScheduleExpression.expression(settings.schedule),
+            enabled=settings.enabled,
+            description="tickerserve monitor run",
+            target=targets.LambdaInvoke(
+                self.function,
+                input=scheduler.ScheduleTargetInput.from_object(
+                    {"scheduled_time": scheduler.ContextAttribute.scheduled_time}
+                ),
+                retry_attempts=2,
+                max_event_age=Duration.hours(6),
+                role=self.scheduler_role,
+            ),
+        )
+        self.alarms = self._alarms(topic, settings)
+        self._widgets(dashboard)
+        self._acknowledge(bucket, capture)
+
+    def _metric(self, name: str, statistic: str = "Maximum") -> cw.Metric:
+        """The worst over all models (the series without a dimension)."""
+        return cw.Metric(namespace=NAMESPACE, metric_name=name, statistic=statistic, period=DAY)
+
+    def _alarms(self, topic: sns.ITopic, settings: MonitorSettings) -> list[cw.Alarm]:
+        specs = {
+            "FeatureDrift": (self._metric(FEATURE_DRIFT_MAX), settings.psi_drift,
+                             cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                             f"a model's input drifted (feature PSI >= {settings.psi_drift})"),
+            "PerformanceDrift": (self._metric(DRIFT_PCT), settings.retrain_drift_pct,
+                                 cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                                 f"a model degraded more than {settings.retrain_drift_pct}% "
+                                 "against its baseline: retrain"),
+            "SwitchRecommended": (self._metric(SWITCH_RECOMMENDED), 1,
+                                  cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                                  "a challenger beat its champion: switch recommended"),
+            "MonitorErrors": (self.function.metric_errors(period=DAY, statistic="Sum"), 1,
+                              cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                              "the monitor function failed"),
+        }  # fmt: skip
+        alarms = []
+        for name, (metric, threshold, operator, what) in specs.items():
+            alarm = metric.create_alarm(
+                self,
+                name,
+                alarm_description=f"tickerserve monitor: {what}",
+                threshold=threshold,
+                evaluation_periods=1,
+                comparison_operator=operator,
+                # No run (or no model with that figure) is not an alarm.
+                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+            )
+            alarm.add_alarm_action(cw_actions.SnsAction(topic))
+            alarm.add_ok_action(cw_actions.SnsAction(topic))
+            alarms.append(alarm)
+        return alarms
+
+    def _widgets(self, dashboard: cw.Dashboard) -> None:
+        """One graph per figure with a line per model: a SEARCH query, so models added
+        later appear without a redeploy (not one widget per model)."""
+
+        def per_model(name: str, label: str) -> cw.MathExpression:
+            return cw.MathExpression(
+                expression=f"SEARCH('{{{NAMESPACE},{DIMENSION}}} MetricName=\"{name}\"', "
+                f"'Maximum', 86400)",
+                using_metrics={},
+                label=label,
+                period=DAY,
+            )
+
+        dashboard.add_widgets(
+            cw.GraphWidget(
+                title="Monitor: largest feature PSI per model",
+                left=[per_model(FEATURE_DRIFT_MAX, "PSI")],
+                left_annotations=[cw.HorizontalAnnotation(value=0.25, label="drift")],
+            ),
+            cw.GraphWidget(
+                title="Monitor: drift % vs baseline per model",
+                left=[per_model(DRIFT_PCT, "drift %")],
+                left_annotations=[cw.HorizontalAnnotation(value=10, label="retrain")],
+            ),
+            cw.GraphWidget(
+                title="Monitor: challenger win rate per model",
+                left=[per_model(CHALLENGER_WIN_RATE, "win rate")],
+                left_annotations=[cw.HorizontalAnnotation(value=0.75, label="switch")],
+            ),
+            cw.GraphWidget(
+                title="Monitor: output PSI and drifted feature share per model",
+                left=[
+                    per_model(OUTPUT_PSI, "output PSI"),
+                    per_model(DRIFTED_FEATURE_SHARE, "drifted share"),
+                ],
+            ),
+            cw.AlarmStatusWidget(title="Monitor alarms", alarms=list(self.alarms)),
+        )
+
+    def _acknowledge(self, bucket: s3.IBucket, capture: s3.IBucket) -> None:
+        Validations.of(self.function).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-L1",
+                reason="Pinned to python3.13 on purpose: the shared dependency layer is built "
+                "for CPython 3.13; runtime and layer move to a newer Python together",
+            )
+        )
+
+        def _spell(arn: str) -> str:
+            return nag_spelling(self, arn)
+
+        acks = [
+            Acknowledgment(
+                id="AwsSolutions-IAM5[Resource::*]",
+                reason="cloudwatch:PutMetricData has no resource-level permissions (limited by "
+                "the cloudwatch:namespace condition to Tickerserve/Monitor); X-Ray has none",
+            )
+        ]
+        patterns = {
+            "*/versions/*": "versions of any model (model names are data)",
+            "*/baselines/*": "baselines of any model version",
+            "outcomes/*": "the realized outcomes the monitor joins",
+            "metadata/*": "the registry and the histories it reads",
+            "metadata/monitoring_history*": "the monitoring history and its rotated archives",
+            "metadata/monitoring_history_archive_*": "its own redundant rotation archive",
+        }
+        for pattern, what in patterns.items():
+            acks.append(
+                Acknowledgment(
+                    id=f"AwsSolutions-IAM5[Resource::{_spell(bucket.arn_for_objects(pattern))}]",
+                    reason=f"Object keys under a prefix: {what}; the narrowest grant that covers "
+                    "models published after deployment",
+                )
+            )
+        acks.append(
+            Acknowledgment(
+                id=f"AwsSolutions-IAM5[Resource::{_spell(capture.arn_for_objects('capture/*'))}]",
+                reason="Capture objects are partitioned by day (capture/dt=YYYY-MM-DD/): "
+                "read-only, the capture prefix only",
+            )
+        )
+        Validations.of(self.role).acknowledge(*acks)
+        function_id = Stack.of(self).get_logical_id(
+            self.function.node.default_child  # type: ignore[arg-type]
+        )
+        Validations.of(self.scheduler_role).acknowledge(
+            Acknowledgment(
+                id=f"AwsSolutions-IAM5[Resource::<{function_id}.Arn>:*]",
+                reason="lambda:InvokeFunction on the monitor function and its versions (CDK's "
+                "grantInvoke); the schedule can invoke nothing else",
+            )
+        )
