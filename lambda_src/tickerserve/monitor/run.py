@@ -271,7 +271,9 @@ def run_monitor(
     clock = started.timestamp()
     candidates, skipped = load_candidates(store, registry_key, config, models)
     outcome_counts = capture.ReadCounts()
-    outcome_until = max(period.until, now.date() + timedelta(days=1))
+    # Outcomes arrive after the predictions: read every day received since the period began,
+    # through the day the period ends on and today.
+    outcome_until = max(period.until, now.date()) + timedelta(days=1)
     index = OutcomeIndex.build(
         latest_outcomes(store, period.since, outcome_until, outcome_counts),
         capacity=config.outcome_capacity,

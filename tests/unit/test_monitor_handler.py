@@ -1,0 +1,113 @@
+"""The scheduled monitor function, invoked as EventBridge Scheduler invokes it, against moto
+(S3 for the store, CloudWatch for the metrics)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from tests.monitor_support import DAY0
+from tests.support import load_event
+from tests.unit.test_monitor_run import SHIFTED, smh_store, traffic
+from tickerserve.layout import MONITORING_HISTORY_KEY
+from tickerserve.monitor import handler
+from tickerserve.monitor.cloudwatch import NAMESPACE
+from tickerserve.publishing.history import read_records
+from tickerserve.registry import read_registry
+from tickerserve.store import S3Store
+
+BUCKET = "tickerserve-models"
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[S3Store]:
+    with mock_aws():
+        client = boto3.client("s3", region_name="us-east-1")
+        client.create_bucket(Bucket=BUCKET)
+        monkeypatch.setenv(handler.ENV_BUCKET, BUCKET)
+        monkeypatch.setenv(handler.ENV_STORE_PATH, "")
+        yield S3Store(BUCKET, client=client)
+
+
+def metrics(dimensioned: bool) -> dict[str, float]:
+    cw = boto3.client("cloudwatch", region_name="us-east-1")
+    found = {}
+    for metric in cw.list_metrics(Namespace=NAMESPACE)["Metrics"]:
+        if bool(metric.get("Dimensions")) != dimensioned:
+            continue
+        data = cw.get_metric_statistics(
+            Namespace=NAMESPACE,
+            MetricName=metric["MetricName"],
+            Dimensions=metric.get("Dimensions", []),
+            StartTime="2020-01-01",
+            EndTime="2030-01-01",
+            Period=86400 * 3650,
+            Statistics=["Maximum"],
+        )
+        found[metric["MetricName"]] = max(p["Maximum"] for p in data["Datapoints"])
+    return found
+
+
+def test_a_scheduled_run_judges_the_week_before_writes_history_and_metrics(aws, models) -> None:
+    # Given a champion whose inputs moved and a challenger that is right far more often
+    names = smh_store(aws, models, metrics={"accuracy": 0.6})
+    traffic(aws, names, models.smh.metadata.classes, shift=SHIFTED, challenger_right=0.85)
+    # When the schedule fires at 00:30 on 2026-12-08 (the event CDK's LambdaInvoke sends)
+    summary = handler.lambda_handler(load_event("scheduler_monitor.json"), None)
+    # Then the complete days 12-01 .. 12-07 were judged
+    assert (summary["since"], summary["until"]) == ("2026-12-01", "2026-12-08")
+    assert DAY0.isoformat() == summary["since"]
+    assert summary["models"][0]["action"] == "switch"
+    (line,) = read_records(aws, MONITORING_HISTORY_KEY).records
+    assert line["action"] == "switch" and line["feature_drift"]["drifted"] == sorted(SHIFTED)
+    # and the metrics are there per model and without a dimension (the worst over models)
+    per_model, worst = metrics(dimensioned=True), metrics(dimensioned=False)
+    assert per_model["SwitchRecommended"] == 1.0 == worst["SwitchRecommended"]
+    assert per_model["FeatureDriftMax"] >= 0.25
+    assert worst["FeatureDriftMax"] == per_model["FeatureDriftMax"]
+    assert per_model["ChallengerWinRate"] == 1.0
+    assert summary["metrics_sent"] == 2 * len(per_model)
+    # switching stays a human decision by default
+    assert (
+        read_registry(aws, "metadata/asset_registry.json")
+        .registry.models["etfs/SMH"]
+        .aliases["production"]
+        .version
+        == "1.0.0"
+    )
+
+
+def test_auto_promote_moves_production_through_the_promote_path(aws, models, monkeypatch) -> None:
+    monkeypatch.setenv(handler.ENV_AUTO_PROMOTE, "true")
+    names = smh_store(aws, models, metrics={"accuracy": 0.6})
+    traffic(aws, names, models.smh.metadata.classes, challenger_right=0.85)
+    summary = handler.lambda_handler(load_event("scheduler_monitor.json"), None)
+    assert summary["promotions"] == [
+        {"model": "etfs/SMH", "alias": "production", "from": "1.0.0", "to": "1.0.1",
+         "revision": summary["promotions"][0]["revision"]}
+    ]  # fmt: skip
+    entry = read_registry(aws, "metadata/asset_registry.json").registry.models["etfs/SMH"]
+    assert entry.aliases["production"].version == "1.0.1"
+    assert [t.version for t in entry.history["production"]] == ["1.0.0"]  # rollback works
+    (line,) = read_records(aws, MONITORING_HISTORY_KEY).records
+    assert line["promoted"]["to"] == "1.0.1"
+
+
+def test_a_manual_invocation_may_name_its_days_and_models(aws, models) -> None:
+    names = smh_store(aws, models)
+    traffic(aws, names, models.smh.metadata.classes, days=2)
+    event = {"since": DAY0.isoformat(), "until": (DAY0 + timedelta(days=2)).isoformat(),
+             "models": ["etfs/SMH"]}  # fmt: skip
+    summary = handler.lambda_handler(event, None)
+    assert summary["capture"]["lines"] == 800
+
+
+def test_bad_thresholds_fail_loudly() -> None:
+    with pytest.raises(ValueError, match="unknown keys"):
+        handler.MonitorSettings.from_env({handler.ENV_THRESHOLDS: '{"psi": 1}'})
+    with pytest.raises(ValueError, match="watch"):
+        handler.MonitorSettings.from_env({handler.ENV_THRESHOLDS: '{"psiWatch": 0.5}'})
