@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -175,6 +176,10 @@ def publish_command(
         aliases=aliases,
     )
     seconds = time.perf_counter() - started
+    if fitted is not None:  # it names the version it was written as
+        fitted = dataclasses.replace(
+            fitted, model=result.written.model, version=result.written.version
+        )
     if json_output:
         print_json(
             {

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -326,6 +325,23 @@ def _pairs(mapping: dict[str, Any]) -> str:
     )
 
 
+def _monitoring_line(r: dict[str, Any]) -> str:
+    """One monitoring run of one model (ours or the seed's own lines) on one line."""
+    drift = (r.get("drift") or {}).get("model_a_drift_pct")
+    win = (r.get("comparison") or {}).get("model_b_win_rate")
+    psi = (r.get("feature_drift") or {}).get("psi_max")
+    cells = [
+        str(r.get("timestamp") or r.get("monitoring_date") or "-")[:19],
+        str(r.get("model") or "-"),
+        str(r.get("action") or "-"),
+        "drift " + ("-" if not isinstance(drift, int | float) else f"{drift:.1f}%"),
+        "psi " + ("-" if not isinstance(psi, int | float) else f"{psi:.3f}"),
+        "B wins " + ("-" if not isinstance(win, int | float) else f"{win:.0%}"),
+        str(r.get("recommendation") or ""),
+    ]
+    return "  ".join(cells).rstrip()
+
+
 class HistoryKind(StrEnum):
     training = "training"
     monitoring = "monitoring"
@@ -361,7 +377,7 @@ def history_command(
         return
     for r in records:
         if kind is not HistoryKind.training:
-            typer.echo(json.dumps(r, sort_keys=True, separators=(",", ":")))
+            typer.echo(_monitoring_line(r))
             continue
         when = (
             r.get("published_at")

@@ -167,7 +167,11 @@ def _svg(draw: Any, size: tuple[float, float]) -> str:
     with matplotlib.rc_context(RC):
         fig.savefig(buffer, format="svg", metadata={"Date": None})
     text = buffer.getvalue()
-    return text[text.index("<svg") :]
+    text = text[text.index("<svg") :]
+    start, end = text.find("<metadata>"), text.find("</metadata>")
+    if 0 <= start < end:  # an RDF block naming the generator: nothing a reader needs
+        text = text[:start] + text[end + len("</metadata>") :]
+    return text
 
 
 def write_png(charts: list[tuple[str, Any]], path: Path) -> None:

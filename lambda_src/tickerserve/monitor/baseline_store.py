@@ -39,6 +39,15 @@ def attach_to_bundle(bundle: Bundle, baseline: Baseline) -> Bundle:
     return make_bundle(replace(meta), files)
 
 
+def with_identity(files: dict[str, bytes], model: str, version: str) -> dict[str, bytes]:
+    """``files`` with their ``baseline.json`` (if any) naming ``model`` ``version``: a bundle
+    gets its final version number only when it is written."""
+    if FILE_NAME not in files:
+        return files
+    baseline = Baseline.from_json(files[FILE_NAME])
+    return {**files, FILE_NAME: replace(baseline, model=model, version=version).to_json()}
+
+
 def recorded_sidecar_digest(store: Store, model: str, version: str) -> str | None:
     """The sha256 recorded for a version's sidecar (the latest record wins)."""
     digest = None

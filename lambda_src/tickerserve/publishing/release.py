@@ -26,6 +26,7 @@ from tickerserve.layout import (
     validate_alias,
     validate_model_name,
 )
+from tickerserve.monitor.baseline_store import with_identity as baseline_with_identity
 from tickerserve.publishing.history import append_records, read_records, versions_named
 from tickerserve.publishing.version_folders import versions_of
 from tickerserve.registry import (
@@ -112,7 +113,8 @@ def with_identity(bundle: Bundle, model: str, version: str) -> Bundle:
         version=str(Version.parse(version)),
         created_at=bundle.metadata.created_at or utc_now(),
     )
-    return make_bundle(metadata, bundle.files)
+    # A baseline fitted before the version number was known names the final one too.
+    return make_bundle(metadata, baseline_with_identity(bundle.files, model, metadata.version))
 
 
 def write_version(

@@ -1,0 +1,255 @@
+"""The monitoring commands as a user runs them: publish --reference, baseline, monitor run,
+monitor report, history monitoring."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from tests.cli_support import cli, cli_json
+from tests.monitor_support import DAY0, reference_rows, set_shadow
+from tests.support import DemoModels
+from tests.unit.test_monitor_run import SHIFTED, traffic
+from tickerserve.layout import MONITORING_HISTORY_KEY, TRAINING_HISTORY_KEY, baseline_sidecar_key
+from tickerserve.model import LoadedModel
+from tickerserve.monitor.baseline_store import load_baseline
+from tickerserve.publishing.history import read_records
+from tickerserve.publishing.release import publish_bundle
+from tickerserve.registry import read_registry
+from tickerserve.store import LocalStore
+
+REGISTRY = "metadata/asset_registry.json"
+SINCE, UNTIL = DAY0.isoformat(), "2026-12-08"
+
+
+def native_folder(path: Path, bundle) -> Path:
+    path.mkdir(parents=True)
+    for name, data in bundle.files.items():
+        (path / name).write_bytes(data)
+    (path / "metadata.json").write_bytes(bundle.metadata_bytes)
+    return path
+
+
+def reference_csv(
+    path: Path, bundle, rows: int = 1500, *, labels: bool = True, seed: int = 0
+) -> Path:
+    """All of the version's feature columns (it uses a subset), the label, and a stray column."""
+    meta = bundle.metadata
+    rng = np.random.default_rng(seed)
+    x = reference_rows(rng, rows, len(meta.feature_names))
+    used = [meta.feature_names.index(n) for n in meta.used_features]
+    truth = LoadedModel(meta, bundle.files).predict_proba(x[:, used]).argmax(axis=1)
+    flip = rng.random(rows) < 0.3
+    truth[flip] = rng.integers(0, len(meta.classes), flip.sum())
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow([*meta.feature_names, *(["label"] if labels else []), "note"])
+        for i in range(rows):
+            cells = ["" if np.isnan(v) else f"{v:.6f}" for v in x[i]]
+            writer.writerow([*cells, *([meta.classes[truth[i]]] if labels else []), "x"])
+    return path
+
+
+@pytest.fixture
+def store_path(tmp_path: Path) -> str:
+    return str(tmp_path / "store")
+
+
+def test_publish_with_a_reference_stores_the_baseline_in_the_version(tmp_path, store_path, models):
+    folder = native_folder(tmp_path / "smh", models.smh)
+    ref = reference_csv(tmp_path / "ref.csv", models.smh)
+    out = cli_json("--store", store_path, "publish", str(folder), "--model", "etfs/SMH",
+                   "--alias", "production", "--reference", str(ref),
+                   "--training-window", "2020-01-02:2025-06-30",
+                   "--validation-window", "2025-07-01:2025-12-31")  # fmt: skip
+    assert out["baseline"]["rows"] == 1500 and out["baseline"]["features"] == 6
+    assert 0.6 < out["baseline"]["metrics"]["accuracy"] < 0.8  # the 30% flipped labels
+    assert set(out["artifacts"]) == {"model.txt", "baseline.json"}
+    store = LocalStore(store_path)
+    entry = read_registry(store, REGISTRY).registry.models["etfs/SMH"].aliases["production"]
+    from tickerserve.bundle import read_metadata
+
+    meta, digest = read_metadata(store, "etfs/SMH", entry.version)
+    assert digest == entry.metadata_sha256  # baseline.json's sha256 is in the chain
+    stored = load_baseline(store, meta)
+    assert stored is not None and stored.where == "version"
+    assert stored.baseline.training.start == "2020-01-02"
+    assert stored.baseline.validation.end == "2025-12-31"
+    assert list(stored.baseline.features) == meta.used_features
+    # text output says what was fitted
+    again = native_folder(tmp_path / "smh2", models.smh_v2)
+    text = cli("--store", store_path, "publish", str(again), "--model", "etfs/SMH",
+               "--reference", str(ref))  # fmt: skip
+    assert text.exit_code == 0 and "baseline of etfs/SMH 1.0.1: 1500 reference rows" in text.stdout
+
+
+def test_baseline_attaches_a_sidecar_with_a_recorded_digest(tmp_path, store_path, models):
+    store = LocalStore(store_path)
+    publish_bundle(store, models.smh, registry_key=REGISTRY)
+    ref = reference_csv(tmp_path / "ref.csv", models.smh, labels=False)
+    out = cli_json("--store", store_path, "baseline", "etfs/SMH@1.0.0", "--reference", str(ref))
+    assert (
+        out["key"] == baseline_sidecar_key("etfs/SMH", "1.0.0") == "etfs/SMH/baselines/1.0.0.json"
+    )
+    assert out["metrics"] == {}  # no label column: distributions only
+    events = [
+        r for r in read_records(store, TRAINING_HISTORY_KEY).records if r["event"] == "baseline"
+    ]
+    assert events[-1]["baseline_sha256"] == out["sha256"]
+    # a second baseline is refused unless --replace
+    result = cli("--store", store_path, "baseline", "etfs/SMH", "--reference", str(ref))
+    assert result.exit_code == 2
+    assert "already has a baseline; pass --replace" in result.stderr
+    assert cli("--store", store_path, "baseline", "etfs/SMH@production", "--reference", str(ref),
+               "--replace").exit_code == 0  # fmt: skip
+
+
+def test_a_tampered_sidecar_is_refused_by_the_monitor(tmp_path, store_path, models):
+    store = LocalStore(store_path)
+    publish_bundle(store, models.smh, registry_key=REGISTRY)
+    ref = reference_csv(tmp_path / "ref.csv", models.smh)
+    cli_json("--store", store_path, "baseline", "etfs/SMH@1.0.0", "--reference", str(ref))
+    path = store.root / "etfs/SMH/baselines/1.0.0.json"
+    path.write_bytes(path.read_bytes().replace(b'"rows":1500', b'"rows":1501'))
+    out = cli_json("--store", store_path, "monitor", "run", "--since", SINCE, "--until", UNTIL)
+    champion = out["models"][0]["champion"]
+    assert champion["baseline"]["found"] is False
+    assert "does not match the recorded" in champion["baseline"]["problem"]
+    assert out["models"][0]["feature_drift"] is None
+
+
+def test_parquet_references_read_like_csv(tmp_path, store_path, models):
+    store = LocalStore(store_path)
+    publish_bundle(store, models.smh, registry_key=REGISTRY)
+    ref = reference_csv(tmp_path / "ref.csv", models.smh)
+    with ref.open() as handle:
+        rows = list(csv.DictReader(handle))
+    columns = {k: [r[k] or None for r in rows] for k in rows[0]}
+    table = pa.table({k: (pa.array([None if v is None else float(v) for v in vals])
+                          if k not in ("label", "note") else pa.array(vals))
+                      for k, vals in columns.items()})  # fmt: skip
+    pq.write_table(table, tmp_path / "ref.parquet")
+    from_csv = cli_json(
+        "--store", store_path, "baseline", "etfs/SMH@1.0.0", "--reference", str(ref)
+    )
+    from_parquet = cli_json("--store", store_path, "baseline", "etfs/SMH@1.0.0", "--reference",
+                            str(tmp_path / "ref.parquet"), "--replace")  # fmt: skip
+    assert from_parquet["metrics"] == pytest.approx(from_csv["metrics"])
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("rsi_14,label\n1,A\n", "missing feature column(s) iv_percentile, atr_pct, ret_20d"),
+        ("", "needs a header row"),
+        ("a,a\n1,2\n", "needs a header row of distinct column names"),
+    ],
+)
+def test_bad_references_are_refused_and_nothing_is_written(
+    tmp_path, store_path, models, content, message
+):
+    folder = native_folder(tmp_path / "smh", models.smh)
+    ref = tmp_path / "bad.csv"
+    ref.write_text(content)
+    result = cli("--store", store_path, "publish", str(folder), "--model", "etfs/SMH",
+                 "--reference", str(ref))  # fmt: skip
+    assert result.exit_code == 2 and message in result.stderr and result.stderr.startswith("error:")
+    assert list(LocalStore(store_path).list("")) == []
+
+
+def test_a_non_numeric_cell_is_named(tmp_path, store_path, models):
+    store = LocalStore(store_path)
+    publish_bundle(store, models.smh, registry_key=REGISTRY)
+    ref = reference_csv(tmp_path / "ref.csv", models.smh, rows=20)
+    text = ref.read_text().splitlines()
+    text[3] = "abc" + text[3][text[3].index(",") :]
+    ref.write_text("\n".join(text) + "\n")
+    result = cli("--store", store_path, "baseline", "etfs/SMH@1.0.0", "--reference", str(ref))
+    assert result.exit_code == 2
+    assert "column 'rsi_14' row 3: 'abc' is not a number" in result.stderr
+
+
+def monitored_store(tmp_path: Path, store_path: str, models: DemoModels) -> None:
+    folder = native_folder(tmp_path / "smh", models.smh)
+    ref = reference_csv(tmp_path / "ref.csv", models.smh)
+    cli_json("--store", store_path, "publish", str(folder), "--model", "etfs/SMH",
+             "--alias", "production", "--reference", str(ref))  # fmt: skip
+    folder2 = native_folder(tmp_path / "smh2", models.smh_v2)
+    cli_json("--store", store_path, "publish", str(folder2), "--model", "etfs/SMH",
+             "--alias", "challenger", "--reference", str(ref))  # fmt: skip
+    store = LocalStore(store_path)
+    set_shadow(store, "etfs/SMH", "challenger")
+    names = models.smh.metadata.used_features
+    # the reference's labels agree with the model 77.5% of the time: a champion right 76% of
+    # the time has hardly drifted; the challenger is right 92% of the time
+    traffic(store, names, models.smh.metadata.classes, shift=SHIFTED, champion_right=0.76,
+            challenger_right=0.92)  # fmt: skip
+
+
+def test_monitor_run_prints_a_table_and_appends_history(tmp_path, store_path, models):
+    monitored_store(tmp_path, store_path, models)
+    result = cli("--store", store_path, "monitor", "run", "--since", SINCE, "--until", UNTIL)
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("monitor run ")
+    assert "2800 captured lines, 0 skipped, 2800 outcomes" in lines[0]
+    header, row = lines[1].split(), lines[2]
+    assert header[:3] == ["MODEL", "CHAMPION", "ROWS"]
+    assert row.startswith("etfs/SMH") and "(2 drifted)" in row and row.endswith("switch")
+    assert "1 line(s) appended to metadata/monitoring_history.jsonl" in result.stdout
+    history = cli_json("--store", store_path, "history", "monitoring")
+    assert len(history) == 1 and history[0]["action"] == "switch"
+    shown = cli("--store", store_path, "history", "monitoring").stdout
+    assert "etfs/SMH" in shown and "switch" in shown and "SWITCH TO MODEL B" in shown
+
+
+def test_monitor_run_validates_its_options(store_path):
+    for args, message in [
+        (("--since", "2026-13-01"), "--since '2026-13-01': expected a date YYYY-MM-DD"),
+        (("--since", "2026-12-05", "--until", "2026-12-01"), "must be after --since"),
+        (("--psi-watch", "0.5", "--psi-drift", "0.2"), "need 0 <= watch (0.5) <= drift (0.2)"),
+        (("--alpha", "2"), "alpha must be in (0, 1)"),
+    ]:
+        result = cli("--store", store_path, "monitor", "run", *args)
+        assert result.exit_code == 2, args
+        assert result.stderr == f"error: {message}\n" or message in result.stderr
+
+
+def test_monitor_report_writes_a_self_contained_page(tmp_path, store_path, models):
+    monitored_store(tmp_path, store_path, models)
+    for _ in range(2):
+        cli("--store", store_path, "monitor", "run", "--since", SINCE, "--until", UNTIL)
+    out, png = tmp_path / "report.html", tmp_path / "report.png"
+    result = cli("--store", store_path, "monitor", "report", "--out", str(out), "--png", str(png))
+    assert result.exit_code == 0, result.stderr
+    page = out.read_text()
+    assert page.count("<svg") == 4  # drift, feature PSI, win rate over time; features of SMH
+    # self-contained: nothing to fetch or run
+    for reference in ("<script", "src=", 'href="http', "url(http", "<link"):
+        assert reference not in page
+    for text in ("etfs/SMH", "switch", "SWITCH TO MODEL B (challenger 1.0.1)", "rsi_14",
+                 "What the recommendations mean"):  # fmt: skip
+        assert text in page
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_monitor_report_without_history_is_refused(tmp_path, store_path):
+    result = cli("--store", store_path, "monitor", "report", "--out", str(tmp_path / "r.html"))
+    assert result.exit_code == 2
+    assert "no monitoring history" in result.stderr
+
+
+def test_history_monitoring_shows_imported_seed_lines_too(store_path):
+    store = LocalStore(store_path)
+    seed_line = {"timestamp": "2026-01-08T22:03:39.666322", "monitoring_date": "2026-01-08",
+                 "drift": {"model_a_drift_pct": 0.0}, "comparison": {"winner": "Model A",
+                 "model_b_win_rate": 0.0}, "recommendation": "USE MODEL A (90%)"}  # fmt: skip
+    store.put(MONITORING_HISTORY_KEY, json.dumps(seed_line).encode() + b"\n")
+    shown = cli("--store", store_path, "history", "monitoring").stdout
+    assert "USE MODEL A (90%)" in shown and "2026-01-08" in shown
