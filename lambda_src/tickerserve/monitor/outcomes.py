@@ -14,6 +14,7 @@ against exactly the same sample and every figure stays unbiased (the sample rate
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Iterable, Iterator
@@ -109,6 +110,7 @@ def request_key(request_id: str) -> int:
     return int.from_bytes(hashlib.blake2b(request_id.encode(), digest_size=8).digest(), "little")
 
 
+@functools.lru_cache(maxsize=65536)  # outcomes arrive in batches: few distinct stamps
 def _epoch(stamp: str) -> float:
     try:
         return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()

@@ -274,10 +274,11 @@ def run_monitor(
     # Outcomes arrive after the predictions: read every day received since the period began,
     # through the day the period ends on and today.
     outcome_until = max(period.until, now.date()) + timedelta(days=1)
-    index = OutcomeIndex.build(
-        latest_outcomes(store, period.since, outcome_until, outcome_counts),
-        capacity=config.outcome_capacity,
-    )
+    with capture.no_cycle_collection():
+        index = OutcomeIndex.build(
+            latest_outcomes(store, period.since, outcome_until, outcome_counts),
+            capacity=config.outcome_capacity,
+        )
     streams = {
         c.subject.model: ModelStream(
             c.subject, period.days, index, agreement_tolerance=config.agreement_tolerance
@@ -287,16 +288,18 @@ def run_monitor(
     counts = capture.ReadCounts()
     outside = 0
     unmonitored: dict[str, int] = defaultdict(int)
-    for batch in capture.read_records(capture_store or store, period.since, period.until, counts):
-        by_model: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for record in batch:
-            by_model[record["model"]].append(record)
-        for name, records in by_model.items():
-            stream = streams.get(name)
-            if stream is None:
-                unmonitored[name] += len(records)
-            else:
-                outside += stream.add(records)
+    batches = capture.read_records(capture_store or store, period.since, period.until, counts)
+    with capture.no_cycle_collection():
+        for batch in batches:
+            by_model: dict[str, list[dict[str, Any]]] = defaultdict(list)
+            for record in batch:
+                by_model[record["model"]].append(record)
+            for name, records in by_model.items():
+                stream = streams.get(name)
+                if stream is None:
+                    unmonitored[name] += len(records)
+                else:
+                    outside += stream.add(records)
     reports = [
         ModelReport(c.subject, _judge(c, streams[c.subject.model], config, store, period))
         for c in candidates

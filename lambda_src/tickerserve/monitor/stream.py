@@ -9,6 +9,7 @@ and the canary's own tallies. Nothing grows with the number of rows.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -167,13 +168,13 @@ class ModelStream:
 
     def _add_features(self, window: np.ndarray, records: list[dict[str, Any]]) -> None:
         names = self._feature_names
-        rows = [r.get("features") for r in records]
+        rows: list[Any] = [r.get("features") for r in records]
+        # One C-level lookup of every name per row; a row missing a name (or not a dict)
+        # takes the slow path, as does a batch holding a non-number.
+        pick = operator.itemgetter(*names) if len(names) > 1 else (lambda f: (f[names[0]],))
         try:
-            matrix = np.array(
-                [[f.get(n) for n in names] if isinstance(f, dict) else [None] * len(names)
-                 for f in rows], dtype=np.float64,
-            )  # fmt: skip
-        except (TypeError, ValueError):  # a string or a list where a number belongs
+            matrix = np.array([pick(f) for f in rows], dtype=np.float64)
+        except (KeyError, TypeError, ValueError):
             matrix = np.array([[_number(f, n) for n in names] for f in rows], dtype=np.float64)
         for j, name in enumerate(names):
             self.features[name].add(window, matrix[:, j])
@@ -338,13 +339,19 @@ def _p_truth(
 ) -> np.ndarray:
     """Each scored row's probability of its true label (NaN where the output gave none)."""
     p = np.full(len(outputs), np.nan)
-    for i in np.flatnonzero(rows):
-        probs = outputs[i].get("probabilities") if isinstance(outputs[i], dict) else None
-        if isinstance(probs, dict):
-            value = probs.get(labels[codes[i]], 0.0)
-            if isinstance(value, int | float) and not isinstance(value, bool):
-                p[i] = float(value)
+    picked = np.flatnonzero(rows)
+    p[picked] = [
+        _probability(outputs[i], labels[c]) for i, c in zip(picked, codes[picked], strict=True)
+    ]
     return p
+
+
+def _probability(output: dict[str, Any], label: str) -> float:
+    try:
+        value = output["probabilities"].get(label, 0.0)
+        return np.nan if isinstance(value, bool) else float(value)
+    except (KeyError, AttributeError, TypeError, ValueError):
+        return np.nan
 
 
 def class_shares_expected(shares: ClassShares, classes: list[str]) -> np.ndarray:

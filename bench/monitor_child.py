@@ -1,0 +1,61 @@
+"""One measured monitor run in a fresh process pinned to one core (``python -m
+bench.monitor_child monitor|json STORE``); prints one JSON line."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+from bench.common import vm_status
+
+
+def main() -> None:
+    mode, root = sys.argv[1], Path(sys.argv[2])
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+    if mode == "json":
+        from tickerserve.monitor.capture import days, iter_lines
+        from tickerserve.store import LocalStore
+
+        store = LocalStore(root)
+        started = time.perf_counter()
+        rows = 0
+        for day in days(date(2026, 11, 2), date(2026, 11, 9)):
+            for info in store.list(f"capture/dt={day.isoformat()}/"):
+                blob = store.get(info.key)
+                assert blob is not None
+                for lines in iter_lines(blob.data):
+                    rows += len([json.loads(line) for line in lines])
+        print(json.dumps({"seconds": time.perf_counter() - started, "rows": rows,
+                          "peak_rss": vm_status()["VmHWM"]}))  # fmt: skip
+        return
+    from tickerserve.monitor import capture
+    from tickerserve.monitor.job import complete
+    from tickerserve.monitor.run import Period, run_monitor
+    from tickerserve.store import LocalStore
+
+    store = LocalStore(root)
+    started = time.perf_counter()
+    report = run_monitor(
+        store, registry_key="metadata/asset_registry.json",
+        period=Period(date(2026, 11, 2), date(2026, 11, 9)),
+    )  # fmt: skip
+    done = complete(store, "metadata/asset_registry.json", report, write_history=True)
+    seconds = time.perf_counter() - started
+    actions: dict[str, int] = {}
+    for m in report.models:
+        actions[m.action] = actions.get(m.action, 0) + 1
+    print(json.dumps({
+        "seconds": seconds, "rows": report.capture["lines"], "peak_rss": vm_status()["VmHWM"],
+        "outcomes": report.outcomes["request_ids"], "history": len(done.history),
+        "actions": ", ".join(f"{k} {v}" for k, v in sorted(actions.items())),
+        "parser": capture._loads.__module__,
+    }))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
