@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -266,9 +267,8 @@ def run_monitor(
     capture from ``capture_store`` (default: ``store``), the capture bucket when deployed.
     """
     config = config or MonitorConfig()
-    started = datetime.now(UTC)
-    now = now or started
-    clock = started.timestamp()
+    clock = time.perf_counter()
+    now = now or datetime.now(UTC)  # the run's timestamp (a schedule passes its own)
     candidates, skipped = load_candidates(store, registry_key, config, models)
     outcome_counts = capture.ReadCounts()
     # Outcomes arrive after the predictions: read every day received since the period began,
@@ -309,7 +309,7 @@ def run_monitor(
         capture_figures["unmonitored_rows"] = sum(unmonitored.values())
     return RunReport(
         run_id=uuid.uuid4().hex[:12],
-        started_at=utc_stamp(started),
+        started_at=utc_stamp(now),
         period=period,
         config=config,
         models=reports,
@@ -320,7 +320,7 @@ def run_monitor(
             "sample_rate": index.sample_rate,
         },
         skipped_models=skipped,
-        seconds=datetime.now(UTC).timestamp() - clock,
+        seconds=time.perf_counter() - clock,
     )
 
 
