@@ -111,6 +111,51 @@ class AlarmSettings(Settings):
         return value
 
 
+class MonitorSettings(Settings):
+    """The scheduled monitor (``monitor`` in ``cdk.json``): when it runs, how many days it
+    judges, seed 003's thresholds, and whether it may promote a challenger by itself."""
+
+    enabled: bool = True
+    # EventBridge Scheduler expression, UTC; 00:30 judges the complete days before it.
+    schedule: str = "cron(30 0 * * ? *)"
+    days: Annotated[int, Field(ge=1, le=92)] = 7
+    psi_watch: Annotated[float, Field(ge=0)] = 0.1
+    psi_drift: Annotated[float, Field(gt=0)] = 0.25
+    switch_win_rate: Annotated[float, Field(gt=0, le=1)] = 0.75
+    retrain_drift_pct: Annotated[float, Field(ge=0)] = 10.0
+    watch_drift_pct: Annotated[float, Field(ge=0)] = 5.0
+    alpha: Annotated[float, Field(gt=0, lt=1)] = 0.05
+    min_window: Annotated[int, Field(ge=1)] = 30
+    auto_promote: bool = False
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, value: str) -> str:
+        if re.fullmatch(r"(rate|cron)\([^()]+\)", value) is None:
+            raise ValueError("an EventBridge Scheduler rate(...) or cron(...) expression")
+        return value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.psi_watch > self.psi_drift:
+            raise ValueError("psiWatch must be <= psiDrift")
+        if self.watch_drift_pct > self.retrain_drift_pct:
+            raise ValueError("watchDriftPct must be <= retrainDriftPct")
+        return self
+
+    def thresholds(self) -> dict[str, float]:
+        """The thresholds as the monitor function reads them (one JSON variable)."""
+        return {
+            "psiWatch": self.psi_watch,
+            "psiDrift": self.psi_drift,
+            "switchWinRate": self.switch_win_rate,
+            "retrainDriftPct": self.retrain_drift_pct,
+            "watchDriftPct": self.watch_drift_pct,
+            "alpha": self.alpha,
+            "minWindow": self.min_window,
+        }
+
+
 @dataclass(frozen=True)
 class FunctionSettings:
     """What the prediction function construct needs (a view of ``ServingConfig``)."""
@@ -158,6 +203,7 @@ class ServingConfig(Settings):
     waf: bool = False
     log_retention_days: int = 30
     alarms: AlarmSettings = AlarmSettings()
+    monitor: MonitorSettings = MonitorSettings()
     preload: tuple[str, ...] = ()
     registry_ttl_seconds: Annotated[int, Field(ge=0)] = 60
     registry_key: str = REGISTRY_KEY

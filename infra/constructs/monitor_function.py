@@ -8,7 +8,6 @@ never imports tickerserve; a test checks that the two agree).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 
 from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, Validations
 from aws_cdk import aws_cloudwatch as cw
@@ -22,7 +21,9 @@ from aws_cdk import aws_scheduler_targets as targets
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
+from infra.config import MonitorSettings
 from infra.constructs.dependency_layer import RUNTIME, lambda_architecture
+from infra.constructs.log_retention import log_retention
 from infra.constructs.prediction_function import CODE_ROOT
 from infra.constructs.prediction_function import _nag_spelling as nag_spelling
 
@@ -59,39 +60,9 @@ TIMEOUT_MINUTES = 15
 DAY = Duration.days(1)
 
 
-@dataclass(frozen=True)
-class MonitorSettings:
-    """What a stage may change (defaults: seed 003's thresholds, daily, no auto-promote)."""
-
-    schedule: str = "cron(30 0 * * ? *)"  # 00:30 UTC: the days before are complete
-    days: int = 7
-    psi_watch: float = 0.1
-    psi_drift: float = 0.25
-    switch_win_rate: float = 0.75
-    retrain_drift_pct: float = 10.0
-    watch_drift_pct: float = 5.0
-    alpha: float = 0.05
-    min_window: int = 30
-    auto_promote: bool = False
-    enabled: bool = True
-
-    def thresholds_json(self) -> str:
-        return json.dumps(
-            {
-                "psiWatch": self.psi_watch,
-                "psiDrift": self.psi_drift,
-                "switchWinRate": self.switch_win_rate,
-                "retrainDriftPct": self.retrain_drift_pct,
-                "watchDriftPct": self.watch_drift_pct,
-                "alpha": self.alpha,
-                "minWindow": self.min_window,
-            },
-            separators=(",", ":"),
-        )
-
-
 class MonitorFunction(Construct):
-    """Runs ``tickerserve.monitor`` on a schedule against the model (and capture) bucket."""
+    """Runs ``tickerserve.monitor`` on a schedule against the model (and capture) bucket;
+    ``settings`` is the ``monitor`` section of the stage's config."""
 
     def __init__(
         self,
@@ -102,7 +73,7 @@ class MonitorFunction(Construct):
         layer: lambda_.ILayerVersion,
         architecture: str,
         registry_key: str,
-        log_retention: logs.RetentionDays,
+        log_retention_days: int,
         topic: sns.ITopic,
         dashboard: cw.Dashboard,
         settings: MonitorSettings,
@@ -111,7 +82,10 @@ class MonitorFunction(Construct):
         super().__init__(scope, construct_id)
         capture = capture_bucket or bucket
         self.log_group = logs.LogGroup(
-            self, "Logs", retention=log_retention, removal_policy=RemovalPolicy.DESTROY
+            self,
+            "Logs",
+            retention=log_retention(log_retention_days),
+            removal_policy=RemovalPolicy.DESTROY,
         )
         self.role = iam.Role(
             self,
@@ -181,7 +155,9 @@ class MonitorFunction(Construct):
                 "TICKERSERVE_REGISTRY_KEY": registry_key,
                 "TICKERSERVE_CAPTURE_BUCKET": capture.bucket_name,
                 "TICKERSERVE_MONITOR_DAYS": str(settings.days),
-                "TICKERSERVE_MONITOR_THRESHOLDS": settings.thresholds_json(),
+                "TICKERSERVE_MONITOR_THRESHOLDS": json.dumps(
+                    settings.thresholds(), separators=(",", ":")
+                ),
                 "TICKERSERVE_MONITOR_AUTO_PROMOTE": "true" if settings.auto_promote else "false",
             },
         )

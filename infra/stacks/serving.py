@@ -13,7 +13,7 @@ from infra.config import ServingConfig
 from infra.constructs.api import PredictionApi
 from infra.constructs.dependency_layer import DependencyLayer
 from infra.constructs.firewall import ApiFirewall
-from infra.constructs.monitor_function import MonitorFunction, MonitorSettings
+from infra.constructs.monitor_function import MonitorFunction
 from infra.constructs.monitoring import Monitoring
 from infra.constructs.prediction_function import PredictionFunction
 from infra.stacks.storage import model_bucket_name
@@ -28,7 +28,6 @@ class ServingStack(Stack):
         construct_id: str,
         *,
         config: ServingConfig,
-        monitor_settings: MonitorSettings | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
@@ -70,10 +69,10 @@ class ServingStack(Stack):
             layer=layer.layer,
             architecture=config.architecture,
             registry_key=config.registry_key,
-            log_retention=retention,
+            log_retention_days=config.log_retention_days,
             topic=self.monitoring.topic,
             dashboard=self.monitoring.dashboard,
-            settings=monitor_settings or MonitorSettings(),
+            settings=config.monitor,
         )
         CfnOutput(self, "ApiUrl", value=self.api.api.url, description="API base URL")
         CfnOutput(self, "BucketName", value=bucket.bucket_name, description="model bucket")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -127,3 +128,50 @@ def test_the_monitor_handler_imports_without_the_command_line_libraries():
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False
     )
     assert result.stdout.strip() == "ok", result.stderr
+
+
+def test_cdk_json_sets_schedule_window_thresholds_and_auto_promote():
+    from tests.infra.conftest import synth
+
+    s = synth(
+        {
+            "tickerserve:monitor": json.dumps(
+                {"schedule": "rate(12 hours)", "days": 3, "psiDrift": 0.3, "autoPromote": True}
+            )
+        }
+    )
+    (schedule,) = resources(s.serving, "AWS::Scheduler::Schedule").values()
+    assert schedule["Properties"]["ScheduleExpression"] == "rate(12 hours)"
+    _, props = monitor(s)
+    values = props["Environment"]["Variables"]
+    assert values["TICKERSERVE_MONITOR_DAYS"] == "3"
+    assert values["TICKERSERVE_MONITOR_AUTO_PROMOTE"] == "true"
+    assert json.loads(values["TICKERSERVE_MONITOR_THRESHOLDS"])["psiDrift"] == 0.3
+    assert monitor_alarms(s)["FeatureDriftMax"]["Threshold"] == 0.3
+    # promoting writes the registry, so only then may the monitor write it
+    role_id = props["Role"]["Fn::GetAtt"][0]
+    writes = [
+        st["Resource"]
+        for p in resources(s.serving, "AWS::IAM::Policy").values()
+        if {"Ref": role_id} in p["Properties"]["Roles"]
+        for st in p["Properties"]["PolicyDocument"]["Statement"]
+        if st["Action"] == "s3:PutObject"
+    ]
+    assert "asset_registry.json" in json.dumps(writes)
+
+
+def test_bad_monitor_settings_are_refused_before_synth():
+    import pytest
+
+    from infra.config import ConfigError, load_config
+
+    for bad, message in [
+        ({"schedule": "every day"}, "rate(...) or cron(...)"),
+        ({"psiWatch": 0.5, "psiDrift": 0.2}, "psiWatch must be <= psiDrift"),
+        ({"days": 0}, "days"),
+        ({"alpha": 1.5}, "alpha"),
+        ({"unknown": 1}, "unknown"),
+    ]:
+        context = {"tickerserve:monitor": json.dumps(bad)}
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            load_config(context.get)

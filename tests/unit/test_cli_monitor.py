@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.cli_support import cli, cli_json
+from tests.family_support import families
 from tests.monitor_support import DAY0, reference_rows, set_shadow
 from tests.support import DemoModels
 from tests.unit.test_monitor_run import SHIFTED, traffic
@@ -253,3 +254,29 @@ def test_history_monitoring_shows_imported_seed_lines_too(store_path):
     store.put(MONITORING_HISTORY_KEY, json.dumps(seed_line).encode() + b"\n")
     shown = cli("--store", store_path, "history", "monitoring").stdout
     assert "USE MODEL A (90%)" in shown and "2026-01-08" in shown
+
+
+def test_a_regressor_s_baseline_has_rmse_mae_and_r2(tmp_path, store_path):
+    # Given seed 003's kind of model (a stacked regressor) and a reference with a value column
+    bundle = families()["stack_regressor"].bundle("vol/SPY")
+    names = bundle.metadata.used_features
+    rng = np.random.default_rng(8)
+    x = rng.normal(size=(600, len(names)))
+    predicted = LoadedModel(bundle.metadata, bundle.files).predict_values(x)
+    truth = predicted + rng.normal(scale=0.3, size=600)
+    ref = tmp_path / "ref.csv"
+    with ref.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow([*names, "value"])
+        writer.writerows([*row.tolist(), float(t)] for row, t in zip(x, truth, strict=True))
+    # When published with it
+    out = cli_json("--store", store_path, "publish", str(native_folder(tmp_path / "m", bundle)),
+                   "--model", "vol/SPY", "--reference", str(ref))  # fmt: skip
+    # Then its metrics are the regression ones, computed from the model's own predictions
+    errors = predicted - truth
+    metrics = out["baseline"]["metrics"]
+    assert metrics["rmse"] == pytest.approx(np.sqrt(np.mean(errors**2)))
+    assert metrics["mae"] == pytest.approx(np.mean(np.abs(errors)))
+    r2 = 1 - np.sum(errors**2) / np.sum((truth - truth.mean()) ** 2)
+    assert metrics["r2"] == pytest.approx(r2)
+    assert out["baseline"]["task"] == "regression"

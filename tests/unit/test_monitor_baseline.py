@@ -104,7 +104,8 @@ def test_a_published_baseline_is_verified_like_every_artifact(tmp_path: Path, mo
     publish_bundle(store, attach_to_bundle(models.smh, baseline), registry_key=REGISTRY_KEY)
     meta, _ = read_metadata(store, "etfs/SMH", "1.0.0")
     assert "baseline.json" in meta.artifacts and "baseline.json" not in meta.serving_artifacts
-    assert load_baseline(store, meta).baseline == baseline
+    stored = load_baseline(store, meta)
+    assert stored is not None and stored.baseline == baseline
     path = tmp_path / "etfs/SMH/versions/1.0.0/baseline.json"
     path.write_bytes(path.read_bytes().replace(b'"rows":500', b'"rows":501'))
     with pytest.raises(IntegrityError, match="sha256"):
@@ -119,7 +120,8 @@ def test_a_sidecar_without_a_recorded_digest_is_refused(tmp_path: Path, models) 
     rng = np.random.default_rng(3)
     baseline = classification_baseline(models.smh, reference_rows(rng, 300, 6), None)
     write_sidecar(store, meta, baseline)
-    assert load_baseline(store, meta).where == "sidecar"
+    stored = load_baseline(store, meta)
+    assert stored is not None and stored.where == "sidecar"
     store.delete(["metadata/training_history.jsonl"])
     with pytest.raises(IntegrityError, match="no recorded sha256"):
         load_baseline(store, meta)

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.family_support import families
 from tests.monitor_support import (
     DAY0,
     REGISTRY_KEY,
@@ -28,7 +29,9 @@ from tests.monitor_support import (
 )
 from tests.support import DemoModels
 from tickerserve.layout import MONITORING_HISTORY_KEY
+from tickerserve.model import LoadedModel
 from tickerserve.monitor.baseline import Reference, Window, fit_baseline
+from tickerserve.monitor.baseline_store import attach_to_bundle
 from tickerserve.monitor.history import append_run
 from tickerserve.monitor.run import MonitorConfig, Period, RunReport, run_monitor
 from tickerserve.publishing.history import read_records
@@ -220,21 +223,24 @@ def test_canary_only_uses_the_unpaired_test(store, models) -> None:
 
 
 def regression_store(store: LocalStore, models: DemoModels, rng: np.random.Generator) -> list[str]:
-    """A champion judged as a regressor (its baseline says so; regression bundles arrive with
-    the model families): RMSE 0.010 on validation."""
-    meta = models.spy.metadata
+    """Seed 003's kind of model: an XGBoost + LightGBM stack under a Ridge (a regressor),
+    validated at RMSE 0.010; its 1.0.1 is the challenger."""
+    bundle = families()["stack_regressor"].bundle("etfs/SPY")
+    meta = bundle.metadata
+    assert meta.task == "regression"
     names = meta.used_features
     x = reference_rows(rng, 2000, len(names))
-    predictions = 0.02 + 0.005 * np.nan_to_num(x[:, 0])
+    predictions = LoadedModel(meta, bundle.files).predict_values(x)
     baseline = fit_baseline(
         meta.model, meta.version, "regression", Reference(names, x, predictions),
         training=Window("2010-03-31", "2024-05-31", 3566),
     )  # fmt: skip
     baseline = dataclasses.replace(baseline, metrics={"rmse": 0.010, "mae": 0.007, "r2": 0.43})
-    v2 = dataclasses.replace(models.spy, metadata=dataclasses.replace(meta))
-    publish_with_baseline(store, models.spy, baseline)
-    written = write_version(store, v2, model=meta.model, version="1.0.1")
-    apply_publication(store, REGISTRY_KEY, [written], aliases=["challenger"])
+    for version, alias in (("1.0.0", "production"), ("1.0.1", "challenger")):
+        written = write_version(
+            store, attach_to_bundle(bundle, baseline), model=meta.model, version=version
+        )
+        apply_publication(store, REGISTRY_KEY, [written], aliases=[alias])
     return names
 
 

@@ -163,8 +163,8 @@ def fit_from_reference(
         predictions = loaded.predict_proba(x)
         if LABEL_COLUMN in table.columns:
             truth = [str(v) for v in table.columns[LABEL_COLUMN]]
-    else:  # pragma: no cover - regression bundles arrive with the model families
-        predictions = np.asarray(loaded.predict_values(x))  # type: ignore[attr-defined]
+    else:
+        predictions = np.asarray(loaded.predict_values(x))
         if VALUE_COLUMN in table.columns:
             truth = _numbers(table, VALUE_COLUMN)
     if training is None and meta.training.get("start") and meta.training.get("end"):
