@@ -35,6 +35,7 @@ CODE_EXCLUDES = [
     ".*",
     "tickerserve/cli",
     "tickerserve/publishing",
+    "tickerserve/monitor",  # the monitor function's own asset carries it
 ]
 
 

@@ -63,14 +63,20 @@ def test_cdk_synth_works_offline_and_bundles_the_layer_locally(tmp_path, record_
     layers = [p.parent.parent for p in tmp_path.glob("asset.*/lib/libgomp.so.1")]
     assert len(layers) == 1
     assert (layers[0] / "python" / "lightgbm" / "lib" / "lib_lightgbm.so").is_file()
-    functions = [p.parent for p in tmp_path.glob("asset.*/tickerserve/handler.py")]
-    assert len(functions) == 1
-    assert not list(functions[0].rglob("__pycache__"))
-    assert not list(functions[0].glob("*.egg-info"))
-    # The command line and the publishing library are publisher-side: not in the asset
-    assert not (functions[0] / "cli").exists()
-    assert not (functions[0] / "publishing").exists()
-    assert (functions[0] / "service.py").is_file()
+    assets = [p.parent for p in tmp_path.glob("asset.*/tickerserve/handler.py")]
+    assert len(assets) == 2  # the prediction function's and the monitor function's
+    for asset in assets:
+        assert not list(asset.rglob("__pycache__"))
+        assert not list(asset.glob("*.egg-info"))
+        assert not (asset / "cli").exists()  # the command line is never shipped
+    (serving,) = [a for a in assets if not (a / "monitor").exists()]
+    (monitor,) = [a for a in assets if (a / "monitor").exists()]
+    # The publishing library is publisher-side: not in the prediction function's asset;
+    # the monitor appends its history and promotes through it
+    assert not (serving / "publishing").exists()
+    assert (serving / "service.py").is_file()
+    assert (monitor / "monitor" / "handler.py").is_file()
+    assert (monitor / "publishing" / "history.py").is_file()
     assert "docker" not in result.stderr.lower()
 
 
