@@ -501,7 +501,7 @@ def test_import_seed_then_reimport_is_a_no_op(tmp_path, store_path):
         "etfs/XLF": ("published", "1.0.0"),
         "stocks/universal": ("published", "1.0.0"),
     }
-    assert {t: r["model"] for t, r in first["routes"].items()} == {
+    assert {r["ticker"]: r["model"] for r in first["routes"]} == {
         "AAPL": "stocks/universal",
         "MSFT": "stocks/universal",
         "NVDA": "stocks/universal",
@@ -522,18 +522,21 @@ def test_import_seed_then_reimport_is_a_no_op(tmp_path, store_path):
     assert len(read_records(LocalStore(store_path), TRAINING_HISTORY_KEY).records) == 4
 
 
-def test_import_seed_refuses_if_any_model_fails(tmp_path, store_path):
+def test_import_seed_skips_a_model_that_fails_and_imports_the_rest(tmp_path, store_path):
     # Given a tree where one of four models has an unreadable pickle
     storage = write_seed_tree(tmp_path)
-    (storage / "etfs/XLF/production/model.joblib").write_bytes(b"garbage")
+    bad = storage / "etfs/XLF/production/model.joblib"
+    bad.write_bytes(b"garbage")
     # When imported
     result = ts(store_path, "import-seed", str(storage))
-    # Then the import is refused and nothing at all was written
+    # Then it exits 2, says what was skipped and why, and imports the other three
     assert result.exit_code == 2
-    assert result.stderr.startswith(
-        f"error: cannot unpickle {storage / 'etfs/XLF/production/model.joblib'}: "
-    )
-    assert list(LocalStore(store_path).list("")) == []
+    assert f"skipped etfs/XLF/production: cannot unpickle {bad}: " in result.stdout
+    assert "not routed XLF: etfs/XLF has no production version" in result.stdout
+    registry = _registry(store_path)
+    assert sorted(registry.models) == ["etfs/QQQ", "etfs/SMH", "stocks/universal"]
+    assert "XLF" not in registry.tickers
+    assert list(LocalStore(store_path).list("etfs/XLF/")) == []
 
 
 def test_import_seed_stock_fallback(tmp_path, store_path):

@@ -14,7 +14,17 @@ import typer
 from typer.core import TyperGroup
 
 from tickerserve import __version__
-from tickerserve.cli import aliases, baseline, monitoring, publish, query, serve, sync, versions
+from tickerserve.cli import (
+    aliases,
+    baseline,
+    import_seed,
+    monitoring,
+    publish,
+    query,
+    serve,
+    sync,
+    versions,
+)
 from tickerserve.cli.errors import exit_code_for, one_line
 from tickerserve.cli.target import Target
 from tickerserve.errors import ConfigError
@@ -44,7 +54,7 @@ class CliGroup(TyperGroup):
 app = typer.Typer(
     cls=CliGroup,
     name="tickerserve",
-    help="Publish per-ticker LightGBM models to S3 (or a local folder) and manage the registry.",
+    help="Publish per-ticker models to S3 (or a local folder) and manage the registry.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -96,7 +106,7 @@ def root(
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
     ] = False,
 ) -> None:
-    """Publish per-ticker LightGBM models to S3 (or a local folder) and manage the registry."""
+    """Publish per-ticker models to S3 (or a local folder) and manage the registry."""
     if verbose:
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if bucket and store:
@@ -112,7 +122,7 @@ def root(
 
 
 app.command("publish")(publish.publish_command)
-app.command("import-seed")(publish.import_seed_command)
+app.command("import-seed")(import_seed.import_seed_command)
 app.command("sync")(sync.sync_command)
 app.command("route")(aliases.route_command)
 app.command("fallback")(aliases.fallback_command)

@@ -25,6 +25,7 @@ from tickerserve.layout import (
     normalize_ticker,
     validate_alias,
     validate_model_name,
+    validate_timeframe,
 )
 from tickerserve.monitor.baseline_store import with_identity as baseline_with_identity
 from tickerserve.publishing.history import append_records, read_records, versions_named
@@ -32,6 +33,7 @@ from tickerserve.publishing.version_folders import versions_of
 from tickerserve.registry import (
     ModelEntry,
     Registry,
+    ShadowSettings,
     update_registry,
     utc_now,
     validate_asset_class,
@@ -186,11 +188,32 @@ def training_record(written: Written, aliases: Sequence[str]) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class RouteChange:
-    """Route ``ticker`` (of ``asset_class``) to ``model``."""
+    """Route ``ticker`` (of ``asset_class``) to ``model``: its default route, or only its
+    route for ``timeframe``."""
 
     ticker: str
     asset_class: str
     model: str
+    timeframe: str | None = None
+
+    def applied(self, registry: Registry) -> bool:
+        """True when ``registry`` already routes it so."""
+        current = registry.tickers.get(self.ticker)
+        if current is None or current.asset_class != self.asset_class:
+            return False
+        if self.timeframe is None:
+            return current.model == self.model
+        return current.timeframes.get(self.timeframe) == self.model
+
+
+@dataclass(frozen=True)
+class AliasMove:
+    """Point ``alias`` of ``model`` at ``version`` (whose metadata.json has that sha256)."""
+
+    model: str
+    alias: str
+    version: str
+    metadata_sha256: str
 
 
 def apply_publication(
@@ -211,9 +234,37 @@ def apply_publication(
             for alias in aliases:
                 registry.set_alias(w.model, alias, w.version, w.metadata_sha256)
         for route in routes:
-            registry.set_route(route.ticker, route.model, route.asset_class)
+            registry.set_route(route.ticker, route.model, route.asset_class, route.timeframe)
         for asset_class, model in (fallbacks or {}).items():
             registry.set_fallback(asset_class, model)
+
+    return update_registry(store, registry_key, mutate)
+
+
+def apply_import(
+    store: Store,
+    registry_key: str,
+    *,
+    models: Sequence[str] = (),
+    moves: Sequence[AliasMove] = (),
+    routes: Sequence[RouteChange] = (),
+    fallbacks: Mapping[str, str] | None = None,
+    shadows: Mapping[str, ShadowSettings] | None = None,
+) -> Registry:
+    """One registry compare-and-swap for an import: register ``models``, move aliases (to
+    new or existing versions), add routes and fallbacks, turn shadows on."""
+
+    def mutate(registry: Registry) -> None:
+        for model in models:
+            registry.models.setdefault(model, ModelEntry())
+        for move in moves:
+            registry.set_alias(move.model, move.alias, move.version, move.metadata_sha256)
+        for route in routes:
+            registry.set_route(route.ticker, route.model, route.asset_class, route.timeframe)
+        for asset_class, model in (fallbacks or {}).items():
+            registry.set_fallback(asset_class, model)
+        for model, shadow in (shadows or {}).items():
+            registry.set_shadow(model, shadow)
 
     return update_registry(store, registry_key, mutate)
 
@@ -230,6 +281,8 @@ def check_targets(
         normalize_ticker(route.ticker)
         validate_asset_class(route.asset_class)
         validate_model_name(route.model)
+        if route.timeframe is not None:
+            validate_timeframe(route.timeframe)
 
 
 def publish(

@@ -1,4 +1,4 @@
-"""Seed trees: accepted registry shapes, inferred routes, and refusals."""
+"""Seed 000 trees (models_storage/): accepted registry shapes, inferred routes, and refusals."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ from hypothesis import strategies as st
 
 from tests.seed_support import write_json
 from tickerserve.cli.errors import Refused
-from tickerserve.cli.seed_tree import SeedEntry, parse_seed_registry, plan_tree
+from tickerserve.cli.importers.asset_registry import SeedEntry, parse_seed_registry
+from tickerserve.cli.importers import models_storage
+from tickerserve.cli.importers.plan import ImportOptions
 from tickerserve.publishing.release import RouteChange
 
 EXPECTED = {
@@ -97,12 +99,20 @@ def test_invalid_registries_are_refused(raw, message):
     assert error.value.message == message
 
 
+def plan_tree(path, *, stocks):
+    root = models_storage.find_root(path) or path
+    return models_storage.plan(root, ImportOptions(stocks=tuple(stocks)))
+
+
 def _tree(tmp_path, etfs=("SMH", "QQQ"), universal=True):
+    """Production folders as seed 000 shows them (the plan does not open the files)."""
     root = tmp_path / "models_storage"
-    for ticker in etfs:
-        (root / "etfs" / ticker / "production").mkdir(parents=True)
+    folders = [root / "etfs" / ticker / "production" for ticker in etfs]
     if universal:
-        (root / "stocks/universal/production").mkdir(parents=True)
+        folders.append(root / "stocks/universal/production")
+    for folder in folders:
+        folder.mkdir(parents=True)
+        (folder / "lightgbm_clean_model.pkl").write_bytes(b"")
     (root / "etfs/OLD/archive").mkdir(parents=True)
     return root
 
@@ -113,7 +123,7 @@ def test_without_registry_routes_are_inferred(tmp_path):
     # When planning (pointing at the folder that contains models_storage/)
     plan = plan_tree(tmp_path, stocks=["aapl", "MSFT"])
     # Then ETFs come from folder names, stocks from --stocks, and OLD is skipped with a note
-    assert [m.name for m in plan.models] == ["etfs/QQQ", "etfs/SMH", "stocks/universal"]
+    assert [c.model for c in plan.candidates] == ["etfs/QQQ", "etfs/SMH", "stocks/universal"]
     assert plan.routes == [
         RouteChange("AAPL", "stock", "stocks/universal"),
         RouteChange("MSFT", "stock", "stocks/universal"),

@@ -1,4 +1,4 @@
-"""Seed conversion: pickles -> native bundle, exactly equivalent, or refused with a reason."""
+"""A model folder: seed pickles -> native bundle, exactly equivalent, or refused with a reason."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from tests.seed_support import (
     write_json,
     write_pickle,
 )
-from tickerserve.cli.errors import Refused
-from tickerserve.cli.seed import load_source, probe_set
+from tickerserve.errors import TickerserveError
+from tickerserve.cli.importers.model_folder import read_folder as load_source
 from tickerserve.model import LoadedModel
 from tickerserve.publishing.demo import FEATURES, STRATEGIES
 
@@ -140,7 +140,7 @@ def test_native_bundle_with_tampered_artifact_is_refused(tmp_path, models):
     (folder / "model.txt").write_bytes(models.smh.files["model.txt"] + b"\n")
     (folder / "metadata.json").write_bytes(models.smh.metadata_bytes)
     # When loaded / Then refused
-    with pytest.raises(Refused) as error:
+    with pytest.raises(TickerserveError) as error:
         load_source(folder, model="etfs/SMH")
     assert error.value.message == (
         f"{folder}: model.txt does not match the sha256 recorded in metadata.json"
@@ -149,7 +149,7 @@ def test_native_bundle_with_tampered_artifact_is_refused(tmp_path, models):
 
 # -- refusals ------------------------------------------------------------------------------
 def _refusal(folder, model="etfs/SMH") -> str:
-    with pytest.raises(Refused) as error:
+    with pytest.raises(TickerserveError) as error:
         load_source(folder, model=model)
     return error.value.message
 
@@ -164,7 +164,7 @@ def test_feature_count_disagrees_with_names(tmp_path, m):
     folder = seed_folder(tmp_path / "count", m.smh, m.smh_encoder)
     write_json(folder / "feature_names.json", FEATURES[:11])
     assert _refusal(folder) == (
-        f"{folder}: the model expects 12 features but the feature names list 11"
+        f"{folder}: LGBMClassifier expects 12 features but the feature names list 11"
     )
 
 
@@ -172,7 +172,8 @@ def test_feature_order_disagrees_with_training(tmp_path, m):
     folder = seed_folder(tmp_path / "order", m.smh, m.smh_encoder)
     write_json(folder / "feature_names.json", [FEATURES[1], FEATURES[0], *FEATURES[2:]])
     assert _refusal(folder) == (
-        f"{folder}: feature 0 is 'rsi_14' in the model but 'iv_rank' in the feature names"
+        f"{folder}: LGBMClassifier: feature 0 is 'rsi_14' in the model but 'iv_rank' in the "
+        "feature names"
     )
 
 
@@ -184,19 +185,25 @@ def test_unknown_class_labels(tmp_path, m):
     )
 
 
-def test_booster_without_labels(tmp_path, m):
+def test_booster_without_labels_answers_class_indices_with_a_warning(tmp_path, m):
+    # Given a raw multiclass Booster and no encoder or listed classes
     folder = seed_folder(tmp_path / "nolabels", m.xlf, None)
-    assert _refusal(folder) == (
-        f"{folder}: cannot tell the class labels of a raw Booster "
-        "(add label_encoder.pkl or 'classes' to metadata.json)"
-    )
+    # When converted
+    converted = load_source(folder, model="etfs/XLF")
+    # Then its labels are the class indices it answers, and the user is told why
+    assert converted.bundle.metadata.classes == ["0", "1", "2"]
+    assert converted.warnings == [
+        "no label encoder: class labels are the model's integer classes"
+    ]
 
 
 def test_not_a_lightgbm_model(tmp_path, m):
     folder = seed_folder(tmp_path / "other", m.smh_encoder, None)
     assert _refusal(folder) == (
-        f"{folder}: the pickle holds a sklearn.preprocessing._label.LabelEncoder; "
-        "only LightGBM LGBMClassifier or Booster can be converted"
+        f"{folder}: sklearn.LabelEncoder cannot be served: supported are LightGBM "
+        "(LGBMClassifier, LGBMRegressor, Booster), XGBoost (XGBClassifier, XGBRegressor) and "
+        "scikit-learn RandomForest, ExtraTrees, GradientBoosting and HistGradientBoosting "
+        "(classifier or regressor)"
     )
 
 
@@ -218,26 +225,14 @@ def test_missing_model_file(tmp_path):
 def test_conversion_that_changes_predictions_is_refused(tmp_path, m, monkeypatch):
     # Given a conversion whose loaded model answers 1e-6 off the original
     folder = seed_folder(tmp_path / "drift", m.smh, m.smh_encoder)
-    original = LoadedModel.predict_proba
-    monkeypatch.setattr(LoadedModel, "predict_proba", lambda self, x: original(self, x) + 1e-6)
+    original = LoadedModel.member_outputs
+    monkeypatch.setattr(
+        LoadedModel, "member_outputs", lambda self, x: [o + 1e-6 for o in original(self, x)]
+    )
     # When converted / Then refused, with the measured difference
     message = _refusal(folder)
     assert re.fullmatch(
-        rf"{re.escape(str(folder))}: the converted model does not predict what the original "
-        r"did \(max difference 1e-06 on 256 probe rows\)",
+        rf"{re.escape(str(folder))}: member model.txt \(LGBMClassifier\) does not match the "
+        r"original \(max difference 1e-06 on 256 probe rows\)",
         message,
     )
-
-
-def test_probe_set_spans_each_feature_range(m):
-    # Given a model string with per-feature [min:max] ranges
-    model_str = m.smh.booster_.model_to_string()
-    line = next(x for x in model_str.splitlines() if x.startswith("feature_infos="))
-    ranges = [json.loads(t.replace(":", ",")) for t in line.split("=")[1].split()]
-    # When building the probe set
-    probe = probe_set(model_str, 12, rows=256)
-    # Then every feature reaches past both ends of its range and some values are missing
-    for j, (low, high) in enumerate(ranges):
-        column = probe[~np.isnan(probe[:, j]), j]
-        assert column.min() < low and column.max() > high
-    assert np.isnan(probe).any()

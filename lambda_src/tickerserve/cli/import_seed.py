@@ -1,0 +1,281 @@
+"""``import-seed``: publish what a seed project left behind, in one command.
+
+The layout is recognised by the seed's own file names (or named with ``--layout``); its
+importer (``cli.importers``) plans the versions, routes and aliases, ``publication`` converts
+and checks every model before anything of it is written, publishes only what is new, and
+updates the registry once. What cannot be imported is skipped with the reason, and the exit
+code is 2 when anything was skipped.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from tickerserve.cli.console import JsonOption, format_metrics, print_json, table
+from tickerserve.cli.errors import EXIT_REFUSED, Refused
+from tickerserve.cli.importers import IMPORTERS, detect
+from tickerserve.cli.importers.plan import ImportOptions
+from tickerserve.cli.importers.publication import ImportResult, run_import
+from tickerserve.cli.target import target
+from tickerserve.layout import normalize_ticker, validate_alias
+from tickerserve.publishing.conversion.feature_names import read_names_file
+from tickerserve.registry import DEFAULT_ALIAS
+
+# Which layouts read which flag (a flag another layout would ignore is refused).
+FLAG_LAYOUTS = {
+    "--stocks": ("000",),
+    "--stock-fallback": ("000",),
+    "--etfs": ("001", "002", "003", "004"),
+    "--model": ("003",),
+    "--route": ("003", "004"),
+    "--map": ("004",),
+    "--skip-existing": ("004",),
+}
+
+
+def _split(items: list[str] | None) -> list[str]:
+    return [s.strip() for item in items or [] for s in item.split(",") if s.strip()]
+
+
+def import_seed_command(
+    ctx: typer.Context,
+    path: Annotated[
+        Path,
+        typer.Argument(
+            help="A seed's folder: models_storage/ (000), models/ with run folders (001), "
+            "trained_models/ (002), models/ with model_90pct.pkl (003), or the folder of "
+            "registry.db (004).",
+            show_default=False,
+        ),
+    ],
+    layout: Annotated[
+        str | None,
+        typer.Option("--layout", help=f"Skip detection: one of {', '.join(IMPORTERS)}."),
+    ] = None,
+    alias: Annotated[
+        str,
+        typer.Option(
+            "--alias",
+            help="The alias the imported production version gets (000: every imported "
+            "version; 001/002: the latest run or file; 003: Model A; 004: the highest version).",
+        ),
+    ] = DEFAULT_ALIAS,
+    etfs: Annotated[
+        list[str] | None,
+        typer.Option("--etfs", metavar="TICKERS", help="Symbols that are ETFs (-> etfs/...)."),
+    ] = None,
+    stocks: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--stocks",
+            metavar="TICKERS",
+            help="000: stock tickers to route to stocks/universal (comma-separated or repeated).",
+        ),
+    ] = None,
+    stock_fallback: Annotated[
+        bool,
+        typer.Option("--stock-fallback", help="000: make stocks/universal the stock fallback."),
+    ] = False,
+    model: Annotated[
+        str | None, typer.Option("--model", "-m", help="003: the model name, e.g. stocks/SPY/vol.")
+    ] = None,
+    route: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--route", metavar="TICKER[=MODEL]", help="003/004: route a ticker (repeatable)."
+        ),
+    ] = None,
+    mapping: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--map", metavar="NAME=MODEL", help="004: publish registry name NAME as MODEL."
+        ),
+    ] = None,
+    skip_existing: Annotated[
+        bool,
+        typer.Option("--skip-existing", help="004: leave out versions the store already has."),
+    ] = False,
+    features: Annotated[
+        Path | None,
+        typer.Option(
+            "--features",
+            metavar="FILE",
+            help="Feature names (JSON list) for models whose seed names none.",
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Convert and check everything, write nothing.")
+    ] = False,
+    jobs: Annotated[int, typer.Option("--jobs", min=1, max=32, help="Parallel model uploads.")] = 4,
+    json_output: JsonOption = False,
+) -> None:
+    """Import a seed's models: every model converted and checked, only what is new published.
+
+    Exit code 0 when everything was imported (or already was), 2 when anything was skipped
+    (the summary says what and why) or the import was refused.
+    """
+    t = target(ctx)
+    started = time.perf_counter()
+    importer, root = detect(path, layout)
+    given = {
+        "--stocks": bool(stocks), "--stock-fallback": stock_fallback, "--etfs": bool(etfs),
+        "--model": model is not None, "--route": bool(route), "--map": bool(mapping),
+        "--skip-existing": skip_existing,
+    }  # fmt: skip
+    for flag, used in given.items():
+        if used and importer.LAYOUT not in FLAG_LAYOUTS[flag]:
+            raise Refused(
+                f"{flag} does not apply to seed layout {importer.LAYOUT} "
+                f"(only to {', '.join(FLAG_LAYOUTS[flag])})"
+            )
+    options = ImportOptions(
+        alias=validate_alias(alias),
+        etfs=frozenset(_tickers("--etfs", _split(etfs))),
+        stocks=tuple(_split(stocks)),
+        stock_fallback=stock_fallback,
+        model=model,
+        routes=tuple(route or []),
+        mapping=_mapping(mapping or []),
+        skip_existing=skip_existing,
+        features=None if features is None else read_names_file(features),
+    )
+    plan = importer.plan(root, options)
+    result = run_import(t.store, t.registry_key, plan, options, dry_run=dry_run, jobs=jobs)
+    report = import_report(result)
+    report["seconds"] = round(time.perf_counter() - started, 3)
+    if json_output:
+        print_json(report)
+    else:
+        print_import(report, t.store.describe())
+    if result.skipped:
+        raise typer.Exit(EXIT_REFUSED)
+
+
+def _tickers(flag: str, items: list[str]) -> list[str]:
+    try:
+        return [normalize_ticker(x) for x in items]
+    except ValueError as exc:
+        raise Refused(f"{flag}: {exc}") from None
+
+
+def _mapping(items: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items:
+        name, sep, model = item.partition("=")
+        if not sep or not name.strip() or not model.strip():
+            raise Refused(f"--map {item!r}: expected NAME=MODEL")
+        out[name.strip()] = model.strip()
+    return out
+
+
+def import_report(result: ImportResult) -> dict[str, Any]:
+    """The import as JSON: each model version, what was skipped, routes, registry revision."""
+    plan = result.plan
+    models = []
+    for o in result.outcomes:
+        meta = o.converted.bundle.metadata
+        models.append(
+            {
+                "model": o.candidate.model,
+                "version": o.version,
+                "status": o.status,
+                "source": o.candidate.source,
+                "estimator": o.converted.estimator,
+                "task": meta.task,
+                "features": len(meta.used_features),
+                "classes": meta.classes,
+                "metrics": meta.metrics,
+                "probe_rows": o.converted.probe_rows,
+                "max_abs_diff": o.converted.max_abs_diff,
+                "aliases": o.aliases,
+                "tickers": sorted(
+                    {r.ticker for r in result.routes if r.model == o.candidate.model}
+                ),
+                "warnings": o.converted.warnings,
+            }
+        )
+    return {
+        "layout": plan.layout,
+        "root": str(plan.root),
+        "dry_run": result.dry_run,
+        "registry_found": plan.registry_found,
+        "models": models,
+        "skipped": [{"source": s.source, "reason": s.reason} for s in result.skipped],
+        "routes": [
+            {
+                "ticker": r.ticker,
+                "asset_class": r.asset_class,
+                "model": r.model,
+                "timeframe": r.timeframe,
+            }
+            for r in result.routes
+        ],
+        "aliases": [
+            {"model": m.model, "alias": m.alias, "version": m.version} for m in result.moves
+        ],
+        "shadows": {m: s.to_dict() for m, s in plan.shadows.items()},
+        "fallbacks": plan.fallbacks,
+        "history_lines": result.history_lines,
+        "revision": result.revision,
+        "notes": plan.notes,
+    }
+
+
+def print_import(report: dict[str, Any], where: str) -> None:
+    rows = [
+        [
+            m["model"],
+            m["version"] or "-",
+            m["status"],
+            m["source"],
+            m["estimator"],
+            m["task"] if m["task"] != "classification" else f"{len(m['classes'])} classes",
+            m["features"],
+            f"{m['max_abs_diff']:.2g}",
+            ",".join(m["aliases"]),
+            format_metrics(m["metrics"], 2),
+        ]
+        for m in report["models"]
+    ]
+    typer.echo(f"seed layout {report['layout']}: {report['root']}")
+    if rows:
+        typer.echo(
+            table(
+                [
+                    "MODEL",
+                    "VERSION",
+                    "STATUS",
+                    "FROM",
+                    "ESTIMATOR",
+                    "OUTPUT",
+                    "FEATURES",
+                    "MAX DIFF",
+                    "ALIASES",
+                    "METRICS",
+                ],
+                rows,
+            )
+        )
+    for m in report["models"]:
+        for warning in m["warnings"]:
+            typer.echo(f"note: {m['source']}: {warning}")
+    for line in report["notes"]:
+        typer.echo(f"note: {line}")
+    for s in report["skipped"]:
+        typer.echo(f"skipped {s['source']}: {s['reason']}")
+    published = sum(m["status"] == "published" for m in report["models"])
+    unchanged = sum(m["status"] == "unchanged" for m in report["models"])
+    routes = len(report["routes"])
+    counts = f"{unchanged} unchanged, {len(report['skipped'])} skipped, {routes} route(s)"
+    if report["dry_run"]:
+        would = sum(m["status"] == "would publish" for m in report["models"])
+        typer.echo(f"dry run: would publish {would}; {counts}; nothing written to {where}")
+        return
+    typer.echo(
+        f"published {published}; {counts}; registry revision {report['revision']} in {where} "
+        f"({report['seconds']:.2f} s)"
+    )

@@ -1,0 +1,315 @@
+"""Carry out an import plan: convert every candidate (a failure skips it, with the reason),
+keep only what is new, write the new versions, then one registry update, then the histories.
+
+- Conversion comes first, for everything: a model is checked before anything of it is
+  written, and a model that cannot be converted is skipped while the rest goes on.
+- New means a content digest (``publishing.content``) no version of the model has yet: a
+  re-import of the same tree publishes nothing and leaves the registry alone.
+- Versions follow each model's candidates in time order (the next free patch version), or
+  are the seed's own (seed 004); an own version the store already holds with other content
+  refuses the whole import unless ``skip_existing`` (then it is left out).
+- Aliases move only for models that got a new version (or lack the alias): a re-import never
+  moves an alias someone promoted by hand. A route or shadow whose model ends up without the
+  alias it needs is dropped with a note rather than left pointing at nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from tickerserve.bundle import make_bundle
+from tickerserve.cli.errors import Refused
+from tickerserve.cli.importers.plan import Candidate, ImportOptions, ImportPlan, Skipped
+from tickerserve.errors import TickerserveError
+from tickerserve.layout import TRAINING_HISTORY_KEY, Version, next_version
+from tickerserve.publishing.content import content_digest, stored_versions
+from tickerserve.publishing.conversion.recipe import Converted
+from tickerserve.publishing.history import (
+    HISTORY_KEYS,
+    append_records,
+    encode_records,
+    read_records,
+    versions_named,
+)
+from tickerserve.publishing.release import (
+    AliasMove,
+    RouteChange,
+    Written,
+    apply_import,
+    training_record,
+    write_version,
+)
+from tickerserve.registry import Registry, read_registry
+from tickerserve.store import Store
+
+PUBLISHED, WOULD_PUBLISH, UNCHANGED, SAME, EXISTS = (
+    "published", "would publish", "unchanged", "same as another", "exists",
+)  # fmt: skip
+
+
+@dataclass
+class Outcome:
+    """What became of one converted candidate."""
+
+    candidate: Candidate
+    converted: Converted
+    digest: str
+    status: str = WOULD_PUBLISH
+    version: str | None = None
+    metadata_sha256: str | None = None
+    aliases: list[str] = field(default_factory=list)  # aliases this import points at it
+
+
+@dataclass
+class ImportResult:
+    """The plan, what became of each candidate, and the registry revision afterwards."""
+
+    plan: ImportPlan
+    outcomes: list[Outcome]
+    routes: list[RouteChange]  # every route the import keeps (already there or added)
+    moves: list[AliasMove]
+    revision: int
+    dry_run: bool
+    history_lines: dict[str, int]
+
+    @property
+    def skipped(self) -> list[Skipped]:
+        return self.plan.skipped
+
+
+def run_import(
+    store: Store,
+    registry_key: str,
+    plan: ImportPlan,
+    options: ImportOptions,
+    *,
+    dry_run: bool = False,
+    jobs: int = 4,
+) -> ImportResult:
+    """Convert, decide, write, update the registry once and append the histories."""
+    outcomes = [o for c in plan.candidates if (o := _convert(c, plan)) is not None]
+    snapshot = read_registry(store, registry_key)
+    registry = snapshot.registry
+    history = read_records(store, TRAINING_HISTORY_KEY).records
+    by_model: dict[str, list[Outcome]] = defaultdict(list)
+    for outcome in outcomes:
+        by_model[outcome.candidate.model].append(outcome)
+    for model, items in by_model.items():
+        items.sort(key=lambda o: o.candidate.order)
+        _decide(store, model, items, versions_named(history, model), options, plan)
+    written: dict[int, Written] = {}
+    if not dry_run:
+        written = _write(store, by_model, history, jobs)
+        for outcome in outcomes:
+            w = written.get(id(outcome))
+            if w is not None:
+                outcome.status, outcome.version = PUBLISHED, w.version
+                outcome.metadata_sha256 = w.metadata_sha256
+        _follow_duplicates(by_model)
+    moves = _moves(by_model, registry)
+    kept = _routes(plan, by_model, registry, options.alias)
+    routes = [r for r in kept if not r.applied(registry)]
+    shadows = _shadows(plan, by_model, registry)
+    fallbacks = {c: m for c, m in plan.fallbacks.items() if registry.fallbacks.get(c) != m}
+    revision = registry.revision
+    new_models = [m for m in by_model if m not in registry.models and not dry_run]
+    if not dry_run and (written or moves or routes or fallbacks or shadows or new_models):
+        revision = apply_import(
+            store,
+            registry_key,
+            models=list(by_model),
+            moves=moves,
+            routes=routes,
+            fallbacks=fallbacks,
+            shadows=shadows,
+        ).revision
+    lines = dict.fromkeys(HISTORY_KEYS, 0)
+    if not dry_run:
+        # After the registry: the records say which aliases moved, so only once they have.
+        records = [training_record(written[id(o)], o.aliases) for o in outcomes if id(o) in written]
+        lines = _append_histories(store, records, plan)
+    return ImportResult(plan, outcomes, kept, moves, revision, dry_run, lines)
+
+
+def _convert(candidate: Candidate, plan: ImportPlan) -> Outcome | None:
+    try:
+        converted = candidate.convert()
+    except TickerserveError as exc:
+        plan.skipped.append(Skipped(candidate.source, exc.message))
+        return None
+    meta = converted.bundle.metadata
+    if candidate.asset_class is not None:
+        meta.asset_class = candidate.asset_class
+    meta.metrics = {**meta.metrics, **candidate.metrics}
+    meta.training = {**meta.training, **candidate.training}
+    meta.source = {**meta.source, "imported_from": candidate.source, **candidate.origin}
+    bundle = make_bundle(meta, converted.bundle.files)
+    converted = dataclasses.replace(converted, bundle=bundle)
+    return Outcome(candidate, converted, content_digest(bundle.metadata))
+
+
+def _decide(
+    store: Store,
+    model: str,
+    items: list[Outcome],
+    used_before: set[str],
+    options: ImportOptions,
+    plan: ImportPlan,
+) -> None:
+    """Mark each outcome unchanged / same as another / exists, or give it its new version."""
+    taken, stored = stored_versions(store, model)
+    known = {s.content: s for s in stored}
+    seen: dict[str, Outcome] = {}
+    claimed = set(taken) | used_before
+    conflicts: list[str] = []
+    for outcome in items:
+        existing = known.get(outcome.digest)
+        if existing is not None:
+            outcome.status, outcome.version = UNCHANGED, existing.version
+            outcome.metadata_sha256 = existing.metadata_sha256
+        elif outcome.digest in seen:
+            first = seen[outcome.digest]
+            outcome.status, outcome.version = SAME, first.version
+        elif outcome.candidate.version is not None:
+            wanted = str(Version.parse(outcome.candidate.version))
+            if wanted in claimed:
+                if not options.skip_existing:
+                    conflicts.append(f"{model} {wanted} ({outcome.candidate.source})")
+                outcome.status, outcome.version = EXISTS, wanted
+            else:
+                outcome.version = wanted
+                claimed.add(wanted)
+        else:
+            outcome.version = next_version(sorted(claimed, key=Version.parse))
+            claimed.add(outcome.version)
+        seen.setdefault(outcome.digest, outcome)
+    if conflicts:
+        raise Refused(
+            f"already in the store with other content: {', '.join(conflicts)}; versions are "
+            "immutable: give --skip-existing to leave those out"
+        )
+    for outcome in items:
+        if outcome.status == EXISTS:
+            plan.notes.append(
+                f"left out {model} {outcome.version} ({outcome.candidate.source}): "
+                "that version already exists in the store (--skip-existing)"
+            )
+
+
+def _write(
+    store: Store, by_model: dict[str, list[Outcome]], history: list[dict[str, Any]], jobs: int
+) -> dict[int, Written]:
+    """Write every new version; models in parallel, one model's versions in time order."""
+
+    def write_model(model: str) -> list[tuple[int, Written]]:
+        used = versions_named(history, model)
+        out = []
+        for outcome in by_model[model]:
+            if outcome.status != WOULD_PUBLISH:
+                continue
+            explicit = outcome.candidate.version is not None
+            w = write_version(
+                store,
+                outcome.converted.bundle,
+                model=model,
+                version=outcome.version if explicit else None,
+                used_before=used,
+            )
+            out.append((id(outcome), w))
+        return out
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = [pool.submit(write_model, model) for model in by_model]
+    # Raise the first failure only after every upload finished: the registry stays untouched.
+    return {key: w for future in futures for key, w in future.result()}
+
+
+def _follow_duplicates(by_model: dict[str, list[Outcome]]) -> None:
+    """Candidates with the same content as an earlier one take its (now written) version."""
+    for items in by_model.values():
+        first: dict[str, Outcome] = {}
+        for outcome in items:
+            if outcome.status == SAME:
+                original = first[outcome.digest]
+                outcome.version = original.version
+                outcome.metadata_sha256 = original.metadata_sha256
+            first.setdefault(outcome.digest, outcome)
+
+
+def _moves(by_model: dict[str, list[Outcome]], registry: Registry) -> list[AliasMove]:
+    moves: list[AliasMove] = []
+    for model, items in by_model.items():
+        entry = registry.models.get(model)
+        fresh = any(o.status in (PUBLISHED, WOULD_PUBLISH) for o in items)
+        for outcome in items:
+            if outcome.status == EXISTS or outcome.version is None:
+                continue
+            for alias in outcome.candidate.aliases:
+                current = entry.aliases.get(alias) if entry is not None else None
+                if current is not None and (not fresh or current.version == outcome.version):
+                    continue
+                outcome.aliases.append(alias)
+                moves.append(
+                    AliasMove(model, alias, outcome.version, outcome.metadata_sha256 or "")
+                )
+    return moves
+
+
+def _has_alias(
+    model: str, alias: str, by_model: dict[str, list[Outcome]], registry: Registry
+) -> bool:
+    entry = registry.models.get(model)
+    if entry is not None and alias in entry.aliases:
+        return True
+    return any(alias in o.candidate.aliases and o.status != EXISTS for o in by_model.get(model, []))
+
+
+def _routes(
+    plan: ImportPlan, by_model: dict[str, list[Outcome]], registry: Registry, alias: str
+) -> list[RouteChange]:
+    routes = []
+    for route in plan.routes:
+        if not _has_alias(route.model, alias, by_model, registry):
+            where = f" for {route.timeframe}" if route.timeframe else ""
+            plan.notes.append(
+                f"not routed {route.ticker}{where}: {route.model} has no {alias} version "
+                "(what would be it was skipped)"
+            )
+            continue
+        routes.append(route)
+    return routes
+
+
+def _shadows(
+    plan: ImportPlan, by_model: dict[str, list[Outcome]], registry: Registry
+) -> dict[str, Any]:
+    shadows = {}
+    for model, shadow in plan.shadows.items():
+        if not _has_alias(model, shadow.alias, by_model, registry):
+            plan.notes.append(f"shadow not turned on for {model}: it has no {shadow.alias}")
+            continue
+        entry = registry.models.get(model)
+        if entry is None or entry.shadow != shadow:
+            shadows[model] = shadow
+    return shadows
+
+
+def _append_histories(
+    store: Store, records: list[dict[str, Any]], plan: ImportPlan
+) -> dict[str, int]:
+    """Training records of this import, plus the seed's history lines not imported before."""
+    by_kind: dict[str, list[dict[str, Any]]] = {kind: [] for kind in HISTORY_KEYS}
+    by_kind["training"] += records
+    added = dict.fromkeys(HISTORY_KEYS, 0)
+    for kind, lines in plan.histories.items():
+        existing = {encode_records([r]) for r in read_records(store, HISTORY_KEYS[kind]).records}
+        new = [r for r in lines if encode_records([r]) not in existing]
+        by_kind[kind] += new
+        added[kind] = len(new)
+    for kind, items in by_kind.items():
+        append_records(store, HISTORY_KEYS[kind], items)
+    return added
