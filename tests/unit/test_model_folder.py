@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 
 import numpy as np
@@ -17,8 +16,8 @@ from tests.seed_support import (
     write_json,
     write_pickle,
 )
-from tickerserve.errors import TickerserveError
 from tickerserve.cli.importers.model_folder import read_folder as load_source
+from tickerserve.errors import TickerserveError
 from tickerserve.model import LoadedModel
 from tickerserve.publishing.demo import FEATURES, STRATEGIES
 
@@ -192,9 +191,7 @@ def test_booster_without_labels_answers_class_indices_with_a_warning(tmp_path, m
     converted = load_source(folder, model="etfs/XLF")
     # Then its labels are the class indices it answers, and the user is told why
     assert converted.bundle.metadata.classes == ["0", "1", "2"]
-    assert converted.warnings == [
-        "no label encoder: class labels are the model's integer classes"
-    ]
+    assert converted.warnings == ["no label encoder: class labels are the model's integer classes"]
 
 
 def test_not_a_lightgbm_model(tmp_path, m):

@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 
 from tests.seed_support import write_json
 from tickerserve.cli.errors import Refused
-from tickerserve.cli.importers.asset_registry import SeedEntry, parse_seed_registry
 from tickerserve.cli.importers import models_storage
+from tickerserve.cli.importers.asset_registry import SeedEntry, parse_seed_registry
 from tickerserve.cli.importers.plan import ImportOptions
 from tickerserve.publishing.release import RouteChange
 

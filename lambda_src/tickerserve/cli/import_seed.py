@@ -176,7 +176,8 @@ def import_report(result: ImportResult) -> dict[str, Any]:
     """The import as JSON: each model version, what was skipped, routes, registry revision."""
     plan = result.plan
     models = []
-    for o in result.outcomes:
+    ordered = sorted(result.outcomes, key=lambda o: (o.candidate.model, o.candidate.order))
+    for o in ordered:
         meta = o.converted.bundle.metadata
         models.append(
             {
@@ -260,9 +261,13 @@ def print_import(report: dict[str, Any], where: str) -> None:
                 rows,
             )
         )
+    warned: dict[str, list[str]] = {}
     for m in report["models"]:
         for warning in m["warnings"]:
-            typer.echo(f"note: {m['source']}: {warning}")
+            warned.setdefault(warning, []).append(m["source"])
+    for warning, sources in warned.items():
+        where = sources[0] if len(sources) == 1 else f"{len(sources)} versions"
+        typer.echo(f"note: {where}: {warning}")
     for line in report["notes"]:
         typer.echo(f"note: {line}")
     for s in report["skipped"]:
