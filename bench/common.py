@@ -149,6 +149,8 @@ def _versions() -> str:
         "lightgbm",
         "numpy",
         "scikit-learn",
+        "xgboost-cpu",
+        "treelite",
         "joblib",
         "aws-lambda-powertools",
         "boto3",

@@ -2,7 +2,9 @@
 
 Sections: 1 warm single prediction through the whole handler, 2 a batch of 1000 rows,
 3 cold start in fresh processes, 4 peak RSS with 51 models (with and without a memory
-budget). Prints plain-text tables with medians and ratios. Nothing here asserts on time.
+budget), 5 a monitor run (``bench/monitor.py``), 6 every model family the seeds bring
+(``bench/families.py``). Prints plain-text tables with medians and ratios. Nothing here
+asserts on time.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from bench import families
 from bench import monitor as monitor_bench
 from bench.common import (
     FAKE_CREDENTIALS,
@@ -65,7 +68,7 @@ BATCH_ETFS = LARGE_ETFS[:10]
 BATCH_STOCKS = STOCKS[:5]
 BUDGET_FRACTION = 0.25
 WARM_ROWS = 64
-SECTIONS = ("warm", "batch", "cold", "rss", "monitor")
+SECTIONS = ("warm", "batch", "cold", "rss", "monitor", "families")
 
 
 @dataclass(frozen=True)
@@ -124,23 +127,28 @@ def main(argv: list[str] | None = None) -> int:
         "machine samples. Handler stdout (Powertools logs/EMF) goes to /dev/null for both."
     )
     say(f"config: {config}")
-    specs = model_specs()
-    root = ensure_models(specs, rebuild=args.rebuild)
     work = Path(tempfile.mkdtemp(prefix="tickerserve-bench-"))
+    results: dict[str, Any] = {}
     try:
-        with moto_server() as endpoint:
-            os.environ.update(FAKE_CREDENTIALS)
-            os.environ["AWS_ENDPOINT_URL"] = endpoint
-            sizes = publish_all(root, specs, BUCKET, endpoint)
-            say(_describe_models(specs, sizes))
-            bench = Bench(config, work, endpoint, specs, sizes)
-            results = {}
-            for name in SECTIONS:
-                if name in args.sections:
+        lightgbm_sections = [n for n in SECTIONS if n in args.sections and n != "families"]
+        if lightgbm_sections:
+            specs = model_specs()
+            root = ensure_models(specs, rebuild=args.rebuild)
+            with moto_server() as endpoint:
+                os.environ.update(FAKE_CREDENTIALS)
+                os.environ["AWS_ENDPOINT_URL"] = endpoint
+                sizes = publish_all(root, specs, BUCKET, endpoint)
+                say(_describe_models(specs, sizes))
+                bench = Bench(config, work, endpoint, specs, sizes)
+                for name in lightgbm_sections:
                     section_started = time.monotonic()
                     results[name] = getattr(bench, name)()
                     say(f"   ({name}: {time.monotonic() - section_started:.0f} s)")
-            say(summary(results))
+        if "families" in args.sections:  # its own models, a local folder store: no moto
+            section_started = time.monotonic()
+            results["families"] = families.run(config, work, rebuild=args.rebuild)
+            say(f"   (families: {time.monotonic() - section_started:.0f} s)")
+        say(summary(results))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
@@ -698,7 +706,9 @@ def summary(results: dict[str, Any]) -> str:
         rows.append(_rss_target(results["rss"]))
     if "monitor" in results:
         rows += monitor_bench.target_rows(results["monitor"])
-    return "\n" + table("Targets (issue 2)", ["target", "measured", "met"], rows)
+    if "families" in results:
+        rows += families.summary_rows(results["families"]["warm"], results["families"]["cold"])
+    return "\n" + table("Targets (issues 2, 10 and 12)", ["target", "measured", "met"], rows)
 
 
 def _cold_target(cold: dict[str, Any]) -> list[str]:
