@@ -175,6 +175,14 @@ def ensemble_predict(artifact: dict[str, Any], x: np.ndarray) -> np.ndarray:
     )
 
 
+def garbled_lightgbm_pickle(data: bytes) -> bytes:
+    """A LightGBM pickle whose first leaf values are letters (same length, so the pickle
+    stays readable): unpickling it makes LightGBM abort the process from C++."""
+    start = data.index(b"\nleaf_value=") + len(b"\nleaf_value=")
+    end = data.index(b"\n", start)
+    return data[:start] + b"x" * (end - start) + data[end:]
+
+
 # -- writers ----------------------------------------------------------------------------------
 def _json(path: Path, value: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -16,6 +16,7 @@ from tests.seed_layouts import (
     SELECTED,
     VOL_FEATURES,
     ensemble_predict,
+    garbled_lightgbm_pickle,
     originals,
     quiet,
     stack_predict,
@@ -112,6 +113,27 @@ def test_seed_000_exactly_as_documented_imports_and_answers_like_its_pickles(sto
         label, expected = original_prediction(m.smh, m.smh_encoder, row)
         assert answer["prediction"] == label
         assert answer["probabilities"] == pytest.approx(expected, abs=1e-12)
+
+
+def test_a_pickle_that_aborts_lightgbm_is_skipped_and_the_rest_imported(store, tmp_path):
+    # Given a second ETF whose LightGBM pickle makes LightGBM abort the process when unpickled
+    storage = write_seed_000(tmp_path)
+    smh = storage / "etfs/SMH/production"
+    xlk = storage / "etfs/XLK/production"
+    shutil.copytree(smh, xlk)
+    model = xlk / "lightgbm_clean_model.pkl"
+    model.write_bytes(garbled_lightgbm_pickle(model.read_bytes()))
+    # When imported
+    code, report = import_seed(store, str(storage))
+    # Then this process survived, XLK is skipped with LightGBM's last words, SMH is imported
+    assert code == 2
+    [skipped] = report["skipped"]
+    assert skipped["source"] == "etfs/XLK/production"
+    assert skipped["reason"].startswith(
+        f"cannot unpickle {model}: the loader crashed (SIGABRT): [LightGBM] [Fatal] "
+    )
+    assert versions(report) == {("etfs/SMH", "etfs/SMH/production"): ("published", "1.0.0")}
+    assert sorted(registry(store).tickers) == ["SMH"]
 
 
 # -- 001: run folders ----------------------------------------------------------------------------

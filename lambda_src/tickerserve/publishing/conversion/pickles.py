@@ -7,7 +7,9 @@ refused with the reason, never loaded.
 
 from __future__ import annotations
 
+import io
 import pickle
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -34,27 +36,58 @@ def torch_refusal(file: Path) -> str | None:
 
 
 def unpickle(file: Path) -> Any:
-    """joblib, then plain pickle; an unreadable file raises ``NotConvertible`` saying why."""
-    import joblib
+    """joblib, then plain pickle; an unreadable file raises ``NotConvertible`` saying why.
+
+    The file is first unpickled in a forked child (``tickerserve.safe_load``): unpickling a
+    LightGBM model parses its text in C++, which aborts the whole process on a garbled file,
+    and one bad file must not stop an import of many."""
+    from tickerserve.errors import InvalidModel
+    from tickerserve.safe_load import safe_load
 
     reason = torch_refusal(file)
     if reason is not None:
         raise NotConvertible(f"{file.parent}: {reason}")
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        raise NotConvertible(f"cannot read {file}: {short(exc)}") from None
+    try:
+        return safe_load(loads, data, what=file.name, child_setup=_child_setup)
+    except InvalidModel as exc:  # the child crashed or hung
+        why = exc.message.removeprefix(f"{file.name} cannot be loaded: ")
+        raise NotConvertible(f"cannot unpickle {file}: {why}") from None
+    except Exception as exc:
+        if isinstance(exc, ModuleNotFoundError) and (exc.name or "").startswith("torch"):
+            message = f"cannot unpickle {file}: it holds torch objects; {NO_TORCH}"
+            raise NotConvertible(message) from None
+        raise NotConvertible(f"cannot unpickle {file}: {short(exc)}") from None
+
+
+def loads(data: bytes) -> Any:
+    """joblib's format (which also reads plain pickles), else ``pickle.loads``; the first
+    error is the one that says what is wrong."""
+    import joblib
+
     with warnings.catch_warnings():
         # Version-skew warnings are moot: the probe comparison decides whether it converts.
         warnings.simplefilter("ignore")
         try:
-            return joblib.load(file)
+            return joblib.load(io.BytesIO(data))
         except Exception as exc:
             first = exc
         try:
-            with file.open("rb") as handle:
-                return pickle.load(handle)
+            return pickle.loads(data)
         except Exception:
-            pass
-    if isinstance(first, ModuleNotFoundError) and first.name and first.name.startswith("torch"):
-        raise NotConvertible(f"cannot unpickle {file}: it holds torch objects; {NO_TORCH}")
-    raise NotConvertible(f"cannot unpickle {file}: {short(first)}")
+            raise first from None
+
+
+def _child_setup() -> None:
+    """Hold LightGBM to one thread in the probe child if this process already used it (see
+    ``tickerserve.safe_load``: a multi-threaded region after a fork hangs)."""
+    if "lightgbm" in sys.modules:
+        from tickerserve.members.lightgbm import lightgbm_single_threaded
+
+        lightgbm_single_threaded()
 
 
 def short(exc: BaseException) -> str:
