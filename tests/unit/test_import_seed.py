@@ -356,6 +356,7 @@ def test_seed_003_model_a_production_model_b_challenger_in_shadow(store, tmp_pat
         "baseline_at": "2026-01-08T22:09:13.586357", "rows": 3566, "validation_rows": 397,
     }  # fmt: skip
     assert b.metrics == {"test_rmse": 0.005797, "test_mae": 0.00476, "test_r2": -0.1223}
+    assert a.created_at == b.created_at == "2026-01-08T22:09:13.586357"
     assert (b.training["end"], b.training["test_start"], b.training["rows"]) == (
         "2025-11-17",
         "2025-11-18",

@@ -77,11 +77,13 @@ def plan(root: Path, options: ImportOptions) -> ImportPlan:
             result.notes.append(f"no {file.name}: nothing for {_ROLE_NAMES[role]}")
             continue
         metrics, training = fields.get(role, ({}, {}))
+        # Both are written by the same training run, which the baselines time-stamp.
+        trained_at = str(training.get("baseline_at", ""))
         result.candidates.append(
             Candidate(
                 model,
                 file.name,
-                _converter(file, model, asset_class, options),
+                _converter(file, model, asset_class, options, trained_at),
                 asset_class,
                 order=(index,),
                 aliases=(alias,),
@@ -109,10 +111,11 @@ def _latest_note(root: Path) -> str:
 
 
 def _converter(
-    file: Path, model: str, asset_class: str, options: ImportOptions
+    file: Path, model: str, asset_class: str, options: ImportOptions, trained_at: str
 ) -> Callable[[], Converted]:
     def run() -> Converted:
         recipe = from_pickle(unpickle(file), label=file.name)
+        recipe.created_at = recipe.created_at or trained_at
         recipe.source["files"] = {file.name: sha256_hex(file.read_bytes())}
         return convert(
             recipe, model=model, asset_class=asset_class, fallback_names=options.features,
