@@ -302,7 +302,7 @@ class Bench:
             ts_rows = [model.schema.row(b["features"]).reshape(1, -1) for b in bodies]
             clf, _, seed_names = self.seed._models[self.seed.model_prefix(ticker)]
             seed_rows = [np.array([[float(b["features"][n]) for n in seed_names]]) for b in bodies]
-            booster = model._boosters[0]
+            booster = model.members[0].booster
             if not np.allclose(booster.predict(ts_rows[0]), model.predict_proba(ts_rows[0])):
                 raise RuntimeError("the single-row fast path disagrees with Booster.predict")
             canned = APIGatewayRestResolver(serializer=partial(json.dumps, separators=(",", ":")))

@@ -14,6 +14,7 @@ from tests.family_support import families, rows
 from tickerserve.bundle import BundleMetadata, make_bundle
 from tickerserve.errors import InvalidModel
 from tickerserve.members import treelite as treelite_member
+from tickerserve.members import treelite_api
 from tickerserve.model import LoadedModel
 from tickerserve.publishing.conversion import NotConvertible
 from tickerserve.publishing.conversion.assemble import assemble
@@ -29,16 +30,72 @@ def bundle_of(name: str):
 @pytest.mark.parametrize(
     "name", ["xgboost_classifier", "random_forest_regressor", "gradient_boosting_binary"]
 )
-def test_prepared_treelite_call_equals_the_public_gtil_api(name, monkeypatch):
-    # Given a Treelite member loaded with the prepared GTIL call, and one without it
+def test_the_c_api_binding_predicts_what_the_treelite_package_predicts(name):
+    # Given a Treelite member's bytes, restored by our binding and by the treelite package
+    import treelite
+    from treelite import gtil
+
     bundle = bundle_of(name)
-    fast = LoadedModel(bundle.metadata, bundle.files)
-    monkeypatch.setattr(treelite_member._Gtil, "create", classmethod(lambda cls, m, t: None))
-    public = LoadedModel(bundle.metadata, bundle.files)
-    x = rows(50, missing=families()[name].missing)
-    # Then both paths give the very same numbers, one row or many
-    np.testing.assert_array_equal(fast.predict(x).outputs, public.predict(x).outputs)
-    np.testing.assert_array_equal(fast.predict(x[:1]).outputs, public.predict(x[:1]).outputs)
+    data = bundle.files[bundle.metadata.members[0].artifact]
+    ours = treelite_api.NativeModel.deserialize_bytes(data)
+    theirs = treelite.Model.deserialize_bytes(data)
+    x = rows(50, missing=families()[name].missing).astype(np.float32 if theirs.input_type ==
+                                                           "float32" else np.float64)  # fmt: skip
+    # Then the model's facts and GTIL's outputs are the very same, one row or many
+    assert (ours.num_tree, ours.num_feature, ours.input_type, ours.output_type) == (
+        theirs.num_tree, theirs.num_feature, theirs.input_type, theirs.output_type,
+    )  # fmt: skip
+    for predict_type, public in (
+        ("raw", lambda d: gtil.predict(theirs, d, nthread=1, pred_margin=True)),
+        ("score_per_tree", lambda d: gtil.predict_per_tree(theirs, d, nthread=1)),
+    ):
+        predictor = treelite_api.Predictor(ours, predict_type)
+        for data_rows in (x, x[:1]):
+            mine = predictor.predict(np.ascontiguousarray(data_rows))
+            np.testing.assert_array_equal(mine.reshape(public(data_rows).shape), public(data_rows))
+
+
+def test_serving_a_treelite_member_imports_neither_treelite_nor_scipy(tmp_path):
+    # Given an XGBoost and a GradientBoosting bundle (sigmoid link) on disk
+    import pickle
+    import subprocess
+    import sys
+
+    paths = []
+    for name in ("xgboost_classifier", "gradient_boosting_binary"):
+        bundle = bundle_of(name)
+        path = tmp_path / f"{name}.pkl"
+        path.write_bytes(pickle.dumps((bundle.metadata.to_json(), bundle.files)))
+        paths.append(str(path))
+    # When a fresh process loads and predicts with them as the function does
+    script = (
+        "import pickle, sys, numpy as np\n"
+        "from tickerserve.bundle import BundleMetadata\n"
+        "from tickerserve.model import LoadedModel\n"
+        "for path in sys.argv[1:]:\n"
+        "    meta, files = pickle.load(open(path, 'rb'))\n"
+        "    meta = BundleMetadata.from_json(meta)\n"
+        "    LoadedModel(meta, files).predict(np.zeros((2, len(meta.used_features))))\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('treelite', 'scipy')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script, *paths], capture_output=True,
+                         text=True, check=True)  # fmt: skip
+    # Then neither package was imported: they cost a cold start hundreds of milliseconds
+    assert out.stdout.strip() == "[]"
+
+
+def test_links_without_scipy_are_scipy_and_scikit_learns_to_the_bit():
+    from scipy.special import expit
+    from sklearn.utils.extmath import softmax
+
+    margins = np.random.default_rng(4).normal(scale=6.0, size=(2000, 3))
+    margins[:5, 0] = [0.0, -745.0, 745.0, 1e-300, -36.0]
+    sigmoid = treelite_member._link64(margins[:, :1], "sigmoid")
+    np.testing.assert_array_equal(sigmoid[:, 1], expit(margins[:, 0]))
+    np.testing.assert_array_equal(sigmoid[:, 0], 1.0 - expit(margins[:, 0]))
+    np.testing.assert_array_equal(
+        treelite_member._link64(margins, "softmax"), softmax(margins.copy())
+    )
 
 
 @pytest.mark.parametrize("name", ["xgboost_binary", "xgboost_regressor", "xgboost_classifier"])

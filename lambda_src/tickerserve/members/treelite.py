@@ -1,16 +1,18 @@
 """Treelite members: XGBoost and scikit-learn tree ensembles, pickle-free.
 
 The publisher imports the estimator with Treelite's frontends and stores
-``Model.serialize_bytes()``; the function restores it with ``deserialize_bytes`` and predicts
-with GTIL (Treelite's own tree walker: a shared library in a 3 MB wheel, no compiler at serve
-time). Why Treelite (measured when it was chosen; see the README's "Bring your models"): one
-small library reads XGBoost and every scikit-learn tree ensemble, answers one row in tens of
+``Model.serialize_bytes()``; the function restores it and predicts with GTIL (Treelite's own
+tree walker: a shared library in a 3 MB wheel, no compiler at serve time), called through
+``treelite_api`` so that serving never imports the ``treelite`` package (and scipy with it).
+Why Treelite (measured when it was chosen; see the README's "Bring your models"): one small
+library reads XGBoost and every scikit-learn tree ensemble, answers one row in tens of
 microseconds, and lets us reproduce each library's own arithmetic exactly:
 
 - scikit-learn (``margin: native``): GTIL's raw margins in float64 (forest averages, boosting
   sums with the initial estimate), then scikit-learn's own link (``sigmoid`` / ``softmax``) in
-  float64. Forests and classic gradient boosting first round inputs to float32, as
-  scikit-learn does before it walks a tree (``round_inputs: float32``).
+  float64 (the C library's ``exp`` for the sigmoid, as scipy's ``expit``; numpy's ``exp`` for
+  the softmax, as scikit-learn's). Forests and classic gradient boosting first round inputs to
+  float32, as scikit-learn does before it walks a tree (``round_inputs: float32``).
 - XGBoost (``margin: float32_in_order``): XGBoost adds tree outputs one by one in float32,
   starting from its base margin; GTIL's per-tree outputs summed in that order give XGBoost's
   margins bit for bit, and the link is applied in float32 like XGBoost's.
@@ -29,11 +31,10 @@ import numpy as np
 
 from tickerserve.errors import InvalidModel
 from tickerserve.members import TREELITE, expected_outputs
+from tickerserve.members.treelite_api import NativeModel, Predictor, TreeliteError, library
 from tickerserve.safe_load import safe_load
 
 if TYPE_CHECKING:
-    import treelite
-
     from tickerserve.bundle import MemberSpec
 
 logger = logging.getLogger(__name__)
@@ -43,21 +44,21 @@ LINKS = ("identity", "sigmoid", "softmax", "exponential")
 ROUNDING = (None, "float32")
 
 
-def load_treelite(data: bytes) -> treelite.Model:
+def load_treelite(data: bytes) -> NativeModel:
     """Bytes of ``Model.serialize_bytes()`` -> Treelite model; anything else ``InvalidModel``."""
-    import treelite
-
     try:
-        return treelite.Model.deserialize_bytes(data)
-    except (treelite.TreeliteError, ValueError, OSError) as exc:
+        return NativeModel.deserialize_bytes(data)
+    except (TreeliteError, ValueError, OSError) as exc:
         raise InvalidModel(f"not a Treelite model: {str(exc).splitlines()[0][:200]}") from None
 
 
-def predict_probe_row(model: treelite.Model) -> None:
+def predict_probe_row(model: NativeModel) -> None:
     """One prediction of a row of zeros on one thread (in a probe child; see safe_load)."""
-    from treelite import gtil
+    Predictor(model, "raw").predict(np.zeros((1, model.num_feature), dtype=_dtype(model)))
 
-    gtil.predict(model, np.zeros((1, int(model.num_feature))), nthread=1, pred_margin=True)
+
+def _dtype(model: NativeModel) -> type[np.floating[Any]]:
+    return np.float32 if model.input_type == "float32" else np.float64
 
 
 def check_options(options: dict[str, Any], task: str, n_classes: int) -> None:
@@ -97,7 +98,7 @@ class TreeliteMember:
     trained_names: list[str] | None = None  # Treelite keeps no feature names
 
     def __init__(
-        self, model: treelite.Model, options: dict[str, Any], *, task: str, n_classes: int,
+        self, model: NativeModel, options: dict[str, Any], *, task: str, n_classes: int,
         name: str,
     ) -> None:  # fmt: skip
         check_options(options, task, n_classes)
@@ -108,9 +109,9 @@ class TreeliteMember:
         self._width = int(options["margin_width"])
         self._in_order = options["margin"] == "float32_in_order"
         self._round = options.get("round_inputs") == "float32"
-        self._dtype = np.float32 if model.input_type == "float32" else np.float64
+        self._dtype = _dtype(model)
         self._base = np.asarray(options.get("base_margin") or [0.0], dtype=np.float32)
-        self._gtil = _Gtil.create(model, "score_per_tree" if self._in_order else "raw")
+        self._gtil = Predictor(model, "score_per_tree" if self._in_order else "raw")
         n_trees = int(model.num_tree)
         if self._in_order and n_trees % self._width:
             raise InvalidModel(f"{name}: {n_trees} trees do not split into {self._width} outputs")
@@ -124,6 +125,9 @@ class TreeliteMember:
     def from_bytes(
         cls, data: bytes, spec: MemberSpec, *, task: str, n_classes: int
     ) -> TreeliteMember:
+        # Loaded here, before the probe forks: the child then shares the library instead of
+        # loading it only to exit, which would add to a cold start.
+        library()
         try:
             # Treelite is native code too: a forked child restores and predicts first.
             model = safe_load(load_treelite, data, what=spec.artifact, check=predict_probe_row)
@@ -132,7 +136,7 @@ class TreeliteMember:
             if exc.message.startswith(spec.artifact):  # the probe's verdict names it already
                 raise
             raise InvalidModel(f"{spec.artifact} is {exc.message}") from None
-        except ValueError as exc:
+        except (ValueError, TreeliteError) as exc:
             raise InvalidModel(f"{spec.artifact}: {exc}") from None
 
     def predict(self, rows: np.ndarray) -> np.ndarray:
@@ -145,14 +149,10 @@ class TreeliteMember:
         return _link64(raw.reshape(rows.shape[0], self._width), self._link)
 
     def _raw(self, rows: np.ndarray) -> np.ndarray:
-        data = np.ascontiguousarray(rows, dtype=self._dtype)
-        if self._gtil is not None:
-            return self._gtil.predict(data)
-        from treelite import gtil  # the public API, if the prepared call is unavailable
-
-        if self._in_order:
-            return np.asarray(gtil.predict_per_tree(self.model, data, nthread=1))
-        return np.asarray(gtil.predict(self.model, data, nthread=1, pred_margin=True))
+        try:
+            return self._gtil.predict(np.ascontiguousarray(rows, dtype=self._dtype))
+        except TreeliteError as exc:
+            raise InvalidModel(f"treelite prediction failed: {exc}") from None
 
     def _sum_in_order(self, per_tree: np.ndarray) -> np.ndarray:
         """XGBoost's margins: base margin, then each tree's output added in float32, in tree
@@ -170,15 +170,35 @@ def _link64(margin: np.ndarray, link: str) -> np.ndarray:
     if link == "identity":
         return margin
     if link == "sigmoid":
-        from scipy.special import expit  # what scikit-learn's binomial loss uses
-
-        p = expit(margin[:, 0])
+        p = _expit(margin[:, 0])  # scikit-learn's binomial loss: scipy.special.expit
         return np.column_stack([1.0 - p, p])
-    if link == "softmax":
-        from scipy.special import softmax
-
-        return np.asarray(softmax(margin, axis=1))
+    if link == "softmax":  # scikit-learn's extmath.softmax, operation for operation
+        shifted = np.exp(margin - margin.max(axis=1, keepdims=True))
+        return np.asarray(shifted / shifted.sum(axis=1, keepdims=True))
     return np.exp(margin)
+
+
+def _c_exp() -> Any:
+    """The C library's ``exp``, which scipy's ``expit`` calls (``1 / (1 + exp(-x))``)."""
+    try:
+        exp = ctypes.CDLL("libm.so.6").exp
+    except (OSError, AttributeError):  # not glibc: numpy's exp (within one ulp)
+        return None
+    exp.restype, exp.argtypes = ctypes.c_double, [ctypes.c_double]
+    return exp
+
+
+_EXP = _c_exp()
+
+
+def _expit(x: np.ndarray) -> np.ndarray:
+    """scipy.special.expit without importing scipy (200+ ms of a cold start): one C ``exp``
+    per row, as scipy computes it."""
+    if _EXP is None:
+        return np.asarray(1.0 / (1.0 + np.exp(-x)))
+    values = (-x).tolist()
+    exps = np.fromiter(map(_EXP, values), dtype=np.float64, count=len(values))
+    return np.asarray(1.0 / (1.0 + exps)).reshape(x.shape)
 
 
 def _c_expf() -> Any:
@@ -219,60 +239,3 @@ def _link32(margin: np.ndarray, link: str) -> np.ndarray:
             total += column
         return shifted / total.astype(np.float32)[:, None]
     return _exp32(margin)
-
-
-class _Gtil:
-    """A prepared GTIL call (``TreeliteGTILPredict``): the config is parsed once per model
-    instead of on every ``gtil.predict`` call, which costs more than walking 100 trees. Falls
-    back to the public ``treelite.gtil`` functions if this treelite build differs; a test
-    compares both."""
-
-    def __init__(
-        self, model: treelite.Model, lib: Any, check: Any, config: Any, shape: tuple[int, ...]
-    ) -> None:
-        self._model = model  # keeps the native handle alive as long as we use it
-        self._lib = lib
-        self._check = check  # raises TreeliteError with the library's message
-        self._config = config  # a GTILConfig; owns its native handle
-        self._tail = shape[1:]
-        self._out_type = np.float32 if model.output_type == "float32" else np.float64
-        self._in_type = model.input_type.encode()
-
-    @classmethod
-    def create(cls, model: treelite.Model, predict_type: str) -> _Gtil | None:
-        try:
-            from treelite.core import _LIB, _check_call
-            from treelite.gtil.gtil import GTILConfig
-
-            config = GTILConfig(nthread=1, predict_type=predict_type)
-            shape_ptr = ctypes.POINTER(ctypes.c_uint64)()
-            ndim = ctypes.c_uint64()
-            status = _LIB.TreeliteGTILGetOutputShape(
-                model.handle, ctypes.c_uint64(1), config.handle, ctypes.byref(shape_ptr),
-                ctypes.byref(ndim),
-            )  # fmt: skip
-            if status != 0:
-                return None
-            shape = tuple(int(v) for v in np.ctypeslib.as_array(shape_ptr, shape=(ndim.value,)))
-            return cls(model, _LIB, _check_call, config, shape)
-        except (ImportError, AttributeError, TypeError, ValueError, ctypes.ArgumentError) as exc:
-            logger.warning("treelite prepared predict unavailable: %s", exc)
-            return None
-
-    def predict(self, data: np.ndarray) -> np.ndarray:
-        n_rows = data.shape[0]
-        out = np.empty((n_rows, *self._tail), dtype=self._out_type)
-        status = self._lib.TreeliteGTILPredict(
-            self._model.handle,
-            ctypes.c_void_p(data.ctypes.data),
-            ctypes.c_char_p(self._in_type),
-            ctypes.c_uint64(n_rows),
-            ctypes.c_void_p(out.ctypes.data),
-            self._config.handle,
-        )
-        if status != 0:
-            try:
-                self._check(status)
-            except Exception as exc:
-                raise InvalidModel(f"treelite prediction failed: {exc}") from None
-        return out
