@@ -43,7 +43,7 @@ from tickerserve.publishing.release import (
     training_record,
     write_version,
 )
-from tickerserve.registry import Registry, read_registry
+from tickerserve.registry import Registry, ShadowSettings, read_registry
 from tickerserve.store import Store
 
 PUBLISHED, WOULD_PUBLISH, UNCHANGED, SAME, EXISTS = (
@@ -286,7 +286,7 @@ def _routes(
 
 def _shadows(
     plan: ImportPlan, by_model: dict[str, list[Outcome]], registry: Registry
-) -> dict[str, Any]:
+) -> dict[str, ShadowSettings]:
     shadows = {}
     for model, shadow in plan.shadows.items():
         if not _has_alias(model, shadow.alias, by_model, registry):
