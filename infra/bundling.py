@@ -23,11 +23,20 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from infra.bytecode import (
+    RUNTIME_PYTHON,
+    BytecodeError,
+    compile_tree,
+    find_python,
+    fix_mtimes,
+    warn_missing_python,
+)
+
 ROOT = Path(__file__).resolve().parent.parent
 REQUIREMENTS = ROOT / "lambda_src" / "requirements.txt"
 CACHE_ROOT = ROOT / "build" / "layers"
 
-PYTHON_VERSION = "3.13"
+PYTHON_VERSION = RUNTIME_PYTHON
 # AWS's hard limit for a function plus all its layers, unzipped.
 LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024
 # Amazon Linux 2023 (the python3.13 runtime) ships glibc 2.34 and GCC 11's libstdc++:
@@ -37,7 +46,8 @@ MAX_SYMBOL_VERSIONS = {"GLIBC": (2, 34), "GLIBCXX": (3, 4, 29)}
 # for old glibc. Only the .so is taken; scikit-learn itself never enters the layer.
 LIBGOMP_DONOR = "scikit-learn==1.9.1"
 # Bump when the build recipe changes in a way that alters the output.
-RECIPE = "4"
+# 5: deterministic bytecode (compiled as /opt/python/..., fixed mtimes).
+RECIPE = "5"
 # Finished builds kept per architecture and Python (switching branches should not rebuild).
 KEEP_BUILDS = 2
 # An unfinished build older than this was interrupted; its directory is removed.
@@ -45,6 +55,8 @@ STALE_BUILD_SECONDS = 3600
 
 _ARCH = {"x86_64": "x86_64", "arm64": "aarch64"}
 _MARKER = "layer.json"
+# Where Lambda unpacks a layer's python/ folder: the source path its bytecode records.
+LAYER_PYTHON_DIR = "/opt/python"
 # Dropped from python/: not importable at runtime, or only used by test suites and type checkers.
 _DROP_DIRS = frozenset({"__pycache__", "tests"})
 _DROP_SUFFIXES = (".pyc", ".pyi", ".pxd", ".pyx")
@@ -118,8 +130,13 @@ def build_layer(spec: LayerSpec, cache_root: Path = CACHE_ROOT) -> Path:
         _pip_install(spec, work / "python")
         _trim(work / "python")
         if spec.bytecode_python is not None:
-            _compile(spec.bytecode_python, work / "python")
+            try:
+                compile_tree(spec.bytecode_python, work / "python", LAYER_PYTHON_DIR)
+            except BytecodeError as exc:
+                raise LayerBuildError(str(exc)) from exc
         libgomp_source = _install_libgomp(spec, work / "lib")
+        for part in ("python", "lib"):
+            fix_mtimes(work / part)
         _check_symbol_versions(work)
         size = tree_size(work)
         if size >= LAMBDA_UNZIPPED_LIMIT:
@@ -214,34 +231,6 @@ def _trim(python_dir: Path) -> None:
             path.unlink()
 
 
-def _compile(python: Path, python_dir: Path) -> None:
-    # unchecked-hash: the .pyc stays valid whatever mtimes the zip round trip leaves behind.
-    cmd = [str(python), "-m", "compileall", "-q", "-j0", "--invalidation-mode", "unchecked-hash"]
-    result = subprocess.run([*cmd, str(python_dir)], capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise LayerBuildError(f"compileall failed:\n{result.stdout[-4000:]}{result.stderr[-2000:]}")
-
-
-def find_python(version: str = PYTHON_VERSION) -> Path | None:
-    """An installed CPython ``version`` (PATH first, then pyenv), or None."""
-    candidates = [shutil.which(f"python{version}")]
-    candidates += sorted(
-        (str(p) for p in (Path.home() / ".pyenv" / "versions").glob(f"{version}.*/bin/python3")),
-        reverse=True,
-    )
-    probe = "import sys; print('%d.%d' % sys.version_info[:2])"
-    for candidate in filter(None, candidates):
-        try:
-            out = subprocess.run(
-                [candidate, "-I", "-c", probe], capture_output=True, text=True, timeout=30
-            )
-        except (OSError, subprocess.TimeoutExpired):
-            continue
-        if out.returncode == 0 and out.stdout.strip() == version:
-            return Path(candidate)
-    return None
-
-
 def _install_libgomp(spec: LayerSpec, lib_dir: Path) -> str:
     lib_dir.mkdir(parents=True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -279,6 +268,8 @@ def _check_symbol_versions(layer: Path) -> None:
 def main(argv: list[str]) -> int:
     """Build (or find) the layer and print its path and size."""
     spec = LayerSpec.for_architecture(argv[0] if argv else "x86_64")
+    if spec.bytecode_python is None:
+        warn_missing_python()
     started = time.monotonic()
     path = build_layer(spec)
     manifest = json.loads((path / _MARKER).read_text())

@@ -13,9 +13,11 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk.aws_lambda import Alias
 from constructs import Construct
 
+from infra.bytecode import MISSING_PYTHON_WARNING, find_python
 from infra.config import FunctionSettings
 from infra.constructs.dependency_layer import RUNTIME, lambda_architecture
 from infra.constructs.log_retention import log_retention
+from infra.function_asset import stage_function_code
 
 CODE_ROOT = Path(__file__).resolve().parents[2] / "lambda_src"
 HANDLER = "tickerserve.handler.lambda_handler"
@@ -23,10 +25,10 @@ ALIAS_NAME = "live"
 CACHE_DIR = "/tmp/tickerserve"
 # Model artifacts live at {model name}/versions/{version}/{file}; see DESIGN "Bucket layout".
 MODEL_OBJECTS = "*/versions/*"
-# Never shipped in the function asset: bytecode of the build host, packaging metadata,
-# the layer's requirements file, and the publisher side (the command line and the
-# publishing library: code the handler never imports; it would only add bytes to every
-# cold start's code download).
+# Never shipped in the function asset: bytecode of the build host (the asset's own is
+# compiled for the runtime's Python), packaging metadata, the layer's requirements file,
+# and the publisher side (the command line and the publishing library: code the handler
+# never imports; it would only add bytes to every cold start's code download).
 CODE_EXCLUDES = [
     "**/__pycache__",
     "**/*.pyc",
@@ -52,6 +54,10 @@ class PredictionFunction(Construct):
         settings: FunctionSettings,
     ) -> None:
         super().__init__(scope, construct_id)
+        self.code = stage_function_code(CODE_ROOT, CODE_EXCLUDES, python=find_python())
+        if not self.code.bytecode:
+            # One warning for both assets: the layer is built by the same missing interpreter.
+            Annotations.of(self).add_warning_v2("tickerserve:noBytecode", MISSING_PYTHON_WARNING)
         self.log_group = logs.LogGroup(
             self,
             "Logs",
@@ -94,7 +100,7 @@ class PredictionFunction(Construct):
             runtime=RUNTIME,
             architecture=lambda_architecture(settings.architecture),
             handler=HANDLER,
-            code=lambda_.Code.from_asset(str(CODE_ROOT), exclude=CODE_EXCLUDES),
+            code=lambda_.Code.from_asset(str(self.code.path)),
             layers=[layer],
             role=self.role,
             memory_size=settings.memory_mb,

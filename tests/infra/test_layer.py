@@ -13,16 +13,18 @@ import pytest
 
 from infra.bundling import (
     LAMBDA_UNZIPPED_LIMIT,
+    LAYER_PYTHON_DIR,
     MAX_SYMBOL_VERSIONS,
     PYTHON_VERSION,
     LayerSpec,
     build_layer,
-    find_python,
     required_symbol_versions,
     tree_size,
 )
+from infra.bytecode import FIXED_MTIME, find_python
 from infra.constructs.dependency_layer import RUNTIME
-from infra.constructs.prediction_function import CODE_ROOT
+from infra.constructs.prediction_function import CODE_EXCLUDES, CODE_ROOT
+from infra.function_asset import stage_function_code
 from tests.family_support import families, rows
 from tests.support import EVENTS, REGISTRY_KEY, populate
 from tickerserve.publishing.demo import FEATURES
@@ -68,7 +70,7 @@ def test_both_manylinux_tags_are_requested_so_lightgbm_4_resolves():
 @pytest.mark.slow
 def test_layer_fits_lambda_with_the_function_code(layer: Path, record_property):
     size = tree_size(layer)
-    code = tree_size(CODE_ROOT / "tickerserve")
+    code = tree_size(stage_function_code(CODE_ROOT, CODE_EXCLUDES, python=PYTHON_313).path)
     record_property("layer_unzipped_mib", round(size / 2**20, 1))
     print(f"layer unzipped: {size / 2**20:.1f} MiB; function code {code / 2**10:.0f} KiB")
     assert size + code < LAMBDA_UNZIPPED_LIMIT
@@ -122,6 +124,20 @@ def test_layer_has_no_tests_stubs_or_foreign_bytecode(layer: Path):
 
 
 @pytest.mark.slow
+def test_layer_bytecode_records_lambda_paths_not_the_build_folder(layer: Path):
+    if PYTHON_313 is None:
+        pytest.skip(NO_PYTHON_313)
+    # A .pyc records its source path; the build folder's name would make every build differ.
+    compiled = layer / "python" / "lightgbm" / "__pycache__" / "basic.cpython-313.pyc"
+    data = compiled.read_bytes()
+    assert f"{LAYER_PYTHON_DIR}/lightgbm/basic.py".encode() in data
+    assert str(layer.parent).encode() not in data
+    assert b".building-" not in data
+    assert int.from_bytes(data[4:8], "little") == 0b01  # unchecked hash, no mtime inside
+    assert {p.stat().st_mtime for p in (layer / "python" / "lightgbm").rglob("*")} == {FIXED_MTIME}
+
+
+@pytest.mark.slow
 def test_no_binary_needs_a_newer_glibc_or_libstdcxx_than_amazon_linux_2023(layer: Path):
     for library in [*layer.rglob("*.so"), layer / "lib" / "libgomp.so.1"]:
         for family, version in required_symbol_versions(library).items():
@@ -171,6 +187,8 @@ print("RESULT " + json.dumps({
 def test_built_layer_serves_a_prediction_under_python_3_13(layer: Path, tmp_path, models):
     if PYTHON_313 is None:
         pytest.skip(NO_PYTHON_313)
+    # The function asset exactly as synth stages it (serving modules and their bytecode)
+    code = stage_function_code(CODE_ROOT, CODE_EXCLUDES, python=PYTHON_313).path
     # Given a local model store published by the real publisher: the demo LightGBM models,
     # an XGBoost classifier and a RandomForest regressor (Treelite members)
     store = tmp_path / "store"
@@ -198,13 +216,13 @@ def test_built_layer_serves_a_prediction_under_python_3_13(layer: Path, tmp_path
     env = {
         "PATH": "/usr/bin:/bin",
         "HOME": str(tmp_path),
-        "PYTHONPATH": f"{layer / 'python'}:{CODE_ROOT}",
+        "PYTHONPATH": f"{layer / 'python'}:{code}",
         "LD_LIBRARY_PATH": str(layer / "lib"),
         "TICKERSERVE_STORE_PATH": str(store),
         "TICKERSERVE_CACHE_DIR": str(tmp_path / "cache"),
         "AWS_DEFAULT_REGION": "us-east-1",
     }
-    args = [str(layer), str(CODE_ROOT), str(EVENTS / "rest_predict.json")]
+    args = [str(layer), str(code), str(EVENTS / "rest_predict.json")]
     args += [str(path) for path, _, _ in treelite_events]
     result = subprocess.run(
         [str(PYTHON_313), "-S", "-s", "-B", "-c", CHILD, *args],

@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from infra.bytecode import find_python
 from tests.infra.conftest import ROOT
 
 CDK = ROOT / "node_modules" / ".bin" / "cdk"
@@ -66,7 +67,9 @@ def test_cdk_synth_works_offline_and_bundles_the_layer_locally(tmp_path, record_
     assets = [p.parent for p in tmp_path.glob("asset.*/tickerserve/handler.py")]
     assert len(assets) == 2  # the prediction function's and the monitor function's
     for asset in assets:
-        assert not list(asset.rglob("__pycache__"))
+        # Bytecode for the runtime's Python only, when this machine has it (never the host's)
+        compiled = {p.name.split(".", 1)[1] for p in asset.rglob("*.pyc")}
+        assert compiled == ({"cpython-313.pyc"} if find_python() else set())
         assert not list(asset.glob("*.egg-info"))
         assert not (asset / "cli").exists()  # the command line is never shipped
     (serving,) = [a for a in assets if not (a / "monitor").exists()]
