@@ -1,25 +1,29 @@
 """AWS Lambda entry point: ``tickerserve.handler.lambda_handler``.
 
 Init (once per sandbox): settings from the environment, the model service (its S3 client is
-created on first use), optional preload. Each invocation: dispatch to the API.
+created on first use), optional preload, SnapStart hooks (see ``tickerserve.snapstart``).
+Each invocation: dispatch to the API.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools.utilities.typing import LambdaContext
-
+from tickerserve import snapstart
 from tickerserve.api import Api
 from tickerserve.observability import count, metrics, with_request_context
 from tickerserve.service import ModelService
 from tickerserve.settings import Settings
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 SETTINGS = Settings.from_env()
 SERVICE = ModelService(SETTINGS, on_event=count)
 API = Api(SERVICE)
 if SETTINGS.preload:
     SERVICE.preload(SETTINGS.preload)
+snapstart.register(SERVICE)
 
 
 @metrics.log_metrics(capture_cold_start_metric=True)

@@ -8,6 +8,7 @@ Warm path: registry younger than its TTL and model in memory, so no I/O at all.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections import OrderedDict
@@ -433,6 +434,37 @@ class ModelService:
                 self.load(self.registry().resolve(name))
             except TickerserveError as exc:
                 logger.warning("preload of %s failed: %s", name, exc.message)
+
+    # -- SnapStart -----------------------------------------------------------------------
+    def prepare_snapshot(self) -> None:
+        """Before Lambda snapshots this initialized sandbox: the preloaded models in memory,
+        a current registry, and the S3 client's first call paid for (imports, service
+        description, endpoint rules); then the client goes, so the snapshot holds neither
+        its credentials nor its connections."""
+        if self.settings.preload:
+            self.preload(self.settings.preload)  # already loaded by init unless that failed
+        self._recheck_registry("before the snapshot")
+        self._reset_store()
+
+    def after_restore(self) -> None:
+        """After a SnapStart restore, possibly hours after the snapshot: a fresh S3 client,
+        and the registry read again now rather than trusted for another TTL."""
+        self._reset_store()
+        with self._failed_lock:
+            self._failed.clear()  # failures and their back-off belong to the snapshot's time
+        self._recheck_registry("after the restore")
+
+    def _recheck_registry(self, when: str) -> None:
+        self._registry_checked = -math.inf
+        try:
+            self.registry()  # one conditional GET; a failure keeps the copy already held
+        except StorageUnavailable as exc:
+            logger.warning("registry unavailable %s: %s", when, exc.message)
+
+    def _reset_store(self) -> None:
+        reset = getattr(self.store, "reset", None)
+        if reset is not None:
+            reset()
 
     # -- reporting -----------------------------------------------------------------------
     def loaded(self) -> list[dict[str, object]]:

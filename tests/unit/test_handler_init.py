@@ -81,3 +81,83 @@ def test_missing_store_configuration_fails_init(tmp_path):
     result = run_child(env)
     assert result.returncode != 0
     assert "set TICKERSERVE_BUCKET or TICKERSERVE_STORE_PATH" in result.stderr
+
+
+# What the Python 3.12+ managed runtime does with SnapStart on: import the handler (init),
+# run the before-snapshot hooks (last registered first), snapshot; later, in a restored
+# sandbox, run the after-restore hooks in order, then invoke.
+SNAPSTART_CHILD = """
+import json, sys
+sys.modules["sklearn"] = None
+if sys.argv[2] == "absent":
+    sys.modules["snapshot_restore_py"] = None  # a runtime without SnapStart support
+from tickerserve.handler import SERVICE, lambda_handler
+hooks = {"before": 0, "after": 0}
+if sys.argv[2] == "present":
+    from snapshot_restore_py import get_after_restore, get_before_snapshot
+    before = get_before_snapshot()
+    hooks["before"] = len(before)
+    while before:
+        func, args, kwargs = before.pop()
+        func(*args, **kwargs)
+    loaded_at_snapshot = [m["name"] for m in SERVICE.loaded()]
+    for func, args, kwargs in get_after_restore():
+        hooks["after"] += 1
+        func(*args, **kwargs)
+else:
+    loaded_at_snapshot = None
+
+class Context:
+    function_name = "tickerserve-predict"
+    function_version = "3"
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:tickerserve-predict:3"
+    memory_limit_in_mb = 1024
+    aws_request_id = "8f4ab7f5-0000-4000-8000-000000000001"
+
+response = lambda_handler(json.load(open(sys.argv[1])), Context())
+print("RESULT " + json.dumps({
+    "status": response["statusCode"], "hooks": hooks, "loaded_at_snapshot": loaded_at_snapshot,
+}))
+"""
+
+
+def run_snapstart_child(env: dict[str, str], runtime: str) -> dict:
+    result = subprocess.run(
+        [sys.executable, "-c", SNAPSTART_CHILD, str(EVENTS / "rest_predict.json"), runtime],
+        env={**os.environ, "PYTHONPATH": str(ROOT / "lambda_src"), **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    line = next(x for x in result.stdout.splitlines() if x.startswith("RESULT "))
+    return json.loads(line.removeprefix("RESULT "))
+
+
+def test_snapstart_runtime_runs_the_hooks_and_the_restored_sandbox_serves(tmp_path, models):
+    # Given a function with SnapStart on and SMH preloaded
+    populate(LocalStore(tmp_path / "store"), models)
+    env = {
+        "TICKERSERVE_STORE_PATH": str(tmp_path / "store"),
+        "TICKERSERVE_CACHE_DIR": str(tmp_path / "c"),
+        "TICKERSERVE_PRELOAD": "etfs/SMH",
+    }
+    # When the runtime snapshots and restores it
+    outcome = run_snapstart_child(env, "present")
+    # Then one hook of each kind ran, the snapshot held SMH, and the restored sandbox answers
+    assert outcome == {
+        "status": 200,
+        "hooks": {"before": 1, "after": 1},
+        "loaded_at_snapshot": ["etfs/SMH"],
+    }
+
+
+def test_without_snapstart_support_the_handler_still_starts(tmp_path, models):
+    populate(LocalStore(tmp_path / "store"), models)
+    env = {
+        "TICKERSERVE_STORE_PATH": str(tmp_path / "store"),
+        "TICKERSERVE_CACHE_DIR": str(tmp_path / "c"),
+    }
+    outcome = run_snapstart_child(env, "absent")
+    assert outcome["status"] == 200
+    assert outcome["hooks"] == {"before": 0, "after": 0}
