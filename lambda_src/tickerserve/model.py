@@ -75,6 +75,13 @@ class LoadedModel:
             and len(self.members) > 1
         )
 
+    @property
+    def single_row_fast_path(self) -> bool:
+        """Whether every LightGBM member answers one-row requests through LightGBM's fast
+        path (it rests on LightGBM internals, so an upgrade could turn it off; /health shows
+        it). Other member kinds have no such path to lose."""
+        return all(getattr(member, "fast_path", True) for member in self.members)
+
     def _check(self, artifact: str, member: Member) -> None:
         if member.n_features != len(self.used_features):
             raise InvalidModel(

@@ -302,6 +302,10 @@ HEALTH: dict[str, Any] = {
                     "name": {"type": "string"},
                     "version": {"type": "string"},
                     "bytes": {"type": "integer"},
+                    "fast_path": {
+                        "type": "boolean",
+                        "description": "One-row requests use LightGBM's single-row fast path.",
+                    },
                 },
             },
         },

@@ -469,8 +469,13 @@ class ModelService:
     # -- reporting -----------------------------------------------------------------------
     def loaded(self) -> list[dict[str, object]]:
         return [
-            {"name": k.model, "version": k.version, "bytes": size}
-            for k, _, size in self.memory.items()
+            {
+                "name": k.model,
+                "version": k.version,
+                "bytes": size,
+                "fast_path": model.single_row_fast_path,
+            }
+            for k, model, size in self.memory.items()
         ]
 
     def _event(self, name: str) -> None:

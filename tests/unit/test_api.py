@@ -156,6 +156,7 @@ def test_health_reports_revision_loaded_models_and_cold_then_warm(api):
     _, second = call(api, load_event("http_health.json"))
     assert second["cold"] is False
     assert second["loaded_models"][0]["name"] == "etfs/SMH"
+    assert second["loaded_models"][0]["fast_path"] is True  # one-row LightGBM fast path on
 
 
 # -- batch -----------------------------------------------------------------------------------

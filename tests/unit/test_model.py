@@ -10,6 +10,7 @@ import pytest
 
 from tests.support import DemoModels
 from tickerserve.bundle import Bundle
+from tickerserve.members.lightgbm import LightGBMMember, SingleRow
 from tickerserve.model import LoadedModel
 
 
@@ -67,3 +68,60 @@ def test_non_contiguous_rows_are_handled(models: DemoModels):
     np.testing.assert_array_equal(
         model.predict_proba(strided[:1]), booster_proba(models.spy, strided[:1])
     )
+
+
+def every_kind_of_bundle(models: DemoModels) -> dict[str, Bundle]:
+    """One bundle of each shape a version can have: binary, multiclass with and without
+    selected features, a weighted ensemble and a stacking ensemble."""
+    from tickerserve.bundle import BundleMetadata, Stacking
+    from tickerserve.publishing.demo import booster_bundle, train_booster, training_data
+
+    x, y = training_data(11, 300, 5, 3)
+    ensemble = booster_bundle(
+        "ens/avg",
+        "1.0.0",
+        [train_booster(x, y, 3, seed=1), train_booster(x, y, 3, rounds=5, seed=2)],
+        feature_names=[f"f{i}" for i in range(5)],
+        classes=["A", "B", "C"],
+    )
+    stacked_meta = BundleMetadata.from_dict(ensemble.metadata.to_dict())
+    stacked_meta.method = "stacking"
+    stacked_meta.stacking = Stacking(np.eye(3, 6).tolist(), [0.0, 0.0, 0.0])
+    return {
+        "smh": models.smh,
+        "spy": models.spy,
+        "universal": models.universal,
+        "binary": models.binary,
+        "weighted": ensemble,
+        "stacking": Bundle(stacked_meta, ensemble.files),
+    }
+
+
+def test_every_loaded_booster_answers_single_rows_through_the_fast_path(
+    models: DemoModels, monkeypatch
+):
+    # The fast path uses LightGBM internals (ctypes handles, a C entry point); a LightGBM
+    # upgrade that moves them would silently quadruple one-row latency, so this must fail.
+    bundles = every_kind_of_bundle(models)
+    loaded = {name: LoadedModel(b.metadata, b.files) for name, b in bundles.items()}
+    for name, model in loaded.items():
+        assert len(model.members) == len(model.metadata.members), name
+        assert all(isinstance(m, LightGBMMember) and m.fast_path for m in model.members), name
+        assert model.single_row_fast_path, name
+    # And one-row requests really take it: Booster.predict is never reached
+    monkeypatch.setattr(
+        lgb.Booster, "predict", lambda *a, **k: pytest.fail("one row left the fast path")
+    )
+    for name, model in loaded.items():
+        row = rows_with_gaps(len(model.used_features), 1)
+        assert model.predict_proba(row).shape == (1, len(model.classes)), name
+
+
+def test_a_booster_without_the_fast_path_is_reported(models: DemoModels, monkeypatch):
+    # Given a LightGBM build whose fast-path entry point fails
+    monkeypatch.setattr(SingleRow, "create", classmethod(lambda cls, booster: None))
+    model = LoadedModel(models.smh.metadata, models.smh.files)
+    # Then the model still answers (through Booster.predict) but says it is on the slow path
+    assert model.single_row_fast_path is False
+    row = rows_with_gaps(len(model.used_features), 1)
+    np.testing.assert_array_equal(model.predict_proba(row), booster_proba(models.smh, row))

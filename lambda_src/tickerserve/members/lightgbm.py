@@ -123,6 +123,11 @@ class LightGBMMember:
             )
         return cls(booster, task=task, n_classes=n_classes, name=name)
 
+    @property
+    def fast_path(self) -> bool:
+        """Whether one-row requests take the single-row fast path (else Booster.predict)."""
+        return self._fast is not None
+
     def predict(self, rows: np.ndarray) -> np.ndarray:
         raw = self._fast.predict(rows) if self._fast is not None and rows.shape[0] == 1 else None
         if raw is None:
@@ -175,7 +180,10 @@ class SingleRow:
         except (ImportError, AttributeError, TypeError, ctypes.ArgumentError) as exc:
             logger.warning("lightgbm single-row fast path unavailable: %s", exc)
             return None
-        return cls(booster, _LIB, config) if status == 0 and config.value else None
+        if status != 0 or not config.value:
+            logger.warning("lightgbm single-row fast path unavailable: status %s", status)
+            return None
+        return cls(booster, _LIB, config)
 
     def predict(self, rows: np.ndarray) -> np.ndarray | None:
         """Raw output for a one-row matrix, shaped like ``Booster.predict``; None on failure."""
