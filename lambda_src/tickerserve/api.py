@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -29,10 +30,12 @@ from tickerserve import __version__, openapi
 from tickerserve.describe import describe_models, describe_ticker, health
 from tickerserve.errors import (
     BadRequest,
+    MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
     StorageUnavailable,
     TickerserveError,
+    UnsupportedMediaType,
 )
 from tickerserve.layout import normalize_ticker, validate_timeframe
 from tickerserve.observability import logger
@@ -48,6 +51,18 @@ DESCRIPTION = (
     "Per-ticker models (LightGBM, XGBoost, scikit-learn trees and their ensembles) that pick "
     "an options strategy or forecast a value, optionally per timeframe."
 )
+# Every route and its methods (the decorators below register the same; a test compares them
+# with the OpenAPI document): a known path asked with another method is a 405 with Allow.
+ROUTES: dict[str, tuple[str, ...]] = {
+    "/predict": ("POST",),
+    "/predict/batch": ("POST",),
+    "/models": ("GET",),
+    "/models/<ticker>": ("GET",),
+    "/health": ("GET",),
+}
+DOCS_ROUTES: dict[str, tuple[str, ...]] = {DOCS_PATH: ("GET",), OPENAPI_PATH: ("GET",)}
+# application/json and the structured +json types, with any parameters (charset=utf-8).
+_JSON_MEDIA = re.compile(r"^\s*application/([\w.+-]+\+)?json\s*(;.*)?$", re.IGNORECASE)
 
 _dumps = partial(json.dumps, separators=(",", ":"), allow_nan=False)
 
@@ -58,6 +73,8 @@ def error_response(error: TickerserveError) -> Response:
         # Whole seconds, at least 1: when the store (or this sandbox's back-off) may answer.
         wait = error.retry_after if error.retry_after is not None else DEFAULT_RETRY_AFTER
         headers["Retry-After"] = str(max(1, math.ceil(wait)))
+    if isinstance(error, MethodNotAllowed):
+        headers["Allow"] = ", ".join(error.allow)
     return Response(
         status_code=error.status,
         content_type=content_types.APPLICATION_JSON,
@@ -72,6 +89,10 @@ class Api:
     def __init__(self, service: ModelService, *, docs: bool = False) -> None:
         self.service = service
         self.invocations = 0
+        self.routes = [
+            (_route_pattern(path), methods)
+            for path, methods in {**ROUTES, **(DOCS_ROUTES if docs else {})}.items()
+        ]
         self.rest = APIGatewayRestResolver(serializer=_dumps)
         self.http = APIGatewayHttpResolver(serializer=_dumps)
         for resolver in (self.rest, self.http):
@@ -192,6 +213,15 @@ class Api:
         @app.not_found
         def route_not_found(exc: NotFoundError) -> Response:
             event = app.current_event
+            allow = next((m for p, m in self.routes if p.fullmatch(event.path)), None)
+            if allow is not None:
+                return error_response(
+                    MethodNotAllowed(
+                        f"{event.http_method} is not allowed on {event.path}; "
+                        f"use {' or '.join(allow)}",
+                        allow=allow,
+                    )
+                )
             return error_response(
                 NotFound(f"no route for {event.http_method} {event.path}", code="route_not_found")
             )
@@ -208,7 +238,27 @@ class Api:
 
         @app.get(OPENAPI_PATH, include_in_schema=False)
         def openapi_document() -> Response[str]:
-            return Response(200, content_types.APPLICATION_JSON, app.get_openapi_json_schema())
+            document = json.loads(app.get_openapi_json_schema())
+            return Response(200, content_types.APPLICATION_JSON, _dumps(_used_schemas(document)))
+
+
+def _used_schemas(document: dict[str, Any]) -> dict[str, Any]:
+    """The document without component schemas nothing refers to: Powertools always adds its
+    pydantic validation errors (HTTPValidationError, ...), which are not this API's errors."""
+    schemas = document.get("components", {}).get("schemas", {})
+    reference = re.compile(r'"#/components/schemas/([^"]+)"')
+    outside = {k: v for k, v in document.items() if k != "components"}
+    wanted, kept = set(reference.findall(json.dumps(outside))), {}
+    while wanted:
+        name = wanted.pop()
+        if name in schemas and name not in kept:
+            kept[name] = schemas[name]
+            wanted |= set(reference.findall(json.dumps(schemas[name])))
+    components = {k: v for k, v in document.get("components", {}).items() if k != "schemas"}
+    if kept:
+        components["schemas"] = kept
+    trimmed = {k: v for k, v in document.items() if k != "components"}
+    return {**trimmed, "components": components} if components else trimmed
 
 
 def _internal_error() -> TickerserveError:
@@ -229,8 +279,18 @@ def _timeframe(raw: Any) -> str:
         raise BadRequest(str(exc), code="invalid_timeframe") from None
 
 
+def _route_pattern(path: str) -> re.Pattern[str]:
+    """``/models/<ticker>`` as the regular expression of the paths it serves."""
+    return re.compile(re.sub(r"<\w+>", "[^/]+", re.escape(path)))
+
+
 def _json_body(app: ApiGatewayResolver) -> Any:
     event = app.current_event
+    media_type = event.headers.get("content-type")
+    if media_type and not _JSON_MEDIA.match(media_type):
+        raise UnsupportedMediaType(
+            f"Content-Type {media_type[:80]!r} is not JSON; send application/json"
+        )
     raw = event.body
     if raw is None or raw == "":
         raise BadRequest("request body is required (JSON)", code="invalid_body")

@@ -47,6 +47,24 @@ class NotFound(TickerserveError):
     code = "not_found"
 
 
+class MethodNotAllowed(TickerserveError):
+    """A known path asked with a method it does not serve; ``allow`` lists the ones it does."""
+
+    status = 405
+    code = "method_not_allowed"
+
+    def __init__(self, message: str, *, allow: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.allow = allow
+
+
+class UnsupportedMediaType(TickerserveError):
+    """A body sent with a Content-Type that is not JSON."""
+
+    status = 415
+    code = "unsupported_media_type"
+
+
 class PayloadTooLarge(TickerserveError):
     """Body or batch over the documented limit."""
 

@@ -337,6 +337,7 @@ def request_body(schema: dict[str, Any], examples: dict[str, Any]) -> dict[str, 
 
 
 _STORAGE_DOWN = error("The model store is unreachable and nothing usable is cached")
+_NOT_JSON = error("Content-Type is present and not JSON (application/json)")
 
 PREDICT_RESPONSES: dict[int, Any] = {
     200: ok("A label with every class probability, or a regression value", PREDICTION),
@@ -346,12 +347,14 @@ PREDICT_RESPONSES: dict[int, Any] = {
     ),
     404: error("Unknown ticker, alias, version or timeframe (unknown_timeframe)"),
     413: error("Body over 6 MB"),
+    415: _NOT_JSON,
     503: _STORAGE_DOWN,
 }
 BATCH_RESPONSES: dict[int, Any] = {
     200: ok("Per-item predictions and per-item errors", BATCH_RESPONSE),
     400: error("The body is not a batch"),
     413: error("More items than a batch holds, or a body over 6 MB"),
+    415: _NOT_JSON,
     503: _STORAGE_DOWN,
 }
 MODELS_RESPONSES: dict[int, Any] = {

@@ -48,6 +48,9 @@ def parse_request(body: Any) -> PredictRequest:
         raise BadRequest("missing field: features", code="missing_field")
     try:
         ticker = normalize_ticker(body["ticker"])
+    except ValueError as exc:  # the same code as GET /models/{ticker}
+        raise BadRequest(str(exc), code="invalid_ticker") from None
+    try:
         alias = _optional(body, "alias", validate_alias)
         version = _optional(body, "version", lambda v: str(Version.parse(v)))
         asset_class = _optional(body, "asset_class", validate_asset_class)

@@ -193,8 +193,21 @@ def test_unknown_ticker_and_unknown_route_are_json_404s(local_server: Running):
     assert (reply.status, reply.json()["error"]["code"]) == (404, "unknown_ticker")
     reply = http(f"{local_server.url}/admin")
     assert (reply.status, reply.json()["error"]["code"]) == (404, "route_not_found")
-    reply = http(f"{local_server.url}/models", "DELETE")
-    assert reply.status == 404 and "error" in reply.json()
+
+
+@pytest.mark.parametrize(("method", "path"), [("DELETE", "/models"), ("TRACE", "/predict")])
+def test_wrong_method_on_a_known_path_is_405_with_allow(local_server: Running, method, path):
+    reply = http(f"{local_server.url}{path}", method)
+    assert (reply.status, reply.json()["error"]["code"]) == (405, "method_not_allowed")
+    assert reply.headers["Allow"] == ("GET" if path == "/models" else "POST")
+
+
+def test_a_form_post_is_415(local_server: Running):
+    # What `curl -d '{...}'` sends without -H 'Content-Type: application/json'
+    body = json.dumps({"ticker": "SMH", "features": ROW})
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    reply = http(f"{local_server.url}/predict", "POST", body, headers)
+    assert (reply.status, reply.json()["error"]["code"]) == (415, "unsupported_media_type")
 
 
 def test_oversize_request_is_refused_before_it_is_read(local_server: Running):
@@ -240,6 +253,8 @@ def test_concurrent_requests_each_get_their_own_answer(local_server: Running):
 
 
 def test_one_log_line_per_request(local_server: Running):
+    # Deterministic: the server writes the line before it sends the answer (unit-tested with
+    # a slow log sink in tests/unit/test_localserver.py).
     http(f"{local_server.url}/models/xlf")
     lines = [line for line in local_server.output().splitlines() if "GET /models/xlf 200" in line]
     assert len(lines) == 1

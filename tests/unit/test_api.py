@@ -240,9 +240,9 @@ def feature_body(**changes: Any) -> dict[str, Any]:
         ({"ticker": "SPY"}, "missing_field", None),
         ({"features": []}, "missing_field", None),
         ({"ticker": "SPY", "features": [], "alais": "x"}, "unknown_fields", None),
-        ({"ticker": "../../etc/passwd", "features": []}, "invalid_field", None),
-        ({"ticker": "", "features": []}, "invalid_field", None),
-        ({"ticker": 42, "features": []}, "invalid_field", None),
+        ({"ticker": "../../etc/passwd", "features": []}, "invalid_ticker", None),
+        ({"ticker": "", "features": []}, "invalid_ticker", None),
+        ({"ticker": 42, "features": []}, "invalid_ticker", None),
         ({"ticker": "SPY", "features": [], "version": "1.0"}, "invalid_field", None),
         ({"ticker": "SPY", "features": [], "alias": "Prod!"}, "invalid_field", None),
         (
@@ -316,15 +316,92 @@ def test_base64_of_non_utf8_is_400(api):
     assert status == 400
 
 
-def test_unknown_route_and_method_are_json_404(api):
+def test_unknown_route_is_json_404(api):
     event = load_event("rest_models.json")
     event["path"] = event["resource"] = "/admin"
     status, body = call(api, event)
     assert (status, body["error"]["code"]) == (404, "route_not_found")
-    event = load_event("rest_models.json")
-    event["httpMethod"] = "DELETE"
+
+
+def raw_call(api: Api, event: dict[str, Any]) -> tuple[int, dict[str, str], dict[str, Any]]:
+    response = api.handle(event, None)
+    headers = {k: v[-1] for k, v in response["multiValueHeaders"].items()}
+    return response["statusCode"], headers, json.loads(response["body"])
+
+
+@pytest.mark.parametrize(
+    ("fixture", "method", "path", "allow"),
+    [
+        ("rest_models.json", "DELETE", "/models", "GET"),
+        ("rest_model.json", "PUT", "/models/SMH", "GET"),
+        ("rest_health.json", "POST", "/health", "GET"),
+        ("rest_predict.json", "GET", "/predict", "POST"),
+        ("rest_batch.json", "TRACE", "/predict/batch", "POST"),
+    ],
+)
+def test_a_known_path_with_another_method_is_405_naming_the_allowed_ones(
+    api, fixture, method, path, allow
+):
+    # Given a real event for a route, sent with a method the route does not serve
+    event = load_event(fixture)
+    event["httpMethod"] = event["requestContext"]["httpMethod"] = method
+    event["path"] = path
+    # Then the answer is 405 with an Allow header and the usual JSON error body
+    status, headers, body = raw_call(api, event)
+    assert (status, headers["Allow"], body["error"]["code"]) == (405, allow, "method_not_allowed")
+    assert f"use {allow}" in body["error"]["message"]
+
+
+def test_http_api_events_get_405_too(api):
+    event = load_event("http_health.json")
+    event["requestContext"]["http"]["method"] = "DELETE"
+    response = api.handle(event, None)
+    assert response["statusCode"] == 405
+    assert response["headers"]["Allow"] == "GET"
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"],
+)
+def test_a_post_body_that_is_not_declared_json_is_415(api, content_type):
+    # Given a valid predict body declared as something else (curl -d without -H sends a form)
+    event = load_event("rest_predict.json")
+    event["headers"]["Content-Type"] = content_type
     status, body = call(api, event)
-    assert status == 404 and "error" in body
+    assert (status, body["error"]["code"]) == (415, "unsupported_media_type")
+    assert "application/json" in body["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    "content_type", ["application/json; charset=utf-8", "APPLICATION/JSON", "application/x+json"]
+)
+def test_json_content_types_with_parameters_or_suffixes_are_accepted(api, content_type):
+    event = load_event("rest_predict.json")
+    event["headers"]["Content-Type"] = content_type
+    assert call(api, event)[0] == 200
+
+
+def test_a_post_without_content_type_is_read_as_json(api):
+    event = load_event("rest_batch.json")
+    del event["headers"]["Content-Type"]
+    assert call(api, event)[0] == 200
+
+
+def test_the_route_table_is_what_the_api_serves(store_dir, tmp_path):
+    # ROUTES drives the 405 answers; it must list exactly the routes the resolver has
+    from tickerserve.api import ROUTES
+
+    api = Api(ModelService(Settings(store_path=str(store_dir))), docs=True)
+    event = load_event("rest_models.json")
+    event["path"] = "/openapi.json"
+    doc = json.loads(api.handle(event, None)["body"])
+    served = {
+        (path.replace("{", "<").replace("}", ">"), method.upper())
+        for path, item in doc["paths"].items()
+        for method in item
+    }
+    assert served == {(path, m) for path, methods in ROUTES.items() for m in methods}
 
 
 def test_path_like_ticker_in_url_is_400(api):

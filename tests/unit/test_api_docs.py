@@ -153,3 +153,19 @@ def test_the_lambda_path_never_imports_pydantic(store_dir, tmp_path):
     assert line, result.stderr
     # Then it answered without pydantic (the OpenAPI schemas are plain dicts until docs are on)
     assert json.loads(line[7:]) == {"status": 200, "pydantic": []}
+
+
+def test_document_declares_only_schemas_it_uses(store_dir, tmp_path):
+    # Powertools adds its pydantic validation errors (HTTPValidationError, ValidationError,
+    # ResponseValidationError) to every document: not this API's error shape, so not listed
+    doc = openapi(make_api(store_dir, tmp_path, docs=True))
+    assert "schemas" not in doc.get("components", {})
+    text = json.dumps(doc)
+    assert "ValidationError" not in text
+    for item in doc["paths"].values():
+        for operation in item.values():
+            for status, response in operation["responses"].items():
+                if int(status) >= 400 and "content" in response and status != "503":
+                    schema = response["content"]["application/json"]["schema"]
+                    assert schema["required"] == ["error"], status
+    assert "415" in doc["paths"]["/predict"]["post"]["responses"]

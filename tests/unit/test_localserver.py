@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
+from http.client import HTTPResponse
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +19,7 @@ import pytest
 
 from tests.support import DemoModels, load_event, populate
 from tickerserve.api import Api
-from tickerserve.cli.localserver import response_parts, rest_event
+from tickerserve.cli.localserver import LocalServer, response_parts, rest_event
 from tickerserve.service import ModelService
 from tickerserve.settings import Settings
 from tickerserve.store import LocalStore
@@ -156,3 +162,69 @@ def test_adapter_and_docs_route_together_serve_the_openapi_document(
     # Then the document comes back as JSON
     assert (status, ("Content-Type", "application/json") in headers) == (200, True)
     assert json.loads(body)["paths"]["/predict"]["post"]["requestBody"]["required"] is True
+
+
+@contextmanager
+def serving(api: Api, log: Callable[[str], None]) -> Iterator[LocalServer]:
+    """The local server on a free port, in a thread of this process."""
+    server = LocalServer(("127.0.0.1", 0), api, log=log)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def exchange(server: LocalServer, raw: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Send raw bytes as a request; the status, headers and body of the answer."""
+    host, port = server.server_address[:2]
+    with socket.create_connection((str(host), port), timeout=10) as sock:
+        sock.sendall(raw)
+        response = HTTPResponse(sock)
+        response.begin()
+        return response.status, dict(response.getheaders()), response.read()
+
+
+def test_the_log_line_is_written_before_the_answer_is_sent(api: Api):
+    # Given a slow log sink (stderr piped into a busy reader)
+    lines: list[str] = []
+
+    def slow_log(line: str) -> None:
+        time.sleep(0.2)
+        lines.append(line)
+
+    with serving(api, slow_log) as server:
+        # When a client has its answer
+        status, _, _ = exchange(server, b"GET /models/SMH HTTP/1.1\r\nHost: x\r\n\r\n")
+        # Then the request's line is already in the log: nobody has to wait for it
+        assert status == 200
+        assert len(lines) == 1 and lines[0].startswith("GET /models/SMH 200 ")
+
+
+@pytest.mark.parametrize("method", ["TRACE", "PROPFIND", "CONNECT"])
+def test_any_method_gets_the_apis_json_answer_not_an_html_page(api: Api, method: str):
+    with serving(api, lambda line: None) as server:
+        status, headers, body = exchange(server, f"{method} /health HTTP/1.1\r\n\r\n".encode())
+    assert (status, headers["Allow"]) == (405, "GET")
+    assert headers["Content-Type"] == "application/json"
+    assert json.loads(body)["error"]["code"] == "method_not_allowed"
+
+
+def test_a_malformed_request_line_is_a_json_400(api: Api):
+    logged: list[str] = []
+    with serving(api, logged.append) as server:
+        status, headers, body = exchange(server, b"GET /health HTTP/9.Z\r\n\r\n")
+    assert (status, headers["Content-Type"]) == (400, "application/json")
+    assert json.loads(body)["error"]["code"] == "http_400"
+    assert logged and "400 rejected" in logged[0]
+
+
+def test_too_many_headers_is_a_json_431(api: Api):
+    headers = "".join(f"X-H{i}: v\r\n" for i in range(120))
+    with serving(api, lambda line: None) as server:
+        status, _, body = exchange(server, f"GET /health HTTP/1.1\r\n{headers}\r\n".encode())
+    assert status == 431
+    assert json.loads(body)["error"]["code"] == "http_431"

@@ -181,10 +181,13 @@ class _RequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive; every response carries Content-Length
     server_version = "tickerserve-local"
 
-    def do_GET(self) -> None:
-        self._serve()
-
-    do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = do_GET  # noqa: N815
+    def __getattr__(self, name: str) -> Any:
+        # http.server looks up ``do_<METHOD>`` and answers an HTML 501 page when it is
+        # missing; every method (TRACE, PROPFIND, ...) goes to the API instead, which
+        # answers in JSON (405 with Allow on a known path, 404 elsewhere), as the handler does.
+        if name.startswith("do_"):
+            return self._serve
+        raise AttributeError(name)
 
     def _serve(self) -> None:
         started = time.perf_counter()
@@ -205,9 +208,10 @@ class _RequestHandler(BaseHTTPRequestHandler):
         except Exception as exc:  # the API maps its own errors; this is a bug in the adapter
             status, headers = 500, [("Content-Type", "application/json")]
             payload = _error_body("internal_error", f"local server: {type(exc).__name__}: {exc}")
-        self._write(status, headers, payload)
         elapsed = (time.perf_counter() - started) * 1000
+        # Logged before the answer leaves: whoever has the answer can already read its line.
         self.server.log(f"{self.command} {self.path} {status} {elapsed:.1f} ms {request_id}")
+        self._write(status, headers, payload)
 
     def _read_body(self) -> bytes | None:
         """The request body, or None after answering a request whose body cannot be read."""
@@ -231,8 +235,21 @@ class _RequestHandler(BaseHTTPRequestHandler):
     def _reject(self, status: HTTPStatus, code: str, message: str) -> None:
         self.close_connection = True  # the unread body would be parsed as the next request
         headers = [("Content-Type", "application/json"), ("Connection", "close")]
-        self._write(int(status), headers, _error_body(code, message))
         self.server.log(f"{self.command} {self.path} {int(status)} rejected: {message}")
+        self._write(int(status), headers, _error_body(code, message))
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """http.server's own refusals (a malformed request line, an oversized header) as the
+        API's JSON error body instead of an HTML page."""
+        self.close_connection = True
+        if self.request_version == "HTTP/0.9":  # a malformed request line: no version was read
+            self.request_version = "HTTP/1.0"  # ... and 0.9 would drop the status line
+        status = HTTPStatus(code)
+        text = message or status.phrase
+        self.server.log(f"{self.requestline!r} {code} rejected: {text}")
+        body = _error_body(f"http_{code}", f"{text}: {explain}" if explain else text)
+        headers = [("Content-Type", "application/json"), ("Connection", "close")]
+        self._write(code, headers, body)
 
     def _write(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
         self.send_response_only(status)
