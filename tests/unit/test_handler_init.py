@@ -19,6 +19,9 @@ CHILD = """
 import json, sys
 sys.modules["sklearn"] = None
 FORBIDDEN = {"sklearn", "typer", "rich", "joblib", "aws_cdk", "click"}
+# LightGBM models run on LightGBM's C library: its Python package would bring scipy.sparse,
+# narwhals (and pandas where installed) into every cold start.
+FORBIDDEN |= {"lightgbm", "scipy", "narwhals", "pandas"}
 from tickerserve.handler import lambda_handler
 class Context:
     function_name = "tickerserve-predict"

@@ -10,7 +10,7 @@ import pytest
 
 from tests.support import DemoModels
 from tickerserve.bundle import Bundle
-from tickerserve.members.lightgbm import LightGBMMember, SingleRow
+from tickerserve.members.lightgbm import LightGBMMember, NativeBooster, SingleRow
 from tickerserve.model import LoadedModel
 
 
@@ -110,7 +110,7 @@ def test_every_loaded_booster_answers_single_rows_through_the_fast_path(
         assert model.single_row_fast_path, name
     # And one-row requests really take it: Booster.predict is never reached
     monkeypatch.setattr(
-        lgb.Booster, "predict", lambda *a, **k: pytest.fail("one row left the fast path")
+        NativeBooster, "predict", lambda *a, **k: pytest.fail("one row left the fast path")
     )
     for name, model in loaded.items():
         row = rows_with_gaps(len(model.used_features), 1)

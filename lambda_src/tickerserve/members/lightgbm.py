@@ -1,18 +1,26 @@
 """LightGBM members: native text models (``Booster.save_model``), never a pickle.
 
-One-row requests take LightGBM's single-row fast path (a FastConfig prepared once per
-booster); larger batches call ``Booster.predict`` with one thread.
+Loaded and run through LightGBM's C API (``lib_lightgbm``, shipped in the lightgbm package)
+with ctypes, not through the ``lightgbm`` Python package: importing that package also imports
+scipy.sparse and narwhals for sparse matrices and data frames that a function fed numpy rows
+never sees (about 0.15 s of every cold start, measured under Python 3.13 on the layer). The
+C API is LightGBM's documented interface, the one its Python package wraps, so nothing here
+depends on that package's private attributes. One-row requests take the single-row fast path
+(a FastConfig prepared once per booster); larger batches one ``PredictForMat`` call.
 """
 
 from __future__ import annotations
 
 import ctypes
+import functools
+import importlib.util
 import logging
 import re
+import sys
 import threading
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import lightgbm as lgb
 import numpy as np
 
 from tickerserve.errors import InvalidModel
@@ -30,17 +38,139 @@ REGRESSION_OBJECTIVES = frozenset(
      "tweedie"}
 )  # fmt: skip
 _COLUMN = re.compile(r"^Column_\d+$")
+# c_api.h constants.
+_DTYPE_FLOAT64 = 1
+_ROW_MAJOR = 1
+_PREDICT_NORMAL = 0  # probabilities (classifiers), transformed values (regressors)
+# One thread: a request is small, and OpenMP's thread start-up costs more than it saves.
+_PREDICT_PARAMETERS = b"num_threads=1"
+_LIBRARY_NAMES = {"darwin": "lib_lightgbm.dylib", "win32": "lib_lightgbm.dll"}
 
 
-def load_booster(data: bytes) -> lgb.Booster:
-    """Bytes of a LightGBM text model -> Booster; anything else raises ``InvalidModel``."""
+class LightGBMUnavailable(InvalidModel):
+    """LightGBM's native library is not installed where this process can load it."""
+
+
+@functools.cache
+def library() -> Any:
+    """``lib_lightgbm`` from the installed lightgbm package, loaded once (without importing
+    the package: ``find_spec`` of a top-level package only locates it)."""
+    spec = importlib.util.find_spec("lightgbm")
+    folders = list(spec.submodule_search_locations or []) if spec is not None else []
+    name = _LIBRARY_NAMES.get(sys.platform, "lib_lightgbm.so")
+    candidates = [Path(folder) / sub / name for folder in folders for sub in ("lib", "bin", "")]
+    found = next((path for path in candidates if path.is_file()), None)
+    if found is None:
+        raise LightGBMUnavailable(f"LightGBM's library {name} is not installed (pip lightgbm)")
+    lib = ctypes.cdll.LoadLibrary(str(found))
+    lib.LGBM_GetLastError.restype = ctypes.c_char_p
+    return lib
+
+
+def _call(status: int) -> None:
+    if status != 0:
+        message = library().LGBM_GetLastError()
+        raise InvalidModel(message.decode("utf-8", "replace") if message else "LightGBM error")
+
+
+class NativeBooster:
+    """A LightGBM booster held by its C API handle; freed with the object."""
+
+    def __init__(self, handle: ctypes.c_void_p) -> None:
+        self.handle = handle
+        self._lib = library()
+        self.num_feature = self._count(self._lib.LGBM_BoosterGetNumFeature)
+        self.num_model_per_iteration = self._count(self._lib.LGBM_BoosterNumModelPerIteration)
+
+    @classmethod
+    def from_string(cls, model_text: str) -> NativeBooster:
+        handle = ctypes.c_void_p()
+        iterations = ctypes.c_int()
+        _call(
+            library().LGBM_BoosterLoadModelFromString(
+                ctypes.c_char_p(model_text.encode("utf-8")),
+                ctypes.byref(iterations),
+                ctypes.byref(handle),
+            )
+        )
+        return cls(handle)
+
+    def _count(self, function: Any) -> int:
+        value = ctypes.c_int()
+        _call(function(self.handle, ctypes.byref(value)))
+        return value.value
+
+    def feature_names(self) -> list[str]:
+        """The names the booster was trained with (``Column_0``... for bare arrays)."""
+        size = 256
+        while True:
+            buffers = [ctypes.create_string_buffer(size) for _ in range(self.num_feature)]
+            pointers = (ctypes.c_char_p * self.num_feature)(
+                *(ctypes.cast(b, ctypes.c_char_p) for b in buffers)
+            )
+            count, needed = ctypes.c_int(), ctypes.c_size_t()
+            _call(
+                self._lib.LGBM_BoosterGetFeatureNames(
+                    self.handle,
+                    ctypes.c_int(self.num_feature),
+                    ctypes.byref(count),
+                    ctypes.c_size_t(size),
+                    ctypes.byref(needed),
+                    pointers,
+                )
+            )
+            if needed.value <= size:
+                return [b.value.decode("utf-8") for b in buffers[: count.value]]
+            size = needed.value  # a longer name than the buffers held: ask again
+
+    def predict(self, rows: np.ndarray) -> np.ndarray:
+        """Outputs for a 2-D float matrix: (n_rows,) for one output, else (n_rows, outputs)."""
+        data = np.ascontiguousarray(rows, dtype=np.float64)
+        n_rows, n_columns = data.shape
+        out = np.empty(n_rows * self.num_model_per_iteration, dtype=np.float64)
+        written = ctypes.c_int64()
+        _call(
+            self._lib.LGBM_BoosterPredictForMat(
+                self.handle,
+                ctypes.c_void_p(data.ctypes.data),
+                ctypes.c_int(_DTYPE_FLOAT64),
+                ctypes.c_int32(n_rows),
+                ctypes.c_int32(n_columns),
+                ctypes.c_int(_ROW_MAJOR),
+                ctypes.c_int(_PREDICT_NORMAL),
+                ctypes.c_int(0),  # from the first iteration
+                ctypes.c_int(-1),  # through the last
+                ctypes.c_char_p(_PREDICT_PARAMETERS),
+                ctypes.byref(written),
+                out.ctypes.data_as(ctypes.POINTER(ctypes.c_double)),
+            )
+        )
+        if written.value != out.size:
+            raise InvalidModel(f"LightGBM wrote {written.value} outputs, expected {out.size}")
+        return out if self.num_model_per_iteration == 1 else out.reshape(n_rows, -1)
+
+    def __del__(self) -> None:
+        if self.handle.value:
+            self._lib.LGBM_BoosterFree(self.handle)
+
+
+def load_booster(data: bytes) -> NativeBooster:
+    """Bytes of a LightGBM text model -> booster; anything else raises ``InvalidModel``."""
     try:
-        return lgb.Booster(model_str=data.decode("utf-8"))
-    except (lgb.basic.LightGBMError, UnicodeDecodeError, ValueError) as exc:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
         raise InvalidModel(f"not a LightGBM text model: {exc}") from None
+    if "\x00" in text:  # the C API reads up to the first NUL: refuse rather than truncate
+        raise InvalidModel("not a LightGBM text model: it contains NUL bytes")
+    try:
+        return NativeBooster.from_string(text)
+    except LightGBMUnavailable:
+        raise
+    except InvalidModel as exc:
+        raise InvalidModel(f"not a LightGBM text model: {exc.message}") from None
 
 
-def load_booster_safely(data: bytes, what: str) -> lgb.Booster:
+def load_booster_safely(data: bytes, what: str) -> NativeBooster:
     """``load_booster`` in this process once a forked child loaded the same bytes and
     predicted with them: LightGBM aborts the process on some malformed text, and may crash
     on a first prediction (see ``tickerserve.safe_load``)."""
@@ -57,16 +187,14 @@ def lightgbm_single_threaded() -> None:
     """Cap LightGBM at one thread (in a probe child): it reuses the thread count of its last
     call, which may have started an OpenMP team in the parent, and a child that opens a
     multi-threaded region after a fork hangs."""
-    from lightgbm.basic import _LIB
-
-    _LIB.LGBM_SetMaxThreads(ctypes.c_int(1))
+    library().LGBM_SetMaxThreads(ctypes.c_int(1))
 
 
-def predict_probe_rows(booster: lgb.Booster) -> None:
+def predict_probe_rows(booster: NativeBooster) -> None:
     """Predict a row of zeros and a row of missing values, as requests will."""
-    rows = np.zeros((2, booster.num_feature()))
+    rows = np.zeros((2, booster.num_feature))
     rows[1] = np.nan
-    booster.predict(rows, num_threads=1)
+    booster.predict(rows)
 
 
 def objective(model_text: bytes) -> str:
@@ -83,14 +211,14 @@ class LightGBMMember:
 
     kind = LIGHTGBM
 
-    def __init__(self, booster: lgb.Booster, *, task: str, n_classes: int, name: str) -> None:
+    def __init__(self, booster: NativeBooster, *, task: str, n_classes: int, name: str) -> None:
         self.booster = booster
         self.task = task
-        self.n_features = booster.num_feature()
-        trained = list(booster.feature_name())
+        self.n_features = booster.num_feature
+        trained = booster.feature_names()
         # Models trained on bare arrays carry Column_0..n: no names to check against.
         self.trained_names = None if all(_COLUMN.match(n) for n in trained) else trained
-        raw_outputs = booster.num_model_per_iteration()
+        raw_outputs = booster.num_model_per_iteration
         expected = 1 if task == "regression" or n_classes == 2 else n_classes
         if raw_outputs != expected:
             what = "one value" if task == "regression" else f"{n_classes} classes"
@@ -105,6 +233,8 @@ class LightGBMMember:
         name = spec.artifact
         try:
             booster = load_booster_safely(data, name)
+        except LightGBMUnavailable:
+            raise
         except InvalidModel as exc:
             if exc.message.startswith(name):  # the probe's verdict names the file already
                 raise
@@ -125,14 +255,13 @@ class LightGBMMember:
 
     @property
     def fast_path(self) -> bool:
-        """Whether one-row requests take the single-row fast path (else Booster.predict)."""
+        """Whether one-row requests take the single-row fast path (else PredictForMat)."""
         return self._fast is not None
 
     def predict(self, rows: np.ndarray) -> np.ndarray:
         raw = self._fast.predict(rows) if self._fast is not None and rows.shape[0] == 1 else None
         if raw is None:
-            # One thread: a request is small, and OpenMP's thread start-up costs more than it saves.
-            raw = np.asarray(self.booster.predict(rows, num_threads=1))
+            raw = self.booster.predict(rows)
         if self.task == "regression":
             return raw.reshape(-1, 1)
         if raw.ndim == 1:  # binary objective: probability of the second class
@@ -143,50 +272,48 @@ class LightGBMMember:
 class SingleRow:
     """LightGBM's single-row fast path (``LGBM_BoosterPredictForMatSingleRowFast``).
 
-    ``Booster.predict`` spends most of a one-row call on per-call setup; a FastConfig prepared
+    A matrix prediction spends most of a one-row call on per-call setup; a FastConfig prepared
     once per booster skips it (about 4x less for a typical model). The same trees and the
-    same outputs; a test compares both paths. Uses lightgbm's ctypes handles, so any
-    surprise (another lightgbm build) falls back to ``Booster.predict``.
+    same outputs; a test compares both paths. Any failure to prepare it falls back to the
+    matrix call.
     """
 
-    def __init__(self, booster: lgb.Booster, lib: Any, config: ctypes.c_void_p) -> None:
+    def __init__(self, booster: NativeBooster, config: ctypes.c_void_p) -> None:
         self._booster = booster  # keeps the native handle alive as long as the config
-        self._lib = lib
+        self._lib = booster._lib
         self._config = config
-        outputs = booster.num_model_per_iteration()
+        outputs = booster.num_model_per_iteration
         self._shape = (1, outputs) if outputs > 1 else (1,)
-        self._n_features = booster.num_feature()
+        self._n_features = booster.num_feature
         self._out = np.empty(outputs, dtype=np.float64)
         self._out_ptr = self._out.ctypes.data_as(ctypes.POINTER(ctypes.c_double))
         self._out_len = ctypes.c_int64()
         self._lock = threading.Lock()  # the config owns one output buffer
 
     @classmethod
-    def create(cls, booster: lgb.Booster) -> SingleRow | None:
+    def create(cls, booster: NativeBooster) -> SingleRow | None:
+        config = ctypes.c_void_p()
         try:
-            from lightgbm.basic import _LIB
-
-            config = ctypes.c_void_p()
-            status = _LIB.LGBM_BoosterPredictForMatSingleRowFastInit(
-                booster._handle,
-                ctypes.c_int(0),  # C_API_PREDICT_NORMAL: probabilities / transformed values
+            status = booster._lib.LGBM_BoosterPredictForMatSingleRowFastInit(
+                booster.handle,
+                ctypes.c_int(_PREDICT_NORMAL),
                 ctypes.c_int(0),  # from the first iteration
                 ctypes.c_int(-1),  # through the last
-                ctypes.c_int(1),  # C_API_DTYPE_FLOAT64
-                ctypes.c_int32(booster.num_feature()),
-                ctypes.c_char_p(b"num_threads=1"),
+                ctypes.c_int(_DTYPE_FLOAT64),
+                ctypes.c_int32(booster.num_feature),
+                ctypes.c_char_p(_PREDICT_PARAMETERS),
                 ctypes.byref(config),
             )
-        except (ImportError, AttributeError, TypeError, ctypes.ArgumentError) as exc:
+        except (AttributeError, TypeError, ctypes.ArgumentError) as exc:
             logger.warning("lightgbm single-row fast path unavailable: %s", exc)
             return None
         if status != 0 or not config.value:
             logger.warning("lightgbm single-row fast path unavailable: status %s", status)
             return None
-        return cls(booster, _LIB, config)
+        return cls(booster, config)
 
     def predict(self, rows: np.ndarray) -> np.ndarray | None:
-        """Raw output for a one-row matrix, shaped like ``Booster.predict``; None on failure."""
+        """Raw output for a one-row matrix, shaped like the matrix call's; None on failure."""
         row = rows[0]
         if row.shape != (self._n_features,):
             return None
