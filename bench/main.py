@@ -1,10 +1,10 @@
 """tickerserve vs a seed-style baseline, in one run against a local moto S3 server.
 
 Sections: 1 warm single prediction through the whole handler, 2 a batch of 1000 rows,
-3 cold start in fresh processes, 4 peak RSS with 51 models (with and without a memory
-budget), 5 a monitor run (``bench/monitor.py``), 6 every model family the seeds bring
-(``bench/families.py``). Prints plain-text tables with medians and ratios. Nothing here
-asserts on time.
+3 cold start in fresh processes (3b: the synthesized assets under the runtime's Python 3.13),
+4 peak RSS with 51 models (with and without a memory budget), 5 a monitor run
+(``bench/monitor.py``), 6 every model family the seeds bring (``bench/families.py``). Prints
+plain-text tables with medians and ratios. Nothing here asserts on time.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ BATCH_ETFS = LARGE_ETFS[:10]
 BATCH_STOCKS = STOCKS[:5]
 BUDGET_FRACTION = 0.25
 WARM_ROWS = 64
-SECTIONS = ("warm", "batch", "cold", "rss", "monitor", "families")
+SECTIONS = ("warm", "batch", "cold", "runtime", "rss", "monitor", "families")
 
 
 @dataclass(frozen=True)
@@ -519,7 +519,7 @@ class Bench:
         variants = [
             ("tickerserve (sklearn blocked)", "tickerserve", with_pyc),
             ("baseline (imports sklearn)", "baseline", with_pyc),
-            ("tickerserve, no .pyc for its own code", "tickerserve", without),
+            ("tickerserve, own code without .pyc (before)", "tickerserve", without),
         ]
         samples: dict[str, list[dict[str, Any]]] = {name: [] for name, _, _ in variants}
         answers = []
@@ -569,9 +569,11 @@ class Bench:
         say(
             "   tickerserve child: sys.modules['sklearn'] = None before any import (the Lambda "
             "layer has no scikit-learn);\n   baseline child imports it (joblib.load needs it, "
-            "inside its first request). Bytecode cached via\n   PYTHONPYCACHEPREFIX for both; "
-            "the last row removes tickerserve's own .pyc (the function asset\n   excludes "
-            "__pycache__ and /var/task is read-only, so Lambda compiles it on every cold start)."
+            "inside its first request). Bytecode cached via\n   PYTHONPYCACHEPREFIX for both, "
+            "as the layer and the function asset ship it; the last row removes\n   "
+            "tickerserve's own .pyc, as the function asset was before it was compiled for the "
+            "runtime (/var/task is\n   read-only, so Lambda compiled tickerserve on every cold "
+            "start)."
         )
         say(
             "   first request = registry + metadata + model.txt GETs, sha256, Booster load "
@@ -579,6 +581,20 @@ class Bench:
             f"(baseline), then the prediction. Answers agree, max |dp| = {delta:.1e}"
         )
         return {name: {k: med(name, k) for k in ("import", "first", "total")} for name in samples}
+
+    # -- 3b --------------------------------------------------------------------------------------
+    def runtime(self) -> dict[str, Any] | None:
+        """The synthesized assets under the Lambda runtime's Python (bench/runtime.py)."""
+        from bench.runtime import local_store_copy, runtime_section
+        from tickerserve.store import S3Store
+
+        model = ticker_model(COLD_TICKER)
+        store = local_store_copy(S3Store(BUCKET), self.work / "runtime-store", model)
+        event = rest_event(
+            "/predict",
+            {"ticker": COLD_TICKER, "features": _row_features(self._names(model), 2)},
+        )
+        return runtime_section(self.config.cold_samples, self.work, store, event)
 
     # -- 4 ---------------------------------------------------------------------------------------
     def rss(self) -> dict[str, Any]:
@@ -708,16 +724,16 @@ def summary(results: dict[str, Any]) -> str:
         rows += monitor_bench.target_rows(results["monitor"])
     if "families" in results:
         rows += families.summary_rows(results["families"]["warm"], results["families"]["cold"])
-    return "\n" + table("Targets (issues 2, 10 and 12)", ["target", "measured", "met"], rows)
+    return "\n" + table("Targets (issues 2, 9, 10 and 12)", ["target", "measured", "met"], rows)
 
 
 def _cold_target(cold: dict[str, Any]) -> list[str]:
     ts_total = cold["tickerserve (sklearn blocked)"]["total"]
     seed_total = cold["baseline (imports sklearn)"]["total"]
     return [
-        "cold start to first answer <= 1/2 baseline",
+        "cold start to first answer <= 0.35x baseline",
         f"{ts_total / seed_total:.2f} of baseline",
-        _yes(ts_total <= seed_total / 2),
+        _yes(ts_total <= 0.35 * seed_total),
     ]
 
 
