@@ -21,11 +21,26 @@ from pathlib import Path, PurePosixPath
 from infra.bytecode import RUNTIME_PYTHON, compile_tree, fix_mtimes
 
 ROOT = Path(__file__).resolve().parent.parent
+CODE_ROOT = ROOT / "lambda_src"
 CACHE_ROOT = ROOT / "build" / "function"
 # Where Lambda unpacks a function's code: the source path its bytecode records.
 TASK_ROOT = "/var/task"
 # Bump when staging changes in a way that alters the output.
 RECIPE = "1"
+# Never shipped in the function asset: bytecode of the build host (the asset's own is
+# compiled for the runtime's Python), packaging metadata, the layer's requirements file,
+# and the publisher side (the command line and the publishing library: code the handler
+# never imports; it would only add bytes to every cold start's code download).
+CODE_EXCLUDES = [
+    "**/__pycache__",
+    "**/*.pyc",
+    "*.egg-info",
+    "requirements.txt",
+    ".*",
+    "tickerserve/cli",
+    "tickerserve/publishing",
+    "tickerserve/monitor",  # the monitor function's own asset carries it
+]
 # Finished builds kept (switching branches or editing should not pile up folders).
 KEEP_BUILDS = 4
 

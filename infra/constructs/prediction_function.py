@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from aws_cdk import Acknowledgment, Annotations, Duration, RemovalPolicy, Size, Stack, Validations
@@ -17,28 +16,13 @@ from infra.bytecode import MISSING_PYTHON_WARNING, find_python
 from infra.config import FunctionSettings
 from infra.constructs.dependency_layer import RUNTIME, lambda_architecture
 from infra.constructs.log_retention import log_retention
-from infra.function_asset import stage_function_code
+from infra.function_asset import CODE_EXCLUDES, CODE_ROOT, stage_function_code
 
-CODE_ROOT = Path(__file__).resolve().parents[2] / "lambda_src"
 HANDLER = "tickerserve.handler.lambda_handler"
 ALIAS_NAME = "live"
 CACHE_DIR = "/tmp/tickerserve"
 # Model artifacts live at {model name}/versions/{version}/{file}; see DESIGN "Bucket layout".
 MODEL_OBJECTS = "*/versions/*"
-# Never shipped in the function asset: bytecode of the build host (the asset's own is
-# compiled for the runtime's Python), packaging metadata, the layer's requirements file,
-# and the publisher side (the command line and the publishing library: code the handler
-# never imports; it would only add bytes to every cold start's code download).
-CODE_EXCLUDES = [
-    "**/__pycache__",
-    "**/*.pyc",
-    "*.egg-info",
-    "requirements.txt",
-    ".*",
-    "tickerserve/cli",
-    "tickerserve/publishing",
-    "tickerserve/monitor",  # the monitor function's own asset carries it
-]
 
 
 class PredictionFunction(Construct):

@@ -3,6 +3,7 @@ bytes (and so the CDK asset hash) do not depend on the machine or folder that bu
 
 from __future__ import annotations
 
+import ast
 import os
 import shutil
 import subprocess
@@ -15,8 +16,13 @@ from aws_cdk.assertions import Annotations, Match
 from infra import bytecode
 from infra.bytecode import MISSING_PYTHON_WARNING, RUNTIME_PYTHON, compile_tree, find_python
 from infra.constructs import prediction_function
-from infra.constructs.prediction_function import CODE_EXCLUDES, CODE_ROOT
-from infra.function_asset import TASK_ROOT, included_files, stage_function_code
+from infra.function_asset import (
+    CODE_EXCLUDES,
+    CODE_ROOT,
+    TASK_ROOT,
+    included_files,
+    stage_function_code,
+)
 from tests.infra.conftest import synth
 
 PYTHON = find_python(RUNTIME_PYTHON)
@@ -149,3 +155,49 @@ def test_with_the_runtime_python_synth_does_not_warn(dev):
         "*", Match.string_like_regexp("without bytecode")
     )
     assert warnings == []
+
+
+def imported_modules(tree: ast.Module, package: str) -> set[str]:
+    """``tickerserve`` modules a source file imports (at the top or inside functions)."""
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.split(".")[0] == package}
+        elif (
+            isinstance(node, ast.ImportFrom)
+            and node.module
+            and node.level == 0
+            and node.module.split(".")[0] == package
+        ):
+            found.add(node.module)
+            found |= {f"{node.module}.{a.name}" for a in node.names}
+    return found
+
+
+def test_the_asset_holds_exactly_what_the_handler_can_import(tmp_path):
+    # Given the staged asset (sources are enough to follow the imports)
+    asset = stage_function_code(CODE_ROOT, CODE_EXCLUDES, python=None, cache_root=tmp_path)
+    shipped = {
+        ".".join(p.relative_to(asset.path).with_suffix("").parts).removesuffix(".__init__"): p
+        for p in asset.path.rglob("*.py")
+    }
+    # When every import is followed from the Lambda handler (lazy imports included)
+    reached: set[str] = set()
+    todo = ["tickerserve.handler"]
+    while todo:
+        module = todo.pop()
+        if module in reached or module not in shipped:
+            continue
+        reached.add(module)
+        parents = [".".join(module.split(".")[:i]) for i in range(1, module.count(".") + 1)]
+        todo += parents + sorted(
+            imported_modules(ast.parse(shipped[module].read_text()), "tickerserve")
+        )
+    # Then every shipped module is reachable (nothing publisher-side rides along) ...
+    assert sorted(set(shipped) - reached) == [], "exclude these in CODE_EXCLUDES"
+    # ... and everything the handler imports is shipped
+    needed = set()
+    for module in reached:
+        needed |= imported_modules(ast.parse(shipped[module].read_text()), "tickerserve")
+    missing = {m for m in needed if m not in shipped and m.rsplit(".", 1)[0] not in shipped}
+    assert missing == set()

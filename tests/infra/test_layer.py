@@ -23,8 +23,7 @@ from infra.bundling import (
 )
 from infra.bytecode import FIXED_MTIME, find_python
 from infra.constructs.dependency_layer import RUNTIME
-from infra.constructs.prediction_function import CODE_EXCLUDES, CODE_ROOT
-from infra.function_asset import stage_function_code
+from infra.function_asset import CODE_EXCLUDES, CODE_ROOT, stage_function_code
 from tests.family_support import families, rows
 from tests.support import EVENTS, REGISTRY_KEY, populate
 from tickerserve.publishing.demo import FEATURES
