@@ -26,6 +26,7 @@ BASELINES_DIR = "baselines"
 METADATA_FILE = "metadata.json"
 MODEL_FILE = "model.txt"
 ETF_PREFIX = "etfs"
+STOCK_PREFIX = "stocks"
 UNIVERSAL_STOCK_MODEL = "stocks/universal"
 
 ASSET_CLASSES = ("etf", "stock")
@@ -65,6 +66,31 @@ def validate_model_name(name: str) -> str:
     if segments[0] == METADATA_PREFIX.rstrip("/") or VERSIONS_DIR in segments:
         raise ValueError(f"invalid model name {name!r}: 'metadata' and 'versions' are reserved")
     return name
+
+
+def canonical_model_name(name: str) -> str:
+    """A model name as a person may type it, in its one stored spelling: ``etfs``/``stocks``
+    in lower case, the ticker after them in upper case and a timeframe after that in lower
+    case (``ETFS/smh`` -> ``etfs/SMH``, ``stocks/aapl/H1`` -> ``stocks/AAPL/h1``, and
+    ``stocks/universal`` stays). Other names are kept as given. ``ValueError`` for a name
+    without a group folder (a bare ``SMH``) or an invalid one."""
+    if not isinstance(name, str):
+        raise ValueError("model name must be a string")
+    segments = name.strip().split("/")
+    if len(segments) == 1:
+        raise ValueError(
+            f"model name {name.strip()[:40]!r} has no group folder: models are named like "
+            f"{ETF_PREFIX}/SMH, {UNIVERSAL_STOCK_MODEL} or team/model"
+        )
+    head = segments[0].lower()
+    if head in (ETF_PREFIX, STOCK_PREFIX):
+        ticker = segments[1]
+        universal = f"{head}/{ticker.lower()}" == UNIVERSAL_STOCK_MODEL
+        segments[:2] = [head, ticker.lower() if universal else ticker.upper()]
+        segments[2:] = [
+            part.lower() if _TIMEFRAME_RE.fullmatch(part.lower()) else part for part in segments[2:]
+        ]
+    return validate_model_name("/".join(segments))
 
 
 def validate_alias(alias: str) -> str:

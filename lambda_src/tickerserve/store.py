@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
+from urllib.parse import urlsplit
 
 from tickerserve.deadline import Deadline, call_with_deadline
 from tickerserve.errors import Conflict, NotFound, StorageUnavailable, TickerserveError
@@ -34,6 +35,13 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 T = TypeVar("T")
+
+
+# boto3 and botocore read these for the S3 endpoint (a moto server, MinIO) when none is given.
+ENV_ENDPOINT = "AWS_ENDPOINT_URL"
+ENV_ENDPOINT_S3 = "AWS_ENDPOINT_URL_S3"
+# Signs requests to a local endpoint when no credentials are configured (any key will do).
+LOCAL_ACCESS_KEY = "tickerserve-local"
 
 
 class KeyNotFound(NotFound):
@@ -315,10 +323,27 @@ def _make_client(
     session = botocore.session.Session()
     if loader is not None:
         session.register_component("data_loader", loader)
+    if _is_local(endpoint_url or os.environ.get(ENV_ENDPOINT_S3) or os.environ.get(ENV_ENDPOINT)):
+        # A local S3 (the moto server of `make serve`) takes any key: the commands it prints
+        # must work when pasted into a shell without AWS credentials. A configured key still
+        # signs; this machine's instance or container role is never asked for.
+        chain = session.get_component("credential_provider")
+        for method in ("iam-role", "container-role"):
+            chain.remove(method)
+        if session.get_credentials() is None:
+            session.set_credentials(LOCAL_ACCESS_KEY, LOCAL_ACCESS_KEY)
     client = session.create_client(
         "s3", endpoint_url=endpoint_url, region_name=region, config=config
     )
     return cast("S3Client", client), session.get_component("data_loader")
+
+
+def _is_local(endpoint_url: str | None) -> bool:
+    """Whether an S3 endpoint is this machine (loopback), never AWS."""
+    if not endpoint_url:
+        return False
+    host = urlsplit(endpoint_url).hostname or ""
+    return host in ("localhost", "::1") or host.startswith("127.")
 
 
 def _s3_status(exc: Exception) -> int | None:

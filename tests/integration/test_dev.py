@@ -3,6 +3,8 @@ and a clean stop of everything it started."""
 
 from __future__ import annotations
 
+import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -62,6 +64,10 @@ def test_make_serve_publishes_the_demo_set_through_the_cli_and_stops_everything(
             folder = models_cache / "models" / model.name
             assert f"{endpoint} publish {folder} --model {model.name} --alias production" in log
             assert f"{endpoint} route {' '.join(model.tickers)} --model {model.name}" in log
+        # ... and a printed command works when pasted into a shell without AWS credentials
+        printed = next(line for line in log.splitlines() if line.startswith("$ tickerserve"))
+        pasted = paste(printed.removeprefix("$ "), models_cache)
+        assert pasted.returncode == 0, pasted.stderr
         assert is_listening(moto_port)
         # When it is interrupted (Ctrl-C)
         code = dev.stop(signal.SIGINT)
@@ -69,6 +75,15 @@ def test_make_serve_publishes_the_demo_set_through_the_cli_and_stops_everything(
         assert code == 0, dev.output()
         assert not is_listening(port)
         assert not is_listening(moto_port)
+
+
+def paste(command: str, home: Path) -> subprocess.CompletedProcess[str]:
+    """``command`` run as a person's shell would: no AWS credentials, profile or region."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "TICKERSERVE_"))}
+    env.update(HOME=str(home / "home"), AWS_EC2_METADATA_DISABLED="true")
+    argv = shlex.split(command)
+    argv[0] = str(Path(sys.executable).with_name(argv[0]))  # the venv's console script
+    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120, check=False)
 
 
 def test_store_mode_publishes_the_demo_set_into_an_empty_store(models_cache: Path, tmp_path: Path):

@@ -8,12 +8,15 @@ import pytest
 
 from tests.cli_support import FaultyStore, cli, cli_json
 from tests.seed_support import seed_folder, seed_models, write_seed_tree
+from tickerserve.api import Api
 from tickerserve.bundle import read_bundle
 from tickerserve.errors import StorageUnavailable
 from tickerserve.layout import TRAINING_HISTORY_KEY, artifact_key, metadata_key
 from tickerserve.publishing.history import read_records
 from tickerserve.publishing.release import with_identity
 from tickerserve.registry import read_registry
+from tickerserve.service import ModelService
+from tickerserve.settings import Settings
 from tickerserve.store import LocalStore, sha256_hex
 
 REGISTRY = "metadata/asset_registry.json"
@@ -166,6 +169,89 @@ def test_publish_text_output_without_alias(store_path, seed):
 def test_publish_refuses_bad_arguments_and_writes_nothing(store_path, seed, args, message):
     refused(ts(store_path, "publish", str(seed["smh"]), *args), message)
     assert list(LocalStore(store_path).list("")) == []
+
+
+def test_publish_with_route_makes_the_ticker_servable_in_one_step(store_path, seed, tmp_path):
+    # When a model is published with its alias and two routes
+    result = ts(
+        store_path,
+        "publish",
+        str(seed["smh"]),
+        "--model",
+        "etfs/SMH",
+        "--alias",
+        "production",
+        "--route",
+        "smh",
+        "-r",
+        "SOXX",
+    )
+    # Then both tickers route to it (one registry revision) and a request is answered
+    assert result.exit_code == 0, result.stderr
+    assert "routed SMH, SOXX -> etfs/SMH" in result.stdout
+    registry = _registry(store_path)
+    assert (registry.revision, registry.tickers["SOXX"].model) == (1, "etfs/SMH")
+    api = Api(ModelService(Settings(store_path=store_path, cache_dir=str(tmp_path / "c"))))
+    answer = api.direct({"ticker": "SOXX", "features": [0.1] * 12})
+    assert answer["model"]["name"] == "etfs/SMH", answer
+
+
+def test_publish_with_an_alias_but_no_route_says_nothing_reaches_it(store_path, seed):
+    result = ts(store_path, "publish", str(seed["smh"]), "--model", "etfs/SMH", "-a", "production")
+    assert result.exit_code == 0
+    assert "note: no ticker routes to etfs/SMH yet" in result.stderr
+    assert "tickerserve route TICKER --model etfs/SMH" in result.stderr
+
+
+def test_publish_route_without_alias_is_refused_and_writes_nothing(store_path, seed):
+    result = ts(store_path, "publish", str(seed["smh"]), "--model", "etfs/SMH", "--route", "SMH")
+    refused(
+        result,
+        "--route needs --alias (e.g. --alias production): a route to a model no alias points "
+        "at answers nothing",
+    )
+    assert list(LocalStore(store_path).list("")) == []
+
+
+def test_model_names_typed_in_any_case_are_one_model(store_path, seed):
+    # Given etfs/smh published, then ETFS/Smh
+    assert ts(store_path, "publish", str(seed["smh"]), "--model", "etfs/smh").exit_code == 0
+    assert ts(store_path, "publish", str(seed["smh"]), "--model", "ETFS/Smh").exit_code == 0
+    # Then there is one model, etfs/SMH, with two versions, found whatever the spelling
+    listed = cli_json("--store", store_path, "list")
+    assert {(r["model"], r["version"]) for r in listed} == {
+        ("etfs/SMH", "1.0.0"),
+        ("etfs/SMH", "1.0.1"),
+    }
+    assert cli_json("--store", store_path, "show", "etfs/smh@1.0.1")["model"] == "etfs/SMH"
+
+
+def test_a_bare_ticker_as_model_name_is_refused_with_the_model_that_serves_it(store_path, seed):
+    # Given SMH routed to etfs/SMH and AAPL to the universal model
+    ts(store_path, "publish", str(seed["smh"]), "-m", "etfs/SMH", "-a", "production", "-r", "SMH")
+    ts(
+        store_path,
+        "publish",
+        str(seed["universal"]),
+        "-m",
+        "stocks/universal",
+        "-a",
+        "production",
+        "-r",
+        "AAPL",
+    )
+    before = sorted(o.key for o in LocalStore(store_path).list(""))
+    # When a bare ticker is given as a model name; Then the hint names the routed model
+    refused(
+        ts(store_path, "publish", str(seed["smh"]), "--model", "smh"),
+        "model name 'smh' has no group folder: models are named like etfs/SMH, "
+        "stocks/universal or team/model; did you mean etfs/SMH?",
+    )
+    assert ts(store_path, "promote", "AAPL", "1.0.0").stderr.endswith(
+        "did you mean stocks/universal?\n"
+    )
+    assert ts(store_path, "show", "QQQ").stderr.endswith("did you mean etfs/QQQ?\n")
+    assert sorted(o.key for o in LocalStore(store_path).list("")) == before
 
 
 def test_publish_refuses_existing_version(store_path, seed):
@@ -702,3 +788,32 @@ def test_import_seed_failed_registry_update_leaves_no_history_claim(
     # Then the import fails and no training record claims production moved
     assert result.exit_code == 1
     assert read_records(LocalStore(store_path), TRAINING_HISTORY_KEY).records == []
+
+
+# -- usage errors and help ---------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("args", "start"),
+    [
+        (["publish"], "error: missing argument"),
+        (["--bogus", "list"], "error: no such option: --bogus"),
+        (["nope"], "error: no such command 'nope'"),
+        (["publish", ".", "--model", "etfs/SMH", "--bump", "huge"], "error: invalid value"),
+        (["list", "--min-metric"], "error: option '--min-metric' requires an argument"),
+    ],
+)
+def test_usage_errors_are_one_error_line_and_exit_code_2(args, start):
+    result = cli(*args)
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert result.stderr.startswith(start)
+    assert result.stderr.count("\n") == 1  # one line: no usage block, no box
+    assert not any(c in result.stderr for c in "╭│╰")
+
+
+def test_help_has_no_value_placeholder_after_flags_and_keeps_bracketed_text():
+    for command in (["--help"], ["publish", "--help"], ["list", "--help"], ["serve", "--help"]):
+        result = cli(*command)
+        assert result.exit_code == 0
+        assert "<bool>" not in result.stdout, command
+    serve = cli("serve", "--help").stdout
+    assert "Artifact cache folder (default: /tmp/tickerserve" in " ".join(serve.split())

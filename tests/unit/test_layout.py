@@ -7,6 +7,7 @@ import pytest
 from tickerserve.layout import (
     Version,
     artifact_key,
+    canonical_model_name,
     etf_model_name,
     next_version,
     normalize_ticker,
@@ -67,3 +68,26 @@ def test_versions_order_numerically_and_bump():
 def test_invalid_versions(raw):
     with pytest.raises(ValueError, match="version"):
         Version.parse(raw)
+
+
+@pytest.mark.parametrize(
+    ("typed", "stored"),
+    [
+        ("etfs/smh", "etfs/SMH"),
+        ("ETFS/Smh", "etfs/SMH"),
+        (" etfs/SMH ", "etfs/SMH"),
+        ("stocks/Universal", "stocks/universal"),
+        ("STOCKS/aapl/H1", "stocks/AAPL/h1"),
+        ("stocks/brk.b", "stocks/BRK.B"),
+        ("crypto/btc-v2", "crypto/btc-v2"),  # not a class prefix: kept as typed
+        ("team/Model/H1", "team/Model/H1"),
+    ],
+)
+def test_model_names_have_one_spelling(typed, stored):
+    assert canonical_model_name(typed) == stored
+
+
+@pytest.mark.parametrize("name", ["SMH", "smh", "universal"])
+def test_a_model_name_without_a_group_folder_is_refused(name):
+    with pytest.raises(ValueError, match="has no group folder"):
+        canonical_model_name(name)

@@ -12,6 +12,7 @@ import typer
 
 from tickerserve.cli.console import JsonOption, note, print_json
 from tickerserve.cli.errors import Refused
+from tickerserve.cli.model_names import model_name
 from tickerserve.cli.publish import default_asset_class
 from tickerserve.cli.target import target
 from tickerserve.cli.versions import verified_for_alias
@@ -20,7 +21,6 @@ from tickerserve.layout import (
     Version,
     normalize_ticker,
     validate_alias,
-    validate_model_name,
     validate_timeframe,
 )
 from tickerserve.publishing.promotion import promote
@@ -44,7 +44,7 @@ def promote_command(
 ) -> None:
     """Point ALIAS (production) at VERSION after downloading and verifying it."""
     t = target(ctx)
-    model, alias = validate_model_name(name), validate_alias(alias)
+    model, alias = model_name(name, t), validate_alias(alias)
     version = str(Version.parse(version))
     try:
         move = promote(t.store, t.registry_key, model, version, alias)
@@ -65,7 +65,7 @@ def rollback_command(
     rollbacks walk further back.
     """
     t = target(ctx)
-    model, alias = validate_model_name(name), validate_alias(alias)
+    model, alias = model_name(name, t), validate_alias(alias)
     registry = read_registry(t.store, t.registry_key).registry
     entry = registry.models.get(model)
     history = entry.history.get(alias) if entry else None
@@ -133,7 +133,7 @@ def route_command(
         timeframe = validate_timeframe(timeframe)
     names = list(dict.fromkeys(normalize_ticker(x) for x in tickers))
     if model is not None:
-        model = validate_model_name(model)
+        model = model_name(model, t)
         asset_class = asset_class or default_asset_class(model)
         if asset_class is None:
             raise Refused(f"--asset-class is required for model {model}")
@@ -201,7 +201,7 @@ def fallback_command(
         raise Refused("give either --model NAME or --none")
     validate_asset_class(asset_class)
     if model is not None:
-        validate_model_name(model)
+        model = model_name(model, t)
 
     def mutate(registry: Registry) -> None:
         if model is not None:

@@ -49,3 +49,15 @@ def one_line(exc: BaseException) -> str:
     else:
         message = f"unexpected {type(exc).__name__}: {exc}"
     return "error: " + " ".join(message.split())
+
+
+def usage_line(exc: Exception) -> str:
+    """A Click usage error (missing argument, unknown option) as one ``error:`` line that
+    names the command's help."""
+    message = str(getattr(exc, "format_message", exc.__str__)()).strip().rstrip(".")
+    message = message.replace("Value error, ", "")  # pydantic's prefix on Typer's coercion errors
+    message = message[:1].lower() + message[1:]
+    ctx = getattr(exc, "ctx", None)
+    if ctx is not None:
+        message += f"; see {ctx.command_path} --help"
+    return "error: " + " ".join(message.split())

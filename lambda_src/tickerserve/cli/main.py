@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
+from collections.abc import Sequence
+from functools import partial
 from typing import Annotated, Any
 
 import typer
@@ -25,7 +28,7 @@ from tickerserve.cli import (
     sync,
     versions,
 )
-from tickerserve.cli.errors import exit_code_for, one_line
+from tickerserve.cli.errors import EXIT_INTERRUPTED, exit_code_for, one_line, usage_line
 from tickerserve.cli.target import Target
 from tickerserve.errors import ConfigError
 from tickerserve.layout import DEFAULT_REGISTRY_KEY
@@ -34,6 +37,35 @@ from tickerserve.settings import ENV_BUCKET, ENV_REGISTRY_KEY, ENV_STORE_PATH
 
 class CliGroup(TyperGroup):
     """Turns every domain error into one line on stderr and its exit code (see ``errors``)."""
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
+        """Usage errors (a missing argument, an unknown option or command) are one ``error:``
+        line and exit code 2 as well, instead of Click's usage block or Typer's box."""
+        run = partial(
+            super().main, args, prog_name, complete_var, False, windows_expand_args, **extra
+        )
+        if not standalone_mode:  # the caller handles exceptions and exit codes itself
+            return run()
+        try:
+            code = run()
+        except typer.TyperException as exc:  # Click's usage errors, as Typer vendors them
+            if type(exc).__name__ == "NoArgsIsHelpError":  # bare `tickerserve`: the help
+                typer.echo(exc.format_message())
+            else:
+                typer.echo(usage_line(exc), err=True)
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            typer.echo(one_line(KeyboardInterrupt()), err=True)
+            sys.exit(EXIT_INTERRUPTED)
+        sys.exit(code if isinstance(code, int) else 0)
 
     def invoke(self, ctx: Any) -> Any:
         try:
@@ -58,6 +90,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain help: rich mode shows a <bool> placeholder after every flag and reads [...] in
+    # help texts as markup.
+    rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 

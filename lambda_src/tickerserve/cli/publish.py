@@ -22,15 +22,16 @@ from tickerserve.cli.baseline import summary as baseline_summary
 from tickerserve.cli.console import JsonOption, note, print_json
 from tickerserve.cli.errors import Refused
 from tickerserve.cli.importers.model_folder import read_folder
+from tickerserve.cli.model_names import model_name
 from tickerserve.cli.reference import fit_from_reference, parse_window
 from tickerserve.cli.target import target
-from tickerserve.layout import ETF_PREFIX
+from tickerserve.layout import ETF_PREFIX, normalize_ticker
 from tickerserve.monitor.baseline import DEFAULT_BINS
 from tickerserve.monitor.baseline_store import attach_to_bundle
 from tickerserve.publishing.conversion.feature_names import read_names_file
 from tickerserve.publishing.conversion.recipe import Converted
-from tickerserve.publishing.release import check_targets, publish
-from tickerserve.registry import validate_asset_class
+from tickerserve.publishing.release import RouteChange, check_targets, publish
+from tickerserve.registry import read_registry, validate_asset_class
 
 
 class BumpPart(StrEnum):
@@ -114,6 +115,16 @@ def publish_command(
             help="Feature names (JSON list) when the seed and its estimator name none.",
         ),
     ] = None,
+    route: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--route",
+            "-r",
+            metavar="TICKER",
+            help="Route this ticker to the model, in the same registry update (repeatable; "
+            "needs --alias). Without a route no request reaches the model.",
+        ),
+    ] = None,
     reference: ReferenceOption = None,
     bins: BinsOption = DEFAULT_BINS,
     training_window: TrainingOption = None,
@@ -127,15 +138,19 @@ def publish_command(
 
     Seed pickles are converted (LightGBM text, Treelite for XGBoost and scikit-learn trees,
     JSON coefficients for linear meta-learners) and must answer like the original on probe
-    rows. The version folder is written first (create-only), the registry last.
+    rows. The version folder is written first (create-only), the registry last. A ticker is
+    served once an alias points at the version and the ticker routes to the model (--route
+    here, or the route command).
     """
     t = target(ctx)
+    model = model_name(model, t)
     if version is not None and bump is not None:
         raise Refused("give --version or --bump, not both")
     aliases = list(dict.fromkeys(alias or []))
     check_targets(aliases, models=[model])
     if asset_class is not None:
         validate_asset_class(asset_class)
+    routes = _routes(route or [], model, asset_class, aliases)
     extra_metrics = parse_metrics(metrics or [])
     started = time.perf_counter()
     converted = read_folder(
@@ -166,16 +181,19 @@ def publish_command(
         version=version,
         bump=(bump or BumpPart.patch).value,
         aliases=aliases,
+        routes=routes,
     )
     seconds = time.perf_counter() - started
     if fitted is not None:  # it names the version it was written as
         fitted = dataclasses.replace(
             fitted, model=result.written.model, version=result.written.version
         )
+    routed = [r.ticker for r in routes]
     if json_output:
         print_json(
             {
                 **result.to_dict(),
+                "routes": routed,
                 "source": converted.summary(),
                 "baseline": None if fitted is None else baseline_summary(fitted),
                 "seconds": round(seconds, 3),
@@ -193,8 +211,33 @@ def publish_command(
         typer.echo(describe_baseline(fitted))
     for name in aliases:
         typer.echo(f"{name} -> {meta.version} (registry revision {result.revision})")
+    if routed:
+        typer.echo(f"routed {', '.join(routed)} -> {meta.model}")
     if not aliases:
         typer.echo(f"no alias moved; promote with: tickerserve promote {meta.model} {meta.version}")
+    elif not routed and not read_registry(t.store, t.registry_key).registry.tickers_for(model):
+        note(
+            f"note: no ticker routes to {meta.model} yet, so no request reaches it: "
+            f"tickerserve route TICKER --model {meta.model} (or publish with --route TICKER)"
+        )
+
+
+def _routes(
+    tickers: list[str], model: str, asset_class: str | None, aliases: list[str]
+) -> list[RouteChange]:
+    """``--route`` tickers as route changes, refused before anything is written."""
+    if not tickers:
+        return []
+    if not aliases:
+        raise Refused(
+            "--route needs --alias (e.g. --alias production): a route to a model no "
+            "alias points at answers nothing"
+        )
+    routed_class = asset_class or default_asset_class(model)
+    if routed_class is None:
+        raise Refused(f"--asset-class is required to route tickers to {model}")
+    names = dict.fromkeys(normalize_ticker(x) for x in tickers)
+    return [RouteChange(ticker, routed_class, model) for ticker in names]
 
 
 def _describe_source(converted: Converted) -> str:

@@ -13,6 +13,7 @@ import typer
 from tickerserve.bundle import BundleMetadata, read_metadata
 from tickerserve.cli.console import JsonOption, format_metrics, human_bytes, print_json, table
 from tickerserve.cli.errors import Refused
+from tickerserve.cli.model_names import model_name
 from tickerserve.cli.target import target
 from tickerserve.cli.versions import parse_ref
 from tickerserve.errors import TickerserveError
@@ -226,7 +227,7 @@ def show_command(
 ) -> None:
     """Show one version: features, classes, metrics, artifacts, aliases and tickers."""
     t = target(ctx)
-    model, selector = parse_ref(ref)
+    model, selector = parse_ref(ref, t)
     registry = read_registry(t.store, t.registry_key).registry
     version = _pick_version(t.store, registry, model, selector)
     folder = find_version(t.store, model, version)
@@ -364,7 +365,8 @@ def history_command(
     log = read_records(t.store, HISTORY_KEYS[kind.value])
     records = mark_deleted(log.records) if kind is HistoryKind.training else log.records
     if model is not None:
-        records = [r for r in records if r.get("model") == model]
+        wanted = model_name(model, t)
+        records = [r for r in records if r.get("model") == wanted]
     if last is not None:
         records = records[-last:]
     if json_output:

@@ -63,7 +63,7 @@ def serve_command(
             "--cache-dir",
             envvar=ENV_CACHE_DIR,
             metavar="PATH",
-            help="Artifact cache [default: the Lambda's /tmp/tickerserve].",
+            help="Artifact cache folder (default: /tmp/tickerserve, as in the Lambda).",
         ),
     ] = None,
 ) -> None:

@@ -10,9 +10,10 @@ import typer
 from tickerserve.bundle import Bundle, read_verified_bundle
 from tickerserve.cli.console import JsonOption, note, print_json
 from tickerserve.cli.errors import Failed, Refused
-from tickerserve.cli.target import target
+from tickerserve.cli.model_names import model_name
+from tickerserve.cli.target import Target, target
 from tickerserve.errors import Conflict, IntegrityError, InvalidModel, NotFound
-from tickerserve.layout import TRAINING_HISTORY_KEY, Version, validate_model_name
+from tickerserve.layout import TRAINING_HISTORY_KEY, Version
 from tickerserve.publishing.history import append_records
 from tickerserve.publishing.version_folders import delete_folder, find_version
 from tickerserve.registry import Registry, read_registry, update_registry, utc_now
@@ -22,10 +23,10 @@ if TYPE_CHECKING:
     from tickerserve.model import LoadedModel
 
 
-def parse_ref(ref: str) -> tuple[str, str | None]:
-    """``NAME[@VERSION|@ALIAS]`` -> (name, version-or-alias or None)."""
+def parse_ref(ref: str, t: Target) -> tuple[str, str | None]:
+    """``NAME[@VERSION|@ALIAS]`` -> (canonical name, version-or-alias or None)."""
     name, _, selector = ref.partition("@")
-    return validate_model_name(name), selector or None
+    return model_name(name, t), selector or None
 
 
 def resolve_ref(registry: Registry, name: str, selector: str | None) -> tuple[str, str | None]:
@@ -91,7 +92,7 @@ def delete_command(
     to the training history.
     """
     t = target(ctx)
-    model = validate_model_name(name)
+    model = model_name(name, t)
     version = str(Version.parse(version))
     folder = find_version(t.store, model, version)
     if folder is None:
@@ -161,7 +162,7 @@ def validate_command(
     Exit code 1 if it fails.
     """
     t = target(ctx)
-    name, selector = parse_ref(ref)
+    name, selector = parse_ref(ref, t)
     snapshot = read_registry(t.store, t.registry_key)
     version, digest = resolve_ref(snapshot.registry, name, selector)
     try:
