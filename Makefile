@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export CDK_DISABLE_CLI_TELEMETRY := true
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: install test check lint serve layer synth deploy bench clean
+.PHONY: install test check lint serve layer synth deploy destroy bench clean
 
 $(STAMP): requirements.txt pyproject.toml package.json
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -55,6 +55,11 @@ deploy: install
 	npx cdk bootstrap
 	npx cdk deploy --all -c tickerserve:stage=$(STAGE) --require-approval broadening \
 		--outputs-file cdk-outputs.json
+
+# Deletes the stage's stacks (asks first; FORCE=1 does not). The model bucket and its access-log
+# bucket are retained on purpose: `aws s3 rb s3://NAME --force` once the models can go.
+destroy: install
+	npx cdk destroy --all -c tickerserve:stage=$(STAGE) $(if $(FORCE),--force)
 
 # Speed and memory vs a seed-style baseline; prints tables (see bench/README.md).
 bench: install

@@ -117,3 +117,18 @@ def test_make_serve_passes_its_variables_on():
     command = result.stdout.replace("\\\n", " ")
     assert "-m tickerserve.cli.dev --port 8123 --moto-port 5123" in command
     assert '--store "some dir"' in command
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_make_destroy_removes_the_stages_stacks_and_asks_unless_forced():
+    def planned(*variables: str) -> str:
+        result = subprocess.run(
+            ["make", "-n", "destroy", *variables], cwd=ROOT, capture_output=True, text=True
+        )
+        assert result.returncode == 0, result.stderr
+        return result.stdout.splitlines()[-1]
+
+    assert planned("STAGE=prod").split() == [
+        "npx", "cdk", "destroy", "--all", "-c", "tickerserve:stage=prod"
+    ]  # fmt: skip
+    assert planned("FORCE=1").endswith("tickerserve:stage=dev --force")

@@ -17,12 +17,14 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
 from tests.integration.serving import ROOT, Running, http
+from tickerserve.registry import Registry
 
 README = ROOT / "README.md"
 SECTION = "## Try it"
@@ -167,3 +169,48 @@ def test_readme_example_answers_as_documented(local_server: Running, example: Ex
         assert (actual if isinstance(actual, str) else json.dumps(actual)) == expected, path
     if example.output is not None:
         assert_same_shape(example.output, answer)
+
+
+def python_example() -> str:
+    """The ```python block of the README's SigV4 client section."""
+    section = (
+        README.read_text().split("### Calling the API from Python", 1)[1].split("\n### ", 1)[0]
+    )
+    blocks = [m.group(2) for m in _BLOCK.finditer(section) if m.group(1) == "python"]
+    assert len(blocks) == 1, "one python example in the SigV4 section"
+    return blocks[0]
+
+
+def test_python_sigv4_client_example_runs_as_written(local_server: Running, tmp_path):
+    # Given the outputs file make deploy writes, pointing at the test server (which, unlike
+    # API Gateway, does not check the signature) and the test's dummy AWS credentials
+    outputs = {"Tickerserve-dev-Serving": {"ApiUrl": f"{local_server.url}/"}}
+    (tmp_path / "cdk-outputs.json").write_text(json.dumps(outputs))
+    # When the README's example runs
+    result = subprocess.run(
+        [sys.executable, "-c", python_example()],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    # Then it signs, sends and prints a prediction, and an error's code
+    assert result.returncode == 0, result.stderr
+    first, second = result.stdout.splitlines()
+    assert first.startswith("1.0.0 ")
+    assert second == "unknown_ticker"
+
+
+def test_registry_example_is_one_the_function_reads():
+    # Given the complete registry the README shows
+    section = README.read_text().split("A complete registry, as the CLI writes it", 1)[1]
+    block = next(m.group(2) for m in _BLOCK.finditer(section) if m.group(1) == "json")
+    registry = Registry.from_json(block.encode())
+    # Then it routes and resolves as its text says
+    assert registry.route("SOXX", None, None).model == "etfs/SMH"
+    assert registry.route("AAPL", None, "h1").model == "stocks/AAPL/h1"
+    assert registry.route("TSLA", "stock", None).model == "stocks/universal"  # the fallback
+    assert registry.resolve("etfs/SMH").version == "1.0.1"
+    assert registry.resolve("etfs/SMH", alias="challenger").version == "1.0.2"
+    assert [t.version for t in registry.models["etfs/SMH"].history["production"]] == ["1.0.0"]
