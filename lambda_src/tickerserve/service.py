@@ -441,9 +441,9 @@ class ModelService:
         a current registry, and the S3 client's first call paid for (imports, service
         description, endpoint rules); then the client goes, so the snapshot holds neither
         its credentials nor its connections."""
+        self._recheck_registry("before the snapshot")
         if self.settings.preload:
             self.preload(self.settings.preload)  # already loaded by init unless that failed
-        self._recheck_registry("before the snapshot")
         self._reset_store()
 
     def after_restore(self) -> None:
@@ -455,11 +455,27 @@ class ModelService:
         self._recheck_registry("after the restore")
 
     def _recheck_registry(self, when: str) -> None:
-        self._registry_checked = -math.inf
-        try:
-            self.registry()  # one conditional GET; a failure keeps the copy already held
-        except StorageUnavailable as exc:
-            logger.warning("registry unavailable %s: %s", when, exc.message)
+        """Read the registry again now and wait for it (the store's deadline bounds the wait):
+        a SnapStart hook runs before any request, so no request waits meanwhile. A failure
+        keeps the registry already held (or none) and is counted like any other."""
+        with self._registry_lock:
+            self._recheck = None  # one started before the snapshot answers to a dead connection
+            self._failures, self._next_check = 0, -math.inf
+        if self._registry is None:
+            try:
+                self._first_registry()
+            except StorageUnavailable as exc:
+                logger.warning("registry unavailable %s: %s", when, exc.message)
+            return
+        check = _Recheck(self._registry_etag)
+        self._run_recheck(check)
+        with self._registry_lock:
+            if check.error is not None:
+                self._registry_failed(check.error)
+            elif check.registry is None:  # 304: unchanged
+                self._registry_ok()
+            else:
+                self._registry_read(check.registry, check.etag)
 
     def _reset_store(self) -> None:
         reset = getattr(self.store, "reset", None)
