@@ -42,7 +42,7 @@ _COLUMN = re.compile(r"^Column_\d+$")
 _DTYPE_FLOAT64 = 1
 _ROW_MAJOR = 1
 _PREDICT_NORMAL = 0  # probabilities (classifiers), transformed values (regressors)
-# One thread: a request is small, and OpenMP's thread start-up costs more than it saves.
+# The fast path runs one thread: a row is small, and OpenMP start-up costs more than it saves.
 _PREDICT_PARAMETERS = b"num_threads=1"
 _LIBRARY_NAMES = {"darwin": "lib_lightgbm.dylib", "win32": "lib_lightgbm.dll"}
 
@@ -74,13 +74,14 @@ def _call(status: int) -> None:
 
 
 class NativeBooster:
-    """A LightGBM booster held by its C API handle; freed with the object."""
+    """A LightGBM booster held by its C API handle (freed with the object), with the few
+    ``lightgbm.Booster`` methods serving uses, under the same names."""
 
     def __init__(self, handle: ctypes.c_void_p) -> None:
         self.handle = handle
         self._lib = library()
-        self.num_feature = self._count(self._lib.LGBM_BoosterGetNumFeature)
-        self.num_model_per_iteration = self._count(self._lib.LGBM_BoosterNumModelPerIteration)
+        self._num_feature = self._count(self._lib.LGBM_BoosterGetNumFeature)
+        self._outputs = self._count(self._lib.LGBM_BoosterNumModelPerIteration)
 
     @classmethod
     def from_string(cls, model_text: str) -> NativeBooster:
@@ -100,19 +101,26 @@ class NativeBooster:
         _call(function(self.handle, ctypes.byref(value)))
         return value.value
 
-    def feature_names(self) -> list[str]:
+    def num_feature(self) -> int:
+        return self._num_feature
+
+    def num_model_per_iteration(self) -> int:
+        """Outputs per row: 1 for binary and regression objectives, else the class count."""
+        return self._outputs
+
+    def feature_name(self) -> list[str]:
         """The names the booster was trained with (``Column_0``... for bare arrays)."""
         size = 256
         while True:
-            buffers = [ctypes.create_string_buffer(size) for _ in range(self.num_feature)]
-            pointers = (ctypes.c_char_p * self.num_feature)(
+            buffers = [ctypes.create_string_buffer(size) for _ in range(self._num_feature)]
+            pointers = (ctypes.c_char_p * self._num_feature)(
                 *(ctypes.cast(b, ctypes.c_char_p) for b in buffers)
             )
             count, needed = ctypes.c_int(), ctypes.c_size_t()
             _call(
                 self._lib.LGBM_BoosterGetFeatureNames(
                     self.handle,
-                    ctypes.c_int(self.num_feature),
+                    ctypes.c_int(self._num_feature),
                     ctypes.byref(count),
                     ctypes.c_size_t(size),
                     ctypes.byref(needed),
@@ -123,11 +131,12 @@ class NativeBooster:
                 return [b.value.decode("utf-8") for b in buffers[: count.value]]
             size = needed.value  # a longer name than the buffers held: ask again
 
-    def predict(self, rows: np.ndarray) -> np.ndarray:
-        """Outputs for a 2-D float matrix: (n_rows,) for one output, else (n_rows, outputs)."""
+    def predict(self, rows: np.ndarray, num_threads: int = 1) -> np.ndarray:
+        """Outputs for a 2-D float matrix: (n_rows,) for one output, else (n_rows, outputs).
+        One thread by default: a request is small, and OpenMP's start-up costs more."""
         data = np.ascontiguousarray(rows, dtype=np.float64)
         n_rows, n_columns = data.shape
-        out = np.empty(n_rows * self.num_model_per_iteration, dtype=np.float64)
+        out = np.empty(n_rows * self._outputs, dtype=np.float64)
         written = ctypes.c_int64()
         _call(
             self._lib.LGBM_BoosterPredictForMat(
@@ -140,14 +149,14 @@ class NativeBooster:
                 ctypes.c_int(_PREDICT_NORMAL),
                 ctypes.c_int(0),  # from the first iteration
                 ctypes.c_int(-1),  # through the last
-                ctypes.c_char_p(_PREDICT_PARAMETERS),
+                ctypes.c_char_p(f"num_threads={num_threads}".encode()),
                 ctypes.byref(written),
                 out.ctypes.data_as(ctypes.POINTER(ctypes.c_double)),
             )
         )
         if written.value != out.size:
             raise InvalidModel(f"LightGBM wrote {written.value} outputs, expected {out.size}")
-        return out if self.num_model_per_iteration == 1 else out.reshape(n_rows, -1)
+        return out if self._outputs == 1 else out.reshape(n_rows, -1)
 
     def __del__(self) -> None:
         if self.handle.value:
@@ -192,7 +201,7 @@ def lightgbm_single_threaded() -> None:
 
 def predict_probe_rows(booster: NativeBooster) -> None:
     """Predict a row of zeros and a row of missing values, as requests will."""
-    rows = np.zeros((2, booster.num_feature))
+    rows = np.zeros((2, booster.num_feature()))
     rows[1] = np.nan
     booster.predict(rows)
 
@@ -214,11 +223,11 @@ class LightGBMMember:
     def __init__(self, booster: NativeBooster, *, task: str, n_classes: int, name: str) -> None:
         self.booster = booster
         self.task = task
-        self.n_features = booster.num_feature
-        trained = booster.feature_names()
+        self.n_features = booster.num_feature()
+        trained = booster.feature_name()
         # Models trained on bare arrays carry Column_0..n: no names to check against.
         self.trained_names = None if all(_COLUMN.match(n) for n in trained) else trained
-        raw_outputs = booster.num_model_per_iteration
+        raw_outputs = booster.num_model_per_iteration()
         expected = 1 if task == "regression" or n_classes == 2 else n_classes
         if raw_outputs != expected:
             what = "one value" if task == "regression" else f"{n_classes} classes"
@@ -282,9 +291,9 @@ class SingleRow:
         self._booster = booster  # keeps the native handle alive as long as the config
         self._lib = booster._lib
         self._config = config
-        outputs = booster.num_model_per_iteration
+        outputs = booster.num_model_per_iteration()
         self._shape = (1, outputs) if outputs > 1 else (1,)
-        self._n_features = booster.num_feature
+        self._n_features = booster.num_feature()
         self._out = np.empty(outputs, dtype=np.float64)
         self._out_ptr = self._out.ctypes.data_as(ctypes.POINTER(ctypes.c_double))
         self._out_len = ctypes.c_int64()
@@ -300,7 +309,7 @@ class SingleRow:
                 ctypes.c_int(0),  # from the first iteration
                 ctypes.c_int(-1),  # through the last
                 ctypes.c_int(_DTYPE_FLOAT64),
-                ctypes.c_int32(booster.num_feature),
+                ctypes.c_int32(booster.num_feature()),
                 ctypes.c_char_p(_PREDICT_PARAMETERS),
                 ctypes.byref(config),
             )
