@@ -148,7 +148,6 @@ class S3Store:
         self._endpoint_url = endpoint_url
         self._region = region
         self._lock = threading.Lock()
-        self._loader: Any = None  # botocore's parsed service descriptions, kept across clients
 
     def describe(self) -> str:
         return f"s3://{self.bucket}"
@@ -158,14 +157,12 @@ class S3Store:
         if self._client is None:
             with self._lock:
                 if self._client is None:
-                    self._client, self._loader = _make_client(
-                        self._endpoint_url, self._region, self.timeouts, self._loader
-                    )
+                    self._client = _make_client(self._endpoint_url, self._region, self.timeouts)
         return self._client
 
     def reset(self) -> None:
         """Close the client; the next call makes a fresh one (new credentials chain, new
-        connections) without parsing the service description again. For SnapStart restores."""
+        connections; the parsed service description is reused). For SnapStart restores."""
         with self._lock:
             client, self._client = self._client, None
         if client is not None:
@@ -302,13 +299,18 @@ def _full_object_sha256(response: Any) -> str | None:
     return raw.hex() if len(raw) == 32 else None
 
 
-def _make_client(
-    endpoint_url: str | None, region: str | None, timeouts: Timeouts, loader: Any = None
-) -> tuple[S3Client, Any]:
-    """A client from a new botocore session (its own credentials chain) and that session's
-    data loader, which a later client may share: parsing S3's service description is most of
-    a client's cost. botocore alone: boto3's session would also import s3transfer for
-    upload/download helpers nothing here uses (about a fifth of the cold S3 set-up)."""
+# botocore's data loader, shared by every client of this process (boto3's default session
+# shares it the same way): parsing S3's service description is most of a new client's cost.
+_loader: Any = None
+_loader_lock = threading.Lock()
+
+
+def _make_client(endpoint_url: str | None, region: str | None, timeouts: Timeouts) -> S3Client:
+    """A client from a new botocore session, so its own credentials chain (what a SnapStart
+    restore needs), over the process's parsed service descriptions. botocore alone: boto3's
+    session would also import s3transfer for upload/download helpers nothing here uses
+    (about a fifth of the cold S3 set-up)."""
+    global _loader
     import botocore.session
     from botocore.config import Config
 
@@ -321,8 +323,11 @@ def _make_client(
         max_pool_connections=32,
     )
     session = botocore.session.Session()
-    if loader is not None:
-        session.register_component("data_loader", loader)
+    with _loader_lock:
+        if _loader is None:
+            _loader = session.get_component("data_loader")
+        else:
+            session.register_component("data_loader", _loader)
     if _is_local(endpoint_url or os.environ.get(ENV_ENDPOINT_S3) or os.environ.get(ENV_ENDPOINT)):
         # A local S3 (the moto server of `make serve`) takes any key: the commands it prints
         # must work when pasted into a shell without AWS credentials. A configured key still
@@ -335,7 +340,7 @@ def _make_client(
     client = session.create_client(
         "s3", endpoint_url=endpoint_url, region_name=region, config=config
     )
-    return cast("S3Client", client), session.get_component("data_loader")
+    return cast("S3Client", client)
 
 
 def _is_local(endpoint_url: str | None) -> bool:

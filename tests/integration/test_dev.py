@@ -126,7 +126,8 @@ def test_make_destroy_removes_the_stages_stacks_and_asks_unless_forced():
             ["make", "-n", "destroy", *variables], cwd=ROOT, capture_output=True, text=True
         )
         assert result.returncode == 0, result.stderr
-        return result.stdout.splitlines()[-1]
+        # (under an outer make, the output also has make's "Entering directory" lines)
+        return next(line for line in result.stdout.splitlines() if "cdk destroy" in line)
 
     assert planned("STAGE=prod").split() == [
         "npx", "cdk", "destroy", "--all", "-c", "tickerserve:stage=prod"
