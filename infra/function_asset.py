@@ -41,8 +41,9 @@ CODE_EXCLUDES = [
     "tickerserve/publishing",
     "tickerserve/monitor",  # the monitor function's own asset carries it
 ]
-# Finished builds kept (switching branches or editing should not pile up folders).
-KEEP_BUILDS = 4
+# Finished builds kept, for both functions' assets (switching branches or editing should not
+# pile up folders).
+KEEP_BUILDS = 6
 
 
 @dataclass(frozen=True)

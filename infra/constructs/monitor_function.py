@@ -21,11 +21,12 @@ from aws_cdk import aws_scheduler_targets as targets
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
+from infra.bytecode import find_python
 from infra.config import MonitorSettings
 from infra.constructs.dependency_layer import RUNTIME, lambda_architecture
 from infra.constructs.log_retention import log_retention
-from infra.constructs.prediction_function import CODE_ROOT
 from infra.constructs.prediction_function import _nag_spelling as nag_spelling
+from infra.function_asset import CODE_ROOT, stage_function_code
 
 HANDLER = "tickerserve.monitor.handler.lambda_handler"
 NAMESPACE = "Tickerserve/Monitor"
@@ -139,7 +140,11 @@ class MonitorFunction(Construct):
             runtime=RUNTIME,
             architecture=lambda_architecture(architecture),
             handler=HANDLER,
-            code=lambda_.Code.from_asset(str(CODE_ROOT), exclude=CODE_EXCLUDES),
+            # Sources and CPython 3.13 bytecode, as the prediction function ships them (the
+            # one warning when Python 3.13 is missing comes from the prediction function).
+            code=lambda_.Code.from_asset(
+                str(stage_function_code(CODE_ROOT, CODE_EXCLUDES, python=find_python()).path)
+            ),
             layers=[layer],
             role=self.role,
             memory_size=MEMORY_MB,
