@@ -84,7 +84,7 @@ def baseline_command(
     t = target(ctx)
     if reference is None:
         raise Refused("--reference FILE is required")
-    name, selector = parse_ref(ref)
+    name, selector = parse_ref(ref, t)
     registry = read_registry(t.store, t.registry_key).registry
     version, digest = resolve_ref(registry, name, selector)
     bundle, _, _ = load_verified(t.store, name, version, digest)

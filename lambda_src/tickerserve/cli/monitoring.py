@@ -11,6 +11,7 @@ import typer
 
 from tickerserve.cli.console import JsonOption, note, print_json, table
 from tickerserve.cli.errors import Refused
+from tickerserve.cli.model_names import model_name
 from tickerserve.cli.target import target
 from tickerserve.layout import MONITORING_HISTORY_KEY
 from tickerserve.monitor.job import complete
@@ -126,7 +127,7 @@ def run_command(
         registry_key=t.registry_key,
         period=period,
         config=config,
-        models=model or None,
+        models=[model_name(m, t) for m in model] if model else None,
         capture_store=capture_store,
     )
     done = complete(
@@ -233,7 +234,8 @@ def report_command(
     log = read_records(t.store, MONITORING_HISTORY_KEY)
     records = [r for r in log.records if isinstance(r.get("model"), str) or "drift" in r]
     if model:
-        records = [r for r in records if r.get("model") in set(model)]
+        wanted = {model_name(m, t) for m in model}
+        records = [r for r in records if r.get("model") in wanted]
     if not records:
         raise Refused("no monitoring history to report on (run: tickerserve monitor run)")
     page = render(records, last=last, png=png, source=t.store.describe())
