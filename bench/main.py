@@ -302,8 +302,9 @@ class Bench:
             ts_rows = [model.schema.row(b["features"]).reshape(1, -1) for b in bodies]
             clf, _, seed_names = self.seed._models[self.seed.model_prefix(ticker)]
             seed_rows = [np.array([[float(b["features"][n]) for n in seed_names]]) for b in bodies]
-            booster = model.members[0].booster
-            if not np.allclose(booster.predict(ts_rows[0]), model.predict_proba(ts_rows[0])):
+            # lightgbm's own Booster of the same trees (the seed classifier's), for comparison
+            booster = clf.booster_
+            if not np.allclose(booster.predict(seed_rows[0]), model.predict_proba(ts_rows[0])):
                 raise RuntimeError("the single-row fast path disagrees with Booster.predict")
             canned = APIGatewayRestResolver(serializer=partial(json.dumps, separators=(",", ":")))
             answer = json.loads(self._call_ts(events[0])["body"])
@@ -315,7 +316,7 @@ class Bench:
                 "resolver": Cycle(canned.resolve, events, self.context),
                 "predict": Cycle(partial(predict, self.ts.SERVICE), bodies),
                 "proba": Cycle(model.predict_proba, ts_rows),
-                "booster": Cycle(partial(booster.predict, num_threads=1), ts_rows),
+                "booster": Cycle(partial(booster.predict, num_threads=1), seed_rows),
                 "seed_proba": Cycle(clf.predict_proba, seed_rows),
             }
             gc.collect()
