@@ -233,3 +233,18 @@ def test_conversion_that_changes_predictions_is_refused(tmp_path, m, monkeypatch
         r"original \(max difference 1e-06 on 256 probe rows\)",
         message,
     )
+
+
+def test_a_text_model_txt_seed_folder_converts_like_its_booster(tmp_path, models):
+    # Given a seed folder holding LightGBM text (no pickle) and its feature names
+    folder = tmp_path / "spy"
+    folder.mkdir()
+    (folder / "model.txt").write_bytes(models.spy.files["model.txt"])
+    write_json(folder / "feature_names.json", models.spy.metadata.feature_names)
+    # When it is converted (lightgbm's own Booster, loaded in a probe child first)
+    converted = load_source(folder, model="etfs/SPY")
+    # Then the bundle answers what the text model answers
+    x = _rows(width=len(models.spy.metadata.feature_names))
+    served = LoadedModel(converted.bundle.metadata, converted.bundle.files).predict_proba(x)
+    reference = LoadedModel(models.spy.metadata, models.spy.files).predict_proba(x)
+    np.testing.assert_array_equal(served, reference)

@@ -20,7 +20,8 @@ from tickerserve.cli.errors import EXIT_REFUSED, Refused
 from tickerserve.cli.importers import IMPORTERS, detect
 from tickerserve.cli.importers.plan import ImportOptions
 from tickerserve.cli.importers.publication import ImportResult, run_import
-from tickerserve.cli.target import target
+from tickerserve.cli.model_names import model_name
+from tickerserve.cli.target import Target, target
 from tickerserve.layout import normalize_ticker, validate_alias
 from tickerserve.publishing.conversion.feature_names import read_names_file
 from tickerserve.registry import DEFAULT_ALIAS
@@ -137,9 +138,9 @@ def import_seed_command(
         etfs=frozenset(_tickers("--etfs", _split(etfs))),
         stocks=tuple(_split(stocks)),
         stock_fallback=stock_fallback,
-        model=model,
+        model=None if model is None else model_name(model, t),
         routes=tuple(route or []),
-        mapping=_mapping(mapping or []),
+        mapping=_mapping(mapping or [], t),
         skip_existing=skip_existing,
         features=None if features is None else read_names_file(features),
     )
@@ -162,13 +163,13 @@ def _tickers(flag: str, items: list[str]) -> list[str]:
         raise Refused(f"{flag}: {exc}") from None
 
 
-def _mapping(items: list[str]) -> dict[str, str]:
+def _mapping(items: list[str], t: Target) -> dict[str, str]:
     out: dict[str, str] = {}
     for item in items:
         name, sep, model = item.partition("=")
         if not sep or not name.strip() or not model.strip():
             raise Refused(f"--map {item!r}: expected NAME=MODEL")
-        out[name.strip()] = model.strip()
+        out[name.strip()] = model_name(model.strip(), t)
     return out
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from tickerserve.bundle import BundleMetadata, make_bundle
 from tickerserve.cli.errors import Refused
-from tickerserve.errors import TickerserveError
+from tickerserve.errors import InvalidModel, TickerserveError
 from tickerserve.layout import METADATA_FILE, MODEL_FILE
 from tickerserve.publishing.conversion import NotConvertible
 from tickerserve.publishing.conversion import seed_metadata as seedmeta
@@ -195,12 +195,30 @@ def _read_seed(path: Path, pickles: list[Path]) -> Recipe:
 
 
 def _text_booster(file: Path) -> Any:
-    from tickerserve.members.lightgbm import load_booster_safely
+    """lightgbm's own Booster (conversion works with the lightgbm package, unlike serving),
+    loaded in a forked child first: LightGBM aborts the process on some malformed text."""
+    from tickerserve.members.lightgbm import lightgbm_single_threaded, predict_probe_rows
+    from tickerserve.safe_load import safe_load
 
-    try:  # LightGBM aborts the process on some malformed text: load it in a child first
-        return load_booster_safely(file.read_bytes(), MODEL_FILE)
+    try:
+        return safe_load(
+            _python_booster,
+            file.read_bytes(),
+            what=MODEL_FILE,
+            check=predict_probe_rows,
+            child_setup=lightgbm_single_threaded,
+        )
     except TickerserveError as exc:
         raise Refused(f"{file}: {exc.message}") from None
+
+
+def _python_booster(data: bytes) -> Any:
+    import lightgbm as lgb
+
+    try:
+        return lgb.Booster(model_str=data.decode("utf-8"))
+    except (lgb.basic.LightGBMError, UnicodeDecodeError, ValueError) as exc:
+        raise InvalidModel(f"not a LightGBM text model: {exc}") from None
 
 
 def _seed_metadata(path: Path) -> dict[str, Any]:
