@@ -39,9 +39,9 @@ MAX_TIMEOUT_SECONDS = 29
 # SnapStart does not support ephemeral storage above 512 MB.
 SNAPSTART_MAX_EPHEMERAL_MB = 512
 
-_STAGE_RE = re.compile(r"^[a-z][a-z0-9-]{0,11}$")
-_MODEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*){0,3}$")
-_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_STAGE_RE = re.compile(r"[a-z][a-z0-9-]{0,11}")
+_MODEL_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*){0,3}")
+_BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 # How `-c key=null` (always a string on the command line) says "not set".
 _NULL_STRINGS = frozenset({"", "null"})
@@ -215,7 +215,7 @@ class ServingConfig(Settings):
     @field_validator("stage")
     @classmethod
     def _stage(cls, value: str) -> str:
-        if _STAGE_RE.match(value) is None:
+        if _STAGE_RE.fullmatch(value) is None:
             raise ValueError("1-12 lowercase letters, digits, dashes (part of the bucket name)")
         return value
 
@@ -238,7 +238,7 @@ class ServingConfig(Settings):
     @classmethod
     def _preload_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for name in value:
-            if _MODEL_RE.match(name) is None:
+            if _MODEL_RE.fullmatch(name) is None:
                 raise ValueError(f"{name!r} is not a model name")
         return value
 
@@ -252,7 +252,7 @@ class ServingConfig(Settings):
     @field_validator("bucket_name")
     @classmethod
     def _bucket_name(cls, value: str | None) -> str | None:
-        if value is not None and _BUCKET_RE.match(value) is None:
+        if value is not None and _BUCKET_RE.fullmatch(value) is None:
             raise ValueError("not a valid S3 bucket name")
         return value
 

@@ -26,7 +26,7 @@ from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from tickerserve import __version__, openapi
+from tickerserve import __version__, events, openapi
 from tickerserve.describe import describe_models, describe_ticker, health
 from tickerserve.errors import (
     BadRequest,
@@ -44,6 +44,7 @@ from tickerserve.service import ModelService
 
 MAX_BODY_BYTES = 6 * 1024 * 1024  # Lambda's synchronous payload limit
 DEFAULT_RETRY_AFTER = 5  # seconds, for a 503 storage_unavailable that names no better time
+JSON_TYPE = content_types.APPLICATION_JSON
 DOCS_PATH = "/docs"
 OPENAPI_PATH = "/openapi.json"
 TITLE = "tickerserve"
@@ -104,12 +105,22 @@ class Api:
     def handle(self, event: Any, context: LambdaContext | None) -> Any:
         """Dispatch a REST v1, HTTP v2 or direct-invoke event."""
         self.invocations += 1
-        if isinstance(event, dict):
-            if "httpMethod" in event and "requestContext" in event:
-                return self.rest.resolve(event, context)  # type: ignore[arg-type]
-            if event.get("version") == "2.0" and "routeKey" in event:
-                return self.http.resolve(event, context)  # type: ignore[arg-type]
-        return self.direct(event)
+        kind = events.kind_of(event)
+        if kind == "direct":
+            return self.direct(event)
+        problem = events.envelope_problem(event, kind)
+        if problem is not None:
+            return _proxy_error(kind, BadRequest(problem, code="invalid_event"))
+        method, path = events.method_and_path(event, kind)
+        if events.has_control_characters(path):
+            error = NotFound(f"no route for {method} {path[:80]!r}", code="route_not_found")
+            return _proxy_error(kind, error)
+        resolver = self.rest if kind == "rest" else self.http
+        try:
+            return resolver.resolve(event, context)  # type: ignore[arg-type]
+        except Exception:  # routes map their own errors; this is the envelope or a bug
+            logger.exception("unhandled error resolving a %s event", kind)
+            return _proxy_error(kind, _internal_error())
 
     def direct(self, event: Any) -> Any:
         """Direct ``lambda invoke``: a predict body, a batch body, or ``{"action": ...}``.
@@ -259,6 +270,16 @@ def _used_schemas(document: dict[str, Any]) -> dict[str, Any]:
         components["schemas"] = kept
     trimmed = {k: v for k, v in document.items() if k != "components"}
     return {**trimmed, "components": components} if components else trimmed
+
+
+def _proxy_error(kind: events.Kind, error: TickerserveError) -> dict[str, Any]:
+    """An error answered without Powertools, in the proxy response shape of the event kind."""
+    body = _dumps(error.to_body())
+    if kind == "rest":
+        headers: dict[str, Any] = {"multiValueHeaders": {"Content-Type": [JSON_TYPE]}}
+    else:
+        headers = {"headers": {"Content-Type": JSON_TYPE}}
+    return {"statusCode": error.status, **headers, "body": body, "isBase64Encoded": False}
 
 
 def _internal_error() -> TickerserveError:

@@ -19,7 +19,7 @@ from tickerserve.store import atomic_write
 
 logger = logging.getLogger(__name__)
 
-_SHA_NAME = re.compile(r"^[0-9a-f]{64}$")
+_SHA_NAME = re.compile(r"[0-9a-f]{64}")
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -112,7 +112,7 @@ class DiskCache:
             return
         found = []
         for path in self.root.iterdir():
-            if _SHA_NAME.match(path.name) and path.is_file():
+            if _SHA_NAME.fullmatch(path.name) and path.is_file():
                 stat = path.stat()
                 found.append((stat.st_mtime, path, stat.st_size))
             elif path.name.startswith(".tmp-"):
@@ -135,7 +135,7 @@ class DiskCache:
     def write(self, sha256: str, data: bytes) -> None:
         """Store bytes already verified against ``sha256``. Full disk is logged, not fatal:
         the model still loads from memory, only the /tmp copy is lost."""
-        if not _SHA_NAME.match(sha256):
+        if not _SHA_NAME.fullmatch(sha256):
             raise ValueError("cache keys are sha256 hex digests")
         path = self.root / sha256
         try:

@@ -31,27 +31,29 @@ UNIVERSAL_STOCK_MODEL = "stocks/universal"
 
 ASSET_CLASSES = ("etf", "stock")
 
-# Letters, digits and . - ^ = ; must start with a letter, digit or ^ so "." and ".." never pass.
-_TICKER_RE = re.compile(r"^[A-Z0-9^][A-Z0-9.\-^=]{0,14}$")
-_SEGMENT_RE = re.compile(r"^[A-Za-z0-9^][A-Za-z0-9._\-^=]{0,63}$")
-_VERSION_RE = re.compile(r"^(0|[1-9]\d{0,5})\.(0|[1-9]\d{0,5})\.(0|[1-9]\d{0,5})$")
-_ALIAS_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+# Every name is checked with ``fullmatch`` (a ``$`` would accept a trailing newline) against
+# ASCII-only classes (``\d`` would take any Unicode digit). Letters, digits and . - ^ = ; a
+# ticker must start with a letter, digit or ^ so "." and ".." never pass.
+_TICKER_RE = re.compile(r"[A-Za-z0-9^][A-Za-z0-9.^=-]{0,14}")
+_SEGMENT_RE = re.compile(r"[A-Za-z0-9^][A-Za-z0-9._^=-]{0,63}")
+_VERSION_RE = re.compile(r"(0|[1-9][0-9]{0,5})\.(0|[1-9][0-9]{0,5})\.(0|[1-9][0-9]{0,5})")
+_ALIAS_RE = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 # Timeframes as seed 002 names them (m15, h1, h4, d1, w1): a unit letter and 1-3 digits.
 _TIMEFRAME_RE = re.compile(r"[mhdw][0-9]{1,3}")
-_ARTIFACT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-_KEY_RE = re.compile(r"^[A-Za-z0-9^][A-Za-z0-9._\-^=/]{0,511}$")
+_ARTIFACT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+_KEY_RE = re.compile(r"[A-Za-z0-9^][A-Za-z0-9._^=/-]{0,511}")
 
 
 def normalize_ticker(raw: object) -> str:
-    """Upper-case and validate a ticker; raise ``ValueError`` for anything else."""
+    """Validate and upper-case a ticker; raise ``ValueError`` for anything else."""
     if not isinstance(raw, str):
         raise ValueError("ticker must be a string")
-    ticker = raw.strip().upper()
-    if not _TICKER_RE.match(ticker):
+    # Checked before upper-casing: a long s (U+017F) upper-cases to S; only ASCII is a ticker.
+    if not _TICKER_RE.fullmatch(raw):
         raise ValueError(
-            f"invalid ticker {raw[:40]!r}: 1-15 characters of letters, digits, '.', '-', '^', '='"
+            f"invalid ticker {raw[:40]!r}: 1-15 ASCII letters, digits, '.', '-', '^', '='"
         )
-    return ticker
+    return raw.upper()
 
 
 def validate_model_name(name: str) -> str:
@@ -59,7 +61,7 @@ def validate_model_name(name: str) -> str:
     if not isinstance(name, str) or not 0 < len(name) <= 200:
         raise ValueError("model name must be a non-empty string")
     segments = name.split("/")
-    if len(segments) > 4 or not all(_SEGMENT_RE.match(s) for s in segments):
+    if len(segments) > 4 or not all(_SEGMENT_RE.fullmatch(s) for s in segments):
         raise ValueError(
             f"invalid model name {name!r}: 1-4 '/'-separated segments of letters, digits, ._-^="
         )
@@ -82,6 +84,8 @@ def canonical_model_name(name: str) -> str:
             f"model name {name.strip()[:40]!r} has no group folder: models are named like "
             f"{ETF_PREFIX}/SMH, {UNIVERSAL_STOCK_MODEL} or team/model"
         )
+    # Checked before any case change: a long s (U+017F) would upper-case to an ASCII S.
+    validate_model_name("/".join(segments))
     head = segments[0].lower()
     if head in (ETF_PREFIX, STOCK_PREFIX):
         ticker = segments[1]
@@ -95,7 +99,7 @@ def canonical_model_name(name: str) -> str:
 
 def validate_alias(alias: str) -> str:
     """Aliases are short lower-case names such as ``production`` or ``staging``."""
-    if not isinstance(alias, str) or not _ALIAS_RE.match(alias):
+    if not isinstance(alias, str) or not _ALIAS_RE.fullmatch(alias):
         raise ValueError(f"invalid alias {str(alias)[:40]!r}: lower-case letters, digits, _ and -")
     return alias
 
@@ -111,14 +115,14 @@ def validate_timeframe(timeframe: str) -> str:
 
 def validate_artifact_name(name: str) -> str:
     """Artifact file names are flat (no folders) so a bundle can never escape its version folder."""
-    if not isinstance(name, str) or not _ARTIFACT_RE.match(name) or ".." in name:
+    if not isinstance(name, str) or not _ARTIFACT_RE.fullmatch(name) or ".." in name:
         raise ValueError(f"invalid artifact name {str(name)[:60]!r}")
     return name
 
 
 def validate_key(key: str) -> str:
     """An object key we are willing to read or write: relative, no '..', no empty segments."""
-    if not isinstance(key, str) or not _KEY_RE.match(key) or ".." in key or "//" in key:
+    if not isinstance(key, str) or not _KEY_RE.fullmatch(key) or ".." in key or "//" in key:
         raise ValueError(f"invalid object key {str(key)[:80]!r}")
     return key
 
@@ -181,7 +185,7 @@ class Version:
     def parse(cls, raw: str) -> Version:
         if not isinstance(raw, str):
             raise ValueError("version must be a string like 1.0.0")
-        match = _VERSION_RE.match(raw)
+        match = _VERSION_RE.fullmatch(raw)
         if not match:
             raise ValueError(
                 f"invalid version {raw[:40]!r}: expected MAJOR.MINOR.PATCH, e.g. 1.0.2"

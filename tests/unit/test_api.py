@@ -276,6 +276,36 @@ def test_huge_integer_is_rejected_not_crashing(api):
     assert (status, response["error"]["code"]) == (400, "invalid_feature_values")
 
 
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"ticker": "\u017fpy"},  # upper-cases to SPY, but is not an ASCII ticker
+        {"ticker": "SPY\n"},
+        {"ticker": " SPY"},
+        {"version": "1.0.0\n"},
+        {"version": "\u0661.0.0"},  # an Arabic-Indic digit one
+        {"alias": "production\n"},
+        {"timeframe": "d1\n"},
+    ],
+)
+def test_names_must_match_in_full_and_in_ascii(api, changes):
+    # Given a valid request with one name changed, Then it is refused, never served as SPY
+    status, body = post(api, "/predict", feature_body() | changes)
+    assert (status, body["error"]["code"]) == (400, "invalid_field")
+
+
+@pytest.mark.parametrize(
+    ("raw", "status", "code"),
+    [("\u017fmh", 400, "invalid_ticker"), ("SMH\n", 404, "route_not_found")],
+)
+def test_ticker_in_the_url_must_match_in_full(api, raw, status, code):
+    event = load_event("rest_model.json")
+    event["path"] = f"/models/{raw}"
+    event["pathParameters"] = {"ticker": raw}
+    assert call(api, event)[0] == status
+    assert call(api, event)[1]["error"]["code"] == code
+
+
 def test_unknown_ticker_version_and_alias_are_404(api):
     assert post(api, "/predict", {"ticker": "ZZZ", "features": []})[0] == 404
     status, body = post(api, "/predict", feature_body() | {"version": "7.0.0"})

@@ -322,6 +322,30 @@ def test_promote_refuses_corrupt_and_missing_versions(two_versions):
     assert _registry(two_versions).revision == before
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--alias", "staging\n"],
+            "invalid alias 'staging\\n': lower-case letters, digits, _ and -",
+        ),
+        (
+            [],
+            "invalid version '1.0.1\\n': expected MAJOR.MINOR.PATCH, e.g. 1.0.2",
+        ),
+    ],
+)
+def test_promote_refuses_names_with_a_trailing_newline(two_versions, args, message):
+    # Given a name a shell can pass with a trailing newline ($'staging\n')
+    before = _registry(two_versions)
+    version = "1.0.1" if args else "1.0.1\n"
+    # When promoting with it, Then it is refused and the registry keeps its names
+    refused(ts(two_versions, "promote", "etfs/SMH", version, *args), message)
+    after = _registry(two_versions)
+    assert after.revision == before.revision
+    assert set(after.models["etfs/SMH"].aliases) == {"production"}
+
+
 def test_promote_refuses_incomplete_version(two_versions):
     LocalStore(two_versions).put(artifact_key("etfs/SMH", "1.0.2", "model.txt"), b"x")
     refused(
@@ -368,7 +392,7 @@ def test_route_and_remove(two_versions):
         (["route", "--remove", "AAPL"], "not routed: AAPL"),
         (
             ["route", "A/B", "--model", "etfs/SMH"],
-            "invalid ticker 'A/B': 1-15 characters of letters, digits, '.', '-', '^', '='",
+            "invalid ticker 'A/B': 1-15 ASCII letters, digits, '.', '-', '^', '='",
         ),
         (["fallback", "stock"], "give either --model NAME or --none"),
         (

@@ -12,13 +12,17 @@ from tickerserve.layout import (
     next_version,
     normalize_ticker,
     parse_version_key,
+    validate_alias,
+    validate_artifact_name,
+    validate_key,
     validate_model_name,
+    validate_timeframe,
 )
 
 
 @pytest.mark.parametrize(
     ("raw", "expected"),
-    [("smh", "SMH"), (" BRK.B ", "BRK.B"), ("^GSPC", "^GSPC"), ("ES=F", "ES=F"), ("BF-B", "BF-B")],
+    [("smh", "SMH"), ("BRK.B", "BRK.B"), ("^GSPC", "^GSPC"), ("ES=F", "ES=F"), ("BF-B", "BF-B")],
 )
 def test_valid_tickers_are_upper_cased(raw, expected):
     assert normalize_ticker(raw) == expected
@@ -26,7 +30,12 @@ def test_valid_tickers_are_upper_cased(raw, expected):
 
 @pytest.mark.parametrize(
     "raw",
-    ["", ".", "..", "../SMH", "SMH/..", "S M H", "A" * 16, "SMH\x00", ".HIDDEN", "é", None, 5],
+    [
+        *["", ".", "..", "../SMH", "SMH/..", "S M H", "A" * 16, "SMH\x00", ".HIDDEN", "é", None, 5],
+        # Full match only: no trailing newline, no blanks; ASCII only, even where Unicode
+        # upper-cases to ASCII (long s upper-cases to S, the ff ligature to FF).
+        *["SMH\n", " SMH", "SMH ", "\u017fmh", "\ufb00", "\uff33\uff2d\uff28"],
+    ],
 )
 def test_path_like_or_malformed_tickers_are_rejected(raw):
     with pytest.raises(ValueError, match="ticker"):
@@ -39,7 +48,11 @@ def test_valid_model_names(name):
 
 
 @pytest.mark.parametrize(
-    "name", ["", "/etfs/SMH", "etfs//SMH", "etfs/../x", "metadata/x", "etfs/versions", "a/b/c/d/e"]
+    "name",
+    [
+        *["", "/etfs/SMH", "etfs//SMH", "etfs/../x", "metadata/x", "etfs/versions", "a/b/c/d/e"],
+        *["etfs/SMH\n", "etfs/\u017fmh", "etfs/SMH/"],
+    ],
 )
 def test_invalid_model_names(name):
     with pytest.raises(ValueError, match="model name"):
@@ -64,7 +77,10 @@ def test_versions_order_numerically_and_bump():
     assert next_version(["1.4.3"], "major") == "2.0.0"
 
 
-@pytest.mark.parametrize("raw", ["1.0", "01.0.0", "1.0.0-rc1", "v1.0.0", "1.0.0 "])
+@pytest.mark.parametrize(
+    "raw",
+    ["1.0", "01.0.0", "1.0.0-rc1", "v1.0.0", "1.0.0 ", "1.0.0\n", "\u0661.0.0", "\uff11.0.0"],
+)
 def test_invalid_versions(raw):
     with pytest.raises(ValueError, match="version"):
         Version.parse(raw)
@@ -87,7 +103,28 @@ def test_model_names_have_one_spelling(typed, stored):
     assert canonical_model_name(typed) == stored
 
 
+def test_a_model_name_is_ascii_before_its_spelling_is_changed():
+    with pytest.raises(ValueError, match="invalid model name"):
+        canonical_model_name("etfs/\u017fmh")  # would upper-case to etfs/SMH
+
+
 @pytest.mark.parametrize("name", ["SMH", "smh", "universal"])
 def test_a_model_name_without_a_group_folder_is_refused(name):
     with pytest.raises(ValueError, match="has no group folder"):
         canonical_model_name(name)
+
+
+@pytest.mark.parametrize(
+    ("check", "raw"),
+    [
+        (validate_alias, "staging\n"),
+        (validate_alias, "\u017ftaging"),
+        (validate_timeframe, "d1\n"),
+        (validate_timeframe, "d\u0661"),
+        (validate_artifact_name, "model.txt\n"),
+        (validate_key, "metadata/asset_registry.json\n"),
+    ],
+)
+def test_names_with_a_trailing_newline_or_unicode_are_refused(check, raw):
+    with pytest.raises(ValueError, match="invalid"):
+        check(raw)

@@ -87,7 +87,7 @@ def test_grouped_and_listed_shapes_agree(etfs, stocks):
         ("SMH", "asset_registry.json: must be a JSON object or list"),
         (
             {"etfs": ["../X"]},
-            "asset_registry.json: invalid ticker '../X': 1-15 characters of letters, "
+            "asset_registry.json: invalid ticker '../X': 1-15 ASCII letters, "
             "digits, '.', '-', '^', '='",
         ),
         ({"etfs": {"SMH": 3}}, "asset_registry.json: SMH: expected an object, a path or null"),

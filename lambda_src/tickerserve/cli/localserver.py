@@ -24,7 +24,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 STAGE = "local"
 MAX_REQUEST_BYTES = 10 * 1024 * 1024  # API Gateway's request payload limit
-_MODEL_PATH = re.compile(r"^/models/([^/]+)$")
+_MODEL_PATH = re.compile(r"/models/([^/]+)")
 
 
 def port_is_free(host: str, port: int) -> bool:
@@ -64,7 +64,7 @@ def rest_event(
     query: dict[str, list[str]] = {}
     for name, value in parse_qsl(url.query, keep_blank_values=True):
         query.setdefault(name, []).append(value)
-    match = _MODEL_PATH.match(path)
+    match = _MODEL_PATH.fullmatch(path)
     resource, path_parameters = (
         ("/models/{ticker}", {"ticker": match.group(1)}) if match else (path, None)
     )

@@ -37,7 +37,7 @@ REGRESSION_OBJECTIVES = frozenset(
     {"regression", "regression_l1", "huber", "fair", "poisson", "quantile", "mape", "gamma",
      "tweedie"}
 )  # fmt: skip
-_COLUMN = re.compile(r"^Column_\d+$")
+_COLUMN = re.compile(r"Column_[0-9]+")
 # c_api.h constants.
 _DTYPE_FLOAT64 = 1
 _ROW_MAJOR = 1
@@ -226,7 +226,7 @@ class LightGBMMember:
         self.n_features = booster.num_feature()
         trained = booster.feature_name()
         # Models trained on bare arrays carry Column_0..n: no names to check against.
-        self.trained_names = None if all(_COLUMN.match(n) for n in trained) else trained
+        self.trained_names = None if all(_COLUMN.fullmatch(n) for n in trained) else trained
         raw_outputs = booster.num_model_per_iteration()
         expected = 1 if task == "regression" or n_classes == 2 else n_classes
         if raw_outputs != expected:

@@ -134,7 +134,8 @@ def _field(info: dict[str, Any], names: tuple[str, ...]) -> Any:
 
 def _entry(ticker: Any, asset_class: Any, info: dict[str, Any]) -> SeedEntry:
     try:
-        name = normalize_ticker(ticker)
+        # Seed files are hand-written: surrounding blanks are forgiven here, nowhere else.
+        name = normalize_ticker(ticker.strip() if isinstance(ticker, str) else ticker)
     except ValueError as exc:
         raise Refused(f"asset_registry.json: {exc}") from None
     path = _field(info, _MODEL_FIELDS)

@@ -29,13 +29,13 @@ LAYOUT = "002"
 DESCRIPTION = "trained_models/{SYMBOL}_{timeframe}_{YYYYMMDD}.pkl"
 FOLDER = "trained_models"
 DEFAULT_TIMEFRAME = "d1"
-_FILE = re.compile(r"^(?P<symbol>.+)_(?P<timeframe>[A-Za-z0-9]+)_(?P<date>\d{8})\.pkl$")
+_FILE = re.compile(r"(?P<symbol>.+)_(?P<timeframe>[A-Za-z0-9]+)_(?P<date>[0-9]{8})\.pkl")
 
 
 def find_root(path: Path) -> Path | None:
     """The folder (``trained_models/`` at or right under ``path``) holding dated pickles."""
     for root in (path, path / FOLDER):
-        if root.is_dir() and any(_FILE.match(p.name) for p in root.iterdir() if p.is_file()):
+        if root.is_dir() and any(_FILE.fullmatch(p.name) for p in root.iterdir() if p.is_file()):
             return root
     return None
 
@@ -44,7 +44,7 @@ def plan(root: Path, options: ImportOptions) -> ImportPlan:
     result = ImportPlan(LAYOUT, root)
     groups: dict[tuple[str, str], list[tuple[str, Path]]] = {}
     for file in sorted(p for p in root.iterdir() if p.is_file() and p.suffix == ".pkl"):
-        match = _FILE.match(file.name)
+        match = _FILE.fullmatch(file.name)
         if match is None:
             result.skipped.append(
                 Skipped(file.name, "name is not {SYMBOL}_{timeframe}_{YYYYMMDD}.pkl")

@@ -1,0 +1,130 @@
+"""Which kind of event reached the function, and whether its envelope can be routed.
+
+API Gateway always sends well-formed proxy events; a hand-made ``aws lambda invoke`` may not
+(a ``body`` that is an object, no ``requestContext``). Powertools reads the envelope before any
+route runs, so a malformed one would escape as an exception (a function error) or a 500. These
+checks make every such event a 400 ``invalid_event`` in the shape its caller expects.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+Kind = Literal["rest", "http", "direct"]
+
+# C0 controls and DEL never appear in a route, and Powertools' route patterns end in ``$``,
+# which would let ``/health\n`` match ``/health``.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def kind_of(event: Any) -> Kind:
+    """REST v1 carries ``httpMethod``; HTTP v2 ``version: "2.0"`` and ``routeKey``; anything
+    else is a direct invocation (a predict body, a batch body or an action)."""
+    if isinstance(event, dict):
+        if "httpMethod" in event:
+            return "rest"
+        if event.get("version") == "2.0" and "routeKey" in event:
+            return "http"
+    return "direct"
+
+
+def envelope_problem(event: dict[str, Any], kind: Kind) -> str | None:
+    """What makes a proxy event unroutable, or None when Powertools can resolve it."""
+    if kind == "rest":
+        return _first(
+            _text(event, "httpMethod"),
+            _text(event, "path"),
+            _object(event, "requestContext"),
+            _optional_text(event, "body"),
+            _optional_flag(event, "isBase64Encoded"),
+            *(_string_map(event, name) for name in _REST_MAPS),
+            *(_list_map(event, name) for name in _REST_LIST_MAPS),
+        )
+    context = event.get("requestContext")
+    http = context.get("http") if isinstance(context, dict) else None
+    return _first(
+        _text(event, "rawPath"),
+        _optional_text(event, "rawQueryString"),
+        _object(event, "requestContext"),
+        None if isinstance(http, dict) else "requestContext.http must be an object",
+        _text(http, "method", "requestContext.http.") if isinstance(http, dict) else None,
+        _optional_text(event, "body"),
+        _optional_flag(event, "isBase64Encoded"),
+        *(_string_map(event, name) for name in _HTTP_MAPS),
+        _string_list(event, "cookies"),
+    )
+
+
+def method_and_path(event: dict[str, Any], kind: Kind) -> tuple[str, str]:
+    """The HTTP method and path of a proxy event whose envelope passed ``envelope_problem``."""
+    if kind == "rest":
+        return event["httpMethod"], event["path"]
+    return event["requestContext"]["http"]["method"], event["rawPath"]
+
+
+def has_control_characters(path: str) -> bool:
+    return _CONTROL.search(path) is not None
+
+
+_REST_MAPS = ("headers", "queryStringParameters", "pathParameters", "stageVariables")
+_REST_LIST_MAPS = ("multiValueHeaders", "multiValueQueryStringParameters")
+_HTTP_MAPS = ("headers", "queryStringParameters", "pathParameters", "stageVariables")
+
+
+def _first(*problems: str | None) -> str | None:
+    return next((p for p in problems if p is not None), None)
+
+
+def _text(event: dict[str, Any], name: str, where: str = "") -> str | None:
+    return None if isinstance(event.get(name), str) else f"{where}{name} must be a string"
+
+
+def _optional_text(event: dict[str, Any], name: str) -> str | None:
+    value = event.get(name)
+    if value is None or isinstance(value, str):
+        return None
+    return f"{name} must be a string (a JSON body as text) or null, not {_type(value)}"
+
+
+def _optional_flag(event: dict[str, Any], name: str) -> str | None:
+    value = event.get(name)
+    return None if value is None or isinstance(value, bool) else f"{name} must be true or false"
+
+
+def _object(event: dict[str, Any], name: str) -> str | None:
+    return None if isinstance(event.get(name), dict) else f"{name} must be an object"
+
+
+def _string_map(event: dict[str, Any], name: str) -> str | None:
+    value = event.get(name)
+    if value is None or (
+        isinstance(value, dict)
+        and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
+    ):
+        return None
+    return f"{name} must be an object of strings or null"
+
+
+def _list_map(event: dict[str, Any], name: str) -> str | None:
+    value = event.get(name)
+    if value is None or (
+        isinstance(value, dict)
+        and all(
+            isinstance(k, str) and isinstance(v, list) and all(isinstance(i, str) for i in v)
+            for k, v in value.items()
+        )
+    ):
+        return None
+    return f"{name} must be an object of string lists or null"
+
+
+def _string_list(event: dict[str, Any], name: str) -> str | None:
+    value = event.get(name)
+    if value is None or (isinstance(value, list) and all(isinstance(i, str) for i in value)):
+        return None
+    return f"{name} must be a list of strings or null"
+
+
+def _type(value: Any) -> str:
+    return {dict: "an object", list: "a list", bool: "a boolean"}.get(type(value), "a number")

@@ -1,0 +1,116 @@
+"""Every event shape gets a JSON answer: a malformed proxy envelope is a 4xx in the shape its
+caller expects, never a 500 or an exception out of the handler."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.support import EVENTS, DemoModels, load_event, populate
+from tickerserve.api import Api
+from tickerserve.service import ModelService
+from tickerserve.settings import Settings
+from tickerserve.store import LocalStore
+
+FIXTURES = sorted(p.name for p in EVENTS.glob("*.json"))
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory, models: DemoModels) -> Api:
+    root = tmp_path_factory.mktemp("events-store")
+    populate(LocalStore(root), models)
+    cache: Path = tmp_path_factory.mktemp("events-cache")
+    return Api(ModelService(Settings(store_path=str(root), cache_dir=str(cache))))
+
+
+def answer(api: Api, event: Any) -> tuple[int, dict[str, Any], dict[str, Any]]:
+    """Status, headers and JSON body of a proxy response (REST v1 or HTTP v2 shape)."""
+    response = api.handle(event, None)
+    headers = response.get("headers") or {
+        k: v[-1] for k, v in response["multiValueHeaders"].items()
+    }
+    return response["statusCode"], headers, json.loads(response["body"])
+
+
+def with_changes(name: str, **changes: Any) -> dict[str, Any]:
+    event = load_event(name)
+    for key, value in changes.items():
+        if value is ...:
+            event.pop(key)
+        else:
+            event[key] = value
+    return event
+
+
+@pytest.mark.parametrize(
+    ("event", "shape", "problem"),
+    [
+        (with_changes("rest_predict.json", body={"ticker": "SMH"}), "rest", "body must be"),
+        (with_changes("rest_predict.json", body=42), "rest", "body must be"),
+        (with_changes("rest_predict.json", requestContext=...), "rest", "requestContext"),
+        (with_changes("rest_predict.json", headers=["x"]), "rest", "headers"),
+        (with_changes("rest_predict.json", httpMethod=None), "rest", "httpMethod"),
+        (with_changes("rest_predict.json", isBase64Encoded="no"), "rest", "isBase64Encoded"),
+        (with_changes("http_predict.json", requestContext=...), "http", "requestContext"),
+        (with_changes("http_predict.json", requestContext={}), "http", "requestContext.http"),
+        (with_changes("http_predict.json", body={"ticker": "SMH"}), "http", "body must be"),
+        (with_changes("http_predict.json", rawPath=...), "http", "rawPath"),
+        (with_changes("http_predict.json", cookies="a=b"), "http", "cookies"),
+    ],
+)
+def test_a_malformed_envelope_is_400_invalid_event(api, event, shape, problem):
+    # When a hand-made proxy event reaches the function, Then it is a JSON 400, not an error
+    response = api.handle(event, None)
+    assert ("multiValueHeaders" if shape == "rest" else "headers") in response
+    status, headers, body = answer(api, event)
+    assert (status, body["error"]["code"]) == (400, "invalid_event")
+    assert problem in body["error"]["message"]
+    assert headers["Content-Type"] == "application/json"
+
+
+@pytest.mark.parametrize("path", ["/health\n", "/predict\r", "/models/SMH\n", "/models\x00"])
+def test_a_path_with_control_characters_matches_no_route(api, path):
+    # Powertools' route patterns end in $, which also matches before a trailing newline
+    event = with_changes("rest_health.json", path=path)
+    status, _, body = answer(api, event)
+    assert (status, body["error"]["code"]) == (404, "route_not_found")
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner),
+    max_leaves=8,
+)
+
+
+@st.composite
+def damaged_events(draw: st.DrawFn) -> dict[str, Any]:
+    """A real API Gateway event with some top-level keys removed or replaced."""
+    event = load_event(draw(st.sampled_from(FIXTURES)))
+    for key in draw(st.lists(st.sampled_from(sorted(event)), max_size=4, unique=True)):
+        if draw(st.booleans()):
+            event.pop(key)
+        else:
+            event[key] = draw(json_values)
+    return event
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(event=damaged_events())
+def test_no_event_shape_gets_a_5xx_or_an_exception(api, event):
+    response = api.handle(event, None)
+    if "statusCode" not in response:  # no longer a proxy event: a direct invocation's body
+        assert set(response) == {"error"} or "ticker" in response or "results" in response
+        return
+    status = response["statusCode"]
+    body = json.loads(response["body"])
+    assert 200 <= status < 500, body
+    if status >= 400:
+        assert set(body) == {"error"} and body["error"]["code"]
