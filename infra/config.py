@@ -22,6 +22,8 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from infra.runtime_contract import check_model_name, check_name
+
 CONTEXT_PREFIX = "tickerserve:"
 STAGE_KEY = f"{CONTEXT_PREFIX}stage"
 STAGES_KEY = f"{CONTEXT_PREFIX}stages"
@@ -40,7 +42,6 @@ MAX_TIMEOUT_SECONDS = 29
 SNAPSTART_MAX_EPHEMERAL_MB = 512
 
 _STAGE_RE = re.compile(r"[a-z][a-z0-9-]{0,11}")
-_MODEL_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*){0,3}")
 _BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 # How `-c key=null` (always a string on the command line) says "not set".
@@ -237,17 +238,17 @@ class ServingConfig(Settings):
     @field_validator("preload")
     @classmethod
     def _preload_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        # The runtime's own rule: a name it refuses would stop the function at every start.
         for name in value:
-            if _MODEL_RE.fullmatch(name) is None:
-                raise ValueError(f"{name!r} is not a model name")
+            check_model_name(name)
         return value
 
     @field_validator("registry_key")
     @classmethod
     def _registry_key(cls, value: str) -> str:
-        if not value.startswith("metadata/") or ".." in value:
+        if not value.startswith("metadata/"):
             raise ValueError("must live under metadata/")
-        return value
+        return check_name("object_key", value)
 
     @field_validator("bucket_name")
     @classmethod

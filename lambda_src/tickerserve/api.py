@@ -27,6 +27,7 @@ from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from tickerserve import __version__, events, openapi
+from tickerserve.contract import LIMITS
 from tickerserve.describe import describe_models, describe_ticker, health
 from tickerserve.errors import (
     BadRequest,
@@ -42,7 +43,7 @@ from tickerserve.observability import logger
 from tickerserve.predict import predict, predict_batch
 from tickerserve.service import ModelService
 
-MAX_BODY_BYTES = 6 * 1024 * 1024  # Lambda's synchronous payload limit
+MAX_BODY_BYTES = LIMITS.body_bytes  # Lambda's synchronous payload limit
 DEFAULT_RETRY_AFTER = 5  # seconds, for a 503 storage_unavailable that names no better time
 JSON_TYPE = content_types.APPLICATION_JSON
 DOCS_PATH = "/docs"

@@ -17,6 +17,8 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from tickerserve.contract import MODEL_NAME, NAMES
+
 DEFAULT_REGISTRY_KEY = "metadata/asset_registry.json"
 METADATA_PREFIX = "metadata/"
 TRAINING_HISTORY_KEY = "metadata/training_history.jsonl"
@@ -31,17 +33,15 @@ UNIVERSAL_STOCK_MODEL = "stocks/universal"
 
 ASSET_CLASSES = ("etf", "stock")
 
-# Every name is checked with ``fullmatch`` (a ``$`` would accept a trailing newline) against
-# ASCII-only classes (``\d`` would take any Unicode digit). Letters, digits and . - ^ = ; a
-# ticker must start with a letter, digit or ^ so "." and ".." never pass.
-_TICKER_RE = re.compile(r"[A-Za-z0-9^][A-Za-z0-9.^=-]{0,14}")
-_SEGMENT_RE = re.compile(r"[A-Za-z0-9^][A-Za-z0-9._^=-]{0,63}")
-_VERSION_RE = re.compile(r"(0|[1-9][0-9]{0,5})\.(0|[1-9][0-9]{0,5})\.(0|[1-9][0-9]{0,5})")
-_ALIAS_RE = re.compile(r"[a-z][a-z0-9_-]{0,31}")
-# Timeframes as seed 002 names them (m15, h1, h4, d1, w1): a unit letter and 1-3 digits.
-_TIMEFRAME_RE = re.compile(r"[mhdw][0-9]{1,3}")
+# Name rules come from contract.json (shared with the OpenAPI document and infra). Every name
+# is checked with ``fullmatch`` (a ``$`` would accept a trailing newline) against ASCII-only
+# classes (``\d`` would take any Unicode digit).
+_TICKER = NAMES["ticker"]
+_ALIAS = NAMES["alias"]
+_VERSION = NAMES["version"]
+_TIMEFRAME = NAMES["timeframe"]
+_OBJECT_KEY = NAMES["object_key"]
 _ARTIFACT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
-_KEY_RE = re.compile(r"[A-Za-z0-9^][A-Za-z0-9._^=/-]{0,511}")
 
 
 def normalize_ticker(raw: object) -> str:
@@ -49,25 +49,12 @@ def normalize_ticker(raw: object) -> str:
     if not isinstance(raw, str):
         raise ValueError("ticker must be a string")
     # Checked before upper-casing: a long s (U+017F) upper-cases to S; only ASCII is a ticker.
-    if not _TICKER_RE.fullmatch(raw):
-        raise ValueError(
-            f"invalid ticker {raw[:40]!r}: 1-15 ASCII letters, digits, '.', '-', '^', '='"
-        )
-    return raw.upper()
+    return _TICKER.check(raw).upper()
 
 
 def validate_model_name(name: str) -> str:
     """A model name is 1-4 path segments (``etfs/SMH``), never path-like or reserved."""
-    if not isinstance(name, str) or not 0 < len(name) <= 200:
-        raise ValueError("model name must be a non-empty string")
-    segments = name.split("/")
-    if len(segments) > 4 or not all(_SEGMENT_RE.fullmatch(s) for s in segments):
-        raise ValueError(
-            f"invalid model name {name!r}: 1-4 '/'-separated segments of letters, digits, ._-^="
-        )
-    if segments[0] == METADATA_PREFIX.rstrip("/") or VERSIONS_DIR in segments:
-        raise ValueError(f"invalid model name {name!r}: 'metadata' and 'versions' are reserved")
-    return name
+    return MODEL_NAME.check(name)
 
 
 def canonical_model_name(name: str) -> str:
@@ -99,18 +86,12 @@ def canonical_model_name(name: str) -> str:
 
 def validate_alias(alias: str) -> str:
     """Aliases are short lower-case names such as ``production`` or ``staging``."""
-    if not isinstance(alias, str) or not _ALIAS_RE.fullmatch(alias):
-        raise ValueError(f"invalid alias {str(alias)[:40]!r}: lower-case letters, digits, _ and -")
-    return alias
+    return _ALIAS.check(alias)
 
 
 def validate_timeframe(timeframe: str) -> str:
     """A timeframe: ``m``, ``h``, ``d`` or ``w`` followed by one to three digits (``d1``)."""
-    if not isinstance(timeframe, str) or not _TIMEFRAME_RE.fullmatch(timeframe):
-        raise ValueError(
-            f"invalid timeframe {str(timeframe)[:20]!r}: m, h, d or w and 1-3 digits, e.g. d1, h4"
-        )
-    return timeframe
+    return _TIMEFRAME.check(timeframe)
 
 
 def validate_artifact_name(name: str) -> str:
@@ -122,9 +103,7 @@ def validate_artifact_name(name: str) -> str:
 
 def validate_key(key: str) -> str:
     """An object key we are willing to read or write: relative, no '..', no empty segments."""
-    if not isinstance(key, str) or not _KEY_RE.fullmatch(key) or ".." in key or "//" in key:
-        raise ValueError(f"invalid object key {str(key)[:80]!r}")
-    return key
+    return _OBJECT_KEY.check(key)
 
 
 def etf_model_name(ticker: str) -> str:
@@ -185,11 +164,8 @@ class Version:
     def parse(cls, raw: str) -> Version:
         if not isinstance(raw, str):
             raise ValueError("version must be a string like 1.0.0")
-        match = _VERSION_RE.fullmatch(raw)
-        if not match:
-            raise ValueError(
-                f"invalid version {raw[:40]!r}: expected MAJOR.MINOR.PATCH, e.g. 1.0.2"
-            )
+        match = _VERSION.pattern.fullmatch(_VERSION.check(raw))
+        assert match is not None  # check() just matched it
         return cls(int(match[1]), int(match[2]), int(match[3]))
 
     def bump(self, part: Bump) -> Version:

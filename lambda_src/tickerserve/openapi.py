@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from tickerserve.contract import GATEWAY_ERRORS, LIMITS, PREDICT, Field
+
 JSON = "application/json"
 
 
@@ -17,8 +19,6 @@ def nullable(schema: dict[str, Any]) -> dict[str, Any]:
     # Powertools' schema model takes one "type" string, so "or null" is spelled anyOf.
     return {"anyOf": [schema, {"type": "null"}]}
 
-
-_NUMBER_OR_NULL = nullable({"type": "number"})
 
 EXAMPLE_FEATURES: dict[str, float] = {
     "rsi_14": 61.2,
@@ -56,42 +56,23 @@ ERROR: dict[str, Any] = {
     },
 }
 
+
+def _field_schema(field: Field) -> dict[str, Any]:
+    if field.name_rule is not None:
+        schema: dict[str, Any] = {"type": "string", "pattern": field.name_rule.json_pattern}
+    else:
+        schema = dict(field.schema or {})
+    return {**schema, "description": field.description}
+
+
+# Built from contract.json, like the runtime's checks: the patterns a schema-driven client
+# (or fuzzer) reads are the ones the server applies.
 PREDICT_REQUEST: dict[str, Any] = {
     "title": "PredictRequest",
     "type": "object",
-    "required": ["ticker", "features"],
+    "required": list(PREDICT.required),
     "additionalProperties": False,
-    "properties": {
-        "ticker": {"type": "string", "description": "Case-insensitive, e.g. SMH or aapl."},
-        "features": {
-            "description": "Every feature the model needs, by name, or all of its "
-            "feature_names in order (see GET /models/{ticker}); null is a missing value.",
-            "oneOf": [
-                {"type": "object", "additionalProperties": _NUMBER_OR_NULL},
-                {"type": "array", "items": _NUMBER_OR_NULL},
-            ],
-        },
-        "alias": {
-            "type": "string",
-            "description": "Serve the version this alias points at (default production).",
-        },
-        "version": {
-            "type": "string",
-            "pattern": r"^\d+\.\d+\.\d+$",
-            "description": "Serve exactly this version (not together with alias).",
-        },
-        "asset_class": {
-            "type": "string",
-            "description": "For tickers without a route: use this class's fallback model.",
-        },
-        "timeframe": {
-            "type": "string",
-            "pattern": r"^[mhdw][0-9]{1,3}$",
-            "description": "Serve the ticker's model for this timeframe (e.g. d1, h4, m15); "
-            "without it the ticker's default route answers. A timeframe the ticker does not "
-            "route is a 404 unknown_timeframe.",
-        },
-    },
+    "properties": {name: _field_schema(field) for name, field in PREDICT.fields.items()},
 }
 
 MODEL_REF: dict[str, Any] = {
@@ -156,7 +137,14 @@ BATCH_REQUEST: dict[str, Any] = {
     "type": "object",
     "required": ["items"],
     "additionalProperties": False,
-    "properties": {"items": {"type": "array", "minItems": 1, "items": PREDICT_REQUEST}},
+    "properties": {
+        "items": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": LIMITS.batch_items,
+            "items": PREDICT_REQUEST,
+        }
+    },
 }
 
 BATCH_RESPONSE: dict[str, Any] = {
@@ -336,45 +324,75 @@ def request_body(schema: dict[str, Any], examples: dict[str, Any]) -> dict[str, 
     }
 
 
-_STORAGE_DOWN = error("The model store is unreachable and nothing usable is cached")
-_NOT_JSON = error("Content-Type is present and not JSON (application/json)")
+def with_gateway_errors(responses: dict[int, Any]) -> dict[int, Any]:
+    """``responses`` plus what only the deployed API Gateway answers (from contract.json)."""
+    out = dict(responses)
+    for status in sorted({e.status for e in GATEWAY_ERRORS if e.status is not None}):
+        causes = "; ".join(f"{e.code}: {e.when}" for e in GATEWAY_ERRORS if e.status == status)
+        note = f"Deployed API only (API Gateway, before the function): {causes}"
+        if status in out:
+            out[status] = {**out[status], "description": f"{out[status]['description']}. {note}"}
+        else:
+            out[status] = error(note)
+    return out
 
-PREDICT_RESPONSES: dict[int, Any] = {
-    200: ok("A label with every class probability, or a regression value", PREDICTION),
-    400: error(
-        "Bad JSON, wrong fields or types, missing or extra features, NaN, null for a model "
-        "that refuses missing values, a ticker without a default route and no timeframe"
-    ),
-    404: error("Unknown ticker, alias, version or timeframe (unknown_timeframe)"),
-    413: error("Body over 6 MB"),
-    415: _NOT_JSON,
-    503: _STORAGE_DOWN,
-}
-BATCH_RESPONSES: dict[int, Any] = {
-    200: ok("Per-item predictions and per-item errors", BATCH_RESPONSE),
-    400: error("The body is not a batch"),
-    413: error("More items than a batch holds, or a body over 6 MB"),
-    415: _NOT_JSON,
-    503: _STORAGE_DOWN,
-}
-MODELS_RESPONSES: dict[int, Any] = {
-    200: ok("Every model with its aliases and tickers", MODELS),
-    503: _STORAGE_DOWN,
-}
-MODEL_RESPONSES: dict[int, Any] = {
-    200: ok(
-        "The model serving the ticker (or ?timeframe=): task, members, features, classes, "
-        "metrics, timeframes",
-        MODEL_DETAIL,
-    ),
-    400: error("Not a valid ticker or timeframe"),
-    404: error("No model serves this ticker (or this timeframe of it)"),
-    503: _STORAGE_DOWN,
-}
-HEALTH_RESPONSES: dict[int, Any] = {
-    200: ok("The registry is readable", HEALTH),
-    503: ok("The model store is unreachable", HEALTH),
-}
+
+_NOT_JSON = error("Content-Type is present and not JSON (application/json)")
+_STORAGE_DOWN = error(
+    "Nothing good is held for the request: the model store is unreachable or too slow "
+    "(storage_unavailable, with Retry-After), or the version the registry names is missing, "
+    "fails verification or cannot be loaded (integrity_error, invalid_model)"
+)
+
+PREDICT_RESPONSES: dict[int, Any] = with_gateway_errors(
+    {
+        200: ok("A label with every class probability, or a regression value", PREDICTION),
+        400: error(
+            "Bad JSON, wrong fields or types, missing or extra features, NaN, null for a model "
+            "that refuses missing values, a ticker without a default route and no timeframe"
+        ),
+        404: error("Unknown ticker, alias, version or timeframe (unknown_timeframe)"),
+        413: error("Body over 6 MiB (body_too_large)"),
+        415: _NOT_JSON,
+        503: _STORAGE_DOWN,
+    }
+)
+BATCH_RESPONSES: dict[int, Any] = with_gateway_errors(
+    {
+        200: ok("Per-item predictions and per-item errors", BATCH_RESPONSE),
+        400: error("The body is not a batch"),
+        413: error(
+            f"More than {LIMITS.batch_items} items (batch_too_large), or a body over 6 MiB "
+            "(body_too_large)"
+        ),
+        415: _NOT_JSON,
+        503: _STORAGE_DOWN,
+    }
+)
+MODELS_RESPONSES: dict[int, Any] = with_gateway_errors(
+    {
+        200: ok("Every model with its aliases and tickers", MODELS),
+        503: _STORAGE_DOWN,
+    }
+)
+MODEL_RESPONSES: dict[int, Any] = with_gateway_errors(
+    {
+        200: ok(
+            "The model serving the ticker (or ?timeframe=): task, members, features, classes, "
+            "metrics, timeframes",
+            MODEL_DETAIL,
+        ),
+        400: error("Not a valid ticker or timeframe"),
+        404: error("No model serves this ticker (or this timeframe of it)"),
+        503: _STORAGE_DOWN,
+    }
+)
+HEALTH_RESPONSES: dict[int, Any] = with_gateway_errors(
+    {
+        200: ok("The registry is readable", HEALTH),
+        503: ok("The model store is unreachable", HEALTH),
+    }
+)
 
 PREDICT_BODY = request_body(
     PREDICT_REQUEST,

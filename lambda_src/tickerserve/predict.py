@@ -11,14 +11,14 @@ from typing import Any
 
 import numpy as np
 
+from tickerserve.contract import LIMITS, PREDICT
 from tickerserve.errors import BadRequest, PayloadTooLarge, TickerserveError
-from tickerserve.layout import Version, normalize_ticker, validate_alias, validate_timeframe
 from tickerserve.model import LoadedModel, Prediction
-from tickerserve.registry import Resolved, validate_asset_class
+from tickerserve.registry import Resolved
 from tickerserve.service import ModelService
 
-MAX_BATCH_ITEMS = 1000
-PREDICT_FIELDS = frozenset({"ticker", "features", "alias", "version", "asset_class", "timeframe"})
+MAX_BATCH_ITEMS = LIMITS.batch_items
+PREDICT_FIELDS = frozenset(PREDICT.fields)
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,8 @@ class PredictRequest:
 
 
 def parse_request(body: Any) -> PredictRequest:
-    """Validate the shape of one predict body (feature values are checked per model)."""
+    """Validate the shape of one predict body against ``contract.json`` (feature values are
+    checked per model)."""
     if not isinstance(body, dict):
         raise BadRequest("body must be a JSON object", code="invalid_body")
     unknown = sorted(str(k)[:40] for k in body if k not in PREDICT_FIELDS)
@@ -42,30 +43,40 @@ def parse_request(body: Any) -> PredictRequest:
             f"expected {', '.join(sorted(PREDICT_FIELDS))}",
             code="unknown_fields",
         )
-    if "ticker" not in body:
-        raise BadRequest("missing field: ticker", code="missing_field")
-    if "features" not in body:
-        raise BadRequest("missing field: features", code="missing_field")
-    try:
-        ticker = normalize_ticker(body["ticker"])
-    except ValueError as exc:  # the same code as GET /models/{ticker}
-        raise BadRequest(str(exc), code="invalid_ticker") from None
-    try:
-        alias = _optional(body, "alias", validate_alias)
-        version = _optional(body, "version", lambda v: str(Version.parse(v)))
-        asset_class = _optional(body, "asset_class", validate_asset_class)
-        timeframe = _optional(body, "timeframe", validate_timeframe)
-    except ValueError as exc:
-        raise BadRequest(str(exc), code="invalid_field") from None
-    if alias is not None and version is not None:
-        raise BadRequest("give either alias or version, not both", code="invalid_field")
+    for name in PREDICT.required:
+        if name not in body:
+            raise BadRequest(f"missing field: {name}", code="missing_field")
+    names: dict[str, str | None] = {}
+    for name, field in PREDICT.fields.items():
+        if field.name_rule is None:
+            continue
+        try:
+            if name in PREDICT.required:  # never null
+                names[name] = field.name_rule.check(body[name])
+            else:
+                names[name] = _optional(body, name, field.name_rule.check)
+        except ValueError as exc:
+            raise BadRequest(str(exc), code=field.invalid_code) from None
+    for group in PREDICT.mutually_exclusive:
+        given = [name for name in group if names.get(name) is not None]
+        if len(given) > 1:
+            raise BadRequest(f"give either {' or '.join(group)}, not both", code="invalid_field")
     features = body["features"]
     if not isinstance(features, dict | list):
         raise BadRequest(
             "features must be an object of name -> number or a list of numbers",
             code="invalid_features",
         )
-    return PredictRequest(ticker, features, alias, version, asset_class, timeframe)
+    ticker = names["ticker"]
+    assert ticker is not None  # required
+    return PredictRequest(
+        ticker.upper(),
+        features,
+        names["alias"],
+        names["version"],
+        names["asset_class"],
+        names["timeframe"],
+    )
 
 
 def _optional(body: dict[str, Any], name: str, check: Any) -> Any:

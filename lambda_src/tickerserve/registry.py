@@ -36,6 +36,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tickerserve.cas import ATTEMPTS, compare_and_swap
+from tickerserve.contract import NAMES
 from tickerserve.errors import BadRequest, InvalidModel, NotFound
 from tickerserve.layout import (
     Version,
@@ -50,7 +51,6 @@ SCHEMA = 2
 READABLE_SCHEMAS = (1, 2)
 DEFAULT_ALIAS = "production"
 HISTORY_LIMIT = 50
-_ASSET_CLASS_RE = re.compile(r"[a-z][a-z0-9_]{0,15}")
 _SHA_RE = re.compile(r"[0-9a-f]{64}")
 # Keys each level of the registry understands; anything else is carried through untouched.
 _TOP_KEYS = frozenset({"schema", "revision", "updated_at", "tickers", "fallbacks", "models"})
@@ -63,9 +63,7 @@ def utc_now() -> str:
 
 
 def validate_asset_class(value: str) -> str:
-    if not isinstance(value, str) or not _ASSET_CLASS_RE.fullmatch(value):
-        raise ValueError(f"invalid asset class {str(value)[:20]!r}: lower-case, e.g. etf or stock")
-    return value
+    return NAMES["asset_class"].check(value)
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 from aws_cdk import aws_logs as logs
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from infra.config import (
@@ -19,7 +21,9 @@ from infra.config import (
 )
 from infra.constructs.log_retention import RETENTION
 from tests.infra.conftest import CDK_CONTEXT
-from tickerserve.layout import DEFAULT_REGISTRY_KEY
+from tickerserve.errors import ConfigError as RuntimeConfigError
+from tickerserve.layout import DEFAULT_REGISTRY_KEY, validate_key, validate_model_name
+from tickerserve.settings import ENV_PRELOAD, ENV_REGISTRY_KEY, Settings
 
 
 def config_from(context: dict[str, Any]) -> ServingConfig:
@@ -87,8 +91,11 @@ def test_command_line_strings_override_the_stage_and_are_typed():
         ({"tickerserve:snapStart": "true", "tickerserve:ephemeralStorageMb": "1024"}, "<= 512"),
         ({"tickerserve:logRetentionDays": "10"}, "logRetentionDays"),
         ({"tickerserve:preload": "../etc"}, "not a model name"),
+        ({"tickerserve:preload": "metadata/x"}, "not a model name"),
+        ({"tickerserve:preload": "etfs/versions"}, "not a model name"),
         ({"tickerserve:bucketName": "Not_A_Bucket"}, "bucketName"),
         ({"tickerserve:registryKey": "models/registry.json"}, "metadata/"),
+        ({"tickerserve:registryKey": "metadata/a b.json"}, "not a valid object key"),
         ({"tickerserve:alarms": '{"p99Latency": 1}'}, "alarms.p99Latency: unknown setting"),
         ({"tickerserve:alarms": '{"periodMinutes": 10}'}, "alarms.periodMinutes=10"),
         ({"tickerserve:alarms": '{"email": "nobody"}'}, "e-mail"),
@@ -155,3 +162,56 @@ def test_retention_days_map_to_the_matching_cdk_period():
     assert RETENTION[365] == logs.RetentionDays.ONE_YEAR
     assert RETENTION[3653] == logs.RetentionDays.TEN_YEARS
     assert len(RETENTION) == len(LOG_RETENTION_DAYS)
+
+
+# -- infra refuses whatever the runtime would refuse at start-up ------------------------------
+def _runtime_starts(**env: str) -> bool:
+    """Whether the function's init would accept these environment values."""
+    try:
+        Settings.from_env({"TICKERSERVE_BUCKET": "models-bucket", **env})
+    except RuntimeConfigError:
+        return False
+    return True
+
+
+def _synth_accepts(**context: str) -> bool:
+    try:
+        config_from({**CDK_CONTEXT, **{f"tickerserve:{k}": v for k, v in context.items()}})
+    except ConfigError:
+        return False
+    return True
+
+
+NAMEISH = st.text(alphabet="aZ09._-^=/ \n\u017f", max_size=12) | st.sampled_from(
+    ["metadata/x", "etfs/versions", "etfs/SMH", "a/b/c/d", "a/b/c/d/e", "x" * 65, "etfs/SMH\n"]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(name=NAMEISH)
+def test_a_preload_name_deploys_only_if_the_function_can_start_with_it(name):
+    # The function refuses an invalid TICKERSERVE_PRELOAD at import: it could never start
+    if "," in name or not name.strip():
+        return  # the list syntax, not a name
+    runtime = _runtime_starts(**{ENV_PRELOAD: name})
+    assert _synth_accepts(preload=name) == runtime
+    assert runtime == _valid(validate_model_name, name.strip())
+
+
+@settings(max_examples=200, deadline=None)
+@given(suffix=NAMEISH)
+def test_a_registry_key_deploys_only_if_the_function_can_start_with_it(suffix):
+    key = f"metadata/{suffix}"
+    if not key.strip() or key != key.strip():
+        return  # the runtime strips blanks around an environment value; cdk.json has none
+    if _synth_accepts(registryKey=key):
+        assert _runtime_starts(**{ENV_REGISTRY_KEY: key})
+        assert _valid(validate_key, key)
+
+
+def _valid(check: Any, value: str) -> bool:
+    try:
+        check(value)
+    except ValueError:
+        return False
+    return True

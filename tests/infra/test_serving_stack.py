@@ -7,7 +7,7 @@ import json
 import pytest
 from aws_cdk.assertions import Match
 
-from infra.constructs.api import BATCH_LIMIT
+from infra.runtime_contract import GATEWAY_ERRORS
 from tests.infra.conftest import (
     Synth,
     api_methods,
@@ -202,26 +202,13 @@ def test_no_auth_only_when_the_stage_says_so():
     s.serving.resource_count_is("AWS::ApiGateway::UsagePlan", 0)
 
 
-def test_post_bodies_are_validated_against_json_schema_models(dev: Synth):
-    methods = api_methods(dev.serving)
-    validators = resources(dev.serving, "AWS::ApiGateway::RequestValidator")
-    models = {
-        m["Properties"]["Name"]: m["Properties"]
-        for m in resources(dev.serving, "AWS::ApiGateway::Model").values()
-    }
-    for route in (("POST", "/predict"), ("POST", "/predict/batch")):
-        props = methods[route]
-        validator = validators[props["RequestValidatorId"]["Ref"]]["Properties"]
-        assert validator["ValidateRequestBody"] is True
-        assert "application/json" in props["RequestModels"]
-    predict = models["PredictRequest"]["Schema"]
-    assert predict["type"] == "object"
-    assert set(predict["required"]) == {"ticker", "features"}
-    batch = models["BatchRequest"]["Schema"]
-    assert batch["required"] == ["items"]
-    assert batch["properties"]["items"]["maxItems"] == BATCH_LIMIT == 1000
-    ticker = methods[("GET", "/models/{ticker}")]
-    assert ticker["RequestParameters"] == {"method.request.path.ticker": True}
+def test_bodies_are_validated_by_the_handler_alone(dev: Synth):
+    # The deployed API answers body mistakes with the handler's codes, as the local one does
+    dev.serving.resource_count_is("AWS::ApiGateway::RequestValidator", 0)
+    dev.serving.resource_count_is("AWS::ApiGateway::Model", 0)
+    for route, props in api_methods(dev.serving).items():
+        assert "RequestModels" not in props, route
+        assert "RequestValidatorId" not in props, route
 
 
 def test_stage_is_throttled_traced_and_access_logged(dev: Synth, prod: Synth):
@@ -240,16 +227,21 @@ def test_stage_is_throttled_traced_and_access_logged(dev: Synth, prod: Synth):
     assert prod_settings[0]["ThrottlingRateLimit"] == 100
 
 
-def test_gateway_errors_use_the_api_error_shape(dev: Synth):
+def test_gateway_errors_use_the_api_error_shape_and_the_contract_codes(dev: Synth):
     responses = {
         r["Properties"]["ResponseType"]: r["Properties"]
         for r in resources(dev.serving, "AWS::ApiGateway::GatewayResponse").values()
     }
-    assert {"BAD_REQUEST_BODY", "ACCESS_DENIED", "THROTTLED", "DEFAULT_5XX"} <= set(responses)
-    template = responses["BAD_REQUEST_BODY"]["ResponseTemplates"]["application/json"]
-    # API Gateway substitutes $context.error.messageString with a quoted JSON string.
-    body = json.loads(template.replace("$context.error.messageString", '"Invalid request body"'))
-    assert body == {"error": {"code": "bad_request", "message": "Invalid request body"}}
+    # Exactly the gateway answers contract.json lists (no body validation: no BAD_REQUEST_BODY)
+    assert set(responses) == {e.response_type for e in GATEWAY_ERRORS}
+    for error in GATEWAY_ERRORS:
+        template = responses[error.response_type]["ResponseTemplates"]["application/json"]
+        # API Gateway substitutes $context.error.messageString with a quoted JSON string.
+        body = json.loads(template.replace("$context.error.messageString", '"Too Many Requests"'))
+        assert body == {"error": {"code": error.code, "message": "Too Many Requests"}}
+    # Above 10 MB the gateway's 413 carries the handler's own code for a body over 6 MiB
+    too_large = next(e for e in GATEWAY_ERRORS if e.response_type == "REQUEST_TOO_LARGE")
+    assert (too_large.status, too_large.code) == (413, "body_too_large")
 
 
 def test_waf_is_attached_only_where_the_stage_enables_it(dev: Synth, prod: Synth):

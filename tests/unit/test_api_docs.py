@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.support import EVENTS, DemoModels, load_event, populate
 from tickerserve.api import DOCS_PATH, OPENAPI_PATH, Api
+from tickerserve.contract import LIMITS, PREDICT
+from tickerserve.errors import BadRequest
+from tickerserve.predict import MAX_BATCH_ITEMS, PREDICT_FIELDS, parse_request
 from tickerserve.service import ModelService
 from tickerserve.settings import Settings
 from tickerserve.store import LocalStore
@@ -169,3 +175,43 @@ def test_document_declares_only_schemas_it_uses(store_dir, tmp_path):
                     schema = response["content"]["application/json"]["schema"]
                     assert schema["required"] == ["error"], status
     assert "415" in doc["paths"]["/predict"]["post"]["responses"]
+
+
+# -- the document carries the rules the server applies (contract.json) -------------------------
+def request_schema(doc: dict[str, Any], path: str) -> dict[str, Any]:
+    return doc["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]
+
+
+def test_request_fields_and_limits_are_the_contracts(store_dir, tmp_path):
+    doc = openapi(make_api(store_dir, tmp_path, docs=True))
+    predict = request_schema(doc, "/predict")
+    assert set(predict["properties"]) == set(PREDICT.fields) == PREDICT_FIELDS
+    assert predict["required"] == list(PREDICT.required)
+    items = request_schema(doc, "/predict/batch")["properties"]["items"]
+    assert items["maxItems"] == LIMITS.batch_items == MAX_BATCH_ITEMS
+    for name, field in PREDICT.fields.items():
+        if field.name_rule is not None:
+            assert predict["properties"][name]["pattern"] == field.name_rule.json_pattern
+
+
+@pytest.mark.parametrize("field", ["ticker", "alias", "version", "timeframe", "asset_class"])
+def test_a_value_the_document_allows_is_a_value_the_server_accepts(store_dir, tmp_path, field):
+    # Given the pattern a schema-driven client reads from the document
+    doc = openapi(make_api(store_dir, tmp_path, docs=True))
+    pattern = request_schema(doc, "/predict")["properties"][field]["pattern"]
+    assert pattern.startswith("^") and pattern.endswith("$")
+    body = pattern[1:-1]
+
+    # Then every string it allows passes the runtime's check, and no other string does
+    @settings(max_examples=200, deadline=None)
+    @given(value=st.from_regex(body, fullmatch=True) | st.text(max_size=20))
+    def agree(value: str) -> None:
+        allowed = re.fullmatch(body, value) is not None
+        try:
+            parse_request({"ticker": "SMH", "features": [], field: value})
+            accepted = True
+        except BadRequest:
+            accepted = False
+        assert accepted == allowed, value
+
+    agree()
