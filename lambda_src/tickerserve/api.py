@@ -148,7 +148,9 @@ class Api:
         if action == "predict_batch":
             return predict_batch(self.service, body)
         if action == "models":
-            return describe_models(self.service)
+            return describe_models(
+                self.service, limit=body.get("limit"), next_token=body.get("next")
+            )
         if action == "model":
             timeframe = body.get("timeframe")
             return describe_ticker(
@@ -190,11 +192,17 @@ class Api:
 
         @app.get(
             "/models",
-            summary="What serves what, without loading models",
+            summary="What serves what, one page of ticker routes, without loading models",
             responses=openapi.MODELS_RESPONSES,
+            openapi_extensions=openapi.MODELS_PARAMETERS,
         )
         def get_models() -> dict[str, Any]:
-            return describe_models(service)
+            event = app.current_event
+            return describe_models(
+                service,
+                limit=event.get_query_string_value("limit"),
+                next_token=event.get_query_string_value("next"),
+            )
 
         @app.get(
             "/models/<ticker>",

@@ -8,26 +8,19 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
+from tickerserve import route_pages
 from tickerserve.errors import StorageUnavailable
 from tickerserve.service import ModelService
 
 
-def describe_models(service: ModelService) -> dict[str, Any]:
-    """Every model with its aliases and the tickers it serves, straight from the registry."""
-    registry = service.registry()
-    return {
-        "revision": registry.revision,
-        "updated_at": registry.updated_at,
-        "fallbacks": dict(registry.fallbacks),
-        "models": [
-            {
-                "name": name,
-                "aliases": {alias: t.version for alias, t in sorted(entry.aliases.items())},
-                "tickers": registry.tickers_for(name),
-            }
-            for name, entry in sorted(registry.models.items())
-        ],
-    }
+def describe_models(
+    service: ModelService, *, limit: object = None, next_token: object = None
+) -> dict[str, Any]:
+    """One page of what serves what (``GET /models``), straight from the registry: ticker
+    routes with the aliases of the models they name (see ``route_pages``)."""
+    size = route_pages.parse_limit(limit)
+    after = None if next_token is None else route_pages.decode_token(next_token)
+    return route_pages.page(service.registry(), limit=size, after=after)
 
 
 def describe_ticker(

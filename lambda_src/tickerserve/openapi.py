@@ -176,25 +176,81 @@ _ALIASES: dict[str, Any] = {
     "description": "alias -> version",
 }
 
+_NULLABLE_STRING = nullable({"type": "string"})
+
 MODELS: dict[str, Any] = {
-    "title": "Models",
+    "title": "ModelsPage",
     "type": "object",
+    "required": ["revision", "updated_at", "routes", "models", "next"],
     "properties": {
         "revision": {"type": "integer"},
         "updated_at": {"type": "string"},
-        "fallbacks": {"type": "object", "additionalProperties": {"type": "string"}},
-        "models": {
+        "routes": {
             "type": "array",
+            "description": "Ticker routes in order: each ticker's default route, then its "
+            "timeframes; then asset-class fallbacks (ticker null); then models no route "
+            "names (ticker and asset_class null).",
             "items": {
                 "type": "object",
+                "required": ["ticker", "timeframe", "asset_class", "model", "via_fallback"],
                 "properties": {
-                    "name": {"type": "string"},
-                    "aliases": _ALIASES,
-                    "tickers": {"type": "array", "items": {"type": "string"}},
+                    "ticker": _NULLABLE_STRING,
+                    "timeframe": _NULLABLE_STRING,
+                    "asset_class": _NULLABLE_STRING,
+                    "model": {
+                        **_NULLABLE_STRING,
+                        "description": "null: the ticker's asset class has no fallback model",
+                    },
+                    "via_fallback": {"type": "boolean"},
                 },
             },
         },
+        "models": {
+            "type": "array",
+            "description": "The models this page's routes name, with their aliases.",
+            "items": {
+                "type": "object",
+                "required": ["name", "aliases"],
+                "properties": {
+                    "name": {"type": "string"},
+                    "aliases": _ALIASES,
+                    "aliases_truncated": {
+                        "type": "boolean",
+                        "description": "Present when the aliases alone would not fit a page.",
+                    },
+                },
+            },
+        },
+        "next": {
+            **_NULLABLE_STRING,
+            "description": "Pass as ?next= for the following page; null on the last page.",
+        },
     },
+}
+
+MODELS_PARAMETERS: dict[str, Any] = {
+    "parameters": [
+        {
+            "name": "limit",
+            "in": "query",
+            "required": False,
+            "description": f"Route rows per page (default {LIMITS.models_page_default}); a "
+            f"page is also never larger than {LIMITS.models_page_bytes // 1024 // 1024} MiB.",
+            "schema": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": LIMITS.models_page_max,
+                "default": LIMITS.models_page_default,
+            },
+        },
+        {
+            "name": "next",
+            "in": "query",
+            "required": False,
+            "description": "The next token of the previous page.",
+            "schema": {"type": "string"},
+        },
+    ]
 }
 
 MODEL_DETAIL: dict[str, Any] = {

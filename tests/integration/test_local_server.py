@@ -88,8 +88,14 @@ def test_batch_answers_each_item_or_its_error(local_server: Running):
 def test_models_lists_every_demo_model_with_its_tickers(local_server: Running):
     reply = http(f"{local_server.url}/models")
     assert reply.status == 200
-    served = {m["name"]: (m["aliases"], sorted(m["tickers"])) for m in reply.json()["models"]}
+    page = reply.json()
+    served = {
+        m["name"]: (m["aliases"], sorted(r["ticker"] for r in page["routes"] if r["model"] == name))
+        for m in page["models"]
+        for name in [m["name"]]
+    }
     assert served == {m.name: ({"production": "1.0.0"}, sorted(m.tickers)) for m in DEMO_MODELS}
+    assert page["next"] is None
 
 
 def test_model_detail_for_a_lower_case_ticker(local_server: Running):

@@ -134,8 +134,10 @@ def test_models_lists_routes_and_aliases_without_loading(api):
     status, body = call(api, load_event("rest_models.json"))
     assert status == 200
     names = {m["name"]: m for m in body["models"]}
-    assert names["stocks/universal"]["tickers"] == ["AAPL", "MSFT"]
+    universal = [r["ticker"] for r in body["routes"] if r["model"] == "stocks/universal"]
+    assert universal == ["AAPL", "MSFT"]
     assert names["etfs/SMH"]["aliases"] == {"production": "1.0.0"}
+    assert body["next"] is None
     assert api.service.loaded() == []
 
 
