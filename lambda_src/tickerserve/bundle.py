@@ -408,7 +408,7 @@ def parse_metadata(
     if expected_sha256 is not None and digest != expected_sha256:
         raise IntegrityError(
             f"{model} {version}: metadata.json sha256 {digest[:12]}… does not match the "
-            f"registry's {expected_sha256[:12]}…"
+            f"{expected_sha256[:12]}… recorded for it"
         )
     metadata = BundleMetadata.from_json(data)
     if metadata.model != model or metadata.version != version:

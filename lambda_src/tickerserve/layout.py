@@ -5,6 +5,7 @@ metadata/asset_registry.json                 the registry
 metadata/training_history.jsonl              one JSON record per publish
 metadata/monitoring_history.jsonl            one JSON record per monitoring run
 etfs/{TICKER}/versions/{VERSION}/...         one model per ETF
+etfs/{TICKER}/versions/index.json            the model's digest index (version_index.py)
 stocks/universal/versions/{VERSION}/...      the shared stock model
 {model name}/versions/{VERSION}/...          any other model
 {model name}/baselines/{VERSION}.json        a monitoring baseline added after publishing
@@ -26,6 +27,9 @@ MONITORING_HISTORY_KEY = "metadata/monitoring_history.jsonl"
 VERSIONS_DIR = "versions"
 BASELINES_DIR = "baselines"
 METADATA_FILE = "metadata.json"
+# Beside the version folders, where the function may read and no version key can be: a
+# version folder is named by a semantic version, never "index.json".
+INDEX_FILE = "index.json"
 MODEL_FILE = "model.txt"
 ETF_PREFIX = "etfs"
 STOCK_PREFIX = "stocks"
@@ -79,7 +83,8 @@ def canonical_model_name(name: str) -> str:
         universal = f"{head}/{ticker.lower()}" == UNIVERSAL_STOCK_MODEL
         segments[:2] = [head, ticker.lower() if universal else ticker.upper()]
         segments[2:] = [
-            part.lower() if _TIMEFRAME_RE.fullmatch(part.lower()) else part for part in segments[2:]
+            part.lower() if _TIMEFRAME.pattern.fullmatch(part.lower()) else part
+            for part in segments[2:]
         ]
     return validate_model_name("/".join(segments))
 
@@ -133,6 +138,22 @@ def metadata_key(model: str, version: str) -> str:
 def baseline_sidecar_key(model: str, version: str) -> str:
     """A baseline attached to an existing (immutable) version: beside its folder."""
     return f"{model_prefix(model)}{BASELINES_DIR}/{Version.parse(version)}.json"
+
+
+def index_key(model: str) -> str:
+    """The digest index of ``model``: ``{model}/versions/index.json``."""
+    return f"{versions_prefix(model)}{INDEX_FILE}"
+
+
+def parse_index_key(key: str) -> str | None:
+    """The model whose digest index ``key`` is, or None for any other key."""
+    model, sep, rest = key.rpartition(f"/{VERSIONS_DIR}/")
+    if not sep or rest != INDEX_FILE:
+        return None
+    try:
+        return validate_model_name(model)
+    except ValueError:
+        return None
 
 
 def parse_version_key(key: str) -> tuple[str, str, str] | None:

@@ -26,15 +26,17 @@ from tickerserve.errors import (
     StorageUnavailable,
     TickerserveError,
 )
-from tickerserve.layout import artifact_key, metadata_key
+from tickerserve.layout import artifact_key, index_key, metadata_key
 from tickerserve.model import LoadedModel, ModelKey
 from tickerserve.registry import Registry, Resolved, Route
 from tickerserve.settings import ENV_BUCKET, ENV_STORE_PATH, Settings
 from tickerserve.store import KeyNotFound, Store, open_store
+from tickerserve.version_index import VersionIndex
 
 logger = logging.getLogger(__name__)
 
 METADATA_CACHE_ENTRIES = 4096
+INDEX_CACHE_BYTES = 16 * 1024 * 1024  # digest indexes kept for pinned versions
 FAILED_ENTRIES = 1024  # remembered load failures; bounded so odd requests cannot grow memory
 LOCK_STRIPES = 64  # load locks shared by hash, so their number never grows
 # A version that failed to load is not retried for this long (or until the registry changes),
@@ -70,6 +72,14 @@ class _Recheck:
 
 
 @dataclass(frozen=True)
+class _CachedIndex:
+    index: VersionIndex
+    etag: str | None
+    size: int
+    read_at: float
+
+
+@dataclass(frozen=True)
 class Serving:
     """The model that answers a request and exactly which version it is."""
 
@@ -100,6 +110,7 @@ class ModelService:
         self._metadata: LruBytes[ModelKey, tuple[BundleMetadata, str]] = LruBytes(
             METADATA_CACHE_ENTRIES
         )
+        self._indexes: LruBytes[str, _CachedIndex] = LruBytes(INDEX_CACHE_BYTES)
         self.registry_wait = registry_wait
         self._registry: Registry | None = None
         self._registry_etag: str | None = None
@@ -263,11 +274,15 @@ class ModelService:
         return route, registry.resolve(route.model, alias=alias, version=version)
 
     def metadata(self, resolved: Resolved) -> tuple[BundleMetadata, str]:
-        """A version's validated metadata (cached; verified against the registry digest)."""
+        """A version's validated metadata (cached), verified against the digest the registry
+        recorded for it or, for a pinned version no alias names, the model's digest index."""
         key = ModelKey(resolved.model, resolved.version)
         cached = self._metadata.get(key)
         if cached is not None and resolved.metadata_sha256 in (None, cached[1]):
             return cached
+        expected = resolved.metadata_sha256
+        if expected is None:
+            expected = self._indexed_digest(resolved.model, resolved.version)
         try:
             blob = self.store.get(metadata_key(resolved.model, resolved.version))
         except KeyNotFound:
@@ -275,11 +290,50 @@ class ModelService:
                 f"model {resolved.model} has no version {resolved.version}", code="unknown_version"
             ) from None
         assert blob is not None
-        entry = parse_metadata(
-            blob.data, resolved.model, resolved.version, resolved.metadata_sha256
-        )
+        entry = parse_metadata(blob.data, resolved.model, resolved.version, expected)
         self._metadata.put(key, entry, 1)
         return entry
+
+    def _indexed_digest(self, model: str, version: str) -> str:
+        """The metadata digest the model's index recorded for ``version``. A version without
+        one is never served: its bytes could have been replaced, metadata and all."""
+        index = self._index_of(model, version)
+        digest = index.digest(version)
+        if digest is not None:
+            return digest
+        if index.is_deleted(version):
+            why = "it was deleted"
+        else:
+            why = (
+                "no digest is recorded for it (a store from before the digest index records "
+                "its versions with `tickerserve migrate`)"
+            )
+        raise NotFound(f"model {model} has no version {version}: {why}", code="unknown_version")
+
+    def _index_of(self, model: str, version: str) -> VersionIndex:
+        """A model's digest index, cached; re-read (conditionally) when it lacks ``version``,
+        at most every ``MIN_RETRY_SECONDS``, so pins of unknown versions cost little I/O."""
+        cached = self._indexes.get(model)
+        now = self.clock()
+        if cached is not None and (
+            version in cached.index.versions or now - cached.read_at < MIN_RETRY_SECONDS
+        ):
+            return cached.index
+        try:
+            blob = self.store.get(
+                index_key(model), if_none_match=cached.etag if cached is not None else None
+            )
+        except KeyNotFound:
+            index, etag, size = VersionIndex(model), None, 1
+        else:
+            if blob is None:  # unchanged (304)
+                assert cached is not None
+                index, etag, size = cached.index, cached.etag, cached.size
+            else:
+                index = VersionIndex.from_json(blob.data, model)
+                etag, size = blob.etag, len(blob.data)
+        self._indexes.put(model, _CachedIndex(index, etag, size, now), size)
+        return index
 
     # -- loading -------------------------------------------------------------------------
     def load(self, resolved: Resolved) -> tuple[LoadedModel, Resolved]:

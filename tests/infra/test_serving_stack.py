@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
 
 import pytest
@@ -18,7 +19,7 @@ from tests.infra.conftest import (
     resources,
     synth,
 )
-from tickerserve.layout import DEFAULT_REGISTRY_KEY
+from tickerserve.layout import DEFAULT_REGISTRY_KEY, index_key, metadata_key
 from tickerserve.settings import ENV_NAMES
 
 ROUTES = {
@@ -136,6 +137,10 @@ def test_function_reads_only_model_versions_and_the_registry(dev: Synth):
     assert list_["Condition"] == {
         "StringLike": {"s3:prefix": ["*/versions/*", DEFAULT_REGISTRY_KEY]}
     }
+    # The model's digest index (a pinned version's recorded digest) is one of those keys,
+    # and no other key the runtime reads is outside them.
+    for key in (index_key("etfs/SMH"), metadata_key("stocks/universal", "1.0.0")):
+        assert fnmatch.fnmatchcase(key, "*/versions/*"), key
     # Everything else: writing its own logs, and X-Ray (which has no resource-level ARNs).
     others = {a for s in statements if s not in s3 for a in as_list(s["Action"])}
     assert others == {

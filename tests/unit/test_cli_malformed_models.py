@@ -15,6 +15,7 @@ from tickerserve.bundle import Bundle, make_bundle, write_bundle
 from tickerserve.publishing.release import publish_bundle
 from tickerserve.registry import read_registry
 from tickerserve.store import LocalStore, S3Store
+from tickerserve.version_index import record_versions
 
 KINDS = ["truncated", "num_leaves=abc", "garbled leaf values", "flipped bytes"]
 # LightGBM aborts (SIGABRT, after a "[LightGBM] [Fatal]" line) or, depending on what the
@@ -60,8 +61,9 @@ def test_publish_refuses_a_native_folder_lightgbm_cannot_parse(tmp_path, store, 
 
 
 def test_validate_and_promote_refuse_a_stored_version_lightgbm_cannot_parse(store, models):
-    # Given a complete version whose model.txt is malformed but correctly hashed
-    write_bundle(store, garbled_bundle(models, "num_leaves=abc"))
+    # Given a complete, recorded version whose model.txt is malformed but correctly hashed
+    digest = write_bundle(store, garbled_bundle(models, "num_leaves=abc"))
+    record_versions(store, "etfs/SMH", {"1.0.1": digest})
     # When it is validated, Then it fails (exit 1) saying why
     validated = cli("--store", str(store.root), "validate", "etfs/SMH@1.0.1")
     assert validated.exit_code == 1

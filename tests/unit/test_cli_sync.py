@@ -20,7 +20,8 @@ from tickerserve.store import KeyNotFound, LocalStore, S3Store
 
 @pytest.fixture
 def local(tmp_path, models: DemoModels) -> LocalStore:
-    """SMH 1.0.0 + SPY 1.0.0 in production, routed: 6 files."""
+    """SMH 1.0.0 + SPY 1.0.0 in production, routed: 8 files (2 versions of 2 files, their
+    digest indexes, the history, the registry)."""
     store = LocalStore(tmp_path / "local")
     publish(
         store,
@@ -51,9 +52,9 @@ def test_first_sync_uploads_everything_second_skips_everything(s3_store, local):
     # When syncing twice
     first, summary1 = sync(s3_store, local)
     second, summary2 = sync(s3_store, local)
-    # Then the first uploads all 6 files, the second uploads nothing and skips all 6
-    assert (first.exit_code, summary1["uploaded"], summary1["skipped"]) == (0, 6, 0)
-    assert (second.exit_code, summary2["uploaded"], summary2["skipped"]) == (0, 0, 6)
+    # Then the first uploads all 8 files, the second uploads nothing and skips all 8
+    assert (first.exit_code, summary1["uploaded"], summary1["skipped"]) == (0, 8, 0)
+    assert (second.exit_code, summary2["uploaded"], summary2["skipped"]) == (0, 0, 8)
     assert summary1["uploaded_bytes"] == sum(i.size for i in local.list(""))
     # And the bucket's registry is byte-identical to the local one
     assert s3_store.get(REGISTRY_KEY).data == local.get(REGISTRY_KEY).data
@@ -67,8 +68,8 @@ def test_only_changed_files_are_uploaded(s3_store, local, models):
     )
     # When syncing again
     result, summary = sync(s3_store, local)
-    # Then the two new version files, the history and the registry are uploaded; 4 skipped
-    assert (result.exit_code, summary["uploaded"], summary["skipped"]) == (0, 4, 4)
+    # Then the two new version files, SMH's index, the history and the registry are uploaded
+    assert (result.exit_code, summary["uploaded"], summary["skipped"]) == (0, 5, 5)
     registry = read_registry(s3_store, REGISTRY_KEY).registry
     assert registry.models["etfs/SMH"].aliases["production"].version == "1.0.1"
 
@@ -97,14 +98,14 @@ def test_s3_checksum_counts_as_content_hash(s3_store, local):
     assert "sha256" not in s3_store.head(key).metadata
     # When syncing / Then that file is skipped as unchanged
     _, summary = sync(s3_store, local)
-    assert (summary["uploaded"], summary["skipped"]) == (5, 1)
+    assert (summary["uploaded"], summary["skipped"]) == (7, 1)
 
 
 def test_dry_run_writes_nothing(s3_store, local):
     result = cli("--bucket", s3_store.bucket, "sync", str(local.root), "--dry-run")
     assert result.exit_code == 0
     assert result.stdout.splitlines()[-1].startswith(
-        "dry run for s3://tickerserve-models: would upload 6 ("
+        "dry run for s3://tickerserve-models: would upload 8 ("
     )
     assert list(s3_store.list("")) == []
 
@@ -112,7 +113,7 @@ def test_dry_run_writes_nothing(s3_store, local):
 def test_text_summary(s3_store, local):
     result = cli("--bucket", s3_store.bucket, "sync", str(local.root))
     assert result.exit_code == 0
-    assert result.stdout.startswith("s3://tickerserve-models: uploaded 6 (")
+    assert result.stdout.startswith("s3://tickerserve-models: uploaded 8 (")
     assert ", skipped 0 unchanged, deleted 0, failed 0 in " in result.stdout
 
 
@@ -122,7 +123,7 @@ def test_progress_bar_path(s3_store, local, monkeypatch):
     # When syncing / Then the rich progress path runs and still prints the summary
     result = cli("--bucket", s3_store.bucket, "sync", str(local.root))
     assert result.exit_code == 0
-    assert "uploaded 6 (" in result.stdout
+    assert "uploaded 8 (" in result.stdout
 
 
 def test_differing_version_file_is_refused(s3_store, local):
@@ -228,11 +229,11 @@ def test_failed_upload_stops_before_the_registry(s3_store, local, tmp_path, monk
     )
     # When syncing
     result = cli("--bucket", s3_store.bucket, "sync", str(local.root))
-    # Then it exits 1, names the failure, and neither metadata.json files nor registry were sent
+    # Then it exits 1, names the failure, and no metadata.json, digest index or registry was sent
     assert result.exit_code == 1
     assert result.stderr == (
         f"failed: {broken}: storage error on it: InternalError\n"
-        "error: sync incomplete: 1 failed; 4 later step(s) not attempted\n"
+        "error: sync incomplete: 1 failed; 6 later step(s) not attempted\n"
     )
     with pytest.raises(KeyNotFound):
         s3_store.get(REGISTRY_KEY)

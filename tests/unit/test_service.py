@@ -20,7 +20,7 @@ from tests.support import (
 )
 from tickerserve.bundle import make_bundle
 from tickerserve.errors import IntegrityError, InvalidModel, NotFound, StorageUnavailable
-from tickerserve.layout import artifact_key
+from tickerserve.layout import artifact_key, index_key
 from tickerserve.publishing.demo import demo_bundle
 from tickerserve.publishing.release import publish_bundle
 from tickerserve.registry import Registry, update_registry
@@ -322,8 +322,10 @@ def test_republished_version_number_never_answers_with_the_old_model(populated, 
     service = make_service(populated, tmp_path, clock)
     publish_bundle(populated, models.smh_v2, registry_key=REGISTRY_KEY, aliases=("staging",))
     old = service.serving_for_ticker("SMH", alias="staging").model
-    # When 1.0.1 is deleted and a different model is published under the same number
-    populated.delete([o.key for o in populated.list("etfs/SMH/versions/1.0.1/")])
+    # When 1.0.1 is deleted by hand, digest index and all (the CLI never reuses a number), and
+    # a different model is published under the same number
+    by_hand = [o.key for o in populated.list("etfs/SMH/versions/1.0.1/")]
+    populated.delete([*by_hand, index_key("etfs/SMH")])
     other = demo_bundle("etfs/SMH", "1.0.1", seed=9, selected_features=[0, 2, 4, 6, 8, 10])
     publish_bundle(populated, other, registry_key=REGISTRY_KEY, aliases=("staging",))
     clock.advance(61)

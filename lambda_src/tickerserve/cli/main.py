@@ -21,6 +21,7 @@ from tickerserve.cli import (
     aliases,
     baseline,
     import_seed,
+    migrate,
     monitoring,
     publish,
     query,
@@ -172,6 +173,7 @@ app.command("validate")(versions.validate_command)
 app.command("serve")(serve.serve_command)
 app.command("baseline")(baseline.baseline_command)
 app.add_typer(monitoring.app, name="monitor")
+app.command("migrate")(migrate.migrate_command)
 
 
 def main() -> None:

@@ -7,17 +7,24 @@ full-object S3 SHA-256 checksum); never by size or mtime. Safety rules:
 - uploads run in phases: version artifacts, then their ``metadata.json``, then histories, then
   the registry (compare-and-swap on the ETag read while planning) - so the registry never
   points at a file that is not there yet, and a failure in one phase skips the later ones;
+- each model's digest index (``{model}/versions/index.json``) is merged, never overwritten:
+  the target's entries stay, the local ones and every version this sync completes are added
+  (a version recorded with two different digests is refused), written with compare-and-swap
+  after the version files and before the registry, so an alias never names an unrecorded
+  version;
 - ``*.jsonl`` histories are append-only: lines only the target has are kept (merged);
 - the registry never moves backwards: a target revision newer than the local one is refused
   unless ``--force`` (which writes the local content as target revision + 1);
 - ``--delete`` removes target files missing locally, last, never the registry or histories
-  and never a version the resulting registry points at (an alias or, for rollback, an alias's
-  history).
+  the digest indexes, and never a version the resulting registry points at (an alias or,
+  for rollback, an alias's history).
 """
 
 from __future__ import annotations
 
+import copy
 import time
+from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -31,10 +38,18 @@ from tickerserve.cli.console import JsonOption, human_bytes, is_terminal, print_
 from tickerserve.cli.errors import Failed, Refused
 from tickerserve.cli.target import target
 from tickerserve.errors import TickerserveError
-from tickerserve.layout import METADATA_FILE, metadata_key, parse_version_key, validate_key
+from tickerserve.layout import (
+    METADATA_FILE,
+    index_key,
+    metadata_key,
+    parse_index_key,
+    parse_version_key,
+    validate_key,
+)
 from tickerserve.publishing.history import HISTORY_KEYS
 from tickerserve.registry import Registry
 from tickerserve.store import KeyNotFound, LocalStore, ObjectInfo, Store, sha256_hex
+from tickerserve.version_index import VersionIndex, read_index
 
 JSONL_KEYS = frozenset(HISTORY_KEYS.values())
 
@@ -88,9 +103,9 @@ class SyncResult:
     seconds: float = 0.0
 
 
-# Phases: 0 artifacts and other files, 1 version metadata.json, 2 metadata/* (histories),
-# 3 the registry.
-ARTIFACTS, MARKERS, HISTORIES, REGISTRY = range(4)
+# Phases: 0 artifacts and other files, 1 version metadata.json, 2 digest indexes,
+# 3 metadata/* (histories), 4 the registry.
+ARTIFACTS, MARKERS, INDEXES, HISTORIES, REGISTRY = range(5)
 
 
 def local_files(src: Path) -> dict[str, LocalFile]:
@@ -114,6 +129,8 @@ def local_files(src: Path) -> dict[str, LocalFile]:
 def _phase(key: str, registry_key: str) -> int:
     if key == registry_key:
         return REGISTRY
+    if parse_index_key(key) is not None:
+        return INDEXES
     parts = parse_version_key(key)
     if parts is not None:
         return MARKERS if parts[2] == METADATA_FILE else ARTIFACTS
@@ -164,6 +181,8 @@ def plan_sync(
     for key, file in sorted(local.items()):
         info = remote.get(key)
         phase = _phase(key, registry_key)
+        if phase == INDEXES:
+            continue  # merged below, with the versions this sync completes
         if info is not None and info.sha256 is None and info.size == file.size:
             info = _hashed(store, info)  # no recorded digest: compare by downloading
         if info is not None and info.sha256 == file.sha256:
@@ -197,6 +216,7 @@ def plan_sync(
             f"{conflicts[0]}: version folders are immutable and the target's copy differs"
         )
     _check_new_versions(src, plan.uploads)
+    plan.uploads += _index_uploads(store, local, remote, plan)
     final_registry = _final_registry(store, local, registry_key)
     _check_aliases(final_registry, set(local) | set(remote))
     if delete:
@@ -222,6 +242,81 @@ def _check_new_versions(src: Path, uploads: list[Upload]) -> None:
             LoadedModel(bundle.metadata, bundle.files)
         except TickerserveError as exc:
             raise Refused(f"refusing to sync {model} {version}: {exc.message}") from None
+
+
+def _index_uploads(
+    store: Store, local: dict[str, LocalFile], remote: dict[str, ObjectInfo], plan: SyncPlan
+) -> list[Upload]:
+    """Each model's digest index as the target should hold it after this sync: the target's
+    entries, the local index's, and the metadata digest of every version this sync makes
+    complete. Conflicting digests for one version are refused."""
+    completed: dict[str, dict[str, str]] = defaultdict(dict)
+    for upload in plan.uploads:
+        parts = parse_version_key(upload.key) if upload.phase == MARKERS else None
+        if parts is not None:
+            completed[parts[0]][parts[1]] = local[upload.key].sha256
+    local_indexes = {model: key for key in local if (model := parse_index_key(key)) is not None}
+    uploads = []
+    for model in sorted(set(completed) | set(local_indexes)):
+        mine = (
+            VersionIndex.from_json(local[local_indexes[model]].path.read_bytes(), model)
+            if model in local_indexes
+            else VersionIndex(model)
+        )
+        theirs = read_index(store, model)
+        merged = _merged_index(theirs.index, mine, completed[model], remote)
+        data = merged.to_json()
+        key = index_key(model)
+        if theirs.etag is not None and data == theirs.index.to_json():
+            plan.skipped.append(key)
+            continue
+        uploads.append(
+            Upload(
+                key,
+                len(data),
+                INDEXES,
+                data=data,
+                if_match=theirs.etag,
+                create_only=theirs.etag is None,
+            )
+        )
+    return uploads
+
+
+def _merged_index(
+    theirs: VersionIndex,
+    mine: VersionIndex,
+    completed: dict[str, str],
+    remote: dict[str, ObjectInfo],
+) -> VersionIndex:
+    merged = copy.deepcopy(theirs)
+    for version, entry in mine.versions.items():
+        known = merged.versions.get(version)
+        if known is None:
+            held = metadata_key(mine.model, version) in remote
+            if entry.deleted_at is None or not held:  # never "deleted" over a held version
+                merged.versions[version] = entry
+            continue
+        if entry.metadata_sha256 not in (None, known.metadata_sha256) and (
+            known.metadata_sha256 is not None
+        ):
+            raise Refused(
+                f"refusing to sync {mine.model} {version}: the local digest index records "
+                f"{entry.metadata_sha256[:12]}…, the target's {known.metadata_sha256[:12]}…"
+            )
+        for name, digest in entry.sidecars.items():
+            if known.sidecars.get(name, digest) != digest:
+                raise Refused(
+                    f"refusing to sync {mine.model} {version}: sidecar {name} differs between "
+                    "the local and the target digest index"
+                )
+            merged.versions[version].sidecars.setdefault(name, digest)
+    for version, digest in completed.items():
+        try:
+            merged.record(version, digest)
+        except TickerserveError as exc:
+            raise Refused(f"refusing to sync {mine.model} {version}: {exc.message}") from None
+    return merged
 
 
 def _merge_history(store: Store, key: str, file: LocalFile) -> tuple[bytes | None, str | None]:
@@ -303,7 +398,7 @@ def _deletions(
     registry: Registry | None,
     plan: SyncPlan,
 ) -> list[str]:
-    protected = {registry_key, *JSONL_KEYS}
+    protected = {registry_key, *JSONL_KEYS, *(k for k in remote if parse_index_key(k))}
     referenced: set[tuple[str, str]] = set()
     rollback: set[tuple[str, str]] = set()  # alias history: where ``rollback`` may go
     if registry is not None:
@@ -313,7 +408,9 @@ def _deletions(
     doomed = []
     for key in sorted(set(remote) - set(local)):
         if key in protected:
-            plan.notes.append(f"kept {key}: sync never deletes the registry or histories")
+            plan.notes.append(
+                f"kept {key}: sync never deletes the registry, histories or digest indexes"
+            )
             continue
         parts = parse_version_key(key)
         if parts is not None and (parts[0], parts[1]) in referenced:

@@ -8,7 +8,7 @@ import numpy as np
 import typer
 
 from tickerserve.bundle import Bundle, read_verified_bundle
-from tickerserve.cli.console import JsonOption, note, print_json
+from tickerserve.cli.console import JsonOption, print_json
 from tickerserve.cli.errors import Failed, Refused
 from tickerserve.cli.model_names import model_name
 from tickerserve.cli.target import Target, target
@@ -18,6 +18,7 @@ from tickerserve.publishing.history import append_records
 from tickerserve.publishing.version_folders import delete_folder, find_version
 from tickerserve.registry import Registry, read_registry, update_registry, utc_now
 from tickerserve.store import KeyNotFound, Store
+from tickerserve.version_index import read_index
 
 if TYPE_CHECKING:
     from tickerserve.model import LoadedModel
@@ -78,6 +79,35 @@ def verified_for_alias(
         return load_verified(store, model, version, expected_sha256)[2]
     except (NotFound, IntegrityError, InvalidModel) as exc:
         raise Refused(f"refusing {model} {version}: {exc.message}") from None
+
+
+def _cross_checked_digest(
+    store: Store, model: str, version: str, registry_digest: str | None
+) -> str:
+    """The metadata digest to verify ``version`` against: the one its digest index recorded,
+    which must agree with the registry's where an alias (or its history) names the version."""
+    index = read_index(store, model).index
+    indexed = index.digest(version)
+    if (
+        indexed is None
+        and not index.is_deleted(version)
+        and find_version(store, model, version) is None
+    ):
+        raise NotFound(f"{model} {version} does not exist")
+    if indexed is None:
+        why = (
+            "it was deleted"
+            if index.is_deleted(version)
+            else "its digest index has no record of it (run `tickerserve migrate` to record the "
+            "versions a store held before the index)"
+        )
+        raise Failed(f"{model} {version} is not valid: {why}")
+    if registry_digest is not None and registry_digest != indexed:
+        raise Failed(
+            f"{model} {version} is not valid: the registry records metadata sha256 "
+            f"{registry_digest[:12]}…, its digest index {indexed[:12]}…"
+        )
+    return indexed
 
 
 def delete_command(
@@ -159,12 +189,14 @@ def validate_command(
 ) -> None:
     """Download a version, verify every sha256, load it and predict a probe row.
 
-    Exit code 1 if it fails.
+    The version's metadata digest must be recorded in its model's digest index and agree with
+    the registry's where an alias names it. Exit code 1 if anything fails.
     """
     t = target(ctx)
     name, selector = parse_ref(ref, t)
     snapshot = read_registry(t.store, t.registry_key)
-    version, digest = resolve_ref(snapshot.registry, name, selector)
+    version, registry_digest = resolve_ref(snapshot.registry, name, selector)
+    digest = _cross_checked_digest(t.store, name, version, registry_digest)
     try:
         bundle, model, _ = load_verified(t.store, name, version, digest)
         meta = bundle.metadata
@@ -186,7 +218,8 @@ def validate_command(
         "model": name,
         "version": version,
         "valid": True,
-        "registry_digest_checked": digest is not None,
+        "registry_digest_checked": registry_digest is not None,
+        "index_digest_checked": True,
         "artifacts": len(meta.artifacts),
         "bytes": meta.artifact_bytes,
         "features": len(meta.used_features),
@@ -196,10 +229,6 @@ def validate_command(
     if json_output:
         print_json(result)
         return
-    if digest is None:
-        note(
-            f"note: no alias points at {name} {version}; its metadata digest was not cross-checked"
-        )
     typer.echo(
         f"{name} {version} is valid: {len(meta.artifacts)} artifact(s) verified, loaded, "
         f"probe row -> {answer}"

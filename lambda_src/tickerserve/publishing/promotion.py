@@ -16,6 +16,7 @@ from tickerserve.layout import Version, validate_alias, validate_model_name
 from tickerserve.publishing.version_folders import find_version
 from tickerserve.registry import AliasTarget, Registry, update_registry
 from tickerserve.store import KeyNotFound, Store
+from tickerserve.version_index import read_index, record_versions
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,18 @@ def verified_digest(
     return digest
 
 
+def record_digest(store: Store, model: str, version: str, digest: str) -> None:
+    """Make sure the digest index records ``digest`` for a version about to get an alias (a
+    version written before the index existed is recorded now). ``Conflict`` for a version the
+    index records as deleted or with other bytes."""
+    if read_index(store, model).index.digest(version) == digest:
+        return
+    try:
+        record_versions(store, model, {version: digest})
+    except Conflict as exc:
+        raise Conflict(f"refusing {model} {version}: {exc.message}", code=exc.code) from None
+
+
 def promote(
     store: Store,
     registry_key: str,
@@ -72,6 +85,7 @@ def promote(
     model, alias = validate_model_name(model), validate_alias(alias)
     version = str(Version.parse(version))
     digest = verified_digest(store, model, version)
+    record_digest(store, model, version, digest)
     before: list[AliasTarget | None] = []
 
     def mutate(registry: Registry) -> None:

@@ -1,10 +1,11 @@
 """Publishing: write a bundle as a new immutable version, then move aliases and routes.
 
-Order: version folder (create-only, ``metadata.json`` last) -> one registry compare-and-swap
--> training history record. The registry is updated only after the folder is complete, so an
-alias never points at an incomplete version and an interrupted upload leaves the registry
-untouched; the history line (which names the aliases moved) is written only once the registry
-update succeeded, so it never claims a move that did not happen.
+Order: version folder (create-only, ``metadata.json`` last) -> its digest in the model's
+digest index -> one registry compare-and-swap -> training history record. The registry is
+updated only after the folder is complete and recorded, so an alias never points at an
+incomplete or unrecorded version and an interrupted upload leaves the registry untouched; the
+history line (which names the aliases moved) is written only once the registry update
+succeeded, so it never claims a move that did not happen.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from tickerserve.registry import (
     validate_asset_class,
 )
 from tickerserve.store import PreconditionFailed, Store
+from tickerserve.version_index import read_index, record_versions
 
 
 def publish_bundle(
@@ -53,6 +55,7 @@ def publish_bundle(
     and route ``routes`` (ticker -> asset class) to the model. Returns the new registry."""
     digest = write_bundle(store, bundle)
     meta = bundle.metadata
+    record_versions(store, meta.model, {meta.version: digest})
 
     def mutate(registry: Registry) -> None:
         for alias in aliases:
@@ -140,6 +143,8 @@ def write_version(
     validate_model_name(model)
     if used_before is None:
         used_before = versions_named(read_records(store, TRAINING_HISTORY_KEY).records, model)
+    # The digest index keeps every version ever recorded, deleted ones included.
+    used_before = {*used_before, *read_index(store, model).index.versions}
     folders = versions_of(store, model)
     taken = [f.version for f in folders] + sorted(used_before)
     if version is not None:
@@ -158,14 +163,23 @@ def write_version(
                 "versions are never reused"
             )
         candidate = with_identity(bundle, model, wanted)
-        return Written(candidate, write_bundle(store, candidate))
+        return _recorded(store, Written(candidate, write_bundle(store, candidate)))
     for _ in range(attempts):
         candidate = with_identity(bundle, model, next_version(taken, bump))
         try:
-            return Written(candidate, write_bundle(store, candidate))
+            written = Written(candidate, write_bundle(store, candidate))
         except PreconditionFailed:
             taken.append(candidate.metadata.version)  # a concurrent publisher got there first
+            continue
+        return _recorded(store, written)
     raise Conflict(f"{model}: lost {attempts} races for a new version number; try again")
+
+
+def _recorded(store: Store, written: Written) -> Written:
+    """Record a version just written in its model's digest index (before any alias moves, so
+    everything an alias can name, and every version a client may pin, has its digest)."""
+    record_versions(store, written.model, {written.version: written.metadata_sha256})
+    return written
 
 
 def training_record(written: Written, aliases: Sequence[str]) -> dict[str, Any]:
