@@ -37,7 +37,7 @@ from typing import Any
 
 from tickerserve.cas import ATTEMPTS, compare_and_swap
 from tickerserve.contract import NAMES
-from tickerserve.errors import BadRequest, InvalidModel, NotFound
+from tickerserve.errors import BadRequest, Conflict, InvalidModel, NotFound
 from tickerserve.layout import (
     Version,
     normalize_ticker,
@@ -53,7 +53,9 @@ DEFAULT_ALIAS = "production"
 HISTORY_LIMIT = 50
 _SHA_RE = re.compile(r"[0-9a-f]{64}")
 # Keys each level of the registry understands; anything else is carried through untouched.
-_TOP_KEYS = frozenset({"schema", "revision", "updated_at", "tickers", "fallbacks", "models"})
+_TOP_KEYS = frozenset(
+    {"schema", "revision", "updated_at", "tickers", "fallbacks", "models", "deleting"}
+)
 _ROUTE_KEYS = frozenset({"asset_class", "model", "timeframes"})
 _MODEL_KEYS = frozenset({"aliases", "history", "capture", "shadow", "canary"})
 
@@ -189,6 +191,9 @@ class Registry:
     tickers: dict[str, TickerRoute] = field(default_factory=dict)
     fallbacks: dict[str, str] = field(default_factory=dict)
     models: dict[str, ModelEntry] = field(default_factory=dict)
+    # Versions being deleted (model -> version -> since): no alias may move to one. Set by
+    # the delete's first registry write, cleared by its last; see ``begin_delete``.
+    deleting: dict[str, dict[str, str]] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)  # fields a newer writer added
 
     # -- reading ---------------------------------------------------------------------------
@@ -313,6 +318,7 @@ class Registry:
         validate_model_name(model)
         validate_alias(alias)
         Version.parse(version)
+        self._refuse_deleting(model, version)
         entry = self.models.setdefault(model, ModelEntry())
         previous = entry.aliases.get(alias)
         if previous is not None and previous.version != version:
@@ -328,9 +334,45 @@ class Registry:
             raise NotFound(
                 f"model {model!r} alias {alias!r} has no earlier version to roll back to"
             )
+        self._refuse_deleting(model, history[-1].version)
         target = history.pop()
         entry.aliases[alias] = AliasTarget(target.version, target.metadata_sha256, utc_now())
         return target
+
+    def begin_delete(self, model: str, version: str) -> None:
+        """The first step of deleting a version: refused while an alias points at it; drops it
+        from the alias histories (so rollback never lands on it) and marks it as being
+        deleted, so no alias can move to it until ``end_delete``. Because promote, rollback
+        and publish write the registry with compare-and-swap too, a delete and an alias move
+        on the same version serialize: whichever writes second sees the other."""
+        pointing = self.aliases_pointing_at(model, version)
+        if pointing:
+            raise Conflict(
+                f"refusing to delete {model} {version}: alias {', '.join(pointing)} points at it",
+                code="version_in_use",
+            )
+        entry = self.models.get(model)
+        for history in entry.history.values() if entry else []:
+            history[:] = [h for h in history if h.version != version]
+        self.deleting.setdefault(validate_model_name(model), {})[str(Version.parse(version))] = (
+            utc_now()
+        )
+
+    def end_delete(self, model: str, version: str) -> None:
+        """The last step of a delete: its files are gone and its digest index says so."""
+        versions = self.deleting.get(model, {})
+        versions.pop(version, None)
+        if not versions:
+            self.deleting.pop(model, None)
+
+    def _refuse_deleting(self, model: str, version: str) -> None:
+        since = self.deleting.get(model, {}).get(version)
+        if since is not None:
+            raise Conflict(
+                f"{model} {version} is being deleted (since {since}); if that delete was "
+                f"interrupted, run `tickerserve delete {model} {version}` again",
+                code="version_deleting",
+            )
 
     def remove_alias(self, model: str, alias: str) -> None:
         entry = self.models.get(model)
@@ -365,6 +407,7 @@ class Registry:
             "tickers": {t: _route_dict(r) for t, r in sorted(self.tickers.items())},
             "fallbacks": dict(sorted(self.fallbacks.items())),
             "models": {name: _entry_dict(e) for name, e in sorted(self.models.items())},
+            **({"deleting": _sorted_nested(self.deleting)} if self.deleting else {}),
         }
 
     def to_json(self) -> bytes:
@@ -440,12 +483,20 @@ class Registry:
                 canary=None if canary is None else CanarySettings(**_mapping(entry, "canary")),
                 extra=_unknown(entry, _MODEL_KEYS),
             )
+        deleting: dict[str, dict[str, str]] = {}
+        for model, versions in _mapping(raw, "deleting").items():
+            if not isinstance(versions, dict):
+                raise TypeError(f"deleting.{model} must be an object")
+            deleting[validate_model_name(model)] = {
+                str(Version.parse(v)): str(since) for v, since in versions.items()
+            }
         return cls(
             revision=revision,
             updated_at=str(raw.get("updated_at", "")),
             tickers=tickers,
             fallbacks=fallbacks,
             models=models,
+            deleting=deleting,
             extra=_unknown(raw, _TOP_KEYS),
         )
 
@@ -468,6 +519,10 @@ def _entry_dict(entry: ModelEntry) -> dict[str, Any]:
         if settings is not None:
             out[name] = settings.to_dict()
     return out
+
+
+def _sorted_nested(mapping: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+    return {k: dict(sorted(v.items())) for k, v in sorted(mapping.items())}
 
 
 def _unknown(raw: dict[str, Any], known: frozenset[str]) -> dict[str, Any]:

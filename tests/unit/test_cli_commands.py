@@ -543,6 +543,34 @@ def test_delete(versions_store):
     assert history[-1]["event"] == "deleted"
 
 
+def test_an_interrupted_delete_blocks_aliases_and_finishes_when_run_again(
+    two_versions, monkeypatch
+):
+    # Given a delete of 1.0.1 that dies while removing files (after the registry and the
+    # digest index were marked)
+    def fail(key: str) -> None:
+        raise StorageUnavailable("storage error on it: InternalError")
+
+    failing = FaultyStore(LocalStore(two_versions))
+    failing.inner.delete = lambda keys: fail(keys[0])  # type: ignore[method-assign]
+    monkeypatch.setattr("tickerserve.cli.target.open_store", lambda **kw: failing)
+    assert ts(two_versions, "delete", "etfs/SMH", "1.0.1").exit_code == 1
+    monkeypatch.undo()
+    assert "1.0.1" in _registry(two_versions).deleting["etfs/SMH"]
+    # Then no alias may move to it meanwhile, with a message that says what to do
+    promoted = ts(two_versions, "promote", "etfs/SMH", "1.0.1")
+    assert promoted.exit_code == 2
+    assert promoted.stderr.startswith("error: refusing etfs/SMH 1.0.1: etfs/SMH 1.0.1 was deleted")
+    assert "a delete was interrupted; `tickerserve delete etfs/SMH 1.0.1` finishes it" in (
+        promoted.stderr
+    )
+    # When the delete runs again, Then it finishes and clears the mark
+    again = ts(two_versions, "delete", "etfs/SMH", "1.0.1")
+    assert again.exit_code == 0, again.stderr
+    assert _registry(two_versions).deleting == {}
+    assert LocalStore(two_versions).head(metadata_key("etfs/SMH", "1.0.1")) is None
+
+
 def test_delete_drops_version_from_rollback_history(two_versions):
     # Given production moved 1.0.0 -> 1.0.1, so 1.0.0 is in the rollback history
     ts(two_versions, "promote", "etfs/SMH", "1.0.1")

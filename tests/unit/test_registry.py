@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from tickerserve.errors import BadRequest, InvalidModel, NotFound
+from tickerserve.errors import BadRequest, Conflict, InvalidModel, NotFound
 from tickerserve.registry import (
     CanarySettings,
     CaptureSettings,
@@ -240,3 +240,23 @@ def test_writers_keep_fields_they_do_not_know(tmp_path):
         "d1": "stocks/AAPL/d1",
         "h1": "stocks/AAPL/h1",
     }
+
+
+def test_a_version_being_deleted_takes_no_alias_until_the_delete_ends():
+    registry = Registry()
+    registry.set_alias("etfs/SMH", "production", "1.0.0", SHA)
+    registry.set_alias("etfs/SMH", "production", "1.0.1", SHA)  # 1.0.0 in the history
+    # An aliased version cannot begin to be deleted
+    with pytest.raises(Conflict, match="alias production points at it"):
+        registry.begin_delete("etfs/SMH", "1.0.1")
+    # A delete in progress leaves the history and blocks every way back to the version
+    registry.begin_delete("etfs/SMH", "1.0.0")
+    assert registry.models["etfs/SMH"].history == {"production": []}
+    with pytest.raises(Conflict, match="is being deleted"):
+        registry.set_alias("etfs/SMH", "staging", "1.0.0", SHA)
+    # The mark survives a round trip (another process's compare-and-swap sees it)
+    again = Registry.from_json(registry.to_json())
+    assert again.deleting == {"etfs/SMH": {"1.0.0": registry.deleting["etfs/SMH"]["1.0.0"]}}
+    again.end_delete("etfs/SMH", "1.0.0")
+    assert again.deleting == {}
+    assert "deleting" not in json.loads(again.to_json())

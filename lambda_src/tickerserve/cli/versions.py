@@ -12,13 +12,13 @@ from tickerserve.cli.console import JsonOption, print_json
 from tickerserve.cli.errors import Failed, Refused
 from tickerserve.cli.model_names import model_name
 from tickerserve.cli.target import Target, target
-from tickerserve.errors import Conflict, IntegrityError, InvalidModel, NotFound
-from tickerserve.layout import TRAINING_HISTORY_KEY, Version
+from tickerserve.errors import IntegrityError, InvalidModel, NotFound
+from tickerserve.layout import TRAINING_HISTORY_KEY, Version, metadata_key
 from tickerserve.publishing.history import append_records
-from tickerserve.publishing.version_folders import delete_folder, find_version
+from tickerserve.publishing.version_folders import VersionFolder, delete_folder, find_version
 from tickerserve.registry import Registry, read_registry, update_registry, utc_now
-from tickerserve.store import KeyNotFound, Store
-from tickerserve.version_index import read_index
+from tickerserve.store import KeyNotFound, Store, sha256_hex
+from tickerserve.version_index import read_index, update_index
 
 if TYPE_CHECKING:
     from tickerserve.model import LoadedModel
@@ -118,35 +118,34 @@ def delete_command(
 ) -> None:
     """Delete a version folder (refused while any alias points at it).
 
-    The version also leaves the aliases' rollback history, and a "deleted" record is appended
-    to the training history.
+    The version also leaves the aliases' rollback history, its digest index entry is marked
+    deleted (its number is never reused), and a "deleted" record is appended to the training
+    history. A delete that was interrupted is finished by running it again.
     """
     t = target(ctx)
     model = model_name(name, t)
     version = str(Version.parse(version))
-    folder = find_version(t.store, model, version)
-    if folder is None:
+    store = t.store
+    folder = find_version(store, model, version)
+    interrupted = version in read_registry(store, t.registry_key).registry.deleting.get(model, {})
+    if folder is None and not interrupted:
         raise Refused(f"{model} {version} does not exist")
-
-    def mutate(registry: Registry) -> None:
-        pointing = registry.aliases_pointing_at(model, version)
-        if pointing:
-            raise Conflict(
-                f"refusing to delete {model} {version}: alias {', '.join(pointing)} points at it"
-            )
-        entry = registry.models.get(model)
-        for history in entry.history.values() if entry else []:
-            history[:] = [h for h in history if h.version != version]
-
-    # Registry first (refusal check + rollback history), then the files: a rollback can never
-    # land on a version that is being deleted. No registry write when it never mentions it.
-    snapshot = read_registry(t.store, t.registry_key)
-    registry = snapshot.registry
-    if _mentions(registry, model, version):
-        registry = update_registry(t.store, t.registry_key, mutate)
-    delete_folder(t.store, folder)
+    # 1. One registry compare-and-swap refuses while an alias points at the version and marks
+    # it as being deleted: promote, rollback and publish move aliases with compare-and-swap
+    # too, so whichever of the two writes second sees the other (never an alias on a deleted
+    # version). 2. The digest index marks it deleted, before any file goes, so a promote that
+    # verified it earlier and writes the registry after step 4 still refuses. 3. The files,
+    # metadata.json first. 4. The registry mark is cleared.
+    update_registry(store, t.registry_key, lambda registry: registry.begin_delete(model, version))
+    digest = _stored_digest(store, folder)
+    update_index(store, model, lambda index: index.mark_deleted(version, digest))
+    if folder is not None:
+        delete_folder(store, folder)
+    registry = update_registry(
+        store, t.registry_key, lambda registry: registry.end_delete(model, version)
+    )
     append_records(
-        t.store,
+        store,
         TRAINING_HISTORY_KEY,
         [
             {
@@ -154,32 +153,39 @@ def delete_command(
                 "model": model,
                 "version": version,
                 "deleted_at": utc_now(),
-                "complete": folder.complete,
-                "files": len(folder.keys),
+                "complete": folder.complete if folder is not None else False,
+                "files": len(folder.keys) if folder is not None else 0,
             }
         ],
     )
+    files = len(folder.keys) if folder is not None else 0
+    complete = folder.complete if folder is not None else False
     result = {
         "model": model,
         "version": version,
-        "deleted_files": len(folder.keys),
-        "bytes": folder.size,
-        "was_complete": folder.complete,
+        "deleted_files": files,
+        "bytes": folder.size if folder is not None else 0,
+        "was_complete": complete,
         "revision": registry.revision,
     }
     if json_output:
         print_json(result)
     else:
-        state = "" if folder.complete else " (incomplete)"
-        typer.echo(f"deleted {model} {version}{state}: {len(folder.keys)} files")
+        state = "" if complete or folder is None else " (incomplete)"
+        finished = " (finished an interrupted delete)" if folder is None else ""
+        typer.echo(f"deleted {model} {version}{state}: {files} files{finished}")
 
 
-def _mentions(registry: Registry, model: str, version: str) -> bool:
-    entry = registry.models.get(model)
-    if entry is None:
-        return False
-    targets = [*entry.aliases.values(), *(t for h in entry.history.values() for t in h)]
-    return any(t.version == version for t in targets)
+def _stored_digest(store: Store, folder: VersionFolder | None) -> str | None:
+    """The sha256 of a folder's metadata.json (None when it has none): kept in the index."""
+    if folder is None or not folder.complete:
+        return None
+    try:
+        blob = store.get(metadata_key(folder.model, folder.version))
+    except KeyNotFound:
+        return None
+    assert blob is not None
+    return sha256_hex(blob.data)
 
 
 def validate_command(

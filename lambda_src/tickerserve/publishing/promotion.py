@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from tickerserve.bundle import read_verified_bundle
 from tickerserve.errors import Conflict, IntegrityError, NotFound
 from tickerserve.layout import Version, validate_alias, validate_model_name
+from tickerserve.publishing.release import refuse_deleted
 from tickerserve.publishing.version_folders import find_version
 from tickerserve.registry import AliasTarget, Registry, update_registry
 from tickerserve.store import KeyNotFound, Store
@@ -68,7 +69,13 @@ def record_digest(store: Store, model: str, version: str, digest: str) -> None:
     try:
         record_versions(store, model, {version: digest})
     except Conflict as exc:
-        raise Conflict(f"refusing {model} {version}: {exc.message}", code=exc.code) from None
+        hint = (
+            f" (its files remain: a delete was interrupted; `tickerserve delete {model} "
+            f"{version}` finishes it)"
+            if exc.code == "version_deleted"
+            else ""
+        )
+        raise Conflict(f"refusing {model} {version}: {exc.message}{hint}", code=exc.code) from None
 
 
 def promote(
@@ -97,7 +104,8 @@ def promote(
                 f"since it was judged at {only_if_at}; not promoting"
             )
         before[:] = [current]
-        registry.set_alias(model, alias, version, digest)
+        registry.set_alias(model, alias, version, digest)  # refused while being deleted
+        refuse_deleted(store, model, version)  # or deleted since it was verified
 
     registry = update_registry(store, registry_key, mutate)
     previous = before[0].version if before and before[0] else None

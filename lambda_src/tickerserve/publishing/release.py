@@ -247,6 +247,8 @@ def apply_publication(
             registry.models.setdefault(w.model, ModelEntry())
             for alias in aliases:
                 registry.set_alias(w.model, alias, w.version, w.metadata_sha256)
+            if aliases:
+                refuse_deleted(store, w.model, w.version)
         for route in routes:
             registry.set_route(route.ticker, route.model, route.asset_class, route.timeframe)
         for asset_class, model in (fallbacks or {}).items():
@@ -273,6 +275,7 @@ def apply_import(
             registry.models.setdefault(model, ModelEntry())
         for move in moves:
             registry.set_alias(move.model, move.alias, move.version, move.metadata_sha256)
+            refuse_deleted(store, move.model, move.version)
         for route in routes:
             registry.set_route(route.ticker, route.model, route.asset_class, route.timeframe)
         for asset_class, model in (fallbacks or {}).items():
@@ -281,6 +284,18 @@ def apply_import(
             registry.set_shadow(model, shadow)
 
     return update_registry(store, registry_key, mutate)
+
+
+def refuse_deleted(store: Store, model: str, version: str) -> None:
+    """Inside a registry compare-and-swap that points an alias at ``version``: refuse when a
+    delete has marked it deleted in the digest index since it was verified. The index is read
+    after the registry, and a delete marks the index before it clears its registry mark, so
+    either this write sees the delete's mark (``set_alias`` refuses) or this read sees the
+    index's (or the delete sees the alias and refuses itself)."""
+    if read_index(store, model).index.is_deleted(version):
+        raise Conflict(
+            f"{model} {version} was deleted; versions are never reused", code="version_deleted"
+        )
 
 
 def check_targets(
