@@ -22,6 +22,10 @@ settings) is read as is and written back as schema 2; a newer schema is refused.
 version does not know are kept on every write (top level, per ticker, per model), so an older
 CLI never erases what a newer one wrote.
 
+While a version is being deleted, ``"deleting": {"etfs/SMH": {"1.0.2": "<since>"}}`` marks it
+so that no alias can move to it (``begin_delete`` / ``end_delete``); the mark is an optional
+field older readers ignore.
+
 Every write is a compare-and-swap (``update_registry``).
 """
 
