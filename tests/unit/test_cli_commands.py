@@ -10,14 +10,15 @@ from tests.cli_support import FaultyStore, cli, cli_json
 from tests.seed_support import seed_folder, seed_models, write_seed_tree
 from tickerserve.api import Api
 from tickerserve.bundle import read_bundle
-from tickerserve.errors import StorageUnavailable
-from tickerserve.layout import TRAINING_HISTORY_KEY, artifact_key, metadata_key
+from tickerserve.errors import Conflict, StorageUnavailable
+from tickerserve.layout import TRAINING_HISTORY_KEY, artifact_key, index_key, metadata_key
 from tickerserve.publishing.history import read_records
 from tickerserve.publishing.release import with_identity
 from tickerserve.registry import read_registry
 from tickerserve.service import ModelService
 from tickerserve.settings import Settings
 from tickerserve.store import LocalStore, sha256_hex
+from tickerserve.version_index import read_index
 
 REGISTRY = "metadata/asset_registry.json"
 
@@ -816,9 +817,65 @@ def test_failed_registry_update_leaves_no_history_claim(store_path, seed, monkey
     )
     # When publishing with an alias
     result = ts(store_path, "publish", str(seed["smh"]), "-m", "etfs/SMH", "--alias", "production")
-    # Then the publish fails and the training history does not claim the alias moved
+    # Then the publish fails, says the version is there but production did not move and how to
+    # move it, and the training history does not claim the alias moved
     assert result.exit_code == 1
+    assert result.stderr == (
+        "error: published etfs/SMH 1.0.0 (written and recorded) but the registry update "
+        "failed, so production did not move: storage error on it: InternalError; "
+        "`tickerserve promote etfs/SMH 1.0.0 --alias production`\n"
+    )
     assert read_records(LocalStore(store_path), TRAINING_HISTORY_KEY).records == []
+    assert read_index(LocalStore(store_path), "etfs/SMH").index.digest("1.0.0") is not None
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [Conflict("lost 20 races in a row"), StorageUnavailable("storage error on it: SlowDown")],
+    ids=["conflict", "storage"],
+)
+def test_a_publish_whose_history_append_fails_says_production_moved(
+    store_path, seed, monkeypatch, failure
+):
+    # Given a store whose training history cannot be appended to
+    def fail(key: str) -> None:
+        if key == TRAINING_HISTORY_KEY:
+            raise failure
+
+    monkeypatch.setattr(
+        "tickerserve.cli.target.open_store",
+        lambda **kw: FaultyStore(LocalStore(store_path), fail),
+    )
+    # When publishing with an alias
+    result = ts(store_path, "publish", str(seed["smh"]), "-m", "etfs/SMH", "--alias", "production")
+    # Then production did move, and the outcome says so: exit 1 (a failure, not "refused,
+    # nothing written"), the usual lines on stdout, and one error line naming what is missing
+    registry = _registry(store_path)
+    assert registry.models["etfs/SMH"].aliases["production"].version == "1.0.0"
+    assert result.exit_code == 1
+    assert "production -> 1.0.0 (registry revision 1)" in result.stdout
+    assert result.stderr == (
+        "error: published etfs/SMH 1.0.0 (registry revision 1, production -> 1.0.0), but the "
+        f"training history was not updated: {failure.message}\n"
+    )
+
+
+def test_a_publish_whose_digest_cannot_be_recorded_moves_nothing(store_path, seed, monkeypatch):
+    def fail(key: str) -> None:
+        if key == index_key("etfs/SMH"):
+            raise StorageUnavailable("storage error on it: InternalError")
+
+    monkeypatch.setattr(
+        "tickerserve.cli.target.open_store",
+        lambda **kw: FaultyStore(LocalStore(store_path), fail),
+    )
+    result = ts(store_path, "publish", str(seed["smh"]), "-m", "etfs/SMH", "--alias", "production")
+    assert result.exit_code == 1
+    assert result.stderr.startswith(
+        "error: wrote etfs/SMH 1.0.0 (its folder is complete) but could not record its digest: "
+        "storage error on it: InternalError; nothing serves it and no alias moved"
+    )
+    assert _registry(store_path).models == {}
 
 
 def test_import_seed_failed_registry_update_leaves_no_history_claim(
@@ -869,3 +926,27 @@ def test_help_has_no_value_placeholder_after_flags_and_keeps_bracketed_text():
         assert "<bool>" not in result.stdout, command
     serve = cli("serve", "--help").stdout
     assert "Artifact cache folder (default: /tmp/tickerserve" in " ".join(serve.split())
+
+
+def test_import_seed_whose_history_append_fails_says_what_is_live(
+    tmp_path, store_path, monkeypatch
+):
+    write_seed_tree(tmp_path)
+
+    def fail(key: str) -> None:
+        if key == TRAINING_HISTORY_KEY:
+            raise StorageUnavailable("storage error on it: SlowDown")
+
+    monkeypatch.setattr(
+        "tickerserve.cli.target.open_store",
+        lambda **kw: FaultyStore(LocalStore(store_path), fail),
+    )
+    result = ts(store_path, "import-seed", str(tmp_path))
+    assert result.exit_code == 1
+    assert "tickers routed; production set for" in result.stdout
+    assert result.stderr.startswith("error: imported ")
+    assert (
+        "routes and production are live (registry revision 1), but the histories were not "
+        "updated: storage error on it: SlowDown" in result.stderr
+    )
+    assert _registry(store_path).tickers

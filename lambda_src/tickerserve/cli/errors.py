@@ -1,13 +1,15 @@
 """How failures reach the user: one line on stderr and an exit code.
 
 Exit codes: 0 success; 1 a failure (storage unreachable, uploads failed, a version that
-does not validate); 2 bad input or a refusal (invalid name, existing version, alias in use,
+does not validate, a publish that got only part of the way: the message says which part);
+2 bad input or a refusal, with nothing written (invalid name, existing version, alias in use,
 a seed that does not convert exactly); 130 interrupted.
 """
 
 from __future__ import annotations
 
 from tickerserve.errors import StorageUnavailable, TickerserveError
+from tickerserve.publishing.release import Incomplete
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -31,7 +33,7 @@ class Failed(TickerserveError):
 def exit_code_for(exc: BaseException) -> int:
     if isinstance(exc, KeyboardInterrupt):
         return EXIT_INTERRUPTED
-    if isinstance(exc, StorageUnavailable | Failed):
+    if isinstance(exc, StorageUnavailable | Failed | Incomplete):
         return EXIT_FAILED
     if isinstance(exc, TickerserveError | ValueError):
         return EXIT_REFUSED

@@ -152,6 +152,8 @@ def import_seed_command(
         print_json(report)
     else:
         print_import(report, t.store.describe())
+    if result.incomplete is not None:  # live, but a history line is missing: exit 1
+        raise result.incomplete
     if result.skipped:
         raise typer.Exit(EXIT_REFUSED)
 

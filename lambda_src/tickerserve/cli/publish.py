@@ -24,13 +24,19 @@ from tickerserve.cli.errors import Refused
 from tickerserve.cli.importers.model_folder import read_folder
 from tickerserve.cli.model_names import model_name
 from tickerserve.cli.reference import fit_from_reference, parse_window
-from tickerserve.cli.target import target
+from tickerserve.cli.target import Target, target
 from tickerserve.layout import ETF_PREFIX, normalize_ticker
-from tickerserve.monitor.baseline import DEFAULT_BINS
+from tickerserve.monitor.baseline import DEFAULT_BINS, Baseline
 from tickerserve.monitor.baseline_store import attach_to_bundle
 from tickerserve.publishing.conversion.feature_names import read_names_file
 from tickerserve.publishing.conversion.recipe import Converted
-from tickerserve.publishing.release import RouteChange, check_targets, publish
+from tickerserve.publishing.release import (
+    Incomplete,
+    Published,
+    RouteChange,
+    check_targets,
+    publish,
+)
 from tickerserve.registry import read_registry, validate_asset_class
 
 
@@ -173,22 +179,39 @@ def publish_command(
             validation=parse_window(validation_window, "--validation-window"),
         )
         bundle = attach_to_bundle(bundle, fitted)
-    result = publish(
-        t.store,
-        bundle,
-        registry_key=t.registry_key,
-        model=model,
-        version=version,
-        bump=(bump or BumpPart.patch).value,
-        aliases=aliases,
-        routes=routes,
-    )
+    routed = [r.ticker for r in routes]
+    try:
+        result = publish(
+            t.store,
+            bundle,
+            registry_key=t.registry_key,
+            model=model,
+            version=version,
+            bump=(bump or BumpPart.patch).value,
+            aliases=aliases,
+            routes=routes,
+        )
+    except Incomplete as exc:
+        if exc.published is not None:  # live, only the history is missing: say what is live
+            _report_publish(exc.published, converted, fitted, started, t, routed, json_output)
+        raise
+    _report_publish(result, converted, fitted, started, t, routed, json_output)
+
+
+def _report_publish(
+    result: Published,
+    converted: Converted,
+    fitted: Baseline | None,
+    started: float,
+    t: Target,
+    routed: list[str],
+    json_output: bool,
+) -> None:
     seconds = time.perf_counter() - started
     if fitted is not None:  # it names the version it was written as
         fitted = dataclasses.replace(
             fitted, model=result.written.model, version=result.written.version
         )
-    routed = [r.ticker for r in routes]
     if json_output:
         print_json(
             {
@@ -209,13 +232,13 @@ def publish_command(
     )
     if fitted is not None:
         typer.echo(describe_baseline(fitted))
-    for name in aliases:
+    for name in result.aliases:
         typer.echo(f"{name} -> {meta.version} (registry revision {result.revision})")
     if routed:
         typer.echo(f"routed {', '.join(routed)} -> {meta.model}")
-    if not aliases:
+    if not result.aliases:
         typer.echo(f"no alias moved; promote with: tickerserve promote {meta.model} {meta.version}")
-    elif not routed and not read_registry(t.store, t.registry_key).registry.tickers_for(model):
+    elif not routed and not read_registry(t.store, t.registry_key).registry.tickers_for(meta.model):
         note(
             f"note: no ticker routes to {meta.model} yet, so no request reaches it: "
             f"tickerserve route TICKER --model {meta.model} (or publish with --route TICKER)"

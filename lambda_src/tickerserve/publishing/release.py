@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tickerserve.bundle import Bundle, make_bundle, write_bundle
-from tickerserve.errors import Conflict
+from tickerserve.errors import Conflict, TickerserveError
 from tickerserve.layout import (
     TRAINING_HISTORY_KEY,
     Bump,
@@ -41,6 +41,17 @@ from tickerserve.registry import (
 )
 from tickerserve.store import PreconditionFailed, Store
 from tickerserve.version_index import read_index, record_versions
+
+
+class Incomplete(TickerserveError):
+    """Part of a publish happened and part did not; the message says exactly which. Raised
+    only once something was written (a failure before that is the original error)."""
+
+    code = "incomplete"
+
+    def __init__(self, message: str, *, published: Published | None = None) -> None:
+        super().__init__(message)
+        self.published = published  # set when the version and its aliases are live
 
 
 def publish_bundle(
@@ -178,7 +189,15 @@ def write_version(
 def _recorded(store: Store, written: Written) -> Written:
     """Record a version just written in its model's digest index (before any alias moves, so
     everything an alias can name, and every version a client may pin, has its digest)."""
-    record_versions(store, written.model, {written.version: written.metadata_sha256})
+    try:
+        record_versions(store, written.model, {written.version: written.metadata_sha256})
+    except TickerserveError as exc:
+        raise Incomplete(
+            f"wrote {written.model} {written.version} (its folder is complete) but could not "
+            f"record its digest: {exc.message}; nothing serves it and no alias moved: record "
+            f"it with `tickerserve migrate`, or remove it with `tickerserve delete "
+            f"{written.model} {written.version}`"
+        ) from exc
     return written
 
 
@@ -329,7 +348,31 @@ def publish(
     started = time.perf_counter()
     check_targets(aliases, routes, [model])
     written = write_version(store, bundle, model=model, version=version, bump=bump)
-    registry = apply_publication(store, registry_key, [written], aliases=aliases, routes=routes)
+    try:
+        registry = apply_publication(store, registry_key, [written], aliases=aliases, routes=routes)
+    except TickerserveError as exc:
+        moved = f"{', '.join(aliases)} did not move" if aliases else "nothing points at it"
+        raise Incomplete(
+            f"published {written.model} {written.version} (written and recorded) but the "
+            f"registry update failed, so {moved}: {exc.message}" + _promote_hint(written, aliases)
+        ) from exc
+    published = Published(written, tuple(aliases), registry.revision, time.perf_counter() - started)
     # After the registry: the record says the aliases moved, so only once they have.
-    append_records(store, TRAINING_HISTORY_KEY, [training_record(written, aliases)])
-    return Published(written, tuple(aliases), registry.revision, time.perf_counter() - started)
+    try:
+        append_records(store, TRAINING_HISTORY_KEY, [training_record(written, aliases)])
+    except TickerserveError as exc:
+        moves = "".join(f", {alias} -> {written.version}" for alias in aliases)
+        raise Incomplete(
+            f"published {written.model} {written.version} (registry revision "
+            f"{registry.revision}{moves}), but the training history was not updated: "
+            f"{exc.message}",
+            published=published,
+        ) from exc
+    return published
+
+
+def _promote_hint(written: Written, aliases: Sequence[str]) -> str:
+    return "".join(
+        f"; `tickerserve promote {written.model} {written.version} --alias {alias}`"
+        for alias in aliases
+    )

@@ -37,6 +37,7 @@ from tickerserve.publishing.history import (
 )
 from tickerserve.publishing.release import (
     AliasMove,
+    Incomplete,
     RouteChange,
     Written,
     apply_import,
@@ -75,6 +76,8 @@ class ImportResult:
     revision: int
     dry_run: bool
     history_lines: dict[str, int]
+    # Set when everything is live but a history append failed: the CLI reports, then raises.
+    incomplete: Incomplete | None = None
 
     @property
     def skipped(self) -> list[Skipped]:
@@ -118,21 +121,35 @@ def run_import(
     revision = registry.revision
     new_models = [m for m in by_model if m not in registry.models and not dry_run]
     if not dry_run and (written or moves or routes or fallbacks or shadows or new_models):
-        revision = apply_import(
-            store,
-            registry_key,
-            models=list(by_model),
-            moves=moves,
-            routes=routes,
-            fallbacks=fallbacks,
-            shadows=shadows,
-        ).revision
+        try:
+            revision = apply_import(
+                store,
+                registry_key,
+                models=list(by_model),
+                moves=moves,
+                routes=routes,
+                fallbacks=fallbacks,
+                shadows=shadows,
+            ).revision
+        except TickerserveError as exc:
+            raise Incomplete(
+                f"wrote and recorded {len(written)} version(s) but the registry update failed, "
+                f"so no route, fallback, shadow or alias moved: {exc.message}; run import-seed "
+                "again"
+            ) from exc
     lines = dict.fromkeys(HISTORY_KEYS, 0)
+    incomplete = None
     if not dry_run:
         # After the registry: the records say which aliases moved, so only once they have.
         records = [training_record(written[id(o)], o.aliases) for o in outcomes if id(o) in written]
-        lines = _append_histories(store, records, plan)
-    return ImportResult(plan, outcomes, kept, moves, revision, dry_run, lines)
+        try:
+            lines = _append_histories(store, records, plan)
+        except TickerserveError as exc:
+            incomplete = Incomplete(
+                f"imported {len(written)} version(s); routes and aliases are live (registry "
+                f"revision {revision}), but the histories were not updated: {exc.message}"
+            )
+    return ImportResult(plan, outcomes, kept, moves, revision, dry_run, lines, incomplete)
 
 
 def _convert(candidate: Candidate, plan: ImportPlan) -> Outcome | None:
