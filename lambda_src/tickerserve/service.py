@@ -49,6 +49,10 @@ REGISTRY_WAIT = 0.03
 REGISTRY_RETRY_SECONDS = 2.0
 
 
+class MissingVersion(IntegrityError):
+    """The registry names a version the store does not hold: 503, never a client's 404."""
+
+
 @dataclass
 class Counters:
     """What happened since start; exposed by /health and emitted as metrics by the API."""
@@ -121,6 +125,7 @@ class ModelService:
         self._last_failure = ""
         self._load_locks = [threading.Lock() for _ in range(LOCK_STRIPES)]
         self._last_good: dict[tuple[str, str], ModelKey] = {}
+        self._rolled_back_from: OrderedDict[tuple[str, str, str], None] = OrderedDict()
         self._failed: OrderedDict[ModelKey, tuple[float, TickerserveError]] = OrderedDict()
         self._failed_lock = threading.Lock()
         self.started = clock()
@@ -214,6 +219,8 @@ class ModelService:
 
     def _registry_read(self, registry: Registry, etag: str | None) -> None:
         changed = self._registry is not None
+        if self._registry is not None:
+            self._note_rollbacks(self._registry, registry)
         self._registry, self._registry_etag = registry, etag
         self._registry_ok()
         with self._failed_lock:
@@ -222,6 +229,25 @@ class ModelService:
         if changed:
             self._event("RegistryReloads")
             logger.info("registry changed", extra={"revision": registry.revision})
+
+    def _note_rollbacks(self, old: Registry, new: Registry) -> None:
+        """Remember which version each alias was rolled back *from* (it moved to the top of
+        its history and the version it left is not in the new history): that version never
+        answers for the alias again, not even as a last good fallback."""
+        for name, entry in new.models.items():
+            before = old.models.get(name)
+            for alias, target in entry.aliases.items():
+                previous = before.aliases.get(alias) if before is not None else None
+                history = before.history.get(alias, []) if before is not None else []
+                if (
+                    previous is not None
+                    and history
+                    and target.version == history[-1].version != previous.version
+                    and all(t.version != previous.version for t in entry.history.get(alias, []))
+                ):
+                    self._rolled_back_from[(name, alias, previous.version)] = None
+                    while len(self._rolled_back_from) > FAILED_ENTRIES:
+                        self._rolled_back_from.popitem(last=False)
 
     def _registry_failed(self, message: str) -> None:
         """Count the failure and back off: 2, 4, 8 ... seconds, at most the TTL (or 2 s)."""
@@ -286,6 +312,13 @@ class ModelService:
         try:
             blob = self.store.get(metadata_key(resolved.model, resolved.version))
         except KeyNotFound:
+            if resolved.alias is not None:
+                # The registry names it: a fault on our side (a hand-edited registry, a bucket
+                # emptied by hand), never a client's 404.
+                raise MissingVersion(
+                    f"the registry points {resolved.model} {resolved.alias} at "
+                    f"{resolved.version}, which the store does not hold"
+                ) from None
             raise NotFound(
                 f"model {resolved.model} has no version {resolved.version}", code="unknown_version"
             ) from None
@@ -338,30 +371,35 @@ class ModelService:
     # -- loading -------------------------------------------------------------------------
     def load(self, resolved: Resolved) -> tuple[LoadedModel, Resolved]:
         """The loaded model for a resolved version. If an alias moved to a version that cannot
-        be loaded, keep serving the alias's last good version and count the failure."""
+        be loaded (or that the store does not hold), keep serving the alias's last good
+        version and count the failure."""
         key = ModelKey(resolved.model, resolved.version)
         model = self._cached(key, resolved.metadata_sha256)
         if model is not None:
             self._remember_good(resolved, key)
             return model, resolved
-        fallback = self._fallback_for(resolved, key)
         failure = self._recent_failure(key)
         if failure is not None:  # no I/O until the back-off has passed
+            fallback = self._fallback_for(resolved, key, failure)
             if fallback is not None:
                 return self._serve_last_good(resolved, fallback, None)
             raise failure.with_traceback(None)
         try:
             model = self._load_locked(resolved)
         except (StorageUnavailable, IntegrityError, InvalidModel, NotFound) as exc:
-            if isinstance(exc, NotFound) and resolved.alias is None:
-                raise  # a client pinned a version that does not exist: its mistake, not ours
-            return self._load_failed(resolved, key, fallback, exc)
+            if isinstance(exc, NotFound):
+                raise  # only a pinned version: a client asked for one that does not exist
+            return self._load_failed(resolved, key, self._fallback_for(resolved, key, exc), exc)
         self._remember_good(resolved, key)
         return model, resolved
 
-    def _fallback_for(self, resolved: Resolved, key: ModelKey) -> ModelKey | None:
-        """The alias's last good version, if the alias may still go back to it: a version
-        the alias was rolled back *from* left its history and must never answer again."""
+    def _fallback_for(
+        self, resolved: Resolved, key: ModelKey, error: TickerserveError
+    ) -> ModelKey | None:
+        """The alias's last good version, if the alias may still go back to it: one in its
+        history, or (when the alias names a version the store does not hold, e.g. a registry
+        edited by hand) any it served before, except a version the alias was rolled back
+        *from*: that one must never answer again."""
         if resolved.alias is None:
             return None
         good = self._last_good.get((resolved.model, resolved.alias))
@@ -370,7 +408,10 @@ class ModelService:
             return None
         entry = registry.models.get(resolved.model)
         history = entry.history.get(resolved.alias, []) if entry is not None else []
-        return good if any(t.version == good.version for t in history) else None
+        if any(t.version == good.version for t in history):
+            return good
+        rolled_back = (resolved.model, resolved.alias, good.version) in self._rolled_back_from
+        return good if isinstance(error, MissingVersion) and not rolled_back else None
 
     def _cached(self, key: ModelKey, digest: str | None) -> LoadedModel | None:
         model = self.memory.get(key)
@@ -413,6 +454,7 @@ class ModelService:
         self, wanted: Resolved, good: ModelKey, error: TickerserveError | None
     ) -> tuple[LoadedModel, Resolved]:
         self.counters.served_last_good += 1
+        self._event("ServedLastGood")
         if error is not None:
             logger.warning("%s stays on %s: %s", wanted.alias, good, error.message)
         model = self.memory.get(good)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import boto3
@@ -16,8 +17,10 @@ from tests.support import (
     FakeClock,
     RequestCounter,
     garbled_model_texts,
+    load_event,
     populate,
 )
+from tickerserve.api import Api
 from tickerserve.bundle import make_bundle
 from tickerserve.errors import IntegrityError, InvalidModel, NotFound, StorageUnavailable
 from tickerserve.layout import artifact_key, index_key
@@ -409,3 +412,69 @@ def test_a_model_lightgbm_aborts_on_is_invalid_and_everything_else_keeps_serving
     assert "model.txt cannot be loaded: the loader crashed (SIG" in caught.value.message
     # And every other model still loads and answers in that process
     assert fresh.serving_for_ticker("SPY").resolved.model == "etfs/SPY"
+
+
+# -- an alias naming a version the store does not hold ------------------------------------------
+def edit_registry_by_hand(store: S3Store, change) -> None:
+    """Rewrite the registry JSON directly, as an operator with an editor would."""
+    blob = store.get(REGISTRY_KEY)
+    assert blob is not None
+    raw = json.loads(blob.data)
+    change(raw)
+    store.put(REGISTRY_KEY, json.dumps(raw).encode())
+
+
+def point_production_at_a_missing_version(raw: dict) -> None:
+    entry = raw["models"]["etfs/SMH"]
+    entry["aliases"]["production"] = {**entry["aliases"]["production"], "version": "1.0.7"}
+    entry["history"] = {}
+
+
+def test_an_alias_on_a_missing_version_keeps_serving_the_last_good_one(populated, tmp_path):
+    # Given a warm service answering SMH from 1.0.0
+    clock = FakeClock()
+    events: list[str] = []
+    service = make_service(populated, tmp_path, clock)
+    service._on_event = events.append
+    assert service.serving_for_ticker("SMH").resolved.version == "1.0.0"
+    # When the registry is edited by hand to point production at a version nobody published,
+    # with no history to roll back to
+    edit_registry_by_hand(populated, point_production_at_a_missing_version)
+    clock.advance(61)
+    # Then the warm service keeps answering from 1.0.0 and says so in the last-good metric
+    for _ in range(3):
+        assert service.serving_for_ticker("SMH").resolved.version == "1.0.0"
+    assert service.counters.served_last_good == 3
+    assert events.count("ServedLastGood") == 3
+    assert events.count("ModelLoadFailures") == 1  # tried once, then backs off
+
+
+def test_an_alias_on_a_missing_version_is_503_where_nothing_good_is_held(populated, tmp_path):
+    edit_registry_by_hand(populated, point_production_at_a_missing_version)
+    api = Api(make_service(populated, tmp_path))
+    # A prediction, and the model's description, are a server-side fault: 503, never a 404
+    for event in (load_event("rest_predict.json"), load_event("rest_model.json")):
+        response = api.handle(event, None)
+        body = json.loads(response["body"])
+        assert (response["statusCode"], body["error"]["code"]) == (503, "integrity_error")
+        assert (
+            "points etfs/SMH production at 1.0.7, which the store does not hold"
+            in (body["error"]["message"])
+        )
+
+
+def test_a_version_rolled_back_from_never_answers_even_when_the_target_is_missing(
+    populated, models, tmp_path
+):
+    # Given production moved 1.0.0 -> 1.0.1 and a warm service on 1.0.1
+    clock = FakeClock()
+    service = make_service(populated, tmp_path, clock)
+    publish_bundle(populated, models.smh_v2, registry_key=REGISTRY_KEY)
+    assert service.serving_for_ticker("SMH").resolved.version == "1.0.1"
+    # When the operator rolls back to 1.0.0, whose files were meanwhile removed by hand
+    update_registry(populated, REGISTRY_KEY, lambda r: r.rollback_alias("etfs/SMH", "production"))
+    populated.delete([o.key for o in populated.list("etfs/SMH/versions/1.0.0/")])
+    clock.advance(61)
+    # Then the service refuses rather than answering with the version rolled back from
+    with pytest.raises(IntegrityError, match="does not hold"):
+        service.serving_for_ticker("SMH")
