@@ -100,6 +100,12 @@ class AlarmSettings(Settings):
     function_errors: Annotated[int, Field(ge=1)] = 1
     throttles: Annotated[int, Field(ge=1)] = 1
     p99_latency_ms: Annotated[int, Field(ge=1)] = 3000
+    # What warm sandboxes hide behind good answers (the function's own metrics):
+    model_load_failures: Annotated[int, Field(ge=1)] = 1  # a version failed to load
+    registry_failures: Annotated[int, Field(ge=1)] = 3  # registry reads failed (store faults)
+    served_last_good: Annotated[int, Field(ge=1)] = 1  # answers from a last good version
+    # Seconds since a sandbox last read the registry; must exceed registryTtlSeconds.
+    registry_staleness_seconds: Annotated[int, Field(ge=1)] = 300
     period_minutes: Literal[1, 5, 15, 60] = 5
     evaluation_periods: Annotated[int, Field(ge=1, le=24)] = 1
     email: str | None = None
@@ -279,6 +285,11 @@ class ServingConfig(Settings):
         _require(
             self.model_disk_mb is None or self.model_disk_mb < self.ephemeral_storage_mb,
             "modelDiskMb must be below ephemeralStorageMb",
+        )
+        _require(
+            self.alarms.registry_staleness_seconds > self.registry_ttl_seconds,
+            "alarms.registryStalenessSeconds must exceed registryTtlSeconds (a registry "
+            "younger than its TTL is not stale)",
         )
         return self
 

@@ -1,4 +1,10 @@
-"""Alarms (5xx, function errors, throttles, p99 latency), their topic, and a dashboard."""
+"""Alarms, their topic, and a dashboard.
+
+Alarms on what clients see (5xx, function errors, throttles, p99 latency) and on what warm
+sandboxes hide behind good answers: versions that fail to load, registry reads that fail,
+answers from a last good version, and a registry that has not been read for too long (the
+function's own metrics, namespace ``Tickerserve``). The README has a runbook line per alarm.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +20,11 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
 from infra.config import AlarmSettings
+
+# The function's metrics (tickerserve/observability.py; infra never imports it, a test checks
+# that the names agree): namespace, the service dimension and one dimension per function.
+NAMESPACE = "Tickerserve"
+SERVICE = "tickerserve"
 
 
 class Monitoring(Construct):
@@ -42,6 +53,16 @@ class Monitoring(Construct):
             self.topic.add_subscription(subscriptions.EmailSubscription(settings.email))
 
         period = Duration.minutes(settings.period_minutes)
+
+        def own(name: str, statistic: str) -> cw.Metric:
+            return cw.Metric(
+                namespace=NAMESPACE,
+                metric_name=name,
+                dimensions_map={"service": SERVICE, "function": function.function_name},
+                statistic=statistic,
+                period=period,
+            )
+
         metrics = {
             "Api5xx": (stage.metric_server_error(period=period, statistic="Sum"),
                        settings.api_5xx_errors, "API returned 5xx responses"),
@@ -51,6 +72,15 @@ class Monitoring(Construct):
                           settings.throttles, "prediction function throttled"),
             "LatencyP99": (stage.metric_latency(period=period, statistic="p99"),
                            settings.p99_latency_ms, "API p99 latency (ms)"),
+            "ModelLoadFailures": (own("ModelLoadFailures", "Sum"), settings.model_load_failures,
+                                  "model versions failed to load"),
+            "RegistryFailures": (own("RegistryFailures", "Sum"), settings.registry_failures,
+                                 "registry reads failed"),
+            "ServedLastGood": (own("ServedLastGood", "Sum"), settings.served_last_good,
+                               "answers served from a last good version"),
+            "RegistryStaleness": (own("RegistryStaleness", "Maximum"),
+                                  settings.registry_staleness_seconds,
+                                  "seconds since a sandbox last read the registry"),
         }  # fmt: skip
         self.alarms: list[cw.Alarm] = []
         for name, (metric, threshold, what) in metrics.items():
@@ -93,6 +123,13 @@ class Monitoring(Construct):
                     function.metric_throttles(period=period, statistic="Sum"),
                 ],
                 right=[function.metric("ConcurrentExecutions", period=period, statistic="Maximum")],
+            ),
+            cw.GraphWidget(
+                title="Hidden failures (served from memory or a last good version)",
+                left=[own(n, "Sum") for n in ("ModelLoadFailures", "RegistryFailures")]
+                + [own("ServedLastGood", "Sum")],
+                right=[own("RegistryStaleness", "Maximum")],
+                right_y_axis=cw.YAxisProps(label="registry age (s)", show_units=False),
             ),
             cw.AlarmStatusWidget(title="Alarms", alarms=list(self.alarms)),
         )

@@ -62,11 +62,13 @@ def health(service: ModelService, *, cold: bool) -> tuple[dict[str, Any], int]:
     status, code, error = "ok", 200, None
     try:
         registry = service.registry()
+        age = service.registry_age()
         registry_info: dict[str, Any] | None = {
             "revision": registry.revision,
             "updated_at": registry.updated_at,
             "models": len(registry.models),
             "tickers": len(registry.tickers),
+            "age_seconds": None if age is None else round(age, 3),
         }
     except StorageUnavailable as exc:
         status, code, error, registry_info = "unavailable", 503, exc.message, None

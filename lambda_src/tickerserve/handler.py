@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from tickerserve import snapstart
 from tickerserve.api import Api
-from tickerserve.observability import count, metrics, with_request_context
+from tickerserve.observability import REGISTRY_STALENESS, count, metrics, with_request_context
 from tickerserve.service import ModelService
 from tickerserve.settings import Settings
 
@@ -29,4 +29,7 @@ snapstart.register(SERVICE)
 @metrics.log_metrics(capture_cold_start_metric=True)
 @with_request_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> Any:
-    return API.handle(event, context)
+    try:
+        return API.handle(event, context)
+    finally:  # after the request's registry re-check had its chance: what it left us with
+        REGISTRY_STALENESS.sample(SERVICE.registry_age())

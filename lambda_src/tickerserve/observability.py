@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
+import time
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -21,6 +23,9 @@ NAMESPACE = "Tickerserve"
 
 logger = Logger(service=SERVICE_NAME)
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE_NAME)
+# Several stages share an account: each function's metrics (and alarms) are its own.
+if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
+    metrics.set_default_dimensions(function=os.environ["AWS_LAMBDA_FUNCTION_NAME"])
 copy_config_to_registered_loggers(source_logger=logger, include={"tickerserve"})
 # Warm invocations usually add no metric (counters move only on loads, reloads and failures);
 # Powertools would warn about that on every flush.
@@ -31,6 +36,35 @@ logging.getLogger("tickerserve").setLevel(logger.log_level)
 def count(name: str, value: float = 1) -> None:
     """Add to a counter metric flushed at the end of the invocation."""
     metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+
+
+class Gauge:
+    """A value sampled at most once per ``every`` seconds per sandbox (at an invocation's
+    end), so a healthy function does not add a metric line to every request."""
+
+    def __init__(
+        self,
+        name: str,
+        unit: MetricUnit,
+        every: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.name, self.unit, self.every, self.clock = name, unit, every, clock
+        self._next = 0.0
+
+    def sample(self, value: float | None) -> bool:
+        """Emit ``value`` if it is due (and known); True when it was emitted."""
+        now = self.clock()
+        if value is None or now < self._next:
+            return False
+        self._next = now + self.every
+        metrics.add_metric(name=self.name, unit=self.unit, value=round(value, 3))
+        return True
+
+
+# How stale the registry a sandbox serves is (seconds since its last successful read),
+# sampled once a minute: the alarm takes the maximum over its period.
+REGISTRY_STALENESS = Gauge("RegistryStaleness", MetricUnit.Seconds, every=60.0)
 
 
 Handler = Callable[[Any, Any], Any]

@@ -335,6 +335,11 @@ HEALTH: dict[str, Any] = {
                     "updated_at": {"type": "string"},
                     "models": {"type": "integer"},
                     "tickers": {"type": "integer"},
+                    "age_seconds": {
+                        **nullable({"type": "number"}),
+                        "description": "Seconds since this sandbox last read the registry "
+                        "successfully (RegistryStaleness).",
+                    },
                 },
             }
         ),

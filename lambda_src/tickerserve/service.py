@@ -122,6 +122,7 @@ class ModelService:
         self._next_check = 0.0  # clock time of the next conditional GET
         self._recheck: _Recheck | None = None  # a conditional GET in flight
         self._failures = 0  # consecutive failed registry reads
+        self._registry_read_at: float | None = None  # clock time of the last successful read
         self._last_failure = ""
         self._load_locks = [threading.Lock() for _ in range(LOCK_STRIPES)]
         self._last_good: dict[tuple[str, str], ModelKey] = {}
@@ -213,7 +214,14 @@ class ModelService:
         finally:
             check.done.set()
 
+    def registry_age(self) -> float | None:
+        """Seconds since the registry was last read successfully (a 200 or a 304), or None
+        before the first read: how stale the routing and aliases this sandbox serves may be."""
+        read_at = self._registry_read_at
+        return None if read_at is None else self.clock() - read_at
+
     def _registry_ok(self) -> None:
+        self._registry_read_at = self.clock()
         self._failures = 0
         self._next_check = self.clock() + self.settings.registry_ttl
 

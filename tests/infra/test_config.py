@@ -99,6 +99,7 @@ def test_command_line_strings_override_the_stage_and_are_typed():
         ({"tickerserve:alarms": '{"p99Latency": 1}'}, "alarms.p99Latency: unknown setting"),
         ({"tickerserve:alarms": '{"periodMinutes": 10}'}, "alarms.periodMinutes=10"),
         ({"tickerserve:alarms": '{"email": "nobody"}'}, "e-mail"),
+        ({"tickerserve:registryTtlSeconds": "600"}, "must exceed registryTtlSeconds"),
     ],
 )
 def test_invalid_values_are_rejected_with_the_setting_named(overrides, message):

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import fnmatch
 import json
+from pathlib import Path
 
 import pytest
 from aws_cdk.assertions import Match
 
+from infra.constructs.monitoring import NAMESPACE as MONITORED_NAMESPACE
+from infra.constructs.monitoring import SERVICE as MONITORED_SERVICE
 from infra.runtime_contract import GATEWAY_ERRORS
 from tests.infra.conftest import (
     Synth,
@@ -20,7 +23,21 @@ from tests.infra.conftest import (
     synth,
 )
 from tickerserve.layout import DEFAULT_REGISTRY_KEY, index_key, metadata_key
+from tickerserve.observability import NAMESPACE, SERVICE_NAME
 from tickerserve.settings import ENV_NAMES
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+# Each alarm by its README name and the words of its description.
+ALARM_NAMES = {
+    "Api5xx": "API returned 5xx",
+    "FunctionErrors": "prediction function errors",
+    "Throttles": "prediction function throttled",
+    "LatencyP99": "API p99 latency",
+    "ModelLoadFailures": "model versions failed to load",
+    "RegistryFailures": "registry reads failed",
+    "ServedLastGood": "answers served from a last good version",
+    "RegistryStaleness": "seconds since a sandbox last read the registry",
+}
 
 ROUTES = {
     ("POST", "/predict"),
@@ -282,6 +299,50 @@ def test_alarms_notify_the_alarm_topic(dev: Synth, metric, statistic, threshold)
     assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
     topic_id = next(iter(resources(dev.serving, "AWS::SNS::Topic")))
     assert alarm["AlarmActions"] == [{"Ref": topic_id}]
+
+
+@pytest.mark.parametrize(
+    ("metric", "statistic", "threshold"),
+    [
+        ("ModelLoadFailures", "Sum", 1),
+        ("RegistryFailures", "Sum", 3),
+        ("ServedLastGood", "Sum", 1),
+        ("RegistryStaleness", "Maximum", 300),
+    ],
+)
+def test_what_warm_sandboxes_hide_is_alarmed(dev: Synth, metric, statistic, threshold):
+    # The function's own metrics, as observability.py emits them: namespace, service, and the
+    # function's name as a dimension (so each stage's alarms watch only its own function)
+    (alarm,) = [
+        a["Properties"]
+        for a in resources(dev.serving, "AWS::CloudWatch::Alarm").values()
+        if a["Properties"]["MetricName"] == metric
+    ]
+    assert alarm["Namespace"] == NAMESPACE == MONITORED_NAMESPACE
+    dimensions = {d["Name"]: d["Value"] for d in alarm["Dimensions"]}
+    assert dimensions["service"] == SERVICE_NAME == MONITORED_SERVICE
+    function_id = next(iter(resources(dev.serving, "AWS::Lambda::Function")))
+    assert dimensions["function"] == {"Ref": function_id}
+    assert (alarm["Statistic"], alarm["Threshold"]) == (statistic, threshold)
+    assert alarm["TreatMissingData"] == "notBreaching"
+    topic_id = next(iter(resources(dev.serving, "AWS::SNS::Topic")))
+    assert alarm["AlarmActions"] == [{"Ref": topic_id}]
+
+
+def test_the_dashboard_shows_the_hidden_failures(dev: Synth):
+    body = json.dumps(only(dev.serving, "AWS::CloudWatch::Dashboard")["Properties"])
+    for metric in ("ModelLoadFailures", "RegistryFailures", "ServedLastGood", "RegistryStaleness"):
+        assert metric in body
+
+
+def test_every_alarm_has_a_runbook_line_in_the_readme(dev: Synth):
+    runbook = README.read_text().split("### Alarms and what to do", 1)[1].split("\n## ", 1)[0]
+    alarms = resources(dev.serving, "AWS::CloudWatch::Alarm").values()
+    described = [a["Properties"]["AlarmDescription"] for a in alarms]
+    named = [n for d in described for n, phrase in ALARM_NAMES.items() if phrase in d]
+    assert sorted(named) == sorted(ALARM_NAMES)  # each alarm is one of these, and all exist
+    for name in named:
+        assert f"| `{name}` |" in runbook, name
 
 
 def test_alarm_thresholds_follow_the_stage(prod: Synth):

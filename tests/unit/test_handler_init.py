@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from infra.constructs.monitoring import NAMESPACE as MONITORED_NAMESPACE
+from infra.constructs.monitoring import SERVICE as MONITORED_SERVICE
 from tests.support import EVENTS, populate
 from tickerserve.store import LocalStore
 
@@ -164,3 +166,31 @@ def test_without_snapstart_support_the_handler_still_starts(tmp_path, models):
     outcome = run_snapstart_child(env, "absent")
     assert outcome["status"] == 200
     assert outcome["hooks"] == {"before": 0, "after": 0}
+
+
+def test_each_invocation_samples_registry_staleness_under_the_functions_own_dimension(
+    tmp_path, models
+):
+    # Given the handler in a fresh interpreter, as Lambda runs it (its function name set)
+    populate(LocalStore(tmp_path / "store"), models)
+    result = run_child(
+        {
+            "TICKERSERVE_STORE_PATH": str(tmp_path / "store"),
+            "TICKERSERVE_CACHE_DIR": str(tmp_path / "c"),
+            "AWS_LAMBDA_FUNCTION_NAME": "tickerserve-dev-predict",
+        }
+    )
+    assert result.returncode == 0, result.stderr
+    # Then the invocation's metrics (EMF on stdout) carry RegistryStaleness in seconds, under
+    # the namespace, service and function dimensions the stack's alarms watch
+    emf = [json.loads(x) for x in result.stdout.splitlines() if '"_aws"' in x]
+    staleness = [m for m in emf if "RegistryStaleness" in m]
+    assert len(staleness) == 1
+    (directive,) = staleness[0]["_aws"]["CloudWatchMetrics"]
+    assert directive["Namespace"] == MONITORED_NAMESPACE
+    assert [sorted(d) for d in directive["Dimensions"]] == [["function", "service"]]
+    assert staleness[0]["function"] == "tickerserve-dev-predict"
+    assert staleness[0]["service"] == MONITORED_SERVICE
+    assert {"Name": "RegistryStaleness", "Unit": "Seconds"} in directive["Metrics"]
+    (seconds,) = staleness[0]["RegistryStaleness"]  # one sample, seconds since the read
+    assert 0 <= seconds < 10

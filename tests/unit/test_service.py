@@ -9,8 +9,10 @@ from pathlib import Path
 import boto3
 import numpy as np
 import pytest
+from aws_lambda_powertools.metrics import MetricUnit
 from botocore.config import Config
 
+from tests.cli_support import FaultyStore
 from tests.support import (
     REGISTRY_KEY,
     DemoModels,
@@ -24,6 +26,7 @@ from tickerserve.api import Api
 from tickerserve.bundle import make_bundle
 from tickerserve.errors import IntegrityError, InvalidModel, NotFound, StorageUnavailable
 from tickerserve.layout import artifact_key, index_key
+from tickerserve.observability import Gauge, metrics
 from tickerserve.publishing.demo import demo_bundle
 from tickerserve.publishing.release import publish_bundle
 from tickerserve.registry import Registry, update_registry
@@ -478,3 +481,44 @@ def test_a_version_rolled_back_from_never_answers_even_when_the_target_is_missin
     # Then the service refuses rather than answering with the version rolled back from
     with pytest.raises(IntegrityError, match="does not hold"):
         service.serving_for_ticker("SMH")
+
+
+# -- what the function tells about itself -------------------------------------------------------
+def test_registry_age_grows_while_re_checks_fail_and_resets_on_a_read(populated, tmp_path):
+    clock = FakeClock()
+    service = make_service(populated, tmp_path, clock)
+    assert service.registry_age() is None  # never read
+    service.serving_for_ticker("SMH")
+    assert service.registry_age() == 0
+    # When re-checks fail for longer than the TTL, the age keeps growing
+    healthy = service.store
+    service.store = FaultyStore(healthy, calls=[])
+    service.store.get = _unavailable  # type: ignore[method-assign]
+    for _ in range(4):
+        clock.advance(61)
+        service.serving_for_ticker("SMH")
+    assert service.registry_age() == 4 * 61
+    assert service.counters.registry_failures >= 1
+    # And the next successful check (a 304 is one) resets it
+    service.store = healthy
+    clock.advance(200)
+    service.serving_for_ticker("SMH")
+    assert service.registry_age() == 0
+
+
+def _unavailable(key: str, **kwargs: object) -> None:
+    raise StorageUnavailable(f"storage did not answer GET {key}")
+
+
+def test_the_staleness_gauge_samples_at_most_once_a_minute():
+    clock = FakeClock()
+    gauge = Gauge("RegistryStalenessTest", MetricUnit.Seconds, every=60.0, clock=clock)
+    try:
+        assert gauge.sample(None) is False  # nothing read yet: nothing to say
+        assert gauge.sample(12.5) is True
+        assert gauge.sample(13.0) is False
+        clock.advance(60)
+        assert gauge.sample(80.0) is True
+        assert metrics.metric_set["RegistryStalenessTest"]["Value"] == [12.5, 80.0]
+    finally:
+        metrics.clear_metrics()
