@@ -95,7 +95,7 @@ class Api:
             (_route_pattern(path), methods)
             for path, methods in {**ROUTES, **(DOCS_ROUTES if docs else {})}.items()
         ]
-        self.rest = APIGatewayRestResolver(serializer=_dumps)
+        self.rest = (_DocumentedRestResolver if docs else APIGatewayRestResolver)(serializer=_dumps)
         self.http = APIGatewayHttpResolver(serializer=_dumps)
         for resolver in (self.rest, self.http):
             self._register(resolver)
@@ -194,7 +194,6 @@ class Api:
             "/models",
             summary="What serves what, one page of ticker routes, without loading models",
             responses=openapi.MODELS_RESPONSES,
-            openapi_extensions=openapi.MODELS_PARAMETERS,
         )
         def get_models() -> dict[str, Any]:
             event = app.current_event
@@ -279,6 +278,22 @@ def _used_schemas(document: dict[str, Any]) -> dict[str, Any]:
         components["schemas"] = kept
     trimmed = {k: v for k, v in document.items() if k != "components"}
     return {**trimmed, "components": components} if components else trimmed
+
+
+class _DocumentedRestResolver(APIGatewayRestResolver):
+    """The local server's resolver: its OpenAPI document also carries the query and path
+    parameters with their patterns (``openapi.PARAMETERS``), which Powertools would derive only
+    from pydantic-typed handler arguments."""
+
+    def get_openapi_schema(self, *args: Any, **kwargs: Any) -> Any:
+        from aws_lambda_powertools.event_handler.openapi.models import Parameter
+
+        document = super().get_openapi_schema(*args, **kwargs)
+        for path, parameters in openapi.PARAMETERS.items():
+            operation = (document.paths or {})[path].get
+            assert operation is not None  # every path in PARAMETERS is a GET route
+            operation.parameters = [Parameter.model_validate(p) for p in parameters]
+        return document
 
 
 def _proxy_error(kind: events.Kind, error: TickerserveError) -> dict[str, Any]:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tickerserve.contract import GATEWAY_ERRORS, LIMITS, PREDICT, Field
+from tickerserve.contract import GATEWAY_ERRORS, LIMITS, NAMES, PREDICT, Field
+from tickerserve.route_pages import TOKEN_PATTERN
 
 JSON = "application/json"
 
@@ -57,12 +58,24 @@ ERROR: dict[str, Any] = {
 }
 
 
-def _field_schema(field: Field) -> dict[str, Any]:
+def _field_schema(field: Field, *, required: bool) -> dict[str, Any]:
     if field.name_rule is not None:
         schema: dict[str, Any] = {"type": "string", "pattern": field.name_rule.json_pattern}
+        if not required:  # an optional field may be null: the server reads it as absent
+            schema = nullable(schema)
     else:
         schema = dict(field.schema or {})
     return {**schema, "description": field.description}
+
+
+def _not_together(group: tuple[str, ...]) -> dict[str, Any]:
+    """JSON Schema for "these fields are not all given" (null counts as not given)."""
+    return {
+        "not": {
+            "required": list(group),
+            "properties": {name: {"not": {"type": "null"}} for name in group},
+        }
+    }
 
 
 # Built from contract.json, like the runtime's checks: the patterns a schema-driven client
@@ -72,7 +85,11 @@ PREDICT_REQUEST: dict[str, Any] = {
     "type": "object",
     "required": list(PREDICT.required),
     "additionalProperties": False,
-    "properties": {name: _field_schema(field) for name, field in PREDICT.fields.items()},
+    "properties": {
+        name: _field_schema(field, required=name in PREDICT.required)
+        for name, field in PREDICT.fields.items()
+    },
+    "allOf": [_not_together(group) for group in PREDICT.mutually_exclusive],
 }
 
 MODEL_REF: dict[str, Any] = {
@@ -228,8 +245,11 @@ MODELS: dict[str, Any] = {
     },
 }
 
-MODELS_PARAMETERS: dict[str, Any] = {
-    "parameters": [
+# Query and path parameters, with the server's patterns. Powertools derives parameters from
+# typed handler arguments (pydantic, which the Lambda never imports), so the local server's
+# document gets these instead (``Api`` with docs=True).
+PARAMETERS: dict[str, list[dict[str, Any]]] = {
+    "/models": [
         {
             "name": "limit",
             "in": "query",
@@ -247,10 +267,26 @@ MODELS_PARAMETERS: dict[str, Any] = {
             "name": "next",
             "in": "query",
             "required": False,
-            "description": "The next token of the previous page.",
-            "schema": {"type": "string"},
+            "description": "The next token of the previous page (opaque: pass it back as is).",
+            "schema": {"type": "string", "pattern": f"^(?:{TOKEN_PATTERN})$"},
         },
-    ]
+    ],
+    "/models/{ticker}": [
+        {
+            "name": "ticker",
+            "in": "path",
+            "required": True,
+            "description": "Case-insensitive, e.g. SMH or aapl.",
+            "schema": {"type": "string", "pattern": NAMES["ticker"].json_pattern},
+        },
+        {
+            "name": "timeframe",
+            "in": "query",
+            "required": False,
+            "description": "Describe the ticker's model for this timeframe (e.g. h1).",
+            "schema": {"type": "string", "pattern": NAMES["timeframe"].json_pattern},
+        },
+    ],
 }
 
 MODEL_DETAIL: dict[str, Any] = {
@@ -432,7 +468,11 @@ BATCH_RESPONSES: dict[int, Any] = with_gateway_errors(
 )
 MODELS_RESPONSES: dict[int, Any] = with_gateway_errors(
     {
-        200: ok("Every model with its aliases and tickers", MODELS),
+        200: ok("One page of ticker routes and the aliases of the models they name", MODELS),
+        400: error(
+            f"limit is not an integer from 1 to {LIMITS.models_page_max} (invalid_limit), or "
+            "next is not a token from an earlier page (invalid_next)"
+        ),
         503: _STORAGE_DOWN,
     }
 )

@@ -4,7 +4,7 @@ The registry may route a million tickers; one answer listing them all would exce
 6 MB response limit. A page holds at most ``limit`` route rows (default 100, at most 1,000)
 and never more than 1 MiB however long the names and however many aliases the models carry,
 plus the aliases of the models its rows name. ``next`` is an opaque token (the key of the
-next row, so a registry that changes between pages neither repeats nor skips a row that
+last row, so a registry that changes between pages neither repeats nor skips a row that
 stayed); it is null on the last page.
 
 Rows come in one order: every ticker (sorted) with its default route and then its timeframe
@@ -14,24 +14,22 @@ routes; then the asset-class fallbacks (``ticker`` null); then models no route n
 
 from __future__ import annotations
 
-import base64
-import binascii
 import bisect
 import json
+import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from tickerserve.contract import LIMITS
+from tickerserve.contract import LIMITS, MODEL_NAME, NAMES
 from tickerserve.errors import BadRequest
 from tickerserve.registry import Registry
 
 _dumps = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 TICKERS, FALLBACKS, UNROUTED = range(3)
 Key = tuple[int, str, str]  # (section, ticker / asset class / model, timeframe or "")
-_TOKEN_VERSION = 1
-_MAX_TOKEN_CHARS = 1024
+_MAX_TOKEN_CHARS = 300  # the longest token: "m~" + a 259-character model name + "~"
 
 
 @dataclass(frozen=True)
@@ -167,32 +165,37 @@ def _truncated(entry: dict[str, Any], budget: int) -> dict[str, Any]:
     return out
 
 
-# -- the opaque token -------------------------------------------------------------------------
+# -- the next token ---------------------------------------------------------------------------
+# The key of the last row of a page, ``{section}~{name}~{timeframe}`` (``t~AAPL~h1``,
+# ``f~stock~``, ``m~etfs/SMH~``): opaque to clients (pass it back unchanged), and such that
+# every string the documented pattern allows names a position (the rows after it), so a
+# schema-driven client never gets a 400 for a token the document says is valid.
+_SECTIONS = {"t": TICKERS, "f": FALLBACKS, "m": UNROUTED}
+_LETTERS = {number: letter for letter, number in _SECTIONS.items()}
+_SEGMENT = MODEL_NAME.segment.pattern
+_MODEL = f"{_SEGMENT}(?:/{_SEGMENT}){{0,{MODEL_NAME.max_segments - 1}}}"
+TOKEN_PATTERN = (
+    f"(t)~({NAMES['ticker'].pattern.pattern})~((?:{NAMES['timeframe'].pattern.pattern})?)"
+    f"|(f)~({NAMES['asset_class'].pattern.pattern})~()"
+    f"|(m)~({_MODEL})~()"
+)
+_TOKEN_RE = re.compile(TOKEN_PATTERN)
+
+
 def encode_token(key: Key) -> str:
-    raw = _dumps([_TOKEN_VERSION, *key]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    section, name, timeframe = key
+    return f"{_LETTERS[section]}~{name}~{timeframe}"
 
 
 def decode_token(token: object) -> Key:
     """The key a ``next`` token names; ``BadRequest`` (``invalid_next``) for anything else."""
-    try:
-        if not isinstance(token, str) or not 0 < len(token) <= _MAX_TOKEN_CHARS:
-            raise ValueError
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        version, section, name, timeframe = json.loads(raw)
-        if (
-            version != _TOKEN_VERSION
-            or section not in (TICKERS, FALLBACKS, UNROUTED)
-            or isinstance(section, bool)
-            or not isinstance(name, str)
-            or not isinstance(timeframe, str)
-        ):
-            raise ValueError
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+    match = _TOKEN_RE.fullmatch(token) if isinstance(token, str) else None
+    if match is None:
         raise BadRequest(
             "next is not a token from an earlier GET /models page", code="invalid_next"
-        ) from None
-    return section, name, timeframe
+        )
+    letter, name, timeframe = (g for g in match.groups() if g is not None)
+    return _SECTIONS[letter], name, timeframe
 
 
 def parse_limit(raw: object) -> int:

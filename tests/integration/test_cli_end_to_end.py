@@ -171,9 +171,9 @@ def test_folder_store_synced_to_bucket_serves_the_same_answers(
     # When the console script syncs it to the bucket (not a terminal: a plain summary)
     first = run_script(*bucket_args(server_bucket, moto_endpoint), "sync", str(folder))
     second = run_script(*bucket_args(server_bucket, moto_endpoint), "sync", str(folder))
-    # Then the first sync uploads all 11 files, the second skips all of them
+    # Then the first sync uploads all 15 files, the second skips all of them
     files = len(list(LocalStore(folder).list("")))
-    assert files == 11  # 4 versions x 2 files, 2 histories, the registry
+    assert files == 15  # 4 versions x 2 files and their 4 digest indexes, 2 histories, registry
     assert first.returncode == 0, first.stderr
     assert first.stdout.startswith(f"s3://{server_bucket.bucket}: uploaded {files} (")
     assert f"uploaded 0 (0 B), skipped {files} unchanged, deleted 0, failed 0" in second.stdout

@@ -45,11 +45,13 @@ def test_make_serve_publishes_the_demo_set_through_the_cli_and_stops_everything(
     ]
     with running(argv, port=port, log=models_cache / "dev.log") as dev:
         # When the server answers
-        models = http(f"{dev.url}/models").json()["models"]
+        page = http(f"{dev.url}/models").json()
+        models, routes = page["models"], page["routes"]
         # Then every demo model is there, on its production alias, with its tickers routed
-        assert {m["name"]: sorted(m["tickers"]) for m in models} == {
-            m.name: sorted(m.tickers) for m in DEMO_MODELS
-        }
+        assert {
+            m["name"]: sorted(r["ticker"] for r in routes if r["model"] == m["name"])
+            for m in models
+        } == {m.name: sorted(m.tickers) for m in DEMO_MODELS}
         assert all(m["aliases"] == {"production": "1.0.0"} for m in models)
         health = http(f"{dev.url}/health").json()
         assert health["store"] == "s3://tickerserve-demo"

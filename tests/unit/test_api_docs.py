@@ -16,9 +16,10 @@ from hypothesis import strategies as st
 
 from tests.support import EVENTS, DemoModels, load_event, populate
 from tickerserve.api import DOCS_PATH, OPENAPI_PATH, Api
-from tickerserve.contract import LIMITS, PREDICT
+from tickerserve.contract import LIMITS, NAMES, PREDICT
 from tickerserve.errors import BadRequest
 from tickerserve.predict import MAX_BATCH_ITEMS, PREDICT_FIELDS, parse_request
+from tickerserve.route_pages import TOKEN_PATTERN
 from tickerserve.service import ModelService
 from tickerserve.settings import Settings
 from tickerserve.store import LocalStore
@@ -191,14 +192,35 @@ def test_request_fields_and_limits_are_the_contracts(store_dir, tmp_path):
     assert items["maxItems"] == LIMITS.batch_items == MAX_BATCH_ITEMS
     for name, field in PREDICT.fields.items():
         if field.name_rule is not None:
-            assert predict["properties"][name]["pattern"] == field.name_rule.json_pattern
+            assert pattern_of(predict["properties"][name]) == field.name_rule.json_pattern
+    # Optional names may be null (read as absent); alias and version not both
+    assert predict["properties"]["alias"]["anyOf"][1] == {"type": "null"}
+    assert predict["allOf"] == [
+        {
+            "not": {
+                "required": ["alias", "version"],
+                "properties": {
+                    "alias": {"not": {"type": "null"}},
+                    "version": {"not": {"type": "null"}},
+                },
+            }
+        }
+    ]
+
+
+def pattern_of(schema: dict[str, Any]) -> str:
+    """The pattern of a string schema, or of the string branch of a nullable one."""
+    if "anyOf" in schema:
+        (string,) = [s for s in schema["anyOf"] if s.get("type") == "string"]
+        return str(string["pattern"])
+    return str(schema["pattern"])
 
 
 @pytest.mark.parametrize("field", ["ticker", "alias", "version", "timeframe", "asset_class"])
 def test_a_value_the_document_allows_is_a_value_the_server_accepts(store_dir, tmp_path, field):
     # Given the pattern a schema-driven client reads from the document
     doc = openapi(make_api(store_dir, tmp_path, docs=True))
-    pattern = request_schema(doc, "/predict")["properties"][field]["pattern"]
+    pattern = pattern_of(request_schema(doc, "/predict")["properties"][field])
     assert pattern.startswith("^") and pattern.endswith("$")
     body = pattern[1:-1]
 
@@ -215,3 +237,14 @@ def test_a_value_the_document_allows_is_a_value_the_server_accepts(store_dir, tm
         assert accepted == allowed, value
 
     agree()
+
+
+def test_path_and_query_parameters_carry_the_server_patterns(store_dir, tmp_path):
+    doc = openapi(make_api(store_dir, tmp_path, docs=True))
+    model = {p["name"]: p for p in doc["paths"]["/models/{ticker}"]["get"]["parameters"]}
+    assert model["ticker"]["in"] == "path"
+    assert model["ticker"]["schema"]["pattern"] == NAMES["ticker"].json_pattern
+    assert model["timeframe"]["schema"]["pattern"] == NAMES["timeframe"].json_pattern
+    models = {p["name"]: p for p in doc["paths"]["/models"]["get"]["parameters"]}
+    assert models["limit"]["schema"]["maximum"] == LIMITS.models_page_max
+    assert models["next"]["schema"]["pattern"] == f"^(?:{TOKEN_PATTERN})$"

@@ -7,11 +7,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.support import REGISTRY_KEY, load_event
 from tickerserve.api import Api
 from tickerserve.contract import LIMITS
 from tickerserve.registry import AliasTarget, ModelEntry, Registry, TickerRoute
+from tickerserve.route_pages import TOKEN_PATTERN
 from tickerserve.service import ModelService
 from tickerserve.settings import Settings
 from tickerserve.store import LocalStore
@@ -202,3 +205,16 @@ def test_direct_invoke_pages_too(tmp_path):
     second = api.handle({"action": "models", "limit": 2, "next": first["next"]}, None)
     assert second["routes"][0]["ticker"] == "T00000000000002"
     assert api.handle({"action": "models", "limit": True}, None)["error"]["code"] == "invalid_limit"
+
+
+def test_every_token_the_document_allows_names_a_position(tmp_path):
+    # A schema-driven client may send any token the pattern allows: it is a place in the order
+    api = api_over(registry_of(5), tmp_path)
+
+    @settings(max_examples=200, deadline=None)
+    @given(token=st.from_regex(TOKEN_PATTERN, fullmatch=True))
+    def answered(token: str) -> None:
+        status, body, _ = get_page(api, next=token)
+        assert status == 200, body
+
+    answered()
