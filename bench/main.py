@@ -3,8 +3,9 @@
 Sections: 1 warm single prediction through the whole handler, 2 a batch of 1000 rows,
 3 cold start in fresh processes (3b: the synthesized assets under the runtime's Python 3.13),
 4 peak RSS with 51 models (with and without a memory budget), 5 a monitor run
-(``bench/monitor.py``), 6 every model family the seeds bring (``bench/families.py``). Prints
-plain-text tables with medians and ratios. Nothing here asserts on time.
+(``bench/monitor.py``), 6 every model family the seeds bring (``bench/families.py``), 7 storage
+faults and unloadable files, now vs before (``bench/faults.py``). Prints plain-text tables
+with medians and ratios. Nothing here asserts on time.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import families
+from bench import faults as faults_bench
 from bench import monitor as monitor_bench
 from bench.common import (
     FAKE_CREDENTIALS,
@@ -68,7 +70,7 @@ BATCH_ETFS = LARGE_ETFS[:10]
 BATCH_STOCKS = STOCKS[:5]
 BUDGET_FRACTION = 0.25
 WARM_ROWS = 64
-SECTIONS = ("warm", "batch", "cold", "runtime", "rss", "monitor", "families")
+SECTIONS = ("warm", "batch", "cold", "runtime", "rss", "monitor", "families", "faults")
 
 
 @dataclass(frozen=True)
@@ -691,6 +693,12 @@ class Bench:
         """5. A monitor run over 250,000 captured rows (bench/monitor.py)."""
         return monitor_bench.run(samples=min(self.config.cold_samples, 3))
 
+    def faults(self) -> dict[str, Any]:
+        """7. Storage faults and unloadable files, now vs before (bench/faults.py)."""
+        body = {"ticker": SMALL_ETF, "features": _row_features(self._names(f"etfs/{SMALL_ETF}"), 7)}
+        models = {"small": f"etfs/{SMALL_ETF}", "large": ticker_model(WARM_LARGE_TICKER)}
+        return faults_bench.run(self.endpoint, BUCKET, body, models)
+
 
 def _phase(data: dict[str, Any], key: str) -> float:
     if key == "startup":
@@ -725,7 +733,9 @@ def summary(results: dict[str, Any]) -> str:
         rows += monitor_bench.target_rows(results["monitor"])
     if "families" in results:
         rows += families.summary_rows(results["families"]["warm"], results["families"]["cold"])
-    return "\n" + table("Targets (issues 2, 9, 10 and 12)", ["target", "measured", "met"], rows)
+    if "faults" in results:
+        rows += faults_bench.target_rows(results["faults"])
+    return "\n" + table("Targets (issues 2, 8, 9, 10 and 12)", ["target", "measured", "met"], rows)
 
 
 def _cold_target(cold: dict[str, Any]) -> list[str]:
