@@ -22,8 +22,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from tickerserve.contract import GATEWAY_PAYLOAD_BYTES
+
 STAGE = "local"
-MAX_REQUEST_BYTES = 10 * 1024 * 1024  # API Gateway's request payload limit
+MAX_REQUEST_BYTES = GATEWAY_PAYLOAD_BYTES  # API Gateway's request payload limit (contract.json)
 _MODEL_PATH = re.compile(r"/models/([^/]+)")
 
 
