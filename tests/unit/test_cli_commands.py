@@ -942,11 +942,12 @@ def test_import_seed_whose_history_append_fails_says_what_is_live(
         lambda **kw: FaultyStore(LocalStore(store_path), fail),
     )
     result = ts(store_path, "import-seed", str(tmp_path))
+    # Then the usual report is printed (it is live), and the exit says what is missing
     assert result.exit_code == 1
-    assert "tickers routed; production set for" in result.stdout
+    assert "registry revision 1" in result.stdout
     assert result.stderr.startswith("error: imported ")
     assert (
-        "routes and production are live (registry revision 1), but the histories were not "
+        "routes and aliases are live (registry revision 1), but the histories were not "
         "updated: storage error on it: SlowDown" in result.stderr
     )
     assert _registry(store_path).tickers
