@@ -233,7 +233,9 @@ class Api:
         def route_not_found(exc: NotFoundError) -> Response:
             event = app.current_event
             allow = next((m for p, m in self.routes if p.fullmatch(event.path)), None)
-            if allow is not None:
+            # A method the path serves can land here too: Powertools' path patterns take fewer
+            # characters than a path segment may hold (GET /models/§). That is no route, not 405.
+            if allow is not None and event.http_method not in allow:
                 return error_response(
                     MethodNotAllowed(
                         f"{event.http_method} is not allowed on {event.path}; "

@@ -293,7 +293,8 @@ def test_huge_integer_is_rejected_not_crashing(api):
 def test_names_must_match_in_full_and_in_ascii(api, changes):
     # Given a valid request with one name changed, Then it is refused, never served as SPY
     status, body = post(api, "/predict", feature_body() | changes)
-    assert (status, body["error"]["code"]) == (400, "invalid_field")
+    code = "invalid_ticker" if "ticker" in changes else "invalid_field"
+    assert (status, body["error"]["code"]) == (400, code)
 
 
 @pytest.mark.parametrize(

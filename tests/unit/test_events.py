@@ -114,3 +114,11 @@ def test_no_event_shape_gets_a_5xx_or_an_exception(api, event):
     assert 200 <= status < 500, body
     if status >= 400:
         assert set(body) == {"error"} and body["error"]["code"]
+
+
+@pytest.mark.parametrize("ticker", ["\u0084", "\u00a7", "A\u00a0B"])
+def test_a_path_no_route_pattern_takes_is_404_not_405_for_a_method_the_path_serves(api, ticker):
+    # GET is what /models/{ticker} serves: a 405 naming GET as the allowed method is nonsense
+    event = with_changes("rest_model.json", path=f"/models/{ticker}")
+    status, _, body = answer(api, event)
+    assert (status, body["error"]["code"]) in ((404, "route_not_found"), (400, "invalid_ticker"))
