@@ -26,7 +26,8 @@ from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from tickerserve import __version__, events, openapi
+from tickerserve import __version__, events, openapi, request_ids
+from tickerserve.capture import DISABLED, Capture
 from tickerserve.contract import LIMITS
 from tickerserve.describe import describe_models, describe_ticker, health
 from tickerserve.errors import (
@@ -88,8 +89,11 @@ def error_response(error: TickerserveError) -> Response:
 class Api:
     """The routes, bound to one ``ModelService``."""
 
-    def __init__(self, service: ModelService, *, docs: bool = False) -> None:
+    def __init__(
+        self, service: ModelService, *, docs: bool = False, capture: Capture = DISABLED
+    ) -> None:
         self.service = service
+        self.capture = capture
         self.invocations = 0
         self.routes = [
             (_route_pattern(path), methods)
@@ -138,15 +142,16 @@ class Api:
         if not isinstance(event, dict):
             raise BadRequest("event must be a JSON object", code="invalid_body")
         action = event.get("action")
+        capture = self.capture
         if action is None:
             if "items" in event:
-                return predict_batch(self.service, event)
-            return predict(self.service, event)
+                return predict_batch(self.service, event, capture=capture)
+            return predict(self.service, event, capture=capture)
         body = {k: v for k, v in event.items() if k != "action"}
         if action == "predict":
-            return predict(self.service, body)
+            return predict(self.service, body, capture=capture)
         if action == "predict_batch":
-            return predict_batch(self.service, body)
+            return predict_batch(self.service, body, capture=capture)
         if action == "models":
             return describe_models(
                 self.service, limit=body.get("limit"), next_token=body.get("next")
@@ -169,6 +174,9 @@ class Api:
     def _register(self, app: ApiGatewayResolver) -> None:
         service = self.service
         body_of: Callable[[], Any] = lambda: _json_body(app)  # noqa: E731
+        header_id: Callable[[], str | None] = lambda: request_ids.from_headers(  # noqa: E731
+            app.current_event.headers
+        )
 
         # The schemas are plain dicts; the request body is an extension because we parse it
         # ourselves (a pydantic Body parameter would put pydantic on the Lambda's warm path).
@@ -179,7 +187,10 @@ class Api:
             openapi_extensions=openapi.PREDICT_BODY,
         )
         def post_predict() -> dict[str, Any]:
-            return predict(service, body_of())
+            body = body_of()
+            return predict(
+                service, body, request_id=header_id(), source="api", capture=self.capture
+            )
 
         @app.post(
             "/predict/batch",
@@ -188,7 +199,10 @@ class Api:
             openapi_extensions=openapi.BATCH_BODY,
         )
         def post_batch() -> dict[str, Any]:
-            return predict_batch(service, body_of())
+            body = body_of()
+            return predict_batch(
+                service, body, request_id=header_id(), source="batch", capture=self.capture
+            )
 
         @app.get(
             "/models",

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from tickerserve import snapstart
 from tickerserve.api import Api
+from tickerserve.capture import DISABLED, Capture, LogSink
 from tickerserve.observability import REGISTRY_STALENESS, count, metrics, with_request_context
 from tickerserve.service import ModelService
 from tickerserve.settings import Settings
@@ -20,7 +21,9 @@ if TYPE_CHECKING:
 
 SETTINGS = Settings.from_env()
 SERVICE = ModelService(SETTINGS, on_event=count)
-API = Api(SERVICE)
+# Capture records leave as log lines (CloudWatch Logs -> Firehose -> the capture bucket).
+CAPTURE = Capture(LogSink(), on_event=count) if SETTINGS.capture else DISABLED
+API = Api(SERVICE, capture=CAPTURE)
 if SETTINGS.preload:
     SERVICE.preload(SETTINGS.preload)
 snapstart.register(SERVICE)

@@ -5,12 +5,15 @@ Pure logic over ``ModelService``; the API module only parses HTTP and maps error
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
+from tickerserve import request_ids
+from tickerserve.capture import DISABLED, Capture, features_used, new_record
 from tickerserve.contract import LIMITS, PREDICT
 from tickerserve.errors import BadRequest, PayloadTooLarge, TickerserveError
 from tickerserve.model import LoadedModel, Prediction
@@ -29,6 +32,7 @@ class PredictRequest:
     version: str | None
     asset_class: str | None
     timeframe: str | None = None
+    request_id: str | None = None  # the body's own id, when it is a valid one
 
 
 def parse_request(body: Any) -> PredictRequest:
@@ -67,6 +71,9 @@ def parse_request(body: Any) -> PredictRequest:
             "features must be an object of name -> number or a list of numbers",
             code="invalid_features",
         )
+    raw_id = body.get(request_ids.FIELD)
+    if raw_id is not None and not isinstance(raw_id, str):
+        raise BadRequest("request_id must be a string", code="invalid_field")
     ticker = names["ticker"]
     assert ticker is not None  # required
     return PredictRequest(
@@ -76,6 +83,7 @@ def parse_request(body: Any) -> PredictRequest:
         names["version"],
         names["asset_class"],
         names["timeframe"],
+        request_ids.valid(raw_id),  # a string that is no usable id: one is generated
     )
 
 
@@ -88,9 +96,19 @@ def _optional(body: dict[str, Any], name: str, check: Any) -> Any:
     return check(value)
 
 
-def predict(service: ModelService, body: Any) -> dict[str, Any]:
-    """Answer one ``POST /predict`` body."""
+def predict(
+    service: ModelService,
+    body: Any,
+    *,
+    request_id: str | None = None,
+    source: str = "direct",
+    capture: Capture = DISABLED,
+) -> dict[str, Any]:
+    """Answer one ``POST /predict`` body. ``request_id`` is the client's header id, which wins
+    over the body's ``request_id``; without either, one is generated."""
+    started = time.perf_counter_ns()
     request = parse_request(body)
+    rid = request_id or request.request_id or request_ids.generate()
     serving = service.serving_for_ticker(
         request.ticker,
         alias=request.alias,
@@ -100,12 +118,43 @@ def predict(service: ModelService, body: Any) -> dict[str, Any]:
     )
     row = serving.model.schema.row(request.features)
     result = serving.model.predict(row.reshape(1, -1))
-    return _answer(request, serving.resolved, serving.model, result, 0)
+    answer = _answer(rid, request, serving.resolved, serving.model, result, 0)
+    if capture.enabled:
+        capture.emit(
+            [
+                new_record(
+                    request_id=rid,
+                    source=source,
+                    ticker=request.ticker,
+                    timeframe=request.timeframe,
+                    resolved=serving.resolved,
+                    role="champion",
+                    answer=answer,
+                    features=features_used(serving.model.schema.used_names, row),
+                    challengers=[],
+                    latency_us=(time.perf_counter_ns() - started) // 1000,
+                )
+            ]
+        )
+    return answer
 
 
-def predict_batch(service: ModelService, body: Any) -> dict[str, Any]:
-    """Answer ``POST /predict/batch``: per-item results or errors, one model call per model."""
-    if not isinstance(body, dict) or set(body) != {"items"} or not isinstance(body["items"], list):
+def predict_batch(
+    service: ModelService,
+    body: Any,
+    *,
+    request_id: str | None = None,
+    source: str = "direct",
+    capture: Capture = DISABLED,
+) -> dict[str, Any]:
+    """Answer ``POST /predict/batch``: per-item results or errors, one model call per model.
+    Each item's ``request_id`` is its own, else ``{batch request id}-{index}``."""
+    started = time.perf_counter_ns()
+    if (
+        not isinstance(body, dict)
+        or set(body) - {request_ids.FIELD} != {"items"}
+        or not isinstance(body["items"], list)
+    ):
         raise BadRequest('body must be {"items": [<predict bodies>]}', code="invalid_body")
     items = body["items"]
     if not items:
@@ -114,6 +163,10 @@ def predict_batch(service: ModelService, body: Any) -> dict[str, Any]:
         raise PayloadTooLarge(
             f"{len(items)} items; a batch holds at most {MAX_BATCH_ITEMS}", code="batch_too_large"
         )
+    batch_id = (
+        request_id or request_ids.valid(body.get(request_ids.FIELD)) or request_ids.generate()
+    )
+    rids = [request_ids.for_item(batch_id, i, item) for i, item in enumerate(items)]
     results: list[dict[str, Any] | None] = [None] * len(items)
     # Pass 1: validate and resolve every item from the registry alone, loading nothing.
     groups: dict[tuple[str, str], list[tuple[int, PredictRequest, Resolved]]] = defaultdict(list)
@@ -128,17 +181,18 @@ def predict_batch(service: ModelService, body: Any) -> dict[str, Any]:
                 timeframe=request.timeframe,
             )
         except TickerserveError as exc:
-            results[index] = {"index": index, **exc.to_body()}
+            results[index] = {"index": index, "request_id": rids[index], **exc.to_body()}
             continue
         groups[(resolved.model, resolved.version)].append((index, request, resolved))
     # Pass 2: one model version at a time: load, align, one predict call, let go. A batch
     # touching more models than the memory budget holds still stays within it.
+    records: list[dict[str, Any]] = []
     for members in groups.values():
         try:
             model, answered = service.load(members[0][2])
         except TickerserveError as exc:
             for index, _, _ in members:
-                results[index] = {"index": index, **exc.to_body()}
+                results[index] = {"index": index, "request_id": rids[index], **exc.to_body()}
             continue
         rows: list[np.ndarray] = []
         kept: list[tuple[int, PredictRequest, Resolved]] = []
@@ -146,19 +200,44 @@ def predict_batch(service: ModelService, body: Any) -> dict[str, Any]:
             try:
                 rows.append(model.schema.row(request.features))
             except TickerserveError as exc:
-                results[index] = {"index": index, **exc.to_body()}
+                results[index] = {"index": index, "request_id": rids[index], **exc.to_body()}
                 continue
             # The alias each item asked for; the version that actually answered.
             kept.append((index, request, replace(answered, alias=resolved.alias)))
         if rows:
-            result = model.predict(np.vstack(rows))
+            matrix = np.vstack(rows)
+            result = model.predict(matrix)
+            latency_us = (time.perf_counter_ns() - started) // 1000
             for position, (index, request, who) in enumerate(kept):
-                results[index] = {"index": index, **_answer(request, who, model, result, position)}
+                answer = _answer(rids[index], request, who, model, result, position)
+                results[index] = {"index": index, **answer}
+                if capture.enabled:
+                    records.append(
+                        new_record(
+                            request_id=rids[index],
+                            source=source,
+                            ticker=request.ticker,
+                            timeframe=request.timeframe,
+                            resolved=who,
+                            role="champion",
+                            answer=answer,
+                            features=features_used(model.schema.used_names, matrix[position]),
+                            challengers=[],
+                            latency_us=latency_us,
+                        )
+                    )
+    capture.emit(records)
     failed = sum(1 for r in results if r is not None and "error" in r)
-    return {"results": results, "succeeded": len(items) - failed, "failed": failed}
+    return {
+        "request_id": batch_id,
+        "results": results,
+        "succeeded": len(items) - failed,
+        "failed": failed,
+    }
 
 
 def _answer(
+    request_id: str,
     request: PredictRequest,
     resolved: Resolved,
     model: LoadedModel,
@@ -167,6 +246,7 @@ def _answer(
 ) -> dict[str, Any]:
     """One row's answer: a label with its probabilities, or a regression value."""
     answer: dict[str, Any] = {
+        "request_id": request_id,
         "ticker": request.ticker,
         "model": {"name": resolved.model, "version": resolved.version, "alias": resolved.alias},
     }

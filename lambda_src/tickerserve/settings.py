@@ -20,6 +20,7 @@ ENV_CACHE_DIR = "TICKERSERVE_CACHE_DIR"
 ENV_MEMORY_MB = "TICKERSERVE_MEMORY_MB"
 ENV_DISK_MB = "TICKERSERVE_DISK_MB"
 ENV_PRELOAD = "TICKERSERVE_PRELOAD"
+ENV_CAPTURE = "TICKERSERVE_CAPTURE"
 
 ENV_NAMES: tuple[str, ...] = (
     ENV_BUCKET,
@@ -30,6 +31,7 @@ ENV_NAMES: tuple[str, ...] = (
     ENV_MEMORY_MB,
     ENV_DISK_MB,
     ENV_PRELOAD,
+    ENV_CAPTURE,
 )
 
 MB = 1024 * 1024
@@ -47,6 +49,8 @@ class Settings:
     memory_mb: int = 512
     disk_mb: int = 400
     preload: tuple[str, ...] = ()
+    # Off unless switched on: the deployed stack and ``tickerserve serve`` switch it on.
+    capture: bool = False
 
     @property
     def memory_bytes(self) -> int:
@@ -86,7 +90,21 @@ class Settings:
             memory_mb=int(_number(env, ENV_MEMORY_MB, 512, minimum=1, integer=True)),
             disk_mb=int(_number(env, ENV_DISK_MB, 400, minimum=1, integer=True)),
             preload=preload,
+            capture=_switch(env, ENV_CAPTURE, default=False),
         )
+
+
+_ON = ("on", "true", "1", "yes")
+_OFF = ("off", "false", "0", "no")
+
+
+def _switch(env: Mapping[str, str], name: str, *, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw not in _ON + _OFF:
+        raise ConfigError(f"{name}={raw!r} must be on or off")
+    return raw in _ON
 
 
 def _number(

@@ -110,7 +110,10 @@ def test_every_request_gets_its_own_request_id_and_time():
 def test_adapted_request_gets_the_same_answer_as_the_captured_event(api: Api):
     # Given a captured API Gateway event and the same HTTP request through the adapter
     real = load_event("rest_predict.json")
-    adapted = rest_event("POST", "/predict", JSON, real["body"].encode())
+    real["headers"]["X-Request-Id"] = "req-1"
+    adapted = rest_event(
+        "POST", "/predict", [*JSON, ("X-Request-Id", "req-1")], real["body"].encode()
+    )
     # When both are handled
     expected, actual = api.handle(real, None), api.handle(adapted, None)
     # Then the answers are the same

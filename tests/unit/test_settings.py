@@ -15,6 +15,12 @@ def test_defaults_match_the_design():
     assert (settings.registry_ttl, settings.memory_mb, settings.disk_mb) == (60.0, 512, 400)
     assert settings.cache_dir == "/tmp/tickerserve"
     assert settings.preload == ()
+    assert settings.capture is False  # the stack and ``tickerserve serve`` switch it on
+
+
+@pytest.mark.parametrize(("raw", "on"), [("on", True), ("ON", True), ("off", False), ("0", False)])
+def test_capture_is_switched_on_or_off(raw, on):
+    assert Settings.from_env({"TICKERSERVE_CAPTURE": raw}).capture is on
 
 
 def test_every_variable_is_read():
@@ -49,6 +55,7 @@ def test_every_variable_is_read():
         ({"TICKERSERVE_REGISTRY_KEY": "/abs/key"}, "TICKERSERVE_REGISTRY_KEY"),
         ({"TICKERSERVE_BUCKET": "b", "TICKERSERVE_STORE_PATH": "/x"}, "only one"),
         ({"TICKERSERVE_BUCKET": "ab"}, "TICKERSERVE_BUCKET"),
+        ({"TICKERSERVE_CAPTURE": "sometimes"}, "TICKERSERVE_CAPTURE"),
     ],
 )
 def test_invalid_values_name_the_variable(env, message):

@@ -1,0 +1,47 @@
+"""Request ids: every answer carries one, so captured rows and realized outcomes can be joined.
+
+A client's id (the ``X-Request-Id`` header, or a ``request_id`` body field) is used when it
+follows ``contract.json``'s ``request_id`` rule (``[A-Za-z0-9._:-]{1,128}``); otherwise one is
+generated. A batch item takes its own
+``request_id`` field, else ``{batch id}-{index}``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from tickerserve.contract import NAMES
+
+HEADER = "x-request-id"
+FIELD = "request_id"
+_VALID = NAMES["request_id"].pattern
+
+
+def valid(value: Any) -> str | None:
+    """``value`` when it is a usable request id, else None."""
+    if isinstance(value, str) and _VALID.fullmatch(value):
+        return value
+    return None
+
+
+def generate() -> str:
+    """A fresh random id (32 hex digits); os.urandom needs no reseeding after a snapshot."""
+    return os.urandom(16).hex()
+
+
+def from_headers(headers: Mapping[str, Any] | None) -> str | None:
+    """The client's ``X-Request-Id`` in any letter case (HTTP APIs lower-case header names)."""
+    if not headers:
+        return None
+    value = headers.get("X-Request-Id", headers.get(HEADER))
+    if value is None:
+        value = next((v for k, v in headers.items() if k.lower() == HEADER), None)
+    return valid(value)
+
+
+def for_item(batch_id: str, index: int, item: Any) -> str:
+    """A batch item's id: its own valid ``request_id`` field, else ``{batch id}-{index}``."""
+    own = valid(item.get(FIELD)) if isinstance(item, dict) else None
+    return own or f"{batch_id}-{index}"
