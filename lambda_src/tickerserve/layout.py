@@ -4,6 +4,8 @@
 metadata/asset_registry.json                 the registry
 metadata/training_history.jsonl              one JSON record per publish
 metadata/monitoring_history.jsonl            one JSON record per monitoring run
+capture/dt=YYYY-MM-DD/*.jsonl.gz             captured predictions (``tickerserve serve``)
+outcomes/dt=YYYY-MM-DD/*.json                realized outcomes, by the date received
 etfs/{TICKER}/versions/{VERSION}/...         one model per ETF
 etfs/{TICKER}/versions/index.json            the model's digest index (version_index.py)
 stocks/universal/versions/{VERSION}/...      the shared stock model
@@ -33,6 +35,9 @@ INDEX_FILE = "index.json"
 MODEL_FILE = "model.txt"
 ETF_PREFIX = "etfs"
 STOCK_PREFIX = "stocks"
+# Written by serving (capture) and by clients (outcomes), never by publishing: sync keeps out.
+CAPTURE_PREFIX = "capture/"
+OUTCOMES_PREFIX = "outcomes/"
 UNIVERSAL_STOCK_MODEL = "stocks/universal"
 
 ASSET_CLASSES = ("etf", "stock")
@@ -109,6 +114,11 @@ def validate_artifact_name(name: str) -> str:
 def validate_key(key: str) -> str:
     """An object key we are willing to read or write: relative, no '..', no empty segments."""
     return _OBJECT_KEY.check(key)
+
+
+def capture_key(day: str, name: str) -> str:
+    """``capture/dt=YYYY-MM-DD/{name}``: the day is the records' own (UTC) date."""
+    return validate_key(f"{CAPTURE_PREFIX}dt={day}/{name}")
 
 
 def etf_model_name(ticker: str) -> str:

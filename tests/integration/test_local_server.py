@@ -40,11 +40,12 @@ def test_predict_for_an_etf_is_exactly_what_the_lambda_handler_answers(
 ):
     # Given the demo models served over HTTP and the same bucket behind an in-process Api
     api = Api(ModelService(Settings(cache_dir=str(tmp_path)), store=demo_bucket.store))
+    body = {"ticker": "SPY", "features": FEATURE_VALUES, "request_id": "same-request"}
     event = load_event("rest_predict.json")
-    event["body"] = json.dumps({"ticker": "SPY", "features": FEATURE_VALUES})
+    event["body"] = json.dumps(body)
     expected = json.loads(api.handle(event, None)["body"])
     # When the same body is posted to the local server
-    reply = post_json(f"{local_server.url}/predict", {"ticker": "SPY", "features": FEATURE_VALUES})
+    reply = post_json(f"{local_server.url}/predict", body)
     # Then the answer is identical, from the ETF's own production model
     assert reply.status == 200
     assert reply.headers["Content-Type"] == "application/json"

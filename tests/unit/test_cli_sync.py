@@ -258,3 +258,25 @@ def test_delete_never_removes_a_rollback_target(s3_store, local, models):
         "etfs/SMH 1.0.0 is a rollback target in the registry's alias history\n",
     )
     assert s3_store.head(metadata_key("etfs/SMH", "1.0.0")) is not None
+
+
+def test_capture_and_outcomes_are_never_uploaded_overwritten_or_deleted(s3_store, local):
+    # Given a local store with its own captured rows and outcomes, and a bucket whose
+    # capture/ and outcomes/ hold different objects under the same and other keys
+    local.put("capture/dt=2026-12-01/a.jsonl.gz", b"local capture")
+    local.put("outcomes/dt=2026-12-01/x.json", b'{"local": true}')
+    s3_store.put("capture/dt=2026-12-01/a.jsonl.gz", b"bucket capture")
+    s3_store.put("capture/dt=2026-11-30/b.jsonl.gz", b"older bucket capture")
+    s3_store.put("outcomes/dt=2026-11-30/y.json", b'{"bucket": true}')
+    # When syncing with --delete (which removes target files missing locally)
+    result, summary = sync(s3_store, local, "--delete")
+    # Then the models went up, and nothing under capture/ or outcomes/ was touched
+    assert result.exit_code == 0, result.output
+    assert summary["uploaded"] == 6
+    assert summary["deleted"] == 0
+    assert s3_store.get("capture/dt=2026-12-01/a.jsonl.gz").data == b"bucket capture"
+    assert s3_store.get("capture/dt=2026-11-30/b.jsonl.gz").data == b"older bucket capture"
+    assert s3_store.get("outcomes/dt=2026-11-30/y.json").data == b'{"bucket": true}'
+    with pytest.raises(KeyNotFound):
+        s3_store.get("outcomes/dt=2026-12-01/x.json")
+    assert any("capture/ and outcomes/" in note for note in summary["notes"])

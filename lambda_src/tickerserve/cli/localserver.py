@@ -182,6 +182,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
     server: LocalServer
     protocol_version = "HTTP/1.1"  # keep-alive; every response carries Content-Length
     server_version = "tickerserve-local"
+    # Headers and body go out in two writes; with Nagle's algorithm the body then waits for
+    # the client's delayed ACK (about 40 ms per request on a keep-alive connection).
+    disable_nagle_algorithm = True
 
     def __getattr__(self, name: str) -> Any:
         # http.server looks up ``do_<METHOD>`` and answers an HTML 501 page when it is

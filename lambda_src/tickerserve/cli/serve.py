@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from tickerserve.cli.capture_writer import StoreCaptureWriter
 from tickerserve.cli.console import note
 from tickerserve.cli.errors import Failed
 from tickerserve.cli.localserver import LocalServer, port_is_free
@@ -25,6 +26,7 @@ from tickerserve.errors import TickerserveError
 from tickerserve.settings import (
     ENV_BUCKET,
     ENV_CACHE_DIR,
+    ENV_CAPTURE,
     ENV_REGISTRY_TTL,
     ENV_STORE_PATH,
     Settings,
@@ -66,6 +68,14 @@ def serve_command(
             help="Artifact cache folder (default: /tmp/tickerserve, as in the Lambda).",
         ),
     ] = None,
+    capture: Annotated[
+        bool,
+        typer.Option(
+            "--capture/--no-capture",
+            envvar=ENV_CAPTURE,
+            help="Write what is served into the store under capture/dt=YYYY-MM-DD/.",
+        ),
+    ] = True,
 ) -> None:
     """Serve the HTTP API locally (POST /predict ...), with OpenAPI at /openapi.json and
     interactive docs at /docs. Each request runs through the Lambda handler's code path as an
@@ -78,6 +88,7 @@ def serve_command(
     # Before the runtime is imported: CloudWatch metrics lines have no reader here.
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     from tickerserve.api import DOCS_PATH, OPENAPI_PATH, Api
+    from tickerserve.capture import DISABLED, Capture
     from tickerserve.service import ModelService
 
     # The target comes from the global options; the rest of the settings from the environment.
@@ -94,14 +105,20 @@ def serve_command(
     service = ModelService(settings, store=store)
     if settings.preload:
         service.preload(settings.preload)
+    writer = StoreCaptureWriter(store) if capture else None
+    api = Api(service, docs=True, capture=Capture(writer) if writer else DISABLED)
     try:
-        server = LocalServer((host, port), Api(service, docs=True), log=_log)
+        server = LocalServer((host, port), api, log=_log)
     except OSError as exc:
+        if writer is not None:
+            writer.close()
         hint = "; choose another with --port" if exc.errno == errno.EADDRINUSE else ""
         raise Failed(f"cannot listen on {host}:{port}: {exc.strerror or exc}{hint}") from None
     if host not in LOOPBACK:
         note(f"warning: listening on {host}; the local server has no authentication")
     note(f"models: {store.describe()} ({_registry_summary(service)})")
+    if writer is not None:
+        note(f"capture: on, into {store.describe()} under capture/ (--no-capture turns it off)")
     note(f"serving on {server.url} (docs {DOCS_PATH}, OpenAPI {OPENAPI_PATH}); Ctrl-C stops")
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
@@ -111,6 +128,28 @@ def serve_command(
     finally:
         signal.signal(signal.SIGTERM, previous)
         server.server_close()
+        if writer is not None:
+            _close_capture(server, writer)
+
+
+def _close_capture(server: LocalServer, writer: StoreCaptureWriter) -> None:
+    """Write every record of every answered request before exiting; a second Ctrl-C must not
+    cut the last flush short."""
+    interrupt = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with server.api_lock:  # the request in flight, if any, finishes (and records) first
+            writer.close()
+    finally:
+        signal.signal(signal.SIGINT, interrupt)
+    lost = writer.buffered
+    note(
+        f"capture: {writer.written} record(s) in {writer.objects} object(s) under capture/"
+        + (
+            f"; {lost + writer.dropped} record(s) could not be written"
+            if lost or writer.dropped
+            else ""
+        )
+    )
 
 
 def _registry_summary(service: ModelService) -> str:

@@ -17,7 +17,9 @@ full-object S3 SHA-256 checksum); never by size or mtime. Safety rules:
   unless ``--force`` (which writes the local content as target revision + 1);
 - ``--delete`` removes target files missing locally, last, never the registry or histories
   the digest indexes, and never a version the resulting registry points at (an alias or,
-  for rollback, an alias's history).
+  for rollback, an alias's history);
+- ``capture/`` and ``outcomes/`` belong to the store they were written in (served predictions,
+  realized results): sync never uploads, overwrites or deletes anything under them.
 """
 
 from __future__ import annotations
@@ -39,7 +41,9 @@ from tickerserve.cli.errors import Failed, Refused
 from tickerserve.cli.target import target
 from tickerserve.errors import TickerserveError
 from tickerserve.layout import (
+    CAPTURE_PREFIX,
     METADATA_FILE,
+    OUTCOMES_PREFIX,
     index_key,
     metadata_key,
     parse_index_key,
@@ -52,6 +56,7 @@ from tickerserve.store import KeyNotFound, LocalStore, ObjectInfo, Store, sha256
 from tickerserve.version_index import VersionIndex, read_index
 
 JSONL_KEYS = frozenset(HISTORY_KEYS.values())
+UNSYNCED_PREFIXES = (CAPTURE_PREFIX, OUTCOMES_PREFIX)
 
 
 @dataclass(frozen=True)
@@ -162,12 +167,15 @@ def plan_sync(
 ) -> SyncPlan:
     """Compare ``src`` with the target store and decide what to write; refuse unsafe syncs."""
     local = local_files(src)
+    kept_out = [k for k in local if k.startswith(UNSYNCED_PREFIXES)]
+    for key in kept_out:
+        del local[key]
     has_versions = any(parse_version_key(k) for k in local)
     if registry_key not in local and not has_versions:
         raise Refused(
             f"{src}: not a tickerserve store (no {registry_key} and no */versions/*/ folders)"
         )
-    remote = {i.key: i for i in store.list("")}
+    remote = {i.key: i for i in store.list("") if not i.key.startswith(UNSYNCED_PREFIXES)}
     same_size = [k for k, f in local.items() if k in remote and remote[k].size == f.size]
     # Histories and the registry are compared by content even when sizes differ.
     same_size += [
@@ -177,6 +185,11 @@ def plan_sync(
     ]
     remote = _remote_sha(store, remote, same_size, jobs)
     plan = SyncPlan()
+    if kept_out:
+        plan.notes.append(
+            f"left out {len(kept_out)} local file(s) under capture/ and outcomes/: "
+            "sync never copies captured predictions or outcomes"
+        )
     conflicts: list[str] = []
     for key, file in sorted(local.items()):
         info = remote.get(key)
