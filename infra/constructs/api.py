@@ -97,6 +97,8 @@ class PredictionApi(Construct):
             models.add_method("GET", integration),
             models.add_resource("{ticker}").add_method("GET", integration),
             self.api.root.add_resource("health").add_method("GET", integration),
+            # The handler validates outcomes item by item (per-item errors, never a whole 400).
+            self.api.root.add_resource("outcomes").add_method("POST", integration),
         ]
         if auth_mode == "api_key":
             self._usage_plan(stage, settings.throttle_rate_limit, settings.throttle_burst_limit)

@@ -23,6 +23,8 @@ ALIAS_NAME = "live"
 CACHE_DIR = "/tmp/tickerserve"
 # Model artifacts live at {model name}/versions/{version}/{file}; see DESIGN "Bucket layout".
 MODEL_OBJECTS = "*/versions/*"
+# POST /outcomes writes realized results here: the only place the function may write.
+OUTCOME_OBJECTS = "outcomes/*"
 
 
 class PredictionFunction(Construct):
@@ -36,6 +38,7 @@ class PredictionFunction(Construct):
         bucket: s3.IBucket,
         layer: lambda_.ILayerVersion,
         settings: FunctionSettings,
+        capture: bool = True,
     ) -> None:
         super().__init__(scope, construct_id)
         self.code = stage_function_code(CODE_ROOT, CODE_EXCLUDES, python=find_python())
@@ -55,11 +58,16 @@ class PredictionFunction(Construct):
             self,
             "Role",
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description="tickerserve prediction function: read models, write its own logs",
+            description="tickerserve prediction function: read models, write outcomes and "
+            "its own logs",
         )
         self.log_group.grant(self.role, "logs:CreateLogStream", "logs:PutLogEvents")
-        # Read-only, and only the objects the runtime reads: no writes.
+        # Reads only the objects the runtime reads; writes only outcomes (create-only puts).
         model_objects = bucket.arn_for_objects(MODEL_OBJECTS)
+        outcome_objects = bucket.arn_for_objects(OUTCOME_OBJECTS)
+        self.role.add_to_policy(
+            iam.PolicyStatement(actions=["s3:PutObject"], resources=[outcome_objects])
+        )
         self.role.add_to_policy(
             iam.PolicyStatement(
                 actions=["s3:GetObject"],
@@ -108,6 +116,8 @@ class PredictionFunction(Construct):
                 "TICKERSERVE_MEMORY_MB": str(settings.memory_budget_mb),
                 "TICKERSERVE_DISK_MB": str(settings.disk_budget_mb),
                 "TICKERSERVE_PRELOAD": ",".join(settings.preload),
+                # Capture records are log lines the capture pipeline picks up.
+                "TICKERSERVE_CAPTURE": "on" if capture else "off",
             },
         )
         self.alias: Alias = self.function.add_alias(
@@ -138,6 +148,11 @@ class PredictionFunction(Construct):
                 reason="s3:GetObject on {model}/versions/{version}/{file} only: model names "
                 "are data (etfs/SMH, stocks/universal, new ones), so this key pattern is the "
                 "narrowest grant that serves a newly published model without a redeploy",
+            ),
+            Acknowledgment(
+                id=f"AwsSolutions-IAM5[Resource::{_nag_spelling(self, outcome_objects)}]",
+                reason="s3:PutObject under outcomes/ only (POST /outcomes): one object per "
+                "received outcome, keyed by day and request id, so the key is data",
             ),
         )
 

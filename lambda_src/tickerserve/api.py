@@ -1,7 +1,8 @@
 """HTTP API over the runtime: Powertools resolvers for API Gateway REST (v1) and HTTP (v2)
 proxy events, plus direct invocation with the same JSON bodies.
 
-Routes: POST /predict, POST /predict/batch, GET /models, GET /models/{ticker}, GET /health.
+Routes: POST /predict, POST /predict/batch, POST /outcomes, GET /models, GET /models/{ticker},
+GET /health.
 Every client mistake is a 4xx with ``{"error": {"code", "message"}}``. With ``docs=True`` (the
 local server, never the Lambda: generating the document imports pydantic) it also serves the
 OpenAPI document at /openapi.json and Swagger UI at /docs.
@@ -41,6 +42,7 @@ from tickerserve.errors import (
 )
 from tickerserve.layout import normalize_ticker, validate_timeframe
 from tickerserve.observability import logger
+from tickerserve.outcomes import receive as receive_outcomes
 from tickerserve.predict import predict, predict_batch
 from tickerserve.service import ModelService
 
@@ -165,8 +167,10 @@ class Api:
             )
         if action == "health":
             return health(self.service, cold=self.invocations == 1)[0]
+        if action == "outcomes":
+            return receive_outcomes(self.service.store, body)[0]
         raise BadRequest(
-            "action must be one of predict, predict_batch, models, model, health",
+            "action must be one of predict, predict_batch, outcomes, models, model, health",
             code="unknown_action",
         )
 
@@ -203,6 +207,16 @@ class Api:
             return predict_batch(
                 service, body, request_id=header_id(), source="batch", capture=self.capture
             )
+
+        @app.post(
+            "/outcomes",
+            summary="Record realized outcomes, joined to predictions by request_id",
+            responses=openapi.OUTCOMES_RESPONSES,
+            openapi_extensions=openapi.OUTCOMES_BODY,
+        )
+        def post_outcomes() -> Response[dict[str, Any]]:
+            body, status = receive_outcomes(service.store, body_of())
+            return Response(status, content_types.APPLICATION_JSON, body)
 
         @app.get(
             "/models",

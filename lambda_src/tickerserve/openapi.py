@@ -103,6 +103,7 @@ MODEL_REF: dict[str, Any] = {
 }
 
 _ANSWER_COMMON: dict[str, Any] = {
+    "request_id": {"type": "string", "description": "X-Request-Id, request_id or generated."},
     "ticker": {"type": "string"},
     "model": MODEL_REF,
     "timeframe": {"type": "string", "description": "Present when the request named one."},
@@ -111,7 +112,7 @@ _ANSWER_COMMON: dict[str, Any] = {
 CLASSIFICATION_PREDICTION: dict[str, Any] = {
     "title": "ClassPrediction",
     "type": "object",
-    "required": ["ticker", "model", "prediction", "confidence", "probabilities"],
+    "required": ["request_id", "ticker", "model", "prediction", "confidence", "probabilities"],
     "properties": {
         **_ANSWER_COMMON,
         "prediction": {"type": "string", "examples": ["IRON_CONDOR"]},
@@ -160,15 +161,21 @@ BATCH_REQUEST: dict[str, Any] = {
             "minItems": 1,
             "maxItems": LIMITS.batch_items,
             "items": PREDICT_REQUEST,
-        }
+        },
+        "request_id": {
+            "anyOf": [{"type": "string"}, {"type": "null"}],
+            "description": "The batch's id (items without their own get {id}-{index}); a string "
+            "that is no usable request id gets a generated one.",
+        },
     },
 }
 
 BATCH_RESPONSE: dict[str, Any] = {
     "title": "BatchResponse",
     "type": "object",
-    "required": ["results", "succeeded", "failed"],
+    "required": ["request_id", "results", "succeeded", "failed"],
     "properties": {
+        "request_id": {"type": "string"},
         "results": {
             "type": "array",
             "description": "One entry per item, in order: a prediction or an error.",
@@ -178,11 +185,68 @@ BATCH_RESPONSE: dict[str, Any] = {
                     {**REGRESSION_PREDICTION, "title": "BatchValuePrediction"},
                     {**ERROR, "title": "BatchError"},
                 ],
-                "required": ["index"],
-                "properties": {"index": {"type": "integer"}},
+                "required": ["index", "request_id"],
+                "properties": {"index": {"type": "integer"}, "request_id": {"type": "string"}},
             },
         },
         "succeeded": {"type": "integer"},
+        "failed": {"type": "integer"},
+    },
+}
+
+OUTCOME: dict[str, Any] = {
+    "title": "Outcome",
+    "type": "object",
+    "required": ["request_id"],
+    "additionalProperties": False,
+    "properties": {
+        "request_id": {
+            "type": "string",
+            "pattern": r"^[A-Za-z0-9._:-]{1,128}$",
+            "description": "The request_id of the prediction this outcome belongs to.",
+        },
+        "label": {"type": "string", "description": "The realized class (classifiers)."},
+        "value": {"type": "number", "description": "The realized value (regressors)."},
+        "observed_at": {
+            "type": "string",
+            "description": "When the outcome happened (ISO 8601; UTC if no offset).",
+        },
+    },
+}
+
+OUTCOMES_REQUEST: dict[str, Any] = {
+    "title": "OutcomesRequest",
+    "type": "object",
+    "required": ["outcomes"],
+    "additionalProperties": False,
+    "properties": {"outcomes": {"type": "array", "minItems": 1, "items": OUTCOME}},
+}
+
+OUTCOMES_RESPONSE: dict[str, Any] = {
+    "title": "OutcomesResponse",
+    "type": "object",
+    "required": ["results", "stored", "unchanged", "failed"],
+    "properties": {
+        "results": {
+            "type": "array",
+            "description": "One entry per outcome, in order: its status or its error.",
+            "items": {
+                "type": "object",
+                "required": ["index"],
+                "properties": {
+                    "index": {"type": "integer"},
+                    "request_id": {"type": "string"},
+                    "status": {
+                        "type": "string",
+                        "enum": ["stored", "unchanged"],
+                        "description": "unchanged: the same outcome was received today already",
+                    },
+                    "error": ERROR["properties"]["error"],
+                },
+            },
+        },
+        "stored": {"type": "integer"},
+        "unchanged": {"type": "integer"},
         "failed": {"type": "integer"},
     },
 }
@@ -466,6 +530,19 @@ BATCH_RESPONSES: dict[int, Any] = with_gateway_errors(
         503: _STORAGE_DOWN,
     }
 )
+OUTCOMES_RESPONSES: dict[int, Any] = with_gateway_errors(
+    {
+        200: ok(
+            "Per-outcome status (stored or unchanged) and per-outcome errors", OUTCOMES_RESPONSE
+        ),
+        400: error('The body is not {"outcomes": [...]}'),
+        413: error("More than 1000 outcomes, or a body over 6 MiB"),
+        503: ok(
+            "The store failed some writes; re-send (stored ones come back unchanged)",
+            OUTCOMES_RESPONSE,
+        ),
+    }
+)
 MODELS_RESPONSES: dict[int, Any] = with_gateway_errors(
     {
         200: ok("One page of ticker routes and the aliases of the models they name", MODELS),
@@ -517,6 +594,24 @@ BATCH_BODY = request_body(
                 "items": [
                     {"ticker": "SPY", "features": EXAMPLE_FEATURES},
                     {"ticker": "NOPE", "features": EXAMPLE_FEATURES},
+                ]
+            },
+        }
+    },
+)
+OUTCOMES_BODY = request_body(
+    OUTCOMES_REQUEST,
+    {
+        "outcomes": {
+            "summary": "A realized label for a classifier's prediction, a value for a regressor's",
+            "value": {
+                "outcomes": [
+                    {
+                        "request_id": "order-1842",
+                        "label": "BULL_PUT_SPREAD",
+                        "observed_at": "2026-12-01T21:00:00Z",
+                    },
+                    {"request_id": "vol-2026-12-01", "value": 0.0123},
                 ]
             },
         }

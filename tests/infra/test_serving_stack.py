@@ -45,6 +45,7 @@ ROUTES = {
     ("GET", "/models"),
     ("GET", "/models/{ticker}"),
     ("GET", "/health"),
+    ("POST", "/outcomes"),
 }
 
 
@@ -133,13 +134,21 @@ def function_role_statements(s: Synth) -> list[dict]:
     return statements
 
 
-def test_function_reads_only_model_versions_and_the_registry(dev: Synth):
+def test_function_reads_only_model_versions_and_the_registry_and_writes_only_outcomes(
+    dev: Synth,
+):
     statements = function_role_statements(dev)
     s3 = [s for s in statements if any(a.startswith("s3:") for a in as_list(s["Action"]))]
     assert all(s["Effect"] == "Allow" for s in s3)
-    assert sorted(s["Action"] for s in s3) == ["s3:GetObject", "s3:ListBucket"]
+    assert sorted(s["Action"] for s in s3) == ["s3:GetObject", "s3:ListBucket", "s3:PutObject"]
     (get,) = [s for s in s3 if s["Action"] == "s3:GetObject"]
     (list_,) = [s for s in s3 if s["Action"] == "s3:ListBucket"]
+    (put,) = [s for s in s3 if s["Action"] == "s3:PutObject"]
+    # PutObject: under outcomes/ of the model bucket (POST /outcomes), nothing else.
+    assert "Condition" not in put
+    assert not isinstance(put["Resource"], list)
+    assert json.dumps(put["Resource"]).endswith('/outcomes/*"]]}')
+    assert "tickerserve-dev-models-" in json.dumps(put["Resource"])
     # GetObject: model artifacts and the registry key, nothing else, unconditionally.
     assert "Condition" not in get
     suffixes = sorted(json.dumps(r)[-40:] for r in get["Resource"])

@@ -77,6 +77,7 @@ def test_document_has_request_and_response_schemas_for_every_route(store_dir, tm
     assert operations == {
         ("/predict", "post"),
         ("/predict/batch", "post"),
+        ("/outcomes", "post"),
         ("/models", "get"),
         ("/models/{ticker}", "get"),
         ("/health", "get"),
@@ -96,7 +97,7 @@ def test_every_request_example_is_accepted(store_dir, tmp_path):
     # Given the examples the docs page offers
     api = make_api(store_dir, tmp_path, docs=True)
     doc = openapi(api)
-    for path in ("/predict", "/predict/batch"):
+    for path in ("/predict", "/predict/batch", "/outcomes"):
         media = doc["paths"][path]["post"]["requestBody"]["content"]["application/json"]
         for example in media["examples"].values():
             # When posted; Then they are answered

@@ -23,6 +23,7 @@ from tickerserve.cli import (
     import_seed,
     migrate,
     monitoring,
+    outcomes,
     publish,
     query,
     serve,
@@ -174,6 +175,7 @@ app.command("serve")(serve.serve_command)
 app.command("baseline")(baseline.baseline_command)
 app.add_typer(monitoring.app, name="monitor")
 app.command("migrate")(migrate.migrate_command)
+app.add_typer(outcomes.app, name="outcomes")
 
 
 def main() -> None:

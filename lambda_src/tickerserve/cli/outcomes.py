@@ -1,0 +1,199 @@
+"""``outcomes add`` and ``outcomes list``: realized results joined to predictions by request id.
+
+``add`` reads CSV (header ``request_id,label,observed_at`` or ``request_id,value,...``) or JSON
+lines (one ``{"request_id", "label" | "value", "observed_at"?}`` per line) and stores each under
+``outcomes/dt=<today>/`` exactly as ``POST /outcomes`` does.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from tickerserve.cli.console import JsonOption, note, print_json, table
+from tickerserve.cli.errors import EXIT_FAILED, EXIT_REFUSED, Refused
+from tickerserve.cli.target import target
+from tickerserve.outcomes import FIELDS, MAX_ITEMS, latest_outcomes, store_outcomes
+
+app = typer.Typer(
+    help="Realized outcomes (labels or values), joined to predictions by request_id.",
+    no_args_is_help=True,
+)
+SHOWN_PROBLEMS = 20
+
+
+def read_items(path: Path) -> list[tuple[int, Any]]:
+    """``(line number, item)`` for every record of a CSV or JSON-lines file. A JSON line that
+    does not parse becomes an item that fails validation with its own message."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise Refused(f"cannot read {path}: {exc}") from None
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    if path.suffix.lower() in (".jsonl", ".json", ".ndjson") or first.startswith("{"):
+        return _json_lines(text)
+    return _csv_rows(text, path)
+
+
+def _json_lines(text: str) -> list[tuple[int, Any]]:
+    items: list[tuple[int, Any]] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            items.append((number, json.loads(line)))
+        except ValueError as exc:
+            items.append((number, _Unparsable(f"not valid JSON: {exc}")))
+    return items
+
+
+def _csv_rows(text: str, path: Path) -> list[tuple[int, Any]]:
+    reader = csv.DictReader(io.StringIO(text))
+    columns = [c.strip() for c in reader.fieldnames or []]
+    unknown = sorted(set(columns) - FIELDS)
+    if "request_id" not in columns or unknown or not {"label", "value"} & set(columns):
+        raise Refused(
+            f"{path}: a CSV needs a header with request_id and label or value (and optionally "
+            f"observed_at); found {', '.join(columns) or 'no header'}"
+        )
+    items: list[tuple[int, Any]] = []
+    for row in reader:
+        item: dict[str, Any] = {}
+        for name, cell in row.items():
+            cell = (cell or "").strip()
+            if name is None or not cell:
+                continue
+            item[name.strip()] = _number(cell) if name.strip() == "value" else cell
+        items.append((reader.line_num, item))
+    return items
+
+
+def _number(cell: str) -> Any:
+    try:
+        return float(cell)
+    except ValueError:
+        return cell  # left as text: validation says "value must be a finite number"
+
+
+class _Unparsable:
+    """A line that is not JSON; validation reports ``message`` for it."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+
+def add_command(
+    ctx: typer.Context,
+    file: Annotated[
+        Path, typer.Argument(help="CSV or JSON lines: request_id, label or value, observed_at.")
+    ],
+    json_output: JsonOption = False,
+) -> None:
+    """Store realized outcomes under outcomes/dt=<today>/, one object per request id.
+
+    Re-sending an outcome changes nothing; a different label or value for the same request id
+    is a correction (the latest received wins; the earlier one is kept). Malformed lines are
+    reported by line number and the rest is stored; the exit code is then 2.
+    """
+    t = target(ctx)
+    items = read_items(file)
+    if not items:
+        raise Refused(f"{file}: no outcomes in the file")
+    results: list[dict[str, Any]] = [
+        {"line": line, "error": {"code": "invalid_json", "message": item.message}}
+        for line, item in items
+        if isinstance(item, _Unparsable)
+    ]
+    parsed = [(line, item) for line, item in items if not isinstance(item, _Unparsable)]
+    for start in range(0, len(parsed), MAX_ITEMS):
+        chunk = parsed[start : start + MAX_ITEMS]
+        answer = store_outcomes(t.store, [item for _, item in chunk])
+        for (line, _), result in zip(chunk, answer["results"], strict=True):
+            results.append({"line": line, **{k: v for k, v in result.items() if k != "index"}})
+    results.sort(key=lambda r: int(r["line"]))
+    counts = {s: sum(1 for r in results if r.get("status") == s) for s in ("stored", "unchanged")}
+    refused = [r for r in results if "error" in r and r["error"]["code"] != "storage_unavailable"]
+    failed = [r for r in results if "error" in r and r not in refused]
+    summary = {**counts, "refused": len(refused), "failed": len(failed)}
+    if json_output:
+        print_json({**summary, "results": results})
+    else:
+        for r in (refused + failed)[:SHOWN_PROBLEMS]:
+            note(f"line {r['line']}: {r['error']['code']}: {r['error']['message']}")
+        if len(refused) + len(failed) > SHOWN_PROBLEMS:
+            note(f"... {len(refused) + len(failed) - SHOWN_PROBLEMS} more")
+        typer.echo(
+            f"stored {summary['stored']}, unchanged {summary['unchanged']}, "
+            f"refused {summary['refused']}, failed {summary['failed']} (of {len(results)})"
+        )
+    if failed:
+        raise typer.Exit(EXIT_FAILED)
+    if refused:
+        raise typer.Exit(EXIT_REFUSED)
+
+
+def list_command(
+    ctx: typer.Context,
+    since: Annotated[
+        str | None, typer.Option("--since", metavar="DATE", help="Received on or after DATE.")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option("--until", metavar="DATE", help="Received before DATE.")
+    ] = None,
+    request_id: Annotated[
+        list[str] | None, typer.Option("--request-id", help="Only these request ids.")
+    ] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """The latest received outcome per request id (what the monitor joins to captured rows)."""
+    t = target(ctx)
+    skipped: list[str] = []
+    latest = latest_outcomes(
+        t.store,
+        since=_day(since, "--since"),
+        until=_day(until, "--until"),
+        request_ids=request_id or None,
+        on_malformed=skipped.append,
+    )
+    rows = [latest[r].to_dict() for r in sorted(latest)]
+    if json_output:
+        print_json(rows)
+        return
+    if skipped:
+        note(f"note: skipped {len(skipped)} object(s) that are not outcomes")
+    if not rows:
+        typer.echo("no outcomes")
+        return
+    typer.echo(
+        table(
+            ["REQUEST_ID", "LABEL/VALUE", "OBSERVED_AT", "RECEIVED_AT"],
+            [
+                [
+                    r["request_id"],
+                    r.get("label", r.get("value")),
+                    r["observed_at"],
+                    r["received_at"],
+                ]
+                for r in rows
+            ],
+        )
+    )
+
+
+def _day(raw: str | None, option: str) -> date | None:
+    if raw is None:
+        return None
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise Refused(f"{option} {raw!r}: expected a date like 2026-12-01") from None
+
+
+app.command("add")(add_command)
+app.command("list")(list_command)

@@ -1,0 +1,254 @@
+"""Outcomes: POST /outcomes, the direct action and ``outcomes add`` store realized results;
+``latest_outcomes`` reads them back (the reader issue 12's monitor uses)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.cli_support import FaultyStore, cli
+from tests.support import load_event
+from tickerserve.api import Api
+from tickerserve.errors import StorageUnavailable
+from tickerserve.layout import OUTCOMES_PREFIX
+from tickerserve.outcomes import MAX_ITEMS, latest_outcomes, request_key, store_outcomes
+from tickerserve.service import ModelService
+from tickerserve.settings import Settings
+from tickerserve.store import LocalStore, S3Store, Store
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> LocalStore:
+    return LocalStore(tmp_path / "store")
+
+
+def api_for(store: Store, tmp_path: Path) -> Api:
+    return Api(ModelService(Settings(cache_dir=str(tmp_path / "cache")), store=store))
+
+
+def post(api: Api, body: Any, *, raw: str | None = None) -> tuple[int, dict[str, Any]]:
+    event = load_event("rest_predict.json")
+    event["path"] = event["resource"] = "/outcomes"
+    event["body"] = raw if raw is not None else json.dumps(body)
+    response = api.handle(event, None)
+    return response["statusCode"], json.loads(response["body"])
+
+
+def objects(store: Store) -> list[str]:
+    return sorted(i.key for i in store.list(OUTCOMES_PREFIX))
+
+
+def test_outcomes_round_trip_through_the_api(store: LocalStore, tmp_path: Path):
+    # Given a label for a classifier's prediction and a value for a regressor's
+    api = api_for(store, tmp_path)
+    today = datetime.now(UTC).date().isoformat()
+    status, body = post(api, {"outcomes": [
+        {"request_id": "order-1842", "label": "BULL_PUT_SPREAD",
+         "observed_at": "2026-12-01T22:00:00+01:00"},
+        {"request_id": "vol:2026-12-01", "value": 0.0123},
+    ]})  # fmt: skip
+    # Then both are stored, one object each, under the day they were received
+    assert status == 200
+    assert (body["stored"], body["unchanged"], body["failed"]) == (2, 0, 0)
+    assert [r["status"] for r in body["results"]] == ["stored", "stored"]
+    keys = objects(store)
+    assert len(keys) == 2
+    assert all(k.startswith(f"outcomes/dt={today}/") and k.endswith(".json") for k in keys)
+    # And the reader gives them back with normalized times
+    latest = latest_outcomes(store)
+    assert latest["order-1842"].label == "BULL_PUT_SPREAD"
+    assert latest["order-1842"].value is None
+    assert latest["order-1842"].observed_at == "2026-12-01T21:00:00.000000Z"
+    assert latest["vol:2026-12-01"].value == 0.0123
+    assert latest["vol:2026-12-01"].observed_at is None
+    assert latest["vol:2026-12-01"].received_at.startswith(today)
+
+
+def test_resending_is_idempotent_and_a_different_value_is_a_correction(store: LocalStore):
+    first = datetime(2026, 12, 2, 8, 0, tzinfo=UTC)
+    store_outcomes(store, [{"request_id": "r1", "value": 1.5}], now=first)
+    again = store_outcomes(store, [{"request_id": "r1", "value": 1.5}], now=first.replace(hour=9))
+    assert again["results"][0]["status"] == "unchanged"
+    assert len(objects(store)) == 1
+    # When a corrected value arrives later
+    store_outcomes(store, [{"request_id": "r1", "value": 2.0}], now=first.replace(hour=10))
+    # Then the latest received wins and the earlier one is kept
+    assert latest_outcomes(store)["r1"].value == 2.0
+    assert len(objects(store)) == 2
+
+
+def test_a_correction_inside_one_request_lets_the_later_item_win(store: LocalStore):
+    store_outcomes(store, [{"request_id": "r", "label": "A"}, {"request_id": "r", "label": "B"}])
+    assert latest_outcomes(store)["r"].label == "B"
+
+
+@pytest.mark.parametrize(
+    ("item", "code"),
+    [
+        ("not an object", "invalid_outcome"),
+        ({"label": "A"}, "missing_field"),
+        ({"request_id": "has space", "label": "A"}, "invalid_request_id"),
+        ({"request_id": 12, "label": "A"}, "invalid_request_id"),
+        ({"request_id": "r"}, "invalid_outcome"),
+        ({"request_id": "r", "label": "A", "value": 1.0}, "invalid_outcome"),
+        ({"request_id": "r", "label": ""}, "invalid_label"),
+        ({"request_id": "r", "label": "x" * 129}, "invalid_label"),
+        ({"request_id": "r", "label": 3}, "invalid_label"),
+        ({"request_id": "r", "value": "1.0"}, "invalid_value"),
+        ({"request_id": "r", "value": True}, "invalid_value"),
+        ({"request_id": "r", "value": 1e999}, "invalid_value"),
+        ({"request_id": "r", "value": 1.0, "observed_at": "yesterday"}, "invalid_observed_at"),
+        ({"request_id": "r", "value": 1.0, "observed_at": 20261201}, "invalid_observed_at"),
+        ({"request_id": "r", "value": 1.0, "ticker": "SMH"}, "unknown_fields"),
+    ],
+)
+def test_a_malformed_item_gets_its_own_4xx_error_and_the_rest_is_stored(
+    store: LocalStore, tmp_path: Path, item: Any, code: str
+):
+    status, body = post(
+        api_for(store, tmp_path), {"outcomes": [item, {"request_id": "ok", "value": 1}]}
+    )
+    assert status == 200
+    bad, good = body["results"]
+    assert (bad["index"], bad["error"]["code"]) == (0, code)
+    assert good["status"] == "stored"
+    assert (body["stored"], body["failed"]) == (1, 1)
+    assert list(latest_outcomes(store)) == ["ok"]
+
+
+def test_nan_sent_as_a_json_literal_is_refused(store: LocalStore, tmp_path: Path):
+    status, body = post(api_for(store, tmp_path), None,
+                        raw='{"outcomes": [{"request_id": "r", "value": NaN}]}')  # fmt: skip
+    assert status == 200
+    assert body["results"][0]["error"]["code"] == "invalid_value"
+    assert objects(store) == []
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        ([], 400, "invalid_body"),
+        ({"outcomes": []}, 400, "invalid_body"),
+        ({"outcomes": {"request_id": "r"}}, 400, "invalid_body"),
+        ({"outcomes": [], "extra": 1}, 400, "invalid_body"),
+        ({"outcomes": [{"request_id": "r", "value": 1}] * (MAX_ITEMS + 1)}, 413,
+         "batch_too_large"),
+    ],
+)  # fmt: skip
+def test_a_body_that_is_not_an_outcomes_list_is_refused_whole(
+    store: LocalStore, tmp_path: Path, body: Any, status: int, code: str
+):
+    assert post(api_for(store, tmp_path), body)[0] == status
+    assert post(api_for(store, tmp_path), body)[1]["error"]["code"] == code
+    assert objects(store) == []
+
+
+def test_a_failing_store_answers_503_and_resending_completes_the_rest(
+    store: LocalStore, tmp_path: Path
+):
+    # Given a store that fails the write of one outcome (the second item's object)
+    items = [{"request_id": f"r{i}", "value": float(i)} for i in range(3)]
+    probe = LocalStore(tmp_path / "probe")
+    store_outcomes(probe, items)
+    failing = {key for key in objects(probe) if request_key("r1") in key}
+
+    def flaky(key: str) -> None:
+        if key in failing:
+            raise StorageUnavailable("storage error on put")
+
+    faulty = FaultyStore(store, before_put=flaky)
+    api = api_for(faulty, tmp_path)
+    # When the outcomes are posted
+    status, body = post(api, {"outcomes": items})
+    # Then the answer is a 503 naming the one that failed
+    assert status == 503
+    codes = [r.get("status") or r["error"]["code"] for r in body["results"]]
+    assert sorted(codes) == ["storage_unavailable", "stored", "stored"]
+    # And re-sending the same request once the store is back stores only what was missing
+    failing.clear()
+    status, body = post(api, {"outcomes": items})
+    assert status == 200
+    assert (body["stored"], body["unchanged"]) == (1, 2)
+    assert len(latest_outcomes(store)) == 3
+
+
+def test_the_direct_action_stores_outcomes(store: LocalStore, tmp_path: Path):
+    answer = api_for(store, tmp_path).handle(
+        {"action": "outcomes", "outcomes": [{"request_id": "d-1", "label": "IRON_CONDOR"}]}, None
+    )
+    assert answer["stored"] == 1
+    assert latest_outcomes(store)["d-1"].label == "IRON_CONDOR"
+
+
+def test_outcomes_work_on_s3_with_create_only_writes(s3_store: S3Store):
+    item = {"request_id": "s3-1", "value": 0.5}
+    assert store_outcomes(s3_store, [item])["stored"] == 1
+    assert store_outcomes(s3_store, [item])["unchanged"] == 1
+    assert latest_outcomes(s3_store)["s3-1"].value == 0.5
+
+
+def test_the_reader_filters_by_day_received_and_request_id_and_skips_garbage(store: LocalStore):
+    for day, rid in ((1, "a"), (2, "b"), (3, "c")):
+        store_outcomes(store, [{"request_id": rid, "value": 1.0}],
+                       now=datetime(2026, 12, day, 12, tzinfo=UTC))  # fmt: skip
+    store.put("outcomes/dt=2026-12-02/garbage.json", b"{not json")
+    skipped: list[str] = []
+    latest = latest_outcomes(
+        store, since=date(2026, 12, 2), until=date(2026, 12, 3), on_malformed=skipped.append
+    )
+    assert list(latest) == ["b"]
+    assert skipped == ["outcomes/dt=2026-12-02/garbage.json"]
+    assert list(latest_outcomes(store, request_ids=["c", "zz"])) == ["c"]
+
+
+# -- tickerserve outcomes add / list -------------------------------------------------------------
+
+
+def test_outcomes_add_reads_csv_and_reports_bad_lines_by_number(store: LocalStore, tmp_path: Path):
+    csv = tmp_path / "outcomes.csv"
+    csv.write_text(
+        "request_id,label,observed_at\n"
+        "order-1,IRON_CONDOR,2026-12-01T21:00:00Z\n"
+        "bad id,IRON_CONDOR,\n"
+        "order-2,BULL_PUT_SPREAD,\n"
+    )
+    result = cli("--store", str(store.root), "outcomes", "add", str(csv))
+    assert result.exit_code == 2
+    assert "stored 2, unchanged 0, refused 1, failed 0 (of 3)" in result.stdout
+    assert "line 3: invalid_request_id" in result.stderr
+    assert {k: v.label for k, v in latest_outcomes(store).items()} == {
+        "order-1": "IRON_CONDOR", "order-2": "BULL_PUT_SPREAD",
+    }  # fmt: skip
+    again = cli("--store", str(store.root), "outcomes", "add", str(csv), "--json")
+    assert json.loads(again.stdout)["unchanged"] == 2
+
+
+def test_outcomes_add_reads_json_lines_with_values(store: LocalStore, tmp_path: Path):
+    jsonl = tmp_path / "realized.jsonl"
+    jsonl.write_text(
+        '{"request_id": "v1", "value": 0.011}\n\n{"request_id": "v2", "value": -0.004}\n{oops\n'
+    )
+    result = cli("--store", str(store.root), "outcomes", "add", str(jsonl), "--json")
+    summary = json.loads(result.stdout)
+    assert (result.exit_code, summary["stored"], summary["refused"]) == (2, 2, 1)
+    assert summary["results"][2] == {
+        "line": 4,
+        "error": {"code": "invalid_json", "message": summary["results"][2]["error"]["message"]},
+    }
+    listed = cli("--store", str(store.root), "outcomes", "list", "--json")
+    assert [(r["request_id"], r["value"]) for r in json.loads(listed.stdout)] == [
+        ("v1", 0.011), ("v2", -0.004),
+    ]  # fmt: skip
+
+
+def test_outcomes_add_refuses_a_csv_without_the_needed_columns(store: LocalStore, tmp_path: Path):
+    csv = tmp_path / "x.csv"
+    csv.write_text("id,result\n1,A\n")
+    result = cli("--store", str(store.root), "outcomes", "add", str(csv))
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: ") and "request_id" in result.stderr
+    assert objects(store) == []
