@@ -30,7 +30,13 @@ def build_app(app: App, config: ServingConfig) -> list[Stack]:
     stacks: list[Stack] = [serving]
     # With bucketName set, serve from an existing bucket and create no storage stack.
     if not config.bucket_name:
-        storage = StorageStack(app, f"{prefix}-Storage", stage=config.stage, env=env)
+        storage = StorageStack(
+            app,
+            f"{prefix}-Storage",
+            stage=config.stage,
+            capture=config.capture if config.capture_on else None,
+            env=env,
+        )
         serving.add_stack_dependency(storage, "the function reads the model bucket")
         stacks.insert(0, storage)
     for stack in stacks:

@@ -163,6 +163,18 @@ class MonitorSettings(Settings):
         }
 
 
+class CaptureSettings(Settings):
+    """What is recorded of served predictions (``capture`` in ``cdk.json``)."""
+
+    # Capture records leave the function as log lines; off, the function prints none and no
+    # pipeline is deployed.
+    enabled: bool = True
+    # Days captured records (and Firehose's delivery errors) are kept in the capture bucket.
+    retention_days: Annotated[int, Field(ge=1, le=3650)] = 90
+    # Longest a record waits in Firehose's buffer before it lands in S3 (60-900 s).
+    buffer_seconds: Annotated[int, Field(ge=60, le=900)] = 300
+
+
 @dataclass(frozen=True)
 class FunctionSettings:
     """What the prediction function construct needs (a view of ``ServingConfig``)."""
@@ -180,6 +192,7 @@ class FunctionSettings:
     memory_budget_mb: int
     disk_budget_mb: int
     preload: tuple[str, ...]
+    capture_on: bool
 
 
 @dataclass(frozen=True)
@@ -211,6 +224,7 @@ class ServingConfig(Settings):
     log_retention_days: int = 30
     alarms: AlarmSettings = AlarmSettings()
     monitor: MonitorSettings = MonitorSettings()
+    capture: CaptureSettings = CaptureSettings()
     preload: tuple[str, ...] = ()
     registry_ttl_seconds: Annotated[int, Field(ge=0)] = 60
     registry_key: str = REGISTRY_KEY
@@ -302,6 +316,12 @@ class ServingConfig(Settings):
     def disk_budget_mb(self) -> int:
         """Artifact-cache budget: /tmp minus headroom for temp files during a download."""
         return self.model_disk_mb or self.ephemeral_storage_mb * 3 // 4
+
+    @property
+    def capture_on(self) -> bool:
+        """Capture needs the storage stack's capture bucket: a stage serving from an existing
+        bucket (``bucketName``) has neither, so it captures nothing."""
+        return self.capture.enabled and self.bucket_name is None
 
     @property
     def function(self) -> FunctionSettings:

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
 
-from aws_cdk import Acknowledgment, Annotations, Duration, RemovalPolicy, Size, Stack, Validations
+from aws_cdk import Acknowledgment, Annotations, Duration, RemovalPolicy, Size, Validations
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -16,6 +15,7 @@ from infra.bytecode import MISSING_PYTHON_WARNING, find_python
 from infra.config import FunctionSettings
 from infra.constructs.dependency_layer import RUNTIME, lambda_architecture
 from infra.constructs.log_retention import log_retention
+from infra.constructs.nag import nag_spelling
 from infra.function_asset import CODE_EXCLUDES, CODE_ROOT, stage_function_code
 
 HANDLER = "tickerserve.handler.lambda_handler"
@@ -38,7 +38,6 @@ class PredictionFunction(Construct):
         bucket: s3.IBucket,
         layer: lambda_.ILayerVersion,
         settings: FunctionSettings,
-        capture: bool = True,
     ) -> None:
         super().__init__(scope, construct_id)
         self.code = stage_function_code(CODE_ROOT, CODE_EXCLUDES, python=find_python())
@@ -117,7 +116,7 @@ class PredictionFunction(Construct):
                 "TICKERSERVE_DISK_MB": str(settings.disk_budget_mb),
                 "TICKERSERVE_PRELOAD": ",".join(settings.preload),
                 # Capture records are log lines the capture pipeline picks up.
-                "TICKERSERVE_CAPTURE": "on" if capture else "off",
+                "TICKERSERVE_CAPTURE": "on" if settings.capture_on else "off",
             },
         )
         self.alias: Alias = self.function.add_alias(
@@ -144,30 +143,14 @@ class PredictionFunction(Construct):
                 "tracing) use Resource '*': X-Ray has no resource-level permissions",
             ),
             Acknowledgment(
-                id=f"AwsSolutions-IAM5[Resource::{_nag_spelling(self, model_objects)}]",
+                id=f"AwsSolutions-IAM5[Resource::{nag_spelling(self, model_objects)}]",
                 reason="s3:GetObject on {model}/versions/{version}/{file} only: model names "
                 "are data (etfs/SMH, stocks/universal, new ones), so this key pattern is the "
                 "narrowest grant that serves a newly published model without a redeploy",
             ),
             Acknowledgment(
-                id=f"AwsSolutions-IAM5[Resource::{_nag_spelling(self, outcome_objects)}]",
+                id=f"AwsSolutions-IAM5[Resource::{nag_spelling(self, outcome_objects)}]",
                 reason="s3:PutObject under outcomes/ only (POST /outcomes): one object per "
                 "received outcome, keyed by day and request id, so the key is data",
             ),
         )
-
-
-def _nag_spelling(scope: Construct, value: str) -> str:
-    """A resource as cdk-nag names it in a finding: ``{"Ref": X}`` becomes ``<X>``."""
-
-    def render(node: Any) -> str:
-        if isinstance(node, str):
-            return node
-        if isinstance(node, dict) and "Ref" in node:
-            return f"<{node['Ref']}>"
-        if isinstance(node, dict) and "Fn::Join" in node:
-            separator, parts = node["Fn::Join"]
-            return str(separator).join(render(part) for part in parts)
-        raise ValueError(f"cannot spell {node!r} the way cdk-nag does")
-
-    return render(Stack.of(scope).resolve(value))

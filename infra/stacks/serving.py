@@ -1,5 +1,5 @@
-"""The serving stack: dependency layer, prediction function, REST API, alarms, and the
-scheduled monitor function."""
+"""The serving stack: dependency layer, prediction function, capture pipeline, REST API,
+alarms, and the scheduled monitor function."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from constructs import Construct
 
 from infra.config import ServingConfig
 from infra.constructs.api import PredictionApi
+from infra.constructs.capture_pipeline import CapturePipeline
+from infra.constructs.capture_store import capture_bucket_name
 from infra.constructs.dependency_layer import DependencyLayer
 from infra.constructs.firewall import ApiFirewall
 from infra.constructs.monitor_function import MonitorFunction
@@ -42,6 +44,19 @@ class ServingStack(Stack):
             layer=layer.layer,
             settings=config.function,
         )
+        if config.capture_on:
+            # The storage stack's capture bucket, found by its fixed name like the models'.
+            captured = s3.Bucket.from_bucket_name(
+                self, "CaptureBucket", capture_bucket_name(self, config.stage)
+            )
+            self.capture = CapturePipeline(
+                self,
+                "Capture",
+                log_group=self.prediction.log_group,
+                bucket=captured,
+                settings=config.capture,
+                log_retention_days=config.log_retention_days,
+            )
         self.api = PredictionApi(self, "Api", handler=self.prediction.alias, settings=config.api)
         stage = self.api.api.deployment_stage
         if config.waf:

@@ -1,4 +1,5 @@
-"""The storage stack: the model bucket and its access-log bucket, both retained."""
+"""The storage stack: the model bucket, the capture bucket with its Glue table and Athena
+workgroup, and their access-log bucket; the buckets are retained."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ from typing import Any
 from aws_cdk import Acknowledgment, CfnOutput, Duration, RemovalPolicy, Stack, Validations
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
+
+from infra.config import CaptureSettings
+from infra.constructs.capture_store import CaptureStore
 
 # Noncurrent versions (old registry revisions, deleted objects) kept for rollback and audit.
 NONCURRENT_DAYS = 90
@@ -38,7 +42,15 @@ SECURE_BUCKET: dict[str, Any] = {
 class StorageStack(Stack):
     """Models outlive any serving deployment: this stack is replaced rarely, never emptied."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, stage: str, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        stage: str,
+        capture: CaptureSettings | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         self.access_logs = s3.Bucket(
             self,
@@ -72,3 +84,26 @@ class StorageStack(Stack):
             ],
         )
         CfnOutput(self, "BucketName", value=self.bucket.bucket_name, description="model bucket")
+        self.capture: CaptureStore | None = None
+        if capture is not None:
+            self.capture = CaptureStore(
+                self,
+                "Capture",
+                stage=stage,
+                bucket_settings=SECURE_BUCKET,
+                access_logs=self.access_logs,
+                settings=capture,
+            )
+            CfnOutput(
+                self,
+                "CaptureBucketName",
+                value=self.capture.bucket.bucket_name,
+                description="captured predictions (capture/dt=YYYY-MM-DD/)",
+            )
+            CfnOutput(
+                self,
+                "CaptureQuery",
+                value=f"SELECT * FROM {self.capture.database_name}.capture "
+                f"WHERE dt = '<YYYY-MM-DD>' LIMIT 10",
+                description=f"Athena workgroup {self.capture.workgroup_name}",
+            )

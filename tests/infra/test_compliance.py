@@ -19,6 +19,13 @@ EXPECTED_DEV_ACKS = {
     "AwsSolutions-IAM5[Resource::*]",  # X-Ray
     "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::tickerserve-dev-models-"
     "<AWS::AccountId>-<AWS::Region>/*/versions/*]",
+    # the function writes outcomes; Firehose writes capture records and delivery errors
+    "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::tickerserve-dev-models-"
+    "<AWS::AccountId>-<AWS::Region>/outcomes/*]",
+    "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::tickerserve-dev-capture-"
+    "<AWS::AccountId>-<AWS::Region>/capture/*]",
+    "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::tickerserve-dev-capture-"
+    "<AWS::AccountId>-<AWS::Region>/capture-errors/*]",
     "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
     "AmazonAPIGatewayPushToCloudWatchLogs]",
     "AwsSolutions-COG4",  # IAM authorization instead of Cognito

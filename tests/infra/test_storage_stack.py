@@ -58,7 +58,7 @@ def test_noncurrent_versions_expire_but_recent_ones_are_kept_for_rollback(dev: S
 
 def test_every_bucket_refuses_requests_without_tls(dev: Synth):
     policies = resources(dev.storage, "AWS::S3::BucketPolicy").values()
-    assert len(policies) == 2
+    assert len(policies) == 3  # models, capture, access logs
     for policy in policies:
         statements = policy["Properties"]["PolicyDocument"]["Statement"]
         assert any(

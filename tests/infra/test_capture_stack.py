@@ -1,0 +1,169 @@
+"""The capture path in the templates: subscription filter -> Firehose (decompress, extract the
+message, partition by the record's own day) -> the capture bucket; Glue table and Athena."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_cdk.assertions import Match
+
+from tests.infra.conftest import Synth, only, resources, synth
+from tickerserve.capture import KIND
+
+RECORD_FIELDS = [
+    "kind", "v", "time", "request_id", "source", "ticker", "timeframe", "model", "version",
+    "alias", "role", "task", "features", "output", "challengers", "latency_us",
+]  # fmt: skip
+
+
+def capture_bucket(s: Synth) -> dict[str, Any]:
+    (bucket,) = [
+        b for b in resources(s.storage, "AWS::S3::Bucket").values()
+        if "-capture-" in json.dumps(b["Properties"].get("BucketName"))
+    ]  # fmt: skip
+    return bucket
+
+
+def stream(s: Synth) -> dict[str, Any]:
+    return only(s.serving, "AWS::KinesisFirehose::DeliveryStream")["Properties"]
+
+
+def role_statements(s: Synth, role_id: str) -> list[dict[str, Any]]:
+    statements = []
+    for policy in resources(s.serving, "AWS::IAM::Policy").values():
+        if {"Ref": role_id} in policy["Properties"]["Roles"]:
+            statements += policy["Properties"]["PolicyDocument"]["Statement"]
+    return statements
+
+
+# --- storage: bucket, Glue table, Athena workgroup ---------------------------------------------
+
+
+def test_the_capture_bucket_is_encrypted_private_logged_and_retained(dev: Synth):
+    bucket = capture_bucket(dev)
+    props = bucket["Properties"]
+    assert bucket["DeletionPolicy"] == "Retain"
+    assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"] == [
+        {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}
+    ]
+    assert all(props["PublicAccessBlockConfiguration"].values())
+    assert props["LoggingConfiguration"]["LogFilePrefix"] == "capture/"
+    bucket_id = next(k for k, v in resources(dev.storage, "AWS::S3::Bucket").items() if v == bucket)
+    (policy,) = [
+        p for p in resources(dev.storage, "AWS::S3::BucketPolicy").values()
+        if p["Properties"]["Bucket"] == {"Ref": bucket_id}
+    ]  # fmt: skip
+    statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert any(
+        s["Effect"] == "Deny" and s["Condition"]["Bool"] == {"aws:SecureTransport": "false"}
+        for s in statements if "Bool" in s.get("Condition", {})
+    )  # fmt: skip
+
+
+def test_captured_records_expire_after_the_retention_period(dev: Synth):
+    rules = {
+        r["Id"]: r for r in capture_bucket(dev)["Properties"]["LifecycleConfiguration"]["Rules"]
+    }
+    assert rules["capture"]["Prefix"] == "capture/"
+    assert rules["capture"]["ExpirationInDays"] == 90
+    assert rules["errors"]["ExpirationInDays"] == 90
+    assert rules["results"]["Prefix"] == "athena-results/"
+    assert rules["results"]["ExpirationInDays"] <= 30
+
+
+def test_the_glue_table_projects_dt_over_the_capture_prefix(dev: Synth):
+    table = only(dev.storage, "AWS::Glue::Table")["Properties"]
+    database = only(dev.storage, "AWS::Glue::Database")["Properties"]
+    assert table["DatabaseName"] == database["DatabaseInput"]["Name"] == "tickerserve_dev"
+    spec = table["TableInput"]
+    assert spec["Name"] == "capture"
+    assert spec["PartitionKeys"] == [{"Name": "dt", "Type": "string"}]
+    params = spec["Parameters"]
+    assert params["projection.enabled"] == "true"
+    assert params["projection.dt.type"] == "date"
+    assert params["projection.dt.format"] == "yyyy-MM-dd"
+    assert params["projection.dt.range"].endswith(",NOW")
+    assert json.dumps(params["storage.location.template"]).endswith('/capture/dt=${dt}/"]]}')
+    storage = spec["StorageDescriptor"]
+    assert storage["SerdeInfo"]["SerializationLibrary"] == "org.openx.data.jsonserde.JsonSerDe"
+    assert json.dumps(storage["Location"]).endswith('/capture/"]]}')
+    # Every field of the capture record is a column; the model is one (not a path segment)
+    assert [c["Name"] for c in storage["Columns"]] == RECORD_FIELDS
+    types = {c["Name"]: c["Type"] for c in storage["Columns"]}
+    assert types["features"] == "map<string,double>"
+    assert types["output"].startswith("struct<label:string,probabilities:map<string,double>")
+    assert "value:double" in types["output"]
+
+
+def test_the_athena_workgroup_enforces_its_own_encrypted_results_location(dev: Synth):
+    workgroup = only(dev.storage, "AWS::Athena::WorkGroup")["Properties"]
+    config = workgroup["WorkGroupConfiguration"]
+    assert config["EnforceWorkGroupConfiguration"] is True
+    result = config["ResultConfiguration"]
+    assert json.dumps(result["OutputLocation"]).endswith('/athena-results/"]]}')
+    assert result["EncryptionConfiguration"] == {"EncryptionOption": "SSE_S3"}
+    assert config["BytesScannedCutoffPerQuery"] > 0
+    dev.storage.has_output("CaptureBucketName", {"Value": Match.any_value()})
+
+
+# --- serving: subscription filter and delivery stream -----------------------------------------
+
+
+def test_the_subscription_filter_sends_only_capture_lines_of_the_function_to_firehose(dev: Synth):
+    subscription = only(dev.serving, "AWS::Logs::SubscriptionFilter")["Properties"]
+    assert subscription["FilterPattern"] == f'{{ $.kind = "{KIND}" }}'
+    function = only(dev.serving, "AWS::Lambda::Function")["Properties"]
+    assert subscription["LogGroupName"] == function["LoggingConfig"]["LogGroup"]
+    stream_id = next(iter(resources(dev.serving, "AWS::KinesisFirehose::DeliveryStream")))
+    assert subscription["DestinationArn"] == {"Fn::GetAtt": [stream_id, "Arn"]}
+    assert function["Environment"]["Variables"]["TICKERSERVE_CAPTURE"] == "on"
+
+
+def test_the_delivery_stream_decompresses_extracts_and_partitions_by_the_records_day(dev: Synth):
+    props = stream(dev)
+    assert props["DeliveryStreamEncryptionConfigurationInput"] == {"KeyType": "AWS_OWNED_CMK"}
+    s3 = props["ExtendedS3DestinationConfiguration"]
+    processors = s3["ProcessingConfiguration"]["Processors"]
+    assert [p["Type"] for p in processors] == [
+        "Decompression", "CloudWatchLogProcessing", "MetadataExtraction",
+    ]  # fmt: skip
+    params = [
+        {x["ParameterName"]: x["ParameterValue"] for x in p["Parameters"]} for p in processors
+    ]
+    assert params[1] == {"DataMessageExtraction": "true"}
+    assert params[2]["MetadataExtractionQuery"] == '{"dt":.time[0:10]}'
+    assert s3["DynamicPartitioningConfiguration"] == {"Enabled": True}
+    assert s3["Prefix"] == "capture/dt=!{partitionKeyFromQuery:dt}/"
+    assert s3["ErrorOutputPrefix"].startswith("capture-errors/")
+    assert s3["CompressionFormat"] == "GZIP"
+    assert s3["FileExtension"] == ".jsonl.gz"
+    # Into the storage stack's capture bucket (found by its fixed name)
+    name = capture_bucket(dev)["Properties"]["BucketName"]["Fn::Join"][1]
+    arn = s3["BucketARN"]["Fn::Join"][1]
+    assert arn[2:] == [f":s3:::{name[0]}", *name[1:]]
+
+
+def test_firehose_may_only_write_under_its_prefixes_and_never_delete(dev: Synth):
+    role_id = stream(dev)["ExtendedS3DestinationConfiguration"]["RoleARN"]["Fn::GetAtt"][0]
+    statements = role_statements(dev, role_id)
+    actions = {
+        a
+        for s in statements
+        for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+    }
+    assert actions == {
+        "s3:PutObject", "s3:AbortMultipartUpload", "s3:GetBucketLocation", "s3:ListBucket",
+        "s3:ListBucketMultipartUploads", "logs:PutLogEvents",
+    }  # fmt: skip
+    (put,) = [s for s in statements if "s3:PutObject" in s["Action"]]
+    targets = sorted(json.dumps(r) for r in put["Resource"])
+    assert targets[0].endswith('/capture-errors/*"]]}') and targets[1].endswith('/capture/*"]]}')
+
+
+def test_without_a_storage_stack_there_is_no_capture_pipeline():
+    s = synth({"tickerserve:bucketName": "team-models"})
+    for type_ in ("AWS::KinesisFirehose::DeliveryStream", "AWS::Logs::SubscriptionFilter"):
+        s.serving.resource_count_is(type_, 0)
+    function = only(s.serving, "AWS::Lambda::Function")["Properties"]
+    assert function["Environment"]["Variables"]["TICKERSERVE_CAPTURE"] == "off"
