@@ -45,6 +45,7 @@ from tickerserve.observability import logger
 from tickerserve.outcomes import receive as receive_outcomes
 from tickerserve.predict import predict, predict_batch
 from tickerserve.service import ModelService
+from tickerserve.traffic import Challengers
 
 MAX_BODY_BYTES = LIMITS.body_bytes  # Lambda's synchronous payload limit
 DEFAULT_RETRY_AFTER = 5  # seconds, for a 503 storage_unavailable that names no better time
@@ -96,6 +97,7 @@ class Api:
     ) -> None:
         self.service = service
         self.capture = capture
+        self.challengers = Challengers(service)  # shadow aliases, scored beside the answer
         self.invocations = 0
         self.routes = [
             (_route_pattern(path), methods)
@@ -144,16 +146,15 @@ class Api:
         if not isinstance(event, dict):
             raise BadRequest("event must be a JSON object", code="invalid_body")
         action = event.get("action")
-        capture = self.capture
+        single = partial(predict, capture=self.capture, challengers=self.challengers)
+        batch = partial(predict_batch, capture=self.capture, challengers=self.challengers)
         if action is None:
-            if "items" in event:
-                return predict_batch(self.service, event, capture=capture)
-            return predict(self.service, event, capture=capture)
+            return batch(self.service, event) if "items" in event else single(self.service, event)
         body = {k: v for k, v in event.items() if k != "action"}
         if action == "predict":
-            return predict(self.service, body, capture=capture)
+            return single(self.service, body)
         if action == "predict_batch":
-            return predict_batch(self.service, body, capture=capture)
+            return batch(self.service, body)
         if action == "models":
             return describe_models(
                 self.service, limit=body.get("limit"), next_token=body.get("next")
@@ -193,7 +194,12 @@ class Api:
         def post_predict() -> dict[str, Any]:
             body = body_of()
             return predict(
-                service, body, request_id=header_id(), source="api", capture=self.capture
+                service,
+                body,
+                request_id=header_id(),
+                source="api",
+                capture=self.capture,
+                challengers=self.challengers,
             )
 
         @app.post(
@@ -205,7 +211,12 @@ class Api:
         def post_batch() -> dict[str, Any]:
             body = body_of()
             return predict_batch(
-                service, body, request_id=header_id(), source="batch", capture=self.capture
+                service,
+                body,
+                request_id=header_id(),
+                source="batch",
+                capture=self.capture,
+                challengers=self.challengers,
             )
 
         @app.post(

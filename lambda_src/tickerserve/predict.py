@@ -5,6 +5,7 @@ Pure logic over ``ModelService``; the API module only parses HTTP and maps error
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import defaultdict
 from dataclasses import dataclass, replace
@@ -19,6 +20,9 @@ from tickerserve.errors import BadRequest, PayloadTooLarge, TickerserveError
 from tickerserve.model import LoadedModel, Prediction
 from tickerserve.registry import Resolved
 from tickerserve.service import ModelService
+from tickerserve.traffic import Challengers, Decision, decide
+
+logger = logging.getLogger(__name__)
 
 MAX_BATCH_ITEMS = LIMITS.batch_items
 PREDICT_FIELDS = frozenset(PREDICT.fields)
@@ -103,23 +107,29 @@ def predict(
     request_id: str | None = None,
     source: str = "direct",
     capture: Capture = DISABLED,
+    challengers: Challengers | None = None,
 ) -> dict[str, Any]:
     """Answer one ``POST /predict`` body. ``request_id`` is the client's header id, which wins
-    over the body's ``request_id``; without either, one is generated."""
+    over the body's ``request_id``; without either, one is generated. A canary may answer
+    (the answer names it); a shadow challenger is scored after the answer is computed."""
     started = time.perf_counter_ns()
     request = parse_request(body)
     rid = request_id or request.request_id or request_ids.generate()
-    serving = service.serving_for_ticker(
+    _, champion = service.resolve_ticker(
         request.ticker,
         alias=request.alias,
         version=request.version,
         asset_class=request.asset_class,
         timeframe=request.timeframe,
     )
-    row = serving.model.schema.row(request.features)
-    result = serving.model.predict(row.reshape(1, -1))
-    answer = _answer(rid, request, serving.resolved, serving.model, result, 0)
-    if capture.enabled:
+    decision = _decide(service, champion, rid, request, capture)
+    decision, model, resolved, row, result = _answer_row(service, decision, request)
+    answer = _answer(rid, request, resolved, model, result, 0)
+    if decision.capture:
+        latency_us = (time.perf_counter_ns() - started) // 1000
+        scored: list[dict[str, Any]] = []
+        if decision.shadow is not None and challengers is not None:
+            scored = challengers.score(resolved.model, decision.shadow, [request.features])
         capture.emit(
             [
                 new_record(
@@ -127,16 +137,62 @@ def predict(
                     source=source,
                     ticker=request.ticker,
                     timeframe=request.timeframe,
-                    resolved=serving.resolved,
-                    role="champion",
+                    resolved=resolved,
+                    role=decision.role,
                     answer=answer,
-                    features=features_used(serving.model.schema.used_names, row),
-                    challengers=[],
-                    latency_us=(time.perf_counter_ns() - started) // 1000,
+                    features=features_used(model.schema.used_names, row),
+                    challengers=scored,
+                    latency_us=latency_us,
                 )
             ]
         )
     return answer
+
+
+def _decide(
+    service: ModelService, champion: Resolved, rid: str, request: PredictRequest, capture: Capture
+) -> Decision:
+    decision = decide(
+        service.registry(),
+        champion,
+        rid,
+        pinned=request.alias is not None or request.version is not None,
+        capture=capture.enabled,
+    )
+    if decision.canary_missing:
+        service.count("canary_fallbacks", "CanaryFallbacks")
+    return decision
+
+
+def _answer_row(
+    service: ModelService, decision: Decision, request: PredictRequest
+) -> tuple[Decision, LoadedModel, Resolved, np.ndarray, Prediction]:
+    """Decision, model, version, aligned row and prediction for one request. A canary that
+    cannot answer (not loadable, or it cannot take these features) leaves it to the champion."""
+    if decision.role == "canary":
+        try:
+            model, resolved = service.load(decision.answer)
+            row = model.schema.row(request.features)
+            return decision, model, resolved, row, model.predict(row.reshape(1, -1))
+        except Exception as exc:  # never fail a request because of the canary
+            service.count("canary_fallbacks", "CanaryFallbacks")
+            logger.warning("canary %s could not answer: %s", decision.answer, exc)
+            decision = decision.to_champion()
+    model, resolved = service.load(decision.champion)
+    row = model.schema.row(request.features)
+    return decision, model, resolved, row, model.predict(row.reshape(1, -1))
+
+
+@dataclass
+class _Item:
+    """One batch item on its way: its request, traffic decision and (once scored) answer."""
+
+    index: int
+    request_id: str
+    request: PredictRequest
+    decision: Decision
+    answer: dict[str, Any] | None = None
+    record: dict[str, Any] | None = None
 
 
 def predict_batch(
@@ -146,9 +202,10 @@ def predict_batch(
     request_id: str | None = None,
     source: str = "direct",
     capture: Capture = DISABLED,
+    challengers: Challengers | None = None,
 ) -> dict[str, Any]:
-    """Answer ``POST /predict/batch``: per-item results or errors, one model call per model.
-    Each item's ``request_id`` is its own, else ``{batch request id}-{index}``."""
+    """Answer ``POST /predict/batch``: per-item results or errors, one model call per model
+    version. Each item's ``request_id`` is its own, else ``{batch request id}-{index}``."""
     started = time.perf_counter_ns()
     if (
         not isinstance(body, dict)
@@ -168,12 +225,16 @@ def predict_batch(
     )
     rids = [request_ids.for_item(batch_id, i, item) for i, item in enumerate(items)]
     results: list[dict[str, Any] | None] = [None] * len(items)
-    # Pass 1: validate and resolve every item from the registry alone, loading nothing.
-    groups: dict[tuple[str, str], list[tuple[int, PredictRequest, Resolved]]] = defaultdict(list)
-    for index, item in enumerate(items):
+
+    def fail(index: int, exc: TickerserveError) -> None:
+        results[index] = {"index": index, "request_id": rids[index], **exc.to_body()}
+
+    # Pass 1: validate, resolve and decide every item from the registry alone, loading nothing.
+    groups: dict[tuple[str, str], list[_Item]] = defaultdict(list)
+    for index, raw in enumerate(items):
         try:
-            request = parse_request(item)
-            _, resolved = service.resolve_ticker(
+            request = parse_request(raw)
+            _, champion = service.resolve_ticker(
                 request.ticker,
                 alias=request.alias,
                 version=request.version,
@@ -181,52 +242,59 @@ def predict_batch(
                 timeframe=request.timeframe,
             )
         except TickerserveError as exc:
-            results[index] = {"index": index, "request_id": rids[index], **exc.to_body()}
+            fail(index, exc)
             continue
-        groups[(resolved.model, resolved.version)].append((index, request, resolved))
+        decision = _decide(service, champion, rids[index], request, capture)
+        item = _Item(index, rids[index], request, decision)
+        groups[(decision.answer.model, decision.answer.version)].append(item)
     # Pass 2: one model version at a time: load, align, one predict call, let go. A batch
-    # touching more models than the memory budget holds still stays within it.
-    records: list[dict[str, Any]] = []
-    for members in groups.values():
+    # touching more models than the memory budget holds still stays within it. Canary items
+    # their canary cannot answer join their champion's group (processed later).
+    scored: list[_Item] = []
+    while groups:
+        members = groups.pop(next(iter(groups)))
         try:
-            model, answered = service.load(members[0][2])
+            model, answered = service.load(members[0].decision.answer)
         except TickerserveError as exc:
-            for index, _, _ in members:
-                results[index] = {"index": index, "request_id": rids[index], **exc.to_body()}
+            for item in _to_champion(service, members, groups):
+                fail(item.index, exc)
             continue
         rows: list[np.ndarray] = []
-        kept: list[tuple[int, PredictRequest, Resolved]] = []
-        for index, request, resolved in members:
+        kept: list[_Item] = []
+        for item in members:
             try:
-                rows.append(model.schema.row(request.features))
+                rows.append(model.schema.row(item.request.features))
+                kept.append(item)
             except TickerserveError as exc:
-                results[index] = {"index": index, "request_id": rids[index], **exc.to_body()}
-                continue
-            # The alias each item asked for; the version that actually answered.
-            kept.append((index, request, replace(answered, alias=resolved.alias)))
-        if rows:
-            matrix = np.vstack(rows)
-            result = model.predict(matrix)
-            latency_us = (time.perf_counter_ns() - started) // 1000
-            for position, (index, request, who) in enumerate(kept):
-                answer = _answer(rids[index], request, who, model, result, position)
-                results[index] = {"index": index, **answer}
-                if capture.enabled:
-                    records.append(
-                        new_record(
-                            request_id=rids[index],
-                            source=source,
-                            ticker=request.ticker,
-                            timeframe=request.timeframe,
-                            resolved=who,
-                            role="champion",
-                            answer=answer,
-                            features=features_used(model.schema.used_names, matrix[position]),
-                            challengers=[],
-                            latency_us=latency_us,
-                        )
-                    )
-    capture.emit(records)
+                for lost in _to_champion(service, [item], groups):
+                    fail(lost.index, exc)
+        if not rows:
+            continue
+        matrix = np.vstack(rows)
+        result = model.predict(matrix)
+        latency_us = (time.perf_counter_ns() - started) // 1000
+        for position, item in enumerate(kept):
+            # The alias each item asked for (or its canary's); the version that answered.
+            who = replace(answered, alias=item.decision.answer.alias)
+            item.answer = _answer(item.request_id, item.request, who, model, result, position)
+            results[item.index] = {"index": item.index, **item.answer}
+            if item.decision.capture:
+                item.record = new_record(
+                    request_id=item.request_id,
+                    source=source,
+                    ticker=item.request.ticker,
+                    timeframe=item.request.timeframe,
+                    resolved=who,
+                    role=item.decision.role,
+                    answer=item.answer,
+                    features=features_used(model.schema.used_names, matrix[position]),
+                    challengers=[],
+                    latency_us=latency_us,
+                )
+                scored.append(item)
+    if challengers is not None:
+        _score_shadows(challengers, [i for i in scored if i.decision.shadow is not None])
+    capture.emit([item.record for item in scored if item.record is not None])
     failed = sum(1 for r in results if r is not None and "error" in r)
     return {
         "request_id": batch_id,
@@ -234,6 +302,35 @@ def predict_batch(
         "succeeded": len(items) - failed,
         "failed": failed,
     }
+
+
+def _to_champion(
+    service: ModelService, items: list[_Item], groups: dict[tuple[str, str], list[_Item]]
+) -> list[_Item]:
+    """Send canary items back to their champion's group; return the others (they failed)."""
+    failed = []
+    for item in items:
+        if item.decision.role != "canary":
+            failed.append(item)
+            continue
+        service.count("canary_fallbacks", "CanaryFallbacks")
+        item.decision = item.decision.to_champion()
+        champion = item.decision.champion
+        groups[(champion.model, champion.version)].append(item)
+    return failed
+
+
+def _score_shadows(challengers: Challengers, items: list[_Item]) -> None:
+    """Score each model's shadow alias on its items' rows, one call per challenger."""
+    by_challenger: dict[tuple[str, str], list[_Item]] = defaultdict(list)
+    for item in items:
+        assert item.decision.shadow is not None
+        by_challenger[(item.decision.champion.model, item.decision.shadow)].append(item)
+    for (model, alias), members in by_challenger.items():
+        entries = challengers.score(model, alias, [i.request.features for i in members])
+        for item, entry in zip(members, entries, strict=True):
+            assert item.record is not None
+            item.record["challengers"] = [entry]
 
 
 def _answer(

@@ -62,6 +62,8 @@ class Counters:
     registry_refreshes: int = 0
     registry_failures: int = 0
     served_last_good: int = 0
+    shadow_failures: int = 0  # a challenger that could not score (the champion answered)
+    canary_fallbacks: int = 0  # a canary that could not answer (the champion did)
 
 
 @dataclass
@@ -421,6 +423,10 @@ class ModelService:
         rolled_back = (resolved.model, resolved.alias, good.version) in self._rolled_back_from
         return good if isinstance(error, MissingVersion) and not rolled_back else None
 
+    def in_memory(self, resolved: Resolved) -> LoadedModel | None:
+        """The version if it is loaded already (no I/O, ever), else None."""
+        return self._cached(ModelKey(resolved.model, resolved.version), resolved.metadata_sha256)
+
     def _cached(self, key: ModelKey, digest: str | None) -> LoadedModel | None:
         model = self.memory.get(key)
         if model is not None and digest is not None and model.metadata_sha256 != digest:
@@ -600,6 +606,11 @@ class ModelService:
 
     def _event(self, name: str) -> None:
         self._on_event(name)
+
+    def count(self, counter: str, metric: str) -> None:
+        """Add one to a counter (``Counters``) and emit its metric."""
+        setattr(self.counters, counter, getattr(self.counters, counter) + 1)
+        self._on_event(metric)
 
 
 def _store_for(settings: Settings) -> Store:
