@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from tickerserve.layout import CAPTURE_PREFIX
@@ -28,3 +29,17 @@ def read_capture(store: Store) -> list[dict[str, Any]]:
                 if isinstance(record, dict) and record.get("kind") == "capture":
                     records.append(record)
     return records
+
+
+class ListSink:
+    """A capture sink that keeps the lines it is given, parsed back into records."""
+
+    def __init__(self) -> None:
+        self.lines: list[bytes] = []
+
+    def write(self, lines: Sequence[bytes]) -> None:
+        self.lines.extend(lines)
+
+    @property
+    def records(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.lines]

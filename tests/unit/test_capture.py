@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from tests.capture_support import ListSink
 from tests.support import EVENTS, DemoModels, load_event, populate
 from tickerserve.api import Api
 from tickerserve.capture import Capture, LogSink, dumps
@@ -29,20 +30,6 @@ RECORD_KEYS = {
     "kind", "v", "time", "request_id", "source", "ticker", "timeframe", "model", "version",
     "alias", "role", "task", "features", "output", "challengers", "latency_us",
 }  # fmt: skip
-
-
-class ListSink:
-    """Collects the lines a sink would write, parsed back into records."""
-
-    def __init__(self) -> None:
-        self.lines: list[bytes] = []
-
-    def write(self, lines: Sequence[bytes]) -> None:
-        self.lines.extend(lines)
-
-    @property
-    def records(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self.lines]
 
 
 class BrokenSink:
