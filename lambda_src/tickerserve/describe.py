@@ -11,6 +11,7 @@ from typing import Any
 from tickerserve import route_pages
 from tickerserve.errors import StorageUnavailable
 from tickerserve.service import ModelService
+from tickerserve.traffic import describe_settings
 
 
 def describe_models(
@@ -42,6 +43,8 @@ def describe_ticker(
         "timeframes": dict(sorted(own.timeframes.items())) if own is not None else {},
         "model": {"name": resolved.model, "version": resolved.version, "alias": resolved.alias},
         "aliases": {alias: t.version for alias, t in sorted(entry.aliases.items())},
+        # Shadow and canary of the ticker's model (capture sample, challenger, canary weight).
+        **describe_settings(entry),
         "task": metadata.task,
         "ensemble": metadata.describe_ensemble(),
         "accepts_missing": metadata.accepts_missing,

@@ -371,6 +371,32 @@ MODEL_DETAIL: dict[str, Any] = {
         },
         "model": MODEL_REF,
         "aliases": _ALIASES,
+        "capture": {
+            "type": "object",
+            "properties": {"sample": {"type": "number", "description": "Share captured."}},
+        },
+        "shadow": nullable(
+            {
+                "type": "object",
+                "description": "The challenger alias scored beside the answer (and its version).",
+                "properties": {
+                    "alias": {"type": "string"},
+                    "sample": {"type": "number"},
+                    "version": nullable({"type": "string"}),
+                },
+            }
+        ),
+        "canary": nullable(
+            {
+                "type": "object",
+                "description": "The alias answering a share (weight) of requests.",
+                "properties": {
+                    "alias": {"type": "string"},
+                    "weight": {"type": "number"},
+                    "version": nullable({"type": "string"}),
+                },
+            }
+        ),
         "task": {"type": "string", "enum": ["classification", "regression"]},
         "ensemble": {
             "type": "object",

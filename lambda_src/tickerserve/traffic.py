@@ -25,7 +25,7 @@ import numpy as np
 
 from tickerserve.errors import NotFound, TickerserveError
 from tickerserve.model import LoadedModel, ModelKey, Prediction
-from tickerserve.registry import Registry, Resolved
+from tickerserve.registry import ModelEntry, Registry, Resolved
 
 logger = logging.getLogger(__name__)
 
@@ -112,6 +112,28 @@ def decide(
             shadow_alias = champion.alias
         captured = captured or shadow_alias is not None
     return Decision(champion, answer, role, shadow_alias, captured, missing)
+
+
+def describe_settings(entry: ModelEntry | None) -> dict[str, Any]:
+    """A model's capture, shadow and canary settings with the versions their aliases name
+    (``version`` None: the alias names no version, so the champion answers alone)."""
+    if entry is None:
+        return {"capture": {"sample": 1.0}, "shadow": None, "canary": None}
+
+    def version(alias: str) -> str | None:
+        target = entry.aliases.get(alias)
+        return target.version if target is not None else None
+
+    shadow, canary = entry.shadow, entry.canary
+    return {
+        "capture": {"sample": entry.capture.sample if entry.capture is not None else 1.0},
+        "shadow": None
+        if shadow is None
+        else {"alias": shadow.alias, "sample": shadow.sample, "version": version(shadow.alias)},
+        "canary": None
+        if canary is None
+        else {"alias": canary.alias, "weight": canary.weight, "version": version(canary.alias)},
+    }
 
 
 def model_output(model: LoadedModel, result: Prediction, position: int) -> dict[str, Any]:

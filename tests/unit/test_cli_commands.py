@@ -68,6 +68,10 @@ def test_help_lists_every_command():
         "history",
         "delete",
         "validate",
+        "capture",
+        "shadow",
+        "canary",
+        "outcomes",
     ):
         assert command in result.stdout
 

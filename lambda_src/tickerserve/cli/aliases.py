@@ -15,6 +15,7 @@ from tickerserve.cli.errors import Refused
 from tickerserve.cli.model_names import model_name
 from tickerserve.cli.publish import default_asset_class
 from tickerserve.cli.target import target
+from tickerserve.cli.traffic import traffic_warnings
 from tickerserve.cli.versions import verified_for_alias
 from tickerserve.errors import Conflict, IntegrityError, InvalidModel, NotFound
 from tickerserve.layout import (
@@ -51,6 +52,9 @@ def promote_command(
     except (NotFound, IntegrityError, InvalidModel) as exc:
         raise Refused(f"refusing {model} {version}: {exc.message}") from None
     _report_move(model, alias, move.previous, version, move.revision, json_output)
+    # Shadows and canaries that name the moved alias now score or answer with its new version.
+    for warning in traffic_warnings(read_registry(t.store, t.registry_key).registry, model, alias):
+        note(warning)
 
 
 def rollback_command(
@@ -88,6 +92,8 @@ def rollback_command(
 
     updated = update_registry(t.store, t.registry_key, mutate)
     _report_move(model, alias, current.version, previous.version, updated.revision, json_output)
+    for warning in traffic_warnings(updated, model, alias):
+        note(warning)
 
 
 def _report_move(

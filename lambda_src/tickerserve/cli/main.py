@@ -28,6 +28,7 @@ from tickerserve.cli import (
     query,
     serve,
     sync,
+    traffic,
     versions,
 )
 from tickerserve.cli.errors import EXIT_INTERRUPTED, exit_code_for, one_line, usage_line
@@ -175,6 +176,9 @@ app.command("serve")(serve.serve_command)
 app.command("baseline")(baseline.baseline_command)
 app.add_typer(monitoring.app, name="monitor")
 app.command("migrate")(migrate.migrate_command)
+app.command("capture")(traffic.capture_command)
+app.command("shadow")(traffic.shadow_command)
+app.command("canary")(traffic.canary_command)
 app.add_typer(outcomes.app, name="outcomes")
 
 

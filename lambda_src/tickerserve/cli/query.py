@@ -22,6 +22,7 @@ from tickerserve.publishing.history import HISTORY_KEYS, mark_deleted, read_reco
 from tickerserve.publishing.version_folders import VersionFolder, find_version, scan, versions_of
 from tickerserve.registry import DEFAULT_ALIAS, Registry, read_registry
 from tickerserve.store import Store
+from tickerserve.traffic import describe_settings
 
 NameOption = Annotated[
     str | None, typer.Option("--name", help="Only models whose name starts with PREFIX.")
@@ -244,6 +245,7 @@ def show_command(
     info["rollback_history"] = (
         {a: [x.version for x in h] for a, h in entry.history.items() if h} if entry else {}
     )
+    info["traffic"] = describe_settings(entry)
     if row.metadata is not None:
         meta = row.metadata
         info |= {
@@ -271,6 +273,7 @@ def _print_show(info: dict[str, Any]) -> None:
         f"{info['model']} {info['version']}  [{info['status']}]",
         f"aliases:   {', '.join(info['aliases']) or '-'}"
         f"   (model: {_pairs(info['model_aliases']) or '-'})",
+        f"traffic:   {_traffic(info['traffic'])}",
     ]
     if info["problem"]:
         lines.append(f"problem:   {info['problem']}")
@@ -314,6 +317,19 @@ def _members(ensemble: dict[str, Any]) -> str:
     text = f"{ensemble['method']} of {', '.join(parts)}"
     meta = ensemble.get("meta_learner")
     return f"{text}; meta-learner {meta['estimator']} ({meta['link']})" if meta else text
+
+
+def _traffic(traffic: dict[str, Any]) -> str:
+    parts = [f"capture {traffic['capture']['sample']:g}"]
+    for what, share in (("shadow", "sample"), ("canary", "weight")):
+        setting = traffic[what]
+        parts.append(
+            f"{what} off"
+            if setting is None
+            else f"{what} {setting['alias']} ({setting['version'] or 'no version'}) "
+            f"{share} {setting[share]:g}"
+        )
+    return ", ".join(parts)
 
 
 def _source(source: dict[str, Any]) -> str:
