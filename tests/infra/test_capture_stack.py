@@ -167,3 +167,22 @@ def test_without_a_storage_stack_there_is_no_capture_pipeline():
         s.serving.resource_count_is(type_, 0)
     function = only(s.serving, "AWS::Lambda::Function")["Properties"]
     assert function["Environment"]["Variables"]["TICKERSERVE_CAPTURE"] == "off"
+
+
+def test_retention_and_buffering_follow_the_config():
+    s = synth({"tickerserve:capture": '{"retentionDays": 30, "bufferSeconds": 60}'})
+    rules = {r["Id"]: r for r in capture_bucket(s)["Properties"]["LifecycleConfiguration"]["Rules"]}
+    assert rules["capture"]["ExpirationInDays"] == 30
+    hints = stream(s)["ExtendedS3DestinationConfiguration"]["BufferingHints"]
+    assert hints == {"IntervalInSeconds": 60, "SizeInMBs": 64}
+
+
+def test_capture_switched_off_deploys_no_pipeline_and_no_capture_bucket():
+    s = synth({"tickerserve:capture": '{"enabled": false}'})
+    for type_ in ("AWS::KinesisFirehose::DeliveryStream", "AWS::Logs::SubscriptionFilter"):
+        s.serving.resource_count_is(type_, 0)
+    for type_ in ("AWS::Glue::Table", "AWS::Athena::WorkGroup"):
+        s.storage.resource_count_is(type_, 0)
+    assert len(resources(s.storage, "AWS::S3::Bucket")) == 2  # models and access logs
+    function = only(s.serving, "AWS::Lambda::Function")["Properties"]
+    assert function["Environment"]["Variables"]["TICKERSERVE_CAPTURE"] == "off"

@@ -216,3 +216,23 @@ def _valid(check: Any, value: str) -> bool:
     except ValueError:
         return False
     return True
+def test_capture_settings_come_from_their_own_section():
+    # Defaults: on, 90 days, records in S3 within 5 minutes
+    default = config_from({})
+    assert (default.capture.enabled, default.capture.retention_days) == (True, 90)
+    assert default.capture.buffer_seconds == 300 and default.capture_on
+    # A -c override arrives as JSON text
+    config = config_from({"tickerserve:capture": '{"retentionDays": 30, "bufferSeconds": 60}'})
+    assert (config.capture.retention_days, config.capture.buffer_seconds) == (30, 60)
+    assert not config_from({"tickerserve:capture": '{"enabled": false}'}).capture_on
+    # Serving from an existing bucket has no capture bucket, so nothing is captured
+    assert not config_from({"tickerserve:bucketName": "team-models"}).capture_on
+
+
+@pytest.mark.parametrize(
+    "section",
+    ['{"retentionDays": 0}', '{"bufferSeconds": 30}', '{"bufferSeconds": 901}', '{"sample": 1}'],
+)
+def test_bad_capture_settings_fail_synth_naming_the_key(section: str):
+    with pytest.raises(ConfigError, match="capture"):
+        config_from({"tickerserve:capture": section})
