@@ -4,8 +4,9 @@ Sections: 1 warm single prediction through the whole handler, 2 a batch of 1000 
 3 cold start in fresh processes (3b: the synthesized assets under the runtime's Python 3.13),
 4 peak RSS with 51 models (with and without a memory budget), 5 a monitor run
 (``bench/monitor.py``), 6 every model family the seeds bring (``bench/families.py``), 7 storage
-faults and unloadable files, now vs before (``bench/faults.py``). Prints plain-text tables
-with medians and ratios. Nothing here asserts on time.
+faults and unloadable files, now vs before (``bench/faults.py``), 8 what capture and a shadow
+challenger add to a warm prediction (``bench/capture.py``). Prints plain-text tables with
+medians and ratios. Nothing here asserts on time.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from typing import Any
 from bench import families
 from bench import faults as faults_bench
 from bench import monitor as monitor_bench
+from bench.capture import capture_section, capture_targets
 from bench.common import (
     FAKE_CREDENTIALS,
     ROOT,
@@ -70,7 +72,9 @@ BATCH_ETFS = LARGE_ETFS[:10]
 BATCH_STOCKS = STOCKS[:5]
 BUDGET_FRACTION = 0.25
 WARM_ROWS = 64
-SECTIONS = ("warm", "batch", "cold", "runtime", "rss", "monitor", "families", "faults")
+SECTIONS = (
+    "warm", "batch", "cold", "runtime", "rss", "monitor", "families", "faults", "capture",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -699,6 +703,25 @@ class Bench:
         models = {"small": f"etfs/{SMALL_ETF}", "large": ticker_model(WARM_LARGE_TICKER)}
         return faults_bench.run(self.endpoint, BUCKET, body, models)
 
+    # -- 8 ---------------------------------------------------------------------------------------
+    def capture(self) -> dict[str, Any]:
+        """Capture off / on / on with a shadow challenger, small model (bench/capture.py)."""
+        names = self._names(ticker_model(SMALL_ETF))
+        events = [
+            rest_event("/predict", {"ticker": SMALL_ETF, "features": _row_features(names, 500 + i)})
+            for i in range(WARM_ROWS)
+        ]
+        return capture_section(
+            bucket=BUCKET,
+            endpoint=self.endpoint,
+            model=ticker_model(SMALL_ETF),
+            events=events,
+            context=self.context,
+            calls=self.config.warm_calls * 2,
+            warmup=self.config.warm_warmup,
+            cache_dir=str(self.work / "capture-cache"),
+        )
+
 
 def _phase(data: dict[str, Any], key: str) -> float:
     if key == "startup":
@@ -735,7 +758,11 @@ def summary(results: dict[str, Any]) -> str:
         rows += families.summary_rows(results["families"]["warm"], results["families"]["cold"])
     if "faults" in results:
         rows += faults_bench.target_rows(results["faults"])
-    return "\n" + table("Targets (issues 2, 8, 9, 10 and 12)", ["target", "measured", "met"], rows)
+    if "capture" in results:
+        rows += capture_targets(results["capture"])
+    return "\n" + table(
+        "Targets (issues 2, 8, 9, 10, 11 and 12)", ["target", "measured", "met"], rows
+    )
 
 
 def _cold_target(cold: dict[str, Any]) -> list[str]:

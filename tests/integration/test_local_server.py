@@ -123,7 +123,7 @@ def test_health_reports_the_store_and_registry(local_server: Running, demo_bucke
 def test_openapi_document_describes_routes_and_request_bodies(local_server: Running):
     # When fetching the OpenAPI document
     reply = http(f"{local_server.url}/openapi.json")
-    # Then it lists the five API routes (not the docs routes) with useful schemas
+    # Then it lists the six API routes (not the docs routes) with useful schemas
     assert reply.status == 200
     assert reply.headers["Content-Type"] == "application/json"
     doc = reply.json()
@@ -132,6 +132,7 @@ def test_openapi_document_describes_routes_and_request_bodies(local_server: Runn
     assert set(doc["paths"]) == {
         "/predict",
         "/predict/batch",
+        "/outcomes",
         "/models",
         "/models/{ticker}",
         "/health",

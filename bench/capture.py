@@ -1,0 +1,209 @@
+"""Section 6: what capture and shadow add to a warm single prediction.
+
+Three APIs over the same moto bucket, measured in alternating blocks on the same events:
+capture off; capture on (records printed as log lines, here into a pipe a thread drains, as
+the Lambda runtime's stdout is); capture on with a shadow challenger (another version of the
+same model under alias ``challenger``, loaded before timing). Beside them, the pieces timed on
+their own: the challenger's one-row predict, and building + serializing + writing one capture
+record (with orjson, and with the standard ``json`` module for comparison).
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import partial
+from typing import Any, TextIO
+
+from bench.common import interleaved, percentile, quiet_stdout, say, table, us
+
+CHALLENGER = "challenger"
+
+
+@contextmanager
+def drained_pipe() -> Iterator[TextIO]:
+    """A text stream into a pipe whose other end a thread reads and discards."""
+    read_fd, write_fd = os.pipe()
+
+    def drain() -> None:
+        while os.read(read_fd, 1 << 16):
+            pass
+
+    thread = threading.Thread(target=drain, daemon=True)
+    thread.start()
+    stream = open(write_fd, "w", encoding="utf-8")  # noqa: SIM115 (closed below)
+    try:
+        yield stream
+    finally:
+        stream.close()
+        thread.join(timeout=5)
+        os.close(read_fd)
+
+
+def capture_section(
+    *,
+    bucket: str,
+    endpoint: str,
+    model: str,
+    events: list[dict[str, Any]],
+    context: Any,
+    calls: int,
+    warmup: int,
+    cache_dir: str,
+) -> dict[str, Any]:
+    """Warm p50 with capture off, on, and on with a shadow challenger; returns the p50s (ns)."""
+    import boto3
+
+    from tickerserve.api import Api
+    from tickerserve.bundle import read_bundle
+    from tickerserve.capture import Capture, LogSink, dumps, features_used, new_record
+    from tickerserve.layout import DEFAULT_REGISTRY_KEY
+    from tickerserve.publishing.release import publish
+    from tickerserve.registry import ShadowSettings, read_registry, update_registry
+    from tickerserve.service import ModelService
+    from tickerserve.settings import Settings
+    from tickerserve.store import S3Store
+
+    store = S3Store(bucket, client=boto3.client("s3", endpoint_url=endpoint))
+    production = read_registry(store, DEFAULT_REGISTRY_KEY).registry.resolve(model)
+    # The challenger: the same trees published again as the next version (its predict time
+    # is then the champion's, which the table measures).
+    bundle = read_bundle(store, model, production.version)
+    publish(store, bundle, registry_key=DEFAULT_REGISTRY_KEY, model=model, aliases=[CHALLENGER])
+
+    def service() -> ModelService:
+        # A TTL longer than the run: each API keeps the registry it started with.
+        settings = Settings(bucket=bucket, cache_dir=cache_dir, registry_ttl=1e9)
+        return ModelService(settings, store=store)
+
+    with drained_pipe() as pipe:
+        sink = LogSink(lambda: pipe)
+        plain = service()
+        apis = {"off": Api(plain), "on": Api(plain, capture=Capture(sink))}
+        update_registry(
+            store, DEFAULT_REGISTRY_KEY, lambda r: r.set_shadow(model, ShadowSettings(CHALLENGER))
+        )
+        shadowed = Api(service(), capture=Capture(sink))
+        apis["shadow"] = shadowed
+        with quiet_stdout():
+            for api in apis.values():
+                for event in events[:4]:
+                    answer = api.handle(event, context)
+                    if answer["statusCode"] != 200:
+                        raise RuntimeError(f"capture bench: {answer}")
+            if not shadowed.challengers.wait_idle(60):
+                raise RuntimeError("the challenger did not load")
+        challenger, _ = shadowed.service.load(
+            shadowed.service.registry().resolve(model, alias=CHALLENGER)
+        )
+        bodies = [json.loads(e["body"]) for e in events]
+        rows = [challenger.schema.row(b["features"]).reshape(1, -1) for b in bodies]
+        answer = json.loads(apis["on"].handle(events[0], context)["body"])
+        resolved = plain.registry().resolve(model)
+
+        def record_and_write(serialize: Callable[[dict[str, Any]], bytes]) -> Callable[[], None]:
+            def run() -> None:
+                record = new_record(
+                    request_id=answer["request_id"],
+                    source="api",
+                    ticker=answer["ticker"],
+                    timeframe=None,
+                    resolved=resolved,
+                    role="champion",
+                    answer=answer,
+                    features=features_used(challenger.schema.used_names, rows[0][0]),
+                    challengers=[],
+                    latency_us=150,
+                )
+                sink.write([serialize(record)])
+
+            return run
+
+        def std_json(record: dict[str, Any]) -> bytes:
+            record = {**record, "time": record["time"].isoformat().replace("+00:00", "Z")}
+            return (json.dumps(record, separators=(",", ":"), allow_nan=False) + "\n").encode()
+
+        cycle = _Cycle(len(events))
+        fns: dict[str, Callable[[], object]] = {
+            name: partial(_handle, api, events, cycle, context) for name, api in apis.items()
+        }
+        fns["challenger"] = lambda: challenger.predict(rows[cycle()])
+        fns["record"] = record_and_write(dumps)
+        fns["record_json"] = record_and_write(std_json)
+        gc.collect()
+        with quiet_stdout():
+            samples = interleaved(fns, total=calls, warmup=warmup)
+    p50 = {k: percentile(v, 50) for k, v in samples.items()}
+    labels = [
+        ("off", "capture off"),
+        ("on", "capture on (one log line per prediction)"),
+        ("shadow", "capture on + shadow challenger"),
+    ]
+    rows_out = [
+        [
+            label,
+            us(percentile(samples[key], 10)),
+            us(p50[key]),
+            us(percentile(samples[key], 99)),
+            f"{(p50[key] - p50['off']) / 1e3:+.1f}",
+        ]
+        for key, label in labels
+    ]
+    say()
+    say(
+        table(
+            f"6. Capture and shadow: warm single prediction through Api.handle ({model}, "
+            f"{len(samples['off'])} timed calls per row, interleaved; us)",
+            ["variant", "p10", "p50", "p99", "p50 vs off"],
+            rows_out,
+        )
+    )
+    say(
+        f"   pieces (p50 us): challenger LoadedModel.predict one row {us(p50['challenger'])}; "
+        f"capture record + orjson + write {us(p50['record'])} (with the json module "
+        f"{us(p50['record_json'])})"
+    )
+    say(
+        f"   capture adds {(p50['on'] - p50['off']) / 1e3:+.1f} us p50; the shadow adds "
+        f"{(p50['shadow'] - p50['on']) / 1e3:+.1f} us over capture on (its own predict: "
+        f"{us(p50['challenger'])} us)"
+    )
+    return p50
+
+
+def _handle(api: Any, events: list[dict[str, Any]], cycle: _Cycle, context: Any) -> object:
+    return api.handle(events[cycle()], context)
+
+
+class _Cycle:
+    """0, 1, ..., n-1, 0, ...: distinct rows per call."""
+
+    def __init__(self, n: int) -> None:
+        self.n, self.i = n, 0
+
+    def __call__(self) -> int:
+        self.i = (self.i + 1) % self.n
+        return self.i
+
+
+def capture_targets(p50: dict[str, Any]) -> list[list[str]]:
+    """Issue 11's targets against what section 5 measured."""
+    added = p50["on"] - p50["off"]
+    shadow = p50["shadow"] - p50["on"]
+    allowed = p50["challenger"] + 10e3
+    return [
+        ["capture adds <= 10 us p50", f"{added / 1e3:+.1f} us", _yes(added <= 10e3)],
+        [
+            "shadow adds <= challenger predict + 10 us",
+            f"{shadow / 1e3:+.1f} <= {allowed / 1e3:.1f} us",
+            _yes(shadow <= allowed),
+        ],
+    ]
+
+
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "NO"
