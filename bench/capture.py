@@ -1,11 +1,12 @@
 """Section 6: what capture and shadow add to a warm single prediction.
 
 Three APIs over the same moto bucket, measured in alternating blocks on the same events:
-capture off; capture on (records printed as log lines, here into a pipe a thread drains, as
-the Lambda runtime's stdout is); capture on with a shadow challenger (another version of the
-same model under alias ``challenger``, loaded before timing). Beside them, the pieces timed on
-their own: the challenger's one-row predict, and building + serializing + writing one capture
-record (with orjson, and with the standard ``json`` module for comparison).
+capture off; capture on (records printed as log lines, here into a pipe another process
+drains, as the Lambda runtime does with the function's stdout); capture on with a shadow
+challenger (another version of the same model under alias ``challenger``, loaded before
+timing). Beside them, the pieces timed on their own: the challenger's one-row predict, and
+building + serializing + writing one capture record (with orjson, and with the standard
+``json`` module for comparison).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import gc
 import json
 import os
-import threading
+import subprocess
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
@@ -26,22 +27,17 @@ CHALLENGER = "challenger"
 
 @contextmanager
 def drained_pipe() -> Iterator[TextIO]:
-    """A text stream into a pipe whose other end a thread reads and discards."""
+    """A text stream into a pipe that another process reads and discards, as the Lambda
+    runtime reads the function's stdout."""
     read_fd, write_fd = os.pipe()
-
-    def drain() -> None:
-        while os.read(read_fd, 1 << 16):
-            pass
-
-    thread = threading.Thread(target=drain, daemon=True)
-    thread.start()
+    reader = subprocess.Popen(["cat"], stdin=read_fd, stdout=subprocess.DEVNULL)
+    os.close(read_fd)
     stream = open(write_fd, "w", encoding="utf-8")  # noqa: SIM115 (closed below)
     try:
         yield stream
     finally:
         stream.close()
-        thread.join(timeout=5)
-        os.close(read_fd)
+        reader.wait(timeout=10)
 
 
 def capture_section(
@@ -84,6 +80,7 @@ def capture_section(
         sink = LogSink(lambda: pipe)
         plain = service()
         apis = {"off": Api(plain), "on": Api(plain, capture=Capture(sink))}
+        plain.registry()  # read before the shadow is turned on, and kept (TTL)
         update_registry(
             store, DEFAULT_REGISTRY_KEY, lambda r: r.set_shadow(model, ShadowSettings(CHALLENGER))
         )

@@ -36,8 +36,11 @@ def from_headers(headers: Mapping[str, Any] | None) -> str | None:
     if not headers:
         return None
     value = headers.get("X-Request-Id", headers.get(HEADER))
-    if value is None:
-        value = next((v for k, v in headers.items() if k.lower() == HEADER), None)
+    if value is None:  # any other letter case; the length check spares lower() on the rest
+        size = len(HEADER)
+        value = next(
+            (v for k, v in headers.items() if len(k) == size and k.lower() == HEADER), None
+        )
     return valid(value)
 
 

@@ -199,9 +199,10 @@ class Challengers:
             except TickerserveError as exc:  # the challenger needs other features
                 entries[index] = self._failed(alias, version, exc.code, 1)[0]
         if rows:
+            matrix = rows[0].reshape(1, -1) if len(rows) == 1 else np.vstack(rows)
             started = time.perf_counter_ns()
             try:
-                result = model.predict(np.vstack(rows))
+                result = model.predict(matrix)
             except Exception:
                 logger.exception("challenger %s %s could not predict", model.key, alias)
                 for index in positions:
