@@ -133,7 +133,8 @@ def capture_section(
         fns["record_json"] = record_and_write(std_json)
         gc.collect()
         with quiet_stdout():
-            samples = interleaved(fns, total=calls, warmup=warmup)
+            # Many short blocks: load from other processes hits every variant alike.
+            samples = interleaved(fns, total=calls, warmup=warmup, blocks=50)
     p50 = {k: percentile(v, 50) for k, v in samples.items()}
     labels = [
         ("off", "capture off"),
