@@ -49,9 +49,10 @@ def median(samples: Sequence[float]) -> float:
     return (ordered[mid - 1] + ordered[mid]) / 2
 
 
-def time_calls(fn: Callable[[], object], count: int) -> list[int]:
-    """Duration of each of ``count`` calls, in nanoseconds (``perf_counter_ns``)."""
-    clock = time.perf_counter_ns
+def time_calls(
+    fn: Callable[[], object], count: int, clock: Callable[[], int] = time.perf_counter_ns
+) -> list[int]:
+    """Duration of each of ``count`` calls, in nanoseconds (``perf_counter_ns`` by default)."""
     out = [0] * count
     for i in range(count):
         start = clock()
@@ -61,7 +62,12 @@ def time_calls(fn: Callable[[], object], count: int) -> list[int]:
 
 
 def interleaved(
-    fns: dict[str, Callable[[], object]], *, total: int, warmup: int, blocks: int = 10
+    fns: dict[str, Callable[[], object]],
+    *,
+    total: int,
+    warmup: int,
+    blocks: int = 10,
+    clock: Callable[[], int] = time.perf_counter_ns,
 ) -> dict[str, list[int]]:
     """Per-call durations (ns) of each function, measured in alternating blocks so that a noisy
     neighbour on a shared machine hurts every contender alike. ``warmup`` untimed calls each."""
@@ -72,7 +78,7 @@ def interleaved(
     samples: dict[str, list[int]] = {name: [] for name in fns}
     for _ in range(blocks):
         for name, fn in fns.items():
-            samples[name].extend(time_calls(fn, per_block))
+            samples[name].extend(time_calls(fn, per_block, clock))
     return samples
 
 

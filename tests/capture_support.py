@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gzip
 import json
-from collections.abc import Sequence
 from typing import Any
 
 from tickerserve.layout import CAPTURE_PREFIX
@@ -37,8 +36,8 @@ class ListSink:
     def __init__(self) -> None:
         self.lines: list[bytes] = []
 
-    def write(self, lines: Sequence[bytes]) -> None:
-        self.lines.extend(lines)
+    def write(self, data: bytes) -> None:
+        self.lines.extend(data.splitlines(keepends=True))
 
     @property
     def records(self) -> list[dict[str, Any]]:

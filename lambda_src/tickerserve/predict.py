@@ -140,7 +140,7 @@ def predict(
                     resolved=resolved,
                     role=decision.role,
                     answer=answer,
-                    features=features_used(model.schema.used_names, row),
+                    features=features_used(model.schema.used_names, row, request.features),
                     challengers=scored,
                     latency_us=latency_us,
                 )

@@ -165,12 +165,15 @@ class Challengers:
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self._thread: threading.Thread | None = None
+        # alias -> version for the registry object last seen (a new registry clears it)
+        self._registry: Registry | None = None
+        self._resolved: dict[tuple[str, str], Resolved] = {}
 
     def score(self, model: str, alias: str, features: Sequence[Any]) -> list[dict[str, Any]]:
         """One challenger entry per row of ``features`` (the request bodies' features)."""
         try:
             try:
-                resolved = self.service.registry().resolve(model, alias=alias)
+                resolved = self._resolve(model, alias)
             except NotFound:
                 return self._failed(alias, None, "unknown_alias", len(features))
             loaded = self.service.in_memory(resolved)
@@ -185,6 +188,16 @@ class Challengers:
         except Exception:  # a challenger must never fail the request
             logger.exception("shadow scoring of %s %s failed", model, alias)
             return self._failed(alias, None, "internal_error", len(features))
+
+    def _resolve(self, model: str, alias: str) -> Resolved:
+        registry = self.service.registry()
+        if registry is not self._registry:
+            self._registry, self._resolved = registry, {}
+        key = (model, alias)
+        resolved = self._resolved.get(key)
+        if resolved is None:
+            resolved = self._resolved[key] = registry.resolve(model, alias=alias)
+        return resolved
 
     def _predict(
         self, model: LoadedModel, alias: str, version: str, features: Sequence[Any]

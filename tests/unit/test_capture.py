@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import re
 import subprocess
 import sys
-from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -33,7 +31,7 @@ RECORD_KEYS = {
 
 
 class BrokenSink:
-    def write(self, lines: Sequence[bytes]) -> None:
+    def write(self, data: bytes) -> None:
         raise OSError("disk full")
 
 
@@ -213,12 +211,14 @@ def test_without_capture_nothing_is_recorded(store_dir: Path, tmp_path: Path):
     assert api.capture.records == 0
 
 
-def test_the_log_sink_writes_one_json_line_per_record():
-    out = io.StringIO()
-    LogSink(lambda: out).write([dumps({"kind": "capture", "n": i}) for i in range(3)])
-    lines = out.getvalue().splitlines()
-    assert [json.loads(line)["n"] for line in lines] == [0, 1, 2]
-    assert out.getvalue().endswith("\n")
+def test_the_log_sink_writes_whole_json_lines_to_its_file_descriptor(tmp_path: Path):
+    with open(tmp_path / "stdout", "wb") as out:
+        sink = LogSink(out.fileno())
+        sink.write(dumps({"kind": "capture", "n": 0}))
+        sink.write(b"".join(dumps({"kind": "capture", "n": i}) for i in (1, 2)))
+    text = (tmp_path / "stdout").read_text()
+    assert [json.loads(line)["n"] for line in text.splitlines()] == [0, 1, 2]
+    assert text.endswith("\n")
 
 
 def test_nan_features_serialize_as_null_and_times_end_in_z():

@@ -55,14 +55,14 @@ def ids(store: Store) -> list[str]:
 
 def test_a_full_buffer_is_written_without_waiting_for_the_interval(store, writers):
     w = writer(writers, store, max_records=3, interval=3600)
-    w.write([line(i) for i in range(3)])
+    w.write(b"".join([line(i) for i in range(3)]))
     eventually(lambda: w.written == 3)
     assert ids(store) == ["r-0", "r-1", "r-2"]
 
 
 def test_a_partial_buffer_is_written_after_the_interval(store, writers):
     w = writer(writers, store, max_records=1000, interval=0.05)
-    w.write([line(1)])
+    w.write(b"".join([line(1)]))
     eventually(lambda: w.written == 1)
     (key,) = capture_objects(store)
     assert key.startswith("capture/dt=2026-12-01/") and key.endswith(".jsonl.gz")
@@ -70,7 +70,7 @@ def test_a_partial_buffer_is_written_after_the_interval(store, writers):
 
 def test_close_writes_the_rest_grouped_by_each_records_own_day(store, writers):
     w = writer(writers, store, interval=3600)
-    w.write([line(1, "2026-11-30T23:59:59.999999Z"), line(2), line(3)])
+    w.write(b"".join([line(1, "2026-11-30T23:59:59.999999Z"), line(2), line(3)]))
     assert w.written == 0
     w.close()
     keys = capture_objects(store)
@@ -82,7 +82,7 @@ def test_close_writes_the_rest_grouped_by_each_records_own_day(store, writers):
 def test_a_record_handed_over_after_close_is_written_at_once(store, writers):
     w = writer(writers, store, interval=3600)
     w.close()
-    w.write([line(7)])
+    w.write(b"".join([line(7)]))
     assert ids(store) == ["r-7"]
 
 
@@ -100,7 +100,7 @@ def test_a_failing_store_keeps_records_and_retries_under_the_same_name(store, wr
 
     faulty = LandsThenFails(store)
     w = writer(writers, faulty, interval=3600)
-    w.write([line(i) for i in range(4)])
+    w.write(b"".join([line(i) for i in range(4)]))
     # When the first flush fails and a later one retries
     assert w.flush() is False
     assert w.buffered == 4
@@ -120,9 +120,9 @@ def test_when_the_store_stays_down_only_the_oldest_records_beyond_the_cap_are_dr
 
     faulty = FaultyStore(store, before_put=down)
     w = writer(writers, faulty, interval=3600, max_buffered=5)
-    w.write([line(i) for i in range(4)])
+    w.write(b"".join([line(i) for i in range(4)]))
     w.flush()
-    w.write([line(i) for i in range(4, 8)])
+    w.write(b"".join([line(i) for i in range(4, 8)]))
     w.flush()
     assert (w.buffered, w.dropped) == (5, 3)
     faulty.before_put = lambda key: None
@@ -135,7 +135,7 @@ def test_many_threads_writing_lose_nothing(store, writers):
 
     def client(k: int) -> None:
         for i in range(250):
-            w.write([line(k * 1000 + i)])
+            w.write(b"".join([line(k * 1000 + i)]))
 
     threads = [threading.Thread(target=client, args=(k,)) for k in range(4)]
     for t in threads:

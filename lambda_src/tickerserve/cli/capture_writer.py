@@ -19,7 +19,6 @@ import os
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from tickerserve.errors import TickerserveError
@@ -77,7 +76,8 @@ class StoreCaptureWriter:
         self._thread.start()
 
     # -- the sink --------------------------------------------------------------------------
-    def write(self, lines: Sequence[bytes]) -> None:
+    def write(self, data: bytes) -> None:
+        lines = data.splitlines(keepends=True)
         with self._lock:
             self._lines.extend(lines)
             self._bytes += sum(len(line) for line in lines)
