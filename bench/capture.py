@@ -59,6 +59,7 @@ def capture_section(
     from tickerserve.bundle import read_bundle
     from tickerserve.capture import Capture, LogSink, dumps, features_used, new_record
     from tickerserve.layout import DEFAULT_REGISTRY_KEY
+    from tickerserve.predict import predict
     from tickerserve.publishing.release import publish
     from tickerserve.registry import ShadowSettings, read_registry, update_registry
     from tickerserve.service import ModelService
@@ -129,11 +130,28 @@ def capture_section(
         fns: dict[str, Callable[[], object]] = {
             name: partial(_handle, api, events, cycle, context) for name, api in apis.items()
         }
-        # The challenger's own work for a request: align the request's features to its inputs
-        # (a fresh row, as in the shadow path) and predict.
-        fns["challenger"] = lambda: challenger.predict(
-            challenger.schema.row(bodies[cycle()]["features"]).reshape(1, -1)
-        )
+        # The same three without the HTTP layer (Powertools resolver, JSON answer): the part
+        # of the request that capture and shadow actually change.
+        services = {"off": apis["off"], "on": apis["on"], "shadow": shadowed}
+        for name, api in services.items():
+            fns[f"predict_{name}"] = partial(_predict, predict, api, bodies, cycle, name != "off")
+        # The challenger's own work for a request, measured where the shadow does it: right
+        # after the champion's prediction (its trees evicted from the caches), aligning the
+        # request's features to its inputs and predicting. Timed as (champion + challenger)
+        # minus champion alone.
+        champion, _ = plain.load(resolved)
+
+        def champion_only() -> object:
+            features = bodies[cycle()]["features"]
+            return champion.predict(champion.schema.row(features).reshape(1, -1))
+
+        def champion_and_challenger() -> object:
+            features = bodies[cycle()]["features"]
+            champion.predict(champion.schema.row(features).reshape(1, -1))
+            return challenger.predict(challenger.schema.row(features).reshape(1, -1))
+
+        fns["champion"] = champion_only
+        fns["both"] = champion_and_challenger
         fns["record"] = record_and_write(dumps)
         fns["record_json"] = record_and_write(std_json)
         gc.collect()
@@ -145,10 +163,15 @@ def capture_section(
             cpu = interleaved(fns, total=calls, warmup=0, blocks=50, clock=time.thread_time_ns)
     p50 = {k: percentile(v, 50) for k, v in samples.items()}
     p50_cpu = {k: percentile(v, 50) for k, v in cpu.items()}
+    for stats in (p50, p50_cpu):
+        stats["challenger"] = stats["both"] - stats["champion"]
     labels = [
-        ("off", "capture off"),
-        ("on", "capture on (one log line per prediction)"),
-        ("shadow", "capture on + shadow challenger"),
+        ("off", "Api.handle, capture off"),
+        ("on", "Api.handle, capture on (one log line per prediction)"),
+        ("shadow", "Api.handle, capture on + shadow challenger"),
+        ("predict_off", "predict() only, capture off"),
+        ("predict_on", "predict() only, capture on"),
+        ("predict_shadow", "predict() only, capture on + shadow"),
     ]
     rows_out = [
         [
@@ -156,17 +179,17 @@ def capture_section(
             us(percentile(samples[key], 10)),
             us(p50[key]),
             us(percentile(samples[key], 99)),
-            f"{(p50[key] - p50['off']) / 1e3:+.1f}",
+            f"{(p50[key] - p50[_base(key)]) / 1e3:+.1f}",
             us(p50_cpu[key]),
-            f"{(p50_cpu[key] - p50_cpu['off']) / 1e3:+.1f}",
+            f"{(p50_cpu[key] - p50_cpu[_base(key)]) / 1e3:+.1f}",
         ]
         for key, label in labels
     ]
     say()
     say(
         table(
-            f"6. Capture and shadow: warm single prediction through Api.handle ({model}, "
-            f"{len(samples['off'])} timed calls per row, interleaved; us)",
+            f"6. Capture and shadow: warm single prediction ({model}; {len(samples['off'])} "
+            f"timed calls per row, interleaved in 50 blocks; us)",
             ["variant", "p10", "p50", "p99", "p50 vs off", "CPU p50", "CPU vs off"],
             rows_out,
         )
@@ -178,16 +201,28 @@ def capture_section(
         f"(with the json module {us(p50['record_json'])} / {us(p50_cpu['record_json'])})"
     )
     say(
-        f"   capture adds {(p50['on'] - p50['off']) / 1e3:+.1f} us p50 wall, "
-        f"{(p50_cpu['on'] - p50_cpu['off']) / 1e3:+.1f} us CPU; the shadow adds "
-        f"{(p50['shadow'] - p50['on']) / 1e3:+.1f} us wall, "
-        f"{(p50_cpu['shadow'] - p50_cpu['on']) / 1e3:+.1f} us CPU over capture on"
+        "   'vs off' is against the same layer with capture off; 'on' writes each record to a "
+        "pipe that another process\n   drains (as the Lambda runtime reads stdout), so it "
+        "includes waking that reader. CPU = this thread's CPU time\n   (unaffected by "
+        "preemption on this shared machine; not by cache contention)."
     )
     return {"wall": p50, "cpu": p50_cpu}
 
 
 def _handle(api: Any, events: list[dict[str, Any]], cycle: _Cycle, context: Any) -> object:
     return api.handle(events[cycle()], context)
+
+
+def _predict(
+    predict: Callable[..., Any], api: Any, bodies: list[Any], cycle: _Cycle, recording: bool
+) -> object:
+    if not recording:
+        return predict(api.service, bodies[cycle()])
+    return predict(api.service, bodies[cycle()], capture=api.capture, challengers=api.challengers)
+
+
+def _base(key: str) -> str:
+    return "predict_off" if key.startswith("predict_") else "off"
 
 
 class _Cycle:
@@ -202,21 +237,27 @@ class _Cycle:
 
 
 def capture_targets(result: dict[str, Any]) -> list[list[str]]:
-    """Issue 11's targets against what section 5 measured (wall clock and CPU time)."""
+    """Issue 11's targets against what section 5 measured (wall clock and CPU time, through
+    the whole handler and for predict() alone)."""
     rows = []
     for clock in ("wall", "cpu"):
         p50 = result[clock]
-        added = p50["on"] - p50["off"]
-        shadow = p50["shadow"] - p50["on"]
         allowed = p50["challenger"] + 10e3
-        rows += [
-            [f"capture adds <= 10 us p50 ({clock})", f"{added / 1e3:+.1f} us", _yes(added <= 10e3)],
-            [
-                f"shadow adds <= challenger's own work + 10 us ({clock})",
-                f"{shadow / 1e3:+.1f} <= {allowed / 1e3:.1f} us",
-                _yes(shadow <= allowed),
-            ],
-        ]
+        for prefix, layer in (("", "Api.handle"), ("predict_", "predict()")):
+            added = p50[f"{prefix}on"] - p50[f"{prefix}off"]
+            shadow = p50[f"{prefix}shadow"] - p50[f"{prefix}on"]
+            rows += [
+                [
+                    f"capture adds <= 10 us p50 ({layer}, {clock})",
+                    f"{added / 1e3:+.1f} us",
+                    _yes(added <= 10e3),
+                ],
+                [
+                    f"shadow adds <= challenger's work + 10 us ({layer}, {clock})",
+                    f"{shadow / 1e3:+.1f} <= {allowed / 1e3:.1f} us",
+                    _yes(shadow <= allowed),
+                ],
+            ]
     return rows
 
 
