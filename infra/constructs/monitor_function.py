@@ -25,7 +25,7 @@ from infra.bytecode import find_python
 from infra.config import MonitorSettings
 from infra.constructs.dependency_layer import RUNTIME, lambda_architecture
 from infra.constructs.log_retention import log_retention
-from infra.constructs.prediction_function import _nag_spelling as nag_spelling
+from infra.constructs.nag import nag_spelling
 from infra.function_asset import CODE_ROOT, stage_function_code
 
 HANDLER = "tickerserve.monitor.handler.lambda_handler"

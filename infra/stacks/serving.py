@@ -44,6 +44,7 @@ class ServingStack(Stack):
             layer=layer.layer,
             settings=config.function,
         )
+        captured: s3.IBucket | None = None
         if config.capture_on:
             # The storage stack's capture bucket, found by its fixed name like the models'.
             captured = s3.Bucket.from_bucket_name(
@@ -88,6 +89,8 @@ class ServingStack(Stack):
             topic=self.monitoring.topic,
             dashboard=self.monitoring.dashboard,
             settings=config.monitor,
+            # Deployed capture lands in the capture bucket (outcomes stay in the model bucket).
+            capture_bucket=captured,
         )
         CfnOutput(self, "ApiUrl", value=self.api.api.url, description="API base URL")
         CfnOutput(self, "BucketName", value=bucket.bucket_name, description="model bucket")
