@@ -8,7 +8,7 @@ from typing import Any
 
 from aws_cdk.assertions import Match
 
-from tests.infra.conftest import Synth, only, resources, synth
+from tests.infra.conftest import Synth, function_with_handler, only, resources, synth
 from tickerserve.capture import KIND
 
 RECORD_FIELDS = [
@@ -113,7 +113,7 @@ def test_the_athena_workgroup_enforces_its_own_encrypted_results_location(dev: S
 def test_the_subscription_filter_sends_only_capture_lines_of_the_function_to_firehose(dev: Synth):
     subscription = only(dev.serving, "AWS::Logs::SubscriptionFilter")["Properties"]
     assert subscription["FilterPattern"] == f'{{ $.kind = "{KIND}" }}'
-    function = only(dev.serving, "AWS::Lambda::Function")["Properties"]
+    function = function_with_handler(dev.serving)["Properties"]
     assert subscription["LogGroupName"] == function["LoggingConfig"]["LogGroup"]
     stream_id = next(iter(resources(dev.serving, "AWS::KinesisFirehose::DeliveryStream")))
     assert subscription["DestinationArn"] == {"Fn::GetAtt": [stream_id, "Arn"]}
@@ -165,7 +165,7 @@ def test_without_a_storage_stack_there_is_no_capture_pipeline():
     s = synth({"tickerserve:bucketName": "team-models"})
     for type_ in ("AWS::KinesisFirehose::DeliveryStream", "AWS::Logs::SubscriptionFilter"):
         s.serving.resource_count_is(type_, 0)
-    function = only(s.serving, "AWS::Lambda::Function")["Properties"]
+    function = function_with_handler(s.serving)["Properties"]
     assert function["Environment"]["Variables"]["TICKERSERVE_CAPTURE"] == "off"
 
 
@@ -184,5 +184,11 @@ def test_capture_switched_off_deploys_no_pipeline_and_no_capture_bucket():
     for type_ in ("AWS::Glue::Table", "AWS::Athena::WorkGroup"):
         s.storage.resource_count_is(type_, 0)
     assert len(resources(s.storage, "AWS::S3::Bucket")) == 2  # models and access logs
-    function = only(s.serving, "AWS::Lambda::Function")["Properties"]
+    function = function_with_handler(s.serving)["Properties"]
     assert function["Environment"]["Variables"]["TICKERSERVE_CAPTURE"] == "off"
+
+
+def test_the_monitor_reads_deployed_capture_from_the_capture_bucket(dev: Synth):
+    monitor = function_with_handler(dev.serving, "tickerserve.monitor.handler.lambda_handler")
+    bucket = monitor["Properties"]["Environment"]["Variables"]["TICKERSERVE_CAPTURE_BUCKET"]
+    assert "tickerserve-dev-capture-" in json.dumps(bucket)
