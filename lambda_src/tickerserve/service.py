@@ -423,9 +423,11 @@ class ModelService:
         rolled_back = (resolved.model, resolved.alias, good.version) in self._rolled_back_from
         return good if isinstance(error, MissingVersion) and not rolled_back else None
 
-    def in_memory(self, resolved: Resolved) -> LoadedModel | None:
-        """The version if it is loaded already (no I/O, ever), else None."""
-        return self._cached(ModelKey(resolved.model, resolved.version), resolved.metadata_sha256)
+    def in_memory(self, resolved: Resolved, key: ModelKey | None = None) -> LoadedModel | None:
+        """The version if it is loaded already (no I/O, ever), else None. ``key`` is the
+        version's ``ModelKey`` when the caller keeps one (it spares building it)."""
+        key = key or ModelKey(resolved.model, resolved.version)
+        return self._cached(key, resolved.metadata_sha256)
 
     def _cached(self, key: ModelKey, digest: str | None) -> LoadedModel | None:
         model = self.memory.get(key)

@@ -141,10 +141,11 @@ def model_output(model: LoadedModel, result: Prediction, position: int) -> dict[
     outputs = result.outputs[position]
     if model.task == "regression":
         return {"value": float(outputs)}
-    best = int(outputs.argmax())
+    probabilities = outputs.tolist()
+    best = max(range(len(probabilities)), key=probabilities.__getitem__)
     return {
         "label": model.classes[best],
-        "probabilities": dict(zip(model.classes, outputs.tolist(), strict=True)),
+        "probabilities": dict(zip(model.classes, probabilities, strict=True)),
     }
 
 
@@ -165,20 +166,21 @@ class Challengers:
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self._thread: threading.Thread | None = None
-        # alias -> version for the registry object last seen (a new registry clears it)
+        # (model, alias) -> version and its key, for the registry object last seen (a new
+        # registry clears it): a warm shadow resolves nothing twice
         self._registry: Registry | None = None
-        self._resolved: dict[tuple[str, str], Resolved] = {}
+        self._resolved: dict[tuple[str, str], tuple[Resolved, ModelKey]] = {}
 
     def score(self, model: str, alias: str, features: Sequence[Any]) -> list[dict[str, Any]]:
         """One challenger entry per row of ``features`` (the request bodies' features)."""
         try:
             try:
-                resolved = self._resolve(model, alias)
+                resolved, key = self._resolve(model, alias)
             except NotFound:
                 return self._failed(alias, None, "unknown_alias", len(features))
-            loaded = self.service.in_memory(resolved)
+            loaded = self.service.in_memory(resolved, key)
             if loaded is None:
-                error = self._errors.get(ModelKey(resolved.model, resolved.version))
+                error = self._errors.get(key)
                 self._load_later(resolved)
                 if error is None:
                     pending = {"alias": alias, "version": resolved.version, "error": LOADING}
@@ -189,15 +191,16 @@ class Challengers:
             logger.exception("shadow scoring of %s %s failed", model, alias)
             return self._failed(alias, None, "internal_error", len(features))
 
-    def _resolve(self, model: str, alias: str) -> Resolved:
+    def _resolve(self, model: str, alias: str) -> tuple[Resolved, ModelKey]:
         registry = self.service.registry()
         if registry is not self._registry:
             self._registry, self._resolved = registry, {}
-        key = (model, alias)
-        resolved = self._resolved.get(key)
-        if resolved is None:
-            resolved = self._resolved[key] = registry.resolve(model, alias=alias)
-        return resolved
+        found = self._resolved.get((model, alias))
+        if found is None:
+            resolved = registry.resolve(model, alias=alias)
+            found = (resolved, ModelKey(resolved.model, resolved.version))
+            self._resolved[(model, alias)] = found
+        return found
 
     def _predict(
         self, model: LoadedModel, alias: str, version: str, features: Sequence[Any]
