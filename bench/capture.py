@@ -1,4 +1,4 @@
-"""Section 6: what capture and shadow add to a warm single prediction.
+"""Section 8: what capture and shadow add to a warm single prediction.
 
 Three APIs over the same moto bucket, measured in alternating blocks on the same events:
 capture off; capture on (records printed as log lines, here into a pipe another process
@@ -188,7 +188,7 @@ def capture_section(
     say()
     say(
         table(
-            f"6. Capture and shadow: warm single prediction ({model}; {len(samples['off'])} "
+            f"8. Capture and shadow: warm single prediction ({model}; {len(samples['off'])} "
             f"timed calls per row, interleaved in 50 blocks; us)",
             ["variant", "p10", "p50", "p99", "p50 vs off", "CPU p50", "CPU vs off"],
             rows_out,
