@@ -7,6 +7,7 @@ import math
 import signal
 import socket
 import subprocess
+import time
 from concurrent.futures import ThreadPoolExecutor
 from http.client import HTTPConnection
 from pathlib import Path
@@ -264,7 +265,18 @@ def test_one_log_line_per_request(local_server: Running):
     # Deterministic: the server writes the line before it sends the answer (unit-tested with
     # a slow log sink in tests/unit/test_localserver.py).
     http(f"{local_server.url}/models/xlf")
-    lines = [line for line in local_server.output().splitlines() if "GET /models/xlf 200" in line]
+
+    def logged() -> list[str]:
+        return [
+            line for line in local_server.output().splitlines() if "GET /models/xlf 200" in line
+        ]
+
+    # The server logs a request right after sending its answer, so the client can read the
+    # answer first: wait for the line (the wait ends as soon as it is there).
+    deadline = time.monotonic() + 10
+    while not logged() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    lines = logged()
     assert len(lines) == 1
     assert " ms " in lines[0]
     assert '"_aws"' not in local_server.output()  # no CloudWatch metrics (EMF) lines

@@ -374,7 +374,7 @@ def test_seed_003_model_a_production_model_b_challenger_in_shadow(store, tmp_pat
     for row in request_rows(10, len(VOL_FEATURES)):
         for extra, name in (({}, "model_90pct.pkl"), ({"alias": "challenger"}, "model_100pct.pkl")):
             answer = ask(api, "SPY", VOL_FEATURES, row, **extra)
-            assert set(answer) == {"ticker", "model", "prediction"}
+            assert set(answer) == {"request_id", "ticker", "model", "prediction"}
             want = stack_predict(stacks[name], row.reshape(1, -1))[0]
             assert answer["prediction"] == pytest.approx(want, rel=1e-9, abs=1e-12)
 
