@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from aws_cdk import Acknowledgment, Annotations, Duration, RemovalPolicy, Size, Validations
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_

@@ -62,6 +62,7 @@ DESCRIPTION = (
 ROUTES: dict[str, tuple[str, ...]] = {
     "/predict": ("POST",),
     "/predict/batch": ("POST",),
+    "/outcomes": ("POST",),
     "/models": ("GET",),
     "/models/<ticker>": ("GET",),
     "/health": ("GET",),

@@ -375,6 +375,7 @@ def raw_call(api: Api, event: dict[str, Any]) -> tuple[int, dict[str, str], dict
         ("rest_health.json", "POST", "/health", "GET"),
         ("rest_predict.json", "GET", "/predict", "POST"),
         ("rest_batch.json", "TRACE", "/predict/batch", "POST"),
+        ("rest_batch.json", "GET", "/outcomes", "POST"),
     ],
 )
 def test_a_known_path_with_another_method_is_405_naming_the_allowed_ones(
