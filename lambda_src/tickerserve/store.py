@@ -451,9 +451,16 @@ class LocalStore:
         return ObjectInfo(key, len(data), f'"{digest}"', digest)
 
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
-        if not self.root.is_dir():
+        # Walk only the folder up to the prefix's last "/" (a day's partition, not the store);
+        # a prefix that is no plain path walks the whole store and matches nothing.
+        try:
+            head = prefix.rpartition("/")[0]
+            folder = self._path(head) if head else self.root
+        except ValueError:
+            folder = self.root
+        if not folder.is_dir():
             return
-        for path in sorted(self.root.rglob("*")):
+        for path in sorted(folder.rglob("*")):
             if not path.is_file() or path.name == self.LOCK_NAME or path.name.startswith(".tmp-"):
                 continue
             key = path.relative_to(self.root).as_posix()

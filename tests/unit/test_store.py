@@ -60,6 +60,27 @@ def test_list_and_delete(store):
     assert [o.key for o in store.list("")] == ["n/c"]
 
 
+def test_list_matches_any_prefix_as_s3_does(store):
+    keys = ["outcomes/dt=2026-12-01/a.jsonl", "outcomes/dt=2026-12-02/b.jsonl", "outcomes/x",
+            "mm/y", "m/z"]  # fmt: skip
+    for key in keys:
+        store.put(key, b"x")
+    listed = {p: [o.key for o in store.list(p)] for p in (
+        "outcomes/dt=", "outcomes/dt=2026-12-02/", "outcomes/dt=2026-12-03/", "m", "m/", "",
+        "../", "outcomes/../m/",
+    )}  # fmt: skip
+    assert listed == {
+        "outcomes/dt=": keys[:2],
+        "outcomes/dt=2026-12-02/": [keys[1]],
+        "outcomes/dt=2026-12-03/": [],
+        "m": ["m/z", "mm/y"],
+        "m/": ["m/z"],
+        "": sorted(keys),
+        "../": [],
+        "outcomes/../m/": [],
+    }
+
+
 @pytest.mark.parametrize("key", ["../escape", "/abs", "a//b", "a/../../b", ""])
 def test_path_like_keys_are_refused_before_io(store, key):
     with pytest.raises(ValueError, match="invalid object key"):
