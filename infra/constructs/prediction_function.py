@@ -150,6 +150,6 @@ class PredictionFunction(Construct):
             Acknowledgment(
                 id=f"AwsSolutions-IAM5[Resource::{nag_spelling(self, outcome_objects)}]",
                 reason="s3:PutObject under outcomes/ only (POST /outcomes): one object per "
-                "received outcome, keyed by day and request id, so the key is data",
+                "received batch, keyed by day and content hash, so the key is data",
             ),
         )

@@ -5,7 +5,7 @@ metadata/asset_registry.json                 the registry
 metadata/training_history.jsonl              one JSON record per publish
 metadata/monitoring_history.jsonl            one JSON record per monitoring run
 capture/dt=YYYY-MM-DD/*.jsonl.gz             captured predictions (``tickerserve serve``)
-outcomes/dt=YYYY-MM-DD/*.json                realized outcomes, by the date received
+outcomes/dt=YYYY-MM-DD/*.jsonl               realized outcomes, by the date received
 etfs/{TICKER}/versions/{VERSION}/...         one model per ETF
 etfs/{TICKER}/versions/index.json            the model's digest index (version_index.py)
 stocks/universal/versions/{VERSION}/...      the shared stock model

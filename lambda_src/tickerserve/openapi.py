@@ -239,7 +239,7 @@ OUTCOMES_RESPONSE: dict[str, Any] = {
                     "status": {
                         "type": "string",
                         "enum": ["stored", "unchanged"],
-                        "description": "unchanged: the same outcome was received today already",
+                        "description": "unchanged: the same batch was received today already",
                     },
                     "error": ERROR["properties"]["error"],
                 },
@@ -563,10 +563,8 @@ OUTCOMES_RESPONSES: dict[int, Any] = with_gateway_errors(
         ),
         400: error('The body is not {"outcomes": [...]}'),
         413: error("More than 1000 outcomes, or a body over 6 MiB"),
-        503: ok(
-            "The store failed some writes; re-send (stored ones come back unchanged)",
-            OUTCOMES_RESPONSE,
-        ),
+        415: _NOT_JSON,
+        503: ok("The store failed the write; re-send (nothing was stored)", OUTCOMES_RESPONSE),
     }
 )
 MODELS_RESPONSES: dict[int, Any] = with_gateway_errors(

@@ -1,30 +1,40 @@
 """Outcomes: realized results, joined to captured predictions by ``request_id``.
 
-One object per request id and content, under the date it was received::
+One object per batch received (a ``POST /outcomes`` call, or a chunk of at most 1,000 lines
+of ``tickerserve outcomes add``), JSON lines, under the day it was received::
 
-    outcomes/dt=2026-12-02/{sha256(request_id)[:32]}-{sha256(content)[:16]}.json
-    {"request_id": "abc-0", "label": "IRON_CONDOR" | "value": 0.0123,
-     "observed_at": "2026-12-01T21:00:00Z" | null, "received_at": "2026-12-02T08:15:30.123456Z"}
+    outcomes/dt=2026-12-02/{sha256(normalized content)[:32]}.jsonl
+    {"request_id":"abc-0","label":"IRON_CONDOR","observed_at":"2026-12-01T21:00:00.000000Z",
+     "received_at":"2026-12-02T08:15:30.123456Z"}
+    {"request_id":"abc-1","value":0.0123,"observed_at":null,"received_at":"..."}
 
-Writes are create-only: re-sending the same outcome on the same day finds its object and
-changes nothing; a different label or value (or observed_at) for the same request id is a
-correction, a new object. ``latest_outcomes`` (the reader issue 12's monitor uses) returns
-the latest received outcome per request id; earlier ones stay in the store.
+Batches, not one object per outcome: the monitor reads a week of outcomes every day, and
+250,000 outcomes as 250,000 objects would be 250,000 GETs a run (minutes, and dollars); as
+batches they are a few hundred.
 
-Request ids are hashed in the key: their characters (``:``, ``..``) are not all safe in
-object keys, and the key must be fixed-length whatever the id.
+The key hashes the batch's normalized content (each valid item's request id, label or value
+and observed_at, in order; not ``received_at``) and is written create-only, so re-sending the
+same batch on the same day changes nothing. The same outcome inside another batch is a
+duplicate the reader folds; a different label or value for a request id is a correction:
+``latest_outcomes`` returns the latest received (within one batch, the later line), and the
+earlier ones stay in the store.
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
-import json
+import itertools
 import math
-from collections.abc import Callable, Collection, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+import zlib
+from collections import deque
+from collections.abc import Callable, Collection, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+
+import orjson
 
 from tickerserve import request_ids
 from tickerserve.errors import BadRequest, PayloadTooLarge, TickerserveError
@@ -34,12 +44,21 @@ from tickerserve.store import KeyNotFound, PreconditionFailed, Store
 MAX_ITEMS = 1000  # per POST /outcomes (the CLI sends files in chunks of this size)
 MAX_LABEL = 128
 FIELDS = frozenset({"request_id", "label", "value", "observed_at"})
-WRITE_THREADS = 16
+KEY_SUFFIX = ".jsonl"
+CONTENT_TYPE = "application/x-ndjson"
 READ_THREADS = 16
+# Objects read ahead of the consumer: keeps the pool busy while memory stays bounded (an
+# object holds at most 1,000 outcomes).
+READ_AHEAD = 4 * READ_THREADS
+# Up to this many days, a reader lists each day's prefix; a longer or open range lists the
+# whole prefix once.
+DAY_LISTINGS = 62
+_STAMP_LENGTH = len("2026-12-02T08:15:30.123456Z")
 _DAY_LENGTH = len("YYYY-MM-DD")
+_LINE = orjson.OPT_APPEND_NEWLINE
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Outcome:
     """A realized result for one request id (``label`` for classifiers, ``value`` for
     regressors); ``received_at`` says which of several for the same id is the latest."""
@@ -60,26 +79,15 @@ class Outcome:
         body["received_at"] = self.received_at
         return body
 
-    @property
-    def content_digest(self) -> str:
+    def content(self) -> bytes:
         """What makes two sendings the same outcome (``received_at`` does not count)."""
-        canonical = json.dumps(
-            [self.request_id, self.label, self.value, self.observed_at], separators=(",", ":")
-        )
-        return hashlib.sha256(canonical.encode()).hexdigest()
-
-    def key(self) -> str:
-        """The object key: the day received, the request id's hash, the content's hash."""
-        day = self.received_at[:_DAY_LENGTH]
-        return validate_key(
-            f"{OUTCOMES_PREFIX}dt={day}/{request_key(self.request_id)}-"
-            f"{self.content_digest[:16]}.json"
-        )
+        return orjson.dumps([self.request_id, self.label, self.value, self.observed_at])
 
 
-def request_key(request_id: str) -> str:
-    """The part of an outcome's key that names its request id."""
-    return hashlib.sha256(request_id.encode()).hexdigest()[:32]
+def batch_key(outcomes: Sequence[Outcome], day: str) -> str:
+    """The object key of a batch: the day received and the hash of its normalized content."""
+    digest = hashlib.sha256(b"\n".join(o.content() for o in outcomes)).hexdigest()
+    return validate_key(f"{OUTCOMES_PREFIX}dt={day}/{digest[:32]}{KEY_SUFFIX}")
 
 
 def utc_timestamp(moment: datetime | None = None) -> str:
@@ -163,59 +171,176 @@ def parse_body(body: Any) -> list[Any]:
 def store_outcomes(
     store: Store, items: Sequence[Any], *, now: datetime | None = None
 ) -> dict[str, Any]:
-    """Validate and write each item; per-item results (``stored``, ``unchanged`` or an error)
-    and counts. A malformed item never stops the others; nothing half-written is possible
-    (one object per outcome, written create-only)."""
-    now = now or datetime.now(UTC)
+    """Validate each item and write the valid ones as one object; per-item results
+    (``stored``, ``unchanged`` or an error) and counts. A malformed item never stops the
+    others; the object is written whole or not at all (create-only)."""
+    received_at = utc_timestamp(now)
     results: list[dict[str, Any]] = [{} for _ in items]
     valid: list[tuple[int, Outcome]] = []
     for index, raw in enumerate(items):
-        # Items count as received in list order, a microsecond apart: when one request
-        # corrects itself (the same id twice), the later item is the latest.
-        received_at = utc_timestamp(now + timedelta(microseconds=index))
         try:
             valid.append((index, parse_outcome(raw, received_at=received_at)))
         except TickerserveError as exc:
             results[index] = {"index": index, **exc.to_body()}
-
-    def write(entry: tuple[int, Outcome]) -> tuple[int, dict[str, Any]]:
-        index, outcome = entry
-        result: dict[str, Any] = {"index": index, "request_id": outcome.request_id}
-        try:
-            store.put(
-                outcome.key(),
-                json.dumps(outcome.to_dict(), separators=(",", ":")).encode(),
-                create_only=True,
-                content_type="application/json",
-            )
-            result["status"] = "stored"
-        except PreconditionFailed:
-            result["status"] = "unchanged"  # the same outcome was received today already
-        except TickerserveError as exc:
-            result.update(exc.to_body())
-        return index, result
-
-    if len(valid) <= 1:
-        written = [write(entry) for entry in valid]
-    else:
-        with ThreadPoolExecutor(max_workers=min(WRITE_THREADS, len(valid))) as pool:
-            written = list(pool.map(write, valid))
-    for index, result in written:
-        results[index] = result
+    if valid:
+        written = _write_batch(store, [outcome for _, outcome in valid], received_at)
+        for index, outcome in valid:
+            results[index] = {"index": index, "request_id": outcome.request_id, **written}
     counts = {"stored": 0, "unchanged": 0, "failed": 0}
     for result in results:
         counts[result.get("status", "failed")] += 1
     return {"results": results, **counts}
 
 
+def _write_batch(store: Store, outcomes: list[Outcome], received_at: str) -> dict[str, Any]:
+    """``{"status": "stored" | "unchanged"}``, or the storage error every item gets."""
+    key = batch_key(outcomes, received_at[:_DAY_LENGTH])
+    data = b"".join(orjson.dumps(o.to_dict(), option=_LINE) for o in outcomes)
+    try:
+        store.put(key, data, create_only=True, content_type=CONTENT_TYPE)
+    except PreconditionFailed:
+        return {"status": "unchanged"}  # the same batch was received today already
+    except TickerserveError as exc:
+        return exc.to_body()
+    return {"status": "stored"}
+
+
 def receive(store: Store, body: Any) -> tuple[dict[str, Any], int]:
-    """Answer a ``POST /outcomes`` body: per-item results, and 503 when the store failed any
-    write (re-sending the whole request is safe: stored items come back ``unchanged``)."""
+    """Answer a ``POST /outcomes`` body: per-item results, and 503 when the store failed the
+    write (re-sending the whole request is safe: a stored batch comes back ``unchanged``)."""
     answer = store_outcomes(store, parse_body(body))
     failed_storage = any(
         r.get("error", {}).get("code") == "storage_unavailable" for r in answer["results"]
     )
     return answer, 503 if failed_storage else 200
+
+
+# -- reading -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomeObject:
+    """One stored object's outcomes, in line order, and how many of its lines were not."""
+
+    key: str
+    outcomes: list[Outcome]
+    lines: int
+    malformed: int
+
+
+def read_outcome_objects(
+    store: Store,
+    *,
+    since: date | None = None,
+    until: date | None = None,
+    threads: int = READ_THREADS,
+) -> Iterator[OutcomeObject]:
+    """Every outcome object received on the days of ``[since, until)`` (all days by default),
+    in key order (so by day), read ``threads`` at a time a bounded distance ahead of the
+    consumer. Lines that are not outcomes are counted, not raised; a storage error is."""
+    keys = iter(outcome_keys(store, since, until))
+    pending: deque[Future[OutcomeObject | None]] = deque()
+    pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="outcomes")
+    try:
+        for key in itertools.islice(keys, READ_AHEAD):
+            pending.append(pool.submit(_read_object, store, key))
+        while pending:
+            read = pending.popleft().result()
+            following = next(keys, None)
+            if following is not None:
+                pending.append(pool.submit(_read_object, store, following))
+            if read is not None:
+                yield read
+    finally:
+        # A consumer that stops early leaves no reads queued (the running ones finish).
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+def outcome_keys(store: Store, since: date | None, until: date | None) -> list[str]:
+    """The keys under the day partitions of ``[since, until)``, in order."""
+    if since is not None and until is not None and (until - since).days <= DAY_LISTINGS:
+        keys: list[str] = []
+        day = since
+        while day < until:
+            keys.extend(info.key for info in store.list(f"{OUTCOMES_PREFIX}dt={day}/"))
+            day += timedelta(days=1)
+        return sorted(keys)
+    low = None if since is None else since.isoformat()
+    high = None if until is None else until.isoformat()
+    start = len(OUTCOMES_PREFIX) + len("dt=")
+    return sorted(
+        info.key
+        for info in store.list(f"{OUTCOMES_PREFIX}dt=")
+        if (low is None or info.key[start : start + _DAY_LENGTH] >= low)
+        and (high is None or info.key[start : start + _DAY_LENGTH] < high)
+    )
+
+
+def _read_object(store: Store, key: str) -> OutcomeObject | None:
+    try:
+        blob = store.get(key)
+    except KeyNotFound:
+        return None  # gone since it was listed
+    assert blob is not None
+    data = blob.data
+    if data[:2] == b"\x1f\x8b":  # a gzip file put there by hand is read too
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError, zlib.error):
+            return OutcomeObject(key, [], 1, 1)
+    # An object without received_at lines (written by hand) counts as received at midnight.
+    start = len(OUTCOMES_PREFIX) + len("dt=")
+    midnight = f"{key[start : start + _DAY_LENGTH]}T00:00:00.000000Z"
+    outcomes: list[Outcome] = []
+    lines = 0
+    for line in data.splitlines():
+        if not line.strip():
+            continue
+        lines += 1
+        try:
+            raw = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            continue
+        outcome = _stored_outcome(raw, midnight)
+        if outcome is not None:
+            outcomes.append(outcome)
+    return OutcomeObject(key, outcomes, lines, lines - len(outcomes))
+
+
+def _stored_outcome(raw: Any, midnight: str) -> Outcome | None:
+    """An outcome line as stored; lenient about what a hand-written file may hold (a numeric
+    label, no observed_at or received_at, another ISO 8601 spelling), None if it is not one."""
+    if not isinstance(raw, dict):
+        return None
+    request_id, label, value = raw.get("request_id"), raw.get("label"), raw.get("value")
+    if not isinstance(request_id, str) or not request_id or (label is None) == (value is None):
+        return None
+    if label is not None:
+        if isinstance(label, bool) or not isinstance(label, str | int):
+            return None
+        label = str(label)
+    elif isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    observed_at = raw.get("observed_at")
+    received_at = raw.get("received_at")
+    if not (isinstance(received_at, str) and len(received_at) == _STAMP_LENGTH):
+        received_at = _normalized(received_at, midnight)
+    return Outcome(
+        request_id,
+        label,
+        None if value is None else float(value),
+        observed_at if isinstance(observed_at, str) else None,
+        received_at,
+    )
+
+
+def _normalized(stamp: Any, default: str) -> str:
+    """Another spelling of a time as ours, so times compare as strings."""
+    try:
+        moment = datetime.fromisoformat(stamp)
+    except (TypeError, ValueError):
+        return default
+    return utc_timestamp(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
 
 
 def latest_outcomes(
@@ -224,54 +349,24 @@ def latest_outcomes(
     since: date | None = None,
     until: date | None = None,
     request_ids: Collection[str] | None = None,
-    on_malformed: Callable[[str], None] | None = None,
+    on_malformed: Callable[[str, int], None] | None = None,
 ) -> dict[str, Outcome]:
     """The latest received outcome per request id, for outcomes received on days in
     ``[since, until)`` (all days by default), optionally only for ``request_ids``.
 
-    Objects that cannot be read as outcomes are skipped (``on_malformed`` gets their key).
+    Objects are read in parallel and folded as they arrive; lines that are not outcomes are
+    skipped (``on_malformed`` gets each such object's key and how many lines it skipped).
     """
-    wanted = None if request_ids is None else {request_key(r) for r in request_ids}
-    keys = [key for key in _keys(store, since, until) if _wanted(key, wanted)]
-    skipped = on_malformed or (lambda key: None)
-
-    def read(key: str) -> Outcome | None:
-        try:
-            blob = store.get(key)
-        except KeyNotFound:
-            return None
-        assert blob is not None
-        try:
-            raw = json.loads(blob.data)
-            received_at = raw.pop("received_at")
-            outcome = parse_outcome(raw, received_at=str(received_at))
-        except (ValueError, TypeError, KeyError, AttributeError, BadRequest):
-            skipped(key)
-            return None
-        return outcome
-
+    wanted = None if request_ids is None else set(request_ids)
     latest: dict[str, Outcome] = {}
-    with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
-        for outcome in pool.map(read, keys):
-            if outcome is None:
+    for read in read_outcome_objects(store, since=since, until=until):
+        if read.malformed and on_malformed is not None:
+            on_malformed(read.key, read.malformed)
+        for outcome in read.outcomes:
+            if wanted is not None and outcome.request_id not in wanted:
                 continue
             current = latest.get(outcome.request_id)
-            if current is None or outcome.received_at > current.received_at:
+            # On a tie the one read later wins: within a batch, the later line.
+            if current is None or outcome.received_at >= current.received_at:
                 latest[outcome.request_id] = outcome
     return latest
-
-
-def _keys(store: Store, since: date | None, until: date | None) -> Iterable[str]:
-    low = None if since is None else since.isoformat()
-    high = None if until is None else until.isoformat()
-    for info in store.list(f"{OUTCOMES_PREFIX}dt="):
-        day = info.key[len(OUTCOMES_PREFIX) + 3 :][:_DAY_LENGTH]
-        if (low is None or day >= low) and (high is None or day < high):
-            yield info.key
-
-
-def _wanted(key: str, wanted: set[str] | None) -> bool:
-    if wanted is None:
-        return True
-    name = key.rsplit("/", 1)[-1]
-    return name[:32] in wanted

@@ -24,6 +24,7 @@ from tests.infra.conftest import (
 )
 from tickerserve.layout import DEFAULT_REGISTRY_KEY, index_key, metadata_key
 from tickerserve.observability import NAMESPACE, SERVICE_NAME
+from tickerserve.outcomes import batch_key, parse_outcome
 from tickerserve.settings import ENV_NAMES
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -144,10 +145,13 @@ def test_function_reads_only_model_versions_and_the_registry_and_writes_only_out
     (get,) = [s for s in s3 if s["Action"] == "s3:GetObject"]
     (list_,) = [s for s in s3 if s["Action"] == "s3:ListBucket"]
     (put,) = [s for s in s3 if s["Action"] == "s3:PutObject"]
-    # PutObject: under outcomes/ of the model bucket (POST /outcomes), nothing else.
+    # PutObject: under outcomes/ of the model bucket (POST /outcomes), nothing else, and
+    # that grant covers the keys the runtime writes (one JSON-lines object per batch).
     assert "Condition" not in put
     assert not isinstance(put["Resource"], list)
     assert json.dumps(put["Resource"]).endswith('/outcomes/*"]]}')
+    outcome = parse_outcome({"request_id": "r-1", "label": "UP"}, received_at="2026-12-02T08")
+    assert fnmatch.fnmatch(batch_key([outcome], "2026-12-02"), "outcomes/*")
     assert "tickerserve-dev-models-" in json.dumps(put["Resource"])
     # GetObject: model artifacts and the registry key, nothing else, unconditionally.
     assert "Condition" not in get

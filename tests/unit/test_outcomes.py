@@ -1,5 +1,6 @@
-"""Outcomes: POST /outcomes, the direct action and ``outcomes add`` store realized results;
-``latest_outcomes`` reads them back (the reader issue 12's monitor uses)."""
+"""Outcomes: POST /outcomes, the direct action and ``outcomes add`` store realized results,
+one JSON-lines object per batch; ``latest_outcomes`` reads them back, and the monitor's reader
+streams them."""
 
 from __future__ import annotations
 
@@ -15,7 +16,10 @@ from tests.support import load_event
 from tickerserve.api import Api
 from tickerserve.errors import StorageUnavailable
 from tickerserve.layout import OUTCOMES_PREFIX
-from tickerserve.outcomes import MAX_ITEMS, latest_outcomes, request_key, store_outcomes
+from tickerserve.monitor.capture import ReadCounts
+from tickerserve.monitor.outcomes import OutcomeIndex
+from tickerserve.monitor.outcomes import latest_outcomes as monitor_outcomes
+from tickerserve.outcomes import MAX_ITEMS, latest_outcomes, store_outcomes
 from tickerserve.service import ModelService
 from tickerserve.settings import Settings
 from tickerserve.store import LocalStore, S3Store, Store
@@ -51,13 +55,19 @@ def test_outcomes_round_trip_through_the_api(store: LocalStore, tmp_path: Path):
          "observed_at": "2026-12-01T22:00:00+01:00"},
         {"request_id": "vol:2026-12-01", "value": 0.0123},
     ]})  # fmt: skip
-    # Then both are stored, one object each, under the day they were received
+    # Then both are stored, in one JSON-lines object under the day they were received
     assert status == 200
     assert (body["stored"], body["unchanged"], body["failed"]) == (2, 0, 0)
     assert [r["status"] for r in body["results"]] == ["stored", "stored"]
-    keys = objects(store)
-    assert len(keys) == 2
-    assert all(k.startswith(f"outcomes/dt={today}/") and k.endswith(".json") for k in keys)
+    [key] = objects(store)
+    assert key.startswith(f"outcomes/dt={today}/") and key.endswith(".jsonl")
+    blob = store.get(key)
+    assert blob is not None
+    lines = [json.loads(line) for line in blob.data.splitlines()]
+    assert [sorted(line) for line in lines] == [
+        ["label", "observed_at", "received_at", "request_id"],
+        ["observed_at", "received_at", "request_id", "value"],
+    ]
     # And the reader gives them back with normalized times
     latest = latest_outcomes(store)
     assert latest["order-1842"].label == "BULL_PUT_SPREAD"
@@ -68,22 +78,54 @@ def test_outcomes_round_trip_through_the_api(store: LocalStore, tmp_path: Path):
     assert latest["vol:2026-12-01"].received_at.startswith(today)
 
 
-def test_resending_is_idempotent_and_a_different_value_is_a_correction(store: LocalStore):
+def test_resending_a_batch_is_idempotent_and_a_different_value_is_a_correction(
+    store: LocalStore,
+):
     first = datetime(2026, 12, 2, 8, 0, tzinfo=UTC)
-    store_outcomes(store, [{"request_id": "r1", "value": 1.5}], now=first)
-    again = store_outcomes(store, [{"request_id": "r1", "value": 1.5}], now=first.replace(hour=9))
-    assert again["results"][0]["status"] == "unchanged"
+    batch: list[dict[str, Any]] = [
+        {"request_id": "r1", "value": 1.5},
+        {"request_id": "r2", "label": "A", "observed_at": "2026-12-01T22:00:00+01:00"},
+    ]
+    store_outcomes(store, batch, now=first)
+    # Re-sending the same batch the same day (a time spelled another way) changes nothing
+    batch[1]["observed_at"] = "2026-12-01T21:00:00Z"
+    again = store_outcomes(store, batch, now=first.replace(hour=9))
+    assert [r["status"] for r in again["results"]] == ["unchanged", "unchanged"]
     assert len(objects(store)) == 1
-    # When a corrected value arrives later
+    assert latest_outcomes(store)["r1"].received_at == "2026-12-02T08:00:00.000000Z"
+    # When a corrected value arrives later, in another batch
     store_outcomes(store, [{"request_id": "r1", "value": 2.0}], now=first.replace(hour=10))
-    # Then the latest received wins and the earlier one is kept
-    assert latest_outcomes(store)["r1"].value == 2.0
+    # Then the latest received wins, the earlier one is kept, and r2 is untouched
+    latest = latest_outcomes(store)
+    assert (latest["r1"].value, latest["r2"].label) == (2.0, "A")
     assert len(objects(store)) == 2
+
+
+def test_the_same_outcome_inside_another_batch_is_a_duplicate_the_reader_folds(
+    store: LocalStore,
+):
+    first = datetime(2026, 12, 2, 8, 0, tzinfo=UTC)
+    store_outcomes(store, [{"request_id": "a", "label": "X"}], now=first)
+    store_outcomes(store, [{"request_id": "a", "label": "Y"}], now=first.replace(hour=9))
+    # The first outcome again, beside a new one: a new object (another batch)
+    store_outcomes(
+        store,
+        [{"request_id": "a", "label": "X"}, {"request_id": "b", "label": "Z"}],
+        now=first.replace(hour=10),
+    )
+    assert len(objects(store)) == 3
+    latest = latest_outcomes(store)
+    assert {k: v.label for k, v in latest.items()} == {"a": "X", "b": "Z"}
+    assert latest["a"].received_at == "2026-12-02T10:00:00.000000Z"
 
 
 def test_a_correction_inside_one_request_lets_the_later_item_win(store: LocalStore):
     store_outcomes(store, [{"request_id": "r", "label": "A"}, {"request_id": "r", "label": "B"}])
     assert latest_outcomes(store)["r"].label == "B"
+    # The monitor's index decides the same way
+    index = OutcomeIndex.build(monitor_outcomes(store, date(2000, 1, 1), date(2100, 1, 1)))
+    _, found, codes, _ = index.lookup(["r"])
+    assert found[0] and index.labels[codes[0]] == "B"
 
 
 @pytest.mark.parametrize(
@@ -147,32 +189,31 @@ def test_a_body_that_is_not_an_outcomes_list_is_refused_whole(
     assert objects(store) == []
 
 
-def test_a_failing_store_answers_503_and_resending_completes_the_rest(
+def test_a_failing_store_answers_503_and_resending_stores_the_batch_once(
     store: LocalStore, tmp_path: Path
 ):
-    # Given a store that fails the write of one outcome (the second item's object)
-    items = [{"request_id": f"r{i}", "value": float(i)} for i in range(3)]
-    probe = LocalStore(tmp_path / "probe")
-    store_outcomes(probe, items)
-    failing = {key for key in objects(probe) if request_key("r1") in key}
+    # Given a store that fails writes for a while
+    items = [{"request_id": f"r{i}", "value": float(i)} for i in range(3)] + [{"value": 1}]
+    down = [True]
 
     def flaky(key: str) -> None:
-        if key in failing:
+        if down[0]:
             raise StorageUnavailable("storage error on put")
 
-    faulty = FaultyStore(store, before_put=flaky)
-    api = api_for(faulty, tmp_path)
+    api = api_for(FaultyStore(store, before_put=flaky), tmp_path)
     # When the outcomes are posted
     status, body = post(api, {"outcomes": items})
-    # Then the answer is a 503 naming the one that failed
+    # Then the answer is a 503, every valid outcome failed and nothing is half-written
     assert status == 503
     codes = [r.get("status") or r["error"]["code"] for r in body["results"]]
-    assert sorted(codes) == ["storage_unavailable", "stored", "stored"]
-    # And re-sending the same request once the store is back stores only what was missing
-    failing.clear()
+    assert codes == ["storage_unavailable"] * 3 + ["missing_field"]
+    assert objects(store) == []
+    # And re-sending once the store is back stores them; sending again changes nothing
+    down[0] = False
+    assert post(api, {"outcomes": items})[1]["stored"] == 3
     status, body = post(api, {"outcomes": items})
-    assert status == 200
-    assert (body["stored"], body["unchanged"]) == (1, 2)
+    assert (status, body["stored"], body["unchanged"], body["failed"]) == (200, 0, 3, 1)
+    assert len(objects(store)) == 1
     assert len(latest_outcomes(store)) == 3
 
 
@@ -196,13 +237,49 @@ def test_the_reader_filters_by_day_received_and_request_id_and_skips_garbage(sto
         store_outcomes(store, [{"request_id": rid, "value": 1.0}],
                        now=datetime(2026, 12, day, 12, tzinfo=UTC))  # fmt: skip
     store.put("outcomes/dt=2026-12-02/garbage.json", b"{not json")
-    skipped: list[str] = []
-    latest = latest_outcomes(
-        store, since=date(2026, 12, 2), until=date(2026, 12, 3), on_malformed=skipped.append
+    store.put(
+        "outcomes/dt=2026-12-02/mixed.jsonl",
+        b'{"request_id": "d", "label": "UP"}\n[1, 2]\n{"request_id": "e"}\n\n',
     )
-    assert list(latest) == ["b"]
-    assert skipped == ["outcomes/dt=2026-12-02/garbage.json"]
+    skipped: dict[str, int] = {}
+    latest = latest_outcomes(
+        store,
+        since=date(2026, 12, 2),
+        until=date(2026, 12, 3),
+        on_malformed=skipped.__setitem__,
+    )
+    assert sorted(latest) == ["b", "d"]
+    # A hand-written line without received_at counts as received at the day's start
+    assert latest["d"].received_at == "2026-12-02T00:00:00.000000Z"
+    assert skipped == {
+        "outcomes/dt=2026-12-02/garbage.json": 1,
+        "outcomes/dt=2026-12-02/mixed.jsonl": 2,
+    }
     assert list(latest_outcomes(store, request_ids=["c", "zz"])) == ["c"]
+    # An open range lists every day once; since alone and until alone bound it
+    assert sorted(latest_outcomes(store, since=date(2026, 12, 2))) == ["b", "c", "d"]
+    assert sorted(latest_outcomes(store, until=date(2026, 12, 2))) == ["a"]
+
+
+def test_the_reader_reads_many_objects_in_parallel_in_order(s3_store: S3Store):
+    # Given 40 batches of 25 outcomes over two days, and a correction in the last batch
+    for number in range(40):
+        day = datetime(2026, 12, 1 + number // 20, 8, number, tzinfo=UTC)
+        items = [{"request_id": f"r{number}-{i}", "value": float(i)} for i in range(25)]
+        store_outcomes(s3_store, items, now=day)
+    store_outcomes(s3_store, [{"request_id": "r0-0", "value": -1.0}],
+                   now=datetime(2026, 12, 2, 23, tzinfo=UTC))  # fmt: skip
+    # Then every outcome is read once, the correction wins, and the monitor's reader counts
+    # every object and line
+    latest = latest_outcomes(s3_store, since=date(2026, 12, 1), until=date(2026, 12, 3))
+    assert len(latest) == 1000
+    assert latest["r0-0"].value == -1.0
+    counts = ReadCounts()
+    streamed = list(monitor_outcomes(s3_store, date(2026, 12, 1), date(2026, 12, 3), counts))
+    assert (len(streamed), counts.objects, counts.lines, counts.malformed) == (1001, 41, 1001, 0)
+    # Day by day: everything received on December 1 comes before December 2
+    days = [o.received_at[:10] for o in streamed]
+    assert days == sorted(days)
 
 
 # -- tickerserve outcomes add / list -------------------------------------------------------------
@@ -252,3 +329,20 @@ def test_outcomes_add_refuses_a_csv_without_the_needed_columns(store: LocalStore
     assert result.exit_code == 2
     assert result.stderr.startswith("error: ") and "request_id" in result.stderr
     assert objects(store) == []
+
+
+def test_outcomes_add_writes_one_object_per_thousand_lines(store: LocalStore, tmp_path: Path):
+    # Given a file of 2,500 outcomes whose last line corrects the sixth
+    lines = [json.dumps({"request_id": f"o{i}", "value": float(i)}) for i in range(2500)]
+    lines.append(json.dumps({"request_id": "o5", "value": -5.0}))
+    path = tmp_path / "realized.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    # When it is added, and added again
+    first = cli("--store", str(store.root), "outcomes", "add", str(path), "--json")
+    again = cli("--store", str(store.root), "outcomes", "add", str(path), "--json")
+    # Then three objects hold them, the later line wins, and adding again changed nothing
+    assert (first.exit_code, json.loads(first.stdout)["stored"]) == (0, 2501)
+    assert json.loads(again.stdout)["unchanged"] == 2501
+    assert len(objects(store)) == 3
+    latest = latest_outcomes(store)
+    assert (len(latest), latest["o5"].value, latest["o2499"].value) == (2500, -5.0, 2499.0)

@@ -1,8 +1,10 @@
 """``outcomes add`` and ``outcomes list``: realized results joined to predictions by request id.
 
 ``add`` reads CSV (header ``request_id,label,observed_at`` or ``request_id,value,...``) or JSON
-lines (one ``{"request_id", "label" | "value", "observed_at"?}`` per line) and stores each under
-``outcomes/dt=<today>/`` exactly as ``POST /outcomes`` does.
+lines (one ``{"request_id", "label" | "value", "observed_at"?}`` per line) and stores them under
+``outcomes/dt=<today>/`` exactly as ``POST /outcomes`` does, one object per chunk of at most
+1,000 lines. Chunk ``i`` counts as received ``i`` microseconds after the first, so a later line
+of the file that corrects an earlier one wins, as it would inside one request.
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import date
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -26,6 +29,7 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 SHOWN_PROBLEMS = 20
+WRITE_THREADS = 8  # chunks written at once
 
 
 def read_items(path: Path) -> list[tuple[int, Any]]:
@@ -95,11 +99,11 @@ def add_command(
     ],
     json_output: JsonOption = False,
 ) -> None:
-    """Store realized outcomes under outcomes/dt=<today>/, one object per request id.
+    """Store realized outcomes under outcomes/dt=<today>/, one object per 1,000 lines.
 
-    Re-sending an outcome changes nothing; a different label or value for the same request id
-    is a correction (the latest received wins; the earlier one is kept). Malformed lines are
-    reported by line number and the rest is stored; the exit code is then 2.
+    Adding the same file again the same day changes nothing; a different label or value for
+    the same request id is a correction (the latest received wins; the earlier one is kept).
+    Malformed lines are reported by line number and the rest is stored; the exit code is then 2.
     """
     t = target(ctx)
     items = read_items(file)
@@ -111,9 +115,16 @@ def add_command(
         if isinstance(item, _Unparsable)
     ]
     parsed = [(line, item) for line, item in items if not isinstance(item, _Unparsable)]
-    for start in range(0, len(parsed), MAX_ITEMS):
-        chunk = parsed[start : start + MAX_ITEMS]
-        answer = store_outcomes(t.store, [item for _, item in chunk])
+    chunks = [parsed[start : start + MAX_ITEMS] for start in range(0, len(parsed), MAX_ITEMS)]
+    now = datetime.now(UTC)
+
+    def store_chunk(number: int) -> dict[str, Any]:
+        chunk = [item for _, item in chunks[number]]
+        return store_outcomes(t.store, chunk, now=now + timedelta(microseconds=number))
+
+    with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
+        answers = list(pool.map(store_chunk, range(len(chunks))))
+    for chunk, answer in zip(chunks, answers, strict=True):
         for (line, _), result in zip(chunk, answer["results"], strict=True):
             results.append({"line": line, **{k: v for k, v in result.items() if k != "index"}})
     results.sort(key=lambda r: int(r["line"]))
@@ -153,20 +164,24 @@ def list_command(
 ) -> None:
     """The latest received outcome per request id (what the monitor joins to captured rows)."""
     t = target(ctx)
-    skipped: list[str] = []
+    skipped: dict[str, int] = {}
     latest = latest_outcomes(
         t.store,
         since=_day(since, "--since"),
         until=_day(until, "--until"),
         request_ids=request_id or None,
-        on_malformed=skipped.append,
+        on_malformed=skipped.__setitem__,
     )
     rows = [latest[r].to_dict() for r in sorted(latest)]
     if json_output:
         print_json(rows)
         return
     if skipped:
-        note(f"note: skipped {len(skipped)} object(s) that are not outcomes")
+        note(
+            f"note: skipped {sum(skipped.values())} line(s) that are not outcomes in "
+            f"{len(skipped)} object(s): {', '.join(sorted(skipped)[:3])}"
+            + (" ..." if len(skipped) > 3 else "")
+        )
     if not rows:
         typer.echo("no outcomes")
         return

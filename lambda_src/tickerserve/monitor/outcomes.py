@@ -1,10 +1,9 @@
 """Realized outcomes, joined to captured rows by request id, in bounded memory.
 
-``latest_outcomes`` reads ``outcomes/dt=YYYY-MM-DD/*`` (the date received) as the outcomes
-contract describes: JSON objects (one per object, or JSON lines, gzip or plain) with
-``request_id``, ``label`` or ``value``, ``observed_at`` and ``received_at``; the latest received
-outcome per request id wins (a correction). It is the one place to switch to the outcomes
-module's own reader.
+``latest_outcomes`` reads ``outcomes/dt=YYYY-MM-DD/*`` (the date received) with the outcomes
+module's reader (``tickerserve.outcomes.read_outcome_objects``: JSON lines, many objects in
+parallel) and streams every outcome; the latest received outcome per request id wins (a
+correction), which ``OutcomeIndex`` decides.
 
 ``OutcomeIndex`` keeps each outcome as 20 bytes of numpy (a 64-bit key of the request id, a
 label code, a value). Past ``capacity`` outcomes it keeps a deterministic sample instead: the
@@ -16,29 +15,18 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
 import numpy as np
 
-from tickerserve.monitor.capture import ReadCounts, days, iter_lines, parse_batch_objects
+from tickerserve.monitor.capture import ReadCounts
+from tickerserve.outcomes import Outcome, read_outcome_objects
 from tickerserve.store import Store
 
-OUTCOMES_PREFIX = "outcomes/"
 DEFAULT_CAPACITY = 4_000_000
 NO_LABEL = -1
-
-
-@dataclass(frozen=True)
-class Outcome:
-    request_id: str
-    label: str | None
-    value: float | None
-    observed_at: str | None
-    received_at: str
 
 
 def latest_outcomes(
@@ -47,62 +35,11 @@ def latest_outcomes(
     """Every outcome received on the days of ``[since, until)``, oldest object first. Later
     ones correct earlier ones; ``OutcomeIndex`` keeps the latest per request id."""
     counts = counts or ReadCounts()
-    for day in days(since, until):
-        prefix = f"{OUTCOMES_PREFIX}dt={day.isoformat()}/"
-        for key in sorted(info.key for info in store.list(prefix)):
-            blob = store.get(key)
-            assert blob is not None
-            counts.objects += 1
-            for raw in _objects(blob.data, counts):
-                outcome = _outcome(raw, day)
-                if outcome is None:
-                    counts.malformed += 1
-                else:
-                    yield outcome
-
-
-def _objects(data: bytes, counts: ReadCounts) -> Iterator[dict[str, Any]]:
-    """One JSON document (an object or a list of them), else JSON lines."""
-    if data[:2] != b"\x1f\x8b":
-        try:
-            whole = json.loads(data)
-        except ValueError:
-            whole = None
-        if isinstance(whole, dict | list):
-            items = whole if isinstance(whole, list) else [whole]
-            counts.lines += len(items)
-            for item in items:
-                if isinstance(item, dict):
-                    yield item
-                else:
-                    counts.malformed += 1
-            return
-    try:
-        for lines in iter_lines(data):
-            yield from parse_batch_objects(lines, counts)
-    except (OSError, EOFError):
-        counts.malformed += 1
-
-
-def _outcome(raw: dict[str, Any], day: date) -> Outcome | None:
-    request_id = raw.get("request_id")
-    label, value = raw.get("label"), raw.get("value")
-    if not isinstance(request_id, str) or not request_id:
-        return None
-    if label is not None and not isinstance(label, str | int):
-        return None
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
-        return None
-    if label is None and value is None:
-        return None
-    received = raw.get("received_at")
-    return Outcome(
-        request_id,
-        None if label is None else str(label),
-        None if value is None else float(value),
-        raw.get("observed_at") if isinstance(raw.get("observed_at"), str) else None,
-        received if isinstance(received, str) else f"{day.isoformat()}T00:00:00Z",
-    )
+    for read in read_outcome_objects(store, since=since, until=until):
+        counts.objects += 1
+        counts.lines += read.lines
+        counts.malformed += read.malformed
+        yield from read.outcomes
 
 
 def request_key(request_id: str) -> int:
