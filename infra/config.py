@@ -109,6 +109,11 @@ class AlarmSettings(Settings):
     period_minutes: Literal[1, 5, 15, 60] = 5
     evaluation_periods: Annotated[int, Field(ge=1, le=24)] = 1
     email: str | None = None
+    # Shadow, canary and capture (the function's own counts): a challenger that could not
+    # score, a canary that could not answer, a capture record that could not be written.
+    shadow_failures: Annotated[int, Field(ge=1)] = 1
+    canary_fallbacks: Annotated[int, Field(ge=1)] = 1
+    capture_failures: Annotated[int, Field(ge=1)] = 1
 
     @field_validator("email")
     @classmethod

@@ -13,6 +13,7 @@ from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kinesisfirehose as firehose
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
@@ -133,3 +134,84 @@ class Monitoring(Construct):
             ),
             cw.AlarmStatusWidget(title="Alarms", alarms=list(self.alarms)),
         )
+
+    def watch_capture(
+        self,
+        *,
+        settings: AlarmSettings,
+        delivery: firehose.IDeliveryStream | None,
+        buffer_seconds: int,
+    ) -> list[cw.Alarm]:
+        """Alarms and a dashboard row for shadow, canary and capture: the function's
+        ``ShadowFailures``, ``CanaryFallbacks`` and ``CaptureFailures``, and, when capture is
+        deployed, the capture pipeline's Firehose delivery into S3 (failed writes, records
+        waiting longer than their buffer allows)."""
+        period = Duration.minutes(settings.period_minutes)
+        above = cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD
+
+        def own(name: str) -> cw.Metric:
+            # The function's metrics (tickerserve/observability.py): namespace and service.
+            return cw.Metric(
+                namespace="Tickerserve",
+                metric_name=name,
+                dimensions_map={"service": "tickerserve"},
+                statistic="Sum",
+                period=period,
+            )
+
+        metrics = {
+            "ShadowFailures": (own("ShadowFailures"), settings.shadow_failures, above,
+                               "shadow challenger rows that could not be scored"),
+            "CanaryFallbacks": (own("CanaryFallbacks"), settings.canary_fallbacks, above,
+                                "canary requests the champion answered instead"),
+            "CaptureFailures": (own("CaptureFailures"), settings.capture_failures, above,
+                                "capture records that could not be written"),
+        }  # fmt: skip
+        if delivery is not None:
+            # With dynamic partitioning a record may take 1.5 buffers to land; beyond twice the
+            # buffer (and Firehose's own 15-minute limit) delivery is failing or stuck.
+            late = max(900, 2 * buffer_seconds)
+            metrics |= {
+                "CaptureDeliveryFailed": (
+                    delivery.metric("DeliveryToS3.Success", statistic="Minimum", period=period),
+                    1, cw.ComparisonOperator.LESS_THAN_THRESHOLD,
+                    "capture: share of Firehose writes to S3 that succeeded"),
+                "CaptureDeliveryLate": (
+                    delivery.metric(
+                        "DeliveryToS3.DataFreshness", statistic="Maximum", period=period
+                    ),
+                    late, above, "capture: age (s) of the oldest record not yet in S3"),
+            }  # fmt: skip
+        alarms: list[cw.Alarm] = []
+        for name, (metric, threshold, comparison, what) in metrics.items():
+            alarm = metric.create_alarm(
+                self,
+                name,
+                alarm_description=f"tickerserve: {what} "
+                f"{'>=' if comparison == above else '<'} {threshold}",
+                threshold=threshold,
+                evaluation_periods=settings.evaluation_periods,
+                comparison_operator=comparison,
+                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,  # no traffic is no fault
+            )
+            alarm.add_alarm_action(cw_actions.SnsAction(self.topic))
+            alarm.add_ok_action(cw_actions.SnsAction(self.topic))
+            alarms.append(alarm)
+        self.dashboard.add_widgets(
+            cw.GraphWidget(
+                title="Shadow, canary and capture",
+                left=[
+                    own(name) for name in ("ShadowFailures", "CanaryFallbacks", "CaptureFailures")
+                ],
+                right=[]
+                if delivery is None
+                else [
+                    delivery.metric(
+                        "DeliveryToS3.DataFreshness", statistic="Maximum", period=period
+                    )
+                ],
+                right_y_axis=cw.YAxisProps(label="capture delivery age (s)", show_units=False),
+            ),
+            cw.AlarmStatusWidget(title="Shadow, canary and capture alarms", alarms=alarms),
+        )
+        return alarms

@@ -78,6 +78,11 @@ class ServingStack(Stack):
             function=self.prediction.function,
             settings=config.alarms,
         )
+        self.monitoring.watch_capture(
+            settings=config.alarms,
+            delivery=self.capture.stream if config.capture_on else None,
+            buffer_seconds=config.capture.buffer_seconds,
+        )
         self.monitor = MonitorFunction(
             self,
             "Monitor",

@@ -192,3 +192,66 @@ def test_the_monitor_reads_deployed_capture_from_the_capture_bucket(dev: Synth):
     monitor = function_with_handler(dev.serving, "tickerserve.monitor.handler.lambda_handler")
     bucket = monitor["Properties"]["Environment"]["Variables"]["TICKERSERVE_CAPTURE_BUCKET"]
     assert "tickerserve-dev-capture-" in json.dumps(bucket)
+
+
+# --- alarms and dashboard: shadow, canary, capture and its delivery ---------------------------
+
+WATCHED = ("ShadowFailures", "CanaryFallbacks", "CaptureFailures")
+
+
+def alarms_by_metric(s: Synth) -> dict[str, dict[str, Any]]:
+    return {
+        a["Properties"]["MetricName"]: a["Properties"]
+        for a in resources(s.serving, "AWS::CloudWatch::Alarm").values()
+        if "MetricName" in a["Properties"]
+    }
+
+
+def test_shadow_canary_and_capture_failures_alarm_on_the_functions_own_metrics(dev: Synth):
+    from tickerserve.observability import NAMESPACE, SERVICE_NAME
+
+    alarms = alarms_by_metric(dev)
+    topic = only(dev.serving, "AWS::SNS::Topic")
+    topic_id = next(k for k, v in resources(dev.serving, "AWS::SNS::Topic").items() if v == topic)
+    for name in WATCHED:
+        alarm = alarms[name]
+        # The namespace and dimension the runtime emits them under (Powertools' service)
+        assert alarm["Namespace"] == NAMESPACE
+        assert alarm["Dimensions"] == [{"Name": "service", "Value": SERVICE_NAME}]
+        assert (alarm["Statistic"], alarm["Threshold"]) == ("Sum", 1)
+        assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+        assert alarm["TreatMissingData"] == "notBreaching"
+        assert alarm["AlarmActions"] == alarm["OKActions"] == [{"Ref": topic_id}]
+
+
+def test_capture_delivery_alarms_on_failed_writes_and_late_records(dev: Synth):
+    alarms = alarms_by_metric(dev)
+    stream_id = next(iter(resources(dev.serving, "AWS::KinesisFirehose::DeliveryStream")))
+    failed, late = alarms["DeliveryToS3.Success"], alarms["DeliveryToS3.DataFreshness"]
+    for alarm in (failed, late):
+        assert alarm["Namespace"] == "AWS/Firehose"
+        assert alarm["Dimensions"] == [{"Name": "DeliveryStreamName", "Value": {"Ref": stream_id}}]
+    assert (failed["Statistic"], failed["ComparisonOperator"], failed["Threshold"]) == (
+        "Minimum", "LessThanThreshold", 1,
+    )  # fmt: skip
+    # Twice the 300 s buffer, and no less than Firehose's 15-minute limit
+    assert (late["Statistic"], late["Threshold"]) == ("Maximum", 900)
+
+
+def test_the_thresholds_follow_the_config_and_capture_off_keeps_the_function_alarms():
+    s = synth({
+        "tickerserve:alarms": '{"shadowFailures": 25, "canaryFallbacks": 3}',
+        "tickerserve:capture": '{"bufferSeconds": 600}',
+    })  # fmt: skip
+    alarms = alarms_by_metric(s)
+    assert [alarms[n]["Threshold"] for n in WATCHED] == [25, 3, 1]
+    assert alarms["DeliveryToS3.DataFreshness"]["Threshold"] == 1200
+    off = alarms_by_metric(synth({"tickerserve:capture": '{"enabled": false}'}))
+    assert set(WATCHED) <= set(off)
+    assert not {"DeliveryToS3.Success", "DeliveryToS3.DataFreshness"} & set(off)
+
+
+def test_the_dashboard_shows_shadow_canary_and_capture(dev: Synth):
+    body = json.dumps(only(dev.serving, "AWS::CloudWatch::Dashboard")["Properties"])
+    assert "Shadow, canary and capture" in body
+    assert all(name in body for name in (*WATCHED, "DeliveryToS3.DataFreshness"))
