@@ -10,6 +10,7 @@ errors that name the offending features.
 from __future__ import annotations
 
 import math
+import sys
 from typing import Any
 
 import numpy as np
@@ -25,12 +26,24 @@ class FeatureSchema:
     def __init__(
         self, feature_names: list[str], selected: list[int] | None, *, missing: bool = True
     ) -> None:
-        self.feature_names = list(feature_names)
+        # Interned: two versions' schemas over the same names compare by identity (fast).
+        self.feature_names = [sys.intern(name) for name in feature_names]
         self.missing = missing  # whether null (a missing value) is accepted
         self.selected = None if selected is None else np.asarray(selected, dtype=np.intp)
-        used = self.feature_names if selected is None else [feature_names[i] for i in selected]
+        used = self.feature_names if selected is None else [self.feature_names[i] for i in selected]
         self.used_names = used
         self._known = frozenset(feature_names)
+        # Everything ``row`` depends on: equal keys turn every request into the same row.
+        self._input = (
+            tuple(self.feature_names),
+            None if selected is None else tuple(int(i) for i in selected),
+            missing,
+        )
+
+    def same_input(self, other: FeatureSchema) -> bool:
+        """Whether ``other`` makes the same row (or the same error) of any request's features,
+        so a row aligned by one serves the other (a shadow challenger on the champion's row)."""
+        return other is self or other._input == self._input
 
     def row(self, features: Any) -> np.ndarray:
         """One row of float64 values in the order the model consumes them."""

@@ -20,7 +20,7 @@ from tickerserve.errors import BadRequest, PayloadTooLarge, TickerserveError
 from tickerserve.model import LoadedModel, Prediction
 from tickerserve.registry import Resolved
 from tickerserve.service import ModelService
-from tickerserve.traffic import Challengers, Decision, decide
+from tickerserve.traffic import Aligned, Challengers, Decision, decide
 
 logger = logging.getLogger(__name__)
 
@@ -129,7 +129,9 @@ def predict(
         latency_us = (time.perf_counter_ns() - started) // 1000
         scored: list[dict[str, Any]] = []
         if decision.shadow is not None and challengers is not None:
-            scored = challengers.score(resolved.model, decision.shadow, [request.features])
+            scored = challengers.score(
+                resolved.model, decision.shadow, [request.features], [(model.schema, row)]
+            )
         capture.emit(
             [
                 new_record(
@@ -193,6 +195,7 @@ class _Item:
     decision: Decision
     answer: dict[str, Any] | None = None
     record: dict[str, Any] | None = None
+    aligned: Aligned | None = None  # its row as the answering model aligned it
 
 
 def predict_batch(
@@ -279,6 +282,7 @@ def predict_batch(
             item.answer = _answer(item.request_id, item.request, who, model, result, position)
             results[item.index] = {"index": item.index, **item.answer}
             if item.decision.capture:
+                item.aligned = (model.schema, matrix[position])
                 item.record = new_record(
                     request_id=item.request_id,
                     source=source,
@@ -327,7 +331,9 @@ def _score_shadows(challengers: Challengers, items: list[_Item]) -> None:
         assert item.decision.shadow is not None
         by_challenger[(item.decision.champion.model, item.decision.shadow)].append(item)
     for (model, alias), members in by_challenger.items():
-        entries = challengers.score(model, alias, [i.request.features for i in members])
+        entries = challengers.score(
+            model, alias, [i.request.features for i in members], [i.aligned for i in members]
+        )
         for item, entry in zip(members, entries, strict=True):
             assert item.record is not None
             item.record["challengers"] = [entry]

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from tickerserve.errors import NotFound, TickerserveError
+from tickerserve.features import FeatureSchema
 from tickerserve.model import LoadedModel, ModelKey, Prediction
 from tickerserve.registry import ModelEntry, Registry, Resolved
 
@@ -34,6 +35,9 @@ SHADOW_SALT = b"shadow"
 CANARY_SALT = b"canary"
 LOADING = "loading"  # a challenger's entry while its version is being loaded in the background
 _SCALE = float(2**64)
+# A row as the answering model aligned it, with that model's schema: a challenger with the same
+# inputs predicts on it instead of aligning the request's features again.
+Aligned = tuple[FeatureSchema, np.ndarray]
 
 
 def share(request_id: str, salt: bytes) -> float:
@@ -142,7 +146,7 @@ def model_output(model: LoadedModel, result: Prediction, position: int) -> dict[
     if model.task == "regression":
         return {"value": float(outputs)}
     probabilities = outputs.tolist()
-    best = max(range(len(probabilities)), key=probabilities.__getitem__)
+    best = probabilities.index(max(probabilities))  # the first maximum, as argmax
     return {
         "label": model.classes[best],
         "probabilities": dict(zip(model.classes, probabilities, strict=True)),
@@ -171,8 +175,15 @@ class Challengers:
         self._registry: Registry | None = None
         self._resolved: dict[tuple[str, str], tuple[Resolved, ModelKey]] = {}
 
-    def score(self, model: str, alias: str, features: Sequence[Any]) -> list[dict[str, Any]]:
-        """One challenger entry per row of ``features`` (the request bodies' features)."""
+    def score(
+        self,
+        model: str,
+        alias: str,
+        features: Sequence[Any],
+        aligned: Sequence[Aligned | None] | None = None,
+    ) -> list[dict[str, Any]]:
+        """One challenger entry per row of ``features`` (the request bodies' features).
+        ``aligned`` holds each row as the answering model aligned it, if known."""
         try:
             try:
                 resolved, key = self._resolve(model, alias)
@@ -186,7 +197,7 @@ class Challengers:
                     pending = {"alias": alias, "version": resolved.version, "error": LOADING}
                     return [dict(pending) for _ in features]
                 return self._failed(alias, resolved.version, error, len(features))
-            return self._predict(loaded, alias, resolved.version, features)
+            return self._predict(loaded, alias, resolved.version, features, aligned)
         except Exception:  # a challenger must never fail the request
             logger.exception("shadow scoring of %s %s failed", model, alias)
             return self._failed(alias, None, "internal_error", len(features))
@@ -203,14 +214,25 @@ class Challengers:
         return found
 
     def _predict(
-        self, model: LoadedModel, alias: str, version: str, features: Sequence[Any]
+        self,
+        model: LoadedModel,
+        alias: str,
+        version: str,
+        features: Sequence[Any],
+        aligned: Sequence[Aligned | None] | None,
     ) -> list[dict[str, Any]]:
         entries: list[dict[str, Any]] = [{} for _ in features]
         rows: list[np.ndarray] = []
         positions: list[int] = []
+        schema = model.schema
         for index, raw in enumerate(features):
+            given = aligned[index] if aligned is not None else None
+            if given is not None and schema.same_input(given[0]):
+                rows.append(given[1])  # the same inputs: the answer's row is this model's too
+                positions.append(index)
+                continue
             try:
-                rows.append(model.schema.row(raw))
+                rows.append(schema.row(raw))
                 positions.append(index)
             except TickerserveError as exc:  # the challenger needs other features
                 entries[index] = self._failed(alias, version, exc.code, 1)[0]

@@ -14,7 +14,9 @@ from tests.capture_support import ListSink
 from tests.support import REGISTRY_KEY, DemoModels, load_event
 from tickerserve.api import Api
 from tickerserve.capture import Capture
+from tickerserve.features import FeatureSchema
 from tickerserve.layout import artifact_key, version_prefix
+from tickerserve.publishing.demo import demo_bundle
 from tickerserve.publishing.release import publish_bundle
 from tickerserve.registry import (
     CanarySettings,
@@ -190,6 +192,38 @@ def test_shadow_scores_batch_items_too(store: LocalStore, tmp_path: Path):
     # Another model without a shadow captures no challengers
     batch(api, ["spy0"], ticker="SPY")
     assert records_of(sink, "spy0")["challengers"] == []
+
+
+def test_a_challenger_with_other_inputs_aligns_the_request_itself(
+    store: LocalStore, tmp_path: Path
+):
+    # Given a challenger that uses the other six features (the champion's row is not its row)
+    other = demo_bundle(SMH, "1.0.2", seed=6, selected_features=[1, 3, 5, 7, 9, 11])
+    publish_bundle(store, other, registry_key=REGISTRY_KEY, aliases=("challenger",))
+    sink = ListSink()
+    api = shadowed(store, tmp_path, sink)
+    # When requests are answered one by one and in a batch
+    single = [ask(api, f"o{i}") for i in range(3)]
+    batch(api, ["ob0", "ob1"])
+    # Then each record holds what the challenger answers for those features when asked itself
+    pinned = ask(make_api(store, tmp_path / "pinned"), "x", alias="challenger")
+    expected = {"label": pinned["prediction"], "probabilities": pinned["probabilities"]}
+    for rid in ["o0", "o1", "o2", "ob0", "ob1"]:
+        (challenger,) = records_of(sink, rid)["challengers"]
+        assert (challenger["version"], challenger["output"]) == ("1.0.2", expected)
+    assert expected["probabilities"] != single[0]["probabilities"]
+    assert api.service.counters.shadow_failures == 0
+
+
+def test_schemas_have_the_same_input_only_with_the_same_names_selection_and_missing_rule():
+    names = ["a", "b", "c"]
+    base = FeatureSchema(names, [0, 2])
+    assert base.same_input(FeatureSchema(["a", "b", "c"], [0, 2]))
+    assert not base.same_input(FeatureSchema(["a", "c", "b"], [0, 2]))
+    assert not base.same_input(FeatureSchema(names, [0, 1]))
+    assert not base.same_input(FeatureSchema(names, None))
+    assert not base.same_input(FeatureSchema(names, [0, 2], missing=False))
+    assert not base.same_input(FeatureSchema(["a", "b", "c", "d"], [0, 2]))
 
 
 def records_of(sink: ListSink, rid: str) -> dict[str, Any]:
