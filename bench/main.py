@@ -5,8 +5,9 @@ Sections: 1 warm single prediction through the whole handler, 2 a batch of 1000 
 4 peak RSS with 51 models (with and without a memory budget), 5 a monitor run
 (``bench/monitor.py``), 6 every model family the seeds bring (``bench/families.py``), 7 storage
 faults and unloadable files, now vs before (``bench/faults.py``), 8 what capture and a shadow
-challenger add to a warm prediction (``bench/capture.py``). Prints plain-text tables with
-medians and ratios. Nothing here asserts on time.
+challenger add to a warm prediction (``bench/capture.py``; 8b reading 250,000 outcomes back,
+``bench/outcomes.py``). Prints plain-text tables with medians and ratios. Nothing here asserts
+on time.
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ from bench.models import (
     publish_all,
     ticker_model,
 )
+from bench.outcomes import outcomes_section
 
 BUCKET = "tickerserve-bench"
 WARM_LARGE_TICKER = "XLK"
@@ -711,7 +713,7 @@ class Bench:
             rest_event("/predict", {"ticker": SMALL_ETF, "features": _row_features(names, 500 + i)})
             for i in range(WARM_ROWS)
         ]
-        return capture_section(
+        result = capture_section(
             bucket=BUCKET,
             endpoint=self.endpoint,
             model=ticker_model(SMALL_ETF),
@@ -721,6 +723,14 @@ class Bench:
             warmup=self.config.warm_warmup,
             cache_dir=str(self.work / "capture-cache"),
         )
+        # 8b: reading 250,000 outcomes back, per batch vs one object per outcome (scaled).
+        quick = self.config.warm_calls < 3000
+        result["outcomes"] = outcomes_section(
+            endpoint=self.endpoint,
+            one_each_local=10_000 if quick else 25_000,
+            one_each_s3=2_000 if quick else 5_000,
+        )
+        return result
 
 
 def _phase(data: dict[str, Any], key: str) -> float:
