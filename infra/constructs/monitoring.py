@@ -41,6 +41,7 @@ class Monitoring(Construct):
         settings: AlarmSettings,
     ) -> None:
         super().__init__(scope, construct_id)
+        self.function = function
         # A customer managed key: CloudWatch cannot publish to a topic encrypted
         # with the AWS managed SNS key.
         key = kms.Key(
@@ -150,11 +151,10 @@ class Monitoring(Construct):
         above = cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD
 
         def own(name: str) -> cw.Metric:
-            # The function's metrics (tickerserve/observability.py): namespace and service.
             return cw.Metric(
-                namespace="Tickerserve",
+                namespace=NAMESPACE,
                 metric_name=name,
-                dimensions_map={"service": "tickerserve"},
+                dimensions_map={"service": SERVICE, "function": self.function.function_name},
                 statistic="Sum",
                 period=period,
             )

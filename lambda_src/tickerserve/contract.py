@@ -93,6 +93,7 @@ class RequestShape:
 class Limits:
     body_bytes: int
     batch_items: int
+    outcome_items: int
     models_page_default: int
     models_page_max: int
     models_page_bytes: int
@@ -138,6 +139,7 @@ def _request(raw: dict[str, Any]) -> RequestShape:
 
 
 PREDICT = _request(RAW["requests"]["predict"])
+OUTCOME = _request(RAW["requests"]["outcomes"])
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tickerserve.contract import GATEWAY_ERRORS, LIMITS, NAMES, PREDICT, Field
+from tickerserve.contract import GATEWAY_ERRORS, LIMITS, NAMES, OUTCOME, PREDICT, Field
 from tickerserve.route_pages import TOKEN_PATTERN
 
 JSON = "application/json"
@@ -194,23 +194,17 @@ BATCH_RESPONSE: dict[str, Any] = {
     },
 }
 
-OUTCOME: dict[str, Any] = {
+# Built from contract.json like PredictRequest. "Exactly one of label and value" is the
+# server's per-item check (invalid_outcome), left out of the schema: an item that breaks it is
+# answered in the 200's results, not with a 4xx.
+OUTCOME_ITEM: dict[str, Any] = {
     "title": "Outcome",
     "type": "object",
-    "required": ["request_id"],
+    "required": list(OUTCOME.required),
     "additionalProperties": False,
     "properties": {
-        "request_id": {
-            "type": "string",
-            "pattern": r"^[A-Za-z0-9._:-]{1,128}$",
-            "description": "The request_id of the prediction this outcome belongs to.",
-        },
-        "label": {"type": "string", "description": "The realized class (classifiers)."},
-        "value": {"type": "number", "description": "The realized value (regressors)."},
-        "observed_at": {
-            "type": "string",
-            "description": "When the outcome happened (ISO 8601; UTC if no offset).",
-        },
+        name: _field_schema(field, required=name in OUTCOME.required)
+        for name, field in OUTCOME.fields.items()
     },
 }
 
@@ -219,7 +213,14 @@ OUTCOMES_REQUEST: dict[str, Any] = {
     "type": "object",
     "required": ["outcomes"],
     "additionalProperties": False,
-    "properties": {"outcomes": {"type": "array", "minItems": 1, "items": OUTCOME}},
+    "properties": {
+        "outcomes": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": LIMITS.outcome_items,
+            "items": OUTCOME_ITEM,
+        }
+    },
 }
 
 OUTCOMES_RESPONSE: dict[str, Any] = {

@@ -36,14 +36,20 @@ from typing import Any
 
 import orjson
 
-from tickerserve import request_ids
+from tickerserve.contract import LIMITS, OUTCOME
 from tickerserve.errors import BadRequest, PayloadTooLarge, TickerserveError
 from tickerserve.layout import OUTCOMES_PREFIX, validate_key
 from tickerserve.store import KeyNotFound, PreconditionFailed, Store
 
-MAX_ITEMS = 1000  # per POST /outcomes (the CLI sends files in chunks of this size)
-MAX_LABEL = 128
-FIELDS = frozenset({"request_id", "label", "value", "observed_at"})
+# The item's shape and limits are contract.json's (requests.outcomes), as the OpenAPI document's.
+MAX_ITEMS = LIMITS.outcome_items  # per POST /outcomes (the CLI sends files in chunks this size)
+FIELDS = frozenset(OUTCOME.fields)
+_REQUEST_ID = OUTCOME.fields["request_id"]
+MAX_LABEL = next(
+    option["maxLength"]
+    for option in (OUTCOME.fields["label"].schema or {})["anyOf"]
+    if option.get("type") == "string"
+)
 KEY_SUFFIX = ".jsonl"
 CONTENT_TYPE = "application/x-ndjson"
 READ_THREADS = 16
@@ -106,14 +112,14 @@ def parse_outcome(raw: Any, *, received_at: str) -> Outcome:
             "value, observed_at",
             code="unknown_fields",
         )
-    if "request_id" not in raw:
-        raise BadRequest("missing field: request_id", code="missing_field")
-    request_id = request_ids.valid(raw["request_id"])
-    if request_id is None:
-        raise BadRequest(
-            "request_id must be 1-128 characters of letters, digits, '.', '_', ':', '-'",
-            code="invalid_request_id",
-        )
+    for name in OUTCOME.required:
+        if name not in raw:
+            raise BadRequest(f"missing field: {name}", code="missing_field")
+    assert _REQUEST_ID.name_rule is not None
+    try:
+        request_id = _REQUEST_ID.name_rule.check(raw["request_id"])
+    except ValueError as exc:
+        raise BadRequest(str(exc), code=_REQUEST_ID.invalid_code) from None
     has_label, has_value = raw.get("label") is not None, raw.get("value") is not None
     if has_label == has_value:
         raise BadRequest(

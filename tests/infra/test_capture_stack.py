@@ -211,13 +211,17 @@ def test_shadow_canary_and_capture_failures_alarm_on_the_functions_own_metrics(d
     from tickerserve.observability import NAMESPACE, SERVICE_NAME
 
     alarms = alarms_by_metric(dev)
+    functions = resources(dev.serving, "AWS::Lambda::Function")
+    prediction = function_with_handler(dev.serving)
+    function_id = next(k for k, v in functions.items() if v == prediction)
     topic = only(dev.serving, "AWS::SNS::Topic")
     topic_id = next(k for k, v in resources(dev.serving, "AWS::SNS::Topic").items() if v == topic)
     for name in WATCHED:
         alarm = alarms[name]
-        # The namespace and dimension the runtime emits them under (Powertools' service)
+        # The namespace and dimensions the runtime emits them under (service and function)
         assert alarm["Namespace"] == NAMESPACE
-        assert alarm["Dimensions"] == [{"Name": "service", "Value": SERVICE_NAME}]
+        dimensions = {d["Name"]: d["Value"] for d in alarm["Dimensions"]}
+        assert dimensions == {"service": SERVICE_NAME, "function": {"Ref": function_id}}
         assert (alarm["Statistic"], alarm["Threshold"]) == ("Sum", 1)
         assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
         assert alarm["TreatMissingData"] == "notBreaching"

@@ -216,6 +216,8 @@ def _valid(check: Any, value: str) -> bool:
     except ValueError:
         return False
     return True
+
+
 def test_capture_settings_come_from_their_own_section():
     # Defaults: on, 90 days, records in S3 within 5 minutes
     default = config_from({})

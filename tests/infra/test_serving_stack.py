@@ -38,6 +38,11 @@ ALARM_NAMES = {
     "RegistryFailures": "registry reads failed",
     "ServedLastGood": "answers served from a last good version",
     "RegistryStaleness": "seconds since a sandbox last read the registry",
+    "ShadowFailures": "shadow challenger rows that could not be scored",
+    "CanaryFallbacks": "canary requests the champion answered instead",
+    "CaptureFailures": "capture records that could not be written",
+    "CaptureDeliveryFailed": "share of Firehose writes to S3 that succeeded",
+    "CaptureDeliveryLate": "age (s) of the oldest record not yet in S3",
 }
 
 ROUTES = {

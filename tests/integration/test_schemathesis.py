@@ -96,7 +96,7 @@ def explained(failure: dict[str, Any], response: dict[str, Any]) -> bool:
     if code == "ST202":  # schema-valid request rejected
         return operation == "POST /predict" and error_code(response) in MODEL_DEPENDENT
     if code == "ST201":  # schema-violating request accepted
-        batch = operation == "POST /predict/batch"
+        batch = operation in ("POST /predict/batch", "POST /outcomes")  # per-item errors
         per_item = response.get("status_code") == 200  # the items' own errors
         too_many = (response.get("status_code"), error_code(response)) == (413, "batch_too_large")
         return batch and (per_item or too_many)
@@ -112,6 +112,7 @@ def test_schemathesis_finds_nothing_the_readme_does_not_explain(
         "*Schema-valid request rejected* on `POST /predict`",
         "*Schema-violating request accepted* on `POST /predict/batch`",
         "a 413 `batch_too_large` (a status\n  the fuzzer does not count as a rejection)",
+        "`POST /outcomes` likewise",
         *MODEL_DEPENDENT,
     ):
         assert phrase in README, phrase

@@ -272,7 +272,8 @@ def test_capture_and_outcomes_are_never_uploaded_overwritten_or_deleted(s3_store
     result, summary = sync(s3_store, local, "--delete")
     # Then the models went up, and nothing under capture/ or outcomes/ was touched
     assert result.exit_code == 0, result.output
-    assert summary["uploaded"] == 6
+    models_files = [i for i in local.list("") if not i.key.startswith(("capture/", "outcomes/"))]
+    assert summary["uploaded"] == len(models_files) == 8
     assert summary["deleted"] == 0
     assert s3_store.get("capture/dt=2026-12-01/a.jsonl.gz").data == b"bucket capture"
     assert s3_store.get("capture/dt=2026-11-30/b.jsonl.gz").data == b"older bucket capture"
