@@ -64,8 +64,11 @@ def test_make_serve_publishes_the_demo_set_through_the_cli_and_stops_everything(
         log = dev.output()
         for model in DEMO_MODELS:
             folder = models_cache / "models" / model.name
-            assert f"{endpoint} publish {folder} --model {model.name} --alias production" in log
-            assert f"{endpoint} route {' '.join(model.tickers)} --model {model.name}" in log
+            routes = " ".join(f"--route {ticker}" for ticker in model.tickers)
+            publish = f"{endpoint} publish {folder} --model {model.name} --alias production"
+            assert f"{publish} {routes}" in log
+        # ... in one step each: no note about a model no ticker routes to yet
+        assert "no ticker routes to" not in log
         # ... and a printed command works when pasted into a shell without AWS credentials
         printed = next(line for line in log.splitlines() if line.startswith("$ tickerserve"))
         pasted = paste(printed.removeprefix("$ "), models_cache)

@@ -141,12 +141,13 @@ def create_bucket(endpoint_url: str, bucket: str) -> None:
 
 
 def publish_demo(cli: Cli, models_dir: Path) -> None:
-    """Publish every demo model (production alias) and route its tickers, with the CLI."""
+    """Publish every demo model (production alias) with its ticker routes, with the CLI."""
     folders = ensure_demo_folders(models_dir)
     for model in DEMO_MODELS:
+        # One registry update per model: alias and routes together (publish --route).
+        routes = [arg for ticker in model.tickers for arg in ("--route", ticker)]
         folder = str(folders[model.name])
-        cli("publish", folder, "--model", model.name, "--alias", DEFAULT_ALIAS)
-        cli("route", *model.tickers, "--model", model.name)
+        cli("publish", folder, "--model", model.name, "--alias", DEFAULT_ALIAS, *routes)
 
 
 def has_registry(store_path: Path) -> bool:
