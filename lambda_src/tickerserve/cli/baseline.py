@@ -12,11 +12,12 @@ from tickerserve.cli.console import JsonOption, format_metrics, print_json
 from tickerserve.cli.errors import Refused
 from tickerserve.cli.reference import fit_from_reference, parse_window
 from tickerserve.cli.target import target
-from tickerserve.cli.versions import load_verified, parse_ref, resolve_ref
+from tickerserve.cli.versions import parse_ref, resolve_ref
 from tickerserve.errors import Conflict
 from tickerserve.layout import baseline_sidecar_key
 from tickerserve.monitor.baseline import DEFAULT_BINS, Baseline
 from tickerserve.monitor.baseline_store import write_sidecar
+from tickerserve.publishing.promotion import load_verified
 from tickerserve.registry import read_registry
 
 ReferenceOption = Annotated[

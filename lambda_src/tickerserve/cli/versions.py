@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING, Annotated
 import numpy as np
 import typer
 
-from tickerserve.bundle import Bundle, read_verified_bundle
 from tickerserve.cli.console import JsonOption, print_json
 from tickerserve.cli.errors import Failed, Refused
 from tickerserve.cli.model_names import model_name
@@ -15,13 +14,14 @@ from tickerserve.cli.target import Target, target
 from tickerserve.errors import IntegrityError, InvalidModel, NotFound
 from tickerserve.layout import TRAINING_HISTORY_KEY, Version, metadata_key
 from tickerserve.publishing.history import append_records
+from tickerserve.publishing.promotion import load_verified
 from tickerserve.publishing.version_folders import VersionFolder, delete_folder, find_version
 from tickerserve.registry import Registry, read_registry, update_registry, utc_now
 from tickerserve.store import KeyNotFound, Store, sha256_hex
 from tickerserve.version_index import read_index, update_index
 
 if TYPE_CHECKING:
-    from tickerserve.model import LoadedModel
+    pass
 
 
 def parse_ref(ref: str, t: Target) -> tuple[str, str | None]:
@@ -45,29 +45,6 @@ def resolve_ref(registry: Registry, name: str, selector: str | None) -> tuple[st
 
 def _looks_like_version(selector: str) -> bool:
     return selector[:1].isdigit()
-
-
-def load_verified(
-    store: Store, model: str, version: str, expected_sha256: str | None = None
-) -> tuple[Bundle, LoadedModel, str]:
-    """Download a version, verify every sha256 and load it as the runtime would.
-
-    Returns the bundle, the loaded model and the sha256 of the stored ``metadata.json``.
-    """
-    from tickerserve.model import LoadedModel  # lightgbm: imported only when a model loads
-
-    try:
-        bundle, digest = read_verified_bundle(
-            store, model, version, expected_sha256=expected_sha256
-        )
-    except KeyNotFound:
-        folder = find_version(store, model, version)
-        if folder is None:
-            raise NotFound(f"{model} {version} does not exist") from None
-        if not folder.complete:
-            raise IntegrityError(f"{model} {version} is incomplete (no metadata.json)") from None
-        raise IntegrityError(f"{model} {version}: an artifact is missing") from None
-    return bundle, LoadedModel(bundle.metadata, bundle.files), digest
 
 
 def verified_for_alias(

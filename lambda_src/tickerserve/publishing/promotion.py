@@ -9,8 +9,9 @@ compare-and-swap that keeps the previous target in the alias history (``rollback
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from tickerserve.bundle import read_verified_bundle
+from tickerserve.bundle import Bundle, read_verified_bundle
 from tickerserve.errors import Conflict, IntegrityError, NotFound
 from tickerserve.layout import Version, validate_alias, validate_model_name
 from tickerserve.publishing.release import refuse_deleted
@@ -18,6 +19,9 @@ from tickerserve.publishing.version_folders import find_version
 from tickerserve.registry import AliasTarget, Registry, update_registry
 from tickerserve.store import KeyNotFound, Store
 from tickerserve.version_index import read_index, record_versions
+
+if TYPE_CHECKING:
+    from tickerserve.model import LoadedModel
 
 
 @dataclass(frozen=True)
@@ -38,12 +42,15 @@ class AliasMove:
         }
 
 
-def verified_digest(
+def load_verified(
     store: Store, model: str, version: str, expected_sha256: str | None = None
-) -> str:
-    """Download ``model`` ``version``, verify it and load it as the runtime would; returns
-    the sha256 of its stored ``metadata.json`` (the digest the registry records)."""
-    from tickerserve.model import LoadedModel  # lightgbm: only when a model is loaded
+) -> tuple[Bundle, LoadedModel, str]:
+    """Download a version, verify every sha256 and load it as the runtime would.
+
+    Returns the bundle, the loaded model and the sha256 of the stored ``metadata.json`` (the
+    digest the registry records).
+    """
+    from tickerserve.model import LoadedModel  # lightgbm: imported only when a model loads
 
     try:
         bundle, digest = read_verified_bundle(
@@ -56,8 +63,7 @@ def verified_digest(
         if not folder.complete:
             raise IntegrityError(f"{model} {version} is incomplete (no metadata.json)") from None
         raise IntegrityError(f"{model} {version}: an artifact is missing") from None
-    LoadedModel(bundle.metadata, bundle.files)
-    return digest
+    return bundle, LoadedModel(bundle.metadata, bundle.files), digest
 
 
 def record_digest(store: Store, model: str, version: str, digest: str) -> None:
@@ -91,7 +97,7 @@ def promote(
     refused (``Conflict``) unless the alias still points at that version when it is made."""
     model, alias = validate_model_name(model), validate_alias(alias)
     version = str(Version.parse(version))
-    digest = verified_digest(store, model, version)
+    digest = load_verified(store, model, version)[2]
     record_digest(store, model, version, digest)
     before: list[AliasTarget | None] = []
 

@@ -33,12 +33,14 @@ from tickerserve.cli.importers.plan import (
     routes_from_flags,
 )
 from tickerserve.layout import ETF_PREFIX, validate_model_name
-from tickerserve.publishing.conversion.pickles import unpickle
-from tickerserve.publishing.conversion.recipe import Converted, convert, from_pickle
+from tickerserve.publishing.conversion.recipe import (
+    Converted,
+    Recipe,
+    convert_pickle,
+)
 from tickerserve.publishing.conversion.seed_metadata import jsonable, scalar
 from tickerserve.publishing.history import HISTORY_KEYS, parse_records
 from tickerserve.registry import ShadowSettings
-from tickerserve.store import sha256_hex
 
 LAYOUT = "003"
 DESCRIPTION = "models/model_90pct.pkl (Model A) and model_100pct.pkl (Model B)"
@@ -113,13 +115,13 @@ def _latest_note(root: Path) -> str:
 def _converter(
     file: Path, model: str, asset_class: str, options: ImportOptions, trained_at: str
 ) -> Callable[[], Converted]:
-    def run() -> Converted:
-        recipe = from_pickle(unpickle(file), label=file.name)
+    def dated(recipe: Recipe) -> None:
         recipe.created_at = recipe.created_at or trained_at
-        recipe.source["files"] = {file.name: sha256_hex(file.read_bytes())}
-        return convert(
-            recipe, model=model, asset_class=asset_class, fallback_names=options.features,
-            label=file.name,
+
+    def run() -> Converted:
+        return convert_pickle(
+            file, model=model, asset_class=asset_class, fallback_names=options.features,
+            label=file.name, adjust=dated,
         )  # fmt: skip
 
     return run

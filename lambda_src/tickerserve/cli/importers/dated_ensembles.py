@@ -20,10 +20,12 @@ from pathlib import Path
 
 from tickerserve.cli.importers.plan import Candidate, ImportOptions, ImportPlan, Skipped
 from tickerserve.layout import ETF_PREFIX, normalize_ticker, validate_timeframe
-from tickerserve.publishing.conversion.pickles import unpickle
-from tickerserve.publishing.conversion.recipe import Converted, convert, from_pickle
+from tickerserve.publishing.conversion.recipe import (
+    Converted,
+    Recipe,
+    convert_pickle,
+)
 from tickerserve.publishing.release import RouteChange
-from tickerserve.store import sha256_hex
 
 LAYOUT = "002"
 DESCRIPTION = "trained_models/{SYMBOL}_{timeframe}_{YYYYMMDD}.pkl"
@@ -84,13 +86,13 @@ def plan(root: Path, options: ImportOptions) -> ImportPlan:
 def _converter(
     file: Path, date: str, model: str, asset_class: str, options: ImportOptions
 ) -> Callable[[], Converted]:
-    def run() -> Converted:
-        recipe = from_pickle(unpickle(file), label=file.name)
+    def dated(recipe: Recipe) -> None:
         recipe.created_at = datetime.strptime(date, "%Y%m%d").date().isoformat()
-        recipe.source["files"] = {file.name: sha256_hex(file.read_bytes())}
-        return convert(
-            recipe, model=model, asset_class=asset_class, fallback_names=options.features,
-            label=file.name,
+
+    def run() -> Converted:
+        return convert_pickle(
+            file, model=model, asset_class=asset_class, fallback_names=options.features,
+            label=file.name, adjust=dated,
         )  # fmt: skip
 
     return run

@@ -36,6 +36,7 @@ from tickerserve.publishing.conversion.recipe import (
     Converted,
     Recipe,
     convert,
+    convert_pickle,
     from_pickle,
 )
 from tickerserve.store import sha256_hex
@@ -85,11 +86,7 @@ def _convert_file(
         raise NotConvertible(
             f"{file.parent}: {reason}" if reason else f"{file}: not a pickle (.joblib, .pkl)"
         )
-    recipe = from_pickle(unpickle(file), label=file)
-    recipe.source["files"] = {file.name: sha256_hex(file.read_bytes())}
-    return convert(
-        recipe, model=model, asset_class=asset_class, fallback_names=features, label=file
-    )
+    return convert_pickle(file, model=model, asset_class=asset_class, fallback_names=features)
 
 
 # -- native bundles ------------------------------------------------------------------------

@@ -29,10 +29,13 @@ from pathlib import Path
 from tickerserve.cli.importers.model_folder import read_folder
 from tickerserve.cli.importers.plan import Candidate, ImportOptions, ImportPlan, Skipped
 from tickerserve.layout import ETF_PREFIX, normalize_ticker
-from tickerserve.publishing.conversion.pickles import PICKLE_SUFFIXES, torch_refusal, unpickle
-from tickerserve.publishing.conversion.recipe import Converted, convert, from_pickle
+from tickerserve.publishing.conversion.pickles import PICKLE_SUFFIXES, torch_refusal
+from tickerserve.publishing.conversion.recipe import (
+    Converted,
+    Recipe,
+    convert_pickle,
+)
 from tickerserve.publishing.release import RouteChange
-from tickerserve.store import sha256_hex
 
 LAYOUT = "001"
 DESCRIPTION = "models/{model_type}/{symbol}/{run_id}/ with latest (or latest_pointer.txt)"
@@ -247,17 +250,17 @@ def _parse_best(stem: str, types: list[str]) -> tuple[str, str] | None:
 def _best_converter(
     file: Path, symbol_dir: Path, model: str, asset_class: str, options: ImportOptions
 ) -> Callable[[], Converted]:
-    def run() -> Converted:
-        recipe = from_pickle(unpickle(file), label=file)
+    def with_full_names(recipe: Recipe) -> None:
         full = _full_names(symbol_dir)
         wanted = recipe.own_names or recipe.chosen
         # The runs' full list applies if this artifact's own names are a subset of it.
         if full is not None and wanted is not None and set(wanted) <= set(full):
             recipe.full_names = full
-        recipe.source["files"] = {file.name: sha256_hex(file.read_bytes())}
-        return convert(
-            recipe, model=model, asset_class=asset_class, fallback_names=options.features,
-            label=file,
+
+    def run() -> Converted:
+        return convert_pickle(
+            file, model=model, asset_class=asset_class, fallback_names=options.features,
+            adjust=with_full_names,
         )  # fmt: skip
 
     return run

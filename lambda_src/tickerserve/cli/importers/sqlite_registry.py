@@ -32,10 +32,12 @@ from tickerserve.cli.importers.plan import (
 )
 from tickerserve.layout import ETF_PREFIX, Version, validate_model_name
 from tickerserve.publishing.conversion import NotConvertible
-from tickerserve.publishing.conversion.pickles import unpickle
-from tickerserve.publishing.conversion.recipe import Converted, convert, from_pickle
+from tickerserve.publishing.conversion.recipe import (
+    Converted,
+    Recipe,
+    convert_pickle,
+)
 from tickerserve.publishing.conversion.seed_metadata import jsonable, scalar
-from tickerserve.store import sha256_hex
 
 LAYOUT = "004"
 DESCRIPTION = "registry.db (SQLite, table models) beside {model_type}_{version}.pkl files"
@@ -166,21 +168,23 @@ def _converter(
                 f"{row.file_path or '(no file_path)'} not found, nor "
                 f"{PureWindowsPath(row.file_path).name or 'it'} in {root}"
             )
-        recipe = from_pickle(unpickle(file), label=file.name)
-        if type(recipe.first).__name__ != row.model_type:
-            recipe.notes.append(
-                f"the registry says {row.model_type}, the file holds {type(recipe.first).__name__}"
-            )
-        recipe.metrics = _metrics(row.metrics)
-        recipe.hyperparameters = _json_scalars(row.hyperparameters)
-        recipe.created_at = row.created_at
-        recipe.source["files"] = {file.name: sha256_hex(file.read_bytes())}
-        return convert(
-            recipe, model=model, asset_class=asset_class, fallback_names=options.features,
-            label=file.name,
+        return convert_pickle(
+            file, model=model, asset_class=asset_class, fallback_names=options.features,
+            label=file.name, adjust=lambda recipe: _from_row(recipe, row),
         )  # fmt: skip
 
     return run
+
+
+def _from_row(recipe: Recipe, row: Row) -> None:
+    """What the registry's row says about the model: its metrics, hyperparameters, date."""
+    if type(recipe.first).__name__ != row.model_type:
+        recipe.notes.append(
+            f"the registry says {row.model_type}, the file holds {type(recipe.first).__name__}"
+        )
+    recipe.metrics = _metrics(row.metrics)
+    recipe.hyperparameters = _json_scalars(row.hyperparameters)
+    recipe.created_at = row.created_at
 
 
 def _load(raw: Any) -> dict[str, Any]:

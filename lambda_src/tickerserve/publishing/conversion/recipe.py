@@ -19,7 +19,9 @@ coefficients (``linear``) and refuses the bundle unless it answers like the orig
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from tickerserve.bundle import CLASSIFICATION, Bundle
@@ -30,8 +32,10 @@ from tickerserve.publishing.conversion.estimators import ConvertedMember, conver
 from tickerserve.publishing.conversion.feature_names import all_ints, as_ints, as_names, selection
 from tickerserve.publishing.conversion.labels import class_labels
 from tickerserve.publishing.conversion.linear import convert_linear
+from tickerserve.publishing.conversion.pickles import unpickle
 from tickerserve.publishing.conversion.probe import PROBE_ROWS
 from tickerserve.registry import utc_now
+from tickerserve.store import sha256_hex
 
 SINGLE_KEYS = ("model", "classifier", "regressor", "estimator", "booster")
 STACK_META = "meta_model"
@@ -246,6 +250,27 @@ def convert(
         prefix = f"{label}: " if label else ""
         message = exc.message if exc.message.startswith(prefix) else prefix + exc.message
         raise NotConvertible(message) from None
+
+
+def convert_pickle(
+    file: Path,
+    *,
+    model: str,
+    asset_class: str | None = None,
+    fallback_names: list[str] | None = None,
+    label: object = None,
+    adjust: Callable[[Recipe], object] | None = None,
+) -> Converted:
+    """Convert one pickled seed model: unpickle it (a probe child first), let ``adjust`` add
+    what the seed's tree says about it, record the file's sha256 as the source, convert."""
+    label = file if label is None else label
+    recipe = from_pickle(unpickle(file), label=label)
+    if adjust is not None:
+        adjust(recipe)
+    recipe.source["files"] = {file.name: sha256_hex(file.read_bytes())}
+    return convert(
+        recipe, model=model, asset_class=asset_class, fallback_names=fallback_names, label=label
+    )
 
 
 def _convert(
