@@ -192,12 +192,16 @@ class ModelService:
             if self._recheck is not check:
                 return  # another request applied it
             self._recheck = None
-            if check.error is not None:
-                self._registry_failed(check.error)
-            elif check.registry is None:  # 304: unchanged
-                self._registry_ok()
-            else:
-                self._registry_read(check.registry, check.etag)
+            self._apply_recheck(check)
+
+    def _apply_recheck(self, check: _Recheck) -> None:
+        """Take a finished re-check's result (under ``_registry_lock``)."""
+        if check.error is not None:
+            self._registry_failed(check.error)
+        elif check.registry is None:  # 304: unchanged
+            self._registry_ok()
+        else:
+            self._registry_read(check.registry, check.etag)
 
     def _run_recheck(self, check: _Recheck) -> None:
         """The background half of a re-check: the conditional GET (deadline-bounded by the
@@ -582,12 +586,7 @@ class ModelService:
         check = _Recheck(self._registry_etag)
         self._run_recheck(check)
         with self._registry_lock:
-            if check.error is not None:
-                self._registry_failed(check.error)
-            elif check.registry is None:  # 304: unchanged
-                self._registry_ok()
-            else:
-                self._registry_read(check.registry, check.etag)
+            self._apply_recheck(check)
 
     def _reset_store(self) -> None:
         reset = getattr(self.store, "reset", None)
