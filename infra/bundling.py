@@ -23,6 +23,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from infra.build_cache import building, prune
 from infra.bytecode import (
     RUNTIME_PYTHON,
     BytecodeError,
@@ -50,8 +51,7 @@ LIBGOMP_DONOR = "scikit-learn==1.9.1"
 RECIPE = "5"
 # Finished builds kept per architecture and Python (switching branches should not rebuild).
 KEEP_BUILDS = 2
-# An unfinished build older than this was interrupted; its directory is removed.
-STALE_BUILD_SECONDS = 3600
+BUILDING_PREFIX = ".building-"  # an unfinished build's folder
 
 _ARCH = {"x86_64": "x86_64", "arm64": "aarch64"}
 _MARKER = "layer.json"
@@ -121,11 +121,8 @@ def build_layer(spec: LayerSpec, cache_root: Path = CACHE_ROOT) -> Path:
     if found is not None:
         return found
     target = cache_root / f"{spec.architecture}-py{spec.python_version}-{spec.key}"
-    cache_root.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    # Build beside the target and rename at the end: an interrupted build never looks finished.
-    work = Path(tempfile.mkdtemp(prefix=".building-", dir=cache_root))
-    try:
+    with building(target, BUILDING_PREFIX) as work:
         work.chmod(0o755)
         _pip_install(spec, work / "python")
         _trim(work / "python")
@@ -152,30 +149,17 @@ def build_layer(spec: LayerSpec, cache_root: Path = CACHE_ROOT) -> Path:
             "build_seconds": round(time.monotonic() - started, 1),
         }
         (work / _MARKER).write_text(json.dumps(manifest, indent=2) + "\n")
-        if target.exists():  # a concurrent build won the race; keep its result
-            shutil.rmtree(work)
-        else:
-            work.rename(target)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
-    _prune(cache_root, f"{spec.architecture}-py{spec.python_version}-")
-    return target
-
-
-def _prune(cache_root: Path, prefix: str) -> None:
-    """Drop all but the newest finished builds for one platform, and abandoned builds."""
-    builds = sorted(
-        (p for p in cache_root.glob(f"{prefix}*") if (p / _MARKER).is_file()),
-        key=lambda p: (p / _MARKER).stat().st_mtime,
-        reverse=True,
+    prefix = f"{spec.architecture}-py{spec.python_version}-"
+    prune(
+        (
+            (p, (p / _MARKER).stat().st_mtime)
+            for p in cache_root.glob(f"{prefix}*")
+            if (p / _MARKER).is_file()
+        ),
+        KEEP_BUILDS,
+        cache_root.glob(f"{BUILDING_PREFIX}*"),
     )
-    stale = [
-        p for p in cache_root.glob(".building-*")
-        if time.time() - p.stat().st_mtime > STALE_BUILD_SECONDS
-    ]  # fmt: skip
-    for path in [*builds[KEEP_BUILDS:], *stale]:
-        shutil.rmtree(path, ignore_errors=True)
+    return target
 
 
 def tree_size(path: Path) -> int:

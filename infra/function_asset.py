@@ -12,12 +12,11 @@ import fnmatch
 import hashlib
 import os
 import shutil
-import tempfile
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from infra.build_cache import building, prune
 from infra.bytecode import RUNTIME_PYTHON, compile_tree, fix_mtimes
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,23 +26,28 @@ CACHE_ROOT = ROOT / "build" / "function"
 TASK_ROOT = "/var/task"
 # Bump when staging changes in a way that alters the output.
 RECIPE = "1"
-# Never shipped in the function asset: bytecode of the build host (the asset's own is
-# compiled for the runtime's Python), packaging metadata, the layer's requirements file,
-# and the publisher side (the command line and the publishing library: code the handler
-# never imports; it would only add bytes to every cold start's code download).
-CODE_EXCLUDES = [
+# Never shipped in a function asset: bytecode of the build host (the asset's own is compiled
+# for the runtime's Python), packaging metadata, the layer's requirements file, and the
+# command line (no function runs it).
+SHARED_EXCLUDES = [
     "**/__pycache__",
     "**/*.pyc",
     "*.egg-info",
     "requirements.txt",
     ".*",
     "tickerserve/cli",
+]
+# The prediction function's: also the publisher side (the publishing library: code the
+# handler never imports; it would only add bytes to every cold start's code download).
+CODE_EXCLUDES = [
+    *SHARED_EXCLUDES,
     "tickerserve/publishing",
     "tickerserve/monitor",  # the monitor function's own asset carries it
 ]
 # Finished builds kept, for both functions' assets (switching branches or editing should not
 # pile up folders).
 KEEP_BUILDS = 6
+STAGING_PREFIX = ".staging-"
 
 
 @dataclass(frozen=True)
@@ -68,10 +72,7 @@ def stage_function_code(
     target = cache_root / key
     if target.is_dir():
         return FunctionAsset(target / "code", python is not None)
-    cache_root.mkdir(parents=True, exist_ok=True)
-    # Build beside the target and rename at the end: an interrupted build never looks finished.
-    work = Path(tempfile.mkdtemp(prefix=".staging-", dir=cache_root))
-    try:
+    with building(target, STAGING_PREFIX) as work:
         code = work / "code"
         for relative in files:
             destination = code / relative
@@ -81,14 +82,12 @@ def stage_function_code(
             compile_tree(python, code, TASK_ROOT)
         fix_mtimes(code)
         work.chmod(0o755)
-        if target.exists():  # a concurrent synth finished first; keep its result
-            shutil.rmtree(work)
-        else:
-            work.rename(target)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
-    _prune(cache_root)
+    finished = [p for p in cache_root.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    prune(
+        ((p, p.stat().st_mtime) for p in finished),
+        KEEP_BUILDS,
+        cache_root.glob(f"{STAGING_PREFIX}*"),
+    )
     return FunctionAsset(target / "code", python is not None)
 
 
@@ -126,15 +125,3 @@ def _key(source: Path, files: Sequence[PurePosixPath], *, bytecode: bool) -> str
         content = hashlib.sha256((source / relative).read_bytes()).hexdigest()
         digest.update(f"\0{relative}\0{content}".encode())
     return digest.hexdigest()[:20]
-
-
-def _prune(cache_root: Path) -> None:
-    """Keep the newest finished builds; drop interrupted ones older than an hour."""
-    builds = sorted(
-        (p for p in cache_root.iterdir() if p.is_dir() and not p.name.startswith(".")),
-        key=lambda p: p.stat().st_mtime,
-        reverse=True,
-    )
-    stale = [p for p in cache_root.glob(".staging-*") if time.time() - p.stat().st_mtime > 3600]
-    for path in [*builds[KEEP_BUILDS:], *stale]:
-        shutil.rmtree(path, ignore_errors=True)

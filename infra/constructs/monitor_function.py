@@ -26,7 +26,7 @@ from infra.config import MonitorSettings
 from infra.constructs.dependency_layer import RUNTIME, lambda_architecture
 from infra.constructs.log_retention import log_retention
 from infra.constructs.nag import nag_spelling
-from infra.function_asset import CODE_ROOT, stage_function_code
+from infra.function_asset import CODE_ROOT, SHARED_EXCLUDES, stage_function_code
 
 HANDLER = "tickerserve.monitor.handler.lambda_handler"
 NAMESPACE = "Tickerserve/Monitor"
@@ -48,14 +48,7 @@ METRIC_NAMES = (
     RETRAIN_RECOMMENDED,
 )
 # The publisher side is allowed here (history, promotion); the command line is not.
-CODE_EXCLUDES = [
-    "**/__pycache__",
-    "**/*.pyc",
-    "*.egg-info",
-    "requirements.txt",
-    ".*",
-    "tickerserve/cli",
-]
+CODE_EXCLUDES = SHARED_EXCLUDES
 MEMORY_MB = 2048
 TIMEOUT_MINUTES = 15
 DAY = Duration.days(1)
