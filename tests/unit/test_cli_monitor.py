@@ -17,13 +17,20 @@ from tests.family_support import families
 from tests.monitor_support import DAY0, reference_rows, set_shadow
 from tests.support import DemoModels
 from tests.unit.test_monitor_run import SHIFTED, traffic
-from tickerserve.layout import MONITORING_HISTORY_KEY, TRAINING_HISTORY_KEY, baseline_sidecar_key
+from tickerserve.bundle import read_metadata
+from tickerserve.layout import (
+    MONITORING_HISTORY_KEY,
+    TRAINING_HISTORY_KEY,
+    baseline_sidecar_key,
+    index_key,
+)
 from tickerserve.model import LoadedModel
 from tickerserve.monitor.baseline_store import load_baseline
 from tickerserve.publishing.history import read_records
 from tickerserve.publishing.release import publish_bundle
 from tickerserve.registry import read_registry
-from tickerserve.store import LocalStore
+from tickerserve.store import LocalStore, sha256_hex
+from tickerserve.version_index import read_index
 
 REGISTRY = "metadata/asset_registry.json"
 SINCE, UNTIL = DAY0.isoformat(), "2026-12-08"
@@ -74,8 +81,6 @@ def test_publish_with_a_reference_stores_the_baseline_in_the_version(tmp_path, s
     assert set(out["artifacts"]) == {"model.txt", "baseline.json"}
     store = LocalStore(store_path)
     entry = read_registry(store, REGISTRY).registry.models["etfs/SMH"].aliases["production"]
-    from tickerserve.bundle import read_metadata
-
     meta, digest = read_metadata(store, "etfs/SMH", entry.version)
     assert digest == entry.metadata_sha256  # baseline.json's sha256 is in the chain
     stored = load_baseline(store, meta)
@@ -99,16 +104,74 @@ def test_baseline_attaches_a_sidecar_with_a_recorded_digest(tmp_path, store_path
         out["key"] == baseline_sidecar_key("etfs/SMH", "1.0.0") == "etfs/SMH/baselines/1.0.0.json"
     )
     assert out["metrics"] == {}  # no label column: distributions only
-    events = [
-        r for r in read_records(store, TRAINING_HISTORY_KEY).records if r["event"] == "baseline"
-    ]
-    assert events[-1]["baseline_sha256"] == out["sha256"]
+    # the sidecar's sha256 is recorded in the model's digest index, beside the version's own
+    entry = read_index(store, "etfs/SMH").index.versions["1.0.0"]
+    assert entry.sidecars == {"baseline.json": out["sha256"]}
+    assert out["sha256"] == sha256_hex((store.root / out["key"]).read_bytes())
+    history = read_records(store, TRAINING_HISTORY_KEY).records
+    assert not [r for r in history if r.get("event") == "baseline"]  # the index, not history
+    stored = load_baseline(store, read_metadata(store, "etfs/SMH", "1.0.0")[0])
+    assert stored is not None and (stored.where, stored.sha256) == ("sidecar", out["sha256"])
     # a second baseline is refused unless --replace
     result = cli("--store", store_path, "baseline", "etfs/SMH", "--reference", str(ref))
     assert result.exit_code == 2
     assert "already has a baseline; pass --replace" in result.stderr
-    assert cli("--store", store_path, "baseline", "etfs/SMH@production", "--reference", str(ref),
-               "--replace").exit_code == 0  # fmt: skip
+    replaced = cli_json("--store", store_path, "baseline", "etfs/SMH@production", "--reference",
+                        str(reference_csv(tmp_path / "ref2.csv", models.smh, seed=1)),
+                        "--replace")  # fmt: skip
+    assert replaced["sha256"] != out["sha256"]
+    assert read_index(store, "etfs/SMH").index.versions["1.0.0"].sidecars == {
+        "baseline.json": replaced["sha256"]
+    }
+    # and validate checks the sidecar against the index
+    valid = cli_json("--store", store_path, "validate", "etfs/SMH@1.0.0")
+    assert valid["baseline"] == {"where": "sidecar", "sha256": replaced["sha256"], "rows": 1500}
+
+
+def test_a_version_the_index_does_not_record_gets_no_sidecar(tmp_path, store_path, models):
+    store = LocalStore(store_path)
+    publish_bundle(store, models.smh, registry_key=REGISTRY)
+    store.delete([index_key("etfs/SMH")])  # a store from before the digest index
+    ref = reference_csv(tmp_path / "ref.csv", models.smh, rows=50)
+    result = cli("--store", store_path, "baseline", "etfs/SMH@1.0.0", "--reference", str(ref))
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: etfs/SMH 1.0.0 is not recorded in its digest index: run `tickerserve migrate` "
+        "first\n"
+    )
+    assert not (store.root / baseline_sidecar_key("etfs/SMH", "1.0.0")).exists()
+
+
+def test_delete_takes_the_version_s_sidecar_with_it(tmp_path, store_path, models):
+    store = LocalStore(store_path)
+    publish_bundle(store, models.smh, registry_key=REGISTRY)
+    publish_bundle(store, models.smh_v2, registry_key=REGISTRY, aliases=())
+    ref = reference_csv(tmp_path / "ref.csv", models.smh, rows=50)
+    cli_json("--store", store_path, "baseline", "etfs/SMH@1.0.1", "--reference", str(ref))
+    assert cli("--store", store_path, "delete", "etfs/SMH", "1.0.1").exit_code == 0
+    assert not (store.root / baseline_sidecar_key("etfs/SMH", "1.0.1")).exists()
+    assert read_index(store, "etfs/SMH").index.is_deleted("1.0.1")
+
+
+def test_validate_refuses_a_tampered_or_unrecorded_sidecar(tmp_path, store_path, models):
+    store = LocalStore(store_path)
+    publish_bundle(store, models.smh, registry_key=REGISTRY)
+    ref = reference_csv(tmp_path / "ref.csv", models.smh, rows=50)
+    cli_json("--store", store_path, "baseline", "etfs/SMH@1.0.0", "--reference", str(ref))
+    path = store.root / baseline_sidecar_key("etfs/SMH", "1.0.0")
+    path.write_bytes(path.read_bytes().replace(b'"rows":50', b'"rows":51'))
+    result = cli("--store", store_path, "validate", "etfs/SMH@1.0.0")
+    assert result.exit_code == 1
+    assert "etfs/SMH 1.0.0 is not valid: its baseline: etfs/SMH 1.0.0: baseline sha256" in (
+        result.stderr
+    )
+    assert "does not match the recorded" in result.stderr
+    # a sidecar put there by hand, with no digest recorded, is not trusted either
+    publish_bundle(store, models.smh_v2, registry_key=REGISTRY)
+    (store.root / baseline_sidecar_key("etfs/SMH", "1.0.1")).write_bytes(path.read_bytes())
+    result = cli("--store", store_path, "validate", "etfs/SMH@1.0.1")
+    assert result.exit_code == 1
+    assert "has no sha256 recorded in its digest index" in result.stderr
 
 
 def test_a_tampered_sidecar_is_refused_by_the_monitor(tmp_path, store_path, models):

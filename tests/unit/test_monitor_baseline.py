@@ -4,6 +4,7 @@ and that serving never downloads them."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,8 @@ import pytest
 
 from tests.monitor_support import REGISTRY_KEY, classification_baseline, reference_rows
 from tickerserve.bundle import read_metadata
-from tickerserve.errors import IntegrityError
+from tickerserve.errors import IntegrityError, NotFound
+from tickerserve.layout import baseline_sidecar_key
 from tickerserve.monitor.baseline import (
     Baseline,
     BaselineError,
@@ -24,6 +26,7 @@ from tickerserve.publishing.release import publish_bundle
 from tickerserve.service import ModelService
 from tickerserve.settings import Settings
 from tickerserve.store import LocalStore, S3Store
+from tickerserve.version_index import read_index, record_sidecar, update_index
 
 # seed 003's own examples (models/README.md)
 VALIDATION_BASELINE = {
@@ -112,19 +115,48 @@ def test_a_published_baseline_is_verified_like_every_artifact(tmp_path: Path, mo
         load_baseline(store, meta)
 
 
-def test_a_sidecar_without_a_recorded_digest_is_refused(tmp_path: Path, models) -> None:
+def test_a_sidecar_is_trusted_only_with_its_digest_index_record(tmp_path: Path, models) -> None:
     store = LocalStore(tmp_path)
     publish_bundle(store, models.smh, registry_key=REGISTRY_KEY)
     meta, _ = read_metadata(store, "etfs/SMH", "1.0.0")
     assert load_baseline(store, meta) is None  # none yet
     rng = np.random.default_rng(3)
     baseline = classification_baseline(models.smh, reference_rows(rng, 300, 6), None)
-    write_sidecar(store, meta, baseline)
+    digest = write_sidecar(store, meta, baseline)
+    assert read_index(store, "etfs/SMH").index.versions["1.0.0"].sidecars == {
+        "baseline.json": digest
+    }
     stored = load_baseline(store, meta)
-    assert stored is not None and stored.where == "sidecar"
-    store.delete(["metadata/training_history.jsonl"])
-    with pytest.raises(IntegrityError, match="no recorded sha256"):
+    assert stored is not None and (stored.where, stored.sha256) == ("sidecar", digest)
+    sidecar = baseline_sidecar_key("etfs/SMH", "1.0.0")
+    blob = store.get(sidecar)
+    assert blob is not None
+    data = blob.data
+    # the record gone (an index rewritten by hand): the bytes are not trusted
+    update_index(store, "etfs/SMH", lambda index: index.versions.update(
+        {"1.0.0": replace(index.versions["1.0.0"], sidecars={})}))  # fmt: skip
+    with pytest.raises(IntegrityError, match="no sha256 recorded in its digest index"):
         load_baseline(store, meta)
+    # recorded, but the file is gone
+    record_sidecar(store, "etfs/SMH", "1.0.0", "baseline.json", digest)
+    store.delete([sidecar])
+    with pytest.raises(IntegrityError, match="records a baseline sidecar that is gone"):
+        load_baseline(store, meta)
+    store.put(sidecar, data)
+    assert load_baseline(store, meta) is not None
+
+
+def test_a_deleted_or_unrecorded_version_gets_no_sidecar(tmp_path: Path, models) -> None:
+    store = LocalStore(tmp_path)
+    publish_bundle(store, models.smh, registry_key=REGISTRY_KEY)
+    meta, _ = read_metadata(store, "etfs/SMH", "1.0.0")
+    baseline = classification_baseline(
+        models.smh, reference_rows(np.random.default_rng(5), 100, 6), None
+    )
+    update_index(store, "etfs/SMH", lambda index: index.mark_deleted("1.0.0", None))
+    with pytest.raises(NotFound, match=r"not recorded in its digest index \(it was deleted\)"):
+        write_sidecar(store, meta, baseline)
+    assert store.head(baseline_sidecar_key("etfs/SMH", "1.0.0")) is None
 
 
 def test_the_prediction_function_never_downloads_the_baseline(

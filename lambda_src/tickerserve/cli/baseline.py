@@ -1,5 +1,6 @@
 """``baseline MODEL@VERSION --reference FILE``: attach a monitoring baseline to a version that
-exists already (imported ones included), as a sidecar whose sha256 is recorded."""
+exists already (imported ones included), as a sidecar whose sha256 is recorded in the model's
+digest index."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ from tickerserve.cli.errors import Refused
 from tickerserve.cli.reference import fit_from_reference, parse_window
 from tickerserve.cli.target import target
 from tickerserve.cli.versions import parse_ref, resolve_ref
-from tickerserve.errors import Conflict
-from tickerserve.layout import baseline_sidecar_key
+from tickerserve.errors import Conflict, NotFound
+from tickerserve.layout import baseline_sidecar_key, index_key
 from tickerserve.monitor.baseline import DEFAULT_BINS, Baseline
 from tickerserve.monitor.baseline_store import write_sidecar
 from tickerserve.publishing.promotion import load_verified
@@ -79,8 +80,9 @@ def baseline_command(
     """Fit a monitoring baseline for an existing version from a reference sample.
 
     The version is immutable, so the baseline is stored beside it
-    ({model}/baselines/{version}.json) and its sha256 recorded in the training history; the
-    monitor refuses a sidecar whose bytes do not match.
+    ({model}/baselines/{version}.json) and its sha256 recorded in the model's digest index
+    ({model}/versions/index.json); the monitor and validate refuse a sidecar whose bytes do
+    not match.
     """
     t = target(ctx)
     if reference is None:
@@ -98,11 +100,11 @@ def baseline_command(
     )
     try:
         sha = write_sidecar(t.store, bundle.metadata, fitted, replace_existing=replace)
-    except Conflict as exc:
+    except (Conflict, NotFound) as exc:
         raise Refused(exc.message) from None
     key = baseline_sidecar_key(name, version)
     if json_output:
         print_json({**summary(fitted), "key": key, "sha256": sha})
         return
     typer.echo(describe(fitted))
-    typer.echo(f"stored {key} (sha256 {sha[:12]}…, recorded in the training history)")
+    typer.echo(f"stored {key} (sha256 {sha[:12]}…, recorded in {index_key(name)})")

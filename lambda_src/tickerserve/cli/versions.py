@@ -7,12 +7,15 @@ from typing import TYPE_CHECKING, Annotated
 import numpy as np
 import typer
 
+from tickerserve.bundle import BundleMetadata
 from tickerserve.cli.console import JsonOption, print_json
 from tickerserve.cli.errors import Failed, Refused
 from tickerserve.cli.model_names import model_name
 from tickerserve.cli.target import Target, target
 from tickerserve.errors import IntegrityError, InvalidModel, NotFound
-from tickerserve.layout import TRAINING_HISTORY_KEY, Version, metadata_key
+from tickerserve.layout import TRAINING_HISTORY_KEY, Version, baseline_sidecar_key, metadata_key
+from tickerserve.monitor.baseline import BaselineError
+from tickerserve.monitor.baseline_store import load_baseline
 from tickerserve.publishing.history import append_records
 from tickerserve.publishing.promotion import load_verified
 from tickerserve.publishing.version_folders import VersionFolder, delete_folder, find_version
@@ -95,9 +98,10 @@ def delete_command(
 ) -> None:
     """Delete a version folder (refused while any alias points at it).
 
-    The version also leaves the aliases' rollback history, its digest index entry is marked
-    deleted (its number is never reused), and a "deleted" record is appended to the training
-    history. A delete that was interrupted is finished by running it again.
+    The version also leaves the aliases' rollback history, its baseline sidecar (if any) goes
+    with it, its digest index entry is marked deleted (its number is never reused), and a
+    "deleted" record is appended to the training history. A delete that was interrupted is
+    finished by running it again.
     """
     t = target(ctx)
     model = model_name(name, t)
@@ -118,6 +122,7 @@ def delete_command(
     update_index(store, model, lambda index: index.mark_deleted(version, digest))
     if folder is not None:
         delete_folder(store, folder)
+    store.delete([baseline_sidecar_key(model, version)])  # its monitoring baseline, if any
     registry = update_registry(
         store, t.registry_key, lambda registry: registry.end_delete(model, version)
     )
@@ -187,6 +192,7 @@ def validate_command(
         outputs = model.predict(row).outputs[0]
     except (IntegrityError, InvalidModel) as exc:
         raise Failed(f"{name} {version} is not valid: {exc.message}") from None
+    baseline = _checked_baseline(t.store, meta)
     if meta.task == "regression":
         probe: dict[str, object] = {"prediction": float(outputs)}
         answer = f"{float(outputs):.6g}"
@@ -208,11 +214,26 @@ def validate_command(
         "features": len(meta.used_features),
         "task": meta.task,
         "probe": probe,
+        "baseline": baseline,
     }
     if json_output:
         print_json(result)
         return
+    where = "" if baseline is None else f", {baseline['where']} baseline verified"
     typer.echo(
         f"{name} {version} is valid: {len(meta.artifacts)} artifact(s) verified, loaded, "
-        f"probe row -> {answer}"
+        f"probe row -> {answer}{where}"
     )
+
+
+def _checked_baseline(store: Store, meta: BundleMetadata) -> dict[str, object] | None:
+    """The version's monitoring baseline checked like the monitor reads it: in the folder
+    against metadata.json, a sidecar against the digest index's record."""
+    try:
+        stored = load_baseline(store, meta)
+    except (IntegrityError, BaselineError) as exc:
+        message = exc.message if isinstance(exc, IntegrityError) else str(exc)
+        raise Failed(f"{meta.model} {meta.version} is not valid: its baseline: {message}") from None
+    if stored is None:
+        return None
+    return {"where": stored.where, "sha256": stored.sha256, "rows": stored.baseline.rows}

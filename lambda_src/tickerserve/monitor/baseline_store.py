@@ -1,11 +1,13 @@
 """Where a version's baseline lives, and how its sha256 stays in the chain.
 
-- Published with the version (``publish --reference``): ``baseline.json`` is an artifact of
-  the version folder, listed with its size and sha256 in ``metadata.json`` (whose digest the
-  registry holds). The prediction function never downloads it.
-- Attached later (``tickerserve baseline``): a sidecar ``{model}/baselines/{version}.json``
-  beside the immutable folder; its sha256 is recorded in the training history as a
-  ``baseline`` event, next to the version's own ``published`` record, and checked on read.
+- Published with the version (``publish --reference``, ``import-seed``): ``baseline.json`` is
+  an artifact of the version folder, listed with its size and sha256 in ``metadata.json``
+  (whose digest the registry and the model's digest index hold). The prediction function
+  never downloads it.
+- Attached later (``tickerserve baseline``, or ``import-seed`` for a version the store held
+  already): a sidecar ``{model}/baselines/{version}.json`` beside the immutable folder; its
+  sha256 is recorded in the model's digest index (``{model}/versions/index.json``, under the
+  version's ``sidecars``) and checked on every read.
 """
 
 from __future__ import annotations
@@ -13,14 +15,11 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from tickerserve.bundle import Bundle, BundleMetadata, make_bundle, verify_artifact
-from tickerserve.errors import Conflict, IntegrityError
-from tickerserve.layout import TRAINING_HISTORY_KEY, artifact_key, baseline_sidecar_key
+from tickerserve.errors import Conflict, IntegrityError, NotFound
+from tickerserve.layout import artifact_key, baseline_sidecar_key
 from tickerserve.monitor.baseline import FILE_NAME, Baseline, BaselineError
-from tickerserve.publishing.history import append_records, read_records
-from tickerserve.registry import utc_now
 from tickerserve.store import KeyNotFound, Store, sha256_hex
-
-BASELINE_EVENT = "baseline"
+from tickerserve.version_index import read_index, record_sidecar
 
 
 @dataclass(frozen=True)
@@ -49,53 +48,55 @@ def with_identity(files: dict[str, bytes], model: str, version: str) -> dict[str
 
 
 def recorded_sidecar_digest(store: Store, model: str, version: str) -> str | None:
-    """The sha256 recorded for a version's sidecar (the latest record wins)."""
-    digest = None
-    for record in read_records(store, TRAINING_HISTORY_KEY).records:
-        if (
-            record.get("event") == BASELINE_EVENT
-            and record.get("model") == model
-            and record.get("version") == version
-        ):
-            digest = record.get("baseline_sha256")
-    return digest if isinstance(digest, str) else None
+    """The sha256 the model's digest index records for a version's sidecar (None: none, or
+    the version is not recorded or was deleted)."""
+    entry = read_index(store, model).index.versions.get(version)
+    if entry is None or entry.deleted_at is not None:
+        return None
+    return entry.sidecars.get(FILE_NAME)
+
+
+def has_baseline(store: Store, metadata: BundleMetadata) -> bool:
+    """Whether the version carries a baseline in its folder or has a sidecar (recorded or
+    not: a stray sidecar is not overwritten silently)."""
+    if FILE_NAME in metadata.artifacts:
+        return True
+    key = baseline_sidecar_key(metadata.model, metadata.version)
+    return store.head(key) is not None or (
+        recorded_sidecar_digest(store, metadata.model, metadata.version) is not None
+    )
 
 
 def write_sidecar(
     store: Store, metadata: BundleMetadata, baseline: Baseline, *, replace_existing: bool = False
 ) -> str:
-    """Store ``baseline`` beside an existing version and record its digest; returns it.
+    """Store ``baseline`` beside an existing version and record its digest in the model's
+    digest index; returns the digest.
 
-    Refused when the version carries a baseline in its folder, or already has a sidecar
-    (unless ``replace_existing``).
+    Refused (``Conflict``) when the version carries a baseline in its folder, or already has a
+    sidecar (unless ``replace_existing``); ``NotFound`` when the index does not record the
+    version (deleted, or a store from before the index: ``tickerserve migrate``).
     """
     model, version = metadata.model, metadata.version
     if FILE_NAME in metadata.artifacts:
         raise Conflict(f"{model} {version} was published with a baseline; it cannot be replaced")
+    entry = read_index(store, model).index.versions.get(version)
+    if entry is None or entry.deleted_at is not None:
+        raise NotFound(
+            f"{model} {version} is not recorded in its digest index"
+            + (" (it was deleted)" if entry is not None else ": run `tickerserve migrate` first"),
+            code="unknown_version",
+        )
     baseline = replace(baseline, model=model, version=version)
     data = baseline.to_json()
     key = baseline_sidecar_key(model, version)
     exists = store.head(key) is not None
-    if exists and not replace_existing:
+    if (exists or FILE_NAME in entry.sidecars) and not replace_existing:
         raise Conflict(f"{model} {version} already has a baseline; pass --replace to refit it")
-    # Object first, record second: a reader never finds a digest for bytes not yet there.
+    # Object first, digest second: a reader never finds a digest for bytes not yet there.
     store.put(key, data, create_only=not exists, content_type="application/json")
     digest = sha256_hex(data)
-    append_records(
-        store,
-        TRAINING_HISTORY_KEY,
-        [
-            {
-                "event": BASELINE_EVENT,
-                "model": model,
-                "version": version,
-                "baseline_sha256": digest,
-                "attached_at": utc_now(),
-                "rows": baseline.rows,
-                "metrics": baseline.metrics,
-            }
-        ],
-    )
+    record_sidecar(store, model, version, FILE_NAME, digest, replace=replace_existing)
     return digest
 
 
@@ -113,15 +114,21 @@ def load_baseline(store: Store, metadata: BundleMetadata) -> StoredBaseline | No
         return StoredBaseline(
             _parsed(blob.data, model, version), "version", metadata.artifacts[FILE_NAME].sha256
         )
+    recorded = recorded_sidecar_digest(store, model, version)
     try:
         blob = store.get(baseline_sidecar_key(model, version))
     except KeyNotFound:
+        if recorded is not None:
+            raise IntegrityError(
+                f"{model} {version}: its digest index records a baseline sidecar that is gone"
+            ) from None
         return None
     assert blob is not None
     digest = sha256_hex(blob.data)
-    recorded = recorded_sidecar_digest(store, model, version)
     if recorded is None:
-        raise IntegrityError(f"{model} {version}: baseline sidecar has no recorded sha256")
+        raise IntegrityError(
+            f"{model} {version}: baseline sidecar has no sha256 recorded in its digest index"
+        )
     if recorded != digest:
         raise IntegrityError(
             f"{model} {version}: baseline sha256 {digest[:12]}… does not match the recorded "
