@@ -15,14 +15,17 @@ from typing import Annotated, Any
 
 import typer
 
+from tickerserve.cli.baseline import BinsOption
 from tickerserve.cli.console import JsonOption, format_metrics, print_json, table
 from tickerserve.cli.errors import EXIT_REFUSED, Refused
 from tickerserve.cli.importers import IMPORTERS, detect
 from tickerserve.cli.importers.plan import ImportOptions
-from tickerserve.cli.importers.publication import ImportResult, run_import
+from tickerserve.cli.importers.publication import ImportResult, Outcome, run_import
 from tickerserve.cli.model_names import model_name
+from tickerserve.cli.reference import read_table
 from tickerserve.cli.target import Target, target
 from tickerserve.layout import normalize_ticker, validate_alias
+from tickerserve.monitor.baseline import DEFAULT_BINS
 from tickerserve.publishing.conversion.feature_names import read_names_file
 from tickerserve.registry import DEFAULT_ALIAS
 
@@ -108,6 +111,16 @@ def import_seed_command(
             help="Feature names (JSON list) for models whose seed names none.",
         ),
     ] = None,
+    reference: Annotated[
+        Path | None,
+        typer.Option(
+            "--reference",
+            metavar="FILE",
+            help="CSV or Parquet with the feature columns (and optionally label or value): "
+            "every imported version gets a monitoring baseline fitted from it.",
+        ),
+    ] = None,
+    bins: BinsOption = DEFAULT_BINS,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Convert and check everything, write nothing.")
     ] = False,
@@ -115,6 +128,11 @@ def import_seed_command(
     json_output: JsonOption = False,
 ) -> None:
     """Import a seed's models: every model converted and checked, only what is new published.
+
+    With --reference, each imported version carries a monitoring baseline fitted from the file
+    (scored by the version itself; seed 003 adds its baseline files' metrics and windows); a
+    version the store already held without a baseline gets it as a sidecar. A version whose
+    features the file lacks is skipped.
 
     Exit code 0 when everything was imported (or already was), 2 when anything was skipped
     (the summary says what and why) or the import was refused.
@@ -143,6 +161,8 @@ def import_seed_command(
         mapping=_mapping(mapping or [], t),
         skip_existing=skip_existing,
         features=None if features is None else read_names_file(features),
+        reference=None if reference is None else read_table(reference),
+        bins=bins,
     )
     plan = importer.plan(root, options)
     result = run_import(t.store, t.registry_key, plan, options, dry_run=dry_run, jobs=jobs)
@@ -200,6 +220,7 @@ def import_report(result: ImportResult) -> dict[str, Any]:
                     {r.ticker for r in result.routes if r.model == o.candidate.model}
                 ),
                 "warnings": o.converted.warnings,
+                "baseline": _baseline_report(o),
             }
         )
     return {
@@ -227,6 +248,41 @@ def import_report(result: ImportResult) -> dict[str, Any]:
         "revision": result.revision,
         "notes": plan.notes,
     }
+
+
+def _baseline_report(outcome: Outcome) -> dict[str, Any] | None:
+    """The monitoring baseline the import brought for a version, and where it is kept."""
+    b = outcome.baseline
+    if b is None:
+        return None
+    return {
+        "stored": outcome.baseline_stored,
+        "rows": b.rows,
+        "features": len(b.features),
+        "metrics": b.metrics,
+        "training": b.training.to_dict(),
+        "validation": b.validation.to_dict(),
+    }
+
+
+_STORED = {
+    "version": "in the version",
+    "sidecar": "attached as a sidecar (the version was in the store)",
+    None: "would be attached",
+}
+
+
+def _baseline_line(m: dict[str, Any]) -> str:
+    b = m["baseline"]
+    ref = f"{m['model']}@{m['version']}"
+    if b["stored"] == "kept":
+        return (
+            f"baseline {m['model']} {m['version']}: kept the one it has (to refit it: "
+            f"tickerserve baseline {ref} --reference FILE --replace)"
+        )
+    what = f"{b['rows']} reference rows x {b['features']} features" if b["rows"] else "no reference"
+    metrics = format_metrics(b["metrics"], 4) if b["metrics"] else "no metrics"
+    return f"baseline {m['model']} {m['version'] or '-'}: {_STORED[b['stored']]}; {what}; {metrics}"
 
 
 def print_import(report: dict[str, Any], where: str) -> None:
@@ -271,6 +327,9 @@ def print_import(report: dict[str, Any], where: str) -> None:
     for warning, sources in warned.items():
         where = sources[0] if len(sources) == 1 else f"{len(sources)} versions"
         typer.echo(f"note: {where}: {warning}")
+    for m in report["models"]:
+        if m["baseline"] is not None:
+            typer.echo(_baseline_line(m))
     for line in report["notes"]:
         typer.echo(f"note: {line}")
     for s in report["skipped"]:

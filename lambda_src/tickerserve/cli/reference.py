@@ -146,10 +146,24 @@ def fit_from_reference(
     validation: Window | None = None,
 ) -> Baseline:
     """Score the reference with the version itself and fit its baseline."""
+    return fit_from_table(
+        bundle, read_table(path), bins=bins, training=training, validation=validation
+    )
+
+
+def fit_from_table(
+    bundle: Bundle,
+    table: Table,
+    *,
+    bins: int = DEFAULT_BINS,
+    training: Window | None = None,
+    validation: Window | None = None,
+) -> Baseline:
+    """``fit_from_reference`` on a reference read once (an import fits many versions)."""
     from tickerserve.model import LoadedModel  # lightgbm, only when a baseline is fitted
 
     meta = bundle.metadata
-    table = read_table(path)
+    path = table.path
     names = meta.used_features
     missing = [n for n in names if n not in table.columns]
     if missing:

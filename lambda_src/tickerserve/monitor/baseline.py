@@ -403,6 +403,8 @@ def from_seed_003(
         )
     if not metrics and reference is None:
         raise BaselineError(f"seed 003 baselines hold no metrics for Model {which.upper()}")
+    if not metrics and reference is not None:  # the reference's own, when it had values
+        metrics = dict(reference.metrics)
     source: dict[str, Any] = {
         "kind": "seed_003",
         "model": f"model_{which}",

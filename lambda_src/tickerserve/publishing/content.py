@@ -9,7 +9,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from tickerserve.bundle import BundleMetadata, read_metadata
+from tickerserve.bundle import MONITOR_ARTIFACTS, BundleMetadata, read_metadata
 from tickerserve.errors import TickerserveError
 from tickerserve.publishing.version_folders import versions_of
 from tickerserve.store import Store, sha256_hex
@@ -32,7 +32,10 @@ def content_digest(meta: BundleMetadata) -> str:
         "classes": meta.classes,
         "accepts_missing": meta.accepts_missing,
         "ensemble": ensemble,
-        "artifacts": {n: a.sha256 for n, a in sorted(meta.artifacts.items())},
+        # The monitoring baseline does not decide an answer (and is refitted at will).
+        "artifacts": {
+            n: a.sha256 for n, a in sorted(meta.artifacts.items()) if n not in MONITOR_ARTIFACTS
+        },
     }
     return sha256_hex(json.dumps(content, sort_keys=True, separators=(",", ":")).encode())
 

@@ -15,7 +15,9 @@ Both are regression stacks (XGBoost and LightGBM under a Ridge). The seed names 
 ``--model NAME`` names the model and ``--route TICKER`` routes tickers to it. Model A gets
 ``--alias`` (``production``), Model B the ``challenger`` alias, and shadow is turned on for
 the challenger in the same registry update. The baselines become each version's metrics and
-training windows (``baselines``).
+training windows (``baselines``) and its monitoring baseline (``baseline.json``, through
+``monitor.baseline.from_seed_003``; with ``--reference`` also the feature and output
+distributions).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from tickerserve.cli.importers.plan import (
     routes_from_flags,
 )
 from tickerserve.layout import ETF_PREFIX, validate_model_name
+from tickerserve.monitor.baseline import Baseline, BaselineError, from_seed_003
 from tickerserve.publishing.conversion.recipe import (
     Converted,
     Recipe,
@@ -66,7 +69,9 @@ def plan(root: Path, options: ImportOptions) -> ImportPlan:
     model = validate_model_name(options.model)
     result = ImportPlan(LAYOUT, root)
     asset_class = "etf" if model.startswith(f"{ETF_PREFIX}/") else "stock"
-    fields = baselines(root, result.notes)
+    validation = _json_object(root / VALIDATION_BASELINE, result.notes)
+    dual = _json_object(root / DUAL_BASELINE, result.notes)
+    fields = baselines(validation, dual)
     model_a = root / MODEL_A
     if not model_a.is_file() and (root / LATEST).is_file():
         model_a = root / LATEST
@@ -92,6 +97,7 @@ def plan(root: Path, options: ImportOptions) -> ImportPlan:
                 origin={"file": file.name, "role": _ROLE_NAMES[role]},
                 metrics=metrics,
                 training=training,
+                baseline=_baseline(model, role, validation, dual, trained_at),
             )
         )
     result.shadows[model] = ShadowSettings(CHALLENGER, 1.0)
@@ -128,11 +134,30 @@ def _converter(
 
 
 # -- baselines -----------------------------------------------------------------------------
-def baselines(root: Path, notes: list[str]) -> dict[str, tuple[dict[str, float], dict[str, Any]]]:
+def _baseline(
+    model: str, role: str, validation: dict[str, Any], dual: dict[str, Any], trained_at: str
+) -> Callable[[Baseline | None], Baseline | None]:
+    """The version's monitoring baseline: the seed's metrics and windows for Model A (from
+    both files) or Model B (its held-out test), with the distributions fitted from
+    ``--reference`` when given. None when the seed's files hold nothing for it."""
+
+    def build(fitted: Baseline | None) -> Baseline | None:
+        try:
+            return from_seed_003(
+                model, "0.0.0", role[-1], validation, dual, reference=fitted,
+                created_at=trained_at,
+            )  # fmt: skip
+        except BaselineError:  # no baseline files: only what --reference gave, if anything
+            return fitted
+
+    return build
+
+
+def baselines(
+    validation: dict[str, Any], dual: dict[str, Any]
+) -> dict[str, tuple[dict[str, float], dict[str, Any]]]:
     """Model A's and Model B's validation metrics and training windows from
     ``validation_baseline.json`` and ``dual_model_baseline.json``, as version metadata."""
-    validation = _json_object(root / VALIDATION_BASELINE, notes)
-    dual = _json_object(root / DUAL_BASELINE, notes)
     a_metrics: dict[str, float] = {}
     a_training: dict[str, Any] = {}
     dates = _section(validation, "date_range")

@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from tickerserve.cli.errors import Refused
+from tickerserve.cli.reference import Table
 from tickerserve.layout import ETF_PREFIX, normalize_ticker
+from tickerserve.monitor.baseline import DEFAULT_BINS, Baseline
 from tickerserve.publishing.conversion.recipe import Converted
 from tickerserve.publishing.release import RouteChange
 from tickerserve.registry import DEFAULT_ALIAS, ShadowSettings
@@ -30,6 +32,9 @@ class ImportOptions:
     mapping: dict[str, str] = field(default_factory=dict)  # registry name -> model (004)
     skip_existing: bool = False  # 004: versions already in the store are skipped, not refused
     features: list[str] | None = None  # names for models that name none (--features FILE)
+    # --reference FILE, read once: every imported version gets a baseline fitted from it
+    reference: Table | None = None
+    bins: int = DEFAULT_BINS
 
 
 @dataclass
@@ -46,6 +51,9 @@ class Candidate:
     origin: dict[str, Any] = field(default_factory=dict)  # run id, date, file: kept in source
     metrics: dict[str, float] = field(default_factory=dict)  # added to the converted ones
     training: dict[str, Any] = field(default_factory=dict)
+    # The seed's own baseline (003: its baseline files), given the one fitted from
+    # --reference (None without it); None here: the fitted one as it is.
+    baseline: Callable[[Baseline | None], Baseline | None] | None = None
 
 
 @dataclass(frozen=True)

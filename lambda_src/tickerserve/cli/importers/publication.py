@@ -8,6 +8,9 @@ keep only what is new, write the new versions, then one registry update, then th
 - Versions follow each model's candidates in time order (the next free patch version), or
   are the seed's own (seed 004); an own version the store already holds with other content
   refuses the whole import unless ``skip_existing`` (then it is left out).
+- Monitoring baselines (``--reference``, seed 003's baseline files) travel in the new
+  version's folder (``baseline.json``, not part of the content digest); a version the store
+  already held without one gets it as a sidecar, with its digest in the model's index.
 - Aliases move only for models that got a new version (or lack the alias): a re-import never
   moves an alias someone promoted by hand. A route or shadow whose model ends up without the
   alias it needs is dropped with a note rather than left pointing at nothing.
@@ -21,11 +24,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from tickerserve.bundle import make_bundle
+from tickerserve.bundle import Bundle, make_bundle, read_metadata
 from tickerserve.cli.errors import Refused
 from tickerserve.cli.importers.plan import Candidate, ImportOptions, ImportPlan, Skipped
-from tickerserve.errors import TickerserveError
+from tickerserve.cli.reference import fit_from_table
+from tickerserve.errors import Conflict, TickerserveError
 from tickerserve.layout import TRAINING_HISTORY_KEY, Version, next_version
+from tickerserve.monitor.baseline import FILE_NAME as BASELINE
+from tickerserve.monitor.baseline import Baseline
+from tickerserve.monitor.baseline_store import attach_to_bundle, has_baseline, write_sidecar
 from tickerserve.publishing.content import content_digest, stored_versions
 from tickerserve.publishing.conversion.recipe import Converted
 from tickerserve.publishing.history import (
@@ -63,6 +70,10 @@ class Outcome:
     version: str | None = None
     metadata_sha256: str | None = None
     aliases: list[str] = field(default_factory=list)  # aliases this import points at it
+    baseline: Baseline | None = None  # the monitoring baseline this import brings for it
+    # where it went: "version" (in the new folder), "sidecar" (beside a version the store
+    # held already without one), "kept" (that version has one: left alone)
+    baseline_stored: str | None = None
 
 
 @dataclass
@@ -94,7 +105,7 @@ def run_import(
     jobs: int = 4,
 ) -> ImportResult:
     """Convert, decide, write, update the registry once and append the histories."""
-    outcomes = [o for c in plan.candidates if (o := _convert(c, plan)) is not None]
+    outcomes = [o for c in plan.candidates if (o := _convert(c, plan, options)) is not None]
     snapshot = read_registry(store, registry_key)
     registry = snapshot.registry
     history = read_records(store, TRAINING_HISTORY_KEY).records
@@ -113,6 +124,7 @@ def run_import(
                 outcome.status, outcome.version = PUBLISHED, w.version
                 outcome.metadata_sha256 = w.metadata_sha256
         _follow_duplicates(by_model)
+        _store_baselines(store, outcomes)
     moves = _moves(by_model, registry)
     kept = _routes(plan, by_model, registry, options.alias)
     routes = [r for r in kept if not r.applied(registry)]
@@ -152,21 +164,34 @@ def run_import(
     return ImportResult(plan, outcomes, kept, moves, revision, dry_run, lines, incomplete)
 
 
-def _convert(candidate: Candidate, plan: ImportPlan) -> Outcome | None:
+def _convert(candidate: Candidate, plan: ImportPlan, options: ImportOptions) -> Outcome | None:
     try:
         converted = candidate.convert()
+        meta = converted.bundle.metadata
+        if candidate.asset_class is not None:
+            meta.asset_class = candidate.asset_class
+        meta.metrics = {**meta.metrics, **candidate.metrics}
+        meta.training = {**meta.training, **candidate.training}
+        meta.source = {**meta.source, "imported_from": candidate.source, **candidate.origin}
+        bundle = _with_baseline(make_bundle(meta, converted.bundle.files), candidate, options)
     except TickerserveError as exc:
         plan.skipped.append(Skipped(candidate.source, exc.message))
         return None
-    meta = converted.bundle.metadata
-    if candidate.asset_class is not None:
-        meta.asset_class = candidate.asset_class
-    meta.metrics = {**meta.metrics, **candidate.metrics}
-    meta.training = {**meta.training, **candidate.training}
-    meta.source = {**meta.source, "imported_from": candidate.source, **candidate.origin}
-    bundle = make_bundle(meta, converted.bundle.files)
     converted = dataclasses.replace(converted, bundle=bundle)
-    return Outcome(candidate, converted, content_digest(bundle.metadata))
+    outcome = Outcome(candidate, converted, content_digest(bundle.metadata))
+    if BASELINE in bundle.files:
+        outcome.baseline = Baseline.from_json(bundle.files[BASELINE])
+    return outcome
+
+
+def _with_baseline(bundle: Bundle, candidate: Candidate, options: ImportOptions) -> Bundle:
+    """The bundle with its monitoring baseline: fitted from ``--reference`` (scored by the
+    converted version itself), combined with the seed's own (003) where it has one."""
+    fitted = None
+    if options.reference is not None:
+        fitted = fit_from_table(bundle, options.reference, bins=options.bins)
+    baseline = fitted if candidate.baseline is None else candidate.baseline(fitted)
+    return bundle if baseline is None else attach_to_bundle(bundle, baseline)
 
 
 def _decide(
@@ -255,6 +280,30 @@ def _follow_duplicates(by_model: dict[str, list[Outcome]]) -> None:
                 outcome.version = original.version
                 outcome.metadata_sha256 = original.metadata_sha256
             first.setdefault(outcome.digest, outcome)
+
+
+def _store_baselines(store: Store, outcomes: list[Outcome]) -> None:
+    """Say where each brought baseline is; a version the store held already (same content)
+    that has no baseline gets this one as a sidecar, its digest in the model's index."""
+    for outcome in outcomes:
+        if outcome.baseline is None or outcome.version is None:
+            continue
+        if outcome.status in (PUBLISHED, SAME):
+            outcome.baseline_stored = "version"
+        elif outcome.status == UNCHANGED:
+            model = outcome.candidate.model
+            meta, _ = read_metadata(
+                store, model, outcome.version, expected_sha256=outcome.metadata_sha256
+            )
+            if has_baseline(store, meta):
+                outcome.baseline_stored = "kept"
+                continue
+            try:
+                write_sidecar(store, meta, outcome.baseline)
+            except Conflict:  # another process attached one meanwhile: theirs stays
+                outcome.baseline_stored = "kept"
+                continue
+            outcome.baseline_stored = "sidecar"
 
 
 def _moves(by_model: dict[str, list[Outcome]], registry: Registry) -> list[AliasMove]:
