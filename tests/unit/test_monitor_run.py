@@ -327,6 +327,36 @@ def test_memory_stays_bounded_with_a_sample_of_outcomes(store, models) -> None:
     )
 
 
+def _rounded(value: object) -> object:
+    """A report with floats to 10 significant digits (sums taken in other slices may differ
+    in the last bits)."""
+    if isinstance(value, float):
+        return float(f"{value:.10g}")
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rounded(v) for v in value]
+    return value
+
+
+@pytest.mark.parametrize("mode", ["shadow", "canary"])
+def test_folding_the_stream_often_or_once_gives_the_same_report(
+    store, models, monkeypatch, mode: str
+) -> None:
+    # Given a week of traffic with drift, outcomes and a challenger, read in 14 objects
+    names = smh_store(store, models, metrics={"accuracy": 0.6})
+    traffic(store, names, models.smh.metadata.classes, challenger_right=0.7, shift=SHIFTED,
+            mode=mode)  # fmt: skip
+    once = run(store)
+    # When the streams are folded into their tallies after every batch instead of at the end
+    monkeypatch.setattr("tickerserve.monitor.run.FOLD_CELLS", 1)
+    often = run(store)
+    # Then every figure of the report is the same
+    assert often.capture == once.capture
+    assert _rounded(often.models[0].to_dict()) == _rounded(once.models[0].to_dict())
+    assert once.models[0].to_dict()["feature_drift"]["drifted"] == sorted(SHIFTED)
+
+
 def test_history_lines_carry_the_seed_keys_and_ours(store, models) -> None:
     names = smh_store(store, models, metrics={"accuracy": 0.62})
     set_shadow(store, "etfs/SMH", "challenger")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -142,7 +142,7 @@ class OutcomeIndex:
         return (keys & mask) == 0
 
     def lookup(
-        self, request_ids: list[Any]
+        self, request_ids: Sequence[Any]
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """For each id: in the sample?, has an outcome?, its label code, its value."""
         keys = np.array(

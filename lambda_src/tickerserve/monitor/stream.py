@@ -12,7 +12,7 @@ from __future__ import annotations
 import operator
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -76,8 +76,36 @@ class _Pairs:
         self.differential = Moments()  # d = e_champion^2 - e_challenger^2
 
 
+class _Chunk(NamedTuple):
+    """A batch of one model's rows as columns, ready to fold (rows outside the run dropped)."""
+
+    window: np.ndarray  # int64 window index
+    served: np.ndarray  # the champion answered (its version): its output is the answer
+    canary: np.ndarray  # the challenger answered as canary
+    ok_a: np.ndarray  # the champion's output is known (served, or scored beside a canary)
+    pred_a: np.ndarray  # class index (int64) or value (float64)
+    ok_b: np.ndarray  # the challenger's output is known
+    pred_b: np.ndarray
+    sampled: np.ndarray  # the request id is in the outcome sample
+    scored: np.ndarray  # ... and its outcome has arrived, with a truth for this task
+    truth: np.ndarray  # class index (n_classes: a label the model cannot output) or value
+    p_a: np.ndarray | None  # classification: each row's probability of its true label
+    p_b: np.ndarray | None
+    features: np.ndarray | None  # features x rows (NaN: missing)
+
+
+# The capture fields a row is judged on, looked up in C for a whole batch at once.
+_FIELDS = operator.itemgetter("time", "role", "version", "request_id", "output", "challengers")
+_FIELD_NAMES = ("time", "role", "version", "request_id", "output", "challengers")
+
+
 class ModelStream:
-    """Tallies of one model over a run's windows."""
+    """Tallies of one model over a run's windows.
+
+    ``add`` turns a batch of capture records into columns (the only per-row Python work);
+    ``fold`` adds the pending columns to the tallies with numpy, many batches at a time (the
+    run folds when the pending columns reach a fixed size, and at the end).
+    """
 
     def __init__(
         self,
@@ -99,7 +127,6 @@ class ModelStream:
         n_classes = len(self.classes)
         self.rows = np.zeros(w, dtype=np.int64)
         self.other_versions = 0  # rows answered by versions the aliases no longer name
-        self.malformed = 0
         baseline = subject.baseline
         self.features: dict[str, _FeatureCounts] = {}
         if baseline is not None:
@@ -109,6 +136,10 @@ class ModelStream:
                 if name in set(subject.feature_names)
             }
         self._feature_names = list(self.features)
+        names = self._feature_names
+        self._pick_features = (
+            operator.itemgetter(*names) if len(names) > 1 else (lambda f: (f[names[0]],))
+        )
         self.output_hist = (
             baseline.output if baseline and isinstance(baseline.output, Histogram) else None
         )
@@ -124,6 +155,8 @@ class ModelStream:
         self.pairs = [_Pairs(self.task, n_classes) for _ in range(w)]
         self.challenger_alias = subject.challenger_alias
         self._label_map: np.ndarray | None = None
+        self._pending: list[_Chunk] = []
+        self.pending_cells = 0  # what the pending columns hold, in numbers
 
     # -- who answered --------------------------------------------------------------------
     @property
@@ -139,81 +172,122 @@ class ModelStream:
             if r.get("role") == "canary" and isinstance(r.get("alias"), str):
                 alias = r["alias"]
             else:
-                found = [c.get("alias") for c in r.get("challengers") or () if isinstance(c, dict)]
+                entries = r.get("challengers")
+                found = [c.get("alias") for c in entries or () if isinstance(c, dict)]
                 alias = next((a for a in found if isinstance(a, str)), None)
             if alias and alias != self.subject.champion_alias and alias in self.subject.aliases:
                 self.challenger_alias = alias
                 return
 
-    # -- folding a batch -------------------------------------------------------------------
+    # -- a batch into columns ------------------------------------------------------------
     def add(self, records: list[dict[str, Any]]) -> int:
-        """Fold a batch of this model's capture records; returns how many fell outside the
-        run's windows."""
-        get = self._window_index.get
-        window = np.fromiter((get(r["time"][:10], -1) for r in records), np.int64, len(records))
-        inside = window >= 0
-        outside = int((~inside).sum())
-        if outside:
-            records = [r for r, keep in zip(records, inside, strict=True) if keep]
-            window = window[inside]
+        """Take a batch of this model's capture records (each a dict whose ``time`` is a
+        string); returns how many fell outside the run's windows."""
         if not records:
-            return outside
+            return 0
+        n = len(records)
+        columns: list[Sequence[Any]]
+        try:
+            columns = list(zip(*map(_FIELDS, records), strict=True))
+        except (KeyError, TypeError):  # a record lacks a field: look each up with a default
+            columns = [[r.get(f) for r in records] for f in _FIELD_NAMES]
+        times, roles, versions, ids, outputs, challengers = columns
+        get = self._window_index.get
+        window = np.fromiter((get(t[:10], -1) for t in times), np.int64, n)
+        inside = window >= 0
+        outside = n - int(inside.sum())
+        if outside:
+            keep = np.flatnonzero(inside).tolist()
+            records = [records[i] for i in keep]
+            times, roles, versions, ids, outputs, challengers = (
+                [column[i] for i in keep] for column in columns
+            )
+            window = window[inside]
+            n = len(records)
+            if not n:
+                return outside
         if self.challenger_alias is None:
             self._adopt_challenger(records)
-        self.rows += np.bincount(window, minlength=len(self.windows))
-        if self.features:
-            self._add_features(window, records)
-        self._add_outputs(window, records)
+        chunk = self._columns(window, roles, versions, ids, outputs, challengers, records)
+        self._pending.append(chunk)
+        self.pending_cells += n * (len(self._feature_names) + 12)
         return outside
 
-    def _add_features(self, window: np.ndarray, records: list[dict[str, Any]]) -> None:
-        names = self._feature_names
-        rows: list[Any] = [r.get("features") for r in records]
-        # One C-level lookup of every name per row; a row missing a name (or not a dict)
-        # takes the slow path, as does a batch holding a non-number.
-        pick = operator.itemgetter(*names) if len(names) > 1 else (lambda f: (f[names[0]],))
-        try:
-            matrix = np.array([pick(f) for f in rows], dtype=np.float64)
-        except (KeyError, TypeError, ValueError):
-            matrix = np.array([[_number(f, n) for n in names] for f in rows], dtype=np.float64)
-        for j, name in enumerate(names):
-            self.features[name].add(window, matrix[:, j])
-
-    def _outputs(self, records: list[dict[str, Any]]) -> tuple[list[Any], list[Any], np.ndarray]:
-        """Each row's champion output and challenger output (None where absent), and
-        whether the champion served it."""
+    def _columns(
+        self,
+        window: np.ndarray,
+        roles: Sequence[Any],
+        versions: Sequence[Any],
+        ids: Sequence[Any],
+        outputs: Sequence[Any],
+        challengers: Sequence[Any],
+        records: list[dict[str, Any]],
+    ) -> _Chunk:
+        n = window.size
         champ_v, champ_a = self.subject.champion_version, self.subject.champion_alias
         chall_v, chall_a = self.challenger_version, self.challenger_alias
-        champion: list[Any] = []
-        challenger: list[Any] = []
-        served = np.zeros(len(records), dtype=bool)
-        for i, r in enumerate(records):
-            role, version = r.get("role"), r.get("version")
-            mine = theirs = None
-            if role == "champion" and version == champ_v:
-                mine, served[i] = r.get("output"), True
-                if chall_a is not None:
-                    theirs = _scored_by(r, chall_a, chall_v)
-            elif role == "canary" and chall_v is not None and version == chall_v:
-                theirs = r.get("output")
-                mine = _scored_by(r, champ_a, champ_v)
-                self.canary_rows[self._window_index[r["time"][:10]]] += 1
-            else:
-                self.other_versions += 1
-            champion.append(mine)
-            challenger.append(theirs)
-        return champion, challenger, served
+        role = np.fromiter(roles, object, n)
+        version = np.fromiter(versions, object, n)
+        served = (role == "champion") & (version == champ_v)
+        canary = np.zeros(n, dtype=bool)
+        if chall_v is not None:
+            canary = (role == "canary") & (version == chall_v)
+        self.other_versions += n - int(served.sum()) - int(canary.sum())
+        # The champion's output: the answer where it served, else (canary rows) the one it
+        # gave as a challenger; the challenger's likewise the other way round.
+        served_rows, canary_rows = served.tolist(), canary.tolist()
+        mine = [
+            o if s else (_scored_by(c, champ_a, champ_v) if k else None)
+            for o, s, k, c in zip(outputs, served_rows, canary_rows, challengers, strict=True)
+        ]
+        theirs: list[Any] = [None] * n
+        if chall_a is not None:
+            theirs = [
+                _scored_by(c, chall_a, chall_v) if s else (o if k else None)
+                for o, s, k, c in zip(outputs, served_rows, canary_rows, challengers, strict=True)
+            ]
+        ok_a, pred_a = self._predictions(mine)
+        ok_b, pred_b = self._predictions(theirs)
+        sampled, found, codes, values = self.outcomes.lookup(ids)
+        has_truth, truth = self._truth(codes, values)
+        scored = sampled & found & has_truth
+        p_a = p_b = None
+        if self.task == "classification":
+            labels = self.outcomes.labels
+            p_a = _p_truth(mine, codes, labels, ok_a & scored)
+            p_b = _p_truth(theirs, codes, labels, ok_b & scored)
+        features = self._feature_matrix(records) if self._feature_names else None
+        return _Chunk(window, served, canary, ok_a, pred_a, ok_b, pred_b, sampled, scored,
+                      truth, p_a, p_b, features)  # fmt: skip
+
+    def _feature_matrix(self, records: list[dict[str, Any]]) -> np.ndarray:
+        """features x rows. One C-level lookup of every name per row; a batch with a row
+        missing a name (or not a dict), or holding a non-number, takes the slow path."""
+        pick = self._pick_features
+        try:
+            matrix = np.array([pick(r["features"]) for r in records], dtype=np.float64)
+        except (KeyError, TypeError, ValueError):
+            names = self._feature_names
+            matrix = np.array(
+                [[_number(r.get("features"), name) for name in names] for r in records],
+                dtype=np.float64,
+            )
+        return np.ascontiguousarray(matrix.T)
 
     def _predictions(self, outputs: list[Any]) -> tuple[np.ndarray, np.ndarray]:
         """(valid, prediction): class index or value per row."""
+        n = len(outputs)
         if self.task == "classification":
-            index: dict[Any, int] = dict(self._class_index)
-            pred = np.fromiter(
-                (index.get(_label(o), -1) for o in outputs),
-                np.int64, len(outputs),
-            )  # fmt: skip
+            index: dict[Any, int] = self._class_index
+            try:
+                pred = np.fromiter(
+                    (index.get(o.get("label"), -1) if type(o) is dict else -1 for o in outputs),
+                    np.int64, n,
+                )  # fmt: skip
+            except TypeError:  # an unhashable label
+                pred = np.fromiter((index.get(_label(o), -1) for o in outputs), np.int64, n)
             return pred >= 0, pred
-        values = np.fromiter((_value(o) for o in outputs), np.float64, len(outputs))
+        values = np.fromiter((_value(o) for o in outputs), np.float64, n)
         return np.isfinite(values), values
 
     def _truth(self, codes: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -231,11 +305,34 @@ class ModelStream:
             truth[has] = self._label_map[codes[has]]
         return has, truth
 
-    def _add_outputs(self, window: np.ndarray, records: list[dict[str, Any]]) -> None:
+    # -- folding columns into tallies ------------------------------------------------------
+    def fold(self) -> None:
+        """Add every pending batch to the tallies."""
+        if not self._pending:
+            return
+        parts = self._pending
+        self._pending, self.pending_cells = [], 0
+        if len(parts) == 1:
+            c = parts[0]
+        else:
+            c = _Chunk._make(
+                None if parts[0][i] is None else np.concatenate([p[i] for p in parts], axis=-1)
+                for i in range(len(_Chunk._fields))
+            )
         w = len(self.windows)
-        champion_out, challenger_out, served = self._outputs(records)
-        ok_a, pred_a = self._predictions(champion_out)
-        ok_b, pred_b = self._predictions(challenger_out)
+        window = c.window
+        self.rows += np.bincount(window, minlength=w)
+        self.canary_rows += np.bincount(window[c.canary], minlength=w)
+        if c.features is not None:
+            for j, name in enumerate(self._feature_names):
+                self.features[name].add(window, c.features[j])
+        self._fold_outputs(c)
+
+    def _fold_outputs(self, c: _Chunk) -> None:
+        w = len(self.windows)
+        window, served, ok_a, pred_a, ok_b, pred_b = (
+            c.window, c.served, c.ok_a, c.pred_a, c.ok_b, c.pred_b,
+        )  # fmt: skip
         shown = served & ok_a
         if self.task == "classification":
             cols = self.output_counts.shape[1]
@@ -249,11 +346,9 @@ class ModelStream:
             self.output_counts += np.bincount(
                 window[served] * cols + idx[served], minlength=w * cols
             ).reshape(w, cols)
-        sampled, found, codes, values = self.outcomes.lookup([r.get("request_id") for r in records])
-        has_truth, truth = self._truth(codes, values)
-        scored = sampled & found & has_truth
+        scored, truth, p_a, p_b = c.scored, c.truth, c.p_a, c.p_b
         self.champion_rows += np.bincount(window[ok_a], minlength=w)
-        self.sampled_rows += np.bincount(window[ok_a & sampled], minlength=w)
+        self.sampled_rows += np.bincount(window[ok_a & c.sampled], minlength=w)
         paired = ok_a & ok_b
         if self.task == "classification":
             agree = paired & (pred_a == pred_b)
@@ -261,20 +356,17 @@ class ModelStream:
             gap = np.abs(pred_a - pred_b)
             agree = paired & (gap <= self.tolerance * np.maximum(np.abs(pred_a), np.abs(pred_b)))
         canary = ok_b & ~served & scored
-        p_a = p_b = None
-        if self.task == "classification":
-            labels = self.outcomes.labels
-            p_a = _p_truth(champion_out, codes, labels, ok_a & scored)
-            p_b = _p_truth(challenger_out, codes, labels, ok_b & scored)
-        for wi in np.unique(window):
+        paired_rows = np.bincount(window[paired], minlength=w)
+        agreed = np.bincount(window[agree], minlength=w)
+        for wi in np.unique(window).tolist():
             here = window == wi
             sel = here & ok_a & scored
             _add(self.champion[wi], truth[sel], pred_a[sel], None if p_a is None else p_a[sel])
             sel = here & canary
             _add(self.canary[wi], truth[sel], pred_b[sel], None if p_b is None else p_b[sel])
             pairs = self.pairs[wi]
-            pairs.rows += int((here & paired).sum())
-            pairs.agree += int((here & agree).sum())
+            pairs.rows += int(paired_rows[wi])
+            pairs.agree += int(agreed[wi])
             sel = here & paired & scored
             if not sel.any():
                 continue
@@ -299,10 +391,12 @@ def _add(tally: Tally, truth: np.ndarray, pred: np.ndarray, p_truth: np.ndarray 
         tally.add(truth.astype(np.float64), pred)
 
 
-def _scored_by(record: dict[str, Any], alias: str | None, version: str | None) -> Any:
-    for entry in record.get("challengers") or ():
+def _scored_by(entries: Any, alias: str | None, version: str | None) -> Any:
+    if type(entries) is not list:
+        return None
+    for entry in entries:
         if (
-            isinstance(entry, dict)
+            type(entry) is dict
             and entry.get("alias") == alias
             and entry.get("version") == version
             and "error" not in entry
@@ -317,12 +411,12 @@ def _label(output: Any) -> str | None:
 
 
 def _value(output: Any) -> float:
-    if not isinstance(output, dict):
+    if type(output) is not dict:
         return np.nan
     value = output.get("value")
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return np.nan
-    return float(value)
+    if type(value) is float or type(value) is int:
+        return float(value)
+    return np.nan
 
 
 def _number(features: Any, name: str) -> float:
@@ -340,9 +434,16 @@ def _p_truth(
     """Each scored row's probability of its true label (NaN where the output gave none)."""
     p = np.full(len(outputs), np.nan)
     picked = np.flatnonzero(rows)
-    p[picked] = [
-        _probability(outputs[i], labels[c]) for i, c in zip(picked, codes[picked], strict=True)
-    ]
+    if not picked.size:
+        return p
+    pairs = list(zip(picked.tolist(), codes[picked].tolist(), strict=True))
+    try:
+        found = [outputs[i]["probabilities"].get(labels[c], 0.0) for i, c in pairs]
+        if bool in set(map(type, found)):  # true/false is no probability (NaN, as below)
+            raise TypeError
+        p[picked] = found
+    except (KeyError, AttributeError, TypeError, ValueError):
+        p[picked] = [_probability(outputs[i], labels[c]) for i, c in pairs]
     return p
 
 
