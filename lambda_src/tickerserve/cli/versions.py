@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import numpy as np
 import typer
@@ -22,9 +22,6 @@ from tickerserve.publishing.version_folders import VersionFolder, delete_folder,
 from tickerserve.registry import Registry, read_registry, update_registry, utc_now
 from tickerserve.store import KeyNotFound, Store, sha256_hex
 from tickerserve.version_index import read_index, update_index
-
-if TYPE_CHECKING:
-    pass
 
 
 def parse_ref(ref: str, t: Target) -> tuple[str, str | None]:
