@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from tickerserve.cli.console import JsonOption, note, print_json, table
+from tickerserve.cli.dates import parse_day
 from tickerserve.cli.errors import Refused
 from tickerserve.cli.model_names import model_name
 from tickerserve.cli.target import target
@@ -27,19 +28,10 @@ app = typer.Typer(
 )
 
 
-def _day(raw: str | None, option: str) -> date | None:
-    if raw is None:
-        return None
-    try:
-        return date.fromisoformat(raw)
-    except ValueError:
-        raise Refused(f"{option} {raw!r}: expected a date YYYY-MM-DD") from None
-
-
 def period_of(since: str | None, until: str | None, today: date) -> Period:
     """Default: the last 7 days up to now (today included); ``until`` is exclusive."""
-    end = _day(until, "--until") or today + timedelta(days=1)
-    start = _day(since, "--since") or end - timedelta(days=DEFAULT_DAYS)
+    end = parse_day(until, "--until") or today + timedelta(days=1)
+    start = parse_day(since, "--since") or end - timedelta(days=DEFAULT_DAYS)
     try:
         return Period(start, end)
     except ValueError as exc:

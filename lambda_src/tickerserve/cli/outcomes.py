@@ -13,13 +13,14 @@ import csv
 import io
 import json
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from tickerserve.cli.console import JsonOption, note, print_json, table
+from tickerserve.cli.dates import parse_day
 from tickerserve.cli.errors import EXIT_FAILED, EXIT_REFUSED, Refused
 from tickerserve.cli.target import target
 from tickerserve.outcomes import FIELDS, MAX_ITEMS, latest_outcomes, store_outcomes
@@ -167,8 +168,8 @@ def list_command(
     skipped: dict[str, int] = {}
     latest = latest_outcomes(
         t.store,
-        since=_day(since, "--since"),
-        until=_day(until, "--until"),
+        since=parse_day(since, "--since"),
+        until=parse_day(until, "--until"),
         request_ids=request_id or None,
         on_malformed=skipped.__setitem__,
     )
@@ -199,15 +200,6 @@ def list_command(
             ],
         )
     )
-
-
-def _day(raw: str | None, option: str) -> date | None:
-    if raw is None:
-        return None
-    try:
-        return date.fromisoformat(raw)
-    except ValueError:
-        raise Refused(f"{option} {raw!r}: expected a date like 2026-12-01") from None
 
 
 app.command("add")(add_command)
