@@ -1,0 +1,67 @@
+"""Request bodies parse exactly as the json module parses them, whichever parser ran."""
+
+import json
+import math
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tickerserve.api import parse_json
+from tickerserve.errors import BadRequest
+
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**80), max_value=2**80)  # past 64 bits too
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text()  # any code point, lone surrogates included
+)
+values = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(), inner, max_size=5),
+    max_leaves=30,
+)
+
+
+def same(a: Any, b: Any) -> bool:
+    """Equal, NaN equal to NaN, and of the same types all the way down (1 is not 1.0)."""
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a):
+        return math.isnan(b)
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+    return a == b
+
+
+@settings(max_examples=300, deadline=None)
+@given(values, st.booleans())
+def test_any_json_text_parses_as_the_json_module_parses_it(value, ascii_only):
+    text = json.dumps(value, ensure_ascii=ascii_only)
+    assert same(parse_json(text), json.loads(text))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"a": 1, "a": 2}',  # duplicate keys: the last wins
+        '{"x": -0, "y": -0.0, "z": 1E400, "w": 1e-400}',
+        '{"s": "\\ud800", "t": "\\u00e9"}',
+        ' \n{"a": [1, 2.5, "x", null, true]}\t',
+        '{"f": NaN, "g": -Infinity}',
+    ],
+)
+def test_edge_cases_parse_as_the_json_module_parses_them(text):
+    assert same(parse_json(text), json.loads(text))
+
+
+@pytest.mark.parametrize("text", ["{", '{"a": }', "[1,]", "'single'", "{} {}", "[" * 5000])
+def test_invalid_json_is_the_same_400(text):
+    with pytest.raises(BadRequest) as raised:
+        parse_json(text)
+    assert raised.value.code == "invalid_json"
+    assert raised.value.message.startswith("body is not valid JSON: ")
