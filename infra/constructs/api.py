@@ -12,11 +12,10 @@ from __future__ import annotations
 from aws_cdk import Acknowledgment, RemovalPolicy, Validations
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from infra.config import ApiSettings
-from infra.constructs.log_retention import log_retention
+from infra.constructs.log_retention import retained_log_group
 from infra.runtime_contract import GATEWAY_ERRORS
 
 
@@ -32,12 +31,7 @@ class PredictionApi(Construct):
         settings: ApiSettings,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.access_logs = logs.LogGroup(
-            self,
-            "AccessLogs",
-            retention=log_retention(settings.log_retention_days),
-            removal_policy=RemovalPolicy.DESTROY,
-        )
+        self.access_logs = retained_log_group(self, "AccessLogs", settings.log_retention_days)
         self.auth_mode = auth_mode = settings.auth_mode
         stage = settings.stage
         self.api = apigw.RestApi(

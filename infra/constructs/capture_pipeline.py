@@ -9,7 +9,7 @@ day out of the record with a JQ query (dynamic partitioning) and gzips what it d
 
 from __future__ import annotations
 
-from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Size, Stack, Validations
+from aws_cdk import Acknowledgment, Duration, Size, Stack, Validations
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kinesisfirehose as firehose
 from aws_cdk import aws_logs as logs
@@ -18,7 +18,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from infra.config import CaptureSettings
-from infra.constructs.log_retention import log_retention
+from infra.constructs.log_retention import retained_log_group
 from infra.constructs.nag import nag_spelling
 
 # Matches the runtime's capture records ({"kind": "capture", ...}) and no other log line.
@@ -50,12 +50,7 @@ class CapturePipeline(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         # Firehose's own delivery errors (permissions, a bucket gone) are logged here.
-        self.errors = logs.LogGroup(
-            self,
-            "DeliveryErrors",
-            retention=log_retention(log_retention_days),
-            removal_policy=RemovalPolicy.DESTROY,
-        )
+        self.errors = retained_log_group(self, "DeliveryErrors", log_retention_days)
         # The L2 destination would grant its role read-write (delete included) on the whole
         # bucket; it gets an immutable view instead, and the role exactly what Firehose's S3
         # destination needs: write under its two prefixes, list and locate the bucket.

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import json
 
-from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, Validations
+from aws_cdk import Acknowledgment, Duration, Stack, Validations
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_scheduler_targets as targets
@@ -24,7 +23,7 @@ from constructs import Construct
 from infra.bytecode import find_python
 from infra.config import MonitorSettings
 from infra.constructs.dependency_layer import RUNTIME, lambda_architecture
-from infra.constructs.log_retention import log_retention
+from infra.constructs.log_retention import retained_log_group
 from infra.constructs.nag import nag_spelling
 from infra.function_asset import CODE_ROOT, SHARED_EXCLUDES, stage_function_code
 
@@ -75,12 +74,7 @@ class MonitorFunction(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         capture = capture_bucket or bucket
-        self.log_group = logs.LogGroup(
-            self,
-            "Logs",
-            retention=log_retention(log_retention_days),
-            removal_policy=RemovalPolicy.DESTROY,
-        )
+        self.log_group = retained_log_group(self, "Logs", log_retention_days)
         self.role = iam.Role(
             self,
             "Role",

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from aws_cdk import Acknowledgment, Annotations, Duration, RemovalPolicy, Size, Validations
+from aws_cdk import Acknowledgment, Annotations, Duration, Size, Validations
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk.aws_lambda import Alias
 from constructs import Construct
@@ -13,7 +12,7 @@ from constructs import Construct
 from infra.bytecode import MISSING_PYTHON_WARNING, find_python
 from infra.config import FunctionSettings
 from infra.constructs.dependency_layer import RUNTIME, lambda_architecture
-from infra.constructs.log_retention import log_retention
+from infra.constructs.log_retention import retained_log_group
 from infra.constructs.nag import nag_spelling
 from infra.function_asset import CODE_EXCLUDES, CODE_ROOT, stage_function_code
 
@@ -43,12 +42,7 @@ class PredictionFunction(Construct):
         if not self.code.bytecode:
             # One warning for both assets: the layer is built by the same missing interpreter.
             Annotations.of(self).add_warning_v2("tickerserve:noBytecode", MISSING_PYTHON_WARNING)
-        self.log_group = logs.LogGroup(
-            self,
-            "Logs",
-            retention=log_retention(settings.log_retention_days),
-            removal_policy=RemovalPolicy.DESTROY,
-        )
+        self.log_group = retained_log_group(self, "Logs", settings.log_retention_days)
         registry_key = settings.registry_key
         # An explicit role instead of the default one, which carries the broad
         # AWSLambdaBasicExecutionRole managed policy (any log group in the account).
