@@ -55,16 +55,16 @@ def capture_section(
     """Warm p50 with capture off, on, and on with a shadow challenger; returns the p50s (ns)."""
     import boto3
 
-    from tickerserve.api import Api
-    from tickerserve.bundle import read_bundle
-    from tickerserve.capture import Capture, LogSink, dumps, features_used, new_record
+    from tickerserve.http.api import Api
     from tickerserve.layout import DEFAULT_REGISTRY_KEY
-    from tickerserve.predict import predict
     from tickerserve.publishing.release import publish
-    from tickerserve.registry import ShadowSettings, read_registry, update_registry
-    from tickerserve.service import ModelService
+    from tickerserve.serving.capture import Capture, LogSink, dumps, features_used, new_record
+    from tickerserve.serving.predict import predict
+    from tickerserve.serving.service import ModelService
     from tickerserve.settings import Settings
-    from tickerserve.store import S3Store
+    from tickerserve.storage.bundle import read_bundle
+    from tickerserve.storage.registry import ShadowSettings, read_registry, update_registry
+    from tickerserve.storage.store import S3Store
 
     store = S3Store(bucket, client=boto3.client("s3", endpoint_url=endpoint))
     production = read_registry(store, DEFAULT_REGISTRY_KEY).registry.resolve(model)

@@ -165,10 +165,10 @@ class FamilyBench:
         import numpy as np
 
         from tickerserve.layout import DEFAULT_REGISTRY_KEY
-        from tickerserve.model import LoadedModel
         from tickerserve.publishing.conversion.recipe import convert, from_pickle
         from tickerserve.publishing.release import publish_bundle
-        from tickerserve.store import LocalStore
+        from tickerserve.serving.model import LoadedModel
+        from tickerserve.storage.store import LocalStore
 
         self.config = config
         self.work = work
@@ -211,8 +211,8 @@ class FamilyBench:
 
         import numpy as np
 
-        from tickerserve.api import Api
-        from tickerserve.service import ModelService
+        from tickerserve.http.api import Api
+        from tickerserve.serving.service import ModelService
         from tickerserve.settings import Settings
 
         warnings.filterwarnings("ignore")  # scikit-learn feature-name and version notices

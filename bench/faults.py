@@ -78,10 +78,10 @@ class Faults:
         self.event = _event(body)
 
     def api(self, proxy_url: str, *, legacy: bool, clock: ManualClock, tag: str) -> tuple[Any, Any]:
-        from tickerserve.api import Api
-        from tickerserve.service import REGISTRY_WAIT, ModelService
+        from tickerserve.http.api import Api
+        from tickerserve.serving.service import REGISTRY_WAIT, ModelService
         from tickerserve.settings import Settings
-        from tickerserve.store import SERVING, S3Store, Timeouts
+        from tickerserve.storage.store import SERVING, S3Store, Timeouts
 
         # Before: no overall deadline (botocore's own 10 s read timeout, 3 attempts) and the
         # registry re-check waited for on the request path.
@@ -194,9 +194,9 @@ def _timed(work: Callable[[], Any]) -> float:
 
 def _abort(faults: Faults, work: Path) -> dict[str, Any]:
     """A version whose model.txt LightGBM aborts on, published and aliased like any other."""
-    from tickerserve.bundle import make_bundle, read_bundle
     from tickerserve.publishing.release import publish_bundle
-    from tickerserve.store import S3Store
+    from tickerserve.storage.bundle import make_bundle, read_bundle
+    from tickerserve.storage.store import S3Store
 
     store = S3Store(faults.bucket, endpoint_url=faults.endpoint, region="us-east-1")
     model = f"etfs/{faults.body['ticker']}"
@@ -238,10 +238,10 @@ def _abort(faults: Faults, work: Path) -> dict[str, Any]:
 def _probe(endpoint: str, bucket: str, models: dict[str, Any]) -> dict[str, Any]:
     """First load in a process (probe in a forked child, then in process) vs a load whose
     verdict is cached (in process only), per model size."""
-    from tickerserve import safe_load
-    from tickerserve.bundle import read_bundle
-    from tickerserve.model import LoadedModel
-    from tickerserve.store import S3Store
+    from tickerserve.members import safe_load
+    from tickerserve.serving.model import LoadedModel
+    from tickerserve.storage.bundle import read_bundle
+    from tickerserve.storage.store import S3Store
 
     store = S3Store(bucket, endpoint_url=endpoint, region="us-east-1")
     out: dict[str, Any] = {}

@@ -281,7 +281,7 @@ class Bench:
         import numpy as np
         from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 
-        from tickerserve.predict import predict
+        from tickerserve.serving.predict import predict
 
         envelope = real_event("rest_predict.json")
         cases = [("small", SMALL_ETF), ("large", WARM_LARGE_TICKER)]
@@ -367,7 +367,7 @@ class Bench:
             ("ts", "tickerserve lambda_handler (everything)"),
             ("api", "  API.handle (no Powertools Logger/Metrics decorators)"),
             ("resolver", "  Powertools REST resolver, canned answer (framework floor)"),
-            ("predict", "  tickerserve.predict.predict() (parse, route, align, answer)"),
+            ("predict", "  tickerserve.serving.predict.predict() (parse, route, align, answer)"),
             ("proba", "  LoadedModel.predict_proba (LightGBM single-row fast path)"),
             ("booster", "  for comparison: lightgbm Booster.predict, same row"),
             ("seed", "baseline lambda_handler (everything)"),
@@ -595,7 +595,7 @@ class Bench:
     def runtime(self) -> dict[str, Any] | None:
         """The synthesized assets under the Lambda runtime's Python (bench/runtime.py)."""
         from bench.runtime import local_store_copy, runtime_section
-        from tickerserve.store import S3Store
+        from tickerserve.storage.store import S3Store
 
         model = ticker_model(COLD_TICKER)
         store = local_store_copy(S3Store(BUCKET), self.work / "runtime-store", model)

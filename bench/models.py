@@ -194,7 +194,7 @@ def publish_all(root: Path, specs: list[ModelSpec], bucket: str, endpoint: str) 
     from tickerserve.layout import DEFAULT_REGISTRY_KEY
     from tickerserve.publishing.demo import booster_bundle
     from tickerserve.publishing.release import publish_bundle
-    from tickerserve.store import S3Store
+    from tickerserve.storage.store import S3Store
 
     client = boto3.client("s3", endpoint_url=endpoint)
     client.create_bucket(Bucket=bucket)

@@ -44,12 +44,12 @@ def _stamp(day: date, second: int) -> str:
 
 def build_store(root: Path) -> None:
     """Ten published 36-feature models with baselines and challengers, then the traffic."""
-    from tickerserve.model import LoadedModel
-    from tickerserve.monitor.baseline import Reference, Window, fit_baseline
-    from tickerserve.monitor.baseline_store import attach_to_bundle
+    from tickerserve.baselines.baseline import Reference, Window, fit_baseline
+    from tickerserve.baselines.persistence import attach_to_bundle
     from tickerserve.publishing.demo import demo_bundle
     from tickerserve.publishing.release import publish_bundle
-    from tickerserve.store import LocalStore
+    from tickerserve.serving.model import LoadedModel
+    from tickerserve.storage.store import LocalStore
 
     store = LocalStore(root)
     rng = np.random.default_rng(0)

@@ -18,8 +18,8 @@ def main() -> None:
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
     if mode == "json":
-        from tickerserve.monitor.capture import days, iter_lines
-        from tickerserve.store import LocalStore
+        from tickerserve.monitor.capture_reader import days, iter_lines
+        from tickerserve.storage.store import LocalStore
 
         store = LocalStore(root)
         started = time.perf_counter()
@@ -33,10 +33,10 @@ def main() -> None:
         print(json.dumps({"seconds": time.perf_counter() - started, "rows": rows,
                           "peak_rss": vm_status()["VmHWM"]}))  # fmt: skip
         return
-    from tickerserve.monitor import capture
-    from tickerserve.monitor.job import complete
-    from tickerserve.monitor.run import Period, run_monitor
-    from tickerserve.store import LocalStore
+    from tickerserve.monitor import capture_reader
+    from tickerserve.monitor.evaluate import Period, run_monitor
+    from tickerserve.monitor.run import complete
+    from tickerserve.storage.store import LocalStore
 
     store = LocalStore(root)
     started = time.perf_counter()
@@ -53,7 +53,7 @@ def main() -> None:
         "seconds": seconds, "rows": report.capture["lines"], "peak_rss": vm_status()["VmHWM"],
         "outcomes": report.outcomes["request_ids"], "history": len(done.history),
         "actions": ", ".join(f"{k} {v}" for k, v in sorted(actions.items())),
-        "parser": capture._loads.__module__,
+        "parser": capture_reader._loads.__module__,
     }))  # fmt: skip
 
 

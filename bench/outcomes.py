@@ -2,10 +2,10 @@
 
 Outcomes are stored one JSON-lines object per received batch (``POST /outcomes`` or a
 1,000-line chunk of ``outcomes add``). The baseline is one object per outcome, how they were
-stored before: the same reader (``tickerserve.outcomes.latest_outcomes``, 16 objects at a time)
-on both layouts, in a local folder and on the moto server. The per-outcome layout is timed on
-fewer outcomes and scaled to 250,000 (its time grows with the number of objects); both layouts
-hold the same outcomes.
+stored before: the same reader (``tickerserve.storage.outcomes.latest_outcomes``, 16 objects
+at a time) on both layouts, in a local folder and on the moto server. The per-outcome layout is
+timed on fewer outcomes and scaled to 250,000 (its time grows with the number of objects); both
+layouts hold the same outcomes.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def _item(i: int) -> dict[str, Any]:
 
 def write_batches(store: Any, n: int) -> None:
     """``n`` outcomes as ``POST /outcomes`` stores them: one object per 1,000."""
-    from tickerserve.outcomes import MAX_ITEMS, store_outcomes
+    from tickerserve.storage.outcomes import MAX_ITEMS, store_outcomes
 
     def chunk(start: int) -> None:
         items = [_item(i) for i in range(start, min(start + MAX_ITEMS, n))]
@@ -48,7 +48,7 @@ def write_batches(store: Any, n: int) -> None:
 
 def write_one_each(store: Any, n: int) -> None:
     """``n`` outcomes one object each, keyed by request id and content (the former layout)."""
-    from tickerserve.outcomes import parse_outcome, utc_timestamp
+    from tickerserve.storage.outcomes import parse_outcome, utc_timestamp
 
     stamp = utc_timestamp(RECEIVED)
 
@@ -64,7 +64,7 @@ def write_one_each(store: Any, n: int) -> None:
 
 
 def _read(store: Any) -> tuple[float, int]:
-    from tickerserve.outcomes import latest_outcomes
+    from tickerserve.storage.outcomes import latest_outcomes
 
     started = time.perf_counter()
     found = len(latest_outcomes(store, since=SINCE, until=UNTIL))
@@ -75,7 +75,7 @@ def outcomes_section(*, endpoint: str, one_each_local: int, one_each_s3: int) ->
     """Read times (s, scaled to 250,000 outcomes) per layout and store."""
     import boto3
 
-    from tickerserve.store import PUBLISHING, LocalStore, S3Store
+    from tickerserve.storage.store import PUBLISHING, LocalStore, S3Store
 
     client = boto3.client("s3", endpoint_url=endpoint)
     work = Path(tempfile.mkdtemp(prefix="outcomes-bench-"))

@@ -20,7 +20,7 @@ from typing import Any
 from bench.common import ROOT, median, ms, say, table
 from infra.bundling import LayerSpec, build_layer
 from infra.bytecode import RUNTIME_PYTHON, find_python
-from infra.function_asset import CODE_EXCLUDES, CODE_ROOT, stage_function_code
+from infra.function_asset import CODE_ROOT, PREDICTION_FILES, stage_function_code
 
 # Packages whose import time the breakdown names (cumulative, from one -X importtime run).
 _BREAKDOWN = ("numpy", "aws_lambda_powertools", "aws_lambda_powertools.event_handler")
@@ -36,9 +36,9 @@ def runtime_section(
         say(f"\n3b. skipped: Python {RUNTIME_PYTHON} (the Lambda runtime's) is not installed")
         return None
     layer = build_layer(LayerSpec.for_architecture("x86_64"))
-    shipped = stage_function_code(CODE_ROOT, CODE_EXCLUDES, python=python).path
+    shipped = stage_function_code(CODE_ROOT, PREDICTION_FILES, python=python).path
     sources = stage_function_code(
-        CODE_ROOT, CODE_EXCLUDES, python=None, cache_root=work / "function-sources"
+        CODE_ROOT, PREDICTION_FILES, python=None, cache_root=work / "function-sources"
     ).path
     no_bytecode = work / "empty-pycache"  # a pycache prefix with nothing in it: every .pyc unseen
     no_bytecode.mkdir(exist_ok=True)
@@ -161,7 +161,7 @@ def _import_breakdown(
 def local_store_copy(bucket_store: Any, target: Path, model: str) -> Path:
     """The registry and one model's folders, copied from the benchmark bucket to a folder."""
     from tickerserve.layout import DEFAULT_REGISTRY_KEY
-    from tickerserve.store import LocalStore
+    from tickerserve.storage.store import LocalStore
 
     local = LocalStore(target)
     for key in [DEFAULT_REGISTRY_KEY, *(o.key for o in bucket_store.list(f"{model}/"))]:

@@ -31,11 +31,11 @@ from tests.monitor_support import (  # noqa: E402
 )
 from tickerserve.cli.report import render  # noqa: E402
 from tickerserve.layout import MONITORING_HISTORY_KEY  # noqa: E402
-from tickerserve.monitor.history import append_run  # noqa: E402
-from tickerserve.monitor.run import Period, run_monitor  # noqa: E402
+from tickerserve.monitor.evaluate import Period, run_monitor  # noqa: E402
+from tickerserve.monitor.monitoring_history import append_run  # noqa: E402
 from tickerserve.publishing.demo import demo_bundle  # noqa: E402
-from tickerserve.publishing.history import read_records  # noqa: E402
-from tickerserve.store import LocalStore  # noqa: E402
+from tickerserve.storage.history import read_records  # noqa: E402
+from tickerserve.storage.store import LocalStore  # noqa: E402
 
 START = date(2026, 9, 7)
 WEEKS = 8

@@ -1,4 +1,8 @@
-"""The prediction function's code asset: tickerserve's serving modules and their bytecode.
+"""The functions' code assets: the modules each handler reaches, and their bytecode.
+
+Each asset is built from an explicit include list (``PREDICTION_FILES``, ``MONITOR_FILES``):
+a new module ships only when a list names it, and ``tests/infra/test_function_asset.py``
+fails when a list misses a module its handler imports or names one it never reaches.
 
 Staged under ``build/function/<key>/code`` (the key hashes the included sources, the
 recipe and whether bytecode was compiled), so synthesizing again reuses the build. The
@@ -8,11 +12,9 @@ deterministic bytecode keeps the same on every machine with the runtime's Python
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
-import os
 import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -25,25 +27,91 @@ CACHE_ROOT = ROOT / "build" / "function"
 # Where Lambda unpacks a function's code: the source path its bytecode records.
 TASK_ROOT = "/var/task"
 # Bump when staging changes in a way that alters the output.
-RECIPE = "1"
-# Never shipped in a function asset: bytecode of the build host (the asset's own is compiled
-# for the runtime's Python), packaging metadata, the layer's requirements file, and the
-# command line (no function runs it).
-SHARED_EXCLUDES = [
-    "**/__pycache__",
-    "**/*.pyc",
-    "*.egg-info",
-    "requirements.txt",
-    ".*",
-    "tickerserve/cli",
-]
-# The prediction function's: also the publisher side (the publishing library: code the
-# handler never imports; it would only add bytes to every cold start's code download).
-CODE_EXCLUDES = [
-    *SHARED_EXCLUDES,
-    "tickerserve/publishing",
-    "tickerserve/monitor",  # the monitor function's own asset carries it
-]
+RECIPE = "2"
+_PACKAGE_BASE = (
+    "tickerserve/__init__.py",
+    "tickerserve/contract.json",
+    "tickerserve/contract.py",
+    "tickerserve/errors.py",
+    "tickerserve/layout.py",
+)
+_MEMBERS = (
+    "tickerserve/members/__init__.py",
+    "tickerserve/members/kinds.py",
+    "tickerserve/members/lightgbm.py",
+    "tickerserve/members/linear.py",
+    "tickerserve/members/loading.py",
+    "tickerserve/members/safe_load.py",
+    "tickerserve/members/treelite.py",
+    "tickerserve/members/treelite_api.py",
+)
+_STORAGE = (
+    "tickerserve/storage/__init__.py",
+    "tickerserve/storage/bundle.py",
+    "tickerserve/storage/compare_and_swap.py",
+    "tickerserve/storage/deadline.py",
+    "tickerserve/storage/outcomes.py",
+    "tickerserve/storage/registry.py",
+    "tickerserve/storage/store.py",
+    "tickerserve/storage/version_index.py",
+)
+# The prediction function: the HTTP layer over serving, storage and the member kinds.
+PREDICTION_FILES = (
+    *_PACKAGE_BASE,
+    *_MEMBERS,
+    *_STORAGE,
+    "tickerserve/handler.py",
+    "tickerserve/settings.py",
+    "tickerserve/http/__init__.py",
+    "tickerserve/http/api.py",
+    "tickerserve/http/events.py",
+    "tickerserve/http/openapi.py",
+    "tickerserve/http/pagination.py",
+    "tickerserve/http/views.py",
+    "tickerserve/serving/__init__.py",
+    "tickerserve/serving/cache.py",
+    "tickerserve/serving/capture.py",
+    "tickerserve/serving/features.py",
+    "tickerserve/serving/model.py",
+    "tickerserve/serving/observability.py",
+    "tickerserve/serving/predict.py",
+    "tickerserve/serving/request_ids.py",
+    "tickerserve/serving/service.py",
+    "tickerserve/serving/snapstart.py",
+    "tickerserve/serving/traffic.py",
+)
+# The monitor function: monitor runs, promotion (which loads a version as serving does, so
+# the member kinds and the model), baselines and storage; no HTTP layer, no pickle loader.
+MONITOR_FILES = (
+    *_PACKAGE_BASE,
+    *_MEMBERS,
+    *_STORAGE,
+    "tickerserve/storage/history.py",
+    "tickerserve/baselines/__init__.py",
+    "tickerserve/baselines/baseline.py",
+    "tickerserve/baselines/metrics.py",
+    "tickerserve/baselines/moments.py",
+    "tickerserve/baselines/persistence.py",
+    "tickerserve/serving/__init__.py",
+    "tickerserve/serving/features.py",
+    "tickerserve/serving/model.py",
+    "tickerserve/publishing/__init__.py",
+    "tickerserve/publishing/promotion.py",
+    "tickerserve/publishing/release.py",
+    "tickerserve/publishing/version_folders.py",
+    "tickerserve/monitor/__init__.py",
+    "tickerserve/monitor/capture_reader.py",
+    "tickerserve/monitor/cloudwatch.py",
+    "tickerserve/monitor/drift_statistics.py",
+    "tickerserve/monitor/evaluate.py",
+    "tickerserve/monitor/handler.py",
+    "tickerserve/monitor/model_stream.py",
+    "tickerserve/monitor/monitoring_history.py",
+    "tickerserve/monitor/outcome_join.py",
+    "tickerserve/monitor/recommendation.py",
+    "tickerserve/monitor/run.py",
+    "tickerserve/monitor/significance.py",
+)
 # Finished builds kept, for both functions' assets (switching branches or editing should not
 # pile up folders).
 KEEP_BUILDS = 6
@@ -60,14 +128,15 @@ class FunctionAsset:
 
 def stage_function_code(
     source: Path,
-    exclude: Sequence[str],
+    include: Sequence[str],
     *,
     python: Path | None,
     cache_root: Path = CACHE_ROOT,
 ) -> FunctionAsset:
-    """Copy ``source`` minus ``exclude`` and compile it with ``python`` (a runtime-version
-    interpreter; None ships sources only). Returns the cached build when nothing changed."""
-    files = sorted(included_files(source, exclude))
+    """Copy the ``include`` files of ``source`` and compile them with ``python`` (a
+    runtime-version interpreter; None ships sources only). Returns the cached build when
+    nothing changed."""
+    files = sorted(included_files(source, include))
     key = _key(source, files, bytecode=python is not None)
     target = cache_root / key
     if target.is_dir():
@@ -91,32 +160,13 @@ def stage_function_code(
     return FunctionAsset(target / "code", python is not None)
 
 
-def included_files(source: Path, exclude: Sequence[str]) -> Iterator[PurePosixPath]:
-    """Files under ``source`` (relative paths) that no ``exclude`` pattern matches.
-
-    Patterns follow CDK's glob excludes: one with a ``/`` matches the path from ``source``
-    (``tickerserve/cli``), ``**/name`` and a bare name match at any depth (``*.pyc``); an
-    excluded folder drops everything inside it.
-    """
-    for folder, dirs, names in os.walk(source):
-        here = PurePosixPath(Path(folder).relative_to(source).as_posix())
-        dirs[:] = sorted(d for d in dirs if not _excluded(here / d, exclude))
-        for name in sorted(names):
-            path = here / name
-            if not _excluded(path, exclude) and (source / path).is_file():
-                yield path
-
-
-def _excluded(path: PurePosixPath, patterns: Sequence[str]) -> bool:
-    for pattern in patterns:
-        if pattern.startswith("**/"):
-            pattern = pattern[3:]
-        if "/" in pattern:
-            if fnmatch.fnmatchcase(path.as_posix(), pattern):
-                return True
-        elif fnmatch.fnmatchcase(path.name, pattern):
-            return True
-    return False
+def included_files(source: Path, include: Sequence[str]) -> list[PurePosixPath]:
+    """The ``include`` paths (relative to ``source``), each checked to exist: a list naming a
+    module that moved or was deleted fails the build instead of shipping without it."""
+    missing = [name for name in include if not (source / name).is_file()]
+    if missing:
+        raise FileNotFoundError(f"function asset lists files that do not exist: {missing}")
+    return sorted({PurePosixPath(name) for name in include})
 
 
 def _key(source: Path, files: Sequence[PurePosixPath], *, bytecode: bool) -> str:

@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 from tickerserve.layout import CAPTURE_PREFIX
-from tickerserve.store import Store
+from tickerserve.storage.store import Store
 
 
 def capture_objects(store: Store) -> list[str]:

@@ -12,7 +12,7 @@ from typing import Any
 from typer.testing import CliRunner, Result
 
 from tickerserve.cli.main import app
-from tickerserve.store import Blob, ObjectInfo, Store
+from tickerserve.storage.store import Blob, ObjectInfo, Store
 
 _runner = CliRunner()
 

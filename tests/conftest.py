@@ -12,7 +12,7 @@ from moto import mock_aws
 
 from tests.support import DemoModels, moto_server, train_demo_models
 from tickerserve.settings import ENV_NAMES
-from tickerserve.store import S3Store
+from tickerserve.storage.store import S3Store
 
 # Dummy credentials before any boto3 client exists, so nothing can sign a real request.
 os.environ.update(

@@ -30,11 +30,11 @@ from sklearn.ensemble import (
 )
 from sklearn.linear_model import Ridge
 
-from tickerserve.bundle import Bundle
 from tickerserve.publishing.conversion.assemble import assemble
 from tickerserve.publishing.conversion.estimators import convert_estimator
 from tickerserve.publishing.conversion.linear import convert_linear
 from tickerserve.publishing.demo import FEATURES, STRATEGIES
+from tickerserve.storage.bundle import Bundle
 
 N_ROWS = 240
 TREES = 12

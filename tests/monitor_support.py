@@ -13,13 +13,13 @@ from typing import Any
 
 import numpy as np
 
-from tickerserve.bundle import Bundle
-from tickerserve.model import LoadedModel
-from tickerserve.monitor.baseline import Baseline, Reference, Window, fit_baseline
-from tickerserve.monitor.baseline_store import attach_to_bundle
+from tickerserve.baselines.baseline import Baseline, Reference, Window, fit_baseline
+from tickerserve.baselines.persistence import attach_to_bundle
 from tickerserve.publishing.release import publish_bundle
-from tickerserve.registry import update_registry
-from tickerserve.store import Store
+from tickerserve.serving.model import LoadedModel
+from tickerserve.storage.bundle import Bundle
+from tickerserve.storage.registry import update_registry
+from tickerserve.storage.store import Store
 
 REGISTRY_KEY = "metadata/asset_registry.json"
 DAY0 = date(2026, 12, 1)

@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tickerserve.bundle import Bundle
 from tickerserve.cli import dev
 from tickerserve.layout import DEFAULT_REGISTRY_KEY
 from tickerserve.publishing.demo import demo_bundle
 from tickerserve.publishing.release import publish_bundle
-from tickerserve.store import Store
+from tickerserve.storage.bundle import Bundle
+from tickerserve.storage.store import Store
 
 EVENTS = Path(__file__).parent / "events"
 REGISTRY_KEY = DEFAULT_REGISTRY_KEY

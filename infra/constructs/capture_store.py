@@ -3,7 +3,7 @@ table over ``capture/`` with partition projection on ``dt``, and an Athena workg
 own results location, so ``SELECT ... FROM capture WHERE dt = ... AND model = ...`` works
 with no crawler and no setup.
 
-The records are the runtime's capture contract (``tickerserve/capture.py``): gzip JSON lines
+The records are the runtime's capture contract (``tickerserve/serving/capture.py``): gzip JSON lines
 under ``capture/dt=YYYY-MM-DD/``; the model is a column, not a path segment (model names
 contain ``/``).
 """

@@ -25,7 +25,7 @@ from infra.config import MonitorSettings
 from infra.constructs.dependency_layer import RUNTIME, lambda_architecture
 from infra.constructs.log_retention import retained_log_group
 from infra.constructs.nag import nag_spelling
-from infra.function_asset import CODE_ROOT, SHARED_EXCLUDES, stage_function_code
+from infra.function_asset import CODE_ROOT, MONITOR_FILES, stage_function_code
 
 HANDLER = "tickerserve.monitor.handler.lambda_handler"
 NAMESPACE = "Tickerserve/Monitor"
@@ -46,8 +46,6 @@ METRIC_NAMES = (
     SWITCH_RECOMMENDED,
     RETRAIN_RECOMMENDED,
 )
-# The publisher side is allowed here (history, promotion); the command line is not.
-CODE_EXCLUDES = SHARED_EXCLUDES
 MEMORY_MB = 2048
 TIMEOUT_MINUTES = 15
 DAY = Duration.days(1)
@@ -130,7 +128,7 @@ class MonitorFunction(Construct):
             # Sources and CPython 3.13 bytecode, as the prediction function ships them (the
             # one warning when Python 3.13 is missing comes from the prediction function).
             code=lambda_.Code.from_asset(
-                str(stage_function_code(CODE_ROOT, CODE_EXCLUDES, python=find_python()).path)
+                str(stage_function_code(CODE_ROOT, MONITOR_FILES, python=find_python()).path)
             ),
             layers=[layer],
             role=self.role,

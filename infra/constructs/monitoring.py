@@ -22,8 +22,8 @@ from constructs import Construct
 
 from infra.config import AlarmSettings
 
-# The function's metrics (tickerserve/observability.py; infra never imports it, a test checks
-# that the names agree): namespace, the service dimension and one dimension per function.
+# The function's metrics (tickerserve/serving/observability.py; infra never imports it, a test
+# checks that the names agree): namespace, the service dimension and one dimension per function.
 NAMESPACE = "Tickerserve"
 SERVICE = "tickerserve"
 

@@ -14,7 +14,7 @@ from infra.config import FunctionSettings
 from infra.constructs.dependency_layer import RUNTIME, lambda_architecture
 from infra.constructs.log_retention import retained_log_group
 from infra.constructs.nag import nag_spelling
-from infra.function_asset import CODE_EXCLUDES, CODE_ROOT, stage_function_code
+from infra.function_asset import CODE_ROOT, PREDICTION_FILES, stage_function_code
 
 HANDLER = "tickerserve.handler.lambda_handler"
 ALIAS_NAME = "live"
@@ -38,7 +38,7 @@ class PredictionFunction(Construct):
         settings: FunctionSettings,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.code = stage_function_code(CODE_ROOT, CODE_EXCLUDES, python=find_python())
+        self.code = stage_function_code(CODE_ROOT, PREDICTION_FILES, python=find_python())
         if not self.code.bytecode:
             # One warning for both assets: the layer is built by the same missing interpreter.
             Annotations.of(self).add_warning_v2("tickerserve:noBytecode", MISSING_PYTHON_WARNING)

@@ -1,7 +1,7 @@
 """AWS Lambda entry point: ``tickerserve.handler.lambda_handler``.
 
 Init (once per sandbox): settings from the environment, the model service (its S3 client is
-created on first use), optional preload, SnapStart hooks (see ``tickerserve.snapstart``).
+created on first use), optional preload, SnapStart hooks (see ``tickerserve.serving.snapstart``).
 Each invocation: dispatch to the API.
 """
 
@@ -9,11 +9,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from tickerserve import snapstart
-from tickerserve.api import Api
-from tickerserve.capture import DISABLED, Capture, LogSink
-from tickerserve.observability import REGISTRY_STALENESS, count, metrics, with_request_context
-from tickerserve.service import ModelService
+from tickerserve.http.api import Api
+from tickerserve.serving import snapstart
+from tickerserve.serving.capture import DISABLED, Capture, LogSink
+from tickerserve.serving.observability import (
+    REGISTRY_STALENESS,
+    count,
+    metrics,
+    with_request_context,
+)
+from tickerserve.serving.service import ModelService
 from tickerserve.settings import Settings
 
 if TYPE_CHECKING:

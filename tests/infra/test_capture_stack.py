@@ -9,7 +9,7 @@ from typing import Any
 from aws_cdk.assertions import Match
 
 from tests.infra.conftest import Synth, function_with_handler, only, resources, synth
-from tickerserve.capture import KIND
+from tickerserve.serving.capture import KIND
 
 RECORD_FIELDS = [
     "kind", "v", "time", "request_id", "source", "ticker", "timeframe", "model", "version",
@@ -208,7 +208,7 @@ def alarms_by_metric(s: Synth) -> dict[str, dict[str, Any]]:
 
 
 def test_shadow_canary_and_capture_failures_alarm_on_the_functions_own_metrics(dev: Synth):
-    from tickerserve.observability import NAMESPACE, SERVICE_NAME
+    from tickerserve.serving.observability import NAMESPACE, SERVICE_NAME
 
     alarms = alarms_by_metric(dev)
     functions = resources(dev.serving, "AWS::Lambda::Function")

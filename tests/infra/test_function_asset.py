@@ -3,11 +3,11 @@ bytes (and so the CDK asset hash) do not depend on the machine or folder that bu
 
 from __future__ import annotations
 
-import ast
 import os
 import shutil
 import subprocess
-from pathlib import Path
+from collections.abc import Iterable
+from pathlib import Path, PurePosixPath
 
 import pytest
 from aws_cdk import FileSystem
@@ -17,12 +17,14 @@ from infra import bytecode
 from infra.bytecode import MISSING_PYTHON_WARNING, RUNTIME_PYTHON, compile_tree, find_python
 from infra.constructs import prediction_function
 from infra.function_asset import (
-    CODE_EXCLUDES,
     CODE_ROOT,
+    MONITOR_FILES,
+    PREDICTION_FILES,
     TASK_ROOT,
     included_files,
     stage_function_code,
 )
+from tests.import_graph import closure
 from tests.infra.conftest import synth
 
 PYTHON = find_python(RUNTIME_PYTHON)
@@ -43,27 +45,33 @@ def files(root: Path) -> dict[str, bytes]:
 
 
 def test_only_serving_code_is_included():
-    names = {p.as_posix() for p in included_files(CODE_ROOT, CODE_EXCLUDES)}
+    names = {p.as_posix() for p in included_files(CODE_ROOT, PREDICTION_FILES)}
     assert "tickerserve/handler.py" in names
-    assert "tickerserve/service.py" in names
-    assert not [n for n in names if n.startswith(("tickerserve/cli/", "tickerserve/publishing/"))]
-    assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
-    assert not [n for n in names if ".egg-info" in n or n == "requirements.txt"]
+    assert "tickerserve/serving/service.py" in names
+    prefixes = ("tickerserve/cli/", "tickerserve/publishing/", "tickerserve/monitor/")
+    assert not [n for n in names if n.startswith(prefixes)]
+
+
+def test_a_listed_file_that_does_not_exist_fails_the_build(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"tickerserve/gone\.py"):
+        included_files(CODE_ROOT, [*PREDICTION_FILES, "tickerserve/gone.py"])
 
 
 @needs_runtime_python
 def test_every_module_has_unchecked_bytecode_recording_its_lambda_path(tmp_path):
     assert PYTHON is not None
-    asset = stage_function_code(CODE_ROOT, CODE_EXCLUDES, python=PYTHON, cache_root=tmp_path)
+    asset = stage_function_code(CODE_ROOT, PREDICTION_FILES, python=PYTHON, cache_root=tmp_path)
     assert asset.bytecode
     package = asset.path / "tickerserve"
-    for source in package.glob("*.py"):
-        compiled = package / "__pycache__" / f"{source.stem}.{PYC}"
+    sources = sorted(package.rglob("*.py"))
+    assert len(sources) == len([f for f in PREDICTION_FILES if f.endswith(".py")])
+    for source in sources:
+        compiled = source.parent / "__pycache__" / f"{source.stem}.{PYC}"
         assert compiled.is_file(), source.name
         # hash-based and unchecked: valid whatever mtimes the zip round trip leaves
         assert pyc_flags(compiled) == 0b01, source.name
         data = compiled.read_bytes()
-        assert f"{TASK_ROOT}/tickerserve/{source.name}".encode() in data
+        assert f"{TASK_ROOT}/{source.relative_to(asset.path).as_posix()}".encode() in data
         assert str(tmp_path).encode() not in data  # the build folder never leaks in
 
 
@@ -77,13 +85,13 @@ def test_asset_bytes_and_hash_do_not_depend_on_the_building_folder(tmp_path, mon
         checkout = tmp_path / name / "lambda_src"
         shutil.copytree(CODE_ROOT / "tickerserve", checkout / "tickerserve")
         checkouts.append(checkout)
-    os.utime(checkouts[1] / "tickerserve" / "api.py", (1e9, 1e9))
+    os.utime(checkouts[1] / "tickerserve" / "http" / "api.py", (1e9, 1e9))
     first = stage_function_code(
-        checkouts[0], CODE_EXCLUDES, python=PYTHON, cache_root=tmp_path / "cache-one"
+        checkouts[0], PREDICTION_FILES, python=PYTHON, cache_root=tmp_path / "cache-one"
     )
     monkeypatch.setenv("PYTHONHASHSEED", "4242")
     second = stage_function_code(
-        checkouts[1], CODE_EXCLUDES, python=PYTHON, cache_root=tmp_path / "cache-two"
+        checkouts[1], PREDICTION_FILES, python=PYTHON, cache_root=tmp_path / "cache-two"
     )
     # Then every file is byte-identical, so is CDK's asset hash, and so are the mtimes
     assert files(first.path) == files(second.path)
@@ -94,7 +102,7 @@ def test_asset_bytes_and_hash_do_not_depend_on_the_building_folder(tmp_path, mon
 @needs_runtime_python
 def test_python_3_13_loads_the_shipped_bytecode_without_recompiling(tmp_path):
     assert PYTHON is not None
-    asset = stage_function_code(CODE_ROOT, CODE_EXCLUDES, python=PYTHON, cache_root=tmp_path)
+    asset = stage_function_code(CODE_ROOT, PREDICTION_FILES, python=PYTHON, cache_root=tmp_path)
     # Given a copy whose layout.py source no longer compiles: only its .pyc can import it
     copy = tmp_path / "task"
     shutil.copytree(asset.path, copy)
@@ -157,47 +165,37 @@ def test_with_the_runtime_python_synth_does_not_warn(dev):
     assert warnings == []
 
 
-def imported_modules(tree: ast.Module, package: str) -> set[str]:
-    """``tickerserve`` modules a source file imports (at the top or inside functions)."""
-    found: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            found |= {a.name for a in node.names if a.name.split(".")[0] == package}
-        elif (
-            isinstance(node, ast.ImportFrom)
-            and node.module
-            and node.level == 0
-            and node.module.split(".")[0] == package
-        ):
-            found.add(node.module)
-            found |= {f"{node.module}.{a.name}" for a in node.names}
-    return found
-
-
-def test_the_asset_holds_exactly_what_the_handler_can_import(tmp_path):
-    # Given the staged asset (sources are enough to follow the imports)
-    asset = stage_function_code(CODE_ROOT, CODE_EXCLUDES, python=None, cache_root=tmp_path)
-    shipped = {
-        ".".join(p.relative_to(asset.path).with_suffix("").parts).removesuffix(".__init__"): p
-        for p in asset.path.rglob("*.py")
+def shipped_modules(files: Iterable[str]) -> set[str]:
+    """Dotted module names of the ``.py`` files in an include list."""
+    return {
+        ".".join(PurePosixPath(f).with_suffix("").parts).removesuffix(".__init__")
+        for f in files
+        if f.endswith(".py")
     }
-    # When every import is followed from the Lambda handler (lazy imports included)
-    reached: set[str] = set()
-    todo = ["tickerserve.handler"]
-    while todo:
-        module = todo.pop()
-        if module in reached or module not in shipped:
-            continue
-        reached.add(module)
-        parents = [".".join(module.split(".")[:i]) for i in range(1, module.count(".") + 1)]
-        todo += parents + sorted(
-            imported_modules(ast.parse(shipped[module].read_text()), "tickerserve")
-        )
-    # Then every shipped module is reachable (nothing publisher-side rides along) ...
-    assert sorted(set(shipped) - reached) == [], "exclude these in CODE_EXCLUDES"
-    # ... and everything the handler imports is shipped
-    needed = set()
-    for module in reached:
-        needed |= imported_modules(ast.parse(shipped[module].read_text()), "tickerserve")
-    missing = {m for m in needed if m not in shipped and m.rsplit(".", 1)[0] not in shipped}
-    assert missing == set()
+
+
+def asset_mismatch(handler: str, files: Iterable[str]) -> tuple[list[str], list[str]]:
+    """(shipped but never reached, reached but not shipped) for ``handler``'s asset."""
+    reached = closure([handler])
+    shipped = shipped_modules(files)
+    return sorted(shipped - reached), sorted(reached - shipped)
+
+
+@pytest.mark.parametrize(
+    ("handler", "files"),
+    [("tickerserve.handler", PREDICTION_FILES), ("tickerserve.monitor.handler", MONITOR_FILES)],
+    ids=["prediction", "monitor"],
+)
+def test_each_asset_ships_exactly_its_handlers_import_closure(handler, files):
+    extra, missing = asset_mismatch(handler, files)
+    assert extra == [], "the asset ships modules its handler never imports"
+    assert missing == [], "the asset misses modules its handler imports"
+    assert "tickerserve/contract.json" in files  # read by tickerserve.contract at import
+
+
+def test_the_closure_check_catches_an_extra_and_a_missing_module():
+    files = [f for f in PREDICTION_FILES if f != "tickerserve/storage/registry.py"]
+    files.append("tickerserve/cli/main.py")
+    extra, missing = asset_mismatch("tickerserve.handler", files)
+    assert extra == ["tickerserve.cli.main"]
+    assert missing == ["tickerserve.storage.registry"]

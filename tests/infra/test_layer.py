@@ -23,12 +23,12 @@ from infra.bundling import (
 )
 from infra.bytecode import FIXED_MTIME, find_python
 from infra.constructs.dependency_layer import RUNTIME
-from infra.function_asset import CODE_EXCLUDES, CODE_ROOT, stage_function_code
+from infra.function_asset import CODE_ROOT, PREDICTION_FILES, stage_function_code
 from tests.family_support import families, rows
 from tests.support import EVENTS, REGISTRY_KEY, populate
 from tickerserve.publishing.demo import FEATURES
 from tickerserve.publishing.release import publish_bundle
-from tickerserve.store import LocalStore
+from tickerserve.storage.store import LocalStore
 
 PYTHON_313 = find_python(PYTHON_VERSION)
 NO_PYTHON_313 = (
@@ -69,7 +69,7 @@ def test_both_manylinux_tags_are_requested_so_lightgbm_4_resolves():
 @pytest.mark.slow
 def test_layer_fits_lambda_with_the_function_code(layer: Path, record_property):
     size = tree_size(layer)
-    code = tree_size(stage_function_code(CODE_ROOT, CODE_EXCLUDES, python=PYTHON_313).path)
+    code = tree_size(stage_function_code(CODE_ROOT, PREDICTION_FILES, python=PYTHON_313).path)
     record_property("layer_unzipped_mib", round(size / 2**20, 1))
     print(f"layer unzipped: {size / 2**20:.1f} MiB; function code {code / 2**10:.0f} KiB")
     assert size + code < LAMBDA_UNZIPPED_LIMIT
@@ -187,7 +187,7 @@ def test_built_layer_serves_a_prediction_under_python_3_13(layer: Path, tmp_path
     if PYTHON_313 is None:
         pytest.skip(NO_PYTHON_313)
     # The function asset exactly as synth stages it (serving modules and their bytecode)
-    code = stage_function_code(CODE_ROOT, CODE_EXCLUDES, python=PYTHON_313).path
+    code = stage_function_code(CODE_ROOT, PREDICTION_FILES, python=PYTHON_313).path
     # Given a local model store published by the real publisher: the demo LightGBM models,
     # an XGBoost classifier and a RandomForest regressor (Treelite members)
     store = tmp_path / "store"

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 from infra.constructs import monitor_function as construct
+from infra.function_asset import MONITOR_FILES
 from tests.infra.conftest import ROOT, Synth, as_list, function_with_handler, resources
 from tickerserve.monitor import cloudwatch
 from tickerserve.monitor.handler import ENV_NAMES, MonitorSettings
@@ -45,9 +46,11 @@ def test_the_monitor_has_its_own_asset_settings_and_one_run_at_a_time(dev: Synth
     settings = MonitorSettings.from_env({k: v for k, v in values.items() if isinstance(v, str)})
     assert settings.days == 7 and settings.auto_promote is False
     assert settings.config.psi.drift == 0.25 and settings.config.rule.switch_win_rate == 0.75
-    # the command line never ships; the publisher-side library the monitor needs does
-    assert "tickerserve/cli" in construct.CODE_EXCLUDES
-    assert "tickerserve/publishing" not in construct.CODE_EXCLUDES
+    # the command line, the HTTP layer and the pickle loader never ship; the publisher-side
+    # library the monitor needs (promotion) does
+    assert not [f for f in MONITOR_FILES if f.startswith(("tickerserve/cli/", "tickerserve/http/"))]
+    assert "tickerserve/publishing/conversion/pickles.py" not in MONITOR_FILES
+    assert "tickerserve/publishing/promotion.py" in MONITOR_FILES
 
 
 def test_metric_names_agree_with_what_the_monitor_emits():
@@ -121,7 +124,7 @@ def test_the_monitor_handler_imports_without_the_command_line_libraries():
         "import sys\n"
         "for name in ('typer', 'rich', 'matplotlib', 'sklearn', 'pyarrow', 'joblib'):\n"
         "    sys.modules[name] = None\n"
-        "import tickerserve.monitor.handler, tickerserve.monitor.job\n"
+        "import tickerserve.monitor.handler, tickerserve.monitor.run\n"
         "print('ok')\n"
     )
     result = subprocess.run(

@@ -23,9 +23,9 @@ from tests.infra.conftest import (
     synth,
 )
 from tickerserve.layout import DEFAULT_REGISTRY_KEY, index_key, metadata_key
-from tickerserve.observability import NAMESPACE, SERVICE_NAME
-from tickerserve.outcomes import batch_key, parse_outcome
+from tickerserve.serving.observability import NAMESPACE, SERVICE_NAME
 from tickerserve.settings import ENV_NAMES
+from tickerserve.storage.outcomes import batch_key, parse_outcome
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 # Each alarm by its README name and the words of its description.

@@ -64,22 +64,23 @@ def test_cdk_synth_works_offline_and_bundles_the_layer_locally(tmp_path, record_
     layers = [p.parent.parent for p in tmp_path.glob("asset.*/lib/libgomp.so.1")]
     assert len(layers) == 1
     assert (layers[0] / "python" / "lightgbm" / "lib" / "lib_lightgbm.so").is_file()
-    assets = [p.parent for p in tmp_path.glob("asset.*/tickerserve/handler.py")]
+    assets = [p.parent.parent for p in tmp_path.glob("asset.*/tickerserve/__init__.py")]
     assert len(assets) == 2  # the prediction function's and the monitor function's
     for asset in assets:
         # Bytecode for the runtime's Python only, when this machine has it (never the host's)
         compiled = {p.name.split(".", 1)[1] for p in asset.rglob("*.pyc")}
         assert compiled == ({"cpython-313.pyc"} if find_python() else set())
         assert not list(asset.glob("*.egg-info"))
-        assert not (asset / "cli").exists()  # the command line is never shipped
-    (serving,) = [a for a in assets if not (a / "monitor").exists()]
-    (monitor,) = [a for a in assets if (a / "monitor").exists()]
+        assert not (asset / "tickerserve" / "cli").exists()  # the command line never ships
+    (serving,) = [a / "tickerserve" for a in assets if (a / "tickerserve" / "handler.py").exists()]
+    (monitor,) = [a / "tickerserve" for a in assets if (a / "tickerserve" / "monitor").exists()]
     # The publishing library is publisher-side: not in the prediction function's asset;
-    # the monitor appends its history and promotes through it
+    # the monitor promotes through it, and ships no HTTP layer
     assert not (serving / "publishing").exists()
-    assert (serving / "service.py").is_file()
+    assert (serving / "serving" / "service.py").is_file()
     assert (monitor / "monitor" / "handler.py").is_file()
-    assert (monitor / "publishing" / "history.py").is_file()
+    assert (monitor / "publishing" / "promotion.py").is_file()
+    assert not (monitor / "http").exists()
     assert "docker" not in result.stderr.lower()
 
 

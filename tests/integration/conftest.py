@@ -12,10 +12,10 @@ import pytest
 
 from tests.integration.serving import TICKERSERVE, Running, running
 from tests.support import REGISTRY_KEY, free_port
-from tickerserve.bundle import Bundle
 from tickerserve.cli.demo_set import DEMO_MODELS
 from tickerserve.publishing.release import publish_bundle
-from tickerserve.store import S3Store
+from tickerserve.storage.bundle import Bundle
+from tickerserve.storage.store import S3Store
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,9 @@ from pathlib import Path
 from tests.capture_support import capture_objects, read_capture
 from tests.integration.serving import TICKERSERVE, running
 from tests.support import REGISTRY_KEY, free_port, load_event
-from tickerserve.bundle import Bundle
 from tickerserve.publishing.release import publish_bundle
-from tickerserve.store import LocalStore
+from tickerserve.storage.bundle import Bundle
+from tickerserve.storage.store import LocalStore
 
 FEATURES = json.loads(load_event("rest_predict.json")["body"])["features"]
 CLIENTS = 4

@@ -17,15 +17,15 @@ import pytest
 from tests.cli_support import FaultyStore, cli
 from tests.seed_support import QQQ_SELECTED, original_prediction, seed_models, write_seed_tree
 from tests.support import REGISTRY_KEY, DemoModels, FakeClock, load_event
-from tickerserve.api import Api
+from tickerserve.http.api import Api
 from tickerserve.layout import TRAINING_HISTORY_KEY
 from tickerserve.publishing.demo import FEATURES
-from tickerserve.publishing.history import read_records
 from tickerserve.publishing.release import RouteChange, publish
-from tickerserve.registry import read_registry
-from tickerserve.service import ModelService
+from tickerserve.serving.service import ModelService
 from tickerserve.settings import Settings
-from tickerserve.store import LocalStore, S3Store, Store
+from tickerserve.storage.history import read_records
+from tickerserve.storage.registry import read_registry
+from tickerserve.storage.store import LocalStore, S3Store, Store
 
 SCRIPT = str(Path(sys.executable).parent / "tickerserve")
 

@@ -24,13 +24,13 @@ from tests.integration.serving import (
     running,
 )
 from tests.support import REGISTRY_KEY, free_port, load_event
-from tickerserve.api import Api
 from tickerserve.cli.demo_set import DEMO_MODELS
+from tickerserve.http.api import Api
 from tickerserve.publishing.demo import FEATURES, STRATEGIES
 from tickerserve.publishing.release import publish_bundle
-from tickerserve.service import ModelService
+from tickerserve.serving.service import ModelService
 from tickerserve.settings import Settings
-from tickerserve.store import LocalStore
+from tickerserve.storage.store import LocalStore
 
 FEATURE_VALUES = json.loads(load_event("rest_predict.json")["body"])["features"]
 ROW = [FEATURE_VALUES[name] for name in FEATURES]

@@ -15,12 +15,12 @@ import pytest
 from tests.fault_proxy import FaultProxy
 from tests.integration.serving import TICKERSERVE, child_env
 from tests.support import REGISTRY_KEY, DemoModels
-from tickerserve.bundle import make_bundle
 from tickerserve.layout import metadata_key
 from tickerserve.publishing.release import RouteChange, publish
-from tickerserve.registry import read_registry
-from tickerserve.store import S3Store
-from tickerserve.version_index import read_index
+from tickerserve.storage.bundle import make_bundle
+from tickerserve.storage.registry import read_registry
+from tickerserve.storage.store import S3Store
+from tickerserve.storage.version_index import read_index
 
 MODEL = "etfs/SMH"
 TIMEOUT = 120.0

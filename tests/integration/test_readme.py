@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from tests.integration.serving import ROOT, Running, http
-from tickerserve.registry import Registry
+from tickerserve.storage.registry import Registry
 
 README = ROOT / "README.md"
 SECTION = "## Try it"

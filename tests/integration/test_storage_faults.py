@@ -20,12 +20,12 @@ import pytest
 
 from tests.fault_proxy import FaultProxy
 from tests.support import REGISTRY_KEY, DemoModels, FakeClock, load_event, populate
-from tickerserve.api import Api
 from tickerserve.errors import StorageUnavailable
-from tickerserve.registry import update_registry
-from tickerserve.service import ModelService
+from tickerserve.http.api import Api
+from tickerserve.serving.service import ModelService
 from tickerserve.settings import Settings
-from tickerserve.store import S3Store, Timeouts
+from tickerserve.storage.registry import update_registry
+from tickerserve.storage.store import S3Store, Timeouts
 
 T = TypeVar("T")
 # The production mechanism with a shorter deadline, so each fault costs a test one second.

@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 
 from tests.support import DemoModels, load_event, populate
-from tickerserve.api import MAX_BODY_BYTES, Api
-from tickerserve.predict import MAX_BATCH_ITEMS
+from tickerserve.http.api import MAX_BODY_BYTES, Api
 from tickerserve.publishing.demo import FEATURES
-from tickerserve.service import ModelService
+from tickerserve.serving.predict import MAX_BATCH_ITEMS
+from tickerserve.serving.service import ModelService
 from tickerserve.settings import Settings
-from tickerserve.store import LocalStore
+from tickerserve.storage.store import LocalStore
 
 FEATURES_OF_EVENT = json.loads(load_event("rest_predict.json")["body"])["features"]
 
@@ -429,7 +429,7 @@ def test_a_post_without_content_type_is_read_as_json(api):
 
 def test_the_route_table_is_what_the_api_serves(store_dir, tmp_path):
     # ROUTES drives the 405 answers; it must list exactly the routes the resolver has
-    from tickerserve.api import ROUTES
+    from tickerserve.http.api import ROUTES
 
     api = Api(ModelService(Settings(store_path=str(store_dir))), docs=True)
     event = load_event("rest_models.json")

@@ -15,14 +15,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.support import EVENTS, DemoModels, load_event, populate
-from tickerserve.api import DOCS_PATH, OPENAPI_PATH, Api
 from tickerserve.contract import LIMITS, NAMES, PREDICT
 from tickerserve.errors import BadRequest
-from tickerserve.predict import MAX_BATCH_ITEMS, PREDICT_FIELDS, parse_request
-from tickerserve.route_pages import TOKEN_PATTERN
-from tickerserve.service import ModelService
+from tickerserve.http.api import DOCS_PATH, OPENAPI_PATH, Api
+from tickerserve.http.pagination import TOKEN_PATTERN
+from tickerserve.serving.predict import MAX_BATCH_ITEMS, PREDICT_FIELDS, parse_request
+from tickerserve.serving.service import ModelService
 from tickerserve.settings import Settings
-from tickerserve.store import LocalStore
+from tickerserve.storage.store import LocalStore
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -6,12 +6,18 @@ import lightgbm as lgb
 import numpy as np
 import pytest
 
-from tickerserve.bundle import BundleMetadata, Stacking, make_bundle, read_bundle, write_bundle
 from tickerserve.errors import IntegrityError, InvalidModel
 from tickerserve.layout import artifact_key
-from tickerserve.model import LoadedModel
 from tickerserve.publishing.demo import booster_bundle, train_booster, training_data
-from tickerserve.store import LocalStore, PreconditionFailed
+from tickerserve.serving.model import LoadedModel
+from tickerserve.storage.bundle import (
+    BundleMetadata,
+    Stacking,
+    make_bundle,
+    read_bundle,
+    write_bundle,
+)
+from tickerserve.storage.store import LocalStore, PreconditionFailed
 
 
 def test_write_then_read_round_trip(tmp_path, models):

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from tickerserve.cache import DiskCache, LruBytes
-from tickerserve.store import sha256_hex
+from tickerserve.serving.cache import DiskCache, LruBytes
+from tickerserve.storage.store import sha256_hex
 
 
 def test_lru_evicts_oldest_and_respects_recent_use():

@@ -15,12 +15,12 @@ import pytest
 
 from tests.capture_support import ListSink
 from tests.support import EVENTS, DemoModels, load_event, populate
-from tickerserve.api import Api
-from tickerserve.capture import Capture, LogSink, dumps
+from tickerserve.http.api import Api
 from tickerserve.publishing.demo import FEATURES
-from tickerserve.service import ModelService
+from tickerserve.serving.capture import Capture, LogSink, dumps
+from tickerserve.serving.service import ModelService
 from tickerserve.settings import Settings
-from tickerserve.store import LocalStore
+from tickerserve.storage.store import LocalStore
 
 EVENT_FEATURES = json.loads(load_event("rest_predict.json")["body"])["features"]
 GENERATED = re.compile(r"[0-9a-f]{32}")

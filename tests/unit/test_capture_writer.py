@@ -11,10 +11,10 @@ import pytest
 
 from tests.capture_support import capture_objects, read_capture
 from tests.cli_support import FaultyStore
-from tickerserve.capture import dumps
 from tickerserve.cli.capture_writer import StoreCaptureWriter, record_day
 from tickerserve.errors import StorageUnavailable
-from tickerserve.store import LocalStore, Store
+from tickerserve.serving.capture import dumps
+from tickerserve.storage.store import LocalStore, Store
 
 WAIT = 10.0  # generous: two shared cores
 

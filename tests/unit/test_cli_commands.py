@@ -8,17 +8,17 @@ import pytest
 
 from tests.cli_support import FaultyStore, cli, cli_json
 from tests.seed_support import seed_folder, seed_models, write_seed_tree
-from tickerserve.api import Api
-from tickerserve.bundle import read_bundle
 from tickerserve.errors import Conflict, StorageUnavailable
+from tickerserve.http.api import Api
 from tickerserve.layout import TRAINING_HISTORY_KEY, artifact_key, index_key, metadata_key
-from tickerserve.publishing.history import read_records
 from tickerserve.publishing.release import with_identity
-from tickerserve.registry import read_registry
-from tickerserve.service import ModelService
+from tickerserve.serving.service import ModelService
 from tickerserve.settings import Settings
-from tickerserve.store import LocalStore, sha256_hex
-from tickerserve.version_index import read_index
+from tickerserve.storage.bundle import read_bundle
+from tickerserve.storage.history import read_records
+from tickerserve.storage.registry import read_registry
+from tickerserve.storage.store import LocalStore, sha256_hex
+from tickerserve.storage.version_index import read_index
 
 REGISTRY = "metadata/asset_registry.json"
 
@@ -558,7 +558,7 @@ def test_an_interrupted_delete_blocks_aliases_and_finishes_when_run_again(
 
     failing = FaultyStore(LocalStore(two_versions))
     failing.inner.delete = lambda keys: fail(keys[0])  # type: ignore[method-assign]
-    monkeypatch.setattr("tickerserve.cli.target.open_store", lambda **kw: failing)
+    monkeypatch.setattr("tickerserve.cli.store_option.open_store", lambda **kw: failing)
     assert ts(two_versions, "delete", "etfs/SMH", "1.0.1").exit_code == 1
     monkeypatch.undo()
     assert "1.0.1" in _registry(two_versions).deleting["etfs/SMH"]
@@ -816,7 +816,7 @@ def test_failed_registry_update_leaves_no_history_claim(store_path, seed, monkey
             raise StorageUnavailable("storage error on it: InternalError")
 
     monkeypatch.setattr(
-        "tickerserve.cli.target.open_store",
+        "tickerserve.cli.store_option.open_store",
         lambda **kw: FaultyStore(LocalStore(store_path), fail),
     )
     # When publishing with an alias
@@ -847,7 +847,7 @@ def test_a_publish_whose_history_append_fails_says_production_moved(
             raise failure
 
     monkeypatch.setattr(
-        "tickerserve.cli.target.open_store",
+        "tickerserve.cli.store_option.open_store",
         lambda **kw: FaultyStore(LocalStore(store_path), fail),
     )
     # When publishing with an alias
@@ -870,7 +870,7 @@ def test_a_publish_whose_digest_cannot_be_recorded_moves_nothing(store_path, see
             raise StorageUnavailable("storage error on it: InternalError")
 
     monkeypatch.setattr(
-        "tickerserve.cli.target.open_store",
+        "tickerserve.cli.store_option.open_store",
         lambda **kw: FaultyStore(LocalStore(store_path), fail),
     )
     result = ts(store_path, "publish", str(seed["smh"]), "-m", "etfs/SMH", "--alias", "production")
@@ -893,7 +893,7 @@ def test_import_seed_failed_registry_update_leaves_no_history_claim(
             raise StorageUnavailable("storage error on it: InternalError")
 
     monkeypatch.setattr(
-        "tickerserve.cli.target.open_store",
+        "tickerserve.cli.store_option.open_store",
         lambda **kw: FaultyStore(LocalStore(store_path), fail),
     )
     # When importing it
@@ -942,7 +942,7 @@ def test_import_seed_whose_history_append_fails_says_what_is_live(
             raise StorageUnavailable("storage error on it: SlowDown")
 
     monkeypatch.setattr(
-        "tickerserve.cli.target.open_store",
+        "tickerserve.cli.store_option.open_store",
         lambda **kw: FaultyStore(LocalStore(store_path), fail),
     )
     result = ts(store_path, "import-seed", str(tmp_path))

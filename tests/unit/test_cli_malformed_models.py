@@ -11,11 +11,11 @@ import pytest
 
 from tests.cli_support import cli
 from tests.support import REGISTRY_KEY, DemoModels, garbled_model_texts
-from tickerserve.bundle import Bundle, make_bundle, write_bundle
 from tickerserve.publishing.release import publish_bundle
-from tickerserve.registry import read_registry
-from tickerserve.store import LocalStore, S3Store
-from tickerserve.version_index import record_versions
+from tickerserve.storage.bundle import Bundle, make_bundle, write_bundle
+from tickerserve.storage.registry import read_registry
+from tickerserve.storage.store import LocalStore, S3Store
+from tickerserve.storage.version_index import record_versions
 
 KINDS = ["truncated", "num_leaves=abc", "garbled leaf values", "flipped bytes"]
 # LightGBM aborts (SIGABRT, after a "[LightGBM] [Fatal]" line) or, depending on what the

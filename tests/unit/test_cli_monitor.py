@@ -17,20 +17,20 @@ from tests.family_support import families
 from tests.monitor_support import DAY0, reference_rows, set_shadow
 from tests.support import DemoModels
 from tests.unit.test_monitor_run import SHIFTED, traffic
-from tickerserve.bundle import read_metadata
+from tickerserve.baselines.persistence import load_baseline
 from tickerserve.layout import (
     MONITORING_HISTORY_KEY,
     TRAINING_HISTORY_KEY,
     baseline_sidecar_key,
     index_key,
 )
-from tickerserve.model import LoadedModel
-from tickerserve.monitor.baseline_store import load_baseline
-from tickerserve.publishing.history import read_records
 from tickerserve.publishing.release import publish_bundle
-from tickerserve.registry import read_registry
-from tickerserve.store import LocalStore, sha256_hex
-from tickerserve.version_index import read_index
+from tickerserve.serving.model import LoadedModel
+from tickerserve.storage.bundle import read_metadata
+from tickerserve.storage.history import read_records
+from tickerserve.storage.registry import read_registry
+from tickerserve.storage.store import LocalStore, sha256_hex
+from tickerserve.storage.version_index import read_index
 
 REGISTRY = "metadata/asset_registry.json"
 SINCE, UNTIL = DAY0.isoformat(), "2026-12-08"

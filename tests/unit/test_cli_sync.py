@@ -12,10 +12,10 @@ from tickerserve.cli import sync as sync_module
 from tickerserve.cli.sync import plan_sync, run_sync
 from tickerserve.errors import StorageUnavailable
 from tickerserve.layout import TRAINING_HISTORY_KEY, artifact_key, metadata_key
-from tickerserve.publishing.history import append_records, read_records
 from tickerserve.publishing.release import RouteChange, publish
-from tickerserve.registry import read_registry, update_registry
-from tickerserve.store import KeyNotFound, LocalStore, S3Store
+from tickerserve.storage.history import append_records, read_records
+from tickerserve.storage.registry import read_registry, update_registry
+from tickerserve.storage.store import KeyNotFound, LocalStore, S3Store
 
 
 @pytest.fixture
@@ -225,7 +225,7 @@ def test_failed_upload_stops_before_the_registry(s3_store, local, tmp_path, monk
             raise StorageUnavailable("storage error on it: InternalError")
 
     monkeypatch.setattr(
-        "tickerserve.cli.target.open_store", lambda **kw: FaultyStore(s3_store, fail)
+        "tickerserve.cli.store_option.open_store", lambda **kw: FaultyStore(s3_store, fail)
     )
     # When syncing
     result = cli("--bucket", s3_store.bucket, "sync", str(local.root))

@@ -11,12 +11,12 @@ import pytest
 
 from tests.cli_support import cli
 from tests.support import REGISTRY_KEY, DemoModels
-from tickerserve.api import Api
+from tickerserve.http.api import Api
 from tickerserve.publishing.release import publish_bundle
-from tickerserve.registry import CanarySettings, ShadowSettings, read_registry
-from tickerserve.service import ModelService
+from tickerserve.serving.service import ModelService
 from tickerserve.settings import Settings
-from tickerserve.store import LocalStore
+from tickerserve.storage.registry import CanarySettings, ShadowSettings, read_registry
+from tickerserve.storage.store import LocalStore
 
 SMH = "etfs/SMH"
 

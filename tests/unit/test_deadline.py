@@ -6,8 +6,8 @@ import threading
 
 import pytest
 
-from tickerserve.deadline import Deadline, call_with_deadline
 from tickerserve.errors import StorageUnavailable
+from tickerserve.storage.deadline import Deadline, call_with_deadline
 
 
 def test_a_call_that_finishes_in_time_returns_its_value():

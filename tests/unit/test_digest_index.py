@@ -13,9 +13,8 @@ import pytest
 
 from tests.cli_support import FaultyStore, cli, cli_json
 from tests.support import REGISTRY_KEY, DemoModels, FakeClock, load_event
-from tickerserve.api import Api
-from tickerserve.bundle import make_bundle, read_bundle, write_bundle
 from tickerserve.errors import Conflict, InvalidModel, NotFound
+from tickerserve.http.api import Api
 from tickerserve.layout import (
     TRAINING_HISTORY_KEY,
     artifact_key,
@@ -25,14 +24,15 @@ from tickerserve.layout import (
     parse_version_key,
 )
 from tickerserve.publishing.demo import demo_bundle
-from tickerserve.publishing.history import read_records
 from tickerserve.publishing.release import RouteChange, publish, publish_bundle
 from tickerserve.publishing.version_folders import scan
-from tickerserve.registry import read_registry
-from tickerserve.service import ModelService
+from tickerserve.serving.service import ModelService
 from tickerserve.settings import Settings
-from tickerserve.store import LocalStore, S3Store, Store, sha256_hex
-from tickerserve.version_index import (
+from tickerserve.storage.bundle import make_bundle, read_bundle, write_bundle
+from tickerserve.storage.history import read_records
+from tickerserve.storage.registry import read_registry
+from tickerserve.storage.store import LocalStore, S3Store, Store, sha256_hex
+from tickerserve.storage.version_index import (
     VersionIndex,
     read_index,
     record_sidecar,

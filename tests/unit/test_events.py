@@ -12,10 +12,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.support import EVENTS, DemoModels, load_event, populate
-from tickerserve.api import Api
-from tickerserve.service import ModelService
+from tickerserve.http.api import Api
+from tickerserve.serving.service import ModelService
 from tickerserve.settings import Settings
-from tickerserve.store import LocalStore
+from tickerserve.storage.store import LocalStore
 
 FIXTURES = sorted(p.name for p in EVENTS.glob("*.json"))
 

@@ -12,13 +12,13 @@ import pytest
 
 from tests.family_support import Family, families, rows
 from tests.support import REGISTRY_KEY, load_event
-from tickerserve.api import Api
-from tickerserve.model import LoadedModel
+from tickerserve.http.api import Api
 from tickerserve.publishing.demo import FEATURES
 from tickerserve.publishing.release import publish_bundle
-from tickerserve.service import ModelService
+from tickerserve.serving.model import LoadedModel
+from tickerserve.serving.service import ModelService
 from tickerserve.settings import Settings
-from tickerserve.store import LocalStore
+from tickerserve.storage.store import LocalStore
 
 NAMES = sorted(families())
 TICKERS = {name: f"F{i:02d}" for i, name in enumerate(NAMES)}

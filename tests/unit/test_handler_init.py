@@ -11,7 +11,7 @@ from pathlib import Path
 from infra.constructs.monitoring import NAMESPACE as MONITORED_NAMESPACE
 from infra.constructs.monitoring import SERVICE as MONITORED_SERVICE
 from tests.support import EVENTS, populate
-from tickerserve.store import LocalStore
+from tickerserve.storage.store import LocalStore
 
 ROOT = Path(__file__).resolve().parents[2]
 

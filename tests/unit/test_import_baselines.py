@@ -21,13 +21,13 @@ from tests.seed_layouts import (
     write_seed_002,
     write_seed_003,
 )
-from tickerserve.bundle import read_metadata
+from tickerserve.baselines.baseline import Window
+from tickerserve.baselines.persistence import load_baseline
 from tickerserve.layout import baseline_sidecar_key
-from tickerserve.monitor.baseline import Window
-from tickerserve.monitor.baseline_store import load_baseline
 from tickerserve.publishing.demo import FEATURES
-from tickerserve.store import LocalStore
-from tickerserve.version_index import read_index
+from tickerserve.storage.bundle import read_metadata
+from tickerserve.storage.store import LocalStore
+from tickerserve.storage.version_index import read_index
 
 MODEL = "etfs/SPY/volatility"
 

@@ -27,15 +27,15 @@ from tests.seed_layouts import (
     write_seed_004,
 )
 from tests.seed_support import original_prediction, seed_models
-from tickerserve.api import Api
-from tickerserve.bundle import read_metadata
+from tickerserve.http.api import Api
 from tickerserve.layout import MONITORING_HISTORY_KEY, TRAINING_HISTORY_KEY
 from tickerserve.publishing.demo import FEATURES
-from tickerserve.publishing.history import read_records
-from tickerserve.registry import ShadowSettings, read_registry
-from tickerserve.service import ModelService
+from tickerserve.serving.service import ModelService
 from tickerserve.settings import Settings
-from tickerserve.store import LocalStore
+from tickerserve.storage.bundle import read_metadata
+from tickerserve.storage.history import read_records
+from tickerserve.storage.registry import ShadowSettings, read_registry
+from tickerserve.storage.store import LocalStore
 
 REGISTRY = "metadata/asset_registry.json"
 NO_TORCH = (

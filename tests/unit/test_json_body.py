@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tickerserve.api import parse_json
 from tickerserve.errors import BadRequest
+from tickerserve.http.api import parse_json
 
 scalars = (
     st.none()

@@ -18,11 +18,11 @@ from typing import Any
 import pytest
 
 from tests.support import DemoModels, load_event, populate
-from tickerserve.api import Api
 from tickerserve.cli.localserver import LocalServer, response_parts, rest_event
-from tickerserve.service import ModelService
+from tickerserve.http.api import Api
+from tickerserve.serving.service import ModelService
 from tickerserve.settings import Settings
-from tickerserve.store import LocalStore
+from tickerserve.storage.store import LocalStore
 
 JSON = [("Host", "127.0.0.1:8000"), ("Content-Type", "application/json")]
 

@@ -11,16 +11,16 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
 from tests.family_support import families, rows
-from tickerserve.bundle import BundleMetadata, make_bundle
 from tickerserve.errors import InvalidModel
 from tickerserve.members import treelite as treelite_member
 from tickerserve.members import treelite_api
-from tickerserve.model import LoadedModel
 from tickerserve.publishing.conversion import NotConvertible
 from tickerserve.publishing.conversion.assemble import assemble
 from tickerserve.publishing.conversion.estimators import convert_estimator
 from tickerserve.publishing.conversion.linear import convert_linear
 from tickerserve.publishing.demo import FEATURES
+from tickerserve.serving.model import LoadedModel
+from tickerserve.storage.bundle import BundleMetadata, make_bundle
 
 
 def bundle_of(name: str):
@@ -70,8 +70,8 @@ def test_serving_a_treelite_member_imports_neither_treelite_nor_scipy(tmp_path):
     # When a fresh process loads and predicts with them as the function does
     script = (
         "import pickle, sys, numpy as np\n"
-        "from tickerserve.bundle import BundleMetadata\n"
-        "from tickerserve.model import LoadedModel\n"
+        "from tickerserve.storage.bundle import BundleMetadata\n"
+        "from tickerserve.serving.model import LoadedModel\n"
         "for path in sys.argv[1:]:\n"
         "    meta, files = pickle.load(open(path, 'rb'))\n"
         "    meta = BundleMetadata.from_json(meta)\n"

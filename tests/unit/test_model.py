@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from tests.support import DemoModels
-from tickerserve.bundle import Bundle
 from tickerserve.members.lightgbm import LightGBMMember, NativeBooster, SingleRow
-from tickerserve.model import LoadedModel
+from tickerserve.serving.model import LoadedModel
+from tickerserve.storage.bundle import Bundle
 
 
 def rows_with_gaps(n_features: int, n_rows: int = 64) -> np.ndarray:
@@ -73,8 +73,8 @@ def test_non_contiguous_rows_are_handled(models: DemoModels):
 def every_kind_of_bundle(models: DemoModels) -> dict[str, Bundle]:
     """One bundle of each shape a version can have: binary, multiclass with and without
     selected features, a weighted ensemble and a stacking ensemble."""
-    from tickerserve.bundle import BundleMetadata, Stacking
     from tickerserve.publishing.demo import booster_bundle, train_booster, training_data
+    from tickerserve.storage.bundle import BundleMetadata, Stacking
 
     x, y = training_data(11, 300, 5, 3)
     ensemble = booster_bundle(

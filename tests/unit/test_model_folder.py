@@ -18,8 +18,8 @@ from tests.seed_support import (
 )
 from tickerserve.cli.importers.model_folder import read_folder as load_source
 from tickerserve.errors import TickerserveError
-from tickerserve.model import LoadedModel
 from tickerserve.publishing.demo import FEATURES, STRATEGIES
+from tickerserve.serving.model import LoadedModel
 
 
 @pytest.fixture(scope="module")

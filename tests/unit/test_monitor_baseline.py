@@ -11,22 +11,22 @@ import numpy as np
 import pytest
 
 from tests.monitor_support import REGISTRY_KEY, classification_baseline, reference_rows
-from tickerserve.bundle import read_metadata
-from tickerserve.errors import IntegrityError, NotFound
-from tickerserve.layout import baseline_sidecar_key
-from tickerserve.monitor.baseline import (
+from tickerserve.baselines.baseline import (
     Baseline,
     BaselineError,
     Reference,
     fit_baseline,
     from_seed_003,
 )
-from tickerserve.monitor.baseline_store import attach_to_bundle, load_baseline, write_sidecar
+from tickerserve.baselines.persistence import attach_to_bundle, load_baseline, write_sidecar
+from tickerserve.errors import IntegrityError, NotFound
+from tickerserve.layout import baseline_sidecar_key
 from tickerserve.publishing.release import publish_bundle
-from tickerserve.service import ModelService
+from tickerserve.serving.service import ModelService
 from tickerserve.settings import Settings
-from tickerserve.store import LocalStore, S3Store
-from tickerserve.version_index import read_index, record_sidecar, update_index
+from tickerserve.storage.bundle import read_metadata
+from tickerserve.storage.store import LocalStore, S3Store
+from tickerserve.storage.version_index import read_index, record_sidecar, update_index
 
 # seed 003's own examples (models/README.md)
 VALIDATION_BASELINE = {

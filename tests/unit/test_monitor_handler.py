@@ -16,9 +16,9 @@ from tests.unit.test_monitor_run import SHIFTED, smh_store, traffic
 from tickerserve.layout import MONITORING_HISTORY_KEY
 from tickerserve.monitor import handler
 from tickerserve.monitor.cloudwatch import NAMESPACE
-from tickerserve.publishing.history import read_records
-from tickerserve.registry import read_registry
-from tickerserve.store import S3Store
+from tickerserve.storage.history import read_records
+from tickerserve.storage.registry import read_registry
+from tickerserve.storage.store import S3Store
 
 BUCKET = "tickerserve-models"
 

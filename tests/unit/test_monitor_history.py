@@ -8,8 +8,8 @@ from pathlib import Path
 import boto3
 
 from tickerserve.layout import MONITORING_HISTORY_KEY
-from tickerserve.publishing.history import append_records, parse_records
-from tickerserve.store import LocalStore, S3Store, Store
+from tickerserve.storage.history import append_records, parse_records
+from tickerserve.storage.store import LocalStore, S3Store, Store
 
 WRITERS = 4
 LINES_EACH = 12

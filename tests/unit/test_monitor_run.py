@@ -28,15 +28,15 @@ from tests.monitor_support import (
     write_outcomes,
 )
 from tests.support import DemoModels
+from tickerserve.baselines.baseline import Reference, Window, fit_baseline
+from tickerserve.baselines.persistence import attach_to_bundle
 from tickerserve.layout import MONITORING_HISTORY_KEY
-from tickerserve.model import LoadedModel
-from tickerserve.monitor.baseline import Reference, Window, fit_baseline
-from tickerserve.monitor.baseline_store import attach_to_bundle
-from tickerserve.monitor.history import append_run
-from tickerserve.monitor.run import MonitorConfig, Period, RunReport, run_monitor
-from tickerserve.publishing.history import read_records
+from tickerserve.monitor.evaluate import MonitorConfig, Period, RunReport, run_monitor
+from tickerserve.monitor.monitoring_history import append_run
 from tickerserve.publishing.release import apply_publication, write_version
-from tickerserve.store import LocalStore
+from tickerserve.serving.model import LoadedModel
+from tickerserve.storage.history import read_records
+from tickerserve.storage.store import LocalStore
 
 WEEK = Period(DAY0, DAY0 + timedelta(days=7))
 NOW = datetime(2026, 12, 10, 6, 0)
@@ -349,7 +349,7 @@ def test_folding_the_stream_often_or_once_gives_the_same_report(
             mode=mode)  # fmt: skip
     once = run(store)
     # When the streams are folded into their tallies after every batch instead of at the end
-    monkeypatch.setattr("tickerserve.monitor.run.FOLD_CELLS", 1)
+    monkeypatch.setattr("tickerserve.monitor.evaluate.FOLD_CELLS", 1)
     often = run(store)
     # Then every figure of the report is the same
     assert often.capture == once.capture

@@ -14,16 +14,16 @@ import pytest
 from scipy import stats
 from sklearn import metrics as skm
 
-from tickerserve.monitor.baseline import fit_histogram
-from tickerserve.monitor.metrics import ClassificationTally, RegressionTally, drift_pct
-from tickerserve.monitor.moments import Moments
+from tickerserve.baselines.baseline import fit_histogram
+from tickerserve.baselines.metrics import ClassificationTally, RegressionTally, drift_pct
+from tickerserve.baselines.moments import Moments
+from tickerserve.monitor.drift_statistics import PSI_EPSILON, Threshold, linf_at_points, psi
 from tickerserve.monitor.significance import (
     diebold_mariano_hln,
     mcnemar_exact,
     two_proportion_z,
     welch_t,
 )
-from tickerserve.monitor.statistics import PSI_EPSILON, Threshold, linf_at_points, psi
 
 
 def moments(values: np.ndarray, pieces: int = 3) -> Moments:

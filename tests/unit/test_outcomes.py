@@ -13,16 +13,16 @@ import pytest
 
 from tests.cli_support import FaultyStore, cli
 from tests.support import load_event
-from tickerserve.api import Api
 from tickerserve.errors import StorageUnavailable
+from tickerserve.http.api import Api
 from tickerserve.layout import OUTCOMES_PREFIX
-from tickerserve.monitor.capture import ReadCounts
-from tickerserve.monitor.outcomes import OutcomeIndex
-from tickerserve.monitor.outcomes import latest_outcomes as monitor_outcomes
-from tickerserve.outcomes import MAX_ITEMS, latest_outcomes, store_outcomes
-from tickerserve.service import ModelService
+from tickerserve.monitor.capture_reader import ReadCounts
+from tickerserve.monitor.outcome_join import OutcomeIndex
+from tickerserve.monitor.outcome_join import latest_outcomes as monitor_outcomes
+from tickerserve.serving.service import ModelService
 from tickerserve.settings import Settings
-from tickerserve.store import LocalStore, S3Store, Store
+from tickerserve.storage.outcomes import MAX_ITEMS, latest_outcomes, store_outcomes
+from tickerserve.storage.store import LocalStore, S3Store, Store
 
 
 @pytest.fixture

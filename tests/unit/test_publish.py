@@ -8,19 +8,19 @@ import pytest
 
 from tests.cli_support import FaultyStore
 from tests.support import REGISTRY_KEY, DemoModels
-from tickerserve.bundle import write_bundle
 from tickerserve.errors import Conflict
 from tickerserve.layout import TRAINING_HISTORY_KEY, artifact_key, metadata_key
-from tickerserve.publishing.history import (
+from tickerserve.publishing.release import RouteChange, publish, with_identity
+from tickerserve.publishing.version_folders import delete_folder, scan, versions_of
+from tickerserve.storage.bundle import write_bundle
+from tickerserve.storage.history import (
     append_records,
     mark_deleted,
     read_records,
     versions_named,
 )
-from tickerserve.publishing.release import RouteChange, publish, with_identity
-from tickerserve.publishing.version_folders import delete_folder, scan, versions_of
-from tickerserve.registry import read_registry
-from tickerserve.store import LocalStore, S3Store
+from tickerserve.storage.registry import read_registry
+from tickerserve.storage.store import LocalStore, S3Store
 
 
 @pytest.fixture

@@ -16,9 +16,9 @@ from sklearn.ensemble import RandomForestRegressor
 
 from tests.cli_support import cli, cli_json
 from tests.seed_layouts import VOL_FEATURES, ensemble_predict, originals, stack_predict
-from tickerserve.api import Api
+from tickerserve.http.api import Api
 from tickerserve.publishing.demo import FEATURES
-from tickerserve.service import ModelService
+from tickerserve.serving.service import ModelService
 from tickerserve.settings import Settings
 
 

@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from tickerserve.errors import BadRequest, Conflict, InvalidModel, NotFound
-from tickerserve.registry import (
+from tickerserve.storage.registry import (
     CanarySettings,
     CaptureSettings,
     Registry,
@@ -16,7 +16,7 @@ from tickerserve.registry import (
     read_registry,
     update_registry,
 )
-from tickerserve.store import LocalStore
+from tickerserve.storage.store import LocalStore
 
 SHA = "a" * 64
 KEY = "metadata/asset_registry.json"

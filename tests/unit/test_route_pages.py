@@ -11,13 +11,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.support import REGISTRY_KEY, load_event
-from tickerserve.api import Api
 from tickerserve.contract import LIMITS
-from tickerserve.registry import AliasTarget, ModelEntry, Registry, TickerRoute
-from tickerserve.route_pages import TOKEN_PATTERN
-from tickerserve.service import ModelService
+from tickerserve.http.api import Api
+from tickerserve.http.pagination import TOKEN_PATTERN
+from tickerserve.serving.service import ModelService
 from tickerserve.settings import Settings
-from tickerserve.store import LocalStore
+from tickerserve.storage.registry import AliasTarget, ModelEntry, Registry, TickerRoute
+from tickerserve.storage.store import LocalStore
 
 SHA = "0" * 64
 MIB = 1024 * 1024

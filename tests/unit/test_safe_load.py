@@ -14,16 +14,16 @@ import pytest
 
 from tests.family_support import families
 from tests.support import DemoModels, garbled_model_texts
-from tickerserve import safe_load as safe_load_module
-from tickerserve.bundle import make_bundle
 from tickerserve.errors import InvalidModel
+from tickerserve.members import safe_load as safe_load_module
 from tickerserve.members.lightgbm import (
     lightgbm_single_threaded,
     load_booster,
     predict_probe_rows,
 )
-from tickerserve.model import LoadedModel
-from tickerserve.safe_load import clear_verdicts, probe, run_isolated, safe_load
+from tickerserve.members.safe_load import clear_verdicts, probe, run_isolated, safe_load
+from tickerserve.serving.model import LoadedModel
+from tickerserve.storage.bundle import make_bundle
 
 
 @pytest.fixture(autouse=True)

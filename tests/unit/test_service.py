@@ -22,17 +22,17 @@ from tests.support import (
     load_event,
     populate,
 )
-from tickerserve.api import Api
-from tickerserve.bundle import make_bundle
 from tickerserve.errors import IntegrityError, InvalidModel, NotFound, StorageUnavailable
+from tickerserve.http.api import Api
 from tickerserve.layout import artifact_key, index_key
-from tickerserve.observability import Gauge, metrics
 from tickerserve.publishing.demo import demo_bundle
 from tickerserve.publishing.release import publish_bundle
-from tickerserve.registry import Registry, update_registry
-from tickerserve.service import ModelService
+from tickerserve.serving.observability import Gauge, metrics
+from tickerserve.serving.service import ModelService
 from tickerserve.settings import Settings
-from tickerserve.store import S3Store
+from tickerserve.storage.bundle import make_bundle
+from tickerserve.storage.registry import Registry, update_registry
+from tickerserve.storage.store import S3Store
 
 
 def make_service(store, tmp_path: Path, clock: FakeClock | None = None, **settings) -> ModelService:

@@ -10,12 +10,12 @@ from typing import Any
 import numpy as np
 
 from tests.support import REGISTRY_KEY, DemoModels, FakeClock, populate
-from tickerserve import snapstart
-from tickerserve.predict import predict
 from tickerserve.publishing.release import publish_bundle
-from tickerserve.service import ModelService
+from tickerserve.serving import snapstart
+from tickerserve.serving.predict import predict
+from tickerserve.serving.service import ModelService
 from tickerserve.settings import Settings
-from tickerserve.store import LocalStore, S3Store
+from tickerserve.storage.store import LocalStore, S3Store
 
 
 class AuthorizationLog:

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from tickerserve.store import KeyNotFound, LocalStore, PreconditionFailed, S3Store, sha256_hex
+from tickerserve.storage.store import (
+    KeyNotFound,
+    LocalStore,
+    PreconditionFailed,
+    S3Store,
+    sha256_hex,
+)
 
 
 @pytest.fixture(params=["local", "s3"])

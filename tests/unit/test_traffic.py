@@ -12,23 +12,23 @@ import pytest
 
 from tests.capture_support import ListSink
 from tests.support import REGISTRY_KEY, DemoModels, load_event
-from tickerserve.api import Api
-from tickerserve.capture import Capture
-from tickerserve.features import FeatureSchema
+from tickerserve.http.api import Api
 from tickerserve.layout import artifact_key, version_prefix
 from tickerserve.publishing.demo import demo_bundle
 from tickerserve.publishing.release import publish_bundle
-from tickerserve.registry import (
+from tickerserve.serving.capture import Capture
+from tickerserve.serving.features import FeatureSchema
+from tickerserve.serving.service import ModelService
+from tickerserve.serving.traffic import CANARY_SALT, LOADING, SHADOW_SALT, decide, share
+from tickerserve.settings import Settings
+from tickerserve.storage.registry import (
     CanarySettings,
     Registry,
     Resolved,
     ShadowSettings,
     update_registry,
 )
-from tickerserve.service import ModelService
-from tickerserve.settings import Settings
-from tickerserve.store import LocalStore
-from tickerserve.traffic import CANARY_SALT, LOADING, SHADOW_SALT, decide, share
+from tickerserve.storage.store import LocalStore
 
 FEATURES = json.loads(load_event("rest_predict.json")["body"])["features"]
 SMH = "etfs/SMH"

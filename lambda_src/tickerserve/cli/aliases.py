@@ -14,7 +14,7 @@ from tickerserve.cli.console import JsonOption, note, print_json
 from tickerserve.cli.errors import Refused
 from tickerserve.cli.model_names import model_name
 from tickerserve.cli.publish import default_asset_class
-from tickerserve.cli.target import target
+from tickerserve.cli.store_option import target
 from tickerserve.cli.traffic import traffic_warnings
 from tickerserve.cli.versions import verified_for_alias
 from tickerserve.errors import Conflict, IntegrityError, InvalidModel, NotFound
@@ -25,7 +25,7 @@ from tickerserve.layout import (
     validate_timeframe,
 )
 from tickerserve.publishing.promotion import promote
-from tickerserve.registry import (
+from tickerserve.storage.registry import (
     DEFAULT_ALIAS,
     Registry,
     read_registry,

@@ -9,17 +9,17 @@ from typing import Annotated, Any
 
 import typer
 
+from tickerserve.baselines.baseline import DEFAULT_BINS, Baseline
+from tickerserve.baselines.persistence import write_sidecar
 from tickerserve.cli.console import JsonOption, format_metrics, print_json
 from tickerserve.cli.errors import Refused
 from tickerserve.cli.reference import fit_from_reference, parse_window
-from tickerserve.cli.target import target
+from tickerserve.cli.store_option import target
 from tickerserve.cli.versions import parse_ref, resolve_ref
 from tickerserve.errors import Conflict, NotFound
 from tickerserve.layout import baseline_sidecar_key, index_key
-from tickerserve.monitor.baseline import DEFAULT_BINS, Baseline
-from tickerserve.monitor.baseline_store import write_sidecar
 from tickerserve.publishing.promotion import load_verified
-from tickerserve.registry import read_registry
+from tickerserve.storage.registry import read_registry
 
 ReferenceOption = Annotated[
     Path | None,

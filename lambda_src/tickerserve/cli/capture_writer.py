@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 
 from tickerserve.errors import TickerserveError
 from tickerserve.layout import capture_key
-from tickerserve.store import PreconditionFailed, Store
+from tickerserve.storage.store import PreconditionFailed, Store
 
 logger = logging.getLogger(__name__)
 

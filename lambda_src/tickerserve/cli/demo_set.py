@@ -10,9 +10,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from tickerserve.bundle import Bundle
 from tickerserve.layout import ETF_PREFIX, METADATA_FILE, UNIVERSAL_STOCK_MODEL
 from tickerserve.publishing.demo import DEMO_ETFS, DEMO_STOCKS, demo_bundle
+from tickerserve.storage.bundle import Bundle
 
 
 @dataclass(frozen=True)

@@ -37,9 +37,9 @@ from tickerserve.cli.main import app
 from tickerserve.cli.serve import DEFAULT_HOST, DEFAULT_PORT
 from tickerserve.errors import TickerserveError
 from tickerserve.layout import DEFAULT_REGISTRY_KEY
-from tickerserve.registry import DEFAULT_ALIAS
 from tickerserve.settings import ENV_REGISTRY_KEY
-from tickerserve.store import KeyNotFound, LocalStore
+from tickerserve.storage.registry import DEFAULT_ALIAS
+from tickerserve.storage.store import KeyNotFound, LocalStore
 
 DEMO_BUCKET = "tickerserve-demo"
 DEFAULT_MOTO_PORT = 5555

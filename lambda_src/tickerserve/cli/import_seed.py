@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
+from tickerserve.baselines.baseline import DEFAULT_BINS
 from tickerserve.cli.baseline import BinsOption
 from tickerserve.cli.console import JsonOption, format_metrics, print_json, table
 from tickerserve.cli.errors import EXIT_REFUSED, Refused
@@ -23,11 +24,10 @@ from tickerserve.cli.importers.plan import ImportOptions
 from tickerserve.cli.importers.publication import ImportResult, Outcome, run_import
 from tickerserve.cli.model_names import model_name
 from tickerserve.cli.reference import read_table
-from tickerserve.cli.target import Target, target
+from tickerserve.cli.store_option import Target, target
 from tickerserve.layout import normalize_ticker, validate_alias
-from tickerserve.monitor.baseline import DEFAULT_BINS
 from tickerserve.publishing.conversion.feature_names import read_names_file
-from tickerserve.registry import DEFAULT_ALIAS
+from tickerserve.storage.registry import DEFAULT_ALIAS
 
 # Which layouts read which flag (a flag another layout would ignore is refused).
 FLAG_LAYOUTS = {

@@ -32,7 +32,7 @@ from tickerserve.cli import (
     versions,
 )
 from tickerserve.cli.errors import EXIT_INTERRUPTED, exit_code_for, one_line, usage_line
-from tickerserve.cli.target import Target
+from tickerserve.cli.store_option import Target
 from tickerserve.errors import ConfigError
 from tickerserve.layout import DEFAULT_REGISTRY_KEY
 from tickerserve.settings import ENV_BUCKET, ENV_REGISTRY_KEY, ENV_STORE_PATH

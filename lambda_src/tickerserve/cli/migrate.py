@@ -22,13 +22,13 @@ import typer
 
 from tickerserve.cli.console import JsonOption, note, print_json, table
 from tickerserve.cli.errors import Failed
-from tickerserve.cli.target import target
+from tickerserve.cli.store_option import target
 from tickerserve.layout import TRAINING_HISTORY_KEY, Version, metadata_key
-from tickerserve.publishing.history import read_records
 from tickerserve.publishing.version_folders import scan
-from tickerserve.registry import SCHEMA, Registry, read_registry, update_registry
-from tickerserve.store import KeyNotFound, Store, sha256_hex
-from tickerserve.version_index import VersionIndex, read_index, update_index
+from tickerserve.storage.history import read_records
+from tickerserve.storage.registry import SCHEMA, Registry, read_registry, update_registry
+from tickerserve.storage.store import KeyNotFound, Store, sha256_hex
+from tickerserve.storage.version_index import VersionIndex, read_index, update_index
 
 
 @dataclass

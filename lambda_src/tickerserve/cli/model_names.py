@@ -4,10 +4,10 @@ a hint instead of a second model when a bare ticker is given (``SMH``)."""
 from __future__ import annotations
 
 from tickerserve.cli.errors import Refused
-from tickerserve.cli.target import Target
+from tickerserve.cli.store_option import Target
 from tickerserve.errors import TickerserveError
 from tickerserve.layout import ETF_PREFIX, canonical_model_name, normalize_ticker
-from tickerserve.registry import read_registry
+from tickerserve.storage.registry import read_registry
 
 
 def model_name(raw: str, t: Target) -> str:

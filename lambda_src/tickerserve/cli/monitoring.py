@@ -13,14 +13,14 @@ from tickerserve.cli.console import JsonOption, note, print_json, table
 from tickerserve.cli.dates import parse_day
 from tickerserve.cli.errors import Refused
 from tickerserve.cli.model_names import model_name
-from tickerserve.cli.target import target
+from tickerserve.cli.store_option import target
 from tickerserve.layout import MONITORING_HISTORY_KEY
-from tickerserve.monitor.job import complete
+from tickerserve.monitor.drift_statistics import Threshold
+from tickerserve.monitor.evaluate import DEFAULT_DAYS, MonitorConfig, Period, RunReport, run_monitor
 from tickerserve.monitor.recommendation import Rule
-from tickerserve.monitor.run import DEFAULT_DAYS, MonitorConfig, Period, RunReport, run_monitor
-from tickerserve.monitor.statistics import Threshold
-from tickerserve.publishing.history import read_records
-from tickerserve.store import S3Store
+from tickerserve.monitor.run import complete
+from tickerserve.storage.history import read_records
+from tickerserve.storage.store import S3Store
 
 app = typer.Typer(
     help="Drift, performance and champion vs challenger on captured traffic.",

@@ -22,8 +22,8 @@ import typer
 from tickerserve.cli.console import JsonOption, note, print_json, table
 from tickerserve.cli.dates import parse_day
 from tickerserve.cli.errors import EXIT_FAILED, EXIT_REFUSED, Refused
-from tickerserve.cli.target import target
-from tickerserve.outcomes import FIELDS, MAX_ITEMS, latest_outcomes, store_outcomes
+from tickerserve.cli.store_option import target
+from tickerserve.storage.outcomes import FIELDS, MAX_ITEMS, latest_outcomes, store_outcomes
 
 app = typer.Typer(
     help="Realized outcomes (labels or values), joined to predictions by request_id.",

@@ -11,6 +11,8 @@ from typing import Annotated
 
 import typer
 
+from tickerserve.baselines.baseline import DEFAULT_BINS, Baseline
+from tickerserve.baselines.persistence import attach_to_bundle
 from tickerserve.cli.baseline import (
     BinsOption,
     ReferenceOption,
@@ -24,10 +26,8 @@ from tickerserve.cli.errors import Refused
 from tickerserve.cli.importers.model_folder import read_folder
 from tickerserve.cli.model_names import model_name
 from tickerserve.cli.reference import fit_from_reference, parse_window
-from tickerserve.cli.target import Target, target
+from tickerserve.cli.store_option import Target, target
 from tickerserve.layout import ETF_PREFIX, normalize_ticker
-from tickerserve.monitor.baseline import DEFAULT_BINS, Baseline
-from tickerserve.monitor.baseline_store import attach_to_bundle
 from tickerserve.publishing.conversion.feature_names import read_names_file
 from tickerserve.publishing.conversion.recipe import Converted
 from tickerserve.publishing.release import (
@@ -37,7 +37,7 @@ from tickerserve.publishing.release import (
     check_targets,
     publish,
 )
-from tickerserve.registry import read_registry, validate_asset_class
+from tickerserve.storage.registry import read_registry, validate_asset_class
 
 
 class BumpPart(StrEnum):

@@ -10,19 +10,19 @@ from typing import Annotated, Any
 
 import typer
 
-from tickerserve.bundle import BundleMetadata, read_metadata
 from tickerserve.cli.console import JsonOption, format_metrics, human_bytes, print_json, table
 from tickerserve.cli.errors import Refused
 from tickerserve.cli.model_names import model_name
-from tickerserve.cli.target import target
+from tickerserve.cli.store_option import target
 from tickerserve.cli.versions import parse_ref
 from tickerserve.errors import TickerserveError
 from tickerserve.layout import Version
-from tickerserve.publishing.history import HISTORY_KEYS, mark_deleted, read_records
 from tickerserve.publishing.version_folders import VersionFolder, find_version, scan, versions_of
-from tickerserve.registry import DEFAULT_ALIAS, Registry, read_registry
-from tickerserve.store import Store
-from tickerserve.traffic import describe_settings
+from tickerserve.serving.traffic import describe_settings
+from tickerserve.storage.bundle import BundleMetadata, read_metadata
+from tickerserve.storage.history import HISTORY_KEYS, mark_deleted, read_records
+from tickerserve.storage.registry import DEFAULT_ALIAS, Registry, read_registry
+from tickerserve.storage.store import Store
 
 NameOption = Annotated[
     str | None, typer.Option("--name", help="Only models whose name starts with PREFIX.")

@@ -17,9 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from tickerserve.bundle import Bundle
-from tickerserve.cli.errors import Refused
-from tickerserve.monitor.baseline import (
+from tickerserve.baselines.baseline import (
     DEFAULT_BINS,
     Baseline,
     BaselineError,
@@ -27,9 +25,11 @@ from tickerserve.monitor.baseline import (
     Window,
     fit_baseline,
 )
-from tickerserve.monitor.run import task_of
-from tickerserve.registry import utc_now
-from tickerserve.store import sha256_hex
+from tickerserve.cli.errors import Refused
+from tickerserve.monitor.evaluate import task_of
+from tickerserve.storage.bundle import Bundle
+from tickerserve.storage.registry import utc_now
+from tickerserve.storage.store import sha256_hex
 
 LABEL_COLUMN = "label"
 VALUE_COLUMN = "value"
@@ -160,7 +160,7 @@ def fit_from_table(
     validation: Window | None = None,
 ) -> Baseline:
     """``fit_from_reference`` on a reference read once (an import fits many versions)."""
-    from tickerserve.model import LoadedModel  # lightgbm, only when a baseline is fitted
+    from tickerserve.serving.model import LoadedModel  # lightgbm, only when a baseline is fitted
 
     meta = bundle.metadata
     path = table.path

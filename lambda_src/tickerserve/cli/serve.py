@@ -21,7 +21,7 @@ from tickerserve.cli.capture_writer import StoreCaptureWriter
 from tickerserve.cli.console import note
 from tickerserve.cli.errors import Failed
 from tickerserve.cli.localserver import LocalServer, port_is_free
-from tickerserve.cli.target import target
+from tickerserve.cli.store_option import target
 from tickerserve.errors import TickerserveError
 from tickerserve.settings import (
     ENV_BUCKET,
@@ -31,10 +31,10 @@ from tickerserve.settings import (
     ENV_STORE_PATH,
     Settings,
 )
-from tickerserve.store import SERVING
+from tickerserve.storage.store import SERVING
 
 if TYPE_CHECKING:
-    from tickerserve.service import ModelService
+    from tickerserve.serving.service import ModelService
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
@@ -87,9 +87,9 @@ def serve_command(
         raise Failed(f"cannot listen on {host}:{port}: address in use; choose another with --port")
     # Before the runtime is imported: CloudWatch metrics lines have no reader here.
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
-    from tickerserve.api import DOCS_PATH, OPENAPI_PATH, Api
-    from tickerserve.capture import DISABLED, Capture
-    from tickerserve.service import ModelService
+    from tickerserve.http.api import DOCS_PATH, OPENAPI_PATH, Api
+    from tickerserve.serving.capture import DISABLED, Capture
+    from tickerserve.serving.service import ModelService
 
     # The target comes from the global options; the rest of the settings from the environment.
     env = {k: v for k, v in os.environ.items() if k not in (ENV_BUCKET, ENV_STORE_PATH)}

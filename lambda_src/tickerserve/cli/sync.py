@@ -35,10 +35,9 @@ from typing import Annotated, Any
 
 import typer
 
-from tickerserve.bundle import read_bundle
 from tickerserve.cli.console import JsonOption, human_bytes, is_terminal, print_json
 from tickerserve.cli.errors import Failed, Refused
-from tickerserve.cli.target import target
+from tickerserve.cli.store_option import target
 from tickerserve.errors import TickerserveError
 from tickerserve.layout import (
     CAPTURE_PREFIX,
@@ -50,10 +49,11 @@ from tickerserve.layout import (
     parse_version_key,
     validate_key,
 )
-from tickerserve.publishing.history import HISTORY_KEYS
-from tickerserve.registry import Registry
-from tickerserve.store import KeyNotFound, LocalStore, ObjectInfo, Store, sha256_hex
-from tickerserve.version_index import VersionIndex, read_index
+from tickerserve.storage.bundle import read_bundle
+from tickerserve.storage.history import HISTORY_KEYS
+from tickerserve.storage.registry import Registry
+from tickerserve.storage.store import KeyNotFound, LocalStore, ObjectInfo, Store, sha256_hex
+from tickerserve.storage.version_index import VersionIndex, read_index
 
 JSONL_KEYS = frozenset(HISTORY_KEYS.values())
 UNSYNCED_PREFIXES = (CAPTURE_PREFIX, OUTCOMES_PREFIX)
@@ -242,7 +242,7 @@ def _check_new_versions(src: Path, uploads: list[Upload]) -> None:
     """Every version about to be uploaded complete must verify and load as the function
     loads it (each artifact's sha256, then a crash-isolated load and probe prediction): a
     model file its library cannot parse is refused here, not discovered by a 503."""
-    from tickerserve.model import LoadedModel  # lightgbm: only when versions are synced
+    from tickerserve.serving.model import LoadedModel  # lightgbm: only when versions are synced
 
     source = LocalStore(src)
     for upload in uploads:

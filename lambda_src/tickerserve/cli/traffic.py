@@ -19,16 +19,16 @@ import typer
 
 from tickerserve.cli.console import JsonOption, note, print_json
 from tickerserve.cli.errors import Refused
-from tickerserve.cli.target import target
+from tickerserve.cli.store_option import target
 from tickerserve.layout import validate_alias, validate_model_name
-from tickerserve.registry import (
+from tickerserve.serving.traffic import describe_settings
+from tickerserve.storage.registry import (
     DEFAULT_ALIAS,
     CanarySettings,
     Registry,
     ShadowSettings,
     update_registry,
 )
-from tickerserve.traffic import describe_settings
 
 ModelArgument = Annotated[str, typer.Argument(help="Model name, e.g. etfs/SMH.")]
 OffOption = Annotated[bool, typer.Option("--off", help="Turn it off.")]

@@ -7,21 +7,21 @@ from typing import Annotated
 import numpy as np
 import typer
 
-from tickerserve.bundle import BundleMetadata
+from tickerserve.baselines.baseline import BaselineError
+from tickerserve.baselines.persistence import load_baseline
 from tickerserve.cli.console import JsonOption, print_json
 from tickerserve.cli.errors import Failed, Refused
 from tickerserve.cli.model_names import model_name
-from tickerserve.cli.target import Target, target
+from tickerserve.cli.store_option import Target, target
 from tickerserve.errors import IntegrityError, InvalidModel, NotFound
 from tickerserve.layout import TRAINING_HISTORY_KEY, Version, baseline_sidecar_key, metadata_key
-from tickerserve.monitor.baseline import BaselineError
-from tickerserve.monitor.baseline_store import load_baseline
-from tickerserve.publishing.history import append_records
 from tickerserve.publishing.promotion import load_verified
 from tickerserve.publishing.version_folders import VersionFolder, delete_folder, find_version
-from tickerserve.registry import Registry, read_registry, update_registry, utc_now
-from tickerserve.store import KeyNotFound, Store, sha256_hex
-from tickerserve.version_index import read_index, update_index
+from tickerserve.storage.bundle import BundleMetadata
+from tickerserve.storage.history import append_records
+from tickerserve.storage.registry import Registry, read_registry, update_registry, utc_now
+from tickerserve.storage.store import KeyNotFound, Store, sha256_hex
+from tickerserve.storage.version_index import read_index, update_index
 
 
 def parse_ref(ref: str, t: Target) -> tuple[str, str | None]:

@@ -24,11 +24,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from tickerserve.errors import InvalidModel
-from tickerserve.members import LIGHTGBM, expected_outputs
-from tickerserve.safe_load import safe_load
+from tickerserve.members.kinds import LIGHTGBM, expected_outputs
+from tickerserve.members.safe_load import safe_load
 
 if TYPE_CHECKING:
-    from tickerserve.bundle import MemberSpec
+    from tickerserve.members.kinds import MemberSpec
 
 logger = logging.getLogger(__name__)
 
@@ -182,7 +182,7 @@ def load_booster(data: bytes) -> NativeBooster:
 def load_booster_safely(data: bytes, what: str) -> NativeBooster:
     """``load_booster`` in this process once a forked child loaded the same bytes and
     predicted with them: LightGBM aborts the process on some malformed text, and may crash
-    on a first prediction (see ``tickerserve.safe_load``)."""
+    on a first prediction (see ``tickerserve.members.safe_load``)."""
     return safe_load(
         load_booster,
         data,

@@ -30,12 +30,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from tickerserve.errors import InvalidModel
-from tickerserve.members import TREELITE, expected_outputs
+from tickerserve.members.kinds import TREELITE, expected_outputs
+from tickerserve.members.safe_load import safe_load
 from tickerserve.members.treelite_api import NativeModel, Predictor, TreeliteError, library
-from tickerserve.safe_load import safe_load
 
 if TYPE_CHECKING:
-    from tickerserve.bundle import MemberSpec
+    from tickerserve.members.kinds import MemberSpec
 
 logger = logging.getLogger(__name__)
 

@@ -1,10 +1,13 @@
-"""Monitoring: what a model saw at publish time (the baseline) against what it sees now.
+"""Monitoring: what a model sees now against what it saw at publish time (its baseline).
 
-- ``baseline``: the reference distributions and validation metrics stored with a version;
-- ``statistics``: drift statistics (PSI, L-infinity CDF distance) and their thresholds;
-- ``metrics`` / ``significance``: performance figures and the tests that say whether a
-  difference between champion and challenger is real;
+- ``capture_reader`` / ``outcome_join``: read what serving recorded and join what was realized;
+- ``model_stream``: one model's window of traffic as columnar tallies, in bounded memory;
+- ``drift_statistics``: drift statistics (PSI, L-infinity CDF distance) and their thresholds;
+- ``significance``: the tests that say whether champion and challenger really differ;
 - ``recommendation``: seed 003's rule (keep, watch, retrain, switch);
-- ``capture`` / ``outcomes``: readers of what serving recorded and what was realized;
-- ``run``: one monitor run, streaming, with bounded memory; ``history`` writes its line.
+- ``evaluate``: judges every model over a window; ``run``: a whole run (evaluate, optionally
+  promote, append ``monitoring_history``, emit ``cloudwatch`` metrics); ``handler``: the
+  scheduled function's entry point.
+May import ``publishing`` (auto-promotion), ``baselines``, ``storage`` and below; never
+``serving``'s request path or ``http``.
 """

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from tickerserve.monitor.run import RunReport
+from tickerserve.monitor.evaluate import RunReport
 
 NAMESPACE = "Tickerserve/Monitor"
 DIMENSION = "Model"

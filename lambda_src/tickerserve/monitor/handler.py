@@ -18,11 +18,11 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from tickerserve.layout import DEFAULT_REGISTRY_KEY
-from tickerserve.monitor.job import complete
+from tickerserve.monitor.drift_statistics import Threshold
+from tickerserve.monitor.evaluate import DEFAULT_DAYS, MonitorConfig, Period, run_monitor
 from tickerserve.monitor.recommendation import Rule
-from tickerserve.monitor.run import DEFAULT_DAYS, MonitorConfig, Period, run_monitor
-from tickerserve.monitor.statistics import Threshold
-from tickerserve.store import S3Store, Store, open_store
+from tickerserve.monitor.run import complete
+from tickerserve.storage.store import S3Store, Store, open_store
 
 logger = logging.getLogger("tickerserve.monitor")
 logger.setLevel(logging.INFO)

@@ -21,7 +21,7 @@ from typing import Literal
 
 from scipy import special
 
-from tickerserve.monitor.moments import Moments
+from tickerserve.baselines.moments import Moments
 
 Side = Literal["champion", "challenger"]
 MCNEMAR = "mcnemar_exact"

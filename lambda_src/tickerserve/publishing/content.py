@@ -9,10 +9,10 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from tickerserve.bundle import MONITOR_ARTIFACTS, BundleMetadata, read_metadata
 from tickerserve.errors import TickerserveError
 from tickerserve.publishing.version_folders import versions_of
-from tickerserve.store import Store, sha256_hex
+from tickerserve.storage.bundle import MONITOR_ARTIFACTS, BundleMetadata, read_metadata
+from tickerserve.storage.store import Store, sha256_hex
 
 
 def content_digest(meta: BundleMetadata) -> str:

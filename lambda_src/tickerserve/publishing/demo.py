@@ -11,8 +11,9 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 
-from tickerserve.bundle import Bundle, BundleMetadata, Member, make_bundle
-from tickerserve.registry import utc_now
+from tickerserve.members.kinds import MemberSpec
+from tickerserve.storage.bundle import Bundle, BundleMetadata, make_bundle
+from tickerserve.storage.registry import utc_now
 
 STRATEGIES = ["IRON_CONDOR", "BULL_PUT_SPREAD", "BEAR_CALL_SPREAD", "LONG_STRADDLE", "NO_TRADE"]
 FEATURES = [
@@ -92,7 +93,7 @@ def booster_bundle(
         feature_names=list(feature_names),
         classes=list(classes),
         artifacts={},
-        members=[Member(n, w) for n, w in zip(names, weights, strict=True)],
+        members=[MemberSpec(n, w) for n, w in zip(names, weights, strict=True)],
         method="single" if len(boosters) == 1 else "weighted_average",
         selected_features=selected_features,
         model_type="lightgbm" if len(boosters) == 1 else "lightgbm_ensemble",

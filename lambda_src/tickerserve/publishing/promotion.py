@@ -11,17 +11,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from tickerserve.bundle import Bundle, read_verified_bundle
 from tickerserve.errors import Conflict, IntegrityError, NotFound
 from tickerserve.layout import Version, validate_alias, validate_model_name
 from tickerserve.publishing.release import refuse_deleted
 from tickerserve.publishing.version_folders import find_version
-from tickerserve.registry import AliasTarget, Registry, update_registry
-from tickerserve.store import KeyNotFound, Store
-from tickerserve.version_index import read_index, record_versions
+from tickerserve.storage.bundle import Bundle, read_verified_bundle
+from tickerserve.storage.registry import AliasTarget, Registry, update_registry
+from tickerserve.storage.store import KeyNotFound, Store
+from tickerserve.storage.version_index import read_index, record_versions
 
 if TYPE_CHECKING:
-    from tickerserve.model import LoadedModel
+    from tickerserve.serving.model import LoadedModel
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ def load_verified(
     Returns the bundle, the loaded model and the sha256 of the stored ``metadata.json`` (the
     digest the registry records).
     """
-    from tickerserve.model import LoadedModel  # lightgbm: imported only when a model loads
+    from tickerserve.serving.model import LoadedModel  # lightgbm: imported only when a model loads
 
     try:
         bundle, digest = read_verified_bundle(

@@ -16,7 +16,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tickerserve.bundle import Bundle, make_bundle, write_bundle
+from tickerserve.baselines.persistence import with_identity as baseline_with_identity
 from tickerserve.errors import Conflict, TickerserveError
 from tickerserve.layout import (
     TRAINING_HISTORY_KEY,
@@ -28,10 +28,10 @@ from tickerserve.layout import (
     validate_model_name,
     validate_timeframe,
 )
-from tickerserve.monitor.baseline_store import with_identity as baseline_with_identity
-from tickerserve.publishing.history import append_records, read_records, versions_named
 from tickerserve.publishing.version_folders import versions_of
-from tickerserve.registry import (
+from tickerserve.storage.bundle import Bundle, make_bundle, write_bundle
+from tickerserve.storage.history import append_records, read_records, versions_named
+from tickerserve.storage.registry import (
     ModelEntry,
     Registry,
     ShadowSettings,
@@ -39,8 +39,8 @@ from tickerserve.registry import (
     utc_now,
     validate_asset_class,
 )
-from tickerserve.store import PreconditionFailed, Store
-from tickerserve.version_index import read_index, record_versions
+from tickerserve.storage.store import PreconditionFailed, Store
+from tickerserve.storage.version_index import read_index, record_versions
 
 
 class Incomplete(TickerserveError):

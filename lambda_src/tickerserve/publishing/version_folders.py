@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from tickerserve.layout import Version, metadata_key, parse_version_key, version_prefix
-from tickerserve.store import Store
+from tickerserve.storage.store import Store
 
 
 @dataclass

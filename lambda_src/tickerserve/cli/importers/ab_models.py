@@ -27,6 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tickerserve.baselines.baseline import Baseline, BaselineError, from_seed_003
 from tickerserve.cli.errors import Refused
 from tickerserve.cli.importers.plan import (
     Candidate,
@@ -35,15 +36,14 @@ from tickerserve.cli.importers.plan import (
     routes_from_flags,
 )
 from tickerserve.layout import ETF_PREFIX, validate_model_name
-from tickerserve.monitor.baseline import Baseline, BaselineError, from_seed_003
 from tickerserve.publishing.conversion.recipe import (
     Converted,
     Recipe,
     convert_pickle,
 )
 from tickerserve.publishing.conversion.seed_metadata import jsonable, scalar
-from tickerserve.publishing.history import HISTORY_KEYS, parse_records
-from tickerserve.registry import ShadowSettings
+from tickerserve.storage.history import HISTORY_KEYS, parse_records
+from tickerserve.storage.registry import ShadowSettings
 
 LAYOUT = "003"
 DESCRIPTION = "models/model_90pct.pkl (Model A) and model_100pct.pkl (Model B)"

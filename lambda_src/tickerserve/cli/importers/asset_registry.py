@@ -9,7 +9,7 @@ from typing import Any
 
 from tickerserve.cli.errors import Refused
 from tickerserve.layout import normalize_ticker
-from tickerserve.registry import validate_asset_class
+from tickerserve.storage.registry import validate_asset_class
 
 _ASSET_CLASSES = {
     "etf": "etf",

@@ -19,7 +19,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tickerserve.bundle import BundleMetadata, make_bundle
 from tickerserve.cli.errors import Refused
 from tickerserve.errors import InvalidModel, TickerserveError
 from tickerserve.layout import METADATA_FILE, MODEL_FILE
@@ -39,7 +38,8 @@ from tickerserve.publishing.conversion.recipe import (
     convert_pickle,
     from_pickle,
 )
-from tickerserve.store import sha256_hex
+from tickerserve.storage.bundle import BundleMetadata, make_bundle
+from tickerserve.storage.store import sha256_hex
 
 # Pickles beside a model that are not the model (seed 001 keeps its preprocessor there).
 HELPER_STEMS = ("encoder", "preprocessor", "scaler", "vecnormalize", "normalizer")
@@ -131,7 +131,7 @@ def _load_native(
     except (ValueError, TypeError, KeyError) as exc:
         raise Refused(f"{path / METADATA_FILE}: {exc}") from None
     bundle = make_bundle(metadata, files)
-    from tickerserve.model import LoadedModel
+    from tickerserve.serving.model import LoadedModel
 
     try:
         LoadedModel(bundle.metadata, bundle.files)
@@ -195,7 +195,7 @@ def _text_booster(file: Path) -> Any:
     """lightgbm's own Booster (conversion works with the lightgbm package, unlike serving),
     loaded in a forked child first: LightGBM aborts the process on some malformed text."""
     from tickerserve.members.lightgbm import lightgbm_single_threaded, predict_probe_rows
-    from tickerserve.safe_load import safe_load
+    from tickerserve.members.safe_load import safe_load
 
     try:
         return safe_load(

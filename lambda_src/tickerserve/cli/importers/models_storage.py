@@ -27,8 +27,8 @@ from tickerserve.cli.importers.asset_registry import SeedEntry, parse_seed_regis
 from tickerserve.cli.importers.model_folder import read_folder
 from tickerserve.cli.importers.plan import Candidate, ImportOptions, ImportPlan
 from tickerserve.layout import ETF_PREFIX, UNIVERSAL_STOCK_MODEL, normalize_ticker
-from tickerserve.publishing.history import HISTORY_KEYS, parse_records
 from tickerserve.publishing.release import RouteChange
+from tickerserve.storage.history import HISTORY_KEYS, parse_records
 
 LAYOUT = "000"
 DESCRIPTION = "models_storage/{etfs,stocks}/*/production/ (lightgbm_clean_model.pkl, ...)"

@@ -10,13 +10,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tickerserve.baselines.baseline import DEFAULT_BINS, Baseline
 from tickerserve.cli.errors import Refused
 from tickerserve.cli.reference import Table
 from tickerserve.layout import ETF_PREFIX, normalize_ticker
-from tickerserve.monitor.baseline import DEFAULT_BINS, Baseline
 from tickerserve.publishing.conversion.recipe import Converted
 from tickerserve.publishing.release import RouteChange
-from tickerserve.registry import DEFAULT_ALIAS, ShadowSettings
+from tickerserve.storage.registry import DEFAULT_ALIAS, ShadowSettings
 
 
 @dataclass(frozen=True)

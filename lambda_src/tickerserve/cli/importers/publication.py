@@ -24,24 +24,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from tickerserve.bundle import Bundle, make_bundle, read_metadata
+from tickerserve.baselines.baseline import FILE_NAME as BASELINE
+from tickerserve.baselines.baseline import Baseline
+from tickerserve.baselines.persistence import attach_to_bundle, has_baseline, write_sidecar
 from tickerserve.cli.errors import Refused
 from tickerserve.cli.importers.plan import Candidate, ImportOptions, ImportPlan, Skipped
 from tickerserve.cli.reference import fit_from_table
 from tickerserve.errors import Conflict, TickerserveError
 from tickerserve.layout import TRAINING_HISTORY_KEY, Version, next_version
-from tickerserve.monitor.baseline import FILE_NAME as BASELINE
-from tickerserve.monitor.baseline import Baseline
-from tickerserve.monitor.baseline_store import attach_to_bundle, has_baseline, write_sidecar
 from tickerserve.publishing.content import content_digest, stored_versions
 from tickerserve.publishing.conversion.recipe import Converted
-from tickerserve.publishing.history import (
-    HISTORY_KEYS,
-    append_records,
-    encode_records,
-    read_records,
-    versions_named,
-)
 from tickerserve.publishing.release import (
     AliasMove,
     Incomplete,
@@ -51,8 +43,16 @@ from tickerserve.publishing.release import (
     training_record,
     write_version,
 )
-from tickerserve.registry import Registry, ShadowSettings, read_registry
-from tickerserve.store import Store
+from tickerserve.storage.bundle import Bundle, make_bundle, read_metadata
+from tickerserve.storage.history import (
+    HISTORY_KEYS,
+    append_records,
+    encode_records,
+    read_records,
+    versions_named,
+)
+from tickerserve.storage.registry import Registry, ShadowSettings, read_registry
+from tickerserve.storage.store import Store
 
 PUBLISHED, WOULD_PUBLISH, UNCHANGED, SAME, EXISTS = (
     "published", "would publish", "unchanged", "same as another", "exists",

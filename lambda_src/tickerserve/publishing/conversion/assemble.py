@@ -14,19 +14,19 @@ from typing import Any
 
 import numpy as np
 
-from tickerserve.bundle import (
+from tickerserve.errors import TickerserveError
+from tickerserve.publishing.conversion import NotConvertible
+from tickerserve.publishing.conversion.estimators import ConvertedMember
+from tickerserve.publishing.conversion.linear import ConvertedLinear
+from tickerserve.publishing.conversion.probe import PROBE_ROWS, probe_rows
+from tickerserve.storage.bundle import (
     CLASSIFICATION,
     REGRESSION,
     Bundle,
     BundleMetadata,
     make_bundle,
 )
-from tickerserve.errors import TickerserveError
-from tickerserve.publishing.conversion import NotConvertible
-from tickerserve.publishing.conversion.estimators import ConvertedMember
-from tickerserve.publishing.conversion.linear import ConvertedLinear
-from tickerserve.publishing.conversion.probe import PROBE_ROWS, probe_rows
-from tickerserve.registry import utc_now
+from tickerserve.storage.registry import utc_now
 
 PLACEHOLDER_VERSION = "0.0.0"  # the real version is chosen at publish time
 # Tight enough that one wrong split or leaf fails loudly; loose enough for the last bit of a
@@ -126,7 +126,7 @@ def assemble(
         accepts_missing=all(m.accepts_missing for m in members),
     )
     bundle = _bundle(metadata, files)
-    from tickerserve.model import LoadedModel  # imports each member kind's library
+    from tickerserve.serving.model import LoadedModel  # imports each member kind's library
 
     try:
         loaded = LoadedModel(bundle.metadata, bundle.files)

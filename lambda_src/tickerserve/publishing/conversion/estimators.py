@@ -18,10 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from tickerserve.bundle import CLASSIFICATION, REGRESSION, MemberSpec
-from tickerserve.members import LIGHTGBM, TREELITE
+from tickerserve.members.kinds import LIGHTGBM, TREELITE, MemberSpec
 from tickerserve.publishing.conversion import NotConvertible
 from tickerserve.publishing.conversion.probe import probe_rows
+from tickerserve.storage.bundle import CLASSIFICATION, REGRESSION
 
 SKLEARN_FORESTS = (
     "RandomForestClassifier", "RandomForestRegressor", "ExtraTreesClassifier",

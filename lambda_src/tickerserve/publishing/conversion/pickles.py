@@ -38,11 +38,11 @@ def torch_refusal(file: Path) -> str | None:
 def unpickle(file: Path) -> Any:
     """joblib, then plain pickle; an unreadable file raises ``NotConvertible`` saying why.
 
-    The file is first unpickled in a forked child (``tickerserve.safe_load``): unpickling a
+    The file is first unpickled in a forked child (``tickerserve.members.safe_load``): unpickling a
     LightGBM model parses its text in C++, which aborts the whole process on a garbled file,
     and one bad file must not stop an import of many."""
     from tickerserve.errors import InvalidModel
-    from tickerserve.safe_load import safe_load
+    from tickerserve.members.safe_load import safe_load
 
     reason = torch_refusal(file)
     if reason is not None:
@@ -83,7 +83,7 @@ def loads(data: bytes) -> Any:
 
 def _child_setup() -> None:
     """Hold LightGBM to one thread in the probe child if this process already used it (see
-    ``tickerserve.safe_load``: a multi-threaded region after a fork hangs)."""
+    ``tickerserve.members.safe_load``: a multi-threaded region after a fork hangs)."""
     if "lightgbm" in sys.modules:
         from tickerserve.members.lightgbm import lightgbm_single_threaded
 

@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tickerserve.bundle import CLASSIFICATION, Bundle
 from tickerserve.publishing.conversion import NotConvertible
 from tickerserve.publishing.conversion import seed_metadata as seedmeta
 from tickerserve.publishing.conversion.assemble import assemble
@@ -34,8 +33,9 @@ from tickerserve.publishing.conversion.labels import class_labels
 from tickerserve.publishing.conversion.linear import convert_linear
 from tickerserve.publishing.conversion.pickles import unpickle
 from tickerserve.publishing.conversion.probe import PROBE_ROWS
-from tickerserve.registry import utc_now
-from tickerserve.store import sha256_hex
+from tickerserve.storage.bundle import CLASSIFICATION, Bundle
+from tickerserve.storage.registry import utc_now
+from tickerserve.storage.store import sha256_hex
 
 SINGLE_KEYS = ("model", "classifier", "regressor", "estimator", "booster")
 STACK_META = "meta_model"

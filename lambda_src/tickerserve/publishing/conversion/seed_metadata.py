@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from tickerserve.registry import utc_now
+from tickerserve.storage.registry import utc_now
 
 METRIC_HINTS = ("accuracy", "f1", "precision", "recall", "auc", "loss", "score", "sharpe",
                 "return", "win_rate", "mcc", "kappa", "rmse")  # fmt: skip

@@ -1,0 +1,146 @@
+"""Where a version's baseline lives, and how its sha256 stays in the chain.
+
+- Published with the version (``publish --reference``, ``import-seed``): ``baseline.json`` is
+  an artifact of the version folder, listed with its size and sha256 in ``metadata.json``
+  (whose digest the registry and the model's digest index hold). The prediction function
+  never downloads it.
+- Attached later (``tickerserve baseline``, or ``import-seed`` for a version the store held
+  already): a sidecar ``{model}/baselines/{version}.json`` beside the immutable folder; its
+  sha256 is recorded in the model's digest index (``{model}/versions/index.json``, under the
+  version's ``sidecars``) and checked on every read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from tickerserve.baselines.baseline import FILE_NAME, Baseline, BaselineError
+from tickerserve.errors import Conflict, IntegrityError, NotFound
+from tickerserve.layout import artifact_key, baseline_sidecar_key
+from tickerserve.storage.bundle import Bundle, BundleMetadata, make_bundle, verify_artifact
+from tickerserve.storage.store import KeyNotFound, Store, sha256_hex
+from tickerserve.storage.version_index import read_index, record_sidecar
+
+
+@dataclass(frozen=True)
+class StoredBaseline:
+    baseline: Baseline
+    where: str  # "version" (inside the folder) or "sidecar"
+    sha256: str
+
+
+def attach_to_bundle(bundle: Bundle, baseline: Baseline) -> Bundle:
+    """The bundle with ``baseline.json`` among its artifacts (before it is written)."""
+    meta = bundle.metadata
+    if (baseline.model, baseline.version) != (meta.model, meta.version):
+        baseline = replace(baseline, model=meta.model, version=meta.version)
+    files = {**bundle.files, FILE_NAME: baseline.to_json()}
+    return make_bundle(replace(meta), files)
+
+
+def with_identity(files: dict[str, bytes], model: str, version: str) -> dict[str, bytes]:
+    """``files`` with their ``baseline.json`` (if any) naming ``model`` ``version``: a bundle
+    gets its final version number only when it is written."""
+    if FILE_NAME not in files:
+        return files
+    baseline = Baseline.from_json(files[FILE_NAME])
+    return {**files, FILE_NAME: replace(baseline, model=model, version=version).to_json()}
+
+
+def recorded_sidecar_digest(store: Store, model: str, version: str) -> str | None:
+    """The sha256 the model's digest index records for a version's sidecar (None: none, or
+    the version is not recorded or was deleted)."""
+    entry = read_index(store, model).index.versions.get(version)
+    if entry is None or entry.deleted_at is not None:
+        return None
+    return entry.sidecars.get(FILE_NAME)
+
+
+def has_baseline(store: Store, metadata: BundleMetadata) -> bool:
+    """Whether the version carries a baseline in its folder or has a sidecar (recorded or
+    not: a stray sidecar is not overwritten silently)."""
+    if FILE_NAME in metadata.artifacts:
+        return True
+    key = baseline_sidecar_key(metadata.model, metadata.version)
+    return store.head(key) is not None or (
+        recorded_sidecar_digest(store, metadata.model, metadata.version) is not None
+    )
+
+
+def write_sidecar(
+    store: Store, metadata: BundleMetadata, baseline: Baseline, *, replace_existing: bool = False
+) -> str:
+    """Store ``baseline`` beside an existing version and record its digest in the model's
+    digest index; returns the digest.
+
+    Refused (``Conflict``) when the version carries a baseline in its folder, or already has a
+    sidecar (unless ``replace_existing``); ``NotFound`` when the index does not record the
+    version (deleted, or a store from before the index: ``tickerserve migrate``).
+    """
+    model, version = metadata.model, metadata.version
+    if FILE_NAME in metadata.artifacts:
+        raise Conflict(f"{model} {version} was published with a baseline; it cannot be replaced")
+    entry = read_index(store, model).index.versions.get(version)
+    if entry is None or entry.deleted_at is not None:
+        raise NotFound(
+            f"{model} {version} is not recorded in its digest index"
+            + (" (it was deleted)" if entry is not None else ": run `tickerserve migrate` first"),
+            code="unknown_version",
+        )
+    baseline = replace(baseline, model=model, version=version)
+    data = baseline.to_json()
+    key = baseline_sidecar_key(model, version)
+    exists = store.head(key) is not None
+    if (exists or FILE_NAME in entry.sidecars) and not replace_existing:
+        raise Conflict(f"{model} {version} already has a baseline; pass --replace to refit it")
+    # Object first, digest second: a reader never finds a digest for bytes not yet there.
+    store.put(key, data, create_only=not exists, content_type="application/json")
+    digest = sha256_hex(data)
+    record_sidecar(store, model, version, FILE_NAME, digest, replace=replace_existing)
+    return digest
+
+
+def load_baseline(store: Store, metadata: BundleMetadata) -> StoredBaseline | None:
+    """The version's baseline, verified against its recorded sha256; None when it has none.
+
+    Raises ``IntegrityError`` for bytes that do not match, ``BaselineError`` for a file
+    that does not parse.
+    """
+    model, version = metadata.model, metadata.version
+    if FILE_NAME in metadata.artifacts:
+        blob = store.get(artifact_key(model, version, FILE_NAME))
+        assert blob is not None
+        verify_artifact(metadata, FILE_NAME, blob.data)
+        return StoredBaseline(
+            _parsed(blob.data, model, version), "version", metadata.artifacts[FILE_NAME].sha256
+        )
+    recorded = recorded_sidecar_digest(store, model, version)
+    try:
+        blob = store.get(baseline_sidecar_key(model, version))
+    except KeyNotFound:
+        if recorded is not None:
+            raise IntegrityError(
+                f"{model} {version}: its digest index records a baseline sidecar that is gone"
+            ) from None
+        return None
+    assert blob is not None
+    digest = sha256_hex(blob.data)
+    if recorded is None:
+        raise IntegrityError(
+            f"{model} {version}: baseline sidecar has no sha256 recorded in its digest index"
+        )
+    if recorded != digest:
+        raise IntegrityError(
+            f"{model} {version}: baseline sha256 {digest[:12]}… does not match the recorded "
+            f"{recorded[:12]}…"
+        )
+    return StoredBaseline(_parsed(blob.data, model, version), "sidecar", digest)
+
+
+def _parsed(data: bytes, model: str, version: str) -> Baseline:
+    baseline = Baseline.from_json(data)
+    if (baseline.model, baseline.version) != (model, version):
+        raise BaselineError(
+            f"baseline at {model} {version} describes {baseline.model} {baseline.version}"
+        )
+    return baseline

@@ -1,0 +1,94 @@
+"""Read-only views for GET /models, GET /models/{ticker} and GET /health.
+
+They read the registry and (for one ticker) its metadata.json; they never load a model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from tickerserve.errors import StorageUnavailable
+from tickerserve.http import pagination
+from tickerserve.serving.service import ModelService
+from tickerserve.serving.traffic import describe_settings
+
+
+def describe_models(
+    service: ModelService, *, limit: object = None, next_token: object = None
+) -> dict[str, Any]:
+    """One page of what serves what (``GET /models``), straight from the registry: ticker
+    routes with the aliases of the models they name (see ``route_pages``)."""
+    size = pagination.parse_limit(limit)
+    after = None if next_token is None else pagination.decode_token(next_token)
+    return pagination.page(service.registry(), limit=size, after=after)
+
+
+def describe_ticker(
+    service: ModelService, ticker: str, timeframe: str | None = None
+) -> dict[str, Any]:
+    """The model and version that would answer for ``ticker`` (and ``timeframe``), with its
+    inputs and outputs, and the ticker's other timeframes."""
+    registry = service.registry()
+    route = registry.route(ticker, None, timeframe)
+    resolved = registry.resolve(route.model)
+    metadata, digest = service.metadata(resolved)
+    entry = registry.models[route.model]
+    own = registry.tickers.get(ticker)
+    return {
+        "ticker": ticker,
+        "asset_class": route.asset_class,
+        "via_fallback": route.via_fallback,
+        "timeframe": route.timeframe,
+        "timeframes": dict(sorted(own.timeframes.items())) if own is not None else {},
+        "model": {"name": resolved.model, "version": resolved.version, "alias": resolved.alias},
+        "aliases": {alias: t.version for alias, t in sorted(entry.aliases.items())},
+        # Shadow and canary of the ticker's model (capture sample, challenger, canary weight).
+        **describe_settings(entry),
+        "task": metadata.task,
+        "ensemble": metadata.describe_ensemble(),
+        "accepts_missing": metadata.accepts_missing,
+        "model_type": metadata.model_type,
+        "feature_names": metadata.feature_names,
+        "selected_features": metadata.selected_features,
+        "required_features": metadata.used_features,
+        "classes": metadata.classes,
+        "metrics": metadata.metrics,
+        "training": metadata.training,
+        "created_at": metadata.created_at,
+        "metadata_sha256": digest,
+    }
+
+
+def health(service: ModelService, *, cold: bool) -> tuple[dict[str, Any], int]:
+    """Body and status: 200 when the registry is readable (or cached), else 503."""
+    status, code, error = "ok", 200, None
+    try:
+        registry = service.registry()
+        age = service.registry_age()
+        registry_info: dict[str, Any] | None = {
+            "revision": registry.revision,
+            "updated_at": registry.updated_at,
+            "models": len(registry.models),
+            "tickers": len(registry.tickers),
+            "age_seconds": None if age is None else round(age, 3),
+        }
+    except StorageUnavailable as exc:
+        status, code, error, registry_info = "unavailable", 503, exc.message, None
+    body: dict[str, Any] = {
+        "status": status,
+        "cold": cold,
+        "store": service.store.describe(),
+        "registry": registry_info,
+        "loaded_models": service.loaded(),
+        "memory": {
+            "used_bytes": service.memory.used_bytes,
+            "budget_bytes": service.memory.budget_bytes,
+        },
+        "disk": {"used_bytes": service.disk.used_bytes, "budget_bytes": service.disk.budget_bytes},
+        "counters": asdict(service.counters),
+        "uptime_seconds": round(service.clock() - service.started, 3),
+    }
+    if error:
+        body["error"] = {"code": "storage_unavailable", "message": error}
+    return body, code

@@ -1,0 +1,134 @@
+"""A loaded model version: its members (``tickerserve.members``) combined for one task.
+
+Combinations: ``single`` (one member), ``weighted_average`` (of probabilities or values) and
+``stacking`` (a linear meta-learner over the members' outputs side by side). Nothing is
+unpickled; every member is loaded from bytes whose sha256 the caller has verified.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from tickerserve.errors import InvalidModel
+from tickerserve.members.kinds import Member
+from tickerserve.members.loading import load_member
+from tickerserve.serving.features import FeatureSchema
+from tickerserve.storage.bundle import CLASSIFICATION, REGRESSION, BundleMetadata
+
+
+@dataclass(frozen=True)
+class ModelKey:
+    model: str
+    version: str
+
+    def __str__(self) -> str:
+        return f"{self.model}@{self.version}"
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Combined outputs for some rows, plus each member's share of agreement (ensembles)."""
+
+    outputs: np.ndarray  # (n_rows, n_classes) probabilities, or (n_rows,) values
+    agreement: np.ndarray | None  # (n_rows,) share of members whose label is the answer's
+
+
+class LoadedModel:
+    """Members of one version, checked against their metadata, ready to predict."""
+
+    def __init__(
+        self,
+        metadata: BundleMetadata,
+        files: Mapping[str, bytes],
+        *,
+        metadata_sha256: str | None = None,
+    ) -> None:
+        self.metadata = metadata
+        self.metadata_sha256 = metadata_sha256  # the digest of the metadata.json it came from
+        self.key = ModelKey(metadata.model, metadata.version)
+        self.task = metadata.task
+        self.classes = list(metadata.classes)
+        self.used_features = metadata.used_features
+        self.schema = FeatureSchema(
+            metadata.feature_names, metadata.selected_features, missing=metadata.accepts_missing
+        )
+        self.size_bytes = metadata.artifact_bytes
+        self.members: list[Member] = []
+        for spec in metadata.members:
+            try:
+                member = load_member(
+                    spec, files[spec.artifact], task=self.task, n_classes=len(self.classes)
+                )
+            except InvalidModel as exc:
+                raise InvalidModel(f"{self.key}: {exc.message}") from None
+            self._check(spec.artifact, member)
+            self.members.append(member)
+        total = sum(m.weight for m in metadata.members)
+        self._weights = [m.weight / total for m in metadata.members]
+        self._meta = None if metadata.stacking is None else metadata.stacking.prepared()
+        # Agreement is what seed 002 reported for its weighted ensembles of classifiers.
+        self.reports_agreement = (
+            self.task == CLASSIFICATION
+            and metadata.method == "weighted_average"
+            and len(self.members) > 1
+        )
+
+    @property
+    def single_row_fast_path(self) -> bool:
+        """Whether every LightGBM member answers one-row requests through LightGBM's fast
+        path (it rests on LightGBM internals, so an upgrade could turn it off; /health shows
+        it). Other member kinds have no such path to lose."""
+        return all(getattr(member, "fast_path", True) for member in self.members)
+
+    def _check(self, artifact: str, member: Member) -> None:
+        if member.n_features != len(self.used_features):
+            raise InvalidModel(
+                f"{self.key}: {artifact} expects {member.n_features} features but metadata "
+                f"lists {len(self.used_features)}"
+            )
+        trained = member.trained_names
+        # Named models must match by order, or name -> value requests would feed values into
+        # the wrong inputs (LightGBM replaces spaces with underscores when it trains).
+        if trained is not None and trained != [n.replace(" ", "_") for n in self.used_features]:
+            raise InvalidModel(
+                f"{self.key}: {artifact} was trained on features "
+                f"{trained[:5]}... but metadata lists {self.used_features[:5]}... "
+                "(names or order differ)"
+            )
+
+    def member_outputs(self, rows: np.ndarray) -> list[np.ndarray]:
+        """Each member's own output, (n_rows, n_outputs) each."""
+        return [m.predict(rows) for m in self.members]
+
+    def predict(self, rows: np.ndarray) -> Prediction:
+        """The combined answer for ``rows`` (already aligned to ``used_features``)."""
+        outputs = self.member_outputs(rows)
+        if self._meta is not None:
+            combined = self._meta.predict(np.hstack(outputs))
+        elif len(outputs) == 1:
+            combined = outputs[0]
+        else:
+            combined = np.asarray(sum(w * o for w, o in zip(self._weights, outputs, strict=True)))
+        agreement = None
+        if self.reports_agreement:
+            answer = combined.argmax(axis=1)
+            votes = np.stack([o.argmax(axis=1) == answer for o in outputs])
+            agreement = votes.mean(axis=0)
+        if self.task == REGRESSION:
+            return Prediction(combined[:, 0], None)
+        return Prediction(combined, agreement)
+
+    def predict_proba(self, rows: np.ndarray) -> np.ndarray:
+        """Class probabilities, shape (n_rows, n_classes), columns in ``classes`` order."""
+        if self.task != CLASSIFICATION:
+            raise InvalidModel(f"{self.key} is a regression model: it has no probabilities")
+        return self.predict(rows).outputs
+
+    def predict_values(self, rows: np.ndarray) -> np.ndarray:
+        """A regression model's values, shape (n_rows,)."""
+        if self.task != REGRESSION:
+            raise InvalidModel(f"{self.key} is a classifier: it answers probabilities")
+        return self.predict(rows).outputs

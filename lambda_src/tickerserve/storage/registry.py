@@ -1,0 +1,597 @@
+"""The asset registry: routing (ticker -> model) and aliases (model -> version).
+
+One small JSON object at ``metadata/asset_registry.json``:
+
+```json
+{"schema": 2, "revision": 12, "updated_at": "2026-11-23T09:00:00Z",
+ "tickers":   {"SMH": {"asset_class": "etf", "model": "etfs/SMH"},
+               "AAPL": {"asset_class": "stock", "model": "stocks/AAPL/d1",
+                        "timeframes": {"d1": "stocks/AAPL/d1", "h1": "stocks/AAPL/h1"}}},
+ "fallbacks": {"stock": "stocks/universal"},
+ "models":    {"etfs/SMH": {
+     "aliases": {"production": {"version": "1.0.1", "metadata_sha256": "…", "updated_at": "…"}},
+     "history": {"production": [{"version": "1.0.0", "metadata_sha256": "…", "updated_at": "…"}]},
+     "capture": {"sample": 0.25},
+     "shadow":  {"alias": "challenger", "sample": 1.0},
+     "canary":  {"alias": "canary", "weight": 0.1}}}}
+```
+
+A ticker's ``model`` is its default route (a request naming no timeframe); ``timeframes`` routes
+named timeframes (``d1``, ``h4``, ...) to their own models. Schema 1 (no timeframes, no traffic
+settings) is read as is and written back as schema 2; a newer schema is refused. Fields this
+version does not know are kept on every write (top level, per ticker, per model), so an older
+CLI never erases what a newer one wrote.
+
+While a version is being deleted, ``"deleting": {"etfs/SMH": {"1.0.2": "<since>"}}`` marks it
+so that no alias can move to it (``begin_delete`` / ``end_delete``); the mark is an optional
+field older readers ignore.
+
+Every write is a compare-and-swap (``update_registry``).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from tickerserve.contract import NAMES
+from tickerserve.errors import BadRequest, Conflict, InvalidModel, NotFound
+from tickerserve.layout import (
+    Version,
+    normalize_ticker,
+    validate_alias,
+    validate_model_name,
+    validate_timeframe,
+)
+from tickerserve.storage.compare_and_swap import ATTEMPTS, compare_and_swap
+from tickerserve.storage.store import KeyNotFound, Store
+
+SCHEMA = 2
+READABLE_SCHEMAS = (1, 2)
+DEFAULT_ALIAS = "production"
+HISTORY_LIMIT = 50
+_SHA_RE = re.compile(r"[0-9a-f]{64}")
+# Keys each level of the registry understands; anything else is carried through untouched.
+_TOP_KEYS = frozenset(
+    {"schema", "revision", "updated_at", "tickers", "fallbacks", "models", "deleting"}
+)
+_ROUTE_KEYS = frozenset({"asset_class", "model", "timeframes"})
+_MODEL_KEYS = frozenset({"aliases", "history", "capture", "shadow", "canary"})
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def validate_asset_class(value: str) -> str:
+    return NAMES["asset_class"].check(value)
+
+
+@dataclass(frozen=True)
+class AliasTarget:
+    """A version an alias points (or pointed) at, with the sha256 of its metadata.json."""
+
+    version: str
+    metadata_sha256: str
+    updated_at: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {
+            "version": self.version,
+            "metadata_sha256": self.metadata_sha256,
+            "updated_at": self.updated_at,
+        }
+
+
+@dataclass(frozen=True)
+class CaptureSettings:
+    """Share of a model's scored rows written to capture (0 = none, 1 = all)."""
+
+    sample: float = 1.0
+
+    def __post_init__(self) -> None:
+        _check_fraction("capture sample", self.sample, low_open=False)
+
+    def to_dict(self) -> dict[str, float]:
+        return {"sample": self.sample}
+
+
+@dataclass(frozen=True)
+class ShadowSettings:
+    """Score the ``alias`` version on the same rows as the champion (a share ``sample``)."""
+
+    alias: str
+    sample: float = 1.0
+
+    def __post_init__(self) -> None:
+        validate_alias(self.alias)
+        _check_fraction("shadow sample", self.sample, low_open=True)
+
+    def to_dict(self) -> dict[str, object]:
+        return {"alias": self.alias, "sample": self.sample}
+
+
+@dataclass(frozen=True)
+class CanarySettings:
+    """Answer a share ``weight`` (0 < weight < 1) of requests from the ``alias`` version."""
+
+    alias: str
+    weight: float
+
+    def __post_init__(self) -> None:
+        validate_alias(self.alias)
+        weight = self.weight
+        if isinstance(weight, bool) or not isinstance(weight, float | int) or not 0 < weight < 1:
+            raise ValueError(
+                f"canary weight must be between 0 and 1 (exclusive), not {self.weight}"
+            )
+
+    def to_dict(self) -> dict[str, object]:
+        return {"alias": self.alias, "weight": self.weight}
+
+
+def _check_fraction(what: str, value: object, *, low_open: bool) -> None:
+    number = value if isinstance(value, float | int) and not isinstance(value, bool) else None
+    if number is None or not (0.0 < number <= 1.0 if low_open else 0.0 <= number <= 1.0):
+        bounds = "0 < x <= 1" if low_open else "0 <= x <= 1"
+        raise ValueError(f"{what} must be a number with {bounds}, not {value!r}")
+
+
+@dataclass
+class ModelEntry:
+    aliases: dict[str, AliasTarget] = field(default_factory=dict)
+    history: dict[str, list[AliasTarget]] = field(default_factory=dict)
+    capture: CaptureSettings | None = None
+    shadow: ShadowSettings | None = None
+    canary: CanarySettings | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # fields a newer writer added
+
+
+@dataclass(frozen=True)
+class TickerRoute:
+    """A ticker's asset class, its default model and its per-timeframe models.
+
+    No default model (and no timeframes) means "use the asset class's fallback".
+    """
+
+    asset_class: str
+    model: str | None
+    timeframes: dict[str, str] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where a ticker's predictions come from."""
+
+    ticker: str
+    model: str
+    asset_class: str
+    via_fallback: bool
+    timeframe: str | None = None
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """A concrete model version to serve; ``alias`` is None for a pinned version."""
+
+    model: str
+    version: str
+    alias: str | None
+    metadata_sha256: str | None
+
+
+@dataclass
+class Registry:
+    """The parsed, validated registry."""
+
+    revision: int = 0
+    updated_at: str = ""
+    tickers: dict[str, TickerRoute] = field(default_factory=dict)
+    fallbacks: dict[str, str] = field(default_factory=dict)
+    models: dict[str, ModelEntry] = field(default_factory=dict)
+    # Versions being deleted (model -> version -> since): no alias may move to one. Set by
+    # the delete's first registry write, cleared by its last; see ``begin_delete``.
+    deleting: dict[str, dict[str, str]] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)  # fields a newer writer added
+
+    # -- reading ---------------------------------------------------------------------------
+    def route(
+        self, ticker: str, asset_class: str | None = None, timeframe: str | None = None
+    ) -> Route:
+        """Ticker -> model: its own entry, else the explicit fallback of its asset class.
+
+        ``asset_class`` (from the request) only matters for a ticker the registry does not list.
+        A named ``timeframe`` must be one the ticker routes; fallbacks serve no timeframe, and
+        a ticker routed only per timeframe must name one.
+        """
+        entry = self.tickers.get(ticker)
+        if timeframe is not None:
+            if entry is None or timeframe not in entry.timeframes:
+                listed = sorted(entry.timeframes) if entry is not None else []
+                raise NotFound(
+                    f"ticker {ticker!r} has no model for timeframe {timeframe!r}"
+                    + (f"; it routes {', '.join(listed)}" if listed else ""),
+                    code="unknown_timeframe",
+                )
+            return Route(ticker, entry.timeframes[timeframe], entry.asset_class, False, timeframe)
+        if entry is not None and entry.model is not None:
+            return Route(ticker, entry.model, entry.asset_class, False)
+        if entry is not None and entry.timeframes:
+            # Its own per-timeframe models exist: never answer for it from a fallback.
+            raise BadRequest(
+                f"ticker {ticker!r} has no default model; name a timeframe: "
+                f"{', '.join(sorted(entry.timeframes))}",
+                code="timeframe_required",
+            )
+        cls = entry.asset_class if entry is not None else asset_class
+        if cls is not None and cls in self.fallbacks:
+            return Route(ticker, self.fallbacks[cls], cls, True)
+        if entry is not None:
+            raise NotFound(
+                f"ticker {ticker!r} ({cls}) has no model and no {cls} fallback is configured",
+                code="unknown_ticker",
+            )
+        raise NotFound(
+            f"unknown ticker {ticker!r}: no route in the registry", code="unknown_ticker"
+        )
+
+    def resolve(
+        self, model: str, *, alias: str | None = None, version: str | None = None
+    ) -> Resolved:
+        """Pick the version to serve: a pinned version, else the alias (``production``)."""
+        entry = self.models.get(model)
+        if version is not None:
+            digest = None
+            if entry is not None:
+                known = [t for t in entry.aliases.values() if t.version == version]
+                known += [t for h in entry.history.values() for t in h if t.version == version]
+                digest = known[0].metadata_sha256 if known else None
+            return Resolved(model, version, None, digest)
+        alias = alias or DEFAULT_ALIAS
+        if entry is None or alias not in entry.aliases:
+            raise NotFound(f"model {model!r} has no alias {alias!r}", code="unknown_alias")
+        target = entry.aliases[alias]
+        return Resolved(model, target.version, alias, target.metadata_sha256)
+
+    def tickers_for(self, model: str) -> list[str]:
+        """Tickers routed to ``model`` explicitly (by default or for a timeframe) or through a
+        fallback."""
+        return sorted(
+            t
+            for t, r in self.tickers.items()
+            if model in r.timeframes.values()
+            or (r.model or (None if r.timeframes else self.fallbacks.get(r.asset_class))) == model
+        )
+
+    def aliases_pointing_at(self, model: str, version: str) -> list[str]:
+        entry = self.models.get(model)
+        if entry is None:
+            return []
+        return sorted(a for a, t in entry.aliases.items() if t.version == version)
+
+    # -- writing (applied inside update_registry) ------------------------------------------
+    def set_route(
+        self, ticker: str, model: str | None, asset_class: str, timeframe: str | None = None
+    ) -> None:
+        """Route ``ticker`` (its default route, or one ``timeframe``) to ``model``; the ticker's
+        other routes stay as they are."""
+        ticker = normalize_ticker(ticker)
+        validate_asset_class(asset_class)
+        model = None if model is None else validate_model_name(model)
+        old = self.tickers.get(ticker)
+        timeframes = dict(old.timeframes) if old is not None else {}
+        default = old.model if old is not None else None
+        if timeframe is None:
+            default = model
+        elif model is None:
+            raise ValueError("a timeframe route needs a model")
+        else:
+            timeframes[validate_timeframe(timeframe)] = model
+        extra = dict(old.extra) if old is not None else {}
+        self.tickers[ticker] = TickerRoute(asset_class, default, timeframes, extra)
+
+    def remove_route(self, ticker: str, timeframe: str | None = None) -> bool:
+        """Remove a ticker's routes (all of them), or only its route for ``timeframe``."""
+        ticker = normalize_ticker(ticker)
+        if timeframe is None:
+            return self.tickers.pop(ticker, None) is not None
+        old = self.tickers.get(ticker)
+        if old is None or validate_timeframe(timeframe) not in old.timeframes:
+            return False
+        timeframes = {k: v for k, v in old.timeframes.items() if k != timeframe}
+        if old.model is None and not timeframes:
+            del self.tickers[ticker]
+        else:
+            self.tickers[ticker] = TickerRoute(old.asset_class, old.model, timeframes, old.extra)
+        return True
+
+    def set_fallback(self, asset_class: str, model: str | None) -> None:
+        if model is None:
+            self.fallbacks.pop(validate_asset_class(asset_class), None)
+        else:
+            self.fallbacks[validate_asset_class(asset_class)] = validate_model_name(model)
+
+    def set_alias(self, model: str, alias: str, version: str, metadata_sha256: str) -> None:
+        """Point an alias at a version, keeping the previous target in the alias history."""
+        validate_model_name(model)
+        validate_alias(alias)
+        Version.parse(version)
+        self._refuse_deleting(model, version)
+        entry = self.models.setdefault(model, ModelEntry())
+        previous = entry.aliases.get(alias)
+        if previous is not None and previous.version != version:
+            entry.history.setdefault(alias, []).append(previous)
+            del entry.history[alias][:-HISTORY_LIMIT]
+        entry.aliases[alias] = AliasTarget(version, metadata_sha256, utc_now())
+
+    def rollback_alias(self, model: str, alias: str) -> AliasTarget:
+        """Move an alias back to the version it held before; that step leaves the history."""
+        entry = self.models.get(model)
+        history = entry.history.get(alias) if entry else None
+        if entry is None or not history:
+            raise NotFound(
+                f"model {model!r} alias {alias!r} has no earlier version to roll back to"
+            )
+        self._refuse_deleting(model, history[-1].version)
+        target = history.pop()
+        entry.aliases[alias] = AliasTarget(target.version, target.metadata_sha256, utc_now())
+        return target
+
+    def begin_delete(self, model: str, version: str) -> None:
+        """The first step of deleting a version: refused while an alias points at it; drops it
+        from the alias histories (so rollback never lands on it) and marks it as being
+        deleted, so no alias can move to it until ``end_delete``. Because promote, rollback
+        and publish write the registry with compare-and-swap too, a delete and an alias move
+        on the same version serialize: whichever writes second sees the other."""
+        pointing = self.aliases_pointing_at(model, version)
+        if pointing:
+            raise Conflict(
+                f"refusing to delete {model} {version}: alias {', '.join(pointing)} points at it",
+                code="version_in_use",
+            )
+        entry = self.models.get(model)
+        for history in entry.history.values() if entry else []:
+            history[:] = [h for h in history if h.version != version]
+        self.deleting.setdefault(validate_model_name(model), {})[str(Version.parse(version))] = (
+            utc_now()
+        )
+
+    def end_delete(self, model: str, version: str) -> None:
+        """The last step of a delete: its files are gone and its digest index says so."""
+        versions = self.deleting.get(model, {})
+        versions.pop(version, None)
+        if not versions:
+            self.deleting.pop(model, None)
+
+    def _refuse_deleting(self, model: str, version: str) -> None:
+        since = self.deleting.get(model, {}).get(version)
+        if since is not None:
+            raise Conflict(
+                f"{model} {version} is being deleted (since {since}); if that delete was "
+                f"interrupted, run `tickerserve delete {model} {version}` again",
+                code="version_deleting",
+            )
+
+    def remove_alias(self, model: str, alias: str) -> None:
+        entry = self.models.get(model)
+        if entry is not None:
+            entry.aliases.pop(alias, None)
+
+    def _entry(self, model: str) -> ModelEntry:
+        entry = self.models.get(validate_model_name(model))
+        if entry is None:
+            raise NotFound(f"model {model!r} is not in the registry", code="unknown_model")
+        return entry
+
+    def set_capture(self, model: str, sample: float | None) -> None:
+        """Capture a share ``sample`` of the model's rows; None restores the default (all)."""
+        self._entry(model).capture = None if sample is None else CaptureSettings(sample)
+
+    def set_shadow(self, model: str, shadow: ShadowSettings | None) -> None:
+        """Score a challenger alias beside the champion; None turns shadow off."""
+        self._entry(model).shadow = shadow
+
+    def set_canary(self, model: str, canary: CanarySettings | None) -> None:
+        """Answer a share of requests from another alias; None turns the canary off."""
+        self._entry(model).canary = canary
+
+    # -- serialisation ---------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **self.extra,
+            "schema": SCHEMA,
+            "revision": self.revision,
+            "updated_at": self.updated_at,
+            "tickers": {t: _route_dict(r) for t, r in sorted(self.tickers.items())},
+            "fallbacks": dict(sorted(self.fallbacks.items())),
+            "models": {name: _entry_dict(e) for name, e in sorted(self.models.items())},
+            **({"deleting": _sorted_nested(self.deleting)} if self.deleting else {}),
+        }
+
+    def to_json(self) -> bytes:
+        return json.dumps(self.to_dict(), indent=1, sort_keys=False).encode() + b"\n"
+
+    @classmethod
+    def from_json(cls, data: bytes) -> Registry:
+        """Parse and validate; any structural problem raises ``InvalidModel`` naming the field."""
+        try:
+            raw = json.loads(data)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise InvalidModel(f"registry is not valid JSON: {exc}") from None
+        try:
+            return cls.from_dict(raw)
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            raise InvalidModel(f"registry is invalid: {exc}") from None
+
+    @classmethod
+    def from_dict(cls, raw: Any) -> Registry:
+        if not isinstance(raw, dict):
+            raise TypeError("top level must be an object")
+        schema = raw.get("schema")
+        if schema not in READABLE_SCHEMAS:
+            newer = isinstance(schema, int) and not isinstance(schema, bool) and schema > SCHEMA
+            raise ValueError(
+                f"unsupported schema {schema!r}: this tickerserve reads schemas "
+                f"{', '.join(map(str, READABLE_SCHEMAS))}"
+                + (
+                    "; a newer tickerserve wrote it: upgrade (deploy the function first)"
+                    if newer
+                    else ""
+                )
+            )
+        revision = raw.get("revision")
+        if not isinstance(revision, int) or isinstance(revision, bool) or revision < 0:
+            raise ValueError("revision must be a non-negative integer")
+        tickers = {}
+        for ticker, route in _mapping(raw, "tickers").items():
+            if normalize_ticker(ticker) != ticker:
+                raise ValueError(f"ticker {ticker!r} must be upper case")
+            if not isinstance(route, dict):
+                raise TypeError(f"route of {ticker} must be an object")
+            model = route.get("model")
+            tickers[ticker] = TickerRoute(
+                validate_asset_class(route["asset_class"]),
+                None if model is None else validate_model_name(model),
+                {
+                    validate_timeframe(tf): validate_model_name(m)
+                    for tf, m in _mapping(route, "timeframes").items()
+                },
+                _unknown(route, _ROUTE_KEYS),
+            )
+        fallbacks = {
+            validate_asset_class(k): validate_model_name(v)
+            for k, v in _mapping(raw, "fallbacks").items()
+        }
+        models = {}
+        for name, entry in _mapping(raw, "models").items():
+            validate_model_name(name)
+            if not isinstance(entry, dict):
+                raise TypeError(f"model {name} must be an object")
+            aliases = {validate_alias(a): _target(t) for a, t in _mapping(entry, "aliases").items()}
+            history = {
+                validate_alias(a): [_target(t) for t in _list(h, a)]
+                for a, h in _mapping(entry, "history").items()
+            }
+            capture, shadow, canary = (entry.get(k) for k in ("capture", "shadow", "canary"))
+            models[name] = ModelEntry(
+                aliases,
+                history,
+                capture=None if capture is None else CaptureSettings(**_mapping(entry, "capture")),
+                shadow=None if shadow is None else ShadowSettings(**_mapping(entry, "shadow")),
+                canary=None if canary is None else CanarySettings(**_mapping(entry, "canary")),
+                extra=_unknown(entry, _MODEL_KEYS),
+            )
+        deleting: dict[str, dict[str, str]] = {}
+        for model, versions in _mapping(raw, "deleting").items():
+            if not isinstance(versions, dict):
+                raise TypeError(f"deleting.{model} must be an object")
+            deleting[validate_model_name(model)] = {
+                str(Version.parse(v)): str(since) for v, since in versions.items()
+            }
+        return cls(
+            revision=revision,
+            updated_at=str(raw.get("updated_at", "")),
+            tickers=tickers,
+            fallbacks=fallbacks,
+            models=models,
+            deleting=deleting,
+            extra=_unknown(raw, _TOP_KEYS),
+        )
+
+
+def _route_dict(route: TickerRoute) -> dict[str, Any]:
+    out: dict[str, Any] = {**route.extra, "asset_class": route.asset_class, "model": route.model}
+    if route.timeframes:
+        out["timeframes"] = dict(sorted(route.timeframes.items()))
+    return out
+
+
+def _entry_dict(entry: ModelEntry) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        **entry.extra,
+        "aliases": {a: t.to_dict() for a, t in sorted(entry.aliases.items())},
+        "history": {a: [t.to_dict() for t in h] for a, h in sorted(entry.history.items()) if h},
+    }
+    for name in ("capture", "shadow", "canary"):
+        settings = getattr(entry, name)
+        if settings is not None:
+            out[name] = settings.to_dict()
+    return out
+
+
+def _sorted_nested(mapping: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+    return {k: dict(sorted(v.items())) for k, v in sorted(mapping.items())}
+
+
+def _unknown(raw: dict[str, Any], known: frozenset[str]) -> dict[str, Any]:
+    return {k: v for k, v in raw.items() if k not in known}
+
+
+def _mapping(raw: dict[str, Any], name: str) -> dict[str, Any]:
+    value = raw.get(name, {})
+    if not isinstance(value, dict):
+        raise TypeError(f"{name} must be an object")
+    return value
+
+
+def _list(value: Any, name: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise TypeError(f"history of {name} must be a list")
+    return value
+
+
+def _target(raw: Any) -> AliasTarget:
+    if not isinstance(raw, dict):
+        raise TypeError("alias target must be an object")
+    version = str(Version.parse(raw["version"]))
+    digest = raw["metadata_sha256"]
+    if not isinstance(digest, str) or not _SHA_RE.fullmatch(digest):
+        raise ValueError(f"alias target {version}: metadata_sha256 must be 64 hex characters")
+    return AliasTarget(version, digest, str(raw.get("updated_at", "")))
+
+
+@dataclass(frozen=True)
+class RegistrySnapshot:
+    """A registry as read, with the ETag a compare-and-swap write needs (None if absent)."""
+
+    registry: Registry
+    etag: str | None
+
+
+def read_registry(store: Store, key: str) -> RegistrySnapshot:
+    """Read the registry; an absent registry is an empty one (revision 0)."""
+    try:
+        blob = store.get(key)
+    except KeyNotFound:
+        return RegistrySnapshot(Registry(), None)
+    assert blob is not None  # unconditional GET always returns content
+    return RegistrySnapshot(Registry.from_json(blob.data), blob.etag)
+
+
+def update_registry(
+    store: Store,
+    key: str,
+    mutate: Callable[[Registry], object],
+    *,
+    attempts: int = ATTEMPTS,
+) -> Registry:
+    """Apply ``mutate`` with compare-and-swap, retrying from a fresh read when another writer won.
+
+    ``mutate`` may raise to abort; nothing is written then.
+    """
+
+    def change(current: bytes | None) -> tuple[bytes, Registry]:
+        before = Registry() if current is None else Registry.from_json(current)
+        registry = copy.deepcopy(before)
+        mutate(registry)
+        registry.revision = before.revision + 1
+        registry.updated_at = utc_now()
+        return registry.to_json(), registry
+
+    return compare_and_swap(store, key, change, attempts=attempts)
