@@ -263,7 +263,7 @@ def test_concurrent_requests_each_get_their_own_answer(local_server: Running):
 
 def test_one_log_line_per_request(local_server: Running):
     # Deterministic: the server writes the line before it sends the answer (unit-tested with
-    # a slow log sink in tests/unit/test_localserver.py).
+    # a slow log sink in tests/unit/cli/test_localserver.py).
     http(f"{local_server.url}/models/xlf")
 
     def logged() -> list[str]:

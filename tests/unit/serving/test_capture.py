@@ -246,7 +246,7 @@ def test_the_lambda_handler_prints_capture_records_as_their_own_log_lines(
     # Given the Lambda handler in a fresh interpreter with TICKERSERVE_CAPTURE set
     env = {
         **os.environ,
-        "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "lambda_src"),
+        "PYTHONPATH": str(Path(__file__).resolve().parents[3] / "lambda_src"),
         "TICKERSERVE_STORE_PATH": str(store_dir),
         "TICKERSERVE_CACHE_DIR": str(tmp_path / "cache"),
         "TICKERSERVE_CAPTURE": switch,

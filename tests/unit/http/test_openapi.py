@@ -24,7 +24,7 @@ from tickerserve.serving.service import ModelService
 from tickerserve.settings import Settings
 from tickerserve.storage.store import LocalStore
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from tests.cli_support import cli, cli_json
 from tests.family_support import families
 from tests.monitor_support import DAY0, reference_rows, set_shadow
 from tests.support import DemoModels
-from tests.unit.test_monitor_run import SHIFTED, traffic
+from tests.unit.monitor.test_evaluate import SHIFTED, traffic
 from tickerserve.baselines.persistence import load_baseline
 from tickerserve.layout import (
     MONITORING_HISTORY_KEY,

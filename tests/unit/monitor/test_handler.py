@@ -12,7 +12,7 @@ from moto import mock_aws
 
 from tests.monitor_support import DAY0
 from tests.support import load_event
-from tests.unit.test_monitor_run import SHIFTED, smh_store, traffic
+from tests.unit.monitor.test_evaluate import SHIFTED, smh_store, traffic
 from tickerserve.layout import MONITORING_HISTORY_KEY
 from tickerserve.monitor import handler
 from tickerserve.monitor.cloudwatch import NAMESPACE
