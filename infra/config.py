@@ -30,14 +30,18 @@ STAGES_KEY = f"{CONTEXT_PREFIX}stages"
 
 Architecture = Literal["x86_64", "arm64"]
 AuthMode = Literal["iam", "api_key", "none"]
+# The front door: API Gateway REST API (v1 events), HTTP API (v2 events) or a Lambda function URL.
+ApiType = Literal["rest", "http", "url"]
 # The values CloudWatch Logs accepts for a retention period.
 LOG_RETENTION_DAYS = (
     1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,
     2922, 3288, 3653,
 )  # fmt: skip
 REGISTRY_KEY = "metadata/asset_registry.json"
-# API Gateway REST integrations time out at 29 s; a longer function timeout only hides failures.
-MAX_TIMEOUT_SECONDS = 29
+# API Gateway integrations time out at 29 s (REST) and 30 s (HTTP APIs): behind either, a longer
+# function timeout only hides failures. A function URL waits as long as the function may run.
+MAX_GATEWAY_TIMEOUT_SECONDS = 29
+MAX_TIMEOUT_SECONDS = 900
 # SnapStart does not support ephemeral storage above 512 MB.
 SNAPSTART_MAX_EPHEMERAL_MB = 512
 
@@ -202,8 +206,9 @@ class FunctionSettings:
 
 @dataclass(frozen=True)
 class ApiSettings:
-    """What the REST API construct needs (a view of ``ServingConfig``)."""
+    """What the front door's construct needs (a view of ``ServingConfig``)."""
 
+    api_type: ApiType
     stage: str
     auth_mode: AuthMode
     throttle_rate_limit: float
@@ -217,11 +222,14 @@ class ServingConfig(Settings):
     stage: str = "dev"
     architecture: Architecture = "x86_64"
     memory_mb: Annotated[int, Field(ge=128, le=10240)] = 2048
-    timeout_seconds: Annotated[int, Field(ge=1, le=MAX_TIMEOUT_SECONDS)] = MAX_TIMEOUT_SECONDS
+    timeout_seconds: Annotated[int, Field(ge=1, le=MAX_TIMEOUT_SECONDS)] = (
+        MAX_GATEWAY_TIMEOUT_SECONDS
+    )
     ephemeral_storage_mb: Annotated[int, Field(ge=512, le=10240)] = 1024
     reserved_concurrency: Annotated[int | None, Field(ge=1)] = None
     provisioned_concurrency: Annotated[int, Field(ge=0)] = 0
     snap_start: bool = False
+    api_type: ApiType = "rest"
     auth_mode: AuthMode = "iam"
     throttle_rate_limit: Annotated[float, Field(gt=0)] = 50.0
     throttle_burst_limit: Annotated[int, Field(ge=1)] = 100
@@ -306,6 +314,27 @@ class ServingConfig(Settings):
             "modelDiskMb must be below ephemeralStorageMb",
         )
         _require(
+            self.api_type == "url" or self.timeout_seconds <= MAX_GATEWAY_TIMEOUT_SECONDS,
+            f"timeoutSeconds must be at most {MAX_GATEWAY_TIMEOUT_SECONDS} behind API Gateway "
+            f"(apiType {self.api_type}: its integration times out first); apiType url allows "
+            f"up to {MAX_TIMEOUT_SECONDS}",
+        )
+        _require(
+            self.auth_mode != "api_key" or self.api_type == "rest",
+            f"authMode api_key needs apiType rest: API keys and usage plans are REST API "
+            f"features (apiType {self.api_type} has none); use authMode iam",
+        )
+        _require(
+            not self.waf or self.api_type == "rest",
+            f"waf needs apiType rest: AWS WAF attaches to REST API stages, not to HTTP APIs "
+            f"or function URLs (apiType {self.api_type})",
+        )
+        _require(
+            self.api_type != "url" or self.reserved_concurrency is not None,
+            "apiType url needs reservedConcurrency: a function URL has no request throttling, "
+            "so reserved concurrency is the only cap on what callers can run (and cost)",
+        )
+        _require(
             self.alarms.registry_staleness_seconds > self.registry_ttl_seconds,
             "alarms.registryStalenessSeconds must exceed registryTtlSeconds (a registry "
             "younger than its TTL is not stale)",
@@ -335,7 +364,7 @@ class ServingConfig(Settings):
 
     @property
     def api(self) -> ApiSettings:
-        """The REST API's settings."""
+        """The front door's settings (REST API, HTTP API or function URL)."""
         return ApiSettings(**{f.name: getattr(self, f.name) for f in fields(ApiSettings)})
 
 

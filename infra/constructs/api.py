@@ -1,4 +1,5 @@
-"""The REST API: one method per route, authorization, logs, throttling.
+"""The REST API front door (``apiType: rest``): one method per route, authorization, logs,
+throttling, and the gateway's own answers in the API's error shape.
 
 No body validation at the gateway: the handler validates every request itself and answers
 with the codes the README and the OpenAPI document promise (``invalid_json``,
@@ -9,18 +10,23 @@ the API's error shape with the codes listed in the runtime's ``contract.json``.
 
 from __future__ import annotations
 
-from aws_cdk import Acknowledgment, RemovalPolicy, Validations
+from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Validations
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
-from infra.config import ApiSettings
+from infra.config import ApiSettings, ApiType
+from infra.constructs.front_door import ROUTES, RequestMetrics, Route
 from infra.constructs.log_retention import retained_log_group
 from infra.runtime_contract import GATEWAY_ERRORS
 
 
 class PredictionApi(Construct):
-    """API Gateway REST API in front of the prediction function's alias."""
+    """API Gateway REST API in front of the prediction function's alias (a ``FrontDoor``)."""
+
+    api_type: ApiType = "rest"
+    signing_service = "execute-api"
+    invoke_actions = ("execute-api:Invoke",)
 
     def __init__(
         self,
@@ -33,7 +39,7 @@ class PredictionApi(Construct):
         super().__init__(scope, construct_id)
         self.access_logs = retained_log_group(self, "AccessLogs", settings.log_retention_days)
         self.auth_mode = auth_mode = settings.auth_mode
-        stage = settings.stage
+        self.stage_name = stage = settings.stage
         self.api = apigw.RestApi(
             self,
             "Api",
@@ -83,20 +89,30 @@ class PredictionApi(Construct):
             )
         # allow_test_invoke=False: no extra invoke permission for the console's test button.
         integration = apigw.LambdaIntegration(handler, proxy=True, allow_test_invoke=False)
-        predict = self.api.root.add_resource("predict")
-        models = self.api.root.add_resource("models")
+        # One method per route: each is its own IAM resource (route_arn).
         self.methods = [
-            predict.add_method("POST", integration),
-            predict.add_resource("batch").add_method("POST", integration),
-            models.add_method("GET", integration),
-            models.add_resource("{ticker}").add_method("GET", integration),
-            self.api.root.add_resource("health").add_method("GET", integration),
-            # The handler validates outcomes item by item (per-item errors, never a whole 400).
-            self.api.root.add_resource("outcomes").add_method("POST", integration),
+            self.api.root.resource_for_path(route.path).add_method(route.method, integration)
+            for route in ROUTES
         ]
         if auth_mode == "api_key":
             self._usage_plan(stage, settings.throttle_rate_limit, settings.throttle_burst_limit)
         Validations.of(self.api).acknowledge(*_acknowledgments(auth_mode))
+
+    @property
+    def url(self) -> str:
+        return self.api.url
+
+    def route_arn(self, route: Route) -> str:
+        return self.api.arn_for_execute_api(route.method, route.path, self.stage_name)
+
+    def metrics(self, period: Duration) -> RequestMetrics:
+        stage = self.api.deployment_stage
+        return RequestMetrics(
+            requests=stage.metric_count(period=period, statistic="Sum"),
+            client_errors=stage.metric_client_error(period=period, statistic="Sum"),
+            server_errors=stage.metric_server_error(period=period, statistic="Sum"),
+            latency=lambda statistic: stage.metric_latency(period=period, statistic=statistic),
+        )
 
     @staticmethod
     def _method_options(auth_mode: str) -> apigw.MethodOptions:

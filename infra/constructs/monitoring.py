@@ -1,6 +1,8 @@
 """Alarms, their topic, and a dashboard.
 
-Alarms on what clients see (5xx, function errors, throttles, p99 latency) and on what warm
+Alarms on what clients see (5xx, function errors, throttles, p99 latency: the requests and
+latency as the stage's front door counts them, API Gateway's or the function URL's metrics)
+and on what warm
 sandboxes hide behind good answers: versions that fail to load, registry reads that fail,
 answers from a last good version, and a registry that has not been read for too long (the
 function's own metrics, namespace ``Tickerserve``). The README has a runbook line per alarm.
@@ -9,7 +11,6 @@ function's own metrics, namespace ``Tickerserve``). The README has a runbook lin
 from __future__ import annotations
 
 from aws_cdk import Duration
-from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_iam as iam
@@ -21,6 +22,7 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
 from infra.config import AlarmSettings
+from infra.constructs.front_door import FrontDoor
 
 # The function's metrics (tickerserve/serving/observability.py; infra never imports it, a test
 # checks that the names agree): namespace, the service dimension and one dimension per function.
@@ -36,7 +38,7 @@ class Monitoring(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        stage: apigw.Stage,
+        front: FrontDoor,
         function: lambda_.Function,
         settings: AlarmSettings,
     ) -> None:
@@ -55,6 +57,7 @@ class Monitoring(Construct):
             self.topic.add_subscription(subscriptions.EmailSubscription(settings.email))
 
         period = Duration.minutes(settings.period_minutes)
+        requests = front.metrics(period)
 
         def own(name: str, statistic: str) -> cw.Metric:
             return cw.Metric(
@@ -66,13 +69,13 @@ class Monitoring(Construct):
             )
 
         metrics = {
-            "Api5xx": (stage.metric_server_error(period=period, statistic="Sum"),
+            "Api5xx": (requests.server_errors,
                        settings.api_5xx_errors, "API returned 5xx responses"),
             "FunctionErrors": (function.metric_errors(period=period, statistic="Sum"),
                                settings.function_errors, "prediction function errors"),
             "Throttles": (function.metric_throttles(period=period, statistic="Sum"),
                           settings.throttles, "prediction function throttled"),
-            "LatencyP99": (stage.metric_latency(period=period, statistic="p99"),
+            "LatencyP99": (requests.latency("p99"),
                            settings.p99_latency_ms, "API p99 latency (ms)"),
             "ModelLoadFailures": (own("ModelLoadFailures", "Sum"), settings.model_load_failures,
                                   "model versions failed to load"),
@@ -104,17 +107,11 @@ class Monitoring(Construct):
         self.dashboard.add_widgets(
             cw.GraphWidget(
                 title="Requests and errors",
-                left=[
-                    stage.metric_count(period=period, statistic="Sum"),
-                    stage.metric_client_error(period=period, statistic="Sum"),
-                    stage.metric_server_error(period=period, statistic="Sum"),
-                ],
+                left=[requests.requests, requests.client_errors, requests.server_errors],
             ),
             cw.GraphWidget(
                 title="Latency (ms)",
-                left=[
-                    stage.metric_latency(period=period, statistic=p) for p in ("p50", "p90", "p99")
-                ],
+                left=[requests.latency(p) for p in ("p50", "p90", "p99")],
                 right=[function.metric_duration(period=period, statistic="p99")],
             ),
             cw.GraphWidget(

@@ -1,20 +1,24 @@
-"""The serving stack: dependency layer, prediction function, capture pipeline, REST API,
-alarms, and the scheduled monitor function."""
+"""The serving stack: dependency layer, prediction function, capture pipeline, the front door
+(REST API, HTTP API or function URL: ``apiType``), alarms, and the scheduled monitor function."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from aws_cdk import Acknowledgment, CfnOutput, Stack, Validations
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from infra.config import ServingConfig
+from infra.config import ApiSettings, ServingConfig
 from infra.constructs.api import PredictionApi
 from infra.constructs.capture_pipeline import CapturePipeline
 from infra.constructs.capture_store import capture_bucket_name
 from infra.constructs.dependency_layer import DependencyLayer
 from infra.constructs.firewall import ApiFirewall
+from infra.constructs.front_door import FrontDoor
+from infra.constructs.function_url import FunctionUrlFront
+from infra.constructs.http_api import HttpApiFront
 from infra.constructs.monitor_function import MonitorFunction
 from infra.constructs.monitoring import Monitoring
 from infra.constructs.prediction_function import PredictionFunction
@@ -58,23 +62,26 @@ class ServingStack(Stack):
                 settings=config.capture,
                 log_retention_days=config.log_retention_days,
             )
-        self.api = PredictionApi(self, "Api", handler=self.prediction.alias, settings=config.api)
-        stage = self.api.api.deployment_stage
-        if config.waf:
-            ApiFirewall(self, "Firewall", stage=stage)
-        else:
-            Validations.of(stage).acknowledge(
-                Acknowledgment(
-                    id="AwsSolutions-APIG3",
-                    reason="WAF is opt-in per stage (waf: true; on in prod). Without it, stage "
-                    "throttling caps all traffic and, under the default IAM authorization, "
-                    "API Gateway rejects unsigned requests before the function runs",
+        self.api = front_door(self, "Api", handler=self.prediction.alias, settings=config.api)
+        # WAF attaches only to a REST API stage (the config refuses waf with another apiType).
+        if isinstance(self.api, PredictionApi):
+            stage = self.api.api.deployment_stage
+            if config.waf:
+                ApiFirewall(self, "Firewall", stage=stage)
+            else:
+                Validations.of(stage).acknowledge(
+                    Acknowledgment(
+                        id="AwsSolutions-APIG3",
+                        reason="WAF is opt-in per stage (waf: true; on in prod). Without it, "
+                        "stage throttling caps all traffic and, under the default IAM "
+                        "authorization, API Gateway rejects unsigned requests before the "
+                        "function runs",
+                    )
                 )
-            )
         self.monitoring = Monitoring(
             self,
             "Monitoring",
-            stage=stage,
+            front=self.api,
             function=self.prediction.function,
             settings=config.alarms,
         )
@@ -97,7 +104,13 @@ class ServingStack(Stack):
             # Deployed capture lands in the capture bucket (outcomes stay in the model bucket).
             capture_bucket=captured,
         )
-        CfnOutput(self, "ApiUrl", value=self.api.api.url, description="API base URL")
+        CfnOutput(self, "ApiUrl", value=self.api.url, description="API base URL")
+        CfnOutput(
+            self,
+            "SigningService",
+            value=self.api.signing_service,
+            description=f"the service a SigV4 signature names for this {self.api.api_type} API",
+        )
         CfnOutput(self, "BucketName", value=bucket.bucket_name, description="model bucket")
         CfnOutput(
             self,
@@ -106,5 +119,16 @@ class ServingStack(Stack):
             description="prediction function",
         )
         CfnOutput(self, "AlarmTopicArn", value=self.monitoring.topic.topic_arn)
-        if config.auth_mode == "api_key":
+        if isinstance(self.api, PredictionApi) and config.auth_mode == "api_key":
             CfnOutput(self, "ApiKeyId", value=self.api.api_key.key_id)
+
+
+def front_door(
+    scope: Construct, construct_id: str, *, handler: lambda_.Alias, settings: ApiSettings
+) -> FrontDoor:
+    """The stage's front door (``apiType``) in front of the function's alias."""
+    if settings.api_type == "http":
+        return HttpApiFront(scope, construct_id, handler=handler, settings=settings)
+    if settings.api_type == "url":
+        return FunctionUrlFront(scope, construct_id, handler=handler, settings=settings)
+    return PredictionApi(scope, construct_id, handler=handler, settings=settings)

@@ -6,6 +6,7 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,17 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "open_existing_bucket": {
         "tickerserve:authMode": "none",
         "tickerserve:bucketName": "team-models",
+    },
+    # The other front doors (apiType): an HTTP API and a function URL, IAM and open.
+    "http": {"tickerserve:apiType": "http"},
+    "http_open": {"tickerserve:apiType": "http", "tickerserve:authMode": "none"},
+    "url": {"tickerserve:apiType": "url", "tickerserve:reservedConcurrency": "20"},
+    "url_open_prod": {
+        "tickerserve:stage": "prod",
+        "tickerserve:apiType": "url",
+        "tickerserve:authMode": "none",
+        "tickerserve:waf": "false",
+        "tickerserve:timeoutSeconds": "300",
     },
 }
 
@@ -76,19 +88,37 @@ def synth(overrides: Mapping[str, Any] | None = None, *, bundle: bool = False) -
     return Synth(app=app, config=config, stacks=stacks, templates=templates)
 
 
+@cache
+def synth_variant(name: str) -> Synth:
+    """One of ``VARIANTS``, synthesized once per session whichever fixture asks for it."""
+    return synth(VARIANTS[name])
+
+
 @pytest.fixture(scope="session")
 def dev() -> Synth:
-    return synth()
+    return synth_variant("dev")
 
 
 @pytest.fixture(scope="session")
 def prod() -> Synth:
-    return synth(VARIANTS["prod"])
+    return synth_variant("prod")
+
+
+@pytest.fixture(scope="session")
+def http() -> Synth:
+    """The dev stage behind an HTTP API (apiType http)."""
+    return synth_variant("http")
+
+
+@pytest.fixture(scope="session")
+def url() -> Synth:
+    """The dev stage behind a function URL (apiType url)."""
+    return synth_variant("url")
 
 
 @pytest.fixture(scope="session", params=sorted(VARIANTS))
 def variant(request: pytest.FixtureRequest) -> Synth:
-    return synth(VARIANTS[request.param])
+    return synth_variant(request.param)
 
 
 def resources(template: Template, type_: str) -> dict[str, Any]:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from aws_cdk import App, Stack
 from aws_cdk import aws_s3 as s3
 from cdk_nag import AwsSolutionsChecks
 from cfnlint.api import ManualArgs, lint_file
 
-from tests.infra.conftest import Synth
+from tests.infra.conftest import Synth, synth_variant
 
 ACK_METADATA = "aws:cdk:acknowledged-rules"
 # Every rule acknowledged in the default (dev) deployment; adding one must be deliberate.
@@ -45,6 +46,17 @@ EXPECTED_DEV_ACKS = {
     # (the monitor reads capture/* of the capture bucket: the same finding as Firehose's)
     "AwsSolutions-IAM5[Resource::<MonitorFunction39E4128B.Arn>:*]",
     "AwsSolutions-APIG2",  # no gateway body validation: the handler's codes are the contract
+}
+# Only the REST API needs these: API Gateway's account-level logging role (IAM4), methods that
+# could take a Cognito authorizer or a request validator (COG4, APIG2), a stage WAF could guard
+# (APIG3). An HTTP API logs through its service-linked role and WAF cannot attach to it or to a
+# function URL.
+REST_ONLY_ACKS = {
+    "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+    "AmazonAPIGatewayPushToCloudWatchLogs]",
+    "AwsSolutions-COG4",
+    "AwsSolutions-APIG2",
+    "AwsSolutions-APIG3",
 }
 # W3005: CDK itself writes DependsOn [role, role policy] on every Function whose role it
 # also references with GetAtt; the redundant DependsOn is harmless and not ours to remove.
@@ -83,6 +95,18 @@ def test_every_acknowledgment_gives_a_specific_reason(variant: Synth):
 def test_the_dev_deployment_acknowledges_exactly_the_known_rules(dev: Synth):
     nag_acks = {r for r in acknowledgments(dev.app) if r.startswith("AwsSolutions-")}
     assert nag_acks == EXPECTED_DEV_ACKS
+
+
+@pytest.mark.parametrize("front_door", ["http", "url"])
+def test_other_front_doors_acknowledge_only_what_every_stage_shares(front_door: str):
+    acks = acknowledgments(synth_variant(front_door).app)
+    assert {r for r in acks if r.startswith("AwsSolutions-")} == EXPECTED_DEV_ACKS - REST_ONLY_ACKS
+
+
+def test_an_open_http_api_acknowledges_its_routes_without_authorization():
+    acks = acknowledgments(synth_variant("http_open").app)
+    assert "AwsSolutions-APIG4" in acks
+    assert "authMode=none explicitly" in acks["AwsSolutions-APIG4"]
 
 
 def test_cdk_nag_does_report_an_unacknowledged_finding():

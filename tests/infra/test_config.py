@@ -45,7 +45,7 @@ def test_cdk_json_stages_load_and_dev_is_the_default():
 def test_defaults_deploy_without_any_context():
     config = config_from({})
     assert config == ServingConfig()
-    assert config.auth_mode == "iam"
+    assert (config.api_type, config.auth_mode) == ("rest", "iam")
     assert config.memory_budget_mb == config.memory_mb // 2
     assert config.disk_budget_mb < config.ephemeral_storage_mb
 
@@ -80,7 +80,23 @@ def test_command_line_strings_override_the_stage_and_are_typed():
         ({"tickerserve:authMode": "cognito"}, "authMode"),
         ({"tickerserve:memoryMb": "lots"}, "memoryMb='lots': Input should be a valid integer"),
         ({"tickerserve:memoryMb": "2048.5"}, "memoryMb='2048.5'"),
-        ({"tickerserve:timeoutSeconds": "60"}, "less than or equal to 29"),
+        ({"tickerserve:timeoutSeconds": "60"}, "timeoutSeconds must be at most 29"),
+        ({"tickerserve:timeoutSeconds": "901"}, "less than or equal to 900"),
+        ({"tickerserve:apiType": "grpc"}, "apiType='grpc'"),
+        (
+            {"tickerserve:apiType": "http", "tickerserve:timeoutSeconds": "30"},
+            "at most 29 behind API Gateway (apiType http",
+        ),
+        (
+            {"tickerserve:apiType": "url", "tickerserve:authMode": "api_key"},
+            "authMode api_key needs apiType rest",
+        ),
+        (
+            {"tickerserve:apiType": "http", "tickerserve:authMode": "api_key"},
+            "authMode api_key needs apiType rest",
+        ),
+        ({"tickerserve:stage": "prod", "tickerserve:apiType": "http"}, "waf needs apiType rest"),
+        ({"tickerserve:apiType": "url"}, "apiType url needs reservedConcurrency"),
         ({"tickerserve:snapStart": "maybe"}, "snapStart='maybe'"),
         ({"tickerserve:reservedConcurrency": "0"}, "reservedConcurrency='0'"),
         ({"tickerserve:alarms": "{not json"}, "alarms must be a JSON object"),
@@ -145,8 +161,23 @@ def test_construct_settings_are_views_of_the_config():
     assert config.function.preload == ("stocks/universal",)
     assert config.function.log_retention_days == config.api.log_retention_days == 90
     assert config.api.stage == "prod"
+    assert config.api.api_type == "rest"
     assert config.api.throttle_burst_limit == 200
     assert config.alarms == AlarmSettings(p99_latency_ms=1500)
+
+
+def test_a_function_url_may_wait_as_long_as_the_function_runs():
+    # Given a stage behind a function URL (no 29 s gateway in front), capped by concurrency
+    config = config_from(
+        {
+            **CDK_CONTEXT,
+            "tickerserve:apiType": "url",
+            "tickerserve:timeoutSeconds": "900",
+            "tickerserve:reservedConcurrency": "10",
+        }
+    )
+    assert (config.api.api_type, config.function.timeout_seconds) == ("url", 900)
+    assert config.function.reserved_concurrency == 10
 
 
 def test_stage_name_is_bounded_because_it_is_part_of_the_bucket_name():
