@@ -471,3 +471,99 @@ def test_batch_over_more_models_than_memory_holds_stays_within_budget(api):
     assert (status, body["succeeded"]) == (200, 20)
     assert api.service.counters.model_loads == 4
     assert api.service.memory.used_bytes <= api.service.memory.budget_bytes
+
+
+# -- every front door: REST API (v1), HTTP API and function URL (v2) ------------------------
+# The deployed stage's apiType decides which event reaches the function; the answers must not
+# depend on it. url_predict.json is a function URL request (routeKey and stage "$default", a
+# lambda-url domain); http_predict_stage.json an HTTP API request on the named stage "dev",
+# which API Gateway keeps in rawPath ("/dev/predict").
+FRONT_DOOR_EVENTS = ("rest_predict.json", "http_predict_stage.json", "url_predict.json")
+
+
+def front_door_event(fixture: str, *, method: str, path: str, body: str | None) -> dict[str, Any]:
+    """``fixture`` asking ``method path`` with ``body`` and the request id order-1842."""
+    event = load_event(fixture)
+    if "httpMethod" in event:  # REST v1
+        event["httpMethod"] = event["requestContext"]["httpMethod"] = method
+        event["path"] = event["resource"] = path
+        event["headers"]["X-Request-Id"] = "order-1842"
+        event.setdefault("multiValueHeaders", {})["X-Request-Id"] = ["order-1842"]
+    else:  # v2: an HTTP API's named stage stays in the raw path
+        stage = event["requestContext"]["stage"]
+        raw_path = path if stage == "$default" else f"/{stage}{path}"
+        event["rawPath"] = event["requestContext"]["http"]["path"] = raw_path
+        event["requestContext"]["http"]["method"] = method
+        event["headers"]["x-request-id"] = "order-1842"
+    event["body"] = body
+    return event
+
+
+def v2_answer(response: dict[str, Any]) -> tuple[int, dict[str, str], dict[str, Any]]:
+    assert "multiValueHeaders" not in response  # payload format 2.0's response shape
+    return response["statusCode"], response["headers"], json.loads(response["body"])
+
+
+def test_a_function_url_event_is_served_like_an_http_api_event(api):
+    # Given AWS's function URL request shape for POST /predict
+    event = load_event("url_predict.json")
+    assert event["requestContext"]["domainName"].endswith(".lambda-url.us-east-1.on.aws")
+    # When the handler answers it
+    status, headers, body = v2_answer(api.handle(event, None))
+    # Then with a v2 response, the client's request id and the model that answered
+    assert (status, headers["Content-Type"]) == (200, "application/json")
+    assert body["request_id"] == "order-1842"
+    assert (body["ticker"], body["model"]["name"]) == ("SMH", "etfs/SMH")
+
+
+def test_an_http_api_stage_prefix_is_not_part_of_the_route(api):
+    status, _, body = v2_answer(api.handle(load_event("http_predict_stage.json"), None))
+    assert (status, body["model"]["name"]) == (200, "etfs/SMH")
+    event = front_door_event(
+        "http_predict_stage.json", method="GET", path="/models/SPY", body=None
+    )
+    status, _, body = v2_answer(api.handle(event, None))
+    assert (status, body["model"]["name"]) == (200, "etfs/SPY")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", "/predict", json.dumps({"ticker": "SMH", "features": FEATURES_OF_EVENT})),
+        ("POST", "/predict/batch", json.dumps({"items": [{"ticker": "QQQ", "features": []}]})),
+        ("GET", "/models/SPY", None),
+        ("POST", "/predict", "{not json"),
+        ("POST", "/predict", json.dumps({"ticker": "ZZZZ", "features": FEATURES_OF_EVENT})),
+        ("POST", "/predict", json.dumps({"ticker": "SMH", "features": {"rsi_14": 1.0}})),
+        ("POST", "/predict", json.dumps({"ticker": "SMH"})),
+        ("GET", "/models/%20", None),
+        ("POST", "/outcomes", json.dumps({"outcomes": [{"request_id": "r"}]})),
+        ("POST", "/predict/batch", json.dumps({"items": [{}] * (MAX_BATCH_ITEMS + 1)})),
+    ],
+)
+def test_every_front_door_gets_the_same_status_and_body(api, method, path, body):
+    # Given the same request as each front door delivers it
+    answers = []
+    for fixture in FRONT_DOOR_EVENTS:
+        event = front_door_event(fixture, method=method, path=path, body=body)
+        response = api.handle(event, None)
+        answers.append((response["statusCode"], json.loads(response["body"])))
+    # Then the function answers each one alike: status, codes and body (the request id too)
+    rest, http, url = answers
+    assert rest == http == url
+    status, answer = rest
+    assert status == 200 or "code" in answer["error"]
+
+
+def test_a_function_url_reaches_the_handler_on_any_path_and_method(api):
+    # No gateway routes a function URL: the handler's own 404 and 405 answer what REST and
+    # HTTP APIs refuse before the function runs
+    event = front_door_event("url_predict.json", method="GET", path="/admin", body=None)
+    status, _, body = v2_answer(api.handle(event, None))
+    assert (status, body["error"]["code"]) == (404, "route_not_found")
+    event = front_door_event("url_predict.json", method="DELETE", path="/predict", body=None)
+    status, headers, body = v2_answer(api.handle(event, None))
+    assert (status, headers["Allow"], body["error"]["code"]) == (405, "POST", "method_not_allowed")
+    # A function URL has no stage: "/dev/predict" is not a route there
+    event = front_door_event("url_predict.json", method="POST", path="/dev/predict", body="{}")
+    assert v2_answer(api.handle(event, None))[2]["error"]["code"] == "route_not_found"
