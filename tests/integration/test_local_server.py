@@ -18,6 +18,7 @@ from tests.integration.conftest import DemoBucket
 from tests.integration.serving import (
     TICKERSERVE,
     Running,
+    child_env,
     http,
     is_listening,
     post_json,
@@ -318,3 +319,20 @@ def test_a_busy_port_is_a_clear_error(small_store: Path, tmp_path: Path):
     assert result.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}: address in use" in result.stderr
     assert "--port" in result.stderr
+
+
+def test_auth_iam_without_credentials_is_a_clear_error(small_store: Path):
+    # Given no AWS credentials anywhere botocore looks (and no instance metadata to ask)
+    env = {k: v for k, v in child_env().items() if not k.startswith("AWS_")}
+    env.update(
+        AWS_SHARED_CREDENTIALS_FILE="/dev/null",
+        AWS_CONFIG_FILE="/dev/null",
+        AWS_EC2_METADATA_DISABLED="true",
+    )
+    argv = [*TICKERSERVE, "--store", str(small_store), "serve", "--auth", "iam", "--port", "0"]
+    # When serve is asked to check signatures
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=120, env=env)
+    # Then it fails before listening, saying what it needs
+    assert result.returncode == 1, result.stderr
+    assert "--auth iam checks signatures against AWS credentials and found none" in result.stderr
+    assert "AWS_ACCESS_KEY_ID" in result.stderr

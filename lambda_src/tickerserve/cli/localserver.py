@@ -1,5 +1,7 @@
 """A local HTTP endpoint over the Lambda code path: each request becomes an API Gateway REST
-(v1) proxy event for ``Api.handle``, and its answer becomes the HTTP response.
+(v1) proxy event for ``Api.handle``, and its answer becomes the HTTP response. With an
+authorizer (``serve --auth iam``), a request it refuses is answered as the deployed API's
+gateway answers it (403 ``forbidden``) and never reaches the API.
 
 Standard library only. Connections are served on threads, but events go through the API one
 at a time, as in one Lambda execution environment (the Powertools resolver also keeps the
@@ -22,7 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from tickerserve.contract import GATEWAY_PAYLOAD_BYTES
+from tickerserve.contract import GATEWAY_ERRORS, GATEWAY_PAYLOAD_BYTES
 
 STAGE = "local"
 MAX_REQUEST_BYTES = GATEWAY_PAYLOAD_BYTES  # API Gateway's request payload limit (contract.json)
@@ -42,6 +44,28 @@ def port_is_free(host: str, port: int) -> bool:
 
 class EventHandler(Protocol):
     def handle(self, event: Any, context: Any) -> Any: ...
+
+
+class Refused(Protocol):
+    @property
+    def response_type(self) -> str: ...  # the API Gateway response type that answers it
+
+    @property
+    def message(self) -> str: ...
+
+
+class Authorizer(Protocol):
+    """Decides, before the API sees a request, whether it may (``None``) or why not."""
+
+    def check(
+        self, method: str, target: str, headers: Iterable[tuple[str, str]], body: bytes
+    ) -> Refused | None: ...
+
+
+def gateway_answer(response_type: str) -> tuple[int, str]:
+    """Status and code the deployed REST API answers a gateway refusal with (contract.json)."""
+    error = next(e for e in GATEWAY_ERRORS if e.response_type == response_type)
+    return error.status or 403, error.code
 
 
 def rest_event(
@@ -156,13 +180,18 @@ class LocalServer(ThreadingHTTPServer):
     daemon_threads = True  # an open keep-alive connection must not block shutdown
 
     def __init__(
-        self, address: tuple[str, int], api: EventHandler, log: Callable[[str], None]
+        self,
+        address: tuple[str, int],
+        api: EventHandler,
+        log: Callable[[str], None],
+        authorizer: Authorizer | None = None,
     ) -> None:
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         super().__init__(address, _RequestHandler)
         self.api = api
         self.log = log
+        self.authorizer = authorizer
         self.api_lock = threading.Lock()
 
     @property
@@ -201,15 +230,22 @@ class _RequestHandler(BaseHTTPRequestHandler):
             body = self._read_body()
             if body is None:
                 return
-            event = rest_event(
-                self.command,
-                self.path,
-                self.headers.items(),
-                body,
-                source_ip=self.client_address[0],
-            )
-            request_id = event["requestContext"]["requestId"]
-            status, headers, payload = response_parts(self.server.invoke(event))
+            refused = self._refusal(body)
+            if refused is not None:
+                status, code = gateway_answer(refused.response_type)
+                request_id = f"refused: {refused.message}"
+                headers = [("Content-Type", "application/json")]
+                payload = _error_body(code, refused.message)
+            else:
+                event = rest_event(
+                    self.command,
+                    self.path,
+                    self.headers.items(),
+                    body,
+                    source_ip=self.client_address[0],
+                )
+                request_id = event["requestContext"]["requestId"]
+                status, headers, payload = response_parts(self.server.invoke(event))
         except Exception as exc:  # the API maps its own errors; this is a bug in the adapter
             status, headers = 500, [("Content-Type", "application/json")]
             payload = _error_body("internal_error", f"local server: {type(exc).__name__}: {exc}")
@@ -217,6 +253,13 @@ class _RequestHandler(BaseHTTPRequestHandler):
         # Logged before the answer leaves: whoever has the answer can already read its line.
         self.server.log(f"{self.command} {self.path} {status} {elapsed:.1f} ms {request_id}")
         self._write(status, headers, payload)
+
+    def _refusal(self, body: bytes) -> Refused | None:
+        """Why the authorizer refuses this request (None: it may reach the API)."""
+        authorizer = self.server.authorizer
+        if authorizer is None:
+            return None
+        return authorizer.check(self.command, self.path, self.headers.items(), body)
 
     def _read_body(self) -> bytes | None:
         """The request body, or None after answering a request whose body cannot be read."""

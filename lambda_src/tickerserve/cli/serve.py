@@ -11,6 +11,7 @@ import os
 import signal
 from dataclasses import replace
 from datetime import datetime
+from enum import StrEnum
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Annotated
@@ -34,6 +35,7 @@ from tickerserve.settings import (
 from tickerserve.storage.store import SERVING
 
 if TYPE_CHECKING:
+    from tickerserve.cli.sigv4 import SignatureCheck
     from tickerserve.serving.service import ModelService
 
 DEFAULT_HOST = "127.0.0.1"
@@ -41,6 +43,11 @@ DEFAULT_PORT = 8000
 # Short, so a promote or rollback shows within seconds (the Lambda default is 60 s).
 DEFAULT_REGISTRY_TTL = 5.0
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+class Auth(StrEnum):
+    NONE = "none"
+    IAM = "iam"
 
 
 def serve_command(
@@ -76,10 +83,20 @@ def serve_command(
             help="Write what is served into the store under capture/dt=YYYY-MM-DD/.",
         ),
     ] = True,
+    auth: Annotated[
+        Auth,
+        typer.Option(
+            "--auth",
+            help="iam: accept only requests SigV4-signed (service execute-api or lambda) with "
+            "the AWS credentials botocore finds here (environment, AWS_PROFILE, a credentials "
+            "file); others get the deployed API's 403 forbidden.",
+        ),
+    ] = Auth.NONE,
 ) -> None:
     """Serve the HTTP API locally (POST /predict ...), with OpenAPI at /openapi.json and
     interactive docs at /docs. Each request runs through the Lambda handler's code path as an
     API Gateway REST event. Ctrl-C stops it."""
+    checker = _signature_check() if auth is Auth.IAM else None
     t = target(ctx)
     t.timeouts = SERVING  # the same storage deadlines as the prediction function
     store = t.store
@@ -108,13 +125,16 @@ def serve_command(
     writer = StoreCaptureWriter(store) if capture else None
     api = Api(service, docs=True, capture=Capture(writer) if writer else DISABLED)
     try:
-        server = LocalServer((host, port), api, log=_log)
+        server = LocalServer((host, port), api, log=_log, authorizer=checker)
     except OSError as exc:
         if writer is not None:
             writer.close()
         hint = "; choose another with --port" if exc.errno == errno.EADDRINUSE else ""
         raise Failed(f"cannot listen on {host}:{port}: {exc.strerror or exc}{hint}") from None
-    if host not in LOOPBACK:
+    if checker is not None:
+        key = checker.credentials.access_key or ""
+        note(f"auth: iam, SigV4 (execute-api or lambda) with access key …{key[-4:]}")
+    elif host not in LOOPBACK:
         note(f"warning: listening on {host}; the local server has no authentication")
     note(f"models: {store.describe()} ({_registry_summary(service)})")
     if writer is not None:
@@ -150,6 +170,22 @@ def _close_capture(server: LocalServer, writer: StoreCaptureWriter) -> None:
             else ""
         )
     )
+
+
+def _signature_check() -> SignatureCheck:
+    """Checks signatures against the credentials botocore finds, read once at start."""
+    import botocore.session
+
+    from tickerserve.cli.sigv4 import SignatureCheck
+
+    credentials = botocore.session.get_session().get_credentials()
+    if credentials is None:
+        raise Failed(
+            "--auth iam checks signatures against AWS credentials and found none: set "
+            "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE (a credentials file: "
+            "AWS_SHARED_CREDENTIALS_FILE)"
+        )
+    return SignatureCheck(credentials.get_frozen_credentials())
 
 
 def _registry_summary(service: ModelService) -> str:

@@ -16,9 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import ReadOnlyCredentials
 
 from tests.support import DemoModels, load_event, populate
 from tickerserve.cli.localserver import LocalServer, response_parts, rest_event
+from tickerserve.cli.sigv4 import SignatureCheck
 from tickerserve.http.api import Api
 from tickerserve.serving.service import ModelService
 from tickerserve.settings import Settings
@@ -168,9 +172,9 @@ def test_adapter_and_docs_route_together_serve_the_openapi_document(
 
 
 @contextmanager
-def serving(api: Api, log: Callable[[str], None]) -> Iterator[LocalServer]:
+def serving(api: Any, log: Callable[[str], None], authorizer: Any = None) -> Iterator[LocalServer]:
     """The local server on a free port, in a thread of this process."""
-    server = LocalServer(("127.0.0.1", 0), api, log=log)
+    server = LocalServer(("127.0.0.1", 0), api, log=log, authorizer=authorizer)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
     thread.start()
     try:
@@ -231,3 +235,40 @@ def test_too_many_headers_is_a_json_431(api: Api):
         status, _, body = exchange(server, f"GET /health HTTP/1.1\r\n{headers}\r\n".encode())
     assert status == 431
     assert json.loads(body)["error"]["code"] == "http_431"
+
+
+class CountingApi:
+    """Counts what reaches the API."""
+
+    def __init__(self, api: Api) -> None:
+        self.api = api
+        self.events: list[dict[str, Any]] = []
+
+    def handle(self, event: Any, context: Any) -> Any:
+        self.events.append(event)
+        return self.api.handle(event, context)
+
+
+def test_a_request_the_authorizer_refuses_never_reaches_the_api(api: Api):
+    # Given the local server checking signatures (serve --auth iam)
+    key = ReadOnlyCredentials("AKIDLOCALEXAMPLE", "local-secret", None)
+    counting, logged = CountingApi(api), []
+    with serving(counting, logged.append, SignatureCheck(key)) as server:
+        host, port = server.server_address[:2]
+        # When an unsigned request arrives
+        status, headers, body = exchange(server, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        # Then it gets the deployed REST API's 403 in the API's error shape, and the API never
+        # saw it
+        assert (status, headers["Content-Type"]) == (403, "application/json")
+        assert json.loads(body) == {
+            "error": {"code": "forbidden", "message": "Missing Authentication Token"}
+        }
+        assert counting.events == [] and "403" in logged[0] and "refused" in logged[0]
+        # And a request signed with the key is answered by the API
+        request = AWSRequest(method="GET", url=f"http://{host}:{port}/health")
+        SigV4Auth(key, "lambda", "us-east-1").add_auth(request)
+        lines = "".join(f"{k}: {v}\r\n" for k, v in request.headers.items())
+        raw = f"GET /health HTTP/1.1\r\nHost: {host}:{port}\r\n{lines}\r\n".encode()
+        status, _, body = exchange(server, raw)
+    assert status == 200 and json.loads(body)["status"] == "ok"
+    assert len(counting.events) == 1

@@ -519,9 +519,7 @@ def test_a_function_url_event_is_served_like_an_http_api_event(api):
 def test_an_http_api_stage_prefix_is_not_part_of_the_route(api):
     status, _, body = v2_answer(api.handle(load_event("http_predict_stage.json"), None))
     assert (status, body["model"]["name"]) == (200, "etfs/SMH")
-    event = front_door_event(
-        "http_predict_stage.json", method="GET", path="/models/SPY", body=None
-    )
+    event = front_door_event("http_predict_stage.json", method="GET", path="/models/SPY", body=None)
     status, _, body = v2_answer(api.handle(event, None))
     assert (status, body["model"]["name"]) == (200, "etfs/SPY")
 
