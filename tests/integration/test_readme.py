@@ -18,12 +18,18 @@ import shlex
 import shutil
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.integration.serving import ROOT, Running, http
+from tests.integration.conftest import DemoBucket
+from tests.integration.serving import ROOT, TICKERSERVE, Running, http, running
+from tests.support import free_port
 from tickerserve.storage.registry import Registry
 
 README = ROOT / "README.md"
@@ -181,11 +187,33 @@ def python_example() -> str:
     return blocks[0]
 
 
-def test_python_sigv4_client_example_runs_as_written(local_server: Running, tmp_path):
-    # Given the outputs file make deploy writes, pointing at the test server (which, unlike
-    # API Gateway, does not check the signature) and the test's dummy AWS credentials
-    outputs = {"Tickerserve-dev-Serving": {"ApiUrl": f"{local_server.url}/"}}
-    (tmp_path / "cdk-outputs.json").write_text(json.dumps(outputs))
+@pytest.fixture(scope="module")
+def signing_server(
+    demo_bucket: DemoBucket, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Running]:
+    """``tickerserve serve --auth iam``: checks each request's SigV4 signature against the
+    test's dummy AWS credentials (conftest), as API Gateway or a function URL would."""
+    tmp = tmp_path_factory.mktemp("serve-iam")
+    port = free_port()
+    argv = [*TICKERSERVE, *demo_bucket.target, "serve", "--auth", "iam", "--port", str(port)]
+    argv += ["--cache-dir", str(tmp / "cache")]
+    with running(argv, port=port, log=tmp / "serve.log") as server:
+        yield server
+
+
+def write_outputs(folder: Path, url: str, service: str) -> None:
+    """The ``cdk-outputs.json`` make deploy writes, pointing at ``url``."""
+    outputs = {"Tickerserve-dev-Serving": {"ApiUrl": f"{url}/", "SigningService": service}}
+    (folder / "cdk-outputs.json").write_text(json.dumps(outputs))
+
+
+@pytest.mark.parametrize("service", ["execute-api", "lambda"])
+def test_python_sigv4_client_example_runs_as_written(
+    signing_server: Running, tmp_path: Path, service: str
+):
+    # Given the outputs file of a deployed REST or HTTP API (execute-api) or function URL
+    # (lambda), pointing at a server that checks signatures, and the test's AWS credentials
+    write_outputs(tmp_path, signing_server.url, service)
     # When the README's example runs
     result = subprocess.run(
         [sys.executable, "-c", python_example()],
@@ -200,6 +228,73 @@ def test_python_sigv4_client_example_runs_as_written(local_server: Running, tmp_
     first, second = result.stdout.splitlines()
     assert first.startswith("1.0.0 ")
     assert second == "unknown_ticker"
+    assert "POST /predict 200 " in signing_server.output()
+
+
+def client(folder: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The example's ``call`` function (its definitions, run as written; not its calls)."""
+    definitions, calls = python_example().split("\nrow = ", 1)
+    assert "call(" in calls
+    monkeypatch.chdir(folder)
+    namespace: dict[str, Any] = {}
+    exec(compile(definitions, "README.md", "exec"), namespace)
+    return namespace["call"]
+
+
+def test_the_example_is_refused_with_another_secret_key(
+    signing_server: Running, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    # Given a caller whose secret key is not the one the server knows
+    write_outputs(tmp_path, signing_server.url, "execute-api")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret")
+    # When it calls; Then the server refuses it as the deployed API does
+    error = client(tmp_path, monkeypatch)("GET", "health")["error"]
+    assert error["code"] == "forbidden"
+    assert "signature we calculated does not match" in error["message"]
+
+
+class _GatewayRefusals(BaseHTTPRequestHandler):
+    """Answers as an HTTP API or a function URL refuses, before any function runs."""
+
+    ANSWERS = {
+        "/unsigned": (403, b'{"message":"Forbidden"}'),
+        "/busy": (429, b'{"Message":"Rate Exceeded."}'),
+        "/crashed": (502, b"Internal Server Error"),
+        "/missing": (404, b'{"message":"Not Found"}'),
+    }
+
+    def do_GET(self) -> None:
+        status, body = self.ANSWERS[self.path]
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_the_example_reads_the_gateways_own_refusals_as_the_apis_codes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    # Given a front door that answers in its own shape ({"message"}, {"Message"}, plain text)
+    server = HTTPServer(("127.0.0.1", 0), _GatewayRefusals)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        write_outputs(tmp_path, f"http://127.0.0.1:{server.server_address[1]}", "lambda")
+        call = client(tmp_path, monkeypatch)
+        # Then the example's client gives each as the API's error shape and code
+        answers = {
+            path: call("GET", path.lstrip("/"))["error"] for path in _GatewayRefusals.ANSWERS
+        }
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert answers["/unsigned"] == {"code": "forbidden", "message": "Forbidden"}
+    assert answers["/busy"] == {"code": "throttled", "message": "Rate Exceeded."}
+    assert answers["/crashed"] == {"code": "gateway_error", "message": "Internal Server Error"}
+    assert answers["/missing"] == {"code": "client_error", "message": "Not Found"}
 
 
 def test_registry_example_is_one_the_function_reads():
