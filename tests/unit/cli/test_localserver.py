@@ -252,9 +252,9 @@ class CountingApi:
 def test_a_request_the_authorizer_refuses_never_reaches_the_api(api: Api):
     # Given the local server checking signatures (serve --auth iam)
     key = ReadOnlyCredentials("AKIDLOCALEXAMPLE", "local-secret", None)
-    counting, logged = CountingApi(api), []
+    counting, logged = CountingApi(api), list[str]()
     with serving(counting, logged.append, SignatureCheck(key)) as server:
-        host, port = server.server_address[:2]
+        host, port = str(server.server_address[0]), server.server_address[1]
         # When an unsigned request arrives
         status, headers, body = exchange(server, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
         # Then it gets the deployed REST API's 403 in the API's error shape, and the API never
