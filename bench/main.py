@@ -30,7 +30,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from bench import families
+from bench import costs, families
 from bench import faults as faults_bench
 from bench import monitor as monitor_bench
 from bench.capture import capture_section, capture_targets
@@ -157,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
             results["families"] = families.run(config, work, rebuild=args.rebuild)
             say(f"   (families: {time.monotonic() - section_started:.0f} s)")
         say(summary(results))
+        if "warm" in results:
+            say(cost_tables(results))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
@@ -261,6 +263,23 @@ class Bench:
         spec = next(s for s in self.specs if s.name == model)
         return feature_names(spec.n_features)
 
+    def _written_bytes(self, event: dict[str, Any]) -> tuple[int, int]:
+        """(capture record, answer body) in bytes: what the function writes for ``event`` with
+        capture on (its log line) and sends back (the costs' inputs)."""
+        from tickerserve.http.api import Api
+        from tickerserve.serving.capture import Capture
+
+        lines: list[bytes] = []
+
+        class Collect:
+            def write(self, data: bytes) -> None:
+                lines.append(data)
+
+        response = Api(self.ts.SERVICE, capture=Capture(Collect())).handle(event, None)
+        if response["statusCode"] != 200 or len(lines) != 1:
+            raise RuntimeError(f"expected one capture record for {event['body'][:60]}")
+        return len(lines[0]), len(response["body"].encode())
+
     def _call_ts(self, event: dict[str, Any]) -> dict[str, Any]:
         response: dict[str, Any] = self.ts.lambda_handler(event, self.context)
         if response["statusCode"] != 200:
@@ -335,6 +354,7 @@ class Bench:
             p50 = {k: percentile(v, 50) for k, v in samples.items()}
             parts[size] = p50
             out[size] = {k: (percentile(v, 50), percentile(v, 99)) for k, v in samples.items()}
+            out[size]["bytes"] = self._written_bytes(events[0])
             for side, key in (("tickerserve", "ts"), ("baseline", "seed")):
                 s = samples[key]
                 rows.append(
@@ -741,6 +761,28 @@ def _phase(data: dict[str, Any], key: str) -> float:
     if key == "first":
         return float(data["first_request_ns"])
     return float(data["t_answered"] - data["t_spawn"])
+
+
+def cost_tables(results: dict[str, Any]) -> str:
+    """What a million warm predictions cost per front door (bench/costs.py), from this run's
+    warm p50s (section 1), what capture added (section 8) and what the function wrote."""
+    warm = results["warm"]
+    (small_record, answer), (large_record, _) = warm["small"]["bytes"], warm["large"]["bytes"]
+    note = ""
+    if "capture" in results:
+        wall = results["capture"]["wall"]
+        capture_us = (wall["on"] - wall["off"]) / 1e3
+    else:
+        capture_us, note = 0.0, "\n   (section 8 not run: capture's own time counted as 0)"
+    inputs = costs.inputs_from(
+        small_ms=warm["small"]["ts"][0] / 1e6,
+        large_ms=warm["large"]["ts"][0] / 1e6,
+        capture_us=max(0.0, capture_us),
+        small_record_bytes=small_record,
+        large_record_bytes=large_record,
+        answer_bytes=answer,
+    )
+    return "\n" + costs.tables(inputs) + note
 
 
 def summary(results: dict[str, Any]) -> str:

@@ -27,6 +27,7 @@ from typing import Any
 
 import pytest
 
+from bench.costs import main as costs_main
 from tests.integration.conftest import DemoBucket
 from tests.integration.serving import ROOT, TICKERSERVE, Running, http, running
 from tests.support import free_port
@@ -309,3 +310,16 @@ def test_registry_example_is_one_the_function_reads():
     assert registry.resolve("etfs/SMH").version == "1.0.1"
     assert registry.resolve("etfs/SMH", alias="challenger").version == "1.0.2"
     assert [t.version for t in registry.models["etfs/SMH"].history["production"]] == ["1.0.0"]
+
+
+def test_the_cost_tables_are_what_bench_costs_prints_for_the_quoted_inputs(capsys):
+    # Given the README's cost section: the command with the measured inputs, and its tables
+    section = README.read_text().split("\n## What it costs\n", 1)[1].split("\n## ", 1)[0]
+    (block,) = [m.group(2) for m in _BLOCK.finditer(section) if "reproduce: " in m.group(2)]
+    command = block.rsplit("reproduce: ", 1)[1].strip()
+    argv = shlex.split(command)
+    assert argv[:3] == [".venv/bin/python", "-m", "bench.costs"]
+    # When the script runs with those inputs
+    assert costs_main(argv[3:]) == 0
+    # Then it prints exactly the tables the README shows
+    assert capsys.readouterr().out.strip() == block.strip()
