@@ -119,10 +119,10 @@ def test_the_monitor_role_reads_what_it_judges_and_writes_only_its_history(dev: 
     }
 
 
-def test_the_monitor_handler_imports_without_the_command_line_libraries():
+def test_the_monitor_handler_imports_without_the_command_line_libraries_or_scipy():
     code = (
         "import sys\n"
-        "for name in ('typer', 'rich', 'matplotlib', 'sklearn', 'pyarrow', 'joblib'):\n"
+        "for name in ('typer', 'rich', 'matplotlib', 'sklearn', 'pyarrow', 'joblib', 'scipy'):\n"
         "    sys.modules[name] = None\n"
         "import tickerserve.monitor.handler, tickerserve.monitor.run\n"
         "print('ok')\n"

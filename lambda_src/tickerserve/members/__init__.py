@@ -8,7 +8,8 @@ crash-proof wrapper (``safe_load``) can run it in a child process first.
 
 ``kinds`` holds what every kind shares (``MemberSpec``, the tasks, the ``Member`` protocol);
 ``loading`` picks the kind's module on first use, so a LightGBM-only function never imports
-Treelite. Every member answers ``predict(rows) -> (n_rows, n_outputs)`` float64: class
-probabilities in the bundle's class order for a classifier, one column of values for a
-regressor. May import only the top-level modules (``errors``, ``layout``, ...).
+Treelite; ``links`` holds scikit-learn's logistic and softmax links. Every member answers
+``predict(rows) -> (n_rows, n_outputs)`` float64: class probabilities in the bundle's class
+order for a classifier, one column of values for a regressor. May import only the
+top-level modules (``errors``, ``layout``, ...).
 """

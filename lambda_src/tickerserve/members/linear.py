@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tickerserve.members.links import expit, softmax
+
 LINKS = ("identity", "softmax", "sigmoid")
 
 
@@ -64,9 +66,7 @@ class PreparedLinear:
         scores = inputs @ self.weights + self.intercept
         if self.link == "identity":
             return scores
-        from scipy.special import expit, softmax
-
         if self.link == "sigmoid":
             p = expit(scores[:, 0])
             return np.column_stack([1.0 - p, p])
-        return np.asarray(softmax(scores, axis=1))
+        return softmax(scores, axis=1)

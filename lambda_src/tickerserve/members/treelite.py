@@ -10,9 +10,10 @@ microseconds, and lets us reproduce each library's own arithmetic exactly:
 
 - scikit-learn (``margin: native``): GTIL's raw margins in float64 (forest averages, boosting
   sums with the initial estimate), then scikit-learn's own link (``sigmoid`` / ``softmax``) in
-  float64 (the C library's ``exp`` for the sigmoid, as scipy's ``expit``; numpy's ``exp`` for
-  the softmax, as scikit-learn's). Forests and classic gradient boosting first round inputs to
-  float32, as scikit-learn does before it walks a tree (``round_inputs: float32``).
+  float64 (``links``: the C library's ``exp`` for the sigmoid, as scipy's ``expit``; numpy's
+  ``exp`` for the softmax, as scikit-learn's). Forests and classic gradient boosting first
+  round inputs to float32, as scikit-learn does before it walks a tree
+  (``round_inputs: float32``).
 - XGBoost (``margin: float32_in_order``): XGBoost adds tree outputs one by one in float32,
   starting from its base margin; GTIL's per-tree outputs summed in that order give XGBoost's
   margins bit for bit, and the link is applied in float32 like XGBoost's.
@@ -31,6 +32,7 @@ import numpy as np
 
 from tickerserve.errors import InvalidModel
 from tickerserve.members.kinds import TREELITE, expected_outputs
+from tickerserve.members.links import expit, softmax
 from tickerserve.members.safe_load import safe_load
 from tickerserve.members.treelite_api import NativeModel, Predictor, TreeliteError, library
 
@@ -170,35 +172,11 @@ def _link64(margin: np.ndarray, link: str) -> np.ndarray:
     if link == "identity":
         return margin
     if link == "sigmoid":
-        p = _expit(margin[:, 0])  # scikit-learn's binomial loss: scipy.special.expit
+        p = expit(margin[:, 0])  # scikit-learn's binomial loss: scipy.special.expit
         return np.column_stack([1.0 - p, p])
     if link == "softmax":  # scikit-learn's extmath.softmax, operation for operation
-        shifted = np.exp(margin - margin.max(axis=1, keepdims=True))
-        return np.asarray(shifted / shifted.sum(axis=1, keepdims=True))
+        return softmax(margin, axis=1)
     return np.exp(margin)
-
-
-def _c_exp() -> Any:
-    """The C library's ``exp``, which scipy's ``expit`` calls (``1 / (1 + exp(-x))``)."""
-    try:
-        exp = ctypes.CDLL("libm.so.6").exp
-    except (OSError, AttributeError):  # not glibc: numpy's exp (within one ulp)
-        return None
-    exp.restype, exp.argtypes = ctypes.c_double, [ctypes.c_double]
-    return exp
-
-
-_EXP = _c_exp()
-
-
-def _expit(x: np.ndarray) -> np.ndarray:
-    """scipy.special.expit without importing scipy (200+ ms of a cold start): one C ``exp``
-    per row, as scipy computes it."""
-    if _EXP is None:
-        return np.asarray(1.0 / (1.0 + np.exp(-x)))
-    values = (-x).tolist()
-    exps = np.fromiter(map(_EXP, values), dtype=np.float64, count=len(values))
-    return np.asarray(1.0 / (1.0 + exps)).reshape(x.shape)
 
 
 def _c_expf() -> Any:

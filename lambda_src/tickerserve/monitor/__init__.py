@@ -3,7 +3,8 @@
 - ``capture_reader`` / ``outcome_join``: read what serving recorded and join what was realized;
 - ``model_stream``: one model's window of traffic as columnar tallies, in bounded memory;
 - ``drift_statistics``: drift statistics (PSI, L-infinity CDF distance) and their thresholds;
-- ``significance``: the tests that say whether champion and challenger really differ;
+- ``significance``: the tests that say whether champion and challenger really differ, over
+  ``distributions`` (normal, Student t and binomial CDFs in plain ``math``);
 - ``recommendation``: seed 003's rule (keep, watch, retrain, switch);
 - ``evaluate``: judges every model over a window; ``run``: a whole run (evaluate, optionally
   promote, append ``monitoring_history``, emit ``cloudwatch`` metrics); ``handler``: the

@@ -9,8 +9,8 @@ Unpaired (canary: each answered different rows):
 - classifiers: the two-proportion z-test on accuracy (pooled variance);
 - regressors: Welch's t-test on squared errors.
 
-Every result is two-sided and says which side the data favour. Distribution functions come
-from ``scipy.special`` (light to import in a Lambda; no ``scipy.stats``).
+Every result is two-sided and says which side the data favour. The distribution functions
+are ``distributions`` (plain ``math``; the function layer carries no scipy).
 """
 
 from __future__ import annotations
@@ -19,9 +19,8 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-from scipy import special
-
 from tickerserve.baselines.moments import Moments
+from tickerserve.monitor.distributions import binomial_cdf, normal_cdf, student_t_cdf
 
 Side = Literal["champion", "challenger"]
 MCNEMAR = "mcnemar_exact"
@@ -63,7 +62,7 @@ def mcnemar_exact(champion_only: int, challenger_only: int) -> Significance:
     only the challenger got right (c). p = min(1, 2 * P[Bin(b + c, 1/2) <= min(b, c)])."""
     b, c = int(champion_only), int(challenger_only)
     n = b + c
-    p = 1.0 if n == 0 else min(1.0, 2.0 * float(special.bdtr(min(b, c), n, 0.5)))
+    p = 1.0 if n == 0 else min(1.0, 2.0 * binomial_cdf(min(b, c), n, 0.5))
     return Significance(MCNEMAR, float(c - b), p, n, _side(c - b))
 
 
@@ -85,7 +84,7 @@ def diebold_mariano_hln(differential: Moments, horizon: int = 1) -> Significance
     dm = mean / math.sqrt(gamma0 / t_count)
     h = horizon
     dm_star = dm * math.sqrt((t_count + 1 - 2 * h + h * (h - 1) / t_count) / t_count)
-    p = 2.0 * float(special.stdtr(t_count - 1, -abs(dm_star)))
+    p = 2.0 * student_t_cdf(-abs(dm_star), t_count - 1)
     return Significance(DIEBOLD_MARIANO, dm_star, min(1.0, p), t_count, _side(mean))
 
 
@@ -102,7 +101,7 @@ def two_proportion_z(
     if se == 0:  # both all right or all wrong
         return Significance(TWO_PROPORTION, None, 1.0, n1 + n2, None)
     z = (p2 - p1) / se
-    return Significance(TWO_PROPORTION, z, 2.0 * float(special.ndtr(-abs(z))), n1 + n2, _side(z))
+    return Significance(TWO_PROPORTION, z, 2.0 * normal_cdf(-abs(z)), n1 + n2, _side(z))
 
 
 def welch_t(champion: Moments, challenger: Moments) -> Significance:
@@ -117,5 +116,5 @@ def welch_t(champion: Moments, challenger: Moments) -> Significance:
         return Significance(WELCH, None, 1.0 if diff == 0 else 0.0, n1 + n2, _side(diff))
     t = (champion.mean - challenger.mean) / math.sqrt(a + b)
     df = (a + b) ** 2 / (a * a / (n1 - 1) + b * b / (n2 - 1))
-    p = 2.0 * float(special.stdtr(df, -abs(t)))
+    p = 2.0 * student_t_cdf(-abs(t), df)
     return Significance(WELCH, t, min(1.0, p), n1 + n2, _side(t))

@@ -38,6 +38,8 @@ from tickerserve.serving.model import LoadedModel
 from tickerserve.storage.history import read_records
 from tickerserve.storage.store import LocalStore
 
+# The monitor function's layer has no scipy: nothing here may import it.
+pytestmark = pytest.mark.usefixtures("without_scipy")
 WEEK = Period(DAY0, DAY0 + timedelta(days=7))
 NOW = datetime(2026, 12, 10, 6, 0)
 SHIFTED = ("rsi_14", "atr_pct")  # two of the six features SMH uses

@@ -20,6 +20,8 @@ from tickerserve.storage.history import read_records
 from tickerserve.storage.registry import read_registry
 from tickerserve.storage.store import S3Store
 
+# The monitor function's layer has no scipy: nothing here may import it.
+pytestmark = pytest.mark.usefixtures("without_scipy")
 BUCKET = "tickerserve-models"
 
 

@@ -7,6 +7,8 @@ import pytest
 from tickerserve.monitor.recommendation import Evidence, Rule, recommend, seed_sentence
 from tickerserve.monitor.significance import Significance
 
+# The monitor function's layer has no scipy: nothing here may import it.
+pytestmark = pytest.mark.usefixtures("without_scipy")
 SIGNIFICANT = Significance("mcnemar_exact", 30.0, 0.001, 200, "challenger")
 NOISE = Significance("mcnemar_exact", 2.0, 0.4, 40, "challenger")
 WRONG_WAY = Significance("mcnemar_exact", -30.0, 0.001, 200, "champion")
