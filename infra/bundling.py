@@ -5,11 +5,17 @@ The layer is ``python/`` (wheels for the Lambda platform, unpacked) plus
 A finished build is cached under ``build/layers/<key>`` where the key hashes
 everything that changes the output, so synth and tests reuse it.
 
+The requirements file names every distribution the layer holds: pip installs it with
+``--no-deps``, and a dependency that is neither listed nor declared unused at runtime
+(``NOT_SHIPPED``) fails the build. Parts of packages that inference never imports
+(``UNUSED_PARTS``: onnxruntime's offline tools and its C-API library) are removed.
+
 Run ``python -m infra.bundling [x86_64|arm64]`` to build (or find) the layer.
 """
 
 from __future__ import annotations
 
+import email.parser
 import hashlib
 import json
 import os
@@ -22,6 +28,9 @@ import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from infra.build_cache import building, prune
 from infra.bytecode import (
@@ -46,9 +55,13 @@ MAX_SYMBOL_VERSIONS = {"GLIBC": (2, 34), "GLIBCXX": (3, 4, 29)}
 # Where libgomp comes from: scikit-learn's manylinux wheel bundles a libgomp built
 # for old glibc. Only the .so is taken; scikit-learn itself never enters the layer.
 LIBGOMP_DONOR = "scikit-learn==1.9.1"
+# Our own ceiling for the layer, which the tests hold it to (the build refuses only Lambda's):
+# room for the function code and for what the next model family brings.
+LAYER_BUDGET = 160 * 1024 * 1024
 # Bump when the build recipe changes in a way that alters the output.
 # 5: deterministic bytecode (compiled as /opt/python/..., fixed mtimes).
-RECIPE = "5"
+# 6: --no-deps, NOT_SHIPPED and UNUSED_PARTS (whose contents are part of the key).
+RECIPE = "6"
 # Finished builds kept per architecture and Python (switching branches should not rebuild).
 KEEP_BUILDS = 2
 BUILDING_PREFIX = ".building-"  # an unfinished build's folder
@@ -61,6 +74,30 @@ LAYER_PYTHON_DIR = "/opt/python"
 _DROP_DIRS = frozenset({"__pycache__", "tests"})
 _DROP_SUFFIXES = (".pyc", ".pyi", ".pxd", ".pyx")
 _SYMVER_RE = re.compile(rb"\b(GLIBC|GLIBCXX)_(\d+(?:\.\d+)+)\b")
+
+# Dependencies of listed distributions that the layer leaves out, and why nothing the
+# functions run imports them. The runtime reaches LightGBM and Treelite through their C
+# libraries (members/lightgbm.py, members/treelite_api.py), never their Python packages.
+NOT_SHIPPED = {
+    "scipy": "lightgbm's and treelite's Python packages only (104 MiB)",
+    "narwhals": "lightgbm's data-frame support only",
+    "packaging": "treelite's frontends and onnxruntime's tools only",
+    "protobuf": "onnxruntime's tools, quantization and transformers only",
+    "flatbuffers": "onnxruntime's tools only (ORT-format conversion)",
+}
+# Globs under python/ that inference never imports, each with why; a glob that matches
+# nothing fails the build, so a new wheel that moves things is noticed.
+UNUSED_PARTS = {
+    "onnxruntime/tools": "model conversion and optimisation scripts (import onnx, protobuf)",
+    "onnxruntime/quantization": "offline quantization (imports onnx)",
+    "onnxruntime/transformers": "offline transformer-graph optimisation (imports onnx, torch)",
+    "onnxruntime/backend": "the ONNX backend-test API (imports onnx)",
+    "onnxruntime/datasets": "sample models for the docs",
+    # The C API for other languages; the Python binding carries the whole runtime itself and
+    # does not link it (no NEEDED entry: readelf -d onnxruntime_pybind11_state*.so).
+    "onnxruntime/capi/libonnxruntime.so.*": "the C API library (33 MiB x86_64, 26 MiB aarch64)",
+    "onnxruntime/capi/convert_npz_to_onnx_adapter.py": "a LoRA adapter conversion script",
+}
 
 
 class LayerBuildError(RuntimeError):
@@ -95,7 +132,8 @@ class LayerSpec:
 
     @property
     def key(self) -> str:
-        """Cache key: requirements content, platform, Python version and recipe."""
+        """Cache key: requirements content, platform, Python version and recipe (what is left
+        out and removed included)."""
         digest = hashlib.sha256()
         for part in (
             self.requirements.read_bytes(),
@@ -103,6 +141,7 @@ class LayerSpec:
             self.python_version.encode(),
             LIBGOMP_DONOR.encode(),
             RECIPE.encode(),
+            json.dumps([sorted(NOT_SHIPPED), sorted(UNUSED_PARTS)]).encode(),
             b"pyc" if self.bytecode_python else b"no-pyc",
         ):
             digest.update(hashlib.sha256(part).digest())
@@ -125,7 +164,9 @@ def build_layer(spec: LayerSpec, cache_root: Path = CACHE_ROOT) -> Path:
     with building(target, BUILDING_PREFIX) as work:
         work.chmod(0o755)
         _pip_install(spec, work / "python")
+        check_dependencies(work / "python", spec)
         _trim(work / "python")
+        _drop_unused_parts(work / "python")
         if spec.bytecode_python is not None:
             try:
                 compile_tree(spec.bytecode_python, work / "python", LAYER_PYTHON_DIR)
@@ -191,11 +232,13 @@ def _platform_args(spec: LayerSpec) -> list[str]:
 
 def _pip_install(spec: LayerSpec, target: Path) -> None:
     # --no-compile: pip would write .pyc for the build host's Python, useless on 3.13.
+    # --no-deps: the requirements file is the whole list (see NOT_SHIPPED).
     _pip(
         [
             "install",
             "--quiet",
             "--no-compile",
+            "--no-deps",
             "--target",
             str(target),
             *_platform_args(spec),
@@ -213,6 +256,51 @@ def _trim(python_dir: Path) -> None:
             shutil.rmtree(path)
         elif path.is_file() and (path.name.endswith(_DROP_SUFFIXES) or path.name == "py.typed"):
             path.unlink()
+
+
+def check_dependencies(python_dir: Path, spec: LayerSpec) -> None:
+    """Every dependency of an installed distribution is installed too, or in NOT_SHIPPED."""
+    environment = {
+        "python_version": spec.python_version,
+        "python_full_version": f"{spec.python_version}.0",
+        "implementation_name": "cpython",
+        "platform_python_implementation": "CPython",
+        "sys_platform": "linux",
+        "platform_system": "Linux",
+        "os_name": "posix",
+        "platform_machine": _ARCH[spec.architecture],
+        "extra": "",
+    }
+    installed = {}
+    for info in python_dir.glob("*.dist-info"):
+        metadata = email.parser.Parser().parsestr((info / "METADATA").read_text())
+        installed[canonicalize_name(metadata["Name"])] = metadata.get_all("Requires-Dist") or []
+    missing = []
+    for name, requires in sorted(installed.items()):
+        for line in requires:
+            requirement = Requirement(line)
+            if requirement.marker is not None and not requirement.marker.evaluate(environment):
+                continue
+            wanted = canonicalize_name(requirement.name)
+            if wanted not in installed and wanted not in NOT_SHIPPED:
+                missing.append(f"{name} needs {requirement}")
+    if missing:
+        raise LayerBuildError(
+            f"{'; '.join(missing)}: pin it in {spec.requirements.name} (the layer is installed "
+            "with --no-deps), or add it to infra/bundling.NOT_SHIPPED if nothing imports it"
+        )
+
+
+def _drop_unused_parts(python_dir: Path) -> None:
+    for pattern in UNUSED_PARTS:
+        matches = sorted(python_dir.glob(pattern))
+        if not matches:
+            raise LayerBuildError(f"{pattern} is not in the layer: review UNUSED_PARTS")
+        for path in matches:
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
 
 
 def _install_libgomp(spec: LayerSpec, lib_dir: Path) -> str:

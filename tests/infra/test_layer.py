@@ -1,5 +1,6 @@
-"""The Docker-free dependency layer: cache key, contents, size, and a real prediction
-served from it under the Lambda runtime's Python (3.13)."""
+"""The Docker-free dependency layer: cache key, contents, size, and, under the Lambda
+runtime's Python (3.13) with nothing but the layer and a function asset on the path, a real
+prediction, an ONNX model run by onnxruntime and a monitor run."""
 
 from __future__ import annotations
 
@@ -13,17 +14,22 @@ import pytest
 
 from infra.bundling import (
     LAMBDA_UNZIPPED_LIMIT,
+    LAYER_BUDGET,
     LAYER_PYTHON_DIR,
     MAX_SYMBOL_VERSIONS,
+    NOT_SHIPPED,
     PYTHON_VERSION,
+    UNUSED_PARTS,
+    LayerBuildError,
     LayerSpec,
     build_layer,
+    check_dependencies,
     required_symbol_versions,
     tree_size,
 )
 from infra.bytecode import FIXED_MTIME, find_python
 from infra.constructs.dependency_layer import RUNTIME
-from infra.function_asset import CODE_ROOT, PREDICTION_FILES, stage_function_code
+from infra.function_asset import CODE_ROOT, MONITOR_FILES, PREDICTION_FILES, stage_function_code
 from tests.family_support import families, rows
 from tests.support import EVENTS, REGISTRY_KEY, populate
 from tickerserve.publishing.demo import FEATURES
@@ -67,28 +73,73 @@ def test_both_manylinux_tags_are_requested_so_lightgbm_4_resolves():
 
 
 @pytest.mark.slow
-def test_layer_fits_lambda_with_the_function_code(layer: Path, record_property):
+def test_layer_fits_its_budget_and_lambda_with_the_function_code(layer: Path, record_property):
     size = tree_size(layer)
     code = tree_size(stage_function_code(CODE_ROOT, PREDICTION_FILES, python=PYTHON_313).path)
     record_property("layer_unzipped_mib", round(size / 2**20, 1))
     print(f"layer unzipped: {size / 2**20:.1f} MiB; function code {code / 2**10:.0f} KiB")
+    assert size <= LAYER_BUDGET  # 160 MiB with every model family, ONNX included
     assert size + code < LAMBDA_UNZIPPED_LIMIT
     manifest = json.loads((layer / "layer.json").read_text())
     assert manifest["unzipped_bytes"] <= size  # the manifest itself is counted in size
 
 
+def distributions(python: Path) -> dict[str, str]:
+    """Installed distributions and their versions, from the .dist-info folder names."""
+    names = (p.name.removesuffix(".dist-info") for p in python.glob("*.dist-info"))
+    return {name.split("-")[0]: name.split("-")[1] for name in names}
+
+
 @pytest.mark.slow
-def test_layer_holds_lightgbm_4_treelite_numpy_scipy_and_libgomp_but_no_sklearn(layer: Path):
+def test_layer_holds_lightgbm_4_treelite_numpy_onnxruntime_and_libgomp_but_no_scipy(
+    layer: Path,
+):
     python = layer / "python"
-    versions = {p.name.split("-")[0]: p.name.split("-")[1] for p in python.glob("*.dist-info")}
+    versions = distributions(python)
     assert versions["lightgbm"].startswith("4.")
     assert versions["treelite"].startswith("4.")
-    assert {"numpy", "scipy", "aws_lambda_powertools"} <= set(versions)
+    assert {"numpy", "onnxruntime", "aws_lambda_powertools", "orjson"} <= set(versions)
+    # Nothing the functions never import: no scipy (104 MiB), no scikit-learn or xgboost
+    for absent in ("scipy", "scipy.libs", "narwhals", "google", "flatbuffers", "packaging"):
+        assert not (python / absent).exists(), absent
+    assert not set(versions) & {"scipy", "narwhals", "protobuf", "flatbuffers", "packaging"}
     assert not (python / "sklearn").exists()
     assert not (python / "xgboost").exists()
+    # onnxruntime without its offline tools and C-API library, with its provider bridge
+    for part in UNUSED_PARTS:
+        assert not list(python.glob(part)), part
+    capi = python / "onnxruntime" / "capi"
+    assert (capi / "libonnxruntime_providers_shared.so").is_file()
+    (binding,) = capi.glob("onnxruntime_pybind11_state.cpython-313-*.so")
+    assert elf_machine(binding) == 62  # x86_64
     assert (layer / "lib" / "libgomp.so.1").is_file()
-    assert elf_machine(python / "lightgbm" / "lib" / "lib_lightgbm.so") == 62  # x86_64
+    assert elf_machine(python / "lightgbm" / "lib" / "lib_lightgbm.so") == 62
     assert elf_machine(layer / "lib" / "libgomp.so.1") == 62
+
+
+def test_a_dependency_neither_pinned_nor_declared_unused_fails_the_build(tmp_path):
+    # Given a requirements file whose distribution needs one that is not pinned
+    (tmp_path / "requirements.txt").write_text("orjson==3.13.0\n")
+    spec = LayerSpec(requirements=tmp_path / "requirements.txt")
+    python = tmp_path / "python"
+    for name, requires in (
+        ("lightgbm", ["numpy", "scipy", "narwhals>=1.15", "pandas; extra == 'pandas'"]),
+        ("numpy", []),
+        ("onnxruntime", ["numpy>=1.21.6", "protobuf", "coloredlogs", "sympy; extra == 'x'"]),
+        ("bdist", ["pywin32; sys_platform == 'win32'"]),
+    ):
+        info = python / f"{name}-1.0.dist-info"
+        info.mkdir(parents=True)
+        lines = [f"Name: {name}", "Version: 1.0", *(f"Requires-Dist: {r}" for r in requires)]
+        (info / "METADATA").write_text("\n".join(lines) + "\n")
+    # When the installed tree is checked / Then the one undeclared dependency is named
+    with pytest.raises(LayerBuildError, match=r"^onnxruntime needs coloredlogs: pin it in"):
+        check_dependencies(python, spec)
+    # and declared ones (scipy, narwhals, protobuf), extras and other platforms pass
+    assert {"scipy", "narwhals", "protobuf"} <= set(NOT_SHIPPED)
+    (python / "coloredlogs-1.0.dist-info").mkdir()
+    (python / "coloredlogs-1.0.dist-info" / "METADATA").write_text("Name: coloredlogs\n")
+    check_dependencies(python, spec)
 
 
 def elf_machine(path: Path) -> int:
@@ -98,15 +149,27 @@ def elf_machine(path: Path) -> int:
 
 
 @pytest.mark.slow
-def test_arm64_layer_carries_aarch64_binaries():
-    # Given the arm64 build (Graviton), built on this x86_64 machine by pip alone
+def test_arm64_layer_carries_aarch64_binaries_within_the_budget(record_property):
+    # Given the arm64 build (Graviton), built on this x86_64 machine by pip alone (it cannot
+    # be imported here: that needs an aarch64 machine or an emulator)
     arm = build_layer(LayerSpec.for_architecture("arm64"))
-    # Then LightGBM 4 and libgomp are aarch64 (ELF machine 183), not the host's x86_64 (62)
-    assert elf_machine(arm / "python" / "lightgbm" / "lib" / "lib_lightgbm.so") == 183
+    python = arm / "python"
+    # Then LightGBM 4, Treelite, onnxruntime and libgomp are aarch64 (ELF machine 183), not the
+    # host's x86_64 (62)
+    assert elf_machine(python / "lightgbm" / "lib" / "lib_lightgbm.so") == 183
     assert elf_machine(arm / "lib" / "libgomp.so.1") == 183
-    assert elf_machine(arm / "python" / "treelite" / "lib" / "libtreelite.so") == 183
-    assert any(p.name.startswith("lightgbm-4.") for p in (arm / "python").glob("*.dist-info"))
-    assert tree_size(arm) < LAMBDA_UNZIPPED_LIMIT
+    assert elf_machine(python / "treelite" / "lib" / "libtreelite.so") == 183
+    (binding,) = (python / "onnxruntime" / "capi").glob("onnxruntime_pybind11_state.*.so")
+    assert elf_machine(binding) == 183
+    versions = distributions(python)
+    assert versions["lightgbm"].startswith("4.") and "onnxruntime" in versions
+    assert not set(versions) & {"scipy", "narwhals", "protobuf", "flatbuffers", "packaging"}
+    for part in UNUSED_PARTS:
+        assert not list(python.glob(part)), part
+    # and the same budget holds
+    size = tree_size(arm)
+    record_property("arm64_layer_unzipped_mib", round(size / 2**20, 1))
+    assert size <= LAYER_BUDGET
 
 
 def test_function_runtime_matches_the_python_the_layer_is_built_for():
@@ -168,16 +231,15 @@ class Context:
 
 responses = [lambda_handler(json.loads(f.read_text()), Context()) for f in event_files]
 maps = Path("/proc/self/maps").read_text().splitlines()
-gomp = sorted({line.split()[-1] for line in maps if "libgomp" in line})
-import lightgbm, numpy, scipy, treelite
+libraries = sorted({line.split()[-1] for line in maps if ".so" in line.split()[-1]})
+import numpy
 print("RESULT " + json.dumps({
     "python": "%d.%d" % sys.version_info[:2],
     "status": [r["statusCode"] for r in responses],
     "body": [json.loads(r["body"]) for r in responses],
-    "libgomp": gomp,
-    "modules": {m.__name__: m.__file__ for m in (lightgbm, numpy, scipy, treelite)},
-    "sklearn_loaded": "sklearn" in sys.modules,
-    "xgboost_loaded": "xgboost" in sys.modules,
+    "libraries": libraries,
+    "numpy": numpy.__file__,
+    "loaded": sorted({m.split(".")[0] for m in sys.modules}),
 }))
 """
 
@@ -247,8 +309,193 @@ def test_built_layer_serves_a_prediction_under_python_3_13(layer: Path, tmp_path
     want = xgb_family.reference(xgb_row.reshape(1, -1))[0]
     assert np.allclose(list(xgb_body["probabilities"].values()), want, rtol=1e-9, atol=1e-12)
     assert np.isclose(rf_body["prediction"], rf_family.reference(rf_row.reshape(1, -1))[0])
-    # ... with every compiled dependency and the OpenMP runtime taken from the layer
-    assert all(path.startswith(str(layer / "python")) for path in outcome["modules"].values())
-    assert outcome["libgomp"] == [str((layer / "lib" / "libgomp.so.1").resolve())]
-    assert outcome["sklearn_loaded"] is False
-    assert outcome["xgboost_loaded"] is False
+    # ... with numpy, LightGBM's and Treelite's C libraries and the OpenMP runtime taken
+    # from the layer
+    assert outcome["numpy"].startswith(str(layer / "python"))
+    libraries = outcome["libraries"]
+    for name in ("lib_lightgbm.so", "libtreelite.so"):
+        (found,) = [x for x in libraries if x.endswith(f"/{name}")]
+        assert found.startswith(str(layer.resolve() / "python")), found
+    assert [x for x in libraries if "libgomp" in x] == [
+        str((layer / "lib" / "libgomp.so.1").resolve())
+    ]
+    # ... and neither those libraries' Python packages nor scipy, scikit-learn or xgboost
+    assert not {"lightgbm", "treelite", "scipy", "sklearn", "xgboost"} & set(outcome["loaded"])
+
+
+def run_313(
+    script: str, layer: Path, code: Path, tmp_path: Path, *args: str, **env: str
+) -> tuple[dict, str]:
+    """Run ``script`` under Python 3.13 with -S -s -B and only the layer and ``code`` on the
+    path, a fresh environment; returns its RESULT line and its stderr."""
+    result = subprocess.run(
+        [str(PYTHON_313), "-S", "-s", "-B", "-c", script, *args],
+        env={
+            "PATH": "/usr/bin:/bin",
+            "HOME": str(tmp_path),
+            "PYTHONPATH": f"{layer / 'python'}:{code}",
+            "LD_LIBRARY_PATH": str(layer / "lib"),
+            "AWS_DEFAULT_REGION": "us-east-1",
+            **env,
+        },
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    line = next(x for x in result.stdout.splitlines() if x.startswith("RESULT "))
+    return json.loads(line.removeprefix("RESULT ")), result.stderr
+
+
+ONNX_CHILD = """
+import json, sys
+assert not any("site-packages" in p for p in sys.path), sys.path
+import numpy as np
+import onnxruntime as ort
+options = ort.SessionOptions()
+options.intra_op_num_threads = 1
+session = ort.InferenceSession(sys.argv[1], options, providers=["CPUExecutionProvider"])
+rows = np.asarray(json.loads(sys.argv[2]), dtype=np.float32)
+(probabilities,) = session.run(None, {"x": rows})
+print("RESULT " + json.dumps({
+    "python": "%d.%d" % sys.version_info[:2],
+    "onnxruntime": ort.__file__,
+    "version": ort.get_version_string(),
+    "providers": session.get_providers(),
+    "inputs": [(i.name, i.shape) for i in session.get_inputs()],
+    "output": probabilities.tolist(),
+    "loaded": sorted({m.split(".")[0] for m in sys.modules}),
+}))
+"""
+
+
+def tiny_onnx_model(path: Path, weights: np.ndarray, bias: np.ndarray) -> None:
+    """sigmoid(x @ weights + bias) as an ONNX graph, built with the onnx package's helpers."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    n_in, n_out = weights.shape
+    graph = helper.make_graph(
+        [
+            helper.make_node("MatMul", ["x", "W"], ["xw"]),
+            helper.make_node("Add", ["xw", "b"], ["z"]),
+            helper.make_node("Sigmoid", ["z"], ["p"]),
+        ],
+        "tiny",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", n_in])],
+        [helper.make_tensor_value_info("p", TensorProto.FLOAT, ["batch", n_out])],
+        [numpy_helper.from_array(weights, "W"), numpy_helper.from_array(bias, "b")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8  # what onnxruntime 1.2x and newer all read
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+
+
+@pytest.mark.slow
+def test_built_layer_runs_an_onnx_model_under_python_3_13(layer: Path, tmp_path):
+    if PYTHON_313 is None:
+        pytest.skip(NO_PYTHON_313)
+    # Given a MatMul + Add + Sigmoid graph and the prediction function's asset
+    rng = np.random.default_rng(3)
+    weights = rng.normal(size=(5, 3)).astype(np.float32)
+    bias = rng.normal(size=3).astype(np.float32)
+    tiny_onnx_model(tmp_path / "tiny.onnx", weights, bias)
+    rows = rng.normal(scale=2.0, size=(4, 5)).astype(np.float32)
+    code = stage_function_code(CODE_ROOT, PREDICTION_FILES, python=PYTHON_313).path
+    # When onnxruntime from the layer (trimmed of its tools) runs it on one thread
+    outcome, stderr = run_313(
+        ONNX_CHILD, layer, code, tmp_path, str(tmp_path / "tiny.onnx"), json.dumps(rows.tolist())
+    )
+    # Then the answer is the graph's, computed from the layer's onnxruntime under 3.13
+    assert outcome["python"] == PYTHON_VERSION
+    assert outcome["onnxruntime"].startswith(str(layer / "python"))
+    assert outcome["version"] == distributions(layer / "python")["onnxruntime"]
+    assert outcome["providers"] == ["CPUExecutionProvider"]
+    assert outcome["inputs"] == [["x", ["batch", 5]]]
+    want = 1.0 / (1.0 + np.exp(-(rows.astype(np.float64) @ weights + bias)))
+    np.testing.assert_allclose(outcome["output"], want, rtol=1e-6, atol=1e-7)
+    # ... importing none of the dependencies the layer leaves out, and logging no warning
+    assert not set(NOT_SHIPPED) & set(outcome["loaded"])
+    assert "google" not in outcome["loaded"] and "onnx" not in outcome["loaded"]
+    assert "onnxruntime" not in stderr.lower(), stderr
+
+
+MONITOR_CHILD = """
+import json, sys
+from pathlib import Path
+assert not any("site-packages" in p for p in sys.path), sys.path
+try:
+    import scipy
+    scipy_found = scipy.__file__
+except ImportError:
+    scipy_found = None
+from tickerserve.monitor.handler import MonitorSettings, run_scheduled
+
+class CloudWatch:  # what the run sends to PutMetricData, kept instead of sent
+    def __init__(self):
+        self.data = []
+
+    def put_metric_data(self, Namespace, MetricData):
+        self.data.extend(MetricData)
+
+cloudwatch = CloudWatch()
+event = json.loads(Path(sys.argv[1]).read_text())
+summary = run_scheduled(event, MonitorSettings.from_env(), cloudwatch=cloudwatch)
+import numpy
+print("RESULT " + json.dumps({
+    "python": "%d.%d" % sys.version_info[:2],
+    "summary": summary,
+    "metrics": len(cloudwatch.data),
+    "scipy": scipy_found,
+    "numpy": numpy.__file__,
+    "loaded": sorted({m.split(".")[0] for m in sys.modules}),
+}, default=str))
+"""
+
+
+@pytest.mark.slow
+def test_built_layer_runs_the_monitor_function_under_python_3_13(layer: Path, tmp_path, models):
+    if PYTHON_313 is None:
+        pytest.skip(NO_PYTHON_313)
+    from scipy import special
+
+    from tests.monitor_support import set_shadow
+    from tests.unit.monitor.test_evaluate import smh_store, traffic
+    from tickerserve.layout import MONITORING_HISTORY_KEY
+    from tickerserve.storage.history import read_records
+
+    # Given a week of shadow traffic where the challenger is right far more often
+    store = LocalStore(tmp_path / "store")
+    names = smh_store(store, models, metrics={"accuracy": 0.62})
+    set_shadow(store, "etfs/SMH", "challenger")
+    traffic(store, names, models.smh.metadata.classes, champion_right=0.6, challenger_right=0.7)
+    # When the scheduled run fires in the monitor function's asset over the same layer
+    code = stage_function_code(CODE_ROOT, MONITOR_FILES, python=PYTHON_313).path
+    outcome, _ = run_313(
+        MONITOR_CHILD,
+        layer,
+        code,
+        tmp_path,
+        str(EVENTS / "scheduler_monitor.json"),
+        TICKERSERVE_STORE_PATH=str(tmp_path / "store"),
+    )
+    # Then it judged the week, wrote the history and sent its metrics, with no scipy at hand
+    assert outcome["python"] == PYTHON_VERSION
+    assert outcome["scipy"] is None
+    assert outcome["numpy"].startswith(str(layer / "python"))
+    summary = outcome["summary"]
+    assert (summary["since"], summary["until"]) == ("2026-12-01", "2026-12-08")
+    assert summary["models"][0]["action"] == "switch"
+    assert outcome["metrics"] == summary["metrics_sent"] > 0
+    assert not {"scipy", "sklearn", "lightgbm", "treelite"} & set(outcome["loaded"])
+    # ... and McNemar's p-value is the one scipy's bdtr gives for the same counts
+    (line,) = read_records(store, MONITORING_HISTORY_KEY).records
+    test = line["test"]
+    assert test["name"] == "mcnemar_exact" and test["favours"] == "challenger"
+    n, c_minus_b = test["n"], round(test["statistic"])
+    smaller = (n - c_minus_b) // 2
+    want = min(1.0, 2.0 * float(special.bdtr(smaller, n, 0.5)))
+    assert test["p_value"] == pytest.approx(want, rel=1e-12)
+    assert 0.0 < test["p_value"] < 0.05
