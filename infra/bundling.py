@@ -112,7 +112,7 @@ class LayerSpec:
     requirements: Path = REQUIREMENTS
     python_version: str = PYTHON_VERSION
     # An interpreter of ``python_version`` to precompile bytecode with. Lambda's /opt is
-    # read-only, so without .pyc every cold start compiles numpy and scipy (~1 s measured).
+    # read-only, so without .pyc every cold start compiles numpy and Powertools (~1 s measured).
     bytecode_python: Path | None = None
 
     @classmethod
