@@ -145,7 +145,9 @@ def test_binomial_cdf_is_scipys_bdtr(case):
     k, n, p = case
     want = float(special.bdtr(k, n, p))
     assume(want >= SMALLEST)
-    assert close(binomial_cdf(k, n, p), want)
+    mine = binomial_cdf(k, n, p)
+    # scipy's own error reaches 1e-12 from a few hundred trials: the 60-digit value decides
+    assert close(mine, want) or close(mine, mp_binomial_cdf(k, n, p))
 
 
 @settings(max_examples=300, deadline=None)
