@@ -13,12 +13,7 @@ from tickerserve.layout import TRAINING_HISTORY_KEY, artifact_key, metadata_key
 from tickerserve.publishing.release import RouteChange, publish, with_identity
 from tickerserve.publishing.version_folders import delete_folder, scan, versions_of
 from tickerserve.storage.bundle import write_bundle
-from tickerserve.storage.history import (
-    append_records,
-    mark_deleted,
-    read_records,
-    versions_named,
-)
+from tickerserve.storage.history import append_records, read_records, versions_named
 from tickerserve.storage.registry import read_registry
 from tickerserve.storage.store import LocalStore, S3Store
 
@@ -138,35 +133,6 @@ def test_concurrent_publishers_get_distinct_versions(s3_store: S3Store, models: 
     assert sorted(results) == ["1.0.0", "1.0.1"]
     assert len(read_records(s3_store, TRAINING_HISTORY_KEY).records) == 2
     assert read_registry(s3_store, REGISTRY_KEY).registry.revision == 2
-
-
-def test_history_append_retries_after_a_concurrent_append(store):
-    # Given another writer appends between our read and our write (once)
-    append_records(store, TRAINING_HISTORY_KEY, [{"n": 1}])
-    injected: list[bool] = []
-
-    def race(key: str) -> None:
-        if not injected:
-            injected.append(True)
-            append_records(store, key, [{"n": 2}])
-
-    # When we append through that store
-    append_records(FaultyStore(store, race), TRAINING_HISTORY_KEY, [{"n": 3}])
-    # Then no line is lost
-    assert [r["n"] for r in read_records(store, TRAINING_HISTORY_KEY).records] == [1, 2, 3]
-
-
-def test_mark_deleted_marks_only_the_publish_before_the_delete():
-    # Given a version published, deleted, and published again
-    records = [
-        {"event": "published", "model": "m", "version": "1.0.0"},
-        {"event": "deleted", "model": "m", "version": "1.0.0", "deleted_at": "T1"},
-        {"event": "published", "model": "m", "version": "1.0.0"},
-    ]
-    # When reading the history
-    marked = mark_deleted(records)
-    # Then only the first publish carries deleted_at
-    assert [r.get("deleted_at") for r in marked] == ["T1", "T1", None]
 
 
 def test_delete_folder_removes_metadata_first(store, models: DemoModels):

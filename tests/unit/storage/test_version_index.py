@@ -157,8 +157,9 @@ def test_a_sidecar_digest_is_recorded_beside_the_version(store):
     replaced = record_sidecar(store, "etfs/SMH", "1.0.0", "baseline.json", SHA_B, replace=True)
     assert replaced.versions["1.0.0"].sidecars["baseline.json"] == SHA_B
     assert replaced.digest("1.0.0") == stored_digest(store, "etfs/SMH", "1.0.0")
-    with pytest.raises(NotFound):
+    with pytest.raises(NotFound, match=r"^etfs/SMH 9\.0\.0 is not a recorded version$") as caught:
         record_sidecar(store, "etfs/SMH", "9.0.0", "baseline.json", SHA_A)
+    assert caught.value.code == "unknown_version"
 
 
 def test_a_newer_index_schema_is_refused_and_unknown_fields_are_kept(store):
@@ -211,11 +212,11 @@ def test_pins_of_unknown_versions_read_the_index_at_most_every_few_seconds(store
         clock=clock,
     )
     for patch in range(50):
-        with pytest.raises(NotFound):
+        with pytest.raises(NotFound, match=rf"^model etfs/SMH has no version 7\.0\.{patch}: "):
             service.serving_for_ticker("SMH", version=f"7.0.{patch}")
     assert recorder.calls.count(("get", index_key("etfs/SMH"))) == 1
     clock.advance(6)
-    with pytest.raises(NotFound):
+    with pytest.raises(NotFound, match=r"^model etfs/SMH has no version 7\.0\.99: "):
         service.serving_for_ticker("SMH", version="7.0.99")
     assert recorder.calls.count(("get", index_key("etfs/SMH"))) == 2
     # And a version recorded since is found on the next re-read
