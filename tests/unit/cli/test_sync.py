@@ -235,7 +235,7 @@ def test_failed_upload_stops_before_the_registry(s3_store, local, tmp_path, monk
         f"failed: {broken}: storage error on it: InternalError\n"
         "error: sync incomplete: 1 failed; 6 later step(s) not attempted\n"
     )
-    with pytest.raises(KeyNotFound):
+    with pytest.raises(KeyNotFound, match=r"^no object at metadata/asset_registry\.json$"):
         s3_store.get(REGISTRY_KEY)
     assert s3_store.head(metadata_key("etfs/SMH", "1.0.0")) is None
 
@@ -278,7 +278,7 @@ def test_capture_and_outcomes_are_never_uploaded_overwritten_or_deleted(s3_store
     assert s3_store.get("capture/dt=2026-12-01/a.jsonl.gz").data == b"bucket capture"
     assert s3_store.get("capture/dt=2026-11-30/b.jsonl.gz").data == b"older bucket capture"
     assert s3_store.get("outcomes/dt=2026-11-30/y.json").data == b'{"bucket": true}'
-    with pytest.raises(KeyNotFound):
+    with pytest.raises(KeyNotFound, match=r"^no object at outcomes/dt=2026-12-01/x\.json$"):
         s3_store.get("outcomes/dt=2026-12-01/x.json")
     assert any("capture/ and outcomes/" in note for note in summary["notes"])
 
