@@ -74,7 +74,7 @@ def missing_test_files(sources: dict[str, Path]) -> list[str]:
     return missing
 
 
-def _is_pytest_raises(node: ast.expr) -> bool:
+def _is_pytest_raises(node: ast.AST) -> bool:
     return (
         isinstance(node, ast.Call)
         and isinstance(node.func, ast.Attribute)
@@ -118,7 +118,7 @@ def _checks_message(name: str, node: ast.AST) -> bool:
     return False
 
 
-def _followers(function: ast.AST, block: ast.With) -> Iterator[ast.AST]:
+def _followers(function: ast.AST, block: ast.With | ast.AsyncWith) -> Iterator[ast.AST]:
     """The statements of ``function`` that run after ``block`` (asserts and helper calls)."""
     for node in ast.walk(function):
         if isinstance(node, ast.stmt) and node.lineno > (block.end_lineno or block.lineno):
@@ -150,8 +150,8 @@ def bare_raises(source: str, filename: str) -> list[str]:
                 found.append(f"{filename}:{call.lineno}")
     # pytest.raises(X, fn, *args), the call form, can never check the message.
     for node in ast.walk(tree):
-        if _is_pytest_raises(node) and len(node.args) > 1:  # type: ignore[attr-defined]
-            found.append(f"{filename}:{node.lineno}")  # type: ignore[attr-defined]
+        if _is_pytest_raises(node) and isinstance(node, ast.Call) and len(node.args) > 1:
+            found.append(f"{filename}:{node.lineno}")
     return found
 
 

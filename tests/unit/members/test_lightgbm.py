@@ -60,7 +60,7 @@ def test_a_binary_classifier_answers_both_class_probabilities(models: DemoModels
         text, MemberSpec("model.txt"), task="classification", n_classes=2
     )
     x = rows(member.n_features)
-    p = lgb.Booster(model_str=text.decode()).predict(x)
+    p = np.asarray(lgb.Booster(model_str=text.decode()).predict(x))
     np.testing.assert_array_equal(member.predict(x), np.column_stack([1 - p, p]))
     assert member.n_outputs == 2
 
@@ -69,7 +69,7 @@ def test_a_regressor_answers_one_column_of_values():
     text = trained("regression")
     member = LightGBMMember.from_bytes(text, MemberSpec("m.txt"), task="regression", n_classes=0)
     x = rows(4)
-    expected = lgb.Booster(model_str=text.decode()).predict(x)
+    expected = np.asarray(lgb.Booster(model_str=text.decode()).predict(x))
     np.testing.assert_array_equal(member.predict(x), expected.reshape(-1, 1))
     np.testing.assert_array_equal(member.predict(x[:1]), expected[:1].reshape(-1, 1))
 

@@ -179,10 +179,10 @@ def test_a_member_predicts_the_originals_probabilities_row_by_row():
     bundle = bundle_of("extra_trees_classifier")
     spec = bundle.metadata.members[0]
     member = treelite_member.TreeliteMember.from_bytes(
-        bundle.files[spec.artifact], spec, task="classification", n_classes=len(family.labels)
+        bundle.files[spec.artifact], spec, task="classification", n_classes=len(family.labels or [])
     )
     x = rows(30, missing=family.missing, seed=8)
     expected = family.reference(x)
     np.testing.assert_array_equal(member.predict(x), expected)
     np.testing.assert_array_equal(member.predict(x[:1]), expected[:1])
-    assert (member.n_features, member.n_outputs) == (len(FEATURES), len(family.labels))
+    assert (member.n_features, member.n_outputs) == (len(FEATURES), len(family.labels or []))

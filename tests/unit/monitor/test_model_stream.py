@@ -77,6 +77,7 @@ def test_features_are_counted_on_the_baselines_bins_with_a_missing_bin():
     values = np.random.default_rng(1).normal(size=50)
     s.add([row(i, 0, "UP", features={"a": float(v), "b": None}) for i, v in enumerate(values)])
     s.fold()
+    assert s.subject.baseline is not None
     edges = np.asarray(s.subject.baseline.features["a"].edges)
     expected = np.bincount(np.searchsorted(edges, values, side="right"), minlength=edges.size + 1)
     assert s.features["a"].bins[0].tolist() == [*expected.tolist(), 0]

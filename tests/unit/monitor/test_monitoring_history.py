@@ -77,9 +77,9 @@ def test_a_history_past_its_size_is_archived_before_the_runs_lines(store, models
     names = smh_store(store, models)
     traffic(store, names, models.smh.metadata.classes, days=2)
     first = append_run(store, run(store))
-    size = len(store.get(MONITORING_HISTORY_KEY).data)  # type: ignore[union-attr]
+    size = len(store.get(MONITORING_HISTORY_KEY).data)
     second = append_run(store, run(store), rotate_at=size + 10)
     assert read_records(store, MONITORING_HISTORY_KEY).records == second
     archives = [i.key for i in store.list("metadata/") if "monitoring_history_archive_" in i.key]
     assert len(archives) == 1
-    assert [json.loads(line) for line in store.get(archives[0]).data.splitlines()] == first  # type: ignore[union-attr]
+    assert [json.loads(line) for line in store.get(archives[0]).data.splitlines()] == first

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -19,7 +20,7 @@ from tickerserve.storage.bundle import BundleMetadata, make_bundle, read_metadat
 from tickerserve.storage.store import LocalStore
 
 
-def changed(meta: BundleMetadata, **fields: object) -> BundleMetadata:
+def changed(meta: BundleMetadata, **fields: Any) -> BundleMetadata:
     return dataclasses.replace(BundleMetadata.from_dict(meta.to_dict()), **fields)
 
 

@@ -19,7 +19,7 @@ from tests.seed_layouts import (
     stack_predict,
     write_seed_003,
 )
-from tickerserve.baselines.baseline import Window
+from tickerserve.baselines.baseline import Histogram, Window
 from tickerserve.cli.errors import Refused
 from tickerserve.cli.importers import ab_models
 from tickerserve.cli.importers.plan import ImportOptions
@@ -31,7 +31,7 @@ OPTIONS = ImportOptions(model=MODEL, routes=("SPY",))
 
 def test_model_a_is_production_and_model_b_the_shadowed_challenger(tmp_path):
     root = ab_models.find_root(write_seed_003(tmp_path).parent)
-    assert root == tmp_path / "models"
+    assert root is not None and root == tmp_path / "models"
     plan = ab_models.plan(root, OPTIONS)
     assert [(c.source, c.aliases, c.origin["role"]) for c in plan.candidates] == [
         ("model_90pct.pkl", ("production",), "Model A (90%)"),
@@ -163,9 +163,10 @@ def test_seed_003_with_a_reference_fits_distributions_and_keeps_the_seed_metrics
     assert a.metrics == {"rmse": 0.011402, "mae": 0.006778, "r2": 0.434352}
     assert list(a.features) == VOL_FEATURES
     assert a.features["vix_level"].n == 400 and len(a.features["vix_level"].edges) == 9
-    assert a.output is not None and a.output.n == 400  # Model A's own predictions, binned
+    assert isinstance(a.output, Histogram) and a.output.n == 400  # Model A's predictions, binned
     assert a.source["reference"]["file"] == "validation.csv"
     b = stored_baseline(store, MODEL, "1.0.1").baseline
     assert b.metrics["rmse"] == 0.005797 and list(b.features) == VOL_FEATURES
+    assert isinstance(b.output, Histogram)
     # each version scored the sample itself: the output distributions differ
     assert a.output.edges != b.output.edges
