@@ -9,7 +9,6 @@ import re
 import pytest
 
 from tickerserve.members.kinds import (
-    KINDS,
     LIGHTGBM,
     TREELITE,
     MemberSpec,
@@ -63,4 +62,3 @@ def test_a_classifier_member_answers_every_class_and_a_regressor_one_value():
     assert expected_outputs("classification", 5) == 5
     assert expected_outputs("classification", 2) == 2
     assert expected_outputs("regression", 0) == 1
-    assert KINDS == ("lightgbm", "treelite")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.seed_layouts import FEATURES, ensemble_predict, originals, write_seed_002
+from tests.seed_layouts import FEATURES, ensemble_predict, write_seed_002
 from tickerserve.cli.importers import dated_ensembles
 from tickerserve.cli.importers.plan import ImportOptions, Skipped
 from tickerserve.publishing.release import RouteChange
@@ -70,4 +70,3 @@ def test_a_candidate_converts_to_the_weighted_ensemble_dated_by_its_file(tmp_pat
     x = np.random.default_rng(0).normal(size=(10, len(FEATURES)))
     mine = LoadedModel(meta, converted.bundle.files).predict_proba(x)
     np.testing.assert_allclose(mine, ensemble_predict(artifact, x), rtol=1e-9)
-    assert originals().ensembles["AAPL_d1_20250121.pkl"]["weights"] == {"rf": 0.473, "gb": 0.527}
