@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import builtins
+import csv
 import json
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from typer.testing import CliRunner, Result
 
 from tickerserve.cli.main import app
-from tickerserve.storage.store import Blob, ObjectInfo, Store
+from tickerserve.layout import DEFAULT_REGISTRY_KEY
+from tickerserve.storage.registry import Registry, read_registry
+from tickerserve.storage.store import Blob, LocalStore, ObjectInfo, Store
+
+REGISTRY = DEFAULT_REGISTRY_KEY
 
 _runner = CliRunner()
 
@@ -26,6 +32,21 @@ def cli_json(*args: str) -> Any:
     result = cli(*args, "--json")
     assert result.exit_code == 0, result.stderr
     return json.loads(result.stdout)
+
+
+def ts(store_path: str, *args: str) -> Result:
+    """Run ``tickerserve --store STORE_PATH ARGS``."""
+    return cli("--store", store_path, *args)
+
+
+def refused(result: Result, message: str) -> None:
+    """Exit code 2, the exact one-line message on stderr, nothing on stdout."""
+    assert (result.exit_code, result.stderr, result.stdout) == (2, f"error: {message}\n", "")
+
+
+def registry_of(store_path: str) -> Registry:
+    """The registry of a local folder store, as it is now."""
+    return read_registry(LocalStore(store_path), REGISTRY).registry
 
 
 @dataclass
@@ -66,3 +87,22 @@ class FaultyStore:
     def _record(self, op: str, key: str) -> None:
         with self.lock:
             self.calls.append((op, key))
+
+
+def import_seed_json(store: Path, *args: str) -> tuple[int, dict[str, Any]]:
+    """Run ``import-seed ... --json`` against the folder store ``store``: the exit code and
+    the report."""
+    result = cli("--store", str(store), "import-seed", *args, "--json")
+    assert result.stdout, result.stderr
+    return result.exit_code, json.loads(result.stdout)
+
+
+def write_csv(path: Path, columns: dict[str, list[Any]]) -> Path:
+    """A CSV file with a header row, one column per key (a reference sample)."""
+    names = list(columns)
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(names)
+        for row in zip(*columns.values(), strict=True):
+            writer.writerow(row)
+    return path

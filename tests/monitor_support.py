@@ -9,17 +9,18 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from tickerserve.baselines.baseline import Baseline, Reference, Window, fit_baseline
-from tickerserve.baselines.persistence import attach_to_bundle
+from tickerserve.baselines.persistence import StoredBaseline, attach_to_bundle, load_baseline
 from tickerserve.publishing.release import publish_bundle
 from tickerserve.serving.model import LoadedModel
-from tickerserve.storage.bundle import Bundle
+from tickerserve.storage.bundle import Bundle, read_metadata
 from tickerserve.storage.registry import update_registry
-from tickerserve.storage.store import Store
+from tickerserve.storage.store import LocalStore, Store
 
 REGISTRY_KEY = "metadata/asset_registry.json"
 DAY0 = date(2026, 12, 1)
@@ -146,3 +147,11 @@ def write_outcomes(store: Store, outcomes: Iterable[dict[str, Any]], received: d
 
 def alias_version(store: Store, model: str, alias: str, version: str, digest: str) -> None:
     update_registry(store, REGISTRY_KEY, lambda r: r.set_alias(model, alias, version, digest))
+
+
+def stored_baseline(root: Path, model: str, version: str) -> StoredBaseline:
+    """The verified baseline of a version in the folder store at ``root`` (it must have one)."""
+    local = LocalStore(root)
+    found = load_baseline(local, read_metadata(local, model, version)[0])
+    assert found is not None, f"{model} {version} has no baseline"
+    return found

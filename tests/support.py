@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import socket
@@ -15,8 +16,8 @@ from tickerserve.cli import dev
 from tickerserve.layout import DEFAULT_REGISTRY_KEY
 from tickerserve.publishing.demo import demo_bundle
 from tickerserve.publishing.release import publish_bundle
-from tickerserve.storage.bundle import Bundle
-from tickerserve.storage.store import Store
+from tickerserve.storage.bundle import Bundle, make_bundle
+from tickerserve.storage.store import LocalStore, Store
 
 EVENTS = Path(__file__).parent / "events"
 REGISTRY_KEY = DEFAULT_REGISTRY_KEY
@@ -116,3 +117,25 @@ def garbled_model_texts(text: bytes) -> dict[str, bytes]:
         "garbled leaf values": text[:leaves] + b"x" * (leaves_end - leaves) + text[leaves_end:],
         "flipped bytes": bytes(flipped),
     }
+
+
+GARBLED_KINDS = ["truncated", "num_leaves=abc", "garbled leaf values", "flipped bytes"]
+# LightGBM aborts (SIGABRT, after a "[LightGBM] [Fatal]" line) or, depending on what the
+# memory around the parser holds, dies of SIGSEGV: either way the loader crashed.
+CRASHED = "model.txt cannot be loaded: the loader crashed (SIG"
+
+
+def garbled_bundle(models: DemoModels, kind: str, version: str = "1.0.1") -> Bundle:
+    """SMH with a malformed ``model.txt`` (one of ``GARBLED_KINDS``) whose sha256 is recorded
+    correctly: only LightGBM itself can tell."""
+    text = garbled_model_texts(models.smh.files["model.txt"])[kind]
+    return make_bundle(
+        dataclasses.replace(models.smh.metadata, version=version), {"model.txt": text}
+    )
+
+
+def published_smh(root: Path, models: DemoModels) -> LocalStore:
+    """A folder store with SMH 1.0.0 in production, routed."""
+    local = LocalStore(root)
+    publish_bundle(local, models.smh, registry_key=REGISTRY_KEY, routes={"SMH": "etf"})
+    return local

@@ -17,7 +17,7 @@ def test_a_build_appears_only_when_it_finished(tmp_path):
             (work / "half.txt").write_text("half")
             raise RuntimeError("pip failed")
 
-    with pytest.raises(RuntimeError):
+    with pytest.raises(RuntimeError, match=r"^pip failed$"):
         failing_build()
     # Then neither the target nor its work folder is left
     assert list(tmp_path.iterdir()) == []

@@ -147,7 +147,7 @@ def test_config_and_construct_settings_are_frozen():
     config = config_from(CDK_CONTEXT)
     with pytest.raises(ValidationError, match="frozen"):
         config.memory_mb = 1
-    with pytest.raises(FrozenInstanceError):
+    with pytest.raises(FrozenInstanceError, match="cannot assign to field 'memory_mb'"):
         config.function.memory_mb = 1  # type: ignore[misc]
 
 

@@ -105,7 +105,7 @@ def test_every_store_call_ends_with_storage_unavailable(bucket, proxy, fault, op
     # When the call is made, Then it ends, as a storage failure with a retry hint
     with pytest.raises(StorageUnavailable) as caught:
         finishes(calls[operation])
-    assert caught.value.status == 503
+    assert (caught.value.status, caught.value.code) == (503, "storage_unavailable")
     assert caught.value.retry_after is not None
 
 

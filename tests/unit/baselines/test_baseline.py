@@ -1,32 +1,23 @@
-"""Baselines: fitting, the file format, seed 003's files, where they are stored and verified,
-and that serving never downloads them."""
+"""Baselines: fitting reference distributions, the file format and seed 003's files (where a
+baseline is stored and verified: ``test_persistence.py``)."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.monitor_support import REGISTRY_KEY, classification_baseline, reference_rows
+from tests.monitor_support import classification_baseline, reference_rows
 from tickerserve.baselines.baseline import (
     Baseline,
     BaselineError,
+    Histogram,
     Reference,
     fit_baseline,
+    fit_histogram,
     from_seed_003,
 )
-from tickerserve.baselines.persistence import attach_to_bundle, load_baseline, write_sidecar
-from tickerserve.errors import IntegrityError, NotFound
-from tickerserve.layout import baseline_sidecar_key
-from tickerserve.publishing.release import publish_bundle
-from tickerserve.serving.service import ModelService
-from tickerserve.settings import Settings
-from tickerserve.storage.bundle import read_metadata
-from tickerserve.storage.store import LocalStore, S3Store
-from tickerserve.storage.version_index import read_index, record_sidecar, update_index
 
 # seed 003's own examples (models/README.md)
 VALIDATION_BASELINE = {
@@ -100,78 +91,28 @@ def test_the_file_round_trips_and_refuses_what_it_does_not_understand(models) ->
     assert len(baseline.to_json()) < 60_000  # 6 features: small beside the model
 
 
-def test_a_published_baseline_is_verified_like_every_artifact(tmp_path: Path, models) -> None:
-    store = LocalStore(tmp_path)
-    rng = np.random.default_rng(2)
-    baseline = classification_baseline(models.smh, reference_rows(rng, 500, 6), None)
-    publish_bundle(store, attach_to_bundle(models.smh, baseline), registry_key=REGISTRY_KEY)
-    meta, _ = read_metadata(store, "etfs/SMH", "1.0.0")
-    assert "baseline.json" in meta.artifacts and "baseline.json" not in meta.serving_artifacts
-    stored = load_baseline(store, meta)
-    assert stored is not None and stored.baseline == baseline
-    path = tmp_path / "etfs/SMH/versions/1.0.0/baseline.json"
-    path.write_bytes(path.read_bytes().replace(b'"rows":500', b'"rows":501'))
-    with pytest.raises(IntegrityError, match="sha256"):
-        load_baseline(store, meta)
-
-
-def test_a_sidecar_is_trusted_only_with_its_digest_index_record(tmp_path: Path, models) -> None:
-    store = LocalStore(tmp_path)
-    publish_bundle(store, models.smh, registry_key=REGISTRY_KEY)
-    meta, _ = read_metadata(store, "etfs/SMH", "1.0.0")
-    assert load_baseline(store, meta) is None  # none yet
-    rng = np.random.default_rng(3)
-    baseline = classification_baseline(models.smh, reference_rows(rng, 300, 6), None)
-    digest = write_sidecar(store, meta, baseline)
-    assert read_index(store, "etfs/SMH").index.versions["1.0.0"].sidecars == {
-        "baseline.json": digest
-    }
-    stored = load_baseline(store, meta)
-    assert stored is not None and (stored.where, stored.sha256) == ("sidecar", digest)
-    sidecar = baseline_sidecar_key("etfs/SMH", "1.0.0")
-    blob = store.get(sidecar)
-    assert blob is not None
-    data = blob.data
-    # the record gone (an index rewritten by hand): the bytes are not trusted
-    update_index(store, "etfs/SMH", lambda index: index.versions.update(
-        {"1.0.0": replace(index.versions["1.0.0"], sidecars={})}))  # fmt: skip
-    with pytest.raises(IntegrityError, match="no sha256 recorded in its digest index"):
-        load_baseline(store, meta)
-    # recorded, but the file is gone
-    record_sidecar(store, "etfs/SMH", "1.0.0", "baseline.json", digest)
-    store.delete([sidecar])
-    with pytest.raises(IntegrityError, match="records a baseline sidecar that is gone"):
-        load_baseline(store, meta)
-    store.put(sidecar, data)
-    assert load_baseline(store, meta) is not None
-
-
-def test_a_deleted_or_unrecorded_version_gets_no_sidecar(tmp_path: Path, models) -> None:
-    store = LocalStore(tmp_path)
-    publish_bundle(store, models.smh, registry_key=REGISTRY_KEY)
-    meta, _ = read_metadata(store, "etfs/SMH", "1.0.0")
-    baseline = classification_baseline(
-        models.smh, reference_rows(np.random.default_rng(5), 100, 6), None
+def test_a_histogram_has_decile_bins_of_observed_values_and_a_missing_share() -> None:
+    values = np.append(np.arange(1.0, 101.0), [np.nan] * 25)
+    hist = fit_histogram(values)
+    # the deciles themselves; bin i is [edges[i-1], edges[i])
+    assert hist.edges == [10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0, 90.0]
+    assert hist.proportions == pytest.approx([0.09] + [0.1] * 8 + [0.11])
+    assert (hist.missing_share, hist.n) == (0.2, 100)
+    assert hist.expected() == pytest.approx([0.072] + [0.08] * 8 + [0.088, 0.2])
+    assert (hist.cdf_points[0], hist.cdf[0], hist.cdf_points[-1], hist.cdf[-1]) == (
+        1.0,
+        0.01,
+        100.0,
+        1.0,
     )
-    update_index(store, "etfs/SMH", lambda index: index.mark_deleted("1.0.0", None))
-    with pytest.raises(NotFound, match=r"not recorded in its digest index \(it was deleted\)"):
-        write_sidecar(store, meta, baseline)
-    assert store.head(baseline_sidecar_key("etfs/SMH", "1.0.0")) is None
-
-
-def test_the_prediction_function_never_downloads_the_baseline(
-    s3_store: S3Store, models, tmp_path: Path
-) -> None:
-    rng = np.random.default_rng(4)
-    baseline = classification_baseline(models.smh, reference_rows(rng, 300, 6), None)
-    bundle = attach_to_bundle(models.smh, baseline)
-    publish_bundle(s3_store, bundle, registry_key=REGISTRY_KEY, routes={"SMH": "etf"})
-    keys: list[str] = []
-    s3_store.client.meta.events.register(
-        "provide-client-params.s3.GetObject", lambda params, **_: keys.append(params["Key"])
-    )
-    service = ModelService(Settings(bucket="unused", cache_dir=str(tmp_path / "cache")), s3_store)
-    serving = service.serving_for_ticker("SMH")
-    assert serving.model.metadata.version == "1.0.0"
-    fetched = sorted(k.rsplit("/", 1)[-1] for k in keys)
-    assert fetched == ["asset_registry.json", "metadata.json", "model.txt"]
+    # a feature with three levels gets one edge per level it takes, not ten bins
+    levels = fit_histogram(np.repeat([0.0, 1.0, 2.0], [50, 30, 20]))
+    assert levels.edges == [0.0, 1.0, 2.0]
+    assert levels.proportions == pytest.approx([0.0, 0.5, 0.3, 0.2])
+    assert Histogram.from_dict(levels.to_dict()) == levels
+    with pytest.raises(
+        BaselineError, match=r"^reference values must be finite numbers or missing$"
+    ):
+        fit_histogram(np.array([1.0, np.inf]))
+    with pytest.raises(ValueError, match=r"^edges and cdf_points must be strictly increasing$"):
+        Histogram.from_dict({**levels.to_dict(), "edges": [2.0, 1.0, 0.0]})

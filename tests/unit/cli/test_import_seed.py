@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.cli_support import cli
+from tests.cli_support import REGISTRY, FaultyStore, cli, cli_json, registry_of, ts
 from tests.seed_layouts import (
     SELECTED,
     VOL_FEATURES,
@@ -26,9 +26,13 @@ from tests.seed_layouts import (
     write_seed_003,
     write_seed_004,
 )
-from tests.seed_support import original_prediction, seed_models
+from tests.seed_support import original_prediction, seed_models, write_seed_tree
+from tickerserve.errors import StorageUnavailable
 from tickerserve.http.api import Api
-from tickerserve.layout import MONITORING_HISTORY_KEY, TRAINING_HISTORY_KEY
+from tickerserve.layout import (
+    MONITORING_HISTORY_KEY,
+    TRAINING_HISTORY_KEY,
+)
 from tickerserve.publishing.demo import FEATURES
 from tickerserve.serving.service import ModelService
 from tickerserve.settings import Settings
@@ -37,7 +41,6 @@ from tickerserve.storage.history import read_records
 from tickerserve.storage.registry import ShadowSettings, read_registry
 from tickerserve.storage.store import LocalStore
 
-REGISTRY = "metadata/asset_registry.json"
 NO_TORCH = (
     "not imported, because the zip-packaged prediction function does not serve torch models "
     "(PyTorch alone is larger than Lambda's 250 MB unzipped limit)"
@@ -480,3 +483,145 @@ def test_alias_renames_what_becomes_production(store, tmp_path):
     assert code == 0
     aliases = registry(store).models["stocks/universal"].aliases
     assert {a: t.version for a, t in aliases.items()} == {"staging": "2.0.0"}
+
+
+# -- import-seed against a seed-style models_storage tree (moved from test_commands) --------
+def test_import_seed_dry_run_writes_nothing(tmp_path, store_path):
+    write_seed_tree(tmp_path)
+    report = cli_json("--store", store_path, "import-seed", str(tmp_path), "--dry-run")
+    assert {m["model"]: m["status"] for m in report["models"]} == {
+        "etfs/QQQ": "would publish",
+        "etfs/SMH": "would publish",
+        "etfs/XLF": "would publish",
+        "stocks/universal": "would publish",
+    }
+    assert list(LocalStore(store_path).list("")) == []
+
+
+def test_import_seed_then_reimport_is_a_no_op(tmp_path, store_path):
+    # Given a seed tree with a registry and a monitoring history
+    write_seed_tree(tmp_path)
+    # When imported with an extra stock
+    first = cli_json(
+        "--store",
+        store_path,
+        "import-seed",
+        str(tmp_path / "models_storage"),
+        "--stocks",
+        "NVDA,TSLA",
+    )
+    # Then every model is published as 1.0.0 with production, and routes follow the registry
+    assert {m["model"]: (m["status"], m["version"]) for m in first["models"]} == {
+        "etfs/QQQ": ("published", "1.0.0"),
+        "etfs/SMH": ("published", "1.0.0"),
+        "etfs/XLF": ("published", "1.0.0"),
+        "stocks/universal": ("published", "1.0.0"),
+    }
+    assert {r["ticker"]: r["model"] for r in first["routes"]} == {
+        "AAPL": "stocks/universal",
+        "MSFT": "stocks/universal",
+        "NVDA": "stocks/universal",
+        "TSLA": "stocks/universal",
+        "QQQ": "etfs/QQQ",
+        "SMH": "etfs/SMH",
+        "XLF": "etfs/XLF",
+    }
+    assert first["notes"] == ["skipped etfs/OLD: no production/ folder"]
+    assert first["revision"] == 1
+    assert len(cli_json("--store", store_path, "history", "monitoring")) == 2
+    # When imported again
+    second = cli_json("--store", store_path, "import-seed", str(tmp_path), "--stocks", "NVDA,TSLA")
+    # Then nothing is re-published and the registry is not rewritten
+    assert {m["status"] for m in second["models"]} == {"unchanged"}
+    assert second["revision"] == 1
+    assert len(cli_json("--store", store_path, "history", "monitoring")) == 2
+    assert len(read_records(LocalStore(store_path), TRAINING_HISTORY_KEY).records) == 4
+
+
+def test_import_seed_skips_a_model_that_fails_and_imports_the_rest(tmp_path, store_path):
+    # Given a tree where one of four models has an unreadable pickle
+    storage = write_seed_tree(tmp_path)
+    bad = storage / "etfs/XLF/production/model.joblib"
+    bad.write_bytes(b"garbage")
+    # When imported
+    result = ts(store_path, "import-seed", str(storage))
+    # Then it exits 2, says what was skipped and why, and imports the other three
+    assert result.exit_code == 2
+    assert f"skipped etfs/XLF/production: cannot unpickle {bad}: " in result.stdout
+    assert "not routed XLF: etfs/XLF has no production version" in result.stdout
+    registry = registry_of(store_path)
+    assert sorted(registry.models) == ["etfs/QQQ", "etfs/SMH", "stocks/universal"]
+    assert "XLF" not in registry.tickers
+    assert list(LocalStore(store_path).list("etfs/XLF/")) == []
+
+
+def test_import_seed_stock_fallback(tmp_path, store_path):
+    write_seed_tree(tmp_path, registry=None)
+    assert ts(store_path, "import-seed", str(tmp_path), "--stock-fallback").exit_code == 0
+    registry = registry_of(store_path)
+    assert registry.fallbacks == {"stock": "stocks/universal"}
+    assert registry.route("ZZZZ", "stock").model == "stocks/universal"
+    assert set(registry.tickers) == {"QQQ", "SMH", "XLF"}
+
+
+def test_reimport_replaces_a_corrupt_production_version(tmp_path, store_path):
+    # Given an imported tree whose SMH production metadata.json was altered in the store
+    write_seed_tree(tmp_path)
+    assert ts(store_path, "import-seed", str(tmp_path)).exit_code == 0
+    path = LocalStore(store_path).root / "etfs/SMH/versions/1.0.0/metadata.json"
+    path.write_bytes(path.read_bytes().replace(b'"lightgbm"', b'"LightGBM"'))
+    # When imported again
+    report = cli_json("--store", store_path, "import-seed", str(tmp_path))
+    # Then only SMH is published again (1.0.1) and production moves to it
+    assert {m["model"]: (m["status"], m["version"]) for m in report["models"]}["etfs/SMH"] == (
+        "published",
+        "1.0.1",
+    )
+    assert {m["status"] for m in report["models"] if m["model"] != "etfs/SMH"} == {"unchanged"}
+    assert registry_of(store_path).models["etfs/SMH"].aliases["production"].version == "1.0.1"
+
+
+def test_import_seed_failed_registry_update_leaves_no_history_claim(
+    tmp_path, store_path, monkeypatch
+):
+    # Given a seed tree and a store whose registry cannot be written
+    write_seed_tree(tmp_path)
+
+    def fail(key: str) -> None:
+        if key == REGISTRY:
+            raise StorageUnavailable("storage error on it: InternalError")
+
+    monkeypatch.setattr(
+        "tickerserve.cli.store_option.open_store",
+        lambda **kw: FaultyStore(LocalStore(store_path), fail),
+    )
+    # When importing it
+    result = ts(store_path, "import-seed", str(tmp_path))
+    # Then the import fails and no training record claims production moved
+    assert result.exit_code == 1
+    assert read_records(LocalStore(store_path), TRAINING_HISTORY_KEY).records == []
+
+
+def test_import_seed_whose_history_append_fails_says_what_is_live(
+    tmp_path, store_path, monkeypatch
+):
+    write_seed_tree(tmp_path)
+
+    def fail(key: str) -> None:
+        if key == TRAINING_HISTORY_KEY:
+            raise StorageUnavailable("storage error on it: SlowDown")
+
+    monkeypatch.setattr(
+        "tickerserve.cli.store_option.open_store",
+        lambda **kw: FaultyStore(LocalStore(store_path), fail),
+    )
+    result = ts(store_path, "import-seed", str(tmp_path))
+    # Then the usual report is printed (it is live), and the exit says what is missing
+    assert result.exit_code == 1
+    assert "registry revision 1" in result.stdout
+    assert result.stderr.startswith("error: imported ")
+    assert (
+        "routes and aliases are live (registry revision 1), but the histories were not "
+        "updated: storage error on it: SlowDown" in result.stderr
+    )
+    assert registry_of(store_path).tickers

@@ -7,12 +7,12 @@ import json
 import pytest
 
 from tests.cli_support import FaultyStore, cli
-from tests.support import REGISTRY_KEY, DemoModels
+from tests.support import CRASHED, REGISTRY_KEY, DemoModels, garbled_bundle, published_smh
 from tickerserve.cli import sync as sync_module
 from tickerserve.cli.sync import plan_sync, run_sync
 from tickerserve.errors import StorageUnavailable
 from tickerserve.layout import TRAINING_HISTORY_KEY, artifact_key, metadata_key
-from tickerserve.publishing.release import RouteChange, publish
+from tickerserve.publishing.release import RouteChange, publish, publish_bundle
 from tickerserve.storage.history import append_records, read_records
 from tickerserve.storage.registry import read_registry, update_registry
 from tickerserve.storage.store import KeyNotFound, LocalStore, S3Store
@@ -235,7 +235,7 @@ def test_failed_upload_stops_before_the_registry(s3_store, local, tmp_path, monk
         f"failed: {broken}: storage error on it: InternalError\n"
         "error: sync incomplete: 1 failed; 6 later step(s) not attempted\n"
     )
-    with pytest.raises(KeyNotFound):
+    with pytest.raises(KeyNotFound, match=r"^no object at metadata/asset_registry\.json$"):
         s3_store.get(REGISTRY_KEY)
     assert s3_store.head(metadata_key("etfs/SMH", "1.0.0")) is None
 
@@ -278,6 +278,24 @@ def test_capture_and_outcomes_are_never_uploaded_overwritten_or_deleted(s3_store
     assert s3_store.get("capture/dt=2026-12-01/a.jsonl.gz").data == b"bucket capture"
     assert s3_store.get("capture/dt=2026-11-30/b.jsonl.gz").data == b"older bucket capture"
     assert s3_store.get("outcomes/dt=2026-11-30/y.json").data == b'{"bucket": true}'
-    with pytest.raises(KeyNotFound):
+    with pytest.raises(KeyNotFound, match=r"^no object at outcomes/dt=2026-12-01/x\.json$"):
         s3_store.get("outcomes/dt=2026-12-01/x.json")
     assert any("capture/ and outcomes/" in note for note in summary["notes"])
+
+
+# -- a model.txt LightGBM cannot parse (a real garbled file, its sha256 recorded) ----------
+def test_sync_refuses_to_upload_a_version_lightgbm_cannot_parse(
+    s3_store: S3Store, tmp_path, models
+):
+    store = published_smh(tmp_path / "store", models)
+    # Given a local store holding a malformed (correctly hashed) version in production
+    publish_bundle(store, garbled_bundle(models, "truncated"), registry_key=REGISTRY_KEY)
+    # When it is synced to the bucket
+    result = cli("--bucket", s3_store.bucket, "sync", str(store.root), "--json")
+    # Then the sync is refused before anything is uploaded
+    assert result.exit_code == 2
+    assert result.stderr.startswith(
+        f"error: refusing to sync etfs/SMH 1.0.1: etfs/SMH@1.0.1: {CRASHED}"
+    )
+    assert list(s3_store.list("")) == []
+    assert json.loads(result.stdout or "null") is None

@@ -76,7 +76,7 @@ def test_the_verdict_is_paid_once_per_artifact(models: DemoModels, forks: list[i
     bad = garbled_model_texts(text)["truncated"]
     for _ in range(3):
         safe_load(load_booster, text, what="good", check=predict_probe_rows)
-        with pytest.raises(InvalidModel):
+        with pytest.raises(InvalidModel, match=r"^bad cannot be loaded: "):
             safe_load(load_booster, bad, what="bad", check=predict_probe_rows)
     assert len(forks) == 2  # one probe for each distinct artifact
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
-import json
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -30,12 +29,9 @@ from tests.monitor_support import (
 from tests.support import DemoModels
 from tickerserve.baselines.baseline import Reference, Window, fit_baseline
 from tickerserve.baselines.persistence import attach_to_bundle
-from tickerserve.layout import MONITORING_HISTORY_KEY
 from tickerserve.monitor.evaluate import MonitorConfig, Period, RunReport, run_monitor
-from tickerserve.monitor.monitoring_history import append_run
 from tickerserve.publishing.release import apply_publication, write_version
 from tickerserve.serving.model import LoadedModel
-from tickerserve.storage.history import read_records
 from tickerserve.storage.store import LocalStore
 
 # The monitor function's layer has no scipy: nothing here may import it.
@@ -357,38 +353,3 @@ def test_folding_the_stream_often_or_once_gives_the_same_report(
     assert often.capture == once.capture
     assert _rounded(often.models[0].to_dict()) == _rounded(once.models[0].to_dict())
     assert once.models[0].to_dict()["feature_drift"]["drifted"] == sorted(SHIFTED)
-
-
-def test_history_lines_carry_the_seed_keys_and_ours(store, models) -> None:
-    names = smh_store(store, models, metrics={"accuracy": 0.62})
-    set_shadow(store, "etfs/SMH", "challenger")
-    traffic(store, names, models.smh.metadata.classes, shift=SHIFTED, challenger_right=0.8)
-    append_run(store, run(store))
-    append_run(store, run(store))
-    history = read_records(store, MONITORING_HISTORY_KEY).records
-    assert len(history) == 2
-    line = history[-1]
-    # the seed's own analysis snippets work unchanged
-    drift = [r["drift"]["model_a_drift_pct"] for r in history]
-    wins = [r["comparison"]["model_b_win_rate"] for r in history]
-    assert all(isinstance(x, float) for x in drift) and wins == [1.0, 1.0]
-    for key in ("timestamp", "monitoring_date", "model_a", "model_b", "test_window", "drift",
-                "comparison", "recommendation", "windows"):  # fmt: skip
-        assert key in line
-    assert line["model_a"]["training_date_start"] == "2020-01-02"
-    assert line["model_a"]["version"] == "1.0.0" and line["model_b"]["version"] == "1.0.1"
-    assert line["comparison"]["winner"] == "Model B"
-    assert line["recommendation"] == "SWITCH TO MODEL B (challenger 1.0.1)"
-    assert line["windows"][0]["name"] == f"All new data ({7 * 400} samples)"
-    assert [w["name"] for w in line["windows"][1:]] == WEEK.days
-    assert {"model_a_accuracy", "model_b_accuracy", "winner", "n_samples"} <= set(
-        line["windows"][1]
-    )
-    # ours
-    assert line["model"] == "etfs/SMH" and line["action"] == "switch"
-    assert line["test"]["name"] == "mcnemar_exact"
-    assert sorted(n for n, f in line["features"].items() if f["level"] == "drift") == sorted(
-        SHIFTED
-    )
-    assert line["feature_drift"]["drifted"] == sorted(SHIFTED)
-    json.dumps(line, allow_nan=False)

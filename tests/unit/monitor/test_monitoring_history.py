@@ -1,97 +1,85 @@
-"""The monitoring history under racing runs (separate processes), with and without rotation."""
+"""The monitoring history: one line per model per run, a superset of seed 003's lines (its
+own analysis snippets still run on it) plus ours, appended to
+``metadata/monitoring_history.jsonl`` and rotated past its size. (Appends under racing writers:
+``storage/test_history.py``.)"""
 
 from __future__ import annotations
 
-import multiprocessing
+import json
 from pathlib import Path
 
-import boto3
+import pytest
 
+from tests.monitor_support import REGISTRY_KEY, set_shadow
+from tests.unit.monitor.test_evaluate import SHIFTED, WEEK, run, smh_store, traffic
 from tickerserve.layout import MONITORING_HISTORY_KEY
-from tickerserve.storage.history import append_records, parse_records
-from tickerserve.storage.store import LocalStore, S3Store, Store
-
-WRITERS = 4
-LINES_EACH = 12
-
-
-def _writer(where: tuple[str, str], writer: int, rotate_at: int | None) -> None:
-    kind, target = where
-    store: Store
-    if kind == "local":
-        store = LocalStore(target)
-    else:
-        endpoint, bucket = target.split("|")
-        client = boto3.client("s3", region_name="us-east-1", endpoint_url=endpoint)
-        store = S3Store(bucket, client=client)
-    for i in range(LINES_EACH):
-        record = {"model": f"m{writer}", "line": i, "pad": "x" * 40}
-        append_records(store, MONITORING_HISTORY_KEY, [record], rotate_at=rotate_at)
+from tickerserve.monitor.monitoring_history import RECORD_VERSION, append_run, history_record
+from tickerserve.publishing.release import publish_bundle
+from tickerserve.storage.history import read_records
+from tickerserve.storage.store import LocalStore
 
 
-def race(where: tuple[str, str], rotate_at: int | None = None) -> None:
-    ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_writer, args=(where, w, rotate_at)) for w in range(WRITERS)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(60)
-        assert p.exitcode == 0
+@pytest.fixture
+def store(tmp_path: Path) -> LocalStore:
+    return LocalStore(tmp_path / "store")
 
 
-def all_lines(store: Store) -> tuple[list[dict], list[str]]:
-    archives = sorted(
-        i.key for i in store.list("metadata/") if "monitoring_history_archive_" in i.key
+def test_history_lines_carry_the_seed_keys_and_ours(store, models) -> None:
+    names = smh_store(store, models, metrics={"accuracy": 0.62})
+    set_shadow(store, "etfs/SMH", "challenger")
+    traffic(store, names, models.smh.metadata.classes, shift=SHIFTED, challenger_right=0.8)
+    append_run(store, run(store))
+    append_run(store, run(store))
+    history = read_records(store, MONITORING_HISTORY_KEY).records
+    assert len(history) == 2
+    line = history[-1]
+    # the seed's own analysis snippets work unchanged
+    drift = [r["drift"]["model_a_drift_pct"] for r in history]
+    wins = [r["comparison"]["model_b_win_rate"] for r in history]
+    assert all(isinstance(x, float) for x in drift) and wins == [1.0, 1.0]
+    for key in ("timestamp", "monitoring_date", "model_a", "model_b", "test_window", "drift",
+                "comparison", "recommendation", "windows"):  # fmt: skip
+        assert key in line
+    assert line["model_a"]["training_date_start"] == "2020-01-02"
+    assert line["model_a"]["version"] == "1.0.0" and line["model_b"]["version"] == "1.0.1"
+    assert line["comparison"]["winner"] == "Model B"
+    assert line["recommendation"] == "SWITCH TO MODEL B (challenger 1.0.1)"
+    assert line["windows"][0]["name"] == f"All new data ({7 * 400} samples)"
+    assert [w["name"] for w in line["windows"][1:]] == WEEK.days
+    assert {"model_a_accuracy", "model_b_accuracy", "winner", "n_samples"} <= set(
+        line["windows"][1]
     )
-    records: list[dict] = []
-    for key in [*archives, MONITORING_HISTORY_KEY]:
-        blob = store.get(key)
-        assert blob is not None
-        records += parse_records(blob.data).records
-    return records, archives
-
-
-def assert_each_line_once_in_order(records: list[dict]) -> None:
-    seen = [(r["model"], r["line"]) for r in records]
-    assert sorted(seen) == sorted((f"m{w}", i) for w in range(WRITERS) for i in range(LINES_EACH))
-    for w in range(WRITERS):  # each writer's lines keep their order: appended, never rewritten
-        mine = [line for model, line in seen if model == f"m{w}"]
-        assert mine == list(range(LINES_EACH))
-
-
-def test_racing_runs_append_and_lose_nothing(tmp_path: Path) -> None:
-    race(("local", str(tmp_path)))
-    records, archives = all_lines(LocalStore(tmp_path))
-    assert archives == []
-    assert_each_line_once_in_order(records)
-
-
-def test_racing_runs_rotate_without_losing_or_duplicating_lines(tmp_path: Path) -> None:
-    # a tiny rotation size: the history rotates many times while four writers race
-    race(("local", str(tmp_path)), rotate_at=600)
-    records, archives = all_lines(LocalStore(tmp_path))
-    assert len(archives) >= 5
-    assert_each_line_once_in_order(records)
-    assert all(a.startswith("metadata/monitoring_history_archive_2") for a in archives)
-
-
-def test_racing_runs_on_s3(server_bucket: S3Store) -> None:
-    endpoint = server_bucket.client.meta.endpoint_url
-    race(("s3", f"{endpoint}|{server_bucket.bucket}"), rotate_at=900)
-    records, _ = all_lines(server_bucket)
-    assert_each_line_once_in_order(records)
-
-
-def test_an_archive_keeps_the_bytes_it_replaced(tmp_path: Path) -> None:
-    store = LocalStore(tmp_path)
-    append_records(store, MONITORING_HISTORY_KEY, [{"model": "a", "line": 0}])
-    before = store.get(MONITORING_HISTORY_KEY)
-    assert before is not None
-    archive = append_records(
-        store, MONITORING_HISTORY_KEY, [{"model": "a", "line": 1}], rotate_at=len(before.data) + 5
+    # ours
+    assert line["model"] == "etfs/SMH" and line["action"] == "switch"
+    assert line["test"]["name"] == "mcnemar_exact"
+    assert sorted(n for n, f in line["features"].items() if f["level"] == "drift") == sorted(
+        SHIFTED
     )
-    assert archive is not None
-    stored = store.get(archive)
-    assert stored is not None and stored.data == before.data
-    after = store.get(MONITORING_HISTORY_KEY)
-    assert after is not None and parse_records(after.data).records == [{"model": "a", "line": 1}]
+    assert line["feature_drift"]["drifted"] == sorted(SHIFTED)
+    json.dumps(line, allow_nan=False)
+
+
+def test_a_model_without_a_challenger_has_no_model_b(store, models) -> None:
+    names = smh_store(store, models)
+    traffic(store, names, models.smh.metadata.classes, days=2)
+    publish_bundle(store, models.spy, registry_key=REGISTRY_KEY)
+    report = run(store, models=["etfs/SPY"])
+    (line,) = [history_record(report, m) for m in report.models]
+    assert (line["model"], line["model_b"], line["challenger"]) == ("etfs/SPY", None, None)
+    assert line["comparison"]["winner"] is None and line["rows"] == 0
+    assert (line["kind"], line["v"]) == ("monitoring", RECORD_VERSION)
+    assert line["run_id"] == report.run_id
+    assert line["period"] == {"since": "2026-12-01", "until": "2026-12-08"}
+    json.dumps(line, allow_nan=False)
+
+
+def test_a_history_past_its_size_is_archived_before_the_runs_lines(store, models) -> None:
+    names = smh_store(store, models)
+    traffic(store, names, models.smh.metadata.classes, days=2)
+    first = append_run(store, run(store))
+    size = len(store.get(MONITORING_HISTORY_KEY).data)
+    second = append_run(store, run(store), rotate_at=size + 10)
+    assert read_records(store, MONITORING_HISTORY_KEY).records == second
+    archives = [i.key for i in store.list("metadata/") if "monitoring_history_archive_" in i.key]
+    assert len(archives) == 1
+    assert [json.loads(line) for line in store.get(archives[0]).data.splitlines()] == first

@@ -113,7 +113,7 @@ def test_fallback_is_used_only_once_opted_in(populated, tmp_path):
     assert serving.resolved.model == "stocks/universal"
     assert serving.route is not None and serving.route.via_fallback
     # An ETF claim does not borrow the stock fallback.
-    with pytest.raises(NotFound):
+    with pytest.raises(NotFound, match=r"^unknown ticker 'GME': no route in the registry$"):
         service.serving_for_ticker("GME", asset_class="etf")
 
 
@@ -192,8 +192,9 @@ def test_tampered_artifact_is_refused_and_last_good_keeps_serving(populated, mod
     assert [m["version"] for m in service.loaded()] == ["1.0.0"]
     # And a fresh process with no good version refuses to serve the tampered one
     fresh = make_service(populated, tmp_path / "fresh")
-    with pytest.raises(IntegrityError):
+    with pytest.raises(IntegrityError) as caught:
         fresh.serving_for_ticker("SMH")
+    assert caught.value.message == "etfs/SMH 1.0.1: artifact model.txt fails sha256 verification"
 
 
 def test_failed_version_is_not_retried_on_every_request(populated, models, tmp_path):
@@ -254,6 +255,7 @@ def test_unreachable_storage_with_nothing_cached_is_503(tmp_path):
     with pytest.raises(StorageUnavailable) as caught:
         service.serving_for_ticker("SMH")
     assert caught.value.status == 503
+    assert caught.value.message.startswith("registry unavailable: storage unreachable: ")
 
 
 def test_storage_outage_after_warm_up_keeps_serving_from_memory(populated, tmp_path):
@@ -344,8 +346,9 @@ def test_republished_version_number_never_answers_with_the_old_model(populated, 
 def test_pinned_unknown_versions_are_not_load_failures_and_leave_no_state(populated, tmp_path):
     service = make_service(populated, tmp_path)
     for patch in range(50):
-        with pytest.raises(NotFound):
+        with pytest.raises(NotFound) as caught:
             service.serving_for_ticker("SMH", version=f"9.9.{patch}")
+        assert caught.value.code == "unknown_version"
     assert service.counters.load_failures == 0
     assert len(service._failed) == 0
 
@@ -362,7 +365,9 @@ def test_broken_version_without_a_fallback_is_not_downloaded_again_and_again(
     counter = RequestCounter(populated.client)
     # When ten requests arrive within the back-off
     for _ in range(10):
-        with pytest.raises(IntegrityError):
+        with pytest.raises(
+            IntegrityError, match=r"^etfs/SPY 1\.0\.0: artifact model\.txt fails sha256"
+        ):
             service.serving_for_ticker("SPY")
     # Then the artifact was fetched once and one failure counted
     assert service.counters.load_failures == 1
@@ -380,7 +385,7 @@ def test_a_version_rolled_back_from_never_serves_as_the_fallback(populated, mode
     populated.delete([artifact_key("etfs/SMH", "1.0.0", "model.txt")])
     clock.advance(61)
     # Then the request fails rather than answering with the version rolled back from
-    with pytest.raises(IntegrityError):
+    with pytest.raises(IntegrityError, match=r"^etfs/SMH 1\.0\.0: artifact model\.txt is missing$"):
         service.serving_for_ticker("SMH")
 
 

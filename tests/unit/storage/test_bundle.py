@@ -1,11 +1,15 @@
-"""Bundles: metadata validation, immutable version folders, verification, ensembles."""
+"""Bundles: metadata validation and its format versions, immutable version folders,
+verification, ensembles."""
 
 from __future__ import annotations
+
+import json
 
 import lightgbm as lgb
 import numpy as np
 import pytest
 
+from tests.family_support import families
 from tickerserve.errors import IntegrityError, InvalidModel
 from tickerserve.layout import artifact_key
 from tickerserve.publishing.demo import booster_bundle, train_booster, training_data
@@ -148,3 +152,49 @@ def test_metadata_with_nan_is_refused(models):
     assert b"NaN" in raw
     with pytest.raises(InvalidModel, match="NaN is not allowed"):
         BundleMetadata.from_json(raw)
+
+
+# -- metadata format versions ------------------------------------------------------------
+def _raw_metadata(name: str) -> dict:
+    return json.loads(families()[name].bundle(f"families/{name}").metadata.to_json())
+
+
+def test_newer_bundle_format_is_refused_with_advice():
+    raw = _raw_metadata("lightgbm_classifier") | {"format": 3}
+    with pytest.raises(InvalidModel, match=r"unsupported bundle format 3 .*upgrade the function"):
+        BundleMetadata.from_json(json.dumps(raw).encode())
+
+
+def test_unknown_member_kind_is_refused():
+    raw = _raw_metadata("lightgbm_classifier")
+    raw["ensemble"]["members"][0]["kind"] = "onnx"
+    with pytest.raises(InvalidModel, match="unknown kind 'onnx'"):
+        BundleMetadata.from_json(json.dumps(raw).encode())
+
+
+def test_fields_a_newer_writer_added_are_kept():
+    raw = _raw_metadata("stack_regressor") | {"baseline": {"features": {}}}
+    again = json.loads(BundleMetadata.from_json(json.dumps(raw).encode()).to_json())
+    assert again["baseline"] == {"features": {}}
+
+
+def test_format_1_metadata_reads_as_a_lightgbm_classifier(models):
+    raw = json.loads(models.spy.metadata.to_json())
+    raw["format"] = 1
+    for key in ("task", "accepts_missing"):
+        raw.pop(key)
+    for member in raw["ensemble"]["members"]:
+        member.pop("kind")
+    meta = BundleMetadata.from_json(json.dumps(raw).encode())
+    assert (meta.task, meta.member_kinds, meta.accepts_missing) == (
+        "classification",
+        ["lightgbm"],
+        True,
+    )
+    assert LoadedModel(meta, models.spy.files).predict_proba(np.zeros((1, 12))).shape == (1, 4)
+
+
+def test_regression_bundle_with_classes_is_refused():
+    raw = _raw_metadata("xgboost_regressor") | {"classes": ["A", "B"]}
+    with pytest.raises(InvalidModel, match="a regression model has no classes"):
+        BundleMetadata.from_json(json.dumps(raw).encode())

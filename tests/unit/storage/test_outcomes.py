@@ -1,6 +1,6 @@
-"""Outcomes: POST /outcomes, the direct action and ``outcomes add`` store realized results,
+"""Outcomes: POST /outcomes and the direct action store realized results,
 one JSON-lines object per batch; ``latest_outcomes`` reads them back, and the monitor's reader
-streams them."""
+streams them (``tickerserve outcomes``: ``cli/test_outcomes.py``)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.cli_support import FaultyStore, cli
+from tests.cli_support import FaultyStore
 from tests.support import load_event
 from tickerserve.errors import StorageUnavailable
 from tickerserve.http.api import Api
@@ -280,69 +280,3 @@ def test_the_reader_reads_many_objects_in_parallel_in_order(s3_store: S3Store):
     # Day by day: everything received on December 1 comes before December 2
     days = [o.received_at[:10] for o in streamed]
     assert days == sorted(days)
-
-
-# -- tickerserve outcomes add / list -------------------------------------------------------------
-
-
-def test_outcomes_add_reads_csv_and_reports_bad_lines_by_number(store: LocalStore, tmp_path: Path):
-    csv = tmp_path / "outcomes.csv"
-    csv.write_text(
-        "request_id,label,observed_at\n"
-        "order-1,IRON_CONDOR,2026-12-01T21:00:00Z\n"
-        "bad id,IRON_CONDOR,\n"
-        "order-2,BULL_PUT_SPREAD,\n"
-    )
-    result = cli("--store", str(store.root), "outcomes", "add", str(csv))
-    assert result.exit_code == 2
-    assert "stored 2, unchanged 0, refused 1, failed 0 (of 3)" in result.stdout
-    assert "line 3: invalid_request_id" in result.stderr
-    assert {k: v.label for k, v in latest_outcomes(store).items()} == {
-        "order-1": "IRON_CONDOR", "order-2": "BULL_PUT_SPREAD",
-    }  # fmt: skip
-    again = cli("--store", str(store.root), "outcomes", "add", str(csv), "--json")
-    assert json.loads(again.stdout)["unchanged"] == 2
-
-
-def test_outcomes_add_reads_json_lines_with_values(store: LocalStore, tmp_path: Path):
-    jsonl = tmp_path / "realized.jsonl"
-    jsonl.write_text(
-        '{"request_id": "v1", "value": 0.011}\n\n{"request_id": "v2", "value": -0.004}\n{oops\n'
-    )
-    result = cli("--store", str(store.root), "outcomes", "add", str(jsonl), "--json")
-    summary = json.loads(result.stdout)
-    assert (result.exit_code, summary["stored"], summary["refused"]) == (2, 2, 1)
-    assert summary["results"][2] == {
-        "line": 4,
-        "error": {"code": "invalid_json", "message": summary["results"][2]["error"]["message"]},
-    }
-    listed = cli("--store", str(store.root), "outcomes", "list", "--json")
-    assert [(r["request_id"], r["value"]) for r in json.loads(listed.stdout)] == [
-        ("v1", 0.011), ("v2", -0.004),
-    ]  # fmt: skip
-
-
-def test_outcomes_add_refuses_a_csv_without_the_needed_columns(store: LocalStore, tmp_path: Path):
-    csv = tmp_path / "x.csv"
-    csv.write_text("id,result\n1,A\n")
-    result = cli("--store", str(store.root), "outcomes", "add", str(csv))
-    assert result.exit_code == 2
-    assert result.stderr.startswith("error: ") and "request_id" in result.stderr
-    assert objects(store) == []
-
-
-def test_outcomes_add_writes_one_object_per_thousand_lines(store: LocalStore, tmp_path: Path):
-    # Given a file of 2,500 outcomes whose last line corrects the sixth
-    lines = [json.dumps({"request_id": f"o{i}", "value": float(i)}) for i in range(2500)]
-    lines.append(json.dumps({"request_id": "o5", "value": -5.0}))
-    path = tmp_path / "realized.jsonl"
-    path.write_text("\n".join(lines) + "\n")
-    # When it is added, and added again
-    first = cli("--store", str(store.root), "outcomes", "add", str(path), "--json")
-    again = cli("--store", str(store.root), "outcomes", "add", str(path), "--json")
-    # Then three objects hold them, the later line wins, and adding again changed nothing
-    assert (first.exit_code, json.loads(first.stdout)["stored"]) == (0, 2501)
-    assert json.loads(again.stdout)["unchanged"] == 2501
-    assert len(objects(store)) == 3
-    latest = latest_outcomes(store)
-    assert (len(latest), latest["o5"].value, latest["o2499"].value) == (2500, -5.0, 2499.0)

@@ -43,7 +43,7 @@ def test_routes_and_fallbacks():
     registry.set_fallback("stock", "stocks/universal")
     assert registry.route("TSLA").via_fallback
     assert registry.route("GME", "stock").model == "stocks/universal"
-    with pytest.raises(NotFound):
+    with pytest.raises(NotFound, match=r"^unknown ticker 'GME': no route in the registry$"):
         registry.route("GME")  # no asset class claimed: still unknown
     assert registry.tickers_for("stocks/universal") == ["AAPL", "TSLA"]
 
@@ -118,7 +118,7 @@ def test_failed_mutation_writes_nothing(tmp_path):
         registry.set_route("SPY", "etfs/SPY", "etf")
         raise NotFound("abort")
 
-    with pytest.raises(NotFound):
+    with pytest.raises(NotFound, match=r"^abort$"):
         update_registry(store, KEY, bad)
     assert sorted(read_registry(store, KEY).registry.tickers) == ["SMH"]
 

@@ -31,22 +31,24 @@ def test_get_put_and_conditional_get(store):
 
 
 def test_missing_key(store):
-    with pytest.raises(KeyNotFound):
+    with pytest.raises(KeyNotFound, match=r"^no object at nope\.json$") as caught:
         store.get("nope.json")
+    assert caught.value.code == "key_not_found"
     assert store.head("nope.json") is None
 
 
 def test_create_only_refuses_to_overwrite(store):
     store.put("v/model.txt", b"one", create_only=True)
-    with pytest.raises(PreconditionFailed):
+    with pytest.raises(PreconditionFailed, match=r"^v/model\.txt .*already exists$") as caught:
         store.put("v/model.txt", b"two", create_only=True)
+    assert caught.value.code == "precondition_failed"
     assert store.get("v/model.txt").data == b"one"
 
 
 def test_if_match_detects_a_concurrent_change(store):
     first = store.put("reg.json", b"1")
     store.put("reg.json", b"2", if_match=first)
-    with pytest.raises(PreconditionFailed):
+    with pytest.raises(PreconditionFailed, match=r"^reg\.json changed concurrently"):
         store.put("reg.json", b"3", if_match=first)  # stale ETag
     assert store.get("reg.json").data == b"2"
 
@@ -97,5 +99,7 @@ def test_missing_bucket_is_unavailable_not_not_found(s3_store):
     broken = S3Store("no-such-bucket", client=s3_store.client)
     from tickerserve.errors import StorageUnavailable
 
-    with pytest.raises(StorageUnavailable):
+    with pytest.raises(StorageUnavailable) as caught:
         broken.get("metadata/asset_registry.json")
+    assert caught.value.code == "storage_unavailable"
+    assert caught.value.message == "bucket does not exist (NoSuchBucket)"

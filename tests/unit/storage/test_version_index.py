@@ -16,7 +16,6 @@ from tests.support import REGISTRY_KEY, DemoModels, FakeClock, load_event
 from tickerserve.errors import Conflict, InvalidModel, NotFound
 from tickerserve.http.api import Api
 from tickerserve.layout import (
-    TRAINING_HISTORY_KEY,
     artifact_key,
     index_key,
     metadata_key,
@@ -29,8 +28,6 @@ from tickerserve.publishing.version_folders import scan
 from tickerserve.serving.service import ModelService
 from tickerserve.settings import Settings
 from tickerserve.storage.bundle import make_bundle, read_bundle, write_bundle
-from tickerserve.storage.history import read_records
-from tickerserve.storage.registry import read_registry
 from tickerserve.storage.store import LocalStore, S3Store, Store, sha256_hex
 from tickerserve.storage.version_index import (
     VersionIndex,
@@ -157,8 +154,9 @@ def test_a_sidecar_digest_is_recorded_beside_the_version(store):
     replaced = record_sidecar(store, "etfs/SMH", "1.0.0", "baseline.json", SHA_B, replace=True)
     assert replaced.versions["1.0.0"].sidecars["baseline.json"] == SHA_B
     assert replaced.digest("1.0.0") == stored_digest(store, "etfs/SMH", "1.0.0")
-    with pytest.raises(NotFound):
+    with pytest.raises(NotFound, match=r"^etfs/SMH 9\.0\.0 is not a recorded version$") as caught:
         record_sidecar(store, "etfs/SMH", "9.0.0", "baseline.json", SHA_A)
+    assert caught.value.code == "unknown_version"
 
 
 def test_a_newer_index_schema_is_refused_and_unknown_fields_are_kept(store):
@@ -211,11 +209,11 @@ def test_pins_of_unknown_versions_read_the_index_at_most_every_few_seconds(store
         clock=clock,
     )
     for patch in range(50):
-        with pytest.raises(NotFound):
+        with pytest.raises(NotFound, match=rf"^model etfs/SMH has no version 7\.0\.{patch}: "):
             service.serving_for_ticker("SMH", version=f"7.0.{patch}")
     assert recorder.calls.count(("get", index_key("etfs/SMH"))) == 1
     clock.advance(6)
-    with pytest.raises(NotFound):
+    with pytest.raises(NotFound, match=r"^model etfs/SMH has no version 7\.0\.99: "):
         service.serving_for_ticker("SMH", version="7.0.99")
     assert recorder.calls.count(("get", index_key("etfs/SMH"))) == 2
     # And a version recorded since is found on the next re-read
@@ -247,59 +245,6 @@ def test_validate_refuses_a_version_the_index_does_not_record_or_disagrees_on(st
     disagree = ts(store, "validate", "etfs/SMH@production")
     assert disagree.exit_code == 1
     assert "the registry records metadata sha256" in disagree.stderr
-
-
-# -- migrate -----------------------------------------------------------------------------------
-def legacy(store: LocalStore) -> None:
-    """What an older tickerserve left: no digest indexes, a schema 1 registry."""
-    store.delete([index_key("etfs/SMH")])
-    raw = json.loads(data_of(store, REGISTRY_KEY))
-    raw["schema"] = 1
-    store.put(REGISTRY_KEY, json.dumps(raw).encode())
-
-
-def test_migrate_records_every_version_and_rewrites_the_registry(store, tmp_path):
-    legacy(store)
-    assert predict(api_for(store, tmp_path / "a"), version="1.0.1")[0] == 404
-    # When migrating (a dry run first)
-    dry = cli_json("--store", str(store.root), "migrate", "--dry-run")
-    assert (dry["recorded"], dry["registry"]["rewritten"]) == (2, True)
-    assert read_index(store, "etfs/SMH").etag is None
-    report = cli_json("--store", str(store.root), "migrate")
-    # Then both versions are recorded with their stored digests, the registry is schema 2
-    assert report["recorded"] == 2 and report["mismatched"] == 0
-    index = read_index(store, "etfs/SMH").index
-    assert index.digest("1.0.1") == stored_digest(store, "etfs/SMH", "1.0.1")
-    assert json.loads(data_of(store, REGISTRY_KEY))["schema"] == 2
-    # And the pinned version answers again; a second run changes nothing
-    assert predict(api_for(store, tmp_path / "b"), version="1.0.1")[0] == 200
-    revision = read_registry(store, REGISTRY_KEY).registry.revision
-    again = cli_json("--store", str(store.root), "migrate")
-    assert (again["recorded"], again["registry"]["rewritten"]) == (0, False)
-    assert read_registry(store, REGISTRY_KEY).registry.revision == revision
-
-
-def test_migrate_refuses_to_record_a_version_changed_since_it_was_published(store):
-    # Given an old store whose unaliased 1.0.1 was replaced, metadata and all
-    legacy(store)
-    tamper_consistently(store)
-    # When migrating, Then 1.0.1 is reported and not recorded (exit 1); 1.0.0 is recorded
-    result = ts(store, "migrate")
-    assert result.exit_code == 1
-    assert "MISMATCH" in result.stdout
-    assert result.stderr.startswith("error: 1 version(s) differ from the metadata digest")
-    index = read_index(store, "etfs/SMH").index
-    assert set(index.versions) == {"1.0.0"}
-
-
-def test_migrate_keeps_deleted_version_numbers_taken(store, tmp_path):
-    assert ts(store, "delete", "etfs/SMH", "1.0.1").exit_code == 0
-    legacy(store)
-    cli_json("--store", str(store.root), "migrate")
-    index = read_index(store, "etfs/SMH").index
-    assert index.is_deleted("1.0.1")
-    history = read_records(store, TRAINING_HISTORY_KEY).records
-    assert history[-1]["event"] == "deleted"
 
 
 # -- sync merges indexes -----------------------------------------------------------------------

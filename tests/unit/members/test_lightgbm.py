@@ -1,0 +1,153 @@
+"""LightGBM members through the C API: the text model in, LightGBM's own answers out (one row
+through the fast path or many), and every file that is not a model of the right task refused
+with a message naming the file."""
+
+from __future__ import annotations
+
+import lightgbm as lgb
+import numpy as np
+import pytest
+
+from tests.support import DemoModels
+from tickerserve.errors import InvalidModel
+from tickerserve.members.kinds import MemberSpec
+from tickerserve.members.lightgbm import (
+    LightGBMMember,
+    NativeBooster,
+    load_booster,
+    objective,
+)
+from tickerserve.publishing.demo import train_booster, training_data
+
+
+def rows(n_features: int, n_rows: int = 40, seed: int = 3) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(scale=2.0, size=(n_rows, n_features))
+    x[rng.random(x.shape) < 0.2] = np.nan
+    return x
+
+
+def trained(objective_name: str, *, names: list[str] | None = None) -> bytes:
+    """A small booster of ``objective_name`` on generated data, as its text model."""
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(300, 4))
+    params = {"objective": objective_name, "verbose": -1, "num_leaves": 7, "min_data_in_leaf": 5}
+    if objective_name == "regression":
+        y = x[:, 0] * 0.3 + rng.normal(scale=0.1, size=300)
+    else:
+        y = (x[:, 0] > 0).astype(int)
+    data = lgb.Dataset(x, y, feature_name=names or "auto")
+    return lgb.train(params, data, num_boost_round=5).model_to_string().encode()
+
+
+def test_a_member_answers_what_lightgbm_itself_answers_one_row_or_many(models: DemoModels):
+    text = models.universal.files["model.txt"]
+    member = LightGBMMember.from_bytes(
+        text, MemberSpec("model.txt"), task="classification", n_classes=5
+    )
+    x = rows(member.n_features)
+    expected = lgb.Booster(model_str=text.decode()).predict(x)
+    assert member.fast_path
+    np.testing.assert_array_equal(member.predict(x), expected)
+    singles = np.vstack([member.predict(x[i : i + 1]) for i in range(len(x))])
+    np.testing.assert_array_equal(singles, expected)
+    assert (member.n_features, member.n_outputs, member.trained_names) == (12, 5, None)
+
+
+def test_a_binary_classifier_answers_both_class_probabilities(models: DemoModels):
+    text = models.binary.files["model.txt"]
+    member = LightGBMMember.from_bytes(
+        text, MemberSpec("model.txt"), task="classification", n_classes=2
+    )
+    x = rows(member.n_features)
+    p = np.asarray(lgb.Booster(model_str=text.decode()).predict(x))
+    np.testing.assert_array_equal(member.predict(x), np.column_stack([1 - p, p]))
+    assert member.n_outputs == 2
+
+
+def test_a_regressor_answers_one_column_of_values():
+    text = trained("regression")
+    member = LightGBMMember.from_bytes(text, MemberSpec("m.txt"), task="regression", n_classes=0)
+    x = rows(4)
+    expected = np.asarray(lgb.Booster(model_str=text.decode()).predict(x))
+    np.testing.assert_array_equal(member.predict(x), expected.reshape(-1, 1))
+    np.testing.assert_array_equal(member.predict(x[:1]), expected[:1].reshape(-1, 1))
+
+
+def test_trained_feature_names_are_kept_however_long():
+    names = ["rsi_14", "x" * 300, "iv_rank", "volume_z"]
+    member = LightGBMMember.from_bytes(
+        trained("binary", names=names), MemberSpec("m.txt"), task="classification", n_classes=2
+    )
+    assert member.trained_names == names
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"\xff\xfe", "not a LightGBM text model: 'utf-8' codec can't decode byte 0xff"),
+        (b"tree\x00version=v4", "not a LightGBM text model: it contains NUL bytes"),
+        (b"hello", "not a LightGBM text model: Model file doesn't specify the number of classes"),
+    ],
+)
+def test_bytes_that_are_no_text_model_are_an_invalid_model(data: bytes, message: str):
+    with pytest.raises(InvalidModel) as caught:
+        load_booster(data)
+    assert caught.value.message.startswith(message)
+    assert caught.value.code == "invalid_model"
+
+
+def test_the_loaded_booster_reports_its_shape(models: DemoModels):
+    booster = load_booster(models.smh.files["model.txt"])
+    assert isinstance(booster, NativeBooster)
+    assert (booster.num_feature(), booster.num_model_per_iteration()) == (6, 4)
+    assert booster.feature_name() == [f"Column_{i}" for i in range(6)]
+    assert booster.predict(np.zeros((3, 6))).shape == (3, 4)
+
+
+def test_the_objective_is_read_from_the_header(models: DemoModels):
+    assert objective(models.smh.files["model.txt"]) == "multiclass"
+    assert objective(models.binary.files["model.txt"]) == "binary"
+    assert objective(trained("regression")) == "regression"
+    assert objective(b"version=v4\nnum_class=1\n\nTree=0\n") == "unknown"
+
+
+def test_a_garbled_file_is_refused_naming_it(models: DemoModels):
+    with pytest.raises(InvalidModel, match=r"^etfs/x/model\.txt is not a LightGBM text model: "):
+        LightGBMMember.from_bytes(
+            b"hello", MemberSpec("etfs/x/model.txt"), task="classification", n_classes=3
+        )
+
+
+def test_a_classifier_cannot_serve_as_a_regressor_nor_the_reverse(models: DemoModels):
+    with pytest.raises(InvalidModel) as caught:
+        LightGBMMember.from_bytes(
+            models.smh.files["model.txt"], MemberSpec("model.txt"), task="regression", n_classes=0
+        )
+    assert caught.value.message == (
+        "model.txt has objective 'multiclass'; a regression member needs one of fair, gamma, "
+        "huber, mape, poisson, quantile, regression, regression_l1, tweedie"
+    )
+    with pytest.raises(InvalidModel, match=r"^m\.txt has objective 'regression'; only classif"):
+        LightGBMMember.from_bytes(
+            trained("regression"), MemberSpec("m.txt"), task="classification", n_classes=2
+        )
+
+
+def test_a_classifier_with_another_number_of_classes_is_refused(models: DemoModels):
+    with pytest.raises(InvalidModel, match=r"^model\.txt has 4 outputs per row but serves 3 clas"):
+        LightGBMMember.from_bytes(
+            models.smh.files["model.txt"],
+            MemberSpec("model.txt"),
+            task="classification",
+            n_classes=3,
+        )
+
+
+def test_rows_of_the_wrong_width_leave_the_fast_path_and_are_refused_by_lightgbm():
+    x, y = training_data(5, 200, 4, 3)
+    booster = train_booster(x, y, 3, seed=1)
+    text = booster.model_to_string().encode()
+    member = LightGBMMember.from_bytes(text, MemberSpec("m"), task="classification", n_classes=3)
+    with pytest.raises(InvalidModel, match=r"number of features in data \(5\) is not the same"):
+        member.predict(np.zeros((1, 5)))

@@ -1,0 +1,181 @@
+"""One model's captured traffic folded into fixed-size tallies, window by window: feature and
+output counts on the baseline's bins, each side's performance against the outcomes, the paired
+figures of shadow rows and the canary's own; malformed records never raise, and folding often
+or once gives the same tallies."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import numpy as np
+import pytest
+
+from tests.monitor_support import Row, class_output, stamp
+from tickerserve.baselines.baseline import Reference, fit_baseline
+from tickerserve.monitor.model_stream import ModelStream, Subject
+from tickerserve.monitor.outcome_join import OutcomeIndex
+from tickerserve.storage.outcomes import Outcome
+
+DAYS = ["2026-12-01", "2026-12-02"]
+CLASSES = ["UP", "DOWN", "FLAT"]
+NAMES = ["a", "b"]
+
+
+def baseline():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(1000, 2))
+    proba = rng.dirichlet(np.ones(3), 1000)
+    return fit_baseline("m/x", "1.0.0", "classification", Reference(NAMES, x, proba),
+                        classes=CLASSES)  # fmt: skip
+
+
+def subject(challenger: str | None = "challenger", task: str = "classification") -> Subject:
+    return Subject(
+        model="m/x", task=task, champion_alias="production", champion_version="1.0.0",  # type: ignore[arg-type]
+        classes=CLASSES if task == "classification" else [], feature_names=NAMES,
+        baseline=baseline() if task == "classification" else None,
+        challenger_alias=challenger,
+        aliases={"production": "1.0.0", "challenger": "1.0.1"},
+    )  # fmt: skip
+
+
+def row(i: int, day: int, label: str, *, features=None, role="champion", version="1.0.0",
+        alias="production", challenger: str | None = None) -> dict:  # fmt: skip
+    shadow = [] if challenger is None else [
+        {"alias": "challenger", "version": "1.0.1", "output": class_output(challenger, CLASSES),
+         "latency_us": 10}
+    ]  # fmt: skip
+    return Row(
+        f"r{i}", stamp(date.fromisoformat(DAYS[day]), i), "m/x", version, alias, role,
+        "classification", features or {"a": 0.1 * i, "b": None}, class_output(label, CLASSES),
+        shadow,
+    ).record()  # fmt: skip
+
+
+def index(truths: dict[str, str]) -> OutcomeIndex:
+    return OutcomeIndex.build(
+        Outcome(rid, label, None, None, "2026-12-03T00:00:00Z") for rid, label in truths.items()
+    )
+
+
+def stream(truths: dict[str, str], **kwargs) -> ModelStream:
+    return ModelStream(subject(**kwargs), DAYS, index(truths))
+
+
+def test_rows_are_counted_per_window_and_rows_outside_the_run_are_dropped():
+    s = stream({})
+    outside = row(9, 0, "UP")
+    outside["time"] = "2026-12-05T00:00:00.000000Z"
+    assert s.add([row(0, 0, "UP"), row(1, 1, "UP"), row(2, 1, "DOWN"), outside]) == 1
+    s.fold()
+    assert s.rows.tolist() == [1, 2]
+    assert s.output_counts.tolist() == [[1, 0, 0], [1, 1, 0]]
+
+
+def test_features_are_counted_on_the_baselines_bins_with_a_missing_bin():
+    s = stream({})
+    values = np.random.default_rng(1).normal(size=50)
+    s.add([row(i, 0, "UP", features={"a": float(v), "b": None}) for i, v in enumerate(values)])
+    s.fold()
+    assert s.subject.baseline is not None
+    edges = np.asarray(s.subject.baseline.features["a"].edges)
+    expected = np.bincount(np.searchsorted(edges, values, side="right"), minlength=edges.size + 1)
+    assert s.features["a"].bins[0].tolist() == [*expected.tolist(), 0]
+    assert s.features["b"].bins[0, -1] == 50  # every b missing
+    assert s.features["a"].bins[1].sum() == 0
+
+
+def test_each_side_is_scored_against_the_outcomes_and_pairs_counted():
+    # Given shadow rows: the champion right on r0, r1; the challenger right on r1, r2
+    truths = {"r0": "UP", "r1": "DOWN", "r2": "FLAT", "r3": "UP"}
+    s = stream(truths)
+    s.add([
+        row(0, 0, "UP", challenger="DOWN"), row(1, 0, "DOWN", challenger="DOWN"),
+        row(2, 0, "UP", challenger="FLAT"), row(3, 0, "DOWN", challenger="DOWN"),
+        row(4, 0, "UP", challenger="UP"),  # no outcome: paired, not scored
+    ])  # fmt: skip
+    s.fold()
+    assert s.champion[0].metrics()["accuracy"] == 0.5
+    pairs = s.pairs[0]
+    assert (pairs.rows, pairs.agree) == (5, 3)
+    assert (pairs.champion_only, pairs.challenger_only) == (1, 1)
+    assert pairs.challenger.metrics()["accuracy"] == 0.5
+    assert (s.champion_rows[0], s.sampled_rows[0]) == (5, 5)
+
+
+def test_canary_rows_are_the_challengers_own_and_other_versions_are_counted():
+    truths = {"r0": "UP", "r1": "UP", "r2": "UP"}
+    s = stream(truths)
+    s.add([
+        row(0, 0, "UP", role="canary", version="1.0.1", alias="challenger"),
+        row(1, 0, "DOWN", role="canary", version="1.0.1", alias="challenger"),
+        row(2, 0, "UP", version="0.9.0"),  # an old version no alias names any more
+    ])  # fmt: skip
+    s.fold()
+    assert s.canary_rows.tolist() == [2, 0]
+    assert s.canary[0].metrics()["accuracy"] == 0.5
+    assert s.other_versions == 1
+    assert s.champion[0].n == 0  # the champion answered none of them
+
+
+def test_without_a_configured_challenger_the_captures_one_is_adopted():
+    s = stream({}, challenger=None)
+    assert s.challenger_version is None
+    s.add([row(0, 0, "UP", challenger="DOWN")])
+    assert (s.challenger_alias, s.challenger_version) == ("challenger", "1.0.1")
+
+
+def test_malformed_records_are_judged_as_far_as_they_go_and_never_raise():
+    s = stream({"r0": "UP", "r1": "UP"})
+    bad_output = row(1, 0, "UP")
+    bad_output["output"] = {"label": ["UP"], "probabilities": {"UP": True}}
+    missing = row(2, 0, "UP")
+    del missing["challengers"]
+    s.add([row(0, 0, "UP", features={"a": "x", "b": True}), bad_output, missing])
+    s.fold()
+    assert s.rows.tolist() == [3, 0]
+    assert s.features["a"].bins[0, -1] == 1  # a string is no value: counted missing
+    assert s.champion[0].metrics()["n"] == 1  # only r0's output is a label
+
+
+def test_folding_after_every_batch_or_once_gives_the_same_tallies():
+    rng = np.random.default_rng(2)
+    truths = {f"r{i}": CLASSES[rng.integers(3)] for i in range(300)}
+    records = [
+        row(i, i % 2, CLASSES[rng.integers(3)], challenger=CLASSES[rng.integers(3)],
+            features={"a": float(rng.normal()), "b": float(rng.normal())})
+        for i in range(300)
+    ]  # fmt: skip
+    once, often = stream(truths), stream(truths)
+    for start in range(0, 300, 50):
+        once.add(records[start : start + 50])
+        often.add(records[start : start + 50])
+        often.fold()
+    once.fold()
+    assert once.rows.tolist() == often.rows.tolist()
+    assert once.output_counts.tolist() == often.output_counts.tolist()
+    assert once.features["a"].bins.tolist() == often.features["a"].bins.tolist()
+    for a, b in zip(once.pairs, often.pairs, strict=True):
+        assert (a.champion_only, a.challenger_only, a.agree) == (
+            b.champion_only, b.challenger_only, b.agree,
+        )  # fmt: skip
+    assert once.champion[1].metrics() == pytest.approx(often.champion[1].metrics())
+
+
+def test_a_regressor_pairs_squared_error_differences():
+    s = ModelStream(subject(task="regression"), DAYS, OutcomeIndex.build(
+        Outcome(f"r{i}", None, float(i), None, "2026-12-03T00:00:00Z") for i in range(3)
+    ))  # fmt: skip
+    records = []
+    for i in range(3):
+        record = Row(f"r{i}", stamp(date(2026, 12, 1), i), "m/x", "1.0.0", "production",
+                     "champion", "regression", {"a": 1.0, "b": 2.0}, {"value": i + 1.0},
+                     [{"alias": "challenger", "version": "1.0.1",
+                       "output": {"value": i + 0.5}}]).record()  # fmt: skip
+        records.append(record)
+    s.add(records)
+    s.fold()
+    pairs = s.pairs[0]
+    assert pairs.differential.n == 3
+    assert pairs.differential.mean == pytest.approx(1.0 - 0.25)
+    assert s.champion[0].metrics()["rmse"] == pytest.approx(1.0)

@@ -1,0 +1,317 @@
+"""The prediction pipeline (``predict`` for one body, ``predict_batch`` for many): the body's
+contract, the answer's shape, request ids, and one behaviour for a single request and a batch
+item alike: the same answer, the same canary fallback, the same capture record and the same
+shadow scoring."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from tests.capture_support import ListSink
+from tests.family_support import families, rows
+from tests.support import REGISTRY_KEY, DemoModels, load_event
+from tickerserve.errors import BadRequest, NotFound, PayloadTooLarge
+from tickerserve.layout import artifact_key
+from tickerserve.publishing.release import publish_bundle
+from tickerserve.serving.capture import Capture
+from tickerserve.serving.model import LoadedModel
+from tickerserve.serving.predict import (
+    MAX_BATCH_ITEMS,
+    PredictRequest,
+    parse_request,
+    predict,
+    predict_batch,
+)
+from tickerserve.serving.service import ModelService
+from tickerserve.serving.traffic import CANARY_SALT, Challengers, share
+from tickerserve.settings import Settings
+from tickerserve.storage.registry import CanarySettings, ShadowSettings, update_registry
+from tickerserve.storage.store import LocalStore
+
+FEATURES: dict[str, float] = json.loads(load_event("rest_predict.json")["body"])["features"]
+SMH = "etfs/SMH"
+GENERATED = re.compile(r"[0-9a-f]{32}")
+# What differs between two captures of the same row: when, how long, and through which door.
+VOLATILE = ("time", "latency_us", "source")
+
+
+@pytest.fixture
+def store(tmp_path: Path, models: DemoModels) -> LocalStore:
+    """SMH 1.0.0 in production with 1.0.1 as challenger and canary, SPY, and a regressor (VIX)."""
+    store = LocalStore(tmp_path / "store")
+    publish_bundle(store, models.smh, registry_key=REGISTRY_KEY, routes={"SMH": "etf"})
+    publish_bundle(
+        store, models.smh_v2, registry_key=REGISTRY_KEY, aliases=("challenger", "canary")
+    )
+    publish_bundle(store, models.spy, registry_key=REGISTRY_KEY, routes={"SPY": "etf"})
+    regressor = families()["xgboost_regressor"].bundle("etfs/VIX")
+    publish_bundle(store, regressor, registry_key=REGISTRY_KEY, routes={"VIX": "etf"})
+    return store
+
+
+def service_for(store: LocalStore, tmp_path: Path) -> ModelService:
+    # TTL 0: every call sees the registry as the test just wrote it.
+    settings = Settings(registry_ttl=0, cache_dir=str(tmp_path / "cache"))
+    return ModelService(settings, store=store)
+
+
+def body(rid: str | None = None, ticker: str = "SMH", **extra: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {"ticker": ticker, "features": FEATURES, **extra}
+    if rid is not None:
+        out["request_id"] = rid
+    return out
+
+
+def canary_ids(n: int, weight: float) -> list[str]:
+    """Request ids the canary at ``weight`` takes (the split is a hash of the id)."""
+    ids = (f"canary-{i}" for i in range(10_000))
+    return [rid for rid in ids if share(rid, CANARY_SALT) < weight][:n]
+
+
+def without(record: dict[str, Any], keys: tuple[str, ...] = VOLATILE) -> dict[str, Any]:
+    return {k: v for k, v in record.items() if k not in keys}
+
+
+# -- the body's contract ---------------------------------------------------------------------
+
+
+def test_a_valid_body_becomes_a_request_with_an_upper_case_ticker():
+    request = parse_request(
+        {"ticker": "smh", "features": [1.0], "alias": "staging", "timeframe": "h1",
+         "request_id": "order-1", "version": None}
+    )  # fmt: skip
+    assert request == PredictRequest("SMH", [1.0], "staging", None, None, "h1", "order-1")
+    assert parse_request({"ticker": "SPY", "features": {}, "request_id": "a b"}).request_id is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "code", "message"),
+    [
+        ([], "invalid_body", "body must be a JSON object"),
+        ({"ticker": "SMH", "features": {}, "colour": 1}, "unknown_fields",
+         "unknown field(s): colour; expected alias, asset_class, features, request_id, ticker, "
+         "timeframe, version"),
+        ({"features": {}}, "missing_field", "missing field: ticker"),
+        ({"ticker": "SMH"}, "missing_field", "missing field: features"),
+        ({"ticker": "S M H", "features": {}}, "invalid_ticker", "invalid ticker 'S M H': "),
+        ({"ticker": None, "features": {}}, "invalid_ticker", "invalid ticker None: "),
+        ({"ticker": "SMH", "features": {}, "alias": "Prod"}, "invalid_field", "invalid alias"),
+        ({"ticker": "SMH", "features": {}, "alias": 3}, "invalid_field",
+         "alias must be a string"),
+        ({"ticker": "SMH", "features": {}, "alias": "a", "version": "1.0.0"}, "invalid_field",
+         "give either alias or version, not both"),
+        ({"ticker": "SMH", "features": "1,2"}, "invalid_features",
+         "features must be an object of name -> number or a list of numbers"),
+        ({"ticker": "SMH", "features": {}, "request_id": 7}, "invalid_field",
+         "request_id must be a string"),
+    ],
+)  # fmt: skip
+def test_a_body_that_breaks_the_contract_is_a_400_naming_the_problem(
+    raw: Any, code: str, message: str
+):
+    with pytest.raises(BadRequest) as caught:
+        parse_request(raw)
+    assert caught.value.code == code
+    assert caught.value.message.startswith(message)
+
+
+# -- one request -----------------------------------------------------------------------------
+
+
+def test_the_answer_is_the_models_prediction_with_its_exact_version(store, tmp_path, models):
+    answer = predict(service_for(store, tmp_path), body("r-1"))
+    meta = models.smh.metadata
+    expected = LoadedModel(meta, models.smh.files).predict_proba(
+        np.array([[FEATURES[n] for n in meta.used_features]])
+    )[0]
+    assert answer["request_id"] == "r-1"
+    assert answer["ticker"] == "SMH"
+    assert answer["model"] == {"name": SMH, "version": "1.0.0", "alias": "production"}
+    assert answer["probabilities"] == dict(zip(meta.classes, expected.tolist(), strict=True))
+    assert answer["prediction"] == meta.classes[int(expected.argmax())]
+    assert answer["confidence"] == float(expected.max())
+    assert "timeframe" not in answer and "agreement" not in answer
+
+
+def test_a_regressor_answers_a_value_and_nothing_about_classes(store, tmp_path):
+    family = families()["xgboost_regressor"]
+    x = rows(1, missing=False, seed=9)
+    features = dict(zip(FEATURES, x[0].tolist(), strict=True))
+    answer = predict(service_for(store, tmp_path), {"ticker": "VIX", "features": features})
+    assert answer["prediction"] == float(family.reference(x)[0])
+    assert "probabilities" not in answer and "confidence" not in answer
+
+
+def test_the_header_id_wins_over_the_bodys_and_without_either_one_is_generated(store, tmp_path):
+    service = service_for(store, tmp_path)
+    assert predict(service, body("from-body"), request_id="from-header")["request_id"] == (
+        "from-header"
+    )
+    assert predict(service, body("from-body"))["request_id"] == "from-body"
+    generated = {predict(service, body())["request_id"] for _ in range(3)}
+    assert len(generated) == 3 and all(GENERATED.fullmatch(g) for g in generated)
+
+
+def test_pinned_versions_and_aliases_answer_and_unknown_ones_are_404(store, tmp_path):
+    service = service_for(store, tmp_path)
+    assert predict(service, body(version="1.0.1"))["model"] == {
+        "name": SMH, "version": "1.0.1", "alias": None,
+    }  # fmt: skip
+    assert predict(service, body(alias="challenger"))["model"]["version"] == "1.0.1"
+    with pytest.raises(NotFound) as caught:
+        predict(service, body(alias="staging"))
+    assert caught.value.code == "unknown_alias"
+    with pytest.raises(NotFound) as caught:
+        predict(service, body(ticker="GME"))
+    assert caught.value.code == "unknown_ticker"
+
+
+def test_features_the_model_cannot_take_are_a_400(store, tmp_path):
+    service = service_for(store, tmp_path)
+    with pytest.raises(BadRequest) as caught:
+        predict(service, body(features={"rsi_14": 1.0}))
+    assert caught.value.code == "missing_features"
+
+
+# -- a batch ---------------------------------------------------------------------------------
+
+
+def test_batch_items_answer_as_single_requests_do_with_per_item_errors(store, tmp_path):
+    service = service_for(store, tmp_path)
+    items = [body("a"), body(ticker="GME"), body("c", ticker="SPY"), {"ticker": "SMH"}]
+    answer = predict_batch(service, {"items": items, "request_id": "batch-7"})
+    assert (answer["request_id"], answer["succeeded"], answer["failed"]) == ("batch-7", 2, 2)
+    first, unknown, spy, malformed = answer["results"]
+    assert first == {"index": 0, **predict(service, body("a"))}
+    assert spy == {"index": 2, **predict(service, body("c", ticker="SPY"))}
+    assert unknown["request_id"] == "batch-7-1" and unknown["index"] == 1
+    assert unknown["error"]["code"] == "unknown_ticker"
+    assert malformed["error"] == {"code": "missing_field", "message": "missing field: features"}
+
+
+def test_a_batch_loads_and_calls_each_model_version_once(store, tmp_path, monkeypatch):
+    service = service_for(store, tmp_path)
+    calls: list[tuple[str, int]] = []
+    real = LoadedModel.predict
+
+    def counted(self: LoadedModel, matrix: np.ndarray):
+        calls.append((self.metadata.model, matrix.shape[0]))
+        return real(self, matrix)
+
+    monkeypatch.setattr(LoadedModel, "predict", counted)
+    items = [body(ticker=t) for t in ("SMH", "SPY", "SMH", "SPY", "SMH")]
+    assert predict_batch(service, {"items": items})["succeeded"] == 5
+    assert sorted(calls) == [(SMH, 3), ("etfs/SPY", 2)]
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ([], 'body must be {"items": [<predict bodies>]}'),
+        ({"items": {}}, 'body must be {"items": [<predict bodies>]}'),
+        ({"items": [], "extra": 1}, 'body must be {"items": [<predict bodies>]}'),
+        ({"items": []}, "items must not be empty"),
+    ],
+)
+def test_a_malformed_batch_is_a_400(store, tmp_path, raw: Any, message: str):
+    with pytest.raises(BadRequest) as caught:
+        predict_batch(service_for(store, tmp_path), raw)
+    assert (caught.value.code, caught.value.message) == ("invalid_body", message)
+
+
+def test_a_batch_over_the_limit_is_a_413_before_anything_is_read(tmp_path):
+    # No store at all: the size is refused before the registry is needed.
+    service = ModelService(Settings(store_path=str(tmp_path / "none")))
+    with pytest.raises(PayloadTooLarge) as caught:
+        predict_batch(service, {"items": [body()] * (MAX_BATCH_ITEMS + 1)})
+    assert caught.value.code == "batch_too_large"
+    assert caught.value.message == f"{MAX_BATCH_ITEMS + 1} items; a batch holds at most 1000"
+
+
+# -- one behaviour for a request and a batch item ---------------------------------------------
+
+
+def test_a_request_and_a_batch_item_are_captured_alike(store, tmp_path):
+    service = service_for(store, tmp_path)
+    single, batched = ListSink(), ListSink()
+    rids = [f"cap-{i}" for i in range(4)]
+    for rid in rids:
+        predict(service, body(rid), capture=Capture(single), source="api")
+    predict_batch(service, {"items": [body(r) for r in rids]}, capture=Capture(batched),
+                  source="batch")  # fmt: skip
+    assert [r["source"] for r in single.records] == ["api"] * 4
+    assert [r["source"] for r in batched.records] == ["batch"] * 4
+    assert [without(r) for r in single.records] == [without(r) for r in batched.records]
+    record = single.records[0]
+    assert (record["model"], record["version"], record["role"]) == (SMH, "1.0.0", "champion")
+    assert record["features"] == {n: FEATURES[n] for n in record["features"]}
+
+
+def test_a_canary_that_cannot_answer_falls_back_to_the_champion_in_both(store, tmp_path):
+    # Given a canary whose model file is garbage, and three requests it takes
+    canary = CanarySettings("canary", 0.5)
+    update_registry(store, REGISTRY_KEY, lambda r: r.set_canary(SMH, canary))
+    store.put(artifact_key(SMH, "1.0.1", "model.txt"), b"garbage")
+    service = service_for(store, tmp_path)
+    sink = ListSink()
+    one, two, three = canary_ids(3, 0.5)
+    # When one is answered alone and two as a batch
+    single = predict(service, body(one), capture=Capture(sink))
+    batch = predict_batch(service, {"items": [body(two), body(three)]}, capture=Capture(sink))
+    # Then the champion answered all three, each fallback counted and captured as the champion's
+    assert single["model"]["alias"] == "production"
+    assert [r["model"]["alias"] for r in batch["results"]] == ["production"] * 2
+    assert service.counters.canary_fallbacks == 3
+    assert [(r["request_id"], r["role"], r["version"]) for r in sink.records] == [
+        (one, "champion", "1.0.0"), (two, "champion", "1.0.0"), (three, "champion", "1.0.0"),
+    ]  # fmt: skip
+
+
+def test_a_canary_that_answers_is_named_in_both(store, tmp_path):
+    canary = CanarySettings("canary", 0.5)
+    update_registry(store, REGISTRY_KEY, lambda r: r.set_canary(SMH, canary))
+    service = service_for(store, tmp_path)
+    sink = ListSink()
+    one, two = canary_ids(2, 0.5)
+    single = predict(service, body(one), capture=Capture(sink))
+    (item,) = predict_batch(service, {"items": [body(two)]}, capture=Capture(sink))["results"]
+    expected = {"name": SMH, "version": "1.0.1", "alias": "canary"}
+    assert single["model"] == expected and item["model"] == expected
+    assert [r["role"] for r in sink.records] == ["canary", "canary"]
+    assert service.counters.canary_fallbacks == 0
+
+
+def test_a_shadow_is_scored_alike_for_a_request_and_a_batch_item(store, tmp_path):
+    # Given a shadow challenger, loaded
+    update_registry(
+        store, REGISTRY_KEY, lambda r: r.set_shadow(SMH, ShadowSettings("challenger", 1.0))
+    )
+    service = service_for(store, tmp_path)
+    challengers = Challengers(service)
+    predict(service, body("warm"), capture=Capture(ListSink()), challengers=challengers)
+    assert challengers.wait_idle()
+    single, batched = ListSink(), ListSink()
+    # When the same rows are answered one by one and as a batch
+    answers = [
+        predict(service, body(f"s{i}"), capture=Capture(single), challengers=challengers)
+        for i in range(3)
+    ]
+    predict_batch(service, {"items": [body(f"s{i}") for i in range(3)]},
+                  capture=Capture(batched), challengers=challengers)  # fmt: skip
+    # Then the answers are the champion's and both captures hold the challenger's output
+    assert {a["model"]["version"] for a in answers} == {"1.0.0"}
+    pinned = predict(service, body(alias="challenger"))
+    strip = ("latency_us",)
+    for one, many in zip(single.records, batched.records, strict=True):
+        (a,) = one["challengers"]
+        (b,) = many["challengers"]
+        assert without(a, strip) == without(b, strip)
+        assert (a["alias"], a["version"]) == ("challenger", "1.0.1")
+        assert a["output"]["probabilities"] == pinned["probabilities"]
+    assert service.counters.shadow_failures == 0
