@@ -39,7 +39,6 @@ GIVE_UP = 60.0  # seconds a pre-fix measurement may take before it is reported a
 WARM_REQUESTS = 200
 HEALTHY_RECHECKS = 30
 PROBE_SAMPLES = 5
-REGISTRY_KEY = "metadata/asset_registry.json"
 
 
 class ManualClock:
@@ -194,6 +193,7 @@ def _timed(work: Callable[[], Any]) -> float:
 
 def _abort(faults: Faults, work: Path) -> dict[str, Any]:
     """A version whose model.txt LightGBM aborts on, published and aliased like any other."""
+    from tickerserve.layout import DEFAULT_REGISTRY_KEY
     from tickerserve.publishing.release import publish_bundle
     from tickerserve.storage.bundle import make_bundle, read_bundle
     from tickerserve.storage.store import S3Store
@@ -203,7 +203,7 @@ def _abort(faults: Faults, work: Path) -> dict[str, Any]:
     good = read_bundle(store, model, "1.0.0")
     garbled = re.sub(rb"num_leaves=\d+", b"num_leaves=abc", good.files["model.txt"], count=1)
     broken = make_bundle(replace(good.metadata, model="etfs/ABRT"), {"model.txt": garbled})
-    publish_bundle(store, broken, registry_key=REGISTRY_KEY, routes={"ABRT": "etf"})
+    publish_bundle(store, broken, registry_key=DEFAULT_REGISTRY_KEY, routes={"ABRT": "etf"})
     api, _ = faults.api(faults.endpoint, legacy=False, clock=ManualClock(), tag="abort")
     aborting = Faults(faults.endpoint, faults.bucket, {**faults.body, "ticker": "ABRT"}, work)
     seconds, answer = _finish(lambda: aborting.status(api), GIVE_UP)

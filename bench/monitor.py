@@ -31,7 +31,6 @@ DAYS = 7
 PARTS_PER_DAY = 4
 SINCE = date(2026, 11, 2)
 CACHE = ROOT / "build" / "bench-cache" / f"monitor-{ROWS}-{FEATURES}-{MODELS}-v2"
-REGISTRY_KEY = "metadata/asset_registry.json"
 TARGET_SECONDS = 20.0
 TARGET_RSS = 512 * 1024 * 1024
 
@@ -46,6 +45,14 @@ def build_store(root: Path) -> None:
     """Ten published 36-feature models with baselines and challengers, then the traffic."""
     from tickerserve.baselines.baseline import Reference, Window, fit_baseline
     from tickerserve.baselines.persistence import attach_to_bundle
+    from tickerserve.layout import (
+        CAPTURE_KIND,
+        CAPTURE_VERSION,
+        DEFAULT_REGISTRY_KEY,
+        OUTCOMES_PREFIX,
+        capture_key,
+        partition_prefix,
+    )
     from tickerserve.publishing.demo import demo_bundle
     from tickerserve.publishing.release import publish_bundle
     from tickerserve.serving.model import LoadedModel
@@ -75,7 +82,7 @@ def build_store(root: Path) -> None:
                 training=Window("2020-01-02", "2025-06-30"),
             )  # fmt: skip
             bundle = attach_to_bundle(bundle, baseline)
-            publish_bundle(store, bundle, registry_key=REGISTRY_KEY, aliases=aliases)
+            publish_bundle(store, bundle, registry_key=DEFAULT_REGISTRY_KEY, aliases=aliases)
     per_day = -(-ROWS // DAYS)
     outcomes: list[bytes] = []
     for d in range(DAYS):
@@ -97,7 +104,7 @@ def build_store(root: Path) -> None:
             a, b = (truth if ok else wrong for ok in right[i])
             p = dict.fromkeys(classes, 1 / len(classes))
             record = {
-                "kind": "capture", "v": 1, "time": _stamp(day, i * 86400 // n),
+                "kind": CAPTURE_KIND, "v": CAPTURE_VERSION, "time": _stamp(day, i * 86400 // n),
                 "request_id": rid, "source": "api", "ticker": model[5:], "timeframe": None,
                 "model": model, "version": "1.0.0", "alias": "production", "role": "champion",
                 "task": "classification",
@@ -111,11 +118,11 @@ def build_store(root: Path) -> None:
             outcomes.append(json.dumps({"request_id": rid, "label": truth,
                                         "received_at": _stamp(day, 86399)}).encode())  # fmt: skip
         for part in range(PARTS_PER_DAY):
-            key = f"capture/dt={day.isoformat()}/part-{part:04d}.jsonl.gz"
+            key = capture_key(day.isoformat(), f"part-{part:04d}.jsonl.gz")
             store.put(key, gzip.compress(b"\n".join(lines[part::PARTS_PER_DAY]) + b"\n", 6))
     received = SINCE + timedelta(days=DAYS)
     for part in range(PARTS_PER_DAY):
-        store.put(f"outcomes/dt={received.isoformat()}/part-{part}.jsonl",
+        store.put(f"{partition_prefix(OUTCOMES_PREFIX, received.isoformat())}part-{part}.jsonl",
                   b"\n".join(outcomes[part::PARTS_PER_DAY]) + b"\n")  # fmt: skip
 
 

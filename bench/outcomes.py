@@ -48,6 +48,7 @@ def write_batches(store: Any, n: int) -> None:
 
 def write_one_each(store: Any, n: int) -> None:
     """``n`` outcomes one object each, keyed by request id and content (the former layout)."""
+    from tickerserve.layout import OUTCOMES_PREFIX, partition_prefix
     from tickerserve.storage.outcomes import parse_outcome, utc_timestamp
 
     stamp = utc_timestamp(RECEIVED)
@@ -57,7 +58,8 @@ def write_one_each(store: Any, n: int) -> None:
         rid = hashlib.sha256(outcome.request_id.encode()).hexdigest()[:32]
         body = json.dumps(outcome.to_dict(), separators=(",", ":")).encode()
         digest = hashlib.sha256(body).hexdigest()[:16]
-        store.put(f"outcomes/dt={stamp[:10]}/{rid}-{digest}.json", body, create_only=True)
+        day = partition_prefix(OUTCOMES_PREFIX, stamp[:10])
+        store.put(f"{day}{rid}-{digest}.json", body, create_only=True)
 
     with ThreadPoolExecutor(16) as pool:
         list(pool.map(put, range(n)))

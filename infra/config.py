@@ -22,7 +22,15 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from infra.runtime_contract import check_model_name, check_name
+from infra.runtime_contract import (
+    LAYOUT_NAMES,
+    MONITOR_DAYS,
+    MONITOR_ORDERED,
+    MONITOR_THRESHOLDS,
+    MonitorSetting,
+    check_model_name,
+    check_name,
+)
 
 CONTEXT_PREFIX = "tickerserve:"
 STAGE_KEY = f"{CONTEXT_PREFIX}stage"
@@ -37,7 +45,7 @@ LOG_RETENTION_DAYS = (
     1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,
     2922, 3288, 3653,
 )  # fmt: skip
-REGISTRY_KEY = "metadata/asset_registry.json"
+REGISTRY_KEY = LAYOUT_NAMES.registry_key
 # API Gateway integrations time out at 29 s (REST) and 30 s (HTTP APIs): behind either, a longer
 # function timeout only hides failures. A function URL waits as long as the function may run.
 MAX_GATEWAY_TIMEOUT_SECONDS = 29
@@ -60,6 +68,11 @@ def camel(name: str) -> str:
     """The ``cdk.json`` spelling of a setting: ``api_5xx_errors`` -> ``api5xxErrors``."""
     head, *rest = name.split("_")
     return head + "".join(part if part[0].isdigit() else part.title() for part in rest)
+
+
+def _snake(key: str) -> str:
+    """A camelCase key's field name: ``psiWatch`` -> ``psi_watch`` (``camel``'s inverse)."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", key).lower()
 
 
 class Settings(BaseModel):
@@ -127,21 +140,30 @@ class AlarmSettings(Settings):
         return value
 
 
+def _monitor(setting: MonitorSetting) -> Any:
+    """A ``monitor`` setting's default and bounds, from the runtime's monitor/config.json."""
+    return Field(default=setting.default, description=setting.description, **setting.bounds)
+
+
 class MonitorSettings(Settings):
     """The scheduled monitor (``monitor`` in ``cdk.json``): when it runs, how many days it
-    judges, seed 003's thresholds, and whether it may promote a challenger by itself."""
+    judges, seed 003's thresholds, and whether it may promote a challenger by itself.
+
+    Days and thresholds are the runtime's own settings: their defaults, bounds and order come
+    from ``lambda_src/tickerserve/monitor/config.json`` (camelCase keys as written there; a
+    test checks every threshold there is a field here)."""
 
     enabled: bool = True
     # EventBridge Scheduler expression, UTC; 00:30 judges the complete days before it.
     schedule: str = "cron(30 0 * * ? *)"
-    days: Annotated[int, Field(ge=1, le=92)] = 7
-    psi_watch: Annotated[float, Field(ge=0)] = 0.1
-    psi_drift: Annotated[float, Field(gt=0)] = 0.25
-    switch_win_rate: Annotated[float, Field(gt=0, le=1)] = 0.75
-    retrain_drift_pct: Annotated[float, Field(ge=0)] = 10.0
-    watch_drift_pct: Annotated[float, Field(ge=0)] = 5.0
-    alpha: Annotated[float, Field(gt=0, lt=1)] = 0.05
-    min_window: Annotated[int, Field(ge=1)] = 30
+    days: int = _monitor(MONITOR_DAYS)
+    psi_watch: float = _monitor(MONITOR_THRESHOLDS["psiWatch"])
+    psi_drift: float = _monitor(MONITOR_THRESHOLDS["psiDrift"])
+    switch_win_rate: float = _monitor(MONITOR_THRESHOLDS["switchWinRate"])
+    retrain_drift_pct: float = _monitor(MONITOR_THRESHOLDS["retrainDriftPct"])
+    watch_drift_pct: float = _monitor(MONITOR_THRESHOLDS["watchDriftPct"])
+    alpha: float = _monitor(MONITOR_THRESHOLDS["alpha"])
+    min_window: int = _monitor(MONITOR_THRESHOLDS["minWindow"])
     auto_promote: bool = False
 
     @field_validator("schedule")
@@ -153,23 +175,16 @@ class MonitorSettings(Settings):
 
     @model_validator(mode="after")
     def _ordered(self) -> Self:
-        if self.psi_watch > self.psi_drift:
-            raise ValueError("psiWatch must be <= psiDrift")
-        if self.watch_drift_pct > self.retrain_drift_pct:
-            raise ValueError("watchDriftPct must be <= retrainDriftPct")
+        values = self.thresholds()
+        for low, high in MONITOR_ORDERED:
+            if values[low] > values[high]:
+                raise ValueError(f"{low} must be <= {high}")
         return self
 
     def thresholds(self) -> dict[str, float]:
-        """The thresholds as the monitor function reads them (one JSON variable)."""
-        return {
-            "psiWatch": self.psi_watch,
-            "psiDrift": self.psi_drift,
-            "switchWinRate": self.switch_win_rate,
-            "retrainDriftPct": self.retrain_drift_pct,
-            "watchDriftPct": self.watch_drift_pct,
-            "alpha": self.alpha,
-            "minWindow": self.min_window,
-        }
+        """The thresholds as the monitor function reads them (one JSON variable), keyed as
+        monitor/config.json spells them."""
+        return {key: getattr(self, _snake(key)) for key in MONITOR_THRESHOLDS}
 
 
 class CaptureSettings(Settings):
@@ -279,8 +294,8 @@ class ServingConfig(Settings):
     @field_validator("registry_key")
     @classmethod
     def _registry_key(cls, value: str) -> str:
-        if not value.startswith("metadata/"):
-            raise ValueError("must live under metadata/")
+        if not value.startswith(LAYOUT_NAMES.metadata_prefix):
+            raise ValueError(f"must live under {LAYOUT_NAMES.metadata_prefix}")
         return check_name("object_key", value)
 
     @field_validator("bucket_name")

@@ -33,7 +33,11 @@ _PACKAGE_BASE = (
     "tickerserve/contract.json",
     "tickerserve/contract.py",
     "tickerserve/errors.py",
+    "tickerserve/layout.json",
     "tickerserve/layout.py",
+    "tickerserve/metric_names.json",
+    "tickerserve/metric_names.py",
+    "tickerserve/settings.py",
 )
 _MEMBERS = (
     "tickerserve/members/__init__.py",
@@ -62,7 +66,6 @@ PREDICTION_FILES = (
     *_MEMBERS,
     *_STORAGE,
     "tickerserve/handler.py",
-    "tickerserve/settings.py",
     "tickerserve/http/__init__.py",
     "tickerserve/http/api.py",
     "tickerserve/http/events.py",
@@ -103,6 +106,8 @@ MONITOR_FILES = (
     "tickerserve/monitor/__init__.py",
     "tickerserve/monitor/capture_reader.py",
     "tickerserve/monitor/cloudwatch.py",
+    "tickerserve/monitor/config.json",
+    "tickerserve/monitor/config.py",
     "tickerserve/monitor/distributions.py",
     "tickerserve/monitor/drift_statistics.py",
     "tickerserve/monitor/evaluate.py",
@@ -111,6 +116,7 @@ MONITOR_FILES = (
     "tickerserve/monitor/monitoring_history.py",
     "tickerserve/monitor/outcome_join.py",
     "tickerserve/monitor/recommendation.py",
+    "tickerserve/monitor/report.py",
     "tickerserve/monitor/run.py",
     "tickerserve/monitor/significance.py",
 )

@@ -11,7 +11,7 @@ import pytest
 from moto import mock_aws
 
 from tests.support import DemoModels, moto_server, train_demo_models
-from tickerserve.settings import ENV_NAMES
+from tickerserve.settings import ENV_NAMES, MONITOR_ENV_NAMES
 from tickerserve.storage.store import S3Store
 
 # Dummy credentials before any boto3 client exists, so nothing can sign a real request.
@@ -23,7 +23,9 @@ os.environ.update(
     AWS_REGION="us-east-1",
 )
 # Nor may a developer's own tickerserve settings leak into what the tests expect.
-for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", *ENV_NAMES):
+for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
+    os.environ.pop(name, None)
+for name in (*ENV_NAMES, *MONITOR_ENV_NAMES):
     os.environ.pop(name, None)
 
 

@@ -18,17 +18,20 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from infra.config import CaptureSettings
+from infra.constructs.capture_store import ERROR_PREFIX as ERROR_ROOT
 from infra.constructs.log_retention import retained_log_group
 from infra.constructs.nag import nag_spelling
+from infra.runtime_contract import LAYOUT_NAMES
 
 # Matches the runtime's capture records ({"kind": "capture", ...}) and no other log line.
-FILTER_PATTERN = logs.FilterPattern.string_value("$.kind", "=", "capture")
+FILTER_PATTERN = logs.FilterPattern.string_value("$.kind", "=", LAYOUT_NAMES.capture_kind)
 # The record's own time is "YYYY-MM-DDTHH:MM:SS.ffffffZ" (UTC): its first ten characters.
 DAY_QUERY = ".time[0:10]"
-DATA_ROOT = "capture/"
-ERROR_ROOT = "capture-errors/"
-DATA_PREFIX = DATA_ROOT + "dt=!{partitionKeyFromQuery:dt}/"
-ERROR_PREFIX = ERROR_ROOT + "!{firehose:error-output-type}/dt=!{timestamp:yyyy-MM-dd}/"
+# The runtime's layout (layout.json): capture/dt=YYYY-MM-DD/, the day partition's key.
+DATA_ROOT = LAYOUT_NAMES.capture_prefix
+PARTITION = LAYOUT_NAMES.partition_key
+DATA_PREFIX = f"{DATA_ROOT}{PARTITION}=!{{partitionKeyFromQuery:{PARTITION}}}/"
+ERROR_PREFIX = f"{ERROR_ROOT}!{{firehose:error-output-type}}/{PARTITION}=!{{timestamp:yyyy-MM-dd}}/"
 FILE_EXTENSION = ".jsonl.gz"
 # Dynamic partitioning needs at least 64 MiB of buffer; the interval (settings) bounds how
 # late a record lands in S3 at low traffic.
@@ -89,7 +92,7 @@ class CapturePipeline(Construct):
             processors=[
                 firehose.DecompressionProcessor(),
                 firehose.CloudWatchLogProcessor(data_message_extraction=True),
-                firehose.MetadataExtractionProcessor.jq16({"dt": DAY_QUERY}),
+                firehose.MetadataExtractionProcessor.jq16({PARTITION: DAY_QUERY}),
             ],
             logging_config=firehose.EnableLogging(self.errors),
         )

@@ -19,10 +19,16 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from infra.config import CaptureSettings
+from infra.runtime_contract import LAYOUT_NAMES
 
-CAPTURE_PREFIX = "capture/"
+# The runtime's layout (layout.json): records under capture/dt=YYYY-MM-DD/.
+CAPTURE_PREFIX = LAYOUT_NAMES.capture_prefix
+PARTITION = LAYOUT_NAMES.partition_key
+# Where Firehose puts what it could not deliver (the capture pipeline writes it).
 ERROR_PREFIX = "capture-errors/"
 RESULTS_PREFIX = "athena-results/"
+# This bucket's server access logs, in the storage stack's access-log bucket.
+ACCESS_LOG_PREFIX = "capture/"
 TABLE = "capture"
 RESULTS_DAYS = 7  # Athena writes every result set; they are only needed while being read
 PROJECTION_START = "2024-01-01"
@@ -83,7 +89,7 @@ class CaptureStore(Construct):
             bucket_name=capture_bucket_name(self, stage),
             **bucket_settings,
             server_access_logs_bucket=access_logs,
-            server_access_logs_prefix="capture/",
+            server_access_logs_prefix=ACCESS_LOG_PREFIX,
             lifecycle_rules=[
                 s3.LifecycleRule(
                     id="capture",
@@ -121,7 +127,8 @@ class CaptureStore(Construct):
             database_name=self.database_name,
             table_input=glue.CfnTable.TableInputProperty(
                 name=TABLE,
-                description="One row per scored prediction (capture record v1)",
+                description="One row per scored prediction (capture record "
+                f"v{LAYOUT_NAMES.capture_version})",
                 table_type="EXTERNAL_TABLE",
                 parameters={
                     "classification": "json",
@@ -129,14 +136,14 @@ class CaptureStore(Construct):
                     # Partition projection: Athena computes the dt partitions from the
                     # query's WHERE clause; nothing registers partitions, no crawler runs.
                     "projection.enabled": "true",
-                    "projection.dt.type": "date",
-                    "projection.dt.format": "yyyy-MM-dd",
-                    "projection.dt.range": f"{PROJECTION_START},NOW",
-                    "projection.dt.interval": "1",
-                    "projection.dt.interval.unit": "DAYS",
-                    "storage.location.template": location + "dt=${dt}/",
+                    f"projection.{PARTITION}.type": "date",
+                    f"projection.{PARTITION}.format": "yyyy-MM-dd",
+                    f"projection.{PARTITION}.range": f"{PROJECTION_START},NOW",
+                    f"projection.{PARTITION}.interval": "1",
+                    f"projection.{PARTITION}.interval.unit": "DAYS",
+                    "storage.location.template": f"{location}{PARTITION}=${{{PARTITION}}}/",
                 },
-                partition_keys=[glue.CfnTable.ColumnProperty(name="dt", type="string")],
+                partition_keys=[glue.CfnTable.ColumnProperty(name=PARTITION, type="string")],
                 storage_descriptor=glue.CfnTable.StorageDescriptorProperty(
                     location=location,
                     input_format="org.apache.hadoop.mapred.TextInputFormat",

@@ -1,8 +1,10 @@
 """The monitor function: its own asset and role, an EventBridge Scheduler schedule, alarms on
 drift and on a recommended switch, and dashboard widgets over every model's series.
 
-Metric names and the namespace are the ones ``tickerserve.monitor.cloudwatch`` emits (infra
-never imports tickerserve; a test checks that the two agree).
+Metric names and the namespace come from the runtime's ``metric_names.json`` (the file
+``tickerserve.monitor.cloudwatch`` emits from), the bucket's names from its ``layout.json``,
+and the environment's names are the ones ``tickerserve.settings.MONITOR_ENV_NAMES`` lists (a
+test checks; infra never imports tickerserve).
 """
 
 from __future__ import annotations
@@ -26,26 +28,12 @@ from infra.constructs.dependency_layer import RUNTIME, lambda_architecture
 from infra.constructs.log_retention import retained_log_group
 from infra.constructs.nag import nag_spelling
 from infra.function_asset import CODE_ROOT, MONITOR_FILES, stage_function_code
+from infra.runtime_contract import LAYOUT_NAMES, MONITOR_METRIC_NAMES, MONITOR_METRICS
 
 HANDLER = "tickerserve.monitor.handler.lambda_handler"
-NAMESPACE = "Tickerserve/Monitor"
-DIMENSION = "Model"
-FEATURE_DRIFT_MAX = "FeatureDriftMax"
-DRIFTED_FEATURE_SHARE = "DriftedFeatureShare"
-OUTPUT_PSI = "OutputPsi"
-DRIFT_PCT = "DriftPct"
-CHALLENGER_WIN_RATE = "ChallengerWinRate"
-SWITCH_RECOMMENDED = "SwitchRecommended"
-RETRAIN_RECOMMENDED = "RetrainRecommended"
-METRIC_NAMES = (
-    FEATURE_DRIFT_MAX,
-    DRIFTED_FEATURE_SHARE,
-    OUTPUT_PSI,
-    DRIFT_PCT,
-    CHALLENGER_WIN_RATE,
-    SWITCH_RECOMMENDED,
-    RETRAIN_RECOMMENDED,
-)
+NAMESPACE: str = MONITOR_METRICS["namespace"]
+DIMENSION: str = MONITOR_METRICS["model_dimension"]
+FIGURES = MONITOR_METRIC_NAMES
 MEMORY_MB = 2048
 TIMEOUT_MINUTES = 15
 DAY = Duration.days(1)
@@ -80,13 +68,14 @@ class MonitorFunction(Construct):
             description="tickerserve monitor: read models, capture, outcomes; append history",
         )
         self.log_group.grant(self.role, "logs:CreateLogStream", "logs:PutLogEvents")
-        history = bucket.arn_for_objects("metadata/monitoring_history*")
+        names = LAYOUT_NAMES
+        history = bucket.arn_for_objects(names.monitoring_history_objects)
         reads = [
-            bucket.arn_for_objects("*/versions/*"),
-            bucket.arn_for_objects("*/baselines/*"),
-            bucket.arn_for_objects("outcomes/*"),
-            bucket.arn_for_objects("metadata/*"),
-            capture.arn_for_objects("capture/*"),
+            bucket.arn_for_objects(names.model_objects),
+            bucket.arn_for_objects(names.baseline_objects),
+            bucket.arn_for_objects(f"{names.outcomes_prefix}*"),
+            bucket.arn_for_objects(f"{names.metadata_prefix}*"),
+            capture.arn_for_objects(f"{names.capture_prefix}*"),
         ]
         self.role.add_to_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=reads))
         writes = [history]
@@ -97,7 +86,7 @@ class MonitorFunction(Construct):
         self.role.add_to_policy(
             iam.PolicyStatement(
                 actions=["s3:DeleteObject"],
-                resources=[bucket.arn_for_objects("metadata/monitoring_history_archive_*")],
+                resources=[bucket.arn_for_objects(names.monitoring_archive_objects)],
             )
         )
         for listed in {bucket, capture}:
@@ -107,7 +96,12 @@ class MonitorFunction(Construct):
                     resources=[listed.bucket_arn],
                     conditions={
                         "StringLike": {
-                            "s3:prefix": ["capture/*", "outcomes/*", "metadata/*", "*/versions/*"]
+                            "s3:prefix": [
+                                f"{names.capture_prefix}*",
+                                f"{names.outcomes_prefix}*",
+                                f"{names.metadata_prefix}*",
+                                names.model_objects,
+                            ]
                         }
                     },
                 )
@@ -139,6 +133,7 @@ class MonitorFunction(Construct):
             tracing=lambda_.Tracing.ACTIVE,
             log_group=self.log_group,
             description="tickerserve: daily drift, performance and champion vs challenger",
+            # Exactly the names tickerserve.settings.MONITOR_ENV_NAMES lists; a test checks it.
             environment={
                 "TICKERSERVE_BUCKET": bucket.bucket_name,
                 "TICKERSERVE_STORE_PATH": "",
@@ -176,7 +171,7 @@ class MonitorFunction(Construct):
             ),
         )
         self.alarms = self._alarms(topic, settings)
-        self._widgets(dashboard)
+        self._widgets(dashboard, settings)
         self._acknowledge(bucket, capture)
 
     def _metric(self, name: str, statistic: str = "Maximum") -> cw.Metric:
@@ -185,14 +180,15 @@ class MonitorFunction(Construct):
 
     def _alarms(self, topic: sns.ITopic, settings: MonitorSettings) -> list[cw.Alarm]:
         specs = {
-            "FeatureDrift": (self._metric(FEATURE_DRIFT_MAX), settings.psi_drift,
+            "FeatureDrift": (self._metric(FIGURES["feature_drift_max"]), settings.psi_drift,
                              cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
                              f"a model's input drifted (feature PSI >= {settings.psi_drift})"),
-            "PerformanceDrift": (self._metric(DRIFT_PCT), settings.retrain_drift_pct,
+            "PerformanceDrift": (self._metric(FIGURES["drift_pct"]), settings.retrain_drift_pct,
                                  cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
                                  f"a model degraded more than {settings.retrain_drift_pct}% "
                                  "against its baseline: retrain"),
-            "SwitchRecommended": (self._metric(SWITCH_RECOMMENDED), 1,
+            # named after its metric
+            FIGURES["switch_recommended"]: (self._metric(FIGURES["switch_recommended"]), 1,
                                   cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
                                   "a challenger beat its champion: switch recommended"),
             "MonitorErrors": (self.function.metric_errors(period=DAY, statistic="Sum"), 1,
@@ -216,9 +212,10 @@ class MonitorFunction(Construct):
             alarms.append(alarm)
         return alarms
 
-    def _widgets(self, dashboard: cw.Dashboard) -> None:
+    def _widgets(self, dashboard: cw.Dashboard, settings: MonitorSettings) -> None:
         """One graph per figure with a line per model: a SEARCH query, so models added
-        later appear without a redeploy (not one widget per model)."""
+        later appear without a redeploy (not one widget per model). The bands are the
+        configured thresholds the alarms use."""
 
         def per_model(name: str, label: str) -> cw.MathExpression:
             return cw.MathExpression(
@@ -232,24 +229,28 @@ class MonitorFunction(Construct):
         dashboard.add_widgets(
             cw.GraphWidget(
                 title="Monitor: largest feature PSI per model",
-                left=[per_model(FEATURE_DRIFT_MAX, "PSI")],
-                left_annotations=[cw.HorizontalAnnotation(value=0.25, label="drift")],
+                left=[per_model(FIGURES["feature_drift_max"], "PSI")],
+                left_annotations=[cw.HorizontalAnnotation(value=settings.psi_drift, label="drift")],
             ),
             cw.GraphWidget(
                 title="Monitor: drift % vs baseline per model",
-                left=[per_model(DRIFT_PCT, "drift %")],
-                left_annotations=[cw.HorizontalAnnotation(value=10, label="retrain")],
+                left=[per_model(FIGURES["drift_pct"], "drift %")],
+                left_annotations=[
+                    cw.HorizontalAnnotation(value=settings.retrain_drift_pct, label="retrain")
+                ],
             ),
             cw.GraphWidget(
                 title="Monitor: challenger win rate per model",
-                left=[per_model(CHALLENGER_WIN_RATE, "win rate")],
-                left_annotations=[cw.HorizontalAnnotation(value=0.75, label="switch")],
+                left=[per_model(FIGURES["challenger_win_rate"], "win rate")],
+                left_annotations=[
+                    cw.HorizontalAnnotation(value=settings.switch_win_rate, label="switch")
+                ],
             ),
             cw.GraphWidget(
                 title="Monitor: output PSI and drifted feature share per model",
                 left=[
-                    per_model(OUTPUT_PSI, "output PSI"),
-                    per_model(DRIFTED_FEATURE_SHARE, "drifted share"),
+                    per_model(FIGURES["output_psi"], "output PSI"),
+                    per_model(FIGURES["drifted_feature_share"], "drifted share"),
                 ],
             ),
             cw.AlarmStatusWidget(title="Monitor alarms", alarms=list(self.alarms)),
@@ -274,13 +275,14 @@ class MonitorFunction(Construct):
                 "the cloudwatch:namespace condition to Tickerserve/Monitor); X-Ray has none",
             )
         ]
+        names = LAYOUT_NAMES
         patterns = {
-            "*/versions/*": "versions of any model (model names are data)",
-            "*/baselines/*": "baselines of any model version",
-            "outcomes/*": "the realized outcomes the monitor joins",
-            "metadata/*": "the registry and the histories it reads",
-            "metadata/monitoring_history*": "the monitoring history and its rotated archives",
-            "metadata/monitoring_history_archive_*": "its own redundant rotation archive",
+            names.model_objects: "versions of any model (model names are data)",
+            names.baseline_objects: "baselines of any model version",
+            f"{names.outcomes_prefix}*": "the realized outcomes the monitor joins",
+            f"{names.metadata_prefix}*": "the registry and the histories it reads",
+            names.monitoring_history_objects: "the monitoring history and its rotated archives",
+            names.monitoring_archive_objects: "its own redundant rotation archive",
         }
         for pattern, what in patterns.items():
             acks.append(
@@ -290,10 +292,12 @@ class MonitorFunction(Construct):
                     "models published after deployment",
                 )
             )
+        captured = _spell(capture.arn_for_objects(f"{names.capture_prefix}*"))
         acks.append(
             Acknowledgment(
-                id=f"AwsSolutions-IAM5[Resource::{_spell(capture.arn_for_objects('capture/*'))}]",
-                reason="Capture objects are partitioned by day (capture/dt=YYYY-MM-DD/): "
+                id=f"AwsSolutions-IAM5[Resource::{captured}]",
+                reason="Capture objects are partitioned by day "
+                f"({names.capture_prefix}{names.partition_key}=YYYY-MM-DD/): "
                 "read-only, the capture prefix only",
             )
         )

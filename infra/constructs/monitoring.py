@@ -2,10 +2,10 @@
 
 Alarms on what clients see (5xx, function errors, throttles, p99 latency: the requests and
 latency as the stage's front door counts them, API Gateway's or the function URL's metrics)
-and on what warm
-sandboxes hide behind good answers: versions that fail to load, registry reads that fail,
+and on what warm sandboxes hide behind good answers: versions that fail to load, registry reads that fail,
 answers from a last good version, and a registry that has not been read for too long (the
-function's own metrics, namespace ``Tickerserve``). The README has a runbook line per alarm.
+function's own metrics, named in the runtime's ``metric_names.json``; an alarm on one of them
+is named after it). The README has a runbook line per alarm.
 """
 
 from __future__ import annotations
@@ -23,11 +23,22 @@ from constructs import Construct
 
 from infra.config import AlarmSettings
 from infra.constructs.front_door import FrontDoor
+from infra.runtime_contract import PREDICTION_METRIC_NAMES, PREDICTION_METRICS
 
-# The function's metrics (tickerserve/serving/observability.py; infra never imports it, a test
-# checks that the names agree): namespace, the service dimension and one dimension per function.
-NAMESPACE = "Tickerserve"
-SERVICE = "tickerserve"
+# The function's metrics, from the runtime's metric_names.json (what serving/observability.py
+# emits; infra never imports it): namespace, the service dimension and one dimension per
+# function, and the names by key.
+NAMESPACE: str = PREDICTION_METRICS["namespace"]
+SERVICE: str = PREDICTION_METRICS["service"]
+NAMES = PREDICTION_METRIC_NAMES
+
+
+def dimensions(function: lambda_.IFunction) -> dict[str, str]:
+    """The dimensions the function's own metrics carry."""
+    return {
+        PREDICTION_METRICS["service_dimension"]: SERVICE,
+        PREDICTION_METRICS["function_dimension"]: function.function_name,
+    }
 
 
 class Monitoring(Construct):
@@ -63,7 +74,7 @@ class Monitoring(Construct):
             return cw.Metric(
                 namespace=NAMESPACE,
                 metric_name=name,
-                dimensions_map={"service": SERVICE, "function": function.function_name},
+                dimensions_map=dimensions(function),
                 statistic=statistic,
                 period=period,
             )
@@ -77,16 +88,19 @@ class Monitoring(Construct):
                           settings.throttles, "prediction function throttled"),
             "LatencyP99": (requests.latency("p99"),
                            settings.p99_latency_ms, "API p99 latency (ms)"),
-            "ModelLoadFailures": (own("ModelLoadFailures", "Sum"), settings.model_load_failures,
-                                  "model versions failed to load"),
-            "RegistryFailures": (own("RegistryFailures", "Sum"), settings.registry_failures,
-                                 "registry reads failed"),
-            "ServedLastGood": (own("ServedLastGood", "Sum"), settings.served_last_good,
-                               "answers served from a last good version"),
-            "RegistryStaleness": (own("RegistryStaleness", "Maximum"),
-                                  settings.registry_staleness_seconds,
-                                  "seconds since a sandbox last read the registry"),
         }  # fmt: skip
+        # The function's own metrics: each alarm is named after its metric.
+        own_alarms = {
+            "model_load_failures": ("Sum", settings.model_load_failures,
+                                    "model versions failed to load"),
+            "registry_failures": ("Sum", settings.registry_failures, "registry reads failed"),
+            "served_last_good": ("Sum", settings.served_last_good,
+                                 "answers served from a last good version"),
+            "registry_staleness": ("Maximum", settings.registry_staleness_seconds,
+                                   "seconds since a sandbox last read the registry"),
+        }  # fmt: skip
+        for which, (statistic, threshold, what) in own_alarms.items():
+            metrics[NAMES[which]] = (own(NAMES[which], statistic), threshold, what)
         self.alarms: list[cw.Alarm] = []
         for name, (metric, threshold, what) in metrics.items():
             alarm = metric.create_alarm(
@@ -125,9 +139,11 @@ class Monitoring(Construct):
             ),
             cw.GraphWidget(
                 title="Hidden failures (served from memory or a last good version)",
-                left=[own(n, "Sum") for n in ("ModelLoadFailures", "RegistryFailures")]
-                + [own("ServedLastGood", "Sum")],
-                right=[own("RegistryStaleness", "Maximum")],
+                left=[
+                    own(NAMES[which], "Sum")
+                    for which in ("model_load_failures", "registry_failures", "served_last_good")
+                ],
+                right=[own(NAMES["registry_staleness"], "Maximum")],
                 right_y_axis=cw.YAxisProps(label="registry age (s)", show_units=False),
             ),
             cw.AlarmStatusWidget(title="Alarms", alarms=list(self.alarms)),
@@ -151,19 +167,18 @@ class Monitoring(Construct):
             return cw.Metric(
                 namespace=NAMESPACE,
                 metric_name=name,
-                dimensions_map={"service": SERVICE, "function": self.function.function_name},
+                dimensions_map=dimensions(self.function),
                 statistic="Sum",
                 period=period,
             )
 
-        metrics = {
-            "ShadowFailures": (own("ShadowFailures"), settings.shadow_failures, above,
-                               "shadow challenger rows that could not be scored"),
-            "CanaryFallbacks": (own("CanaryFallbacks"), settings.canary_fallbacks, above,
-                                "canary requests the champion answered instead"),
-            "CaptureFailures": (own("CaptureFailures"), settings.capture_failures, above,
-                                "capture records that could not be written"),
-        }  # fmt: skip
+        metrics = {}
+        for key, what in (
+            ("shadow_failures", "shadow challenger rows that could not be scored"),
+            ("canary_fallbacks", "canary requests the champion answered instead"),
+            ("capture_failures", "capture records that could not be written"),
+        ):
+            metrics[NAMES[key]] = (own(NAMES[key]), getattr(settings, key), above, what)
         if delivery is not None:
             # With dynamic partitioning a record may take 1.5 buffers to land; beyond twice the
             # buffer (and Firehose's own 15-minute limit) delivery is failing or stuck.
@@ -198,7 +213,8 @@ class Monitoring(Construct):
             cw.GraphWidget(
                 title="Shadow, canary and capture",
                 left=[
-                    own(name) for name in ("ShadowFailures", "CanaryFallbacks", "CaptureFailures")
+                    own(NAMES[key])
+                    for key in ("shadow_failures", "canary_fallbacks", "capture_failures")
                 ],
                 right=[]
                 if delivery is None

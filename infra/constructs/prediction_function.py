@@ -15,14 +15,15 @@ from infra.constructs.dependency_layer import RUNTIME, lambda_architecture
 from infra.constructs.log_retention import retained_log_group
 from infra.constructs.nag import nag_spelling
 from infra.function_asset import CODE_ROOT, PREDICTION_FILES, stage_function_code
+from infra.runtime_contract import LAYOUT_NAMES
 
 HANDLER = "tickerserve.handler.lambda_handler"
 ALIAS_NAME = "live"
 CACHE_DIR = "/tmp/tickerserve"
 # Model artifacts live at {model name}/versions/{version}/{file}; see DESIGN "Bucket layout".
-MODEL_OBJECTS = "*/versions/*"
+MODEL_OBJECTS = LAYOUT_NAMES.model_objects
 # POST /outcomes writes realized results here: the only place the function may write.
-OUTCOME_OBJECTS = "outcomes/*"
+OUTCOME_OBJECTS = f"{LAYOUT_NAMES.outcomes_prefix}*"
 
 
 class PredictionFunction(Construct):

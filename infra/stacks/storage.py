@@ -10,7 +10,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from infra.config import CaptureSettings
-from infra.constructs.capture_store import CaptureStore
+from infra.constructs.capture_store import CAPTURE_PREFIX, PARTITION, TABLE, CaptureStore
 
 # Noncurrent versions (old registry revisions, deleted objects) kept for rollback and audit.
 NONCURRENT_DAYS = 90
@@ -98,12 +98,12 @@ class StorageStack(Stack):
                 self,
                 "CaptureBucketName",
                 value=self.capture.bucket.bucket_name,
-                description="captured predictions (capture/dt=YYYY-MM-DD/)",
+                description=f"captured predictions ({CAPTURE_PREFIX}{PARTITION}=YYYY-MM-DD/)",
             )
             CfnOutput(
                 self,
                 "CaptureQuery",
-                value=f"SELECT * FROM {self.capture.database_name}.capture "
-                f"WHERE dt = '<YYYY-MM-DD>' LIMIT 10",
+                value=f"SELECT * FROM {self.capture.database_name}.{TABLE} "
+                f"WHERE {PARTITION} = '<YYYY-MM-DD>' LIMIT 10",
                 description=f"Athena workgroup {self.capture.workgroup_name}",
             )

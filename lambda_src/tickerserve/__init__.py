@@ -4,8 +4,10 @@ The package is layered; each layer imports only from layers below it (or itself)
 and no two modules import each other. ``LAYERS`` is that order, lowest first, and the one
 place it is written (``tests/unit/test_layers.py`` enforces it on the source):
 
-- ``errors``, ``contract``, ``layout``, ``settings``: the error types, the request contract
-  (``contract.json``), the bucket layout and record names, the runtime's settings;
+- ``errors``, ``contract``, ``layout``, ``settings``, ``metric_names``: the error types, the
+  request contract (``contract.json``), the bucket layout and record names (``layout.json``),
+  the runtime's settings and environment variable names, the CloudWatch metric names
+  (``metric_names.json``); the JSON files are the definitions the CDK app reads too;
 - ``members/``: one module per member kind (LightGBM, Treelite, linear), bytes -> predictor;
 - ``storage/``: the store (S3 or a folder), compare-and-swap, the registry, version bundles,
   the digest index, JSON-lines histories, outcomes;
@@ -26,6 +28,7 @@ LAYERS = (
     "contract",
     "layout",
     "settings",
+    "metric_names",
     "members",
     "storage",
     "baselines",

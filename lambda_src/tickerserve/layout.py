@@ -12,23 +12,38 @@ stocks/universal/versions/{VERSION}/...      the shared stock model
 {model name}/versions/{VERSION}/...          any other model
 {model name}/baselines/{VERSION}.json        a monitoring baseline added after publishing
 ```
+
+The names the CDK app needs too (the registry and history keys, the capture and outcome
+prefixes, the day partition, the capture record's kind and version) are read from
+``layout.json`` beside this file, which ``infra/runtime_contract.py`` reads as well (infra
+never imports this package); the rest are defined here. Nothing else spells a key.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
 from tickerserve.contract import MODEL_NAME, NAMES
 
-DEFAULT_REGISTRY_KEY = "metadata/asset_registry.json"
-METADATA_PREFIX = "metadata/"
-TRAINING_HISTORY_KEY = "metadata/training_history.jsonl"
-MONITORING_HISTORY_KEY = "metadata/monitoring_history.jsonl"
-VERSIONS_DIR = "versions"
-BASELINES_DIR = "baselines"
+PATH = Path(__file__).with_name("layout.json")
+RAW: dict[str, Any] = json.loads(PATH.read_text())
+
+DEFAULT_REGISTRY_KEY: str = RAW["registry_key"]
+METADATA_PREFIX: str = RAW["metadata_prefix"]
+TRAINING_HISTORY_KEY: str = RAW["training_history_key"]
+MONITORING_HISTORY_KEY: str = RAW["monitoring_history_key"]
+# A rotated history: ``{key without .jsonl}{infix}{UTC time}_{id}.jsonl`` beside it.
+HISTORY_ARCHIVE_INFIX: str = RAW["history_archive_infix"]
+VERSIONS_DIR: str = RAW["versions_dir"]
+BASELINES_DIR: str = RAW["baselines_dir"]
 METADATA_FILE = "metadata.json"
+# A version's monitoring baseline, published with it (an artifact) or attached later (a
+# sidecar); the prediction function never downloads it.
+BASELINE_FILE = "baseline.json"
 # Beside the version folders, where the function may read and no version key can be: a
 # version folder is named by a semantic version, never "index.json".
 INDEX_FILE = "index.json"
@@ -36,8 +51,14 @@ MODEL_FILE = "model.txt"
 ETF_PREFIX = "etfs"
 STOCK_PREFIX = "stocks"
 # Written by serving (capture) and by clients (outcomes), never by publishing: sync keeps out.
-CAPTURE_PREFIX = "capture/"
-OUTCOMES_PREFIX = "outcomes/"
+CAPTURE_PREFIX: str = RAW["capture"]["prefix"]
+OUTCOMES_PREFIX: str = RAW["outcomes_prefix"]
+# Both are partitioned by UTC day: ``{prefix}{PARTITION_KEY}=YYYY-MM-DD/``.
+PARTITION_KEY: str = RAW["partition_key"]
+# What marks a capture record (``{"kind": "capture", "v": 1, ...}``): the writer stamps it, the
+# monitor reads only records that carry it, the capture pipeline's log filter matches it.
+CAPTURE_KIND: str = RAW["capture"]["record_kind"]
+CAPTURE_VERSION: int = RAW["capture"]["record_version"]
 UNIVERSAL_STOCK_MODEL = "stocks/universal"
 
 ASSET_CLASSES = ("etf", "stock")
@@ -116,9 +137,21 @@ def validate_key(key: str) -> str:
     return _OBJECT_KEY.check(key)
 
 
+def partition_prefix(prefix: str, day: str = "") -> str:
+    """``{prefix}dt={day}/`` (``capture/dt=2026-12-01/``); without a day, the part every
+    partition of ``prefix`` starts with (``capture/dt=``)."""
+    return f"{prefix}{PARTITION_KEY}={day}/" if day else f"{prefix}{PARTITION_KEY}="
+
+
 def capture_key(day: str, name: str) -> str:
     """``capture/dt=YYYY-MM-DD/{name}``: the day is the records' own (UTC) date."""
-    return validate_key(f"{CAPTURE_PREFIX}dt={day}/{name}")
+    return validate_key(f"{partition_prefix(CAPTURE_PREFIX, day)}{name}")
+
+
+def history_archive_prefix(key: str) -> str:
+    """What every rotated archive of the history ``key`` starts with
+    (``metadata/monitoring_history_archive_``)."""
+    return f"{key.removesuffix('.jsonl')}{HISTORY_ARCHIVE_INFIX}"
 
 
 def etf_model_name(ticker: str) -> str:

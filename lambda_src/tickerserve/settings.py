@@ -1,6 +1,8 @@
-"""Runtime settings, read once from environment variables into a typed object.
+"""Runtime settings, read once from environment variables into a typed object; every
+environment variable name the runtime reads is defined here.
 
-The CDK serving stack sets exactly the names in ``ENV_NAMES``; a test checks that.
+The CDK serving stack sets exactly the names in ``ENV_NAMES`` for the prediction function and
+``MONITOR_ENV_NAMES`` for the monitor function; tests check both.
 """
 
 from __future__ import annotations
@@ -21,7 +23,13 @@ ENV_MEMORY_MB = "TICKERSERVE_MEMORY_MB"
 ENV_DISK_MB = "TICKERSERVE_DISK_MB"
 ENV_PRELOAD = "TICKERSERVE_PRELOAD"
 ENV_CAPTURE = "TICKERSERVE_CAPTURE"
+# The monitor function's own (``tickerserve.monitor.handler.MonitorSettings``).
+ENV_CAPTURE_BUCKET = "TICKERSERVE_CAPTURE_BUCKET"
+ENV_MONITOR_DAYS = "TICKERSERVE_MONITOR_DAYS"
+ENV_MONITOR_THRESHOLDS = "TICKERSERVE_MONITOR_THRESHOLDS"  # JSON, keys as monitor/config.json's
+ENV_MONITOR_AUTO_PROMOTE = "TICKERSERVE_MONITOR_AUTO_PROMOTE"
 
+# What the prediction function reads (the serving stack sets exactly these).
 ENV_NAMES: tuple[str, ...] = (
     ENV_BUCKET,
     ENV_STORE_PATH,
@@ -32,6 +40,16 @@ ENV_NAMES: tuple[str, ...] = (
     ENV_DISK_MB,
     ENV_PRELOAD,
     ENV_CAPTURE,
+)
+# What the monitor function reads (its construct sets exactly these).
+MONITOR_ENV_NAMES: tuple[str, ...] = (
+    ENV_BUCKET,
+    ENV_STORE_PATH,
+    ENV_REGISTRY_KEY,
+    ENV_CAPTURE_BUCKET,
+    ENV_MONITOR_DAYS,
+    ENV_MONITOR_THRESHOLDS,
+    ENV_MONITOR_AUTO_PROMOTE,
 )
 
 MB = 1024 * 1024

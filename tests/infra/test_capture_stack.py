@@ -9,7 +9,7 @@ from typing import Any
 from aws_cdk.assertions import Match
 
 from tests.infra.conftest import Synth, function_with_handler, only, resources, synth
-from tickerserve.serving.capture import KIND
+from tickerserve.layout import CAPTURE_KIND
 
 RECORD_FIELDS = [
     "kind", "v", "time", "request_id", "source", "ticker", "timeframe", "model", "version",
@@ -112,7 +112,7 @@ def test_the_athena_workgroup_enforces_its_own_encrypted_results_location(dev: S
 
 def test_the_subscription_filter_sends_only_capture_lines_of_the_function_to_firehose(dev: Synth):
     subscription = only(dev.serving, "AWS::Logs::SubscriptionFilter")["Properties"]
-    assert subscription["FilterPattern"] == f'{{ $.kind = "{KIND}" }}'
+    assert subscription["FilterPattern"] == f'{{ $.kind = "{CAPTURE_KIND}" }}'
     function = function_with_handler(dev.serving)["Properties"]
     assert subscription["LogGroupName"] == function["LoggingConfig"]["LogGroup"]
     stream_id = next(iter(resources(dev.serving, "AWS::KinesisFirehose::DeliveryStream")))

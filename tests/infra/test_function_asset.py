@@ -190,7 +190,12 @@ def test_each_asset_ships_exactly_its_handlers_import_closure(handler, files):
     extra, missing = asset_mismatch(handler, files)
     assert extra == [], "the asset ships modules its handler never imports"
     assert missing == [], "the asset misses modules its handler imports"
-    assert "tickerserve/contract.json" in files  # read by tickerserve.contract at import
+    # A definition (contract.json, layout.json, ...) sits beside the module that reads it at
+    # import: it ships whenever that module does.
+    definitions = {p.relative_to(CODE_ROOT).as_posix() for p in CODE_ROOT.rglob("*.json")}
+    readers = {d: d.removesuffix(".json") + ".py" for d in definitions}
+    assert {d for d, module in readers.items() if module in files} <= set(files)
+    assert "tickerserve/contract.json" in files and "tickerserve/layout.json" in files
 
 
 def test_the_closure_check_catches_an_extra_and_a_missing_module():

@@ -10,8 +10,10 @@ import sys
 from infra.constructs import monitor_function as construct
 from infra.function_asset import MONITOR_FILES
 from tests.infra.conftest import ROOT, Synth, as_list, function_with_handler, resources
-from tickerserve.monitor import cloudwatch
-from tickerserve.monitor.handler import ENV_NAMES, MonitorSettings
+from tickerserve.metric_names import MONITOR
+from tickerserve.monitor.config import DEFAULT_DAYS, MonitorConfig
+from tickerserve.monitor.handler import MonitorSettings
+from tickerserve.settings import MONITOR_ENV_NAMES
 
 HANDLER = "tickerserve.monitor.handler.lambda_handler"
 
@@ -41,22 +43,18 @@ def test_the_monitor_has_its_own_asset_settings_and_one_run_at_a_time(dev: Synth
     assert props["Timeout"] == 900
     assert props["ReservedConcurrentExecutions"] == 1
     assert props["Layers"] == function_with_handler(dev.serving)["Properties"]["Layers"]
-    assert set(props["Environment"]["Variables"]) == set(ENV_NAMES)
+    # exactly the names the monitor function reads, and what it reads from them is the
+    # runtime's own defaults (monitor/config.json): infra and the function agree
+    assert set(props["Environment"]["Variables"]) == set(MONITOR_ENV_NAMES)
     values = props["Environment"]["Variables"]
     settings = MonitorSettings.from_env({k: v for k, v in values.items() if isinstance(v, str)})
-    assert settings.days == 7 and settings.auto_promote is False
-    assert settings.config.psi.drift == 0.25 and settings.config.rule.switch_win_rate == 0.75
+    assert settings.days == DEFAULT_DAYS and settings.auto_promote is False
+    assert settings.config == MonitorConfig()
     # the command line, the HTTP layer and the pickle loader never ship; the publisher-side
     # library the monitor needs (promotion) does
     assert not [f for f in MONITOR_FILES if f.startswith(("tickerserve/cli/", "tickerserve/http/"))]
     assert "tickerserve/publishing/conversion/pickles.py" not in MONITOR_FILES
     assert "tickerserve/publishing/promotion.py" in MONITOR_FILES
-
-
-def test_metric_names_agree_with_what_the_monitor_emits():
-    assert construct.NAMESPACE == cloudwatch.NAMESPACE
-    assert construct.DIMENSION == cloudwatch.DIMENSION
-    assert construct.METRIC_NAMES == cloudwatch.METRIC_NAMES
 
 
 def monitor_alarms(s: Synth) -> dict[str, dict]:
@@ -69,9 +67,13 @@ def monitor_alarms(s: Synth) -> dict[str, dict]:
 
 def test_alarms_on_drift_and_on_a_recommended_switch_need_no_model_dimension(dev: Synth):
     alarms = monitor_alarms(dev)
+    # on the names the monitor emits (the runtime's reading of metric_names.json)
+    assert MONITOR.namespace == construct.NAMESPACE
+    assert set(alarms) == {MONITOR.feature_drift_max, MONITOR.drift_pct, MONITOR.switch_recommended}
     assert set(alarms) == {"FeatureDriftMax", "DriftPct", "SwitchRecommended"}
-    assert alarms["FeatureDriftMax"]["Threshold"] == 0.25
-    assert alarms["DriftPct"]["Threshold"] == 10
+    # at the runtime's default thresholds
+    assert alarms["FeatureDriftMax"]["Threshold"] == MonitorConfig().psi_drift == 0.25
+    assert alarms["DriftPct"]["Threshold"] == MonitorConfig().retrain_drift_pct == 10
     assert alarms["DriftPct"]["ComparisonOperator"] == "GreaterThanThreshold"
     assert alarms["SwitchRecommended"]["Threshold"] == 1
     topic_id = next(iter(resources(dev.serving, "AWS::SNS::Topic")))
@@ -87,9 +89,23 @@ def test_the_dashboard_draws_every_model_with_one_search_query_per_figure(dev: S
     # the body is JSON inside a CloudFormation join: drop the escaping to read it
     body = json.dumps(dashboard["Properties"]["DashboardBody"]).replace("\\", "")
     for name in ("FeatureDriftMax", "DriftPct", "ChallengerWinRate", "OutputPsi"):
-        search = f"SEARCH('{{{construct.NAMESPACE},{construct.DIMENSION}}} MetricName=\"{name}\"'"
+        search = f"SEARCH('{{{MONITOR.namespace},{MONITOR.model_dimension}}} MetricName=\"{name}\"'"
         assert body.count(search) == 1, name  # one query per figure, not a widget per model
     assert "Monitor alarms" in body
+    # the bands are the configured thresholds
+    assert bands(dev) == {"drift": 0.25, "retrain": 10, "switch": 0.75}
+
+
+def bands(s: Synth) -> dict[str, float]:
+    """The dashboard's horizontal annotations, by label."""
+    (dashboard,) = resources(s.serving, "AWS::CloudWatch::Dashboard").values()
+    parts = dashboard["Properties"]["DashboardBody"]
+    text = "".join(p for p in parts["Fn::Join"][1] if isinstance(p, str))
+    return {
+        a["label"]: a["value"]
+        for w in json.loads(text)["widgets"]
+        for a in w.get("properties", {}).get("annotations", {}).get("horizontal", [])
+    }
 
 
 def test_the_monitor_role_reads_what_it_judges_and_writes_only_its_history(dev: Synth):
@@ -139,7 +155,14 @@ def test_cdk_json_sets_schedule_window_thresholds_and_auto_promote():
     s = synth(
         {
             "tickerserve:monitor": json.dumps(
-                {"schedule": "rate(12 hours)", "days": 3, "psiDrift": 0.3, "autoPromote": True}
+                {
+                    "schedule": "rate(12 hours)",
+                    "days": 3,
+                    "psiDrift": 0.3,
+                    "retrainDriftPct": 12,
+                    "switchWinRate": 0.8,
+                    "autoPromote": True,
+                }
             )
         }
     )
@@ -151,6 +174,9 @@ def test_cdk_json_sets_schedule_window_thresholds_and_auto_promote():
     assert values["TICKERSERVE_MONITOR_AUTO_PROMOTE"] == "true"
     assert json.loads(values["TICKERSERVE_MONITOR_THRESHOLDS"])["psiDrift"] == 0.3
     assert monitor_alarms(s)["FeatureDriftMax"]["Threshold"] == 0.3
+    assert monitor_alarms(s)["DriftPct"]["Threshold"] == 12
+    # the dashboard draws what the alarms use
+    assert bands(s) == {"drift": 0.3, "retrain": 12, "switch": 0.8}
     # promoting writes the registry, so only then may the monitor write it
     role_id = props["Role"]["Fn::GetAtt"][0]
     writes = [

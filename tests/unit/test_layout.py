@@ -5,13 +5,20 @@ from __future__ import annotations
 import pytest
 
 from tickerserve.layout import (
+    CAPTURE_KIND,
+    CAPTURE_VERSION,
+    MONITORING_HISTORY_KEY,
+    OUTCOMES_PREFIX,
     Version,
     artifact_key,
     canonical_model_name,
+    capture_key,
     etf_model_name,
+    history_archive_prefix,
     next_version,
     normalize_ticker,
     parse_version_key,
+    partition_prefix,
     validate_alias,
     validate_artifact_name,
     validate_key,
@@ -128,3 +135,16 @@ def test_a_model_name_without_a_group_folder_is_refused(name):
 def test_names_with_a_trailing_newline_or_unicode_are_refused(check, raw):
     with pytest.raises(ValueError, match="invalid"):
         check(raw)
+
+
+def test_day_partitions_capture_and_history_archives_follow_the_layout():
+    # the documented layout (DESIGN "Capture"), built from layout.json's names
+    assert capture_key("2026-12-01", "part-0.jsonl.gz") == "capture/dt=2026-12-01/part-0.jsonl.gz"
+    assert partition_prefix(OUTCOMES_PREFIX, "2026-12-01") == "outcomes/dt=2026-12-01/"
+    assert partition_prefix(OUTCOMES_PREFIX) == "outcomes/dt="
+    assert history_archive_prefix(MONITORING_HISTORY_KEY) == (
+        "metadata/monitoring_history_archive_"
+    )
+    assert (CAPTURE_KIND, CAPTURE_VERSION) == ("capture", 1)
+    with pytest.raises(ValueError, match="invalid object key"):
+        capture_key("2026-12-01", "../escape")

@@ -27,7 +27,6 @@ from tickerserve.baselines.metrics import TASKS, ClassificationTally, Regression
 SCHEMA = 1
 DEFAULT_BINS = 10
 DEFAULT_CDF_POINTS = 101
-FILE_NAME = "baseline.json"
 
 
 class BaselineError(ValueError):

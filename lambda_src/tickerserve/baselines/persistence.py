@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from tickerserve.baselines.baseline import FILE_NAME, Baseline, BaselineError
+from tickerserve.baselines.baseline import Baseline, BaselineError
 from tickerserve.errors import Conflict, IntegrityError, NotFound
-from tickerserve.layout import artifact_key, baseline_sidecar_key
+from tickerserve.layout import BASELINE_FILE, artifact_key, baseline_sidecar_key
 from tickerserve.storage.bundle import Bundle, BundleMetadata, make_bundle, verify_artifact
 from tickerserve.storage.store import KeyNotFound, Store, sha256_hex
 from tickerserve.storage.version_index import read_index, record_sidecar
@@ -34,17 +34,17 @@ def attach_to_bundle(bundle: Bundle, baseline: Baseline) -> Bundle:
     meta = bundle.metadata
     if (baseline.model, baseline.version) != (meta.model, meta.version):
         baseline = replace(baseline, model=meta.model, version=meta.version)
-    files = {**bundle.files, FILE_NAME: baseline.to_json()}
+    files = {**bundle.files, BASELINE_FILE: baseline.to_json()}
     return make_bundle(replace(meta), files)
 
 
 def with_identity(files: dict[str, bytes], model: str, version: str) -> dict[str, bytes]:
     """``files`` with their ``baseline.json`` (if any) naming ``model`` ``version``: a bundle
     gets its final version number only when it is written."""
-    if FILE_NAME not in files:
+    if BASELINE_FILE not in files:
         return files
-    baseline = Baseline.from_json(files[FILE_NAME])
-    return {**files, FILE_NAME: replace(baseline, model=model, version=version).to_json()}
+    baseline = Baseline.from_json(files[BASELINE_FILE])
+    return {**files, BASELINE_FILE: replace(baseline, model=model, version=version).to_json()}
 
 
 def recorded_sidecar_digest(store: Store, model: str, version: str) -> str | None:
@@ -53,13 +53,13 @@ def recorded_sidecar_digest(store: Store, model: str, version: str) -> str | Non
     entry = read_index(store, model).index.versions.get(version)
     if entry is None or entry.deleted_at is not None:
         return None
-    return entry.sidecars.get(FILE_NAME)
+    return entry.sidecars.get(BASELINE_FILE)
 
 
 def has_baseline(store: Store, metadata: BundleMetadata) -> bool:
     """Whether the version carries a baseline in its folder or has a sidecar (recorded or
     not: a stray sidecar is not overwritten silently)."""
-    if FILE_NAME in metadata.artifacts:
+    if BASELINE_FILE in metadata.artifacts:
         return True
     key = baseline_sidecar_key(metadata.model, metadata.version)
     return store.head(key) is not None or (
@@ -78,7 +78,7 @@ def write_sidecar(
     version (deleted, or a store from before the index: ``tickerserve migrate``).
     """
     model, version = metadata.model, metadata.version
-    if FILE_NAME in metadata.artifacts:
+    if BASELINE_FILE in metadata.artifacts:
         raise Conflict(f"{model} {version} was published with a baseline; it cannot be replaced")
     entry = read_index(store, model).index.versions.get(version)
     if entry is None or entry.deleted_at is not None:
@@ -91,12 +91,12 @@ def write_sidecar(
     data = baseline.to_json()
     key = baseline_sidecar_key(model, version)
     exists = store.head(key) is not None
-    if (exists or FILE_NAME in entry.sidecars) and not replace_existing:
+    if (exists or BASELINE_FILE in entry.sidecars) and not replace_existing:
         raise Conflict(f"{model} {version} already has a baseline; pass --replace to refit it")
     # Object first, digest second: a reader never finds a digest for bytes not yet there.
     store.put(key, data, create_only=not exists, content_type="application/json")
     digest = sha256_hex(data)
-    record_sidecar(store, model, version, FILE_NAME, digest, replace=replace_existing)
+    record_sidecar(store, model, version, BASELINE_FILE, digest, replace=replace_existing)
     return digest
 
 
@@ -107,12 +107,12 @@ def load_baseline(store: Store, metadata: BundleMetadata) -> StoredBaseline | No
     that does not parse.
     """
     model, version = metadata.model, metadata.version
-    if FILE_NAME in metadata.artifacts:
-        blob = store.get(artifact_key(model, version, FILE_NAME))
+    if BASELINE_FILE in metadata.artifacts:
+        blob = store.get(artifact_key(model, version, BASELINE_FILE))
         assert blob is not None
-        verify_artifact(metadata, FILE_NAME, blob.data)
+        verify_artifact(metadata, BASELINE_FILE, blob.data)
         return StoredBaseline(
-            _parsed(blob.data, model, version), "version", metadata.artifacts[FILE_NAME].sha256
+            _parsed(blob.data, model, version), "version", metadata.artifacts[BASELINE_FILE].sha256
         )
     recorded = recorded_sidecar_digest(store, model, version)
     try:

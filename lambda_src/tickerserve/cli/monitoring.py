@@ -15,9 +15,9 @@ from tickerserve.cli.errors import Refused
 from tickerserve.cli.model_names import model_name
 from tickerserve.cli.store_option import target
 from tickerserve.layout import MONITORING_HISTORY_KEY
-from tickerserve.monitor.drift_statistics import Threshold
-from tickerserve.monitor.evaluate import DEFAULT_DAYS, MonitorConfig, Period, RunReport, run_monitor
-from tickerserve.monitor.recommendation import Rule
+from tickerserve.monitor.config import DEFAULT_DAYS, DEFAULTS, THRESHOLDS, MonitorConfig
+from tickerserve.monitor.evaluate import run_monitor
+from tickerserve.monitor.report import Period, RunReport
 from tickerserve.monitor.run import complete
 from tickerserve.storage.history import read_records
 from tickerserve.storage.store import S3Store
@@ -29,7 +29,8 @@ app = typer.Typer(
 
 
 def period_of(since: str | None, until: str | None, today: date) -> Period:
-    """Default: the last 7 days up to now (today included); ``until`` is exclusive."""
+    """Default: the last ``DEFAULT_DAYS`` days up to now (today included); ``until`` is
+    exclusive."""
     end = parse_day(until, "--until") or today + timedelta(days=1)
     start = parse_day(since, "--since") or end - timedelta(days=DEFAULT_DAYS)
     try:
@@ -46,7 +47,10 @@ def run_command(
         typer.Option("--model", "-m", help="Only this model (repeatable; default: all)."),
     ] = None,
     since: Annotated[
-        str | None, typer.Option("--since", metavar="DATE", help="First day (default: 7 days ago).")
+        str | None,
+        typer.Option(
+            "--since", metavar="DATE", help=f"First day (default: {DEFAULT_DAYS} days ago)."
+        ),
     ] = None,
     until: Annotated[
         str | None,
@@ -60,26 +64,34 @@ def run_command(
             "--capture-bucket", metavar="NAME", help="Bucket of capture/ (default: the store)."
         ),
     ] = None,
+    # Defaults, bounds and help: monitor/config.json (``THRESHOLDS``), as every other reader.
     psi_watch: Annotated[
-        float, typer.Option("--psi-watch", help="PSI at which a feature is watched.")
-    ] = 0.1,
+        float, typer.Option("--psi-watch", help=THRESHOLDS["psiWatch"].description)
+    ] = DEFAULTS.psi_watch,
     psi_drift: Annotated[
-        float, typer.Option("--psi-drift", help="PSI at which a feature drifted.")
-    ] = 0.25,
+        float, typer.Option("--psi-drift", help=THRESHOLDS["psiDrift"].description)
+    ] = DEFAULTS.psi_drift,
     switch_win_rate: Annotated[
         float,
-        typer.Option("--switch-win-rate", help="Challenger win rate that recommends a switch."),
-    ] = 0.75,
+        typer.Option("--switch-win-rate", help=THRESHOLDS["switchWinRate"].description),
+    ] = DEFAULTS.switch_win_rate,
     retrain_drift: Annotated[
-        float, typer.Option("--retrain-drift", help="Drift % above which to retrain.")
-    ] = 10.0,
+        float, typer.Option("--retrain-drift", help=THRESHOLDS["retrainDriftPct"].description)
+    ] = DEFAULTS.retrain_drift_pct,
     watch_drift: Annotated[
-        float, typer.Option("--watch-drift", help="Drift % to watch from.")
-    ] = 5.0,
-    alpha: Annotated[float, typer.Option("--alpha", help="Significance level of the test.")] = 0.05,
+        float, typer.Option("--watch-drift", help=THRESHOLDS["watchDriftPct"].description)
+    ] = DEFAULTS.watch_drift_pct,
+    alpha: Annotated[
+        float, typer.Option("--alpha", help=THRESHOLDS["alpha"].description)
+    ] = DEFAULTS.alpha,
     min_window: Annotated[
-        int, typer.Option("--min-window", min=1, help="Scored outcomes for a window to count.")
-    ] = 30,
+        int,
+        typer.Option(
+            "--min-window",
+            min=THRESHOLDS["minWindow"].minimum,
+            help=THRESHOLDS["minWindow"].description,
+        ),
+    ] = DEFAULTS.min_window,
     emit_metrics: Annotated[
         bool, typer.Option("--emit-metrics", help="Send the metrics to CloudWatch.")
     ] = False,
@@ -102,8 +114,12 @@ def run_command(
     t = target(ctx)
     try:
         config = MonitorConfig(
-            psi=Threshold(psi_watch, psi_drift),
-            rule=Rule(switch_win_rate, retrain_drift, watch_drift, alpha),
+            psi_watch=psi_watch,
+            psi_drift=psi_drift,
+            switch_win_rate=switch_win_rate,
+            retrain_drift_pct=retrain_drift,
+            watch_drift_pct=watch_drift,
+            alpha=alpha,
             min_window=min_window,
         )
     except ValueError as exc:
@@ -138,11 +154,12 @@ def run_command(
         typer.echo(f"{len(done.history)} line(s) appended to {MONITORING_HISTORY_KEY}")
     if emit_metrics:
         typer.echo(f"{done.metrics_sent} metric data points sent to CloudWatch")
-    for move in done.promotions:
-        if "error" in move:
-            note(f"warning: auto-promote {move['model']}: {move['error']}")
+    for promotion in done.promotions:
+        move = promotion.move
+        if move is None:
+            note(f"warning: auto-promote {promotion.model}: {promotion.error}")
         else:
-            typer.echo(f"promoted {move['model']} {move['alias']}: {move['from']} -> {move['to']}")
+            typer.echo(f"promoted {move.model} {move.alias}: {move.previous} -> {move.version}")
 
 
 def _f(value: Any, spec: str = ".3f") -> str:
@@ -152,30 +169,29 @@ def _f(value: Any, spec: str = ".3f") -> str:
 def print_run(report: RunReport) -> None:
     rows = []
     for m in report.models:
-        d = m.to_dict()
-        fd, perf, comp = d["feature_drift"] or {}, d["performance"], d["comparison"]
-        drifted = fd.get("drifted") or []
+        drift = m.feature_drift.summary if m.feature_drift else None
+        perf, comp, test = m.performance, m.comparison, m.test
+        drifted = drift.drifted if drift else []
         rows.append(
             [
-                d["model"],
-                f"{d['champion']['alias']} {d['champion']['version']}",
-                d["rows"],
-                _f(fd.get("psi_max")) + (f" ({len(drifted)} drifted)" if drifted else ""),
-                _f((d["output_drift"] or {}).get("psi")),
-                f"{perf['metric']} {_f(perf['current'])}" + (
-                    f" ({perf['drift_pct']:+.1f}%)" if perf["drift_pct"] is not None else ""
-                ),
-                _f(perf["coverage"], ".0%"),
-                "-" if not d["challenger"] else
-                f"{d['challenger']['version']} {_f(comp['win_rate'], '.0%')}",
-                "-" if not d["test"] else f"{d['test']['name']} p={d['test']['p_value']:.3g}",
-                d["recommendation"]["action"],
+                m.model,
+                f"{m.champion.alias} {m.champion.version}",
+                m.rows,
+                _f(drift.psi_max if drift else None)
+                + (f" ({len(drifted)} drifted)" if drifted else ""),
+                _f(m.output_drift.psi if m.output_drift else None),
+                f"{perf.metric} {_f(perf.current)}"
+                + (f" ({perf.drift_pct:+.1f}%)" if perf.drift_pct is not None else ""),
+                _f(perf.coverage, ".0%"),
+                "-" if not m.challenger else f"{m.challenger.version} {_f(comp.win_rate, '.0%')}",
+                "-" if not test else f"{test.name} p={test.p_value:.3g}",
+                m.action,
             ]
-        )  # fmt: skip
+        )
     typer.echo(
         f"monitor run {report.run_id}: {report.period.since} .. {report.period.until} "
-        f"(exclusive), {report.capture['lines']} captured lines, "
-        f"{report.capture['skipped']} skipped, {report.outcomes['request_ids']} outcomes"
+        f"(exclusive), {report.capture.lines} captured lines, "
+        f"{report.capture.skipped} skipped, {report.outcomes.request_ids} outcomes"
     )
     typer.echo(
         table(
@@ -194,12 +210,10 @@ def print_run(report: RunReport) -> None:
             rows,
         )
     )
-    typer.echo("PSI: watch >= 0.1, drift >= 0.25 (or as configured); drift % vs the baseline")
+    band = report.config.psi
+    typer.echo(f"PSI: watch >= {band.watch:g}, drift >= {band.drift:g}; drift % vs the baseline")
     for m in report.models:
-        d = m.to_dict()
-        typer.echo(
-            f"{d['model']}: {d['recommendation']['action']}: {d['recommendation']['reason']}"
-        )
+        typer.echo(f"{m.model}: {m.action}: {m.recommendation.reason}")
     for name, why in report.skipped_models.items():
         note(f"skipped {name}: {why}")
 

@@ -3,7 +3,9 @@ a CLI-only dependency) of what the monitoring history says.
 
 Charts follow what NannyML and Evidently draw first: a statistic over time with its threshold
 band (performance drift, the largest feature PSI, the challenger's win rate), and the
-per-feature PSI of the latest run.
+per-feature PSI of the latest run. The bands and the recommendations' explanation use the
+monitor's configured defaults (``monitor/config.json``); a run's own PSI band, recorded in
+its history line, draws its features.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import matplotlib
 import matplotlib.dates as mdates
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+
+from tickerserve.monitor.config import DEFAULTS
 
 RC: dict[Any, Any] = {"svg.fonttype": "none", "svg.hashsalt": "tickerserve", "font.size": 9}
 MAX_FEATURES = 24
@@ -98,7 +102,7 @@ def _over_time(
 def _feature_psi(ax: Axes, model: str, record: dict[str, Any]) -> None:
     features = record.get("features") or {}
     drift = record.get("feature_drift") or {}
-    thresholds = drift.get("thresholds") or {"watch": 0.1, "drift": 0.25}
+    thresholds = drift.get("thresholds") or DEFAULTS.psi.to_dict()
     judged = {
         n: f["psi"] for n, f in features.items() if isinstance(f, dict) and f.get("psi") is not None
     }
@@ -126,20 +130,24 @@ def _feature_psi(ax: Axes, model: str, record: dict[str, Any]) -> None:
 
 def _charts(series: dict[str, list[dict[str, Any]]]) -> list[tuple[str, Any]]:
     """(title, draw(ax)) for each chart of the page."""
+    c = DEFAULTS
     charts: list[tuple[str, Any]] = [
         (
             "Performance drift",
             lambda ax: _over_time(
                 ax, series, ("drift", "model_a_drift_pct"),
                 "Performance drift of the champion (Model A)", "drift % vs baseline",
-                (5.0, 10.0, ("watch (5-10%)", "retrain (> 10%)")),
+                (c.watch_drift_pct, c.retrain_drift_pct,
+                 (f"watch ({c.watch_drift_pct:g}-{c.retrain_drift_pct:g}%)",
+                  f"retrain (> {c.retrain_drift_pct:g}%)")),
             ),
         ),
         (
             "Feature drift",
             lambda ax: _over_time(
                 ax, series, ("feature_drift", "psi_max"), "Largest feature PSI",
-                "PSI", (0.1, 0.25, ("watch (PSI >= 0.1)", "drift (PSI >= 0.25)")),
+                "PSI", (c.psi_watch, c.psi_drift,
+                        (f"watch (PSI >= {c.psi_watch:g})", f"drift (PSI >= {c.psi_drift:g})")),
             ),
         ),
         (
@@ -147,7 +155,8 @@ def _charts(series: dict[str, list[dict[str, Any]]]) -> list[tuple[str, Any]]:
             lambda ax: _over_time(
                 ax, series, ("comparison", "model_b_win_rate"),
                 "Challenger (Model B) win rate over daily windows", "win rate",
-                (0.75, None, ("switch zone (>= 75%)", "")), (-0.03, 1.03),
+                (c.switch_win_rate, None, (f"switch zone (>= {c.switch_win_rate:.0%})", "")),
+                (-0.03, 1.03),
             ),
         ),
     ]  # fmt: skip
@@ -215,14 +224,17 @@ def _table(series: dict[str, list[dict[str, Any]]]) -> str:
     return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
 
 
-MEANINGS = """<ul>
-<li><b>keep</b>: the champion holds up (drift under 5%, nothing drifted, no significantly
-better challenger).</li>
-<li><b>watch</b>: drift between 5% and 10%, or inputs/outputs drifted (PSI &ge; 0.25) while
-outcomes still look fine: plan a retrain.</li>
-<li><b>retrain</b>: the primary metric degraded by more than 10% against the baseline.</li>
-<li><b>switch</b>: the challenger won at least 75% of the daily windows, the champion's drift
-is under 10%, and the paired test says the difference is not noise (p &lt; 0.05).</li>
+MEANINGS = f"""<ul>
+<li><b>keep</b>: the champion holds up (drift under {DEFAULTS.watch_drift_pct:g}%, nothing
+drifted, no significantly better challenger).</li>
+<li><b>watch</b>: drift between {DEFAULTS.watch_drift_pct:g}% and {DEFAULTS.retrain_drift_pct:g}%,
+or inputs/outputs drifted (PSI &ge; {DEFAULTS.psi_drift:g}) while outcomes still look fine: plan
+a retrain.</li>
+<li><b>retrain</b>: the primary metric degraded by more than {DEFAULTS.retrain_drift_pct:g}%
+against the baseline.</li>
+<li><b>switch</b>: the challenger won at least {DEFAULTS.switch_win_rate:.0%} of the daily
+windows, the champion's drift is under {DEFAULTS.retrain_drift_pct:g}%, and the paired test says
+the difference is not noise (p &lt; {DEFAULTS.alpha:g}).</li>
 </ul>"""
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import typer
 
 from tickerserve.errors import ConfigError
-from tickerserve.layout import validate_key
+from tickerserve.layout import DEFAULT_REGISTRY_KEY, validate_key
 from tickerserve.settings import ENV_BUCKET, ENV_STORE_PATH
 from tickerserve.storage.store import PUBLISHING, Store, Timeouts, open_store
 
@@ -20,7 +20,7 @@ class Target:
     store_path: str | None = None
     endpoint_url: str | None = None
     region: str | None = None
-    registry_key: str = "metadata/asset_registry.json"
+    registry_key: str = DEFAULT_REGISTRY_KEY
     # Per store call; ``serve`` switches to the prediction function's (``store.SERVING``).
     timeouts: Timeouts = PUBLISHING
     _store: Store | None = field(default=None, repr=False)

@@ -42,6 +42,7 @@ from tickerserve.errors import TickerserveError
 from tickerserve.layout import (
     CAPTURE_PREFIX,
     METADATA_FILE,
+    METADATA_PREFIX,
     OUTCOMES_PREFIX,
     index_key,
     metadata_key,
@@ -139,7 +140,7 @@ def _phase(key: str, registry_key: str) -> int:
     parts = parse_version_key(key)
     if parts is not None:
         return MARKERS if parts[2] == METADATA_FILE else ARTIFACTS
-    return HISTORIES if key.startswith("metadata/") else ARTIFACTS
+    return HISTORIES if key.startswith(METADATA_PREFIX) else ARTIFACTS
 
 
 def _remote_sha(

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
+from tickerserve.layout import CAPTURE_KIND, CAPTURE_PREFIX, CAPTURE_VERSION, partition_prefix
 from tickerserve.storage.store import Store
 
 try:  # the Lambda layer carries orjson; the standard library is the fallback
@@ -27,14 +28,8 @@ except ImportError:  # pragma: no cover - exercised where orjson is absent
 
     _loads = json.loads
 
-CAPTURE_PREFIX = "capture/"
 BATCH_LINES = 8192
 _CHUNK = 4 << 20
-CAPTURE_VERSION = 1
-
-
-def day_prefix(prefix: str, day: date) -> str:
-    return f"{prefix}dt={day.isoformat()}/"
 
 
 def days(since: date, until: date) -> list[date]:
@@ -58,7 +53,8 @@ def object_keys(store: Store, since: date, until: date, prefix: str = CAPTURE_PR
     """Every object under the day partitions of ``[since, until)``, in key order."""
     keys: list[str] = []
     for day in days(since, until):
-        keys.extend(sorted(info.key for info in store.list(day_prefix(prefix, day))))
+        listed = store.list(partition_prefix(prefix, day.isoformat()))
+        keys.extend(sorted(info.key for info in listed))
     return keys
 
 
@@ -122,7 +118,7 @@ def parse_batch_objects(lines: list[bytes], counts: ReadCounts) -> list[dict[str
 
 def is_capture(record: dict[str, Any]) -> bool:
     return (
-        record.get("kind") == "capture"
+        record.get("kind") == CAPTURE_KIND
         and record.get("v") == CAPTURE_VERSION
         and isinstance(record.get("model"), str)
         and isinstance(record.get("time"), str)

@@ -1,47 +1,32 @@
 """The monitor's CloudWatch metrics: per model (dimension ``Model``) and the worst over all
 models without a dimension, so an alarm on the latter covers models added later with no
-redeploy. The names are the ones the stack's alarms and dashboard use (a test checks)."""
+redeploy. The names are ``metric_names.MONITOR``, from the file the stack's alarms and
+dashboard are built from."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from tickerserve.monitor.evaluate import RunReport
+from tickerserve.metric_names import MONITOR
+from tickerserve.monitor.report import ModelReport, RunReport
 
-NAMESPACE = "Tickerserve/Monitor"
-DIMENSION = "Model"
-FEATURE_DRIFT_MAX = "FeatureDriftMax"
-DRIFTED_FEATURE_SHARE = "DriftedFeatureShare"
-OUTPUT_PSI = "OutputPsi"
-DRIFT_PCT = "DriftPct"
-CHALLENGER_WIN_RATE = "ChallengerWinRate"
-SWITCH_RECOMMENDED = "SwitchRecommended"
-RETRAIN_RECOMMENDED = "RetrainRecommended"
-METRIC_NAMES = (
-    FEATURE_DRIFT_MAX,
-    DRIFTED_FEATURE_SHARE,
-    OUTPUT_PSI,
-    DRIFT_PCT,
-    CHALLENGER_WIN_RATE,
-    SWITCH_RECOMMENDED,
-    RETRAIN_RECOMMENDED,
-)
+NAMESPACE = MONITOR.namespace
 _PER_CALL = 1000  # PutMetricData's limit
 
 
-def model_figures(data: dict[str, Any]) -> dict[str, float]:
+def model_figures(report: ModelReport) -> dict[str, float]:
     """The metric values of one model's report (absent figures are left out, not zeroed)."""
-    features = data.get("feature_drift") or {}
-    output = data.get("output_drift") or {}
+    features = report.feature_drift.summary if report.feature_drift else None
+    output = report.output_drift
     values = {
-        FEATURE_DRIFT_MAX: features.get("psi_max"),
-        DRIFTED_FEATURE_SHARE: features.get("drifted_share"),
-        OUTPUT_PSI: output.get("psi"),
-        DRIFT_PCT: data["performance"]["drift_pct"],
-        CHALLENGER_WIN_RATE: data["comparison"]["win_rate"],
-        SWITCH_RECOMMENDED: 1.0 if data["recommendation"]["action"] == "switch" else 0.0,
-        RETRAIN_RECOMMENDED: 1.0 if data["recommendation"]["action"] == "retrain" else 0.0,
+        MONITOR.feature_drift_max: features.psi_max if features else None,
+        MONITOR.drifted_feature_share: features.drifted_share if features else None,
+        MONITOR.output_psi: output.psi if output else None,
+        MONITOR.drift_pct: report.performance.drift_pct,
+        MONITOR.challenger_win_rate: report.comparison.win_rate,
+        MONITOR.switch_recommended: 1.0 if report.action == "switch" else 0.0,
+        MONITOR.retrain_recommended: 1.0 if report.action == "retrain" else 0.0,
     }
     return {k: float(v) for k, v in values.items() if v is not None}
 
@@ -52,11 +37,11 @@ def metric_data(run: RunReport) -> list[dict[str, Any]]:
     entries: list[dict[str, Any]] = []
     worst: dict[str, float] = {}
     for report in run.models:
-        for name, value in model_figures(report.to_dict()).items():
+        for name, value in model_figures(report).items():
             entries.append(
                 {
                     "MetricName": name,
-                    "Dimensions": [{"Name": DIMENSION, "Value": report.model}],
+                    "Dimensions": [{"Name": MONITOR.model_dimension, "Value": report.model}],
                     "Timestamp": when,
                     "Value": value,
                     "Unit": "None",

@@ -1,54 +1,18 @@
-"""Drift statistics over stored histograms, and the thresholds that flag them.
-
-Every figure is named with its statistic and thresholds where it is reported, so a reader
-knows what "0.31" means (PSI, watch at 0.1, drift at 0.25).
+"""Drift statistics over stored histograms: the population stability index and the
+L-infinity distance of CDFs. The bands that flag them are ``config.Threshold``, configured in
+``config.json``; every figure is reported with its statistic and band, so a reader knows what
+"0.31" means.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-from typing import Literal
-
 import numpy as np
 
-Level = Literal["ok", "watch", "drift"]
-LEVELS: tuple[Level, ...] = ("ok", "watch", "drift")
+from tickerserve.monitor.config import DEFAULTS
 
 # Proportions below this are raised to it before the logarithm, so an empty bin on either
 # side contributes a large but finite term (not infinity). Not renormalized.
-PSI_EPSILON = 1e-4
-
-
-@dataclass(frozen=True)
-class Threshold:
-    """``value >= watch`` is "watch", ``value >= drift`` is "drift" (NannyML's
-    ``ConstantThreshold`` with an extra warning level)."""
-
-    watch: float
-    drift: float
-
-    def __post_init__(self) -> None:
-        if not (math.isfinite(self.watch) and math.isfinite(self.drift)):
-            raise ValueError("thresholds must be finite numbers")
-        if not 0 <= self.watch <= self.drift:
-            raise ValueError(f"need 0 <= watch ({self.watch}) <= drift ({self.drift})")
-
-    def level(self, value: float | None) -> Level | None:
-        """The level of ``value``; None when there is no value to judge."""
-        if value is None or not math.isfinite(value):
-            return None
-        if value >= self.drift:
-            return "drift"
-        if value >= self.watch:
-            return "watch"
-        return "ok"
-
-    def to_dict(self) -> dict[str, float]:
-        return {"watch": self.watch, "drift": self.drift}
-
-
-DEFAULT_PSI = Threshold(0.1, 0.25)
+PSI_EPSILON = DEFAULTS.psi_epsilon
 
 
 def psi(expected: np.ndarray, actual: np.ndarray, epsilon: float = PSI_EPSILON) -> float:

@@ -18,45 +18,28 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from tickerserve.layout import DEFAULT_REGISTRY_KEY
-from tickerserve.monitor.drift_statistics import Threshold
-from tickerserve.monitor.evaluate import DEFAULT_DAYS, MonitorConfig, Period, run_monitor
-from tickerserve.monitor.recommendation import Rule
+from tickerserve.monitor.config import DAYS, MonitorConfig
+from tickerserve.monitor.evaluate import run_monitor
+from tickerserve.monitor.report import Period
 from tickerserve.monitor.run import complete
+from tickerserve.settings import (
+    ENV_BUCKET,
+    ENV_CAPTURE_BUCKET,
+    ENV_MONITOR_AUTO_PROMOTE,
+    ENV_MONITOR_DAYS,
+    ENV_MONITOR_THRESHOLDS,
+    ENV_REGISTRY_KEY,
+    ENV_STORE_PATH,
+)
 from tickerserve.storage.store import S3Store, Store, open_store
 
 logger = logging.getLogger("tickerserve.monitor")
 logger.setLevel(logging.INFO)
 
-ENV_BUCKET = "TICKERSERVE_BUCKET"
-ENV_STORE_PATH = "TICKERSERVE_STORE_PATH"
-ENV_REGISTRY_KEY = "TICKERSERVE_REGISTRY_KEY"
-ENV_CAPTURE_BUCKET = "TICKERSERVE_CAPTURE_BUCKET"
-ENV_DAYS = "TICKERSERVE_MONITOR_DAYS"
-ENV_THRESHOLDS = "TICKERSERVE_MONITOR_THRESHOLDS"
-ENV_AUTO_PROMOTE = "TICKERSERVE_MONITOR_AUTO_PROMOTE"
-ENV_NAMES = (
-    ENV_BUCKET,
-    ENV_STORE_PATH,
-    ENV_REGISTRY_KEY,
-    ENV_CAPTURE_BUCKET,
-    ENV_DAYS,
-    ENV_THRESHOLDS,
-    ENV_AUTO_PROMOTE,
-)
-THRESHOLD_KEYS = {
-    "psiWatch": 0.1,
-    "psiDrift": 0.25,
-    "switchWinRate": 0.75,
-    "retrainDriftPct": 10.0,
-    "watchDriftPct": 5.0,
-    "alpha": 0.05,
-    "minWindow": 30,
-}
-
 
 @dataclass(frozen=True)
 class MonitorSettings:
-    """The function's environment, read once."""
+    """The function's environment (``settings.MONITOR_ENV_NAMES``), read once."""
 
     bucket: str | None
     store_path: str | None
@@ -69,32 +52,25 @@ class MonitorSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> MonitorSettings:
         env = os.environ if env is None else env
-        days = int(env.get(ENV_DAYS) or DEFAULT_DAYS)
-        if not 1 <= days <= 92:
-            raise ValueError(f"{ENV_DAYS} must be 1..92")
-        raw = json.loads(env.get(ENV_THRESHOLDS) or "{}")
-        unknown = set(raw) - set(THRESHOLD_KEYS)
-        if unknown:
-            raise ValueError(f"{ENV_THRESHOLDS}: unknown keys {sorted(unknown)}")
-        t = {**THRESHOLD_KEYS, **raw}
-        config = MonitorConfig(
-            psi=Threshold(float(t["psiWatch"]), float(t["psiDrift"])),
-            rule=Rule(
-                float(t["switchWinRate"]),
-                float(t["retrainDriftPct"]),
-                float(t["watchDriftPct"]),
-                float(t["alpha"]),
-            ),
-            min_window=int(t["minWindow"]),
-        )
+        raw_days = env.get(ENV_MONITOR_DAYS) or str(DAYS.default)
+        try:
+            days = DAYS.check(int(raw_days))
+        except ValueError:
+            raise ValueError(f"{ENV_MONITOR_DAYS}={raw_days!r} must be {DAYS.bounds}") from None
+        try:
+            config = MonitorConfig.from_thresholds(
+                json.loads(env.get(ENV_MONITOR_THRESHOLDS) or "{}")
+            )
+        except ValueError as exc:  # bad JSON too
+            raise ValueError(f"{ENV_MONITOR_THRESHOLDS}: {exc}") from None
         return cls(
             bucket=env.get(ENV_BUCKET) or None,
             store_path=env.get(ENV_STORE_PATH) or None,
             registry_key=env.get(ENV_REGISTRY_KEY) or DEFAULT_REGISTRY_KEY,
             capture_bucket=env.get(ENV_CAPTURE_BUCKET) or None,
-            days=days,
+            days=int(days),
             config=config,
-            auto_promote=(env.get(ENV_AUTO_PROMOTE) or "false").lower() == "true",
+            auto_promote=(env.get(ENV_MONITOR_AUTO_PROMOTE) or "false").lower() == "true",
         )
 
 
@@ -151,16 +127,16 @@ def run_scheduled(
             {
                 "model": m.model,
                 "action": m.action,
-                "drift_pct": m.to_dict()["performance"]["drift_pct"],
-                "win_rate": m.to_dict()["comparison"]["win_rate"],
+                "drift_pct": m.performance.drift_pct,
+                "win_rate": m.comparison.win_rate,
             }
             for m in report.models
         ],
         "skipped_models": report.skipped_models,
-        "capture": report.capture,
+        "capture": report.capture.to_dict(),
         "history_lines": len(done.history),
         "metrics_sent": done.metrics_sent,
-        "promotions": done.promotions,
+        "promotions": [p.to_dict() for p in done.promotions],
         "seconds": round(report.seconds, 3),
     }
     logger.info(json.dumps({"message": "monitor run", **summary}, default=str))

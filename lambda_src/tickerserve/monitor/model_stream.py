@@ -12,7 +12,7 @@ from __future__ import annotations
 import operator
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
@@ -25,9 +25,14 @@ from tickerserve.baselines.metrics import (
     new_tally,
 )
 from tickerserve.baselines.moments import Moments
+from tickerserve.monitor.config import DEFAULTS
 from tickerserve.monitor.outcome_join import NO_LABEL, OutcomeIndex
 
-SHADOW, CANARY = "shadow", "canary"
+Mode = Literal["shadow", "canary"]
+# How a challenger is compared: it scored the champion's rows beside it (shadow), or it
+# answered a share of the requests itself (canary).
+SHADOW: Mode = "shadow"
+CANARY: Mode = "canary"
 
 
 @dataclass(frozen=True)
@@ -119,7 +124,7 @@ class ModelStream:
         windows: Sequence[str],
         outcomes: OutcomeIndex,
         *,
-        agreement_tolerance: float = 0.1,
+        agreement_tolerance: float = DEFAULTS.agreement_tolerance,
     ) -> None:
         self.subject = subject
         self.windows = list(windows)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from tickerserve.layout import MONITORING_HISTORY_KEY
-from tickerserve.monitor.evaluate import ModelReport, RunReport
+from tickerserve.monitor.report import ModelReport, RunReport
 from tickerserve.storage.history import append_records
 from tickerserve.storage.store import Store
 
@@ -22,88 +22,91 @@ ROTATE_BYTES = 64 << 20
 RECORD_VERSION = 1
 
 
-def _model_block(version: dict[str, Any] | None, window: dict[str, Any] | None) -> dict[str, Any]:
-    training = (window or {}).get("training") or {}
+def _model_block(ref: dict[str, Any] | None, training: dict[str, Any]) -> dict[str, Any]:
+    """Seed 003's ``model_a`` / ``model_b``: the training window, and which version it is."""
     block: dict[str, Any] = {
         "training_samples": training.get("samples"),
         "training_date_start": training.get("start"),
         "training_date_end": training.get("end"),
     }
-    if version:
-        block |= {"alias": version["alias"], "version": version["version"]}
+    if ref:
+        block |= ref
     return block
 
 
 def history_record(run: RunReport, report: ModelReport) -> dict[str, Any]:
-    """The history line of ``report`` (one model of ``run``)."""
-    data = report.to_dict()
-    champion, challenger = data["champion"], data["challenger"]
-    performance, comparison = data["performance"], data["comparison"]
-    metric = comparison["metric"]
-    dated = [w for w in data["windows"] if w["rows"]]
+    """The history line of ``report`` (one model of ``run``): the one place it is written."""
+    champion, challenger = report.champion, report.challenger
+    performance, comparison = report.performance, report.comparison
+    metric = comparison.metric
+    windows = [w.to_dict() for w in report.windows]
+    dated = [w for w in report.windows if w.rows]
     all_window = {
-        "name": f"All new data ({performance['scored']} samples)",
-        "n_samples": performance["scored"],
-        f"model_a_{metric}": comparison["champion"],
-        f"model_b_{metric}": comparison["challenger"],
-        "winner": comparison["winner"],
+        "name": f"All new data ({performance.scored} samples)",
+        "n_samples": performance.scored,
+        f"model_a_{metric}": comparison.champion,
+        f"model_b_{metric}": comparison.challenger,
+        "winner": comparison.winner,
     }
-    features = data["feature_drift"]
+    champion_ref = {"alias": champion.alias, "version": champion.version}
+    challenger_ref = (
+        None if challenger is None else {"alias": challenger.alias, "version": challenger.version}
+    )
+    features = report.feature_drift
+    feature_drift = None if features is None else features.to_dict()
     return {
         # seed 003's keys, as the seed writes them
         "timestamp": run.started_at,
         "monitoring_date": run.started_at[:10],
-        "model_a": _model_block(champion, champion.get("baseline")),
-        "model_b": _model_block(challenger, (challenger or {}).get("baseline"))
-        if challenger
-        else None,
+        "model_a": _model_block(champion_ref, champion.training),
+        "model_b": None
+        if challenger is None
+        else _model_block(challenger_ref, challenger.training),
         "test_window": {
-            "n_samples": performance["scored"],
-            "date_start": dated[0]["name"] if dated else None,
-            "date_end": dated[-1]["name"] if dated else None,
+            "n_samples": performance.scored,
+            "date_start": dated[0].name if dated else None,
+            "date_end": dated[-1].name if dated else None,
         },
         "drift": {
-            "model_a_drift_pct": performance["model_a_drift_pct"],
-            "drift_pct": performance["drift_pct"],
-            "metric": performance["metric"],
-            "baseline": performance["baseline"],
-            "current": performance["current"],
-            "coverage": performance["coverage"],
+            "model_a_drift_pct": performance.model_a_drift_pct,
+            "drift_pct": performance.drift_pct,
+            "metric": performance.metric,
+            "baseline": performance.baseline,
+            "current": performance.current,
+            "coverage": performance.coverage,
         },
         "comparison": {
-            f"model_a_{metric}": comparison["champion"],
-            f"model_b_{metric}": comparison["challenger"],
-            "winner": comparison["winner"],
-            "model_b_win_rate": comparison["win_rate"],
-            "windows_counted": comparison["windows_counted"],
-            "agreement": comparison["agreement"],
-            "mode": comparison["mode"],
+            f"model_a_{metric}": comparison.champion,
+            f"model_b_{metric}": comparison.challenger,
+            "winner": comparison.winner,
+            "model_b_win_rate": comparison.win_rate,
+            "windows_counted": comparison.windows_counted,
+            "agreement": comparison.agreement,
+            "mode": comparison.mode,
         },
-        "recommendation": data["recommendation"]["sentence"],
-        "windows": [all_window, *data["windows"]],
+        "recommendation": report.recommendation.sentence,
+        "windows": [all_window, *windows],
         # ours
         "kind": "monitoring",
         "v": RECORD_VERSION,
         "run_id": run.run_id,
-        "model": data["model"],
-        "task": data["task"],
+        "model": report.model,
+        "task": report.task,
         "period": {"since": run.period.since.isoformat(), "until": run.period.until.isoformat()},
-        "champion": {"alias": champion["alias"], "version": champion["version"]},
-        "challenger": None
-        if challenger is None
-        else {"alias": challenger["alias"], "version": challenger["version"]},
-        "rows": data["rows"],
+        "champion": champion_ref,
+        "challenger": challenger_ref,
+        "rows": report.rows,
         "feature_drift": None
-        if features is None
-        else {k: v for k, v in features.items() if k != "features"},
-        "features": None if features is None else features["features"],
-        "output_drift": data["output_drift"],
-        "performance": performance["metrics"] | {"scored": performance["scored"]},
-        "test": data["test"],
-        "action": data["recommendation"]["action"],
-        "reason": data["recommendation"]["reason"],
-        "baseline": champion.get("baseline"),
-        "promoted": data.get("promoted"),
+        if feature_drift is None
+        else {k: v for k, v in feature_drift.items() if k != "features"},
+        "features": None if feature_drift is None else feature_drift["features"],
+        "output_drift": None if report.output_drift is None else report.output_drift.to_dict(),
+        "performance": performance.metrics | {"scored": performance.scored},
+        "test": None if report.test is None else report.test.to_dict(),
+        "action": report.action,
+        "reason": report.recommendation.reason,
+        "baseline": champion.baseline_dict(),
+        "promoted": None if report.promoted is None else report.promoted.to_dict(),
     }
 
 

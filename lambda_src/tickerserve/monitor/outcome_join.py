@@ -22,10 +22,11 @@ from typing import Any
 import numpy as np
 
 from tickerserve.monitor.capture_reader import ReadCounts
+from tickerserve.monitor.config import DEFAULTS
 from tickerserve.storage.outcomes import Outcome, read_outcome_objects
 from tickerserve.storage.store import Store
 
-DEFAULT_CAPACITY = 4_000_000
+DEFAULT_CAPACITY = DEFAULTS.outcome_capacity
 NO_LABEL = -1
 
 

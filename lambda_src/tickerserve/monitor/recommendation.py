@@ -1,10 +1,11 @@
 """Seed 003's rule: when to keep, watch, retrain, or switch to the challenger.
 
-From the seed's own words: switch only at a challenger win rate of at least 75% and drift
-under 10%; retrain above 10% drift; watch between 5 and 10%. We add two conditions: a switch
-also needs the significance test to agree (p below ``alpha``, in the challenger's favour),
-and a champion whose inputs or outputs drifted is watched even while its outcomes still
-look fine (outcomes lag; inputs do not).
+From the seed's own words: switch only at a high challenger win rate while the champion's
+drift is under the retrain level; retrain above it; watch between the watch and retrain
+levels (the levels are ``config.Rule``'s, the seed's values written in ``config.json``). We
+add two conditions: a switch also needs the significance test to agree (p below ``alpha``, in
+the challenger's favour), and a champion whose inputs or outputs drifted is watched even
+while its outcomes still look fine (outcomes lag; inputs do not).
 """
 
 from __future__ import annotations
@@ -13,36 +14,11 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
+from tickerserve.monitor.config import Rule
 from tickerserve.monitor.significance import Significance
 
 Action = Literal["keep", "watch", "retrain", "switch"]
 ACTIONS: tuple[Action, ...] = ("keep", "watch", "retrain", "switch")
-
-
-@dataclass(frozen=True)
-class Rule:
-    """Thresholds of the rule (seed 003's by default); drift in percent, rates in 0..1."""
-
-    switch_win_rate: float = 0.75
-    retrain_drift_pct: float = 10.0
-    watch_drift_pct: float = 5.0
-    alpha: float = 0.05
-
-    def __post_init__(self) -> None:
-        if not 0 < self.switch_win_rate <= 1:
-            raise ValueError("switch win rate must be in (0, 1]")
-        if not 0 <= self.watch_drift_pct <= self.retrain_drift_pct:
-            raise ValueError("need 0 <= watch drift <= retrain drift (percent)")
-        if not 0 < self.alpha < 1:
-            raise ValueError("alpha must be in (0, 1)")
-
-    def to_dict(self) -> dict[str, float]:
-        return {
-            "switch_win_rate": self.switch_win_rate,
-            "retrain_drift_pct": self.retrain_drift_pct,
-            "watch_drift_pct": self.watch_drift_pct,
-            "alpha": self.alpha,
-        }
 
 
 @dataclass(frozen=True)

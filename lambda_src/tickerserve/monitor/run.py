@@ -9,8 +9,8 @@ from typing import Any
 
 from tickerserve.errors import TickerserveError
 from tickerserve.monitor.cloudwatch import emit
-from tickerserve.monitor.evaluate import RunReport
 from tickerserve.monitor.monitoring_history import ROTATE_BYTES, append_run
+from tickerserve.monitor.report import Promotion, RunReport
 from tickerserve.publishing.promotion import promote
 from tickerserve.storage.store import Store
 
@@ -22,36 +22,35 @@ class Completed:
     run: RunReport
     history: list[dict[str, Any]]
     metrics_sent: int
-    promotions: list[dict[str, Any]]
+    promotions: list[Promotion]
 
 
-def auto_promote(store: Store, registry_key: str, run: RunReport) -> list[dict[str, Any]]:
+def auto_promote(store: Store, registry_key: str, run: RunReport) -> list[Promotion]:
     """Move the champion alias to the challenger's version where the run says switch.
 
     The normal promote path (verify, then one registry compare-and-swap, the previous
     version kept for ``rollback``), refused when the champion alias moved since the run
     judged it. Each outcome is recorded in the model's report (so in its history line).
     """
-    moves: list[dict[str, Any]] = []
+    moves: list[Promotion] = []
     for report in run.models:
-        data = report.to_dict()
-        if report.action != "switch" or not data["challenger"]:
+        champion, challenger = report.champion, report.challenger
+        if report.action != "switch" or challenger is None:
             continue
-        champion, challenger = data["champion"], data["challenger"]
         try:
             move = promote(
                 store,
                 registry_key,
                 report.model,
-                challenger["version"],
-                champion["alias"],
-                only_if_at=champion["version"],
+                challenger.version,
+                champion.alias,
+                only_if_at=champion.version,
             )
-            outcome: dict[str, Any] = move.to_dict()
+            outcome = Promotion(report.model, move=move)
         except TickerserveError as exc:
             logger.warning("auto-promote of %s failed: %s", report.model, exc.message)
-            outcome = {"model": report.model, "error": exc.message}
-        data["promoted"] = outcome
+            outcome = Promotion(report.model, error=exc.message)
+        report.promoted = outcome
         moves.append(outcome)
     return moves
 

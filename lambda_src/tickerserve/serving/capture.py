@@ -1,6 +1,7 @@
 """Capture: one JSON record per scored row, handed to a sink without blocking the answer.
 
-The record (``kind: "capture"``, ``v: 1``) is the contract issue 12's monitor reads::
+The record (its ``kind`` and ``v`` are ``layout.CAPTURE_KIND`` and ``CAPTURE_VERSION``, from
+``layout.json``) is the contract issue 12's monitor reads::
 
     {"kind": "capture", "v": 1, "time": "2026-12-01T22:29:14.123456Z",
      "request_id": "abc-0", "source": "api" | "batch" | "direct",
@@ -29,12 +30,12 @@ from typing import Any, Protocol
 
 import orjson
 
+from tickerserve.layout import CAPTURE_KIND, CAPTURE_VERSION
+from tickerserve.metric_names import PREDICTION
 from tickerserve.storage.registry import Resolved
 
 logger = logging.getLogger(__name__)
 
-KIND = "capture"
-RECORD_VERSION = 1
 SOURCES = ("api", "batch", "direct")
 ROLES = ("champion", "canary")
 # NaN (a missing feature) becomes null; datetimes become ISO 8601 with a "Z". Values are
@@ -104,8 +105,8 @@ def new_record(
     """A capture record for one scored row (the dict the sink's line is made from)."""
     task, output = output_of(answer)
     return {
-        "kind": KIND,
-        "v": RECORD_VERSION,
+        "kind": CAPTURE_KIND,
+        "v": CAPTURE_VERSION,
         "time": time or datetime.now(UTC),
         "request_id": request_id,
         "source": source,
@@ -165,7 +166,7 @@ class Capture:
         warn = now - self._last_warning >= 60.0
         if warn:
             self._last_warning = now
-        self._on_event("CaptureFailures")
+        self._on_event(PREDICTION.capture_failures)
         if warn:
             logger.warning("capture failed for %d record(s): %s", count, exc)
 

@@ -18,14 +18,19 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.metrics import MetricUnit
 
-SERVICE_NAME = "tickerserve"
-NAMESPACE = "Tickerserve"
+from tickerserve.metric_names import PREDICTION
+
+# Names from metric_names.json, which the stack's alarms and dashboard are built from.
+SERVICE_NAME = PREDICTION.service
+NAMESPACE = PREDICTION.namespace
 
 logger = Logger(service=SERVICE_NAME)
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE_NAME)
 # Several stages share an account: each function's metrics (and alarms) are its own.
 if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
-    metrics.set_default_dimensions(function=os.environ["AWS_LAMBDA_FUNCTION_NAME"])
+    metrics.set_default_dimensions(
+        **{PREDICTION.function_dimension: os.environ["AWS_LAMBDA_FUNCTION_NAME"]}
+    )
 copy_config_to_registered_loggers(source_logger=logger, include={"tickerserve"})
 # Warm invocations usually add no metric (counters move only on loads, reloads and failures);
 # Powertools would warn about that on every flush.
@@ -64,7 +69,7 @@ class Gauge:
 
 # How stale the registry a sandbox serves is (seconds since its last successful read),
 # sampled once a minute: the alarm takes the maximum over its period.
-REGISTRY_STALENESS = Gauge("RegistryStaleness", MetricUnit.Seconds, every=60.0)
+REGISTRY_STALENESS = Gauge(PREDICTION.registry_staleness, MetricUnit.Seconds, every=60.0)
 
 
 Handler = Callable[[Any, Any], Any]

@@ -25,6 +25,7 @@ from tickerserve.errors import (
     TickerserveError,
 )
 from tickerserve.layout import artifact_key, index_key, metadata_key
+from tickerserve.metric_names import PREDICTION
 from tickerserve.serving.cache import DiskCache, LruBytes
 from tickerserve.serving.model import LoadedModel, ModelKey
 from tickerserve.settings import ENV_BUCKET, ENV_STORE_PATH, Settings
@@ -241,7 +242,7 @@ class ModelService:
             self._failed.clear()  # a new registry is a reason to retry failed versions
         self.counters.registry_refreshes += 1
         if changed:
-            self._event("RegistryReloads")
+            self._event(PREDICTION.registry_reloads)
             logger.info("registry changed", extra={"revision": registry.revision})
 
     def _note_rollbacks(self, old: Registry, new: Registry) -> None:
@@ -266,7 +267,7 @@ class ModelService:
     def _registry_failed(self, message: str) -> None:
         """Count the failure and back off: 2, 4, 8 ... seconds, at most the TTL (or 2 s)."""
         self.counters.registry_failures += 1
-        self._event("RegistryFailures")
+        self._event(PREDICTION.registry_failures)
         self._failures += 1
         self._last_failure = message
         backoff = min(
@@ -460,7 +461,7 @@ class ModelService:
             while len(self._failed) > FAILED_ENTRIES:
                 self._failed.popitem(last=False)
         self.counters.load_failures += 1
-        self._event("ModelLoadFailures")
+        self._event(PREDICTION.model_load_failures)
         logger.error("could not load %s: %s", key, exc.message)
         if fallback is None:
             raise exc
@@ -474,7 +475,7 @@ class ModelService:
         self, wanted: Resolved, good: ModelKey, error: TickerserveError | None
     ) -> tuple[LoadedModel, Resolved]:
         self.counters.served_last_good += 1
-        self._event("ServedLastGood")
+        self._event(PREDICTION.served_last_good)
         if error is not None:
             logger.warning("%s stays on %s: %s", wanted.alias, good, error.message)
         model = self.memory.get(good)
@@ -498,7 +499,7 @@ class ModelService:
             with self._failed_lock:
                 self._failed.pop(key, None)
             self.counters.model_loads += 1
-            self._event("ModelLoads")
+            self._event(PREDICTION.model_loads)
             logger.info(
                 "loaded %s (%d bytes) in %.1f ms; evicted %s",
                 key,

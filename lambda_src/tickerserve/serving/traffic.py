@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from tickerserve.errors import NotFound, TickerserveError
+from tickerserve.metric_names import PREDICTION
 from tickerserve.serving.features import FeatureSchema
 from tickerserve.serving.model import LoadedModel, ModelKey, Prediction
 from tickerserve.storage.registry import ModelEntry, Registry, Resolved
@@ -258,7 +259,7 @@ class Challengers:
 
     def _failed(self, alias: str, version: str | None, code: str, n: int) -> list[dict[str, Any]]:
         for _ in range(n):
-            self.service.count("shadow_failures", "ShadowFailures")
+            self.service.count("shadow_failures", PREDICTION.shadow_failures)
         entry: dict[str, Any] = {"alias": alias, "error": code}
         if version is not None:
             entry["version"] = version

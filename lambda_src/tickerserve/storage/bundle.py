@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from tickerserve.errors import IntegrityError, InvalidModel
 from tickerserve.layout import (
+    BASELINE_FILE,
     METADATA_FILE,
     Version,
     artifact_key,
@@ -33,7 +34,7 @@ FORMAT = 2
 READABLE_FORMATS = (1, 2)
 # Artifacts a version carries for the publisher side only (the monitor's baseline): listed
 # with their sha256 like every artifact, never downloaded by the prediction function.
-MONITOR_ARTIFACTS = frozenset({"baseline.json"})
+MONITOR_ARTIFACTS = frozenset({BASELINE_FILE})
 EnsembleMethod = Literal["single", "weighted_average", "stacking"]
 ENSEMBLE_METHODS: tuple[str, ...] = ("single", "weighted_average", "stacking")
 CLASSIFICATION, REGRESSION = TASKS

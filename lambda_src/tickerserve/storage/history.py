@@ -19,7 +19,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from tickerserve.layout import MONITORING_HISTORY_KEY, TRAINING_HISTORY_KEY, Version
+from tickerserve.layout import (
+    MONITORING_HISTORY_KEY,
+    TRAINING_HISTORY_KEY,
+    Version,
+    history_archive_prefix,
+)
 from tickerserve.storage.compare_and_swap import ATTEMPTS, compare_and_swap
 from tickerserve.storage.store import KeyNotFound, PreconditionFailed, Store
 
@@ -41,8 +46,7 @@ def encode_records(records: Iterable[dict[str, Any]]) -> bytes:
 def archive_key(key: str, when: datetime) -> str:
     """``metadata/monitoring_history_archive_20261201T061500123456Z_1a2b3c4d.jsonl``: dated
     like the seed's archives, sorting in time order, unique per rotation attempt."""
-    stem = key.removesuffix(".jsonl")
-    return f"{stem}_archive_{when:%Y%m%dT%H%M%S%fZ}_{uuid.uuid4().hex[:8]}.jsonl"
+    return f"{history_archive_prefix(key)}{when:%Y%m%dT%H%M%S%fZ}_{uuid.uuid4().hex[:8]}.jsonl"
 
 
 def append_records(

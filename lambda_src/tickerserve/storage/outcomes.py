@@ -38,7 +38,7 @@ import orjson
 
 from tickerserve.contract import LIMITS, OUTCOME
 from tickerserve.errors import BadRequest, PayloadTooLarge, TickerserveError
-from tickerserve.layout import OUTCOMES_PREFIX, validate_key
+from tickerserve.layout import OUTCOMES_PREFIX, partition_prefix, validate_key
 from tickerserve.storage.store import KeyNotFound, PreconditionFailed, Store
 
 # The item's shape and limits are contract.json's (requests.outcomes), as the OpenAPI document's.
@@ -93,7 +93,7 @@ class Outcome:
 def batch_key(outcomes: Sequence[Outcome], day: str) -> str:
     """The object key of a batch: the day received and the hash of its normalized content."""
     digest = hashlib.sha256(b"\n".join(o.content() for o in outcomes)).hexdigest()
-    return validate_key(f"{OUTCOMES_PREFIX}dt={day}/{digest[:32]}{KEY_SUFFIX}")
+    return validate_key(f"{partition_prefix(OUTCOMES_PREFIX, day)}{digest[:32]}{KEY_SUFFIX}")
 
 
 def utc_timestamp(moment: datetime | None = None) -> str:
@@ -268,15 +268,16 @@ def outcome_keys(store: Store, since: date | None, until: date | None) -> list[s
         keys: list[str] = []
         day = since
         while day < until:
-            keys.extend(info.key for info in store.list(f"{OUTCOMES_PREFIX}dt={day}/"))
+            listed = store.list(partition_prefix(OUTCOMES_PREFIX, day.isoformat()))
+            keys.extend(info.key for info in listed)
             day += timedelta(days=1)
         return sorted(keys)
     low = None if since is None else since.isoformat()
     high = None if until is None else until.isoformat()
-    start = len(OUTCOMES_PREFIX) + len("dt=")
+    start = len(partition_prefix(OUTCOMES_PREFIX))
     return sorted(
         info.key
-        for info in store.list(f"{OUTCOMES_PREFIX}dt=")
+        for info in store.list(partition_prefix(OUTCOMES_PREFIX))
         if (low is None or info.key[start : start + _DAY_LENGTH] >= low)
         and (high is None or info.key[start : start + _DAY_LENGTH] < high)
     )
@@ -295,7 +296,7 @@ def _read_object(store: Store, key: str) -> OutcomeObject | None:
         except (OSError, EOFError, zlib.error):
             return OutcomeObject(key, [], 1, 1)
     # An object without received_at lines (written by hand) counts as received at midnight.
-    start = len(OUTCOMES_PREFIX) + len("dt=")
+    start = len(partition_prefix(OUTCOMES_PREFIX))
     midnight = f"{key[start : start + _DAY_LENGTH]}T00:00:00.000000Z"
     outcomes: list[Outcome] = []
     lines = 0

@@ -277,8 +277,9 @@ def test_monitor_run_validates_its_options(store_path):
     for args, message in [
         (("--since", "2026-13-01"), "--since '2026-13-01': expected a date YYYY-MM-DD"),
         (("--since", "2026-12-05", "--until", "2026-12-01"), "must be after --since"),
-        (("--psi-watch", "0.5", "--psi-drift", "0.2"), "need 0 <= watch (0.5) <= drift (0.2)"),
-        (("--alpha", "2"), "alpha must be in (0, 1)"),
+        (("--psi-watch", "0.5", "--psi-drift", "0.2"), "psiWatch (0.5) must be <= psiDrift (0.2)"),
+        (("--alpha", "2"), "alpha must be in (0, 1), not 2.0"),
+        (("--switch-win-rate", "0"), "switchWinRate must be in (0, 1], not 0.0"),
     ]:
         result = cli("--store", store_path, "monitor", "run", *args)
         assert result.exit_code == 2, args

@@ -17,7 +17,8 @@ from sklearn import metrics as skm
 from tickerserve.baselines.baseline import fit_histogram
 from tickerserve.baselines.metrics import ClassificationTally, RegressionTally, drift_pct
 from tickerserve.baselines.moments import Moments
-from tickerserve.monitor.drift_statistics import PSI_EPSILON, Threshold, linf_at_points, psi
+from tickerserve.monitor.config import Threshold
+from tickerserve.monitor.drift_statistics import PSI_EPSILON, linf_at_points, psi
 from tickerserve.monitor.significance import (
     diebold_mariano_hln,
     mcnemar_exact,

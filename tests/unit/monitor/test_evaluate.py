@@ -29,7 +29,9 @@ from tests.monitor_support import (
 from tests.support import DemoModels
 from tickerserve.baselines.baseline import Reference, Window, fit_baseline
 from tickerserve.baselines.persistence import attach_to_bundle
-from tickerserve.monitor.evaluate import MonitorConfig, Period, RunReport, run_monitor
+from tickerserve.monitor.config import MonitorConfig
+from tickerserve.monitor.evaluate import run_monitor
+from tickerserve.monitor.report import Period, RunReport
 from tickerserve.publishing.release import apply_publication, write_version
 from tickerserve.serving.model import LoadedModel
 from tickerserve.storage.store import LocalStore
@@ -288,7 +290,7 @@ def test_lines_that_are_not_capture_records_are_skipped_and_counted(store, model
     store.put(f"{day}/garbage.jsonl", b'not json\n{"kind": "other"}\n[1, 2]\n\n')
     store.put(f"{day}/truncated.jsonl.gz", gzip.compress(b'{"kind": "capture"}\n' * 100)[:60])
     result = run(store)
-    assert result.capture["skipped"] >= 4
+    assert result.capture.skipped >= 4
     assert result.models[0].to_dict()["rows"] == 400
 
 
@@ -316,8 +318,8 @@ def test_memory_stays_bounded_with_a_sample_of_outcomes(store, models) -> None:
     full = run(store).models[0].to_dict()
     result = run(store, config=MonitorConfig(outcome_capacity=500))
     sampled = result.models[0].to_dict()
-    assert result.outcomes["request_ids"] <= 500
-    assert result.outcomes["sample_rate"] <= 0.25
+    assert result.outcomes.request_ids <= 500
+    assert result.outcomes.sample_rate <= 0.25
     assert sampled["performance"]["scored"] < full["performance"]["scored"]
     assert sampled["performance"]["coverage"] == 1.0  # rows outside the sample do not count
     assert sampled["performance"]["current"] == pytest.approx(

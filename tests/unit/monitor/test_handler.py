@@ -16,6 +16,13 @@ from tests.unit.monitor.test_evaluate import SHIFTED, smh_store, traffic
 from tickerserve.layout import MONITORING_HISTORY_KEY
 from tickerserve.monitor import handler
 from tickerserve.monitor.cloudwatch import NAMESPACE
+from tickerserve.settings import (
+    ENV_BUCKET,
+    ENV_MONITOR_AUTO_PROMOTE,
+    ENV_MONITOR_DAYS,
+    ENV_MONITOR_THRESHOLDS,
+    ENV_STORE_PATH,
+)
 from tickerserve.storage.history import read_records
 from tickerserve.storage.registry import read_registry
 from tickerserve.storage.store import S3Store
@@ -30,8 +37,8 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[S3Store]:
     with mock_aws():
         client = boto3.client("s3", region_name="us-east-1")
         client.create_bucket(Bucket=BUCKET)
-        monkeypatch.setenv(handler.ENV_BUCKET, BUCKET)
-        monkeypatch.setenv(handler.ENV_STORE_PATH, "")
+        monkeypatch.setenv(ENV_BUCKET, BUCKET)
+        monkeypatch.setenv(ENV_STORE_PATH, "")
         yield S3Store(BUCKET, client=client)
 
 
@@ -84,7 +91,7 @@ def test_a_scheduled_run_judges_the_week_before_writes_history_and_metrics(aws, 
 
 
 def test_auto_promote_moves_production_through_the_promote_path(aws, models, monkeypatch) -> None:
-    monkeypatch.setenv(handler.ENV_AUTO_PROMOTE, "true")
+    monkeypatch.setenv(ENV_MONITOR_AUTO_PROMOTE, "true")
     names = smh_store(aws, models, metrics={"accuracy": 0.6})
     traffic(aws, names, models.smh.metadata.classes, challenger_right=0.85)
     summary = handler.lambda_handler(load_event("scheduler_monitor.json"), None)
@@ -109,7 +116,11 @@ def test_a_manual_invocation_may_name_its_days_and_models(aws, models) -> None:
 
 
 def test_bad_thresholds_fail_loudly() -> None:
-    with pytest.raises(ValueError, match="unknown keys"):
-        handler.MonitorSettings.from_env({handler.ENV_THRESHOLDS: '{"psi": 1}'})
-    with pytest.raises(ValueError, match="watch"):
-        handler.MonitorSettings.from_env({handler.ENV_THRESHOLDS: '{"psiWatch": 0.5}'})
+    with pytest.raises(ValueError, match=r"TICKERSERVE_MONITOR_THRESHOLDS: unknown keys \['psi'\]"):
+        handler.MonitorSettings.from_env({ENV_MONITOR_THRESHOLDS: '{"psi": 1}'})
+    with pytest.raises(ValueError, match=r"psiWatch \(0\.5\) must be <= psiDrift \(0\.25\)"):
+        handler.MonitorSettings.from_env({ENV_MONITOR_THRESHOLDS: '{"psiWatch": 0.5}'})
+    with pytest.raises(ValueError, match=r"alpha must be in \(0, 1\), not 0"):
+        handler.MonitorSettings.from_env({ENV_MONITOR_THRESHOLDS: '{"alpha": 0}'})
+    with pytest.raises(ValueError, match=r"TICKERSERVE_MONITOR_DAYS='93' must be in \[1, 92\]"):
+        handler.MonitorSettings.from_env({ENV_MONITOR_DAYS: "93"})

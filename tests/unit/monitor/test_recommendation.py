@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tickerserve.monitor.recommendation import Evidence, Rule, recommend, seed_sentence
+from tickerserve.monitor.config import MonitorConfig, Rule
+from tickerserve.monitor.recommendation import Evidence, recommend, seed_sentence
 from tickerserve.monitor.significance import Significance
 
 # The monitor function's layer has no scipy: nothing here may import it.
@@ -36,7 +37,7 @@ WRONG_WAY = Significance("mcnemar_exact", -30.0, 0.001, 200, "champion")
     ],
 )
 def test_the_rule(drift, win, test, inputs, action) -> None:
-    decision = recommend(Evidence(drift, win, test, inputs), Rule())
+    decision = recommend(Evidence(drift, win, test, inputs), MonitorConfig().rule)
     assert decision.action == action
     assert decision.reason
 
@@ -51,8 +52,8 @@ def test_thresholds_are_configurable() -> None:
         recommend(Evidence(1.0, 0.6, Significance("x", 1, 0.02, 9, "challenger")), rule).action
         == "keep"
     )
-    with pytest.raises(ValueError, match="alpha"):
-        Rule(alpha=1.5)
+    with pytest.raises(ValueError, match=r"alpha must be in \(0, 1\), not 1\.5"):
+        MonitorConfig(alpha=1.5)
 
 
 def test_the_history_sentence_speaks_like_the_seed() -> None:

@@ -24,14 +24,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from tickerserve.baselines.baseline import FILE_NAME as BASELINE
 from tickerserve.baselines.baseline import Baseline
 from tickerserve.baselines.persistence import attach_to_bundle, has_baseline, write_sidecar
 from tickerserve.cli.errors import Refused
 from tickerserve.cli.importers.plan import Candidate, ImportOptions, ImportPlan, Skipped
 from tickerserve.cli.reference import fit_from_table
 from tickerserve.errors import Conflict, TickerserveError
-from tickerserve.layout import TRAINING_HISTORY_KEY, Version, next_version
+from tickerserve.layout import BASELINE_FILE, TRAINING_HISTORY_KEY, Version, next_version
 from tickerserve.publishing.content import content_digest, stored_versions
 from tickerserve.publishing.conversion.recipe import Converted
 from tickerserve.publishing.release import (
@@ -179,8 +178,8 @@ def _convert(candidate: Candidate, plan: ImportPlan, options: ImportOptions) -> 
         return None
     converted = dataclasses.replace(converted, bundle=bundle)
     outcome = Outcome(candidate, converted, content_digest(bundle.metadata))
-    if BASELINE in bundle.files:
-        outcome.baseline = Baseline.from_json(bundle.files[BASELINE])
+    if BASELINE_FILE in bundle.files:
+        outcome.baseline = Baseline.from_json(bundle.files[BASELINE_FILE])
     return outcome
 
 
