@@ -2,10 +2,10 @@
 
 Alarms on what clients see (5xx, function errors, throttles, p99 latency: the requests and
 latency as the stage's front door counts them, API Gateway's or the function URL's metrics)
-and on what warm sandboxes hide behind good answers: versions that fail to load, registry reads that fail,
-answers from a last good version, and a registry that has not been read for too long (the
-function's own metrics, named in the runtime's ``metric_names.json``; an alarm on one of them
-is named after it). The README has a runbook line per alarm.
+and on what warm sandboxes hide behind good answers: versions that fail to load, registry
+reads that fail, answers from a last good version, and a registry that has not been read for
+too long (the function's own metrics, named in the runtime's ``metric_names.json``; an alarm
+on one of them is named after it). The README has a runbook line per alarm.
 """
 
 from __future__ import annotations
