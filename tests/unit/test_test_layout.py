@@ -29,6 +29,8 @@ UNIT = TESTS / "unit"
 # Test files under tests/unit that are not named after one module, and why.
 CROSS_CUTTING = {
     "test_layers.py": "the declared layer order (tickerserve.LAYERS) over the whole package",
+    "test_definitions.py": "no copy of a shared name or threshold (layout.json, metric_names.json,"
+    " monitor/config.json) anywhere in the runtime, infra, app or bench",
     "test_test_layout.py": "this file: the test layout and pytest.raises checks",
     "http/test_api_fuzz.py": "property-based fuzzing of the whole HTTP surface",
     "serving/test_families.py": "every model family served end to end: convert, publish, load",

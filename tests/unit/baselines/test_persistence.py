@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from tests.monitor_support import REGISTRY_KEY, classification_baseline, reference_rows
-from tickerserve.baselines.baseline import FILE_NAME, Baseline, BaselineError
+from tickerserve.baselines.baseline import Baseline, BaselineError
 from tickerserve.baselines.persistence import (
     attach_to_bundle,
     has_baseline,
@@ -20,6 +20,7 @@ from tickerserve.baselines.persistence import (
     write_sidecar,
 )
 from tickerserve.errors import Conflict, IntegrityError, NotFound
+from tickerserve.layout import BASELINE_FILE as FILE_NAME
 from tickerserve.layout import baseline_sidecar_key
 from tickerserve.publishing.release import publish_bundle
 from tickerserve.serving.service import ModelService

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from tests.monitor_support import Row, class_output, stamp
+from tickerserve.layout import CAPTURE_PREFIX, partition_prefix
 from tickerserve.monitor.capture_reader import (
     ReadCounts,
-    day_prefix,
     days,
     is_capture,
     iter_lines,
@@ -46,7 +46,7 @@ def store(tmp_path: Path) -> LocalStore:
 def test_a_window_is_its_days_half_open():
     assert days(date(2026, 11, 30), date(2026, 12, 2)) == [date(2026, 11, 30), date(2026, 12, 1)]
     assert days(DAY, DAY) == []
-    assert day_prefix("capture/", DAY) == "capture/dt=2026-12-01/"
+    assert partition_prefix(CAPTURE_PREFIX, DAY.isoformat()) == "capture/dt=2026-12-01/"
 
 
 def test_only_objects_of_the_windows_days_are_read_in_key_order(store: LocalStore):

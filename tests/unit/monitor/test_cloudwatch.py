@@ -13,17 +13,10 @@ from moto import mock_aws
 
 from tests.monitor_support import REGISTRY_KEY
 from tests.unit.monitor.test_evaluate import SHIFTED, run, smh_store, traffic
-from tickerserve.monitor.cloudwatch import (
-    CHALLENGER_WIN_RATE,
-    DIMENSION,
-    FEATURE_DRIFT_MAX,
-    METRIC_NAMES,
-    NAMESPACE,
-    SWITCH_RECOMMENDED,
-    emit,
-    metric_data,
-)
-from tickerserve.monitor.evaluate import RunReport
+from tickerserve.metric_names import MONITOR
+from tickerserve.metric_names import RAW as METRICS
+from tickerserve.monitor.cloudwatch import NAMESPACE, emit, metric_data
+from tickerserve.monitor.report import RunReport
 from tickerserve.publishing.release import publish_bundle
 from tickerserve.storage.store import LocalStore
 
@@ -51,9 +44,9 @@ def test_each_model_has_its_figures_and_the_worst_has_no_dimension(report: RunRe
     entries = metric_data(report)
     figures = by_model(entries)
     smh = figures["etfs/SMH"]
-    assert set(smh) == set(METRIC_NAMES)
-    assert smh[SWITCH_RECOMMENDED] == 1.0 and smh[CHALLENGER_WIN_RATE] == 1.0
-    assert smh[FEATURE_DRIFT_MAX] >= 0.25
+    assert set(smh) == set(METRICS["monitor"]["figures"].values())
+    assert smh[MONITOR.switch_recommended] == 1.0 and smh[MONITOR.challenger_win_rate] == 1.0
+    assert smh[MONITOR.feature_drift_max] >= 0.25
     # the worst over models: here SMH's own figures
     assert figures[None] == {
         name: max(v[name] for m, v in figures.items() if m and name in v) for name in figures[None]
@@ -61,14 +54,16 @@ def test_each_model_has_its_figures_and_the_worst_has_no_dimension(report: RunRe
     assert all(e["Unit"] == "None" for e in entries)
     when = datetime.fromisoformat(report.started_at.replace("Z", "+00:00"))
     assert {e["Timestamp"] for e in entries} == {when}
-    assert all(e["Dimensions"][0]["Name"] == DIMENSION for e in entries if "Dimensions" in e)
+    assert all(
+        e["Dimensions"][0]["Name"] == MONITOR.model_dimension for e in entries if "Dimensions" in e
+    )
 
 
 def test_figures_a_run_could_not_compute_are_left_out(report: RunReport) -> None:
     spy = by_model(metric_data(report)).get("etfs/SPY", {})
     # no baseline and no traffic: no drift, no win rate; the recommendation still counts
-    assert FEATURE_DRIFT_MAX not in spy and CHALLENGER_WIN_RATE not in spy
-    assert spy.get(SWITCH_RECOMMENDED) == 0.0
+    assert MONITOR.feature_drift_max not in spy and MONITOR.challenger_win_rate not in spy
+    assert spy.get(MONITOR.switch_recommended) == 0.0
 
 
 def test_emit_sends_every_entry_to_cloudwatch(report: RunReport) -> None:
@@ -78,8 +73,8 @@ def test_emit_sends_every_entry_to_cloudwatch(report: RunReport) -> None:
         listed = client.list_metrics(Namespace=NAMESPACE)["Metrics"]
         assert sent == len(metric_data(report)) == len(listed)
         stats = client.get_metric_statistics(
-            Namespace=NAMESPACE, MetricName=SWITCH_RECOMMENDED,
-            Dimensions=[{"Name": DIMENSION, "Value": "etfs/SMH"}],
+            Namespace=NAMESPACE, MetricName=MONITOR.switch_recommended,
+            Dimensions=[{"Name": MONITOR.model_dimension, "Value": "etfs/SMH"}],
             StartTime=datetime(2020, 1, 1, tzinfo=UTC), EndTime=datetime(2030, 1, 1, tzinfo=UTC),
             Period=86400 * 3650, Statistics=["Maximum"],
         )  # fmt: skip

@@ -57,7 +57,8 @@ def test_by_default_a_run_writes_history_and_changes_nothing_else(store, models)
 def test_a_switch_is_promoted_through_the_promote_path_and_recorded(store, models) -> None:
     switching(store, models)
     done = complete(store, REGISTRY_KEY, run(store), promote_switches=True)
-    (move,) = done.promotions
+    (promotion,) = done.promotions
+    move = promotion.to_dict()
     assert (move["from"], move["to"], move["alias"]) == ("1.0.0", "1.0.1", "production")
     assert production(store) == "1.0.1"
     entry = read_registry(store, REGISTRY_KEY).registry.models["etfs/SMH"]
@@ -75,7 +76,7 @@ def test_a_champion_that_moved_since_the_run_judged_it_is_not_switched(store, mo
     # When the run completes with auto-promotion
     done = complete(store, REGISTRY_KEY, judged, promote_switches=True)
     # Then nothing moved and the history line says why
-    (outcome,) = done.promotions
+    (outcome,) = (p.to_dict() for p in done.promotions)
     assert outcome == {
         "model": "etfs/SMH",
         "error": "etfs/SMH production moved to 1.0.1 since it was judged at 1.0.0; not promoting",
