@@ -43,6 +43,7 @@ COLUMNS: dict[str, str] = {
     "request_id": "string",
     "source": "string",
     "ticker": "string",
+    "signal": "string",
     "timeframe": "string",
     "model": "string",
     "version": "string",

@@ -118,6 +118,9 @@ MODEL_NAME = ModelNameRule(
     RAW["model_name"]["hint"],
 )
 LIMITS = Limits(**RAW["limits"])
+# The signal every ticker has until it is given another, and the one every route of a
+# registry written before signals is on.
+DEFAULT_SIGNAL: str = NAMES["signal"].check(RAW["signals"]["default"])
 
 
 def _request(raw: dict[str, Any]) -> RequestShape:

@@ -70,6 +70,7 @@ _TICKER = NAMES["ticker"]
 _ALIAS = NAMES["alias"]
 _VERSION = NAMES["version"]
 _TIMEFRAME = NAMES["timeframe"]
+_SIGNAL = NAMES["signal"]
 _OBJECT_KEY = NAMES["object_key"]
 _ARTIFACT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
@@ -123,6 +124,11 @@ def validate_alias(alias: str) -> str:
 def validate_timeframe(timeframe: str) -> str:
     """A timeframe: ``m``, ``h``, ``d`` or ``w`` followed by one to three digits (``d1``)."""
     return _TIMEFRAME.check(timeframe)
+
+
+def validate_signal(signal: str) -> str:
+    """A signal: what a model predicts for a ticker, a lower-case word (``volatility``)."""
+    return _SIGNAL.check(signal)
 
 
 def validate_artifact_name(name: str) -> str:

@@ -12,8 +12,8 @@ from tests.infra.conftest import Synth, function_with_handler, only, resources, 
 from tickerserve.layout import CAPTURE_KIND
 
 RECORD_FIELDS = [
-    "kind", "v", "time", "request_id", "source", "ticker", "timeframe", "model", "version",
-    "alias", "role", "task", "features", "output", "challengers", "latency_us",
+    "kind", "v", "time", "request_id", "source", "ticker", "signal", "timeframe", "model",
+    "version", "alias", "role", "task", "features", "output", "challengers", "latency_us",
 ]  # fmt: skip
 
 

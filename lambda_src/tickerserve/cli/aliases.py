@@ -22,6 +22,7 @@ from tickerserve.layout import (
     Version,
     normalize_ticker,
     validate_alias,
+    validate_signal,
     validate_timeframe,
 )
 from tickerserve.publishing.promotion import promote
@@ -116,6 +117,24 @@ def route_command(
         typer.Option("--asset-class", help="etf or stock (default from the model name)."),
     ] = None,
     remove: Annotated[bool, typer.Option("--remove", help="Remove the tickers' routes.")] = False,
+    signal: Annotated[
+        str | None,
+        typer.Option(
+            "--signal",
+            "-s",
+            help="What the model predicts for the tickers (a lower-case word: strategy, "
+            "volatility, direction, ...); without it, each ticker's default signal. With "
+            "--remove: only this signal's routes.",
+        ),
+    ] = None,
+    default_signal: Annotated[
+        bool,
+        typer.Option(
+            "--default-signal",
+            help="Also make --signal the tickers' default signal (what requests naming no "
+            "signal get).",
+        ),
+    ] = False,
     timeframe: Annotated[
         str | None,
         typer.Option(
@@ -129,14 +148,21 @@ def route_command(
 ) -> None:
     """Route tickers to a published model, or remove their routes (--remove).
 
-    With --timeframe the route serves requests naming that timeframe; the default route
-    (without --timeframe) serves requests naming none.
+    A route is keyed by ticker, signal and timeframe: --signal names what the model predicts
+    (a ticker may have several models, one per signal; requests pick one with "signal"), and
+    --timeframe routes one timeframe (requests naming it); without them, the ticker's default
+    signal and its default route. Tickers new to the registry take --signal as their default
+    signal (unless a fallback already answers for them).
     """
     t = target(ctx)
     if remove == (model is not None):
         raise Refused("give either --model NAME or --remove")
+    if default_signal and (signal is None or remove):
+        raise Refused("--default-signal needs --signal and --model")
     if timeframe is not None:
         timeframe = validate_timeframe(timeframe)
+    if signal is not None:
+        signal = validate_signal(signal)
     names = list(dict.fromkeys(normalize_ticker(x) for x in tickers))
     if model is not None:
         model = model_name(model, t)
@@ -147,36 +173,42 @@ def route_command(
 
     def mutate(registry: Registry) -> None:
         if model is None:
-            missing = [
-                x
-                for x in names
-                if x not in registry.tickers
-                or (timeframe is not None and timeframe not in registry.tickers[x].timeframes)
-            ]
+            missing = [x for x in names if not _routed(registry, x, signal, timeframe)]
             if missing:
-                what = f" for timeframe {timeframe}" if timeframe else ""
+                what = f" on signal {signal}" if signal else ""
+                what += f" for timeframe {timeframe}" if timeframe else ""
                 raise Refused(f"not routed{what}: {', '.join(missing)}")
             for x in names:
-                registry.remove_route(x, timeframe)
+                registry.remove_route(x, timeframe, signal)
             return
         entry = registry.models.get(model)
         if entry is None or not entry.aliases:
             raise Refused(f"model {model} has no published alias; publish or promote it first")
         for x in names:
-            registry.set_route(x, model, asset_class or "", timeframe)
+            registry.set_route(x, model, asset_class or "", timeframe, signal)
+            if default_signal and signal is not None:
+                registry.set_default_signal(x, signal)
 
     registry = update_registry(t.store, t.registry_key, mutate)
     entry = registry.models.get(model) if model else None
     if entry is not None and DEFAULT_ALIAS not in entry.aliases:
         note(f"warning: {model} has no {DEFAULT_ALIAS} alias; requests must name an alias")
-    routed = {"model": model, "asset_class": asset_class}
-    if timeframe is not None:
-        routed["timeframe"] = timeframe
-    result = {
-        "revision": registry.revision,
-        "removed" if remove else "routed": dict.fromkeys(names, None if remove else routed),
-    }
-    which = f" {timeframe}" if timeframe else ""
+    routed: dict[str, dict[str, str | None] | None] = {}
+    for x in names:
+        own = registry.tickers.get(x)
+        routed[x] = (
+            None
+            if remove
+            else {
+                "model": model,
+                "asset_class": asset_class,
+                "signal": signal or (own.default_signal if own is not None else None),
+                "default_signal": own.default_signal if own is not None else None,
+                **({"timeframe": timeframe} if timeframe is not None else {}),
+            }
+        )
+    result = {"revision": registry.revision, "removed" if remove else "routed": routed}
+    which = (f" {signal}" if signal else "") + (f" {timeframe}" if timeframe else "")
     if json_output:
         print_json(result)
     elif remove:
@@ -186,6 +218,23 @@ def route_command(
             f"{', '.join(names)}{which} -> {model} ({asset_class}) "
             f"(registry revision {registry.revision})"
         )
+        for x in names:
+            own = registry.tickers[x]
+            if signal is not None and own.default_signal != signal:
+                note(
+                    f"note: {x} answers {own.default_signal} when a request names no signal; "
+                    f'requests for this model send "signal": "{signal}" (or --default-signal)'
+                )
+
+
+def _routed(registry: Registry, ticker: str, signal: str | None, timeframe: str | None) -> bool:
+    own = registry.tickers.get(ticker)
+    if own is None:
+        return False
+    if signal is None and timeframe is None:
+        return True
+    routes = own.on(signal)
+    return routes is not None and (timeframe is None or timeframe in routes.timeframes)
 
 
 def fallback_command(

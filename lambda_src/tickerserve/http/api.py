@@ -41,7 +41,7 @@ from tickerserve.errors import (
 )
 from tickerserve.http import events, openapi
 from tickerserve.http.views import describe_models, describe_ticker, health
-from tickerserve.layout import normalize_ticker, validate_timeframe
+from tickerserve.layout import normalize_ticker, validate_signal, validate_timeframe
 from tickerserve.serving import request_ids
 from tickerserve.serving.capture import DISABLED, Capture
 from tickerserve.serving.observability import logger
@@ -164,11 +164,12 @@ class Api:
                 self.service, limit=body.get("limit"), next_token=body.get("next")
             )
         if action == "model":
-            timeframe = body.get("timeframe")
+            timeframe, signal = body.get("timeframe"), body.get("signal")
             return describe_ticker(
                 self.service,
                 _ticker(body.get("ticker")),
                 None if timeframe is None else _timeframe(timeframe),
+                None if signal is None else _signal(signal),
             )
         if action == "health":
             return health(self.service, cold=self.invocations == 1)[0]
@@ -253,8 +254,12 @@ class Api:
         )
         def get_model(ticker: str) -> dict[str, Any]:
             timeframe = app.current_event.get_query_string_value("timeframe")
+            signal = app.current_event.get_query_string_value("signal")
             return describe_ticker(
-                service, _ticker(ticker), None if timeframe is None else _timeframe(timeframe)
+                service,
+                _ticker(ticker),
+                None if timeframe is None else _timeframe(timeframe),
+                None if signal is None else _signal(signal),
             )
 
         @app.get(
@@ -367,6 +372,13 @@ def _timeframe(raw: Any) -> str:
         return validate_timeframe(raw)
     except ValueError as exc:
         raise BadRequest(str(exc), code="invalid_timeframe") from None
+
+
+def _signal(raw: Any) -> str:
+    try:
+        return validate_signal(raw)
+    except ValueError as exc:
+        raise BadRequest(str(exc), code="invalid_signal") from None
 
 
 def _route_pattern(path: str) -> re.Pattern[str]:

@@ -106,6 +106,11 @@ _ANSWER_COMMON: dict[str, Any] = {
     "request_id": {"type": "string", "description": "X-Request-Id, request_id or generated."},
     "ticker": {"type": "string"},
     "model": MODEL_REF,
+    "signal": {
+        "type": "string",
+        "description": "The signal that answered: the one named, else the ticker's default.",
+        "examples": ["strategy"],
+    },
     "timeframe": {"type": "string", "description": "Present when the request named one."},
 }
 
@@ -269,14 +274,23 @@ MODELS: dict[str, Any] = {
         "updated_at": {"type": "string"},
         "routes": {
             "type": "array",
-            "description": "Ticker routes in order: each ticker's default route, then its "
-            "timeframes; then asset-class fallbacks (ticker null); then models no route "
-            "names (ticker and asset_class null).",
+            "description": "Ticker routes in order: each ticker's signals, each with its "
+            "default route, then its timeframes; then asset-class fallbacks (ticker null); then "
+            "models no route names (ticker, signal and asset_class null).",
             "items": {
                 "type": "object",
-                "required": ["ticker", "timeframe", "asset_class", "model", "via_fallback"],
+                "required": [
+                    "ticker",
+                    "signal",
+                    "timeframe",
+                    "asset_class",
+                    "model",
+                    "via_fallback",
+                    "default",
+                ],
                 "properties": {
                     "ticker": _NULLABLE_STRING,
+                    "signal": _NULLABLE_STRING,
                     "timeframe": _NULLABLE_STRING,
                     "asset_class": _NULLABLE_STRING,
                     "model": {
@@ -284,6 +298,10 @@ MODELS: dict[str, Any] = {
                         "description": "null: the ticker's asset class has no fallback model",
                     },
                     "via_fallback": {"type": "boolean"},
+                    "default": {
+                        "type": "boolean",
+                        "description": "The route a request naming no signal nor timeframe gets.",
+                    },
                 },
             },
         },
@@ -345,6 +363,13 @@ PARAMETERS: dict[str, list[dict[str, Any]]] = {
             "schema": {"type": "string", "pattern": NAMES["ticker"].json_pattern},
         },
         {
+            "name": "signal",
+            "in": "query",
+            "required": False,
+            "description": "Describe the ticker's model for this signal (default: its own).",
+            "schema": {"type": "string", "pattern": NAMES["signal"].json_pattern},
+        },
+        {
             "name": "timeframe",
             "in": "query",
             "required": False,
@@ -361,14 +386,32 @@ MODEL_DETAIL: dict[str, Any] = {
         "ticker": {"type": "string"},
         "asset_class": {"type": "string"},
         "via_fallback": {"type": "boolean"},
+        "signal": {"type": "string", "description": "The signal described."},
+        "default_signal": {
+            "type": "string",
+            "description": "The signal that answers requests naming none.",
+        },
+        "signals": {
+            "type": "object",
+            "description": "Every signal the ticker answers on: signal -> its default model "
+            "(null: none, name a timeframe) and its timeframes (timeframe -> model).",
+            "additionalProperties": {
+                "type": "object",
+                "properties": {
+                    "model": nullable({"type": "string"}),
+                    "timeframes": {"type": "object", "additionalProperties": {"type": "string"}},
+                    "via_fallback": {"type": "boolean"},
+                },
+            },
+        },
         "timeframe": {
             **nullable({"type": "string"}),
-            "description": "The timeframe described (null: the ticker's default route).",
+            "description": "The timeframe described (null: the signal's default route).",
         },
         "timeframes": {
             "type": "object",
             "additionalProperties": {"type": "string"},
-            "description": "timeframe -> model, every timeframe the ticker routes.",
+            "description": "timeframe -> model, every timeframe the described signal routes.",
         },
         "model": MODEL_REF,
         "aliases": _ALIASES,
@@ -528,8 +571,10 @@ def with_gateway_errors(responses: dict[int, Any]) -> dict[int, Any]:
 _NOT_JSON = error("Content-Type is present and not JSON (application/json)")
 _STORAGE_DOWN = error(
     "Nothing good is held for the request: the model store is unreachable or too slow "
-    "(storage_unavailable, with Retry-After), or the version the registry names is missing, "
-    "fails verification or cannot be loaded (integrity_error, invalid_model)"
+    "(storage_unavailable, with Retry-After), the version the registry names is missing, "
+    "fails verification or cannot be loaded (integrity_error, invalid_model), or the store "
+    "holds a seed project's own registry that `tickerserve import-seed` has not converted yet "
+    "(registry_needs_import)"
 )
 
 PREDICT_RESPONSES: dict[int, Any] = with_gateway_errors(
@@ -539,7 +584,10 @@ PREDICT_RESPONSES: dict[int, Any] = with_gateway_errors(
             "Bad JSON, wrong fields or types, missing or extra features, NaN, null for a model "
             "that refuses missing values, a ticker without a default route and no timeframe"
         ),
-        404: error("Unknown ticker, alias, version or timeframe (unknown_timeframe)"),
+        404: error(
+            "Unknown ticker, alias, version, timeframe (unknown_timeframe) or signal "
+            "(unknown_signal: the message lists the ticker's signals)"
+        ),
         413: error("Body over 6 MiB (body_too_large)"),
         415: _NOT_JSON,
         503: _STORAGE_DOWN,
@@ -581,12 +629,15 @@ MODELS_RESPONSES: dict[int, Any] = with_gateway_errors(
 MODEL_RESPONSES: dict[int, Any] = with_gateway_errors(
     {
         200: ok(
-            "The model serving the ticker (or ?timeframe=): task, members, features, classes, "
-            "metrics, timeframes",
+            "The model serving the ticker (or ?signal=, ?timeframe=): task, members, features, "
+            "classes, metrics, and every signal x timeframe the ticker routes",
             MODEL_DETAIL,
         ),
-        400: error("Not a valid ticker or timeframe"),
-        404: error("No model serves this ticker (or this timeframe of it)"),
+        400: error("Not a valid ticker, signal or timeframe"),
+        404: error(
+            "No model serves this ticker (or this signal or timeframe of it: unknown_signal, "
+            "unknown_timeframe)"
+        ),
         503: _STORAGE_DOWN,
     }
 )
@@ -607,6 +658,10 @@ PREDICT_BODY = request_body(
         "stock": {
             "summary": "A stock served by the universal model, features as a list",
             "value": {"ticker": "AAPL", "features": list(EXAMPLE_FEATURES.values())},
+        },
+        "signal": {
+            "summary": "Naming the signal (which of the ticker's models; default: its own)",
+            "value": {"ticker": "SMH", "signal": "strategy", "features": EXAMPLE_FEATURES},
         },
     },
 )

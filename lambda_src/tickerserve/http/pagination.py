@@ -7,9 +7,11 @@ plus the aliases of the models its rows name. ``next`` is an opaque token (the k
 last row, so a registry that changes between pages neither repeats nor skips a row that
 stayed); it is null on the last page.
 
-Rows come in one order: every ticker (sorted) with its default route and then its timeframe
-routes; then the asset-class fallbacks (``ticker`` null); then models no route names
-(``ticker`` and ``asset_class`` null).
+Rows come in one order: every ticker (sorted), its signals (sorted), each with its default
+route and then its timeframe routes; then the asset-class fallbacks (``ticker`` null, on the
+default signal of the tickers they answer for); then models no route names (``ticker``,
+``signal`` and ``asset_class`` null). ``default`` marks the row that answers a request naming
+neither signal nor timeframe.
 """
 
 from __future__ import annotations
@@ -22,14 +24,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from tickerserve.contract import LIMITS, MODEL_NAME, NAMES
+from tickerserve.contract import DEFAULT_SIGNAL, LIMITS, MODEL_NAME, NAMES
 from tickerserve.errors import BadRequest
 from tickerserve.storage.registry import Registry
 
 _dumps = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 TICKERS, FALLBACKS, UNROUTED = range(3)
-Key = tuple[int, str, str]  # (section, ticker / asset class / model, timeframe or "")
-_MAX_TOKEN_CHARS = 300  # the longest token: "m~" + a 259-character model name + "~"
+# (section, ticker / asset class / model, signal or "", timeframe or "")
+Key = tuple[int, str, str, str]
+_MAX_TOKEN_CHARS = 300  # the longest token: "m~" + a 259-character model name + "~~"
 
 
 @dataclass(frozen=True)
@@ -53,9 +56,7 @@ def _index(registry: Registry) -> _Index:
             return _cache[0]
     named = set(registry.fallbacks.values())
     for route in registry.tickers.values():
-        if route.model is not None:
-            named.add(route.model)
-        named.update(route.timeframes.values())
+        named.update(model for _, _, model in route.routes())
     index = _Index(
         registry,
         sorted(registry.tickers),
@@ -70,7 +71,7 @@ def _index(registry: Registry) -> _Index:
 def _rows(registry: Registry, after: Key | None) -> Iterator[tuple[Key, dict[str, Any]]]:
     """Every route row after ``after`` (from the start when None), in page order."""
     index = _index(registry)
-    section, name, _ = after if after is not None else (TICKERS, "", "")
+    section, name, _, _ = after if after is not None else (TICKERS, "", "", "")
     if section == TICKERS:
         start = bisect.bisect_left(index.tickers, name) if after is not None else 0
         for ticker in index.tickers[start:]:
@@ -80,36 +81,50 @@ def _rows(registry: Registry, after: Key | None) -> Iterator[tuple[Key, dict[str
     if section <= FALLBACKS:
         start = bisect.bisect_right(index.fallbacks, name) if section == FALLBACKS else 0
         for cls in index.fallbacks[start:]:
-            yield (FALLBACKS, cls, ""), _row(None, None, cls, registry.fallbacks[cls], True)
+            row = _row(None, DEFAULT_SIGNAL, None, cls, registry.fallbacks[cls], True, True)
+            yield (FALLBACKS, cls, "", ""), row
     start = bisect.bisect_right(index.unrouted, name) if section == UNROUTED else 0
     for model in index.unrouted[start:]:
-        yield (UNROUTED, model, ""), _row(None, None, None, model, False)
+        yield (UNROUTED, model, "", ""), _row(None, None, None, None, model, False, False)
 
 
-def _ticker_rows(registry: Registry, ticker: str) -> Iterator[tuple[Key, dict[str, Any]]]:
+def _ticker_rows(registry: Registry, ticker: str) -> list[tuple[Key, dict[str, Any]]]:
+    """The ticker's rows in key order (signal, then its default route before timeframes)."""
     route = registry.tickers[ticker]
-    if route.model is not None:
-        yield (TICKERS, ticker, ""), _row(ticker, None, route.asset_class, route.model, False)
-    elif not route.timeframes:  # the asset class's fallback answers, if it has one
-        model = registry.fallbacks.get(route.asset_class)
-        yield (TICKERS, ticker, ""), _row(ticker, None, route.asset_class, model, True)
-    for timeframe, model in sorted(route.timeframes.items()):
-        yield (TICKERS, ticker, timeframe), _row(ticker, timeframe, route.asset_class, model, False)
+    cls, default = route.asset_class, route.default_signal
+    rows = []
+    if default not in route.signals:  # the asset class's fallback answers there, if it has one
+        model = registry.fallbacks.get(cls)
+        rows.append(
+            ((TICKERS, ticker, default, ""), _row(ticker, default, None, cls, model, True, True))
+        )
+    for signal, own in route.signals.items():
+        if own.model is not None:
+            row = _row(ticker, signal, None, cls, own.model, False, signal == default)
+            rows.append(((TICKERS, ticker, signal, ""), row))
+        for timeframe, model in own.timeframes.items():
+            row = _row(ticker, signal, timeframe, cls, model, False, False)
+            rows.append(((TICKERS, ticker, signal, timeframe), row))
+    return sorted(rows, key=lambda item: item[0])
 
 
 def _row(
     ticker: str | None,
+    signal: str | None,
     timeframe: str | None,
     asset_class: str | None,
     model: str | None,
     via_fallback: bool,
+    default: bool,
 ) -> dict[str, Any]:
     return {
         "ticker": ticker,
+        "signal": signal,
         "timeframe": timeframe,
         "asset_class": asset_class,
         "model": model,
         "via_fallback": via_fallback,
+        "default": default,
     }
 
 
@@ -166,25 +181,27 @@ def _truncated(entry: dict[str, Any], budget: int) -> dict[str, Any]:
 
 
 # -- the next token ---------------------------------------------------------------------------
-# The key of the last row of a page, ``{section}~{name}~{timeframe}`` (``t~AAPL~h1``,
-# ``f~stock~``, ``m~etfs/SMH~``): opaque to clients (pass it back unchanged), and such that
-# every string the documented pattern allows names a position (the rows after it), so a
-# schema-driven client never gets a 400 for a token the document says is valid.
+# The key of the last row of a page, ``{section}~{name}~{signal}~{timeframe}``
+# (``t~AAPL~direction~h1``, ``f~stock~~``, ``m~etfs/SMH~~``): opaque to clients (pass it
+# back unchanged), and such that every string the documented pattern allows names a position
+# (the rows after it), so a schema-driven client never gets a 400 for a token the document
+# says is valid.
 _SECTIONS = {"t": TICKERS, "f": FALLBACKS, "m": UNROUTED}
 _LETTERS = {number: letter for letter, number in _SECTIONS.items()}
 _SEGMENT = MODEL_NAME.segment.pattern
 _MODEL = f"{_SEGMENT}(?:/{_SEGMENT}){{0,{MODEL_NAME.max_segments - 1}}}"
 TOKEN_PATTERN = (
-    f"(t)~({NAMES['ticker'].pattern.pattern})~((?:{NAMES['timeframe'].pattern.pattern})?)"
-    f"|(f)~({NAMES['asset_class'].pattern.pattern})~()"
-    f"|(m)~({_MODEL})~()"
+    f"(t)~({NAMES['ticker'].pattern.pattern})~({NAMES['signal'].pattern.pattern})"
+    f"~((?:{NAMES['timeframe'].pattern.pattern})?)"
+    f"|(f)~({NAMES['asset_class'].pattern.pattern})~()~()"
+    f"|(m)~({_MODEL})~()~()"
 )
 _TOKEN_RE = re.compile(TOKEN_PATTERN)
 
 
 def encode_token(key: Key) -> str:
-    section, name, timeframe = key
-    return f"{_LETTERS[section]}~{name}~{timeframe}"
+    section, name, signal, timeframe = key
+    return f"{_LETTERS[section]}~{name}~{signal}~{timeframe}"
 
 
 def decode_token(token: object) -> Key:
@@ -194,8 +211,8 @@ def decode_token(token: object) -> Key:
         raise BadRequest(
             "next is not a token from an earlier GET /models page", code="invalid_next"
         )
-    letter, name, timeframe = (g for g in match.groups() if g is not None)
-    return _SECTIONS[letter], name, timeframe
+    letter, name, signal, timeframe = (g for g in match.groups() if g is not None)
+    return _SECTIONS[letter], name, signal, timeframe
 
 
 def parse_limit(raw: object) -> int:

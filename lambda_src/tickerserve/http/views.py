@@ -12,6 +12,7 @@ from tickerserve.errors import StorageUnavailable
 from tickerserve.http import pagination
 from tickerserve.serving.service import ModelService
 from tickerserve.serving.traffic import describe_settings
+from tickerserve.storage.registry import Registry
 
 
 def describe_models(
@@ -25,22 +26,30 @@ def describe_models(
 
 
 def describe_ticker(
-    service: ModelService, ticker: str, timeframe: str | None = None
+    service: ModelService,
+    ticker: str,
+    timeframe: str | None = None,
+    signal: str | None = None,
 ) -> dict[str, Any]:
-    """The model and version that would answer for ``ticker`` (and ``timeframe``), with its
-    inputs and outputs, and the ticker's other timeframes."""
+    """The model and version that would answer for ``ticker`` (on ``signal``, for
+    ``timeframe``), with its inputs and outputs, and every signal x timeframe the ticker
+    routes."""
     registry = service.registry()
-    route = registry.route(ticker, None, timeframe)
+    route = registry.route(ticker, None, timeframe, signal)
     resolved = registry.resolve(route.model)
     metadata, digest = service.metadata(resolved)
     entry = registry.models[route.model]
     own = registry.tickers.get(ticker)
+    signals = _signals(registry, ticker)
     return {
         "ticker": ticker,
         "asset_class": route.asset_class,
         "via_fallback": route.via_fallback,
+        "signal": route.signal,
+        "default_signal": own.default_signal if own is not None else route.signal,
+        "signals": signals,
         "timeframe": route.timeframe,
-        "timeframes": dict(sorted(own.timeframes.items())) if own is not None else {},
+        "timeframes": signals[route.signal]["timeframes"],
         "model": {"name": resolved.model, "version": resolved.version, "alias": resolved.alias},
         "aliases": {alias: t.version for alias, t in sorted(entry.aliases.items())},
         # Shadow and canary of the ticker's model (capture sample, challenger, canary weight).
@@ -58,6 +67,28 @@ def describe_ticker(
         "created_at": metadata.created_at,
         "metadata_sha256": digest,
     }
+
+
+def _signals(registry: Registry, ticker: str) -> dict[str, dict[str, Any]]:
+    """Signal -> its default model (the fallback's where that answers) and its timeframes."""
+    own = registry.tickers.get(ticker)
+    out: dict[str, dict[str, Any]] = {}
+    for signal in registry.signals_of(ticker, own.asset_class if own is not None else None):
+        routes = own.on(signal) if own is not None else None
+        if routes is None:
+            cls = own.asset_class if own is not None else ""
+            out[signal] = {
+                "model": registry.fallbacks.get(cls),
+                "timeframes": {},
+                "via_fallback": True,
+            }
+        else:
+            out[signal] = {
+                "model": routes.model,
+                "timeframes": dict(sorted(routes.timeframes.items())),
+                "via_fallback": False,
+            }
+    return out
 
 
 def health(service: ModelService, *, cold: bool) -> tuple[dict[str, Any], int]:

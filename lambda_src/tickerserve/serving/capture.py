@@ -5,7 +5,7 @@ The record (its ``kind`` and ``v`` are ``layout.CAPTURE_KIND`` and ``CAPTURE_VER
 
     {"kind": "capture", "v": 1, "time": "2026-12-01T22:29:14.123456Z",
      "request_id": "abc-0", "source": "api" | "batch" | "direct",
-     "ticker": "SMH", "timeframe": null,
+     "ticker": "SMH", "signal": "strategy", "timeframe": null,
      "model": "etfs/SMH", "version": "1.0.1", "alias": "production",
      "role": "champion" | "canary", "task": "classification" | "regression",
      "features": {"rsi_14": 61.2, "iv_rank": null},
@@ -30,6 +30,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from tickerserve.contract import DEFAULT_SIGNAL
 from tickerserve.layout import CAPTURE_KIND, CAPTURE_VERSION
 from tickerserve.metric_names import PREDICTION
 from tickerserve.storage.registry import Resolved
@@ -101,6 +102,7 @@ def new_record(
     challengers: list[dict[str, Any]],
     latency_us: int,
     time: datetime | None = None,
+    signal: str = DEFAULT_SIGNAL,
 ) -> dict[str, Any]:
     """A capture record for one scored row (the dict the sink's line is made from)."""
     task, output = output_of(answer)
@@ -111,6 +113,7 @@ def new_record(
         "request_id": request_id,
         "source": source,
         "ticker": ticker,
+        "signal": signal,
         "timeframe": timeframe,
         "model": resolved.model,
         "version": resolved.version,

@@ -37,6 +37,7 @@ class PredictRequest:
     asset_class: str | None
     timeframe: str | None = None
     request_id: str | None = None  # the body's own id, when it is a valid one
+    signal: str | None = None  # None: the ticker's default signal
 
 
 def parse_request(body: Any) -> PredictRequest:
@@ -88,6 +89,7 @@ def parse_request(body: Any) -> PredictRequest:
         names["asset_class"],
         names["timeframe"],
         request_ids.valid(raw_id),  # a string that is no usable id: one is generated
+        names["signal"],
     )
 
 
@@ -115,16 +117,17 @@ def predict(
     started = time.perf_counter_ns()
     request = parse_request(body)
     rid = request_id or request.request_id or request_ids.generate()
-    _, champion = service.resolve_ticker(
+    route, champion = service.resolve_ticker(
         request.ticker,
         alias=request.alias,
         version=request.version,
         asset_class=request.asset_class,
         timeframe=request.timeframe,
+        signal=request.signal,
     )
     decision = _decide(service, champion, rid, request, capture)
     decision, model, resolved, row, result = _answer_row(service, decision, request)
-    answer = _answer(rid, request, resolved, model, result, 0)
+    answer = _answer(rid, request, route.signal, resolved, model, result, 0)
     if decision.capture:
         latency_us = (time.perf_counter_ns() - started) // 1000
         scored: list[dict[str, Any]] = []
@@ -138,6 +141,7 @@ def predict(
                     request_id=rid,
                     source=source,
                     ticker=request.ticker,
+                    signal=route.signal,
                     timeframe=request.timeframe,
                     resolved=resolved,
                     role=decision.role,
@@ -193,6 +197,7 @@ class _Item:
     request_id: str
     request: PredictRequest
     decision: Decision
+    signal: str  # the signal that answers (named, or the ticker's default)
     answer: dict[str, Any] | None = None
     record: dict[str, Any] | None = None
     aligned: Aligned | None = None  # its row as the answering model aligned it
@@ -237,18 +242,19 @@ def predict_batch(
     for index, raw in enumerate(items):
         try:
             request = parse_request(raw)
-            _, champion = service.resolve_ticker(
+            route, champion = service.resolve_ticker(
                 request.ticker,
                 alias=request.alias,
                 version=request.version,
                 asset_class=request.asset_class,
                 timeframe=request.timeframe,
+                signal=request.signal,
             )
         except TickerserveError as exc:
             fail(index, exc)
             continue
         decision = _decide(service, champion, rids[index], request, capture)
-        item = _Item(index, rids[index], request, decision)
+        item = _Item(index, rids[index], request, decision, route.signal)
         groups[(decision.answer.model, decision.answer.version)].append(item)
     # Pass 2: one model version at a time: load, align, one predict call, let go. A batch
     # touching more models than the memory budget holds still stays within it. Canary items
@@ -279,7 +285,9 @@ def predict_batch(
         for position, item in enumerate(kept):
             # The alias each item asked for (or its canary's); the version that answered.
             who = replace(answered, alias=item.decision.answer.alias)
-            item.answer = _answer(item.request_id, item.request, who, model, result, position)
+            item.answer = _answer(
+                item.request_id, item.request, item.signal, who, model, result, position
+            )
             results[item.index] = {"index": item.index, **item.answer}
             if item.decision.capture:
                 item.aligned = (model.schema, matrix[position])
@@ -287,6 +295,7 @@ def predict_batch(
                     request_id=item.request_id,
                     source=source,
                     ticker=item.request.ticker,
+                    signal=item.signal,
                     timeframe=item.request.timeframe,
                     resolved=who,
                     role=item.decision.role,
@@ -342,6 +351,7 @@ def _score_shadows(challengers: Challengers, items: list[_Item]) -> None:
 def _answer(
     request_id: str,
     request: PredictRequest,
+    signal: str,
     resolved: Resolved,
     model: LoadedModel,
     result: Prediction,
@@ -351,6 +361,7 @@ def _answer(
     answer: dict[str, Any] = {
         "request_id": request_id,
         "ticker": request.ticker,
+        "signal": signal,
         "model": {"name": resolved.model, "version": resolved.version, "alias": resolved.alias},
     }
     if request.timeframe is not None:

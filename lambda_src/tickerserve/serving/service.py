@@ -292,9 +292,15 @@ class ModelService:
         version: str | None = None,
         asset_class: str | None = None,
         timeframe: str | None = None,
+        signal: str | None = None,
     ) -> Serving:
         route, resolved = self.resolve_ticker(
-            ticker, alias=alias, version=version, asset_class=asset_class, timeframe=timeframe
+            ticker,
+            alias=alias,
+            version=version,
+            asset_class=asset_class,
+            timeframe=timeframe,
+            signal=signal,
         )
         model, resolved = self.load(resolved)
         return Serving(model, resolved, route)
@@ -307,11 +313,12 @@ class ModelService:
         version: str | None = None,
         asset_class: str | None = None,
         timeframe: str | None = None,
+        signal: str | None = None,
     ) -> tuple[Route, Resolved]:
-        """Which model version answers for ``ticker`` (and ``timeframe``), from the registry
-        alone (no loading)."""
+        """Which model version answers for ``ticker`` (on ``signal``, for ``timeframe``), from
+        the registry alone (no loading)."""
         registry = self.registry()
-        route = registry.route(ticker, asset_class, timeframe)
+        route = registry.route(ticker, asset_class, timeframe, signal)
         return route, registry.resolve(route.model, alias=alias, version=version)
 
     def metadata(self, resolved: Resolved) -> tuple[BundleMetadata, str]:

@@ -1,12 +1,18 @@
-"""The asset registry: routing (ticker -> model) and aliases (model -> version).
+"""The asset registry: routing (ticker x signal x timeframe -> model) and aliases (model ->
+version).
 
 One small JSON object at ``metadata/asset_registry.json``:
 
 ```json
-{"schema": 2, "revision": 12, "updated_at": "2026-11-23T09:00:00Z",
- "tickers":   {"SMH": {"asset_class": "etf", "model": "etfs/SMH"},
-               "AAPL": {"asset_class": "stock", "model": "stocks/AAPL/d1",
-                        "timeframes": {"d1": "stocks/AAPL/d1", "h1": "stocks/AAPL/h1"}}},
+{"schema": 3, "revision": 12, "updated_at": "2026-11-23T09:00:00Z",
+ "tickers":   {"SMH": {"asset_class": "etf", "default_signal": "strategy",
+                       "signals": {"strategy": {"model": "etfs/SMH"}}},
+               "SPY": {"asset_class": "etf", "default_signal": "strategy",
+                       "signals": {"strategy": {"model": "etfs/SPY"},
+                                   "volatility": {"model": "etfs/SPY/volatility"},
+                                   "direction": {"model": "etfs/SPY/d1",
+                                                 "timeframes": {"d1": "etfs/SPY/d1",
+                                                                "h1": "etfs/SPY/h1"}}}}},
  "fallbacks": {"stock": "stocks/universal"},
  "models":    {"etfs/SMH": {
      "aliases": {"production": {"version": "1.0.1", "metadata_sha256": "…", "updated_at": "…"}},
@@ -16,11 +22,17 @@ One small JSON object at ``metadata/asset_registry.json``:
      "canary":  {"alias": "canary", "weight": 0.1}}}}
 ```
 
-A ticker's ``model`` is its default route (a request naming no timeframe); ``timeframes`` routes
-named timeframes (``d1``, ``h4``, ...) to their own models. Schema 1 (no timeframes, no traffic
-settings) is read as is and written back as schema 2; a newer schema is refused. Fields this
-version does not know are kept on every write (top level, per ticker, per model), so an older
-CLI never erases what a newer one wrote.
+A route is keyed by ticker, signal and timeframe. A *signal* names what a model predicts for
+the ticker (``strategy``, ``volatility``, ``direction``, ...; the rule is in ``contract.json``);
+each ticker has a ``default_signal``, which answers requests that name none. Within a signal,
+``model`` is its default route (a request naming no timeframe) and ``timeframes`` routes named
+timeframes (``d1``, ``h4``, ...) to their own models. A fallback (per asset class) answers on
+a ticker's default signal when the ticker has no route of its own there.
+
+Schemas 1 and 2 (no signals) are read as every route on the contract's default signal
+(``strategy``) and written back as schema 3; a newer schema is refused. Fields this version
+does not know are kept on every write (top level, per ticker, per signal, per model), so an
+older CLI never erases what a newer one wrote.
 
 While a version is being deleted, ``"deleting": {"etfs/SMH": {"1.0.2": "<since>"}}`` marks it
 so that no alias can move to it (``begin_delete`` / ``end_delete``); the mark is an optional
@@ -32,6 +44,7 @@ Every write is a compare-and-swap (``update_registry``).
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import re
 from collections.abc import Callable
@@ -39,20 +52,22 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from tickerserve.contract import NAMES
+from tickerserve.contract import DEFAULT_SIGNAL, NAMES
 from tickerserve.errors import BadRequest, Conflict, InvalidModel, NotFound
 from tickerserve.layout import (
     Version,
     normalize_ticker,
     validate_alias,
     validate_model_name,
+    validate_signal,
     validate_timeframe,
 )
 from tickerserve.storage.compare_and_swap import ATTEMPTS, compare_and_swap
 from tickerserve.storage.store import KeyNotFound, Store
 
-SCHEMA = 2
-READABLE_SCHEMAS = (1, 2)
+SCHEMA = 3
+READABLE_SCHEMAS = (1, 2, 3)
+SIGNALS_SINCE = 3  # the first schema that keys routes by signal
 DEFAULT_ALIAS = "production"
 HISTORY_LIMIT = 50
 _SHA_RE = re.compile(r"[0-9a-f]{64}")
@@ -60,7 +75,9 @@ _SHA_RE = re.compile(r"[0-9a-f]{64}")
 _TOP_KEYS = frozenset(
     {"schema", "revision", "updated_at", "tickers", "fallbacks", "models", "deleting"}
 )
-_ROUTE_KEYS = frozenset({"asset_class", "model", "timeframes"})
+_ROUTE_KEYS = frozenset({"asset_class", "default_signal", "signals"})
+_LEGACY_ROUTE_KEYS = frozenset({"asset_class", "model", "timeframes"})  # schemas 1 and 2
+_SIGNAL_KEYS = frozenset({"model", "timeframes"})
 _MODEL_KEYS = frozenset({"aliases", "history", "capture", "shadow", "canary"})
 
 
@@ -153,16 +170,69 @@ class ModelEntry:
 
 
 @dataclass(frozen=True)
-class TickerRoute:
-    """A ticker's asset class, its default model and its per-timeframe models.
+class SignalRoute:
+    """One signal of a ticker: its default model and its per-timeframe models."""
 
-    No default model (and no timeframes) means "use the asset class's fallback".
+    model: str | None = None
+    timeframes: dict[str, str] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def empty(self) -> bool:
+        return self.model is None and not self.timeframes
+
+
+@dataclass(frozen=True)
+class TickerRoute:
+    """A ticker's asset class, its routes per signal and its default signal.
+
+    No route on the default signal means "use the asset class's fallback" there.
     """
 
     asset_class: str
-    model: str | None
-    timeframes: dict[str, str] = field(default_factory=dict)
+    signals: dict[str, SignalRoute] = field(default_factory=dict)
+    default_signal: str = DEFAULT_SIGNAL
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def single(
+        cls, asset_class: str, model: str | None, timeframes: dict[str, str] | None = None
+    ) -> TickerRoute:
+        """A ticker with routes on the default signal only (what schemas 1 and 2 held)."""
+        route = SignalRoute(model, dict(timeframes or {}))
+        return cls(asset_class, {} if route.empty else {DEFAULT_SIGNAL: route})
+
+    def on(self, signal: str | None = None) -> SignalRoute | None:
+        """The routes of ``signal`` (the default signal when None), None if it has none."""
+        return self.signals.get(signal or self.default_signal)
+
+    @property
+    def model(self) -> str | None:
+        """The default model of the default signal."""
+        own = self.on()
+        return own.model if own is not None else None
+
+    @property
+    def timeframes(self) -> dict[str, str]:
+        """The timeframe routes of the default signal."""
+        own = self.on()
+        return dict(own.timeframes) if own is not None else {}
+
+    def routes(self) -> list[tuple[str, str | None, str]]:
+        """Every (signal, timeframe or None, model) this ticker routes."""
+        out: list[tuple[str, str | None, str]] = []
+        for signal, own in sorted(self.signals.items()):
+            if own.model is not None:
+                out.append((signal, None, own.model))
+            out += [(signal, tf, m) for tf, m in sorted(own.timeframes.items())]
+        return out
+
+    def target(self, signal: str, timeframe: str | None) -> str | None:
+        """The model one route (signal x timeframe) points at, None where there is none."""
+        own = self.signals.get(signal)
+        if own is None:
+            return None
+        return own.model if timeframe is None else own.timeframes.get(timeframe)
 
 
 @dataclass(frozen=True)
@@ -174,6 +244,7 @@ class Route:
     asset_class: str
     via_fallback: bool
     timeframe: str | None = None
+    signal: str = DEFAULT_SIGNAL
 
 
 @dataclass(frozen=True)
@@ -202,36 +273,59 @@ class Registry:
 
     # -- reading ---------------------------------------------------------------------------
     def route(
-        self, ticker: str, asset_class: str | None = None, timeframe: str | None = None
+        self,
+        ticker: str,
+        asset_class: str | None = None,
+        timeframe: str | None = None,
+        signal: str | None = None,
     ) -> Route:
-        """Ticker -> model: its own entry, else the explicit fallback of its asset class.
+        """Ticker (x signal x timeframe) -> model: its own route, else (on its default signal
+        only) the explicit fallback of its asset class.
 
-        ``asset_class`` (from the request) only matters for a ticker the registry does not list.
-        A named ``timeframe`` must be one the ticker routes; fallbacks serve no timeframe, and
-        a ticker routed only per timeframe must name one.
+        ``signal`` None is the ticker's default signal; a named signal must be one the ticker
+        has. ``asset_class`` (from the request) only matters for a ticker the registry does not
+        list. A named ``timeframe`` must be one the signal routes; fallbacks serve no
+        timeframe, and a signal routed only per timeframe must be asked with one.
         """
         entry = self.tickers.get(ticker)
+        default = entry.default_signal if entry is not None else DEFAULT_SIGNAL
+        wanted = signal or default
+        own = entry.signals.get(wanted) if entry is not None else None
+        if own is None and wanted != default:
+            listed = self.signals_of(ticker, asset_class)
+            raise NotFound(
+                f"ticker {ticker!r} has no signal {wanted!r}"
+                + (f"; it has {', '.join(listed)}" if listed else "; it has no route"),
+                code="unknown_signal",
+            )
+        on = "" if wanted == DEFAULT_SIGNAL and signal is None else f" on signal {wanted}"
+        cls = entry.asset_class if entry is not None else asset_class
         if timeframe is not None:
-            if entry is None or timeframe not in entry.timeframes:
-                listed = sorted(entry.timeframes) if entry is not None else []
+            if own is None or timeframe not in own.timeframes:
+                listed = sorted(own.timeframes) if own is not None else []
                 raise NotFound(
-                    f"ticker {ticker!r} has no model for timeframe {timeframe!r}"
+                    f"ticker {ticker!r} has no model for timeframe {timeframe!r}{on}"
                     + (f"; it routes {', '.join(listed)}" if listed else ""),
                     code="unknown_timeframe",
                 )
-            return Route(ticker, entry.timeframes[timeframe], entry.asset_class, False, timeframe)
-        if entry is not None and entry.model is not None:
-            return Route(ticker, entry.model, entry.asset_class, False)
-        if entry is not None and entry.timeframes:
+            return Route(ticker, own.timeframes[timeframe], cls or "", False, timeframe, wanted)
+        if own is not None and own.model is not None:
+            return Route(ticker, own.model, cls or "", False, None, wanted)
+        if own is not None and own.timeframes:
             # Its own per-timeframe models exist: never answer for it from a fallback.
             raise BadRequest(
-                f"ticker {ticker!r} has no default model; name a timeframe: "
-                f"{', '.join(sorted(entry.timeframes))}",
+                f"ticker {ticker!r} has no default model{on}; name a timeframe: "
+                f"{', '.join(sorted(own.timeframes))}",
                 code="timeframe_required",
             )
-        cls = entry.asset_class if entry is not None else asset_class
         if cls is not None and cls in self.fallbacks:
-            return Route(ticker, self.fallbacks[cls], cls, True)
+            return Route(ticker, self.fallbacks[cls], cls, True, None, wanted)
+        if entry is not None and entry.signals:
+            raise NotFound(
+                f"ticker {ticker!r} has no model on its default signal {default!r} and no "
+                f"{cls} fallback; name a signal: {', '.join(sorted(entry.signals))}",
+                code="unknown_signal",
+            )
         if entry is not None:
             raise NotFound(
                 f"ticker {ticker!r} ({cls}) has no model and no {cls} fallback is configured",
@@ -240,6 +334,17 @@ class Registry:
         raise NotFound(
             f"unknown ticker {ticker!r}: no route in the registry", code="unknown_ticker"
         )
+
+    def signals_of(self, ticker: str, asset_class: str | None = None) -> list[str]:
+        """The signals a ticker answers on (sorted): its own, and its default signal when a
+        fallback answers there."""
+        entry = self.tickers.get(ticker)
+        own = set(entry.signals) if entry is not None else set()
+        cls = entry.asset_class if entry is not None else asset_class
+        default = entry.default_signal if entry is not None else DEFAULT_SIGNAL
+        if cls in self.fallbacks and (entry is None or default not in entry.signals):
+            own.add(default)
+        return sorted(own)
 
     def resolve(
         self, model: str, *, alias: str | None = None, version: str | None = None
@@ -260,13 +365,13 @@ class Registry:
         return Resolved(model, target.version, alias, target.metadata_sha256)
 
     def tickers_for(self, model: str) -> list[str]:
-        """Tickers routed to ``model`` explicitly (by default or for a timeframe) or through a
-        fallback."""
+        """Tickers routed to ``model`` explicitly (on any signal, by default or for a
+        timeframe) or through a fallback (on their default signal)."""
         return sorted(
             t
             for t, r in self.tickers.items()
-            if model in r.timeframes.values()
-            or (r.model or (None if r.timeframes else self.fallbacks.get(r.asset_class))) == model
+            if any(m == model for _, _, m in r.routes())
+            or (r.on() is None and self.fallbacks.get(r.asset_class) == model)
         )
 
     def aliases_pointing_at(self, model: str, version: str) -> list[str]:
@@ -277,38 +382,89 @@ class Registry:
 
     # -- writing (applied inside update_registry) ------------------------------------------
     def set_route(
-        self, ticker: str, model: str | None, asset_class: str, timeframe: str | None = None
+        self,
+        ticker: str,
+        model: str | None,
+        asset_class: str,
+        timeframe: str | None = None,
+        signal: str | None = None,
     ) -> None:
-        """Route ``ticker`` (its default route, or one ``timeframe``) to ``model``; the ticker's
-        other routes stay as they are."""
+        """Route ``ticker`` on ``signal`` (its default signal when None; its default route, or
+        one ``timeframe``) to ``model``; the ticker's other routes stay as they are.
+
+        A ticker new to the registry gets ``signal`` as its default signal, unless a fallback
+        of its asset class already answers for it (on the contract's default signal): then
+        that stays its default, so requests naming no signal keep their answer.
+        """
         ticker = normalize_ticker(ticker)
         validate_asset_class(asset_class)
         model = None if model is None else validate_model_name(model)
         old = self.tickers.get(ticker)
-        timeframes = dict(old.timeframes) if old is not None else {}
-        default = old.model if old is not None else None
+        if old is not None:
+            default = old.default_signal
+        elif signal is None or asset_class in self.fallbacks:
+            default = DEFAULT_SIGNAL
+        else:
+            default = validate_signal(signal)
+        wanted = default if signal is None else validate_signal(signal)
+        signals = dict(old.signals) if old is not None else {}
+        own = signals.get(wanted, SignalRoute())
         if timeframe is None:
-            default = model
+            own = SignalRoute(model, own.timeframes, own.extra)
         elif model is None:
             raise ValueError("a timeframe route needs a model")
         else:
-            timeframes[validate_timeframe(timeframe)] = model
+            own = SignalRoute(
+                own.model, {**own.timeframes, validate_timeframe(timeframe): model}, own.extra
+            )
+        if own.empty:
+            signals.pop(wanted, None)
+        else:
+            signals[wanted] = own
         extra = dict(old.extra) if old is not None else {}
-        self.tickers[ticker] = TickerRoute(asset_class, default, timeframes, extra)
+        self.tickers[ticker] = TickerRoute(asset_class, signals, default, extra)
 
-    def remove_route(self, ticker: str, timeframe: str | None = None) -> bool:
-        """Remove a ticker's routes (all of them), or only its route for ``timeframe``."""
+    def set_default_signal(self, ticker: str, signal: str) -> None:
+        """Make ``signal`` the one that answers ``ticker``'s requests naming none."""
         ticker = normalize_ticker(ticker)
-        if timeframe is None:
-            return self.tickers.pop(ticker, None) is not None
         old = self.tickers.get(ticker)
-        if old is None or validate_timeframe(timeframe) not in old.timeframes:
+        if old is None:
+            raise NotFound(f"ticker {ticker!r} is not routed", code="unknown_ticker")
+        self.tickers[ticker] = dataclasses.replace(old, default_signal=validate_signal(signal))
+
+    def remove_route(
+        self, ticker: str, timeframe: str | None = None, signal: str | None = None
+    ) -> bool:
+        """Remove a ticker's routes: all of them (neither ``signal`` nor ``timeframe``), one
+        signal's, or one timeframe (of ``signal``, else of the default signal). A ticker left
+        without routes leaves the registry."""
+        ticker = normalize_ticker(ticker)
+        old = self.tickers.get(ticker)
+        if old is None:
             return False
-        timeframes = {k: v for k, v in old.timeframes.items() if k != timeframe}
-        if old.model is None and not timeframes:
+        if timeframe is None and signal is None:
+            del self.tickers[ticker]
+            return True
+        wanted = old.default_signal if signal is None else validate_signal(signal)
+        own = old.signals.get(wanted)
+        if own is None:
+            return False
+        signals = dict(old.signals)
+        if timeframe is None:
+            del signals[wanted]
+        else:
+            if validate_timeframe(timeframe) not in own.timeframes:
+                return False
+            rest = {k: v for k, v in own.timeframes.items() if k != timeframe}
+            own = SignalRoute(own.model, rest, own.extra)
+            if own.empty:
+                del signals[wanted]
+            else:
+                signals[wanted] = own
+        if not signals:
             del self.tickers[ticker]
         else:
-            self.tickers[ticker] = TickerRoute(old.asset_class, old.model, timeframes, old.extra)
+            self.tickers[ticker] = dataclasses.replace(old, signals=signals)
         return True
 
     def set_fallback(self, asset_class: str, model: str | None) -> None:
@@ -454,15 +610,8 @@ class Registry:
                 raise ValueError(f"ticker {ticker!r} must be upper case")
             if not isinstance(route, dict):
                 raise TypeError(f"route of {ticker} must be an object")
-            model = route.get("model")
-            tickers[ticker] = TickerRoute(
-                validate_asset_class(route["asset_class"]),
-                None if model is None else validate_model_name(model),
-                {
-                    validate_timeframe(tf): validate_model_name(m)
-                    for tf, m in _mapping(route, "timeframes").items()
-                },
-                _unknown(route, _ROUTE_KEYS),
+            tickers[ticker] = (
+                _ticker_route(ticker, route) if schema >= SIGNALS_SINCE else _legacy_route(route)
             )
         fallbacks = {
             validate_asset_class(k): validate_model_name(v)
@@ -506,10 +655,60 @@ class Registry:
 
 
 def _route_dict(route: TickerRoute) -> dict[str, Any]:
-    out: dict[str, Any] = {**route.extra, "asset_class": route.asset_class, "model": route.model}
-    if route.timeframes:
-        out["timeframes"] = dict(sorted(route.timeframes.items()))
+    return {
+        **route.extra,
+        "asset_class": route.asset_class,
+        "default_signal": route.default_signal,
+        "signals": {name: _signal_dict(own) for name, own in sorted(route.signals.items())},
+    }
+
+
+def _signal_dict(own: SignalRoute) -> dict[str, Any]:
+    out: dict[str, Any] = {**own.extra, "model": own.model}
+    if own.timeframes:
+        out["timeframes"] = dict(sorted(own.timeframes.items()))
     return out
+
+
+def _timeframes(raw: dict[str, Any]) -> dict[str, str]:
+    return {
+        validate_timeframe(tf): validate_model_name(m)
+        for tf, m in _mapping(raw, "timeframes").items()
+    }
+
+
+def _legacy_route(raw: dict[str, Any]) -> TickerRoute:
+    """A schema 1 or 2 ticker: its routes are on the default signal."""
+    model = raw.get("model")
+    own = SignalRoute(None if model is None else validate_model_name(model), _timeframes(raw))
+    return TickerRoute(
+        validate_asset_class(raw["asset_class"]),
+        {} if own.empty else {DEFAULT_SIGNAL: own},
+        DEFAULT_SIGNAL,
+        _unknown(raw, _LEGACY_ROUTE_KEYS),
+    )
+
+
+def _ticker_route(ticker: str, raw: dict[str, Any]) -> TickerRoute:
+    signals = {}
+    for name, own in _mapping(raw, "signals").items():
+        validate_signal(name)
+        if not isinstance(own, dict):
+            raise TypeError(f"signal {name} of {ticker} must be an object")
+        model = own.get("model")
+        route = SignalRoute(
+            None if model is None else validate_model_name(model),
+            _timeframes(own),
+            _unknown(own, _SIGNAL_KEYS),
+        )
+        if not route.empty:
+            signals[name] = route
+    return TickerRoute(
+        validate_asset_class(raw["asset_class"]),
+        signals,
+        validate_signal(raw.get("default_signal", DEFAULT_SIGNAL)),
+        _unknown(raw, _ROUTE_KEYS),
+    )
 
 
 def _entry_dict(entry: ModelEntry) -> dict[str, Any]:

@@ -4,10 +4,12 @@ first and recorded with the digest of the stored bytes; refusals change nothing.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
-from tests.cli_support import cli_json, refused, registry_of, ts
+from tests.cli_support import cli, cli_json, refused, registry_of, ts
+from tests.seed_support import seed_folder, seed_models
 from tickerserve.layout import artifact_key, metadata_key
 from tickerserve.publishing.release import with_identity
 from tickerserve.storage.bundle import read_bundle
@@ -91,10 +93,13 @@ def test_rollback_refuses_a_corrupt_previous_version(two_versions):
 
 def test_route_and_remove(two_versions):
     out = cli_json("--store", two_versions, "route", "soxx", "smh", "--model", "etfs/SMH")
-    assert out["routed"] == {
-        "SOXX": {"model": "etfs/SMH", "asset_class": "etf"},
-        "SMH": {"model": "etfs/SMH", "asset_class": "etf"},
+    routed = {
+        "model": "etfs/SMH",
+        "asset_class": "etf",
+        "signal": "strategy",
+        "default_signal": "strategy",
     }
+    assert out["routed"] == {"SOXX": routed, "SMH": routed}
     removed = ts(two_versions, "route", "--remove", "SOXX")
     assert removed.stdout == "removed SOXX (registry revision 5)\n"
     assert set(registry_of(two_versions).tickers) == {"SMH"}
@@ -176,3 +181,67 @@ def test_rollback_after_promoting_compact_metadata_keeps_stored_digests(two_vers
     target = registry_of(two_versions).models["etfs/SMH"].aliases["production"]
     assert (target.version, target.metadata_sha256) == ("2.0.0", sha256_hex(compact))
     assert ts(two_versions, "validate", "etfs/SMH@production").exit_code == 0
+
+
+# -- signals: several models per ticker ----------------------------------------------------
+@pytest.fixture
+def spy_models(tmp_path: Path) -> str:
+    """etfs/SPY (production) and etfs/SPY/volatility (production) published, nothing routed."""
+    m = seed_models()
+    folder = seed_folder(tmp_path / "seed/spy", m.smh, m.smh_encoder)
+    store = str(tmp_path / "store")
+    for model in ("etfs/SPY", "etfs/SPY/volatility"):
+        published = cli(
+            "--store", store, "publish", str(folder), "--model", model, "-a", "production"
+        )
+        assert published.exit_code == 0, published.stderr
+    return store
+
+
+def test_a_ticker_routes_one_model_per_signal(spy_models):
+    # Given SPY routed to its strategy model
+    assert ts(spy_models, "route", "SPY", "--model", "etfs/SPY").exit_code == 0
+    # When its volatility model is routed on the volatility signal
+    result = ts(
+        spy_models, "route", "SPY", "--model", "etfs/SPY/volatility", "--signal", "volatility"
+    )
+    # Then both routes stand; the default (what requests naming no signal get) is unchanged
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == ("SPY volatility -> etfs/SPY/volatility (etf) (registry revision 4)\n")
+    assert result.stderr == (
+        "note: SPY answers strategy when a request names no signal; requests for this model "
+        'send "signal": "volatility" (or --default-signal)\n'
+    )
+    registry = registry_of(spy_models)
+    assert registry.route("SPY").model == "etfs/SPY"
+    assert registry.route("SPY", signal="volatility").model == "etfs/SPY/volatility"
+    # When the default moves to volatility, Then requests naming none get that model
+    moved = ts(
+        spy_models, "route", "SPY", "--model", "etfs/SPY/volatility", "-s", "volatility",
+        "--default-signal",
+    )  # fmt: skip
+    assert (moved.exit_code, moved.stderr) == (0, "")
+    registry = registry_of(spy_models)
+    assert registry.route("SPY").model == "etfs/SPY/volatility"
+    # And removing one signal keeps the other
+    removed = ts(spy_models, "route", "--remove", "SPY", "--signal", "strategy")
+    assert removed.stdout == "removed SPY strategy (registry revision 6)\n"
+    registry = registry_of(spy_models)
+    assert registry.signals_of("SPY") == ["volatility"]
+
+
+def test_route_refuses_what_it_cannot_do(spy_models):
+    ts(spy_models, "route", "SPY", "--model", "etfs/SPY")
+    for args, message in [
+        (["--remove", "SPY", "--signal", "volatility"], "not routed on signal volatility: SPY"),
+        (["SPY", "--model", "etfs/SPY", "--default-signal"], "--default-signal needs --signal"),
+        (
+            ["SPY", "--model", "etfs/SPY", "--signal", "Vol"],
+            "invalid signal 'Vol': a lower-case word: letters, digits and _, e.g. strategy, "
+            "volatility, direction",
+        ),
+    ]:
+        result = ts(spy_models, "route", *args)
+        assert result.exit_code == 2
+        assert message in result.stderr
+    assert registry_of(spy_models).revision == 3

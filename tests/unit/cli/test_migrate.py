@@ -47,6 +47,13 @@ def legacy(store: LocalStore) -> None:
     store.delete([index_key("etfs/SMH")])
     raw = json.loads(data_of(store, REGISTRY_KEY))
     raw["schema"] = 1
+    raw["tickers"] = {  # routes as schema 1 held them: no signals
+        ticker: {
+            "asset_class": route["asset_class"],
+            "model": route["signals"]["strategy"]["model"],
+        }
+        for ticker, route in raw["tickers"].items()
+    }
     store.put(REGISTRY_KEY, json.dumps(raw).encode())
 
 
@@ -58,11 +65,11 @@ def test_migrate_records_every_version_and_rewrites_the_registry(store, tmp_path
     assert (dry["recorded"], dry["registry"]["rewritten"]) == (2, True)
     assert read_index(store, "etfs/SMH").etag is None
     report = cli_json("--store", str(store.root), "migrate")
-    # Then both versions are recorded with their stored digests, the registry is schema 2
+    # Then both versions are recorded with their stored digests, the registry is schema 3
     assert report["recorded"] == 2 and report["mismatched"] == 0
     index = read_index(store, "etfs/SMH").index
     assert index.digest("1.0.1") == stored_digest(store, "etfs/SMH", "1.0.1")
-    assert json.loads(data_of(store, REGISTRY_KEY))["schema"] == 2
+    assert json.loads(data_of(store, REGISTRY_KEY))["schema"] == 3
     # And the pinned version answers again; a second run changes nothing
     assert predict(api_for(store, tmp_path / "b"), version="1.0.1")[0] == 200
     revision = read_registry(store, REGISTRY_KEY).registry.revision

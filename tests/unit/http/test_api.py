@@ -15,13 +15,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.support import DemoModels, load_event, populate
+from tests.support import REGISTRY_KEY, DemoModels, load_event, populate
 from tickerserve.errors import BadRequest
 from tickerserve.http.api import MAX_BODY_BYTES, Api, parse_json
-from tickerserve.publishing.demo import FEATURES
+from tickerserve.publishing.demo import FEATURES, demo_bundle
+from tickerserve.publishing.release import publish_bundle
 from tickerserve.serving.predict import MAX_BATCH_ITEMS
 from tickerserve.serving.service import ModelService
 from tickerserve.settings import Settings
+from tickerserve.storage.registry import update_registry
 from tickerserve.storage.store import LocalStore
 
 FEATURES_OF_EVENT = json.loads(load_event("rest_predict.json")["body"])["features"]
@@ -645,3 +647,102 @@ def test_invalid_json_is_the_same_400(text):
         parse_json(text)
     assert raised.value.code == "invalid_json"
     assert raised.value.message.startswith("body is not valid JSON: ")
+
+
+# -- signals: several models per ticker -----------------------------------------------------
+@pytest.fixture
+def signalled_api(tmp_path: Path, models: DemoModels) -> Api:
+    """SPY on its strategy model (etfs/SPY, the default) and a volatility model beside it."""
+    store = LocalStore(tmp_path / "store")
+    populate(store, models)
+    volatility = demo_bundle("etfs/SPY/volatility", "1.0.0", seed=6, n_classes=2)
+    publish_bundle(store, volatility, registry_key=REGISTRY_KEY)
+    update_registry(
+        store,
+        REGISTRY_KEY,
+        lambda r: r.set_route("SPY", "etfs/SPY/volatility", "etf", signal="volatility"),
+    )
+    settings = Settings(store_path=str(store.root), cache_dir=str(tmp_path / "cache"))
+    return Api(ModelService(settings))
+
+
+def get_model(api: Api, ticker: str, **query: str) -> tuple[int, dict[str, Any]]:
+    event = load_event("rest_model.json")
+    event["path"], event["pathParameters"] = f"/models/{ticker}", {"ticker": ticker}
+    event["queryStringParameters"] = query or None
+    event["multiValueQueryStringParameters"] = {k: [v] for k, v in query.items()} or None
+    return call(api, event)
+
+
+def test_a_request_names_the_signal_it_wants_and_the_answer_says_which_answered(signalled_api):
+    api = signalled_api
+    # Without a signal the ticker's default (strategy) answers, and the answer says so
+    status, body = post(api, "/predict", {"ticker": "SPY", "features": FEATURES_OF_EVENT})
+    assert (status, body["signal"], body["model"]["name"]) == (200, "strategy", "etfs/SPY")
+    # Naming the other signal reaches the other model of the same ticker
+    status, body = post(
+        api, "/predict", {"ticker": "spy", "signal": "volatility", "features": FEATURES_OF_EVENT}
+    )
+    assert (status, body["signal"], body["model"]["name"]) == (
+        200,
+        "volatility",
+        "etfs/SPY/volatility",
+    )
+    assert list(body["probabilities"]) == ["IRON_CONDOR", "BULL_PUT_SPREAD"]
+    # An unknown signal is a 404 that lists the ticker's signals
+    status, body = post(
+        api, "/predict", {"ticker": "SPY", "signal": "gamma", "features": FEATURES_OF_EVENT}
+    )
+    assert (status, body["error"]["code"]) == (404, "unknown_signal")
+    assert body["error"]["message"] == (
+        "ticker 'SPY' has no signal 'gamma'; it has strategy, volatility"
+    )
+    # A signal that breaks the rule is a 400
+    status, body = post(
+        api, "/predict", {"ticker": "SPY", "signal": "Vol-1", "features": FEATURES_OF_EVENT}
+    )
+    assert (status, body["error"]["code"]) == (400, "invalid_signal")
+
+
+def test_batch_items_name_their_own_signals(signalled_api):
+    items = [
+        {"ticker": "SPY", "features": FEATURES_OF_EVENT},
+        {"ticker": "SPY", "signal": "volatility", "features": FEATURES_OF_EVENT},
+        {"ticker": "SMH", "signal": "volatility", "features": FEATURES_OF_EVENT},
+    ]
+    status, body = post(signalled_api, "/predict/batch", {"items": items})
+    assert status == 200
+    first, second, third = body["results"]
+    assert (first["signal"], first["model"]["name"]) == ("strategy", "etfs/SPY")
+    assert (second["signal"], second["model"]["name"]) == ("volatility", "etfs/SPY/volatility")
+    assert third["error"]["code"] == "unknown_signal"
+    assert third["error"]["message"] == "ticker 'SMH' has no signal 'volatility'; it has strategy"
+
+
+def test_model_detail_lists_signals_and_describes_the_one_asked_for(signalled_api):
+    status, body = get_model(signalled_api, "SPY")
+    assert status == 200
+    assert (body["signal"], body["default_signal"], body["model"]["name"]) == (
+        "strategy",
+        "strategy",
+        "etfs/SPY",
+    )
+    assert body["signals"] == {
+        "strategy": {"model": "etfs/SPY", "timeframes": {}, "via_fallback": False},
+        "volatility": {"model": "etfs/SPY/volatility", "timeframes": {}, "via_fallback": False},
+    }
+    status, body = get_model(signalled_api, "SPY", signal="volatility")
+    assert (status, body["signal"], body["model"]["name"]) == (
+        200,
+        "volatility",
+        "etfs/SPY/volatility",
+    )
+    assert body["classes"] == ["IRON_CONDOR", "BULL_PUT_SPREAD"]
+    status, body = get_model(signalled_api, "SPY", signal="gamma")
+    assert (status, body["error"]["code"]) == (404, "unknown_signal")
+    status, body = get_model(signalled_api, "SPY", signal="NOT A SIGNAL")
+    assert (status, body["error"]["code"]) == (400, "invalid_signal")
+    direct = signalled_api.handle(
+        {"action": "model", "ticker": "spy", "signal": "volatility"}, None
+    )
+    assert direct["model"]["name"] == "etfs/SPY/volatility"

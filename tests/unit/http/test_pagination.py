@@ -47,7 +47,7 @@ def registry_of(
         # Consecutive rows name different models, so a page names as many as it holds rows.
         first = t * (timeframes + 1)
         frames = {f"m{f + 1}": names[(first + f + 1) % models] for f in range(timeframes)}
-        registry.tickers[f"T{t:014d}"] = TickerRoute("stock", names[first % models], frames)
+        registry.tickers[f"T{t:014d}"] = TickerRoute.single("stock", names[first % models], frames)
     registry.fallbacks["stock"] = names[0]
     registry.models["unrouted/model"] = ModelEntry()
     return registry
@@ -99,10 +99,12 @@ def test_pages_hold_every_route_exactly_once_in_order(tmp_path):
     ]
     assert rows[500] == {
         "ticker": None,
+        "signal": "strategy",
         "timeframe": None,
         "asset_class": "stock",
         "model": "m/00000000",
         "via_fallback": True,
+        "default": True,
     }
     assert rows[501]["model"] == "unrouted/model"
     # And each page names the aliases of exactly the models its rows name
@@ -159,7 +161,7 @@ def _changed(registry: Registry) -> Registry:
     changed = Registry.from_json(registry.to_json())
     del changed.tickers["T00000000000001"]  # before the cursor
     del changed.tickers["T00000000000005"]  # after it
-    changed.tickers["T00000000000010"] = TickerRoute("stock", "m/00000000")
+    changed.tickers["T00000000000010"] = TickerRoute.single("stock", "m/00000000")
     return changed
 
 
@@ -218,3 +220,31 @@ def test_every_token_the_document_allows_names_a_position(tmp_path):
         assert status == 200, body
 
     answered()
+
+
+def test_a_tickers_signals_are_rows_of_their_own_and_its_default_is_marked(tmp_path):
+    # Given SPY on its strategy model (the default), a volatility model and direction per
+    # timeframe, and GME with only a direction model beside the stock fallback
+    registry = registry_of(0)
+    for name in ("etfs/SPY", "etfs/SPY/volatility", "etfs/SPY/d1"):
+        registry.models[name] = ModelEntry(aliases={"production": AliasTarget("1.0.0", SHA, "")})
+    registry.set_route("SPY", "etfs/SPY", "etf")
+    registry.set_route("SPY", "etfs/SPY/volatility", "etf", signal="volatility")
+    registry.set_route("SPY", "etfs/SPY/d1", "etf", timeframe="d1", signal="direction")
+    registry.set_route("GME", "etfs/SPY/d1", "stock", timeframe="d1", signal="direction")
+    api = api_over(registry, tmp_path)
+    # When walked one row a page
+    rows = [r for p in walk(api, limit="1") for r in p["routes"]]
+    # Then each ticker lists its signals in order, each with its timeframes
+    assert [(r["ticker"], r["signal"], r["timeframe"], r["model"], r["default"]) for r in rows] == [
+        ("GME", "direction", "d1", "etfs/SPY/d1", False),
+        ("GME", "strategy", None, "m/00000000", True),  # the stock fallback answers
+        ("SPY", "direction", "d1", "etfs/SPY/d1", False),
+        ("SPY", "strategy", None, "etfs/SPY", True),
+        ("SPY", "volatility", None, "etfs/SPY/volatility", False),
+        (None, "strategy", None, "m/00000000", True),
+        (None, None, None, "m/00000001", False),
+        (None, None, None, "m/00000002", False),
+        (None, None, None, "unrouted/model", False),
+    ]
+    assert rows[1]["via_fallback"]

@@ -25,8 +25,8 @@ from tickerserve.storage.store import LocalStore
 EVENT_FEATURES = json.loads(load_event("rest_predict.json")["body"])["features"]
 GENERATED = re.compile(r"[0-9a-f]{32}")
 RECORD_KEYS = {
-    "kind", "v", "time", "request_id", "source", "ticker", "timeframe", "model", "version",
-    "alias", "role", "task", "features", "output", "challengers", "latency_us",
+    "kind", "v", "time", "request_id", "source", "ticker", "signal", "timeframe", "model",
+    "version", "alias", "role", "task", "features", "output", "challengers", "latency_us",
 }  # fmt: skip
 
 
@@ -132,7 +132,7 @@ def test_a_single_prediction_is_captured_with_every_field(api: Api, sink: ListSi
     assert record["kind"] == "capture" and record["v"] == 1
     assert record["request_id"] == "r-1"
     assert record["source"] == "api"
-    assert (record["ticker"], record["timeframe"]) == ("SMH", None)
+    assert (record["ticker"], record["signal"], record["timeframe"]) == ("SMH", "strategy", None)
     assert (record["model"], record["version"], record["alias"]) == (
         "etfs/SMH", "1.0.0", "production",
     )  # fmt: skip

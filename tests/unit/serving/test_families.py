@@ -105,7 +105,7 @@ def test_handler_answers_like_the_original(api, name: str, how: str):
         assert body["model"]["name"] == model_name(name)
         if family.task == "regression":
             # A value, and nothing a classifier would say
-            assert set(body) == {"request_id", "ticker", "model", "prediction"}
+            assert set(body) == {"request_id", "ticker", "signal", "model", "prediction"}
             assert np.isclose(body["prediction"], theirs, rtol=1e-9, atol=1e-12)
             continue
         labels = family.labels or []

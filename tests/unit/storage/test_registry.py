@@ -73,7 +73,15 @@ def test_round_trip_through_json():
         (lambda d: d.update(schema=99), "unsupported schema"),
         (lambda d: d.update(revision=-1), "revision"),
         (lambda d: d["tickers"].update(smh={"asset_class": "etf", "model": "etfs/SMH"}), "upper"),
-        (lambda d: d["tickers"]["SMH"].update(model="../../x"), "model name"),
+        (
+            lambda d: d["tickers"]["SMH"]["signals"]["strategy"].update(model="../../x"),
+            "model name",
+        ),
+        (
+            lambda d: d["tickers"]["SMH"]["signals"].update(Vol={"model": "etfs/SMH"}),
+            "invalid signal 'Vol'",
+        ),
+        (lambda d: d["tickers"]["SMH"].update(default_signal="a b"), "invalid signal"),
         (lambda d: d["models"]["etfs/SMH"]["aliases"]["production"].update(version="1"), "version"),
         (
             lambda d: d["models"]["etfs/SMH"]["aliases"]["production"].update(metadata_sha256="x"),
@@ -204,17 +212,51 @@ def test_traffic_settings_round_trip_and_validate():
         ShadowSettings("challenger", 0.0)
 
 
-def test_schema_1_is_read_and_written_back_as_schema_2():
-    raw = sample().to_dict()
-    raw["schema"] = 1
+LEGACY = {  # a schema 2 registry, as the CLI wrote it before signals
+    "schema": 2,
+    "revision": 6,
+    "updated_at": "2026-12-01T23:40:57Z",
+    "tickers": {
+        "AAPL": {"asset_class": "stock", "model": "stocks/universal",
+                 "timeframes": {"h1": "stocks/AAPL/h1"}, "desk": "equities"},
+        "SMH": {"asset_class": "etf", "model": "etfs/SMH"},
+        "TSLA": {"asset_class": "stock", "model": None},
+    },
+    "fallbacks": {"stock": "stocks/universal"},
+    "models": {"etfs/SMH": {"aliases": {"production": {"version": "1.0.1",
+                                                       "metadata_sha256": SHA}}}},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("schema", [1, 2])
+def test_a_registry_without_signals_reads_as_every_route_on_the_default_signal(schema):
+    # Given a registry written before signals
+    raw = {**LEGACY, "schema": schema}
     registry = Registry.from_json(json.dumps(raw).encode())
-    assert registry.route("SMH").model == "etfs/SMH"
-    assert json.loads(registry.to_json())["schema"] == 2
+    # Then every route is on the default signal (strategy), which is every ticker's default
+    aapl = registry.route("AAPL")
+    assert (aapl.model, aapl.signal) == ("stocks/universal", "strategy")
+    assert registry.route("AAPL", signal="strategy", timeframe="h1").model == "stocks/AAPL/h1"
+    assert registry.route("TSLA").via_fallback
+    assert registry.signals_of("AAPL") == ["strategy"]
+    # And it is written back as schema 3, its routes and unknown fields as they were
+    written = json.loads(registry.to_json())
+    assert written["schema"] == 3
+    assert written["tickers"]["AAPL"] == {
+        "desk": "equities",
+        "asset_class": "stock",
+        "default_signal": "strategy",
+        "signals": {
+            "strategy": {"model": "stocks/universal", "timeframes": {"h1": "stocks/AAPL/h1"}}
+        },
+    }
+    assert written["tickers"]["TSLA"]["signals"] == {}
+    assert Registry.from_json(registry.to_json()).to_dict() == registry.to_dict()
 
 
 def test_a_newer_schema_is_refused_with_an_upgrade_hint():
     raw = sample().to_dict()
-    raw["schema"] = 3
+    raw["schema"] = 4
     with pytest.raises(InvalidModel, match="newer tickerserve wrote it: upgrade"):
         Registry.from_json(json.dumps(raw).encode())
 
@@ -225,6 +267,7 @@ def test_writers_keep_fields_they_do_not_know(tmp_path):
     raw = timeframed().to_dict()
     raw["owner"] = "quant-team"
     raw["tickers"]["SMH"]["note"] = {"desk": "vol"}
+    raw["tickers"]["SMH"]["signals"]["strategy"]["owner"] = "ana"
     raw["models"]["etfs/SMH"]["retention"] = {"days": 30}
     store.put(KEY, json.dumps(raw).encode())
     # When this version changes something unrelated
@@ -235,8 +278,9 @@ def test_writers_keep_fields_they_do_not_know(tmp_path):
     written = json.loads(blob.data)
     assert written["owner"] == "quant-team"
     assert written["tickers"]["SMH"]["note"] == {"desk": "vol"}
+    assert written["tickers"]["SMH"]["signals"]["strategy"]["owner"] == "ana"
     assert written["models"]["etfs/SMH"]["retention"] == {"days": 30}
-    assert written["tickers"]["AAPL"]["timeframes"] == {
+    assert written["tickers"]["AAPL"]["signals"]["strategy"]["timeframes"] == {
         "d1": "stocks/AAPL/d1",
         "h1": "stocks/AAPL/h1",
     }
@@ -260,3 +304,102 @@ def test_a_version_being_deleted_takes_no_alias_until_the_delete_ends():
     again.end_delete("etfs/SMH", "1.0.0")
     assert again.deleting == {}
     assert "deleting" not in json.loads(again.to_json())
+
+
+# -- schema 3: signals ---------------------------------------------------------------------
+
+
+def signalled() -> Registry:
+    """SPY on three signals: its strategy classifier (the default), a volatility forecaster
+    and direction models per timeframe; a stock fallback for unlisted stocks."""
+    registry = Registry()
+    registry.set_route("SPY", "etfs/SPY", "etf")
+    registry.set_route("SPY", "etfs/SPY/volatility", "etf", signal="volatility")
+    registry.set_route("SPY", "etfs/SPY/d1", "etf", timeframe="d1", signal="direction")
+    registry.set_route("SPY", "etfs/SPY/h1", "etf", timeframe="h1", signal="direction")
+    registry.set_fallback("stock", "stocks/universal")
+    return registry
+
+
+def test_a_ticker_routes_several_signals_and_answers_its_default_without_one():
+    registry = signalled()
+    assert registry.route("SPY").model == "etfs/SPY"
+    assert registry.route("SPY").signal == "strategy"
+    vol = registry.route("SPY", signal="volatility")
+    assert (vol.model, vol.signal, vol.timeframe) == ("etfs/SPY/volatility", "volatility", None)
+    assert registry.route("SPY", signal="direction", timeframe="h1").model == "etfs/SPY/h1"
+    assert registry.signals_of("SPY") == ["direction", "strategy", "volatility"]
+    assert registry.tickers["SPY"].routes() == [
+        ("direction", "d1", "etfs/SPY/d1"),
+        ("direction", "h1", "etfs/SPY/h1"),
+        ("strategy", None, "etfs/SPY"),
+        ("volatility", None, "etfs/SPY/volatility"),
+    ]
+    assert registry.tickers_for("etfs/SPY/volatility") == ["SPY"]
+    # A signal routed only per timeframe needs one named
+    with pytest.raises(BadRequest, match="no default model on signal direction") as err:
+        registry.route("SPY", signal="direction")
+    assert err.value.code == "timeframe_required"
+    # The default signal's timeframes are not the direction signal's
+    with pytest.raises(NotFound, match="no model for timeframe 'd1'") as err:
+        registry.route("SPY", timeframe="d1")
+    assert err.value.code == "unknown_timeframe"
+
+
+def test_an_unknown_signal_is_a_404_listing_the_tickers_signals():
+    registry = signalled()
+    with pytest.raises(NotFound) as err:
+        registry.route("SPY", signal="gamma")
+    assert err.value.code == "unknown_signal"
+    assert err.value.message == (
+        "ticker 'SPY' has no signal 'gamma'; it has direction, strategy, volatility"
+    )
+    # A fallback answers on the default signal only
+    assert registry.route("GME", "stock").via_fallback
+    assert registry.route("GME", "stock", signal="strategy").model == "stocks/universal"
+    with pytest.raises(NotFound, match="has no signal 'volatility'; it has strategy") as err:
+        registry.route("GME", "stock", signal="volatility")
+    assert err.value.code == "unknown_signal"
+
+
+def test_a_new_signal_never_changes_what_a_ticker_answers_without_one():
+    registry = signalled()
+    # A ticker new to the registry takes its first signal as its default...
+    registry.set_route("ETH", "crypto/ETH/direction", "crypto", signal="direction")
+    assert registry.route("ETH").model == "crypto/ETH/direction"
+    # ...unless a fallback of its class already answered for it: that stays the default
+    registry.set_route("AAPL", "stocks/AAPL/d1", "stock", timeframe="d1", signal="direction")
+    assert registry.route("AAPL").model == "stocks/universal"
+    assert registry.route("AAPL").via_fallback
+    assert registry.signals_of("AAPL") == ["direction", "strategy"]
+    # An existing ticker keeps its default when another signal is added
+    registry.set_route("ETH", "crypto/ETH/vol", "crypto", signal="volatility")
+    assert registry.route("ETH").signal == "direction"
+    # The default moves only when asked
+    registry.set_default_signal("ETH", "volatility")
+    assert registry.route("ETH").model == "crypto/ETH/vol"
+    with pytest.raises(NotFound, match="not routed"):
+        registry.set_default_signal("NOPE", "volatility")
+
+
+def test_removing_a_signal_keeps_the_others_and_round_trips():
+    registry = signalled()
+    again = Registry.from_json(registry.to_json())
+    assert again.to_dict() == registry.to_dict()
+    assert json.loads(registry.to_json())["tickers"]["SPY"]["signals"]["volatility"] == {
+        "model": "etfs/SPY/volatility"
+    }
+    assert registry.remove_route("SPY", "h1", signal="direction")
+    assert not registry.remove_route("SPY", "h1", signal="direction")
+    assert registry.remove_route("SPY", signal="volatility")
+    assert registry.signals_of("SPY") == ["direction", "strategy"]
+    assert not registry.remove_route("SPY", signal="volatility")
+    assert registry.remove_route("SPY", signal="strategy")
+    # No route on its default signal and no etf fallback: a request must name a signal
+    with pytest.raises(NotFound, match="no model on its default signal 'strategy'") as err:
+        registry.route("SPY")
+    assert err.value.code == "unknown_signal"
+    assert registry.remove_route("SPY", "d1", signal="direction")
+    assert "SPY" not in registry.tickers  # nothing left to route
+    with pytest.raises(ValueError, match="invalid signal"):
+        registry.set_route("SPY", "etfs/SPY", "etf", signal="Vol")
