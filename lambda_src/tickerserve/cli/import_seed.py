@@ -25,8 +25,9 @@ from tickerserve.cli.importers.publication import ImportResult, Outcome, run_imp
 from tickerserve.cli.model_names import model_name
 from tickerserve.cli.reference import read_table
 from tickerserve.cli.store_option import Target, target
-from tickerserve.layout import normalize_ticker, validate_alias
+from tickerserve.layout import normalize_ticker, validate_alias, validate_signal
 from tickerserve.publishing.conversion.feature_names import read_names_file
+from tickerserve.publishing.release import ADD, KEEP, MOVE, SAME
 from tickerserve.storage.registry import DEFAULT_ALIAS
 
 # Which layouts read which flag (a flag another layout would ignore is refused).
@@ -103,6 +104,24 @@ def import_seed_command(
         bool,
         typer.Option("--skip-existing", help="004: leave out versions the store already has."),
     ] = False,
+    signal: Annotated[
+        str | None,
+        typer.Option(
+            "--signal",
+            "-s",
+            help="The signal the imported models are routed on (what they predict for their "
+            "tickers). Default per layout: 000 strategy, 001 the model type (lightgbm; "
+            "--signal renames it), 002 direction, 003 volatility, 004 strategy.",
+        ),
+    ] = None,
+    take_routes: Annotated[
+        bool,
+        typer.Option(
+            "--take-routes",
+            help="Move routes (and fallbacks) that point at other models to the imported "
+            "ones. Without it an import only adds routes where none is, and lists the rest.",
+        ),
+    ] = False,
     features: Annotated[
         Path | None,
         typer.Option(
@@ -128,6 +147,12 @@ def import_seed_command(
     json_output: JsonOption = False,
 ) -> None:
     """Import a seed's models: every model converted and checked, only what is new published.
+
+    Routes are keyed by ticker, signal and timeframe. An import creates a route only where
+    the ticker has none (on that signal and timeframe) or it already points at the imported
+    model; a route that points elsewhere is kept and listed (--take-routes moves it). The
+    summary and --dry-run list every route change as old → new. Re-running on an unchanged
+    tree leaves the registry as it is.
 
     With --reference, each imported version carries a monitoring baseline fitted from the file
     (scored by the version itself; seed 003 adds its baseline files' metrics and windows); a
@@ -163,6 +188,8 @@ def import_seed_command(
         features=None if features is None else read_names_file(features),
         reference=None if reference is None else read_table(reference),
         bins=bins,
+        signal=None if signal is None else validate_signal(signal),
+        take_routes=take_routes,
     )
     plan = importer.plan(root, options)
     result = run_import(t.store, t.registry_key, plan, options, dry_run=dry_run, jobs=jobs)
@@ -217,7 +244,11 @@ def import_report(result: ImportResult) -> dict[str, Any]:
                 "max_abs_diff": o.converted.max_abs_diff,
                 "aliases": o.aliases,
                 "tickers": sorted(
-                    {r.ticker for r in result.routes if r.model == o.candidate.model}
+                    {
+                        d.change.ticker
+                        for d in result.routes
+                        if d.change.model == o.candidate.model and d.action != KEEP
+                    }
                 ),
                 "warnings": o.converted.warnings,
                 "baseline": _baseline_report(o),
@@ -230,15 +261,9 @@ def import_report(result: ImportResult) -> dict[str, Any]:
         "registry_found": plan.registry_found,
         "models": models,
         "skipped": [{"source": s.source, "reason": s.reason} for s in result.skipped],
-        "routes": [
-            {
-                "ticker": r.ticker,
-                "asset_class": r.asset_class,
-                "model": r.model,
-                "timeframe": r.timeframe,
-            }
-            for r in result.routes
-        ],
+        "routes": [d.to_dict() for d in result.routes],
+        "route_lines": [d.line(dry_run=result.dry_run) for d in result.routes if d.action != SAME],
+        "kept_fallbacks": result.kept_fallbacks,
         "aliases": [
             {"model": m.model, "alias": m.alias, "version": m.version} for m in result.moves
         ],
@@ -325,8 +350,8 @@ def print_import(report: dict[str, Any], where: str) -> None:
         for warning in m["warnings"]:
             warned.setdefault(warning, []).append(m["source"])
     for warning, sources in warned.items():
-        where = sources[0] if len(sources) == 1 else f"{len(sources)} versions"
-        typer.echo(f"note: {where}: {warning}")
+        which = sources[0] if len(sources) == 1 else f"{len(sources)} versions"
+        typer.echo(f"note: {which}: {warning}")
     for m in report["models"]:
         if m["baseline"] is not None:
             typer.echo(_baseline_line(m))
@@ -334,10 +359,19 @@ def print_import(report: dict[str, Any], where: str) -> None:
         typer.echo(f"note: {line}")
     for s in report["skipped"]:
         typer.echo(f"skipped {s['source']}: {s['reason']}")
+    for line in report["route_lines"]:
+        typer.echo(line)
+    for cls, model in report["kept_fallbacks"].items():
+        typer.echo(f"fallback {cls} keeps {model}; --take-routes moves it")
     published = sum(m["status"] == "published" for m in report["models"])
     unchanged = sum(m["status"] == "unchanged" for m in report["models"])
-    routes = len(report["routes"])
-    counts = f"{unchanged} unchanged, {len(report['skipped'])} skipped, {routes} route(s)"
+    actions = [r["action"] for r in report["routes"]]
+    routes = ", ".join(
+        f"{actions.count(a)} {word}"
+        for a, word in ((ADD, "added"), (MOVE, "moved"), (SAME, "unchanged"), (KEEP, "kept"))
+        if a in actions
+    )
+    counts = f"{unchanged} unchanged, {len(report['skipped'])} skipped; routes: {routes or 'none'}"
     if report["dry_run"]:
         would = sum(m["status"] == "would publish" for m in report["models"])
         typer.echo(f"dry run: would publish {would}; {counts}; nothing written to {where}")

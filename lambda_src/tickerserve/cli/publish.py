@@ -27,10 +27,12 @@ from tickerserve.cli.importers.model_folder import read_folder
 from tickerserve.cli.model_names import model_name
 from tickerserve.cli.reference import fit_from_reference, parse_window
 from tickerserve.cli.store_option import Target, target
-from tickerserve.layout import ETF_PREFIX, normalize_ticker
+from tickerserve.layout import ETF_PREFIX, normalize_ticker, validate_signal
 from tickerserve.publishing.conversion.feature_names import read_names_file
 from tickerserve.publishing.conversion.recipe import Converted
 from tickerserve.publishing.release import (
+    KEEP,
+    SAME,
     Incomplete,
     Published,
     RouteChange,
@@ -131,6 +133,23 @@ def publish_command(
             "needs --alias). Without a route no request reaches the model.",
         ),
     ] = None,
+    signal: Annotated[
+        str | None,
+        typer.Option(
+            "--signal",
+            "-s",
+            help="The signal --route routes on (what the model predicts, e.g. volatility); "
+            "default: each ticker's default signal.",
+        ),
+    ] = None,
+    take_routes: Annotated[
+        bool,
+        typer.Option(
+            "--take-routes",
+            help="Move --route tickers that route to another model (on that signal and "
+            "timeframe); without it such a route stays, and is listed.",
+        ),
+    ] = False,
     reference: ReferenceOption = None,
     bins: BinsOption = DEFAULT_BINS,
     training_window: TrainingOption = None,
@@ -146,7 +165,9 @@ def publish_command(
     JSON coefficients for linear meta-learners) and must answer like the original on probe
     rows. The version folder is written first (create-only), the registry last. A ticker is
     served once an alias points at the version and the ticker routes to the model (--route
-    here, or the route command).
+    here, or the route command). --route adds a route only where the ticker has none (on
+    --signal) or it already points at the model; one that points elsewhere stays and is
+    listed (--take-routes moves it).
     """
     t = target(ctx)
     model = model_name(model, t)
@@ -156,7 +177,13 @@ def publish_command(
     check_targets(aliases, models=[model])
     if asset_class is not None:
         validate_asset_class(asset_class)
-    routes = _routes(route or [], model, asset_class, aliases)
+    routes = _routes(
+        route or [],
+        model,
+        asset_class,
+        aliases,
+        None if signal is None else validate_signal(signal),
+    )
     extra_metrics = parse_metrics(metrics or [])
     started = time.perf_counter()
     converted = read_folder(
@@ -179,7 +206,6 @@ def publish_command(
             validation=parse_window(validation_window, "--validation-window"),
         )
         bundle = attach_to_bundle(bundle, fitted)
-    routed = [r.ticker for r in routes]
     try:
         result = publish(
             t.store,
@@ -190,12 +216,13 @@ def publish_command(
             bump=(bump or BumpPart.patch).value,
             aliases=aliases,
             routes=routes,
+            take_routes=take_routes,
         )
     except Incomplete as exc:
         if exc.published is not None:  # live, only the history is missing: say what is live
-            _report_publish(exc.published, converted, fitted, started, t, routed, json_output)
+            _report_publish(exc.published, converted, fitted, started, t, json_output)
         raise
-    _report_publish(result, converted, fitted, started, t, routed, json_output)
+    _report_publish(result, converted, fitted, started, t, json_output)
 
 
 def _report_publish(
@@ -204,10 +231,10 @@ def _report_publish(
     fitted: Baseline | None,
     started: float,
     t: Target,
-    routed: list[str],
     json_output: bool,
 ) -> None:
     seconds = time.perf_counter() - started
+    routed = [d.change.ticker for d in result.routes if d.action != KEEP]
     if fitted is not None:  # it names the version it was written as
         fitted = dataclasses.replace(
             fitted, model=result.written.model, version=result.written.version
@@ -217,6 +244,7 @@ def _report_publish(
             {
                 **result.to_dict(),
                 "routes": routed,
+                "kept_routes": [d.change.ticker for d in result.routes if d.action == KEEP],
                 "source": converted.summary(),
                 "baseline": None if fitted is None else baseline_summary(fitted),
                 "seconds": round(seconds, 3),
@@ -234,8 +262,9 @@ def _report_publish(
         typer.echo(describe_baseline(fitted))
     for name in result.aliases:
         typer.echo(f"{name} -> {meta.version} (registry revision {result.revision})")
-    if routed:
-        typer.echo(f"routed {', '.join(routed)} -> {meta.model}")
+    for decision in result.routes:
+        if decision.action != SAME:
+            typer.echo(decision.line())
     if not result.aliases:
         typer.echo(f"no alias moved; promote with: tickerserve promote {meta.model} {meta.version}")
     elif not routed and not read_registry(t.store, t.registry_key).registry.tickers_for(meta.model):
@@ -246,7 +275,11 @@ def _report_publish(
 
 
 def _routes(
-    tickers: list[str], model: str, asset_class: str | None, aliases: list[str]
+    tickers: list[str],
+    model: str,
+    asset_class: str | None,
+    aliases: list[str],
+    signal: str | None,
 ) -> list[RouteChange]:
     """``--route`` tickers as route changes, refused before anything is written."""
     if not tickers:
@@ -260,7 +293,7 @@ def _routes(
     if routed_class is None:
         raise Refused(f"--asset-class is required to route tickers to {model}")
     names = dict.fromkeys(normalize_ticker(x) for x in tickers)
-    return [RouteChange(ticker, routed_class, model) for ticker in names]
+    return [RouteChange(ticker, routed_class, model, signal=signal) for ticker in names]
 
 
 def _describe_source(converted: Converted) -> str:

@@ -10,6 +10,7 @@ succeeded, so it never claims a move that did not happen.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import time
 from collections.abc import Collection, Mapping, Sequence
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tickerserve.baselines.persistence import with_identity as baseline_with_identity
+from tickerserve.contract import DEFAULT_SIGNAL
 from tickerserve.errors import Conflict, TickerserveError
 from tickerserve.layout import (
     TRAINING_HISTORY_KEY,
@@ -26,6 +28,7 @@ from tickerserve.layout import (
     normalize_ticker,
     validate_alias,
     validate_model_name,
+    validate_signal,
     validate_timeframe,
 )
 from tickerserve.publishing.version_folders import versions_of
@@ -102,6 +105,7 @@ class Published:
     aliases: tuple[str, ...]
     revision: int
     seconds: float
+    routes: list[RouteDecision] = dataclasses.field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         meta = self.written.bundle.metadata
@@ -117,6 +121,7 @@ class Published:
                 n: {"size": a.size, "sha256": a.sha256} for n, a in meta.artifacts.items()
             },
             "metrics": meta.metrics,
+            "route_changes": [d.to_dict() for d in self.routes],
             "seconds": round(self.seconds, 3),
         }
 
@@ -221,22 +226,116 @@ def training_record(written: Written, aliases: Sequence[str]) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class RouteChange:
-    """Route ``ticker`` (of ``asset_class``) to ``model``: its default route, or only its
-    route for ``timeframe``."""
+    """Route ``ticker`` (of ``asset_class``) to ``model`` on ``signal`` (None: the ticker's
+    default signal): its default route, or only its route for ``timeframe``."""
 
     ticker: str
     asset_class: str
     model: str
     timeframe: str | None = None
+    signal: str | None = None
 
     def applied(self, registry: Registry) -> bool:
         """True when ``registry`` already routes it so."""
         current = registry.tickers.get(self.ticker)
         if current is None or current.asset_class != self.asset_class:
             return False
-        if self.timeframe is None:
-            return current.model == self.model
-        return current.timeframes.get(self.timeframe) == self.model
+        return current.target(self.signal or current.default_signal, self.timeframe) == self.model
+
+
+ADD, SAME, KEEP, MOVE = "add", "same", "keep", "move"
+
+
+@dataclass(frozen=True)
+class RouteDecision:
+    """What a route change does to a registry: ``add`` (nothing answered there), ``same``
+    (it already points at the model), ``keep`` (it points elsewhere and stays: moving it takes
+    ``--take-routes``) or ``move`` (it points elsewhere and moves, with ``--take-routes``).
+    ``old`` is what answers there now (the asset class's fallback when ``via_fallback``)."""
+
+    change: RouteChange
+    signal: str
+    old: str | None
+    via_fallback: bool
+    action: str
+
+    @property
+    def writes(self) -> bool:
+        return self.action in (ADD, MOVE)
+
+    @property
+    def where(self) -> str:
+        """``AAPL direction d1``: the route's key as the summaries print it."""
+        return " ".join(x for x in (self.change.ticker, self.signal, self.change.timeframe) if x)
+
+    def line(self, *, dry_run: bool = False) -> str:
+        """One line of a summary: ``old → new`` for a change, or why a route stays."""
+        old = self.old or "(none)"
+        if self.via_fallback:
+            old += " (fallback)"
+        if self.action == KEEP:
+            return f"{self.where} keeps {old}; --take-routes moves it to {self.change.model}"
+        verb = "would route" if dry_run else "route"
+        return f"{verb} {self.where}: {old} → {self.change.model}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ticker": self.change.ticker,
+            "asset_class": self.change.asset_class,
+            "signal": self.signal,
+            "timeframe": self.change.timeframe,
+            "model": self.change.model,
+            "old": self.old,
+            "via_fallback": self.via_fallback,
+            "action": self.action,
+        }
+
+
+def decide_routes(
+    registry: Registry, changes: Sequence[RouteChange], *, take: bool = False
+) -> list[RouteDecision]:
+    """What each change would do to ``registry``. A route is created only where the ticker
+    (x signal x timeframe) has none, or already points at the model; a route that points
+    elsewhere (a fallback answering on the ticker's default signal counts) is kept unless
+    ``take``. Changes are judged in order, each seeing the ones before it."""
+    scratch = copy.deepcopy(registry)
+    decisions = []
+    for change in changes:
+        entry = scratch.tickers.get(change.ticker)
+        if entry is not None:
+            default = entry.default_signal
+        elif change.signal is None or change.asset_class in scratch.fallbacks:
+            default = DEFAULT_SIGNAL  # what set_route makes a new ticker's default
+        else:
+            default = change.signal
+        signal = change.signal or default
+        old = entry.target(signal, change.timeframe) if entry is not None else None
+        via_fallback = False
+        if old is None and change.timeframe is None and signal == default:
+            cls = entry.asset_class if entry is not None else change.asset_class
+            old = scratch.fallbacks.get(cls)
+            via_fallback = old is not None
+        if old is None or (via_fallback and old == change.model):
+            action = ADD  # nothing answered there, or the fallback already was this model
+        elif old == change.model:
+            action = SAME
+        else:
+            action = MOVE if take else KEEP
+        decision = RouteDecision(change, signal, old, via_fallback, action)
+        if decision.writes:
+            apply_route(scratch, decision)
+        decisions.append(decision)
+    return decisions
+
+
+def apply_route(registry: Registry, decision: RouteDecision) -> None:
+    """Write an ``add`` or ``move`` decision; an existing ticker keeps its asset class unless
+    the route moves (``--take-routes``)."""
+    change = decision.change
+    entry = registry.tickers.get(change.ticker)
+    keep_class = entry is not None and decision.action == ADD
+    asset_class = entry.asset_class if keep_class and entry is not None else change.asset_class
+    registry.set_route(change.ticker, change.model, asset_class, change.timeframe, decision.signal)
 
 
 @dataclass(frozen=True)
@@ -257,9 +356,13 @@ def apply_publication(
     aliases: Sequence[str] = (),
     routes: Sequence[RouteChange] = (),
     fallbacks: Mapping[str, str] | None = None,
+    take_routes: bool = False,
+    decided: list[RouteDecision] | None = None,
 ) -> Registry:
     """One registry compare-and-swap: register the written models, point ``aliases`` at them,
-    add ``routes`` and ``fallbacks`` (asset class -> model)."""
+    add ``routes`` (never moving one that points elsewhere unless ``take_routes``; see
+    ``decide_routes``) and ``fallbacks`` (asset class -> model). ``decided`` receives the
+    route decisions of the write that won."""
 
     def mutate(registry: Registry) -> None:
         for w in written:
@@ -268,12 +371,27 @@ def apply_publication(
                 registry.set_alias(w.model, alias, w.version, w.metadata_sha256)
             if aliases:
                 refuse_deleted(store, w.model, w.version)
-        for route in routes:
-            registry.set_route(route.ticker, route.model, route.asset_class, route.timeframe)
+        _route(registry, routes, take_routes, decided)
         for asset_class, model in (fallbacks or {}).items():
             registry.set_fallback(asset_class, model)
 
     return update_registry(store, registry_key, mutate)
+
+
+def _route(
+    registry: Registry,
+    routes: Sequence[RouteChange],
+    take: bool,
+    decided: list[RouteDecision] | None,
+) -> None:
+    """Decide the routes against the registry being written (inside its compare-and-swap, so
+    a route someone moved meanwhile is judged as it is now) and write the ones that change."""
+    decisions = decide_routes(registry, routes, take=take)
+    for decision in decisions:
+        if decision.writes:
+            apply_route(registry, decision)
+    if decided is not None:
+        decided[:] = decisions
 
 
 def apply_import(
@@ -285,9 +403,12 @@ def apply_import(
     routes: Sequence[RouteChange] = (),
     fallbacks: Mapping[str, str] | None = None,
     shadows: Mapping[str, ShadowSettings] | None = None,
+    take_routes: bool = False,
+    decided: list[RouteDecision] | None = None,
 ) -> Registry:
     """One registry compare-and-swap for an import: register ``models``, move aliases (to
-    new or existing versions), add routes and fallbacks, turn shadows on."""
+    new or existing versions), add routes (see ``decide_routes``) and fallbacks (one that
+    names another model stays unless ``take_routes``), turn shadows on."""
 
     def mutate(registry: Registry) -> None:
         for model in models:
@@ -295,10 +416,10 @@ def apply_import(
         for move in moves:
             registry.set_alias(move.model, move.alias, move.version, move.metadata_sha256)
             refuse_deleted(store, move.model, move.version)
-        for route in routes:
-            registry.set_route(route.ticker, route.model, route.asset_class, route.timeframe)
+        _route(registry, routes, take_routes, decided)
         for asset_class, model in (fallbacks or {}).items():
-            registry.set_fallback(asset_class, model)
+            if take_routes or registry.fallbacks.get(asset_class) in (None, model):
+                registry.set_fallback(asset_class, model)
         for model, shadow in (shadows or {}).items():
             registry.set_shadow(model, shadow)
 
@@ -331,6 +452,8 @@ def check_targets(
         validate_model_name(route.model)
         if route.timeframe is not None:
             validate_timeframe(route.timeframe)
+        if route.signal is not None:
+            validate_signal(route.signal)
 
 
 def publish(
@@ -343,20 +466,33 @@ def publish(
     bump: Bump = "patch",
     aliases: Sequence[str] = (),
     routes: Sequence[RouteChange] = (),
+    take_routes: bool = False,
 ) -> Published:
-    """Publish one bundle as a new version of ``model``: folder, history line, registry."""
+    """Publish one bundle as a new version of ``model``: folder, history line, registry. A
+    route that points elsewhere stays unless ``take_routes`` (``Published.routes`` says)."""
     started = time.perf_counter()
     check_targets(aliases, routes, [model])
     written = write_version(store, bundle, model=model, version=version, bump=bump)
+    decided: list[RouteDecision] = []
     try:
-        registry = apply_publication(store, registry_key, [written], aliases=aliases, routes=routes)
+        registry = apply_publication(
+            store,
+            registry_key,
+            [written],
+            aliases=aliases,
+            routes=routes,
+            take_routes=take_routes,
+            decided=decided,
+        )
     except TickerserveError as exc:
         moved = f"{', '.join(aliases)} did not move" if aliases else "nothing points at it"
         raise Incomplete(
             f"published {written.model} {written.version} (written and recorded) but the "
             f"registry update failed, so {moved}: {exc.message}" + _promote_hint(written, aliases)
         ) from exc
-    published = Published(written, tuple(aliases), registry.revision, time.perf_counter() - started)
+    published = Published(
+        written, tuple(aliases), registry.revision, time.perf_counter() - started, decided
+    )
     # After the registry: the record says the aliases moved, so only once they have.
     try:
         append_records(store, TRAINING_HISTORY_KEY, [training_record(written, aliases)])

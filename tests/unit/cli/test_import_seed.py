@@ -26,7 +26,7 @@ from tests.seed_layouts import (
     write_seed_003,
     write_seed_004,
 )
-from tests.seed_support import original_prediction, seed_models, write_seed_tree
+from tests.seed_support import original_prediction, seed_folder, seed_models, write_seed_tree
 from tickerserve.errors import StorageUnavailable
 from tickerserve.http.api import Api
 from tickerserve.layout import (
@@ -305,9 +305,13 @@ def test_dry_run_lists_what_it_would_publish_and_writes_nothing(store, tmp_path)
     }
     assert not store.exists()
     text = cli("--store", str(store), "import-seed", str(tmp_path), "--dry-run")
-    assert text.stdout.splitlines()[-1] == (
-        f"dry run: would publish 3; 0 unchanged, 0 skipped, 3 route(s); nothing written to {store}"
-    )
+    assert text.stdout.splitlines()[-4:] == [
+        "would route AAPL direction d1: (none) → stocks/AAPL/d1",
+        "would route AAPL direction: (none) → stocks/AAPL/d1",
+        "would route AAPL direction h1: (none) → stocks/AAPL/h1",
+        f"dry run: would publish 3; 0 unchanged, 0 skipped; routes: 3 added; nothing written "
+        f"to {store}",
+    ]
 
 
 def test_corrupted_pickle_is_skipped_and_the_rest_imported(store, tmp_path):
@@ -317,7 +321,7 @@ def test_corrupted_pickle_is_skipped_and_the_rest_imported(store, tmp_path):
     assert result.exit_code == 2
     assert "skipped QQQ_d1_20250121.pkl: cannot unpickle " in result.stdout
     assert result.stdout.splitlines()[-1].startswith(
-        "published 3; 0 unchanged, 1 skipped, 3 route(s); registry revision 1 in "
+        f"published 3; 0 unchanged, 1 skipped; routes: 3 added; registry revision 1 in {store} ("
     )
     assert "QQQ" not in registry(store).tickers
 
@@ -377,7 +381,8 @@ def test_seed_003_model_a_production_model_b_challenger_in_shadow(store, tmp_pat
     for row in request_rows(10, len(VOL_FEATURES)):
         for extra, name in (({}, "model_90pct.pkl"), ({"alias": "challenger"}, "model_100pct.pkl")):
             answer = ask(api, "SPY", VOL_FEATURES, row, **extra)
-            assert set(answer) == {"request_id", "ticker", "model", "prediction"}
+            assert set(answer) == {"request_id", "ticker", "signal", "model", "prediction"}
+            assert answer["signal"] == "volatility"  # seed 003's default signal
             want = stack_predict(stacks[name], row.reshape(1, -1))[0]
             assert answer["prediction"] == pytest.approx(want, rel=1e-9, abs=1e-12)
 
@@ -625,3 +630,108 @@ def test_import_seed_whose_history_append_fails_says_what_is_live(
         "updated: storage error on it: SlowDown" in result.stderr
     )
     assert registry_of(store_path).tickers
+
+
+# -- routes are never moved silently ---------------------------------------------------------
+@pytest.fixture
+def live(store: Path, tmp_path: Path) -> Path:
+    """A store serving AAPL, NVDA and SPY from stocks/universal (the README's example)."""
+    m = seed_models()
+    universal = seed_folder(tmp_path / "out/universal", m.universal, m.universal_encoder)
+    published = cli(
+        "--store", str(store), "publish", str(universal), "--model", "stocks/universal",
+        "--alias", "production", "--route", "AAPL", "--route", "NVDA", "--route", "SPY",
+    )  # fmt: skip
+    assert published.exit_code == 0, published.stderr
+    return store
+
+
+def test_an_import_on_its_own_signal_sits_beside_live_routes(live, tmp_path):
+    # Given AAPL served by stocks/universal, and seed 002's trained_models/ for AAPL
+    folder = write_seed_002(tmp_path)
+    # When imported as it comes (seed 002's signal is direction)
+    result = cli("--store", str(live), "import-seed", str(folder))
+    # Then AAPL gets its direction models beside its strategy model, which still answers
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines()[-4:-1] == [
+        "route AAPL direction d1: (none) → stocks/AAPL/d1",
+        "route AAPL direction: (none) → stocks/AAPL/d1",
+        "route AAPL direction h1: (none) → stocks/AAPL/h1",
+    ]
+    reg = registry(live)
+    assert reg.route("AAPL").model == "stocks/universal"
+    assert reg.route("AAPL", signal="direction", timeframe="h1").model == "stocks/AAPL/h1"
+    api = serving(live, tmp_path)
+    row = request_rows(1, len(FEATURES), missing=False)[0]
+    assert ask(api, "AAPL", list(FEATURES), row)["model"]["name"] == "stocks/universal"
+    answer = ask(api, "AAPL", list(FEATURES), row, signal="direction")
+    assert (answer["signal"], answer["model"]["name"]) == ("direction", "stocks/AAPL/d1")
+
+
+def test_an_import_never_moves_a_live_route_and_a_rerun_leaves_the_registry_alone(live, tmp_path):
+    # Given AAPL served by stocks/universal on its strategy signal
+    folder = write_seed_002(tmp_path)
+    revision = registry(live).revision
+    # When seed 002 is imported onto that same signal
+    result = cli("--store", str(live), "import-seed", str(folder), "--signal", "strategy")
+    # Then AAPL keeps its model, and the summary says so and how to move it; the timeframes
+    # AAPL had no route for are added
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[-4:-1] == [
+        "route AAPL strategy d1: (none) → stocks/AAPL/d1",
+        "AAPL strategy keeps stocks/universal; --take-routes moves it to stocks/AAPL/d1",
+        "route AAPL strategy h1: (none) → stocks/AAPL/h1",
+    ]
+    assert lines[-1].startswith(
+        f"published 3; 0 unchanged, 0 skipped; routes: 2 added, 1 kept; registry revision "
+        f"{revision + 1} in {live} ("
+    )
+    assert registry(live).route("AAPL").model == "stocks/universal"
+    # When the same tree is imported again (a nightly job would)
+    rerun = cli("--store", str(live), "import-seed", str(folder), "--signal", "strategy")
+    # Then nothing is published, the route stays, and the registry keeps its revision
+    assert rerun.exit_code == 0, rerun.stderr
+    assert rerun.stdout.splitlines()[-2] == (
+        "AAPL strategy keeps stocks/universal; --take-routes moves it to stocks/AAPL/d1"
+    )
+    assert registry(live).revision == revision + 1
+    assert registry(live).route("AAPL").model == "stocks/universal"
+    # When a dry run asks what --take-routes would do, Then it lists old → new, writes nothing
+    dry = cli("--store", str(live), "import-seed", str(folder), "--signal", "strategy",
+              "--take-routes", "--dry-run")  # fmt: skip
+    assert "would route AAPL strategy: stocks/universal → stocks/AAPL/d1" in dry.stdout
+    assert registry(live).route("AAPL").model == "stocks/universal"
+    # When imported with --take-routes, Then the route moves and the summary says from where
+    code, taken = import_seed(live, str(folder), "--signal", "strategy", "--take-routes")
+    assert code == 0
+    [moved] = [r for r in taken["routes"] if r["action"] == "move"]
+    assert (moved["ticker"], moved["old"], moved["model"]) == (
+        "AAPL", "stocks/universal", "stocks/AAPL/d1",
+    )  # fmt: skip
+    assert taken["revision"] == revision + 2
+    assert registry(live).route("AAPL").model == "stocks/AAPL/d1"
+    # When the user routes AAPL back by hand and the nightly import runs again
+    assert cli("--store", str(live), "route", "AAPL", "-m", "stocks/universal").exit_code == 0
+    back = registry(live).revision
+    code, report = import_seed(live, str(folder), "--signal", "strategy")
+    # Then AAPL stays where the user put it, and the registry is untouched
+    assert (code, report["revision"]) == (0, back)
+    assert registry(live).revision == back
+    assert registry(live).route("AAPL").model == "stocks/universal"
+
+
+def test_seed_002_rollback_right_after_an_import_goes_to_the_previous_date(store, tmp_path):
+    # Given trained_models/ with AAPL d1 of 2025-01-14 and 2025-01-21
+    folder = write_seed_002(tmp_path)
+    assert import_seed(store, str(folder))[0] == 0
+    entry = registry(store).models["stocks/AAPL/d1"]
+    assert entry.aliases["production"].version == "1.0.1"  # 20250121
+    assert [t.version for t in entry.history["production"]] == ["1.0.0"]  # 20250114
+    # When rolled back right after the import
+    rolled = cli("--store", str(store), "rollback", "stocks/AAPL/d1")
+    # Then production is the previous date's version
+    assert rolled.exit_code == 0, rolled.stderr
+    assert rolled.stdout.startswith("stocks/AAPL/d1 production: 1.0.1 -> 1.0.0")
+    meta, _ = read_metadata(LocalStore(store), "stocks/AAPL/d1", "1.0.0")
+    assert meta.source["date"] == "20250114"

@@ -16,6 +16,7 @@ from sklearn.ensemble import RandomForestRegressor
 
 from tests.cli_support import REGISTRY, FaultyStore, cli, cli_json, refused, registry_of, ts
 from tests.seed_layouts import VOL_FEATURES, ensemble_predict, originals, stack_predict
+from tests.seed_support import seed_folder, seed_models
 from tests.support import CRASHED, GARBLED_KINDS, garbled_bundle, published_smh
 from tickerserve.errors import Conflict, StorageUnavailable
 from tickerserve.http.api import Api
@@ -118,7 +119,10 @@ def test_publish_with_route_makes_the_ticker_servable_in_one_step(store_path, se
     )
     # Then both tickers route to it (one registry revision) and a request is answered
     assert result.exit_code == 0, result.stderr
-    assert "routed SMH, SOXX -> etfs/SMH" in result.stdout
+    assert result.stdout.splitlines()[-2:] == [
+        "route SMH strategy: (none) → etfs/SMH",
+        "route SOXX strategy: (none) → etfs/SMH",
+    ]
     registry = registry_of(store_path)
     assert (registry.revision, registry.tickers["SOXX"].model) == (1, "etfs/SMH")
     api = Api(ModelService(Settings(store_path=store_path, cache_dir=str(tmp_path / "c"))))
@@ -435,3 +439,59 @@ def test_torch_folder_is_refused_with_the_reason(store_path, tmp_path):
         "imported, because the zip-packaged prediction function does not serve torch models "
         "(PyTorch alone is larger than Lambda's 250 MB unzipped limit)\n",
     )
+
+
+# -- --route never moves a live route ------------------------------------------------------
+def test_publish_route_keeps_a_route_that_points_elsewhere_unless_taken(tmp_path: Path):
+    # Given AAPL routed to the universal model
+    m = seed_models()
+    universal = seed_folder(tmp_path / "seed/universal", m.universal, m.universal_encoder)
+    own = seed_folder(tmp_path / "seed/aapl", m.smh, m.smh_encoder)
+    store = str(tmp_path / "store")
+    first = cli("--store", store, "publish", str(universal), "-m", "stocks/universal",
+                "-a", "production", "--route", "AAPL")  # fmt: skip
+    assert first.exit_code == 0, first.stderr
+    # When a model of its own is published with --route AAPL
+    result = cli("--store", store, "publish", str(own), "-m", "stocks/AAPL", "-a", "production",
+                 "--route", "AAPL", "--json")  # fmt: skip
+    # Then the version and its alias are published, and AAPL keeps its route, listed
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert (report["version"], report["aliases"], report["kept_routes"]) == (
+        "1.0.0", ["production"], ["AAPL"],
+    )  # fmt: skip
+    [change] = report["route_changes"]
+    assert (change["old"], change["model"], change["action"]) == (
+        "stocks/universal", "stocks/AAPL", "keep",
+    )  # fmt: skip
+    registry = registry_of(store)
+    assert registry.route("AAPL").model == "stocks/universal"
+    # And the text output says how to move it
+    again = cli("--store", store, "publish", str(own), "-m", "stocks/AAPL", "--route", "AAPL",
+                "-a", "staging")  # fmt: skip
+    assert "AAPL strategy keeps stocks/universal; --take-routes moves it to stocks/AAPL" in (
+        again.stdout
+    )
+    # When published with --take-routes, Then the route moves and the output says old → new
+    taken = cli("--store", store, "publish", str(own), "-m", "stocks/AAPL", "-a", "production",
+                "--route", "AAPL", "--take-routes")  # fmt: skip
+    assert taken.exit_code == 0, taken.stderr
+    assert "route AAPL strategy: stocks/universal → stocks/AAPL" in taken.stdout
+    registry = registry_of(store)
+    assert registry.route("AAPL").model == "stocks/AAPL"
+
+
+def test_publish_route_on_another_signal_sits_beside_the_ticker_s_model(tmp_path: Path):
+    m = seed_models()
+    universal = seed_folder(tmp_path / "seed/universal", m.universal, m.universal_encoder)
+    vol = seed_folder(tmp_path / "seed/vol", m.smh, m.smh_encoder)
+    store = str(tmp_path / "store")
+    cli("--store", store, "publish", str(universal), "-m", "stocks/universal", "-a",
+        "production", "--route", "AAPL")  # fmt: skip
+    result = cli("--store", store, "publish", str(vol), "-m", "stocks/AAPL/volatility", "-a",
+                 "production", "--route", "AAPL", "--signal", "volatility")  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert "route AAPL volatility: (none) → stocks/AAPL/volatility" in result.stdout
+    registry = registry_of(store)
+    assert registry.route("AAPL").model == "stocks/universal"
+    assert registry.route("AAPL", signal="volatility").model == "stocks/AAPL/volatility"

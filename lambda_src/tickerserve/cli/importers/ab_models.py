@@ -50,6 +50,7 @@ DESCRIPTION = "models/model_90pct.pkl (Model A) and model_100pct.pkl (Model B)"
 MODEL_A, MODEL_B, LATEST = "model_90pct.pkl", "model_100pct.pkl", "latest_ensemble.pkl"
 VALIDATION_BASELINE, DUAL_BASELINE = "validation_baseline.json", "dual_model_baseline.json"
 CHALLENGER = "challenger"
+SIGNAL = "volatility"  # what seed 003 forecasts
 HISTORY_FILES = {"training": "training_history.jsonl", "monitoring": "monitoring_history.jsonl"}
 
 
@@ -101,7 +102,7 @@ def plan(root: Path, options: ImportOptions) -> ImportPlan:
             )
         )
     result.shadows[model] = ShadowSettings(CHALLENGER, 1.0)
-    result.routes = routes_from_flags(options, [model])
+    result.routes = routes_from_flags(options, [model], SIGNAL)
     result.histories = _histories(root, model)
     return result
 

@@ -6,9 +6,11 @@
 Each symbol and timeframe becomes ``stocks/{SYMBOL}/{timeframe}`` (``etfs/...`` for ``--etfs``),
 a weighted average of the pickled members' probabilities (the seed's other forecasters are
 not in the pickle), routed to SYMBOL for that timeframe; ``d1`` is also the symbol's default
-route. Dated files become versions in date order (the date is kept in the metadata); the
-newest gets ``--alias`` (``production``). The seed keeps no feature names: they come from the
-estimators' ``feature_names_in_`` (fitted on a DataFrame), else ``--features FILE``.
+route. Dated files become versions in date order (the date is kept in the metadata), and
+``--alias`` (``production``) moves through them in that order: the newest is production and
+the older ones are its history, so ``rollback`` goes to the previous date. The seed keeps no
+feature names: they come from the estimators' ``feature_names_in_`` (fitted on a DataFrame),
+else ``--features FILE``, else they are ``feature_0 ... feature_{n-1}``.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ LAYOUT = "002"
 DESCRIPTION = "trained_models/{SYMBOL}_{timeframe}_{YYYYMMDD}.pkl"
 FOLDER = "trained_models"
 DEFAULT_TIMEFRAME = "d1"
+SIGNAL = "direction"  # what seed 002's ensembles predict: the direction over the horizon
 _FILE = re.compile(r"(?P<symbol>.+)_(?P<timeframe>[A-Za-z0-9]+)_(?P<date>[0-9]{8})\.pkl")
 
 
@@ -73,13 +76,14 @@ def plan(root: Path, options: ImportOptions) -> ImportPlan:
                     _converter(file, date, model, asset_class, options),
                     asset_class,
                     order=(date, index),
-                    aliases=(options.alias,) if index == len(dated) - 1 else (),
+                    aliases=(options.alias,),
                     origin={"date": date, "file": file.name},
                 )
             )
-        result.routes.append(RouteChange(symbol, asset_class, model, timeframe))
+        signal = options.signal or SIGNAL
+        result.routes.append(RouteChange(symbol, asset_class, model, timeframe, signal))
         if timeframe == DEFAULT_TIMEFRAME:
-            result.routes.append(RouteChange(symbol, asset_class, model))
+            result.routes.append(RouteChange(symbol, asset_class, model, signal=signal))
     return result
 
 

@@ -33,6 +33,7 @@ from tickerserve.storage.history import HISTORY_KEYS, parse_records
 LAYOUT = "000"
 DESCRIPTION = "models_storage/{etfs,stocks}/*/production/ (lightgbm_clean_model.pkl, ...)"
 PRODUCTION = "production"
+SIGNAL = "strategy"  # what seed 000's classifiers predict: an options strategy
 SEED_REGISTRY = Path("metadata") / "asset_registry.json"
 _FILE_SUFFIXES = (".joblib", ".pkl", ".pickle", ".txt", ".json")
 _GROUPS = ((ETF_PREFIX, "etf"), ("stocks", "stock"))
@@ -134,7 +135,8 @@ def _plan_routes(
                 f"not routed {entry.ticker} ({entry.asset_class}): no model folder for it"
             )
             continue
-        result.routes.append(RouteChange(entry.ticker, entry.asset_class, routed))
+        signal = options.signal or SIGNAL
+        result.routes.append(RouteChange(entry.ticker, entry.asset_class, routed, signal=signal))
 
 
 def model_for_path(path: str, names: list[str]) -> str | None:

@@ -32,6 +32,8 @@ class ImportOptions:
     mapping: dict[str, str] = field(default_factory=dict)  # registry name -> model (004)
     skip_existing: bool = False  # 004: versions already in the store are skipped, not refused
     features: list[str] | None = None  # names for models that name none (--features FILE)
+    signal: str | None = None  # the signal routes go on (None: the layout's own default)
+    take_routes: bool = False  # move routes that point at other models (--take-routes)
     # --reference FILE, read once: every imported version gets a baseline fitted from it
     reference: Table | None = None
     bins: int = DEFAULT_BINS
@@ -87,8 +89,9 @@ class ImportPlan:
             return str(path)
 
 
-def routes_from_flags(options: ImportOptions, models: list[str]) -> list[RouteChange]:
-    """``--route TICKER`` (the one model) or ``--route TICKER=MODEL`` (one of ``models``)."""
+def routes_from_flags(options: ImportOptions, models: list[str], signal: str) -> list[RouteChange]:
+    """``--route TICKER`` (the one model) or ``--route TICKER=MODEL`` (one of ``models``), on
+    ``--signal`` (else ``signal``, the layout's default)."""
     routes = []
     for raw in options.routes:
         ticker_text, sep, target = raw.partition("=")
@@ -111,5 +114,6 @@ def routes_from_flags(options: ImportOptions, models: list[str]) -> list[RouteCh
                 "give --route TICKER=MODEL"
             )
         etf = ticker in options.etfs or model.startswith(f"{ETF_PREFIX}/")
-        routes.append(RouteChange(ticker, "etf" if etf else "stock", model))
+        asset_class = "etf" if etf else "stock"
+        routes.append(RouteChange(ticker, asset_class, model, signal=options.signal or signal))
     return routes

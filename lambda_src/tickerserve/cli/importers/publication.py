@@ -14,6 +14,11 @@ keep only what is new, write the new versions, then one registry update, then th
 - Aliases move only for models that got a new version (or lack the alias): a re-import never
   moves an alias someone promoted by hand. A route or shadow whose model ends up without the
   alias it needs is dropped with a note rather than left pointing at nothing.
+- Routes are created only where the ticker (x signal x timeframe) has none, or already points
+  at the imported model; one that points elsewhere (or a fallback of another model) is kept
+  and listed, and moves only with ``take_routes`` (``publishing.release.decide_routes``,
+  judged again inside the registry's compare-and-swap). Shadows are turned on only for models
+  this import brought something new for, so a re-run never undoes a hand-made change.
 """
 
 from __future__ import annotations
@@ -37,8 +42,10 @@ from tickerserve.publishing.release import (
     AliasMove,
     Incomplete,
     RouteChange,
+    RouteDecision,
     Written,
     apply_import,
+    decide_routes,
     training_record,
     write_version,
 )
@@ -81,13 +88,14 @@ class ImportResult:
 
     plan: ImportPlan
     outcomes: list[Outcome]
-    routes: list[RouteChange]  # every route the import keeps (already there or added)
+    routes: list[RouteDecision]  # what became of every route the import asked for
     moves: list[AliasMove]
     revision: int
     dry_run: bool
     history_lines: dict[str, int]
     # Set when everything is live but a history append failed: the CLI reports, then raises.
     incomplete: Incomplete | None = None
+    kept_fallbacks: dict[str, str] = field(default_factory=dict)  # class -> its other model
 
     @property
     def skipped(self) -> list[Skipped]:
@@ -125,13 +133,19 @@ def run_import(
         _follow_duplicates(by_model)
         _store_baselines(store, outcomes)
     moves = _moves(by_model, registry)
-    kept = _routes(plan, by_model, registry, options.alias)
-    routes = [r for r in kept if not r.applied(registry)]
+    routes = _routes(plan, by_model, registry, options.alias)
+    decisions = decide_routes(registry, routes, take=options.take_routes)
     shadows = _shadows(plan, by_model, registry)
     fallbacks = {c: m for c, m in plan.fallbacks.items() if registry.fallbacks.get(c) != m}
+    kept_fallbacks = {}
+    if not options.take_routes:
+        kept_fallbacks = {c: registry.fallbacks[c] for c in fallbacks if c in registry.fallbacks}
+        fallbacks = {c: m for c, m in fallbacks.items() if c not in kept_fallbacks}
     revision = registry.revision
     new_models = [m for m in by_model if m not in registry.models and not dry_run]
-    if not dry_run and (written or moves or routes or fallbacks or shadows or new_models):
+    writes = any(d.writes for d in decisions)
+    if not dry_run and (written or moves or writes or fallbacks or shadows or new_models):
+        decided: list[RouteDecision] = []
         try:
             revision = apply_import(
                 store,
@@ -141,7 +155,10 @@ def run_import(
                 routes=routes,
                 fallbacks=fallbacks,
                 shadows=shadows,
+                take_routes=options.take_routes,
+                decided=decided,
             ).revision
+            decisions = decided
         except TickerserveError as exc:
             raise Incomplete(
                 f"wrote and recorded {len(written)} version(s) but the registry update failed, "
@@ -160,7 +177,9 @@ def run_import(
                 f"imported {len(written)} version(s); routes and aliases are live (registry "
                 f"revision {revision}), but the histories were not updated: {exc.message}"
             )
-    return ImportResult(plan, outcomes, kept, moves, revision, dry_run, lines, incomplete)
+    return ImportResult(
+        plan, outcomes, decisions, moves, revision, dry_run, lines, incomplete, kept_fallbacks
+    )
 
 
 def _convert(candidate: Candidate, plan: ImportPlan, options: ImportOptions) -> Outcome | None:
@@ -306,17 +325,33 @@ def _store_baselines(store: Store, outcomes: list[Outcome]) -> None:
 
 
 def _moves(by_model: dict[str, list[Outcome]], registry: Registry) -> list[AliasMove]:
+    """The alias moves of an import, per model and alias in the candidates' time order.
+
+    Every candidate that carries an alias takes it in turn (seed 002's dated files: the older
+    ones enter the alias history in date order, so a rollback goes to the previous date). An
+    alias the model has already moves only when the import brought a new version, and only
+    past the version it points at (to the last candidate when that is none of them), so a
+    re-run, or an alias promoted by hand, is left alone.
+    """
     moves: list[AliasMove] = []
     for model, items in by_model.items():
         entry = registry.models.get(model)
         fresh = any(o.status in (PUBLISHED, WOULD_PUBLISH) for o in items)
-        for outcome in items:
-            if outcome.status == EXISTS or outcome.version is None:
-                continue
-            for alias in outcome.candidate.aliases:
-                current = entry.aliases.get(alias) if entry is not None else None
-                if current is not None and (not fresh or current.version == outcome.version):
+        for alias in dict.fromkeys(a for o in items for a in o.candidate.aliases):
+            chain: list[Outcome] = []
+            for o in items:
+                usable = o.status != EXISTS and o.version is not None
+                repeated = bool(chain) and chain[-1].version == o.version
+                if usable and alias in o.candidate.aliases and not repeated:
+                    chain.append(o)
+            current = entry.aliases.get(alias) if entry is not None else None
+            if current is not None:
+                if not fresh:
                     continue
+                held = [i for i, o in enumerate(chain) if o.version == current.version]
+                chain = chain[held[-1] + 1 :] if held else chain[-1:]
+            for outcome in chain:
+                assert outcome.version is not None
                 outcome.aliases.append(alias)
                 moves.append(
                     AliasMove(model, alias, outcome.version, outcome.metadata_sha256 or "")
@@ -358,7 +393,9 @@ def _shadows(
             plan.notes.append(f"shadow not turned on for {model}: it has no {shadow.alias}")
             continue
         entry = registry.models.get(model)
-        if entry is None or entry.shadow != shadow:
+        fresh = any(o.status in (PUBLISHED, WOULD_PUBLISH) for o in by_model.get(model, []))
+        # Only with something new: a re-run never turns on a shadow someone turned off.
+        if entry is None or (fresh and entry.shadow != shadow):
             shadows[model] = shadow
     return shadows
 

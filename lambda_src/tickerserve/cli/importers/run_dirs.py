@@ -10,8 +10,11 @@ models/
 ```
 
 Every run of a symbol becomes a version of ``stocks/{SYMBOL}`` (``etfs/{SYMBOL}`` for
-``--etfs``) in time order (``created_at``, else the run id); the run ``latest`` names (else the
-newest) gets ``--alias`` (``production``) and the symbol is routed to the model. The run id is
+``--etfs``; ``.../{model_type}`` when the symbol has runs of several types) in time order
+(``created_at``, else the run id); the run ``latest`` names (else the newest) gets ``--alias``
+(``production``) and the symbol is routed to the model on the signal named after the model
+type (``lightgbm``, the symbol's default; ``--signal`` renames it; ``gru`` and ``ppo`` go
+beside it). The run id is
 kept in the version's metadata. The saved dict's ``feature_names`` are the selected subset and
 ``metadata.json``'s the full list with ``selected_features`` indices: requests name features
 from the full list and the model gets the selected ones. ``best_wf_{model}_{symbol}.*``
@@ -28,7 +31,7 @@ from pathlib import Path
 
 from tickerserve.cli.importers.model_folder import read_folder
 from tickerserve.cli.importers.plan import Candidate, ImportOptions, ImportPlan, Skipped
-from tickerserve.layout import ETF_PREFIX, normalize_ticker
+from tickerserve.layout import ETF_PREFIX, normalize_ticker, validate_signal
 from tickerserve.publishing.conversion.pickles import PICKLE_SUFFIXES, torch_refusal
 from tickerserve.publishing.conversion.recipe import (
     Converted,
@@ -39,6 +42,7 @@ from tickerserve.publishing.release import RouteChange
 
 LAYOUT = "001"
 DESCRIPTION = "models/{model_type}/{symbol}/{run_id}/ with latest (or latest_pointer.txt)"
+DEFAULT_TYPE = "lightgbm"  # its signal is a symbol's default; gru and ppo go beside it
 LATEST = "latest"
 POINTER = "latest_pointer.txt"
 METADATA_DIR = "metadata"
@@ -97,19 +101,32 @@ def plan(root: Path, options: ImportOptions) -> ImportPlan:
     for symbol, found in sorted(importable.items()):
         etf = symbol in options.etfs
         base = f"{ETF_PREFIX if etf else 'stocks'}/{symbol}"
-        for model_type, symbol_dir in found:
+        # LightGBM first: a symbol new to the registry takes its first signal as its default.
+        for model_type, symbol_dir in sorted(found, key=lambda f: (f[0] != DEFAULT_TYPE, f[0])):
             model = base if len(found) == 1 else f"{base}/{model_type}"
-            _plan_symbol(result, symbol_dir, model, "etf" if etf else "stock", options)
-        if len(found) == 1:
-            result.routes.append(RouteChange(symbol, "etf" if etf else "stock", base))
-        else:
-            kinds = ", ".join(t for t, _ in found)
-            result.notes.append(
-                f"not routed {symbol}: runs of several model types ({kinds}), published as "
-                f"{base}/<type>; route one with tickerserve route"
-            )
+            asset_class = "etf" if etf else "stock"
+            _plan_symbol(result, symbol_dir, model, asset_class, options)
+            signal = signal_of(model_type, options)
+            if signal is None:
+                result.notes.append(
+                    f"not routed {symbol} {model_type}: {model_type!r} is not a signal name; "
+                    f"route it with tickerserve route {symbol} --model {model} --signal NAME"
+                )
+                continue
+            result.routes.append(RouteChange(symbol, asset_class, model, signal=signal))
     _plan_best(result, root, importable, options)
     return result
+
+
+def signal_of(model_type: str, options: ImportOptions) -> str | None:
+    """The signal a model type's runs route on: ``--signal`` for the LightGBM runs, else the
+    type's own name (``lightgbm``; ``gru`` and ``ppo`` beside it), None if it is no signal."""
+    if options.signal is not None and model_type == DEFAULT_TYPE:
+        return options.signal
+    try:
+        return validate_signal(model_type.lower())
+    except ValueError:
+        return None
 
 
 def _torch_reason(run: Path) -> str | None:

@@ -42,6 +42,7 @@ from tickerserve.publishing.conversion.seed_metadata import jsonable, scalar
 LAYOUT = "004"
 DESCRIPTION = "registry.db (SQLite, table models) beside {model_type}_{version}.pkl files"
 DATABASE = "registry.db"
+SIGNAL = "strategy"  # the registry says nothing about what its models predict
 COLUMNS = ("model_id", "model_name", "model_type", "version", "metrics", "hyperparameters",
            "file_path", "created_at", "description")  # fmt: skip
 
@@ -143,7 +144,7 @@ def plan(root: Path, options: ImportOptions) -> ImportPlan:
                 },
             )
         )
-    result.routes = routes_from_flags(options, sorted(set(options.mapping.values())))
+    result.routes = routes_from_flags(options, sorted(set(options.mapping.values())), SIGNAL)
     return result
 
 

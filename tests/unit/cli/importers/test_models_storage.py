@@ -38,10 +38,10 @@ def test_without_registry_routes_are_inferred(tmp_path):
     # Then ETFs come from folder names, stocks from --stocks, and OLD is skipped with a note
     assert [c.model for c in plan.candidates] == ["etfs/QQQ", "etfs/SMH", "stocks/universal"]
     assert plan.routes == [
-        RouteChange("AAPL", "stock", "stocks/universal"),
-        RouteChange("MSFT", "stock", "stocks/universal"),
-        RouteChange("QQQ", "etf", "etfs/QQQ"),
-        RouteChange("SMH", "etf", "etfs/SMH"),
+        RouteChange("AAPL", "stock", "stocks/universal", signal="strategy"),
+        RouteChange("MSFT", "stock", "stocks/universal", signal="strategy"),
+        RouteChange("QQQ", "etf", "etfs/QQQ", signal="strategy"),
+        RouteChange("SMH", "etf", "etfs/SMH", signal="strategy"),
     ]
     assert plan.notes == ["skipped etfs/OLD: no production/ folder"]
     assert not plan.registry_found
@@ -81,7 +81,7 @@ def test_model_path_can_route_a_ticker_to_another_model(tmp_path):
     )
     # When planning / Then SOXX shares etfs/SMH
     plan = plan_tree(root, stocks=[])
-    assert RouteChange("SOXX", "etf", "etfs/SMH") in plan.routes
+    assert RouteChange("SOXX", "etf", "etfs/SMH", signal="strategy") in plan.routes
 
 
 def test_empty_tree_is_refused(tmp_path):
