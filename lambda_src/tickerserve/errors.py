@@ -100,6 +100,14 @@ class InvalidModel(TickerserveError):
     code = "invalid_model"
 
 
+class RegistryNeedsImport(TickerserveError):
+    """The registry key holds a seed project's own registry (seed 000's ``asset_registry.json``),
+    which tickerserve serves only once ``import-seed`` has converted the store."""
+
+    status = 503
+    code = "registry_needs_import"
+
+
 class ConfigError(TickerserveError):
     """A setting (environment variable) has an invalid value."""
 

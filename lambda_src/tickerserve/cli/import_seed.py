@@ -9,6 +9,7 @@ code is 2 when anything was skipped.
 
 from __future__ import annotations
 
+import tempfile
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -19,13 +20,19 @@ from tickerserve.baselines.baseline import DEFAULT_BINS
 from tickerserve.cli.baseline import BinsOption
 from tickerserve.cli.console import JsonOption, format_metrics, print_json, table
 from tickerserve.cli.errors import EXIT_REFUSED, Refused
-from tickerserve.cli.importers import IMPORTERS, detect
+from tickerserve.cli.importers import IMPORTERS, detect, models_storage
+from tickerserve.cli.importers import in_place as in_place_tree
 from tickerserve.cli.importers.plan import ImportOptions
 from tickerserve.cli.importers.publication import ImportResult, Outcome, run_import
 from tickerserve.cli.model_names import model_name
 from tickerserve.cli.reference import read_table
 from tickerserve.cli.store_option import Target, target
-from tickerserve.layout import normalize_ticker, validate_alias, validate_signal
+from tickerserve.layout import (
+    SEED_000_REGISTRY_KEY,
+    normalize_ticker,
+    validate_alias,
+    validate_signal,
+)
 from tickerserve.publishing.conversion.feature_names import read_names_file
 from tickerserve.publishing.release import ADD, KEEP, MOVE, SAME
 from tickerserve.storage.registry import DEFAULT_ALIAS
@@ -49,14 +56,15 @@ def _split(items: list[str] | None) -> list[str]:
 def import_seed_command(
     ctx: typer.Context,
     path: Annotated[
-        Path,
+        Path | None,
         typer.Argument(
             help="A seed's folder: models_storage/ (000), models/ with run folders (001), "
             "trained_models/ (002), models/ with model_90pct.pkl (003), or the folder of "
-            "registry.db (004).",
+            "registry.db (004). Without it (or with the --store folder itself): seed 000's "
+            "own bucket or folder, converted in place.",
             show_default=False,
         ),
-    ],
+    ] = None,
     layout: Annotated[
         str | None,
         typer.Option("--layout", help=f"Skip detection: one of {', '.join(IMPORTERS)}."),
@@ -164,45 +172,80 @@ def import_seed_command(
     """
     t = target(ctx)
     started = time.perf_counter()
-    importer, root = detect(path, layout)
-    given = {
-        "--stocks": bool(stocks), "--stock-fallback": stock_fallback, "--etfs": bool(etfs),
-        "--model": model is not None, "--route": bool(route), "--map": bool(mapping),
-        "--skip-existing": skip_existing,
-    }  # fmt: skip
-    for flag, used in given.items():
-        if used and importer.LAYOUT not in FLAG_LAYOUTS[flag]:
-            raise Refused(
-                f"{flag} does not apply to seed layout {importer.LAYOUT} "
-                f"(only to {', '.join(FLAG_LAYOUTS[flag])})"
+    with tempfile.TemporaryDirectory(prefix="tickerserve-import-") as scratch:
+        in_place = path is None or _is_store_folder(path, t)
+        if in_place:
+            if layout not in (None, models_storage.LAYOUT):
+                raise Refused(
+                    f"--layout {layout}: only seed 000's own bucket or folder is converted in "
+                    "place; give the seed's folder as PATH"
+                )
+            importer, root = models_storage, in_place_tree.materialize(t.store, Path(scratch))
+            seed = in_place_tree.seed_registry(t.store, t.registry_key)
+            if seed is not None:
+                in_place_tree.write_seed_registry(root, seed)
+        else:
+            assert path is not None
+            importer, root = detect(path, layout)
+        given = {
+            "--stocks": bool(stocks), "--stock-fallback": stock_fallback, "--etfs": bool(etfs),
+            "--model": model is not None, "--route": bool(route), "--map": bool(mapping),
+            "--skip-existing": skip_existing,
+        }  # fmt: skip
+        for flag, used in given.items():
+            if used and importer.LAYOUT not in FLAG_LAYOUTS[flag]:
+                raise Refused(
+                    f"{flag} does not apply to seed layout {importer.LAYOUT} "
+                    f"(only to {', '.join(FLAG_LAYOUTS[flag])})"
+                )
+        options = ImportOptions(
+            alias=validate_alias(alias),
+            etfs=frozenset(_tickers("--etfs", _split(etfs))),
+            stocks=tuple(_split(stocks)),
+            stock_fallback=stock_fallback,
+            model=None if model is None else model_name(model, t),
+            routes=tuple(route or []),
+            mapping=_mapping(mapping or [], t),
+            skip_existing=skip_existing,
+            features=None if features is None else read_names_file(features),
+            reference=None if reference is None else read_table(reference),
+            bins=bins,
+            signal=None if signal is None else validate_signal(signal),
+            take_routes=take_routes,
+        )
+        plan = importer.plan(root, options)
+        # A seed's own registry at the key (seed 000's bucket): kept, then replaced.
+        kept = None
+        if not dry_run:
+            kept = in_place_tree.keep_seed_registry(t.store, t.registry_key)
+        else:
+            kept = (
+                SEED_000_REGISTRY_KEY
+                if in_place_tree.seed_registry_at(t.store, t.registry_key) is not None
+                else None
             )
-    options = ImportOptions(
-        alias=validate_alias(alias),
-        etfs=frozenset(_tickers("--etfs", _split(etfs))),
-        stocks=tuple(_split(stocks)),
-        stock_fallback=stock_fallback,
-        model=None if model is None else model_name(model, t),
-        routes=tuple(route or []),
-        mapping=_mapping(mapping or [], t),
-        skip_existing=skip_existing,
-        features=None if features is None else read_names_file(features),
-        reference=None if reference is None else read_table(reference),
-        bins=bins,
-        signal=None if signal is None else validate_signal(signal),
-        take_routes=take_routes,
-    )
-    plan = importer.plan(root, options)
-    result = run_import(t.store, t.registry_key, plan, options, dry_run=dry_run, jobs=jobs)
-    report = import_report(result)
-    report["seconds"] = round(time.perf_counter() - started, 3)
-    if json_output:
-        print_json(report)
-    else:
-        print_import(report, t.store.describe())
-    if result.incomplete is not None:  # live, but a history line is missing: exit 1
-        raise result.incomplete
-    if result.skipped:
-        raise typer.Exit(EXIT_REFUSED)
+        result = run_import(
+            t.store, t.registry_key, plan, options, dry_run=dry_run, jobs=jobs, replace_seed=True
+        )
+        report = import_report(result)
+        if in_place:
+            report["root"] = t.store.describe()
+        report["in_place"] = in_place
+        report["seed_registry_kept_as"] = kept
+        report["seconds"] = round(time.perf_counter() - started, 3)
+        if json_output:
+            print_json(report)
+        else:
+            print_import(report, t.store.describe())
+        if result.incomplete is not None:  # live, but a history line is missing: exit 1
+            raise result.incomplete
+        if result.skipped:
+            raise typer.Exit(EXIT_REFUSED)
+
+
+def _is_store_folder(path: Path, t: Target) -> bool:
+    """True when ``path`` is the --store folder itself (a seed 000 folder, converted in place)."""
+    return t.store_path is not None and path.resolve() == Path(t.store_path).resolve()
 
 
 def _tickers(flag: str, items: list[str]) -> list[str]:
@@ -357,6 +400,11 @@ def print_import(report: dict[str, Any], where: str) -> None:
             typer.echo(_baseline_line(m))
     for line in report["notes"]:
         typer.echo(f"note: {line}")
+    if report.get("seed_registry_kept_as") and not report["dry_run"]:
+        typer.echo(
+            f"seed 000's registry kept as {report['seed_registry_kept_as']}; "
+            f"tickerserve's registry replaces it"
+        )
     for s in report["skipped"]:
         typer.echo(f"skipped {s['source']}: {s['reason']}")
     for line in report["route_lines"]:

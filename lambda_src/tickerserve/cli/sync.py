@@ -363,12 +363,13 @@ def _registry_upload(
     store: Store, key: str, file: LocalFile, info: ObjectInfo | None, force: bool, plan: SyncPlan
 ) -> Upload:
     data = file.path.read_bytes()
-    mine = Registry.from_json(data)  # never upload a registry the runtime would reject
+    # Never upload a registry the runtime would reject (a seed's own: convert it first).
+    mine = Registry.from_json(data, where=_root_of(file))
     if info is None:
         return Upload(key, len(data), REGISTRY, data=data, create_only=True)
     blob = store.get(key)
     assert blob is not None
-    theirs = Registry.from_json(blob.data)
+    theirs = Registry.from_json(blob.data, where=store.describe())
     if theirs.revision >= mine.revision:
         if not force:
             raise Refused(
@@ -381,15 +382,21 @@ def _registry_upload(
     return Upload(key, len(data), REGISTRY, data=data, if_match=blob.etag)
 
 
+def _root_of(file: LocalFile) -> str:
+    """The local store's folder: the file's path without its key."""
+    return str(file.path)[: -len(file.key)].rstrip("/") or "."
+
+
 def _final_registry(store: Store, local: dict[str, LocalFile], key: str) -> Registry | None:
     if key in local:
-        return Registry.from_json(local[key].path.read_bytes())
+        file = local[key]
+        return Registry.from_json(file.path.read_bytes(), where=_root_of(file))
     try:
         blob = store.get(key)
     except KeyNotFound:
         return None
     assert blob is not None
-    return Registry.from_json(blob.data)
+    return Registry.from_json(blob.data, where=store.describe())
 
 
 def _check_aliases(registry: Registry | None, keys: set[str]) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from tickerserve.errors import StorageUnavailable
+from tickerserve.errors import RegistryNeedsImport, StorageUnavailable, TickerserveError
 from tickerserve.http import pagination
 from tickerserve.serving.service import ModelService
 from tickerserve.serving.traffic import describe_settings
@@ -93,7 +93,8 @@ def _signals(registry: Registry, ticker: str) -> dict[str, dict[str, Any]]:
 
 def health(service: ModelService, *, cold: bool) -> tuple[dict[str, Any], int]:
     """Body and status: 200 when the registry is readable (or cached), else 503."""
-    status, code, error = "ok", 200, None
+    status, code = "ok", 200
+    error: TickerserveError | None = None
     try:
         registry = service.registry()
         age = service.registry_age()
@@ -104,8 +105,8 @@ def health(service: ModelService, *, cold: bool) -> tuple[dict[str, Any], int]:
             "tickers": len(registry.tickers),
             "age_seconds": None if age is None else round(age, 3),
         }
-    except StorageUnavailable as exc:
-        status, code, error, registry_info = "unavailable", 503, exc.message, None
+    except (StorageUnavailable, RegistryNeedsImport) as exc:
+        status, code, error, registry_info = "unavailable", 503, exc, None
     body: dict[str, Any] = {
         "status": status,
         "cold": cold,
@@ -120,6 +121,6 @@ def health(service: ModelService, *, cold: bool) -> tuple[dict[str, Any], int]:
         "counters": asdict(service.counters),
         "uptime_seconds": round(service.clock() - service.started, 3),
     }
-    if error:
-        body["error"] = {"code": "storage_unavailable", "message": error}
+    if error is not None:
+        body["error"] = {"code": error.code, "message": error.message}
     return body, code

@@ -405,10 +405,12 @@ def apply_import(
     shadows: Mapping[str, ShadowSettings] | None = None,
     take_routes: bool = False,
     decided: list[RouteDecision] | None = None,
+    replace_seed: bool = False,
 ) -> Registry:
     """One registry compare-and-swap for an import: register ``models``, move aliases (to
     new or existing versions), add routes (see ``decide_routes``) and fallbacks (one that
-    names another model stays unless ``take_routes``), turn shadows on."""
+    names another model stays unless ``take_routes``), turn shadows on. With
+    ``replace_seed`` a seed project's own registry at the key is replaced."""
 
     def mutate(registry: Registry) -> None:
         for model in models:
@@ -423,7 +425,7 @@ def apply_import(
         for model, shadow in (shadows or {}).items():
             registry.set_shadow(model, shadow)
 
-    return update_registry(store, registry_key, mutate)
+    return update_registry(store, registry_key, mutate, replace_seed=replace_seed)
 
 
 def refuse_deleted(store: Store, model: str, version: str) -> None:

@@ -21,6 +21,7 @@ from tickerserve.errors import (
     IntegrityError,
     InvalidModel,
     NotFound,
+    RegistryNeedsImport,
     StorageUnavailable,
     TickerserveError,
 )
@@ -127,6 +128,7 @@ class ModelService:
         self._failures = 0  # consecutive failed registry reads
         self._registry_read_at: float | None = None  # clock time of the last successful read
         self._last_failure = ""
+        self._needs_import: RegistryNeedsImport | None = None  # the seed registry's answer
         self._load_locks = [threading.Lock() for _ in range(LOCK_STRIPES)]
         self._last_good: dict[tuple[str, str], ModelKey] = {}
         self._rolled_back_from: OrderedDict[tuple[str, str, str], None] = OrderedDict()
@@ -160,13 +162,20 @@ class ModelService:
                 return self._registry
             if self._failures and self.clock() < self._next_check:
                 # Fail fast while backing off: no request waits for a store that just failed.
+                if self._needs_import is not None:
+                    raise self._needs_import
                 raise StorageUnavailable(self._last_failure, retry_after=self._retry_after())
             try:
                 blob = self.store.get(key)
                 assert blob is not None  # an unconditional GET always returns content
-                registry = Registry.from_json(blob.data)
+                registry = Registry.from_json(blob.data, where=self.store.describe())
             except KeyNotFound:
                 self._registry_failed(f"registry {key} does not exist in {self.store.describe()}")
+            except RegistryNeedsImport as exc:
+                # Not a storage fault: the store holds a seed project's registry. Every request
+                # says which command converts it (503 registry_needs_import).
+                self._needs_import = exc
+                self._registry_failed(exc.message)
             except TickerserveError as exc:
                 self._registry_failed(f"registry unavailable: {exc.message}")
             else:
@@ -228,6 +237,7 @@ class ModelService:
         return None if read_at is None else self.clock() - read_at
 
     def _registry_ok(self) -> None:
+        self._needs_import = None
         self._registry_read_at = self.clock()
         self._failures = 0
         self._next_check = self.clock() + self.settings.registry_ttl
@@ -276,6 +286,8 @@ class ModelService:
         )
         self._next_check = self.clock() + backoff
         if self._registry is None:
+            if self._needs_import is not None:
+                raise self._needs_import
             raise StorageUnavailable(message, retry_after=self._retry_after())
         # Keep serving the registry we have.
         logger.warning("%s; serving registry revision %s", message, self._registry.revision)

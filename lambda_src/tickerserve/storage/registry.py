@@ -53,8 +53,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tickerserve.contract import DEFAULT_SIGNAL, NAMES
-from tickerserve.errors import BadRequest, Conflict, InvalidModel, NotFound
+from tickerserve.errors import BadRequest, Conflict, InvalidModel, NotFound, RegistryNeedsImport
 from tickerserve.layout import (
+    SEED_000_REGISTRY_KEY,
     Version,
     normalize_ticker,
     validate_alias,
@@ -574,12 +575,16 @@ class Registry:
         return json.dumps(self.to_dict(), indent=1, sort_keys=False).encode() + b"\n"
 
     @classmethod
-    def from_json(cls, data: bytes) -> Registry:
-        """Parse and validate; any structural problem raises ``InvalidModel`` naming the field."""
+    def from_json(cls, data: bytes, *, where: str | None = None) -> Registry:
+        """Parse and validate; any structural problem raises ``InvalidModel`` naming the field.
+        A seed project's own registry raises ``RegistryNeedsImport``, naming the command that
+        converts the store (``where``: the store's description, e.g. ``s3://models``)."""
         try:
             raw = json.loads(data)
         except (ValueError, UnicodeDecodeError) as exc:
             raise InvalidModel(f"registry is not valid JSON: {exc}") from None
+        if is_seed_registry(raw):
+            raise needs_import(where)
         try:
             return cls.from_dict(raw)
         except (TypeError, ValueError, KeyError, AttributeError) as exc:
@@ -755,6 +760,50 @@ def _target(raw: Any) -> AliasTarget:
     return AliasTarget(version, digest, str(raw.get("updated_at", "")))
 
 
+# What a seed 000 registry is made of (``cli/importers/asset_registry`` reads every shape).
+_SEED_GROUPS = frozenset(
+    {"etf", "etfs", "fund", "stock", "stocks", "equity", "equities", "single_stock"}
+)
+_SEED_WRAPPERS = frozenset({"tickers", "assets", "registry", "symbols"})
+_SEED_FIELDS = frozenset({"asset_class", "type", "asset_type", "class", "category", "model_path"})
+
+
+def is_seed_registry(raw: Any) -> bool:
+    """True for a seed project's own ``asset_registry.json`` (seed 000 keeps it at the key
+    tickerserve's registry has): no ``schema``, and grouped by asset class, wrapped, listed
+    per ticker, or a list of ``{"ticker", ...}`` objects."""
+    if isinstance(raw, list):
+        return bool(raw) and all(
+            isinstance(item, dict) and ("ticker" in item or "symbol" in item) for item in raw
+        )
+    if not isinstance(raw, dict) or not raw or "schema" in raw:
+        return False
+    keys = {str(k).lower() for k in raw}
+    if keys & (_SEED_GROUPS | _SEED_WRAPPERS):
+        return True
+    objects = [v for v in raw.values() if isinstance(v, dict)]
+    return bool(objects) and all(_SEED_FIELDS & set(v) for v in objects)
+
+
+def import_command(where: str | None) -> str:
+    """The command that converts the store ``where`` describes in place."""
+    if where is None:
+        return "tickerserve --bucket NAME import-seed (or --store PATH)"
+    if where.startswith("s3://"):
+        return f"tickerserve --bucket {where.removeprefix('s3://')} import-seed"
+    return f"tickerserve --store {where} import-seed"
+
+
+def needs_import(where: str | None) -> RegistryNeedsImport:
+    place = f" in {where}" if where else ""
+    return RegistryNeedsImport(
+        f"the registry{place} is seed 000's own asset_registry.json, which tickerserve "
+        f"serves only once converted: run `{import_command(where)}` once (it publishes the "
+        f"production/ folders as versions and keeps the seed's file as "
+        f"{SEED_000_REGISTRY_KEY})"
+    )
+
+
 @dataclass(frozen=True)
 class RegistrySnapshot:
     """A registry as read, with the ETag a compare-and-swap write needs (None if absent)."""
@@ -763,14 +812,21 @@ class RegistrySnapshot:
     etag: str | None
 
 
-def read_registry(store: Store, key: str) -> RegistrySnapshot:
-    """Read the registry; an absent registry is an empty one (revision 0)."""
+def read_registry(store: Store, key: str, *, replace_seed: bool = False) -> RegistrySnapshot:
+    """Read the registry; an absent registry is an empty one (revision 0), and so is a seed
+    project's own registry with ``replace_seed`` (an import converting the store); without it
+    that is ``RegistryNeedsImport``."""
     try:
         blob = store.get(key)
     except KeyNotFound:
         return RegistrySnapshot(Registry(), None)
     assert blob is not None  # unconditional GET always returns content
-    return RegistrySnapshot(Registry.from_json(blob.data), blob.etag)
+    try:
+        return RegistrySnapshot(Registry.from_json(blob.data, where=store.describe()), blob.etag)
+    except RegistryNeedsImport:
+        if not replace_seed:
+            raise
+        return RegistrySnapshot(Registry(), blob.etag)
 
 
 def update_registry(
@@ -779,14 +835,23 @@ def update_registry(
     mutate: Callable[[Registry], object],
     *,
     attempts: int = ATTEMPTS,
+    replace_seed: bool = False,
 ) -> Registry:
     """Apply ``mutate`` with compare-and-swap, retrying from a fresh read when another writer won.
 
-    ``mutate`` may raise to abort; nothing is written then.
+    ``mutate`` may raise to abort; nothing is written then. With ``replace_seed`` a seed
+    project's own registry at ``key`` counts as an empty one and is replaced (``import-seed``
+    keeps a copy first); without it, it is ``RegistryNeedsImport``.
     """
 
     def change(current: bytes | None) -> tuple[bytes, Registry]:
-        before = Registry() if current is None else Registry.from_json(current)
+        before = Registry()
+        if current is not None:
+            try:
+                before = Registry.from_json(current, where=store.describe())
+            except RegistryNeedsImport:
+                if not replace_seed:
+                    raise
         registry = copy.deepcopy(before)
         mutate(registry)
         registry.revision = before.revision + 1

@@ -735,3 +735,94 @@ def test_seed_002_rollback_right_after_an_import_goes_to_the_previous_date(store
     assert rolled.stdout.startswith("stocks/AAPL/d1 production: 1.0.1 -> 1.0.0")
     meta, _ = read_metadata(LocalStore(store), "stocks/AAPL/d1", "1.0.0")
     assert meta.source["date"] == "20250114"
+
+
+# -- seed 000's own bucket ---------------------------------------------------------------------
+def upload_like_seed_000(storage: Path, bucket) -> dict[str, bytes]:
+    """What seed 000's scripts/upload_models_to_s3.py does: every file of models_storage/ at
+    the same relative key, its registry at metadata/asset_registry.json."""
+    uploaded = {}
+    for file in sorted(p for p in storage.rglob("*") if p.is_file()):
+        key = file.relative_to(storage).as_posix()
+        bucket.put(key, file.read_bytes())
+        uploaded[key] = file.read_bytes()
+    return uploaded
+
+
+def test_seed_000_s_own_bucket_answers_one_clear_line_until_import_seed_converts_it(
+    s3_store, tmp_path
+):
+    # Given a bucket filled by seed 000's upload script (its registry at tickerserve's key)
+    uploaded = upload_like_seed_000(write_seed_000(tmp_path), s3_store)
+    bucket = ["--bucket", s3_store.bucket]
+    command = f"tickerserve --bucket {s3_store.bucket} import-seed"
+    # When listing, Then one line names the command that converts it
+    listed = cli(*bucket, "list")
+    assert listed.exit_code == 2
+    assert listed.stderr.count("\n") == 1
+    assert listed.stderr.startswith(
+        f"error: the registry in s3://{s3_store.bucket} is seed 000's own asset_registry.json"
+    )
+    assert f"run `{command}` once" in listed.stderr
+    # And sync from the seed's own folder says the same of that folder
+    synced = cli(*bucket, "sync", str(tmp_path / "models_storage"))
+    assert synced.exit_code == 2
+    assert f"run `tickerserve --store {tmp_path / 'models_storage'} import-seed` once" in (
+        synced.stderr
+    )
+    # And the function answers 503 registry_needs_import, naming the command
+    api = Api(ModelService(Settings(bucket=s3_store.bucket, cache_dir=str(tmp_path / "c"))))
+    answer = api.handle({"ticker": "SMH", "features": [0.0] * 12}, None)
+    assert answer["error"]["code"] == "registry_needs_import"
+    assert command in answer["error"]["message"]
+    health = api.handle({"action": "health"}, None)
+    assert (health["status"], health["error"]["code"]) == ("unavailable", "registry_needs_import")
+    # When import-seed runs with no path
+    code, report = import_seed_to(bucket)
+    # Then SMH's production folder is published as a version, where it is
+    assert (code, report["in_place"], report["root"]) == (0, True, f"s3://{s3_store.bucket}")
+    assert versions(report) == {("etfs/SMH", "etfs/SMH/production"): ("published", "1.0.0")}
+    assert report["seed_registry_kept_as"] == "metadata/asset_registry.seed-000.json"
+    # And the seed's files stay, its registry kept beside tickerserve's
+    for key, data in uploaded.items():
+        if key != REGISTRY:
+            assert s3_store.get(key).data == data
+    kept = s3_store.get("metadata/asset_registry.seed-000.json").data
+    assert kept == uploaded[REGISTRY]
+    reg = read_registry(s3_store, REGISTRY).registry
+    assert (reg.revision, reg.route("SMH").model) == (1, "etfs/SMH")
+    # And SMH answers what the seed's pickles answer
+    api = Api(ModelService(Settings(bucket=s3_store.bucket, cache_dir=str(tmp_path / "c2"))))
+    m = seed_models()
+    for row in request_rows(5, len(FEATURES)):
+        label, expected = original_prediction(m.smh, m.smh_encoder, row)
+        answer = ask(api, "SMH", list(FEATURES), row)
+        assert answer["prediction"] == label
+        assert answer["probabilities"] == pytest.approx(expected, abs=1e-12)
+    assert cli(*bucket, "list").exit_code == 0
+    # When run again (nothing changed), Then nothing is written
+    code, again = import_seed_to(bucket)
+    assert (code, again["revision"], again["seed_registry_kept_as"]) == (0, 1, None)
+    assert {m["status"] for m in again["models"]} == {"unchanged"}
+
+
+def import_seed_to(target: list[str], *args: str) -> tuple[int, dict[str, Any]]:
+    result = cli(*target, "import-seed", *args, "--json")
+    assert result.stdout, result.stderr
+    return result.exit_code, json.loads(result.stdout)
+
+
+def test_seed_000_s_own_folder_is_converted_in_place_too(tmp_path):
+    # Given models_storage/ as seed 000 keeps it, served as a --store folder
+    storage = write_seed_000(tmp_path)
+    seed_registry = (storage / REGISTRY).read_bytes()
+    served = cli("--store", str(storage), "list")
+    assert f"run `tickerserve --store {storage} import-seed` once" in served.stderr
+    # When import-seed is pointed at the folder it serves
+    code, report = import_seed_to(["--store", str(storage)], str(storage))
+    # Then it is converted where it is
+    assert (code, report["in_place"]) == (0, True)
+    assert (storage / "metadata/asset_registry.seed-000.json").read_bytes() == seed_registry
+    assert (storage / "etfs/SMH/production/lightgbm_clean_model.pkl").is_file()
+    assert registry(storage).route("SMH").model == "etfs/SMH"
+    assert (storage / "etfs/SMH/versions/1.0.0/metadata.json").is_file()

@@ -110,10 +110,13 @@ def run_import(
     *,
     dry_run: bool = False,
     jobs: int = 4,
+    replace_seed: bool = False,
 ) -> ImportResult:
-    """Convert, decide, write, update the registry once and append the histories."""
+    """Convert, decide, write, update the registry once and append the histories. With
+    ``replace_seed`` a seed project's own registry at ``registry_key`` is replaced (its copy
+    kept by the caller) rather than refused."""
     outcomes = [o for c in plan.candidates if (o := _convert(c, plan, options)) is not None]
-    snapshot = read_registry(store, registry_key)
+    snapshot = read_registry(store, registry_key, replace_seed=replace_seed)
     registry = snapshot.registry
     history = read_records(store, TRAINING_HISTORY_KEY).records
     by_model: dict[str, list[Outcome]] = defaultdict(list)
@@ -157,6 +160,7 @@ def run_import(
                 shadows=shadows,
                 take_routes=options.take_routes,
                 decided=decided,
+                replace_seed=replace_seed,
             ).revision
             decisions = decided
         except TickerserveError as exc:
