@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import joblib
 import numpy as np
 import pytest
 
@@ -26,7 +27,13 @@ from tests.seed_layouts import (
     write_seed_003,
     write_seed_004,
 )
-from tests.seed_support import original_prediction, seed_folder, seed_models, write_seed_tree
+from tests.seed_support import (
+    QQQ_SELECTED,
+    original_prediction,
+    seed_folder,
+    seed_models,
+    write_seed_tree,
+)
 from tickerserve.errors import StorageUnavailable
 from tickerserve.http.api import Api
 from tickerserve.layout import (
@@ -236,35 +243,40 @@ def test_seed_002_dated_ensembles_per_symbol_and_timeframe(store, tmp_path):
             assert answer["agreement"] in (0.5, 1.0)
 
 
-def test_seed_002_without_feature_names_asks_for_features_file(store, tmp_path):
+def test_seed_002_without_feature_names_names_them_by_position(store, tmp_path):
     # Given SPY's ensemble fitted on bare arrays: no feature names anywhere
     write_seed_002(tmp_path, unnamed=True)
-    # When imported / Then SPY is skipped with what to do, the rest is imported
-    code, report = import_seed(store, str(tmp_path))
-    assert code == 2
-    assert report["skipped"] == [
-        {
-            "source": "SPY_d1_20250121.pkl",
-            "reason": "SPY_d1_20250121.pkl: no feature names: the seed lists none and the "
-            "estimator has no feature_names_in_; give --features FILE (the 12 names in "
-            "training order, as a JSON list)",
-        }
-    ]
-    assert {m["model"] for m in report["models"]} == {"stocks/AAPL/d1", "stocks/AAPL/h1"}
-    # When imported again with --features / Then only SPY is new, and it answers by those names
+    # When imported / Then SPY is published with feature_0 ... feature_11, said in one note
+    result = cli("--store", str(store), "import-seed", str(tmp_path))
+    assert result.exit_code == 0, result.stderr
+    assert (
+        "note: SPY_d1_20250121.pkl: no feature names (the seed lists none and the estimator "
+        "was fitted on arrays): named feature_0 ... feature_11; requests send them by those "
+        "names or as a list of 12 values in training order (--features FILE names them)"
+    ) in result.stdout.splitlines()
+    meta, _ = read_metadata(LocalStore(store), "stocks/SPY/d1", "1.0.0")
+    assert meta.feature_names == [f"feature_{i}" for i in range(12)]
+    # And it answers like the pickle, by those names or by a list in that order
+    api = serving(store, tmp_path)
+    row = request_rows(1, len(FEATURES), missing=False)[0]
+    want = ensemble_predict(originals().ensembles["SPY_d1_20250121.pkl"], row.reshape(1, -1))
+    by_name = ask(api, "SPY", meta.feature_names, row)
+    by_list = dict(api.handle({"ticker": "SPY", "features": row.tolist()}, None))
+    for answer in (by_name, by_list):
+        assert answer["model"]["name"] == "stocks/SPY/d1"
+        assert np.allclose(list(answer["probabilities"].values()), want[0], atol=1e-12)
+    # When imported again with --features / Then SPY gets a version named by the file
     names = tmp_path / "features.json"
     names.write_text(json.dumps(list(FEATURES)))
-    code, again = import_seed(store, str(tmp_path), "--features", str(names), "--etfs", "SPY")
+    code, again = import_seed(store, str(tmp_path), "--features", str(names))
     assert (code, again["skipped"]) == (0, [])
-    assert {m["model"]: m["status"] for m in again["models"]} == {
-        "stocks/AAPL/d1": "unchanged",
-        "stocks/AAPL/h1": "unchanged",
-        "etfs/SPY/d1": "published",
+    assert {m["model"]: (m["status"], m["version"]) for m in again["models"]} == {
+        "stocks/AAPL/d1": ("unchanged", "1.0.1"),
+        "stocks/AAPL/h1": ("unchanged", "1.0.0"),
+        "stocks/SPY/d1": ("published", "1.0.1"),
     }
-    row = request_rows(1, len(FEATURES), missing=False)[0]
-    answer = ask(serving(store, tmp_path), "SPY", list(FEATURES), row)
-    want = ensemble_predict(originals().ensembles["SPY_d1_20250121.pkl"], row.reshape(1, -1))
-    assert answer["model"]["name"] == "etfs/SPY/d1"
+    answer = ask(serving(store, tmp_path / "2"), "SPY", list(FEATURES), row)
+    assert (answer["model"]["version"], answer["signal"]) == ("1.0.1", "direction")
     assert np.allclose(list(answer["probabilities"].values()), want[0], atol=1e-12)
 
 
@@ -826,3 +838,23 @@ def test_seed_000_s_own_folder_is_converted_in_place_too(tmp_path):
     assert (storage / "etfs/SMH/production/lightgbm_clean_model.pkl").is_file()
     assert registry(storage).route("SMH").model == "etfs/SMH"
     assert (storage / "etfs/SMH/versions/1.0.0/metadata.json").is_file()
+
+
+def test_seed_000_phase_3_universal_copy_without_names_imports_by_position(store, tmp_path):
+    # Given Phase 3's copy: `cp models/universal_stock_model.pkl
+    # models_storage/stocks/universal/production/lightgbm_model.pkl`, a classifier fitted on
+    # bare arrays, and nothing else in that folder
+    storage = write_seed_000(tmp_path)
+    m = seed_models()
+    joblib.dump(m.qqq, storage / "stocks/universal/production/lightgbm_model.pkl")
+    # When imported
+    code, report = import_seed(store, str(storage), "--stocks", "AAPL")
+    # Then the universal model is published with positional names, and AAPL answers by them
+    assert code == 0, report["skipped"]
+    [universal] = [x for x in report["models"] if x["model"] == "stocks/universal"]
+    assert universal["status"] == "published"
+    assert any("named feature_0 ... feature_5" in w for w in universal["warnings"])
+    row = request_rows(1, len(QQQ_SELECTED), missing=False)[0]
+    answer = ask(serving(store, tmp_path), "AAPL", [f"feature_{i}" for i in range(6)], row)
+    want = quiet(lambda: m.qqq.predict_proba(row.reshape(1, -1)))[0]
+    assert np.allclose(list(answer["probabilities"].values()), want, atol=1e-12)

@@ -370,25 +370,37 @@ def test_xgboost_pickle_in_a_folder(store_path, tmp_path):
     assert np.allclose(list(got["probabilities"].values()), want, atol=1e-7)
 
 
-def test_sklearn_pickle_without_names_needs_features_file(store_path, tmp_path):
+def test_sklearn_pickle_without_names_is_named_by_position(store_path, tmp_path):
     # Given a pickled RandomForestRegressor fitted on a bare array
     x = family_rows(120, 4)
     forest = RandomForestRegressor(n_estimators=6, max_depth=4, random_state=0, n_jobs=1)
     forest.fit(x, x[:, 0] - x[:, 1])
     file = tmp_path / "forest.pkl"
     file.write_bytes(pickle.dumps(forest))
-    # When published without names / Then refused, saying how to name the features
-    result = cli("--store", store_path, "publish", str(file), "--model", "stocks/VOL")
-    assert result.exit_code == 2
-    assert "give --features FILE (the 4 names in training order" in result.stderr
+    # When published without names / Then its features are feature_0 ... feature_3, said once
+    result = cli("--store", store_path, "publish", str(file), "--model", "stocks/VOL",
+                 "-a", "production")  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.splitlines()[0] == (
+        f"warning: {file}: no feature names (the seed lists none and the estimator was fitted "
+        "on arrays): named feature_0 ... feature_3; requests send them by those names or as "
+        "a list of 4 values in training order (--features FILE names them)"
+    )
+    row = family_rows(2, 4)[1]
+    want = forest.predict(row.reshape(1, -1))[0]
+    got = answer_for(store_path, tmp_path, "stocks/VOL", [f"feature_{i}" for i in range(4)], row)
+    assert got["prediction"] == pytest.approx(want, abs=1e-12)
+    # And a request may send the values as a list in that order
+    api = Api(ModelService(Settings(store_path=store_path, cache_dir=str(tmp_path / "c2"))))
+    listed = api.handle({"ticker": "ZZZ", "features": [float(v) for v in row]}, None)
+    assert listed["prediction"] == pytest.approx(want, abs=1e-12)
     # When published with --features / Then it answers by those names, like the forest
     names = tmp_path / "names.json"
     names.write_text(json.dumps(["a", "b", "c", "d"]))
     out = publish_json(store_path, file, "stocks/VOL", "--features", str(names))
-    assert out["source"]["estimator"] == "RandomForestRegressor"
-    row = family_rows(2, 4)[1]
-    got = answer_for(store_path, tmp_path, "stocks/VOL", ["a", "b", "c", "d"], row)
-    assert got["prediction"] == pytest.approx(forest.predict(row.reshape(1, -1))[0], abs=1e-12)
+    assert (out["version"], out["source"]["warnings"]) == ("1.0.1", [])
+    got = answer_for(store_path, tmp_path / "again", "stocks/VOL", ["a", "b", "c", "d"], row)
+    assert got["prediction"] == pytest.approx(want, abs=1e-12)
 
 
 def test_seed_002_dict_file(store_path, tmp_path):

@@ -219,11 +219,14 @@ def resolve_features(
             return list(trained), None
         if fallback is not None:
             return list(fallback), None
-        raise NotConvertible(
-            f"{label}: no feature names: the seed lists none and the estimator has no "
-            f"feature_names_in_; give --features FILE (the {member.n_features} names in "
-            "training order, as a JSON list)"
+        # Trained on bare arrays: seed 001's own convention names the columns by position.
+        n = member.n_features
+        notes.append(
+            f"no feature names (the seed lists none and the estimator was fitted on arrays): "
+            f"named feature_0 ... feature_{n - 1}; requests send them by those names or as a "
+            f"list of {n} values in training order (--features FILE names them)"
         )
+        return positional_names(n), None
     if full is None:
         assert chosen is not None
         if indices is not None:
@@ -232,6 +235,11 @@ def resolve_features(
             )
         return chosen, None
     return full, selection(full, chosen, indices, label=label)
+
+
+def positional_names(n: int) -> list[str]:
+    """``feature_0 ... feature_{n-1}``: the names of features a model names none for."""
+    return [f"feature_{i}" for i in range(n)]
 
 
 def convert(
