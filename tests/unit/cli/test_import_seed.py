@@ -4,7 +4,9 @@ command imports each, and the imported models answer what the seeds' own code an
 from __future__ import annotations
 
 import json
+import re
 import shutil
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +50,7 @@ from tickerserve.storage.history import read_records
 from tickerserve.storage.registry import ShadowSettings, read_registry
 from tickerserve.storage.store import LocalStore
 
+ROOT = Path(__file__).resolve().parents[3]
 NO_TORCH = (
     "not imported, because the zip-packaged prediction function does not serve torch models "
     "(PyTorch alone is larger than Lambda's 250 MB unzipped limit)"
@@ -858,3 +861,29 @@ def test_seed_000_phase_3_universal_copy_without_names_imports_by_position(store
     answer = ask(serving(store, tmp_path), "AAPL", [f"feature_{i}" for i in range(6)], row)
     want = quiet(lambda: m.qqq.predict_proba(row.reshape(1, -1)))[0]
     assert np.allclose(list(answer["probabilities"].values()), want, atol=1e-12)
+
+
+def test_one_extra_installs_everything_any_seed_import_needs():
+    # Given the package's extras, as pip reads them (a self-reference pulls another extra in)
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
+
+    def names(requirements: list[str]) -> set[str]:
+        out = set()
+        for requirement in requirements:
+            name = re.split(r"[<>=;\[ ]", requirement, maxsplit=1)[0].strip()
+            if name == "tickerserve":
+                for extra in requirement[requirement.index("[") + 1 : requirement.index("]")]\
+                        .split(","):  # fmt: skip
+                    out |= names(extras[extra.strip()])
+            else:
+                out.add(name)
+        return out
+
+    # When the seeds extra is installed, Then every library a seed's pickles need comes along
+    installed = names(extras["seeds"]) | names(project["dependencies"])
+    for needed in ("scikit-learn", "joblib", "lightgbm", "pyarrow"):
+        assert needed in installed
+    assert {"xgboost", "xgboost-cpu"} <= installed  # the CPU build, plain xgboost on macOS
+    # And the README's Bring your models says to install it
+    assert 'pip install "tickerserve[seeds]"' in (ROOT / "README.md").read_text()
