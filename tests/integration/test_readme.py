@@ -306,6 +306,8 @@ def test_registry_example_is_one_the_function_reads():
     # Then it routes and resolves as its text says
     assert registry.route("SOXX", None, None).model == "etfs/SMH"
     assert registry.route("AAPL", None, "h1").model == "stocks/AAPL/h1"
+    assert registry.route("AAPL", signal="volatility").model == "stocks/AAPL/volatility"
+    assert json.loads(block)["schema"] == 3  # as the CLI writes it now
     assert registry.route("TSLA", "stock", None).model == "stocks/universal"  # the fallback
     assert registry.resolve("etfs/SMH").version == "1.0.1"
     assert registry.resolve("etfs/SMH", alias="challenger").version == "1.0.2"
