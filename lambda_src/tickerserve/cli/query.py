@@ -28,8 +28,26 @@ NameOption = Annotated[
     str | None, typer.Option("--name", help="Only models whose name starts with PREFIX.")
 ]
 ModelTypeOption = Annotated[
-    str | None, typer.Option("--model-type", help="Only this model type (e.g. lightgbm).")
+    str | None,
+    typer.Option(
+        "--model-type",
+        help="Only this model type: a family (lightgbm, xgboost, random_forest, extra_trees, "
+        "gradient_boosting, hist_gradient_boosting, linear, ensemble, stack) or a class name "
+        "(LGBMClassifier, XGBClassifier, ...); an ensemble matches its members' too.",
+    ),
 ]
+# Estimator class name (prefix) -> its family, as --model-type accepts it.
+FAMILIES = (
+    ("HistGradientBoosting", "hist_gradient_boosting"),
+    ("GradientBoosting", "gradient_boosting"),
+    ("RandomForest", "random_forest"),
+    ("ExtraTrees", "extra_trees"),
+    ("LGBM", "lightgbm"),
+    ("XGB", "xgboost"),
+    ("Ridge", "linear"),
+    ("LinearRegression", "linear"),
+    ("LogisticRegression", "linear"),
+)
 
 
 @dataclass
@@ -89,6 +107,26 @@ def collect(store: Store, registry: Registry, folders: list[VersionFolder]) -> l
         return list(pool.map(row, folders))
 
 
+def family(name: str) -> str:
+    """The family of an estimator class or model type (``LGBMClassifier`` -> ``lightgbm``)."""
+    for prefix, found in FAMILIES:
+        if name.startswith(prefix):
+            return found
+    return name.lower()
+
+
+def model_types(meta: BundleMetadata) -> set[str]:
+    """Every name ``--model-type`` may find a version by (lower case): its model type, its
+    members' classes, and their families (``lightgbm`` for demo and imported LightGBM alike)."""
+    kind, _, parts = meta.model_type.partition(":")
+    names = {meta.model_type, kind} if parts else {meta.model_type}
+    names |= {m.estimator for m in meta.members if m.estimator}
+    names |= set(parts.split("+")) if parts else set()
+    names |= {family(n) for n in list(names)}
+    names |= {"lightgbm" for m in meta.members if m.kind == "lightgbm"}
+    return {n.lower() for n in names if n}
+
+
 def parse_min_metrics(items: list[str]) -> dict[str, float]:
     out: dict[str, float] = {}
     for item in items:
@@ -113,7 +151,7 @@ def _filtered(
         meta = r.metadata
         if meta is None:
             continue
-        if model_type is not None and meta.model_type.lower() != model_type.lower():
+        if model_type is not None and model_type.lower() not in model_types(meta):
             continue
         if all(meta.metrics.get(k, -math.inf) >= v for k, v in minimums.items()):
             kept.append(r)
@@ -221,20 +259,39 @@ def _pick_version(store: Store, registry: Registry, model: str, selector: str | 
 def show_command(
     ctx: typer.Context,
     ref: Annotated[
-        str,
-        typer.Argument(help="NAME, NAME@VERSION or NAME@ALIAS (default: production, else latest)."),
-    ],
+        str | None,
+        typer.Argument(
+            help="NAME, NAME@VERSION or NAME@ALIAS (default: production, else latest); "
+            "optional with --model-id.",
+            show_default=False,
+        ),
+    ] = None,
+    model_id: Annotated[
+        int | None,
+        typer.Option(
+            "--model-id",
+            help="The version imported from a seed registry.db row with this model_id "
+            "(seed 004), among NAME's versions or every model's.",
+        ),
+    ] = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Show one version: features, classes, metrics, artifacts, aliases and tickers."""
+    """Show one version: features, classes, metrics, artifacts, aliases and tickers (and, for
+    a version imported from seed 004's registry.db, its model_id and description)."""
     t = target(ctx)
-    model, selector = parse_ref(ref, t)
     registry = read_registry(t.store, t.registry_key).registry
-    version = _pick_version(t.store, registry, model, selector)
-    folder = find_version(t.store, model, version)
-    if folder is None:
-        raise Refused(f"{model} {version} does not exist")
-    row = collect(t.store, registry, [folder])[0]
+    if model_id is not None:
+        row = _by_model_id(t.store, registry, model_id, ref, t)
+    else:
+        if ref is None:
+            raise Refused("give NAME[@VERSION|@ALIAS] or --model-id N")
+        model, selector = parse_ref(ref, t)
+        version = _pick_version(t.store, registry, model, selector)
+        folder = find_version(t.store, model, version)
+        if folder is None:
+            raise Refused(_missing(t.store, model, version))
+        row = collect(t.store, registry, [folder])[0]
+    model, version = row.folder.model, row.folder.version
     entry = registry.models.get(model)
     info = row.to_dict()
     serving = DEFAULT_ALIAS in row.aliases
@@ -248,6 +305,8 @@ def show_command(
     info["traffic"] = describe_settings(entry)
     if row.metadata is not None:
         meta = row.metadata
+        info["model_id"] = meta.source.get("registry_model_id")
+        info["description"] = meta.source.get("description")
         info |= {
             "feature_names": meta.feature_names,
             "selected_features": meta.selected_features,
@@ -266,6 +325,41 @@ def show_command(
         print_json(info)
         return
     _print_show(info)
+
+
+def _by_model_id(
+    store: Store, registry: Registry, model_id: int, ref: str | None, t: Any
+) -> VersionRow:
+    """The version imported from registry.db's row ``model_id`` (among ``ref``'s model's)."""
+    prefix = ""
+    if ref is not None:
+        prefix, _ = parse_ref(ref, t)
+    rows = [
+        r
+        for r in collect(store, registry, scan(store, prefix))
+        if r.metadata is not None and r.metadata.source.get("registry_model_id") == model_id
+    ]
+    if not rows:
+        scope = f" of {prefix}" if prefix else ""
+        raise Refused(
+            f"no version{scope} was imported from a registry.db row with model_id {model_id}"
+        )
+    if len(rows) > 1:
+        found = ", ".join(f"{r.folder.model} {r.folder.version}" for r in rows)
+        raise Refused(
+            f"model_id {model_id} was imported as {found}; name one: show NAME --model-id"
+        )
+    return rows[0]
+
+
+def _missing(store: Store, model: str, version: str) -> str:
+    """What is missing when a version is: the version (with the ones there are) or the model."""
+    held = [f.version for f in versions_of(store, model) if f.complete]
+    if not held:
+        return (
+            f"{model} has no versions in {store.describe()} (tickerserve list shows what there is)"
+        )
+    return f"{model} has no version {version} in {store.describe()}; it has {', '.join(held)}"
 
 
 def _print_show(info: dict[str, Any]) -> None:
@@ -288,6 +382,8 @@ def _print_show(info: dict[str, Any]) -> None:
         f"tickers:   {', '.join(info['tickers']) or '-'}",
         f"type:      {info['model_type']} ({info['task']}), "
         f"asset class {info['asset_class'] or '-'}, created {info['created_at'] or '-'}",
+        *([f"model_id:  {info['model_id']} (registry.db)"] if info["model_id"] is not None else []),
+        *([f"description: {info['description']}"] if info["description"] else []),
         f"members:   {_members(info['ensemble'])}",
         f"classes:   {', '.join(info['classes']) or '- (regression: one value)'}",
         f"features:  {len(info['used_features'])} used of {len(info['feature_names'])}: "

@@ -25,7 +25,7 @@ from tickerserve.errors import (
     StorageUnavailable,
     TickerserveError,
 )
-from tickerserve.layout import artifact_key, index_key, metadata_key
+from tickerserve.layout import Version, artifact_key, index_key, metadata_key
 from tickerserve.metric_names import PREDICTION
 from tickerserve.serving.cache import DiskCache, LruBytes
 from tickerserve.serving.model import LoadedModel, ModelKey
@@ -368,12 +368,15 @@ class ModelService:
         digest = index.digest(version)
         if digest is not None:
             return digest
+        held = sorted((v for v in index.versions if not index.is_deleted(v)), key=Version.parse)
         if index.is_deleted(version):
             why = "it was deleted"
+        elif held:
+            why = f"it has {', '.join(held)}"
         else:
             why = (
-                "no digest is recorded for it (a store from before the digest index records "
-                "its versions with `tickerserve migrate`)"
+                "no digest is recorded for any of its versions (a store from before the digest "
+                "index records them with `tickerserve migrate`)"
             )
         raise NotFound(f"model {model} has no version {version}: {why}", code="unknown_version")
 

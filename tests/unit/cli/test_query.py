@@ -3,7 +3,17 @@ model, as tables or JSON."""
 
 from __future__ import annotations
 
-from tests.cli_support import cli_json, refused, ts
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.cli_support import cli, cli_json, refused, ts
+from tests.seed_layouts import write_seed_000, write_seed_004
+from tickerserve.http.api import Api
+from tickerserve.publishing.demo import FEATURES
+from tickerserve.serving.service import ModelService
+from tickerserve.settings import Settings
 
 
 def test_list_flags_incomplete_versions(versions_store):
@@ -88,3 +98,73 @@ def test_history_last(versions_store):
     records = cli_json("--store", versions_store, "history", "training", "--last", "1")
     assert [(r["model"], r["version"]) for r in records] == [("stocks/universal", "1.0.0")]
     assert ts(versions_store, "history", "monitoring").stdout == "no monitoring history\n"
+
+
+# -- imported seed trees: model ids, descriptions, families -------------------------------
+@pytest.fixture(scope="module")
+def imported(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Seed 004's registry.db (XGBClassifier 1.0.0, 1.0.1, 2.0.0) and seed 000's SMH imported."""
+    root = tmp_path_factory.mktemp("seeds")
+    store = str(root / "store")
+    registry = write_seed_004(root)
+    done = cli("--store", store, "import-seed", str(registry), "--map",
+               "xgboost_tuned=stocks/universal", "--route", "AAPL")  # fmt: skip
+    assert done.exit_code == 0, done.stdout + done.stderr
+    assert cli("--store", store, "import-seed", str(write_seed_000(root))).exit_code == 0
+    return store
+
+
+def test_show_finds_a_seed_004_version_by_its_model_id_and_prints_its_description(imported):
+    # When asked for registry.db's model_id 2 (xgboost_tuned 1.0.1)
+    text = cli("--store", imported, "show", "--model-id", "2")
+    # Then that version is shown with its model_id and description
+    assert text.exit_code == 0, text.stderr
+    assert text.stdout.splitlines()[0] == "stocks/universal 1.0.1  [ok]"
+    assert "model_id:  2 (registry.db)" in text.stdout.splitlines()
+    assert "description: Tuned XGBoost model" in text.stdout.splitlines()
+    info = json.loads(cli("--store", imported, "show", "stocks/universal", "--model-id", "3",
+                          "--json").stdout)  # fmt: skip
+    assert (info["version"], info["model_id"], info["description"]) == (
+        "2.0.0", 3, "Tuned XGBoost model",
+    )  # fmt: skip
+    # And a model_id nothing was imported from says so
+    missing = cli("--store", imported, "show", "--model-id", "9")
+    assert (missing.exit_code, missing.stderr) == (
+        2, "error: no version was imported from a registry.db row with model_id 9\n",
+    )  # fmt: skip
+
+
+def test_a_missing_version_says_what_is_missing(imported, tmp_path: Path):
+    shown = cli("--store", imported, "show", "stocks/universal@1.0.5")
+    assert shown.stderr == (
+        f"error: stocks/universal has no version 1.0.5 in {imported}; it has 1.0.0, 1.0.1, 2.0.0\n"
+    )
+    # And a request pinning it is told the same
+    api = Api(ModelService(Settings(store_path=imported, cache_dir=str(tmp_path / "c"))))
+    answer = api.handle(
+        {"ticker": "AAPL", "version": "1.0.5", "features": [0.0] * len(FEATURES)}, None
+    )
+    assert answer["error"] == {
+        "code": "unknown_version",
+        "message": "model stocks/universal has no version 1.0.5: it has 1.0.0, 1.0.1, 2.0.0",
+    }
+
+
+@pytest.mark.parametrize(
+    ("model_type", "found"),
+    [
+        ("lightgbm", {"etfs/SMH"}),  # an imported LGBMClassifier, by its family
+        ("LGBMClassifier", {"etfs/SMH"}),
+        ("xgboost", {"stocks/universal"}),
+        ("XGBClassifier", {"stocks/universal"}),
+        ("random_forest", set()),
+    ],
+)
+def test_list_and_best_take_family_names_as_well_as_class_names(imported, model_type, found):
+    listed = json.loads(
+        cli("--store", imported, "list", "--model-type", model_type, "--json").stdout
+    )
+    assert {r["model"] for r in listed} == found
+    best = cli("--store", imported, "best", "--metric", "f1", "--model-type", model_type)
+    if found == {"stocks/universal"}:
+        assert best.stdout.startswith("stocks/universal 2.0.0 [production]: f1=0.77")
