@@ -372,7 +372,10 @@ class ModelService:
         if index.is_deleted(version):
             why = "it was deleted"
         elif held:
-            why = f"it has {', '.join(held)}"
+            why = (
+                f"its versions are {', '.join(held)} (a version folder written before the "
+                "digest index counts only once `tickerserve migrate` records it)"
+            )
         else:
             why = (
                 "no digest is recorded for any of its versions (a store from before the digest "

@@ -84,7 +84,10 @@ def test_show_resolves_alias_version_and_default(versions_store):
     incomplete = cli_json("--store", versions_store, "show", "etfs/SMH@1.0.2")
     assert (incomplete["status"], incomplete["problem"]) == ("incomplete", "metadata.json missing")
     refused(ts(versions_store, "show", "etfs/SMH@staging"), "model etfs/SMH has no alias 'staging'")
-    refused(ts(versions_store, "show", "etfs/SMH@3.0.0"), "etfs/SMH 3.0.0 does not exist")
+    refused(
+        ts(versions_store, "show", "etfs/SMH@3.0.0"),
+        f"etfs/SMH has no version 3.0.0 in {versions_store}; it has 1.0.0, 1.0.1",
+    )
 
 
 def test_show_text(versions_store):
@@ -146,7 +149,9 @@ def test_a_missing_version_says_what_is_missing(imported, tmp_path: Path):
     )
     assert answer["error"] == {
         "code": "unknown_version",
-        "message": "model stocks/universal has no version 1.0.5: it has 1.0.0, 1.0.1, 2.0.0",
+        "message": "model stocks/universal has no version 1.0.5: its versions are 1.0.0, "
+        "1.0.1, 2.0.0 (a version folder written before the digest index counts only once "
+        "`tickerserve migrate` records it)",
     }
 
 
