@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -87,6 +89,15 @@ def ask(api: Api, ticker: str, names: list[str], row: np.ndarray, **extra: Any) 
     answer = dict(api.handle({"ticker": ticker, "features": features, **extra}, None))
     assert "error" not in answer, answer
     return answer
+
+
+def run_snippet(cwd: Path, code: str) -> str:
+    """A seed document's Python snippet, run as written in ``cwd``; what it printed."""
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
 
 
 def request_rows(n: int, width: int, *, missing: bool = True, seed: int = 3) -> np.ndarray:
@@ -389,7 +400,37 @@ def test_seed_003_model_a_production_model_b_challenger_in_shadow(store, tmp_pat
     assert [r["recommendation"] for r in monitoring] == ["USE MODEL A (90%)"]
     assert monitoring[0]["model"] == "etfs/SPY/volatility"
     training = read_records(store_, TRAINING_HISTORY_KEY).records
-    assert [r.get("event") for r in training] == ["published", "published", None]
+    # The seed's training line is kept as it was, in time order with tickerserve's own lines
+    assert [r.get("event") for r in training] == [None, "published", "published"]
+    seed_line = json.loads((tmp_path / "models/training_history.jsonl").read_text())
+    assert training[0] == seed_line
+    # And the seed's own analysis snippets (its models/README.md) run on the store's history
+    models = tmp_path / "analysis/models"
+    models.mkdir(parents=True)
+    (models / "training_history.jsonl").write_bytes(store_.get(TRAINING_HISTORY_KEY).data)
+    printed = run_snippet(
+        tmp_path / "analysis",
+        """
+import json
+
+with open('models/training_history.jsonl') as f:
+    runs = [json.loads(line) for line in f]
+
+# Compare first and last run
+print(f"First run RMSE: {runs[0]['model_a']['validation_rmse']:.6f}")
+print(f"Latest run RMSE: {runs[-1]['model_a']['validation_rmse']:.6f}")
+print(f"Change: {((runs[-1]['model_a']['validation_rmse'] / runs[0]['model_a']['validation_rmse']) - 1) * 100:.2f}%")
+model_a_rmse = [r['model_a']['validation_rmse'] for r in runs]
+best_run = min(runs, key=lambda x: x['model_a']['validation_rmse'])
+print(f"Best Model A RMSE: {best_run['model_a']['validation_rmse']}")
+""",  # noqa: E501 (the seed's snippet, as written)
+    )
+    assert printed.splitlines() == [
+        "First run RMSE: 0.011402",
+        "Latest run RMSE: 0.011402",
+        "Change: 0.00%",
+        "Best Model A RMSE: 0.011402",
+    ]
     # And both answer what seed 003's own code computes from each pickle
     api = serving(store, tmp_path)
     stacks = originals().stacks

@@ -7,7 +7,7 @@ models/
   latest_ensemble.pkl        a copy of Model A (not imported twice)
   validation_baseline.json   Model A's validation metrics and date ranges
   dual_model_baseline.json   both models' training windows and metrics
-  training_history.jsonl     appended to the store's training history
+  training_history.jsonl     its lines kept as they are, in time order with the store's
   monitoring_history.jsonl   appended to the store's monitoring history
 ```
 
@@ -85,6 +85,8 @@ def plan(root: Path, options: ImportOptions) -> ImportPlan:
             result.notes.append(f"no {file.name}: nothing for {_ROLE_NAMES[role]}")
             continue
         metrics, training = fields.get(role, ({}, {}))
+        # The training run's lines in the seed's own history schema (model_a, model_b).
+        record = {k: dual[k] for k in ("model_a", "model_b") if isinstance(dual.get(k), dict)}
         # Both are written by the same training run, which the baselines time-stamp.
         trained_at = str(training.get("baseline_at", ""))
         result.candidates.append(
@@ -99,6 +101,7 @@ def plan(root: Path, options: ImportOptions) -> ImportPlan:
                 metrics=metrics,
                 training=training,
                 baseline=_baseline(model, role, validation, dual, trained_at),
+                record=record,
             )
         )
     result.shadows[model] = ShadowSettings(CHALLENGER, 1.0)
@@ -226,5 +229,11 @@ def _histories(root: Path, model: str) -> dict[str, list[dict[str, Any]]]:
         log = parse_records(file.read_bytes())
         if log.malformed:
             raise Refused(f"{file}: {log.malformed} line(s) are not JSON objects")
-        found[kind] = [{**r, "imported_from": "seed", "model": model} for r in log.records]
+        # Training lines stay exactly as the seed wrote them (its analysis reads them);
+        # monitoring lines name the model, as tickerserve's own monitoring lines do.
+        found[kind] = (
+            log.records
+            if kind == "training"
+            else [{**r, "imported_from": "seed", "model": model} for r in log.records]
+        )
     return found

@@ -53,6 +53,9 @@ class Candidate:
     origin: dict[str, Any] = field(default_factory=dict)  # run id, date, file: kept in source
     metrics: dict[str, float] = field(default_factory=dict)  # added to the converted ones
     training: dict[str, Any] = field(default_factory=dict)
+    # Fields the seed's own history lines have, added to this version's training record (003:
+    # model_a and model_b), so the seed's analysis of its history runs on tickerserve's too.
+    record: dict[str, Any] = field(default_factory=dict)
     # The seed's own baseline (003: its baseline files), given the one fitted from
     # --reference (None without it); None here: the fitted one as it is.
     baseline: Callable[[Baseline | None], Baseline | None] | None = None

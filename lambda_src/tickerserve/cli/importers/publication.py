@@ -173,7 +173,11 @@ def run_import(
     incomplete = None
     if not dry_run:
         # After the registry: the records say which aliases moved, so only once they have.
-        records = [training_record(written[id(o)], o.aliases) for o in outcomes if id(o) in written]
+        records = [
+            {**o.candidate.record, **training_record(written[id(o)], o.aliases)}
+            for o in outcomes
+            if id(o) in written
+        ]
         try:
             lines = _append_histories(store, records, plan)
         except TickerserveError as exc:
@@ -407,15 +411,25 @@ def _shadows(
 def _append_histories(
     store: Store, records: list[dict[str, Any]], plan: ImportPlan
 ) -> dict[str, int]:
-    """Training records of this import, plus the seed's history lines not imported before."""
+    """Training records of this import, plus the seed's history lines not imported before,
+    in time order (a seed's lines are older than this import's records)."""
     by_kind: dict[str, list[dict[str, Any]]] = {kind: [] for kind in HISTORY_KEYS}
-    by_kind["training"] += records
     added = dict.fromkeys(HISTORY_KEYS, 0)
     for kind, lines in plan.histories.items():
         existing = {encode_records([r]) for r in read_records(store, HISTORY_KEYS[kind]).records}
         new = [r for r in lines if encode_records([r]) not in existing]
         by_kind[kind] += new
         added[kind] = len(new)
+    by_kind["training"] += records
     for kind, items in by_kind.items():
-        append_records(store, HISTORY_KEYS[kind], items)
+        append_records(store, HISTORY_KEYS[kind], sorted(items, key=_time_of))
     return added
+
+
+def _time_of(record: dict[str, Any]) -> str:
+    """A record's time as sortable text (seconds, no zone); records without one go last."""
+    for key in ("published_at", "timestamp", "deleted_at", "monitoring_date", "training_date"):
+        value = record.get(key)
+        if isinstance(value, str) and value:
+            return value[:19].replace(" ", "T")
+    return "~"
