@@ -19,6 +19,8 @@ from typing import Any
 import joblib
 import lightgbm as lgb
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import xgboost as xgb
 from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
 from sklearn.linear_model import Ridge
@@ -230,7 +232,8 @@ def write_seed_001(root: Path, *, pointer: bool = False) -> Path:
         created = f"{run_id[:4]}-{run_id[4:6]}-{run_id[6:8]}T{run_id[9:11]}:{run_id[11:13]}:00"
         joblib.dump(_run_dict(clf, names, "BTCEUR", created), run / "model.pkl")
         _json(run / "metadata.json", _run_metadata(run_id, "BTCEUR", created, SELECTED))
-        (run / "feature_importance.parquet").write_bytes(b"PAR1")
+        importance = pa.table({"feature": names, "importance": clf.feature_importances_})
+        pq.write_table(importance, run / "feature_importance.parquet")
     _latest(models / "lightgbm/BTCEUR", "20240816_143502", pointer=pointer)
     for run_id, reg in o.eth_runs.items():
         run = models / "lightgbm/ETHEUR" / run_id

@@ -35,13 +35,14 @@ from tickerserve.layout import (
 )
 from tickerserve.publishing.conversion.feature_names import read_names_file
 from tickerserve.publishing.release import ADD, KEEP, MOVE, SAME
-from tickerserve.storage.registry import DEFAULT_ALIAS
+from tickerserve.storage.registry import DEFAULT_ALIAS, validate_asset_class
 
 # Which layouts read which flag (a flag another layout would ignore is refused).
 FLAG_LAYOUTS = {
     "--stocks": ("000",),
     "--stock-fallback": ("000",),
     "--etfs": ("001", "002", "003", "004"),
+    "--asset-class": ("001", "002"),
     "--model": ("003",),
     "--route": ("003", "004"),
     "--map": ("004",),
@@ -112,6 +113,14 @@ def import_seed_command(
         bool,
         typer.Option("--skip-existing", help="004: leave out versions the store already has."),
     ] = False,
+    asset_class: Annotated[
+        str | None,
+        typer.Option(
+            "--asset-class",
+            help="001/002: the asset class of symbols not in --etfs (default stock, under "
+            "stocks/); another class files them under its own folder (crypto -> crypto/BTCEUR).",
+        ),
+    ] = None,
     signal: Annotated[
         str | None,
         typer.Option(
@@ -190,7 +199,7 @@ def import_seed_command(
         given = {
             "--stocks": bool(stocks), "--stock-fallback": stock_fallback, "--etfs": bool(etfs),
             "--model": model is not None, "--route": bool(route), "--map": bool(mapping),
-            "--skip-existing": skip_existing,
+            "--skip-existing": skip_existing, "--asset-class": asset_class is not None,
         }  # fmt: skip
         for flag, used in given.items():
             if used and importer.LAYOUT not in FLAG_LAYOUTS[flag]:
@@ -211,6 +220,7 @@ def import_seed_command(
             reference=None if reference is None else read_table(reference),
             bins=bins,
             signal=None if signal is None else validate_signal(signal),
+            asset_class=None if asset_class is None else validate_asset_class(asset_class),
             take_routes=take_routes,
         )
         plan = importer.plan(root, options)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import json
 import math
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -12,17 +14,18 @@ import typer
 
 from tickerserve.cli.console import JsonOption, format_metrics, human_bytes, print_json, table
 from tickerserve.cli.errors import Refused
+from tickerserve.cli.importers.model_folder import IMPORTANCE_FILE
 from tickerserve.cli.model_names import model_name
 from tickerserve.cli.store_option import target
 from tickerserve.cli.versions import parse_ref
 from tickerserve.errors import TickerserveError
-from tickerserve.layout import Version
+from tickerserve.layout import Version, artifact_key
 from tickerserve.publishing.version_folders import VersionFolder, find_version, scan, versions_of
 from tickerserve.serving.traffic import describe_settings
 from tickerserve.storage.bundle import BundleMetadata, read_metadata
 from tickerserve.storage.history import HISTORY_KEYS, mark_deleted, read_records
 from tickerserve.storage.registry import DEFAULT_ALIAS, Registry, read_registry
-from tickerserve.storage.store import Store
+from tickerserve.storage.store import Store, sha256_hex
 
 NameOption = Annotated[
     str | None, typer.Option("--name", help="Only models whose name starts with PREFIX.")
@@ -266,6 +269,14 @@ def show_command(
             show_default=False,
         ),
     ] = None,
+    importance: Annotated[
+        bool,
+        typer.Option(
+            "--importance",
+            help="Also print the feature importance kept with the version (seed 001's "
+            "feature_importance.parquet; needs pyarrow).",
+        ),
+    ] = False,
     model_id: Annotated[
         int | None,
         typer.Option(
@@ -307,6 +318,10 @@ def show_command(
         meta = row.metadata
         info["model_id"] = meta.source.get("registry_model_id")
         info["description"] = meta.source.get("description")
+        info["config"] = meta.source.get("config")
+        info["training_config"] = meta.source.get("training_config")
+        if importance:
+            info["importance"] = _importance(t.store, meta)
         info |= {
             "feature_names": meta.feature_names,
             "selected_features": meta.selected_features,
@@ -325,6 +340,29 @@ def show_command(
         print_json(info)
         return
     _print_show(info)
+
+
+def _importance(store: Store, meta: BundleMetadata) -> list[dict[str, Any]]:
+    """The version's feature importance rows (highest first), from its parquet artifact."""
+    if IMPORTANCE_FILE not in meta.artifacts:
+        raise Refused(
+            f"{meta.model} {meta.version} keeps no {IMPORTANCE_FILE} (only seed 001 runs that "
+            "had one do)"
+        )
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        message = f'reading {IMPORTANCE_FILE} needs pyarrow: pip install "tickerserve[seeds]"'
+        raise Refused(message) from None
+    blob = store.get(artifact_key(meta.model, meta.version, IMPORTANCE_FILE))
+    assert blob is not None
+    if sha256_hex(blob.data) != meta.artifacts[IMPORTANCE_FILE].sha256:
+        raise Refused(f"{meta.model} {meta.version}: {IMPORTANCE_FILE} fails sha256 verification")
+    rows: list[dict[str, Any]] = pq.read_table(io.BytesIO(blob.data)).to_pylist()
+    numeric = [k for k, v in (rows[0].items() if rows else []) if isinstance(v, int | float)]
+    if numeric:
+        rows.sort(key=lambda r: -float(r[numeric[0]] or 0))
+    return rows
 
 
 def _by_model_id(
@@ -400,6 +438,14 @@ def _print_show(info: dict[str, Any]) -> None:
     ]
     for alias, versions in info["rollback_history"].items():
         lines.append(f"rollback:  {alias} history (newest first): {', '.join(versions[::-1])}")
+    for key in ("config", "training_config"):
+        if info.get(key):
+            lines.append(f"{key}: {json.dumps(info[key], sort_keys=True)}")
+    if info.get("importance") is not None:
+        lines.append("importance:")
+        lines += [
+            "  " + "  ".join(f"{k}={v}" for k, v in row.items()) for row in info["importance"]
+        ]
     typer.echo("\n".join(lines))
 
 

@@ -34,7 +34,8 @@ FORMAT = 2
 READABLE_FORMATS = (1, 2)
 # Artifacts a version carries for the publisher side only (the monitor's baseline): listed
 # with their sha256 like every artifact, never downloaded by the prediction function.
-MONITOR_ARTIFACTS = frozenset({BASELINE_FILE})
+# Seed 001's feature_importance.parquet too, kept beside the model for `show --importance`.
+MONITOR_ARTIFACTS = frozenset({BASELINE_FILE, "feature_importance.parquet"})
 EnsembleMethod = Literal["single", "weighted_average", "stacking"]
 ENSEMBLE_METHODS: tuple[str, ...] = ("single", "weighted_average", "stacking")
 CLASSIFICATION, REGRESSION = TASKS

@@ -928,3 +928,41 @@ def test_one_extra_installs_everything_any_seed_import_needs():
     assert {"xgboost", "xgboost-cpu"} <= installed  # the CPU build, plain xgboost on macOS
     # And the README's Bring your models says to install it
     assert 'pip install "tickerserve[seeds]"' in (ROOT / "README.md").read_text()
+
+
+def test_seed_001_crypto_symbols_keep_their_configs_and_feature_importance(store, tmp_path):
+    # Given seed 001's run folders of BTCEUR and ETHEUR (crypto pairs)
+    models = write_seed_001(tmp_path)
+    # When imported as crypto
+    code, report = import_seed(store, str(models), "--asset-class", "crypto")
+    # Then they are filed under crypto/ and served, on the lightgbm signal
+    assert code == 2  # the torch runs are skipped, as always
+    assert {m["model"] for m in report["models"]} == {"crypto/BTCEUR", "crypto/ETHEUR"}
+    reg = registry(store)
+    route = reg.route("BTCEUR")
+    assert (route.model, route.asset_class, route.signal) == ("crypto/BTCEUR", "crypto", "lightgbm")
+    row = request_rows(1, len(FEATURES), missing=False)[0]
+    answer = ask(serving(store, tmp_path), "BTCEUR", list(FEATURES), row)
+    assert (answer["model"]["name"], answer["signal"]) == ("crypto/BTCEUR", "lightgbm")
+    # And each run's config and training_config are kept in its version's metadata and shown
+    meta, _ = read_metadata(LocalStore(store), "crypto/BTCEUR", "1.0.1")
+    assert (meta.source["config"], meta.source["training_config"]) == (
+        {"num_leaves": 7}, {"epochs": 1},
+    )  # fmt: skip
+    shown = cli("--store", str(store), "show", "crypto/BTCEUR", "--importance")
+    assert shown.exit_code == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert 'config: {"num_leaves": 7}' in lines
+    assert 'training_config: {"epochs": 1}' in lines
+    # And its feature_importance.parquet is kept beside the version, shown by --importance
+    clf = originals().runs["20240816_143502"]
+    names = [FEATURES[i] for i in SELECTED]
+    ranked = sorted(zip(names, clf.feature_importances_, strict=True), key=lambda x: -x[1])
+    at = lines.index("importance:")
+    assert lines[at + 1 : at + 1 + len(names)] == [
+        f"  feature={name}  importance={value}" for name, value in ranked
+    ]
+    assert "feature_importance.parquet" in meta.artifacts
+    # And a re-import changes nothing
+    code, again = import_seed(store, str(models), "--asset-class", "crypto")
+    assert again["revision"] == report["revision"]

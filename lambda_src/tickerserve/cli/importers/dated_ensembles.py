@@ -20,8 +20,8 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-from tickerserve.cli.importers.plan import Candidate, ImportOptions, ImportPlan, Skipped
-from tickerserve.layout import ETF_PREFIX, normalize_ticker, validate_timeframe
+from tickerserve.cli.importers.plan import Candidate, ImportOptions, ImportPlan, Skipped, filed
+from tickerserve.layout import normalize_ticker, validate_timeframe
 from tickerserve.publishing.conversion.recipe import (
     Converted,
     Recipe,
@@ -64,9 +64,8 @@ def plan(root: Path, options: ImportOptions) -> ImportPlan:
             continue
         groups.setdefault((symbol, timeframe), []).append((match["date"], file))
     for (symbol, timeframe), dated in sorted(groups.items()):
-        etf = symbol in options.etfs
-        asset_class = "etf" if etf else "stock"
-        model = f"{ETF_PREFIX if etf else 'stocks'}/{symbol}/{timeframe}"
+        asset_class, group = filed(symbol, options)
+        model = f"{group}/{symbol}/{timeframe}"
         dated.sort()
         for index, (date, file) in enumerate(dated):
             result.candidates.append(

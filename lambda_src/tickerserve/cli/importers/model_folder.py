@@ -15,7 +15,9 @@ each ``etfs/{T}/production/`` folder of a seed ``models_storage/`` tree holds.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +46,8 @@ from tickerserve.storage.store import sha256_hex
 # Pickles beside a model that are not the model (seed 001 keeps its preprocessor there).
 HELPER_STEMS = ("encoder", "preprocessor", "scaler", "vecnormalize", "normalizer")
 SELECTION_FILES = ("feature_names_selected.json", "selected_features.json")
+CONFIG_KEYS = ("config", "training_config")
+IMPORTANCE_FILE = "feature_importance.parquet"  # seed 001: kept beside the version
 
 
 def read_folder(
@@ -73,9 +77,14 @@ def read_folder(
             "or a seed model.joblib / model.pkl)"
         )
     recipe = _read_seed(path, pickles)
-    return convert(
+    converted = convert(
         recipe, model=model, asset_class=asset_class, fallback_names=features, label=path
     )
+    importance = path / IMPORTANCE_FILE
+    if not importance.is_file():
+        return converted
+    files = {**converted.bundle.files, IMPORTANCE_FILE: importance.read_bytes()}
+    return dataclasses.replace(converted, bundle=make_bundle(converted.bundle.metadata, files))
 
 
 def _convert_file(
@@ -188,7 +197,24 @@ def _read_seed(path: Path, pickles: list[Path]) -> Recipe:
     if any(isinstance(meta.get(k), dict) for k in seedmeta.HYPER_KEYS):
         recipe.hyperparameters = seedmeta.hyperparameters(meta)
     recipe.source["files"] = files
+    # Seed 001's model and training configuration, kept with the version (shown by `show`).
+    for key in CONFIG_KEYS:
+        if isinstance(meta.get(key), dict):
+            recipe.source[key] = json_tree(meta[key])
     return recipe
+
+
+def json_tree(value: Any) -> Any:
+    """A JSON value as JSON can hold it: non-finite numbers become null, anything else text."""
+    if isinstance(value, dict):
+        return {str(k): json_tree(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_tree(v) for v in value]
+    if value is None or isinstance(value, str | bool | int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    return str(value)
 
 
 def _text_booster(file: Path) -> Any:

@@ -33,6 +33,8 @@ class ImportOptions:
     skip_existing: bool = False  # 004: versions already in the store are skipped, not refused
     features: list[str] | None = None  # names for models that name none (--features FILE)
     signal: str | None = None  # the signal routes go on (None: the layout's own default)
+    # 001, 002: the asset class of symbols not in --etfs (default stock), e.g. crypto
+    asset_class: str | None = None
     take_routes: bool = False  # move routes that point at other models (--take-routes)
     # --reference FILE, read once: every imported version gets a baseline fitted from it
     reference: Table | None = None
@@ -90,6 +92,16 @@ class ImportPlan:
             return str(path.relative_to(self.root)) or "."
         except ValueError:
             return str(path)
+
+
+def filed(symbol: str, options: ImportOptions) -> tuple[str, str]:
+    """A symbol's asset class and the group folder its models go under: ``etf`` and
+    ``etfs/`` for --etfs, else ``--asset-class`` (``stock`` and ``stocks/`` by default; another
+    class is its own folder: ``crypto/BTCEUR``)."""
+    if symbol in options.etfs:
+        return "etf", ETF_PREFIX
+    asset_class = options.asset_class or "stock"
+    return asset_class, "stocks" if asset_class == "stock" else asset_class
 
 
 def routes_from_flags(options: ImportOptions, models: list[str], signal: str) -> list[RouteChange]:

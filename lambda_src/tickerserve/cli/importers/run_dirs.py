@@ -30,8 +30,8 @@ from datetime import datetime
 from pathlib import Path
 
 from tickerserve.cli.importers.model_folder import read_folder
-from tickerserve.cli.importers.plan import Candidate, ImportOptions, ImportPlan, Skipped
-from tickerserve.layout import ETF_PREFIX, normalize_ticker, validate_signal
+from tickerserve.cli.importers.plan import Candidate, ImportOptions, ImportPlan, Skipped, filed
+from tickerserve.layout import normalize_ticker, validate_signal
 from tickerserve.publishing.conversion.pickles import PICKLE_SUFFIXES, torch_refusal
 from tickerserve.publishing.conversion.recipe import (
     Converted,
@@ -99,12 +99,11 @@ def plan(root: Path, options: ImportOptions) -> ImportPlan:
                 continue
             importable.setdefault(symbol, []).append((type_dir.name, symbol_dir))
     for symbol, found in sorted(importable.items()):
-        etf = symbol in options.etfs
-        base = f"{ETF_PREFIX if etf else 'stocks'}/{symbol}"
+        asset_class, group = filed(symbol, options)
+        base = f"{group}/{symbol}"
         # LightGBM first: a symbol new to the registry takes its first signal as its default.
         for model_type, symbol_dir in sorted(found, key=lambda f: (f[0] != DEFAULT_TYPE, f[0])):
             model = base if len(found) == 1 else f"{base}/{model_type}"
-            asset_class = "etf" if etf else "stock"
             _plan_symbol(result, symbol_dir, model, asset_class, options)
             signal = signal_of(model_type, options)
             if signal is None:
@@ -240,15 +239,15 @@ def _plan_best(
                 Skipped(source, f"no {model_type} runs of {symbol} to attach the best alias to")
             )
             continue
-        etf = symbol in options.etfs
-        base = f"{ETF_PREFIX if etf else 'stocks'}/{symbol}"
+        asset_class, group = filed(symbol, options)
+        base = f"{group}/{symbol}"
         model = base if len(found) == 1 else f"{base}/{model_type}"
         result.candidates.append(
             Candidate(
                 model,
                 source,
-                _best_converter(file, match[0], model, "etf" if etf else "stock", options),
-                "etf" if etf else "stock",
+                _best_converter(file, match[0], model, asset_class, options),
+                asset_class,
                 order=(float("inf"),),  # a best artifact that equals no run comes last
                 aliases=(BEST_ALIAS,),
                 origin={"walk_forward_best": file.name, "model_type": model_type},
