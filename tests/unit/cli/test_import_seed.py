@@ -407,7 +407,9 @@ def test_seed_003_model_a_production_model_b_challenger_in_shadow(store, tmp_pat
     # And the seed's own analysis snippets (its models/README.md) run on the store's history
     models = tmp_path / "analysis/models"
     models.mkdir(parents=True)
-    (models / "training_history.jsonl").write_bytes(store_.get(TRAINING_HISTORY_KEY).data)
+    history = store_.get(TRAINING_HISTORY_KEY)
+    assert history is not None
+    (models / "training_history.jsonl").write_bytes(history.data)
     printed = run_snippet(
         tmp_path / "analysis",
         """

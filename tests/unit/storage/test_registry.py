@@ -341,9 +341,9 @@ def test_a_ticker_routes_several_signals_and_answers_its_default_without_one():
         registry.route("SPY", signal="direction")
     assert err.value.code == "timeframe_required"
     # The default signal's timeframes are not the direction signal's
-    with pytest.raises(NotFound, match="no model for timeframe 'd1'") as err:
+    with pytest.raises(NotFound, match="no model for timeframe 'd1'") as missing:
         registry.route("SPY", timeframe="d1")
-    assert err.value.code == "unknown_timeframe"
+    assert missing.value.code == "unknown_timeframe"
 
 
 def test_an_unknown_signal_is_a_404_listing_the_tickers_signals():
