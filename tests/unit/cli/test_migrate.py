@@ -125,6 +125,6 @@ def test_the_text_report_says_what_a_dry_run_would_do(store):
     assert lines[0].split() == ["MODEL", "VERSION", "STATUS", "DETAIL"]
     assert lines[-2:] == [
         f"{store.root}: would record 2 version digest(s)",
-        "would rewrite the registry from schema 1 to 2",
+        "would rewrite the registry from schema 1 to 3",
     ]
     assert store.head(index_key("etfs/SMH")) is None

@@ -1,6 +1,7 @@
 """Seed 002's dated ensembles: one model per symbol and timeframe, versions in date order with
-the newest in production, routed per timeframe (``d1`` also the default), and files whose
-names do not follow ``{SYMBOL}_{timeframe}_{YYYYMMDD}.pkl`` skipped with the reason."""
+production moving through them (the newest last), routed per timeframe on the direction
+signal (``d1`` also that signal's default), and files whose names do not follow
+``{SYMBOL}_{timeframe}_{YYYYMMDD}.pkl`` skipped with the reason."""
 
 from __future__ import annotations
 
@@ -28,14 +29,14 @@ def test_each_symbol_and_timeframe_is_a_model_with_dated_versions(tmp_path: Path
     plan = dated_ensembles.plan(write_seed_002(tmp_path), ImportOptions())
     found = [(c.model, c.source, c.aliases, c.origin["date"]) for c in plan.candidates]
     assert found == [
-        ("stocks/AAPL/d1", "AAPL_d1_20250114.pkl", (), "20250114"),
+        ("stocks/AAPL/d1", "AAPL_d1_20250114.pkl", ("production",), "20250114"),
         ("stocks/AAPL/d1", "AAPL_d1_20250121.pkl", ("production",), "20250121"),
         ("stocks/AAPL/h1", "AAPL_h1_20250121.pkl", ("production",), "20250121"),
     ]
     assert plan.routes == [
-        RouteChange("AAPL", "stock", "stocks/AAPL/d1", "d1"),
-        RouteChange("AAPL", "stock", "stocks/AAPL/d1"),
-        RouteChange("AAPL", "stock", "stocks/AAPL/h1", "h1"),
+        RouteChange("AAPL", "stock", "stocks/AAPL/d1", "d1", "direction"),
+        RouteChange("AAPL", "stock", "stocks/AAPL/d1", signal="direction"),
+        RouteChange("AAPL", "stock", "stocks/AAPL/h1", "h1", "direction"),
     ]
 
 
@@ -43,7 +44,7 @@ def test_etfs_and_another_alias_are_honoured(tmp_path: Path):
     options = ImportOptions(alias="staging", etfs=frozenset({"AAPL"}))
     plan = dated_ensembles.plan(write_seed_002(tmp_path), options)
     assert {c.model for c in plan.candidates} == {"etfs/AAPL/d1", "etfs/AAPL/h1"}
-    assert [c.aliases for c in plan.candidates] == [(), ("staging",), ("staging",)]
+    assert [c.aliases for c in plan.candidates] == [("staging",)] * 3
     assert {r.asset_class for r in plan.routes} == {"etf"}
 
 

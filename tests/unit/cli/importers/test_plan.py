@@ -16,20 +16,27 @@ from tickerserve.publishing.release import RouteChange
 
 def test_a_bare_ticker_routes_to_the_one_model():
     options = ImportOptions(routes=("spy", "QQQ"), etfs=frozenset({"QQQ"}))
-    assert routes_from_flags(options, ["stocks/vol"]) == [
-        RouteChange("SPY", "stock", "stocks/vol"),
-        RouteChange("QQQ", "etf", "stocks/vol"),
+    assert routes_from_flags(options, ["stocks/vol"], "volatility") == [
+        RouteChange("SPY", "stock", "stocks/vol", signal="volatility"),
+        RouteChange("QQQ", "etf", "stocks/vol", signal="volatility"),
+    ]
+
+
+def test_signal_names_the_signal_routes_go_on_else_the_layouts_default():
+    options = ImportOptions(routes=("SPY",), signal="vol_1d")
+    assert routes_from_flags(options, ["stocks/vol"], "volatility") == [
+        RouteChange("SPY", "stock", "stocks/vol", signal="vol_1d"),
     ]
 
 
 def test_a_model_under_etfs_routes_as_an_etf():
-    routes = routes_from_flags(ImportOptions(routes=("SPY",)), ["etfs/SPY/vol"])
-    assert routes == [RouteChange("SPY", "etf", "etfs/SPY/vol")]
+    routes = routes_from_flags(ImportOptions(routes=("SPY",)), ["etfs/SPY/vol"], "volatility")
+    assert routes == [RouteChange("SPY", "etf", "etfs/SPY/vol", signal="volatility")]
 
 
 def test_ticker_equals_model_picks_one_of_several_models():
     options = ImportOptions(routes=("AAPL=stocks/a", "MSFT=stocks/b"))
-    assert [r.model for r in routes_from_flags(options, ["stocks/a", "stocks/b"])] == [
+    assert [r.model for r in routes_from_flags(options, ["stocks/a", "stocks/b"], "strategy")] == [
         "stocks/a",
         "stocks/b",
     ]
@@ -49,7 +56,7 @@ def test_ticker_equals_model_picks_one_of_several_models():
 )  # fmt: skip
 def test_a_route_that_names_no_model_of_the_import_is_refused(route, models, message):
     with pytest.raises(Refused, match=f"^{re.escape(message)}"):
-        routes_from_flags(ImportOptions(routes=(route,)), models)
+        routes_from_flags(ImportOptions(routes=(route,)), models, "strategy")
 
 
 def test_sources_are_shown_relative_to_the_imported_folder(tmp_path: Path):

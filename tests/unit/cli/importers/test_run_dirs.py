@@ -38,8 +38,8 @@ def test_runs_become_versions_and_latest_gets_production(tmp_path: Path, pointer
     ]
     plan = run_dirs.plan(root, ImportOptions())
     assert plan.routes == [
-        RouteChange("BTCEUR", "stock", "stocks/BTCEUR"),
-        RouteChange("ETHEUR", "stock", "stocks/ETHEUR"),
+        RouteChange("BTCEUR", "stock", "stocks/BTCEUR", signal="lightgbm"),
+        RouteChange("ETHEUR", "stock", "stocks/ETHEUR", signal="lightgbm"),
     ]
 
 
@@ -76,18 +76,23 @@ def test_a_latest_that_names_no_run_leaves_production_to_the_newest(tmp_path: Pa
     ]
 
 
-def test_runs_of_several_model_types_are_published_per_type_and_not_routed(tmp_path: Path):
+def test_runs_of_several_model_types_are_routed_each_on_its_own_signal(tmp_path: Path):
     root = write_seed_001(tmp_path)
     shutil.copytree(root / "lightgbm/ETHEUR", root / "xgboost/ETHEUR", symlinks=True)
     plan = run_dirs.plan(root, ImportOptions())
     assert {c.model for c in plan.candidates if "ETHEUR" in c.model} == {
         "stocks/ETHEUR/lightgbm", "stocks/ETHEUR/xgboost",
     }  # fmt: skip
-    assert [r.ticker for r in plan.routes] == ["BTCEUR"]
-    assert plan.notes == [
-        "not routed ETHEUR: runs of several model types (lightgbm, xgboost), published as "
-        "stocks/ETHEUR/<type>; route one with tickerserve route"
+    # LightGBM first: a symbol new to the registry takes its signal as the default
+    assert [(r.ticker, r.model, r.signal) for r in plan.routes] == [
+        ("BTCEUR", "stocks/BTCEUR", "lightgbm"),
+        ("ETHEUR", "stocks/ETHEUR/lightgbm", "lightgbm"),
+        ("ETHEUR", "stocks/ETHEUR/xgboost", "xgboost"),
     ]
+    assert plan.notes == []
+    # --signal renames the LightGBM runs' signal; the other types keep their own
+    renamed = run_dirs.plan(root, ImportOptions(signal="direction"))
+    assert [r.signal for r in renamed.routes] == ["direction", "direction", "xgboost"]
 
 
 def test_seed_000s_production_folders_are_not_runs(tmp_path: Path):

@@ -135,17 +135,19 @@ def test_a_seed_001_dict_uses_the_selected_subset_of_the_full_feature_list():
     np.testing.assert_allclose(answers(converted, x[:, SELECTED]), expected, rtol=1e-9)
 
 
-def test_a_model_without_any_feature_names_needs_a_features_file():
+def test_a_model_without_any_feature_names_is_named_by_position():
     x = np.random.default_rng(4).normal(size=(100, 3))
     bare = lgb.LGBMRegressor(n_estimators=3, verbose=-1).fit(x, x[:, 0])
-    with pytest.raises(NotConvertible) as caught:
-        convert(Recipe({"model": bare}), model="x/y", label="bare.pkl")
-    assert caught.value.message == (
-        "bare.pkl: no feature names: the seed lists none and the estimator has no "
-        "feature_names_in_; give --features FILE (the 3 names in training order, as a JSON list)"
-    )
+    converted = convert(Recipe({"model": bare}), model="x/y", label="bare.pkl")
+    assert converted.bundle.metadata.feature_names == ["feature_0", "feature_1", "feature_2"]
+    assert converted.warnings == [
+        "no feature names (the seed lists none and the estimator was fitted on arrays): named "
+        "feature_0 ... feature_2; requests send them by those names or as a list of 3 values "
+        "in training order (--features FILE names them)"
+    ]
     converted = convert(Recipe({"model": bare}), model="x/y", fallback_names=["p", "q", "r"])
     assert converted.bundle.metadata.feature_names == ["p", "q", "r"]
+    assert converted.warnings == []
 
 
 def test_a_pickle_file_is_converted_with_its_sha256_as_the_source(tmp_path: Path):
