@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+import tickerserve.cli.importers.in_place as in_place
 from tests.seed_layouts import write_seed_000
 from tickerserve.cli.errors import Refused
-from tickerserve.cli.importers import in_place
 from tickerserve.layout import SEED_000_REGISTRY_KEY
 from tickerserve.storage.registry import Registry
 from tickerserve.storage.store import LocalStore
