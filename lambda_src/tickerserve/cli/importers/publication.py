@@ -342,7 +342,7 @@ def _routes(
             where = f" for {route.timeframe}" if route.timeframe else ""
             plan.notes.append(
                 f"not routed {route.ticker}{where}: {route.model} has no {alias} version "
-                "(what would be it was skipped)"
+                f"(the version that would have been {alias} was skipped)"
             )
             continue
         routes.append(route)
