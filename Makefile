@@ -29,12 +29,13 @@ lint: install
 check: lint test
 
 # The API on http://127.0.0.1:$(PORT) over demo models published into a moto S3 server on
-# 127.0.0.1:$(MOTO_PORT). STORE=path serves a local folder store instead (demo models are
-# published into it when it has no registry); BUCKET=name serves a real bucket as it is.
+# 127.0.0.1:$(MOTO_PORT). The bucket is kept in .serve/bucket/ between runs (FRESH=1 starts
+# clean). STORE=path serves a local folder store instead (demo models are published into it
+# when it has no registry); BUCKET=name serves a real bucket as it is.
 PORT ?= 8000
 MOTO_PORT ?= 5555
 serve: install
-	$(PY) -m tickerserve.cli.dev --port $(PORT) --moto-port $(MOTO_PORT) \
+	$(PY) -m tickerserve.cli.dev --port $(PORT) --moto-port $(MOTO_PORT) $(if $(FRESH),--fresh) \
 		$(if $(STORE),--store "$(STORE)") $(if $(BUCKET),--bucket "$(BUCKET)")
 
 # The Lambda dependency layer (pip for the Lambda platform, no Docker), cached under build/.
