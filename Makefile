@@ -9,12 +9,20 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
 .PHONY: install test check lint serve layer synth deploy destroy bench clean
 
+# Each step says what it installs; pip's output is condensed to a few progress lines a minute
+# (tools/install_progress.py), npm prints one summary line.
+SAY := @echo "[make install]"
 $(STAMP): requirements.txt pyproject.toml package.json
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -r requirements.txt -e ".[cli]"
-	npm ci --no-audit --no-fund --silent
-	touch $@
+	$(SAY) "Python packages into $(VENV) and the pinned CDK CLI into node_modules/ (a few minutes the first time)"
+	@test -x $(PY) || { echo "[make install] creating $(VENV) with $(PYTHON)" && $(PYTHON) -m venv $(VENV); }
+	@$(PY) tools/install_progress.py --step "pip: upgrading pip itself" -- \
+		$(PY) -m pip install --progress-bar off --upgrade pip
+	@$(PY) tools/install_progress.py --step "pip: requirements.txt and tickerserve[cli] (about 130 packages)" -- \
+		$(PY) -m pip install --progress-bar off -r requirements.txt -e ".[cli]"
+	$(SAY) "npm: the AWS CDK CLI pinned in package.json"
+	@npm ci --no-audit --no-fund
+	@touch $@
+	$(SAY) "done"
 
 install: $(STAMP)
 
