@@ -43,7 +43,7 @@ check: lint test
 PORT ?= 8000
 MOTO_PORT ?= 5555
 serve: install
-	$(PY) -m tickerserve.cli.dev --port $(PORT) --moto-port $(MOTO_PORT) $(if $(FRESH),--fresh) \
+	@$(PY) -m tickerserve.cli.dev --port $(PORT) --moto-port $(MOTO_PORT) $(if $(FRESH),--fresh) \
 		$(if $(STORE),--store "$(STORE)") $(if $(BUCKET),--bucket "$(BUCKET)")
 
 # The Lambda dependency layer (pip for the Lambda platform, no Docker), cached under build/.

@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 
 PREFIX = "[make install]"
 TAIL_LINES = 40
-_COLLECTING = re.compile(r"^Collecting (\S+)")
+_COLLECTING = re.compile(r"^(?:Collecting|Processing) (\S+)")
 _DOWNLOADING = re.compile(r"^\s*Downloading (\S+)(?: \(([\d.]+) (kB|MB|GB)\))?")
 _CACHED = re.compile(r"^\s*Using cached (\S+)")
-_BUILDING = re.compile(r"^\s*Building wheels? for (\S+)")
+_BUILDING = re.compile(r"^\s*Building (?:wheel|editable) for (\S+)(?!.*: finished)")
 _INSTALLING = re.compile(r"^Installing collected packages: (.*)$")
 _INSTALLED = re.compile(r"^Successfully installed (.*)$")
 _SATISFIED = re.compile(r"^Requirement already satisfied: (\S+)")
@@ -61,17 +61,17 @@ class Progress:
             self.say(line)
         elif m := _COLLECTING.match(line):
             self.collected += 1
-            self._tick("resolving", f"{self.collected} packages so far ({m.group(1)})")
+            self._tick(m.group(1))
         elif m := _DOWNLOADING.match(line):
             self.downloaded += 1
             if m.group(2):
                 self.download_bytes += float(m.group(2)) * _UNITS[m.group(3)]
-            mb = self.download_bytes / 1e6
-            self._tick("downloading", f"{self.downloaded} files, {mb:.0f} MB so far")
+            self._tick()
         elif _CACHED.match(line):
             self.cached += 1
+            self._tick()
         elif m := _BUILDING.match(line):
-            self._phase("building", f"building a wheel for {m.group(1)} from source")
+            self._phase("building", f"building {m.group(1)}")
         elif m := _INSTALLING.match(line):
             count = len([p for p in m.group(1).split(",") if p.strip()])
             self._phase("installing", f"installing {count} packages")
@@ -92,12 +92,18 @@ class Progress:
         self._last = self.clock()
         self.say(f"  {text}")
 
-    def _tick(self, phase: str, text: str) -> None:
-        """A progress line at a phase's start, then at most one every ``every`` seconds."""
+    def _tick(self, latest: str | None = None) -> None:
+        """While packages are resolved and downloaded: a line when that starts, then at most
+        one every ``every`` seconds with the counts so far."""
         now = self.clock()
-        if phase != self.phase or now - self._last >= self.every:
-            self.phase, self._last = phase, now
-            self.say(f"  {phase}: {text}")
+        if self.phase == "fetching" and now - self._last < self.every:
+            return
+        self.phase, self._last = "fetching", now
+        fetched = f"{self.downloaded} downloaded ({self.download_bytes / 1e6:.0f} MB)"
+        if self.cached:
+            fetched += f", {self.cached} from pip's cache"
+        about = f", now {latest}" if latest else ""
+        self.say(f"  fetching: {self.collected} packages resolved, {fetched}{about}")
 
 
 def run(command: Sequence[str], step: str, every: float, say: Callable[[str], None]) -> int:
@@ -121,7 +127,7 @@ def run(command: Sequence[str], step: str, every: float, say: Callable[[str], No
     if code != 0:
         say(f"failed (exit code {code}); the last {len(tail)} lines of its output:")
         for line in tail:
-            print(line, file=sys.stderr, flush=True)
+            print(line, flush=True)
         return code
     say(f"  {progress.summary()}")
     return 0
