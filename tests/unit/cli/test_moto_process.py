@@ -10,8 +10,11 @@ import time
 from pathlib import Path
 
 import boto3
+import pytest
 
 from tests.support import free_port
+from tickerserve.cli import moto_process
+from tickerserve.cli.errors import Failed
 from tickerserve.cli.moto_process import moto_server
 
 
@@ -43,6 +46,8 @@ def test_the_server_runs_in_its_own_session_and_stops_with_the_block(tmp_path: P
 
 PARENT = """
 import sys, time
+from tickerserve.cli import moto_process
+from tickerserve.cli.errors import Failed
 from tickerserve.cli.moto_process import moto_server
 with moto_server("127.0.0.1", int(sys.argv[1])):
     print("up", flush=True)
@@ -66,3 +71,25 @@ def test_the_server_exits_when_its_parent_is_killed():
     while listening(port) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not listening(port)
+
+
+def test_a_child_is_stopped_and_one_that_ignores_sigterm_is_killed(monkeypatch):
+    polite = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    moto_process.stop(polite)
+    assert polite.returncode == -signal.SIGTERM
+    stubborn = subprocess.Popen([sys.executable, "-c", (
+        "import signal, time, sys; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        "print('ready', flush=True); time.sleep(60)")], stdout=subprocess.PIPE)  # fmt: skip
+    assert stubborn.stdout is not None and stubborn.stdout.readline() == b"ready\n"
+    monkeypatch.setattr(moto_process, "STOP_TIMEOUT", 0.5)
+    moto_process.stop(stubborn)
+    assert stubborn.returncode == -signal.SIGKILL
+    moto_process.stop(stubborn)  # stopping a finished child again is harmless
+
+
+def test_a_child_that_exits_before_listening_is_a_failure():
+    port = free_port()
+    quitter = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
+    with pytest.raises(Failed) as caught:
+        moto_process.wait_until_listening(quitter, "127.0.0.1", port)
+    assert caught.value.message == f"the process for 127.0.0.1:{port} exited with code 3"
