@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export CDK_DISABLE_CLI_TELEMETRY := true
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: install test check lint serve layer synth deploy destroy bench clean
+.PHONY: install test check lint serve layer synth deploy destroy e2e bench clean
 
 # Each step says what it installs; pip's output is condensed to a few progress lines a minute
 # (tools/install_progress.py), npm prints one summary line.
@@ -69,6 +69,13 @@ deploy: install
 # bucket are retained on purpose: `aws s3 rb s3://NAME --force` once the models can go.
 destroy: install
 	npx cdk destroy --all -c tickerserve:stage=$(STAGE) $(if $(FORCE),--force)
+
+# The whole loop against a throw-away stage (e2e-<id>) in the account of your AWS credentials:
+# deploy, publish -> promote -> predict and batch -> outcomes -> capture bucket and Athena ->
+# the scheduled monitor -> rollback -> alarms, then destroy it all (KEEP=1 leaves it). Without
+# credentials it says so and exits 0; make test runs the same loop locally (tests/e2e).
+e2e: install
+	@$(PY) -m tests.e2e $(if $(KEEP),--keep)
 
 # Speed and memory vs a seed-style baseline; prints tables (see bench/README.md).
 bench: install
