@@ -112,13 +112,16 @@ def teardown(session: Any, stage: Stage) -> int:
     cloudformation = session.client("cloudformation")
     kept = retained_resources(cloudformation, [stage.serving_stack, stage.storage_stack])
     destroyed = run(stage.destroy_command()) == 0
-    left = delete_retained(session.client, kept)
+    cleanup = delete_retained(session.client, kept)
+    left = cleanup.left
     if not destroyed:
         left.append(f"the stacks of {stage.name}: run `make destroy STAGE={stage.name} FORCE=1`")
+    for line in cleanup.kept:
+        say(f"kept on purpose: {line}")
     for line in left:
         say(f"left behind: {line}")
     if not left:
-        say(f"removed stage {stage.name}: stacks, {len(kept)} retained resource(s), roles")
+        say(f"removed stage {stage.name}: its stacks, the resources they retain, the roles")
     return 1 if left else 0
 
 

@@ -137,24 +137,49 @@ def empty_and_delete_bucket(s3: Any, bucket: str) -> None:
     s3.delete_bucket(Bucket=bucket)
 
 
-def delete_retained(clients: Callable[..., Any], resources: list[Resource]) -> list[str]:
-    """Delete what ``cdk destroy`` kept; one line per resource that is still there."""
-    left = []
+# Retained on purpose and left in place: API Gateway's CloudWatch Logs role is an account-wide
+# setting (AWS::ApiGateway::Account) shared by every REST API in the region.
+ACCOUNT_WIDE = ("AWS::IAM::Role", "AWS::ApiGateway::Account")
+# Removed with what contains them.
+CONTAINED = ("AWS::Logs::LogStream",)
+KMS_PENDING_DAYS = 7  # the shortest wait AWS allows before a key is deleted
+
+
+@dataclass
+class Cleanup:
+    left: list[str]  # still there, with the reason
+    kept: list[str]  # left in place on purpose
+
+
+def delete_retained(clients: Callable[..., Any], resources: list[Resource]) -> Cleanup:
+    """Delete what ``cdk destroy`` kept: buckets (every version), log groups, KMS keys
+    (scheduled); what is shared account-wide stays, and is named."""
+    cleanup = Cleanup([], [])
     # Buckets that receive access logs go last: deleting the others may still write to them.
     ordered = sorted(resources, key=lambda r: "access" in r.physical_id.lower())
     for resource in ordered:
+        what = f"{resource.type} {resource.physical_id}"
+        if resource.type in CONTAINED:
+            continue
+        if resource.type in ACCOUNT_WIDE:
+            cleanup.kept.append(f"{what} (API Gateway's account-wide logging role)")
+            continue
         try:
             if resource.type == "AWS::S3::Bucket":
                 empty_and_delete_bucket(clients("s3"), resource.physical_id)
             elif resource.type == "AWS::Logs::LogGroup":
                 clients("logs").delete_log_group(logGroupName=resource.physical_id)
+            elif resource.type == "AWS::KMS::Key":
+                clients("kms").schedule_key_deletion(
+                    KeyId=resource.physical_id, PendingWindowInDays=KMS_PENDING_DAYS
+                )
             else:
-                left.append(f"{resource.type} {resource.physical_id}: delete it by hand")
+                cleanup.left.append(f"{what}: delete it by hand")
         except Exception as exc:  # keep going: report every leftover, not the first
-            if "NoSuchBucket" in str(exc) or "ResourceNotFound" in str(exc):
+            if "NoSuch" in str(exc) or "NotFound" in str(exc):
                 continue
-            left.append(f"{resource.type} {resource.physical_id}: {exc}")
-    return left
+            cleanup.left.append(f"{what}: {exc}")
+    return cleanup
 
 
 # -- two callers ---------------------------------------------------------------------------

@@ -128,9 +128,9 @@ def test_what_cdk_destroy_keeps_is_found_first_and_removed_after():
         "AWS::S3::Bucket",
         "AWS::S3::Bucket",
     ]
-    left = delete_retained(session.client, kept)
+    cleanup = delete_retained(session.client, kept)
     # Then nothing is left: the buckets with every version, the log group
-    assert left == []
+    assert cleanup.left == [] and cleanup.kept == []
     remaining = {b["Name"] for b in s3.list_buckets()["Buckets"]}
     assert not (buckets & remaining)
     groups = session.client("logs").describe_log_groups()["logGroups"]
@@ -138,12 +138,29 @@ def test_what_cdk_destroy_keeps_is_found_first_and_removed_after():
 
 
 @mock_aws
-def test_a_resource_it_cannot_delete_is_reported_not_hidden():
-    left = delete_retained(
-        boto3.Session(region_name=REGION).client,
-        [Resource("s", "AWS::KMS::Key", "key-1"), Resource("s", "AWS::S3::Bucket", "never-made")],
+def test_keys_are_scheduled_shared_roles_kept_and_the_rest_reported():
+    # Given what the serving stack retains besides buckets
+    session = boto3.Session(region_name=REGION)
+    key = session.client("kms").create_key()["KeyMetadata"]["KeyId"]
+    cleanup = delete_retained(
+        session.client,
+        [
+            Resource("s", "AWS::KMS::Key", key),
+            Resource("s", "AWS::IAM::Role", "Tickerserve-e2e-x-ApiCloudWatchRole"),
+            Resource("s", "AWS::Logs::LogStream", "firehose-errors"),
+            Resource("s", "AWS::SQS::Queue", "q-1"),
+            Resource("s", "AWS::S3::Bucket", "never-made"),
+        ],
     )
-    assert left == ["AWS::KMS::Key key-1: delete it by hand"]
+    # Then the key is scheduled for deletion, the account-wide role stays and is named, a
+    # type it does not know is reported, and what is already gone is not
+    state = session.client("kms").describe_key(KeyId=key)["KeyMetadata"]["KeyState"]
+    assert state == "PendingDeletion"
+    assert cleanup.kept == [
+        "AWS::IAM::Role Tickerserve-e2e-x-ApiCloudWatchRole (API Gateway's account-wide "
+        "logging role)"
+    ]
+    assert cleanup.left == ["AWS::SQS::Queue q-1: delete it by hand"]
 
 
 REST_OUTPUTS = {
