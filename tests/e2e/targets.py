@@ -23,7 +23,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -58,7 +58,6 @@ class Target:
     capture_bucket: str
     capture_timeout: float
     registry_ttl: float
-    notes: list[str] = field(default_factory=list)
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """``tickerserve`` against this target's model store."""

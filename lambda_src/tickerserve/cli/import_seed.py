@@ -23,6 +23,7 @@ from tickerserve.cli.importers import IMPORTERS, detect
 from tickerserve.cli.importers.plan import ImportOptions
 from tickerserve.cli.importers.publication import ImportResult, Outcome, run_import
 from tickerserve.cli.model_names import model_name
+from tickerserve.cli.progress import progress
 from tickerserve.cli.reference import read_table
 from tickerserve.cli.store_option import Target, target
 from tickerserve.layout import normalize_ticker, validate_alias
@@ -164,8 +165,13 @@ def import_seed_command(
         reference=None if reference is None else read_table(reference),
         bins=bins,
     )
-    plan = importer.plan(root, options)
-    result = run_import(t.store, t.registry_key, plan, options, dry_run=dry_run, jobs=jobs)
+    with progress(not json_output) as track:  # on a terminal: reading, then each conversion
+        reading = track.step(f"reading {root} ({importer.LAYOUT})")
+        plan = importer.plan(root, options)
+        reading.done()
+        result = run_import(
+            t.store, t.registry_key, plan, options, dry_run=dry_run, jobs=jobs, track=track
+        )
     report = import_report(result)
     report["seconds"] = round(time.perf_counter() - started, 3)
     if json_output:

@@ -8,10 +8,13 @@ otherwise every call is a no-op, so scripts, pipes and JSON output see nothing e
 
 from __future__ import annotations
 
+import builtins
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from tickerserve.storage.store import Blob, ObjectInfo, Store
 
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
@@ -92,3 +95,35 @@ def progress(enabled: bool) -> Iterator[Tracker]:
     )
     with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
         yield Tracker(bar)
+
+
+class ReadsCounted:
+    """A store that advances ``step`` on every object it reads, so a command that hands a
+    store to code it does not drive (the monitor run) can still show how far it got."""
+
+    def __init__(self, store: Store, step: Step) -> None:
+        self._store = store
+        self._step = step
+
+    def describe(self) -> str:
+        return self._store.describe()
+
+    def get(self, key: str, **kwargs: Any) -> Blob | None:
+        blob = self._store.get(key, **kwargs)
+        self._step.advance()
+        return blob
+
+    def put(self, key: str, data: bytes, **kwargs: Any) -> str:
+        return self._store.put(key, data, **kwargs)
+
+    def head(self, key: str) -> ObjectInfo | None:
+        return self._store.head(key)
+
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        return self._store.list(prefix)
+
+    def delete(self, keys: builtins.list[str]) -> None:
+        self._store.delete(keys)
+
+    def __getattr__(self, name: str) -> Any:  # anything else a store offers (reset, ...)
+        return getattr(self._store, name)

@@ -11,7 +11,16 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.cli_support import REGISTRY, FaultyStore, cli, cli_json, registry_of, ts
+from tests.cli_support import (
+    REGISTRY,
+    FaultyStore,
+    cli,
+    cli_json,
+    registry_of,
+    run_on_terminal,
+    ts,
+)
+from tests.integration.serving import TICKERSERVE
 from tests.seed_layouts import (
     SELECTED,
     VOL_FEATURES,
@@ -628,3 +637,21 @@ def test_import_seed_whose_history_append_fails_says_what_is_live(
         "updated: storage error on it: SlowDown" in result.stderr
     )
     assert registry_of(store_path).tickers
+
+
+@pytest.mark.parametrize("output", ["text", "json"])
+def test_import_seed_shows_each_conversion_on_a_terminal_only(tmp_path, store_path, output: str):
+    # Given a seed tree of four models
+    storage = write_seed_tree(tmp_path)
+    argv = [*TICKERSERVE, "--store", store_path, "import-seed", str(storage), "--dry-run"]
+    # When it is imported with stderr on a terminal
+    run = run_on_terminal([*argv, "--json"] if output == "json" else argv)
+    assert run.code == 0, run.terminal + run.stdout
+    if output == "json":
+        # Then --json prints the report alone and the terminal sees no progress
+        assert len(json.loads(run.stdout)["models"]) == 4
+        assert "converting" not in run.terminal
+    else:
+        # Then the terminal showed the tree being read and the four conversions counted
+        assert f"reading {storage}" in run.terminal
+        assert "converted 4 models" in run.terminal and "4/4" in run.terminal

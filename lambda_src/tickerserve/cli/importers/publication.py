@@ -28,6 +28,7 @@ from tickerserve.baselines.baseline import Baseline
 from tickerserve.baselines.persistence import attach_to_bundle, has_baseline, write_sidecar
 from tickerserve.cli.errors import Refused
 from tickerserve.cli.importers.plan import Candidate, ImportOptions, ImportPlan, Skipped
+from tickerserve.cli.progress import NO_PROGRESS, Tracker
 from tickerserve.cli.reference import fit_from_table
 from tickerserve.errors import Conflict, TickerserveError
 from tickerserve.layout import BASELINE_FILE, TRAINING_HISTORY_KEY, Version, next_version
@@ -102,9 +103,20 @@ def run_import(
     *,
     dry_run: bool = False,
     jobs: int = 4,
+    track: Tracker = NO_PROGRESS,
 ) -> ImportResult:
-    """Convert, decide, write, update the registry once and append the histories."""
-    outcomes = [o for c in plan.candidates if (o := _convert(c, plan, options)) is not None]
+    """Convert, decide, write, update the registry once and append the histories. ``track``
+    shows the conversions (the slow part: unpickling, converting, checking probe rows)."""
+    converting = track.step(f"converting {len(plan.candidates)} models", len(plan.candidates))
+    outcomes = []
+    for candidate in plan.candidates:
+        converting.describe(f"converting {candidate.source}")
+        outcome = _convert(candidate, plan, options)
+        if outcome is not None:
+            outcomes.append(outcome)
+        converting.advance()
+    converting.describe(f"converted {len(plan.candidates)} models")
+    converting.done()
     snapshot = read_registry(store, registry_key)
     registry = snapshot.registry
     history = read_records(store, TRAINING_HISTORY_KEY).records
