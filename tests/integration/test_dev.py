@@ -98,8 +98,9 @@ def activation_line(log: str) -> str:
 
 
 def new_shell(activation: str, command: str, home: Path) -> subprocess.CompletedProcess[str]:
-    """``command`` run as a person's new terminal would after ``activation``: a clean PATH
-    without the virtual environment, no AWS credentials, profile or region."""
+    """``command`` run as a person's new terminal would after ``activation``: in another
+    folder, with a clean PATH without the virtual environment, no AWS credentials, profile or
+    region."""
     env = {
         "PATH": "/usr/local/bin:/usr/bin:/bin",
         "HOME": str(home / "home"),
@@ -107,8 +108,10 @@ def new_shell(activation: str, command: str, home: Path) -> subprocess.Completed
         "LANG": "C.UTF-8",
     }
     script = f"{activation} && {command}"
+    (home / "home").mkdir(parents=True, exist_ok=True)
     return subprocess.run(
         ["bash", "--norc", "--noprofile", "-c", script],
+        cwd=home / "home",  # a new terminal opens elsewhere than the clone
         env=env,
         capture_output=True,
         text=True,

@@ -253,7 +253,8 @@ def dev_command(
                 moto_port=moto_port,
                 store=store,
                 bucket=bucket,
-                workdir=workdir,
+                # Absolute: the commands it prints must work from any folder in another shell.
+                workdir=workdir.absolute(),
                 fresh=fresh,
                 save_every=save_every,
             )

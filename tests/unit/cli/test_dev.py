@@ -64,3 +64,16 @@ def test_the_activation_line_names_this_virtual_environment():
         assert line == f"source {script.absolute()}"
     else:
         assert line.startswith("export PATH=") and str(Path(sys.executable).parent) in line
+
+
+def test_the_workdir_is_made_absolute_so_printed_paths_work_from_any_folder(monkeypatch):
+    # Given make serve's default workdir, relative to the clone
+    seen: dict[str, object] = {}
+    monkeypatch.setattr(dev, "run", lambda **kwargs: seen.update(kwargs))
+    app = typer.Typer()
+    app.command()(dev.dev_command)
+    # When it starts
+    result = CliRunner().invoke(app, ["--workdir", ".serve"])
+    # Then everything it prints (demo model folders, the cache, the saved bucket) is absolute
+    assert result.exit_code == 0, result.output
+    assert seen["workdir"] == Path(".serve").absolute()
