@@ -39,6 +39,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tickerserve.cli.errors import Failed
+
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
@@ -90,7 +92,7 @@ class Saved:
     unreadable: tuple[str, ...] = ()  # keys whose saved bytes were missing or damaged
 
 
-class SnapshotError(Exception):
+class SnapshotError(Failed):
     """The folder holds something that is not a snapshot this code can read."""
 
 

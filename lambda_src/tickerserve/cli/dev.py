@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from tickerserve.cli.bucket_snapshot import BucketSnapshot, PeriodicSave, Saved
+from tickerserve.cli.bucket_snapshot import BucketSnapshot, PeriodicSave, Saved, SnapshotError
 from tickerserve.cli.console import human_bytes
 from tickerserve.cli.demo_set import DEMO_MODELS, ensure_demo_folders
 from tickerserve.cli.errors import EXIT_INTERRUPTED, EXIT_OK, Failed, exit_code_for, one_line
@@ -187,7 +187,14 @@ def run(
         client = s3_client(endpoint)
         client.create_bucket(Bucket=DEMO_BUCKET)
         if snapshot.exists():
-            _restored(snapshot, snapshot.restore(client, DEMO_BUCKET), str(snapshot.folder))
+            try:
+                restored = snapshot.restore(client, DEMO_BUCKET)
+            except SnapshotError as exc:
+                raise Failed(
+                    f"{exc.message}; nothing was changed: move {snapshot.folder} away, or start "
+                    "clean with make serve FRESH=1"
+                ) from None
+            _restored(snapshot, restored, str(snapshot.folder))
         say(f"in another shell, `{activation()}` makes the tickerserve commands below work")
         cli = Cli(["--bucket", DEMO_BUCKET, "--endpoint-url", endpoint])
         if not bucket_has_registry(client, DEMO_BUCKET):

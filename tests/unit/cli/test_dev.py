@@ -77,3 +77,27 @@ def test_the_workdir_is_made_absolute_so_printed_paths_work_from_any_folder(monk
     # Then everything it prints (demo model folders, the cache, the saved bucket) is absolute
     assert result.exit_code == 0, result.output
     assert seen["workdir"] == Path(".serve").absolute()
+
+
+def test_a_damaged_saved_bucket_stops_the_start_with_one_line_and_is_left_alone(
+    tmp_path: Path,
+):
+    # Given a saved bucket whose manifest is not JSON (a disk problem, a hand edit)
+    manifest = tmp_path / "bucket" / "manifest.json"
+    manifest.parent.mkdir()
+    manifest.write_text("{cut")
+    app = typer.Typer()
+    app.command()(dev.dev_command)
+    # When make serve starts
+    result = CliRunner().invoke(
+        app,
+        ["--workdir", str(tmp_path), "--port", str(free_port()), "--moto-port", str(free_port())],
+    )
+    # Then it stops with one line naming the file and the way out, and changes nothing
+    assert result.exit_code == 1
+    last = result.output.strip().splitlines()[-1]
+    assert last.startswith(f"error: {manifest} is not valid JSON")
+    assert last.endswith(
+        "move " + str(manifest.parent) + " away, or start clean with make serve FRESH=1"
+    )
+    assert manifest.read_text() == "{cut"
