@@ -118,6 +118,12 @@ class ServingStack(Stack):
             value=self.prediction.function.function_name,
             description="prediction function",
         )
+        CfnOutput(
+            self,
+            "MonitorFunctionName",
+            value=self.monitor.function.function_name,
+            description="scheduled monitor function (make e2e invokes it)",
+        )
         CfnOutput(self, "AlarmTopicArn", value=self.monitoring.topic.topic_arn)
         if isinstance(self.api, PredictionApi) and config.auth_mode == "api_key":
             CfnOutput(self, "ApiKeyId", value=self.api.api_key.key_id)

@@ -382,4 +382,5 @@ def test_alarm_topic_is_encrypted_and_a_dashboard_exists(dev: Synth):
 def test_outputs_name_the_api_url_function_and_bucket(dev: Synth):
     outputs = dev.serving.find_outputs("*")
     assert {"ApiUrl", "FunctionName", "BucketName", "AlarmTopicArn"} <= set(outputs)
+    assert "MonitorFunctionName" in outputs  # make e2e invokes the scheduled monitor by name
     assert not any(name.startswith("ApiEndpoint") for name in outputs)

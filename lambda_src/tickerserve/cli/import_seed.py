@@ -25,6 +25,7 @@ from tickerserve.cli.importers import in_place as in_place_tree
 from tickerserve.cli.importers.plan import ImportOptions
 from tickerserve.cli.importers.publication import ImportResult, Outcome, run_import
 from tickerserve.cli.model_names import model_name
+from tickerserve.cli.progress import progress
 from tickerserve.cli.reference import read_table
 from tickerserve.cli.store_option import Target, target
 from tickerserve.layout import (
@@ -223,20 +224,30 @@ def import_seed_command(
             asset_class=None if asset_class is None else validate_asset_class(asset_class),
             take_routes=take_routes,
         )
-        plan = importer.plan(root, options)
-        # A seed's own registry at the key (seed 000's bucket): kept, then replaced.
-        kept = None
-        if not dry_run:
-            kept = in_place_tree.keep_seed_registry(t.store, t.registry_key)
-        else:
-            kept = (
-                SEED_000_REGISTRY_KEY
-                if in_place_tree.seed_registry_at(t.store, t.registry_key) is not None
-                else None
+        with progress(not json_output) as track:  # on a terminal: reading, then each conversion
+            reading = track.step(f"reading {root} ({importer.LAYOUT})")
+            plan = importer.plan(root, options)
+            reading.done()
+            # A seed's own registry at the key (seed 000's bucket): kept, then replaced.
+            kept = None
+            if not dry_run:
+                kept = in_place_tree.keep_seed_registry(t.store, t.registry_key)
+            else:
+                kept = (
+                    SEED_000_REGISTRY_KEY
+                    if in_place_tree.seed_registry_at(t.store, t.registry_key) is not None
+                    else None
+                )
+            result = run_import(
+                t.store,
+                t.registry_key,
+                plan,
+                options,
+                dry_run=dry_run,
+                jobs=jobs,
+                replace_seed=True,
+                track=track,
             )
-        result = run_import(
-            t.store, t.registry_key, plan, options, dry_run=dry_run, jobs=jobs, replace_seed=True
-        )
         report = import_report(result)
         if in_place:
             report["root"] = t.store.describe()

@@ -13,6 +13,7 @@ from tickerserve.cli.console import JsonOption, note, print_json, table
 from tickerserve.cli.dates import parse_day
 from tickerserve.cli.errors import Refused
 from tickerserve.cli.model_names import model_name
+from tickerserve.cli.progress import ReadsCounted, progress
 from tickerserve.cli.store_option import target
 from tickerserve.layout import MONITORING_HISTORY_KEY
 from tickerserve.monitor.config import DEFAULT_DAYS, DEFAULTS, THRESHOLDS, MonitorConfig
@@ -130,22 +131,31 @@ def run_command(
         if capture_bucket
         else None
     )
-    report = run_monitor(
-        t.store,
-        registry_key=t.registry_key,
-        period=period,
-        config=config,
-        models=[model_name(m, t) for m in model] if model else None,
-        capture_store=capture_store,
-    )
-    done = complete(
-        t.store,
-        t.registry_key,
-        report,
-        write_history=not no_history,
-        emit_metrics=emit_metrics,
-        promote_switches=auto_promote,
-    )
+    with progress(not json_output) as track:  # on a terminal: objects read so far
+        reading = track.step(f"reading {period.since} .. {period.until}: captured rows, outcomes")
+        report = run_monitor(
+            ReadsCounted(t.store, reading) if track.shown else t.store,
+            registry_key=t.registry_key,
+            period=period,
+            config=config,
+            models=[model_name(m, t) for m in model] if model else None,
+            capture_store=(
+                ReadsCounted(capture_store, reading)
+                if capture_store is not None and track.shown
+                else capture_store
+            ),
+        )
+        reading.done()
+        writing = track.step("writing the history" + (", sending metrics" if emit_metrics else ""))
+        done = complete(
+            t.store,
+            t.registry_key,
+            report,
+            write_history=not no_history,
+            emit_metrics=emit_metrics,
+            promote_switches=auto_promote,
+        )
+        writing.done()
     if json_output:
         print_json({**report.to_dict(), "metrics_sent": done.metrics_sent})
         return

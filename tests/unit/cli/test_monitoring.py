@@ -12,8 +12,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tests.cli_support import cli, cli_json
+from tests.cli_support import cli, cli_json, run_on_terminal
 from tests.family_support import families
+from tests.integration.serving import TICKERSERVE
 from tests.monitor_support import DAY0, reference_rows, set_shadow
 from tests.support import DemoModels
 from tests.unit.monitor.test_evaluate import SHIFTED, traffic
@@ -344,3 +345,25 @@ def test_a_regressor_s_baseline_has_rmse_mae_and_r2(tmp_path, store_path):
     r2 = 1 - np.sum(errors**2) / np.sum((truth - truth.mean()) ** 2)
     assert metrics["r2"] == pytest.approx(r2)
     assert out["baseline"]["task"] == "regression"
+
+
+@pytest.mark.parametrize("output", ["text", "json"])
+def test_monitor_run_shows_what_it_has_read_on_a_terminal_only(
+    tmp_path, store_path, models, output: str
+):
+    # Given a store with a week of captured rows and outcomes
+    monitored_store(tmp_path, store_path, models)
+    argv = [*TICKERSERVE, "--store", store_path, "monitor", "run", "--since", SINCE,
+            "--until", UNTIL, "--no-history"]  # fmt: skip
+    # When the run's stderr is a terminal
+    run = run_on_terminal([*argv, "--json"] if output == "json" else argv)
+    assert run.code == 0, run.terminal
+    if output == "json":
+        # Then --json prints the report alone and the terminal sees no progress
+        assert json.loads(run.stdout)["capture"]["lines"] == 2800
+        assert "reading" not in run.terminal
+    else:
+        # Then the terminal showed the objects read (capture and outcomes) and the writing step
+        assert f"reading {SINCE} .. {UNTIL}: captured rows, outcomes" in run.terminal
+        assert "writing the history" in run.terminal
+        assert run.stdout.startswith("monitor run ")

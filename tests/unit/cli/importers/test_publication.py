@@ -138,7 +138,8 @@ def test_a_route_to_a_model_left_without_its_alias_is_dropped_with_a_note(tmp_pa
     result = run_import(store, REGISTRY, plan, ImportOptions())
     assert result.routes == []
     assert plan.notes == [
-        "not routed SMH: etfs/SMH has no production version (what would be it was skipped)"
+        "not routed SMH: etfs/SMH has no production version "
+        "(the version that would have been production was skipped)"
     ]
     assert "SMH" not in read_registry(store, REGISTRY).registry.tickers
 
