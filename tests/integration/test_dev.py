@@ -212,6 +212,13 @@ def captured_objects(moto_port: int) -> list[str]:
     return [item["Key"] for item in listing.get("Contents", [])]
 
 
+def registry_revision(moto_port: int) -> int:
+    """The revision of the registry the bucket holds now."""
+    client = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{moto_port}")
+    body = client.get_object(Bucket="tickerserve-demo", Key="metadata/asset_registry.json")["Body"]
+    return int(json.loads(body.read())["revision"])
+
+
 def rows_of(models: list[dict[str, Any]]) -> dict[str, int]:
     """Captured rows per model in a monitor run's report."""
     return {m["model"]: m["rows"] for m in models}
@@ -250,6 +257,10 @@ def test_make_serve_keeps_what_was_published_imported_captured_and_monitored(
         outcome = {"outcomes": [{"request_id": "kept-1", "label": answer.json()["prediction"]}]}
         assert post_json(f"{dev.url}/outcomes", outcome).json()["failed"] == 0
         wait_for(lambda: captured_objects(dev_run.moto_port), "capture written (every 5 s)")
+        # the server reads the registry again after its cache time (5 s): wait for the last write
+        revision = registry_revision(dev_run.moto_port)
+        wait_for(lambda: http(f"{dev.url}/models").json()["revision"] == revision,
+                 f"the server serving registry revision {revision}")  # fmt: skip
         before = {
             "models": http(f"{dev.url}/models").json(),
             "monitoring": json.loads(cli("monitor run --json"))["models"],
