@@ -1,0 +1,284 @@
+"""The prediction pipeline: the steps every row goes through, written once for a single
+request and a batch (a single request is a batch of one).
+
+1. resolve: the route and the version it names, from the registry alone (nothing loaded);
+2. decide: canary, shadow and capture sampling, each a hash of the row's request id
+   (``traffic.decide``);
+3. predict: rows grouped by the model version that answers them, one group at a time (a batch
+   touching more models than the memory budget holds stays within it): load, align each row,
+   one model call per group (a single row stays one row: LightGBM's single-row fast path);
+4. fall back: a canary that cannot answer a row (not loadable, other inputs, a failed call)
+   hands it to its champion's group, answered later in the same request;
+5. capture: one record per sampled row, with the features as the answering model used them;
+6. shadow: after every answer, the challenger scores the captured rows, one call per
+   challenger (``traffic.Challengers``; it never changes or fails an answer).
+
+A row that cannot be answered keeps its error; ``predict`` raises it for a single request and
+reports it as the item's result in a batch. A new request field travels in ``PredictRequest``;
+a new part of the answer is added where ``answer_of`` builds it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from tickerserve.errors import TickerserveError
+from tickerserve.serving.capture import DISABLED, Capture, features_used, new_record
+from tickerserve.serving.model import LoadedModel, Prediction
+from tickerserve.serving.service import ModelService
+from tickerserve.serving.traffic import Aligned, Challengers, Decision, decide
+from tickerserve.storage.registry import Resolved
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class PredictRequest:
+    """One predict body, validated (feature values are checked by the model that answers).
+
+    A checked string field of ``contract.json``'s ``requests.predict`` (one with a name rule)
+    arrives here under its own name: adding one there means adding it here."""
+
+    ticker: str
+    features: Any
+    alias: str | None = None
+    version: str | None = None
+    asset_class: str | None = None
+    timeframe: str | None = None
+    request_id: str | None = None  # the body's own id, when it is a valid one
+
+
+@dataclass(eq=False, slots=True)
+class Row:
+    """One request on its way through the pipeline, and what became of it: an answer (with
+    its capture record, if sampled) or an error."""
+
+    request: PredictRequest
+    request_id: str
+    index: int = 0  # its place in the batch
+    decision: Decision | None = None  # once resolved: who answers, what is recorded
+    answer: dict[str, Any] | None = None
+    error: TickerserveError | None = None
+    record: dict[str, Any] | None = None  # its capture record
+    aligned: Aligned | None = None  # its row as the answering model aligned it (for a shadow)
+
+
+# Rows waiting to be answered, by the model version that answers them (model, version).
+Groups = dict[tuple[str, str], list[Row]]
+
+
+@dataclass(frozen=True, slots=True)
+class Pipeline:
+    """The steps every row goes through, bound to the service and the request's settings."""
+
+    service: ModelService
+    capture: Capture = DISABLED
+    challengers: Challengers | None = None
+    source: str = "direct"  # where the rows came from, as capture records say: api|batch|direct
+
+    def run(self, rows: list[Row], started: int) -> None:
+        """Answer ``rows`` (each gets an answer or an error); ``started`` is the request's
+        ``perf_counter_ns`` at arrival, for the latency its capture records hold."""
+        groups = self._route(rows)
+        while groups:
+            self._answer_group(groups.pop(next(iter(groups))), groups, started)
+        if self.capture.enabled:
+            captured = [row for row in rows if row.record is not None]
+            self._shadow(captured)
+            self.capture.emit([row.record for row in captured if row.record is not None])
+
+    # -- 1, 2: resolve and decide, from the registry alone ---------------------------------
+    def _route(self, rows: list[Row]) -> Groups:
+        groups: Groups = {}
+        for row in rows:
+            request = row.request
+            try:
+                _, champion = self.service.resolve_ticker(
+                    request.ticker,
+                    alias=request.alias,
+                    version=request.version,
+                    asset_class=request.asset_class,
+                    timeframe=request.timeframe,
+                )
+            except TickerserveError as exc:
+                row.error = exc
+                continue
+            decision = decide(
+                self.service.registry(),
+                champion,
+                row.request_id,
+                pinned=request.alias is not None or request.version is not None,
+                capture=self.capture.enabled,
+            )
+            if decision.canary_missing:
+                self.service.count("canary_fallbacks", "CanaryFallbacks")
+            row.decision = decision
+            _join(groups, decision.answer, row)
+        return groups
+
+    # -- 3: predict, one model version at a time -------------------------------------------
+    def _answer_group(self, rows: list[Row], groups: Groups, started: int) -> None:
+        """Load the version, align each row, one model call. Rows that name the version by
+        another alias (or pin it) load it as they asked: a failing alias may be answered by
+        its last good version, a pinned version never."""
+        loads: dict[Resolved, tuple[LoadedModel, Resolved] | Exception] = {}
+        by_model: dict[LoadedModel, list[tuple[Row, Resolved]]] = {}
+        lost: list[tuple[Row, Exception]] = []  # canary rows their canary cannot answer
+        for row in rows:
+            wanted = _decision(row).answer
+            outcome = loads.get(wanted)
+            if outcome is None:
+                try:
+                    outcome = self.service.load(wanted)
+                except Exception as exc:
+                    outcome = exc
+                loads[wanted] = outcome
+            if isinstance(outcome, Exception):
+                _fail(row, outcome, lost)
+                continue
+            model, served = outcome
+            members = by_model.get(model)
+            if members is None:
+                by_model[model] = [(row, served)]
+            else:
+                members.append((row, served))
+        for model, members in by_model.items():
+            self._predict(model, members, lost, started)
+        if lost:
+            self._fall_back(lost, groups)
+
+    def _predict(
+        self,
+        model: LoadedModel,
+        members: list[tuple[Row, Resolved]],
+        lost: list[tuple[Row, Exception]],
+        started: int,
+    ) -> None:
+        vectors: list[np.ndarray] = []
+        kept: list[tuple[Row, Resolved]] = []
+        schema = model.schema
+        for member in members:
+            try:
+                vectors.append(schema.row(member[0].request.features))
+            except Exception as exc:
+                _fail(member[0], exc, lost)
+                continue
+            kept.append(member)
+        if not kept:
+            return
+        # One row stays one row (LightGBM's single-row fast path); vstack copies.
+        matrix = vectors[0].reshape(1, -1) if len(vectors) == 1 else np.vstack(vectors)
+        try:
+            result = model.predict(matrix)
+        except Exception as exc:
+            if any(_decision(row).role != "canary" for row, _ in kept):
+                raise  # the champion cannot predict: a fault of ours, not the client's
+            lost.extend((row, exc) for row, _ in kept)
+            return
+        latency_us = (time.perf_counter_ns() - started) // 1000
+        for position, (row, served) in enumerate(kept):
+            row.answer = answer_of(row, served, model, result, position)
+            decision = _decision(row)
+            if decision.capture:
+                vector = vectors[position]
+                row.aligned = (schema, vector)
+                row.record = new_record(
+                    request_id=row.request_id,
+                    source=self.source,
+                    ticker=row.request.ticker,
+                    timeframe=row.request.timeframe,
+                    resolved=served,
+                    role=decision.role,
+                    answer=row.answer,
+                    features=features_used(schema.used_names, vector, row.request.features),
+                    challengers=[],
+                    latency_us=latency_us,
+                )
+
+    # -- 4: fall back from a canary to its champion -----------------------------------------
+    def _fall_back(self, lost: list[tuple[Row, Exception]], groups: Groups) -> None:
+        """Canary rows their canary could not answer join their champion's group (answered
+        after this one); each is counted."""
+        first, exc = lost[0]
+        canary = _decision(first).answer
+        for row, _ in lost:
+            self.service.count("canary_fallbacks", "CanaryFallbacks")
+            row.decision = decision = _decision(row).to_champion()
+            _join(groups, decision.champion, row)
+        logger.warning("canary %s could not answer %d row(s): %s", canary, len(lost), exc)
+
+    # -- 6: shadow --------------------------------------------------------------------------
+    def _shadow(self, captured: list[Row]) -> None:
+        """Score each model's shadow alias on its captured rows, one call per challenger."""
+        if self.challengers is None:
+            return
+        by_challenger: dict[tuple[str, str], list[Row]] = {}
+        for row in captured:
+            decision = _decision(row)
+            if decision.shadow is not None:
+                by_challenger.setdefault((decision.champion.model, decision.shadow), []).append(row)
+        for (model, alias), rows in by_challenger.items():
+            entries = self.challengers.score(
+                model, alias, [r.request.features for r in rows], [r.aligned for r in rows]
+            )
+            for row, entry in zip(rows, entries, strict=True):
+                assert row.record is not None
+                row.record["challengers"] = [entry]
+
+
+def _decision(row: Row) -> Decision:
+    decision = row.decision
+    assert decision is not None  # every row past routing has one
+    return decision
+
+
+def _join(groups: Groups, resolved: Resolved, row: Row) -> None:
+    key = (resolved.model, resolved.version)
+    group = groups.get(key)
+    if group is None:
+        groups[key] = [row]
+    else:
+        group.append(row)
+
+
+def _fail(row: Row, exc: Exception, lost: list[tuple[Row, Exception]]) -> None:
+    """A row its model could not take: a canary's goes to its champion (never fail a request
+    because of the canary); otherwise a client's or storage error is the row's answer, and
+    anything else a fault of ours (500)."""
+    if _decision(row).role == "canary":
+        lost.append((row, exc))
+    elif isinstance(exc, TickerserveError):
+        row.error = exc
+    else:
+        raise exc
+
+
+def answer_of(
+    row: Row, served: Resolved, model: LoadedModel, result: Prediction, position: int
+) -> dict[str, Any]:
+    """One row's answer: a label with its probabilities, or a regression value; ``served``
+    names the version that answered and the alias the row asked for (or its canary's)."""
+    request = row.request
+    answer: dict[str, Any] = {
+        "request_id": row.request_id,
+        "ticker": request.ticker,
+        "model": {"name": served.model, "version": served.version, "alias": served.alias},
+    }
+    if request.timeframe is not None:
+        answer["timeframe"] = request.timeframe
+    outputs = result.outputs[position]
+    if model.task == "regression":
+        answer["prediction"] = float(outputs)
+        return answer
+    best = int(outputs.argmax())
+    answer["prediction"] = model.classes[best]
+    answer["confidence"] = float(outputs[best])
+    answer["probabilities"] = dict(zip(model.classes, outputs.tolist(), strict=True))
+    if result.agreement is not None:
+        answer["agreement"] = float(result.agreement[position])
+    return answer
