@@ -37,9 +37,10 @@ from tickerserve.storage.registry import Resolved
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PredictRequest:
-    """One predict body, validated (feature values are checked by the model that answers).
+    """One predict body, validated (feature values are checked by the model that answers);
+    read-only once parsed (not frozen: a frozen dataclass costs every request a microsecond).
 
     A checked string field of ``contract.json``'s ``requests.predict`` (one with a name rule)
     arrives here under its own name: adding one there means adding it here."""
@@ -62,6 +63,7 @@ class Row:
     request_id: str
     index: int = 0  # its place in the batch
     decision: Decision | None = None  # once resolved: who answers, what is recorded
+    served: Resolved | None = None  # the version that answered, under the alias asked for
     answer: dict[str, Any] | None = None
     error: TickerserveError | None = None
     record: dict[str, Any] | None = None  # its capture record
@@ -72,14 +74,25 @@ class Row:
 Groups = dict[tuple[str, str], list[Row]]
 
 
-@dataclass(frozen=True, slots=True)
 class Pipeline:
-    """The steps every row goes through, bound to the service and the request's settings."""
+    """The steps every row goes through, bound to the service and the request's settings (one
+    per request)."""
 
-    service: ModelService
-    capture: Capture = DISABLED
-    challengers: Challengers | None = None
-    source: str = "direct"  # where the rows came from, as capture records say: api|batch|direct
+    __slots__ = ("capture", "captured", "challengers", "service", "shadowed", "source")
+
+    def __init__(
+        self,
+        service: ModelService,
+        capture: Capture = DISABLED,
+        challengers: Challengers | None = None,
+        source: str = "direct",
+    ) -> None:
+        self.service = service
+        self.capture = capture
+        self.challengers = challengers
+        self.source = source  # where the rows came from, as records say: api, batch, direct
+        self.captured: list[Row] = []  # rows with a capture record, in the order answered
+        self.shadowed = False  # whether a captured row has a challenger to score
 
     def run(self, rows: list[Row], started: int) -> None:
         """Answer ``rows`` (each gets an answer or an error); ``started`` is the request's
@@ -87,18 +100,20 @@ class Pipeline:
         groups = self._route(rows)
         while groups:
             self._answer_group(groups.pop(next(iter(groups))), groups, started)
-        if self.capture.enabled:
-            captured = [row for row in rows if row.record is not None]
-            self._shadow(captured)
+        captured = self.captured
+        if captured:
+            if self.shadowed and self.challengers is not None:
+                self._shadow(self.challengers, captured)
             self.capture.emit([row.record for row in captured if row.record is not None])
 
     # -- 1, 2: resolve and decide, from the registry alone ---------------------------------
     def _route(self, rows: list[Row]) -> Groups:
+        service, capture = self.service, self.capture.enabled
         groups: Groups = {}
         for row in rows:
             request = row.request
             try:
-                _, champion = self.service.resolve_ticker(
+                _, champion = service.resolve_ticker(
                     request.ticker,
                     alias=request.alias,
                     version=request.version,
@@ -108,17 +123,21 @@ class Pipeline:
             except TickerserveError as exc:
                 row.error = exc
                 continue
-            decision = decide(
-                self.service.registry(),
+            row.decision = decision = decide(
+                service.registry(),
                 champion,
                 row.request_id,
                 pinned=request.alias is not None or request.version is not None,
-                capture=self.capture.enabled,
+                capture=capture,
             )
             if decision.canary_missing:
-                self.service.count("canary_fallbacks", "CanaryFallbacks")
-            row.decision = decision
-            _join(groups, decision.answer, row)
+                service.count("canary_fallbacks", "CanaryFallbacks")
+            key = (decision.answer.model, decision.answer.version)
+            group = groups.get(key)
+            if group is None:
+                groups[key] = [row]
+            else:
+                group.append(row)
         return groups
 
     # -- 3: predict, one model version at a time -------------------------------------------
@@ -126,49 +145,50 @@ class Pipeline:
         """Load the version, align each row, one model call. Rows that name the version by
         another alias (or pin it) load it as they asked: a failing alias may be answered by
         its last good version, a pinned version never."""
-        loads: dict[Resolved, tuple[LoadedModel, Resolved] | Exception] = {}
-        by_model: dict[LoadedModel, list[tuple[Row, Resolved]]] = {}
+        # The version is the group's; what a load may differ by is the alias and digest.
+        loads: dict[tuple[str | None, str | None], tuple[LoadedModel, Resolved] | Exception] = {}
+        by_model: dict[LoadedModel, list[Row]] = {}
         lost: list[tuple[Row, Exception]] = []  # canary rows their canary cannot answer
         for row in rows:
-            wanted = _decision(row).answer
-            outcome = loads.get(wanted)
+            decision = row.decision
+            assert decision is not None  # every row past routing has one
+            wanted = decision.answer
+            key = (wanted.alias, wanted.metadata_sha256)
+            outcome = loads.get(key)
             if outcome is None:
                 try:
                     outcome = self.service.load(wanted)
                 except Exception as exc:
                     outcome = exc
-                loads[wanted] = outcome
+                loads[key] = outcome
             if isinstance(outcome, Exception):
-                _fail(row, outcome, lost)
+                _fail(row, decision, outcome, lost)
                 continue
-            model, served = outcome
+            model, row.served = outcome
             members = by_model.get(model)
             if members is None:
-                by_model[model] = [(row, served)]
+                by_model[model] = [row]
             else:
-                members.append((row, served))
+                members.append(row)
         for model, members in by_model.items():
             self._predict(model, members, lost, started)
         if lost:
             self._fall_back(lost, groups)
 
     def _predict(
-        self,
-        model: LoadedModel,
-        members: list[tuple[Row, Resolved]],
-        lost: list[tuple[Row, Exception]],
-        started: int,
+        self, model: LoadedModel, rows: list[Row], lost: list[tuple[Row, Exception]], started: int
     ) -> None:
-        vectors: list[np.ndarray] = []
-        kept: list[tuple[Row, Resolved]] = []
         schema = model.schema
-        for member in members:
+        vectors: list[np.ndarray] = []
+        kept: list[Row] = []
+        for row in rows:
             try:
-                vectors.append(schema.row(member[0].request.features))
+                vectors.append(schema.row(row.request.features))
             except Exception as exc:
-                _fail(member[0], exc, lost)
+                assert row.decision is not None
+                _fail(row, row.decision, exc, lost)
                 continue
-            kept.append(member)
+            kept.append(row)
         if not kept:
             return
         # One row stays one row (LightGBM's single-row fast path); vstack copies.
@@ -176,15 +196,17 @@ class Pipeline:
         try:
             result = model.predict(matrix)
         except Exception as exc:
-            if any(_decision(row).role != "canary" for row, _ in kept):
+            if any(row.decision is None or row.decision.role != "canary" for row in kept):
                 raise  # the champion cannot predict: a fault of ours, not the client's
-            lost.extend((row, exc) for row, _ in kept)
+            lost.extend((row, exc) for row in kept)
             return
         latency_us = (time.perf_counter_ns() - started) // 1000
-        for position, (row, served) in enumerate(kept):
-            row.answer = answer_of(row, served, model, result, position)
-            decision = _decision(row)
+        for position, row in enumerate(kept):
+            decision, served = row.decision, row.served
+            assert decision is not None and served is not None
+            row.answer = answer = answer_of(row, served, model, result, position)
             if decision.capture:
+                self.shadowed = self.shadowed or decision.shadow is not None
                 vector = vectors[position]
                 row.aligned = (schema, vector)
                 row.record = new_record(
@@ -194,47 +216,52 @@ class Pipeline:
                     timeframe=row.request.timeframe,
                     resolved=served,
                     role=decision.role,
-                    answer=row.answer,
+                    answer=answer,
                     features=features_used(schema.used_names, vector, row.request.features),
                     challengers=[],
                     latency_us=latency_us,
                 )
+                self.captured.append(row)
 
     # -- 4: fall back from a canary to its champion -----------------------------------------
     def _fall_back(self, lost: list[tuple[Row, Exception]], groups: Groups) -> None:
         """Canary rows their canary could not answer join their champion's group (answered
         after this one); each is counted."""
-        first, exc = lost[0]
-        canary = _decision(first).answer
+        canary = lost[0][0].decision
         for row, _ in lost:
+            assert row.decision is not None
             self.service.count("canary_fallbacks", "CanaryFallbacks")
-            row.decision = decision = _decision(row).to_champion()
+            row.decision = decision = row.decision.to_champion()
+            row.served = None
             _join(groups, decision.champion, row)
-        logger.warning("canary %s could not answer %d row(s): %s", canary, len(lost), exc)
+        logger.warning(
+            "canary %s could not answer %d row(s): %s",
+            canary.answer if canary is not None else None,
+            len(lost),
+            lost[0][1],
+        )
 
     # -- 6: shadow --------------------------------------------------------------------------
-    def _shadow(self, captured: list[Row]) -> None:
+    @staticmethod
+    def _shadow(challengers: Challengers, captured: list[Row]) -> None:
         """Score each model's shadow alias on its captured rows, one call per challenger."""
-        if self.challengers is None:
-            return
         by_challenger: dict[tuple[str, str], list[Row]] = {}
         for row in captured:
-            decision = _decision(row)
-            if decision.shadow is not None:
-                by_challenger.setdefault((decision.champion.model, decision.shadow), []).append(row)
-        for (model, alias), rows in by_challenger.items():
-            entries = self.challengers.score(
-                model, alias, [r.request.features for r in rows], [r.aligned for r in rows]
+            decision = row.decision
+            if decision is not None and decision.shadow is not None:
+                key = (decision.champion.model, decision.shadow)
+                shadowed = by_challenger.get(key)
+                if shadowed is None:
+                    by_challenger[key] = [row]
+                else:
+                    shadowed.append(row)
+        for (model, alias), shadowed in by_challenger.items():
+            entries = challengers.score(
+                model, alias, [r.request.features for r in shadowed], [r.aligned for r in shadowed]
             )
-            for row, entry in zip(rows, entries, strict=True):
+            for row, entry in zip(shadowed, entries, strict=True):
                 assert row.record is not None
                 row.record["challengers"] = [entry]
-
-
-def _decision(row: Row) -> Decision:
-    decision = row.decision
-    assert decision is not None  # every row past routing has one
-    return decision
 
 
 def _join(groups: Groups, resolved: Resolved, row: Row) -> None:
@@ -246,11 +273,11 @@ def _join(groups: Groups, resolved: Resolved, row: Row) -> None:
         group.append(row)
 
 
-def _fail(row: Row, exc: Exception, lost: list[tuple[Row, Exception]]) -> None:
+def _fail(row: Row, decision: Decision, exc: Exception, lost: list[tuple[Row, Exception]]) -> None:
     """A row its model could not take: a canary's goes to its champion (never fail a request
     because of the canary); otherwise a client's or storage error is the row's answer, and
     anything else a fault of ours (500)."""
-    if _decision(row).role == "canary":
+    if decision.role == "canary":
         lost.append((row, exc))
     elif isinstance(exc, TickerserveError):
         row.error = exc

@@ -211,7 +211,8 @@ def test_a_canary_that_needs_other_features_hands_the_row_to_its_champion(
         assert [(a["model"]["alias"], a["model"]["version"]) for a in answers] == [
             ("production", "1.0.0"), ("canary", "1.0.2"),
         ]  # fmt: skip
-    assert [r["role"] for r in sink.records] == ["champion", "canary"] * 2
+    roles = sorted((r["request_id"], r["source"], r["role"]) for r in sink.records)
+    assert roles == sorted([(first, "direct", "champion"), (second, "direct", "canary")] * 2)
     assert api.service.counters.canary_fallbacks == 2
 
 

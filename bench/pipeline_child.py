@@ -1,0 +1,149 @@
+"""One side of section 9 (``bench/pipeline.py``): a warm tickerserve of one source tree in its own
+process, timing what the parent asks for, block by block.
+
+    PYTHONPATH={tree}/lambda_src python -m bench.pipeline_child {tree}/lambda_src SPEC.json
+
+The tree is either this checkout's ``lambda_src`` or an exported older one, so the modules are
+found where each tree keeps them (``tickerserve.http.api`` now, ``tickerserve.api`` before
+issue 16). Settings come from the environment (``TICKERSERVE_*``, the names both trees read).
+
+Protocol, one JSON object per line: the child answers ``{"ready": ...}`` once warm (with the
+answers and capture records the parent compares between the trees), then reads commands from
+stdin (``{"op": "block", "single": N, "batch": M}`` or ``{"op": "quit"}``) and answers each
+block with per-call durations in nanoseconds (wall and this thread's CPU time). Its own file
+descriptor 1 goes to /dev/null (Powertools logs and metrics); the protocol uses a copy of the
+original.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench.capture import drained_pipe
+
+VARIANTS = ("single_off", "single_on", "batch_off", "batch_on")
+
+
+class _Context:
+    """The attributes Powertools reads from a Lambda context."""
+
+    function_name = "tickerserve-bench"
+    function_version = "$LATEST"
+    memory_limit_in_mb = 1024
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:tickerserve-bench"
+    aws_request_id = "bench-pipeline"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 30_000
+
+
+class _Records:
+    """A capture sink that keeps the records it is given (the equivalence check)."""
+
+    def __init__(self) -> None:
+        self.records: list[dict[str, Any]] = []
+
+    def write(self, data: bytes) -> None:
+        self.records.extend(json.loads(line) for line in data.splitlines() if line.strip())
+
+
+def _modules() -> tuple[Any, Any, Any, Any, Any]:
+    """Api, ModelService, Settings, Capture and LogSink wherever this tree keeps them."""
+    from tickerserve.settings import Settings
+
+    try:  # layers as folders (issue 16)
+        from tickerserve.http.api import Api
+        from tickerserve.serving.capture import Capture, LogSink
+        from tickerserve.serving.service import ModelService
+    except ImportError:  # one flat package before it
+        from tickerserve.api import Api
+        from tickerserve.capture import Capture, LogSink
+        from tickerserve.service import ModelService
+    return Api, ModelService, Settings, Capture, LogSink
+
+
+def _timed(fn: Callable[[], object], count: int) -> tuple[list[int], list[int]]:
+    wall, cpu = [0] * count, [0] * count
+    for i in range(count):
+        w0, c0 = time.perf_counter_ns(), time.thread_time_ns()
+        fn()
+        cpu[i] = time.thread_time_ns() - c0
+        wall[i] = time.perf_counter_ns() - w0
+    return wall, cpu
+
+
+def _checked(response: dict[str, Any]) -> dict[str, Any]:
+    if response.get("statusCode") != 200:
+        raise RuntimeError(f"answered {response}")
+    body: dict[str, Any] = json.loads(response["body"])
+    if "results" in body and body["failed"]:
+        raise RuntimeError(f"{body['failed']} batch items failed")
+    return body
+
+
+def main() -> None:
+    tree, spec_path = Path(sys.argv[1]).resolve(), sys.argv[2]
+    protocol = os.fdopen(os.dup(1), "w", buffering=1)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    import tickerserve
+
+    if not Path(tickerserve.__file__).resolve().is_relative_to(tree):
+        raise RuntimeError(f"imported {tickerserve.__file__}, not the tree in {tree}")
+    spec = json.loads(Path(spec_path).read_text())
+    singles: list[dict[str, Any]] = spec["singles"]
+    batch: dict[str, Any] = spec["batch"]
+    check: list[dict[str, Any]] = spec["check"]
+    api_class, service_class, settings_class, capture_class, log_sink = _modules()
+    context = _Context()
+    service = service_class(settings_class.from_env())
+    records = _Records()
+    recorded = api_class(service, capture=capture_class(records))
+    with drained_pipe() as pipe:
+        logged = capture_class(log_sink(pipe.fileno()))
+        apis = {"off": api_class(service), "on": api_class(service, capture=logged)}
+        # Warm: every model loaded, every event answered once by both APIs.
+        for api in apis.values():
+            for event in [*singles, batch]:
+                _checked(api.handle(event, context))
+        answers = [_checked(recorded.handle(event, context)) for event in check]
+        protocol.write(
+            json.dumps({"ready": {"answers": answers, "records": records.records}}) + "\n"
+        )
+        cycle = {"i": 0}
+
+        def single(api: Any) -> Callable[[], object]:
+            def call() -> object:
+                cycle["i"] = (cycle["i"] + 1) % len(singles)
+                return api.handle(singles[cycle["i"]], context)
+
+            return call
+
+        fns = {
+            "single_off": single(apis["off"]),
+            "single_on": single(apis["on"]),
+            "batch_off": lambda: apis["off"].handle(batch, context),
+            "batch_on": lambda: apis["on"].handle(batch, context),
+        }
+        for line in sys.stdin:
+            command = json.loads(line)
+            if command["op"] == "quit":
+                break
+            gc.collect()
+            out = {}
+            for name in VARIANTS:
+                count = command["batch" if name.startswith("batch") else "single"]
+                out[name] = _timed(fns[name], count)
+            protocol.write(json.dumps(out) + "\n")
+    protocol.close()
+
+
+if __name__ == "__main__":
+    main()
