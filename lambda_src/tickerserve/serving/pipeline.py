@@ -98,8 +98,8 @@ class Pipeline:
         """Answer ``rows`` (each gets an answer or an error); ``started`` is the request's
         ``perf_counter_ns`` at arrival, for the latency its capture records hold."""
         groups = self._route(rows)
-        while groups:
-            self._answer_group(groups.pop(next(iter(groups))), groups, started)
+        while groups:  # one version at a time, the last added first
+            self._answer_group(groups.popitem()[1], groups, started)
         captured = self.captured
         if captured:
             if self.shadowed and self.challengers is not None:
@@ -200,12 +200,14 @@ class Pipeline:
                 raise  # the champion cannot predict: a fault of ours, not the client's
             lost.extend((row, exc) for row in kept)
             return
-        latency_us = (time.perf_counter_ns() - started) // 1000
+        latency_us = -1  # measured when the first of these rows is captured
         for position, row in enumerate(kept):
             decision, served = row.decision, row.served
             assert decision is not None and served is not None
             row.answer = answer = answer_of(row, served, model, result, position)
             if decision.capture:
+                if latency_us < 0:
+                    latency_us = (time.perf_counter_ns() - started) // 1000
                 self.shadowed = self.shadowed or decision.shadow is not None
                 vector = vectors[position]
                 row.aligned = (schema, vector)
@@ -302,10 +304,12 @@ def answer_of(
     if model.task == "regression":
         answer["prediction"] = float(outputs)
         return answer
-    best = int(outputs.argmax())
+    # Python floats from here: a few labels, and numpy's scalar calls would cost a microsecond.
+    probabilities = outputs.tolist()
+    best = probabilities.index(max(probabilities))  # the first maximum, as argmax
     answer["prediction"] = model.classes[best]
-    answer["confidence"] = float(outputs[best])
-    answer["probabilities"] = dict(zip(model.classes, outputs.tolist(), strict=True))
+    answer["confidence"] = probabilities[best]
+    answer["probabilities"] = dict(zip(model.classes, probabilities, strict=True))
     if result.agreement is not None:
         answer["agreement"] = float(result.agreement[position])
     return answer

@@ -20,13 +20,21 @@ MAX_BATCH_ITEMS = LIMITS.batch_items
 PREDICT_FIELDS = frozenset(PREDICT.fields)
 
 
+# The checked string fields: (name, its rule's check, the error code, whether required).
+_NAMED = tuple(
+    (name, field.name_rule.check, field.invalid_code, name in PREDICT.required)
+    for name, field in PREDICT.fields.items()
+    if field.name_rule is not None
+)
+
+
 def parse_request(body: Any) -> PredictRequest:
     """Validate the shape of one predict body against ``contract.json`` (feature values are
     checked per model)."""
     if not isinstance(body, dict):
         raise BadRequest("body must be a JSON object", code="invalid_body")
-    unknown = sorted(str(k)[:40] for k in body if k not in PREDICT_FIELDS)
-    if unknown:
+    if not PREDICT_FIELDS.issuperset(body):
+        unknown = sorted(str(k)[:40] for k in body if k not in PREDICT_FIELDS)
         raise BadRequest(
             f"unknown field(s): {', '.join(unknown[:10])}; "
             f"expected {', '.join(sorted(PREDICT_FIELDS))}",
@@ -35,17 +43,18 @@ def parse_request(body: Any) -> PredictRequest:
     for name in PREDICT.required:
         if name not in body:
             raise BadRequest(f"missing field: {name}", code="missing_field")
-    names: dict[str, str | None] = {}
-    for name, spec in PREDICT.fields.items():
-        if spec.name_rule is None:
+    names: dict[str, Any] = {}
+    for name, check, code, required in _NAMED:
+        value = body.get(name)
+        if value is None and not required:  # a required one is never null
+            names[name] = None
             continue
         try:
-            if name in PREDICT.required:  # never null
-                names[name] = spec.name_rule.check(body[name])
-            else:
-                names[name] = _optional(body, name, spec.name_rule.check)
+            if not isinstance(value, str) and not required:
+                raise ValueError(f"{name} must be a string")
+            names[name] = check(value)
         except ValueError as exc:
-            raise BadRequest(str(exc), code=spec.invalid_code) from None
+            raise BadRequest(str(exc), code=code) from None
     for group in PREDICT.mutually_exclusive:
         given = [name for name in group if names.get(name) is not None]
         if len(given) > 1:
@@ -59,23 +68,12 @@ def parse_request(body: Any) -> PredictRequest:
     raw_id = body.get(request_ids.FIELD)
     if raw_id is not None and not isinstance(raw_id, str):
         raise BadRequest("request_id must be a string", code="invalid_field")
-    ticker = names.pop("ticker")
-    assert ticker is not None  # required
+    names["ticker"] = names["ticker"].upper()
     return PredictRequest(
-        ticker=ticker.upper(),
         features=features,
         request_id=request_ids.valid(raw_id),  # a string that is no usable id: one is generated
         **names,
     )
-
-
-def _optional(body: dict[str, Any], name: str, check: Any) -> Any:
-    value = body.get(name)
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise ValueError(f"{name} must be a string")
-    return check(value)
 
 
 def predict(
