@@ -180,15 +180,16 @@ class Pipeline:
     ) -> None:
         schema = model.schema
         vectors: list[np.ndarray] = []
-        kept: list[Row] = []
+        failed: set[int] | None = None  # ids of rows the model cannot take
         for row in rows:
             try:
                 vectors.append(schema.row(row.request.features))
             except Exception as exc:
                 assert row.decision is not None
                 _fail(row, row.decision, exc, lost)
-                continue
-            kept.append(row)
+                failed = failed or set()
+                failed.add(id(row))
+        kept = rows if failed is None else [row for row in rows if id(row) not in failed]
         if not kept:
             return
         # One row stays one row (LightGBM's single-row fast path); vstack copies.
