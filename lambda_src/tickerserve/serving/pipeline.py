@@ -132,15 +132,10 @@ class Pipeline:
             )
             if decision.canary_missing:
                 service.count("canary_fallbacks", "CanaryFallbacks")
-            key = (decision.answer.model, decision.answer.version)
-            group = groups.get(key)
-            if group is None:
-                groups[key] = [row]
-            else:
-                group.append(row)
+            _join(groups, decision.answer, row)
         return groups
 
-    # -- 3: predict, one model version at a time -------------------------------------------
+    # -- 3, 5: predict one model version at a time, capture what is sampled ----------------
     def _answer_group(self, rows: list[Row], groups: Groups, started: int) -> None:
         """Load the version, align each row, one model call. Rows that name the version by
         another alias (or pin it) load it as they asked: a failing alias may be answered by
@@ -178,6 +173,7 @@ class Pipeline:
     def _predict(
         self, model: LoadedModel, rows: list[Row], lost: list[tuple[Row, Exception]], started: int
     ) -> None:
+        """Align each row to ``model``, predict them in one call, answer and capture them."""
         schema = model.schema
         vectors: list[np.ndarray] = []
         failed: set[int] | None = None  # ids of rows the model cannot take
