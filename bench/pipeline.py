@@ -129,8 +129,8 @@ def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """Where the trees' check answers or capture records differ (records compared without
     time and latency, in request id order: the order of a batch's records is no contract)."""
 
-    def records(ready: dict[str, Any]) -> list[dict[str, Any]]:
-        kept = [{k: v for k, v in r.items() if k not in ("time", "latency_us")} for r in ready]
+    def records(captured: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        kept = [{k: v for k, v in r.items() if k not in ("time", "latency_us")} for r in captured]
         return sorted(kept, key=lambda r: (r["request_id"], r["source"]))
 
     found = [

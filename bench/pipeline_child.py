@@ -18,6 +18,7 @@ original.
 from __future__ import annotations
 
 import gc
+import importlib
 import json
 import os
 import sys
@@ -54,19 +55,29 @@ class _Records:
         self.records.extend(json.loads(line) for line in data.splitlines() if line.strip())
 
 
+# Where each tree keeps the API, the capture module and the service: layers as folders
+# (issue 16), then the flat package before it.
+LAYOUTS = (
+    ("tickerserve.http.api", "tickerserve.serving.capture", "tickerserve.serving.service"),
+    ("tickerserve.api", "tickerserve.capture", "tickerserve.service"),
+)
+
+
 def _modules() -> tuple[Any, Any, Any, Any, Any]:
     """Api, ModelService, Settings, Capture and LogSink wherever this tree keeps them."""
+    import tickerserve
     from tickerserve.settings import Settings
 
-    try:  # layers as folders (issue 16)
-        from tickerserve.http.api import Api
-        from tickerserve.serving.capture import Capture, LogSink
-        from tickerserve.serving.service import ModelService
-    except ImportError:  # one flat package before it
-        from tickerserve.api import Api
-        from tickerserve.capture import Capture, LogSink
-        from tickerserve.service import ModelService
-    return Api, ModelService, Settings, Capture, LogSink
+    for names in LAYOUTS:
+        try:
+            api, capture, service = (importlib.import_module(name) for name in names)
+        except ModuleNotFoundError as exc:
+            missing = exc.name or ""
+            if not any(n == missing or n.startswith(f"{missing}.") for n in names):
+                raise  # not the layout: a module of the tree lacks something it imports
+            continue
+        return api.Api, service.ModelService, Settings, capture.Capture, capture.LogSink
+    raise RuntimeError(f"no known module layout in {Path(tickerserve.__file__).parent}")
 
 
 def _timed(fn: Callable[[], object], count: int) -> tuple[list[int], list[int]]:
