@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from tickerserve.errors import TickerserveError
+from tickerserve.metric_names import PREDICTION
 from tickerserve.serving.capture import DISABLED, Capture, features_used, new_record
 from tickerserve.serving.model import LoadedModel, Prediction
 from tickerserve.serving.service import ModelService
@@ -131,7 +132,7 @@ class Pipeline:
                 capture=capture,
             )
             if decision.canary_missing:
-                service.count("canary_fallbacks", "CanaryFallbacks")
+                service.count("canary_fallbacks", PREDICTION.canary_fallbacks)
             _join(groups, decision.answer, row)
         return groups
 
@@ -229,7 +230,7 @@ class Pipeline:
         canary = lost[0][0].decision
         for row, _ in lost:
             assert row.decision is not None
-            self.service.count("canary_fallbacks", "CanaryFallbacks")
+            self.service.count("canary_fallbacks", PREDICTION.canary_fallbacks)
             row.decision = decision = row.decision.to_champion()
             row.served = None
             _join(groups, decision.champion, row)
