@@ -57,6 +57,7 @@ from bench.common import (
 )
 from bench.models import (
     LARGE_ETFS,
+    PRODUCTION,
     SMALL_ETF,
     STOCKS,
     UNIVERSAL,
@@ -157,7 +158,9 @@ def main(argv: list[str] | None = None) -> int:
                 os.environ["AWS_ENDPOINT_URL"] = endpoint
                 sizes = publish_all(root, specs, BUCKET, endpoint)
                 say(_describe_models(specs, sizes))
-                bench = Bench(config, work, endpoint, specs, sizes, against=args.against)
+                bench = Bench(
+                    config, work, endpoint, specs, sizes, against=args.against, models_root=root
+                )
                 for name in lightgbm_sections:
                     section_started = time.monotonic()
                     results[name] = getattr(bench, name)()
@@ -241,9 +244,11 @@ class Bench:
         sizes: dict[str, Any],
         *,
         against: str = pipeline_bench.DEFAULT_REF,
+        models_root: Path | None = None,
     ) -> None:
         self.config = config
         self.against = against
+        self.models_root = models_root  # the cached seed artifacts (section 9 publishes them)
         self.work = work
         self.endpoint = endpoint
         self.specs = specs
@@ -777,17 +782,26 @@ class Bench:
     # -- 9 ---------------------------------------------------------------------------------------
     def pipeline(self) -> dict[str, Any] | None:
         """This tree's prediction path against ``--against`` (bench/pipeline.py)."""
-
-        def env(cache: Path) -> dict[str, str]:
-            # A registry TTL longer than the run: no re-check lands inside a timed block.
-            settings = self._env(cache, cache / "seed", memory_mb=4096)
-            return {**settings, "TICKERSERVE_REGISTRY_TTL": "86400"}
-
+        assert self.models_root is not None
+        tickers = [*BATCH_ETFS, *BATCH_STOCKS]
+        models = []
+        for name in sorted({ticker_model(t) for t in tickers}):
+            stock = name == UNIVERSAL
+            routes = dict.fromkeys(STOCKS, "stock") if stock else {name.split("/", 1)[1]: "etf"}
+            folder = self.models_root / name / PRODUCTION
+            models.append(
+                {
+                    "name": name,
+                    "folder": str(folder),
+                    "asset_class": "stock" if stock else "etf",
+                    "routes": routes,
+                }
+            )
         return pipeline_bench.run(
             quick=self.config.warm_calls < 3000,
             against=self.against,
             work=self.work,
-            env=env,
+            models=models,
             single_bodies=self._warm_bodies(WARM_LARGE_TICKER),
             batch_items=self._batch_items(),
         )

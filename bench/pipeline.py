@@ -2,16 +2,18 @@
 default the git tag ``before-issue-16``), in the same run.
 
 The older tree's ``lambda_src`` is exported with ``git archive`` into
-``build/bench-baseline/{sha}/`` (once per commit). Each tree runs in its own warm process
-(``bench/pipeline_child.py``) over the same moto bucket and the same events; the parent asks
-them for blocks in turn (old, new, new, old, ...), so a noisy neighbour on this shared machine
-hurts both alike, and only one of them runs at a time. Per block, each child times, through
-``Api.handle`` with REST v1 events: single-row requests on a large model (36 features, 500
-trees; 64 distinct rows cycled) with capture off and on (records written to a pipe another
-process drains, as in Lambda), and a 1,000-item batch (15 tickers on 11 such models) with
-capture off and on. Reported: per-block p50 and p90, their median over blocks, and the median
-of the per-block ratios new/old. Before timing, both trees answer the same requests and the
-section stops if their answers or capture records differ.
+``build/bench-baseline/{sha}/`` (once per commit). Each tree publishes the same boosters (the
+cached seed classifiers', 11 models of 36 features and 500 trees) into its own folder store
+with its own code (an older tree reads only its own registry schema), then serves them in its
+own warm process (``bench/pipeline_child.py``); the parent asks the two for blocks in turn
+(old, new, new, old, ...), so a noisy neighbour on this shared machine hurts both alike, and
+only one of them runs at a time. Per block, each process times, through ``Api.handle`` with
+REST v1 events: single-row requests (64 distinct rows cycled) with capture off and on (records
+written to a pipe another process drains, as in Lambda), and a 1,000-item batch (15 tickers on
+the 11 models) with capture off and on. Reported: per-block p50 and p90, their median over
+blocks, and the median of the per-block ratios new/old. Before timing, both trees answer the
+same requests and the section stops if an answer or capture record differs in a field both
+give (a field only one tree has, such as one added since, is named in the report).
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ import os
 import subprocess
 import sys
 import tarfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -81,16 +82,40 @@ def export_tree(ref: str) -> tuple[str, Path]:
 
 
 class Side:
-    """One tree's warm child process."""
+    """One tree: its models published with its own code, then its warm serving process."""
 
-    def __init__(self, name: str, tree: Path, spec: Path, env: dict[str, str]) -> None:
+    def __init__(self, name: str, tree: Path, work: Path, spec: dict[str, Any]) -> None:
         self.name = name
-        child_env = {k: v for k, v in os.environ.items() if not k.startswith("TICKERSERVE_")}
-        child_env.update(env, PYTHONPATH=str(tree))
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.pipeline_child", str(tree), str(spec)],
+        folder = work / f"pipeline-{name}"
+        store = folder / "store"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TICKERSERVE_")}
+        env.update(
+            PYTHONPATH=str(tree),
+            TICKERSERVE_STORE_PATH=str(store),
+            TICKERSERVE_CACHE_DIR=str(folder / "cache"),
+            TICKERSERVE_MEMORY_MB="4096",
+            TICKERSERVE_DISK_MB="2048",
+            # A registry TTL longer than the run: no re-check lands inside a timed block.
+            TICKERSERVE_REGISTRY_TTL="86400",
+        )
+        spec_path = folder / "spec.json"
+        folder.mkdir(parents=True, exist_ok=True)
+        spec_path.write_text(json.dumps({**spec, "store": str(store)}))
+        child = [sys.executable, "-m", "bench.pipeline_child"]
+        published = subprocess.run(
+            [*child, "publish", str(tree), str(spec_path)],
             cwd=ROOT,
-            env=child_env,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if published.returncode != 0:
+            raise RuntimeError(f"the {name} tree could not publish:\n{published.stderr[-3000:]}")
+        self.proc = subprocess.Popen(
+            [*child, "serve", str(tree), str(spec_path)],
+            cwd=ROOT,
+            env=env,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -125,26 +150,45 @@ class Side:
             self.proc.wait()
 
 
-def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    """Where the trees' check answers or capture records differ (records compared without
-    time and latency, in request id order: the order of a batch's records is no contract)."""
+IGNORED = frozenset({"time", "latency_us"})  # what differs between any two captures of a row
 
-    def records(captured: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        kept = [{k: v for k, v in r.items() if k not in ("time", "latency_us")} for r in captured]
-        return sorted(kept, key=lambda r: (r["request_id"], r["source"]))
 
-    found = [
-        f"answer {i}: {a} != {b}"
-        for i, (a, b) in enumerate(zip(old["answers"], new["answers"], strict=True))
-        if a != b
-    ]
-    old_records, new_records = records(old["records"]), records(new["records"])
-    if len(old_records) != len(new_records):
-        found.append(f"{len(old_records)} records != {len(new_records)}")
-    found += [
-        f"record: {a} != {b}" for a, b in zip(old_records, new_records, strict=False) if a != b
-    ]
-    return found
+def compare(old: Any, new: Any, path: str, found: list[str], one_sided: set[str]) -> None:
+    """Append to ``found`` where ``old`` and ``new`` differ, field by field; a field only one
+    tree gives (one added since) goes to ``one_sided`` instead."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in sorted(old.keys() | new.keys()):
+            if key in IGNORED:
+                continue
+            if key not in old or key not in new:
+                one_sided.add(f"{key} ({'new' if key in new else 'old'} only)")
+                continue
+            compare(old[key], new[key], f"{path}.{key}", found, one_sided)
+    elif isinstance(old, list) and isinstance(new, list):
+        if len(old) != len(new):
+            found.append(f"{path}: {len(old)} != {len(new)} items")
+            return
+        for i, (a, b) in enumerate(zip(old, new, strict=True)):
+            compare(a, b, f"{path}[{i}]", found, one_sided)
+    elif old != new:
+        found.append(f"{path}: {old!r} != {new!r}")
+
+
+def _agreement(old: dict[str, Any], new: dict[str, Any]) -> set[str]:
+    """Check that the trees answered and captured the check rows alike (records in request id
+    order: the order of a batch's records is no contract); returns the one-sided fields."""
+
+    def records(ready: dict[str, Any]) -> list[dict[str, Any]]:
+        return sorted(ready["records"], key=lambda r: (r["request_id"], r["source"]))
+
+    found: list[str] = []
+    one_sided: set[str] = set()
+    compare(old["answers"], new["answers"], "answers", found, one_sided)
+    compare(records(old), records(new), "records", found, one_sided)
+    if found:
+        shown = "\n".join(d[:300] for d in found[:5])
+        raise RuntimeError(f"the trees answer or capture the same rows differently:\n{shown}")
+    return one_sided
 
 
 def run(
@@ -152,11 +196,12 @@ def run(
     quick: bool,
     against: str,
     work: Path,
-    env: Callable[[Path], dict[str, str]],
+    models: list[dict[str, Any]],
     single_bodies: list[dict[str, Any]],
     batch_items: list[dict[str, Any]],
 ) -> dict[str, Any] | None:
-    """Time both trees; ``env(cache_dir)`` is a child's environment (bucket, endpoint)."""
+    """Time both trees. ``models``: what each tree publishes (name, the seed artifacts'
+    folder, asset class, routes)."""
     plan = Plan.make(quick)
     try:
         sha, old_tree = export_tree(against)
@@ -164,28 +209,21 @@ def run(
         say(f"\n9. skipped: {exc} (pass --against REF)")
         return None
     new_tree = ROOT / "lambda_src"
-    spec = work / "pipeline-spec.json"
     check_items = [{**item, "request_id": f"check-{i}"} for i, item in enumerate(batch_items[:30])]
-    spec.write_text(
-        json.dumps(
-            {
-                "singles": [rest_event("/predict", body) for body in single_bodies],
-                "batch": rest_event("/predict/batch", {"items": batch_items}),
-                "check": [
-                    *[rest_event("/predict", item) for item in check_items],
-                    rest_event("/predict/batch", {"items": check_items, "request_id": "check"}),
-                ],
-            }
-        )
-    )
+    spec = {
+        "models": models,
+        "singles": [rest_event("/predict", body) for body in single_bodies],
+        "batch": rest_event("/predict/batch", {"items": batch_items}),
+        "check": [
+            *[rest_event("/predict", item) for item in check_items],
+            rest_event("/predict/batch", {"items": check_items, "request_id": "check"}),
+        ],
+    }
     sides: dict[str, Side] = {}
     try:
         for name, tree in (("old", old_tree), ("new", new_tree)):
-            sides[name] = Side(name, tree, spec, env(work / f"pipeline-{name}"))
-        differences = _differences(sides["old"].ready, sides["new"].ready)
-        if differences:
-            shown = "\n".join(d[:600] for d in differences[:3])
-            raise RuntimeError(f"the trees answer or capture the same rows differently:\n{shown}")
+            sides[name] = Side(name, tree, work, spec)
+        one_sided = _agreement(sides["old"].ready, sides["new"].ready)
         blocks: dict[str, list[dict[str, Any]]] = {"old": [], "new": []}
         for b in range(plan.blocks):
             for name in ("old", "new") if b % 2 == 0 else ("new", "old"):
@@ -194,7 +232,7 @@ def run(
         for side in sides.values():
             side.close()
     result = _summarize(blocks)
-    _report(result, plan, against, sha, len(single_bodies), len(batch_items))
+    _report(result, plan, against, sha, len(single_bodies), len(batch_items), one_sided)
     return result
 
 
@@ -221,7 +259,13 @@ def _summarize(blocks: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
 
 
 def _report(
-    result: dict[str, Any], plan: Plan, against: str, sha: str, n_rows: int, n_items: int
+    result: dict[str, Any],
+    plan: Plan,
+    against: str,
+    sha: str,
+    n_rows: int,
+    n_items: int,
+    one_sided: set[str],
 ) -> None:
     rows = []
     for key, label, unit in ROWS:
@@ -254,8 +298,10 @@ def _report(
         f"distinct rows of a 36-feature, 500-tree model cycled), {plan.batch} of each batch\n"
         f"   ({n_items} items, 15 tickers on 11 such models). new/old = median over blocks of "
         "the block's p50 ratio (IQR: its quartiles);\n   CPU n/o the same for this thread's "
-        "CPU time. Each tree in its own warm process over the same bucket; both answered\n"
-        "   and captured the same 30 rows (alone and as one batch) identically before timing."
+        "CPU time. Each tree published the same boosters into its own folder store with its\n"
+        "   own code and serves them in its own warm process; both answered and captured the "
+        "same 30 rows (alone and\n   as one batch) identically before timing"
+        + (f" (fields one tree lacks: {', '.join(sorted(one_sided))})." if one_sided else ".")
     )
 
 

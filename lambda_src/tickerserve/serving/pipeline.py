@@ -53,6 +53,7 @@ class PredictRequest:
     asset_class: str | None = None
     timeframe: str | None = None
     request_id: str | None = None  # the body's own id, when it is a valid one
+    signal: str | None = None  # None: the ticker's default signal
 
 
 @dataclass(eq=False, slots=True)
@@ -63,6 +64,7 @@ class Row:
     request: PredictRequest
     request_id: str
     index: int = 0  # its place in the batch
+    signal: str = ""  # once resolved: the signal that answers (named, or the ticker's default)
     decision: Decision | None = None  # once resolved: who answers, what is recorded
     served: Resolved | None = None  # the version that answered, under the alias asked for
     answer: dict[str, Any] | None = None
@@ -114,16 +116,18 @@ class Pipeline:
         for row in rows:
             request = row.request
             try:
-                _, champion = service.resolve_ticker(
+                route, champion = service.resolve_ticker(
                     request.ticker,
                     alias=request.alias,
                     version=request.version,
                     asset_class=request.asset_class,
                     timeframe=request.timeframe,
+                    signal=request.signal,
                 )
             except TickerserveError as exc:
                 row.error = exc
                 continue
+            row.signal = route.signal
             row.decision = decision = decide(
                 service.registry(),
                 champion,
@@ -213,6 +217,7 @@ class Pipeline:
                     request_id=row.request_id,
                     source=self.source,
                     ticker=row.request.ticker,
+                    signal=row.signal,
                     timeframe=row.request.timeframe,
                     resolved=served,
                     role=decision.role,
@@ -294,6 +299,7 @@ def answer_of(
     answer: dict[str, Any] = {
         "request_id": row.request_id,
         "ticker": request.ticker,
+        "signal": row.signal,
         "model": {"name": served.model, "version": served.version, "alias": served.alias},
     }
     if request.timeframe is not None:
