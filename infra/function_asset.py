@@ -78,6 +78,7 @@ PREDICTION_FILES = (
     "tickerserve/serving/features.py",
     "tickerserve/serving/model.py",
     "tickerserve/serving/observability.py",
+    "tickerserve/serving/pipeline.py",
     "tickerserve/serving/predict.py",
     "tickerserve/serving/request_ids.py",
     "tickerserve/serving/service.py",
