@@ -48,6 +48,7 @@ from tickerserve.serving.observability import logger
 from tickerserve.serving.predict import predict, predict_batch
 from tickerserve.serving.service import ModelService
 from tickerserve.serving.traffic import Challengers
+from tickerserve.storage.deadline import function_time
 from tickerserve.storage.outcomes import receive as receive_outcomes
 
 MAX_BODY_BYTES = LIMITS.body_bytes  # Lambda's synchronous payload limit
@@ -116,7 +117,12 @@ class Api:
 
     # -- entry point ---------------------------------------------------------------------
     def handle(self, event: Any, context: LambdaContext | None) -> Any:
-        """Dispatch a REST v1, HTTP v2 or direct-invoke event."""
+        """Dispatch a REST v1, HTTP v2 or direct-invoke event. No store call outlives the
+        invocation: each ends a margin before Lambda's timeout would (``function_time``)."""
+        with function_time(_remaining_seconds(context)):
+            return self._dispatch(event, context)
+
+    def _dispatch(self, event: Any, context: LambdaContext | None) -> Any:
         self.invocations += 1
         kind = events.kind_of(event)
         if kind == "direct":
@@ -379,6 +385,12 @@ def _signal(raw: Any) -> str:
         return validate_signal(raw)
     except ValueError as exc:
         raise BadRequest(str(exc), code="invalid_signal") from None
+
+
+def _remaining_seconds(context: Any) -> float | None:
+    """The invocation's time left (Lambda's context), or None without one (a local server)."""
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    return None if remaining is None else remaining() / 1000
 
 
 def _route_pattern(path: str) -> re.Pattern[str]:

@@ -552,7 +552,10 @@ class ModelService:
 
         def download(name: str) -> tuple[str, bytes]:
             try:
-                blob = self.store.get(artifact_key(metadata.model, metadata.version, name))
+                blob = self.store.get(
+                    artifact_key(metadata.model, metadata.version, name),
+                    size=metadata.artifacts[name].size,  # never what the server claims
+                )
             except KeyNotFound:
                 raise IntegrityError(
                     f"{metadata.model} {metadata.version}: artifact {name} is missing"
