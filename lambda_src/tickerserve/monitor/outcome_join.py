@@ -39,7 +39,8 @@ def latest_outcomes(
     for read in read_outcome_objects(store, since=since, until=until):
         counts.objects += 1
         counts.lines += read.lines
-        counts.malformed += read.malformed
+        for reason, count in read.skipped.items():
+            counts.skip(reason, count)
         yield from read.outcomes
 
 

@@ -4,6 +4,7 @@ monitor report, history monitoring."""
 from __future__ import annotations
 
 import csv
+import gzip
 import json
 from pathlib import Path
 
@@ -367,3 +368,51 @@ def test_monitor_run_shows_what_it_has_read_on_a_terminal_only(
         assert f"reading {SINCE} .. {UNTIL}: captured rows, outcomes" in run.terminal
         assert "writing the history" in run.terminal
         assert run.stdout.startswith("monitor run ")
+
+
+# Values no capture record should hold, put into every field of a real one.
+NASTY = [None, True, -1, 1.7976931348623157e308, 2**63, "", "\ud800", [], [1, [2]], {},
+         {"a": {"b": None}}, "9999-99-99T99"]  # fmt: skip
+
+
+def test_monitor_run_reads_past_lines_it_cannot_use_and_always_reports(
+    tmp_path, store_path, models
+):
+    # Given a monitored model, its outcomes, and beside them: the issue's outcome line (a
+    # received_at of year 1 east of UTC), and capture lines holding odd values in every field
+    monitored_store(tmp_path, store_path, models)
+    store = LocalStore(store_path)
+    store.put("outcomes/dt=2026-12-08/poisoned.jsonl", (
+        b'{"request_id": "req-0-1", "label": "IRON_CONDOR", '
+        b'"received_at": "0001-01-01T00:00:00+01:00"}\n'
+        b'{"request_id": "req-0-2", "value": ' + b"9" * 400 + b"}\n"
+    ))  # fmt: skip
+    blob = store.get(f"capture/dt={SINCE}/part-0000.jsonl.gz")
+    assert blob is not None
+    real = json.loads(gzip.decompress(blob.data).splitlines()[0])
+    odd: list[bytes] = []
+    for field in [*real, "features.rsi_14", "output.label", "output.probabilities"]:
+        for value in NASTY:
+            record = json.loads(json.dumps(real))
+            parent, _, leaf = field.rpartition(".")
+            (record[parent] if parent else record)[leaf] = value
+            if field != "request_id":
+                record["request_id"] = f"odd-{len(odd)}"
+            odd.append(json.dumps(record).encode())
+    odd += [b"{not json", b"\xff\xfe", b"[]", b'{"kind": "capture", "v": 1}']
+    store.put(f"capture/dt={SINCE}/odd.jsonl", b"\n".join(odd))
+    store.put(f"capture/dt={SINCE}/truncated.jsonl.gz", gzip.compress(b'{"a": 1}\n' * 99)[:20])
+    # When the monitor runs
+    result = cli("--store", store_path, "monitor", "run", "--since", SINCE, "--until", UNTIL,
+                 "--json")  # fmt: skip
+    # Then it reports every model and appends its history line
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert [m["model"] for m in report["models"]] == ["etfs/SMH"]
+    assert len(read_records(store, MONITORING_HISTORY_KEY).records) == 1
+    # And says what it skipped, by reason
+    capture = report["capture"]
+    assert set(capture["skipped_by_reason"]) == {"not_json", "not_a_record", "unreadable_object"}
+    assert capture["skipped"] == sum(capture["skipped_by_reason"].values())
+    assert capture["skipped_by_reason"]["not_json"] >= 3  # surrogates, bytes, broken JSON
+    assert report["outcomes"]["skipped_by_reason"] == {"invalid_time": 1, "not_json": 1}
