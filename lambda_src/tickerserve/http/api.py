@@ -3,6 +3,10 @@ proxy events, plus direct invocation with the same JSON bodies.
 
 Routes: POST /predict, POST /predict/batch, POST /outcomes, GET /models, GET /models/{ticker},
 GET /health.
+Deployed, predicting and writing outcomes are separate entry points (``Entry``): the prediction
+function refuses outcomes and the outcomes function serves nothing else, each with a 403
+``wrong_entry_point`` that says where to go, so the permission to invoke one never grants the
+other. The local server (``tickerserve serve``) is both.
 Every client mistake is a 4xx with ``{"error": {"code", "message"}}``. With ``docs=True`` (the
 local server, never the Lambda: generating the document imports pydantic) it also serves the
 OpenAPI document at /openapi.json and Swagger UI at /docs.
@@ -15,7 +19,7 @@ import math
 import re
 from collections.abc import Callable
 from functools import partial
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from aws_lambda_powertools.event_handler import (
@@ -38,6 +42,7 @@ from tickerserve.errors import (
     StorageUnavailable,
     TickerserveError,
     UnsupportedMediaType,
+    WrongEntryPoint,
 )
 from tickerserve.http import events, openapi
 from tickerserve.http.views import describe_models, describe_ticker, health
@@ -94,13 +99,24 @@ def error_response(error: TickerserveError) -> Response:
     )
 
 
+# What an Api answers: everything (the local server), predictions and model descriptions only
+# (the prediction function), or outcomes only (the outcomes function).
+Entry = Literal["all", "prediction", "outcomes"]
+
+
 class Api:
     """The routes, bound to one ``ModelService``."""
 
     def __init__(
-        self, service: ModelService, *, docs: bool = False, capture: Capture = DISABLED
+        self,
+        service: ModelService,
+        *,
+        docs: bool = False,
+        capture: Capture = DISABLED,
+        entry: Entry = "all",
     ) -> None:
         self.service = service
+        self.entry = entry
         self.capture = capture
         self.challengers = Challengers(service)  # shadow aliases, scored beside the answer
         self.invocations = 0
@@ -156,6 +172,7 @@ class Api:
         if not isinstance(event, dict):
             raise BadRequest("event must be a JSON object", code="invalid_body")
         action = event.get("action")
+        self._check_entry("outcomes" if action == "outcomes" else "prediction")
         single = partial(predict, capture=self.capture, challengers=self.challengers)
         batch = partial(predict_batch, capture=self.capture, challengers=self.challengers)
         if action is None:
@@ -186,6 +203,21 @@ class Api:
             code="unknown_action",
         )
 
+    def _check_entry(self, wanted: Entry) -> None:
+        """Refuse what this entry point does not do (403), naming the one that does."""
+        if self.entry in ("all", wanted):
+            return
+        if wanted == "outcomes":
+            raise WrongEntryPoint(
+                "outcomes are not accepted by the prediction entry point: write them through "
+                "the outcomes one (POST /outcomes behind API Gateway, the stack's OutcomesUrl "
+                "for a function URL, or invoke the stack's OutcomesFunctionName)"
+            )
+        raise WrongEntryPoint(
+            "this entry point only records outcomes (POST /outcomes); predictions and model "
+            "descriptions are served by the prediction function"
+        )
+
     # -- routes --------------------------------------------------------------------------
     def _register(self, app: ApiGatewayResolver) -> None:
         service = self.service
@@ -203,6 +235,7 @@ class Api:
             openapi_extensions=openapi.PREDICT_BODY,
         )
         def post_predict() -> dict[str, Any]:
+            self._check_entry("prediction")
             body = body_of()
             return predict(
                 service,
@@ -220,6 +253,7 @@ class Api:
             openapi_extensions=openapi.BATCH_BODY,
         )
         def post_batch() -> dict[str, Any]:
+            self._check_entry("prediction")
             body = body_of()
             return predict_batch(
                 service,
@@ -237,6 +271,7 @@ class Api:
             openapi_extensions=openapi.OUTCOMES_BODY,
         )
         def post_outcomes() -> Response[dict[str, Any]]:
+            self._check_entry("outcomes")
             body, status = receive_outcomes(service.store, body_of())
             return Response(status, content_types.APPLICATION_JSON, body)
 
@@ -246,6 +281,7 @@ class Api:
             responses=openapi.MODELS_RESPONSES,
         )
         def get_models() -> dict[str, Any]:
+            self._check_entry("prediction")
             event = app.current_event
             return describe_models(
                 service,
@@ -259,6 +295,7 @@ class Api:
             responses=openapi.MODEL_RESPONSES,
         )
         def get_model(ticker: str) -> dict[str, Any]:
+            self._check_entry("prediction")
             timeframe = app.current_event.get_query_string_value("timeframe")
             signal = app.current_event.get_query_string_value("signal")
             return describe_ticker(
@@ -274,6 +311,7 @@ class Api:
             responses=openapi.HEALTH_RESPONSES,
         )
         def get_health() -> Response[dict[str, Any]]:
+            self._check_entry("prediction")
             body, status = health(service, cold=self.invocations == 1)
             return Response(status, content_types.APPLICATION_JSON, body)
 
