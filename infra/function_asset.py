@@ -93,6 +93,7 @@ MONITOR_FILES = (
     "tickerserve/storage/history.py",
     "tickerserve/baselines/__init__.py",
     "tickerserve/baselines/baseline.py",
+    "tickerserve/baselines/calibration.py",
     "tickerserve/baselines/metrics.py",
     "tickerserve/baselines/moments.py",
     "tickerserve/baselines/persistence.py",

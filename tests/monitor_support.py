@@ -155,3 +155,19 @@ def stored_baseline(root: Path, model: str, version: str) -> StoredBaseline:
     found = load_baseline(local, read_metadata(local, model, version)[0])
     assert found is not None, f"{model} {version} has no baseline"
     return found
+
+
+# A three-class strategy model's labels.
+CLASSES = ["IRON_CONDOR", "BULL_PUT_SPREAD", "BEAR_CALL_SPREAD"]
+
+
+def calibrated_rows(
+    rng: np.random.Generator, n: int, *, scale: float = 1.5, sharpen: float = 1.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Probabilities and labels drawn from them (a calibrated model); ``sharpen`` > 1 makes
+    the reported probabilities overconfident while the labels still follow the true ones."""
+    logits = rng.normal(scale=scale, size=(n, len(CLASSES)))
+    true_p = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    truth = np.array([rng.choice(len(CLASSES), p=p) for p in true_p])
+    shown = np.exp(sharpen * logits)
+    return shown / shown.sum(axis=1, keepdims=True), truth
