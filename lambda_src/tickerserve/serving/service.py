@@ -251,6 +251,17 @@ class ModelService:
         with self._failed_lock:
             self._failed.clear()  # a new registry is a reason to retry failed versions
         self.counters.registry_refreshes += 1
+        # A per-model setting that does not parse acts as off for that model alone: say so
+        # once per registry read (with the repair), never fail the registry for it.
+        for model, setting, problem in registry.invalid_settings():
+            logger.warning(
+                "%s: %s; it acts as off until `tickerserve %s %s --off` replaces it",
+                model,
+                problem,
+                setting,
+                model,
+                extra={"model": model, "setting": setting},
+            )
         if changed:
             self._event(PREDICTION.registry_reloads)
             logger.info("registry changed", extra={"revision": registry.revision})
