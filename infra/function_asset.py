@@ -116,10 +116,13 @@ MONITOR_FILES = (
     "tickerserve/monitor/model_stream.py",
     "tickerserve/monitor/monitoring_history.py",
     "tickerserve/monitor/outcome_join.py",
+    "tickerserve/monitor/performance_estimate.py",
     "tickerserve/monitor/recommendation.py",
     "tickerserve/monitor/report.py",
     "tickerserve/monitor/run.py",
+    "tickerserve/monitor/sampling_salt.py",
     "tickerserve/monitor/significance.py",
+    "tickerserve/monitor/streaks.py",
 )
 # Finished builds kept, for both functions' assets (switching branches or editing should not
 # pile up folders).

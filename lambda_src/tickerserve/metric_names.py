@@ -48,6 +48,7 @@ class MonitorMetrics:
     drifted_feature_share: str
     output_psi: str
     drift_pct: str
+    estimated_drift_pct: str  # of the accuracy estimated from confidence (trusted ones only)
     challenger_win_rate: str
     switch_recommended: str
     retrain_recommended: str

@@ -20,7 +20,7 @@ from tickerserve.errors import StorageUnavailable
 from tickerserve.http.api import Api
 from tickerserve.layout import OUTCOMES_PREFIX
 from tickerserve.monitor.capture_reader import ReadCounts
-from tickerserve.monitor.outcome_join import OutcomeIndex
+from tickerserve.monitor.outcome_join import KeyHasher, OutcomeIndex
 from tickerserve.monitor.outcome_join import latest_outcomes as monitor_outcomes
 from tickerserve.serving.service import ModelService
 from tickerserve.settings import Settings
@@ -126,9 +126,12 @@ def test_a_correction_inside_one_request_lets_the_later_item_win(store: LocalSto
     store_outcomes(store, [{"request_id": "r", "label": "A"}, {"request_id": "r", "label": "B"}])
     assert latest_outcomes(store)["r"].label == "B"
     # The monitor's index decides the same way
-    index = OutcomeIndex.build(monitor_outcomes(store, date(2000, 1, 1), date(2100, 1, 1)))
-    _, found, codes, _ = index.lookup(["r"])
-    assert found[0] and index.labels[codes[0]] == "B"
+    hasher = KeyHasher(b"any salt of sixteen bytes")
+    index = OutcomeIndex.build(
+        monitor_outcomes(store, date(2000, 1, 1), date(2100, 1, 1)), hasher, hasher.keys(["r"])
+    )
+    found, codes, corrected = index.labels_for(hasher.keys(["r"]))
+    assert found[0] and index.labels[codes[0]] == "B" and corrected[0]
 
 
 @pytest.mark.parametrize(
