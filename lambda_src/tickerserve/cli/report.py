@@ -10,14 +10,16 @@ a run's own PSI band, recorded in its history line, draws its features.
 What the figures mean is what the CLI and the metrics say: drift is how much worse than its
 baseline the champion is (positive worse, negative better), a win rate is ``k of n`` windows.
 Over time, one point per model and day (the day's last run); a line never joins two runs with
-a missing day between them, and lines imported from seed 003 (which name no model version)
-are listed apart, never drawn. Each model keeps one colour in every chart.
+a missing one between them (runs further apart than the model's usual spacing), and lines
+imported from seed 003 (which name no model version) are listed apart, never drawn. Each model
+keeps one colour in every chart.
 """
 
 from __future__ import annotations
 
 import html
 import io
+import itertools
 import math
 import warnings
 from collections import defaultdict
@@ -106,16 +108,20 @@ def drift_text(drift: float | None) -> str:
 def _daily(lines: list[dict[str, Any]], value: Callable[[dict[str, Any]], float | None]) -> tuple[
     list[date], list[float]
 ]:  # fmt: skip
-    """One point per day (the day's last run), with a gap (NaN) wherever a day is missing, so
-    a line never joins runs with a day between them."""
+    """One point per day (the day's last run), with a gap (NaN) wherever runs are further
+    apart than the model's usual spacing (a missed day of a daily schedule, a missed week of
+    a weekly one), so a line never joins runs across a missing one."""
     by_day: dict[date, float | None] = {}
     for r in lines:
         day = _day(r) or (_when(r) or datetime.min).date()
         by_day[day] = value(r)
+    days = sorted(by_day)
+    gaps = sorted((b - a).days for a, b in itertools.pairwise(days))
+    usual = gaps[len(gaps) // 2] if gaps else 1
     xs: list[date] = []
     ys: list[float] = []
-    for day in sorted(by_day):
-        if xs and (day - xs[-1]).days > 1:
+    for day in days:
+        if xs and (day - xs[-1]).days > max(1, 1.5 * usual):
             xs.append(xs[-1] + timedelta(days=1))
             ys.append(math.nan)
         v = by_day[day]
@@ -487,7 +493,8 @@ Model B its challenger (shadow or canary).</p>
 <h2>What the figures and recommendations mean</h2>
 {MEANINGS}
 <h2>Over time</h2>
-<p>One point per model and day (the day's last run); a line breaks where a day has no run.</p>
+<p>One point per model and day (the day's last run); a line breaks where a run is missing
+(runs further apart than the model's usual spacing).</p>
 {figures}
 {_imported_table(imported)}
 </body></html>
