@@ -98,6 +98,8 @@ class Monitoring(Construct):
                                  "answers served from a last good version"),
             "registry_staleness": ("Maximum", settings.registry_staleness_seconds,
                                    "seconds since a sandbox last read the registry"),
+            # Always an operator's mistake: one is enough (the model serves as if it were off).
+            "invalid_settings": ("Maximum", 1, "per-model settings the registry cannot read"),
         }  # fmt: skip
         for which, (statistic, threshold, what) in own_alarms.items():
             metrics[NAMES[which]] = (own(NAMES[which], statistic), threshold, what)
@@ -140,8 +142,15 @@ class Monitoring(Construct):
             cw.GraphWidget(
                 title="Hidden failures (served from memory or a last good version)",
                 left=[
-                    own(NAMES[which], "Sum")
-                    for which in ("model_load_failures", "registry_failures", "served_last_good")
+                    *(
+                        own(NAMES[which], "Sum")
+                        for which in (
+                            "model_load_failures",
+                            "registry_failures",
+                            "served_last_good",
+                        )
+                    ),
+                    own(NAMES["invalid_settings"], "Maximum"),
                 ],
                 right=[own(NAMES["registry_staleness"], "Maximum")],
                 right_y_axis=cw.YAxisProps(label="registry age (s)", show_units=False),

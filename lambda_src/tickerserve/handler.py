@@ -16,6 +16,7 @@ from tickerserve.http.api import Api
 from tickerserve.serving import snapstart
 from tickerserve.serving.capture import DISABLED, Capture, LogSink
 from tickerserve.serving.observability import (
+    INVALID_SETTINGS,
     REGISTRY_STALENESS,
     count,
     metrics,
@@ -45,6 +46,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> Any:
         return API.handle(event, context)
     finally:  # after the request's registry re-check had its chance: what it left us with
         REGISTRY_STALENESS.sample(SERVICE.registry_age())
+        INVALID_SETTINGS.sample(SERVICE.invalid_settings or None)  # nothing while there are none
 
 
 @with_request_context

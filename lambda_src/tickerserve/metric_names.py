@@ -36,6 +36,7 @@ class PredictionMetrics:
     capture_failures: str
     # gauges
     registry_staleness: str
+    invalid_settings: str  # per-model settings the registry holds but cannot read
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,7 @@ ALARM_NAMES = {
     "RegistryFailures": "registry reads failed",
     "ServedLastGood": "answers served from a last good version",
     "RegistryStaleness": "seconds since a sandbox last read the registry",
+    "InvalidModelSettings": "per-model settings the registry cannot read",
     "ShadowFailures": "shadow challenger rows that could not be scored",
     "CanaryFallbacks": "canary requests the champion answered instead",
     "CaptureFailures": "capture records that could not be written",
@@ -364,6 +365,7 @@ def test_alarms_notify_the_alarm_topic(dev: Synth, metric, statistic, threshold)
         ("RegistryFailures", "Sum", 3),
         ("ServedLastGood", "Sum", 1),
         ("RegistryStaleness", "Maximum", 300),
+        ("InvalidModelSettings", "Maximum", 1),
     ],
 )
 def test_what_warm_sandboxes_hide_is_alarmed(dev: Synth, metric, statistic, threshold):
@@ -387,7 +389,8 @@ def test_what_warm_sandboxes_hide_is_alarmed(dev: Synth, metric, statistic, thre
 
 def test_the_dashboard_shows_the_hidden_failures(dev: Synth):
     body = json.dumps(only(dev.serving, "AWS::CloudWatch::Dashboard")["Properties"])
-    for metric in ("ModelLoadFailures", "RegistryFailures", "ServedLastGood", "RegistryStaleness"):
+    for metric in ("ModelLoadFailures", "RegistryFailures", "ServedLastGood", "RegistryStaleness",
+                   "InvalidModelSettings"):  # fmt: skip
         assert metric in body
 
 

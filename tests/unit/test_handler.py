@@ -282,3 +282,32 @@ def test_the_prediction_function_refuses_outcomes_and_the_outcomes_function_all_
     }
     # And only the outcomes function wrote (one object: the three sends were one batch)
     assert len(list(store.list("outcomes/"))) == 1
+
+
+def test_a_bad_per_model_setting_is_counted_and_the_model_still_answers(tmp_path, models):
+    # Given a registry whose SMH canary weight is a string (written by hand)
+    store = LocalStore(tmp_path / "store")
+    populate(store, models)
+    blob = store.get("metadata/asset_registry.json")
+    assert blob is not None
+    raw = json.loads(blob.data)
+    raw["models"]["etfs/SMH"]["canary"] = {"alias": "production", "weight": "0.5"}
+    store.put("metadata/asset_registry.json", json.dumps(raw).encode(), if_match=blob.etag)
+    # When the function answers a prediction for SMH
+    result = run_child(
+        {
+            "TICKERSERVE_STORE_PATH": str(tmp_path / "store"),
+            "TICKERSERVE_CACHE_DIR": str(tmp_path / "c"),
+            "AWS_LAMBDA_FUNCTION_NAME": "tickerserve-dev-predict",
+        }
+    )
+    assert result.returncode == 0, result.stderr
+    # Then it answers, and the invocation's metrics count the setting it cannot read
+    line = next(x for x in result.stdout.splitlines() if x.startswith("RESULT "))
+    assert json.loads(line.removeprefix("RESULT "))["status"] == 200
+    emf = [json.loads(x) for x in result.stdout.splitlines() if '"_aws"' in x]
+    (sample,) = [m for m in emf if "InvalidModelSettings" in m]
+    assert sample["InvalidModelSettings"] == [1.0]
+    # and the log says which setting and how to repair it
+    assert "etfs/SMH: canary setting is invalid" in result.stdout + result.stderr
+    assert "`tickerserve canary etfs/SMH --off`" in result.stdout + result.stderr

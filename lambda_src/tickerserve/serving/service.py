@@ -127,6 +127,7 @@ class ModelService:
         self._recheck: _Recheck | None = None  # a conditional GET in flight
         self._failures = 0  # consecutive failed registry reads
         self._registry_read_at: float | None = None  # clock time of the last successful read
+        self.invalid_settings = 0  # per-model settings of the registry held that do not parse
         self._last_failure = ""
         self._needs_import: RegistryNeedsImport | None = None  # the seed registry's answer
         self._load_locks = [threading.Lock() for _ in range(LOCK_STRIPES)]
@@ -252,8 +253,10 @@ class ModelService:
             self._failed.clear()  # a new registry is a reason to retry failed versions
         self.counters.registry_refreshes += 1
         # A per-model setting that does not parse acts as off for that model alone: say so
-        # once per registry read (with the repair), never fail the registry for it.
-        for model, setting, problem in registry.invalid_settings():
+        # once per registry read (with the repair), count it, never fail the registry for it.
+        invalid = registry.invalid_settings()
+        self.invalid_settings = len(invalid)
+        for model, setting, problem in invalid:
             logger.warning(
                 "%s: %s; it acts as off until `tickerserve %s %s --off` replaces it",
                 model,
