@@ -158,6 +158,24 @@ class Monitoring(Construct):
             cw.AlarmStatusWidget(title="Alarms", alarms=list(self.alarms)),
         )
 
+    def watch_outcomes(self, *, function: lambda_.IFunction, settings: AlarmSettings) -> cw.Alarm:
+        """The outcomes function's errors: outcomes it could not record are evidence lost."""
+        period = Duration.minutes(settings.period_minutes)
+        alarm = function.metric_errors(period=period, statistic="Sum").create_alarm(
+            self,
+            "OutcomesErrors",
+            alarm_description="tickerserve: outcomes function errors >= "
+            f"{settings.function_errors}",
+            threshold=settings.function_errors,
+            evaluation_periods=settings.evaluation_periods,
+            comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+        )
+        alarm.add_alarm_action(cw_actions.SnsAction(self.topic))
+        alarm.add_ok_action(cw_actions.SnsAction(self.topic))
+        self.alarms.append(alarm)
+        return alarm
+
     def watch_capture(
         self,
         *,

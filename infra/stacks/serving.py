@@ -102,6 +102,7 @@ class ServingStack(Stack):
             function=self.prediction.function,
             settings=config.alarms,
         )
+        self.monitoring.watch_outcomes(function=self.outcomes.function, settings=config.alarms)
         self.monitoring.watch_capture(
             settings=config.alarms,
             delivery=self.capture.stream if config.capture_on else None,

@@ -35,6 +35,7 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 ALARM_NAMES = {
     "Api5xx": "API returned 5xx",
     "FunctionErrors": "prediction function errors",
+    "OutcomesErrors": "outcomes function errors",
     "Throttles": "prediction function throttled",
     "LatencyP99": "API p99 latency",
     "ModelLoadFailures": "model versions failed to load",
@@ -348,6 +349,7 @@ def test_alarms_notify_the_alarm_topic(dev: Synth, metric, statistic, threshold)
         a["Properties"] for a in resources(dev.serving, "AWS::CloudWatch::Alarm").values()
         if a["Properties"]["MetricName"] == metric
         and not a["Properties"]["AlarmDescription"].startswith("tickerserve monitor")
+        and "outcomes function" not in a["Properties"]["AlarmDescription"]
     ]  # fmt: skip
     assert len(alarms) == 1
     alarm = alarms[0]
@@ -356,6 +358,20 @@ def test_alarms_notify_the_alarm_topic(dev: Synth, metric, statistic, threshold)
     assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
     topic_id = next(iter(resources(dev.serving, "AWS::SNS::Topic")))
     assert alarm["AlarmActions"] == [{"Ref": topic_id}]
+
+
+def test_the_outcomes_function_s_errors_are_alarmed(dev: Synth):
+    (alarm,) = [
+        a["Properties"] for a in resources(dev.serving, "AWS::CloudWatch::Alarm").values()
+        if "outcomes function" in a["Properties"]["AlarmDescription"]
+    ]  # fmt: skip
+    outcomes_id = [
+        logical_id
+        for logical_id, f in resources(dev.serving, "AWS::Lambda::Function").items()
+        if f["Properties"]["Handler"] == OUTCOMES_HANDLER
+    ]
+    assert alarm["MetricName"] == "Errors" and alarm["Threshold"] == 1
+    assert alarm["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": outcomes_id[0]}}]
 
 
 @pytest.mark.parametrize(
