@@ -94,6 +94,7 @@ MONITOR_FILES = (
     "tickerserve/storage/history.py",
     "tickerserve/baselines/__init__.py",
     "tickerserve/baselines/baseline.py",
+    "tickerserve/baselines/calibration.py",
     "tickerserve/baselines/metrics.py",
     "tickerserve/baselines/moments.py",
     "tickerserve/baselines/persistence.py",
@@ -116,10 +117,13 @@ MONITOR_FILES = (
     "tickerserve/monitor/model_stream.py",
     "tickerserve/monitor/monitoring_history.py",
     "tickerserve/monitor/outcome_join.py",
+    "tickerserve/monitor/performance_estimate.py",
     "tickerserve/monitor/recommendation.py",
     "tickerserve/monitor/report.py",
     "tickerserve/monitor/run.py",
+    "tickerserve/monitor/sampling_salt.py",
     "tickerserve/monitor/significance.py",
+    "tickerserve/monitor/streaks.py",
 )
 # Finished builds kept, for both functions' assets (switching branches or editing should not
 # pile up folders).

@@ -73,6 +73,7 @@ class BucketLayout:
     registry_key: str
     metadata_prefix: str
     monitoring_history_key: str
+    monitor_salt_key: str
     history_archive_infix: str
     versions_dir: str
     baselines_dir: str
@@ -105,6 +106,7 @@ LAYOUT_NAMES = BucketLayout(
     registry_key=LAYOUT["registry_key"],
     metadata_prefix=LAYOUT["metadata_prefix"],
     monitoring_history_key=LAYOUT["monitoring_history_key"],
+    monitor_salt_key=LAYOUT["monitor_salt_key"],
     history_archive_infix=LAYOUT["history_archive_infix"],
     versions_dir=LAYOUT["versions_dir"],
     baselines_dir=LAYOUT["baselines_dir"],

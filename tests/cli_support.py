@@ -65,9 +65,11 @@ class FaultyStore:
     def describe(self) -> str:
         return self.inner.describe()
 
-    def get(self, key: str, *, if_none_match: str | None = None) -> Blob | None:
+    def get(
+        self, key: str, *, if_none_match: str | None = None, size: int | None = None
+    ) -> Blob | None:
         self._record("get", key)
-        return self.inner.get(key, if_none_match=if_none_match)
+        return self.inner.get(key, if_none_match=if_none_match, size=size)
 
     def put(self, key: str, data: bytes, **kwargs: Any) -> str:
         self._record("put", key)

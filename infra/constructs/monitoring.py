@@ -98,6 +98,8 @@ class Monitoring(Construct):
                                  "answers served from a last good version"),
             "registry_staleness": ("Maximum", settings.registry_staleness_seconds,
                                    "seconds since a sandbox last read the registry"),
+            # Always an operator's mistake: one is enough (the model serves as if it were off).
+            "invalid_settings": ("Maximum", 1, "per-model settings the registry cannot read"),
         }  # fmt: skip
         for which, (statistic, threshold, what) in own_alarms.items():
             metrics[NAMES[which]] = (own(NAMES[which], statistic), threshold, what)
@@ -140,14 +142,39 @@ class Monitoring(Construct):
             cw.GraphWidget(
                 title="Hidden failures (served from memory or a last good version)",
                 left=[
-                    own(NAMES[which], "Sum")
-                    for which in ("model_load_failures", "registry_failures", "served_last_good")
+                    *(
+                        own(NAMES[which], "Sum")
+                        for which in (
+                            "model_load_failures",
+                            "registry_failures",
+                            "served_last_good",
+                        )
+                    ),
+                    own(NAMES["invalid_settings"], "Maximum"),
                 ],
                 right=[own(NAMES["registry_staleness"], "Maximum")],
                 right_y_axis=cw.YAxisProps(label="registry age (s)", show_units=False),
             ),
             cw.AlarmStatusWidget(title="Alarms", alarms=list(self.alarms)),
         )
+
+    def watch_outcomes(self, *, function: lambda_.IFunction, settings: AlarmSettings) -> cw.Alarm:
+        """The outcomes function's errors: outcomes it could not record are evidence lost."""
+        period = Duration.minutes(settings.period_minutes)
+        alarm = function.metric_errors(period=period, statistic="Sum").create_alarm(
+            self,
+            "OutcomesErrors",
+            alarm_description="tickerserve: outcomes function errors >= "
+            f"{settings.function_errors}",
+            threshold=settings.function_errors,
+            evaluation_periods=settings.evaluation_periods,
+            comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+        )
+        alarm.add_alarm_action(cw_actions.SnsAction(self.topic))
+        alarm.add_ok_action(cw_actions.SnsAction(self.topic))
+        self.alarms.append(alarm)
+        return alarm
 
     def watch_capture(
         self,

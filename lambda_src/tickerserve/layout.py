@@ -5,6 +5,7 @@ metadata/asset_registry.json                 the registry
 metadata/asset_registry.seed-000.json        seed 000's own registry, kept by import-seed
 metadata/training_history.jsonl              one JSON record per publish
 metadata/monitoring_history.jsonl            one JSON record per monitoring run
+metadata/monitor_salt.json                   the monitor's secret salt for request-id keys
 capture/dt=YYYY-MM-DD/*.jsonl.gz             captured predictions (``tickerserve serve``)
 outcomes/dt=YYYY-MM-DD/*.jsonl               realized outcomes, by the date received
 etfs/{TICKER}/versions/{VERSION}/...         one model per ETF
@@ -39,6 +40,8 @@ TRAINING_HISTORY_KEY: str = RAW["training_history_key"]
 MONITORING_HISTORY_KEY: str = RAW["monitoring_history_key"]
 # Where ``import-seed`` keeps seed 000's own registry when it converts a store in place.
 SEED_000_REGISTRY_KEY = f"{METADATA_PREFIX}asset_registry.seed-000.json"
+# The monitor's secret salt for request-id keys (written once, create-only).
+MONITOR_SALT_KEY: str = RAW["monitor_salt_key"]
 # A rotated history: ``{key without .jsonl}{infix}{UTC time}_{id}.jsonl`` beside it.
 HISTORY_ARCHIVE_INFIX: str = RAW["history_archive_infix"]
 VERSIONS_DIR: str = RAW["versions_dir"]

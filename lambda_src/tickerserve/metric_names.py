@@ -36,6 +36,7 @@ class PredictionMetrics:
     capture_failures: str
     # gauges
     registry_staleness: str
+    invalid_settings: str  # per-model settings the registry holds but cannot read
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class MonitorMetrics:
     drifted_feature_share: str
     output_psi: str
     drift_pct: str
+    estimated_drift_pct: str  # of the accuracy estimated from confidence (trusted ones only)
     challenger_win_rate: str
     switch_recommended: str
     retrain_recommended: str

@@ -3,7 +3,9 @@
 Computed once from a reference sample (usually the validation set) and stored with the
 version: per feature, 10 quantile bins (edges and proportions), the missing-value share and
 the empirical CDF at 101 quantile points; the distribution of the model's outputs (predicted
-classes, or binned values); the validation metrics; and the training and validation windows.
+classes, or binned values); the validation metrics; the training and validation windows; and,
+for a classifier with labelled reference rows, its reliability table (``calibration``: what its
+confidence is worth, for estimating accuracy before outcomes arrive).
 A monitor run compares windows of captured traffic against it.
 
 Bins: ``edges`` are the inner edges (reference deciles, each an observed value), ascending;
@@ -22,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from tickerserve.baselines.calibration import Calibration, fit_calibration
 from tickerserve.baselines.metrics import TASKS, ClassificationTally, RegressionTally, Task
 
 SCHEMA = 1
@@ -180,8 +183,10 @@ class Baseline:
     bins: int = DEFAULT_BINS
     created_at: str = ""
     source: dict[str, Any] = field(default_factory=dict)
+    calibration: Calibration | None = None  # classifiers with labelled reference rows
 
     def to_dict(self) -> dict[str, Any]:
+        optional = {} if self.calibration is None else {"calibration": self.calibration.to_dict()}
         return {
             "schema": SCHEMA,
             "model": self.model,
@@ -198,6 +203,7 @@ class Baseline:
             "output": None if self.output is None else self.output.to_dict(),
             "features": {name: h.to_dict() for name, h in self.features.items()},
             "source": self.source,
+            **optional,
         }
 
     def to_json(self) -> bytes:
@@ -249,6 +255,12 @@ class Baseline:
             bins=int(raw.get("bins", DEFAULT_BINS)),
             created_at=str(raw.get("created_at", "")),
             source=dict(raw.get("source") or {}),
+            # Absent from baselines fitted before calibration existed (or without labels).
+            calibration=(
+                None
+                if raw.get("calibration") is None
+                else Calibration.from_dict(raw["calibration"])
+            ),
         )
 
 
@@ -294,6 +306,7 @@ def fit_baseline(
     predictions = np.asarray(reference.predictions, dtype=np.float64)
     output: Output
     metrics: dict[str, float] = {}
+    calibration: Calibration | None = None
     if task == "classification":
         if predictions.shape != (rows, len(classes)) or len(classes) < 2:
             raise BaselineError("classification needs one probability column per class")
@@ -302,6 +315,7 @@ def fit_baseline(
         output = ClassShares(list(classes), (counts / rows).tolist())
         if reference.truth is not None:
             metrics = _classification_metrics(list(classes), predictions, reference.truth)
+            calibration = fit_calibration(predictions, _truth_index(list(classes), reference.truth))
     else:
         if predictions.shape != (rows,):
             raise BaselineError("regression needs one predicted value per row")
@@ -330,7 +344,14 @@ def fit_baseline(
         bins=bins,
         created_at=created_at,
         source=dict(source or {}),
+        calibration=calibration,
     )
+
+
+def _truth_index(classes: list[str], truth: Sequence[Any] | np.ndarray) -> np.ndarray:
+    """Each label's class index; a label the model cannot output gets ``len(classes)``."""
+    index = {c: i for i, c in enumerate(classes)}
+    return np.array([index.get(str(t), len(classes)) for t in truth], dtype=np.int64)
 
 
 def _classification_metrics(

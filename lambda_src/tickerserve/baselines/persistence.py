@@ -108,7 +108,10 @@ def load_baseline(store: Store, metadata: BundleMetadata) -> StoredBaseline | No
     """
     model, version = metadata.model, metadata.version
     if BASELINE_FILE in metadata.artifacts:
-        blob = store.get(artifact_key(model, version, BASELINE_FILE))
+        blob = store.get(
+            artifact_key(model, version, BASELINE_FILE),
+            size=metadata.artifacts[BASELINE_FILE].size,
+        )
         assert blob is not None
         verify_artifact(metadata, BASELINE_FILE, blob.data)
         return StoredBaseline(

@@ -372,7 +372,7 @@ def _merge_history(store: Store, key: str, file: LocalFile) -> tuple[bytes | Non
 
 
 def _hashed(store: Store, info: ObjectInfo) -> ObjectInfo:
-    blob = store.get(info.key)
+    blob = store.get(info.key, size=info.size)
     assert blob is not None
     return ObjectInfo(info.key, len(blob.data), blob.etag, sha256_hex(blob.data), info.metadata)
 

@@ -175,7 +175,8 @@ def validate_command(
     """Download a version, verify every sha256, load it and predict a probe row.
 
     The version's metadata digest must be recorded in its model's digest index and agree with
-    the registry's where an alias names it. Exit code 1 if anything fails.
+    the registry's where an alias names it, and the model's capture, shadow and canary
+    settings must be readable. Exit code 1 if anything fails.
     """
     t = target(ctx)
     name, selector = parse_ref(ref, t)
@@ -213,14 +214,30 @@ def validate_command(
         "probe": probe,
         "baseline": baseline,
     }
+    # A per-model setting the registry cannot read serves as off: the version is fine, the
+    # model's entry is not, and only a command repairs it.
+    invalid = [
+        (setting, problem)
+        for model, setting, problem in snapshot.registry.invalid_settings()
+        if model == name
+    ]
+    result["invalid_settings"] = dict(invalid)
     if json_output:
         print_json(result)
-        return
-    where = "" if baseline is None else f", {baseline['where']} baseline verified"
-    typer.echo(
-        f"{name} {version} is valid: {len(meta.artifacts)} artifact(s) verified, loaded, "
-        f"probe row -> {answer}{where}"
-    )
+    else:
+        where = "" if baseline is None else f", {baseline['where']} baseline verified"
+        typer.echo(
+            f"{name} {version} is valid: {len(meta.artifacts)} artifact(s) verified, loaded, "
+            f"probe row -> {answer}{where}"
+        )
+    if invalid:
+        raise Failed(
+            "; ".join(
+                f"{name}: {problem} (it acts as off; `tickerserve {setting} {name} --off` "
+                "repairs it)"
+                for setting, problem in invalid
+            )
+        )
 
 
 def _checked_baseline(store: Store, meta: BundleMetadata) -> dict[str, object] | None:

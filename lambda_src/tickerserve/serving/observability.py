@@ -70,6 +70,9 @@ class Gauge:
 # How stale the registry a sandbox serves is (seconds since its last successful read),
 # sampled once a minute: the alarm takes the maximum over its period.
 REGISTRY_STALENESS = Gauge(PREDICTION.registry_staleness, MetricUnit.Seconds, every=60.0)
+# How many per-model settings (capture, shadow, canary) the registry a sandbox serves holds but
+# cannot read (each acts as off for its model alone), sampled once a minute while there are any.
+INVALID_SETTINGS = Gauge(PREDICTION.invalid_settings, MetricUnit.Count, every=60.0)
 
 
 Handler = Callable[[Any, Any], Any]

@@ -127,6 +127,7 @@ class ModelService:
         self._recheck: _Recheck | None = None  # a conditional GET in flight
         self._failures = 0  # consecutive failed registry reads
         self._registry_read_at: float | None = None  # clock time of the last successful read
+        self.invalid_settings = 0  # per-model settings of the registry held that do not parse
         self._last_failure = ""
         self._needs_import: RegistryNeedsImport | None = None  # the seed registry's answer
         self._load_locks = [threading.Lock() for _ in range(LOCK_STRIPES)]
@@ -251,6 +252,19 @@ class ModelService:
         with self._failed_lock:
             self._failed.clear()  # a new registry is a reason to retry failed versions
         self.counters.registry_refreshes += 1
+        # A per-model setting that does not parse acts as off for that model alone: say so
+        # once per registry read (with the repair), count it, never fail the registry for it.
+        invalid = registry.invalid_settings()
+        self.invalid_settings = len(invalid)
+        for model, setting, problem in invalid:
+            logger.warning(
+                "%s: %s; it acts as off until `tickerserve %s %s --off` replaces it",
+                model,
+                problem,
+                setting,
+                model,
+                extra={"model": model, "setting": setting},
+            )
         if changed:
             self._event(PREDICTION.registry_reloads)
             logger.info("registry changed", extra={"revision": registry.revision})
@@ -552,7 +566,10 @@ class ModelService:
 
         def download(name: str) -> tuple[str, bytes]:
             try:
-                blob = self.store.get(artifact_key(metadata.model, metadata.version, name))
+                blob = self.store.get(
+                    artifact_key(metadata.model, metadata.version, name),
+                    size=metadata.artifacts[name].size,  # never what the server claims
+                )
             except KeyNotFound:
                 raise IntegrityError(
                     f"{metadata.model} {metadata.version}: artifact {name} is missing"

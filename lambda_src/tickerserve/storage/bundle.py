@@ -405,7 +405,7 @@ def read_verified_bundle(
     metadata, digest = read_metadata(store, model, version, expected_sha256=expected_sha256)
     files: dict[str, bytes] = {}
     for name in metadata.artifacts:
-        blob = store.get(artifact_key(model, version, name))
+        blob = store.get(artifact_key(model, version, name), size=metadata.artifacts[name].size)
         assert blob is not None
         verify_artifact(metadata, name, blob.data)
         files[name] = blob.data

@@ -4,7 +4,10 @@ monitor report, history monitoring."""
 from __future__ import annotations
 
 import csv
+import gzip
 import json
+import re
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +18,7 @@ import pytest
 from tests.cli_support import cli, cli_json, run_on_terminal
 from tests.family_support import families
 from tests.integration.serving import TICKERSERVE
-from tests.monitor_support import DAY0, reference_rows, set_shadow
+from tests.monitor_support import DAY0, past_wins, reference_rows, set_shadow
 from tests.support import DemoModels
 from tests.unit.monitor.test_evaluate import SHIFTED, traffic
 from tickerserve.baselines.persistence import load_baseline
@@ -259,17 +262,26 @@ def monitored_store(tmp_path: Path, store_path: str, models: DemoModels) -> None
 
 def test_monitor_run_prints_a_table_and_appends_history(tmp_path, store_path, models):
     monitored_store(tmp_path, store_path, models)
+    past_wins(LocalStore(store_path), before=datetime.now(UTC).date())
     result = cli("--store", store_path, "monitor", "run", "--since", SINCE, "--until", UNTIL)
     assert result.exit_code == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].startswith("monitor run ")
-    assert "2800 captured lines, 0 skipped, 2800 outcomes" in lines[0]
+    assert "2800 captured lines, 0 skipped, 2800 request ids with outcomes" in lines[0]
     header, row = lines[1].split(), lines[2]
     assert header[:3] == ["MODEL", "CHAMPION", "ROWS"]
     assert row.startswith("etfs/SMH") and "(2 drifted)" in row and row.endswith("switch")
+    # one sign for drift, said in words; k of n windows and the days in a row
+    assert re.search(
+        r"accuracy 0\.\d{3} \(baseline 0\.\d{3}\) +[+-]\d+\.\d% \((worse|better)\)", row
+    )
+    assert "1.0.1: won 7 of 7 windows, 3 day(s) in a row" in row
+    assert "DRIFT: how much worse than its baseline the champion is (+ worse, - better)" in (
+        result.stdout
+    )
     assert "1 line(s) appended to metadata/monitoring_history.jsonl" in result.stdout
     history = cli_json("--store", store_path, "history", "monitoring")
-    assert len(history) == 1 and history[0]["action"] == "switch"
+    assert len(history) == 3 and history[-1]["action"] == "switch"
     shown = cli("--store", store_path, "history", "monitoring").stdout
     assert "etfs/SMH" in shown and "switch" in shown and "SWITCH TO MODEL B" in shown
 
@@ -279,7 +291,7 @@ def test_monitor_run_validates_its_options(store_path):
         (("--since", "2026-13-01"), "--since '2026-13-01': expected a date YYYY-MM-DD"),
         (("--since", "2026-12-05", "--until", "2026-12-01"), "must be after --since"),
         (("--psi-watch", "0.5", "--psi-drift", "0.2"), "psiWatch (0.5) must be <= psiDrift (0.2)"),
-        (("--alpha", "2"), "alpha must be in (0, 1), not 2.0"),
+        (("--alpha", "2"), "alpha must be in (0, 1], not 2.0"),
         (("--switch-win-rate", "0"), "switchWinRate must be in (0, 1], not 0.0"),
     ]:
         result = cli("--store", store_path, "monitor", "run", *args)
@@ -289,18 +301,20 @@ def test_monitor_run_validates_its_options(store_path):
 
 def test_monitor_report_writes_a_self_contained_page(tmp_path, store_path, models):
     monitored_store(tmp_path, store_path, models)
+    past_wins(LocalStore(store_path), before=datetime.now(UTC).date())
     for _ in range(2):
         cli("--store", store_path, "monitor", "run", "--since", SINCE, "--until", UNTIL)
     out, png = tmp_path / "report.html", tmp_path / "report.png"
     result = cli("--store", store_path, "monitor", "report", "--out", str(out), "--png", str(png))
     assert result.exit_code == 0, result.stderr
     page = out.read_text()
-    assert page.count("<svg") == 4  # drift, feature PSI, win rate over time; features of SMH
+    # drift, feature PSI, win rate, accuracy realized and estimated over time; SMH's features
+    assert page.count("<svg") == 5
     # self-contained: nothing to fetch or run
     for reference in ("<script", "src=", 'href="http', "url(http", "<link"):
         assert reference not in page
     for text in ("etfs/SMH", "switch", "SWITCH TO MODEL B (challenger 1.0.1)", "rsi_14",
-                 "What the recommendations mean"):  # fmt: skip
+                 "What the figures and recommendations mean"):  # fmt: skip
         assert text in page
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -367,3 +381,51 @@ def test_monitor_run_shows_what_it_has_read_on_a_terminal_only(
         assert f"reading {SINCE} .. {UNTIL}: captured rows, outcomes" in run.terminal
         assert "writing the history" in run.terminal
         assert run.stdout.startswith("monitor run ")
+
+
+# Values no capture record should hold, put into every field of a real one.
+NASTY = [None, True, -1, 1.7976931348623157e308, 2**63, "", "\ud800", [], [1, [2]], {},
+         {"a": {"b": None}}, "9999-99-99T99"]  # fmt: skip
+
+
+def test_monitor_run_reads_past_lines_it_cannot_use_and_always_reports(
+    tmp_path, store_path, models
+):
+    # Given a monitored model, its outcomes, and beside them: the issue's outcome line (a
+    # received_at of year 1 east of UTC), and capture lines holding odd values in every field
+    monitored_store(tmp_path, store_path, models)
+    store = LocalStore(store_path)
+    store.put("outcomes/dt=2026-12-08/poisoned.jsonl", (
+        b'{"request_id": "req-0-1", "label": "IRON_CONDOR", '
+        b'"received_at": "0001-01-01T00:00:00+01:00"}\n'
+        b'{"request_id": "req-0-2", "value": ' + b"9" * 400 + b"}\n"
+    ))  # fmt: skip
+    blob = store.get(f"capture/dt={SINCE}/part-0000.jsonl.gz")
+    assert blob is not None
+    real = json.loads(gzip.decompress(blob.data).splitlines()[0])
+    odd: list[bytes] = []
+    for field in [*real, "features.rsi_14", "output.label", "output.probabilities"]:
+        for value in NASTY:
+            record = json.loads(json.dumps(real))
+            parent, _, leaf = field.rpartition(".")
+            (record[parent] if parent else record)[leaf] = value
+            if field != "request_id":
+                record["request_id"] = f"odd-{len(odd)}"
+            odd.append(json.dumps(record).encode())
+    odd += [b"{not json", b"\xff\xfe", b"[]", b'{"kind": "capture", "v": 1}']
+    store.put(f"capture/dt={SINCE}/odd.jsonl", b"\n".join(odd))
+    store.put(f"capture/dt={SINCE}/truncated.jsonl.gz", gzip.compress(b'{"a": 1}\n' * 99)[:20])
+    # When the monitor runs
+    result = cli("--store", store_path, "monitor", "run", "--since", SINCE, "--until", UNTIL,
+                 "--json")  # fmt: skip
+    # Then it reports every model and appends its history line
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert [m["model"] for m in report["models"]] == ["etfs/SMH"]
+    assert len(read_records(store, MONITORING_HISTORY_KEY).records) == 1
+    # And says what it skipped, by reason
+    capture = report["capture"]
+    assert set(capture["skipped_by_reason"]) == {"not_json", "not_a_record", "unreadable_object"}
+    assert capture["skipped"] == sum(capture["skipped_by_reason"].values())
+    assert capture["skipped_by_reason"]["not_json"] >= 3  # surrogates, bytes, broken JSON
+    assert report["outcomes"]["skipped_by_reason"] == {"invalid_time": 1, "not_json": 1}
