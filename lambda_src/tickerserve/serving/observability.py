@@ -16,7 +16,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from tickerserve.metric_names import PREDICTION
 
@@ -41,6 +41,20 @@ logging.getLogger("tickerserve").setLevel(logger.log_level)
 def count(name: str, value: float = 1) -> None:
     """Add to a counter metric flushed at the end of the invocation."""
     metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+
+
+def count_for_model(name: str, model: str, value: float) -> None:
+    """Add to a per-model counter: one EMF line of its own (the model is a dimension the
+    invocation's other metrics do not carry), written at once. Called only with something
+    to count (request warnings), so a healthy warm request writes no line."""
+    with single_metric(
+        name=name,
+        unit=MetricUnit.Count,
+        value=value,
+        namespace=NAMESPACE,
+        default_dimensions=metrics.default_dimensions,
+    ) as metric:
+        metric.add_dimension(PREDICTION.model_dimension, model)
 
 
 class Gauge:

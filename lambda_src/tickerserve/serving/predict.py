@@ -128,6 +128,11 @@ def predict(
     decision = _decide(service, champion, rid, request, capture)
     decision, model, resolved, row, result = _answer_row(service, decision, request)
     answer = _answer(rid, request, route.signal, resolved, model, result, 0)
+    guard = model.guard
+    if guard is not None:
+        answer["warnings"] = warnings = guard.check(row)
+        if warnings:
+            service.count_warnings(resolved.model, len(warnings))
     if decision.capture:
         latency_us = (time.perf_counter_ns() - started) // 1000
         scored: list[dict[str, Any]] = []
@@ -281,6 +286,9 @@ def predict_batch(
             continue
         matrix = np.vstack(rows)
         result = model.predict(matrix)
+        warned = None if model.guard is None else model.guard.check_rows(matrix)
+        if warned is not None and any(warned):
+            service.count_warnings(answered.model, sum(map(len, warned)))
         latency_us = (time.perf_counter_ns() - started) // 1000
         for position, item in enumerate(kept):
             # The alias each item asked for (or its canary's); the version that answered.
@@ -288,6 +296,8 @@ def predict_batch(
             item.answer = _answer(
                 item.request_id, item.request, item.signal, who, model, result, position
             )
+            if warned is not None:
+                item.answer["warnings"] = warned[position]
             results[item.index] = {"index": item.index, **item.answer}
             if item.decision.capture:
                 item.aligned = (model.schema, matrix[position])
