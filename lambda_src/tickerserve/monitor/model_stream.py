@@ -4,7 +4,8 @@ Per window (a UTC day) and model it keeps: per-feature bin counts on the baselin
 (plus a missing bin) and counts at the baseline's CDF points; counts of the champion's
 outputs; performance tallies for the champion and the challenger; the paired figures of
 shadow rows (agreement, McNemar's discordant pairs, the Diebold-Mariano loss differential)
-and the canary's own tallies. Nothing grows with the number of rows.
+and the canary's own tallies; over the run, the warnings the answers carried (issue 21), per
+feature the model uses and code. Nothing grows with the number of rows.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from tickerserve.baselines.metrics import (
     new_tally,
 )
 from tickerserve.baselines.moments import Moments
+from tickerserve.contract import WARNINGS
 from tickerserve.monitor.config import DEFAULTS
 from tickerserve.monitor.outcome_join import NO_LABEL, OutcomeIndex
 
@@ -105,6 +107,10 @@ class _Chunk(NamedTuple):
     features: np.ndarray | None  # features x rows (NaN: missing)
 
 
+# An answer's warning codes, each a column of the per-feature warning counts.
+WARNING_CODES: tuple[str, ...] = (WARNINGS.out_of_range, WARNINGS.unexpected_missing)
+_WARNING_COLUMN = {code: i for i, code in enumerate(WARNING_CODES)}
+
 # The capture fields a row is judged on, looked up in C for a whole batch at once.
 _FIELDS = operator.itemgetter("time", "role", "version", "request_id", "output", "challengers")
 _FIELD_NAMES = ("time", "role", "version", "request_id", "output", "challengers")
@@ -166,6 +172,12 @@ class ModelStream:
         self.pairs = [_Pairs(self.task, n_classes) for _ in range(w)]
         self.challenger_alias = subject.challenger_alias
         self._label_map: np.ndarray | None = None
+        # Warnings over the run: rows whose answer was checked (its version had ranges), rows
+        # with a warning, and per used feature a count per code (WARNING_CODES' order).
+        self.checked_rows = 0
+        self.warned_rows = 0
+        self.warnings: dict[str, list[int]] = {}
+        self._warnable = frozenset(subject.feature_names)
         self._pending: list[_Chunk] = []
         self.pending_cells = 0  # what the pending columns hold, in numbers
 
@@ -219,10 +231,37 @@ class ModelStream:
                 return outside
         if self.challenger_alias is None:
             self._adopt_challenger(records)
+        self._count_warnings(records)
         chunk = self._columns(window, roles, versions, ids, outputs, challengers, records)
         self._pending.append(chunk)
         self.pending_cells += n * (len(self._feature_names) + 12)
         return outside
+
+    def _count_warnings(self, records: list[dict[str, Any]]) -> None:
+        """Tally the answers' warnings (a record without the key was not checked; parts that
+        are not a warning about a feature the model uses are skipped)."""
+        counts, warnable = self.warnings, self._warnable
+        for record in records:
+            found = record.get("warnings")
+            if type(found) is not list:
+                continue
+            self.checked_rows += 1
+            if not found:
+                continue
+            self.warned_rows += 1
+            for warning in found:
+                if type(warning) is not dict:
+                    continue
+                feature, code = warning.get("feature"), warning.get("code")
+                if type(feature) is not str or type(code) is not str or feature not in warnable:
+                    continue
+                column = _WARNING_COLUMN.get(code)
+                if column is None:
+                    continue
+                tally = counts.get(feature)
+                if tally is None:
+                    tally = counts[feature] = [0] * len(WARNING_CODES)
+                tally[column] += 1
 
     def _columns(
         self,

@@ -4,7 +4,8 @@ Each line is a superset of seed 003's: its own keys as the seed writes them (``t
 ``monitoring_date``, ``model_a`` / ``model_b`` with training windows, ``test_window``,
 ``drift.model_a_drift_pct``, ``comparison`` with ``winner`` and ``model_b_win_rate``,
 ``recommendation`` as a sentence, ``windows``), so the seed's own analysis snippets still run,
-plus ours (``model``, ``champion`` / ``challenger``, per-feature drift, the test, ``action``...).
+plus ours (``model``, ``champion`` / ``challenger``, per-feature drift, the answers' warnings per
+feature, the test, ``action``...).
 Model A is the champion, Model B the challenger. Lines are appended with compare-and-swap;
 past 64 MiB the file is rotated to a dated archive.
 """
@@ -101,6 +102,7 @@ def history_record(run: RunReport, report: ModelReport) -> dict[str, Any]:
         else {k: v for k, v in feature_drift.items() if k != "features"},
         "features": None if feature_drift is None else feature_drift["features"],
         "output_drift": None if report.output_drift is None else report.output_drift.to_dict(),
+        "warnings": None if report.warnings is None else report.warnings.to_dict(),
         "performance": performance.metrics | {"scored": performance.scored},
         "test": None if report.test is None else report.test.to_dict(),
         "action": report.action,
