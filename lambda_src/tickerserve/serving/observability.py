@@ -46,13 +46,16 @@ def count(name: str, value: float = 1) -> None:
 def count_for_model(name: str, model: str, value: float) -> None:
     """Add to a per-model counter: one EMF line of its own (the model is a dimension the
     invocation's other metrics do not carry), written at once. Called only with something
-    to count (request warnings), so a healthy warm request writes no line."""
+    to count (request warnings), so a healthy warm request writes no line. Its dimensions are
+    the invocation's (``service``, and ``function`` when deployed) and the model's, in the
+    order the stack's alarm query names them."""
+    dimensions = {PREDICTION.service_dimension: SERVICE_NAME, **metrics.default_dimensions}
     with single_metric(
         name=name,
         unit=MetricUnit.Count,
         value=value,
         namespace=NAMESPACE,
-        default_dimensions=metrics.default_dimensions,
+        default_dimensions=dimensions,
     ) as metric:
         metric.add_dimension(PREDICTION.model_dimension, model)
 
