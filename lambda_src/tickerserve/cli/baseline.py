@@ -18,7 +18,7 @@ from tickerserve.cli.reference import fit_from_reference, parse_window
 from tickerserve.cli.store_option import target
 from tickerserve.cli.versions import parse_ref, resolve_ref
 from tickerserve.errors import Conflict, NotFound
-from tickerserve.layout import baseline_sidecar_key, index_key
+from tickerserve.layout import baseline_sidecar_key, index_key, ranges_sidecar_key
 from tickerserve.publishing.promotion import load_verified
 from tickerserve.storage.registry import read_registry
 
@@ -128,8 +128,17 @@ def baseline_command(
     except (Conflict, NotFound) as exc:
         raise Refused(exc.message) from None
     key = baseline_sidecar_key(name, version)
+    # The ranges went beside the version unless its metadata holds some (then those count).
+    ranges_key = None if bundle.metadata.ranges is not None else ranges_sidecar_key(name, version)
     if json_output:
-        print_json({**summary(fitted), "key": key, "sha256": sha})
+        print_json({**summary(fitted), "key": key, "sha256": sha, "ranges_key": ranges_key})
         return
     typer.echo(describe(fitted))
     typer.echo(f"stored {key} (sha256 {sha[:12]}…, recorded in {index_key(name)})")
+    if ranges_key is not None and fitted.ranges is not None:
+        lo, hi = fitted.ranges.quantiles
+        typer.echo(
+            f"stored {ranges_key}: each feature's range (the reference's {lo:g} and {hi:g} "
+            "quantiles); answers warn about values outside it from the function's next load "
+            "of the version"
+        )
