@@ -6,8 +6,9 @@ Sections: 1 warm single prediction through the whole handler, 2 a batch of 1000 
 (``bench/monitor.py``), 6 every model family the seeds bring (``bench/families.py``), 7 storage
 faults and unloadable files, now vs before (``bench/faults.py``), 8 what capture and a shadow
 challenger add to a warm prediction (``bench/capture.py``; 8b reading 250,000 outcomes back,
-``bench/outcomes.py``). Prints plain-text tables with medians and ratios. Nothing here asserts
-on time.
+``bench/outcomes.py``), 10 what request warnings add to a warm prediction
+(``bench/request_warnings.py``). Prints plain-text tables with medians and ratios. Nothing here
+asserts on time.
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ from bench.models import (
     ticker_model,
 )
 from bench.outcomes import outcomes_section
+from bench.request_warnings import warnings_section, warnings_targets
 
 BUCKET = "tickerserve-bench"
 WARM_LARGE_TICKER = "XLK"
@@ -76,6 +78,7 @@ BUDGET_FRACTION = 0.25
 WARM_ROWS = 64
 SECTIONS = (
     "warm", "batch", "cold", "runtime", "rss", "monitor", "families", "faults", "capture",
+    "warnings",
 )  # fmt: skip
 
 
@@ -752,6 +755,23 @@ class Bench:
         )
         return result
 
+    # -- 10 --------------------------------------------------------------------------------------
+    def warnings(self) -> dict[str, Any]:
+        """Feature ranges against none, on the same trees (bench/request_warnings.py)."""
+        return warnings_section(
+            bucket=BUCKET,
+            endpoint=self.endpoint,
+            cases=[
+                ("small", ticker_model(SMALL_ETF), SMALL_ETF),
+                ("large", ticker_model(WARM_LARGE_TICKER), WARM_LARGE_TICKER),
+            ],
+            context=self.context,
+            calls=self.config.warm_calls * 2,
+            warmup=self.config.warm_warmup,
+            cache_dir=str(self.work / "warnings-cache"),
+            rows=WARM_ROWS,
+        )
+
 
 def _phase(data: dict[str, Any], key: str) -> float:
     if key == "startup":
@@ -812,8 +832,10 @@ def summary(results: dict[str, Any]) -> str:
         rows += faults_bench.target_rows(results["faults"])
     if "capture" in results:
         rows += capture_targets(results["capture"])
+    if "warnings" in results:
+        rows += warnings_targets(results["warnings"])
     return "\n" + table(
-        "Targets (issues 2, 8, 9, 10, 11 and 12)", ["target", "measured", "met"], rows
+        "Targets (issues 2, 8, 9, 10, 11, 12 and 21)", ["target", "measured", "met"], rows
     )
 
 
