@@ -7,8 +7,9 @@ Sections: 1 warm single prediction through the whole handler, 2 a batch of 1000 
 faults and unloadable files, now vs before (``bench/faults.py``), 8 what capture and a shadow
 challenger add to a warm prediction (``bench/capture.py``; 8b reading 250,000 outcomes back,
 ``bench/outcomes.py``), 9 the prediction path of this tree against an older commit
-(``bench/pipeline.py``, ``--against REF``). Prints plain-text tables with medians and ratios.
-Nothing here asserts on time.
+(``bench/pipeline.py``, ``--against REF``), 11 what request warnings add to a warm prediction
+(``bench/request_warnings.py``). Prints plain-text tables with medians and ratios. Nothing here
+asserts on time.
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ from bench.models import (
     ticker_model,
 )
 from bench.outcomes import outcomes_section
+from bench.request_warnings import warnings_section, warnings_targets
 
 BUCKET = "tickerserve-bench"
 WARM_LARGE_TICKER = "XLK"
@@ -79,7 +81,7 @@ BUDGET_FRACTION = 0.25
 WARM_ROWS = 64
 SECTIONS = (
     "warm", "batch", "cold", "runtime", "rss", "monitor", "families", "faults", "capture",
-    "pipeline",
+    "pipeline", "warnings",
 )  # fmt: skip
 
 
@@ -806,6 +808,23 @@ class Bench:
             batch_items=self._batch_items(),
         )
 
+    # -- 11 --------------------------------------------------------------------------------------
+    def warnings(self) -> dict[str, Any]:
+        """Feature ranges against none, on the same trees (bench/request_warnings.py)."""
+        return warnings_section(
+            bucket=BUCKET,
+            endpoint=self.endpoint,
+            cases=[
+                ("small", ticker_model(SMALL_ETF), SMALL_ETF),
+                ("large", ticker_model(WARM_LARGE_TICKER), WARM_LARGE_TICKER),
+            ],
+            context=self.context,
+            calls=self.config.warm_calls * 2,
+            warmup=self.config.warm_warmup,
+            cache_dir=str(self.work / "warnings-cache"),
+            rows=WARM_ROWS,
+        )
+
 
 def _phase(data: dict[str, Any], key: str) -> float:
     if key == "startup":
@@ -868,8 +887,10 @@ def summary(results: dict[str, Any]) -> str:
         rows += capture_targets(results["capture"])
     if "pipeline" in results:
         rows += pipeline_bench.target_rows(results["pipeline"])
+    if "warnings" in results:
+        rows += warnings_targets(results["warnings"])
     return "\n" + table(
-        "Targets (issues 2, 8, 9, 10, 11, 12 and 16)", ["target", "measured", "met"], rows
+        "Targets (issues 2, 8, 9, 10, 11, 12, 16 and 21)", ["target", "measured", "met"], rows
     )
 
 

@@ -134,6 +134,9 @@ class AlarmSettings(Settings):
     shadow_failures: Annotated[int, Field(ge=1)] = 1
     canary_fallbacks: Annotated[int, Field(ge=1)] = 1
     capture_failures: Annotated[int, Field(ge=1)] = 1
+    # Request warnings (a feature out of its version's range, or missing where its reference
+    # had none) one model's answers carried in a period: each model is its own alarm series.
+    request_warnings: Annotated[int, Field(ge=1)] = 100
 
     @field_validator("email")
     @classmethod

@@ -122,6 +122,7 @@ PREDICTION_METRICS: dict[str, Any] = METRICS["prediction"]
 PREDICTION_METRIC_NAMES: dict[str, str] = {
     **PREDICTION_METRICS["counters"],
     **PREDICTION_METRICS["gauges"],
+    **PREDICTION_METRICS["per_model"],
 }
 # The monitor's: namespace, the per-model dimension, figure names by key.
 MONITOR_METRICS: dict[str, Any] = METRICS["monitor"]

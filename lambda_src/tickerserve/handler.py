@@ -19,6 +19,7 @@ from tickerserve.serving.observability import (
     INVALID_SETTINGS,
     REGISTRY_STALENESS,
     count,
+    count_for_model,
     metrics,
     with_request_context,
 )
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
 SETTINGS = Settings.from_env()
-SERVICE = ModelService(SETTINGS, on_event=count)
+SERVICE = ModelService(SETTINGS, on_event=count, on_model_event=count_for_model)
 # Capture records leave as log lines (CloudWatch Logs -> Firehose -> the capture bucket).
 CAPTURE = Capture(LogSink(), on_event=count) if SETTINGS.capture else DISABLED
 API = Api(SERVICE, capture=CAPTURE, entry="prediction")

@@ -19,12 +19,14 @@ RAW: dict[str, Any] = json.loads(PATH.read_text())
 @dataclass(frozen=True)
 class PredictionMetrics:
     """The prediction function's own metrics (Powertools EMF): counters add one per event,
-    gauges are sampled; dimensions ``service`` and, deployed, ``function``."""
+    gauges are sampled; dimensions ``service`` and, deployed, ``function``; a per-model
+    metric has the model's name as ``model_dimension`` too."""
 
     namespace: str
     service: str
     service_dimension: str
     function_dimension: str
+    model_dimension: str
     # counters
     model_loads: str
     model_load_failures: str
@@ -37,6 +39,8 @@ class PredictionMetrics:
     # gauges
     registry_staleness: str
     invalid_settings: str  # per-model settings the registry holds but cannot read
+    # per model
+    request_warnings: str
 
 
 @dataclass(frozen=True)
@@ -63,5 +67,5 @@ def _flat(section: dict[str, Any], *groups: str) -> dict[str, str]:
     return flat
 
 
-PREDICTION = PredictionMetrics(**_flat(RAW["prediction"], "counters", "gauges"))
+PREDICTION = PredictionMetrics(**_flat(RAW["prediction"], "counters", "gauges", "per_model"))
 MONITOR = MonitorMetrics(**_flat(RAW["monitor"], "figures"))

@@ -48,6 +48,7 @@ ALARM_NAMES = {
     "CaptureFailures": "capture records that could not be written",
     "CaptureDeliveryFailed": "share of Firehose writes to S3 that succeeded",
     "CaptureDeliveryLate": "age (s) of the oldest record not yet in S3",
+    "RequestWarnings": "one model's answers carried request warnings",
 }
 
 OUTCOMES_ROUTE = ("POST", "/outcomes")
@@ -347,7 +348,7 @@ def test_waf_is_attached_only_where_the_stage_enables_it(dev: Synth, prod: Synth
 def test_alarms_notify_the_alarm_topic(dev: Synth, metric, statistic, threshold):
     alarms = [
         a["Properties"] for a in resources(dev.serving, "AWS::CloudWatch::Alarm").values()
-        if a["Properties"]["MetricName"] == metric
+        if a["Properties"].get("MetricName") == metric
         and not a["Properties"]["AlarmDescription"].startswith("tickerserve monitor")
         and "outcomes function" not in a["Properties"]["AlarmDescription"]
     ]  # fmt: skip
@@ -390,7 +391,7 @@ def test_what_warm_sandboxes_hide_is_alarmed(dev: Synth, metric, statistic, thre
     (alarm,) = [
         a["Properties"]
         for a in resources(dev.serving, "AWS::CloudWatch::Alarm").values()
-        if a["Properties"]["MetricName"] == metric
+        if a["Properties"].get("MetricName") == metric
     ]
     assert alarm["Namespace"] == NAMESPACE == MONITORED_NAMESPACE
     dimensions = {d["Name"]: d["Value"] for d in alarm["Dimensions"]}
@@ -403,11 +404,41 @@ def test_what_warm_sandboxes_hide_is_alarmed(dev: Synth, metric, statistic, thre
     assert alarm["AlarmActions"] == [{"Ref": topic_id}]
 
 
+def warnings_alarm(s: Synth) -> dict:
+    (alarm,) = [
+        a["Properties"]
+        for a in resources(s.serving, "AWS::CloudWatch::Alarm").values()
+        if "request warnings" in a["Properties"]["AlarmDescription"]
+    ]
+    return alarm
+
+
+def test_each_model_s_request_warnings_are_alarmed_on_their_own(dev: Synth, prod: Synth):
+    # One Metrics Insights query over this function's per-model series, grouped by model:
+    # the alarm judges every model's series against the threshold (models published later
+    # included), as observability.count_for_model emits them
+    alarm = warnings_alarm(dev)
+    (query,) = alarm["Metrics"]
+    expression = json.dumps(query["Expression"])
+    assert 'SELECT SUM(\\"RequestWarnings\\")' in expression
+    assert f'FROM SCHEMA(\\"{NAMESPACE}\\"' in expression
+    assert 'GROUP BY \\"Model\\"' in expression
+    function_id = next(iter(resources(dev.serving, "AWS::Lambda::Function")))
+    assert {"Ref": function_id} in query["Expression"]["Fn::Join"][1]  # this stage's function
+    assert query["Period"] == 300
+    assert (alarm["Threshold"], alarm["TreatMissingData"]) == (100, "notBreaching")
+    topic_id = next(iter(resources(dev.serving, "AWS::SNS::Topic")))
+    assert alarm["AlarmActions"] == [{"Ref": topic_id}]
+    # the threshold is cdk.json's (alarms.requestWarnings) where a stage sets it
+    assert warnings_alarm(prod)["Threshold"] == 50
+
+
 def test_the_dashboard_shows_the_hidden_failures(dev: Synth):
     body = json.dumps(only(dev.serving, "AWS::CloudWatch::Dashboard")["Properties"])
     for metric in ("ModelLoadFailures", "RegistryFailures", "ServedLastGood", "RegistryStaleness",
                    "InvalidModelSettings"):  # fmt: skip
         assert metric in body
+    assert "Request warnings per model" in body and "RequestWarnings" in body
 
 
 def test_every_alarm_has_a_runbook_line_in_the_readme(dev: Synth):
@@ -423,7 +454,7 @@ def test_every_alarm_has_a_runbook_line_in_the_readme(dev: Synth):
 def test_alarm_thresholds_follow_the_stage(prod: Synth):
     latency = [
         a["Properties"] for a in resources(prod.serving, "AWS::CloudWatch::Alarm").values()
-        if a["Properties"]["MetricName"] == "Latency"
+        if a["Properties"].get("MetricName") == "Latency"
     ]  # fmt: skip
     assert latency[0]["Threshold"] == 1500
 

@@ -82,6 +82,7 @@ METRIC_NAMES = sorted(
     {
         *metric_names.RAW["prediction"]["counters"].values(),
         *metric_names.RAW["prediction"]["gauges"].values(),
+        *metric_names.RAW["prediction"]["per_model"].values(),
         *metric_names.RAW["monitor"]["figures"].values(),
         metric_names.MONITOR.namespace,
     }

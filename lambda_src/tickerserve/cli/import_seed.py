@@ -17,7 +17,12 @@ from typing import Annotated, Any
 import typer
 
 from tickerserve.baselines.baseline import DEFAULT_BINS
-from tickerserve.cli.baseline import BinsOption
+from tickerserve.cli.baseline import (
+    DEFAULT_RANGE_QUANTILES,
+    BinsOption,
+    RangeQuantilesOption,
+    range_quantiles,
+)
 from tickerserve.cli.console import JsonOption, format_metrics, print_json, table
 from tickerserve.cli.errors import EXIT_REFUSED, Refused
 from tickerserve.cli.importers import IMPORTERS, detect, models_storage
@@ -158,6 +163,7 @@ def import_seed_command(
         ),
     ] = None,
     bins: BinsOption = DEFAULT_BINS,
+    range_quantiles_text: RangeQuantilesOption = DEFAULT_RANGE_QUANTILES,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Convert and check everything, write nothing.")
     ] = False,
@@ -220,6 +226,7 @@ def import_seed_command(
             features=None if features is None else read_names_file(features),
             reference=None if reference is None else read_table(reference),
             bins=bins,
+            range_quantiles=range_quantiles(range_quantiles_text),
             signal=None if signal is None else validate_signal(signal),
             asset_class=None if asset_class is None else validate_asset_class(asset_class),
             take_routes=take_routes,

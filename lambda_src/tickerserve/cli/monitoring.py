@@ -18,7 +18,7 @@ from tickerserve.cli.store_option import target
 from tickerserve.layout import MONITORING_HISTORY_KEY
 from tickerserve.monitor.config import DEFAULT_DAYS, DEFAULTS, THRESHOLDS, MonitorConfig
 from tickerserve.monitor.evaluate import run_monitor
-from tickerserve.monitor.report import ModelReport, Period, RunReport
+from tickerserve.monitor.report import ModelReport, Period, RequestWarnings, RunReport
 from tickerserve.monitor.run import complete
 from tickerserve.storage.history import read_records
 from tickerserve.storage.store import S3Store
@@ -219,6 +219,21 @@ def challenger_text(m: ModelReport) -> str:
     )
 
 
+def describe_warnings(warnings: RequestWarnings, shown: int = 8) -> str:
+    """One line: how many checked answers warned, and the most warned features by code."""
+    parts = [
+        ", ".join(f"{code} {n}" for code, n in counts.to_dict().items() if n)
+        for counts in warnings.features.values()
+    ]
+    named = [f"{name} ({what})" for name, what in zip(warnings.features, parts, strict=True)]
+    more = len(named) - shown
+    return (
+        f"warnings on {warnings.warned_rows} of {warnings.rows} checked answers "
+        f"({warnings.warned_share:.1%}): {'; '.join(named[:shown])}"
+        + (f"; and {more} more feature(s)" if more > 0 else "")
+    )
+
+
 def print_run(report: RunReport) -> None:
     rows = []
     for m in report.models:
@@ -276,6 +291,8 @@ def print_run(report: RunReport) -> None:
     for m in report.models:
         typer.echo(f"{m.model}: {m.action}: {m.recommendation.reason}")
     for m in report.models:
+        if m.warnings is not None and m.warnings.warned_rows:
+            typer.echo(f"{m.model}: {describe_warnings(m.warnings)}")
         estimated = m.performance.estimated
         if estimated is not None and estimated.problem:
             note(f"{m.model}: the estimated accuracy is not trusted: {estimated.problem}")

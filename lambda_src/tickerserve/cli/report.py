@@ -3,9 +3,11 @@ a CLI-only dependency) of what the monitoring history says.
 
 Charts follow what NannyML and Evidently draw first: a statistic over time with its threshold
 band (the champion's drift, the largest feature PSI, the challenger's win rate, accuracy
-realized and estimated), and the per-feature PSI of the latest run. The bands and the
-recommendations' explanation use the monitor's configured defaults (``monitor/config.json``);
-a run's own PSI band, recorded in its history line, draws its features.
+realized and estimated), and the per-feature PSI of the latest run; beside it, the warnings
+the latest run's answers carried per feature (a value out of the version's range, or missing
+where its reference had none). The bands and the recommendations' explanation use the
+monitor's configured defaults (``monitor/config.json``); a run's own PSI band, recorded in its
+history line, draws its features.
 
 What the figures mean is what the CLI and the metrics say: drift is how much worse than its
 baseline the champion is (positive worse, negative better), a win rate is ``k of n`` windows.
@@ -266,6 +268,39 @@ def _feature_psi(ax: Axes, model: str, record: dict[str, Any]) -> None:
         ax.text(0.5, 0.5, "no baseline: no feature drift", ha="center", transform=ax.transAxes)
 
 
+def _feature_warnings(ax: Axes, model: str, record: dict[str, Any]) -> None:
+    """Per feature, how many answers of the latest run warned, stacked by code."""
+    warnings = record.get("warnings") or {}
+    features = warnings.get("features") or {}
+    counted = {
+        name: (_count(codes, "out_of_range"), _count(codes, "unexpected_missing"))
+        for name, codes in features.items()
+        if isinstance(codes, dict)
+    }
+    top = sorted(counted.items(), key=lambda kv: sum(kv[1]), reverse=True)[:MAX_FEATURES]
+    names = [n for n, _ in reversed(top)]
+    out_of_range = [c[0] for _, c in reversed(top)]
+    missing = [c[1] for _, c in reversed(top)]
+    ax.barh(names, out_of_range, color="#c62828", label="out of range")
+    ax.barh(names, missing, left=out_of_range, color="#f9a825", label="unexpected missing")
+    when = (record.get("timestamp") or "")[:16].replace("T", " ")
+    share = warnings.get("warned_share")
+    rows = warnings.get("rows")
+    ax.set_title(f"{model}: warnings per feature, latest run ({when})")
+    ax.set_xlabel(
+        "answers with the warning"
+        + (f" (warned: {share:.1%} of {rows} checked)" if isinstance(share, float) else "")
+    )
+    ax.grid(True, axis="x", alpha=0.3)
+    if names:
+        ax.legend(fontsize=7, loc="lower right")
+
+
+def _count(codes: dict[str, Any], code: str) -> int:
+    value = codes.get(code)
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
 def _charts(series: dict[str, list[dict[str, Any]]]) -> list[tuple[str, Draw]]:
     """(caption, draw(ax)) for each chart of the page."""
     c = DEFAULTS
@@ -317,6 +352,12 @@ def _charts(series: dict[str, list[dict[str, Any]]]) -> list[tuple[str, Draw]]:
                 _feature_psi(ax, m, r)
 
             charts.append((f"Features of {model}", draw))
+        if (latest.get("warnings") or {}).get("features"):
+
+            def draw_warnings(ax: Axes, m: str = model, r: dict[str, Any] = latest) -> None:
+                _feature_warnings(ax, m, r)
+
+            charts.append((f"Warnings of {model}", draw_warnings))
     return charts
 
 
@@ -383,6 +424,7 @@ def _table(series: dict[str, list[dict[str, Any]]]) -> str:
         est = _get(r, "estimated", "accuracy")
         scored = _get(r, "performance", "scored")
         psi_max = _get(r, "feature_drift", "psi_max")
+        warned = _get(r, "warnings", "warned_share")
         test = r.get("test") or {}
         cells = [
             html.escape(model),
@@ -395,6 +437,7 @@ def _table(series: dict[str, list[dict[str, Any]]]) -> str:
                                                     " (untrusted)"),
             "-" if scored is None else f"{scored:.0f}",
             "-" if psi_max is None else f"{psi_max:.3f}",
+            "-" if warned is None else f"{warned:.1%}",
             html.escape(_windows_text(r)),
             html.escape(_days_text(r)),
             "-" if not test else html.escape(f"{test.get('name')} p={test.get('p_value', 1):.3g}"),
@@ -406,7 +449,7 @@ def _table(series: dict[str, list[dict[str, Any]]]) -> str:
     head = "".join(
         f"<th>{h}</th>"
         for h in ("model", "latest run", "drift (+ worse)", "performance vs baseline",
-                  "estimated accuracy", "scored outcomes", "PSI max", "challenger won",
+                  "estimated accuracy", "scored outcomes", "PSI max", "warned", "challenger won",
                   "winning days in a row", "test", "action", "recommendation", "why")
     )  # fmt: skip
     return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
@@ -492,6 +535,9 @@ Model B its challenger (shadow or canary).</p>
 {_table(series)}
 <h2>What the figures and recommendations mean</h2>
 {MEANINGS}
+<p><b>warned</b>: the share of the run's answers (of versions with feature ranges) that
+carried a warning: a feature outside the version's range (by default its reference's 0.1 % and
+99.9 % quantiles) or missing where the reference had no missing value.</p>
 <h2>Over time</h2>
 <p>One point per model and day (the day's last run); a line breaks where a run is missing
 (runs further apart than the model's usual spacing).</p>

@@ -46,6 +46,7 @@ from tickerserve.monitor.drift_statistics import linf_at_points, psi
 from tickerserve.monitor.model_stream import (
     CANARY,
     SHADOW,
+    WARNING_CODES,
     Mode,
     ModelStream,
     Sampler,
@@ -68,6 +69,7 @@ from tickerserve.monitor.report import (
     Estimated,
     FeatureDrift,
     FeatureFigure,
+    FeatureWarnings,
     History,
     Joined,
     ModelReport,
@@ -75,6 +77,7 @@ from tickerserve.monitor.report import (
     OutputDrift,
     Performance,
     Period,
+    RequestWarnings,
     RunReport,
     WindowReport,
     Winner,
@@ -362,6 +365,7 @@ def _judge(
         rows_other_versions=stream.other_versions,
         feature_drift=features,
         output_drift=output,
+        warnings=_warnings(stream),
         performance=performance,
         comparison=comparison,
         test=test,
@@ -379,6 +383,23 @@ def _judge(
             reason=decision.reason,
             sentence=seed_sentence(decision.action, champion_ref, challenger_ref),
         ),
+    )
+
+
+def _warnings(stream: ModelStream) -> RequestWarnings | None:
+    """The answers' warnings over the run, most warned feature first (None: none checked)."""
+    if not stream.checked_rows:
+        return None
+    per_feature = {
+        name: FeatureWarnings(**dict(zip(WARNING_CODES, counts, strict=True)))
+        for name, counts in stream.warnings.items()
+    }
+    ranked = sorted(per_feature.items(), key=lambda item: (-item[1].total, item[0]))
+    return RequestWarnings(
+        rows=stream.checked_rows,
+        warned_rows=stream.warned_rows,
+        warned_share=stream.warned_rows / stream.checked_rows,
+        features=dict(ranked),
     )
 
 

@@ -4,7 +4,8 @@ Per window (a UTC day) and model it keeps: per-feature bin counts on the baselin
 (plus a missing bin) and counts at the baseline's CDF points; counts of the champion's
 outputs and of its confidence on the baseline's calibration bins; performance tallies for the
 champion and the challenger; the paired figures of shadow rows (agreement, McNemar's
-discordant pairs, the Diebold-Mariano loss differential) and the canary's own tallies.
+discordant pairs, the Diebold-Mariano loss differential) and the canary's own tallies; over
+the run, the warnings the answers carried (issue 21), per feature the model uses and code.
 
 Two moments. While capture is read, everything that needs no outcome is folded at once, and
 each row that is evidence (an output of either side, a request id) keeps a few numbers: its
@@ -40,6 +41,7 @@ from tickerserve.baselines.metrics import (
     new_tally,
 )
 from tickerserve.baselines.moments import Moments
+from tickerserve.contract import WARNINGS
 from tickerserve.monitor.config import DEFAULTS
 from tickerserve.monitor.outcome_join import NO_KEY, KeyHasher, OutcomeIndex, in_sample
 
@@ -164,6 +166,11 @@ class _Evidence(NamedTuple):
 # A batch handed to ``add`` holds at most this many rows (far above the reader's batches):
 # a row's place in the read order is (batch number << _ROW_BITS) + its index.
 _ROW_BITS = 24
+
+# An answer's warning codes, each a column of the per-feature warning counts.
+WARNING_CODES: tuple[str, ...] = (WARNINGS.out_of_range, WARNINGS.unexpected_missing)
+_WARNING_COLUMN = {code: i for i, code in enumerate(WARNING_CODES)}
+
 # The capture fields a row is judged on, looked up in C for a whole batch at once.
 _FIELD_NAMES = ("time", "role", "version", "alias", "request_id", "output", "challengers")
 _FIELDS = operator.itemgetter(*_FIELD_NAMES)
@@ -248,6 +255,12 @@ class ModelStream:
         self.pairs = [_Pairs(self.task, n_classes) for _ in range(w)]
         self.challenger_alias = subject.challenger_alias
         self.joined = JoinCounts()
+        # Warnings over the run: rows whose answer was checked (its version had ranges), rows
+        # with a warning, and per used feature a count per code (WARNING_CODES' order).
+        self.checked_rows = 0
+        self.warned_rows = 0
+        self.warnings: dict[str, list[int]] = {}
+        self._warnable = frozenset(subject.feature_names)
         self._pending: list[_Chunk] = []
         self._evidence: list[tuple[int, _Evidence]] = []  # (batch number, rows)
         self.pending_cells = 0  # what the pending columns hold, in numbers
@@ -302,9 +315,36 @@ class ModelStream:
                 return outside
         if self.challenger_alias is None:
             self._adopt_challenger(records)
+        self._count_warnings(records)
         self._columns(window, roles, versions, aliases, ids, outputs, challengers, records)
         self.pending_cells += n * (len(self._feature_names) + 12)
         return outside
+
+    def _count_warnings(self, records: list[dict[str, Any]]) -> None:
+        """Tally the answers' warnings (a record without the key was not checked; parts that
+        are not a warning about a feature the model uses are skipped)."""
+        counts, warnable = self.warnings, self._warnable
+        for record in records:
+            found = record.get("warnings")
+            if type(found) is not list:
+                continue
+            self.checked_rows += 1
+            if not found:
+                continue
+            self.warned_rows += 1
+            for warning in found:
+                if type(warning) is not dict:
+                    continue
+                feature, code = warning.get("feature"), warning.get("code")
+                if type(feature) is not str or type(code) is not str or feature not in warnable:
+                    continue
+                column = _WARNING_COLUMN.get(code)
+                if column is None:
+                    continue
+                tally = counts.get(feature)
+                if tally is None:
+                    tally = counts[feature] = [0] * len(WARNING_CODES)
+                tally[column] += 1
 
     def _columns(
         self,

@@ -4,7 +4,8 @@ Each line is a superset of seed 003's: its own keys as the seed writes them (``t
 ``monitoring_date``, ``model_a`` / ``model_b`` with training windows, ``test_window``,
 ``drift.model_a_drift_pct``, ``comparison`` with ``winner`` and ``model_b_win_rate``,
 ``recommendation`` as a sentence, ``windows``), so the seed's own analysis snippets still run,
-plus ours (``model``, ``champion`` / ``challenger``, per-feature drift, the test, ``action``...).
+plus ours (``model``, ``champion`` / ``challenger``, per-feature drift, the answers' warnings per
+feature, the test, ``action``...).
 
 Drift keeps the seed's meaning: ``drift.model_a_drift_pct`` is how much worse than its baseline
 Model A is, in percent (0 when it is better: the seed's ``> 10 % -> retrain`` reads it), and
@@ -109,6 +110,7 @@ def history_record(run: RunReport, report: ModelReport) -> dict[str, Any]:
         else {k: v for k, v in feature_drift.items() if k != "features"},
         "features": None if feature_drift is None else feature_drift["features"],
         "output_drift": None if report.output_drift is None else report.output_drift.to_dict(),
+        "warnings": None if report.warnings is None else report.warnings.to_dict(),
         "performance": performance.metrics | {"scored": performance.scored},
         "estimated": None if performance.estimated is None else performance.estimated.to_dict(),
         "joined": report.joined.to_dict(),

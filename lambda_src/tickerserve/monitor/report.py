@@ -161,6 +161,30 @@ class OutputDrift(Part):
     too_few_rows: bool = field(default=False, metadata=OMIT_FALSE)
 
 
+# -- request warnings ------------------------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class FeatureWarnings(Part):
+    """How often one feature was warned about, by code."""
+
+    out_of_range: int = 0
+    unexpected_missing: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.out_of_range + self.unexpected_missing
+
+
+@dataclass(frozen=True, kw_only=True)
+class RequestWarnings(Part):
+    """The warnings captured answers carried (issue 21): of the rows whose answering version
+    had feature ranges, how many warned, and per feature by code (most warned first)."""
+
+    rows: int  # captured rows whose answer was checked against its version's ranges
+    warned_rows: int
+    warned_share: float
+    features: dict[str, FeatureWarnings]
+
+
 # -- performance and comparison --------------------------------------------------------------
 @dataclass(frozen=True, kw_only=True)
 class Estimated(Part):
@@ -382,6 +406,8 @@ class ModelReport(Part):
     rows_other_versions: int  # answered by versions the aliases no longer name
     feature_drift: FeatureDrift | None  # None: no baseline (or no features) to judge against
     output_drift: OutputDrift | None
+    # None: no captured answer was checked (no version with feature ranges answered).
+    warnings: RequestWarnings | None = field(default=None, metadata=OMIT_NONE)
     performance: Performance
     comparison: Comparison
     test: Significance | None  # champion vs challenger, paired where possible

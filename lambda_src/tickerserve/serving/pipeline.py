@@ -30,6 +30,7 @@ import numpy as np
 from tickerserve.errors import TickerserveError
 from tickerserve.metric_names import PREDICTION
 from tickerserve.serving.capture import DISABLED, Capture, features_used, new_record
+from tickerserve.serving.guard import RowWarning
 from tickerserve.serving.model import LoadedModel, Prediction
 from tickerserve.serving.service import ModelService
 from tickerserve.serving.traffic import Aligned, Challengers, Decision, decide
@@ -202,11 +203,14 @@ class Pipeline:
                 raise  # the champion cannot predict: a fault of ours, not the client's
             lost.extend((row, exc) for row in kept)
             return
+        warned = self._warnings(model, matrix, kept)
         latency_us = -1  # measured when the first of these rows is captured
         for position, row in enumerate(kept):
             decision, served = row.decision, row.served
             assert decision is not None and served is not None
             row.answer = answer = answer_of(row, served, model, result, position)
+            if warned is not None:
+                answer["warnings"] = warned[position]
             if decision.capture:
                 if latency_us < 0:
                     latency_us = (time.perf_counter_ns() - started) // 1000
@@ -227,6 +231,22 @@ class Pipeline:
                     latency_us=latency_us,
                 )
                 self.captured.append(row)
+
+    def _warnings(
+        self, model: LoadedModel, matrix: np.ndarray, rows: list[Row]
+    ) -> list[list[RowWarning]] | None:
+        """Each row's request warnings (issue 21), counted per model; None when the version
+        has no feature ranges (its answers then carry none)."""
+        guard = model.guard
+        if guard is None:
+            return None
+        warned = [guard.check(matrix[0])] if len(rows) == 1 else guard.check_rows(matrix)
+        count = sum(map(len, warned))
+        if count:
+            served = rows[0].served
+            assert served is not None
+            self.service.count_warnings(served.model, count)
+        return warned
 
     # -- 4: fall back from a canary to its champion -----------------------------------------
     def _fall_back(self, lost: list[tuple[Row, Exception]], groups: Groups) -> None:

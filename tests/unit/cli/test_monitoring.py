@@ -7,7 +7,7 @@ import csv
 import gzip
 import json
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -15,10 +15,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from tests.capture_support import ListSink
 from tests.cli_support import cli, cli_json, run_on_terminal
 from tests.family_support import families
 from tests.integration.serving import TICKERSERVE
-from tests.monitor_support import DAY0, past_wins, reference_rows, set_shadow
+from tests.monitor_support import DAY0, past_wins, reference_rows, set_shadow, stamp, write_capture
 from tests.support import DemoModels
 from tests.unit.monitor.test_evaluate import SHIFTED, traffic
 from tickerserve.baselines.persistence import load_baseline
@@ -27,9 +28,14 @@ from tickerserve.layout import (
     TRAINING_HISTORY_KEY,
     baseline_sidecar_key,
     index_key,
+    ranges_sidecar_key,
 )
 from tickerserve.publishing.release import publish_bundle
+from tickerserve.serving.capture import Capture
 from tickerserve.serving.model import LoadedModel
+from tickerserve.serving.predict import predict
+from tickerserve.serving.service import ModelService
+from tickerserve.settings import Settings
 from tickerserve.storage.bundle import read_metadata
 from tickerserve.storage.history import read_records
 from tickerserve.storage.registry import read_registry
@@ -92,6 +98,11 @@ def test_publish_with_a_reference_stores_the_baseline_in_the_version(tmp_path, s
     assert stored.baseline.training.start == "2020-01-02"
     assert stored.baseline.validation.end == "2025-12-31"
     assert list(stored.baseline.features) == meta.used_features
+    # its feature ranges are in metadata.json (in the chain, nothing more to read), fitted from
+    # the same reference at the default quantiles
+    assert stored.baseline.ranges is not None
+    assert meta.ranges == stored.baseline.ranges.to_dict()
+    assert meta.ranges["quantiles"] == [0.001, 0.999]
     # text output says what was fitted
     again = native_folder(tmp_path / "smh2", models.smh_v2)
     text = cli("--store", store_path, "publish", str(again), "--model", "etfs/SMH",
@@ -110,7 +121,8 @@ def test_baseline_attaches_a_sidecar_with_a_recorded_digest(tmp_path, store_path
     assert out["metrics"] == {}  # no label column: distributions only
     # the sidecar's sha256 is recorded in the model's digest index, beside the version's own
     entry = read_index(store, "etfs/SMH").index.versions["1.0.0"]
-    assert entry.sidecars == {"baseline.json": out["sha256"]}
+    assert entry.sidecars["baseline.json"] == out["sha256"]
+    assert set(entry.sidecars) == {"baseline.json", "ranges.json"}  # the feature ranges too
     assert out["sha256"] == sha256_hex((store.root / out["key"]).read_bytes())
     history = read_records(store, TRAINING_HISTORY_KEY).records
     assert not [r for r in history if r.get("event") == "baseline"]  # the index, not history
@@ -124,12 +136,16 @@ def test_baseline_attaches_a_sidecar_with_a_recorded_digest(tmp_path, store_path
                         str(reference_csv(tmp_path / "ref2.csv", models.smh, seed=1)),
                         "--replace")  # fmt: skip
     assert replaced["sha256"] != out["sha256"]
-    assert read_index(store, "etfs/SMH").index.versions["1.0.0"].sidecars == {
-        "baseline.json": replaced["sha256"]
-    }
+    assert (
+        read_index(store, "etfs/SMH").index.versions["1.0.0"].sidecars["baseline.json"]
+        == (replaced["sha256"])
+    )
     # and validate checks the sidecar against the index
     valid = cli_json("--store", store_path, "validate", "etfs/SMH@1.0.0")
     assert valid["baseline"] == {"where": "sidecar", "sha256": replaced["sha256"], "rows": 1500}
+    assert valid["ranges"] == {
+        "where": "sidecar", "quantiles": [0.001, 0.999], "estimated": False, "features": 6,
+    }  # fmt: skip
 
 
 def test_a_version_the_index_does_not_record_gets_no_sidecar(tmp_path, store_path, models):
@@ -152,9 +168,43 @@ def test_delete_takes_the_version_s_sidecar_with_it(tmp_path, store_path, models
     publish_bundle(store, models.smh_v2, registry_key=REGISTRY, aliases=())
     ref = reference_csv(tmp_path / "ref.csv", models.smh, rows=50)
     cli_json("--store", store_path, "baseline", "etfs/SMH@1.0.1", "--reference", str(ref))
+    assert (store.root / ranges_sidecar_key("etfs/SMH", "1.0.1")).exists()
     assert cli("--store", store_path, "delete", "etfs/SMH", "1.0.1").exit_code == 0
     assert not (store.root / baseline_sidecar_key("etfs/SMH", "1.0.1")).exists()
+    assert not (store.root / ranges_sidecar_key("etfs/SMH", "1.0.1")).exists()
     assert read_index(store, "etfs/SMH").index.is_deleted("1.0.1")
+
+
+def test_publish_takes_the_range_quantiles_and_validate_refuses_tampered_ranges(
+    tmp_path, store_path, models
+):
+    folder = native_folder(tmp_path / "smh", models.smh)
+    ref = reference_csv(tmp_path / "ref.csv", models.smh)
+    bad = cli("--store", store_path, "publish", str(folder), "--model", "etfs/SMH",
+              "--reference", str(ref), "--range-quantiles", "0.01")  # fmt: skip
+    assert bad.exit_code == 2
+    assert "--range-quantiles '0.01': expected LO:HI, e.g. 0.001:0.999" in bad.stderr
+    assert not (Path(store_path) / "etfs").exists()  # nothing written
+    cli_json("--store", store_path, "publish", str(folder), "--model", "etfs/SMH",
+             "--reference", str(ref), "--range-quantiles", "0:1")  # fmt: skip
+    store = LocalStore(store_path)
+    meta, _ = read_metadata(store, "etfs/SMH", "1.0.0")
+    assert meta.ranges is not None and meta.ranges["quantiles"] == [0.0, 1.0]
+    with ref.open() as handle:  # 0 and 1: the reference's smallest and largest values
+        rsi = [float(r["rsi_14"]) for r in csv.DictReader(handle) if r["rsi_14"]]
+    assert meta.ranges["features"]["rsi_14"][:2] == [min(rsi), max(rsi)]
+    valid = cli_json("--store", store_path, "validate", "etfs/SMH@1.0.0")
+    assert valid["ranges"]["where"] == "metadata"
+    # ranges kept beside a version are checked against their recorded digest
+    publish_bundle(store, models.smh_v2, registry_key=REGISTRY)
+    cli_json("--store", store_path, "baseline", "etfs/SMH@1.0.1", "--reference", str(ref))
+    path = store.root / ranges_sidecar_key("etfs/SMH", "1.0.1")
+    path.write_bytes(path.read_bytes().replace(b'"estimated":false', b'"estimated":true'))
+    result = cli("--store", store_path, "validate", "etfs/SMH@1.0.1")
+    assert result.exit_code == 1
+    assert "etfs/SMH 1.0.1 is not valid: its ranges: etfs/SMH 1.0.1: ranges sha256" in (
+        result.stderr
+    )
 
 
 def test_validate_refuses_a_tampered_or_unrecorded_sidecar(tmp_path, store_path, models):
@@ -429,3 +479,33 @@ def test_monitor_run_reads_past_lines_it_cannot_use_and_always_reports(
     assert capture["skipped"] == sum(capture["skipped_by_reason"].values())
     assert capture["skipped_by_reason"]["not_json"] >= 3  # surrogates, bytes, broken JSON
     assert report["outcomes"]["skipped_by_reason"] == {"invalid_time": 1, "not_json": 1}
+
+
+def test_monitor_run_names_the_features_the_answers_warned_about(tmp_path, store_path, models):
+    # Given SMH published with a reference and served 40 rows, a quarter with rsi_14 far out
+    folder = native_folder(tmp_path / "smh", models.smh)
+    ref = reference_csv(tmp_path / "ref.csv", models.smh)
+    cli_json("--store", store_path, "publish", str(folder), "--model", "etfs/SMH",
+             "--alias", "production", "--route", "SMH", "--reference", str(ref))  # fmt: skip
+    store = LocalStore(store_path)
+    service = ModelService(Settings(cache_dir=str(tmp_path / "cache")), store=store)
+    sink = ListSink()
+    for i in range(40):
+        features = dict.fromkeys(models.smh.metadata.feature_names, 0.1)
+        features["rsi_14"] = 40.0 if i % 4 == 0 else 0.1
+        predict(service, {"ticker": "SMH", "features": features}, capture=Capture(sink))
+    write_capture(store, [{**r, "time": stamp(DAY0, i)} for i, r in enumerate(sink.records)])
+    # When the day is judged
+    result = cli("--store", store_path, "monitor", "run", "--since", SINCE, "--until",
+                 (DAY0 + timedelta(days=1)).isoformat())  # fmt: skip
+    # Then a line says how many answers warned, and about which features
+    assert result.exit_code == 0, result.stderr
+    assert (
+        "etfs/SMH: warnings on 10 of 40 checked answers (25.0%): rsi_14 (out_of_range 10)"
+        in result.stdout.splitlines()
+    )
+    out = cli_json("--store", store_path, "monitor", "run", "--since", SINCE, "--until",
+                   (DAY0 + timedelta(days=1)).isoformat())  # fmt: skip
+    assert out["models"][0]["warnings"]["features"] == {
+        "rsi_14": {"out_of_range": 10, "unexpected_missing": 0}
+    }

@@ -17,6 +17,7 @@ from tickerserve.cli.report import _charts, _series, render
 
 def line(model: str | None, day: int, *, action: str = "keep", drift: float = 1.0,
          psi: float | None = None, win: float | None = None, features: bool = False,
+         warned: bool = False,
          recommendation: str = "USE MODEL A (90%)") -> dict[str, Any]:  # fmt: skip
     record: dict[str, Any] = {
         "timestamp": f"2026-12-{day:02d}T06:00:00Z",
@@ -33,6 +34,10 @@ def line(model: str | None, day: int, *, action: str = "keep", drift: float = 1.
     if features:
         record["features"] = {"rsi_14": {"psi": 0.31, "level": "drift"},
                               "iv_rank": {"psi": 0.02, "level": "ok"}}  # fmt: skip
+    if warned:
+        record["warnings"] = {"rows": 400, "warned_rows": 30, "warned_share": 0.075, "features": {
+            "rsi_14": {"out_of_range": 25, "unexpected_missing": 0},
+            "iv_rank": {"out_of_range": 1, "unexpected_missing": 6}}}  # fmt: skip
     return record
 
 
@@ -44,7 +49,7 @@ def rows_of(page: str) -> list[list[str]]:
 def test_the_table_shows_each_models_latest_run():
     records = [
         line("etfs/SMH", 1, drift=2.0),
-        line("etfs/SMH", 3, action="switch", drift=4.25, psi=0.3, win=0.8,
+        line("etfs/SMH", 3, action="switch", drift=4.25, psi=0.3, win=0.8, warned=True,
              recommendation="SWITCH TO MODEL B (challenger 1.0.1)"),
         line("etfs/SMH", 2, action="watch"),
         line("etfs/SPY", 2, action="retrain", drift=12.0),
@@ -53,10 +58,11 @@ def test_the_table_shows_each_models_latest_run():
     assert [r[0] for r in rows] == ["etfs/SMH", "etfs/SPY"]
     smh = rows[0]
     assert smh[1:3] == ["2026-12-03T06:00:00", "+4.2% (worse)"]
-    assert (smh[6], smh[7], smh[9]) == ("0.300", "80%", "mcnemar_exact p=0.0123")
-    assert smh[10] == '<b style="color:#1565c0">switch</b>'
-    assert smh[11:] == ["SWITCH TO MODEL B (challenger 1.0.1)", "switch because"]
-    assert rows[1][2] == "+12.0% (worse)" and rows[1][6:8] == ["-", "-"]
+    assert (smh[6], smh[7], smh[8], smh[10]) == ("0.300", "7.5%", "80%", "mcnemar_exact p=0.0123")
+    assert smh[11] == '<b style="color:#1565c0">switch</b>'
+    assert smh[12:] == ["SWITCH TO MODEL B (challenger 1.0.1)", "switch because"]
+    # no warnings: nothing was checked
+    assert rows[1][2] == "+12.0% (worse)" and rows[1][6:9] == ["-", "-", "-"]
 
 
 def test_drift_has_one_sign_and_the_columns_agree_with_the_why():
@@ -69,10 +75,10 @@ def test_drift_has_one_sign_and_the_columns_agree_with_the_why():
     record["history"] = {"runs_needed": 3, "winning_days": [], "degrading": [], "days": 4}
     (row,) = rows_of(render([record]))
     # Then the drift column says -6.4% (better), as the why does, never the seed's clipped 0.0
-    assert row[2] == "-6.4% (better)" and "-6.4%" in row[12]
+    assert row[2] == "-6.4% (better)" and "-6.4%" in row[13]
     assert row[3] == "accuracy 0.635 vs 0.597"
     # and the win rate says of how many windows, the streak of how many days needed
-    assert (row[7], row[8]) == ("1 of 5 windows (20%)", "0 (3 needed)")
+    assert (row[8], row[9]) == ("1 of 5 windows (20%)", "0 (3 needed)")
 
 
 def test_imported_seed_lines_are_listed_apart_and_undated_lines_are_left_out():
@@ -133,6 +139,16 @@ def test_the_page_is_self_contained_with_one_chart_per_view_and_per_model_featur
     assert "Features of etfs/SMH" in page and "Features of etfs/SPY" not in page
     for reference in ("<script", "src=", 'href="http', "url(http", "<link"):
         assert reference not in page
+
+
+def test_a_model_s_warnings_are_drawn_per_feature_stacked_by_code():
+    page = render([line("etfs/SMH", 1, warned=True), line("etfs/SPY", 1)])
+    assert page.count("<svg") == 4  # three over time, the warnings of SMH's latest run
+    assert "Warnings of etfs/SMH" in page and "Warnings of etfs/SPY" not in page
+    (chart,) = [f for f in page.split("<figure>") if "Warnings of etfs/SMH" in f]
+    assert "etfs/SMH: warnings per feature" in chart and "warned: 7.5% of 400 checked" in chart
+    assert "out of range" in chart and "unexpected missing" in chart
+    assert "rsi_14" in chart and "iv_rank" in chart
 
 
 def test_every_text_from_the_history_is_escaped():

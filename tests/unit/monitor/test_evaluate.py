@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.capture_support import ListSink
 from tests.family_support import families
 from tests.monitor_support import (
     DAY0,
@@ -35,9 +36,14 @@ from tickerserve.metric_names import MONITOR
 from tickerserve.monitor.cloudwatch import model_figures
 from tickerserve.monitor.config import MonitorConfig
 from tickerserve.monitor.evaluate import run_monitor
-from tickerserve.monitor.report import Period, RunReport
-from tickerserve.publishing.release import apply_publication, write_version
+from tickerserve.monitor.monitoring_history import history_record
+from tickerserve.monitor.report import FeatureWarnings, Period, RequestWarnings, RunReport
+from tickerserve.publishing.release import apply_publication, publish_bundle, write_version
+from tickerserve.serving.capture import Capture
 from tickerserve.serving.model import LoadedModel
+from tickerserve.serving.predict import predict
+from tickerserve.serving.service import ModelService
+from tickerserve.settings import Settings
 from tickerserve.storage.store import LocalStore
 
 # The monitor function's layer has no scipy: nothing here may import it.
@@ -446,3 +452,58 @@ def test_a_badly_calibrated_model_s_estimate_is_flagged_not_trusted(store, model
     assert estimated.problem is not None and estimated.problem.startswith("badly calibrated")
     # and it is never sent for an alarm
     assert MONITOR.estimated_drift_pct not in model_figures(report)
+
+
+def test_the_answers_warnings_are_counted_per_feature_and_kept_in_history(store, models) -> None:
+    # Given SMH published with its baseline (its reference never missed atr_pct) and served
+    # with capture on: rsi_14 far out of range on a quarter of the rows, atr_pct missing on a
+    # tenth, the rest like the reference
+    meta = models.smh.metadata
+    rng = np.random.default_rng(4)
+    x = reference_rows(rng, 3000, len(meta.used_features))
+    x[:, meta.used_features.index("atr_pct")] = rng.normal(size=3000)
+    baseline = classification_baseline(models.smh, x, None)
+    publish_bundle(store, attach_to_bundle(models.smh, baseline), registry_key=REGISTRY_KEY,
+                   routes={"SMH": "etf"})  # fmt: skip
+    service = ModelService(Settings(cache_dir=str(store.root / "cache")), store=store)
+    sink = ListSink()
+    for i in range(400):
+        features: dict[str, float | None] = dict.fromkeys(meta.feature_names, 0.2)
+        if i % 4 == 0:
+            features["rsi_14"] = 50.0
+        if i % 10 == 0:
+            features["atr_pct"] = None
+        predict(service, {"ticker": "SMH", "features": features}, capture=Capture(sink))
+    records = [{**r, "time": stamp(DAY0, i)} for i, r in enumerate(sink.records)]
+    write_capture(store, records)
+    # When the monitor judges the day
+    report = run_monitor(
+        store, registry_key=REGISTRY_KEY, period=Period(DAY0, DAY0 + timedelta(days=1)), now=NOW
+    )
+    # Then the model's report counts the warnings per feature, most warned first
+    (smh,) = report.models
+    assert smh.warnings == RequestWarnings(
+        rows=400,
+        warned_rows=100 + 40 - 20,
+        warned_share=120 / 400,
+        features={
+            "rsi_14": FeatureWarnings(out_of_range=100),
+            "atr_pct": FeatureWarnings(unexpected_missing=40),
+        },
+    )
+    # and its history line keeps them for the HTML report
+    line = history_record(report, smh)
+    assert line["warnings"] == {
+        "rows": 400, "warned_rows": 120, "warned_share": 0.3,
+        "features": {"rsi_14": {"out_of_range": 100, "unexpected_missing": 0},
+                     "atr_pct": {"out_of_range": 0, "unexpected_missing": 40}},
+    }  # fmt: skip
+
+
+def test_a_run_without_checked_answers_reports_no_warnings(store, models) -> None:
+    # Captured rows from before warnings existed (no "warnings" key) are not "no warnings"
+    names = smh_store(store, models)
+    traffic(store, names, models.smh.metadata.classes, per_day=50, days=1)
+    (smh,) = run(store).models
+    assert smh.warnings is None
+    assert "warnings" not in smh.to_dict()

@@ -264,3 +264,27 @@ def test_the_champions_confidence_is_counted_on_its_calibration_bins():
     bins = s.calibration.bin_of(np.array([0.7, 0.95], dtype=np.float32)).tolist()  # as kept
     assert s.confidence_counts[0].sum() == 2 and s.confidence_counts[1].sum() == 0
     assert s.confidence_counts[0][bins[0]] >= 1 and s.confidence_counts[0][bins[1]] >= 1
+
+
+def test_the_answers_warnings_are_tallied_per_used_feature_and_code():
+    s = stream()
+    warned = [
+        {"feature": "a", "code": "out_of_range", "value": 9.0, "range": [0, 1]},
+        {"feature": "b", "code": "unexpected_missing", "value": None, "range": [0, 1]},
+    ]
+    records = [
+        {**row(0, 0, "UP"), "warnings": warned},
+        {**row(1, 0, "UP"), "warnings": []},  # checked: nothing to say
+        row(2, 1, "UP"),  # not checked (its version had no ranges)
+        {**row(3, 1, "UP"), "warnings": [warned[0]]},
+        # outside the run: not counted
+        {**row(4, 1, "UP"), "time": "2026-12-05T00:00:00.000000Z", "warnings": warned},
+        # what a record should not hold is skipped, never raised on
+        {**row(5, 1, "UP"), "warnings": [
+            "text", {"feature": ["a"], "code": "out_of_range"}, {"feature": "a", "code": {}},
+            {"feature": "z", "code": "out_of_range"}, {"feature": "a", "code": "other"}]},
+        {**row(6, 1, "UP"), "warnings": {"feature": "a"}},
+    ]  # fmt: skip
+    s.add(records)
+    assert (s.checked_rows, s.warned_rows) == (4, 3)
+    assert s.warnings == {"a": [2, 0], "b": [0, 1]}

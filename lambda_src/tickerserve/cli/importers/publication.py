@@ -227,7 +227,12 @@ def _with_baseline(bundle: Bundle, candidate: Candidate, options: ImportOptions)
     converted version itself), combined with the seed's own (003) where it has one."""
     fitted = None
     if options.reference is not None:
-        fitted = fit_from_table(bundle, options.reference, bins=options.bins)
+        fitted = fit_from_table(
+            bundle,
+            options.reference,
+            bins=options.bins,
+            range_quantiles=options.range_quantiles,
+        )
     baseline = fitted if candidate.baseline is None else candidate.baseline(fitted)
     return bundle if baseline is None else attach_to_bundle(bundle, baseline)
 
