@@ -179,7 +179,7 @@ class Monitoring(Construct):
                 left=[warnings],
                 left_annotations=[
                     cw.HorizontalAnnotation(
-                        value=settings.request_warnings, label="alarm", color="#d62728"
+                        value=settings.request_warnings, label="warnings alarm", color="#d62728"
                     )
                 ],
                 legend_position=cw.LegendPosition.RIGHT,

@@ -182,7 +182,7 @@ def test_construct_settings_are_views_of_the_config():
     assert config.api.stage == "prod"
     assert config.api.api_type == "rest"
     assert config.api.throttle_burst_limit == 200
-    assert config.alarms == AlarmSettings(p99_latency_ms=1500)
+    assert config.alarms == AlarmSettings(p99_latency_ms=1500, request_warnings=50)
 
 
 def test_a_function_url_may_wait_as_long_as_the_function_runs():

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -461,7 +462,7 @@ def test_built_layer_runs_the_monitor_function_under_python_3_13(layer: Path, tm
         pytest.skip(NO_PYTHON_313)
     from scipy import special
 
-    from tests.monitor_support import set_shadow
+    from tests.monitor_support import past_wins, set_shadow
     from tests.unit.monitor.test_evaluate import smh_store, traffic
     from tickerserve.layout import MONITORING_HISTORY_KEY
     from tickerserve.storage.history import read_records
@@ -471,6 +472,10 @@ def test_built_layer_runs_the_monitor_function_under_python_3_13(layer: Path, tm
     names = smh_store(store, models, metrics={"accuracy": 0.62})
     set_shadow(store, "etfs/SMH", "challenger")
     traffic(store, names, models.smh.metadata.classes, champion_right=0.6, challenger_right=0.7)
+    # and the two daily runs before today's (the function dates its run by its clock) that the
+    # challenger won too: seed 003's three days in a row
+    today = datetime.now(UTC).date()
+    past_wins(store, before=today)
     # When the scheduled run fires in the monitor function's asset over the same layer
     code = stage_function_code(CODE_ROOT, MONITOR_FILES, python=PYTHON_313).path
     outcome, _ = run_313(
@@ -487,11 +492,14 @@ def test_built_layer_runs_the_monitor_function_under_python_3_13(layer: Path, tm
     assert outcome["numpy"].startswith(str(layer / "python"))
     summary = outcome["summary"]
     assert (summary["since"], summary["until"]) == ("2026-12-01", "2026-12-08")
-    assert summary["models"][0]["action"] == "switch"
+    assert summary["models"][0]["action"] == "switch", summary["models"][0]
     assert outcome["metrics"] == summary["metrics_sent"] > 0
     assert not {"scipy", "sklearn", "lightgbm", "treelite"} & set(outcome["loaded"])
     # ... and McNemar's p-value is the one scipy's bdtr gives for the same counts
-    (line,) = read_records(store, MONITORING_HISTORY_KEY).records
+    *_, line = read_records(store, MONITORING_HISTORY_KEY).records
+    assert line["history"]["winning_days"] == [
+        (today - timedelta(days=k)).isoformat() for k in (2, 1, 0)
+    ]
     test = line["test"]
     assert test["name"] == "mcnemar_exact" and test["favours"] == "challenger"
     n, c_minus_b = test["n"], round(test["statistic"])

@@ -101,7 +101,7 @@ def test_the_dashboard_draws_every_model_with_one_search_query_per_figure(dev: S
         assert body.count(search) == 1, name  # one query per figure, not a widget per model
     assert "Monitor alarms" in body
     # the bands are the configured thresholds
-    assert bands(dev) == {"drift": 0.25, "retrain": 10, "switch": 0.75}
+    assert bands(dev) == {"drift": 0.25, "retrain": 10, "switch": 0.75, "warnings alarm": 100}
 
 
 def bands(s: Synth) -> dict[str, float]:
@@ -186,7 +186,7 @@ def test_cdk_json_sets_schedule_window_thresholds_and_auto_promote():
     assert monitor_alarms(s)["FeatureDriftMax"]["Threshold"] == 0.3
     assert monitor_alarms(s)["DriftPct"]["Threshold"] == 12
     # the dashboard draws what the alarms use
-    assert bands(s) == {"drift": 0.3, "retrain": 12, "switch": 0.8}
+    assert bands(s) == {"drift": 0.3, "retrain": 12, "switch": 0.8, "warnings alarm": 100}
     # promoting writes the registry, so only then may the monitor write it
     role_id = props["Role"]["Fn::GetAtt"][0]
     writes = [

@@ -9,7 +9,7 @@ import dataclasses
 from tests.unit.monitor.test_report import model_report, run_report
 from tickerserve.metric_names import MONITOR, PREDICTION, RAW
 from tickerserve.monitor.cloudwatch import metric_data, model_figures
-from tickerserve.monitor.report import OutputDrift
+from tickerserve.monitor.report import Estimated, OutputDrift
 
 
 def test_the_typed_view_holds_every_name_of_the_file() -> None:
@@ -18,6 +18,7 @@ def test_the_typed_view_holds_every_name_of_the_file() -> None:
         **{k: v for k, v in prediction.items() if isinstance(v, str)},
         **prediction["counters"],
         **prediction["gauges"],
+        **prediction["per_model"],
     }
     assert dataclasses.asdict(MONITOR) == {
         **{k: v for k, v in monitor.items() if isinstance(v, str)},
@@ -29,10 +30,22 @@ def test_the_typed_view_holds_every_name_of_the_file() -> None:
 
 def test_a_monitor_run_emits_every_figure_of_the_file_per_model_and_at_worst() -> None:
     figures = set(RAW["monitor"]["figures"].values())
+    report = model_report()
+    estimated = Estimated(accuracy=0.58, realized=None, rows=400, drift_pct=3.3, trusted=True)
     full = dataclasses.replace(
-        model_report(), output_drift=OutputDrift(kind="classes", rows=400, psi=0.02, level="ok")
+        report,
+        output_drift=OutputDrift(kind="classes", rows=400, psi=0.02, level="ok"),
+        performance=dataclasses.replace(report.performance, estimated=estimated),
     )
     assert set(model_figures(full)) == figures
+    # an estimate its reference does not vouch for is never sent (it could alarm)
+    untrusted = dataclasses.replace(
+        full,
+        performance=dataclasses.replace(
+            report.performance, estimated=dataclasses.replace(estimated, trusted=False)
+        ),
+    )
+    assert MONITOR.estimated_drift_pct not in model_figures(untrusted)
     # a figure the run could not compute is left out, not sent as zero
     assert MONITOR.output_psi not in model_figures(model_report())
     entries = metric_data(run_report(full, model_report(drifted=False)))
