@@ -59,9 +59,7 @@ class LoadedModel:
         self.members: list[Member] = []
         for spec in metadata.members:
             try:
-                member = load_member(
-                    spec, files[spec.artifact], task=self.task, n_classes=len(self.classes)
-                )
+                member = load_member(spec, files, task=self.task, n_classes=len(self.classes))
             except InvalidModel as exc:
                 raise InvalidModel(f"{self.key}: {exc.message}") from None
             self._check(spec.artifact, member)
