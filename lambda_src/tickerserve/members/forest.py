@@ -129,8 +129,9 @@ class Forest:
                 raise ValueError("a child must follow its parent within the same tree")
         if np.any((self.feature[inner] < 0) | (self.feature[inner] >= self.n_features)):
             raise ValueError(f"split features must be below {self.n_features}")
-        if not np.all(np.isfinite(self.threshold[inner])):
-            raise ValueError("split thresholds must be finite")
+        # +inf is a real split: scikit-learn sends every value left and missing ones right.
+        if np.any(np.isnan(self.threshold[inner])):
+            raise ValueError("split thresholds must be numbers")
         if not (np.all(np.isfinite(self.value)) and np.all(np.isfinite(self.base))):
             raise ValueError("leaf values must be finite")
         known = self.cover[~np.isnan(self.cover)]  # NaN: a model that kept no covers

@@ -30,6 +30,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import math
+import threading
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -38,11 +39,20 @@ from tickerserve.errors import InvalidModel
 from tickerserve.layout import validate_artifact_name
 from tickerserve.members import xgboost_api
 from tickerserve.members.forest import Forest, probe_rows
-from tickerserve.members.kinds import TREELITE, expected_outputs
+from tickerserve.members.kinds import (
+    MARGIN,
+    PROBABILITY,
+    TREELITE,
+    VALUE,
+    Contributions,
+    Unexplainable,
+    expected_outputs,
+)
 from tickerserve.members.links import expit, softmax
 from tickerserve.members.row_split import vcpus
 from tickerserve.members.safe_load import safe_load
 from tickerserve.members.tree_engines import LIBXGBOOST_MIN_ROWS, TreeEngine, build_engine
+from tickerserve.members.tree_shap import Paths, enumerate_paths, shap_values
 from tickerserve.members.treelite_api import NativeModel, Predictor, TreeliteError, library
 from tickerserve.members.treelite_forest import Unreadable, forest_from_treelite
 from tickerserve.members.xgboost_api import NativeBooster
@@ -146,6 +156,8 @@ class TreeliteMember:
         self.forest: Forest | None = None
         self.engine: TreeEngine | None = None
         self._booster: NativeBooster | None = None
+        self._path_table: Paths | None = None  # TreeSHAP's paths, on the first explanation
+        self._paths_lock = threading.Lock()
         self._fast_engines(options, name, booster)
 
     def _fast_engines(
@@ -210,6 +222,37 @@ class TreeliteMember:
         if self.engine is not None:
             return self._outputs(self.engine.margins(rows))
         return self._gtil_predict(rows)
+
+    @property
+    def space(self) -> str:
+        """Where its explanations add up: a forest's probabilities or values, a boosted
+        model's margins, or a value where the link is the identity."""
+        if self.forest is not None and self.forest.family == "forest":
+            return PROBABILITY if self.task == "classification" else VALUE
+        return VALUE if self.task == "regression" and self.link == "identity" else MARGIN
+
+    def explain(self, rows: np.ndarray) -> Contributions:
+        """Exact path-dependent TreeSHAP over the stored trees (``tree_shap``), in
+        ``space``; the paths are enumerated on the first call."""
+        paths = self._paths()
+        values = np.zeros((len(rows), paths.width, paths.n_features))
+        for i, row in enumerate(rows):
+            values[i] = shap_values(paths, row).T
+        return Contributions(self.space, paths.expected.copy(), values)
+
+    def _paths(self) -> Paths:
+        with self._paths_lock:
+            if self._path_table is None:
+                if self.forest is None:
+                    raise Unexplainable(
+                        "this tree model is served by Treelite's own walker (e.g. "
+                        "HistGradientBoosting), which keeps no paths to explain"
+                    )
+                try:
+                    self._path_table = enumerate_paths(self.forest)
+                except ValueError as exc:
+                    raise Unexplainable(str(exc)) from None
+            return self._path_table
 
     def margins(self, rows: np.ndarray) -> np.ndarray:
         """The original library's margins (before its link), float64 (n_rows, width)."""

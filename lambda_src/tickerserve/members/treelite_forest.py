@@ -80,7 +80,10 @@ def forest_from_treelite(model: NativeModel, options: dict[str, Any]) -> Forest:
         present = model.tree_field(t, "sum_hess_present")
         parts["c"].append(hess if len(hess) == n and np.all(present == 1) else np.full(n, np.nan))
         offset += n
+    cover = np.concatenate(parts["c"])
     if family == "xgboost":
+        # XGBoost keeps float32 covers; Treelite parsed their decimal text as float64.
+        cover = cover.astype(np.float32).astype(np.float64)
         base = np.asarray(options["base_margin"], dtype=np.float32).astype(np.float64)
     elif family == "boosting":
         base = model.header_field("base_scores").astype(np.float64)[:width]
@@ -97,7 +100,7 @@ def forest_from_treelite(model: NativeModel, options: dict[str, Any]) -> Forest:
         strict=bool(strict),
         default_left=np.concatenate(parts["d"]),
         value=np.concatenate(parts["v"]),
-        cover=np.concatenate(parts["c"]),
+        cover=cover,
         roots=roots,
         base=base,
     )

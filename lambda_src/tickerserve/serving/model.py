@@ -3,6 +3,13 @@
 Combinations: ``single`` (one member), ``weighted_average`` (of probabilities or values) and
 ``stacking`` (a linear meta-learner over the members' outputs side by side). Nothing is
 unpickled; every member is loaded from bytes whose sha256 the caller has verified.
+
+Explanations combine the same way, wherever that stays exact: per-feature contributions are
+additive, so a weighted average (or a linear meta-learner) of member outputs is explained by
+the same weights over the members' contributions, as long as every member explains the
+output it hands on (probabilities, values). A member explained in margin space (log-odds)
+hands on probabilities that are not additive in its contributions, so such a combination
+has no exact explanation and says so.
 """
 
 from __future__ import annotations
@@ -13,7 +20,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from tickerserve.errors import InvalidModel
-from tickerserve.members.kinds import Member
+from tickerserve.members.kinds import (
+    MARGIN,
+    PROBABILITY,
+    VALUE,
+    Contributions,
+    Explainable,
+    Member,
+    Unexplainable,
+)
 from tickerserve.members.loading import load_member
 from tickerserve.serving.features import FeatureSchema
 from tickerserve.storage.bundle import CLASSIFICATION, REGRESSION, BundleMetadata
@@ -34,6 +49,12 @@ class Prediction:
 
     outputs: np.ndarray  # (n_rows, n_classes) probabilities, or (n_rows,) values
     agreement: np.ndarray | None  # (n_rows,) share of members whose label is the answer's
+
+
+def _explainable(kind: str, member: Member) -> Explainable:
+    if not hasattr(member, "explain"):
+        raise Unexplainable(f"{kind} members have no exact per-feature explanation")
+    return member  # type: ignore[return-value]
 
 
 class LoadedModel:
@@ -118,6 +139,35 @@ class LoadedModel:
         if self.task == REGRESSION:
             return Prediction(combined[:, 0], None)
         return Prediction(combined, agreement)
+
+    def explain(self, rows: np.ndarray) -> Contributions:
+        """Exact per-feature contributions of the combined output for ``rows`` (aligned to
+        ``used_features``); ``Unexplainable`` (with the reason) where none exist."""
+        pairs = zip(self.metadata.members, self.members, strict=True)
+        parts = [_explainable(spec.kind, member).explain(rows) for spec, member in pairs]
+        if self.metadata.method == "single":
+            return parts[0]
+        handed_on = {PROBABILITY, VALUE}  # what the combination adds up, linearly
+        if any(p.space not in handed_on for p in parts):
+            margin = [spec.estimator or spec.kind
+                      for spec, p in zip(self.metadata.members, parts, strict=True)
+                      if p.space == MARGIN]  # fmt: skip
+            combined = "a weighted average" if self._meta is None else "the meta-learner"
+            raise Unexplainable(
+                f"{combined} combines the probabilities of {', '.join(margin)}, which "
+                "explain in margin space (log-odds): probabilities are not additive in them"
+            )
+        if self._meta is None:
+            base = sum(w * p.base for w, p in zip(self._weights, parts, strict=True))
+            values = sum(w * p.values for w, p in zip(self._weights, parts, strict=True))
+            return Contributions(parts[0].space, np.asarray(base), np.asarray(values))
+        # A linear meta-learner: scores = inputs @ weights + intercept, inputs side by side.
+        weights = self._meta.weights  # (inputs, scores)
+        base = np.concatenate([p.base for p in parts]) @ weights + self._meta.intercept
+        stacked = np.concatenate([p.values for p in parts], axis=1)  # (rows, inputs, features)
+        values = np.einsum("rif,is->rsf", stacked, weights)
+        space = VALUE if self._meta.link == "identity" else MARGIN
+        return Contributions(space, base, values)
 
     def predict_proba(self, rows: np.ndarray) -> np.ndarray:
         """Class probabilities, shape (n_rows, n_classes), columns in ``classes`` order."""
