@@ -147,6 +147,7 @@ def probe_rows(forest: Forest, n_rows: int = 64, seed: int = 0) -> np.ndarray:
     rows = rng.normal(scale=3.0, size=(n_rows, forest.n_features)).astype(np.float32)
     for j in range(forest.n_features):
         points = np.unique(forest.threshold[inner & (forest.feature == j)]).astype(np.float32)
+        points = points[np.isfinite(points)]
         if not points.size:
             continue
         picked = rng.choice(points, size=n_rows)

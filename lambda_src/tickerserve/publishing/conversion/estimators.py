@@ -312,6 +312,8 @@ def _sklearn(obj: Any, stem: str, name: str, weight: float) -> ConvertedMember:
     header = _header(model)
     classes = list(np.asarray(obj.classes_)) if classifier else None
     n_classes = len(classes) if classes is not None else 0
+    if kind in SKLEARN_FORESTS and classifier and not _normalizes_leaves():
+        _store_class_fractions(model, obj, n_classes)
     if kind in SKLEARN_FORESTS:
         link = "identity"  # the averaged leaf values are the probabilities (or the value)
     elif classifier:
@@ -346,6 +348,29 @@ def _sklearn(obj: Any, stem: str, name: str, weight: float) -> ConvertedMember:
         classes, n_features, None if names is None else [str(n) for n in names],
         accepts_missing, reference, _sklearn_splits(obj),
     )  # fmt: skip
+
+
+def _normalizes_leaves() -> bool:
+    """Whether this scikit-learn's trees divide a leaf's class values by their sum when they
+    answer probabilities: up to 1.3 they stored counts and did; from 1.4 they store the
+    fractions themselves and answer them as they are."""
+    import sklearn
+
+    major, minor = (int(part) for part in sklearn.__version__.split(".")[:2])
+    return (major, minor) < (1, 4)
+
+
+def _store_class_fractions(model: Any, forest: Any, n_classes: int) -> None:
+    """Give each leaf the class fractions scikit-learn answers, bit for bit: Treelite divides
+    them by their sum again, which moves the last bit where that sum is not exactly 1."""
+    for t, tree in enumerate(forest.estimators_):
+        inner = tree.tree_
+        leaves = inner.children_left < 0
+        fractions = np.asarray(inner.value, dtype=np.float64)[leaves, 0, :n_classes]
+        accessor = model.get_tree_accessor(t)
+        if accessor.get_field("leaf_vector").size != fractions.size:
+            raise NotConvertible("Treelite laid this forest's leaves out unexpectedly")
+        accessor.set_field("leaf_vector", np.ascontiguousarray(fractions.ravel()))
 
 
 def _dummy(init: Any) -> bool:
