@@ -54,6 +54,7 @@ _MEMBERS = (
     "tickerserve/members/safe_load.py",
     "tickerserve/members/tree_engines.py",
     "tickerserve/members/tree_graphs.py",
+    "tickerserve/members/tree_shap.py",
     "tickerserve/members/treelite.py",
     "tickerserve/members/treelite_api.py",
     "tickerserve/members/treelite_forest.py",

@@ -51,7 +51,9 @@ def thresholds(estimator: Any) -> dict[int, np.ndarray]:
     return {f: np.unique(v)[np.isfinite(np.unique(v))] for f, v in found.items()}
 
 
-def hard_rows(estimator: Any, n: int, n_features: int, *, missing: bool, seed: int = 0) -> np.ndarray:
+def hard_rows(
+    estimator: Any, n: int, n_features: int, *, missing: bool, seed: int = 0
+) -> np.ndarray:
     """Rows whose values sit exactly on split thresholds, one float32 or float64 step either
     side, or anywhere; NaN, 0.0 and -0.0 among them (NaN only where the original takes it)."""
     rng = np.random.default_rng(seed)

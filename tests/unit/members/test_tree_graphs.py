@@ -23,10 +23,7 @@ def _walk(forest: Forest, rows: np.ndarray) -> np.ndarray:
         for t, node in enumerate(forest.roots.tolist()):
             while forest.left[node] >= 0:
                 value = row[forest.feature[node]]
-                if np.isnan(value):
-                    go_left = forest.default_left[node]
-                else:
-                    go_left = value <= t32[node]
+                go_left = forest.default_left[node] if np.isnan(value) else value <= t32[node]
                 node = forest.left[node] if go_left else forest.right[node]
             out[r, t] = node
     return out

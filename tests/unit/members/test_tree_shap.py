@@ -122,8 +122,11 @@ def test_xgboost_matches_shaps_algorithm_in_double_precision(name):
     np.testing.assert_allclose(_explain(forest, x), expected, rtol=0, atol=TOLERANCE)
 
 
-@pytest.mark.parametrize("name", ["xgboost_classifier", "random_forest_classifier",
-                                  "gradient_boosting_classifier", "extra_trees_regressor"])  # fmt: skip
+@pytest.mark.parametrize(
+    "name",
+    ["xgboost_classifier", "random_forest_classifier", "gradient_boosting_classifier",
+     "extra_trees_regressor"],
+)  # fmt: skip
 def test_the_expected_value_plus_contributions_is_the_models_margin(name):
     loaded = member(name)
     assert loaded.forest is not None
@@ -132,7 +135,9 @@ def test_the_expected_value_plus_contributions_is_the_models_margin(name):
     total = paths.expected + np.stack([shap_values(paths, r).sum(axis=0) for r in x])
     margins = loaded.margins(x)
     # XGBoost adds its trees in float32: its margin is within float32 rounding of the sum.
-    tolerance = 1e-6 * np.maximum(1.0, np.abs(margins)) if loaded.forest.family == "xgboost" else 1e-12
+    tolerance = (
+        1e-6 * np.maximum(1.0, np.abs(margins)) if loaded.forest.family == "xgboost" else 1e-12
+    )
     assert np.all(np.abs(total - margins) <= tolerance)
 
 

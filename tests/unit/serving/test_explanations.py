@@ -53,7 +53,9 @@ def test_base_plus_contributions_is_the_originals_output_in_the_named_space(name
     explained = explain_rows(model, x, outputs)
     space = SPACES[name]
     original = _original_output(name, x, space)
-    for row, (explanation, answer) in enumerate(zip(explained, np.atleast_1d(outputs), strict=True)):
+    for row, (explanation, answer) in enumerate(
+        zip(explained, np.atleast_1d(outputs), strict=True)
+    ):
         assert explanation.space == space
         best = int(np.argmax(answer)) if model.task == "classification" else 0
         if original.shape[1] == 1 and model.task == "classification" and space == "margin":
