@@ -43,6 +43,7 @@ _COLUMN = re.compile(r"Column_[0-9]+")
 _DTYPE_FLOAT64 = 1
 _ROW_MAJOR = 1
 _PREDICT_NORMAL = 0  # probabilities (classifiers), transformed values (regressors)
+_PREDICT_RAW_SCORE = 1  # the raw scores before the objective's transformation
 _PREDICT_CONTRIB = 3  # TreeSHAP contributions (plus the expected value), raw-score space
 # Regression objectives whose raw score is the answer itself (the others go through a log or
 # a square root): their explanations are in value space, the others' in margin space.
@@ -51,6 +52,9 @@ IDENTITY_OBJECTIVES = frozenset(
 )  # The fast path runs one thread: a row is small, and OpenMP start-up costs more than it saves.
 _PREDICT_PARAMETERS = b"num_threads=1"
 _LIBRARY_NAMES = {"darwin": "lib_lightgbm.dylib", "win32": "lib_lightgbm.dll"}
+# A batch's rows per thread: LightGBM's OpenMP team starts in microseconds, a row of a few
+# hundred trees takes tens of them (issue 20: a 1,000-item batch splits across the vCPUs).
+LIGHTGBM_ROWS_PER_THREAD = 16
 
 
 class LightGBMUnavailable(InvalidModel):
@@ -110,6 +114,10 @@ class NativeBooster:
     def num_feature(self) -> int:
         return self._num_feature
 
+    def num_trees(self) -> int:
+        """Trees in the model (rounds x outputs per round)."""
+        return self._count(self._lib.LGBM_BoosterNumberOfTotalModel)
+
     def num_model_per_iteration(self) -> int:
         """Outputs per row: 1 for binary and regression objectives, else the class count."""
         return self._outputs
@@ -137,11 +145,15 @@ class NativeBooster:
                 return [b.value.decode("utf-8") for b in buffers[: count.value]]
             size = needed.value  # a longer name than the buffers held: ask again
 
-    def predict(self, rows: np.ndarray, num_threads: int = 1) -> np.ndarray:
-        """Outputs for a 2-D float matrix: (n_rows,) for one output, else (n_rows, outputs).
-        One thread by default: a request is small, and OpenMP's start-up costs more. More
+    def predict(
+        self, rows: np.ndarray, num_threads: int = 1, *, raw_score: bool = False
+    ) -> np.ndarray:
+        """Outputs for a 2-D float matrix: (n_rows,) for one output, else (n_rows, outputs);
+        ``raw_score``: before the objective's transformation (the margins explanations add up
+        to). One thread by default: a request is small, and OpenMP's start-up costs more. More
         threads split the rows (each row is still one thread's, whole: the same answer)."""
-        out = self._predict(rows, _PREDICT_NORMAL, self._outputs, num_threads)
+        kind = _PREDICT_RAW_SCORE if raw_score else _PREDICT_NORMAL
+        out = self._predict(rows, kind, self._outputs, num_threads)
         return out if self._outputs == 1 else out.reshape(len(rows), -1)
 
     def contributions(self, rows: np.ndarray, num_threads: int = 1) -> np.ndarray:
@@ -306,7 +318,8 @@ class LightGBMMember:
     def predict(self, rows: np.ndarray) -> np.ndarray:
         raw = self._fast.predict(rows) if self._fast is not None and rows.shape[0] == 1 else None
         if raw is None:
-            raw = self.booster.predict(rows, num_threads=threads_for(len(rows)))
+            threads = threads_for(len(rows), LIGHTGBM_ROWS_PER_THREAD)
+            raw = self.booster.predict(rows, num_threads=threads)
         if self.task == "regression":
             return raw.reshape(-1, 1)
         if raw.ndim == 1:  # binary objective: probability of the second class
@@ -315,8 +328,11 @@ class LightGBMMember:
 
     def explain(self, rows: np.ndarray) -> Contributions:
         """LightGBM's own TreeSHAP (``C_API_PREDICT_CONTRIB``) in raw-score space: margins
-        (log-odds, raw class scores, a log link's log) or a regressor's value."""
-        raw = self.booster.contributions(rows, num_threads=threads_for(len(rows)))
+        (log-odds, raw class scores, a log link's log) or a regressor's value. A batch's rows
+        are split over the vCPUs. (A single row's rounds are not: LightGBM prepares each
+        prediction's range of rounds in the booster itself, so two ranges explained at once
+        on one booster would overwrite each other's.)"""
+        raw = self.booster.contributions(rows, num_threads=threads_for(len(rows), 1))
         return Contributions(self.space, raw[0, :, -1].copy(), raw[:, :, :-1])
 
 

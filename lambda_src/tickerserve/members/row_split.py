@@ -40,9 +40,11 @@ def vcpus() -> int:
     return max(1, available)
 
 
-def threads_for(n_rows: int) -> int:
-    """Threads a batch of ``n_rows`` is split over (1 for small batches)."""
-    return max(1, min(vcpus(), n_rows // MIN_ROWS_PER_THREAD))
+def threads_for(n_rows: int, min_rows: int | None = None) -> int:
+    """Threads a batch of ``n_rows`` is split over: one per ``min_rows`` rows (default
+    ``MIN_ROWS_PER_THREAD``), at most the vCPUs, 1 for small batches."""
+    per_thread = MIN_ROWS_PER_THREAD if min_rows is None else min_rows
+    return max(1, min(vcpus(), n_rows // per_thread))
 
 
 def split_rows(predict: Callable[[np.ndarray], np.ndarray], rows: np.ndarray) -> np.ndarray:
