@@ -70,8 +70,9 @@ def main() -> None:
         for fn in calls.values():  # warm-up: caches, thread pools, OpenMP teams
             fn()
             fn()
-        for _ in range(spec["rounds"]):
-            for name, fn in calls.items():
+        for round_ in range(spec["rounds"]):
+            order = list(calls.items())
+            for name, fn in order if round_ % 2 else order[::-1]:  # either side first in turn
                 start, cpu_start = time.perf_counter_ns(), time.process_time_ns()
                 fn()
                 cpu[name].append(time.process_time_ns() - cpu_start)

@@ -312,7 +312,7 @@ class FamilyBench:
              "artifact": str(artifact_path(self.root, family, trees))}
             for trees in SIZES for family in FAMILIES
         ]  # fmt: skip
-        rounds = max(5, self.config.batch_repeats * 3) | 1  # odd: a true median
+        rounds = max(7, self.config.batch_repeats * 4) | 1  # odd: a true median
         modes = {"one vCPU": True, "all CPUs": False}
         results: dict[str, Any] = {}
         for mode, one in modes.items():
