@@ -106,7 +106,7 @@ def new_record(
 ) -> dict[str, Any]:
     """A capture record for one scored row (the dict the sink's line is made from)."""
     task, output = output_of(answer)
-    return {
+    record = {
         "kind": CAPTURE_KIND,
         "v": CAPTURE_VERSION,
         "time": time or datetime.now(UTC),
@@ -125,6 +125,10 @@ def new_record(
         "challengers": challengers,
         "latency_us": latency_us,
     }
+    explanation = answer.get("explanation")
+    if explanation is not None:  # the top k the answer carried, as answered
+        record["explanation"] = explanation
+    return record
 
 
 def dumps(record: dict[str, Any]) -> bytes:
