@@ -692,6 +692,10 @@ PREDICT_BODY = request_body(
             "summary": "Naming the signal (which of the ticker's models; default: its own)",
             "value": {"ticker": "SMH", "signal": "strategy", "features": EXAMPLE_FEATURES},
         },
+        "explained": {
+            "summary": "With an explanation: the five features that moved the answer most",
+            "value": {"ticker": "SMH", "features": EXAMPLE_FEATURES, "explain": 5},
+        },
     },
 )
 BATCH_BODY = request_body(
