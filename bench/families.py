@@ -563,8 +563,15 @@ def _cycle(fn: Callable[[Any], object], args: list[Any]) -> Callable[[], object]
     return call
 
 
-def summary_rows(warm: dict[str, Any], cold: dict[str, Any]) -> list[list[str]]:
-    """Issue 10's targets: >= 3x warm at the seeds' size, >= 1.5x at 500, cold <= 0.5x."""
+def summary_rows(
+    warm: dict[str, Any],
+    cold: dict[str, Any],
+    batches: dict[str, Any] | None = None,
+    explanations: dict[str, Any] | None = None,
+) -> list[list[str]]:
+    """Issue 10's targets: >= 3x warm at the seeds' size, >= 1.5x at 500, cold <= 0.5x;
+    issue 20's: a 1,000-row batch >= 1.0x the original's on one vCPU (CPU time) and on every
+    CPU (wall); issue 21's: a LightGBM explanation <= 3 ms a row at 400 trees."""
     rows = []
     for name, cell in warm.items():
         need = 3.0 if name.endswith(f"@{SIZES[0]}") else 1.5
@@ -578,6 +585,20 @@ def summary_rows(warm: dict[str, Any], cold: dict[str, Any]) -> list[list[str]]:
              f"{cell['ts'] / cell['seed']:.2f} of baseline",
              "yes" if cell["ts"] <= cell["seed"] / 2 else "NO"]
         )  # fmt: skip
+    for name, cells in (batches or {}).items():
+        one, every = cells["one vCPU"], cells["all CPUs"]
+        for label, ours, theirs in (("1 vCPU, CPU", one["ts_cpu"], one["seed_cpu"]),
+                                    ("all CPUs, wall", every["ts"], every["seed"])):  # fmt: skip
+            rows.append(
+                [f"1000-row batch >= 1.0x original ({name}, {label})", ratio(theirs, ours),
+                 "yes" if ours <= theirs else "NO"]
+            )  # fmt: skip
+    for name, cell in (explanations or {}).items():
+        if "400 trees" in name and "row_cpu_ns" in cell:
+            rows.append(
+                [f"explanation <= 3 ms a row ({name})", f"{ms(cell['row_cpu_ns'])} ms CPU",
+                 "yes" if cell["row_cpu_ns"] <= 3e6 else "NO"]
+            )  # fmt: skip
     return rows
 
 

@@ -807,13 +807,16 @@ def summary(results: dict[str, Any]) -> str:
     if "monitor" in results:
         rows += monitor_bench.target_rows(results["monitor"])
     if "families" in results:
-        rows += families.summary_rows(results["families"]["warm"], results["families"]["cold"])
+        found = results["families"]
+        rows += families.summary_rows(
+            found["warm"], found["cold"], found.get("batches"), found.get("explanations")
+        )
     if "faults" in results:
         rows += faults_bench.target_rows(results["faults"])
     if "capture" in results:
         rows += capture_targets(results["capture"])
     return "\n" + table(
-        "Targets (issues 2, 8, 9, 10, 11 and 12)", ["target", "measured", "met"], rows
+        "Targets (issues 2, 8, 9, 10, 11, 12, 20 and 21)", ["target", "measured", "met"], rows
     )
 
 
