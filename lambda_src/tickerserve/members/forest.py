@@ -58,6 +58,13 @@ class Forest:
         return len(self.left)
 
     @property
+    def nbytes(self) -> int:
+        """Bytes its arrays hold."""
+        arrays = (self.left, self.right, self.feature, self.threshold, self.default_left,
+                  self.value, self.cover, self.roots, self.base)  # fmt: skip
+        return sum(a.nbytes for a in arrays)
+
+    @property
     def leaf_width(self) -> int:
         return int(self.value.shape[1])
 

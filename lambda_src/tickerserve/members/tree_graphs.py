@@ -3,9 +3,9 @@
 Two graphs, each exact by construction (and checked against the Treelite model at load):
 
 - ``leaves_graph`` (RandomForest, ExtraTrees): onnxruntime only finds the leaves. One
-  ``TreeEnsembleRegressor`` target per tree whose leaf weight is the leaf's node id within
-  its tree (exact in float32 far beyond any real tree), so the output row holds every
-  tree's leaf, and ``LeafSum`` adds the leaves as scikit-learn does. The trees are cut into
+  ``TreeEnsemble`` target per tree whose leaf weight is the leaf's node id within its tree
+  (exact in float32 far beyond any real tree), so the output row holds every tree's leaf,
+  and ``LeafSum`` adds the leaves as scikit-learn does. The trees are cut into
   chunks of about ``NODES_PER_CHUNK`` nodes, one ensemble node each: onnxruntime walks a row
   through all the trees of one ensemble before the next row, and a chunk that fits in the
   CPU cache is walked 1.5-2x faster than a 350,000-node forest in one piece.
@@ -47,14 +47,16 @@ class LeavesGraph:
 
 
 def leaves_graph(forest: Forest, nodes_per_chunk: int = NODES_PER_CHUNK) -> LeavesGraph:
-    """float32 rows -> (n_rows, n_trees) float32 leaf ids, local to each tree."""
+    """float32 rows -> (n_rows, n_trees) float32 leaf ids, local to each tree (opset-5
+    ensembles: as fast as opset 3, and a session holds about half the memory, its node modes
+    and thresholds being tensors rather than lists of strings and numbers)."""
     chunks = _chunks(forest, nodes_per_chunk)
     names = [f"leaves{i}" for i in range(len(chunks))]
     nodes = [
-        _v3_ensemble(forest, trees, name, leaves=True)
+        _v5_ensemble(forest, trees, name, leaves=True)
         for trees, name in zip(chunks, names, strict=True)
     ]
-    model = _model(nodes, names, forest.n_features, forest.n_trees, proto.FLOAT32, ml_opset=3)
+    model = _model(nodes, names, forest.n_features, forest.n_trees, proto.FLOAT32, ml_opset=5)
     return LeavesGraph(model, forest.roots.astype(np.intp))
 
 
@@ -65,7 +67,7 @@ def sum_graph(forest: Forest) -> bytes:
     names = [f"margin{k}" for k in range(forest.width)]
     if forest.family == "xgboost":
         nodes = [
-            _v3_ensemble(forest, np.flatnonzero(columns == k), name, leaves=False,
+            _v3_ensemble(forest, np.flatnonzero(columns == k), name,
                          first_leaf=float(forest.base[k]))
             for k, name in enumerate(names)
         ]  # fmt: skip
@@ -73,7 +75,7 @@ def sum_graph(forest: Forest) -> bytes:
     if forest.family != "boosting":
         raise ValueError("onnxruntime adds the leaves of XGBoost and GradientBoosting only")
     nodes = [
-        _v5_ensemble(forest, np.flatnonzero(columns == k), float(forest.base[k]), name)
+        _v5_ensemble(forest, np.flatnonzero(columns == k), name, init=float(forest.base[k]))
         for k, name in enumerate(names)
     ]
     return _model(nodes, names, forest.n_features, forest.width, proto.DOUBLE, ml_opset=5)
@@ -102,15 +104,13 @@ def _tree_nodes(forest: Forest, trees: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return np.arange(int(sizes.sum())) + offsets, position
 
 
-def _v3_ensemble(
-    forest: Forest, trees: np.ndarray, name: str, *, leaves: bool, first_leaf: float | None = None
-) -> bytes:
-    """A ``TreeEnsembleRegressor`` over ``trees``: one target per tree holding its leaf ids
-    (``leaves``), or one float32 sum, optionally after a one-leaf tree of ``first_leaf``."""
+def _v3_ensemble(forest: Forest, trees: np.ndarray, name: str, *, first_leaf: float) -> bytes:
+    """A ``TreeEnsembleRegressor`` adding ``trees`` in float32 after a one-leaf tree of
+    ``first_leaf`` (XGBoost's base margin)."""
     nodes, position = _tree_nodes(forest, trees)
     local = nodes - forest.roots[trees][position]
     leaf = forest.left[nodes] < 0
-    tree_ids = position + (0 if first_leaf is None else 1)
+    tree_ids = position + 1  # tree 0 is the base margin's
     if forest.strict:  # XGBoost's own comparison on its own float32 thresholds
         modes = np.where(leaf, "LEAF", "BRANCH_LT")
         values = np.where(leaf, 0.0, forest.threshold[nodes]).astype(np.float32)
@@ -125,27 +125,22 @@ def _v3_ensemble(
     leaf_nodes = np.flatnonzero(leaf)
     target_trees = tree_ids[leaf_nodes]
     target_nodes = local[leaf_nodes]
-    if leaves:
-        target_ids = position[leaf_nodes]
-        weights = local[leaf_nodes].astype(np.float32)
-    else:
-        target_ids = np.zeros(len(leaf_nodes), dtype=np.int64)
-        weights = forest.value[nodes[leaf_nodes], 0].astype(np.float32)
-    if first_leaf is not None:  # tree 0: a single leaf holding the base margin
-        tree_ids = np.concatenate([[0], tree_ids])
-        local = np.concatenate([[0], local])
-        features = np.concatenate([[0], features])
-        modes = np.concatenate([["LEAF"], modes])
-        values = np.concatenate([np.zeros(1, np.float32), values])
-        true_ids = np.concatenate([[0], true_ids])
-        false_ids = np.concatenate([[0], false_ids])
-        missing = np.concatenate([[0], missing])
-        target_trees = np.concatenate([[0], target_trees])
-        target_nodes = np.concatenate([[0], target_nodes])
-        target_ids = np.concatenate([[0], target_ids])
-        weights = np.concatenate([np.asarray([first_leaf], np.float32), weights])
+    weights = forest.value[nodes[leaf_nodes], 0].astype(np.float32)
+    # Tree 0: a single leaf holding the base margin.
+    tree_ids = np.concatenate([[0], tree_ids])
+    local = np.concatenate([[0], local])
+    features = np.concatenate([[0], features])
+    modes = np.concatenate([["LEAF"], modes])
+    values = np.concatenate([np.zeros(1, np.float32), values])
+    true_ids = np.concatenate([[0], true_ids])
+    false_ids = np.concatenate([[0], false_ids])
+    missing = np.concatenate([[0], missing])
+    target_trees = np.concatenate([[0], target_trees])
+    target_nodes = np.concatenate([[0], target_nodes])
+    target_ids = np.zeros(len(target_trees), dtype=np.int64)
+    weights = np.concatenate([np.asarray([first_leaf], np.float32), weights])
     attributes = [
-        proto.Attribute.of_int("n_targets", len(trees) if leaves else 1),
+        proto.Attribute.of_int("n_targets", 1),
         proto.Attribute.of_string("aggregate_function", "SUM"),
         proto.Attribute.of_string("post_transform", "NONE"),
         proto.Attribute.of_ints("nodes_treeids", tree_ids),
@@ -164,23 +159,24 @@ def _v3_ensemble(
     return proto.node("TreeEnsembleRegressor", ["X"], [name], attributes, domain=ML_DOMAIN)
 
 
-def _v5_ensemble(forest: Forest, trees: np.ndarray, init: float, name: str) -> bytes:
-    """An opset-5 ``TreeEnsemble`` adding ``trees`` in float64, ``init`` folded into the
-    first tree's leaves. Opset 5 lists inner nodes and leaves apart and has no one-leaf
-    tree: such a tree gets a dummy split whose two leaves hold the same value."""
+def _v5_ensemble(
+    forest: Forest, trees: np.ndarray, name: str, *, leaves: bool = False, init: float = 0.0
+) -> bytes:
+    """An opset-5 ``TreeEnsemble`` over ``trees``: one target per tree holding its leaf ids
+    in float32 (``leaves``), or one float64 sum with ``init`` folded into the first tree's
+    leaves. Opset 5 lists inner nodes and leaves apart and has no one-leaf tree: such a tree
+    gets a dummy split whose two children are its one leaf."""
     nodes, position = _tree_nodes(forest, trees)
     leaf = forest.left[nodes] < 0
-    weights = forest.value[nodes, 0].copy()
-    weights[position == 0] += init  # scikit-learn's first addition: init + lr * v
+    local = nodes - forest.roots[trees][position]
     # A one-leaf tree is its root alone; it becomes a dummy split over two copies of it.
-    stump = leaf & (nodes == forest.roots[trees][position])
+    stump = leaf & (local == 0)
     inner_nodes = np.flatnonzero(~leaf | stump)  # positions in ``nodes`` of opset-5 nodes
     leaf_nodes = np.flatnonzero(leaf)
     inner_index = np.full(len(nodes), -1, dtype=np.int64)
     inner_index[inner_nodes] = np.arange(len(inner_nodes))
     leaf_index = np.full(len(nodes), -1, dtype=np.int64)
     leaf_index[leaf_nodes] = np.arange(len(leaf_nodes))
-    leaf_weights = weights[leaf_nodes]
     # Children as positions in ``nodes``: global id minus the tree's offset within ``nodes``.
     offset = nodes - np.arange(len(nodes))
     g = nodes[inner_nodes]
@@ -194,16 +190,26 @@ def _v5_ensemble(forest: Forest, trees: np.ndarray, init: float, name: str) -> b
     first_of_tree = np.concatenate(
         [[True], position[inner_nodes][1:] != position[inner_nodes][:-1]]
     )
+    if leaves:  # float32: the row's float32 value against the one-comparison threshold
+        data_type = proto.FLOAT32
+        splits = np.where(is_stump, np.float32(0), forest.threshold32()[g])
+        targets = position[leaf_nodes]
+        weights = local[leaf_nodes].astype(np.float64)
+    else:  # float64: scikit-learn's own threshold against double(float32(x))
+        data_type = proto.DOUBLE
+        splits = np.where(is_stump, 0.0, forest.threshold[g])
+        targets = np.zeros(len(leaf_nodes), dtype=np.int64)
+        weights = forest.value[nodes, 0].copy()
+        weights[position == 0] += init  # scikit-learn's first addition: init + lr * v
+        weights = weights[leaf_nodes]
     attributes = [
-        proto.Attribute.of_int("n_targets", 1),
+        proto.Attribute.of_int("n_targets", len(trees) if leaves else 1),
         proto.Attribute.of_int("aggregate_function", 1),  # SUM
         proto.Attribute.of_int("post_transform", 0),  # NONE
         proto.Attribute.of_ints("tree_roots", np.flatnonzero(first_of_tree)),
         proto.Attribute.of_tensor("nodes_modes", np.zeros(len(inner_nodes)), proto.UINT8),
         proto.Attribute.of_ints("nodes_featureids", np.where(is_stump, 0, forest.feature[g])),
-        proto.Attribute.of_tensor(
-            "nodes_splits", np.where(is_stump, 0.0, forest.threshold[g]), proto.DOUBLE
-        ),
+        proto.Attribute.of_tensor("nodes_splits", splits, data_type),
         proto.Attribute.of_ints("nodes_truenodeids", true_ids),
         proto.Attribute.of_ints("nodes_trueleafs", true_leaf.astype(np.int64)),
         proto.Attribute.of_ints("nodes_falsenodeids", false_ids),
@@ -211,8 +217,8 @@ def _v5_ensemble(forest: Forest, trees: np.ndarray, init: float, name: str) -> b
         proto.Attribute.of_ints(
             "nodes_missing_value_tracks_true", (forest.default_left[g] & ~is_stump).astype(np.int64)
         ),
-        proto.Attribute.of_ints("leaf_targetids", np.zeros(len(leaf_nodes), dtype=np.int64)),
-        proto.Attribute.of_tensor("leaf_weights", leaf_weights, proto.DOUBLE),
+        proto.Attribute.of_ints("leaf_targetids", targets),
+        proto.Attribute.of_tensor("leaf_weights", weights, data_type),
     ]
     return proto.node("TreeEnsemble", ["X"], [name], attributes, domain=ML_DOMAIN)
 

@@ -156,6 +156,7 @@ class TreeliteMember:
         self.forest: Forest | None = None
         self.engine: TreeEngine | None = None
         self._booster: NativeBooster | None = None
+        self.resident_bytes = 0  # what it holds beyond its artifact (the engine's arrays)
         self._path_table: Paths | None = None  # TreeSHAP's paths, on the first explanation
         self._paths_lock = threading.Lock()
         self._fast_engines(options, name, booster)
@@ -184,7 +185,11 @@ class TreeliteMember:
             else:
                 logger.warning("%s: libxgboost differs from the member's trees; not used", name)
         self.forest, self.engine = forest, engine
+        # The node arrays, and about twice as much in onnxruntime's own copy of the trees
+        # (measured: a 354,000-node forest's arrays 18 MiB, its session 32-36 MiB).
+        self.resident_bytes = 3 * forest.nbytes
         self._gtil = self._model = None
+        _return_freed_memory()  # building the graph freed far more than the engine keeps
 
     @classmethod
     def from_bytes(
@@ -324,6 +329,24 @@ def _xgboost_booster(spec: MemberSpec, extra: Mapping[str, bytes]) -> NativeBoos
     except (InvalidModel, xgboost_api.XGBoostError) as exc:
         logger.warning("%s: XGBoost's model is not used: %s", spec.artifact, exc)
         return None
+
+
+def _c_malloc_trim() -> Any:
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc
+        return None
+
+
+_MALLOC_TRIM = _c_malloc_trim()
+
+
+def _return_freed_memory() -> None:
+    """Give the memory freed on the heap back to the system (glibc keeps it otherwise: a
+    500-tree forest's graph is built and parsed in some hundred MiB the engine then no longer
+    needs, which would stay in the function's RSS)."""
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
 
 
 def _same(mine: np.ndarray, gtil: np.ndarray, family: str) -> bool:

@@ -76,7 +76,7 @@ class LoadedModel:
         self.schema = FeatureSchema(
             metadata.feature_names, metadata.selected_features, missing=metadata.accepts_missing
         )
-        self.size_bytes = metadata.artifact_bytes
+        self.size_bytes = metadata.artifact_bytes  # members' own memory added below
         self.members: list[Member] = []
         for spec in metadata.members:
             try:
@@ -85,6 +85,9 @@ class LoadedModel:
                 raise InvalidModel(f"{self.key}: {exc.message}") from None
             self._check(spec.artifact, member)
             self.members.append(member)
+            # A tree member's engine holds arrays beyond its artifact (the memory budget's
+            # LRU counts them too).
+            self.size_bytes += int(getattr(member, "resident_bytes", 0))
         total = sum(m.weight for m in metadata.members)
         self._weights = [m.weight / total for m in metadata.members]
         self._meta = None if metadata.stacking is None else metadata.stacking.prepared()

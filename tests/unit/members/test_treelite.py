@@ -279,3 +279,15 @@ def test_an_engine_that_disagrees_with_treelite_is_not_used(monkeypatch, caplog)
     assert model.members[0].engine_name == "treelite gtil"  # type: ignore[attr-defined]
     assert "differs from GTIL" in caplog.text
     _answers_the_original(model, "random_forest_regressor")
+
+
+def test_the_engines_memory_counts_toward_the_models_size():
+    # The memory budget's LRU counts a tree member's engine arrays beside its artifact bytes
+    bundle = bundle_of("random_forest_classifier")
+    model = LoadedModel(bundle.metadata, bundle.files)
+    (member,) = model.members
+    assert member.forest is not None  # type: ignore[attr-defined]
+    extra = 3 * member.forest.nbytes  # type: ignore[attr-defined]
+    assert (
+        model.size_bytes == bundle.metadata.artifact_bytes + extra > bundle.metadata.artifact_bytes
+    )
