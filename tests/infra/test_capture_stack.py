@@ -15,6 +15,7 @@ RECORD_FIELDS = [
     "kind", "v", "time", "request_id", "source", "ticker", "signal", "timeframe", "model",
     "version", "alias", "role", "task", "features", "output", "challengers", "latency_us",
     "explanation",
+    "warnings",
 ]  # fmt: skip
 
 
@@ -97,6 +98,8 @@ def test_the_glue_table_projects_dt_over_the_capture_prefix(dev: Synth):
     assert "value:double" in types["output"]
     # a record's explanation: the top k contributions its answer carried
     assert types["explanation"].endswith("contributions:map<string,double>>")
+    # an answer's warnings, queryable per feature and code (UNNEST)
+    assert types["warnings"].startswith("array<struct<feature:string,code:string,value:double")
 
 
 def test_the_athena_workgroup_enforces_its_own_encrypted_results_location(dev: Synth):

@@ -25,6 +25,7 @@ from tickerserve.baselines.baseline import (
     Window,
     fit_baseline,
 )
+from tickerserve.baselines.ranges import DEFAULT_QUANTILES, Quantiles
 from tickerserve.cli.errors import Refused
 from tickerserve.monitor.evaluate import task_of
 from tickerserve.storage.bundle import Bundle
@@ -144,10 +145,16 @@ def fit_from_reference(
     bins: int = DEFAULT_BINS,
     training: Window | None = None,
     validation: Window | None = None,
+    range_quantiles: Quantiles = DEFAULT_QUANTILES,
 ) -> Baseline:
     """Score the reference with the version itself and fit its baseline."""
     return fit_from_table(
-        bundle, read_table(path), bins=bins, training=training, validation=validation
+        bundle,
+        read_table(path),
+        bins=bins,
+        training=training,
+        validation=validation,
+        range_quantiles=range_quantiles,
     )
 
 
@@ -158,6 +165,7 @@ def fit_from_table(
     bins: int = DEFAULT_BINS,
     training: Window | None = None,
     validation: Window | None = None,
+    range_quantiles: Quantiles = DEFAULT_QUANTILES,
 ) -> Baseline:
     """``fit_from_reference`` on a reference read once (an import fits many versions)."""
     from tickerserve.serving.model import LoadedModel  # lightgbm, only when a baseline is fitted
@@ -194,6 +202,7 @@ def fit_from_table(
             training=training,
             validation=validation,
             bins=bins,
+            range_quantiles=range_quantiles,
             created_at=utc_now(),
             source={
                 "kind": "reference",

@@ -11,7 +11,11 @@ The record (its ``kind`` and ``v`` are ``layout.CAPTURE_KIND`` and ``CAPTURE_VER
      "features": {"rsi_14": 61.2, "iv_rank": null},
      "output": {"label": ..., "probabilities": {...}} | {"value": 0.0123},
      "challengers": [{"alias", "version", "output", "latency_us"} | {"alias", "error"}],
-     "latency_us": 123}
+     "latency_us": 123,
+     "warnings": [{"feature", "code", "value", "range"}]}
+
+``warnings`` is the answer's own (issue 21): present when the answering version has feature
+ranges (``[]`` for a row like its reference), absent when it has none.
 
 Sinks: in the Lambda, ``LogSink`` prints each record as its own log line (CloudWatch Logs →
 Firehose → the capture bucket; no I/O on the request path beyond the log write every
@@ -128,6 +132,9 @@ def new_record(
     explanation = answer.get("explanation")
     if explanation is not None:  # the top k the answer carried, as answered
         record["explanation"] = explanation
+    warnings = answer.get("warnings")
+    if warnings is not None:  # as answered: the version has ranges
+        record["warnings"] = warnings
     return record
 
 

@@ -14,11 +14,13 @@ has no exact explanation and says so.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
+from tickerserve.baselines.ranges import Ranges, RangesError
 from tickerserve.errors import InvalidModel
 from tickerserve.members.kinds import (
     MARGIN,
@@ -31,7 +33,10 @@ from tickerserve.members.kinds import (
 )
 from tickerserve.members.loading import load_member
 from tickerserve.serving.features import FeatureSchema
+from tickerserve.serving.guard import Guard
 from tickerserve.storage.bundle import CLASSIFICATION, REGRESSION, BundleMetadata
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -58,7 +63,8 @@ def _explainable(kind: str, member: Member) -> Explainable:
 
 
 class LoadedModel:
-    """Members of one version, checked against their metadata, ready to predict."""
+    """Members of one version, checked against their metadata, ready to predict; with its
+    feature ranges, a ``guard`` that finds what in a row is unlike its reference (warnings)."""
 
     def __init__(
         self,
@@ -66,7 +72,10 @@ class LoadedModel:
         files: Mapping[str, bytes],
         *,
         metadata_sha256: str | None = None,
+        ranges: Ranges | None = None,
     ) -> None:
+        """``ranges``: the version's feature ranges kept beside it (a sidecar); without them,
+        its metadata's own, if any."""
         self.metadata = metadata
         self.metadata_sha256 = metadata_sha256  # the digest of the metadata.json it came from
         self.key = ModelKey(metadata.model, metadata.version)
@@ -77,6 +86,9 @@ class LoadedModel:
             metadata.feature_names, metadata.selected_features, missing=metadata.accepts_missing
         )
         self.size_bytes = metadata.artifact_bytes  # members' own memory added below
+        if ranges is None and metadata.ranges is not None:
+            ranges = self._own_ranges(metadata)
+        self.guard = Guard.of(self.used_features, ranges)
         self.members: list[Member] = []
         for spec in metadata.members:
             try:
@@ -97,6 +109,15 @@ class LoadedModel:
             and metadata.method == "weighted_average"
             and len(self.members) > 1
         )
+
+    def _own_ranges(self, metadata: BundleMetadata) -> Ranges | None:
+        """The ranges in the version's metadata; ranges this runtime cannot read (another
+        schema) are not used: the version answers without warnings, as one without ranges."""
+        try:
+            return Ranges.from_dict(metadata.ranges)
+        except RangesError as exc:
+            logger.warning("%s: feature ranges not used (no warnings): %s", self.key, exc)
+            return None
 
     @property
     def single_row_fast_path(self) -> bool:

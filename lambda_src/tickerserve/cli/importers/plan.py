@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from tickerserve.baselines.baseline import DEFAULT_BINS, Baseline
+from tickerserve.baselines.ranges import DEFAULT_QUANTILES, Quantiles
 from tickerserve.cli.errors import Refused
 from tickerserve.cli.reference import Table
 from tickerserve.layout import ETF_PREFIX, normalize_ticker
@@ -39,6 +40,7 @@ class ImportOptions:
     # --reference FILE, read once: every imported version gets a baseline fitted from it
     reference: Table | None = None
     bins: int = DEFAULT_BINS
+    range_quantiles: Quantiles = DEFAULT_QUANTILES  # the quantiles bounding feature ranges
 
 
 @dataclass
