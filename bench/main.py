@@ -880,7 +880,10 @@ def summary(results: dict[str, Any]) -> str:
     if "monitor" in results:
         rows += monitor_bench.target_rows(results["monitor"])
     if "families" in results:
-        rows += families.summary_rows(results["families"]["warm"], results["families"]["cold"])
+        found = results["families"]
+        rows += families.summary_rows(
+            found["warm"], found["cold"], found.get("batches"), found.get("explanations")
+        )
     if "faults" in results:
         rows += faults_bench.target_rows(results["faults"])
     if "capture" in results:
@@ -890,7 +893,7 @@ def summary(results: dict[str, Any]) -> str:
     if "warnings" in results:
         rows += warnings_targets(results["warnings"])
     return "\n" + table(
-        "Targets (issues 2, 8, 9, 10, 11, 12, 16 and 21)", ["target", "measured", "met"], rows
+        "Targets (issues 2, 8, 9, 10, 11, 12, 16, 20 and 21)", ["target", "measured", "met"], rows
     )
 
 

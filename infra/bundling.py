@@ -79,7 +79,7 @@ _SYMVER_RE = re.compile(rb"\b(GLIBC|GLIBCXX)_(\d+(?:\.\d+)+)\b")
 # functions run imports them. The runtime reaches LightGBM and Treelite through their C
 # libraries (members/lightgbm.py, members/treelite_api.py), never their Python packages.
 NOT_SHIPPED = {
-    "scipy": "lightgbm's and treelite's Python packages only (104 MiB)",
+    "scipy": "lightgbm's, treelite's and xgboost's Python packages only (104 MiB)",
     "narwhals": "lightgbm's data-frame support only",
     "packaging": "treelite's frontends and onnxruntime's tools only",
     "protobuf": "onnxruntime's tools, quantization and transformers only",
@@ -97,6 +97,12 @@ UNUSED_PARTS = {
     # does not link it (no NEEDED entry: readelf -d onnxruntime_pybind11_state*.so).
     "onnxruntime/capi/libonnxruntime.so.*": "the C API library (33 MiB x86_64, 26 MiB aarch64)",
     "onnxruntime/capi/convert_npz_to_onnx_adapter.py": "a LoRA adapter conversion script",
+    # XGBoost: the function loads xgboost/lib/libxgboost.so through ctypes, never the package
+    # (which imports scipy); its Python sources, Dask/Spark/testing helpers all go.
+    "xgboost/*.py": "the xgboost Python package (never imported: members/xgboost_api.py)",
+    "xgboost/dask": "Dask integration",
+    "xgboost/spark": "PySpark integration",
+    "xgboost/testing": "XGBoost's own test helpers",
 }
 
 

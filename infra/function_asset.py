@@ -41,14 +41,24 @@ _PACKAGE_BASE = (
 )
 _MEMBERS = (
     "tickerserve/members/__init__.py",
+    "tickerserve/members/forest.py",
     "tickerserve/members/kinds.py",
+    "tickerserve/members/leaf_sum.py",
     "tickerserve/members/lightgbm.py",
     "tickerserve/members/linear.py",
     "tickerserve/members/links.py",
     "tickerserve/members/loading.py",
+    "tickerserve/members/onnx_engine.py",
+    "tickerserve/members/onnx_proto.py",
+    "tickerserve/members/row_split.py",
     "tickerserve/members/safe_load.py",
+    "tickerserve/members/tree_engines.py",
+    "tickerserve/members/tree_graphs.py",
+    "tickerserve/members/tree_shap.py",
     "tickerserve/members/treelite.py",
     "tickerserve/members/treelite_api.py",
+    "tickerserve/members/treelite_forest.py",
+    "tickerserve/members/xgboost_api.py",
 )
 _STORAGE = (
     "tickerserve/storage/__init__.py",

@@ -55,6 +55,9 @@ COLUMNS: dict[str, str] = {
     "challengers": "array<struct<alias:string,version:string,output:"
     f"{_OUTPUT},latency_us:bigint,error:string>>",
     "latency_us": "bigint",
+    # The top k contributions an answer carried when the request asked for an explanation.
+    "explanation": "struct<space:string,base:double,output:double,"
+    "contributions:map<string,double>>",
     # The answer's warnings (a row unlike the version's reference), when it has ranges.
     "warnings": "array<struct<feature:string,code:string,value:double,range:array<double>>>",
 }

@@ -97,6 +97,7 @@ class Limits:
     models_page_default: int
     models_page_max: int
     models_page_bytes: int
+    explained_items: int  # batch items that may ask for an explanation (TreeSHAP costs ms)
 
 
 def _name_rule(raw: dict[str, Any]) -> NameRule:

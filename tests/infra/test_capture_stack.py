@@ -14,6 +14,7 @@ from tickerserve.layout import CAPTURE_KIND
 RECORD_FIELDS = [
     "kind", "v", "time", "request_id", "source", "ticker", "signal", "timeframe", "model",
     "version", "alias", "role", "task", "features", "output", "challengers", "latency_us",
+    "explanation",
     "warnings",
 ]  # fmt: skip
 
@@ -95,6 +96,8 @@ def test_the_glue_table_projects_dt_over_the_capture_prefix(dev: Synth):
     assert types["features"] == "map<string,double>"
     assert types["output"].startswith("struct<label:string,probabilities:map<string,double>")
     assert "value:double" in types["output"]
+    # a record's explanation: the top k contributions its answer carried
+    assert types["explanation"].endswith("contributions:map<string,double>>")
     # an answer's warnings, queryable per feature and code (UNNEST)
     assert types["warnings"].startswith("array<struct<feature:string,code:string,value:double")
 

@@ -105,7 +105,10 @@ def test_layer_holds_lightgbm_4_treelite_numpy_onnxruntime_and_libgomp_but_no_sc
         assert not (python / absent).exists(), absent
     assert not set(versions) & {"scipy", "narwhals", "protobuf", "flatbuffers", "packaging"}
     assert not (python / "sklearn").exists()
-    assert not (python / "xgboost").exists()
+    # XGBoost's C library and the OpenMP runtime its wheel bundles, none of its Python
+    assert not list((python / "xgboost").rglob("*.py"))
+    assert elf_machine(python / "xgboost" / "lib" / "libxgboost.so") == 62
+    assert list((python / "xgboost_cpu.libs").glob("libgomp-*.so*"))
     # onnxruntime without its offline tools and C-API library, with its provider bridge
     for part in UNUSED_PARTS:
         assert not list(python.glob(part)), part
@@ -314,12 +317,13 @@ def test_built_layer_serves_a_prediction_under_python_3_13(layer: Path, tmp_path
     # from the layer
     assert outcome["numpy"].startswith(str(layer / "python"))
     libraries = outcome["libraries"]
-    for name in ("lib_lightgbm.so", "libtreelite.so"):
+    for name in ("lib_lightgbm.so", "libtreelite.so", "libxgboost.so"):
         (found,) = [x for x in libraries if x.endswith(f"/{name}")]
         assert found.startswith(str(layer.resolve() / "python")), found
-    assert [x for x in libraries if "libgomp" in x] == [
-        str((layer / "lib" / "libgomp.so.1").resolve())
-    ]
+    # the layer's OpenMP runtime, and the copy XGBoost's wheel links its library against
+    gomp = sorted(x for x in libraries if "libgomp" in x)
+    assert str((layer / "lib" / "libgomp.so.1").resolve()) in gomp
+    assert all(x.startswith(str(layer.resolve())) for x in gomp), gomp
     # ... and neither those libraries' Python packages nor scipy, scikit-learn or xgboost
     assert not {"lightgbm", "treelite", "scipy", "sklearn", "xgboost"} & set(outcome["loaded"])
 

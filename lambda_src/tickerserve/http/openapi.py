@@ -148,6 +148,31 @@ _ANSWER_COMMON: dict[str, Any] = {
     },
 }
 
+EXPLANATION: dict[str, Any] = {
+    "title": "Explanation",
+    "type": "object",
+    "required": ["space", "base", "output", "contributions"],
+    "description": "Present when the request asked (explain): exact path-dependent TreeSHAP "
+    "contributions to the predicted class (classifiers) or the value (regressors). base plus "
+    "the contributions of all features is output, the model's output in space.",
+    "properties": {
+        "space": {
+            "type": "string",
+            "enum": ["margin", "probability", "value"],
+            "description": "probability: a forest's class probability; value: a regressor's "
+            "prediction; margin: before the link (log-odds, a class's raw score).",
+        },
+        "base": {"type": "number", "description": "The expected output over the training data."},
+        "output": {"type": "number", "description": "base + every feature's contribution."},
+        "contributions": {
+            "type": "object",
+            "additionalProperties": {"type": "number"},
+            "description": "The top k features by absolute contribution, largest first.",
+            "examples": [{"iv_rank": 0.412, "rsi_14": -0.187, "vix_level": 0.093}],
+        },
+    },
+}
+
 CLASSIFICATION_PREDICTION: dict[str, Any] = {
     "title": "ClassPrediction",
     "type": "object",
@@ -166,6 +191,7 @@ CLASSIFICATION_PREDICTION: dict[str, Any] = {
             "description": "Weighted ensembles only: the share of members whose own label is "
             "the predicted one.",
         },
+        "explanation": EXPLANATION,
     },
 }
 
@@ -180,6 +206,7 @@ REGRESSION_PREDICTION: dict[str, Any] = {
             "examples": [0.0123],
             "description": "A regression model's value (no probabilities, no confidence).",
         },
+        "explanation": EXPLANATION,
     },
 }
 
@@ -621,7 +648,8 @@ PREDICT_RESPONSES: dict[int, Any] = with_gateway_errors(
         200: ok("A label with every class probability, or a regression value", PREDICTION),
         400: error(
             "Bad JSON, wrong fields or types, missing or extra features, NaN, null for a model "
-            "that refuses missing values, a ticker without a default route and no timeframe"
+            "that refuses missing values, a ticker without a default route and no timeframe, "
+            "an explanation asked of a model that has no exact one (explain_unsupported)"
         ),
         404: error(
             "Unknown ticker, alias, version, timeframe (unknown_timeframe) or signal "
@@ -637,8 +665,9 @@ BATCH_RESPONSES: dict[int, Any] = with_gateway_errors(
         200: ok("Per-item predictions and per-item errors", BATCH_RESPONSE),
         400: error("The body is not a batch"),
         413: error(
-            f"More than {LIMITS.batch_items} items (batch_too_large), or a body over 6 MiB "
-            "(body_too_large)"
+            f"More than {LIMITS.batch_items} items (batch_too_large), more than "
+            f"{LIMITS.explained_items} items asking for an explanation (too_many_explanations), "
+            "or a body over 6 MiB (body_too_large)"
         ),
         415: _NOT_JSON,
         503: _STORAGE_DOWN,
@@ -701,6 +730,10 @@ PREDICT_BODY = request_body(
         "signal": {
             "summary": "Naming the signal (which of the ticker's models; default: its own)",
             "value": {"ticker": "SMH", "signal": "strategy", "features": EXAMPLE_FEATURES},
+        },
+        "explained": {
+            "summary": "With an explanation: the five features that moved the answer most",
+            "value": {"ticker": "SMH", "features": EXAMPLE_FEATURES, "explain": 5},
         },
     },
 )

@@ -54,6 +54,35 @@ class MemberSpec:
         )
 
 
+# Where an explanation adds up: before the link (log-odds, raw scores), class probabilities,
+# or a regressor's value.
+MARGIN, PROBABILITY, VALUE = "margin", "probability", "value"
+SPACES: tuple[str, ...] = (MARGIN, PROBABILITY, VALUE)
+
+
+class Unexplainable(Exception):
+    """No exact per-feature explanation exists for this member (the message says why)."""
+
+
+@dataclass(frozen=True)
+class Contributions:
+    """Per-feature contributions of some rows in one output space: for each row and output
+    column, ``base + values.sum(-1)`` is the member's output in that space.
+
+    Columns: a classifier's classes (probability space), its margins (margin space: one for
+    a binary model, the positive class's log-odds; one per class otherwise), or one value.
+    """
+
+    space: str
+    base: np.ndarray  # (n_columns,) the expected output over the training data
+    values: np.ndarray  # (n_rows, n_columns, n_features)
+
+    @property
+    def output(self) -> np.ndarray:
+        """(n_rows, n_columns) what the contributions add up to."""
+        return self.base + self.values.sum(axis=2)
+
+
 class Member(Protocol):
     """A loaded member, ready to predict."""
 
@@ -64,6 +93,14 @@ class Member(Protocol):
 
     def predict(self, rows: np.ndarray) -> np.ndarray:
         """Probabilities (classifier) or values (regressor), shape (n_rows, n_outputs)."""
+        ...
+
+
+class Explainable(Protocol):
+    """A member that can explain its outputs (a kind without ``explain`` cannot)."""
+
+    def explain(self, rows: np.ndarray) -> Contributions:
+        """Exact per-feature contributions of ``rows``; ``Unexplainable`` if none exist."""
         ...
 
 

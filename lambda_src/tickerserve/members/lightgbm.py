@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from tickerserve.errors import InvalidModel
-from tickerserve.members.kinds import LIGHTGBM, expected_outputs
+from tickerserve.members.kinds import LIGHTGBM, MARGIN, VALUE, Contributions, expected_outputs
+from tickerserve.members.row_split import threads_for
 from tickerserve.members.safe_load import safe_load
 
 if TYPE_CHECKING:
@@ -42,9 +43,18 @@ _COLUMN = re.compile(r"Column_[0-9]+")
 _DTYPE_FLOAT64 = 1
 _ROW_MAJOR = 1
 _PREDICT_NORMAL = 0  # probabilities (classifiers), transformed values (regressors)
-# The fast path runs one thread: a row is small, and OpenMP start-up costs more than it saves.
+_PREDICT_RAW_SCORE = 1  # the raw scores before the objective's transformation
+_PREDICT_CONTRIB = 3  # TreeSHAP contributions (plus the expected value), raw-score space
+# Regression objectives whose raw score is the answer itself (the others go through a log or
+# a square root): their explanations are in value space, the others' in margin space.
+IDENTITY_OBJECTIVES = frozenset(
+    {"regression", "regression_l1", "huber", "fair", "quantile", "mape"}
+)  # The fast path runs one thread: a row is small, and OpenMP start-up costs more than it saves.
 _PREDICT_PARAMETERS = b"num_threads=1"
 _LIBRARY_NAMES = {"darwin": "lib_lightgbm.dylib", "win32": "lib_lightgbm.dll"}
+# A batch's rows per thread: LightGBM's OpenMP team starts in microseconds, a row of a few
+# hundred trees takes tens of them (issue 20: a 1,000-item batch splits across the vCPUs).
+LIGHTGBM_ROWS_PER_THREAD = 16
 
 
 class LightGBMUnavailable(InvalidModel):
@@ -104,6 +114,10 @@ class NativeBooster:
     def num_feature(self) -> int:
         return self._num_feature
 
+    def num_trees(self) -> int:
+        """Trees in the model (rounds x outputs per round)."""
+        return self._count(self._lib.LGBM_BoosterNumberOfTotalModel)
+
     def num_model_per_iteration(self) -> int:
         """Outputs per row: 1 for binary and regression objectives, else the class count."""
         return self._outputs
@@ -131,12 +145,28 @@ class NativeBooster:
                 return [b.value.decode("utf-8") for b in buffers[: count.value]]
             size = needed.value  # a longer name than the buffers held: ask again
 
-    def predict(self, rows: np.ndarray, num_threads: int = 1) -> np.ndarray:
-        """Outputs for a 2-D float matrix: (n_rows,) for one output, else (n_rows, outputs).
-        One thread by default: a request is small, and OpenMP's start-up costs more."""
+    def predict(
+        self, rows: np.ndarray, num_threads: int = 1, *, raw_score: bool = False
+    ) -> np.ndarray:
+        """Outputs for a 2-D float matrix: (n_rows,) for one output, else (n_rows, outputs);
+        ``raw_score``: before the objective's transformation (the margins explanations add up
+        to). One thread by default: a request is small, and OpenMP's start-up costs more. More
+        threads split the rows (each row is still one thread's, whole: the same answer)."""
+        kind = _PREDICT_RAW_SCORE if raw_score else _PREDICT_NORMAL
+        out = self._predict(rows, kind, self._outputs, num_threads)
+        return out if self._outputs == 1 else out.reshape(len(rows), -1)
+
+    def contributions(self, rows: np.ndarray, num_threads: int = 1) -> np.ndarray:
+        """LightGBM's own TreeSHAP: (n_rows, outputs, n_features + 1), per output the
+        features' contributions then the expected value, in raw-score space."""
+        width = self._outputs * (self._num_feature + 1)
+        out = self._predict(rows, _PREDICT_CONTRIB, width, num_threads)
+        return out.reshape(len(rows), self._outputs, self._num_feature + 1)
+
+    def _predict(self, rows: np.ndarray, kind: int, width: int, num_threads: int) -> np.ndarray:
         data = np.ascontiguousarray(rows, dtype=np.float64)
         n_rows, n_columns = data.shape
-        out = np.empty(n_rows * self._outputs, dtype=np.float64)
+        out = np.empty(n_rows * width, dtype=np.float64)
         written = ctypes.c_int64()
         _call(
             self._lib.LGBM_BoosterPredictForMat(
@@ -146,7 +176,7 @@ class NativeBooster:
                 ctypes.c_int32(n_rows),
                 ctypes.c_int32(n_columns),
                 ctypes.c_int(_ROW_MAJOR),
-                ctypes.c_int(_PREDICT_NORMAL),
+                ctypes.c_int(kind),
                 ctypes.c_int(0),  # from the first iteration
                 ctypes.c_int(-1),  # through the last
                 ctypes.c_char_p(f"num_threads={num_threads}".encode()),
@@ -156,7 +186,7 @@ class NativeBooster:
         )
         if written.value != out.size:
             raise InvalidModel(f"LightGBM wrote {written.value} outputs, expected {out.size}")
-        return out if self._outputs == 1 else out.reshape(n_rows, -1)
+        return out
 
     def __del__(self) -> None:
         if self.handle.value:
@@ -208,11 +238,16 @@ def predict_probe_rows(booster: NativeBooster) -> None:
 
 def objective(model_text: bytes) -> str:
     """The objective's name from the model text header (``objective=multiclass num_class:5``)."""
+    return objective_line(model_text).split(" ", 1)[0] or "unknown"
+
+
+def objective_line(model_text: bytes) -> str:
+    """The objective with its options (``regression sqrt``), or '' when the header has none."""
     header = model_text[: model_text.find(b"\nTree=")]
     for line in header.decode("utf-8", "replace").splitlines():
         if line.startswith("objective="):
-            return line.removeprefix("objective=").split(" ", 1)[0]
-    return "unknown"
+            return line.removeprefix("objective=").strip()
+    return ""
 
 
 class LightGBMMember:
@@ -220,9 +255,21 @@ class LightGBMMember:
 
     kind = LIGHTGBM
 
-    def __init__(self, booster: NativeBooster, *, task: str, n_classes: int, name: str) -> None:
+    def __init__(
+        self, booster: NativeBooster, *, task: str, n_classes: int, name: str,
+        objective: str = "",
+    ) -> None:  # fmt: skip
         self.booster = booster
         self.task = task
+        words = objective.split()
+        # A regressor whose raw score is its value explains in value space; log links
+        # (poisson, gamma, tweedie), a square root, and every classifier in margin space.
+        self.space = (
+            VALUE
+            if task == "regression" and words[:1] and words[0] in IDENTITY_OBJECTIVES
+            and "sqrt" not in words
+            else MARGIN
+        )  # fmt: skip
         self.n_features = booster.num_feature()
         trained = booster.feature_name()
         # Models trained on bare arrays carry Column_0..n: no names to check against.
@@ -260,7 +307,8 @@ class LightGBMMember:
                 f"{name} has objective {found!r}; a regression member needs one of "
                 f"{', '.join(sorted(REGRESSION_OBJECTIVES))}"
             )
-        return cls(booster, task=task, n_classes=n_classes, name=name)
+        return cls(booster, task=task, n_classes=n_classes, name=name,
+                   objective=objective_line(data))  # fmt: skip
 
     @property
     def fast_path(self) -> bool:
@@ -270,12 +318,22 @@ class LightGBMMember:
     def predict(self, rows: np.ndarray) -> np.ndarray:
         raw = self._fast.predict(rows) if self._fast is not None and rows.shape[0] == 1 else None
         if raw is None:
-            raw = self.booster.predict(rows)
+            threads = threads_for(len(rows), LIGHTGBM_ROWS_PER_THREAD)
+            raw = self.booster.predict(rows, num_threads=threads)
         if self.task == "regression":
             return raw.reshape(-1, 1)
         if raw.ndim == 1:  # binary objective: probability of the second class
             return np.column_stack([1.0 - raw, raw])
         return raw
+
+    def explain(self, rows: np.ndarray) -> Contributions:
+        """LightGBM's own TreeSHAP (``C_API_PREDICT_CONTRIB``) in raw-score space: margins
+        (log-odds, raw class scores, a log link's log) or a regressor's value. A batch's rows
+        are split over the vCPUs. (A single row's rounds are not: LightGBM prepares each
+        prediction's range of rounds in the booster itself, so two ranges explained at once
+        on one booster would overwrite each other's.)"""
+        raw = self.booster.contributions(rows, num_threads=threads_for(len(rows), 1))
+        return Contributions(self.space, raw[0, :, -1].copy(), raw[:, :, :-1])
 
 
 class SingleRow:

@@ -46,6 +46,32 @@ def check(status: int) -> None:
         raise TreeliteError(message.decode("utf-8", "replace"))
 
 
+class _BufferFrame(ctypes.Structure):
+    """The array Treelite hands out for a header or tree field (its ``PyBufferFrame``)."""
+
+    _fields_ = [
+        ("buf", ctypes.c_void_p),
+        ("format", ctypes.c_char_p),
+        ("itemsize", ctypes.c_size_t),
+        ("nitem", ctypes.c_size_t),
+    ]
+
+
+# struct format of a field's items -> numpy type (Treelite's own table).
+_FORMATS = {b"=l": "<i4", b"=Q": "<u8", b"=L": "<u4", b"=B": "u1", b"=b": "i1", b"=f": "<f4",
+            b"=d": "<f8", b"=c": "S1"}  # fmt: skip
+
+
+def _array(frame: _BufferFrame) -> np.ndarray:
+    """A copy of a field's items (the model owns the buffer)."""
+    dtype = _FORMATS.get(frame.format or b"")
+    if dtype is None:
+        raise TreeliteError(f"unknown field format {frame.format!r}")
+    size = int(frame.nitem) * int(frame.itemsize)
+    data = ctypes.string_at(frame.buf, size) if frame.buf and size else b""
+    return np.frombuffer(data, dtype=dtype).copy()
+
+
 class NativeModel:
     """A restored Treelite model (owns its native handle)."""
 
@@ -95,6 +121,23 @@ class NativeModel:
     @property
     def output_type(self) -> str:
         return self._text("TreeliteGetOutputType")
+
+    def header_field(self, name: str) -> np.ndarray:
+        """A model-level field (``num_class``, ``base_scores``, ...; see Treelite's model
+        spec), as a numpy array."""
+        frame = _BufferFrame()
+        check(library().TreeliteGetHeaderField(self.handle, name.encode(), ctypes.byref(frame)))
+        return _array(frame)
+
+    def tree_field(self, tree: int, name: str) -> np.ndarray:
+        """One tree's field (``cleft``, ``threshold``, ``sum_hess``, ...), as a numpy array."""
+        frame = _BufferFrame()
+        check(
+            library().TreeliteGetTreeField(
+                self.handle, ctypes.c_uint64(tree), name.encode(), ctypes.byref(frame)
+            )
+        )
+        return _array(frame)
 
 
 class Predictor:

@@ -129,6 +129,9 @@ def new_record(
         "challengers": challengers,
         "latency_us": latency_us,
     }
+    explanation = answer.get("explanation")
+    if explanation is not None:  # the top k the answer carried, as answered
+        record["explanation"] = explanation
     warnings = answer.get("warnings")
     if warnings is not None:  # as answered: the version has ranges
         record["warnings"] = warnings

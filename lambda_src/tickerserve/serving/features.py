@@ -18,6 +18,7 @@ import numpy as np
 from tickerserve.errors import BadRequest
 
 _LISTED = 20  # how many offending names an error message spells out
+_PLAIN = frozenset({float, int})  # value types taken as they are (bool is no int here)
 
 
 class FeatureSchema:
@@ -55,6 +56,67 @@ class FeatureSchema:
             "features must be an object of name -> number or a list of numbers",
             code="invalid_features",
         )
+
+    def rows(self, many: list[Any]) -> tuple[np.ndarray, list[int], dict[int, BadRequest]]:
+        """Many requests' rows at once: the matrix of the rows the model can take, their
+        positions in ``many``, and the error of each one it cannot, by position. The same
+        rows and errors as ``row`` one by one, a few microseconds a row faster: where every
+        value is a plain number and the names are the model's, a batch is one matrix."""
+        values: list[list[Any]] = []
+        kept: list[int] = []
+        fast: list[int] = []  # rows of ``values`` taken as sent (finiteness checked below)
+        errors: dict[int, BadRequest] = {}
+        for i, features in enumerate(many):
+            listed = self._plain(features)
+            if listed is None:  # the per-row path names what is wrong, or converts nulls
+                try:
+                    values.append(self.row(features).tolist())
+                except BadRequest as exc:
+                    errors[i] = exc
+                    continue
+            else:
+                fast.append(len(values))
+                values.append(listed)
+            kept.append(i)
+        try:
+            matrix = np.array(values, dtype=np.float64).reshape(len(values), len(self.used_names))
+        except OverflowError:  # an integer literal beyond float range: a per-row error
+            matrix = None
+        if matrix is None or (fast and not np.isfinite(matrix[fast]).all()):
+            return self._rows_one_by_one(many, kept, errors)
+        return matrix, kept, errors
+
+    def _plain(self, features: Any) -> list[Any] | None:
+        """The row's values in model order when they need no conversion nor check but
+        finiteness (every value a float or an int, the names the model's own), else None."""
+        if type(features) is dict:
+            try:
+                listed = [features[name] for name in self.used_names]
+            except KeyError:
+                return None
+            if len(features) != len(listed) and not self._known.issuperset(features):
+                return None
+        elif type(features) is list and self.selected is None:
+            if len(features) != len(self.feature_names):
+                return None
+            listed = features
+        else:
+            return None
+        return listed if _PLAIN.issuperset(map(type, listed)) else None
+
+    def _rows_one_by_one(
+        self, many: list[Any], kept: list[int], errors: dict[int, BadRequest]
+    ) -> tuple[np.ndarray, list[int], dict[int, BadRequest]]:
+        good: list[np.ndarray] = []
+        taken: list[int] = []
+        for i in kept:
+            try:
+                good.append(self.row(many[i]))
+                taken.append(i)
+            except BadRequest as exc:
+                errors[i] = exc
+        matrix = np.vstack(good) if good else np.empty((0, len(self.used_names)))
+        return matrix, taken, errors
 
     def _from_mapping(self, features: dict[str, Any]) -> np.ndarray:
         try:

@@ -3,6 +3,13 @@
 Combinations: ``single`` (one member), ``weighted_average`` (of probabilities or values) and
 ``stacking`` (a linear meta-learner over the members' outputs side by side). Nothing is
 unpickled; every member is loaded from bytes whose sha256 the caller has verified.
+
+Explanations combine the same way, wherever that stays exact: per-feature contributions are
+additive, so a weighted average (or a linear meta-learner) of member outputs is explained by
+the same weights over the members' contributions, as long as every member explains the
+output it hands on (probabilities, values). A member explained in margin space (log-odds)
+hands on probabilities that are not additive in its contributions, so such a combination
+has no exact explanation and says so.
 """
 
 from __future__ import annotations
@@ -15,7 +22,15 @@ import numpy as np
 
 from tickerserve.baselines.ranges import Ranges, RangesError
 from tickerserve.errors import InvalidModel
-from tickerserve.members.kinds import Member
+from tickerserve.members.kinds import (
+    MARGIN,
+    PROBABILITY,
+    VALUE,
+    Contributions,
+    Explainable,
+    Member,
+    Unexplainable,
+)
 from tickerserve.members.loading import load_member
 from tickerserve.serving.features import FeatureSchema
 from tickerserve.serving.guard import Guard
@@ -41,6 +56,12 @@ class Prediction:
     agreement: np.ndarray | None  # (n_rows,) share of members whose label is the answer's
 
 
+def _explainable(kind: str, member: Member) -> Explainable:
+    if not hasattr(member, "explain"):
+        raise Unexplainable(f"{kind} members have no exact per-feature explanation")
+    return member  # type: ignore[return-value]
+
+
 class LoadedModel:
     """Members of one version, checked against their metadata, ready to predict; with its
     feature ranges, a ``guard`` that finds what in a row is unlike its reference (warnings)."""
@@ -64,20 +85,21 @@ class LoadedModel:
         self.schema = FeatureSchema(
             metadata.feature_names, metadata.selected_features, missing=metadata.accepts_missing
         )
-        self.size_bytes = metadata.artifact_bytes
+        self.size_bytes = metadata.artifact_bytes  # members' own memory added below
         if ranges is None and metadata.ranges is not None:
             ranges = self._own_ranges(metadata)
         self.guard = Guard.of(self.used_features, ranges)
         self.members: list[Member] = []
         for spec in metadata.members:
             try:
-                member = load_member(
-                    spec, files[spec.artifact], task=self.task, n_classes=len(self.classes)
-                )
+                member = load_member(spec, files, task=self.task, n_classes=len(self.classes))
             except InvalidModel as exc:
                 raise InvalidModel(f"{self.key}: {exc.message}") from None
             self._check(spec.artifact, member)
             self.members.append(member)
+            # A tree member's engine holds arrays beyond its artifact (the memory budget's
+            # LRU counts them too).
+            self.size_bytes += int(getattr(member, "resident_bytes", 0))
         total = sum(m.weight for m in metadata.members)
         self._weights = [m.weight / total for m in metadata.members]
         self._meta = None if metadata.stacking is None else metadata.stacking.prepared()
@@ -141,6 +163,35 @@ class LoadedModel:
         if self.task == REGRESSION:
             return Prediction(combined[:, 0], None)
         return Prediction(combined, agreement)
+
+    def explain(self, rows: np.ndarray) -> Contributions:
+        """Exact per-feature contributions of the combined output for ``rows`` (aligned to
+        ``used_features``); ``Unexplainable`` (with the reason) where none exist."""
+        pairs = zip(self.metadata.members, self.members, strict=True)
+        parts = [_explainable(spec.kind, member).explain(rows) for spec, member in pairs]
+        if self.metadata.method == "single":
+            return parts[0]
+        handed_on = {PROBABILITY, VALUE}  # what the combination adds up, linearly
+        if any(p.space not in handed_on for p in parts):
+            margin = [spec.estimator or spec.kind
+                      for spec, p in zip(self.metadata.members, parts, strict=True)
+                      if p.space == MARGIN]  # fmt: skip
+            combined = "a weighted average" if self._meta is None else "the meta-learner"
+            raise Unexplainable(
+                f"{combined} combines the probabilities of {', '.join(margin)}, which "
+                "explain in margin space (log-odds): probabilities are not additive in them"
+            )
+        if self._meta is None:
+            base = sum(w * p.base for w, p in zip(self._weights, parts, strict=True))
+            values = sum(w * p.values for w, p in zip(self._weights, parts, strict=True))
+            return Contributions(parts[0].space, np.asarray(base), np.asarray(values))
+        # A linear meta-learner: scores = inputs @ weights + intercept, inputs side by side.
+        weights = self._meta.weights  # (inputs, scores)
+        base = np.concatenate([p.base for p in parts]) @ weights + self._meta.intercept
+        stacked = np.concatenate([p.values for p in parts], axis=1)  # (rows, inputs, features)
+        values = np.einsum("rif,is->rsf", stacked, weights)
+        space = VALUE if self._meta.link == "identity" else MARGIN
+        return Contributions(space, base, values)
 
     def predict_proba(self, rows: np.ndarray) -> np.ndarray:
         """Class probabilities, shape (n_rows, n_classes), columns in ``classes`` order."""

@@ -278,6 +278,9 @@ class BundleMetadata:
                 from tickerserve.members.treelite import check_options
 
                 check_options(member.options, self.task, len(self.classes))
+                own = member.options.get("xgboost_model")
+                if own is not None and own not in self.artifacts:
+                    raise ValueError(f"member {member.artifact}: {own} is not listed in artifacts")
         if len({m.artifact for m in self.members}) != len(self.members):
             raise ValueError("each member needs its own artifact")
         if METADATA_FILE in self.artifacts:

@@ -151,3 +151,55 @@ def test_rows_of_the_wrong_width_leave_the_fast_path_and_are_refused_by_lightgbm
     member = LightGBMMember.from_bytes(text, MemberSpec("m"), task="classification", n_classes=3)
     with pytest.raises(InvalidModel, match=r"number of features in data \(5\) is not the same"):
         member.predict(np.zeros((1, 5)))
+
+
+def test_a_batch_split_across_vcpus_is_lightgbms_own_answer(models: DemoModels, monkeypatch):
+    from tickerserve.members import row_split
+
+    text = models.universal.files["model.txt"]
+    member = LightGBMMember.from_bytes(
+        text, MemberSpec("model.txt"), task="classification", n_classes=5
+    )
+    x = rows(member.n_features, n_rows=200)
+    expected = lgb.Booster(model_str=text.decode()).predict(x)
+    monkeypatch.setattr(row_split, "vcpus", lambda: 4)
+    assert row_split.threads_for(len(x), 16) == 4
+    np.testing.assert_array_equal(member.predict(x), expected)
+
+
+def test_raw_scores_and_trees_are_lightgbms(models: DemoModels):
+    text = models.universal.files["model.txt"]
+    booster = NativeBooster.from_string(text.decode())
+    theirs = lgb.Booster(model_str=text.decode())
+    x = rows(booster.num_feature())
+    np.testing.assert_array_equal(
+        booster.predict(x, raw_score=True), theirs.predict(x, raw_score=True)
+    )
+    assert booster.num_trees() == theirs.num_trees()
+
+
+def test_explanations_are_lightgbms_own_contributions_in_margin_space(models: DemoModels):
+    text = models.universal.files["model.txt"]
+    member = LightGBMMember.from_bytes(
+        text, MemberSpec("model.txt"), task="classification", n_classes=5
+    )
+    x = rows(member.n_features, n_rows=300)
+    whole = lgb.Booster(model_str=text.decode()).predict(x, pred_contrib=True)
+    parts = member.explain(x)
+    assert parts.space == "margin"
+    n = len(x)
+    base = np.broadcast_to(parts.base[None, :, None], (n, 5, 1))
+    mine = np.concatenate([parts.values, base], axis=2)
+    np.testing.assert_array_equal(mine.reshape(n, -1), whole)
+    raw = lgb.Booster(model_str=text.decode()).predict(x, raw_score=True)
+    np.testing.assert_allclose(parts.output, raw, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("name", "space"), [("regression", "value"), ("poisson", "margin"), ("binary", "margin")]
+)
+def test_a_regressor_explains_in_value_space_unless_its_link_is_not_the_identity(name, space):
+    task = "classification" if name == "binary" else "regression"
+    member = LightGBMMember.from_bytes(trained(name), MemberSpec("model.txt"), task=task,
+                                       n_classes=2 if task == "classification" else 0)  # fmt: skip
+    assert member.space == space

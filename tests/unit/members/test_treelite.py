@@ -1,24 +1,30 @@
 """Treelite members: XGBoost and scikit-learn trees served without the ``treelite`` package or
 scipy, reproducing each library's arithmetic to the bit, and every recipe or artifact that
-cannot do that refused."""
+cannot do that refused. On the fast engines: versions published before them are served
+through them exactly, XGBoost's own model file is used only when it agrees, and anything the
+engines cannot reproduce stays on Treelite's own walker with the same answers."""
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import re
 
 import numpy as np
 import pytest
 
 from tests.family_support import families, rows
+from tests.tree_support import hard_rows
 from tickerserve.errors import InvalidModel
 from tickerserve.members import treelite as treelite_member
+from tickerserve.members import xgboost_api
 from tickerserve.members.kinds import MemberSpec
 from tickerserve.publishing.demo import FEATURES
 from tickerserve.serving.model import LoadedModel
-from tickerserve.storage.bundle import make_bundle
+from tickerserve.storage.bundle import Bundle, make_bundle
 
 
-def bundle_of(name: str):
+def bundle_of(name: str) -> Bundle:
     return families()[name].bundle(f"families/{name}")
 
 
@@ -186,3 +192,102 @@ def test_a_member_predicts_the_originals_probabilities_row_by_row():
     np.testing.assert_array_equal(member.predict(x), expected)
     np.testing.assert_array_equal(member.predict(x[:1]), expected[:1])
     assert (member.n_features, member.n_outputs) == (len(FEATURES), len(family.labels or []))
+
+
+# -- the fast engines ---------------------------------------------------------------------
+SIZES = (1, 5, 63, 64, 200)
+
+
+def _as_published_before(bundle: Bundle) -> Bundle:
+    """The same version as the publisher wrote it before XGBoost's own model file existed."""
+    metadata = dataclasses.replace(bundle.metadata)
+    members = []
+    for spec in metadata.members:
+        options = {k: v for k, v in spec.options.items() if k != "xgboost_model"}
+        members.append(dataclasses.replace(spec, options=options))
+    metadata.members = members
+    files = {n: d for n, d in bundle.files.items() if not n.endswith(".xgboost.ubj")}
+    return make_bundle(metadata, files)
+
+
+def _answers_the_original(model: LoadedModel, name: str) -> None:
+    family = families()[name]
+    x = hard_rows(family.estimators["model"], max(SIZES), len(model.used_features),
+                  missing=family.missing, seed=11)  # fmt: skip
+    for size in SIZES:
+        expected = np.asarray(family.reference(x[:size]), dtype=np.float64)
+        got = model.member_outputs(x[:size])[0]
+        np.testing.assert_array_equal(got, expected.reshape(got.shape), err_msg=f"{size} rows")
+
+
+@pytest.mark.parametrize("name", ["xgboost_classifier", "xgboost_binary", "xgboost_regressor"])
+def test_an_xgboost_version_published_before_is_served_exactly_by_onnxruntime(name):
+    old = _as_published_before(bundle_of(name))
+    assert not any(n.endswith(".xgboost.ubj") for n in old.files)
+    model = LoadedModel(old.metadata, old.files)
+    assert model.members[0].engine_name == "onnxruntime sums"  # type: ignore[attr-defined]
+    _answers_the_original(model, name)
+
+
+def test_a_new_xgboost_version_carries_xgboosts_own_model_for_batches():
+    bundle = bundle_of("xgboost_classifier")
+    own = bundle.metadata.members[0].options["xgboost_model"]
+    assert own in bundle.files and own in bundle.metadata.artifacts  # sha256-listed
+    model = LoadedModel(bundle.metadata, bundle.files)
+    assert model.members[0].engine_name == "libxgboost"  # type: ignore[attr-defined]
+    _answers_the_original(model, "xgboost_classifier")
+
+
+def test_an_unloadable_xgboost_model_file_leaves_the_member_on_its_exact_graph(caplog):
+    bundle = bundle_of("xgboost_classifier")
+    own = bundle.metadata.members[0].options["xgboost_model"]
+    files = {**bundle.files, own: b"{garbled"}
+    broken = make_bundle(dataclasses.replace(bundle.metadata), files)
+    with caplog.at_level(logging.WARNING):
+        model = LoadedModel(broken.metadata, broken.files)
+    assert model.members[0].engine_name == "onnxruntime sums"  # type: ignore[attr-defined]
+    assert "XGBoost's model is not used" in caplog.text
+    _answers_the_original(model, "xgboost_classifier")
+
+
+def test_without_libxgboost_in_the_layer_batches_stay_exact(monkeypatch):
+    monkeypatch.setattr(xgboost_api, "available", lambda: False)
+    bundle = bundle_of("xgboost_regressor")
+    model = LoadedModel(bundle.metadata, bundle.files)
+    assert model.members[0].engine_name == "onnxruntime sums"  # type: ignore[attr-defined]
+    _answers_the_original(model, "xgboost_regressor")
+
+
+def test_an_engine_that_disagrees_with_treelite_is_not_used(monkeypatch, caplog):
+    # Given an engine that is off by one part in a billion
+    real = treelite_member.build_engine
+
+    class Off:
+        name = "off"
+
+        def __init__(self, forest):
+            self._engine = real(forest)
+
+        def margins(self, rows):
+            return self._engine.margins(rows) * (1 + 1e-9)
+
+    monkeypatch.setattr(treelite_member, "build_engine", Off)
+    bundle = bundle_of("random_forest_regressor")
+    with caplog.at_level(logging.WARNING):
+        model = LoadedModel(bundle.metadata, bundle.files)
+    # Then Treelite's walker serves it, and the answers are the original's
+    assert model.members[0].engine_name == "treelite gtil"  # type: ignore[attr-defined]
+    assert "differs from GTIL" in caplog.text
+    _answers_the_original(model, "random_forest_regressor")
+
+
+def test_the_engines_memory_counts_toward_the_models_size():
+    # The memory budget's LRU counts a tree member's engine arrays beside its artifact bytes
+    bundle = bundle_of("random_forest_classifier")
+    model = LoadedModel(bundle.metadata, bundle.files)
+    (member,) = model.members
+    assert member.forest is not None  # type: ignore[attr-defined]
+    extra = 3 * member.forest.nbytes  # type: ignore[attr-defined]
+    assert (
+        model.size_bytes == bundle.metadata.artifact_bytes + extra > bundle.metadata.artifact_bytes
+    )

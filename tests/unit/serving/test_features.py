@@ -8,6 +8,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tickerserve.errors import BadRequest
 from tickerserve.serving.features import FeatureSchema
@@ -115,3 +117,51 @@ def test_schemas_with_the_same_names_selection_and_missing_rule_make_the_same_ro
     assert not one.same_input(FeatureSchema(list(NAMES), [1, 0]))
     assert not one.same_input(FeatureSchema(list(NAMES), [0, 1], missing=False))
     assert not one.same_input(FeatureSchema([*NAMES, "e"], [0, 1]))
+
+
+# -- a batch's rows at once -----------------------------------------------------------------
+_VALUES = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True), st.integers(min_value=-(10**400),
+    max_value=10**400), st.none(), st.booleans(), st.text(max_size=2),
+)  # fmt: skip
+
+
+def _features(names: list[str]) -> st.SearchStrategy[object]:
+    by_name = st.dictionaries(st.sampled_from([*names, "zz"]), _VALUES, max_size=len(names) + 1)
+    complete = st.fixed_dictionaries(dict.fromkeys(names, _VALUES))
+    plain = st.fixed_dictionaries({n: st.floats(-1e6, 1e6) for n in names})
+    as_list = st.lists(_VALUES, min_size=len(names) - 1, max_size=len(names) + 1)
+    return st.one_of(plain, plain, complete, by_name, as_list, st.integers())
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    data=st.data(),
+    missing=st.booleans(),
+    selected=st.sampled_from([None, [2, 0]]),
+)
+def test_a_batch_of_rows_is_the_same_rows_and_errors_as_one_by_one(data, missing, selected):
+    schema = FeatureSchema(NAMES, selected, missing=missing)
+    many = data.draw(st.lists(_features(NAMES), min_size=1, max_size=8))
+    matrix, kept, errors = schema.rows(many)
+    # Then every request is either a row (in order) or the very error ``row`` gives it
+    assert sorted([*kept, *errors]) == list(range(len(many)))
+    assert matrix.shape == (len(kept), len(schema.used_names))
+    for position, i in enumerate(kept):
+        np.testing.assert_array_equal(matrix[position], schema.row(many[i]))
+    for i, error in errors.items():
+        with pytest.raises(BadRequest) as caught:
+            schema.row(many[i])
+        assert (caught.value.code, caught.value.message) == (error.code, error.message)
+
+
+def test_a_batch_of_plain_rows_is_one_matrix():
+    schema = FeatureSchema(NAMES, None)
+    many = [
+        {"a": 1, "b": 2.0, "c": 3, "d": 4.5},
+        [5.0, 6, 7, 8],
+        {"d": 0.0, "c": 0, "b": 0, "a": 0},
+    ]
+    matrix, kept, errors = schema.rows(many)
+    np.testing.assert_array_equal(matrix, [[1, 2, 3, 4.5], [5, 6, 7, 8], [0, 0, 0, 0]])
+    assert (kept, errors) == ([0, 1, 2], {})

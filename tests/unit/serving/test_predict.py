@@ -97,8 +97,8 @@ def test_a_valid_body_becomes_a_request_with_an_upper_case_ticker():
     [
         ([], "invalid_body", "body must be a JSON object"),
         ({"ticker": "SMH", "features": {}, "colour": 1}, "unknown_fields",
-         "unknown field(s): colour; expected alias, asset_class, features, request_id, signal, "
-         "ticker, timeframe, version"),
+         "unknown field(s): colour; expected alias, asset_class, explain, features, request_id, "
+         "signal, ticker, timeframe, version"),
         ({"features": {}}, "missing_field", "missing field: ticker"),
         ({"ticker": "SMH"}, "missing_field", "missing field: features"),
         ({"ticker": "S M H", "features": {}}, "invalid_ticker", "invalid ticker 'S M H': "),

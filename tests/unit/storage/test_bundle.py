@@ -198,3 +198,15 @@ def test_regression_bundle_with_classes_is_refused():
     raw = _raw_metadata("xgboost_regressor") | {"classes": ["A", "B"]}
     with pytest.raises(InvalidModel, match="a regression model has no classes"):
         BundleMetadata.from_json(json.dumps(raw).encode())
+
+
+def test_an_xgboost_model_file_the_artifacts_do_not_list_is_refused():
+    # Given an XGBoost version whose metadata names its own model file
+    from tests.family_support import families
+
+    bundle = families()["xgboost_regressor"].bundle("families/xgb")
+    own = bundle.metadata.members[0].options["xgboost_model"]
+    files = {n: d for n, d in bundle.files.items() if n != own}
+    # Then the file is part of the sha256-listed version: without it the metadata is invalid
+    with pytest.raises(InvalidModel, match=f"{own} is not listed in artifacts"):
+        make_bundle(bundle.metadata, files)

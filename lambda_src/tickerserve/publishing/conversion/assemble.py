@@ -32,6 +32,7 @@ PLACEHOLDER_VERSION = "0.0.0"  # the real version is chosen at publish time
 # Tight enough that one wrong split or leaf fails loudly; loose enough for the last bit of a
 # float32 exp (XGBoost's links run in float32, numpy's exp may round its last bit otherwise).
 RTOL, ATOL = 1e-6, 1e-9
+SMALL_PROBES = 16  # probe rows also predicted one at a time
 
 
 @dataclass
@@ -97,9 +98,10 @@ def assemble(
             )
     files: dict[str, bytes] = {}
     for m in members:
-        if m.spec.artifact in files:
-            raise NotConvertible(f"two members would both be stored as {m.spec.artifact}")
-        files[m.spec.artifact] = m.data
+        for name, data in {m.spec.artifact: m.data, **m.extra_files}.items():
+            if name in files:
+                raise NotConvertible(f"two members would both be stored as {name}")
+            files[name] = data
     params = dict(hyperparameters or {})
     if not params and len(members) == 1:
         params = dict(members[0].hyperparameters)
@@ -140,9 +142,18 @@ def assemble(
     diffs = {}
     mine_members = loaded.member_outputs(probe)
     theirs_members = [m.reference(probe) for m in members]
-    for m, mine, theirs in zip(members, mine_members, theirs_members, strict=True):
+    # Small requests may take another engine than batches (XGBoost: onnxruntime below
+    # LIBXGBOOST_MIN_ROWS rows, XGBoost's own library above): both are checked.
+    small = [np.vstack(outputs) for outputs in zip(
+        *(loaded.member_outputs(probe[i : i + 1]) for i in range(SMALL_PROBES)), strict=True
+    )]  # fmt: skip
+    for m, mine, theirs, one in zip(members, mine_members, theirs_members, small, strict=True):
         label = m.spec.name or m.spec.artifact
-        diffs[label] = _compare(f"member {label} ({m.spec.estimator})", mine, theirs, len(probe))
+        what = f"member {label} ({m.spec.estimator})"
+        diffs[label] = max(
+            _compare(what, mine, theirs, len(probe)),
+            _compare(f"{what} one row at a time", one, theirs[:SMALL_PROBES], SMALL_PROBES),
+        )
     if reference is None:
         reference = _combined_reference(metadata, theirs_members, stacking)
     else:

@@ -4,7 +4,9 @@ against the original: the original's own output function and its split points.
 LightGBM (``LGBMClassifier``, ``LGBMRegressor``, ``Booster``) becomes LightGBM text. XGBoost
 (``XGBClassifier``, ``XGBRegressor``) and scikit-learn's tree ensembles (RandomForest,
 ExtraTrees, GradientBoosting, HistGradientBoosting; classifier and regressor) become Treelite
-models with the recipe in ``tickerserve.members.treelite``.
+models with the recipe in ``tickerserve.members.treelite``; Treelite keeps every node's cover
+(``sum_hess``), which the explanations need. An XGBoost member also keeps XGBoost's own model
+file (``.xgboost.ubj``), with which the function answers batches at XGBoost's own speed.
 """
 
 from __future__ import annotations
@@ -33,6 +35,9 @@ XGBOOST = ("XGBClassifier", "XGBRegressor")
 LIGHTGBM_TYPES = ("LGBMClassifier", "LGBMRegressor", "Booster")
 SUPPORTED = (*LIGHTGBM_TYPES, *XGBOOST, *SKLEARN_FORESTS, *SKLEARN_BOOSTING, *SKLEARN_HIST)
 TREELITE_SUFFIX = ".treelite"
+# XGBoost's own model file beside its Treelite model: the function answers batches with
+# XGBoost's own library from it (members.xgboost_api).
+XGBOOST_SUFFIX = ".xgboost.ubj"
 # XGBoost objectives whose link we reproduce (Treelite's postprocessor names -> ours).
 _XGB_LINKS = {"identity": "identity", "sigmoid": "sigmoid", "softmax": "softmax",
               "exponential": "exponential"}  # fmt: skip
@@ -52,6 +57,7 @@ class ConvertedMember:
     reference: Callable[[np.ndarray], np.ndarray]  # original outputs, (n_rows, n_outputs)
     splits: dict[int, list[float]] = field(default_factory=dict)  # feature -> thresholds
     hyperparameters: dict[str, Any] = field(default_factory=dict)
+    extra_files: dict[str, bytes] = field(default_factory=dict)  # other artifacts it uses
 
 
 def family(obj: Any) -> str:
@@ -211,12 +217,14 @@ def _xgboost(obj: Any, stem: str, name: str, weight: float) -> ConvertedMember:
     if not classifier and link == "softmax":
         raise NotConvertible("an XGBRegressor with a softmax objective is not supported")
     base = _xgb_base_margin(model, booster, width, header["base_scores"][:width], raw_json)
+    own_model = f"{stem}{XGBOOST_SUFFIX}"
     options = {
         "margin": "float32_in_order",
         "link": link,
         "margin_width": width,
         "base_margin": [float(b) for b in base],
         "source": "xgboost",
+        "xgboost_model": own_model,
     }
 
     def reference(rows: np.ndarray) -> np.ndarray:
@@ -230,6 +238,7 @@ def _xgboost(obj: Any, stem: str, name: str, weight: float) -> ConvertedMember:
     return ConvertedMember(
         spec, bytes(model.serialize_bytes()), task, classes, int(model.num_feature),
         list(names) if names else None, True, reference, _xgb_splits(raw_json),
+        extra_files={own_model: bytes(booster.save_raw("ubj"))},
     )  # fmt: skip
 
 
@@ -303,6 +312,8 @@ def _sklearn(obj: Any, stem: str, name: str, weight: float) -> ConvertedMember:
     header = _header(model)
     classes = list(np.asarray(obj.classes_)) if classifier else None
     n_classes = len(classes) if classes is not None else 0
+    if kind in SKLEARN_FORESTS and classifier and not _normalizes_leaves():
+        _store_class_fractions(model, obj, n_classes)
     if kind in SKLEARN_FORESTS:
         link = "identity"  # the averaged leaf values are the probabilities (or the value)
     elif classifier:
@@ -337,6 +348,29 @@ def _sklearn(obj: Any, stem: str, name: str, weight: float) -> ConvertedMember:
         classes, n_features, None if names is None else [str(n) for n in names],
         accepts_missing, reference, _sklearn_splits(obj),
     )  # fmt: skip
+
+
+def _normalizes_leaves() -> bool:
+    """Whether this scikit-learn's trees divide a leaf's class values by their sum when they
+    answer probabilities: up to 1.3 they stored counts and did; from 1.4 they store the
+    fractions themselves and answer them as they are."""
+    import sklearn
+
+    major, minor = (int(part) for part in sklearn.__version__.split(".")[:2])
+    return (major, minor) < (1, 4)
+
+
+def _store_class_fractions(model: Any, forest: Any, n_classes: int) -> None:
+    """Give each leaf the class fractions scikit-learn answers, bit for bit: Treelite divides
+    them by their sum again, which moves the last bit where that sum is not exactly 1."""
+    for t, tree in enumerate(forest.estimators_):
+        inner = tree.tree_
+        leaves = inner.children_left < 0
+        fractions = np.asarray(inner.value, dtype=np.float64)[leaves, 0, :n_classes]
+        accessor = model.get_tree_accessor(t)
+        if accessor.get_field("leaf_vector").size != fractions.size:
+            raise NotConvertible("Treelite laid this forest's leaves out unexpectedly")
+        accessor.set_field("leaf_vector", np.ascontiguousarray(fractions.ravel()))
 
 
 def _dummy(init: Any) -> bool:

@@ -66,7 +66,11 @@ def test_the_bundle_says_how_it_was_built():
     assert assembled.estimator == "XGBRegressor+LGBMRegressor+Ridge"
     assert set(meta.hyperparameters) == {"xgb_model", "lgbm_model"}
     assert meta.metrics == {"rmse": 0.01}
-    assert sorted(meta.artifacts) == ["lgbm_model.txt", "xgb_model.treelite"]
+    assert sorted(meta.artifacts) == [
+        "lgbm_model.txt",
+        "xgb_model.treelite",
+        "xgb_model.xgboost.ubj",  # XGBoost's own, too
+    ]
 
 
 def test_selected_features_assemble_a_model_over_the_subset():

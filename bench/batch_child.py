@@ -1,0 +1,93 @@
+"""One fresh process of the families' batch benchmark (started by ``bench/families.py``).
+
+    python -m bench.batch_child SPEC.json RESULT.json
+
+The parent sets the process's CPUs as Lambda would: ``AWS_LAMBDA_FUNCTION_MEMORY_SIZE=1769``
+(one vCPU's worth: tickerserve splits no batch) with ``OMP_NUM_THREADS=1`` (nor may the
+originals' OpenMP), or neither (every usable CPU). In the same process, for every family,
+tickerserve's ``LoadedModel.predict`` on a 1,000-row batch and the seed's own predict code on
+the unpickled artifact, run with the same number of threads (the originals' ``n_jobs`` set
+to all CPUs in the second mode, as XGBoost and LightGBM default to), in alternating order;
+medians of wall-clock time and of the process's CPU time (on one vCPU the work of both sides
+is one thread's, and CPU time is what a busy shared machine disturbs least).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+
+def _all_threads(artifact: Any) -> None:
+    """Let every estimator in the artifact use all CPUs (``n_jobs=-1``) where it can."""
+    if isinstance(artifact, dict):
+        for value in artifact.values():
+            _all_threads(value)
+        return
+    params = getattr(artifact, "get_params", None)
+    if callable(params) and "n_jobs" in params():
+        artifact.set_params(n_jobs=-1)
+
+
+def main() -> None:
+    import warnings
+
+    import joblib
+    import numpy as np
+
+    from bench.common import median
+    from bench.families import seed_predict
+    from tickerserve.members import row_split
+    from tickerserve.serving.model import LoadedModel
+    from tickerserve.storage.bundle import read_bundle
+    from tickerserve.storage.store import LocalStore
+
+    warnings.filterwarnings("ignore")
+    with open(sys.argv[1]) as handle:
+        spec = json.load(handle)
+    store = LocalStore(spec["store"])
+    batch = np.asarray(spec["batch"], dtype=np.float64)
+    out: dict[str, Any] = {"vcpus": row_split.vcpus(), "families": {}}
+    for case in spec["cases"]:
+        bundle = read_bundle(store, case["model"], case["version"])
+        model = LoadedModel(bundle.metadata, bundle.files)
+        artifact = joblib.load(case["artifact"])
+        if spec["all_threads"]:
+            _all_threads(artifact)
+        family = case["family"]
+        mine = np.asarray(model.predict(batch).outputs, dtype=np.float64).reshape(-1)
+        theirs = np.asarray(seed_predict(family, artifact, batch), dtype=np.float64).reshape(-1)
+        samples: dict[str, list[int]] = {"ts": [], "seed": []}
+        cpu: dict[str, list[int]] = {"ts": [], "seed": []}
+        calls: dict[str, Callable[[], object]] = {
+            "ts": functools.partial(model.predict, batch),
+            "seed": functools.partial(seed_predict, family, artifact, batch),
+        }
+        for fn in calls.values():  # warm-up: caches, thread pools, OpenMP teams
+            fn()
+            fn()
+        for round_ in range(spec["rounds"]):
+            order = list(calls.items())
+            for name, fn in order if round_ % 2 else order[::-1]:  # either side first in turn
+                start, cpu_start = time.perf_counter_ns(), time.process_time_ns()
+                fn()
+                cpu[name].append(time.process_time_ns() - cpu_start)
+                samples[name].append(time.perf_counter_ns() - start)
+        out["families"][case["key"]] = {
+            "ts": median(samples["ts"]),
+            "seed": median(samples["seed"]),
+            "ts_cpu": median(cpu["ts"]),
+            "seed_cpu": median(cpu["seed"]),
+            "diff": float(np.max(np.abs(mine - theirs))),
+            "engines": [getattr(m, "engine_name", m.kind) for m in model.members],
+        }
+    with open(sys.argv[2], "w") as handle:
+        json.dump(out, handle)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,45 @@
+"""An onnxruntime session on one thread, created from graph bytes.
+
+One intra-op thread is what keeps the tree graphs exact: with more, onnxruntime may split a
+row's trees between threads and merge partial sums (another order of additions). Batches
+use several CPUs by splitting their rows instead (``row_split``), each part a ``run`` call
+of its own (a session may run on several threads at once). ``onnxruntime`` is imported on
+first use, so a function serving only LightGBM never pays for it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from tickerserve.errors import InvalidModel
+
+
+class OnnxSession:
+    """``run(rows) -> first output`` for a one-input graph."""
+
+    def __init__(self, model: bytes) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError as exc:  # the layer carries it; a bare development venv may not
+            raise InvalidModel(f"onnxruntime is not installed: {exc}") from None
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.log_severity_level = 3  # errors only: no start-up notices in the function log
+        try:
+            self._session: Any = ort.InferenceSession(
+                model, options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise InvalidModel(f"onnxruntime refused the tree graph: {exc}") from None
+        first = self._session.get_inputs()[0]
+        self._input = first.name
+        self.dtype = np.float64 if first.type == "tensor(double)" else np.float32
+
+    def run(self, rows: np.ndarray) -> np.ndarray:
+        """The graph's output for ``rows`` (converted to the graph's input type)."""
+        data = np.ascontiguousarray(rows, dtype=self.dtype)
+        return np.asarray(self._session.run(None, {self._input: data})[0])
