@@ -5,12 +5,18 @@ Each kind's module is imported on first use, so a LightGBM-only function never i
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from tickerserve.errors import InvalidModel
-from tickerserve.members.kinds import LIGHTGBM, TREELITE, Member, MemberSpec
+from tickerserve.members.kinds import LIGHTGBM, ONNX, TREELITE, Member, MemberSpec
 
 
-def load_member(spec: MemberSpec, data: bytes, *, task: str, n_classes: int) -> Member:
-    """Load one member's artifact bytes as the kind its spec names."""
+def load_member(
+    spec: MemberSpec, files: Mapping[str, bytes], *, task: str, n_classes: int
+) -> Member:
+    """Load one member from the version's artifacts (``files``, each one verified): its own
+    artifact, and any other its kind uses (an ONNX member's preprocessing)."""
+    data = files[spec.artifact]
     if spec.kind == LIGHTGBM:
         from tickerserve.members.lightgbm import LightGBMMember
 
@@ -19,4 +25,8 @@ def load_member(spec: MemberSpec, data: bytes, *, task: str, n_classes: int) -> 
         from tickerserve.members.treelite import TreeliteMember
 
         return TreeliteMember.from_bytes(data, spec, task=task, n_classes=n_classes)
+    if spec.kind == ONNX:
+        from tickerserve.members.onnx import OnnxMember
+
+        return OnnxMember.from_bytes(data, spec, files)
     raise InvalidModel(f"{spec.artifact}: unknown member kind {spec.kind!r}")

@@ -3,6 +3,10 @@
 Combinations: ``single`` (one member), ``weighted_average`` (of probabilities or values) and
 ``stacking`` (a linear meta-learner over the members' outputs side by side). Nothing is
 unpickled; every member is loaded from bytes whose sha256 the caller has verified.
+
+A network (one ONNX member, ``metadata.network``) takes a window or an observation per
+request (``schema`` is then a ``WindowSchema`` when the input has rows) and may answer
+several named values, a policy's action, and the critic's value beside it.
 """
 
 from __future__ import annotations
@@ -15,7 +19,9 @@ import numpy as np
 from tickerserve.errors import InvalidModel
 from tickerserve.members.kinds import Member
 from tickerserve.members.loading import load_member
+from tickerserve.members.onnx import OnnxMember
 from tickerserve.serving.features import FeatureSchema
+from tickerserve.serving.windows import WindowSchema
 from tickerserve.storage.bundle import CLASSIFICATION, REGRESSION, BundleMetadata
 
 
@@ -32,8 +38,10 @@ class ModelKey:
 class Prediction:
     """Combined outputs for some rows, plus each member's share of agreement (ensembles)."""
 
-    outputs: np.ndarray  # (n_rows, n_classes) probabilities, or (n_rows,) values
+    outputs: np.ndarray  # (n_rows, n_classes) probabilities, (n_rows,) values, or
+    # (n_rows, n_outputs) values of a network with several named outputs
     agreement: np.ndarray | None  # (n_rows,) share of members whose label is the answer's
+    value: np.ndarray | None = None  # (n_rows,) a policy's critic value, when it answers one
 
 
 class LoadedModel:
@@ -52,16 +60,19 @@ class LoadedModel:
         self.task = metadata.task
         self.classes = list(metadata.classes)
         self.used_features = metadata.used_features
-        self.schema = FeatureSchema(
+        self.network = metadata.network
+        self.schema: FeatureSchema | WindowSchema = FeatureSchema(
             metadata.feature_names, metadata.selected_features, missing=metadata.accepts_missing
         )
+        if self.network is not None and self.network.rows is not None:
+            self.schema = WindowSchema(
+                self.network.rows, self.schema, input_kind=self.network.input
+            )
         self.size_bytes = metadata.artifact_bytes
         self.members: list[Member] = []
         for spec in metadata.members:
             try:
-                member = load_member(
-                    spec, files[spec.artifact], task=self.task, n_classes=len(self.classes)
-                )
+                member = load_member(spec, files, task=self.task, n_classes=len(self.classes))
             except InvalidModel as exc:
                 raise InvalidModel(f"{self.key}: {exc.message}") from None
             self._check(spec.artifact, member)
@@ -89,6 +100,15 @@ class LoadedModel:
                 f"{self.key}: {artifact} expects {member.n_features} features but metadata "
                 f"lists {len(self.used_features)}"
             )
+        if isinstance(member, OnnxMember):
+            if member.n_outputs != self.metadata.n_outputs:
+                raise InvalidModel(
+                    f"{self.key}: {artifact} answers {member.n_outputs} value(s) per input, "
+                    f"metadata expects {self.metadata.n_outputs}"
+                )
+            assert self.network is not None  # the bundle's checks: an onnx member has one
+            if self.network.value and not member.has_value:
+                raise InvalidModel(f"{self.key}: {artifact} names no value output")
         trained = member.trained_names
         # Named models must match by order, or name -> value requests would feed values into
         # the wrong inputs (LightGBM replaces spaces with underscores when it trains).
@@ -104,7 +124,10 @@ class LoadedModel:
         return [m.predict(rows) for m in self.members]
 
     def predict(self, rows: np.ndarray) -> Prediction:
-        """The combined answer for ``rows`` (already aligned to ``used_features``)."""
+        """The combined answer for ``rows`` (already aligned to ``used_features``; a
+        window's or 2-D observation's rows one after the other)."""
+        if self.network is not None:
+            return self._predict_network(rows)
         outputs = self.member_outputs(rows)
         if self._meta is not None:
             combined = self._meta.predict(np.hstack(outputs))
@@ -120,6 +143,16 @@ class LoadedModel:
         if self.task == REGRESSION:
             return Prediction(combined[:, 0], None)
         return Prediction(combined, agreement)
+
+    def _predict_network(self, rows: np.ndarray) -> Prediction:
+        member = self.members[0]
+        assert isinstance(member, OnnxMember) and self.network is not None
+        main, value = member.run(rows)
+        if not self.network.value:
+            value = None
+        if self.task == REGRESSION and main.shape[1] == 1:
+            return Prediction(main[:, 0], None, value)
+        return Prediction(main, None, value)
 
     def predict_proba(self, rows: np.ndarray) -> np.ndarray:
         """Class probabilities, shape (n_rows, n_classes), columns in ``classes`` order."""

@@ -16,8 +16,9 @@ import numpy as np
 from tickerserve.contract import LIMITS, PREDICT
 from tickerserve.errors import BadRequest, PayloadTooLarge, TickerserveError
 from tickerserve.serving import request_ids
-from tickerserve.serving.capture import DISABLED, Capture, features_used, new_record
+from tickerserve.serving.capture import DISABLED, Capture, captured_inputs, new_record
 from tickerserve.serving.model import LoadedModel, Prediction
+from tickerserve.serving.network_answers import network_answer
 from tickerserve.serving.service import ModelService
 from tickerserve.serving.traffic import Aligned, Challengers, Decision, decide
 from tickerserve.storage.registry import Resolved
@@ -135,6 +136,7 @@ def predict(
             scored = challengers.score(
                 resolved.model, decision.shadow, [request.features], [(model.schema, row)]
             )
+        features, window = captured_inputs(model.schema, row, request.features)
         capture.emit(
             [
                 new_record(
@@ -146,9 +148,10 @@ def predict(
                     resolved=resolved,
                     role=decision.role,
                     answer=answer,
-                    features=features_used(model.schema.used_names, row, request.features),
+                    features=features,
                     challengers=scored,
                     latency_us=latency_us,
+                    window=window,
                 )
             ]
         )
@@ -291,6 +294,7 @@ def predict_batch(
             results[item.index] = {"index": item.index, **item.answer}
             if item.decision.capture:
                 item.aligned = (model.schema, matrix[position])
+                features, window = captured_inputs(model.schema, matrix[position])
                 item.record = new_record(
                     request_id=item.request_id,
                     source=source,
@@ -300,9 +304,10 @@ def predict_batch(
                     resolved=who,
                     role=item.decision.role,
                     answer=item.answer,
-                    features=features_used(model.schema.used_names, matrix[position]),
+                    features=features,
                     challengers=[],
                     latency_us=latency_us,
+                    window=window,
                 )
                 scored.append(item)
     if challengers is not None:
@@ -366,6 +371,8 @@ def _answer(
     }
     if request.timeframe is not None:
         answer["timeframe"] = request.timeframe
+    if model.network is not None:
+        return network_answer(answer, model.network, model.task, model.classes, result, position)
     outputs = result.outputs[position]
     if model.task == "regression":
         answer["prediction"] = float(outputs)

@@ -26,8 +26,9 @@ from tickerserve.layout import (
     validate_artifact_name,
     validate_model_name,
 )
-from tickerserve.members.kinds import KINDS, TASKS, TREELITE, MemberSpec, expected_outputs
+from tickerserve.members.kinds import KINDS, ONNX, TASKS, TREELITE, MemberSpec, expected_outputs
 from tickerserve.members.linear import LinearModel
+from tickerserve.members.network import BOX, DISCRETE, NetworkSpec
 from tickerserve.storage.store import PreconditionFailed, Store, sha256_hex
 
 FORMAT = 2
@@ -43,7 +44,7 @@ CLASSIFICATION, REGRESSION = TASKS
 _KNOWN_KEYS = frozenset(
     {"format", "model", "version", "model_type", "task", "created_at", "asset_class",
      "feature_names", "selected_features", "classes", "metrics", "hyperparameters", "training",
-     "ensemble", "artifacts", "source", "accepts_missing"}
+     "ensemble", "artifacts", "source", "accepts_missing", "network"}
 )  # fmt: skip
 
 
@@ -79,6 +80,7 @@ class BundleMetadata:
     source: dict[str, Any] = field(default_factory=dict)
     task: str = CLASSIFICATION
     accepts_missing: bool = True  # False: the original refused missing values (null)
+    network: NetworkSpec | None = None  # an ONNX network's input, outputs and policy
     extra: dict[str, Any] = field(default_factory=dict)  # fields a newer writer added
 
     @property
@@ -146,6 +148,8 @@ class BundleMetadata:
             },
             "source": self.source,
         }
+        if self.network is not None:
+            out["network"] = self.network.to_dict()
         if self.stacking is not None:
             out["ensemble"]["stacking"] = {
                 "coefficients": self.stacking.coefficients,
@@ -217,6 +221,7 @@ class BundleMetadata:
             source=dict(raw.get("source") or {}),
             task=task,
             accepts_missing=_flag(raw.get("accepts_missing", True), "accepts_missing"),
+            network=None if raw.get("network") is None else NetworkSpec.from_dict(raw["network"]),
             extra={k: v for k, v in raw.items() if k not in _KNOWN_KEYS},
         )
         metadata.validate()
@@ -224,7 +229,10 @@ class BundleMetadata:
 
     @property
     def n_outputs(self) -> int:
-        """Columns of the combined answer: every class's probability, or one value."""
+        """Columns of the combined answer: every class's probability, or one value (one per
+        named output of a network regressor, or per action dimension of a box policy)."""
+        if self.task == REGRESSION and self.network is not None and self.network.outputs:
+            return len(self.network.outputs)
         return expected_outputs(self.task, len(self.classes))
 
     def validate(self) -> None:
@@ -267,6 +275,7 @@ class BundleMetadata:
                 from tickerserve.members.treelite import check_options
 
                 check_options(member.options, self.task, len(self.classes))
+        self._validate_network()
         if len({m.artifact for m in self.members}) != len(self.members):
             raise ValueError("each member needs its own artifact")
         if METADATA_FILE in self.artifacts:
@@ -285,6 +294,47 @@ class BundleMetadata:
         for key, value in self.metrics.items():
             if not math.isfinite(value):
                 raise ValueError(f"metric {key} must be finite")
+
+    def _validate_network(self) -> None:
+        """A network is one ONNX member, alone, with the ``network`` object describing it."""
+        onnx = [m for m in self.members if m.kind == ONNX]
+        network = self.network
+        if not onnx:
+            if network is not None:
+                raise ValueError("network is given but no member is an onnx network")
+            return
+        if len(self.members) != 1 or self.method != "single":
+            raise ValueError("an onnx network is a version's single member")
+        if network is None:
+            raise ValueError("an onnx member needs the network object (input, shape)")
+        from tickerserve.members.onnx import check_options
+
+        member = onnx[0]
+        check_options(member.options)
+        if tuple(member.options["shape"]) != network.shape:
+            raise ValueError(
+                f"member {member.artifact} takes shape {member.options['shape']}, network says "
+                f"{list(network.shape)}"
+            )
+        if network.n_features != len(self.used_features):
+            raise ValueError(
+                f"network rows hold {network.n_features} features but metadata lists "
+                f"{len(self.used_features)}"
+            )
+        pre = member.options.get("preprocessing")
+        if pre is not None and pre not in self.artifacts:
+            raise ValueError(f"member {member.artifact}: {pre} is not listed in artifacts")
+        policy = network.policy
+        if self.task == CLASSIFICATION and network.outputs:
+            raise ValueError("a classifier's outputs are its classes, not named outputs")
+        if policy is not None and policy.action_space == DISCRETE and self.task != CLASSIFICATION:
+            raise ValueError("a discrete policy is a classifier over its actions")
+        if (
+            policy is not None
+            and policy.action_space == BOX
+            and (self.task != REGRESSION or len(network.outputs) != len(policy.low))
+        ):
+            raise ValueError("a box policy answers one named output per action dimension")
 
 
 def _flag(value: Any, name: str) -> bool:
