@@ -34,7 +34,8 @@ def test_a_converted_member_answers_what_the_original_answers(name: str):
     converted = convert_estimator(original.estimators["model"], stem="m", name="model")
     # When its bytes are loaded as the function loads them
     n_classes = len(original.labels or [])
-    member = load_member(converted.spec, converted.data, task=converted.task, n_classes=n_classes)
+    files = {converted.spec.artifact: converted.data}
+    member = load_member(converted.spec, files, task=converted.task, n_classes=n_classes)
     # Then it answers what the original answers, and so does the reference it carries
     x = rows(50, missing=original.missing)
     expected = np.asarray(original.reference(x), dtype=np.float64).reshape(len(x), -1)
