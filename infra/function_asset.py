@@ -46,6 +46,9 @@ _MEMBERS = (
     "tickerserve/members/linear.py",
     "tickerserve/members/links.py",
     "tickerserve/members/loading.py",
+    "tickerserve/members/network.py",
+    "tickerserve/members/onnx.py",
+    "tickerserve/members/preprocessing.py",
     "tickerserve/members/safe_load.py",
     "tickerserve/members/treelite.py",
     "tickerserve/members/treelite_api.py",
@@ -77,12 +80,14 @@ PREDICTION_FILES = (
     "tickerserve/serving/capture.py",
     "tickerserve/serving/features.py",
     "tickerserve/serving/model.py",
+    "tickerserve/serving/network_answers.py",
     "tickerserve/serving/observability.py",
     "tickerserve/serving/predict.py",
     "tickerserve/serving/request_ids.py",
     "tickerserve/serving/service.py",
     "tickerserve/serving/snapstart.py",
     "tickerserve/serving/traffic.py",
+    "tickerserve/serving/windows.py",
 )
 # The monitor function: monitor runs, promotion (which loads a version as serving does, so
 # the member kinds and the model), baselines and storage; no HTTP layer, no pickle loader.
@@ -99,6 +104,7 @@ MONITOR_FILES = (
     "tickerserve/serving/__init__.py",
     "tickerserve/serving/features.py",
     "tickerserve/serving/model.py",
+    "tickerserve/serving/windows.py",
     "tickerserve/publishing/__init__.py",
     "tickerserve/publishing/promotion.py",
     "tickerserve/publishing/release.py",

@@ -5,6 +5,7 @@ with a dynamic batch."""
 from __future__ import annotations
 
 import copy
+
 import numpy as np
 import onnx
 import pytest
