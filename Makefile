@@ -12,7 +12,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 $(STAMP): requirements.txt pyproject.toml package.json
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -r requirements.txt -e ".[cli]"
+	$(PY) -m pip install -q -r requirements.txt -e ".[cli,networks]"
 	npm ci --no-audit --no-fund --silent
 	touch $@
 
