@@ -172,18 +172,16 @@ class OnnxMember:
 
     def run(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """The main output (n, outputs) and the critic's value (n,) or None, both float64."""
-        x = rows.reshape(len(rows), *self.shape)
+        n = len(rows)
+        x = rows.reshape(n, *self.shape)
         if self.preprocessing is not None:
             x = self.preprocessing.apply(x)
-        feed = {self._input: np.ascontiguousarray(x, dtype=self._dtype)}
         try:
-            results = self.session.run(self._fetch, feed)
+            results = self.session.run(self._fetch, {self._input: x.astype(self._dtype)})
         except Exception as exc:  # onnxruntime's own error types: a fault of the graph
             raise InvalidModel(f"onnxruntime failed: {' '.join(str(exc).split())[:300]}") from None
-        main = np.asarray(results[0], dtype=np.float64).reshape(len(rows), -1)
-        value = None
-        if len(results) > 1:
-            value = np.asarray(results[1], dtype=np.float64).reshape(len(rows), -1)[:, 0]
+        main = results[0].astype(np.float64).reshape(n, -1)
+        value = results[1].astype(np.float64).reshape(n) if len(results) > 1 else None
         return main, value
 
     def predict(self, rows: np.ndarray) -> np.ndarray:

@@ -71,12 +71,15 @@ class Preprocessing:
         return bool(self.steps) and self.steps[0].op == "fill_missing"
 
     def apply(self, x: np.ndarray) -> np.ndarray:
-        """The steps over ``x`` (rows, *shape), in float64; ``x`` itself is left alone."""
-        out = np.array(x, dtype=np.float64)  # a copy: the caller's rows stay as captured
+        """The steps over ``x`` (rows, *shape), in float64; ``x`` itself is left alone (the
+        first step writes a new array, the others work in it)."""
+        out = np.asarray(x, dtype=np.float64)
+        fresh = False  # whether ``out`` is ours to change in place
         with np.errstate(over="ignore"):  # an overflow is the original's too (and clipped)
             for step in self.steps:
-                out = _apply(step, out)
-        return out
+                out = _apply(step, out, fresh)
+                fresh = True
+        return out if fresh else out.copy()
 
     def inverse(self, z: np.ndarray) -> np.ndarray:
         """Inputs that the affine steps map to ``z`` (fills and clips ignored): where to draw
@@ -109,27 +112,26 @@ class Preprocessing:
         return cls(steps, str(raw.get("source", "")))
 
 
-def _apply(step: Step, out: np.ndarray) -> np.ndarray:
-    """One step over ``out`` (in place where numpy allows)."""
+_UFUNCS = {"subtract": np.subtract, "divide": np.divide, "multiply": np.multiply, "add": np.add}
+
+
+def _apply(step: Step, out: np.ndarray, fresh: bool) -> np.ndarray:
+    """One step over ``out``: in place when ``fresh`` (the array is the steps' own), else
+    into a new array."""
     op = step.op
+    ufunc = _UFUNCS.get(op)
+    if ufunc is not None:  # the same operation as scikit-learn's in-place x -= mean_ etc.
+        return ufunc(out, step.values, out=out if fresh else None)
     if op == "fill_missing":
         missing = np.isnan(out)
-        if missing.any():
-            out = np.where(missing, step.values, out)
-    elif op == "subtract":
-        out -= step.values
-    elif op == "divide":
-        out /= step.values
-    elif op == "multiply":
-        out *= step.values
-    elif op == "add":
-        out += step.values
-    elif op == "clip":
-        np.clip(out, step.low, step.high, out=out)
-    else:  # clip_if_infinite: per input (window or observation), as the seed did
-        infinite = np.isinf(out).reshape(len(out), -1).any(axis=1)
-        if infinite.any():
-            out[infinite] = np.clip(out[infinite], step.low, step.high)
+        return np.where(missing, step.values, out) if missing.any() else out.copy()
+    if op == "clip":
+        return np.clip(out, step.low, step.high, out=out if fresh else None)
+    # clip_if_infinite: per input (window or observation), as the seed did
+    out = out if fresh else out.copy()
+    infinite = np.isinf(out).reshape(len(out), -1).any(axis=1)
+    if infinite.any():
+        out[infinite] = np.clip(out[infinite], step.low, step.high)
     return out
 
 
