@@ -97,7 +97,7 @@ def test_a_gru_answers_windows_by_name_as_its_torch_original(api, how):
         # When a window is sent as rows by name (only the features the model uses), oldest first
         body = call(api, how, {"ticker": "GRU1", "features": as_rows(window, used)})
         # Then the answer is the original's value
-        assert set(body) == {"request_id", "ticker", "model", "prediction"}
+        assert set(body) == {"request_id", "ticker", "signal", "model", "prediction"}
         close(body["prediction"], np.asarray(theirs), abs(want).max())
 
 
@@ -196,7 +196,7 @@ def test_a_box_policy_answers_the_clipped_action_and_its_value(api):
     answered = []
     for row, action, value in zip(obs, actions, values, strict=True):
         body = call(api, "rest", {"ticker": "PPOB", "features": [float(v) for v in row]})
-        assert set(body) == {"request_id", "ticker", "model", "action", "value"}
+        assert set(body) == {"request_id", "ticker", "signal", "model", "action", "value"}
         close(body["action"], action, 1.0)
         close(body["value"], np.asarray(value), abs(values).max())
         answered.append(body["action"][0])

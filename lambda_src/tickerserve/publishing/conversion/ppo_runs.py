@@ -60,12 +60,14 @@ def convert_ppo(
     model: str,
     asset_class: str | None = None,
     fallback_names: list[str] | None = None,
+    label: object = None,
 ) -> Converted:
-    """Convert and check one PPO run folder; ``NotConvertible`` says why not."""
+    """Convert and check one PPO run folder; ``NotConvertible`` says why not (prefixed with
+    ``label``, the folder by default)."""
     try:
         return _convert(folder, model, asset_class, fallback_names)
     except NotConvertible as exc:
-        prefix = f"{folder}: "
+        prefix = f"{folder if label is None else label}: "
         raise NotConvertible(
             exc.message if exc.message.startswith(prefix) else prefix + exc.message
         ) from None
