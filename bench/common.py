@@ -247,7 +247,7 @@ def _free_port() -> int:
 @contextlib.contextmanager
 def moto_server() -> Iterator[str]:
     """A moto S3 server in its own process on 127.0.0.1 (the one ``make serve`` starts)."""
-    from tickerserve.cli import dev
+    from tickerserve.cli.moto_process import moto_server as moto_server_process
 
-    with dev.moto_server("127.0.0.1", _free_port()) as endpoint:
+    with moto_server_process("127.0.0.1", _free_port()) as endpoint:
         yield endpoint

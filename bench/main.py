@@ -6,9 +6,11 @@ Sections: 1 warm single prediction through the whole handler, 2 a batch of 1000 
 (``bench/monitor.py``), 6 every model family the seeds bring (``bench/families.py``), 7 storage
 faults and unloadable files, now vs before (``bench/faults.py``), 8 what capture and a shadow
 challenger add to a warm prediction (``bench/capture.py``; 8b reading 250,000 outcomes back,
-``bench/outcomes.py``), 10 networks: seed 001's GRU and PPO policy through onnxruntime against
-torch and stable-baselines3 (``bench/networks.py``). Prints plain-text tables with medians and
-ratios. Nothing here asserts on time.
+``bench/outcomes.py``), 9 the prediction path of this tree against an older commit
+(``bench/pipeline.py``, ``--against REF``), 10 networks: seed 001's GRU and PPO policy through
+onnxruntime against torch and stable-baselines3 (``bench/networks.py``), 11 what request
+warnings add to a warm prediction (``bench/request_warnings.py``). Prints plain-text tables
+with medians and ratios. Nothing here asserts on time.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from typing import Any
 from bench import costs, families
 from bench import faults as faults_bench
 from bench import monitor as monitor_bench
+from bench import pipeline as pipeline_bench
 from bench.capture import capture_section, capture_targets
 from bench.common import (
     FAKE_CREDENTIALS,
@@ -56,6 +59,7 @@ from bench.common import (
 )
 from bench.models import (
     LARGE_ETFS,
+    PRODUCTION,
     SMALL_ETF,
     STOCKS,
     UNIVERSAL,
@@ -67,6 +71,7 @@ from bench.models import (
     ticker_model,
 )
 from bench.outcomes import outcomes_section
+from bench.request_warnings import warnings_section, warnings_targets
 
 BUCKET = "tickerserve-bench"
 WARM_LARGE_TICKER = "XLK"
@@ -77,7 +82,7 @@ BUDGET_FRACTION = 0.25
 WARM_ROWS = 64
 SECTIONS = (
     "warm", "batch", "cold", "runtime", "rss", "monitor", "families", "faults", "capture",
-    "networks",
+    "pipeline", "networks", "warnings",
 )  # fmt: skip
 OWN_STORE = ("families", "networks")  # sections with their own models and a local folder store
 
@@ -113,6 +118,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--only",
         default=",".join(SECTIONS),
         help=f"comma-separated sections to run (default: all of {','.join(SECTIONS)})",
+    )
+    parser.add_argument(
+        "--against",
+        default=pipeline_bench.DEFAULT_REF,
+        metavar="REF",
+        help="the git commit, tag or branch section 9 (pipeline) compares this tree with "
+        f"(default: {pipeline_bench.DEFAULT_REF})",
     )
     args = parser.parse_args(argv)
     args.sections = [x.strip() for x in args.only.split(",") if x.strip()]
@@ -150,7 +162,9 @@ def main(argv: list[str] | None = None) -> int:
                 os.environ["AWS_ENDPOINT_URL"] = endpoint
                 sizes = publish_all(root, specs, BUCKET, endpoint)
                 say(_describe_models(specs, sizes))
-                bench = Bench(config, work, endpoint, specs, sizes)
+                bench = Bench(
+                    config, work, endpoint, specs, sizes, against=args.against, models_root=root
+                )
                 for name in lightgbm_sections:
                     section_started = time.monotonic()
                     results[name] = getattr(bench, name)()
@@ -238,8 +252,13 @@ class Bench:
         endpoint: str,
         specs: list[ModelSpec],
         sizes: dict[str, Any],
+        *,
+        against: str = pipeline_bench.DEFAULT_REF,
+        models_root: Path | None = None,
     ) -> None:
         self.config = config
+        self.against = against
+        self.models_root = models_root  # the cached seed artifacts (section 9 publishes them)
         self.work = work
         self.endpoint = endpoint
         self.specs = specs
@@ -318,11 +337,7 @@ class Bench:
         parts: dict[str, dict[str, float]] = {}
         notes = []
         for size, ticker in cases:
-            names = self._names(ticker_model(ticker))
-            bodies: list[dict[str, Any]] = [
-                {"ticker": ticker, "features": _row_features(names, 1000 + i)}
-                for i in range(WARM_ROWS)
-            ]
+            bodies = self._warm_bodies(ticker)
             if size == "small":  # the real event's own feature values come first
                 bodies[0] = json.loads(envelope["body"])
             events = [{**envelope, "body": json.dumps(b)} for b in bodies]
@@ -413,16 +428,29 @@ class Bench:
         )
         return out
 
+    def _warm_bodies(self, ticker: str) -> list[dict[str, Any]]:
+        """``WARM_ROWS`` distinct predict bodies for ``ticker``."""
+        names = self._names(ticker_model(ticker))
+        return [
+            {"ticker": ticker, "features": _row_features(names, 1000 + i)} for i in range(WARM_ROWS)
+        ]
+
+    def _batch_items(self) -> list[dict[str, Any]]:
+        """1000 predict bodies over ``BATCH_ETFS`` and ``BATCH_STOCKS`` (11 large models)."""
+        tickers = [*BATCH_ETFS, *BATCH_STOCKS]
+        return [
+            {
+                "ticker": tickers[i % len(tickers)],
+                "features": _row_features(self._names(ticker_model(tickers[i % len(tickers)])), i),
+            }
+            for i in range(1000)
+        ]
+
     # -- 2 ---------------------------------------------------------------------------------------
     def batch(self) -> dict[str, Any]:
         """1000 rows: one /predict/batch request vs 1000 single requests vs a vectorized seed."""
         tickers = [*BATCH_ETFS, *BATCH_STOCKS]
-        items = []
-        for i in range(1000):
-            ticker = tickers[i % len(tickers)]
-            items.append(
-                {"ticker": ticker, "features": _row_features(self._names(ticker_model(ticker)), i)}
-            )
+        items = self._batch_items()
         batch_event = rest_event("/predict/batch", {"items": items})
         singles = [rest_event("/predict", item) for item in items]
         n_models = len({ticker_model(t) for t in tickers})
@@ -761,6 +789,50 @@ class Bench:
         )
         return result
 
+    # -- 9 ---------------------------------------------------------------------------------------
+    def pipeline(self) -> dict[str, Any] | None:
+        """This tree's prediction path against ``--against`` (bench/pipeline.py)."""
+        assert self.models_root is not None
+        tickers = [*BATCH_ETFS, *BATCH_STOCKS]
+        models = []
+        for name in sorted({ticker_model(t) for t in tickers}):
+            stock = name == UNIVERSAL
+            routes = dict.fromkeys(STOCKS, "stock") if stock else {name.split("/", 1)[1]: "etf"}
+            folder = self.models_root / name / PRODUCTION
+            models.append(
+                {
+                    "name": name,
+                    "folder": str(folder),
+                    "asset_class": "stock" if stock else "etf",
+                    "routes": routes,
+                }
+            )
+        return pipeline_bench.run(
+            quick=self.config.warm_calls < 3000,
+            against=self.against,
+            work=self.work,
+            models=models,
+            single_bodies=self._warm_bodies(WARM_LARGE_TICKER),
+            batch_items=self._batch_items(),
+        )
+
+    # -- 11 --------------------------------------------------------------------------------------
+    def warnings(self) -> dict[str, Any]:
+        """Feature ranges against none, on the same trees (bench/request_warnings.py)."""
+        return warnings_section(
+            bucket=BUCKET,
+            endpoint=self.endpoint,
+            cases=[
+                ("small", ticker_model(SMALL_ETF), SMALL_ETF),
+                ("large", ticker_model(WARM_LARGE_TICKER), WARM_LARGE_TICKER),
+            ],
+            context=self.context,
+            calls=self.config.warm_calls * 2,
+            warmup=self.config.warm_warmup,
+            cache_dir=str(self.work / "warnings-cache"),
+            rows=WARM_ROWS,
+        )
+
 
 def _phase(data: dict[str, Any], key: str) -> float:
     if key == "startup":
@@ -821,12 +893,16 @@ def summary(results: dict[str, Any]) -> str:
         rows += faults_bench.target_rows(results["faults"])
     if "capture" in results:
         rows += capture_targets(results["capture"])
+    if "pipeline" in results:
+        rows += pipeline_bench.target_rows(results["pipeline"])
     if "networks" in results:
         from bench import networks
 
         rows += networks.target_rows(results["networks"])
+    if "warnings" in results:
+        rows += warnings_targets(results["warnings"])
     return "\n" + table(
-        "Targets (issues 2, 8, 9, 10, 11, 12 and 18)", ["target", "measured", "met"], rows
+        "Targets (issues 2, 8, 9, 10, 11, 12, 16, 18 and 21)", ["target", "measured", "met"], rows
     )
 
 

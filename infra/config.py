@@ -35,6 +35,9 @@ from infra.runtime_contract import (
 CONTEXT_PREFIX = "tickerserve:"
 STAGE_KEY = f"{CONTEXT_PREFIX}stage"
 STAGES_KEY = f"{CONTEXT_PREFIX}stages"
+# Deploy a stage with the settings of another ``stages`` entry: a throw-away stage of `make e2e`
+# (e2e-<id>) takes the "e2e" entry's settings under its own name.
+SETTINGS_FROM_KEY = f"{CONTEXT_PREFIX}settingsFrom"
 
 Architecture = Literal["x86_64", "arm64"]
 AuthMode = Literal["iam", "api_key", "none"]
@@ -131,6 +134,9 @@ class AlarmSettings(Settings):
     shadow_failures: Annotated[int, Field(ge=1)] = 1
     canary_fallbacks: Annotated[int, Field(ge=1)] = 1
     capture_failures: Annotated[int, Field(ge=1)] = 1
+    # Request warnings (a feature out of its version's range, or missing where its reference
+    # had none) one model's answers carried in a period: each model is its own alarm series.
+    request_warnings: Annotated[int, Field(ge=1)] = 100
 
     @field_validator("email")
     @classmethod
@@ -420,18 +426,21 @@ def _explain(exc: ValidationError) -> str:
 def load_config(context: Callable[[str], Any]) -> ServingConfig:
     """Read the selected stage from CDK context (``node.try_get_context``) into a config.
 
-    Order: defaults, then ``tickerserve:stages[<stage>]``, then ``-c tickerserve:<key>`` values.
+    Order: defaults, then ``tickerserve:stages[<stage>]`` (or ``[<settingsFrom>]`` when given),
+    then ``-c tickerserve:<key>`` values.
     """
     stage = context(STAGE_KEY) or "dev"
     stages = context(STAGES_KEY) or {}
     if not isinstance(stages, Mapping):
         raise ConfigError(f"{STAGES_KEY} must be an object of stage name -> settings")
-    if stages and stage not in stages:
+    source = context(SETTINGS_FROM_KEY) or stage
+    if stages and source not in stages:
         # A typo must not silently deploy a new stack with default settings.
-        raise ConfigError(f"stage {stage!r} is not in {STAGES_KEY}: {sorted(stages)}")
-    block = stages.get(stage, {})
+        named = f"{SETTINGS_FROM_KEY} {source!r}" if source != stage else f"stage {stage!r}"
+        raise ConfigError(f"{named} is not in {STAGES_KEY}: {sorted(stages)}")
+    block = stages.get(source, {})
     if not isinstance(block, Mapping):
-        raise ConfigError(f"{STAGES_KEY}.{stage} must be an object of settings")
+        raise ConfigError(f"{STAGES_KEY}.{source} must be an object of settings")
     overrides = {
         key: value
         for key in (str(info.alias) for info in ServingConfig.model_fields.values())

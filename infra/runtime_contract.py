@@ -73,6 +73,7 @@ class BucketLayout:
     registry_key: str
     metadata_prefix: str
     monitoring_history_key: str
+    monitor_salt_key: str
     history_archive_infix: str
     versions_dir: str
     baselines_dir: str
@@ -105,6 +106,7 @@ LAYOUT_NAMES = BucketLayout(
     registry_key=LAYOUT["registry_key"],
     metadata_prefix=LAYOUT["metadata_prefix"],
     monitoring_history_key=LAYOUT["monitoring_history_key"],
+    monitor_salt_key=LAYOUT["monitor_salt_key"],
     history_archive_infix=LAYOUT["history_archive_infix"],
     versions_dir=LAYOUT["versions_dir"],
     baselines_dir=LAYOUT["baselines_dir"],
@@ -120,6 +122,7 @@ PREDICTION_METRICS: dict[str, Any] = METRICS["prediction"]
 PREDICTION_METRIC_NAMES: dict[str, str] = {
     **PREDICTION_METRICS["counters"],
     **PREDICTION_METRICS["gauges"],
+    **PREDICTION_METRICS["per_model"],
 }
 # The monitor's: namespace, the per-model dimension, figure names by key.
 MONITOR_METRICS: dict[str, Any] = METRICS["monitor"]

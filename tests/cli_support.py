@@ -5,6 +5,9 @@ from __future__ import annotations
 import builtins
 import csv
 import json
+import os
+import pty
+import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -62,9 +65,11 @@ class FaultyStore:
     def describe(self) -> str:
         return self.inner.describe()
 
-    def get(self, key: str, *, if_none_match: str | None = None) -> Blob | None:
+    def get(
+        self, key: str, *, if_none_match: str | None = None, size: int | None = None
+    ) -> Blob | None:
         self._record("get", key)
-        return self.inner.get(key, if_none_match=if_none_match)
+        return self.inner.get(key, if_none_match=if_none_match, size=size)
 
     def put(self, key: str, data: bytes, **kwargs: Any) -> str:
         self._record("put", key)
@@ -106,3 +111,40 @@ def write_csv(path: Path, columns: dict[str, list[Any]]) -> Path:
         for row in zip(*columns.values(), strict=True):
             writer.writerow(row)
     return path
+
+
+@dataclass(frozen=True)
+class TerminalRun:
+    """A command run with its stderr on a terminal (a pseudo-terminal), stdout on a pipe."""
+
+    code: int
+    stdout: str
+    terminal: str  # what the terminal received on stderr, control sequences included
+
+
+def run_on_terminal(argv: list[str], *, timeout: float = 180.0) -> TerminalRun:
+    """Run ``argv`` as a person in a terminal would see its stderr."""
+    master, slave = pty.openpty()
+    env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "160", "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(
+        argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave, env=env
+    )
+    os.close(slave)
+    received = bytearray()
+
+    def read() -> None:
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                return
+            if not chunk:
+                return
+            received.extend(chunk)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    stdout, _ = process.communicate(timeout=timeout)
+    reader.join(timeout=10)
+    os.close(master)
+    return TerminalRun(process.returncode, stdout.decode(), received.decode(errors="replace"))

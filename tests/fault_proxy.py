@@ -1,8 +1,9 @@
 """A TCP proxy on 127.0.0.1 that injects real storage faults in front of a server (the moto
 server): it can pass traffic through, black-hole it (accept, read, never answer), trickle the
-answer one byte at a time, delay every chunk, or hold the requests that start with given bytes
-until released. The mode can change while connections are open; each chunk obeys the mode in
-force when it arrives, so pooled keep-alive connections are affected too.
+answer one byte at a time, claim a huge body and trickle it (``Content-Length`` rewritten), delay
+every chunk, or hold the requests that start with given bytes until released. The mode can
+change while connections are open; each chunk obeys the mode in force when it arrives, so pooled
+keep-alive connections are affected too.
 
 Reusable by any test that needs a storage fault::
 
@@ -29,8 +30,9 @@ CHUNK = 65536
 class Mode:
     """What the proxy does with traffic right now."""
 
-    name: str = "pass"  # pass | black_hole | trickle | delay
-    interval: float = 0.0  # trickle: seconds between bytes; delay: seconds per chunk
+    name: str = "pass"  # pass | black_hole | trickle | claim | delay
+    interval: float = 0.0  # trickle, claim: seconds between bytes; delay: seconds per chunk
+    claimed: int = 0  # claim: the Content-Length every answer announces
 
 
 class FaultProxy:
@@ -67,6 +69,12 @@ class FaultProxy:
         """Forward requests; send answers back one byte every ``interval`` seconds."""
         self._mode = Mode("trickle", interval)
 
+    def claim(self, content_length: int, interval: float = 0.5) -> None:
+        """Forward requests; answer each with its headers at once but ``Content-Length``
+        rewritten to ``content_length``, then its body one byte every ``interval`` seconds (a
+        server that promises a huge object and trickles it)."""
+        self._mode = Mode("claim", interval, content_length)
+
     def delay(self, seconds: float) -> None:
         """Forward everything, each client chunk ``seconds`` late (a slow link)."""
         self._mode = Mode("delay", seconds)
@@ -99,6 +107,10 @@ class FaultProxy:
     def close(self) -> None:
         self._closed.set()
         self.release()
+        with contextlib.suppress(OSError):
+            # Closing alone leaves a blocked accept() waiting for one more connection (Linux);
+            # shutting the listener down wakes it.
+            self._listener.shutdown(socket.SHUT_RDWR)
         with contextlib.suppress(OSError):
             self._listener.close()
         with self._lock:
@@ -166,12 +178,25 @@ class FaultProxy:
             self._drop(client, upstream)
 
     def _pump_back(self, upstream: socket.socket, client: socket.socket) -> None:
+        head = b""  # claim: an answer's headers, until they are complete
         try:
             while True:
                 data = upstream.recv(CHUNK)
                 if not data:
                     break
                 mode = self._mode
+                if mode.name == "claim":
+                    head += data
+                    if b"\r\n\r\n" not in head:
+                        continue
+                    headers, _, body = head.partition(b"\r\n\r\n")
+                    client.sendall(_claimed(headers, mode.claimed) + b"\r\n\r\n")
+                    for i in range(len(body)):
+                        if self._closed.wait(mode.interval):
+                            return
+                        client.sendall(body[i : i + 1])
+                    self._closed.wait()  # the rest of the "body" never comes
+                    return
                 if mode.name == "trickle":
                     for i in range(len(data)):
                         if self._closed.wait(mode.interval):
@@ -203,6 +228,14 @@ class FaultProxy:
                 sock.close()
             with self._lock:
                 self._sockets.discard(sock)
+
+
+def _claimed(headers: bytes, length: int) -> bytes:
+    """HTTP response headers with ``Content-Length`` set to ``length``."""
+    lines = [
+        line for line in headers.split(b"\r\n") if not line.lower().startswith(b"content-length:")
+    ]
+    return b"\r\n".join([*lines, b"Content-Length: %d" % length])
 
 
 @contextlib.contextmanager

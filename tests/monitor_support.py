@@ -16,9 +16,11 @@ import numpy as np
 
 from tickerserve.baselines.baseline import Baseline, Reference, Window, fit_baseline
 from tickerserve.baselines.persistence import StoredBaseline, attach_to_bundle, load_baseline
+from tickerserve.layout import MONITORING_HISTORY_KEY
 from tickerserve.publishing.release import publish_bundle
 from tickerserve.serving.model import LoadedModel
 from tickerserve.storage.bundle import Bundle, read_metadata
+from tickerserve.storage.history import append_records
 from tickerserve.storage.registry import update_registry
 from tickerserve.storage.store import LocalStore, Store
 
@@ -155,3 +157,53 @@ def stored_baseline(root: Path, model: str, version: str) -> StoredBaseline:
     found = load_baseline(local, read_metadata(local, model, version)[0])
     assert found is not None, f"{model} {version} has no baseline"
     return found
+
+
+# A three-class strategy model's labels.
+CLASSES = ["IRON_CONDOR", "BULL_PUT_SPREAD", "BEAR_CALL_SPREAD"]
+
+
+def calibrated_rows(
+    rng: np.random.Generator,
+    n: int,
+    *,
+    scale: float = 1.5,
+    sharpen: float = 1.0,
+    classes: Sequence[str] = CLASSES,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Probabilities and labels drawn from them (a calibrated model); ``sharpen`` > 1 makes
+    the reported probabilities overconfident while the labels still follow the true ones."""
+    logits = rng.normal(scale=scale, size=(n, len(classes)))
+    true_p = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    truth = np.array([rng.choice(len(classes), p=p) for p in true_p])
+    shown = np.exp(sharpen * logits)
+    return shown / shown.sum(axis=1, keepdims=True), truth
+
+
+def past_wins(
+    store: Store,
+    model: str = "etfs/SMH",
+    *,
+    before: date,
+    days: int = 2,
+    champion: str = "1.0.0",
+    challenger: str = "1.0.1",
+    win_rate: float = 1.0,
+    drift_pct: float = 0.0,
+) -> None:
+    """History lines of ``days`` earlier daily runs (the days just before ``before``) in which
+    the challenger won: seed 003 switches only after three winning days in a row."""
+    lines = [
+        {
+            "kind": "monitoring",
+            "model": model,
+            "timestamp": f"{(before - timedelta(days=k)).isoformat()}T06:00:00.000000Z",
+            "monitoring_date": (before - timedelta(days=k)).isoformat(),
+            "champion": {"alias": "production", "version": champion},
+            "challenger": {"alias": "challenger", "version": challenger},
+            "comparison": {"model_b_win_rate": win_rate, "windows_counted": 7},
+            "drift": {"drift_pct": drift_pct, "model_a_drift_pct": max(0.0, drift_pct)},
+        }
+        for k in range(days, 0, -1)
+    ]
+    append_records(store, MONITORING_HISTORY_KEY, lines)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tickerserve.cli import dev
+from tickerserve.cli.moto_process import moto_server as moto_server_process
 from tickerserve.layout import DEFAULT_REGISTRY_KEY
 from tickerserve.publishing.demo import demo_bundle
 from tickerserve.publishing.release import publish_bundle
@@ -71,7 +71,7 @@ def free_port() -> int:
 @contextmanager
 def moto_server() -> Iterator[str]:
     """A moto S3 server in its own process on 127.0.0.1 (the one ``make serve`` starts)."""
-    with dev.moto_server("127.0.0.1", free_port()) as endpoint:
+    with moto_server_process("127.0.0.1", free_port()) as endpoint:
         yield endpoint
 
 

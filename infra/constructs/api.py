@@ -16,7 +16,7 @@ from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from infra.config import ApiSettings, ApiType
-from infra.constructs.front_door import ROUTES, RequestMetrics, Route
+from infra.constructs.front_door import OUTCOMES, ROUTES, RequestMetrics, Route
 from infra.constructs.log_retention import retained_log_group
 from infra.runtime_contract import GATEWAY_ERRORS
 
@@ -34,6 +34,7 @@ class PredictionApi(Construct):
         construct_id: str,
         *,
         handler: lambda_.IFunction,
+        outcomes: lambda_.IFunction,
         settings: ApiSettings,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -89,9 +90,19 @@ class PredictionApi(Construct):
             )
         # allow_test_invoke=False: no extra invoke permission for the console's test button.
         integration = apigw.LambdaIntegration(handler, proxy=True, allow_test_invoke=False)
-        # One method per route: each is its own IAM resource (route_arn).
+        to_outcomes = apigw.LambdaIntegration(outcomes, proxy=True, allow_test_invoke=False)
+        # One method per route: each is its own IAM resource (route_arn). Outcomes go to their
+        # own function and always need IAM: an API key is accepted by every key-required
+        # method of the stage, so only IAM keeps a key that may predict from writing them.
         self.methods = [
-            self.api.root.resource_for_path(route.path).add_method(route.method, integration)
+            self.api.root.resource_for_path(route.path).add_method(
+                route.method,
+                to_outcomes,
+                authorization_type=apigw.AuthorizationType.IAM,
+                api_key_required=False,
+            )
+            if route == OUTCOMES
+            else self.api.root.resource_for_path(route.path).add_method(route.method, integration)
             for route in ROUTES
         ]
         if auth_mode == "api_key":
@@ -100,6 +111,10 @@ class PredictionApi(Construct):
 
     @property
     def url(self) -> str:
+        return self.api.url
+
+    @property
+    def outcomes_url(self) -> str:
         return self.api.url
 
     def route_arn(self, route: Route) -> str:

@@ -55,6 +55,8 @@ COLUMNS: dict[str, str] = {
     "challengers": "array<struct<alias:string,version:string,output:"
     f"{_OUTPUT},latency_us:bigint,error:string>>",
     "latency_us": "bigint",
+    # The answer's warnings (a row unlike the version's reference), when it has ranges.
+    "warnings": "array<struct<feature:string,code:string,value:double,range:array<double>>>",
 }
 
 

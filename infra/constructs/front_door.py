@@ -1,9 +1,11 @@
 """What every front door (``apiType``: REST API, HTTP API or function URL) gives the stack.
 
-The function answers the same bodies and codes behind each; the front doors differ in what
-happens before it runs (authorization, throttling, the gateway's own errors, access logs) and
-in the metrics that count requests. Each front door construct offers the same few things, so
-the serving stack, the alarms and the dashboard do not care which one a stage deploys.
+The function answers the same bodies and codes behind each; ``POST /outcomes`` reaches the
+outcomes function instead, under IAM authorization whatever the stage's ``authMode``. The front
+doors differ in what happens before a function runs (authorization, throttling, the gateway's
+own errors, access logs) and in the metrics that count requests. Each front door construct
+offers the same few things, so the serving stack, the alarms and the dashboard do not care which
+one a stage deploys.
 """
 
 from __future__ import annotations
@@ -37,6 +39,9 @@ ROUTES = (
     # The handler validates outcomes item by item (per-item errors, never a whole 400).
     Route("POST", "/outcomes"),
 )
+# Served by the outcomes function, always under IAM authorization (issue 19): the permission
+# to predict never includes the permission to write the outcomes the monitor judges by.
+OUTCOMES = Route("POST", "/outcomes")
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,12 @@ class FrontDoor(Protocol):
     @property
     def url(self) -> str:
         """The base URL callers append a route to (ends with ``/``)."""
+        ...
+
+    @property
+    def outcomes_url(self) -> str:
+        """The base URL outcome writers append ``outcomes`` to (the same as ``url`` behind
+        API Gateway; a function URL stage has a second URL, on the outcomes function)."""
         ...
 
     @property

@@ -4,8 +4,9 @@ No gateway and no request price: Lambda receives the HTTP request itself (payloa
 and every path reaches the function, which answers unknown routes and methods with its own 404
 and 405. What it lacks: request throttling (the stage's ``reservedConcurrency`` caps it
 instead), access logs, API keys, AWS WAF, custom domains and per-route permissions: one URL
-is one IAM resource, the alias; a route that needs its own permission needs its own alias and
-URL. Lambda's own refusals (403, 413, 429, 502) carry its ``{"Message": ...}`` body.
+is one IAM resource, the alias; so ``POST /outcomes`` has a URL of its own, on the outcomes
+function (the prediction URL answers it with 403 ``wrong_entry_point``). Lambda's own refusals
+(403, 413, 429, 502) carry its ``{"Message": ...}`` body.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from infra.config import ApiSettings, ApiType
-from infra.constructs.front_door import RequestMetrics, Route
+from infra.constructs.front_door import OUTCOMES, RequestMetrics, Route
 
 LAMBDA_NAMESPACE = "AWS/Lambda"
 
@@ -38,10 +39,12 @@ class FunctionUrlFront(Construct):
         construct_id: str,
         *,
         handler: lambda_.Alias,
+        outcomes: lambda_.Alias,
         settings: ApiSettings,
     ) -> None:
         super().__init__(scope, construct_id)
         self.handler = handler
+        self.outcomes = outcomes
         self.function_url = lambda_.FunctionUrl(
             self,
             "Url",
@@ -54,13 +57,27 @@ class FunctionUrlFront(Construct):
             # The whole answer at once, as behind API Gateway (streaming is for Node.js).
             invoke_mode=lambda_.InvokeMode.BUFFERED,
         )
+        # One URL is one IAM resource, so outcomes get a URL of their own, on the outcomes
+        # function, IAM-authorized whatever the stage's authMode (issue 19).
+        self.outcomes_function_url = lambda_.FunctionUrl(
+            self,
+            "OutcomesUrl",
+            function=outcomes,
+            auth_type=lambda_.FunctionUrlAuthType.AWS_IAM,
+            invoke_mode=lambda_.InvokeMode.BUFFERED,
+        )
 
     @property
     def url(self) -> str:
         return self.function_url.url
 
+    @property
+    def outcomes_url(self) -> str:
+        return self.outcomes_function_url.url
+
     def route_arn(self, route: Route) -> str:
-        return self.handler.function_arn  # every route: one URL on one alias
+        # Every route but outcomes: one URL on the prediction alias.
+        return self.outcomes.function_arn if route == OUTCOMES else self.handler.function_arn
 
     def metrics(self, period: Duration) -> RequestMetrics:
         # Per URL: the function's name and the alias it is on (Resource "name:live").

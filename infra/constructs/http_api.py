@@ -1,7 +1,8 @@
 """The HTTP API front door (``apiType: http``): API Gateway's HTTP API, payload format 2.0.
 
 A third of the REST API's request price. One route per API route, each with the IAM authorizer
-(or none, where the stage says ``authMode: none``), stage throttling and JSON access logs. What
+(or none, where the stage says ``authMode: none``; ``POST /outcomes`` always has it, and goes to
+the outcomes function), stage throttling and JSON access logs. What
 it lacks: API keys and usage plans, AWS WAF, X-Ray, and custom gateway responses: its own
 refusals (403, 404 for an unknown route, 413, 429, 503, 504) carry API Gateway's
 ``{"message": ...}`` body, not the API's error shape (the README's table says which).
@@ -21,7 +22,7 @@ from aws_cdk.aws_apigatewayv2_integrations import HttpLambdaIntegration
 from constructs import Construct
 
 from infra.config import ApiSettings, ApiType
-from infra.constructs.front_door import ROUTES, RequestMetrics, Route
+from infra.constructs.front_door import OUTCOMES, ROUTES, RequestMetrics, Route
 from infra.constructs.log_retention import retained_log_group
 
 # HTTP API access log variables (the caller's IAM identity where the IAM authorizer ran).
@@ -71,6 +72,7 @@ class HttpApiFront(Construct):
         construct_id: str,
         *,
         handler: lambda_.IFunction,
+        outcomes: lambda_.IFunction,
         settings: ApiSettings,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -102,17 +104,18 @@ class HttpApiFront(Construct):
         )
         # Payload format 2.0; the invoke permission is scoped to each route's own ARN.
         integration = HttpLambdaIntegration("Prediction", handler, scope_permission_to_route=True)
-        authorizer = (
-            HttpIamAuthorizer() if settings.auth_mode == "iam" else apigwv2.HttpNoneAuthorizer()
-        )
+        to_outcomes = HttpLambdaIntegration("Outcomes", outcomes, scope_permission_to_route=True)
+        iam_authorizer = HttpIamAuthorizer()
+        authorizer = iam_authorizer if settings.auth_mode == "iam" else apigwv2.HttpNoneAuthorizer()
+        # Outcomes go to their own function and always need IAM (issue 19).
         self.routes = [
             route
             for r in ROUTES
             for route in self.api.add_routes(
                 path=r.path,
                 methods=[apigwv2.HttpMethod(r.method)],
-                integration=integration,
-                authorizer=authorizer,
+                integration=to_outcomes if r == OUTCOMES else integration,
+                authorizer=iam_authorizer if r == OUTCOMES else authorizer,
             )
         ]
         if settings.auth_mode != "iam":
@@ -131,6 +134,10 @@ class HttpApiFront(Construct):
             f"https://{self.api.api_id}.execute-api.{stack.region}.{stack.url_suffix}/"
             f"{self.stage_name}/"
         )
+
+    @property
+    def outcomes_url(self) -> str:
+        return self.url
 
     def route_arn(self, route: Route) -> str:
         return self.api.arn_for_execute_api(route.method, route.path, self.stage_name)

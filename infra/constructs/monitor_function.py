@@ -78,7 +78,8 @@ class MonitorFunction(Construct):
             capture.arn_for_objects(f"{names.capture_prefix}*"),
         ]
         self.role.add_to_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=reads))
-        writes = [history]
+        # The history, and the salt request ids are keyed with (written once, create-only).
+        writes = [history, bucket.arn_for_objects(names.monitor_salt_key)]
         if settings.auto_promote:
             writes.append(bucket.arn_for_objects(registry_key))
         self.role.add_to_policy(iam.PolicyStatement(actions=["s3:PutObject"], resources=writes))
@@ -187,6 +188,12 @@ class MonitorFunction(Construct):
                                  cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
                                  f"a model degraded more than {settings.retrain_drift_pct}% "
                                  "against its baseline: retrain"),
+            "EstimatedPerformanceDrift": (
+                self._metric(FIGURES["estimated_drift_pct"]), settings.retrain_drift_pct,
+                cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                f"a model's accuracy estimated from its confidence (before outcomes arrive) is "
+                f"more than {settings.retrain_drift_pct}% under its baseline's",
+            ),
             # named after its metric
             FIGURES["switch_recommended"]: (self._metric(FIGURES["switch_recommended"]), 1,
                                   cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
@@ -234,7 +241,10 @@ class MonitorFunction(Construct):
             ),
             cw.GraphWidget(
                 title="Monitor: drift % vs baseline per model",
-                left=[per_model(FIGURES["drift_pct"], "drift %")],
+                left=[
+                    per_model(FIGURES["drift_pct"], "drift %"),
+                    per_model(FIGURES["estimated_drift_pct"], "estimated drift %"),
+                ],
                 left_annotations=[
                     cw.HorizontalAnnotation(value=settings.retrain_drift_pct, label="retrain")
                 ],

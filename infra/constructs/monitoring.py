@@ -5,7 +5,10 @@ latency as the stage's front door counts them, API Gateway's or the function URL
 and on what warm sandboxes hide behind good answers: versions that fail to load, registry
 reads that fail, answers from a last good version, and a registry that has not been read for
 too long (the function's own metrics, named in the runtime's ``metric_names.json``; an alarm
-on one of them is named after it). The README has a runbook line per alarm.
+on one of them is named after it). Request warnings (answers whose rows are unlike their
+version's reference) are counted per model: one Metrics Insights alarm watches every model's
+series on its own, so models published later are watched without a redeploy. The README has a
+runbook line per alarm.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from infra.runtime_contract import PREDICTION_METRIC_NAMES, PREDICTION_METRICS
 NAMESPACE: str = PREDICTION_METRICS["namespace"]
 SERVICE: str = PREDICTION_METRICS["service"]
 NAMES = PREDICTION_METRIC_NAMES
+MODEL: str = PREDICTION_METRICS["model_dimension"]  # a per-model metric's dimension
 
 
 def dimensions(function: lambda_.IFunction) -> dict[str, str]:
@@ -98,6 +102,8 @@ class Monitoring(Construct):
                                  "answers served from a last good version"),
             "registry_staleness": ("Maximum", settings.registry_staleness_seconds,
                                    "seconds since a sandbox last read the registry"),
+            # Always an operator's mistake: one is enough (the model serves as if it were off).
+            "invalid_settings": ("Maximum", 1, "per-model settings the registry cannot read"),
         }  # fmt: skip
         for which, (statistic, threshold, what) in own_alarms.items():
             metrics[NAMES[which]] = (own(NAMES[which], statistic), threshold, what)
@@ -116,6 +122,21 @@ class Monitoring(Construct):
             alarm.add_alarm_action(cw_actions.SnsAction(self.topic))
             alarm.add_ok_action(cw_actions.SnsAction(self.topic))
             self.alarms.append(alarm)
+
+        warnings = self._request_warnings(function, period, settings.request_warnings)
+        self.alarms.append(warnings.create_alarm(
+            self,
+            NAMES["request_warnings"],
+            alarm_description=f"tickerserve: one model's answers carried request warnings >= "
+            f"{settings.request_warnings} (a feature out of its version's range, or missing "
+            "where its reference had none)",
+            threshold=settings.request_warnings,
+            evaluation_periods=settings.evaluation_periods,
+            comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cw.TreatMissingData.NOT_BREACHING,  # no warnings: no line
+        ))  # fmt: skip
+        for action in (self.alarms[-1].add_alarm_action, self.alarms[-1].add_ok_action):
+            action(cw_actions.SnsAction(self.topic))
 
         self.dashboard = cw.Dashboard(self, "Dashboard")
         self.dashboard.add_widgets(
@@ -140,13 +161,74 @@ class Monitoring(Construct):
             cw.GraphWidget(
                 title="Hidden failures (served from memory or a last good version)",
                 left=[
-                    own(NAMES[which], "Sum")
-                    for which in ("model_load_failures", "registry_failures", "served_last_good")
+                    *(
+                        own(NAMES[which], "Sum")
+                        for which in (
+                            "model_load_failures",
+                            "registry_failures",
+                            "served_last_good",
+                        )
+                    ),
+                    own(NAMES["invalid_settings"], "Maximum"),
                 ],
                 right=[own(NAMES["registry_staleness"], "Maximum")],
                 right_y_axis=cw.YAxisProps(label="registry age (s)", show_units=False),
             ),
+            cw.GraphWidget(
+                title="Request warnings per model (rows unlike the version's reference)",
+                left=[warnings],
+                left_annotations=[
+                    cw.HorizontalAnnotation(
+                        value=settings.request_warnings, label="alarm", color="#d62728"
+                    )
+                ],
+                legend_position=cw.LegendPosition.RIGHT,
+            ),
             cw.AlarmStatusWidget(title="Alarms", alarms=list(self.alarms)),
+        )
+
+    def watch_outcomes(self, *, function: lambda_.IFunction, settings: AlarmSettings) -> cw.Alarm:
+        """The outcomes function's errors: outcomes it could not record are evidence lost."""
+        period = Duration.minutes(settings.period_minutes)
+        alarm = function.metric_errors(period=period, statistic="Sum").create_alarm(
+            self,
+            "OutcomesErrors",
+            alarm_description="tickerserve: outcomes function errors >= "
+            f"{settings.function_errors}",
+            threshold=settings.function_errors,
+            evaluation_periods=settings.evaluation_periods,
+            comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+        )
+        alarm.add_alarm_action(cw_actions.SnsAction(self.topic))
+        alarm.add_ok_action(cw_actions.SnsAction(self.topic))
+        self.alarms.append(alarm)
+        return alarm
+
+    @staticmethod
+    def _request_warnings(
+        function: lambda_.IFunction, period: Duration, threshold: int
+    ) -> cw.MathExpression:
+        """Each model's request warnings per period: a Metrics Insights query grouped by the
+        model dimension (an alarm on it judges every returned series on its own)."""
+        schema = ", ".join(
+            f'"{key}"'
+            for key in (
+                PREDICTION_METRICS["service_dimension"],
+                PREDICTION_METRICS["function_dimension"],
+                MODEL,
+            )
+        )
+        query = (
+            f'SELECT SUM("{NAMES["request_warnings"]}") FROM SCHEMA("{NAMESPACE}", {schema}) '
+            f'WHERE "{PREDICTION_METRICS["function_dimension"]}" = '
+            f"'{function.function_name}' GROUP BY \"{MODEL}\""
+        )
+        return cw.MathExpression(
+            expression=query,
+            using_metrics={},
+            period=period,
+            label=f"request warnings (alarm >= {threshold} per period)",
         )
 
     def watch_capture(

@@ -22,7 +22,7 @@ ALIAS_NAME = "live"
 CACHE_DIR = "/tmp/tickerserve"
 # Model artifacts live at {model name}/versions/{version}/{file}; see DESIGN "Bucket layout".
 MODEL_OBJECTS = LAYOUT_NAMES.model_objects
-# POST /outcomes writes realized results here: the only place the function may write.
+# POST /outcomes writes realized results here: the only place the outcomes function may write.
 OUTCOME_OBJECTS = f"{LAYOUT_NAMES.outcomes_prefix}*"
 
 
@@ -51,16 +51,12 @@ class PredictionFunction(Construct):
             self,
             "Role",
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description="tickerserve prediction function: read models, write outcomes and "
-            "its own logs",
+            description="tickerserve prediction function: read models, write its own logs",
         )
         self.log_group.grant(self.role, "logs:CreateLogStream", "logs:PutLogEvents")
-        # Reads only the objects the runtime reads; writes only outcomes (create-only puts).
+        # Reads only the objects the runtime reads and writes nothing: outcomes are the
+        # outcomes function's (a separate permission; see outcomes_function.py).
         model_objects = bucket.arn_for_objects(MODEL_OBJECTS)
-        outcome_objects = bucket.arn_for_objects(OUTCOME_OBJECTS)
-        self.role.add_to_policy(
-            iam.PolicyStatement(actions=["s3:PutObject"], resources=[outcome_objects])
-        )
         self.role.add_to_policy(
             iam.PolicyStatement(
                 actions=["s3:GetObject"],
@@ -141,10 +137,5 @@ class PredictionFunction(Construct):
                 reason="s3:GetObject on {model}/versions/{version}/{file} only: model names "
                 "are data (etfs/SMH, stocks/universal, new ones), so this key pattern is the "
                 "narrowest grant that serves a newly published model without a redeploy",
-            ),
-            Acknowledgment(
-                id=f"AwsSolutions-IAM5[Resource::{nag_spelling(self, outcome_objects)}]",
-                reason="s3:PutObject under outcomes/ only (POST /outcomes): one object per "
-                "received batch, keyed by day and content hash, so the key is data",
             ),
         )

@@ -1,5 +1,6 @@
-"""The serving stack: dependency layer, prediction function, capture pipeline, the front door
-(REST API, HTTP API or function URL: ``apiType``), alarms, and the scheduled monitor function."""
+"""The serving stack: dependency layer, prediction function, outcomes function, capture
+pipeline, the front door (REST API, HTTP API or function URL: ``apiType``), alarms, and the
+scheduled monitor function."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from infra.constructs.function_url import FunctionUrlFront
 from infra.constructs.http_api import HttpApiFront
 from infra.constructs.monitor_function import MonitorFunction
 from infra.constructs.monitoring import Monitoring
+from infra.constructs.outcomes_function import OutcomesFunction
 from infra.constructs.prediction_function import PredictionFunction
 from infra.stacks.storage import model_bucket_name
 
@@ -62,7 +64,22 @@ class ServingStack(Stack):
                 settings=config.capture,
                 log_retention_days=config.log_retention_days,
             )
-        self.api = front_door(self, "Api", handler=self.prediction.alias, settings=config.api)
+        # Writing outcomes is a separate permission: a function of its own (issue 19).
+        self.outcomes = OutcomesFunction(
+            self,
+            "Outcomes",
+            code=lambda_.Code.from_asset(str(self.prediction.code.path)),
+            bucket=bucket,
+            layer=layer.layer,
+            settings=config.function,
+        )
+        self.api = front_door(
+            self,
+            "Api",
+            handler=self.prediction.alias,
+            outcomes=self.outcomes.alias,
+            settings=config.api,
+        )
         # WAF attaches only to a REST API stage (the config refuses waf with another apiType).
         if isinstance(self.api, PredictionApi):
             stage = self.api.api.deployment_stage
@@ -85,6 +102,7 @@ class ServingStack(Stack):
             function=self.prediction.function,
             settings=config.alarms,
         )
+        self.monitoring.watch_outcomes(function=self.outcomes.function, settings=config.alarms)
         self.monitoring.watch_capture(
             settings=config.alarms,
             delivery=self.capture.stream if config.capture_on else None,
@@ -118,17 +136,44 @@ class ServingStack(Stack):
             value=self.prediction.function.function_name,
             description="prediction function",
         )
+        CfnOutput(
+            self,
+            "MonitorFunctionName",
+            value=self.monitor.function.function_name,
+            description="scheduled monitor function (make e2e invokes it)",
+        )
+        CfnOutput(
+            self,
+            "OutcomesUrl",
+            value=self.api.outcomes_url,
+            description="base URL of POST /outcomes (IAM-authorized)",
+        )
+        CfnOutput(
+            self,
+            "OutcomesFunctionName",
+            value=self.outcomes.function.function_name,
+            description='outcomes function (direct invoke: {"action": "outcomes"})',
+        )
         CfnOutput(self, "AlarmTopicArn", value=self.monitoring.topic.topic_arn)
         if isinstance(self.api, PredictionApi) and config.auth_mode == "api_key":
             CfnOutput(self, "ApiKeyId", value=self.api.api_key.key_id)
 
 
 def front_door(
-    scope: Construct, construct_id: str, *, handler: lambda_.Alias, settings: ApiSettings
+    scope: Construct,
+    construct_id: str,
+    *,
+    handler: lambda_.Alias,
+    outcomes: lambda_.Alias,
+    settings: ApiSettings,
 ) -> FrontDoor:
-    """The stage's front door (``apiType``) in front of the function's alias."""
+    """The stage's front door (``apiType``) in front of the functions' aliases."""
     if settings.api_type == "http":
-        return HttpApiFront(scope, construct_id, handler=handler, settings=settings)
+        return HttpApiFront(
+            scope, construct_id, handler=handler, outcomes=outcomes, settings=settings
+        )
     if settings.api_type == "url":
-        return FunctionUrlFront(scope, construct_id, handler=handler, settings=settings)
-    return PredictionApi(scope, construct_id, handler=handler, settings=settings)
+        return FunctionUrlFront(
+            scope, construct_id, handler=handler, outcomes=outcomes, settings=settings
+        )
+    return PredictionApi(scope, construct_id, handler=handler, outcomes=outcomes, settings=settings)

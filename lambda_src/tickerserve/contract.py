@@ -157,3 +157,29 @@ class GatewayError:
 
 GATEWAY_ERRORS = tuple(GatewayError(**e) for e in RAW["gateway"]["errors"])
 GATEWAY_PAYLOAD_BYTES: int = RAW["gateway"]["payload_bytes"]
+
+
+@dataclass(frozen=True)
+class WarningCodes:
+    """The warnings an answer may carry (``answers.warnings`` in contract.json): each code's
+    meaning, and the two codes by name."""
+
+    about: str
+    descriptions: dict[str, str]  # code -> what it means
+    out_of_range: str
+    unexpected_missing: str
+
+
+def _warning_code(codes: dict[str, str], code: str) -> str:
+    if code not in codes:
+        raise KeyError(f"contract.json defines no warning code {code!r}")
+    return code
+
+
+_WARNINGS_RAW: dict[str, Any] = RAW["answers"]["warnings"]
+WARNINGS = WarningCodes(
+    _WARNINGS_RAW["about"],
+    dict(_WARNINGS_RAW["codes"]),
+    _warning_code(_WARNINGS_RAW["codes"], "out_of_range"),
+    _warning_code(_WARNINGS_RAW["codes"], "unexpected_missing"),
+)

@@ -47,6 +47,14 @@ class NotFound(TickerserveError):
     code = "not_found"
 
 
+class WrongEntryPoint(TickerserveError):
+    """A request sent to an entry point that does not do it (outcomes to the prediction
+    function, a prediction to the outcomes function): separate permissions, separate doors."""
+
+    status = 403
+    code = "wrong_entry_point"
+
+
 class MethodNotAllowed(TickerserveError):
     """A known path asked with a method it does not serve; ``allow`` lists the ones it does."""
 

@@ -5,10 +5,13 @@ metadata/asset_registry.json                 the registry
 metadata/asset_registry.seed-000.json        seed 000's own registry, kept by import-seed
 metadata/training_history.jsonl              one JSON record per publish
 metadata/monitoring_history.jsonl            one JSON record per monitoring run
+metadata/monitor_salt.json                   the monitor's secret salt for request-id keys
 capture/dt=YYYY-MM-DD/*.jsonl.gz             captured predictions (``tickerserve serve``)
 outcomes/dt=YYYY-MM-DD/*.jsonl               realized outcomes, by the date received
 etfs/{TICKER}/versions/{VERSION}/...         one model per ETF
 etfs/{TICKER}/versions/index.json            the model's digest index (version_index.py)
+etfs/{TICKER}/versions/{VERSION}.ranges.json feature ranges of a version published before
+                                             its baseline (baselines/ranges.py)
 stocks/universal/versions/{VERSION}/...      the shared stock model
 {model name}/versions/{VERSION}/...          any other model
 {model name}/baselines/{VERSION}.json        a monitoring baseline added after publishing
@@ -39,6 +42,8 @@ TRAINING_HISTORY_KEY: str = RAW["training_history_key"]
 MONITORING_HISTORY_KEY: str = RAW["monitoring_history_key"]
 # Where ``import-seed`` keeps seed 000's own registry when it converts a store in place.
 SEED_000_REGISTRY_KEY = f"{METADATA_PREFIX}asset_registry.seed-000.json"
+# The monitor's secret salt for request-id keys (written once, create-only).
+MONITOR_SALT_KEY: str = RAW["monitor_salt_key"]
 # A rotated history: ``{key without .jsonl}{infix}{UTC time}_{id}.jsonl`` beside it.
 HISTORY_ARCHIVE_INFIX: str = RAW["history_archive_infix"]
 VERSIONS_DIR: str = RAW["versions_dir"]
@@ -50,6 +55,9 @@ BASELINE_FILE = "baseline.json"
 # Beside the version folders, where the function may read and no version key can be: a
 # version folder is named by a semantic version, never "index.json".
 INDEX_FILE = "index.json"
+# A version's feature ranges kept beside its folder (when its metadata.json has none): the name
+# its sha256 is recorded under in the digest index. The prediction function reads it.
+RANGES_FILE = "ranges.json"
 MODEL_FILE = "model.txt"
 ETF_PREFIX = "etfs"
 STOCK_PREFIX = "stocks"
@@ -190,6 +198,13 @@ def metadata_key(model: str, version: str) -> str:
 def baseline_sidecar_key(model: str, version: str) -> str:
     """A baseline attached to an existing (immutable) version: beside its folder."""
     return f"{model_prefix(model)}{BASELINES_DIR}/{Version.parse(version)}.json"
+
+
+def ranges_sidecar_key(model: str, version: str) -> str:
+    """A version's feature ranges, beside its folder and under ``*/versions/*`` (where the
+    function may read): ``{model}/versions/{version}.ranges.json``, which no version key can
+    be mistaken for (a version folder's key has one more segment)."""
+    return f"{versions_prefix(model)}{Version.parse(version)}.{RANGES_FILE}"
 
 
 def index_key(model: str) -> str:

@@ -19,12 +19,14 @@ RAW: dict[str, Any] = json.loads(PATH.read_text())
 @dataclass(frozen=True)
 class PredictionMetrics:
     """The prediction function's own metrics (Powertools EMF): counters add one per event,
-    gauges are sampled; dimensions ``service`` and, deployed, ``function``."""
+    gauges are sampled; dimensions ``service`` and, deployed, ``function``; a per-model
+    metric has the model's name as ``model_dimension`` too."""
 
     namespace: str
     service: str
     service_dimension: str
     function_dimension: str
+    model_dimension: str
     # counters
     model_loads: str
     model_load_failures: str
@@ -36,6 +38,9 @@ class PredictionMetrics:
     capture_failures: str
     # gauges
     registry_staleness: str
+    invalid_settings: str  # per-model settings the registry holds but cannot read
+    # per model
+    request_warnings: str
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,7 @@ class MonitorMetrics:
     drifted_feature_share: str
     output_psi: str
     drift_pct: str
+    estimated_drift_pct: str  # of the accuracy estimated from confidence (trusted ones only)
     challenger_win_rate: str
     switch_recommended: str
     retrain_recommended: str
@@ -61,5 +67,5 @@ def _flat(section: dict[str, Any], *groups: str) -> dict[str, str]:
     return flat
 
 
-PREDICTION = PredictionMetrics(**_flat(RAW["prediction"], "counters", "gauges"))
+PREDICTION = PredictionMetrics(**_flat(RAW["prediction"], "counters", "gauges", "per_model"))
 MONITOR = MonitorMetrics(**_flat(RAW["monitor"], "figures"))

@@ -127,6 +127,7 @@ def resources(template: Template, type_: str) -> dict[str, Any]:
 
 
 PREDICTION_HANDLER = "tickerserve.handler.lambda_handler"
+OUTCOMES_HANDLER = "tickerserve.handler.outcomes_handler"
 
 
 def function_with_handler(template: Template, handler: str = PREDICTION_HANDLER) -> dict[str, Any]:
@@ -180,3 +181,18 @@ def policy_statements(template: Template) -> list[dict[str, Any]]:
 
 def as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
+
+
+def alias_of(template: Template, handler: str = PREDICTION_HANDLER) -> tuple[str, dict[str, Any]]:
+    """The logical ID and properties of the alias of the function running ``handler``."""
+    (function_id,) = [
+        logical_id
+        for logical_id, f in resources(template, "AWS::Lambda::Function").items()
+        if f["Properties"].get("Handler") == handler
+    ]
+    (found,) = [
+        (logical_id, a["Properties"])
+        for logical_id, a in resources(template, "AWS::Lambda::Alias").items()
+        if a["Properties"]["FunctionName"] == {"Ref": function_id}
+    ]
+    return found

@@ -14,6 +14,7 @@ from tickerserve.layout import CAPTURE_KIND
 RECORD_FIELDS = [
     "kind", "v", "time", "request_id", "source", "ticker", "signal", "timeframe", "model",
     "version", "alias", "role", "task", "features", "output", "challengers", "latency_us",
+    "warnings",
 ]  # fmt: skip
 
 
@@ -94,6 +95,8 @@ def test_the_glue_table_projects_dt_over_the_capture_prefix(dev: Synth):
     assert types["features"] == "map<string,double>"
     assert types["output"].startswith("struct<label:string,probabilities:map<string,double>")
     assert "value:double" in types["output"]
+    # an answer's warnings, queryable per feature and code (UNNEST)
+    assert types["warnings"].startswith("array<struct<feature:string,code:string,value:double")
 
 
 def test_the_athena_workgroup_enforces_its_own_encrypted_results_location(dev: Synth):

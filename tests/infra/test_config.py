@@ -42,6 +42,25 @@ def test_cdk_json_stages_load_and_dev_is_the_default():
     )
 
 
+def test_a_throw_away_stage_takes_the_settings_of_the_entry_it_names():
+    # Given make e2e's stage name, which no cdk.json entry has, and the entry it deploys like
+    context = {
+        **CDK_CONTEXT,
+        "tickerserve:stage": "e2e-1a2b3c4d",
+        "tickerserve:settingsFrom": "e2e",
+    }
+    # When the config is read
+    config = config_from(context)
+    # Then the stage keeps its own name (stacks, buckets) with the e2e entry's settings
+    assert config.stage == "e2e-1a2b3c4d"
+    assert (config.registry_ttl_seconds, config.capture.buffer_seconds) == (5, 60)
+    # ... and a name that is no entry is still refused
+    with pytest.raises(ConfigError, match=r"settingsFrom 'e2f' is not in tickerserve:stages"):
+        config_from({**context, "tickerserve:settingsFrom": "e2f"})
+    with pytest.raises(ConfigError, match=r"stage 'e2e-1a2b3c4d' is not in tickerserve:stages"):
+        config_from({**CDK_CONTEXT, "tickerserve:stage": "e2e-1a2b3c4d"})
+
+
 def test_defaults_deploy_without_any_context():
     config = config_from({})
     assert config == ServingConfig()

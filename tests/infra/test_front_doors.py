@@ -13,10 +13,19 @@ import pytest
 from aws_cdk import Stack
 
 from infra.constructs.api import PredictionApi
-from infra.constructs.front_door import ROUTES, Route
+from infra.constructs.front_door import OUTCOMES, ROUTES, Route
 from infra.constructs.function_url import FunctionUrlFront
 from infra.constructs.http_api import HttpApiFront
-from tests.infra.conftest import Synth, function_with_handler, only, resources, synth
+from tests.infra.conftest import (
+    OUTCOMES_HANDLER,
+    PREDICTION_HANDLER,
+    Synth,
+    alias_of,
+    function_with_handler,
+    only,
+    resources,
+    synth,
+)
 from tickerserve.http.api import ROUTES as HANDLER_ROUTES
 
 
@@ -52,36 +61,50 @@ def test_each_stage_deploys_only_its_own_front_door(dev: Synth, http: Synth, url
     assert {t for t in types(http) if t.startswith("AWS::ApiGateway::")} == set()
     assert "AWS::Lambda::Url" not in types(http)
     assert {t for t in types(url) if t.startswith("AWS::ApiGateway")} == set()
-    url.serving.resource_count_is("AWS::Lambda::Url", 1)
+    url.serving.resource_count_is("AWS::Lambda::Url", 2)  # predictions, and outcomes
 
 
 # --- HTTP API -----------------------------------------------------------------------------
 
 
-def test_http_api_routes_use_the_iam_authorizer_and_invoke_the_live_alias(http: Synth):
-    routes = {
+def http_routes(s: Synth) -> dict[str, dict]:
+    return {
         r["Properties"]["RouteKey"]: r["Properties"]
-        for r in resources(http.serving, "AWS::ApiGatewayV2::Route").values()
+        for r in resources(s.serving, "AWS::ApiGatewayV2::Route").values()
     }
+
+
+def test_http_api_routes_use_the_iam_authorizer_and_invoke_the_live_aliases(http: Synth):
+    routes = http_routes(http)
     assert set(routes) == {f"{r.method} {r.path}" for r in ROUTES}
     assert {r["AuthorizationType"] for r in routes.values()} == {"AWS_IAM"}
-    integration = only(http.serving, "AWS::ApiGatewayV2::Integration")["Properties"]
-    assert integration["IntegrationType"] == "AWS_PROXY"
-    assert integration["PayloadFormatVersion"] == "2.0"
-    alias_id = next(iter(resources(http.serving, "AWS::Lambda::Alias")))
-    assert integration["IntegrationUri"] == {"Ref": alias_id}
-    # API Gateway may invoke the alias for exactly these routes, no other path
-    permissions = resources(http.serving, "AWS::Lambda::Permission").values()
-    sources = sorted(
-        json.dumps(p["Properties"]["SourceArn"]).split("/*/*")[-1] for p in permissions
-    )
-    assert sources == sorted(f'{r.path}"]]}}' for r in ROUTES)
+    integrations = resources(http.serving, "AWS::ApiGatewayV2::Integration")
+    for integration in integrations.values():
+        assert integration["Properties"]["IntegrationType"] == "AWS_PROXY"
+        assert integration["Properties"]["PayloadFormatVersion"] == "2.0"
+    live, _ = alias_of(http.serving)
+    outcomes, _ = alias_of(http.serving, OUTCOMES_HANDLER)
+    # POST /outcomes reaches the outcomes function's alias, every other route the prediction's
+    for key, route in routes.items():
+        target = route["Target"]["Fn::Join"][1][1]["Ref"]
+        uri = integrations[target]["Properties"]["IntegrationUri"]
+        assert uri == {"Ref": outcomes if key == "POST /outcomes" else live}, key
+    # API Gateway may invoke each alias for exactly its own routes, no other path
+    permissions = [
+        p["Properties"] for p in resources(http.serving, "AWS::Lambda::Permission").values()
+    ]
+    sources = {
+        (p["FunctionName"]["Ref"], json.dumps(p["SourceArn"]).split("/*/*")[-1])
+        for p in permissions
+    }
+    assert sources == {(outcomes if r == OUTCOMES else live, f'{r.path}"]]}}') for r in ROUTES}
 
 
-def test_http_api_without_auth_only_when_the_stage_says_so():
+def test_http_api_without_auth_only_when_the_stage_says_so_and_never_for_outcomes():
     s = synth({"tickerserve:apiType": "http", "tickerserve:authMode": "none"})
-    routes = resources(s.serving, "AWS::ApiGatewayV2::Route").values()
-    assert {r["Properties"]["AuthorizationType"] for r in routes} == {"NONE"}
+    routes = http_routes(s)
+    assert routes.pop("POST /outcomes")["AuthorizationType"] == "AWS_IAM"
+    assert {r["AuthorizationType"] for r in routes.values()} == {"NONE"}
 
 
 def test_http_api_stage_is_named_throttled_and_access_logged(http: Synth):
@@ -109,14 +132,36 @@ def test_http_api_url_names_its_stage(http: Synth):
 # --- function URL -------------------------------------------------------------------------
 
 
-def test_function_url_is_iam_authorized_on_the_live_alias(url: Synth):
-    props = only(url.serving, "AWS::Lambda::Url")["Properties"]
-    assert props["AuthType"] == "AWS_IAM"
-    assert props["Qualifier"] == "live"
-    assert props["InvokeMode"] == "BUFFERED"
-    # IAM-authorized: nothing in the function's resource policy lets anyone else call it
+def function_urls(s: Synth) -> dict[str, dict]:
+    """Each function URL by the handler of the function it is on."""
+    handlers = {
+        logical_id: f["Properties"]["Handler"]
+        for logical_id, f in resources(s.serving, "AWS::Lambda::Function").items()
+    }
+    found = {}
+    for logical_id, props in resources(s.serving, "AWS::Lambda::Url").items():
+        function_id = props["Properties"]["TargetFunctionArn"]["Fn::GetAtt"][0]
+        found[handlers[function_id]] = {"id": logical_id, **props["Properties"]}
+    return found
+
+
+def test_function_urls_are_iam_authorized_on_the_live_aliases(url: Synth):
+    urls = function_urls(url)
+    assert set(urls) == {PREDICTION_HANDLER, OUTCOMES_HANDLER}
+    for props in urls.values():
+        assert props["AuthType"] == "AWS_IAM"
+        assert props["Qualifier"] == "live"
+        assert props["InvokeMode"] == "BUFFERED"
+    # IAM-authorized: nothing in the functions' resource policies lets anyone else call them
     url.serving.resource_count_is("AWS::Lambda::Permission", 0)
-    assert url.serving.find_outputs("ApiUrl")["ApiUrl"]["Value"]["Fn::GetAtt"][1] == "FunctionUrl"
+    outputs = url.serving.find_outputs("*")
+    assert outputs["ApiUrl"]["Value"]["Fn::GetAtt"] == [
+        urls[PREDICTION_HANDLER]["id"],
+        "FunctionUrl",
+    ]
+    assert outputs["OutcomesUrl"]["Value"]["Fn::GetAtt"] == [
+        urls[OUTCOMES_HANDLER]["id"], "FunctionUrl",
+    ]  # fmt: skip
 
 
 def test_an_open_function_url_allows_invocation_only_through_the_url():
@@ -127,10 +172,14 @@ def test_an_open_function_url_allows_invocation_only_through_the_url():
             "tickerserve:reservedConcurrency": "5",
         }
     )
-    assert only(s.serving, "AWS::Lambda::Url")["Properties"]["AuthType"] == "NONE"
+    urls = function_urls(s)
+    assert urls[PREDICTION_HANDLER]["AuthType"] == "NONE"
+    assert urls[OUTCOMES_HANDLER]["AuthType"] == "AWS_IAM"  # outcomes: never open
     permissions = [
         p["Properties"] for p in resources(s.serving, "AWS::Lambda::Permission").values()
     ]
+    live, _ = alias_of(s.serving)
+    assert {json.dumps(p["FunctionName"]) for p in permissions} == {json.dumps({"Ref": live})}
     assert {p["Action"] for p in permissions} == {
         "lambda:InvokeFunctionUrl",
         "lambda:InvokeFunction",
@@ -242,11 +291,13 @@ def test_api_gateway_routes_are_separate_iam_resources(request, fixture):
     assert front.invoke_actions == ("execute-api:Invoke",)
 
 
-def test_a_function_url_is_one_iam_resource_its_alias(url: Synth):
+def test_a_function_url_is_one_iam_resource_its_alias_and_outcomes_have_their_own(url: Synth):
     front = url.stacks["Serving"].api  # type: ignore[attr-defined]
     assert isinstance(front, FunctionUrlFront)
     stack = Stack.of(front)
-    arns = {json.dumps(stack.resolve(front.route_arn(route))) for route in ROUTES}
-    alias_id = next(iter(resources(url.serving, "AWS::Lambda::Alias")))
-    assert arns == {json.dumps({"Ref": alias_id})}
+    arns = {route: json.dumps(stack.resolve(front.route_arn(route))) for route in ROUTES}
+    live, _ = alias_of(url.serving)
+    outcomes, _ = alias_of(url.serving, OUTCOMES_HANDLER)
+    assert arns.pop(OUTCOMES) == json.dumps({"Ref": outcomes})
+    assert set(arns.values()) == {json.dumps({"Ref": live})}
     assert front.invoke_actions == ("lambda:InvokeFunctionUrl", "lambda:InvokeFunction")

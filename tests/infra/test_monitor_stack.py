@@ -69,8 +69,16 @@ def test_alarms_on_drift_and_on_a_recommended_switch_need_no_model_dimension(dev
     alarms = monitor_alarms(dev)
     # on the names the monitor emits (the runtime's reading of metric_names.json)
     assert MONITOR.namespace == construct.NAMESPACE
-    assert set(alarms) == {MONITOR.feature_drift_max, MONITOR.drift_pct, MONITOR.switch_recommended}
-    assert set(alarms) == {"FeatureDriftMax", "DriftPct", "SwitchRecommended"}
+    assert set(alarms) == {
+        MONITOR.feature_drift_max, MONITOR.drift_pct, MONITOR.estimated_drift_pct,
+        MONITOR.switch_recommended,
+    }  # fmt: skip
+    assert set(alarms) == {
+        "FeatureDriftMax", "DriftPct", "EstimatedDriftPct", "SwitchRecommended",
+    }  # fmt: skip
+    # the accuracy estimated before outcomes arrive alarms at the same level as the realized
+    assert alarms["EstimatedDriftPct"]["Threshold"] == 10
+    assert alarms["EstimatedDriftPct"]["ComparisonOperator"] == "GreaterThanThreshold"
     # at the runtime's default thresholds
     assert alarms["FeatureDriftMax"]["Threshold"] == MonitorConfig().psi_drift == 0.25
     assert alarms["DriftPct"]["Threshold"] == MonitorConfig().retrain_drift_pct == 10
@@ -108,7 +116,7 @@ def bands(s: Synth) -> dict[str, float]:
     }
 
 
-def test_the_monitor_role_reads_what_it_judges_and_writes_only_its_history(dev: Synth):
+def test_the_monitor_role_reads_what_it_judges_and_writes_only_its_history_and_salt(dev: Synth):
     _, props = monitor(dev)
     role_id = props["Role"]["Fn::GetAtt"][0]
     statements = [
@@ -124,7 +132,9 @@ def test_the_monitor_role_reads_what_it_judges_and_writes_only_its_history(dev: 
     writes = json.dumps(by_action["s3:PutObject"])
     assert "metadata/monitoring_history*" in writes
     assert "asset_registry" not in writes  # auto-promote is off: no registry writes
-    assert len(by_action["s3:PutObject"]) == 1
+    # and the secret salt request ids are keyed with before joining (created by its first run)
+    assert "/metadata/monitor_salt.json" in writes
+    assert len(by_action["s3:PutObject"]) == 2
     assert "metadata/monitoring_history_archive_*" in json.dumps(by_action["s3:DeleteObject"])
     reads = json.dumps(by_action["s3:GetObject"])
     for prefix in ("/*/versions/*", "/*/baselines/*", "/outcomes/*", "/capture/*"):

@@ -13,7 +13,10 @@ from infra.constructs.monitoring import NAMESPACE as MONITORED_NAMESPACE
 from infra.constructs.monitoring import SERVICE as MONITORED_SERVICE
 from infra.runtime_contract import GATEWAY_ERRORS
 from tests.infra.conftest import (
+    OUTCOMES_HANDLER,
+    PREDICTION_HANDLER,
     Synth,
+    alias_of,
     api_methods,
     as_list,
     function_with_handler,
@@ -32,19 +35,23 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 ALARM_NAMES = {
     "Api5xx": "API returned 5xx",
     "FunctionErrors": "prediction function errors",
+    "OutcomesErrors": "outcomes function errors",
     "Throttles": "prediction function throttled",
     "LatencyP99": "API p99 latency",
     "ModelLoadFailures": "model versions failed to load",
     "RegistryFailures": "registry reads failed",
     "ServedLastGood": "answers served from a last good version",
     "RegistryStaleness": "seconds since a sandbox last read the registry",
+    "InvalidModelSettings": "per-model settings the registry cannot read",
     "ShadowFailures": "shadow challenger rows that could not be scored",
     "CanaryFallbacks": "canary requests the champion answered instead",
     "CaptureFailures": "capture records that could not be written",
     "CaptureDeliveryFailed": "share of Firehose writes to S3 that succeeded",
     "CaptureDeliveryLate": "age (s) of the oldest record not yet in S3",
+    "RequestWarnings": "one model's answers carried request warnings",
 }
 
+OUTCOMES_ROUTE = ("POST", "/outcomes")
 ROUTES = {
     ("POST", "/predict"),
     ("POST", "/predict/batch"),
@@ -97,7 +104,7 @@ def test_environment_values_come_from_the_config(dev: Synth, prod: Synth):
 
 def test_prod_reserves_and_provisions_concurrency_on_the_live_alias(prod: Synth):
     assert function(prod)["ReservedConcurrentExecutions"] == 50
-    alias = only(prod.serving, "AWS::Lambda::Alias")["Properties"]
+    _, alias = alias_of(prod.serving)
     assert alias["Name"] == "live"
     assert alias["ProvisionedConcurrencyConfig"] == {"ProvisionedConcurrentExecutions": 2}
 
@@ -128,8 +135,8 @@ def test_function_logs_go_to_its_own_log_group_with_retention(dev: Synth):
 # --- IAM ----------------------------------------------------------------------------------
 
 
-def function_role_statements(s: Synth) -> list[dict]:
-    role_id = function(s)["Role"]["Fn::GetAtt"][0]
+def function_role_statements(s: Synth, handler: str = PREDICTION_HANDLER) -> list[dict]:
+    role_id = function_with_handler(s.serving, handler)["Properties"]["Role"]["Fn::GetAtt"][0]
     role = resources(s.serving, "AWS::IAM::Role")[role_id]["Properties"]
     assert "ManagedPolicyArns" not in role  # no AWSLambdaBasicExecutionRole
     assert "Policies" not in role
@@ -140,24 +147,48 @@ def function_role_statements(s: Synth) -> list[dict]:
     return statements
 
 
-def test_function_reads_only_model_versions_and_the_registry_and_writes_only_outcomes(
-    dev: Synth,
-):
-    statements = function_role_statements(dev)
-    s3 = [s for s in statements if any(a.startswith("s3:") for a in as_list(s["Action"]))]
-    assert all(s["Effect"] == "Allow" for s in s3)
-    assert sorted(s["Action"] for s in s3) == ["s3:GetObject", "s3:ListBucket", "s3:PutObject"]
-    (get,) = [s for s in s3 if s["Action"] == "s3:GetObject"]
-    (list_,) = [s for s in s3 if s["Action"] == "s3:ListBucket"]
-    (put,) = [s for s in s3 if s["Action"] == "s3:PutObject"]
+def s3_statements(statements: list[dict]) -> list[dict]:
+    found = [s for s in statements if any(a.startswith("s3:") for a in as_list(s["Action"]))]
+    assert all(s["Effect"] == "Allow" for s in found)
+    return found
+
+
+def test_the_outcomes_function_writes_only_outcomes_and_reads_nothing(dev: Synth):
+    statements = function_role_statements(dev, OUTCOMES_HANDLER)
+    (put,) = s3_statements(statements)
     # PutObject: under outcomes/ of the model bucket (POST /outcomes), nothing else, and
     # that grant covers the keys the runtime writes (one JSON-lines object per batch).
+    assert put["Action"] == "s3:PutObject"
     assert "Condition" not in put
     assert not isinstance(put["Resource"], list)
     assert json.dumps(put["Resource"]).endswith('/outcomes/*"]]}')
-    outcome = parse_outcome({"request_id": "r-1", "label": "UP"}, received_at="2026-12-02T08")
+    received = "2026-12-02T08:00:00.000000Z"
+    outcome = parse_outcome({"request_id": "r-1", "label": "UP"}, received_at=received)
     assert fnmatch.fnmatch(batch_key([outcome], "2026-12-02"), "outcomes/*")
     assert "tickerserve-dev-models-" in json.dumps(put["Resource"])
+    others = {a for s in statements if s is not put for a in as_list(s["Action"])}
+    assert others == {
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+        "xray:PutTraceSegments",
+        "xray:PutTelemetryRecords",
+    }
+    props = function_with_handler(dev.serving, OUTCOMES_HANDLER)["Properties"]
+    assert set(props["Environment"]["Variables"]) == set(ENV_NAMES)
+    assert props["Environment"]["Variables"]["TICKERSERVE_PRELOAD"] == ""
+    # The prediction function's code, run through the other entry point
+    assert props["Code"] == function(dev)["Code"]
+
+
+def test_function_reads_only_model_versions_and_the_registry_and_writes_nothing(
+    dev: Synth,
+):
+    statements = function_role_statements(dev)
+    s3 = s3_statements(statements)
+    # No PutObject: outcomes are written by the outcomes function alone (issue 19)
+    assert sorted(s["Action"] for s in s3) == ["s3:GetObject", "s3:ListBucket"]
+    (get,) = [s for s in s3 if s["Action"] == "s3:GetObject"]
+    (list_,) = [s for s in s3 if s["Action"] == "s3:ListBucket"]
     # GetObject: model artifacts and the registry key, nothing else, unconditionally.
     assert "Condition" not in get
     suffixes = sorted(json.dumps(r)[-40:] for r in get["Resource"])
@@ -216,15 +247,24 @@ def test_every_route_has_one_method_and_requires_iam_by_default(dev: Synth):
         assert props["Integration"]["Type"] == "AWS_PROXY", route
 
 
-def test_methods_invoke_the_live_alias(dev: Synth):
-    alias_id = next(iter(resources(dev.serving, "AWS::Lambda::Alias")))
-    for props in api_methods(dev.serving).values():
-        assert alias_id in json.dumps(props["Integration"]["Uri"])
+def test_methods_invoke_the_live_alias_and_outcomes_the_outcomes_function(dev: Synth):
+    live, _ = alias_of(dev.serving)
+    outcomes, _ = alias_of(dev.serving, OUTCOMES_HANDLER)
+    for route, props in api_methods(dev.serving).items():
+        uri = json.dumps(props["Integration"]["Uri"])
+        wanted, other = (outcomes, live) if route == OUTCOMES_ROUTE else (live, outcomes)
+        assert wanted in uri and other not in uri, route
 
 
-def test_api_key_mode_requires_a_key_and_a_usage_plan():
+def test_api_key_mode_requires_a_key_and_a_usage_plan_and_iam_for_outcomes():
     s = synth({"tickerserve:authMode": "api_key"})
     for route, props in api_methods(s.serving).items():
+        if route == OUTCOMES_ROUTE:
+            # A key of the stage's usage plan opens every key-required method: outcomes
+            # take IAM instead, so a key that may predict cannot write them
+            assert props["AuthorizationType"] == "AWS_IAM"
+            assert props["ApiKeyRequired"] is False
+            continue
         assert props["AuthorizationType"] == "NONE", route
         assert props["ApiKeyRequired"] is True, route
     plan = only(s.serving, "AWS::ApiGateway::UsagePlan")["Properties"]
@@ -234,10 +274,11 @@ def test_api_key_mode_requires_a_key_and_a_usage_plan():
     s.serving.has_output("ApiKeyId", {"Value": Match.any_value()})
 
 
-def test_no_auth_only_when_the_stage_says_so():
+def test_no_auth_only_when_the_stage_says_so_and_never_for_outcomes():
     s = synth({"tickerserve:authMode": "none"})
-    for props in api_methods(s.serving).values():
-        assert props["AuthorizationType"] == "NONE"
+    for route, props in api_methods(s.serving).items():
+        expected = "AWS_IAM" if route == OUTCOMES_ROUTE else "NONE"
+        assert props["AuthorizationType"] == expected, route
         assert not props.get("ApiKeyRequired")
     s.serving.resource_count_is("AWS::ApiGateway::UsagePlan", 0)
 
@@ -307,8 +348,9 @@ def test_waf_is_attached_only_where_the_stage_enables_it(dev: Synth, prod: Synth
 def test_alarms_notify_the_alarm_topic(dev: Synth, metric, statistic, threshold):
     alarms = [
         a["Properties"] for a in resources(dev.serving, "AWS::CloudWatch::Alarm").values()
-        if a["Properties"]["MetricName"] == metric
+        if a["Properties"].get("MetricName") == metric
         and not a["Properties"]["AlarmDescription"].startswith("tickerserve monitor")
+        and "outcomes function" not in a["Properties"]["AlarmDescription"]
     ]  # fmt: skip
     assert len(alarms) == 1
     alarm = alarms[0]
@@ -319,6 +361,20 @@ def test_alarms_notify_the_alarm_topic(dev: Synth, metric, statistic, threshold)
     assert alarm["AlarmActions"] == [{"Ref": topic_id}]
 
 
+def test_the_outcomes_function_s_errors_are_alarmed(dev: Synth):
+    (alarm,) = [
+        a["Properties"] for a in resources(dev.serving, "AWS::CloudWatch::Alarm").values()
+        if "outcomes function" in a["Properties"]["AlarmDescription"]
+    ]  # fmt: skip
+    outcomes_id = [
+        logical_id
+        for logical_id, f in resources(dev.serving, "AWS::Lambda::Function").items()
+        if f["Properties"]["Handler"] == OUTCOMES_HANDLER
+    ]
+    assert alarm["MetricName"] == "Errors" and alarm["Threshold"] == 1
+    assert alarm["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": outcomes_id[0]}}]
+
+
 @pytest.mark.parametrize(
     ("metric", "statistic", "threshold"),
     [
@@ -326,6 +382,7 @@ def test_alarms_notify_the_alarm_topic(dev: Synth, metric, statistic, threshold)
         ("RegistryFailures", "Sum", 3),
         ("ServedLastGood", "Sum", 1),
         ("RegistryStaleness", "Maximum", 300),
+        ("InvalidModelSettings", "Maximum", 1),
     ],
 )
 def test_what_warm_sandboxes_hide_is_alarmed(dev: Synth, metric, statistic, threshold):
@@ -334,7 +391,7 @@ def test_what_warm_sandboxes_hide_is_alarmed(dev: Synth, metric, statistic, thre
     (alarm,) = [
         a["Properties"]
         for a in resources(dev.serving, "AWS::CloudWatch::Alarm").values()
-        if a["Properties"]["MetricName"] == metric
+        if a["Properties"].get("MetricName") == metric
     ]
     assert alarm["Namespace"] == NAMESPACE == MONITORED_NAMESPACE
     dimensions = {d["Name"]: d["Value"] for d in alarm["Dimensions"]}
@@ -347,10 +404,41 @@ def test_what_warm_sandboxes_hide_is_alarmed(dev: Synth, metric, statistic, thre
     assert alarm["AlarmActions"] == [{"Ref": topic_id}]
 
 
+def warnings_alarm(s: Synth) -> dict:
+    (alarm,) = [
+        a["Properties"]
+        for a in resources(s.serving, "AWS::CloudWatch::Alarm").values()
+        if "request warnings" in a["Properties"]["AlarmDescription"]
+    ]
+    return alarm
+
+
+def test_each_model_s_request_warnings_are_alarmed_on_their_own(dev: Synth, prod: Synth):
+    # One Metrics Insights query over this function's per-model series, grouped by model:
+    # the alarm judges every model's series against the threshold (models published later
+    # included), as observability.count_for_model emits them
+    alarm = warnings_alarm(dev)
+    (query,) = alarm["Metrics"]
+    expression = json.dumps(query["Expression"])
+    assert 'SELECT SUM(\\"RequestWarnings\\")' in expression
+    assert f'FROM SCHEMA(\\"{NAMESPACE}\\"' in expression
+    assert 'GROUP BY \\"Model\\"' in expression
+    function_id = next(iter(resources(dev.serving, "AWS::Lambda::Function")))
+    assert {"Ref": function_id} in query["Expression"]["Fn::Join"][1]  # this stage's function
+    assert query["Period"] == 300
+    assert (alarm["Threshold"], alarm["TreatMissingData"]) == (100, "notBreaching")
+    topic_id = next(iter(resources(dev.serving, "AWS::SNS::Topic")))
+    assert alarm["AlarmActions"] == [{"Ref": topic_id}]
+    # the threshold is cdk.json's (alarms.requestWarnings) where a stage sets it
+    assert warnings_alarm(prod)["Threshold"] == 50
+
+
 def test_the_dashboard_shows_the_hidden_failures(dev: Synth):
     body = json.dumps(only(dev.serving, "AWS::CloudWatch::Dashboard")["Properties"])
-    for metric in ("ModelLoadFailures", "RegistryFailures", "ServedLastGood", "RegistryStaleness"):
+    for metric in ("ModelLoadFailures", "RegistryFailures", "ServedLastGood", "RegistryStaleness",
+                   "InvalidModelSettings"):  # fmt: skip
         assert metric in body
+    assert "Request warnings per model" in body and "RequestWarnings" in body
 
 
 def test_every_alarm_has_a_runbook_line_in_the_readme(dev: Synth):
@@ -366,7 +454,7 @@ def test_every_alarm_has_a_runbook_line_in_the_readme(dev: Synth):
 def test_alarm_thresholds_follow_the_stage(prod: Synth):
     latency = [
         a["Properties"] for a in resources(prod.serving, "AWS::CloudWatch::Alarm").values()
-        if a["Properties"]["MetricName"] == "Latency"
+        if a["Properties"].get("MetricName") == "Latency"
     ]  # fmt: skip
     assert latency[0]["Threshold"] == 1500
 
@@ -381,5 +469,17 @@ def test_alarm_topic_is_encrypted_and_a_dashboard_exists(dev: Synth):
 
 def test_outputs_name_the_api_url_function_and_bucket(dev: Synth):
     outputs = dev.serving.find_outputs("*")
-    assert {"ApiUrl", "FunctionName", "BucketName", "AlarmTopicArn"} <= set(outputs)
+    assert {
+        "ApiUrl", "FunctionName", "BucketName", "AlarmTopicArn", "OutcomesUrl",
+        "OutcomesFunctionName",
+    } <= set(outputs)  # fmt: skip
+    # Behind API Gateway, outcomes are a route of the same API
+    assert outputs["OutcomesUrl"]["Value"] == outputs["ApiUrl"]["Value"]
+    outcomes_id = [
+        logical_id
+        for logical_id, f in resources(dev.serving, "AWS::Lambda::Function").items()
+        if f["Properties"]["Handler"] == OUTCOMES_HANDLER
+    ]
+    assert outputs["OutcomesFunctionName"]["Value"] == {"Ref": outcomes_id[0]}
+    assert "MonitorFunctionName" in outputs  # make e2e invokes the scheduled monitor by name
     assert not any(name.startswith("ApiEndpoint") for name in outputs)

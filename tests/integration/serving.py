@@ -102,10 +102,22 @@ class Running:
 
 @contextmanager
 def running(
-    argv: Sequence[str], *, port: int, log: Path, env: Mapping[str, str] | None = None
+    argv: Sequence[str],
+    *,
+    port: int,
+    log: Path,
+    env: Mapping[str, str] | None = None,
+    ignored: Sequence[int] = (),
 ) -> Iterator[Running]:
     """Start ``argv`` in its own process group, wait until ``port`` accepts connections,
-    and always stop the whole group afterwards (no orphan, whatever the test did)."""
+    and always stop the whole group afterwards (no orphan, whatever the test did).
+    ``ignored``: signals the child starts with ignored, as a script's background job
+    (``cmd &``) starts with SIGINT ignored."""
+
+    def inherit() -> None:
+        for signum in ignored:
+            signal.signal(signum, signal.SIG_IGN)
+
     with log.open("wb") as out:
         process = subprocess.Popen(
             list(argv),
@@ -114,6 +126,7 @@ def running(
             env=dict(env or child_env()),
             cwd=ROOT,
             start_new_session=True,
+            preexec_fn=inherit if ignored else None,
         )
     child = Running(process, log, port)
     try:

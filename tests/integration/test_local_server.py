@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.capture_support import read_capture
 from tests.integration.conftest import DemoBucket
 from tests.integration.serving import (
     TICKERSERVE,
@@ -293,17 +294,35 @@ def small_store(tmp_path_factory: pytest.TempPathFactory, demo_bundles) -> Path:
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
-def test_ctrl_c_and_sigterm_stop_the_server_cleanly(small_store: Path, tmp_path: Path, signum: int):
-    # Given a server over a local folder store (--store) that has answered a request
+@pytest.mark.parametrize(
+    "ignored",
+    [(), (signal.SIGINT, signal.SIGTERM)],
+    ids=["in-a-terminal", "started-with-both-ignored"],
+)
+def test_ctrl_c_and_sigterm_stop_the_server_cleanly_and_flush_capture(
+    small_store: Path, tmp_path: Path, signum: int, ignored: tuple[int, ...]
+):
+    # Given a server over a local folder store (--store) that has answered a request, started
+    # in a terminal or as a script's background job does (`serve &`: SIGINT ignored), or by a
+    # supervisor that ignores both
     port = free_port()
     argv = [*TICKERSERVE, "--store", str(small_store), "serve", "--port", str(port)]
-    with running(argv, port=port, log=tmp_path / "serve.log") as server:
-        reply = post_json(f"{server.url}/predict", {"ticker": "SMH", "features": ROW})
+    request_id = f"stop-{signum}-{len(ignored)}"
+    with running(argv, port=port, log=tmp_path / "serve.log", ignored=ignored) as server:
+        reply = http(
+            f"{server.url}/predict",
+            "POST",
+            json.dumps({"ticker": "SMH", "features": ROW}),
+            {"Content-Type": "application/json", "X-Request-Id": request_id},
+        )
         assert reply.status == 200
-        # When it is interrupted; Then it exits with 0 and frees the port
+        # When the signal arrives (kill -INT / kill -TERM); Then it exits with 0, frees the
+        # port, and the answered request's capture record was written before it exited
         assert server.stop(signum) == 0, server.output()
         assert not is_listening(port)
         assert "stopping" in server.output()
+    captured = [r["request_id"] for r in read_capture(LocalStore(small_store))]
+    assert captured.count(request_id) == 1
 
 
 def test_a_busy_port_is_a_clear_error(small_store: Path, tmp_path: Path):

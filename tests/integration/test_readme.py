@@ -1,10 +1,12 @@
 """The README's curl examples, run literally against a local server, so the README cannot rot.
 
-Convention (section ``## Try it`` of README.md): every ```bash block holds one ``curl`` command
-(backslash continuations allowed) and a line ``# expect: STATUS [path=value ...]``, where
-``path`` is a dotted path into the JSON answer (list items by index) and ``value`` the expected
-scalar as JSON would print it, strings unquoted. A ```json block right after it is an example
-answer: it must have the same shape (keys, list lengths, value types), not the same numbers.
+Convention: every ```bash block with a line ``# expect: STATUS [path=value ...]``, anywhere in
+README.md, holds one ``curl`` command (backslash continuations allowed), where ``path`` is a
+dotted path into the JSON answer (list items by index) and ``value`` the expected scalar as JSON
+would print it, strings unquoted; in the section ``## Try it`` every bash block is one. A
+```json block right after it is an example answer: it must have the same shape (keys, list
+lengths, value types), not the same numbers. ``$API`` stands for the base URL the README
+defines for ``make serve`` (``export API=...``).
 
 Commands run with the real ``curl`` when the machine has one, and always also through a small
 parser into urllib, so the check does not depend on curl being installed.
@@ -51,21 +53,25 @@ class Example:
 
     @property
     def argv(self) -> list[str]:
-        return shlex.split(self.command.replace("\\\n", " "))
+        """The command's words, ``$API`` given the README's local value."""
+        words = shlex.split(self.command.replace("\\\n", " "))
+        return [w.replace("${API}", README_URL).replace("$API", README_URL) for w in words]
 
 
 def read_examples() -> list[Example]:
     text = README.read_text()
     assert f"\n{SECTION}\n" in text, f"README.md has no {SECTION!r} section"
-    section = text.split(f"\n{SECTION}\n", 1)[1].split("\n## ", 1)[0]
-    blocks = [(m.group(1), m.group(2)) for m in _BLOCK.finditer(section)]
+    try_it = text.split(f"\n{SECTION}\n", 1)[1].split("\n## ", 1)[0]
+    blocks = [(m.group(1), m.group(2), m.start()) for m in _BLOCK.finditer(text)]
+    start = text.index(try_it)
     examples: list[Example] = []
-    for i, (language, body) in enumerate(blocks):
-        if language != "bash":
-            continue
+    for i, (language, body, at) in enumerate(blocks):
         lines = body.splitlines()
         expects = [m for m in map(_EXPECT.match, lines) if m]
-        assert len(expects) == 1, f"each bash block needs one '# expect:' line:\n{body}"
+        in_try_it = start <= at < start + len(try_it)
+        if language != "bash" or not (expects or in_try_it):
+            continue
+        assert len(expects) == 1, f"each example block needs one '# expect:' line:\n{body}"
         command = "\n".join(line for line in lines if not line.startswith("#")).strip()
         assert command.startswith("curl "), f"one curl command per block:\n{body}"
         following = blocks[i + 1] if i + 1 < len(blocks) else None
@@ -75,6 +81,12 @@ def read_examples() -> list[Example]:
             Example(expects[0].group(0), command, int(expects[0].group(1)), fields, output)
         )
     return examples
+
+
+def readme_api() -> str | None:
+    """The value the README gives ``$API`` for the local run (``export API=...``)."""
+    found = re.findall(r"^export API=(\S+)$", README.read_text(), re.M)
+    return found[0] if len(found) == 1 else None
 
 
 EXAMPLES = read_examples()
@@ -145,6 +157,23 @@ def _kind(value: Any) -> str:
     if isinstance(value, bool):
         return "boolean"
     return "number" if isinstance(value, int | float) else type(value).__name__
+
+
+def test_every_expect_line_in_the_readme_is_a_tested_example():
+    # Given every '# expect:' line of the README, in any section
+    lines = [line for line in README.read_text().splitlines() if line.startswith("# expect:")]
+    # Then each belongs to an example the suite runs, the Outcomes section's included
+    assert sorted(e.expect for e in EXAMPLES) == sorted(lines)
+    section = README.read_text().split("\n### Outcomes\n", 1)[1].split("\n### ", 1)[0]
+    assert any(e.command in section for e in EXAMPLES)
+
+
+def test_the_readme_defines_api_for_the_local_run():
+    # Given examples that name the server as $API
+    uses = [e for e in EXAMPLES if "$API" in e.command]
+    assert uses, "no example uses $API any more: drop this test and the definition"
+    # Then the README says what $API is for make serve, once, as a line a shell runs
+    assert readme_api() == README_URL
 
 
 def test_the_examples_cover_what_a_new_user_tries_first():

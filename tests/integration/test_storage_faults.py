@@ -13,14 +13,14 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import boto3
 import pytest
 
 from tests.fault_proxy import FaultProxy
 from tests.support import REGISTRY_KEY, DemoModels, FakeClock, load_event, populate
-from tickerserve.errors import StorageUnavailable
+from tickerserve.errors import IntegrityError, StorageUnavailable
 from tickerserve.http.api import Api
 from tickerserve.serving.service import ModelService
 from tickerserve.settings import Settings
@@ -178,3 +178,96 @@ def test_cold_request_gets_503_with_retry_after(bucket, proxy, tmp_path, fault):
     assert again["statusCode"] == 503
     assert "Retry-After" in again["multiValueHeaders"]
     assert registry_gets(proxy, bucket) == gets
+
+
+# -- a store that claims a terabyte and trickles it (issue 19) -------------------------------
+CLAIMED = 10**12  # bytes: at the 20 MiB/s floor, 13 hours of allowance if it were believed
+LIMIT = 6.0  # seconds a request may wait on such a store, cold or warm
+
+
+def serving_store(bucket: S3Store, proxy: FaultProxy) -> S3Store:
+    """The bucket through the proxy with the prediction function's own timeouts."""
+    return S3Store(bucket.bucket, endpoint_url=proxy.url, region="us-east-1")
+
+
+def timed(work: Callable[[], T]) -> tuple[T, float]:
+    started = time.monotonic()
+    result = finishes(work)
+    return result, time.monotonic() - started
+
+
+def assert_503(response: dict[str, Any]) -> str:
+    assert response["statusCode"] == 503
+    error = json.loads(response["body"])["error"]
+    assert error["code"] == "storage_unavailable"
+    assert int(response["multiValueHeaders"]["Retry-After"][0]) >= 1
+    return str(error["message"])
+
+
+def test_a_cold_request_to_a_store_claiming_a_terabyte_gets_a_503_within_6_s(
+    bucket, proxy, tmp_path
+):
+    # Given a cold sandbox with the function's timeouts, and a store that answers every GET
+    # with Content-Length 10^12 and then one byte every half second
+    api = Api(service_for(serving_store(bucket, proxy), tmp_path, FakeClock()))
+    proxy.claim(CLAIMED)
+    # When a prediction needs the registry
+    response, took = timed(lambda: api.handle(predict_event(), None))
+    # Then the registry read gets its call time and no more: a 503 within 6 s
+    assert "within 5.0 s" in assert_503(response)
+    assert took < LIMIT
+
+
+def test_a_warm_request_for_a_model_not_yet_loaded_gets_a_503_within_6_s(bucket, proxy, tmp_path):
+    # Given a warm sandbox that serves SMH, with a fresh registry
+    api = Api(service_for(serving_store(bucket, proxy), tmp_path, FakeClock()))
+    assert api.handle(predict_event(), None)["statusCode"] == 200
+    proxy.claim(CLAIMED)
+    # When a request needs SPY, which it has not loaded (metadata.json is read first)
+    event = predict_event()
+    body = json.loads(event["body"])
+    event["body"] = json.dumps({**body, "ticker": "SPY"})
+    response, took = timed(lambda: api.handle(event, None))
+    # Then it is a 503 within 6 s, and SMH still answers from memory
+    assert_503(response)
+    assert took < LIMIT
+    assert api.handle(predict_event(), None)["statusCode"] == 200
+
+
+def test_an_artifact_claiming_more_than_its_recorded_size_is_refused_at_once(
+    bucket, proxy, tmp_path
+):
+    # Given a service that has read the registry and SPY's metadata (with its artifacts'
+    # recorded sizes), and a store that then claims a terabyte for the model file
+    service = service_for(serving_store(bucket, proxy), tmp_path, FakeClock())
+    _, resolved = service.resolve_ticker("SPY")
+    metadata, _ = service.metadata(resolved)
+    proxy.claim(CLAIMED)
+    # When the model is loaded, Then the download is refused at the claim (503), not timed out
+    with pytest.raises(IntegrityError) as caught:
+        timed(lambda: service.load(resolved))
+    assert caught.value.status == 503
+    recorded = metadata.artifacts["model.txt"].size
+    assert f"claims {CLAIMED} bytes where {recorded} are recorded" in caught.value.message
+
+
+class LambdaContext:
+    """What a store call needs of Lambda's context: the invocation's time left."""
+
+    def __init__(self, seconds: float) -> None:
+        self.ends = time.monotonic() + seconds
+
+    def get_remaining_time_in_millis(self) -> int:
+        return int((self.ends - time.monotonic()) * 1000)
+
+
+def test_no_store_call_outlives_the_function_s_remaining_time(bucket, proxy, tmp_path):
+    # Given a cold sandbox whose invocation has 2.5 s left, and a store that trickles
+    api = Api(service_for(serving_store(bucket, proxy), tmp_path, FakeClock()))
+    proxy.claim(CLAIMED)
+    # When a prediction needs the registry (its own allowance would be 5 s)
+    context = cast("Any", LambdaContext(2.5))
+    response, took = timed(lambda: api.handle(predict_event(), context))
+    # Then it answers 503 a margin (1 s) before the invocation's time is up
+    assert "the function's remaining time" in assert_503(response)
+    assert took < 2.5

@@ -194,3 +194,120 @@ def test_each_invocation_samples_registry_staleness_under_the_functions_own_dime
     assert {"Name": "RegistryStaleness", "Unit": "Seconds"} in directive["Metrics"]
     (seconds,) = staleness[0]["RegistryStaleness"]  # one sample, seconds since the read
     assert 0 <= seconds < 10
+
+
+# Both entry points in one fresh interpreter, as each function imports the module.
+ENTRY_CHILD = """
+import json, sys
+sys.modules["sklearn"] = None
+from tickerserve.handler import lambda_handler, outcomes_handler
+
+class Context:
+    function_name = "tickerserve-outcomes"
+    function_version = "1"
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:tickerserve-outcomes"
+    memory_limit_in_mb = 512
+    aws_request_id = "8f4ab7f5-0000-4000-8000-000000000002"
+
+    @staticmethod
+    def get_remaining_time_in_millis():
+        return 29000
+
+def event(name, path, body):
+    e = json.load(open(sys.argv[1] + "/" + name))
+    if "rawPath" in e:
+        e["rawPath"] = e["rawPath"].rsplit("/", 1)[0] + path
+        e["requestContext"]["http"]["path"] = e["rawPath"]
+    else:
+        e["path"] = e["resource"] = path
+    e["body"] = json.dumps(body)
+    return e
+
+def answer(response):
+    if "statusCode" in response:
+        body = json.loads(response["body"])
+        return [response["statusCode"], body.get("error", {}).get("code")]
+    return ["direct", response.get("error", {}).get("code")]  # a direct answer has no status
+
+outcome = {"outcomes": [{"request_id": "r-1", "label": "UP"}]}
+predict = json.loads(json.load(open(sys.argv[1] + "/rest_predict.json"))["body"])
+P, O = lambda_handler, outcomes_handler
+calls = {
+    "predict entry, REST POST /outcomes": (P, event("rest_predict.json", "/outcomes", outcome)),
+    "predict entry, function URL POST /outcomes": (
+        P, event("url_predict.json", "/outcomes", outcome)),
+    "predict entry, direct outcomes": (P, {"action": "outcomes", **outcome}),
+    "outcomes entry, REST POST /outcomes": (O, event("rest_predict.json", "/outcomes", outcome)),
+    "outcomes entry, function URL POST /outcomes": (
+        O, event("url_predict.json", "/outcomes", outcome)),
+    "outcomes entry, direct outcomes": (O, {"action": "outcomes", **outcome}),
+    "outcomes entry, REST POST /predict": (O, event("rest_predict.json", "/predict", predict)),
+    "outcomes entry, direct predict": (O, predict),
+}
+results = {name: answer(handler(e, Context())) for name, (handler, e) in calls.items()}
+print("RESULT " + json.dumps(results))
+"""
+
+
+def test_the_prediction_function_refuses_outcomes_and_the_outcomes_function_all_else(
+    tmp_path, models
+):
+    # Given both entry points as the two functions run them, over one store
+    store = LocalStore(tmp_path / "store")
+    populate(store, models)
+    result = subprocess.run(
+        [sys.executable, "-c", ENTRY_CHILD, str(EVENTS)],
+        env={
+            **os.environ,
+            "PYTHONPATH": str(ROOT / "lambda_src"),
+            "TICKERSERVE_STORE_PATH": str(tmp_path / "store"),
+            "TICKERSERVE_CACHE_DIR": str(tmp_path / "c"),
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    line = next(x for x in result.stdout.splitlines() if x.startswith("RESULT "))
+    # Then each does its own work only, and refuses the other's with 403 wrong_entry_point
+    assert json.loads(line.removeprefix("RESULT ")) == {
+        "predict entry, REST POST /outcomes": [403, "wrong_entry_point"],
+        "predict entry, function URL POST /outcomes": [403, "wrong_entry_point"],
+        "predict entry, direct outcomes": ["direct", "wrong_entry_point"],
+        "outcomes entry, REST POST /outcomes": [200, None],
+        "outcomes entry, function URL POST /outcomes": [200, None],
+        "outcomes entry, direct outcomes": ["direct", None],
+        "outcomes entry, REST POST /predict": [403, "wrong_entry_point"],
+        "outcomes entry, direct predict": ["direct", "wrong_entry_point"],
+    }
+    # And only the outcomes function wrote (one object: the three sends were one batch)
+    assert len(list(store.list("outcomes/"))) == 1
+
+
+def test_a_bad_per_model_setting_is_counted_and_the_model_still_answers(tmp_path, models):
+    # Given a registry whose SMH canary weight is a string (written by hand)
+    store = LocalStore(tmp_path / "store")
+    populate(store, models)
+    blob = store.get("metadata/asset_registry.json")
+    assert blob is not None
+    raw = json.loads(blob.data)
+    raw["models"]["etfs/SMH"]["canary"] = {"alias": "production", "weight": "0.5"}
+    store.put("metadata/asset_registry.json", json.dumps(raw).encode(), if_match=blob.etag)
+    # When the function answers a prediction for SMH
+    result = run_child(
+        {
+            "TICKERSERVE_STORE_PATH": str(tmp_path / "store"),
+            "TICKERSERVE_CACHE_DIR": str(tmp_path / "c"),
+            "AWS_LAMBDA_FUNCTION_NAME": "tickerserve-dev-predict",
+        }
+    )
+    assert result.returncode == 0, result.stderr
+    # Then it answers, and the invocation's metrics count the setting it cannot read
+    line = next(x for x in result.stdout.splitlines() if x.startswith("RESULT "))
+    assert json.loads(line.removeprefix("RESULT "))["status"] == 200
+    emf = [json.loads(x) for x in result.stdout.splitlines() if '"_aws"' in x]
+    (sample,) = [m for m in emf if "InvalidModelSettings" in m]
+    assert sample["InvalidModelSettings"] == [1.0]
+    # and the log says which setting and how to repair it
+    assert "etfs/SMH: canary setting is invalid" in result.stdout + result.stderr
+    assert "`tickerserve canary etfs/SMH --off`" in result.stdout + result.stderr

@@ -3,7 +3,11 @@
 Computed once from a reference sample (usually the validation set) and stored with the
 version: per feature, 10 quantile bins (edges and proportions), the missing-value share and
 the empirical CDF at 101 quantile points; the distribution of the model's outputs (predicted
-classes, or binned values); the validation metrics; and the training and validation windows.
+classes, or binned values); the validation metrics; the training and validation windows; for a
+classifier with labelled reference rows, its reliability table (``calibration``: what its
+confidence is worth, for estimating accuracy before outcomes arrive); and each feature's range
+(``ranges``: the reference's 0.1 % and 99.9 % quantiles by default, and its missing share),
+which the version keeps where the prediction function reads it (issue 21).
 A monitor run compares windows of captured traffic against it.
 
 Bins: ``edges`` are the inner edges (reference deciles, each an observed value), ascending;
@@ -22,7 +26,16 @@ from typing import Any
 
 import numpy as np
 
+from tickerserve.baselines.calibration import Calibration, fit_calibration
 from tickerserve.baselines.metrics import TASKS, ClassificationTally, RegressionTally, Task
+from tickerserve.baselines.ranges import (
+    DEFAULT_QUANTILES,
+    Quantiles,
+    Ranges,
+    RangesError,
+    estimate,
+    fit_ranges,
+)
 
 SCHEMA = 1
 DEFAULT_BINS = 10
@@ -180,8 +193,16 @@ class Baseline:
     bins: int = DEFAULT_BINS
     created_at: str = ""
     source: dict[str, Any] = field(default_factory=dict)
+    calibration: Calibration | None = None  # classifiers with labelled reference rows
+    # Absent from baselines fitted before ranges existed (``feature_ranges`` estimates them).
+    ranges: Ranges | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        optional: dict[str, Any] = {}
+        if self.calibration is not None:
+            optional["calibration"] = self.calibration.to_dict()
+        if self.ranges is not None:
+            optional["ranges"] = self.ranges.to_dict()
         return {
             "schema": SCHEMA,
             "model": self.model,
@@ -198,6 +219,7 @@ class Baseline:
             "output": None if self.output is None else self.output.to_dict(),
             "features": {name: h.to_dict() for name, h in self.features.items()},
             "source": self.source,
+            **optional,
         }
 
     def to_json(self) -> bytes:
@@ -211,7 +233,7 @@ class Baseline:
             if not isinstance(raw, dict):
                 raise TypeError("top level must be an object")
             return cls.from_dict(raw)
-        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:  # RangesError too
             raise BaselineError(f"baseline is invalid: {exc}") from None
 
     @classmethod
@@ -249,7 +271,21 @@ class Baseline:
             bins=int(raw.get("bins", DEFAULT_BINS)),
             created_at=str(raw.get("created_at", "")),
             source=dict(raw.get("source") or {}),
+            # Absent from baselines fitted before calibration existed (or without labels).
+            calibration=(
+                None
+                if raw.get("calibration") is None
+                else Calibration.from_dict(raw["calibration"])
+            ),
+            ranges=None if raw.get("ranges") is None else Ranges.from_dict(raw["ranges"]),
         )
+
+    def feature_ranges(self) -> Ranges | None:
+        """The ranges the version keeps: fitted with the baseline, else estimated from its
+        stored CDFs (a baseline fitted before ranges existed); None without features."""
+        if self.ranges is not None:
+            return self.ranges
+        return estimate(self.features) if self.features else None
 
 
 @dataclass(frozen=True)
@@ -276,8 +312,10 @@ def fit_baseline(
     bins: int = DEFAULT_BINS,
     created_at: str = "",
     source: Mapping[str, Any] | None = None,
+    range_quantiles: Quantiles = DEFAULT_QUANTILES,
 ) -> Baseline:
-    """Fit every histogram and compute the validation metrics (when truth is given)."""
+    """Fit every histogram and range, and compute the validation metrics (when truth is
+    given)."""
     if task not in TASKS:
         raise BaselineError(f"task must be one of {TASKS}")
     if not 2 <= bins <= 100:
@@ -291,9 +329,14 @@ def fit_baseline(
     features = {
         name: fit_histogram(x[:, j], bins) for j, name in enumerate(reference.feature_names)
     }
+    try:
+        ranges = fit_ranges(reference.feature_names, x, range_quantiles)
+    except RangesError as exc:
+        raise BaselineError(str(exc)) from None
     predictions = np.asarray(reference.predictions, dtype=np.float64)
     output: Output
     metrics: dict[str, float] = {}
+    calibration: Calibration | None = None
     if task == "classification":
         if predictions.shape != (rows, len(classes)) or len(classes) < 2:
             raise BaselineError("classification needs one probability column per class")
@@ -302,6 +345,7 @@ def fit_baseline(
         output = ClassShares(list(classes), (counts / rows).tolist())
         if reference.truth is not None:
             metrics = _classification_metrics(list(classes), predictions, reference.truth)
+            calibration = fit_calibration(predictions, _truth_index(list(classes), reference.truth))
     else:
         if predictions.shape != (rows,):
             raise BaselineError("regression needs one predicted value per row")
@@ -330,7 +374,15 @@ def fit_baseline(
         bins=bins,
         created_at=created_at,
         source=dict(source or {}),
+        calibration=calibration,
+        ranges=ranges,
     )
+
+
+def _truth_index(classes: list[str], truth: Sequence[Any] | np.ndarray) -> np.ndarray:
+    """Each label's class index; a label the model cannot output gets ``len(classes)``."""
+    index = {c: i for i, c in enumerate(classes)}
+    return np.array([index.get(str(t), len(classes)) for t in truth], dtype=np.int64)
 
 
 def _classification_metrics(
@@ -426,4 +478,5 @@ def from_seed_003(
         bins=reference.bins if reference else DEFAULT_BINS,
         created_at=created_at,
         source=source,
+        ranges=reference.ranges if reference else None,
     )

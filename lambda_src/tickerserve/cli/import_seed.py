@@ -17,7 +17,12 @@ from typing import Annotated, Any
 import typer
 
 from tickerserve.baselines.baseline import DEFAULT_BINS
-from tickerserve.cli.baseline import BinsOption
+from tickerserve.cli.baseline import (
+    DEFAULT_RANGE_QUANTILES,
+    BinsOption,
+    RangeQuantilesOption,
+    range_quantiles,
+)
 from tickerserve.cli.console import JsonOption, format_metrics, print_json, table
 from tickerserve.cli.errors import EXIT_REFUSED, Refused
 from tickerserve.cli.importers import IMPORTERS, detect, models_storage
@@ -26,6 +31,7 @@ from tickerserve.cli.importers.network_runs import NetworkOptions
 from tickerserve.cli.importers.plan import ImportOptions
 from tickerserve.cli.importers.publication import ImportResult, Outcome, run_import
 from tickerserve.cli.model_names import model_name
+from tickerserve.cli.progress import progress
 from tickerserve.cli.reference import read_table
 from tickerserve.cli.store_option import Target, target
 from tickerserve.layout import (
@@ -178,6 +184,7 @@ def import_seed_command(
             "model_config) when their state dict fits no template.",
         ),
     ] = None,
+    range_quantiles_text: RangeQuantilesOption = DEFAULT_RANGE_QUANTILES,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Convert and check everything, write nothing.")
     ] = False,
@@ -241,25 +248,36 @@ def import_seed_command(
             features=None if features is None else read_names_file(features),
             reference=None if reference is None else read_table(reference),
             bins=bins,
+            range_quantiles=range_quantiles(range_quantiles_text),
             signal=None if signal is None else validate_signal(signal),
             asset_class=None if asset_class is None else validate_asset_class(asset_class),
             take_routes=take_routes,
             network=NetworkOptions(window, torch_module),
         )
-        plan = importer.plan(root, options)
-        # A seed's own registry at the key (seed 000's bucket): kept, then replaced.
-        kept = None
-        if not dry_run:
-            kept = in_place_tree.keep_seed_registry(t.store, t.registry_key)
-        else:
-            kept = (
-                SEED_000_REGISTRY_KEY
-                if in_place_tree.seed_registry_at(t.store, t.registry_key) is not None
-                else None
+        with progress(not json_output) as track:  # on a terminal: reading, then each conversion
+            reading = track.step(f"reading {root} ({importer.LAYOUT})")
+            plan = importer.plan(root, options)
+            reading.done()
+            # A seed's own registry at the key (seed 000's bucket): kept, then replaced.
+            kept = None
+            if not dry_run:
+                kept = in_place_tree.keep_seed_registry(t.store, t.registry_key)
+            else:
+                kept = (
+                    SEED_000_REGISTRY_KEY
+                    if in_place_tree.seed_registry_at(t.store, t.registry_key) is not None
+                    else None
+                )
+            result = run_import(
+                t.store,
+                t.registry_key,
+                plan,
+                options,
+                dry_run=dry_run,
+                jobs=jobs,
+                replace_seed=True,
+                track=track,
             )
-        result = run_import(
-            t.store, t.registry_key, plan, options, dry_run=dry_run, jobs=jobs, replace_seed=True
-        )
         report = import_report(result)
         if in_place:
             report["root"] = t.store.describe()

@@ -14,6 +14,7 @@ import base64
 import json
 import re
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -199,6 +200,17 @@ class LocalServer(ThreadingHTTPServer):
         host, port = self.server_address[:2]
         return f"http://{host!s}:{port}"
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that disconnects while its request line or headers are read is one log
+        line; anything else keeps socketserver's traceback (a bug worth seeing)."""
+        error = sys.exc_info()[1]
+        if isinstance(error, ConnectionError | TimeoutError):
+            host, port = client_address[:2]
+            reason = getattr(error, "strerror", None) or error
+            self.log(f"client {host}:{port} disconnected ({reason})")
+            return
+        super().handle_error(request, client_address)
+
     def invoke(self, event: dict[str, Any]) -> Mapping[str, Any]:
         with self.api_lock:
             response = self.api.handle(event, None)
@@ -278,7 +290,20 @@ class _RequestHandler(BaseHTTPRequestHandler):
                 f"body exceeds {MAX_REQUEST_BYTES} bytes",
             )
             return None
-        return self.rfile.read(length)
+        try:
+            body = self.rfile.read(length)
+        except (ConnectionError, TimeoutError) as exc:
+            self._gone(f"while sending its body ({exc.strerror or exc})")
+            return None
+        if len(body) < length:  # the client closed the connection mid-body
+            self._gone(f"after {len(body)} of {length} body bytes")
+            return None
+        return body
+
+    def _gone(self, when: str) -> None:
+        """A client that went away: one log line (never a traceback), nothing answered."""
+        self.close_connection = True
+        self.server.log(f"{self.command} {self.path} client disconnected {when}")
 
     def _reject(self, status: HTTPStatus, code: str, message: str) -> None:
         self.close_connection = True  # the unread body would be parsed as the next request
@@ -306,9 +331,12 @@ class _RequestHandler(BaseHTTPRequestHandler):
             if name.lower() not in ("content-length", "transfer-encoding"):
                 self.send_header(name, value)
         self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
+        try:
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+        except (ConnectionError, TimeoutError) as exc:
+            self._gone(f"before its answer was sent ({exc.strerror or exc})")
 
     def log_message(self, format: str, *args: Any) -> None:
         # http.server's own lines (malformed request lines, timeouts) keep the one-line format.

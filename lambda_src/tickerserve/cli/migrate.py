@@ -6,6 +6,9 @@
 - Versions the training history says were deleted are recorded as deleted, so their numbers
   stay taken.
 - The registry is rewritten at the current schema when it was written at an older one.
+- Every version with a monitoring baseline but no feature ranges (published before ranges
+  existed) gets them beside it, from its baseline (estimated from the baseline's stored CDFs
+  when it was fitted before ranges too), so its answers carry warnings.
 
 Idempotent: a second run records nothing and rewrites nothing.
 """
@@ -20,11 +23,15 @@ from typing import Annotated, Any
 
 import typer
 
+from tickerserve.baselines.baseline import BaselineError
+from tickerserve.baselines.persistence import has_baseline, load_baseline, write_ranges
 from tickerserve.cli.console import JsonOption, note, print_json, table
 from tickerserve.cli.errors import Failed
 from tickerserve.cli.store_option import target
-from tickerserve.layout import TRAINING_HISTORY_KEY, Version, metadata_key
+from tickerserve.errors import TickerserveError
+from tickerserve.layout import RANGES_FILE, TRAINING_HISTORY_KEY, Version, metadata_key
 from tickerserve.publishing.version_folders import scan
+from tickerserve.storage.bundle import BundleMetadata
 from tickerserve.storage.history import read_records
 from tickerserve.storage.registry import SCHEMA, Registry, read_registry, update_registry
 from tickerserve.storage.store import KeyNotFound, Store, sha256_hex
@@ -38,6 +45,8 @@ class ModelPlan:
     record: dict[str, str] = field(default_factory=dict)  # version -> metadata sha256
     deleted: dict[str, str | None] = field(default_factory=dict)  # version -> digest if known
     rows: list[tuple[str, str, str]] = field(default_factory=list)  # version, status, detail
+    # versions with a baseline and no feature ranges: their metadata, given them beside it
+    ranges: list[BundleMetadata] = field(default_factory=list)
 
 
 def _known_digests(registry: Registry, history: list[dict[str, Any]]) -> dict[Any, set[str]]:
@@ -100,6 +109,8 @@ def plan_migration(store: Store, registry: Registry) -> dict[str, ModelPlan]:
             plan.rows.append((folder.version, "deleted", detail))
         elif recorded is not None and recorded.metadata_sha256 == digest:
             plan.rows.append((folder.version, "recorded before", digest[:12]))
+            if RANGES_FILE not in recorded.sidecars:
+                _plan_ranges(store, plan, folder.version, blob.data)
         elif recorded is not None or (expected and digest not in expected):
             other = str(recorded.metadata_sha256 if recorded is not None else min(expected))
             detail = f"metadata.json is {digest[:12]}…, {other[:12]}… was recorded"
@@ -107,6 +118,7 @@ def plan_migration(store: Store, registry: Registry) -> dict[str, ModelPlan]:
         else:
             plan.record[folder.version] = digest
             plan.rows.append((folder.version, "recorded", digest[:12]))
+            _plan_ranges(store, plan, folder.version, blob.data)
     for (model, version), published_digest in _deleted_in_history(history).items():
         if not isinstance(model, str) or (model, version) in held:
             continue
@@ -119,6 +131,36 @@ def plan_migration(store: Store, registry: Registry) -> dict[str, ModelPlan]:
             plans[model].deleted[number] = published_digest
             plans[model].rows.append((number, "recorded deleted", "from the training history"))
     return dict(plans)
+
+
+def _plan_ranges(store: Store, plan: ModelPlan, version: str, metadata: bytes) -> None:
+    """Plan the feature ranges of a version with a baseline whose metadata holds none."""
+    try:
+        meta = BundleMetadata.from_json(metadata)
+        if meta.ranges is not None or not has_baseline(store, meta):
+            return
+    except TickerserveError as exc:
+        plan.rows.append((version, "no ranges", exc.message))
+        return
+    plan.ranges.append(meta)
+
+
+def _write_ranges(store: Store, plan: ModelPlan) -> None:
+    """Ranges from each planned version's baseline, beside it (its digest recorded first)."""
+    for meta in plan.ranges:
+        try:
+            stored = load_baseline(store, meta)
+            ranges = None if stored is None else stored.baseline.feature_ranges()
+            if ranges is None:
+                plan.rows.append((meta.version, "no ranges", "its baseline has no features"))
+                continue
+            write_ranges(store, meta, ranges)
+        except (TickerserveError, BaselineError) as exc:
+            why = exc.message if isinstance(exc, TickerserveError) else str(exc)
+            plan.rows.append((meta.version, "no ranges", f"baseline unusable: {why}"))
+            continue
+        how = "estimated from its baseline's CDFs" if ranges.estimated else "from its baseline"
+        plan.rows.append((meta.version, "ranges", f"{len(ranges.features)} features, {how}"))
 
 
 def _stored_schema(store: Store, key: str) -> int | None:
@@ -154,6 +196,10 @@ def migrate_command(
         for model, plan in plans.items():
             if plan.record or plan.deleted:
                 update_index(store, model, partial(_apply, plan=plan))
+            _write_ranges(store, plan)
+    else:
+        for plan in plans.values():
+            plan.rows += [(m.version, "ranges", "would be written") for m in plan.ranges]
     rewrite = schema is not None and schema != SCHEMA
     revision = registry.revision
     if rewrite and not dry_run:
@@ -166,6 +212,7 @@ def migrate_command(
             for model, plan in sorted(plans.items())
         },
         "recorded": sum(len(p.record) + len(p.deleted) for p in plans.values()),
+        "ranges": sum(row[1] == "ranges" for plan in plans.values() for row in plan.rows),
         "mismatched": mismatched,
         "registry": {"schema_was": schema, "rewritten": rewrite, "revision": revision},
     }
@@ -195,6 +242,9 @@ def _print(report: dict[str, Any], plans: dict[str, ModelPlan], where: str) -> N
         typer.echo(table(["MODEL", "VERSION", "STATUS", "DETAIL"], rows))
     verb = "would record" if report["dry_run"] else "recorded"
     typer.echo(f"{where}: {verb} {report['recorded']} version digest(s)")
+    if report["ranges"]:
+        verb = "would give" if report["dry_run"] else "gave"
+        typer.echo(f"{verb} {report['ranges']} version(s) feature ranges from their baseline")
     registry = report["registry"]
     if registry["schema_was"] is None:
         note("note: no registry yet; nothing to rewrite")

@@ -13,11 +13,12 @@ from tickerserve.cli.console import JsonOption, note, print_json, table
 from tickerserve.cli.dates import parse_day
 from tickerserve.cli.errors import Refused
 from tickerserve.cli.model_names import model_name
+from tickerserve.cli.progress import ReadsCounted, progress
 from tickerserve.cli.store_option import target
 from tickerserve.layout import MONITORING_HISTORY_KEY
 from tickerserve.monitor.config import DEFAULT_DAYS, DEFAULTS, THRESHOLDS, MonitorConfig
 from tickerserve.monitor.evaluate import run_monitor
-from tickerserve.monitor.report import Period, RunReport
+from tickerserve.monitor.report import ModelReport, Period, RequestWarnings, RunReport
 from tickerserve.monitor.run import complete
 from tickerserve.storage.history import read_records
 from tickerserve.storage.store import S3Store
@@ -124,28 +125,43 @@ def run_command(
         )
     except ValueError as exc:
         raise Refused(str(exc)) from None
+    if config.rule.test_off:
+        note(
+            "warning: --alpha 1 turns the significance test off: a switch follows seed 003's "
+            f"rule alone (the challenger winning {config.switch_win_rate:.0%} of the windows "
+            f"on {config.seed_runs} days in a row), however few the outcomes behind it"
+        )
     period = period_of(since, until, datetime.now(UTC).date())
     capture_store = (
         S3Store(capture_bucket, endpoint_url=t.endpoint_url, region=t.region)
         if capture_bucket
         else None
     )
-    report = run_monitor(
-        t.store,
-        registry_key=t.registry_key,
-        period=period,
-        config=config,
-        models=[model_name(m, t) for m in model] if model else None,
-        capture_store=capture_store,
-    )
-    done = complete(
-        t.store,
-        t.registry_key,
-        report,
-        write_history=not no_history,
-        emit_metrics=emit_metrics,
-        promote_switches=auto_promote,
-    )
+    with progress(not json_output) as track:  # on a terminal: objects read so far
+        reading = track.step(f"reading {period.since} .. {period.until}: captured rows, outcomes")
+        report = run_monitor(
+            ReadsCounted(t.store, reading) if track.shown else t.store,
+            registry_key=t.registry_key,
+            period=period,
+            config=config,
+            models=[model_name(m, t) for m in model] if model else None,
+            capture_store=(
+                ReadsCounted(capture_store, reading)
+                if capture_store is not None and track.shown
+                else capture_store
+            ),
+        )
+        reading.done()
+        writing = track.step("writing the history" + (", sending metrics" if emit_metrics else ""))
+        done = complete(
+            t.store,
+            t.registry_key,
+            report,
+            write_history=not no_history,
+            emit_metrics=emit_metrics,
+            promote_switches=auto_promote,
+        )
+        writing.done()
     if json_output:
         print_json({**report.to_dict(), "metrics_sent": done.metrics_sent})
         return
@@ -166,11 +182,63 @@ def _f(value: Any, spec: str = ".3f") -> str:
     return "-" if value is None else format(value, spec)
 
 
+def drift_text(drift_pct: float | None) -> str:
+    """Drift as one sign everywhere: positive is worse than the baseline, negative better."""
+    if drift_pct is None:
+        return "-"
+    if drift_pct == 0:
+        return "+0.0% (as the baseline)"
+    return f"{drift_pct:+.1f}% ({'worse' if drift_pct > 0 else 'better'})"
+
+
+def performance_text(m: ModelReport) -> str:
+    perf = m.performance
+    text = f"{perf.metric} {_f(perf.current)}"
+    if perf.baseline is not None:
+        text += f" (baseline {_f(perf.baseline)})"
+    return text
+
+
+def estimate_text(m: ModelReport) -> str:
+    estimated = m.performance.estimated
+    if estimated is None or estimated.accuracy is None:
+        return "-"
+    return f"{estimated.accuracy:.3f}" + ("" if estimated.trusted else " (untrusted)")
+
+
+def challenger_text(m: ModelReport) -> str:
+    if not m.challenger:
+        return "-"
+    comp = m.comparison
+    if not comp.windows_counted:
+        return f"{m.challenger.version}: no window counted"
+    days = len(m.history.winning_days)
+    streak = f", {days} day(s) in a row" if days else ""
+    return (
+        f"{m.challenger.version}: won {comp.windows_won} of {comp.windows_counted} windows{streak}"
+    )
+
+
+def describe_warnings(warnings: RequestWarnings, shown: int = 8) -> str:
+    """One line: how many checked answers warned, and the most warned features by code."""
+    parts = [
+        ", ".join(f"{code} {n}" for code, n in counts.to_dict().items() if n)
+        for counts in warnings.features.values()
+    ]
+    named = [f"{name} ({what})" for name, what in zip(warnings.features, parts, strict=True)]
+    more = len(named) - shown
+    return (
+        f"warnings on {warnings.warned_rows} of {warnings.rows} checked answers "
+        f"({warnings.warned_share:.1%}): {'; '.join(named[:shown])}"
+        + (f"; and {more} more feature(s)" if more > 0 else "")
+    )
+
+
 def print_run(report: RunReport) -> None:
     rows = []
     for m in report.models:
         drift = m.feature_drift.summary if m.feature_drift else None
-        perf, comp, test = m.performance, m.comparison, m.test
+        perf, test = m.performance, m.test
         drifted = drift.drifted if drift else []
         rows.append(
             [
@@ -180,18 +248,20 @@ def print_run(report: RunReport) -> None:
                 _f(drift.psi_max if drift else None)
                 + (f" ({len(drifted)} drifted)" if drifted else ""),
                 _f(m.output_drift.psi if m.output_drift else None),
-                f"{perf.metric} {_f(perf.current)}"
-                + (f" ({perf.drift_pct:+.1f}%)" if perf.drift_pct is not None else ""),
-                _f(perf.coverage, ".0%"),
-                "-" if not m.challenger else f"{m.challenger.version} {_f(comp.win_rate, '.0%')}",
+                performance_text(m),
+                drift_text(perf.drift_pct),
+                estimate_text(m),
+                f"{perf.scored} ({_f(perf.coverage, '.0%')})",
+                challenger_text(m),
                 "-" if not test else f"{test.name} p={test.p_value:.3g}",
                 m.action,
             ]
         )
+    capture, outcomes = report.capture, report.outcomes
     typer.echo(
         f"monitor run {report.run_id}: {report.period.since} .. {report.period.until} "
-        f"(exclusive), {report.capture.lines} captured lines, "
-        f"{report.capture.skipped} skipped, {report.outcomes.request_ids} outcomes"
+        f"(exclusive), {capture.lines} captured lines, {capture.skipped} skipped, "
+        f"{outcomes.request_ids} request ids with outcomes"
     )
     typer.echo(
         table(
@@ -202,8 +272,10 @@ def print_run(report: RunReport) -> None:
                 "PSI MAX",
                 "OUTPUT PSI",
                 "PERFORMANCE",
-                "OUTCOMES",
-                "CHALLENGER WIN",
+                "DRIFT",
+                "ESTIMATED",
+                "SCORED",
+                "CHALLENGER",
                 "TEST",
                 "ACTION",
             ],
@@ -211,9 +283,40 @@ def print_run(report: RunReport) -> None:
         )
     )
     band = report.config.psi
-    typer.echo(f"PSI: watch >= {band.watch:g}, drift >= {band.drift:g}; drift % vs the baseline")
+    typer.echo(
+        f"PSI: watch >= {band.watch:g}, drift >= {band.drift:g}; DRIFT: how much worse than "
+        "its baseline the champion is (+ worse, - better); ESTIMATED: accuracy from confidence "
+        "before outcomes arrive; SCORED: rows with an outcome (share of those judged)"
+    )
     for m in report.models:
         typer.echo(f"{m.model}: {m.action}: {m.recommendation.reason}")
+    for m in report.models:
+        if m.warnings is not None and m.warnings.warned_rows:
+            typer.echo(f"{m.model}: {describe_warnings(m.warnings)}")
+        estimated = m.performance.estimated
+        if estimated is not None and estimated.problem:
+            note(f"{m.model}: the estimated accuracy is not trusted: {estimated.problem}")
+        joined = m.joined
+        left_out = {
+            "repeated request ids": joined.repeated_ids,
+            "rows pinned to a version or another alias": joined.pinned_rows,
+            "ids with only an outcome of the other task": joined.wrong_task,
+        }
+        shown = [f"{n} {what}" for what, n in left_out.items() if n]
+        if shown:
+            note(f"{m.model}: not evidence: {', '.join(shown)}")
+        if joined.corrected:
+            note(f"{m.model}: {joined.corrected} scored row(s) had their outcome corrected")
+    skipped = {
+        "capture": capture.skipped_by_reason,
+        "outcome": outcomes.skipped_by_reason,
+    }
+    for what, reasons in skipped.items():
+        if reasons:
+            listed = ", ".join(f"{n} {reason}" for reason, n in reasons.items())
+            note(f"skipped {what} lines: {listed}")
+    if outcomes.ignored:
+        note(f"{outcomes.ignored} outcome(s) for request ids no captured row carried: ignored")
     for name, why in report.skipped_models.items():
         note(f"skipped {name}: {why}")
 

@@ -34,12 +34,14 @@ WRITE_THREADS = 8  # chunks written at once
 
 
 def read_items(path: Path) -> list[tuple[int, Any]]:
-    """``(line number, item)`` for every record of a CSV or JSON-lines file. A JSON line that
-    does not parse becomes an item that fails validation with its own message."""
+    """``(line number, item)`` for every record of a CSV or JSON-lines file. A line that does
+    not parse becomes an item that fails validation with its own message; bytes that are not
+    UTF-8 are kept as lone surrogates, which validation refuses for that line alone."""
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
+        raw = path.read_bytes()
+    except OSError as exc:
         raise Refused(f"cannot read {path}: {exc}") from None
+    text = raw.removeprefix(b"\xef\xbb\xbf").decode("utf-8", errors="surrogateescape")
     first = next((line.strip() for line in text.splitlines() if line.strip()), "")
     if path.suffix.lower() in (".jsonl", ".json", ".ndjson") or first.startswith("{"):
         return _json_lines(text)
@@ -53,7 +55,7 @@ def _json_lines(text: str) -> list[tuple[int, Any]]:
             continue
         try:
             items.append((number, json.loads(line)))
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             items.append((number, _Unparsable(f"not valid JSON: {exc}")))
     return items
 
@@ -63,16 +65,21 @@ def _csv_rows(text: str, path: Path) -> list[tuple[int, Any]]:
     columns = [c.strip() for c in reader.fieldnames or []]
     unknown = sorted(set(columns) - FIELDS)
     if "request_id" not in columns or unknown or not {"label", "value"} & set(columns):
+        found = ", ".join(columns).encode("utf-8", "backslashreplace").decode()
         raise Refused(
             f"{path}: a CSV needs a header with request_id and label or value (and optionally "
-            f"observed_at); found {', '.join(columns) or 'no header'}"
+            f"observed_at); found {found or 'no header'}"
         )
     items: list[tuple[int, Any]] = []
     for row in reader:
         item: dict[str, Any] = {}
+        if None in row:  # more cells than the header names
+            extra = _Unparsable("more cells than the header names", "invalid_row")
+            items.append((reader.line_num, extra))
+            continue
         for name, cell in row.items():
             cell = (cell or "").strip()
-            if name is None or not cell:
+            if not cell:
                 continue
             item[name.strip()] = _number(cell) if name.strip() == "value" else cell
         items.append((reader.line_num, item))
@@ -87,10 +94,12 @@ def _number(cell: str) -> Any:
 
 
 class _Unparsable:
-    """A line that is not JSON; validation reports ``message`` for it."""
+    """A line that is no record (not JSON, or a CSV row of the wrong width); it is reported
+    with ``message`` and never sent."""
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, code: str = "invalid_json") -> None:
         self.message = message
+        self.code = code
 
 
 def add_command(
@@ -111,7 +120,7 @@ def add_command(
     if not items:
         raise Refused(f"{file}: no outcomes in the file")
     results: list[dict[str, Any]] = [
-        {"line": line, "error": {"code": "invalid_json", "message": item.message}}
+        {"line": line, "error": {"code": item.code, "message": item.message}}
         for line, item in items
         if isinstance(item, _Unparsable)
     ]

@@ -14,10 +14,13 @@ import typer
 from tickerserve.baselines.baseline import DEFAULT_BINS, Baseline
 from tickerserve.baselines.persistence import attach_to_bundle
 from tickerserve.cli.baseline import (
+    DEFAULT_RANGE_QUANTILES,
     BinsOption,
+    RangeQuantilesOption,
     ReferenceOption,
     TrainingOption,
     ValidationOption,
+    range_quantiles,
 )
 from tickerserve.cli.baseline import describe as describe_baseline
 from tickerserve.cli.baseline import summary as baseline_summary
@@ -173,6 +176,7 @@ def publish_command(
     ] = None,
     reference: ReferenceOption = None,
     bins: BinsOption = DEFAULT_BINS,
+    range_quantiles_text: RangeQuantilesOption = DEFAULT_RANGE_QUANTILES,
     training_window: TrainingOption = None,
     validation_window: ValidationOption = None,
     json_output: JsonOption = False,
@@ -180,7 +184,8 @@ def publish_command(
     """Publish a model folder as a new immutable version.
 
     With --reference, the version carries its monitoring baseline (baseline.json, sha256 in
-    metadata.json like every artifact).
+    metadata.json like every artifact) and its feature ranges (in metadata.json: answers warn
+    about rows unlike the reference).
 
     Seed pickles are converted (LightGBM text, Treelite for XGBoost and scikit-learn trees,
     JSON coefficients for linear meta-learners) and must answer like the original on probe
@@ -195,6 +200,7 @@ def publish_command(
     """
     t = target(ctx)
     model = model_name(model, t)
+    quantiles = range_quantiles(range_quantiles_text)
     if version is not None and bump is not None:
         raise Refused("give --version or --bump, not both")
     aliases = list(dict.fromkeys(alias or []))
@@ -229,6 +235,7 @@ def publish_command(
             bins=bins,
             training=parse_window(training_window, "--training-window"),
             validation=parse_window(validation_window, "--validation-window"),
+            range_quantiles=quantiles,
         )
         bundle = attach_to_bundle(bundle, fitted)
     try:

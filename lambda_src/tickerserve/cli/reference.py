@@ -27,6 +27,7 @@ from tickerserve.baselines.baseline import (
     Window,
     fit_baseline,
 )
+from tickerserve.baselines.ranges import DEFAULT_QUANTILES, Quantiles
 from tickerserve.cli.errors import Refused
 from tickerserve.monitor.evaluate import task_of
 from tickerserve.serving.windows import sliding_windows
@@ -147,10 +148,16 @@ def fit_from_reference(
     bins: int = DEFAULT_BINS,
     training: Window | None = None,
     validation: Window | None = None,
+    range_quantiles: Quantiles = DEFAULT_QUANTILES,
 ) -> Baseline:
     """Score the reference with the version itself and fit its baseline."""
     return fit_from_table(
-        bundle, read_table(path), bins=bins, training=training, validation=validation
+        bundle,
+        read_table(path),
+        bins=bins,
+        training=training,
+        validation=validation,
+        range_quantiles=range_quantiles,
     )
 
 
@@ -161,6 +168,7 @@ def fit_from_table(
     bins: int = DEFAULT_BINS,
     training: Window | None = None,
     validation: Window | None = None,
+    range_quantiles: Quantiles = DEFAULT_QUANTILES,
 ) -> Baseline:
     """``fit_from_reference`` on a reference read once (an import fits many versions)."""
     from tickerserve.serving.model import LoadedModel  # lightgbm, only when a baseline is fitted
@@ -208,6 +216,7 @@ def fit_from_table(
             training=training,
             validation=validation,
             bins=bins,
+            range_quantiles=range_quantiles,
             created_at=utc_now(),
             source={
                 "kind": "reference",

@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import errno
 import os
-import signal
 from dataclasses import replace
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -22,6 +20,7 @@ from tickerserve.cli.capture_writer import StoreCaptureWriter
 from tickerserve.cli.console import note
 from tickerserve.cli.errors import Failed
 from tickerserve.cli.localserver import LocalServer, port_is_free
+from tickerserve.cli.stop_signals import signals_ignored, stopped_by_signals
 from tickerserve.cli.store_option import target
 from tickerserve.errors import TickerserveError
 from tickerserve.settings import (
@@ -140,27 +139,22 @@ def serve_command(
     if writer is not None:
         note(f"capture: on, into {store.describe()} under capture/ (--no-capture turns it off)")
     note(f"serving on {server.url} (docs {DOCS_PATH}, OpenAPI {OPENAPI_PATH}); Ctrl-C stops")
-    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        server.serve_forever(poll_interval=0.2)
+        with stopped_by_signals():  # Ctrl-C or SIGTERM, whatever this process inherited
+            server.serve_forever(poll_interval=0.2)
     except KeyboardInterrupt:
         note("stopping")
     finally:
-        signal.signal(signal.SIGTERM, previous)
         server.server_close()
         if writer is not None:
             _close_capture(server, writer)
 
 
 def _close_capture(server: LocalServer, writer: StoreCaptureWriter) -> None:
-    """Write every record of every answered request before exiting; a second Ctrl-C must not
-    cut the last flush short."""
-    interrupt = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        with server.api_lock:  # the request in flight, if any, finishes (and records) first
-            writer.close()
-    finally:
-        signal.signal(signal.SIGINT, interrupt)
+    """Write every record of every answered request before exiting; a second Ctrl-C or
+    SIGTERM must not cut the last flush short."""
+    with signals_ignored(), server.api_lock:  # the request in flight finishes and records first
+        writer.close()
     lost = writer.buffered
     note(
         f"capture: {writer.written} record(s) in {writer.objects} object(s) under capture/"
@@ -197,10 +191,6 @@ def _registry_summary(service: ModelService) -> str:
         f"registry revision {registry.revision}: {len(registry.models)} models, "
         f"{len(registry.tickers)} tickers"
     )
-
-
-def _interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
 
 
 def _log(line: str) -> None:

@@ -37,6 +37,7 @@ import typer
 
 from tickerserve.cli.console import JsonOption, human_bytes, is_terminal, print_json
 from tickerserve.cli.errors import Failed, Refused
+from tickerserve.cli.progress import NO_PROGRESS, Tracker, progress
 from tickerserve.cli.store_option import target
 from tickerserve.errors import TickerserveError
 from tickerserve.layout import (
@@ -114,14 +115,18 @@ class SyncResult:
 ARTIFACTS, MARKERS, INDEXES, HISTORIES, REGISTRY = range(5)
 
 
-def local_files(src: Path) -> dict[str, LocalFile]:
+def local_files(src: Path, track: Tracker = NO_PROGRESS) -> dict[str, LocalFile]:
     """Every file of a local store folder (hidden files and lock/temp files left out)."""
     if not src.is_dir():
         raise Refused(f"{src}: not a folder")
+    infos = [
+        info
+        for info in LocalStore(src).list("")
+        if not any(part.startswith(".") for part in info.key.split("/"))
+    ]
+    step = track.step(f"hashing {len(infos)} files in {src}", total=len(infos))
     files: dict[str, LocalFile] = {}
-    for info in LocalStore(src).list(""):
-        if any(part.startswith(".") for part in info.key.split("/")):
-            continue
+    for info in infos:
         try:
             validate_key(info.key)
         except ValueError as exc:
@@ -129,6 +134,8 @@ def local_files(src: Path) -> dict[str, LocalFile]:
         path = src / info.key
         data = path.read_bytes()
         files[info.key] = LocalFile(info.key, path, len(data), sha256_hex(data))
+        step.advance()
+    step.done()
     return files
 
 
@@ -144,17 +151,24 @@ def _phase(key: str, registry_key: str) -> int:
 
 
 def _remote_sha(
-    store: Store, infos: dict[str, ObjectInfo], keys: list[str], jobs: int
+    store: Store,
+    infos: dict[str, ObjectInfo],
+    keys: list[str],
+    jobs: int,
+    track: Tracker = NO_PROGRESS,
 ) -> dict[str, ObjectInfo]:
     """HEAD the objects whose sha256 matters (same size as the local file) in parallel."""
+    step = track.step(f"comparing {len(keys)} files with {store.describe()}", total=len(keys))
 
     def head(key: str) -> tuple[str, ObjectInfo | None]:
-        return key, store.head(key)
+        info = store.head(key)
+        step.advance()
+        return key, info
 
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        return {k: i for k, i in pool.map(head, keys) if i is not None} | {
-            k: infos[k] for k in infos if k not in keys
-        }
+        found = {k: i for k, i in pool.map(head, keys) if i is not None}
+    step.done()
+    return found | {k: infos[k] for k in infos if k not in keys}
 
 
 def plan_sync(
@@ -165,9 +179,11 @@ def plan_sync(
     delete: bool = False,
     force: bool = False,
     jobs: int = 8,
+    track: Tracker = NO_PROGRESS,
 ) -> SyncPlan:
-    """Compare ``src`` with the target store and decide what to write; refuse unsafe syncs."""
-    local = local_files(src)
+    """Compare ``src`` with the target store and decide what to write; refuse unsafe syncs.
+    ``track`` shows the hashing and the comparison on a terminal."""
+    local = local_files(src, track)
     kept_out = [k for k in local if k.startswith(UNSYNCED_PREFIXES)]
     for key in kept_out:
         del local[key]
@@ -176,7 +192,9 @@ def plan_sync(
         raise Refused(
             f"{src}: not a tickerserve store (no {registry_key} and no */versions/*/ folders)"
         )
+    listing = track.step(f"listing {store.describe()}")
     remote = {i.key: i for i in store.list("") if not i.key.startswith(UNSYNCED_PREFIXES)}
+    listing.done()
     same_size = [k for k, f in local.items() if k in remote and remote[k].size == f.size]
     # Histories and the registry are compared by content even when sizes differ.
     same_size += [
@@ -184,7 +202,7 @@ def plan_sync(
         for k in local
         if k in remote and k not in same_size and _phase(k, registry_key) >= HISTORIES
     ]
-    remote = _remote_sha(store, remote, same_size, jobs)
+    remote = _remote_sha(store, remote, same_size, jobs, track)
     plan = SyncPlan()
     if kept_out:
         plan.notes.append(
@@ -354,7 +372,7 @@ def _merge_history(store: Store, key: str, file: LocalFile) -> tuple[bytes | Non
 
 
 def _hashed(store: Store, info: ObjectInfo) -> ObjectInfo:
-    blob = store.get(info.key)
+    blob = store.get(info.key, size=info.size)
     assert blob is not None
     return ObjectInfo(info.key, len(blob.data), blob.etag, sha256_hex(blob.data), info.metadata)
 
@@ -529,9 +547,16 @@ def sync_command(
     t = target(ctx)
     store = t.store
     started = time.perf_counter()
-    plan = plan_sync(
-        store, src_dir, registry_key=t.registry_key, delete=delete, force=force, jobs=jobs
-    )
+    with progress(not json_output) as track:  # on a terminal: hashing, listing, comparing
+        plan = plan_sync(
+            store,
+            src_dir,
+            registry_key=t.registry_key,
+            delete=delete,
+            force=force,
+            jobs=jobs,
+            track=track,
+        )
     if dry_run:
         _report_dry_run(plan, store.describe(), json_output)
         return

@@ -95,14 +95,20 @@ def capture_command(
             "--sample", min=0.0, max=1.0, help="Share of the model's rows captured (0 to 1)."
         ),
     ] = 1.0,
+    off: Annotated[
+        bool, typer.Option("--off", help="Capture none of MODEL's rows (as --sample 0).")
+    ] = False,
     json_output: JsonOption = False,
 ) -> None:
     """Capture a share of MODEL's scored rows (the default is all of them).
 
-    Rows are chosen by a hash of their request id. Shadowed rows are always captured.
+    Rows are chosen by a hash of their request id. Shadowed rows are always captured. Any of
+    these replaces a capture setting the registry holds but cannot read.
     """
     t = target(ctx)
     model = validate_model_name(model)
+    if off:
+        sample = 0.0
     registry = update_registry(
         t.store, t.registry_key, lambda r: r.set_capture(model, None if sample == 1.0 else sample)
     )
@@ -125,7 +131,8 @@ def shadow_command(
     json_output: JsonOption = False,
 ) -> None:
     """Score ALIAS beside the champion on the same rows; the answer stays the champion's and
-    the capture record holds both. A missing or broken challenger never changes an answer."""
+    the capture record holds both. A missing or broken challenger never changes an answer.
+    ``--off`` also removes a shadow setting the registry holds but cannot read."""
     t = target(ctx)
     model = validate_model_name(model)
     if off == (alias is not None):
@@ -161,7 +168,8 @@ def canary_command(
 ) -> None:
     """Answer a share W of MODEL's requests from ALIAS, chosen by a hash of the request id (a
     retried request gets the same version). Requests that pin alias or version are never
-    diverted; a canary that cannot answer leaves the request to the champion."""
+    diverted; a canary that cannot answer leaves the request to the champion. ``--off`` also
+    removes a canary setting the registry holds but cannot read (a weight of 1.5, "0.5")."""
     t = target(ctx)
     model = validate_model_name(model)
     if off == (alias is not None):

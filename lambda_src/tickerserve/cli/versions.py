@@ -8,13 +8,20 @@ import numpy as np
 import typer
 
 from tickerserve.baselines.baseline import BaselineError
-from tickerserve.baselines.persistence import load_baseline
+from tickerserve.baselines.persistence import load_baseline, load_ranges
+from tickerserve.baselines.ranges import RangesError
 from tickerserve.cli.console import JsonOption, print_json
 from tickerserve.cli.errors import Failed, Refused
 from tickerserve.cli.model_names import model_name
 from tickerserve.cli.store_option import Target, target
 from tickerserve.errors import IntegrityError, InvalidModel, NotFound
-from tickerserve.layout import TRAINING_HISTORY_KEY, Version, baseline_sidecar_key, metadata_key
+from tickerserve.layout import (
+    TRAINING_HISTORY_KEY,
+    Version,
+    baseline_sidecar_key,
+    metadata_key,
+    ranges_sidecar_key,
+)
 from tickerserve.publishing.promotion import load_verified
 from tickerserve.publishing.version_folders import VersionFolder, delete_folder, find_version
 from tickerserve.storage.bundle import BundleMetadata
@@ -95,10 +102,10 @@ def delete_command(
 ) -> None:
     """Delete a version folder (refused while any alias points at it).
 
-    The version also leaves the aliases' rollback history, its baseline sidecar (if any) goes
-    with it, its digest index entry is marked deleted (its number is never reused), and a
-    "deleted" record is appended to the training history. A delete that was interrupted is
-    finished by running it again.
+    The version also leaves the aliases' rollback history, its baseline and ranges sidecars
+    (if any) go with it, its digest index entry is marked deleted (its number is never
+    reused), and a "deleted" record is appended to the training history. A delete that was
+    interrupted is finished by running it again.
     """
     t = target(ctx)
     model = model_name(name, t)
@@ -119,7 +126,8 @@ def delete_command(
     update_index(store, model, lambda index: index.mark_deleted(version, digest))
     if folder is not None:
         delete_folder(store, folder)
-    store.delete([baseline_sidecar_key(model, version)])  # its monitoring baseline, if any
+    # its monitoring baseline and feature ranges kept beside it, if any
+    store.delete([baseline_sidecar_key(model, version), ranges_sidecar_key(model, version)])
     registry = update_registry(
         store, t.registry_key, lambda registry: registry.end_delete(model, version)
     )
@@ -175,7 +183,8 @@ def validate_command(
     """Download a version, verify every sha256, load it and predict a probe row.
 
     The version's metadata digest must be recorded in its model's digest index and agree with
-    the registry's where an alias names it. Exit code 1 if anything fails.
+    the registry's where an alias names it, and the model's capture, shadow and canary
+    settings must be readable. Exit code 1 if anything fails.
     """
     t = target(ctx)
     name, selector = parse_ref(ref, t)
@@ -190,6 +199,7 @@ def validate_command(
     except (IntegrityError, InvalidModel) as exc:
         raise Failed(f"{name} {version} is not valid: {exc.message}") from None
     baseline = _checked_baseline(t.store, meta)
+    ranges = _checked_ranges(t.store, meta)
     if meta.task == "regression":
         probe: dict[str, object] = {"prediction": float(outputs)}
         answer = f"{float(outputs):.6g}"
@@ -212,15 +222,53 @@ def validate_command(
         "task": meta.task,
         "probe": probe,
         "baseline": baseline,
+        "ranges": ranges,
     }
+    # A per-model setting the registry cannot read serves as off: the version is fine, the
+    # model's entry is not, and only a command repairs it.
+    invalid = [
+        (setting, problem)
+        for model, setting, problem in snapshot.registry.invalid_settings()
+        if model == name
+    ]
+    result["invalid_settings"] = dict(invalid)
     if json_output:
         print_json(result)
-        return
-    where = "" if baseline is None else f", {baseline['where']} baseline verified"
-    typer.echo(
-        f"{name} {version} is valid: {len(meta.artifacts)} artifact(s) verified, loaded, "
-        f"probe row -> {answer}{where}"
-    )
+    else:
+        where = "" if baseline is None else f", {baseline['where']} baseline verified"
+        if ranges is not None:
+            where += f", feature ranges in {ranges['where']} verified"
+        typer.echo(
+            f"{name} {version} is valid: {len(meta.artifacts)} artifact(s) verified, loaded, "
+            f"probe row -> {answer}{where}"
+        )
+    if invalid:
+        raise Failed(
+            "; ".join(
+                f"{name}: {problem} (it acts as off; `tickerserve {setting} {name} --off` "
+                "repairs it)"
+                for setting, problem in invalid
+            )
+        )
+
+
+def _checked_ranges(store: Store, meta: BundleMetadata) -> dict[str, object] | None:
+    """The version's feature ranges checked as the prediction function reads them (there a
+    problem only turns warnings off; here it makes the version invalid, so it gets fixed)."""
+    try:
+        stored = load_ranges(store, meta)
+    except (IntegrityError, RangesError) as exc:
+        message = exc.message if isinstance(exc, IntegrityError) else str(exc)
+        raise Failed(f"{meta.model} {meta.version} is not valid: its ranges: {message}") from None
+    if stored is None:
+        return None
+    ranges = stored.ranges
+    return {
+        "where": stored.where,
+        "quantiles": list(ranges.quantiles),
+        "estimated": ranges.estimated,
+        "features": len(ranges.features),
+    }
 
 
 def _checked_baseline(store: Store, meta: BundleMetadata) -> dict[str, object] | None:

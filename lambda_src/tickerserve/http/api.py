@@ -3,6 +3,10 @@ proxy events, plus direct invocation with the same JSON bodies.
 
 Routes: POST /predict, POST /predict/batch, POST /outcomes, GET /models, GET /models/{ticker},
 GET /health.
+Deployed, predicting and writing outcomes are separate entry points (``Entry``): the prediction
+function refuses outcomes and the outcomes function serves nothing else, each with a 403
+``wrong_entry_point`` that says where to go, so the permission to invoke one never grants the
+other. The local server (``tickerserve serve``) is both.
 Every client mistake is a 4xx with ``{"error": {"code", "message"}}``. With ``docs=True`` (the
 local server, never the Lambda: generating the document imports pydantic) it also serves the
 OpenAPI document at /openapi.json and Swagger UI at /docs.
@@ -15,7 +19,7 @@ import math
 import re
 from collections.abc import Callable
 from functools import partial
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from aws_lambda_powertools.event_handler import (
@@ -38,6 +42,7 @@ from tickerserve.errors import (
     StorageUnavailable,
     TickerserveError,
     UnsupportedMediaType,
+    WrongEntryPoint,
 )
 from tickerserve.http import events, openapi
 from tickerserve.http.views import describe_models, describe_ticker, health
@@ -48,6 +53,7 @@ from tickerserve.serving.observability import logger
 from tickerserve.serving.predict import predict, predict_batch
 from tickerserve.serving.service import ModelService
 from tickerserve.serving.traffic import Challengers
+from tickerserve.storage.deadline import function_time
 from tickerserve.storage.outcomes import receive as receive_outcomes
 
 MAX_BODY_BYTES = LIMITS.body_bytes  # Lambda's synchronous payload limit
@@ -93,13 +99,24 @@ def error_response(error: TickerserveError) -> Response:
     )
 
 
+# What an Api answers: everything (the local server), predictions and model descriptions only
+# (the prediction function), or outcomes only (the outcomes function).
+Entry = Literal["all", "prediction", "outcomes"]
+
+
 class Api:
     """The routes, bound to one ``ModelService``."""
 
     def __init__(
-        self, service: ModelService, *, docs: bool = False, capture: Capture = DISABLED
+        self,
+        service: ModelService,
+        *,
+        docs: bool = False,
+        capture: Capture = DISABLED,
+        entry: Entry = "all",
     ) -> None:
         self.service = service
+        self.entry = entry
         self.capture = capture
         self.challengers = Challengers(service)  # shadow aliases, scored beside the answer
         self.invocations = 0
@@ -116,7 +133,12 @@ class Api:
 
     # -- entry point ---------------------------------------------------------------------
     def handle(self, event: Any, context: LambdaContext | None) -> Any:
-        """Dispatch a REST v1, HTTP v2 or direct-invoke event."""
+        """Dispatch a REST v1, HTTP v2 or direct-invoke event. No store call outlives the
+        invocation: each ends a margin before Lambda's timeout would (``function_time``)."""
+        with function_time(_remaining_seconds(context)):
+            return self._dispatch(event, context)
+
+    def _dispatch(self, event: Any, context: LambdaContext | None) -> Any:
         self.invocations += 1
         kind = events.kind_of(event)
         if kind == "direct":
@@ -150,14 +172,19 @@ class Api:
         if not isinstance(event, dict):
             raise BadRequest("event must be a JSON object", code="invalid_body")
         action = event.get("action")
+        self._check_entry("outcomes" if action == "outcomes" else "prediction")
         single = partial(predict, capture=self.capture, challengers=self.challengers)
         batch = partial(predict_batch, capture=self.capture, challengers=self.challengers)
         if action is None:
-            return batch(self.service, event) if "items" in event else single(self.service, event)
+            if "items" in event:
+                _check_unique_ids(event)
+                return batch(self.service, event)
+            return single(self.service, event)
         body = {k: v for k, v in event.items() if k != "action"}
         if action == "predict":
             return single(self.service, body)
         if action == "predict_batch":
+            _check_unique_ids(body)
             return batch(self.service, body)
         if action == "models":
             return describe_models(
@@ -180,6 +207,21 @@ class Api:
             code="unknown_action",
         )
 
+    def _check_entry(self, wanted: Entry) -> None:
+        """Refuse what this entry point does not do (403), naming the one that does."""
+        if self.entry in ("all", wanted):
+            return
+        if wanted == "outcomes":
+            raise WrongEntryPoint(
+                "outcomes are not accepted by the prediction entry point: write them through "
+                "the outcomes one (POST /outcomes behind API Gateway, the stack's OutcomesUrl "
+                "for a function URL, or invoke the stack's OutcomesFunctionName)"
+            )
+        raise WrongEntryPoint(
+            "this entry point only records outcomes (POST /outcomes); predictions and model "
+            "descriptions are served by the prediction function"
+        )
+
     # -- routes --------------------------------------------------------------------------
     def _register(self, app: ApiGatewayResolver) -> None:
         service = self.service
@@ -197,6 +239,7 @@ class Api:
             openapi_extensions=openapi.PREDICT_BODY,
         )
         def post_predict() -> dict[str, Any]:
+            self._check_entry("prediction")
             body = body_of()
             return predict(
                 service,
@@ -214,7 +257,9 @@ class Api:
             openapi_extensions=openapi.BATCH_BODY,
         )
         def post_batch() -> dict[str, Any]:
+            self._check_entry("prediction")
             body = body_of()
+            _check_unique_ids(body)
             return predict_batch(
                 service,
                 body,
@@ -231,6 +276,7 @@ class Api:
             openapi_extensions=openapi.OUTCOMES_BODY,
         )
         def post_outcomes() -> Response[dict[str, Any]]:
+            self._check_entry("outcomes")
             body, status = receive_outcomes(service.store, body_of())
             return Response(status, content_types.APPLICATION_JSON, body)
 
@@ -240,6 +286,7 @@ class Api:
             responses=openapi.MODELS_RESPONSES,
         )
         def get_models() -> dict[str, Any]:
+            self._check_entry("prediction")
             event = app.current_event
             return describe_models(
                 service,
@@ -253,6 +300,7 @@ class Api:
             responses=openapi.MODEL_RESPONSES,
         )
         def get_model(ticker: str) -> dict[str, Any]:
+            self._check_entry("prediction")
             timeframe = app.current_event.get_query_string_value("timeframe")
             signal = app.current_event.get_query_string_value("signal")
             return describe_ticker(
@@ -268,6 +316,7 @@ class Api:
             responses=openapi.HEALTH_RESPONSES,
         )
         def get_health() -> Response[dict[str, Any]]:
+            self._check_entry("prediction")
             body, status = health(service, cold=self.invocations == 1)
             return Response(status, content_types.APPLICATION_JSON, body)
 
@@ -379,6 +428,25 @@ def _signal(raw: Any) -> str:
         return validate_signal(raw)
     except ValueError as exc:
         raise BadRequest(str(exc), code="invalid_signal") from None
+
+
+def _check_unique_ids(body: Any) -> None:
+    """Request ids are unique per served row: a batch naming one twice is refused whole (one
+    outcome would score every row that carries it)."""
+    items = body.get("items") if isinstance(body, dict) else None
+    repeated = request_ids.duplicate_ids(items)
+    if repeated:
+        shown = ", ".join(repeated[:5]) + (" ..." if len(repeated) > 5 else "")
+        raise BadRequest(
+            f"request_id must be unique within a batch; repeated: {shown}",
+            code="duplicate_request_id",
+        )
+
+
+def _remaining_seconds(context: Any) -> float | None:
+    """The invocation's time left (Lambda's context), or None without one (a local server)."""
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    return None if remaining is None else remaining() / 1000
 
 
 def _route_pattern(path: str) -> re.Pattern[str]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tickerserve.contract import GATEWAY_ERRORS, LIMITS, NAMES, OUTCOME, PREDICT, Field
+from tickerserve.contract import GATEWAY_ERRORS, LIMITS, NAMES, OUTCOME, PREDICT, WARNINGS, Field
 from tickerserve.http.pagination import TOKEN_PATTERN
 from tickerserve.members.kinds import KINDS
 
@@ -103,6 +103,32 @@ MODEL_REF: dict[str, Any] = {
     },
 }
 
+# An answer's warnings, built from contract.json's answers.warnings (codes and meaning).
+WARNING: dict[str, Any] = {
+    "title": "Warning",
+    "type": "object",
+    "required": ["feature", "code", "value", "range"],
+    "properties": {
+        "feature": {"type": "string", "examples": ["rsi_14"]},
+        "code": {
+            "type": "string",
+            "enum": list(WARNINGS.descriptions),
+            "description": "; ".join(f"{c}: {d}" for c, d in WARNINGS.descriptions.items()),
+        },
+        "value": {
+            **nullable({"type": "number"}),
+            "description": "The value as the model used it (null: missing).",
+        },
+        "range": {
+            **nullable(
+                {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2}
+            ),
+            "description": "[lo, hi]: the version's range for the feature (null: the reference "
+            "had no value for it).",
+        },
+    },
+}
+
 _ANSWER_COMMON: dict[str, Any] = {
     "request_id": {"type": "string", "description": "X-Request-Id, request_id or generated."},
     "ticker": {"type": "string"},
@@ -113,6 +139,14 @@ _ANSWER_COMMON: dict[str, Any] = {
         "examples": ["strategy"],
     },
     "timeframe": {"type": "string", "description": "Present when the request named one."},
+    "warnings": {
+        "type": "array",
+        "items": WARNING,
+        "description": WARNINGS.about,
+        "examples": [
+            [{"feature": "rsi_14", "code": "out_of_range", "value": 140.2, "range": [18.2, 83.9]}]
+        ],
+    },
 }
 
 CLASSIFICATION_PREDICTION: dict[str, Any] = {
@@ -570,6 +604,11 @@ HEALTH: dict[str, Any] = {
                     "fast_path": {
                         "type": "boolean",
                         "description": "One-row requests use LightGBM's single-row fast path.",
+                    },
+                    "warnings": {
+                        "type": "boolean",
+                        "description": "The version has feature ranges: its answers carry "
+                        "warnings.",
                     },
                 },
             },

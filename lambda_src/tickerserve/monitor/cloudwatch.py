@@ -19,11 +19,16 @@ def model_figures(report: ModelReport) -> dict[str, float]:
     """The metric values of one model's report (absent figures are left out, not zeroed)."""
     features = report.feature_drift.summary if report.feature_drift else None
     output = report.output_drift
+    estimated = report.performance.estimated
     values = {
         MONITOR.feature_drift_max: features.psi_max if features else None,
         MONITOR.drifted_feature_share: features.drifted_share if features else None,
         MONITOR.output_psi: output.psi if output else None,
         MONITOR.drift_pct: report.performance.drift_pct,
+        # Before outcomes arrive: only an estimate its reference vouches for can alarm.
+        MONITOR.estimated_drift_pct: estimated.drift_pct
+        if estimated is not None and estimated.trusted
+        else None,
         MONITOR.challenger_win_rate: report.comparison.win_rate,
         MONITOR.switch_recommended: 1.0 if report.action == "switch" else 0.0,
         MONITOR.retrain_recommended: 1.0 if report.action == "retrain" else 0.0,

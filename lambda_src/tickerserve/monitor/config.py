@@ -153,6 +153,12 @@ class Rule:
     retrain_drift_pct: float
     watch_drift_pct: float
     alpha: float
+    runs: int = 3  # days in a row seed 003's multi-run rules need
+
+    @property
+    def test_off(self) -> bool:
+        """alpha 1: no significance test stands in the way (seed 003's rule alone)."""
+        return self.alpha >= 1
 
     def to_dict(self) -> dict[str, float]:
         return {
@@ -160,6 +166,7 @@ class Rule:
             "retrain_drift_pct": self.retrain_drift_pct,
             "watch_drift_pct": self.watch_drift_pct,
             "alpha": self.alpha,
+            "runs": self.runs,
         }
 
 
@@ -179,6 +186,7 @@ class MonitorConfig:
     agreement_tolerance: float = _default("agreementTolerance")  # regression answers agree
     psi_epsilon: float = _default("psiEpsilon")
     outcome_capacity: int = _default("outcomeCapacity")
+    seed_runs: int = _default("seedRuns")
     champion_alias: str = DEFAULT_ALIAS
 
     def __post_init__(self) -> None:
@@ -214,7 +222,13 @@ class MonitorConfig:
 
     @cached_property
     def rule(self) -> Rule:
-        return Rule(self.switch_win_rate, self.retrain_drift_pct, self.watch_drift_pct, self.alpha)
+        return Rule(
+            self.switch_win_rate,
+            self.retrain_drift_pct,
+            self.watch_drift_pct,
+            self.alpha,
+            self.seed_runs,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {

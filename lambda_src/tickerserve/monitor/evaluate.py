@@ -1,5 +1,10 @@
 """One monitor run (NannyML's ``calculate``): capture and outcomes of a date range against
-each model's baseline, in daily windows, folded in one streaming pass.
+each model's baseline, in daily windows.
+
+The capture is read once, as a stream: what needs no outcome is folded at once, and each
+served row keeps its salted request key and predictions (``model_stream``). Then the outcomes
+of those keys alone are read (``outcome_join``): outcomes for ids never served cost nothing
+and cannot thin what is judged. A request id counts once over the whole run.
 
 ``run_monitor`` returns a ``report.RunReport`` with one ``ModelReport`` per model: feature and
 output drift, performance against the baseline's metrics, champion vs challenger per window
@@ -34,19 +39,23 @@ from tickerserve.baselines.metrics import (
 from tickerserve.baselines.moments import Moments
 from tickerserve.baselines.persistence import StoredBaseline, load_baseline
 from tickerserve.errors import TickerserveError
-from tickerserve.layout import validate_model_name
+from tickerserve.layout import MONITORING_HISTORY_KEY, validate_model_name
 from tickerserve.monitor import capture_reader
 from tickerserve.monitor.config import MonitorConfig
 from tickerserve.monitor.drift_statistics import linf_at_points, psi
 from tickerserve.monitor.model_stream import (
     CANARY,
     SHADOW,
+    WARNING_CODES,
     Mode,
     ModelStream,
+    Sampler,
     Subject,
     class_shares_expected,
+    first_occurrences,
 )
-from tickerserve.monitor.outcome_join import OutcomeIndex, latest_outcomes
+from tickerserve.monitor.outcome_join import KeyHasher, OutcomeIndex, latest_outcomes
+from tickerserve.monitor.performance_estimate import estimate
 from tickerserve.monitor.recommendation import Evidence, recommend, seed_sentence
 from tickerserve.monitor.report import (
     MODEL_A,
@@ -57,18 +66,24 @@ from tickerserve.monitor.report import (
     Comparison,
     Decision,
     DriftSummary,
+    Estimated,
     FeatureDrift,
     FeatureFigure,
+    FeatureWarnings,
+    History,
+    Joined,
     ModelReport,
     OutcomeCounts,
     OutputDrift,
     Performance,
     Period,
+    RequestWarnings,
     RunReport,
     WindowReport,
     Winner,
     drifted_inputs,
 )
+from tickerserve.monitor.sampling_salt import load_salt
 from tickerserve.monitor.significance import (
     Significance,
     diebold_mariano_hln,
@@ -76,7 +91,9 @@ from tickerserve.monitor.significance import (
     two_proportion_z,
     welch_t,
 )
+from tickerserve.monitor.streaks import DailyRun, daily_runs, degrading_streak, winning_streak
 from tickerserve.storage.bundle import BundleMetadata, read_metadata
+from tickerserve.storage.history import read_records
 from tickerserve.storage.registry import ModelEntry, read_registry
 from tickerserve.storage.store import Store
 
@@ -185,18 +202,11 @@ def run_monitor(
     clock = time.perf_counter()
     now = now or datetime.now(UTC)  # the run's timestamp (a schedule passes its own)
     candidates, skipped = load_candidates(store, registry_key, config, models)
-    outcome_counts = capture_reader.ReadCounts()
-    # Outcomes arrive after the predictions: read every day received since the period began,
-    # through the day the period ends on and today.
-    outcome_until = max(period.until, now.date()) + timedelta(days=1)
-    with capture_reader.no_cycle_collection():
-        index = OutcomeIndex.build(
-            latest_outcomes(store, period.since, outcome_until, outcome_counts),
-            capacity=config.outcome_capacity,
-        )
+    hasher = KeyHasher(load_salt(store))
+    sampler = Sampler(hasher, config.outcome_capacity)
     streams = {
         c.subject.model: ModelStream(
-            c.subject, period.days, index, agreement_tolerance=config.agreement_tolerance
+            c.subject, period.days, sampler, agreement_tolerance=config.agreement_tolerance
         )
         for c in candidates
     }
@@ -220,7 +230,20 @@ def run_monitor(
             if sum(s.pending_cells for s in streams.values()) >= FOLD_CELLS:
                 _fold(streams.values())
         _fold(streams.values())
-    reports = [_judge(c, streams[c.subject.model], config, store) for c in candidates]
+    wanted = _count_each_id_once(list(streams.values()))
+    outcome_counts = capture_reader.ReadCounts()
+    # Outcomes arrive after the predictions: read every day received since the period began,
+    # through the day the period ends on and today; keep only those of served ids.
+    outcome_until = max(period.until, now.date()) + timedelta(days=1)
+    with capture_reader.no_cycle_collection():
+        index = OutcomeIndex.build(
+            latest_outcomes(store, period.since, outcome_until, outcome_counts), hasher, wanted
+        )
+    for stream in streams.values():
+        stream.judge(index)
+    history = read_records(store, MONITORING_HISTORY_KEY).records
+    day = now.date().isoformat()
+    reports = [_judge(c, streams[c.subject.model], config, store, history, day) for c in candidates]
     return RunReport(
         run_id=uuid.uuid4().hex[:12],
         started_at=utc_stamp(now),
@@ -231,6 +254,7 @@ def run_monitor(
             objects=counts.objects,
             lines=counts.lines,
             skipped=counts.malformed,
+            skipped_by_reason=dict(sorted(counts.reasons.items())),
             outside_period=outside,
             unmonitored_rows=sum(unmonitored.values()) if unmonitored else None,
         ),
@@ -238,12 +262,30 @@ def run_monitor(
             objects=outcome_counts.objects,
             lines=outcome_counts.lines,
             skipped=outcome_counts.malformed,
+            skipped_by_reason=dict(sorted(outcome_counts.reasons.items())),
             request_ids=len(index),
-            sample_rate=index.sample_rate,
+            ignored=index.ignored,
+            sample_rate=sampler.rate,
         ),
         skipped_models=skipped,
         seconds=time.perf_counter() - clock,
     )
+
+
+def _count_each_id_once(streams: list[ModelStream]) -> np.ndarray:
+    """Drop, from every stream, captured rows whose request id an earlier row carried (in
+    any model); returns the sorted keys left, the ones outcomes are read for."""
+    parts = [stream.evidence_keys() for stream in streams]
+    if not parts:
+        return np.zeros(0, dtype=np.uint64)
+    keys = np.concatenate([k for k, _ in parts])
+    order = np.concatenate([o for _, o in parts])
+    keep = first_occurrences(keys, order)
+    start = 0
+    for stream, (own, _) in zip(streams, parts, strict=True):
+        stream.keep_first(keep[start : start + own.size])
+        start += own.size
+    return np.unique(keys[keep])
 
 
 def _fold(streams: Iterable[ModelStream]) -> None:
@@ -253,7 +295,12 @@ def _fold(streams: Iterable[ModelStream]) -> None:
 
 # -- judging one model -----------------------------------------------------------------------
 def _judge(
-    candidate: Candidate, stream: ModelStream, config: MonitorConfig, store: Store
+    candidate: Candidate,
+    stream: ModelStream,
+    config: MonitorConfig,
+    store: Store,
+    history_lines: list[dict[str, Any]],
+    day: str,
 ) -> ModelReport:
     subject = candidate.subject
     baseline = subject.baseline
@@ -264,9 +311,34 @@ def _judge(
     mode = _mode(stream)
     windows = _windows(stream, baseline, metric, mode, config)
     comparison, test = _comparison(stream, metric, mode, windows)
+    today = DailyRun(
+        day=day,
+        champion=subject.champion_version,
+        challenger=stream.challenger_version if mode is not None else None,
+        win_rate=comparison.win_rate,
+        windows_counted=comparison.windows_counted,
+        drift_pct=performance.drift_pct,
+    )
+    read = daily_runs(history_lines, subject.model, today)
+    won = winning_streak(read.runs, config.switch_win_rate)
+    rising = degrading_streak(read.runs)
+    history = History(
+        runs_needed=config.seed_runs,
+        winning_days=[r.day for r in won],
+        degrading=[r.drift_pct for r in rising if r.drift_pct is not None],
+        days=len(read.runs),
+        skipped_lines=read.skipped,
+    )
     decision = recommend(
         Evidence(
-            performance.drift_pct, comparison.win_rate, test, drifted_inputs(features, output)
+            performance.drift_pct,
+            comparison.win_rate,
+            test,
+            drifted_inputs(features, output),
+            windows_won=comparison.windows_won,
+            windows_counted=comparison.windows_counted,
+            winning_days=len(won),
+            degrading=tuple(history.degrading),
         ),
         config.rule,
     )
@@ -294,15 +366,41 @@ def _judge(
         rows_other_versions=stream.other_versions,
         feature_drift=features,
         output_drift=output,
+        warnings=_warnings(stream),
         performance=performance,
         comparison=comparison,
         test=test,
         windows=windows,
+        joined=Joined(
+            evidence_rows=stream.joined.evidence_rows,
+            repeated_ids=stream.joined.repeated_ids,
+            pinned_rows=stream.pinned_rows,
+            wrong_task=stream.joined.wrong_task,
+            corrected=stream.joined.corrected,
+        ),
+        history=history,
         recommendation=Decision(
             action=decision.action,
             reason=decision.reason,
             sentence=seed_sentence(decision.action, champion_ref, challenger_ref),
         ),
+    )
+
+
+def _warnings(stream: ModelStream) -> RequestWarnings | None:
+    """The answers' warnings over the run, most warned feature first (None: none checked)."""
+    if not stream.checked_rows:
+        return None
+    per_feature = {
+        name: FeatureWarnings(**dict(zip(WARNING_CODES, counts, strict=True)))
+        for name, counts in stream.warnings.items()
+    }
+    ranked = sorted(per_feature.items(), key=lambda item: (-item[1].total, item[0]))
+    return RequestWarnings(
+        rows=stream.checked_rows,
+        warned_rows=stream.warned_rows,
+        warned_share=stream.warned_rows / stream.checked_rows,
+        features=dict(ranked),
     )
 
 
@@ -408,6 +506,28 @@ def _performance(
         rows=int(stream.champion_rows.sum()),
         coverage=scored / sampled if sampled else None,
         too_few_outcomes=scored < config.min_window,
+        corrected=stream.joined.corrected,
+        estimated=_estimated(stream, baseline, current if metric == "accuracy" else None),
+    )
+
+
+def _estimated(
+    stream: ModelStream, baseline: Baseline | None, realized: float | None
+) -> Estimated | None:
+    """The champion's accuracy estimated from its confidence over the whole run."""
+    counts = stream.confidence_counts
+    if counts is None or stream.calibration is None:
+        return None
+    found = estimate(stream.calibration, counts.sum(axis=0))
+    base = baseline.metrics.get("accuracy") if baseline else None
+    return Estimated(
+        accuracy=found.accuracy,
+        realized=realized,
+        rows=found.rows,
+        drift_pct=drift_pct("accuracy", base, found.accuracy),
+        trusted=found.trusted,
+        problem=found.problem,
+        unseen_share=found.unseen_share,
     )
 
 
@@ -479,9 +599,17 @@ def _comparison(
         paired_rows=paired_rows,
         canary_rows=int(stream.canary_rows.sum()),
         windows_counted=len(counted),
+        windows_won=sum(w.winner == MODEL_B for w in counted),
         win_rate=sum(w.winner == MODEL_B for w in counted) / len(counted) if counted else None,
     )
     return comparison, test
+
+
+def _window_estimate(stream: ModelStream, window: int) -> float | None:
+    counts = stream.confidence_counts
+    if counts is None or stream.calibration is None:
+        return None
+    return estimate(stream.calibration, counts[window]).accuracy
 
 
 def _windows(
@@ -526,6 +654,7 @@ def _windows(
                 n_samples_b=n_b if mode == CANARY else None,
                 drift=drift,
                 output=_output_drift(stream, baseline, config, i),
+                estimated_accuracy=_window_estimate(stream, i),
             )
         )  # fmt: skip
     return out

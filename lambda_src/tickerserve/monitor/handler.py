@@ -31,6 +31,7 @@ from tickerserve.settings import (
     ENV_REGISTRY_KEY,
     ENV_STORE_PATH,
 )
+from tickerserve.storage.deadline import function_time
 from tickerserve.storage.store import S3Store, Store, open_store
 
 logger = logging.getLogger("tickerserve.monitor")
@@ -147,4 +148,8 @@ def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
     """Entry point of the monitor function."""
     if not isinstance(event, dict):
         event = {}
-    return run_scheduled(event, MonitorSettings.from_env())
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    # No store call outlives the invocation: a hung store ends the run with our own error,
+    # logged, before Lambda's timeout would cut it off mid-write.
+    with function_time(None if remaining is None else remaining() / 1000):
+        return run_scheduled(event, MonitorSettings.from_env())

@@ -4,7 +4,15 @@ Each line is a superset of seed 003's: its own keys as the seed writes them (``t
 ``monitoring_date``, ``model_a`` / ``model_b`` with training windows, ``test_window``,
 ``drift.model_a_drift_pct``, ``comparison`` with ``winner`` and ``model_b_win_rate``,
 ``recommendation`` as a sentence, ``windows``), so the seed's own analysis snippets still run,
-plus ours (``model``, ``champion`` / ``challenger``, per-feature drift, the test, ``action``...).
+plus ours (``model``, ``champion`` / ``challenger``, per-feature drift, the answers' warnings per
+feature, the test, ``action``...).
+
+Drift keeps the seed's meaning: ``drift.model_a_drift_pct`` is how much worse than its baseline
+Model A is, in percent (0 when it is better: the seed's ``> 10 % -> retrain`` reads it), and
+``drift.drift_pct`` our signed figure (positive worse, negative better, for accuracy and RMSE
+alike). ``comparison.model_b_win_rate`` is a share (0..1) of ``windows_counted`` windows,
+``windows_won`` of them won; ``history`` lists the days in a row the challenger won (seed
+003's 3-run rule reads these lines back).
 Model A is the champion, Model B the challenger. Lines are appended with compare-and-swap;
 past 64 MiB the file is rotated to a dated archive.
 """
@@ -81,6 +89,7 @@ def history_record(run: RunReport, report: ModelReport) -> dict[str, Any]:
             "winner": comparison.winner,
             "model_b_win_rate": comparison.win_rate,
             "windows_counted": comparison.windows_counted,
+            "windows_won": comparison.windows_won,
             "agreement": comparison.agreement,
             "mode": comparison.mode,
         },
@@ -101,7 +110,11 @@ def history_record(run: RunReport, report: ModelReport) -> dict[str, Any]:
         else {k: v for k, v in feature_drift.items() if k != "features"},
         "features": None if feature_drift is None else feature_drift["features"],
         "output_drift": None if report.output_drift is None else report.output_drift.to_dict(),
+        "warnings": None if report.warnings is None else report.warnings.to_dict(),
         "performance": performance.metrics | {"scored": performance.scored},
+        "estimated": None if performance.estimated is None else performance.estimated.to_dict(),
+        "joined": report.joined.to_dict(),
+        "history": report.history.to_dict(),
         "test": None if report.test is None else report.test.to_dict(),
         "action": report.action,
         "reason": report.recommendation.reason,

@@ -162,10 +162,55 @@ class OutputDrift(Part):
     too_few_rows: bool = field(default=False, metadata=OMIT_FALSE)
 
 
+# -- request warnings ------------------------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class FeatureWarnings(Part):
+    """How often one feature was warned about, by code."""
+
+    out_of_range: int = 0
+    unexpected_missing: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.out_of_range + self.unexpected_missing
+
+
+@dataclass(frozen=True, kw_only=True)
+class RequestWarnings(Part):
+    """The warnings captured answers carried (issue 21): of the rows whose answering version
+    had feature ranges, how many warned, and per feature by code (most warned first)."""
+
+    rows: int  # captured rows whose answer was checked against its version's ranges
+    warned_rows: int
+    warned_share: float
+    features: dict[str, FeatureWarnings]
+
+
 # -- performance and comparison --------------------------------------------------------------
 @dataclass(frozen=True, kw_only=True)
+class Estimated(Part):
+    """Accuracy estimated from the champion's confidence before outcomes arrive (CBPE on the
+    baseline's calibration), beside the realized accuracy of the rows whose outcomes did."""
+
+    statistic: str = "mean calibrated confidence (CBPE, histogram binning)"
+    accuracy: float | None
+    realized: float | None  # of the scored rows, once outcomes are in
+    rows: int  # served rows with a confidence
+    drift_pct: float | None  # of the estimate against the baseline's accuracy (+ worse)
+    trusted: bool  # False: badly calibrated on the reference (or too few labelled rows)
+    problem: str | None = field(default=None, metadata=OMIT_NONE)
+    unseen_share: float = 0.0  # rows in confidence bins the reference never reached
+
+
+@dataclass(frozen=True, kw_only=True)
 class Performance(Part):
-    """The champion's metrics on rows whose outcomes arrived, against its baseline's."""
+    """The champion's metrics on rows whose outcomes arrived, against its baseline's.
+
+    One sign everywhere: ``drift_pct`` is how much worse the champion is than its baseline,
+    in percent of the baseline's value (positive: worse, negative: better; for accuracy and
+    RMSE alike). ``model_a_drift_pct`` is seed 003's field as the seed uses it: the
+    degradation alone (0 when the champion is better), which its ``> 10 % -> retrain`` reads.
+    """
 
     metric: str  # the primary metric: accuracy (classifiers) or rmse (regressors)
     baseline: float | None
@@ -180,10 +225,35 @@ class Performance(Part):
     rows: int  # rows with a champion output
     coverage: float | None  # scored / rows in the sample
     too_few_outcomes: bool
+    corrected: int = 0  # scored rows whose outcome was corrected after it first arrived
+    estimated: Estimated | None = field(default=None, metadata=OMIT_NONE)
 
     def __post_init__(self) -> None:
         gain = None if self.drift_pct is None else max(0.0, self.drift_pct)
         object.__setattr__(self, "model_a_drift_pct", gain)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Joined(Part):
+    """How the model's captured rows met the outcomes: only served rows are evidence, a
+    request id counts once, an outcome must fit the task."""
+
+    evidence_rows: int  # rows kept to be judged (in the sample)
+    repeated_ids: int  # rows whose request id an earlier captured row carried: not counted
+    pinned_rows: int  # the champion's version asked for by version or another alias: no vote
+    wrong_task: int  # rows whose id has only an outcome of the other kind (never a truth)
+    corrected: int  # scored rows whose outcome was corrected
+
+
+@dataclass(frozen=True, kw_only=True)
+class History(Part):
+    """What the monitoring history adds to this run (seed 003's multi-run rules)."""
+
+    runs_needed: int
+    winning_days: list[str]  # the latest days in a row the challenger won (this run's too)
+    degrading: list[float]  # the champion's drift over the latest days it rose, oldest first
+    days: int  # days with a run of this model, this run's included
+    skipped_lines: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -199,6 +269,7 @@ class Comparison(Part):
     paired_rows: int
     canary_rows: int
     windows_counted: int  # windows with enough scored outcomes on both sides
+    windows_won: int  # of those, the windows Model B won
     win_rate: float | None  # Model B's share of the windows counted
 
 
@@ -217,6 +288,9 @@ class WindowReport:
     n_samples_b: int | None = None  # canary: the challenger's own scored outcomes
     drift: DriftSummary | None = None  # None: no baseline (or no features) to judge against
     output: OutputDrift | None = None
+    # Classifiers with a calibrated baseline: the champion's accuracy estimated from its
+    # confidence that day, known before the outcomes are.
+    estimated_accuracy: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -230,6 +304,8 @@ class WindowReport:
         }
         if self.n_samples_b is not None:
             out["n_samples_b"] = self.n_samples_b
+        if self.estimated_accuracy is not None:
+            out["estimated_accuracy"] = self.estimated_accuracy
         if self.drift is not None:
             out["psi_max"] = self.drift.psi_max
             out["drifted_share"] = self.drift.drifted_share
@@ -331,10 +407,14 @@ class ModelReport(Part):
     rows_other_versions: int  # answered by versions the aliases no longer name
     feature_drift: FeatureDrift | None  # None: no baseline (or no features) to judge against
     output_drift: OutputDrift | None
+    # None: no captured answer was checked (no version with feature ranges answered).
+    warnings: RequestWarnings | None = field(default=None, metadata=OMIT_NONE)
     performance: Performance
     comparison: Comparison
     test: Significance | None  # champion vs challenger, paired where possible
     windows: list[WindowReport]
+    joined: Joined
+    history: History
     recommendation: Decision
     promoted: Promotion | None = field(default=None, metadata=OMIT_NONE)  # set by auto-promotion
 
@@ -360,6 +440,7 @@ class CaptureCounts(Part):
     objects: int
     lines: int
     skipped: int  # lines that were not capture records
+    skipped_by_reason: dict[str, int]  # not_json, not_a_record, unreadable_object
     outside_period: int  # records whose day is outside the run's windows
     # Rows of models the run did not judge; absent when there were none.
     unmonitored_rows: int | None = field(default=None, metadata=OMIT_NONE)
@@ -372,8 +453,12 @@ class OutcomeCounts(Part):
     objects: int
     lines: int
     skipped: int
-    request_ids: int  # distinct request ids kept (the latest outcome of each)
-    sample_rate: float  # 1.0, or the share of request ids kept past the index's capacity
+    skipped_by_reason: dict[str, int]  # not_json, not_an_outcome, invalid_time
+    request_ids: int  # captured request ids with an outcome (the latest of each kind)
+    ignored: int  # outcomes for request ids no captured row carried: never judged
+    # 1.0, or the share of captured request ids kept past the capacity (by the store's
+    # secret salt, never the bare id)
+    sample_rate: float
 
 
 @dataclass(kw_only=True)

@@ -12,7 +12,11 @@ The record (its ``kind`` and ``v`` are ``layout.CAPTURE_KIND`` and ``CAPTURE_VER
      "window": {"rows": 60, "sha256": "..."},        (sequence models, 2-D observations)
      "output": {"label": ..., "probabilities": {...}} | {"value": 0.0123},
      "challengers": [{"alias", "version", "output", "latency_us"} | {"alias", "error"}],
-     "latency_us": 123}
+     "latency_us": 123,
+     "warnings": [{"feature", "code", "value", "range"}]}
+
+``warnings`` is the answer's own (issue 21): present when the answering version has feature
+ranges (``[]`` for a row like its reference), absent when it has none.
 
 A window's record keeps its newest row as ``features`` (drift is judged on it) and the
 window's digest (``serving.windows.window_digest``), so a record stays a few KiB however long
@@ -160,6 +164,9 @@ def new_record(
     }
     if window is not None:
         record["window"] = window
+    warnings = answer.get("warnings")
+    if warnings is not None:  # as answered: the version has ranges
+        record["warnings"] = warnings
     return record
 
 

@@ -11,18 +11,23 @@ several named values, a policy's action, and the critic's value beside it.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
+from tickerserve.baselines.ranges import Ranges, RangesError
 from tickerserve.errors import InvalidModel
 from tickerserve.members.kinds import Member
 from tickerserve.members.loading import load_member
 from tickerserve.members.onnx import OnnxMember
 from tickerserve.serving.features import FeatureSchema
+from tickerserve.serving.guard import Guard
 from tickerserve.serving.windows import WindowSchema
 from tickerserve.storage.bundle import CLASSIFICATION, REGRESSION, BundleMetadata
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -45,7 +50,8 @@ class Prediction:
 
 
 class LoadedModel:
-    """Members of one version, checked against their metadata, ready to predict."""
+    """Members of one version, checked against their metadata, ready to predict; with its
+    feature ranges, a ``guard`` that finds what in a row is unlike its reference (warnings)."""
 
     def __init__(
         self,
@@ -53,7 +59,10 @@ class LoadedModel:
         files: Mapping[str, bytes],
         *,
         metadata_sha256: str | None = None,
+        ranges: Ranges | None = None,
     ) -> None:
+        """``ranges``: the version's feature ranges kept beside it (a sidecar); without them,
+        its metadata's own, if any."""
         self.metadata = metadata
         self.metadata_sha256 = metadata_sha256  # the digest of the metadata.json it came from
         self.key = ModelKey(metadata.model, metadata.version)
@@ -69,6 +78,9 @@ class LoadedModel:
                 self.network.rows, self.schema, input_kind=self.network.input
             )
         self.size_bytes = metadata.artifact_bytes
+        if ranges is None and metadata.ranges is not None:
+            ranges = self._own_ranges(metadata)
+        self.guard = Guard.of(self.used_features, ranges)
         self.members: list[Member] = []
         for spec in metadata.members:
             try:
@@ -86,6 +98,15 @@ class LoadedModel:
             and metadata.method == "weighted_average"
             and len(self.members) > 1
         )
+
+    def _own_ranges(self, metadata: BundleMetadata) -> Ranges | None:
+        """The ranges in the version's metadata; ranges this runtime cannot read (another
+        schema) are not used: the version answers without warnings, as one without ranges."""
+        try:
+            return Ranges.from_dict(metadata.ranges)
+        except RangesError as exc:
+            logger.warning("%s: feature ranges not used (no warnings): %s", self.key, exc)
+            return None
 
     @property
     def single_row_fast_path(self) -> bool:

@@ -14,6 +14,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.metrics import MetricUnit
@@ -43,6 +44,38 @@ def count(name: str, value: float = 1) -> None:
     metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
 
 
+def count_for_model(name: str, model: str, value: float, *, fd: int = 1) -> None:
+    """Add to a per-model counter: one CloudWatch embedded-metric-format line of its own (the
+    model is a dimension the invocation's other metrics do not carry), written at once to the
+    function's stdout. Called only with something to count (request warnings), so a healthy
+    warm request writes no line. Its dimensions are the invocation's (``service``, and
+    ``function`` when deployed) and the model's, as the stack's alarm query names them.
+
+    Written here rather than with Powertools' ``single_metric``, which costs about 20 us a line
+    (its validation, the ``json`` module and ``print``; 57 us on a loaded machine) against 2 us
+    for this one: a client whose every row warns would otherwise pay a tenth of a prediction.
+    """
+    dimensions = {PREDICTION.service_dimension: SERVICE_NAME, **metrics.default_dimensions}
+    dimensions[PREDICTION.model_dimension] = model
+    line = {
+        "_aws": {
+            "Timestamp": int(time.time() * 1000),
+            "CloudWatchMetrics": [
+                {
+                    "Namespace": NAMESPACE,
+                    "Dimensions": [list(dimensions)],
+                    "Metrics": [{"Name": name, "Unit": MetricUnit.Count.value}],
+                }
+            ],
+        },
+        **dimensions,
+        name: value,
+    }
+    data = memoryview(orjson.dumps(line, option=orjson.OPT_APPEND_NEWLINE))
+    while data:  # one write of a whole short line: atomic on the runtime's pipe
+        data = data[os.write(fd, data) :]
+
+
 class Gauge:
     """A value sampled at most once per ``every`` seconds per sandbox (at an invocation's
     end), so a healthy function does not add a metric line to every request."""
@@ -70,6 +103,9 @@ class Gauge:
 # How stale the registry a sandbox serves is (seconds since its last successful read),
 # sampled once a minute: the alarm takes the maximum over its period.
 REGISTRY_STALENESS = Gauge(PREDICTION.registry_staleness, MetricUnit.Seconds, every=60.0)
+# How many per-model settings (capture, shadow, canary) the registry a sandbox serves holds but
+# cannot read (each acts as off for its model alone), sampled once a minute while there are any.
+INVALID_SETTINGS = Gauge(PREDICTION.invalid_settings, MetricUnit.Count, every=60.0)
 
 
 Handler = Callable[[Any, Any], Any]

@@ -3,7 +3,9 @@
 A client's id (the ``X-Request-Id`` header, or a ``request_id`` body field) is used when it
 follows ``contract.json``'s ``request_id`` rule (``[A-Za-z0-9._:-]{1,128}``); otherwise one is
 generated. A batch item takes its own
-``request_id`` field, else ``{batch id}-{index}``.
+``request_id`` field, else ``{batch id}-{index}``. Ids are unique per served row: a batch whose
+items name the same id twice is refused (``duplicate_ids``), since one outcome would then score
+several rows.
 """
 
 from __future__ import annotations
@@ -48,3 +50,19 @@ def for_item(batch_id: str, index: int, item: Any) -> str:
     """A batch item's id: its own valid ``request_id`` field, else ``{batch id}-{index}``."""
     own = valid(item.get(FIELD)) if isinstance(item, dict) else None
     return own or f"{batch_id}-{index}"
+
+
+def duplicate_ids(items: Any) -> list[str]:
+    """The item ids a batch names more than once (its items' own valid ``request_id``)."""
+    if not isinstance(items, list):
+        return []
+    seen: set[str] = set()
+    repeated: dict[str, None] = {}
+    for item in items:
+        own = valid(item.get(FIELD)) if isinstance(item, dict) else None
+        if own is None:
+            continue
+        if own in seen:
+            repeated[own] = None
+        seen.add(own)
+    return list(repeated)

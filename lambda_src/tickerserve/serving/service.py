@@ -1,7 +1,9 @@
 """The serving runtime: registry cache with TTL, model resolution, loading and hot reload.
 
 Cold path: registry -> alias -> version -> metadata (checked against the registry digest)
--> artifacts (disk cache or parallel download, each sha256-verified) -> LoadedModel.
+-> artifacts (disk cache or parallel download, each sha256-verified) -> LoadedModel; the
+version's feature ranges come with its metadata, or (a version published before its baseline)
+from a sidecar recorded in the model's digest index, read while the artifacts download.
 Warm path: registry younger than its TTL and model in memory, so no I/O at all.
 """
 
@@ -16,6 +18,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from tickerserve.baselines.ranges import Ranges, RangesError, read_sidecar
 from tickerserve.errors import (
     ConfigError,
     IntegrityError,
@@ -25,7 +28,7 @@ from tickerserve.errors import (
     StorageUnavailable,
     TickerserveError,
 )
-from tickerserve.layout import Version, artifact_key, index_key, metadata_key
+from tickerserve.layout import RANGES_FILE, Version, artifact_key, index_key, metadata_key
 from tickerserve.metric_names import PREDICTION
 from tickerserve.serving.cache import DiskCache, LruBytes
 from tickerserve.serving.model import LoadedModel, ModelKey
@@ -66,6 +69,7 @@ class Counters:
     served_last_good: int = 0
     shadow_failures: int = 0  # a challenger that could not score (the champion answered)
     canary_fallbacks: int = 0  # a canary that could not answer (the champion did)
+    request_warnings: int = 0  # warnings answers carried (rows unlike the reference)
 
 
 @dataclass
@@ -106,6 +110,7 @@ class ModelService:
         *,
         clock: Callable[[], float] = time.monotonic,
         on_event: Callable[[str], None] | None = None,
+        on_model_event: Callable[[str, str, float], None] | None = None,
         registry_wait: float = REGISTRY_WAIT,
     ) -> None:
         self.settings = settings
@@ -113,6 +118,8 @@ class ModelService:
         self.clock = clock
         self.counters = Counters()
         self._on_event = on_event or (lambda name: None)
+        # A per-model metric: (name, model, value).
+        self._on_model_event = on_model_event or (lambda name, model, value: None)
         self.memory: LruBytes[ModelKey, LoadedModel] = LruBytes(settings.memory_bytes)
         self.disk = DiskCache(settings.cache_dir, settings.disk_bytes)
         self._metadata: LruBytes[ModelKey, tuple[BundleMetadata, str]] = LruBytes(
@@ -127,6 +134,7 @@ class ModelService:
         self._recheck: _Recheck | None = None  # a conditional GET in flight
         self._failures = 0  # consecutive failed registry reads
         self._registry_read_at: float | None = None  # clock time of the last successful read
+        self.invalid_settings = 0  # per-model settings of the registry held that do not parse
         self._last_failure = ""
         self._needs_import: RegistryNeedsImport | None = None  # the seed registry's answer
         self._load_locks = [threading.Lock() for _ in range(LOCK_STRIPES)]
@@ -251,6 +259,19 @@ class ModelService:
         with self._failed_lock:
             self._failed.clear()  # a new registry is a reason to retry failed versions
         self.counters.registry_refreshes += 1
+        # A per-model setting that does not parse acts as off for that model alone: say so
+        # once per registry read (with the repair), count it, never fail the registry for it.
+        invalid = registry.invalid_settings()
+        self.invalid_settings = len(invalid)
+        for model, setting, problem in invalid:
+            logger.warning(
+                "%s: %s; it acts as off until `tickerserve %s %s --off` replaces it",
+                model,
+                problem,
+                setting,
+                model,
+                extra={"model": model, "setting": setting},
+            )
         if changed:
             self._event(PREDICTION.registry_reloads)
             logger.info("registry changed", extra={"revision": registry.revision})
@@ -518,8 +539,14 @@ class ModelService:
                 return model
             started = time.perf_counter()
             metadata, digest = self.metadata(resolved)
-            files = self._artifacts(metadata)
-            model = LoadedModel(metadata, files, metadata_sha256=digest)
+            if metadata.ranges is None:  # its ranges may be kept beside it: read meanwhile
+                with ThreadPoolExecutor(max_workers=1) as pool:
+                    lookup = pool.submit(self._sidecar_ranges, metadata)
+                    files = self._artifacts(metadata)
+                    ranges = lookup.result()
+            else:
+                files, ranges = self._artifacts(metadata), None
+            model = LoadedModel(metadata, files, metadata_sha256=digest, ranges=ranges)
             evicted = self.memory.put(key, model, model.size_bytes)
             with self._failed_lock:
                 self._failed.pop(key, None)
@@ -552,7 +579,10 @@ class ModelService:
 
         def download(name: str) -> tuple[str, bytes]:
             try:
-                blob = self.store.get(artifact_key(metadata.model, metadata.version, name))
+                blob = self.store.get(
+                    artifact_key(metadata.model, metadata.version, name),
+                    size=metadata.artifacts[name].size,  # never what the server claims
+                )
             except KeyNotFound:
                 raise IntegrityError(
                     f"{metadata.model} {metadata.version}: artifact {name} is missing"
@@ -568,6 +598,47 @@ class ModelService:
             with ThreadPoolExecutor(max_workers=min(8, len(missing))) as pool:
                 files.update(pool.map(download, missing))
         return files
+
+    def _sidecar_ranges(self, metadata: BundleMetadata) -> Ranges | None:
+        """The feature ranges kept beside a version (None: it has none), as its model's digest
+        index records them. Ranges that cannot be read leave the version answering without
+        warnings, never failing it."""
+        model, version = metadata.model, metadata.version
+        try:
+            entry = self._recent_index(model).versions.get(version)
+            recorded = None if entry is None else entry.sidecars.get(RANGES_FILE)
+            if recorded is None:
+                return None
+            return read_sidecar(self.store, model, version, recorded)
+        except (TickerserveError, RangesError) as exc:
+            message = exc.message if isinstance(exc, TickerserveError) else str(exc)
+            logger.warning("%s %s: feature ranges not read (no warnings): %s", model, version,
+                           message)  # fmt: skip
+            return None
+
+    def _recent_index(self, model: str) -> VersionIndex:
+        """A model's digest index no older than the registry's TTL: one conditional GET when
+        the cached one is older (a baseline attached since is seen at the version's next load,
+        as an alias move is at the next registry read); none while it is younger."""
+        cached = self._indexes.get(model)
+        now = self.clock()
+        if cached is not None and now - cached.read_at < self.settings.registry_ttl:
+            return cached.index
+        try:
+            blob = self.store.get(
+                index_key(model), if_none_match=cached.etag if cached is not None else None
+            )
+        except KeyNotFound:
+            index, etag, size = VersionIndex(model), None, 1
+        else:
+            if blob is None:  # unchanged (304)
+                assert cached is not None
+                index, etag, size = cached.index, cached.etag, cached.size
+            else:
+                index = VersionIndex.from_json(blob.data, model)
+                etag, size = blob.etag, len(blob.data)
+        self._indexes.put(model, _CachedIndex(index, etag, size, now), size)
+        return index
 
     def preload(self, names: tuple[str, ...]) -> None:
         """Load the production version of each named model; failures are logged, not fatal."""
@@ -627,6 +698,7 @@ class ModelService:
                 "version": k.version,
                 "bytes": size,
                 "fast_path": model.single_row_fast_path,
+                "warnings": model.guard is not None,  # it has feature ranges
             }
             for k, model, size in self.memory.items()
         ]
@@ -638,6 +710,12 @@ class ModelService:
         """Add one to a counter (``Counters``) and emit its metric."""
         setattr(self.counters, counter, getattr(self.counters, counter) + 1)
         self._on_event(metric)
+
+    def count_warnings(self, model: str, warnings: int) -> None:
+        """Count the warnings one model's answers of a request carried (its metric's
+        dimension is the model)."""
+        self.counters.request_warnings += warnings
+        self._on_model_event(PREDICTION.request_warnings, model, warnings)
 
 
 def _store_for(settings: Settings) -> Store:

@@ -94,7 +94,11 @@ def decide(
     entry = registry.models.get(champion.model)
     if entry is None:
         return Decision(champion, champion, "champion", None, capture)
+    # An invalid setting acts as off: an invalid capture sample captures none of the rows
+    # (an invalid shadow or canary is None already).
     sample = entry.capture.sample if entry.capture is not None else 1.0
+    if "capture" in entry.invalid:
+        sample = 0.0
     captured = capture and chosen(request_id, sample, CAPTURE_SALT)
     if pinned:
         return Decision(champion, champion, "champion", None, captured)
@@ -127,14 +131,17 @@ def describe_settings(entry: ModelEntry | None) -> dict[str, Any]:
     (``version`` None: the alias names no version, so the champion answers alone)."""
     if entry is None:
         return {"capture": {"sample": 1.0}, "shadow": None, "canary": None}
+    invalid = {name: bad.problem for name, bad in entry.invalid.items()}
 
     def version(alias: str) -> str | None:
         target = entry.aliases.get(alias)
         return target.version if target is not None else None
 
     shadow, canary = entry.shadow, entry.canary
+    sample = entry.capture.sample if entry.capture is not None else 1.0
     return {
-        "capture": {"sample": entry.capture.sample if entry.capture is not None else 1.0},
+        **({"invalid": invalid} if invalid else {}),
+        "capture": {"sample": 0.0 if "capture" in invalid else sample},
         "shadow": None
         if shadow is None
         else {"alias": shadow.alias, "sample": shadow.sample, "version": version(shadow.alias)},

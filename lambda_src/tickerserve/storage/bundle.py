@@ -5,6 +5,11 @@ loader agree.
 Format 2 (written now) adds the ``task`` (classification or regression), each member's
 ``kind`` (and a kind's ``options``) and the stacking ``link``; format 1 (LightGBM classifiers)
 is read as before. A newer format is refused, never guessed at.
+
+``ranges`` (optional, issue 21) holds each feature's range from the version's baseline, read by
+the prediction function to warn about requests unlike the reference; its shape and schema
+number are ``baselines.ranges``'s. It adds a key and changes none, so the format stays 2: a
+function from before it keeps the key as an unknown field and answers without warnings.
 """
 
 from __future__ import annotations
@@ -44,7 +49,7 @@ CLASSIFICATION, REGRESSION = TASKS
 _KNOWN_KEYS = frozenset(
     {"format", "model", "version", "model_type", "task", "created_at", "asset_class",
      "feature_names", "selected_features", "classes", "metrics", "hyperparameters", "training",
-     "ensemble", "artifacts", "source", "accepts_missing", "network"}
+     "ensemble", "artifacts", "source", "accepts_missing", "network", "ranges"}
 )  # fmt: skip
 
 
@@ -81,6 +86,9 @@ class BundleMetadata:
     task: str = CLASSIFICATION
     accepts_missing: bool = True  # False: the original refused missing values (null)
     network: NetworkSpec | None = None  # an ONNX network's input, outputs and policy
+    # Each used feature's range from the baseline published with the version (the shape is
+    # ``baselines.ranges``'s, checked where it is used); None: published without one.
+    ranges: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # fields a newer writer added
 
     @property
@@ -150,6 +158,8 @@ class BundleMetadata:
         }
         if self.network is not None:
             out["network"] = self.network.to_dict()
+        if self.ranges is not None:
+            out["ranges"] = self.ranges
         if self.stacking is not None:
             out["ensemble"]["stacking"] = {
                 "coefficients": self.stacking.coefficients,
@@ -222,6 +232,7 @@ class BundleMetadata:
             task=task,
             accepts_missing=_flag(raw.get("accepts_missing", True), "accepts_missing"),
             network=None if raw.get("network") is None else NetworkSpec.from_dict(raw["network"]),
+            ranges=_object_or_none(raw.get("ranges"), "ranges"),
             extra={k: v for k, v in raw.items() if k not in _KNOWN_KEYS},
         )
         metadata.validate()
@@ -343,6 +354,12 @@ def _flag(value: Any, name: str) -> bool:
     return value
 
 
+def _object_or_none(value: Any, name: str) -> dict[str, Any] | None:
+    if value is not None and not isinstance(value, dict):
+        raise TypeError(f"{name} must be an object")
+    return value
+
+
 def _no_constant(name: str) -> None:
     raise ValueError(f"{name} is not allowed in metadata.json")
 
@@ -455,7 +472,7 @@ def read_verified_bundle(
     metadata, digest = read_metadata(store, model, version, expected_sha256=expected_sha256)
     files: dict[str, bytes] = {}
     for name in metadata.artifacts:
-        blob = store.get(artifact_key(model, version, name))
+        blob = store.get(artifact_key(model, version, name), size=metadata.artifacts[name].size)
         assert blob is not None
         verify_artifact(metadata, name, blob.data)
         files[name] = blob.data

@@ -7,40 +7,80 @@ deadline, then gives up with ``StorageUnavailable`` (HTTP 503 with ``Retry-After
 is a daemon thread: an abandoned call finishes (or fails on its own socket timeout) in the
 background and can never keep a process from exiting.
 
-A call that learns it has more bytes to move (an object's ``Content-Length``) may extend its
-own deadline by what those bytes need at the slowest acceptable rate.
+A call that learns it has more bytes to move may extend its own deadline by what those bytes
+need at the slowest acceptable rate; the caller decides how many bytes it believes (the size
+recorded for an artifact, never a server's ``Content-Length`` alone). No extension and no
+deadline ever reaches past the function's own end: inside ``function_time``, every deadline
+ends ``margin`` seconds before the invocation's time is up, so the function can still answer
+a 503 of its own instead of being killed by Lambda's timeout.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 from tickerserve.errors import StorageUnavailable
 
 T = TypeVar("T")
 
+# What an invocation keeps for itself after its last store call: answering the 503, flushing
+# metrics and logs.
+FUNCTION_MARGIN = 1.0
+
+# The monotonic time by which every store call must have ended, while an invocation runs.
+# Process-wide, not per thread: Lambda runs one invocation at a time in a sandbox, and the
+# artifact downloads and the registry re-check run on threads of their own.
+_function_ends: float | None = None
+
+
+@contextlib.contextmanager
+def function_time(remaining: float | None, *, margin: float = FUNCTION_MARGIN) -> Iterator[None]:
+    """Within the block, no deadline reaches past ``remaining - margin`` seconds from now
+    (``remaining``: the invocation's time left; None: no limit, e.g. a local server)."""
+    global _function_ends
+    before = _function_ends
+    if remaining is not None:
+        _function_ends = time.monotonic() + remaining - margin
+    try:
+        yield
+    finally:
+        _function_ends = before
+
 
 class Deadline:
     """When a call must be done. Shared by the waiting caller and the working thread."""
 
     def __init__(self, seconds: float, *, min_rate: float | None = None) -> None:
-        self.seconds = seconds
         self.min_rate = min_rate  # bytes per second a transfer may not fall below
-        self.expires = time.monotonic() + seconds
+        self.started = time.monotonic()
+        self.ends_by = _function_ends  # the function's own end (less its margin), if any
+        self.expires = self._capped(self.started + seconds)
         self.expired = False  # set by the caller when it gave up; the worker may stop early
+
+    @property
+    def seconds(self) -> float:
+        return self.expires - self.started
+
+    @property
+    def cut_by_function(self) -> bool:
+        """Whether the function's remaining time, not the call's own allowance, ends it."""
+        return self.ends_by is not None and self.expires >= self.ends_by
 
     def remaining(self) -> float:
         return self.expires - time.monotonic()
 
     def allow_transfer(self, size: int) -> None:
-        """Extend the deadline by the time ``size`` bytes take at ``min_rate``."""
+        """Extend the deadline by the time ``size`` bytes take at ``min_rate`` (never past
+        the function's end). The caller passes the size it can vouch for."""
         if self.min_rate and size > 0:
-            extra = size / self.min_rate
-            self.seconds += extra
-            self.expires += extra
+            self.expires = self._capped(self.expires + size / self.min_rate)
+
+    def _capped(self, moment: float) -> float:
+        return moment if self.ends_by is None else min(moment, self.ends_by)
 
 
 def call_with_deadline(
@@ -51,11 +91,17 @@ def call_with_deadline(
     min_rate: float | None = None,
     retry_after: float | None = None,
 ) -> T:
-    """``work(deadline)``'s result, or ``StorageUnavailable`` once the deadline has passed.
+    """``work(deadline)``'s result, or ``StorageUnavailable`` once the deadline has passed
+    (at once when the function has no time left for it).
 
     Exceptions raised by ``work`` reach the caller unchanged.
     """
     deadline = Deadline(seconds, min_rate=min_rate)
+    if deadline.remaining() <= 0:
+        raise StorageUnavailable(
+            f"no time left for {what}: the function's remaining time is spent",
+            retry_after=retry_after if retry_after is not None else 1.0,
+        )
     done = threading.Event()
     outcome: list[tuple[bool, object]] = []
 
@@ -72,8 +118,9 @@ def call_with_deadline(
     while not done.wait(max(deadline.remaining(), 0.0)):
         if deadline.remaining() <= 0:
             deadline.expired = True
+            why = " (the function's remaining time)" if deadline.cut_by_function else ""
             raise StorageUnavailable(
-                f"storage did not answer {what} within {deadline.seconds:.1f} s",
+                f"storage did not answer {what} within {deadline.seconds:.1f} s{why}",
                 retry_after=retry_after if retry_after is not None else seconds,
             )
     ok, value = outcome[0]

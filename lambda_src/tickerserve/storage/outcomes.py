@@ -18,6 +18,12 @@ same batch on the same day changes nothing. The same outcome inside another batc
 duplicate the reader folds; a different label or value for a request id is a correction:
 ``latest_outcomes`` returns the latest received (within one batch, the later line), and the
 earlier ones stay in the store.
+
+Every item is checked on its own, and nothing an item holds can fail the others: text must be
+valid UTF-8 (no lone surrogates), a value a finite number within float range, and
+``observed_at`` a time between 1970 and a day after the outcome was received (an outcome is
+observed before it is reported; the day absorbs clock skew). Reading is as forgiving: a line
+that is not an outcome is skipped and counted by its reason (``SKIP_REASONS``).
 """
 
 from __future__ import annotations
@@ -26,11 +32,12 @@ import gzip
 import hashlib
 import itertools
 import math
+import re
 import zlib
 from collections import deque
 from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -39,7 +46,7 @@ import orjson
 from tickerserve.contract import LIMITS, OUTCOME
 from tickerserve.errors import BadRequest, PayloadTooLarge, TickerserveError
 from tickerserve.layout import OUTCOMES_PREFIX, partition_prefix, validate_key
-from tickerserve.storage.store import KeyNotFound, PreconditionFailed, Store
+from tickerserve.storage.store import KeyNotFound, ObjectInfo, PreconditionFailed, Store
 
 # The item's shape and limits are contract.json's (requests.outcomes), as the OpenAPI document's.
 MAX_ITEMS = LIMITS.outcome_items  # per POST /outcomes (the CLI sends files in chunks this size)
@@ -59,9 +66,19 @@ READ_AHEAD = 4 * READ_THREADS
 # Up to this many days, a reader lists each day's prefix; a longer or open range lists the
 # whole prefix once.
 DAY_LISTINGS = 62
-_STAMP_LENGTH = len("2026-12-02T08:15:30.123456Z")
+# received_at as this module writes it: compared as a string, so only this spelling is taken
+# as is (any other is parsed and written this way first).
+_STAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
 _DAY_LENGTH = len("YYYY-MM-DD")
 _LINE = orjson.OPT_APPEND_NEWLINE
+# The range an outcome's observed_at may fall in: from the epoch to a day after it was received.
+EARLIEST_OBSERVED = datetime(1970, 1, 1, tzinfo=UTC)
+CLOCK_SKEW = timedelta(days=1)
+# Why a stored line was not read as an outcome (the reader's counts are keyed by these).
+NOT_JSON = "not_json"  # not JSON (or not UTF-8), or an object that is not gzip it claims to be
+NOT_AN_OUTCOME = "not_an_outcome"  # JSON, but not an outcome: fields missing or of wrong types
+INVALID_TIME = "invalid_time"  # a received_at that is no time, or out of range
+SKIP_REASONS = (NOT_JSON, NOT_AN_OUTCOME, INVALID_TIME)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,14 +119,15 @@ def utc_timestamp(moment: datetime | None = None) -> str:
 
 
 def parse_outcome(raw: Any, *, received_at: str) -> Outcome:
-    """Validate one item of ``{"outcomes": [...]}``; a mistake is a ``BadRequest`` naming it."""
+    """Validate one item of ``{"outcomes": [...]}``; a mistake is a ``BadRequest`` naming it.
+    Never any other exception, whatever the item holds."""
     if not isinstance(raw, dict):
         raise BadRequest("an outcome must be a JSON object", code="invalid_outcome")
     unknown = sorted(str(k)[:40] for k in raw if k not in FIELDS)
     if unknown:
         raise BadRequest(
-            f"unknown field(s): {', '.join(unknown[:10])}; expected request_id, label or "
-            "value, observed_at",
+            f"unknown field(s): {', '.join(map(ascii, unknown[:10]))}; expected request_id, "
+            "label or value, observed_at",
             code="unknown_fields",
         )
     for name in OUTCOME.required:
@@ -134,30 +152,73 @@ def parse_outcome(raw: Any, *, received_at: str) -> Outcome:
                 f"label must be a non-empty string of at most {MAX_LABEL} characters",
                 code="invalid_label",
             )
+        if not _is_utf8(label):
+            raise BadRequest(
+                "label must be valid UTF-8 text (it holds a lone surrogate)",
+                code="invalid_label",
+            )
     else:
-        number = raw["value"]
-        if type(number) not in (int, float) or not math.isfinite(number):
-            raise BadRequest("value must be a finite number", code="invalid_value")
-        value = float(number)
-    observed_at = _timestamp(raw.get("observed_at"))
+        value = finite_float(raw["value"])
+        if value is None:
+            raise BadRequest(
+                "value must be a finite number within the range of a 64-bit float",
+                code="invalid_value",
+            )
+    observed_at = _observed_at(raw.get("observed_at"), received_at)
     return Outcome(request_id, label, value, observed_at, received_at)
 
 
-def _timestamp(raw: Any) -> str | None:
-    if raw is None:
+def finite_float(number: Any) -> float | None:
+    """``number`` as a finite float, or None: not a number (``true`` is none), not finite, or
+    an integer beyond float range (a 400-digit integer)."""
+    if type(number) not in (int, float):
         return None
     try:
-        if not isinstance(raw, str) or len(raw) > 40:
-            raise ValueError(raw)
-        moment = datetime.fromisoformat(raw)
-    except ValueError:
+        value = float(number)
+    except OverflowError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _observed_at(raw: Any, received_at: str) -> str | None:
+    if raw is None:
+        return None
+    moment = parse_time(raw)
+    if moment is None:
         raise BadRequest(
             "observed_at must be an ISO 8601 date or time, e.g. 2026-12-01T21:00:00Z",
             code="invalid_observed_at",
-        ) from None
-    if moment.tzinfo is None:  # a time without an offset is taken as UTC
-        moment = moment.replace(tzinfo=UTC)
+        )
+    latest = datetime.fromisoformat(received_at.replace("Z", "+00:00")) + CLOCK_SKEW
+    if not EARLIEST_OBSERVED <= moment <= latest:
+        raise BadRequest(
+            f"observed_at {utc_timestamp(moment)} is outside {EARLIEST_OBSERVED.date()} .. "
+            f"{latest.date()}: an outcome is observed before it is reported",
+            code="invalid_observed_at",
+        )
     return utc_timestamp(moment)
+
+
+def parse_time(raw: Any) -> datetime | None:
+    """An ISO 8601 date or time as an aware UTC datetime (no offset: UTC), or None when it is
+    none, or when it falls outside what a datetime holds once moved to UTC (year 1, +01:00)."""
+    if not isinstance(raw, str) or len(raw) > 40:
+        return None
+    try:
+        moment = datetime.fromisoformat(raw)
+        if moment.tzinfo is None:  # a time without an offset is taken as UTC
+            return moment.replace(tzinfo=UTC)
+        return moment.astimezone(UTC)
+    except (ValueError, OverflowError):
+        return None
 
 
 def parse_body(body: Any) -> list[Any]:
@@ -226,12 +287,17 @@ def receive(store: Store, body: Any) -> tuple[dict[str, Any], int]:
 
 @dataclass(frozen=True, slots=True)
 class OutcomeObject:
-    """One stored object's outcomes, in line order, and how many of its lines were not."""
+    """One stored object's outcomes, in line order, and how many of its lines were not, by
+    reason (``SKIP_REASONS``)."""
 
     key: str
     outcomes: list[Outcome]
     lines: int
-    malformed: int
+    skipped: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def malformed(self) -> int:
+        return sum(self.skipped.values())
 
 
 def read_outcome_objects(
@@ -244,17 +310,17 @@ def read_outcome_objects(
     """Every outcome object received on the days of ``[since, until)`` (all days by default),
     in key order (so by day), read ``threads`` at a time a bounded distance ahead of the
     consumer. Lines that are not outcomes are counted, not raised; a storage error is."""
-    keys = iter(outcome_keys(store, since, until))
+    listed = iter(outcome_objects(store, since, until))
     pending: deque[Future[OutcomeObject | None]] = deque()
     pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="outcomes")
     try:
-        for key in itertools.islice(keys, READ_AHEAD):
-            pending.append(pool.submit(_read_object, store, key))
+        for info in itertools.islice(listed, READ_AHEAD):
+            pending.append(pool.submit(_read_object, store, info.key, info.size))
         while pending:
             read = pending.popleft().result()
-            following = next(keys, None)
+            following = next(listed, None)
             if following is not None:
-                pending.append(pool.submit(_read_object, store, following))
+                pending.append(pool.submit(_read_object, store, following.key, following.size))
             if read is not None:
                 yield read
     finally:
@@ -262,30 +328,34 @@ def read_outcome_objects(
         pool.shutdown(wait=False, cancel_futures=True)
 
 
-def outcome_keys(store: Store, since: date | None, until: date | None) -> list[str]:
-    """The keys under the day partitions of ``[since, until)``, in order."""
+def outcome_objects(store: Store, since: date | None, until: date | None) -> list[ObjectInfo]:
+    """The objects under the day partitions of ``[since, until)``, in key order, with their
+    listed sizes (a read is granted the time its listed size needs, never what a server
+    claims)."""
     if since is not None and until is not None and (until - since).days <= DAY_LISTINGS:
-        keys: list[str] = []
+        listed: list[ObjectInfo] = []
         day = since
         while day < until:
-            listed = store.list(partition_prefix(OUTCOMES_PREFIX, day.isoformat()))
-            keys.extend(info.key for info in listed)
+            listed.extend(store.list(partition_prefix(OUTCOMES_PREFIX, day.isoformat())))
             day += timedelta(days=1)
-        return sorted(keys)
+        return sorted(listed, key=lambda info: info.key)
     low = None if since is None else since.isoformat()
     high = None if until is None else until.isoformat()
     start = len(partition_prefix(OUTCOMES_PREFIX))
     return sorted(
-        info.key
-        for info in store.list(partition_prefix(OUTCOMES_PREFIX))
-        if (low is None or info.key[start : start + _DAY_LENGTH] >= low)
-        and (high is None or info.key[start : start + _DAY_LENGTH] < high)
+        (
+            info
+            for info in store.list(partition_prefix(OUTCOMES_PREFIX))
+            if (low is None or info.key[start : start + _DAY_LENGTH] >= low)
+            and (high is None or info.key[start : start + _DAY_LENGTH] < high)
+        ),
+        key=lambda info: info.key,
     )
 
 
-def _read_object(store: Store, key: str) -> OutcomeObject | None:
+def _read_object(store: Store, key: str, size: int | None = None) -> OutcomeObject | None:
     try:
-        blob = store.get(key)
+        blob = store.get(key, size=size)
     except KeyNotFound:
         return None  # gone since it was listed
     assert blob is not None
@@ -294,60 +364,64 @@ def _read_object(store: Store, key: str) -> OutcomeObject | None:
         try:
             data = gzip.decompress(data)
         except (OSError, EOFError, zlib.error):
-            return OutcomeObject(key, [], 1, 1)
+            return OutcomeObject(key, [], 1, {NOT_JSON: 1})
     # An object without received_at lines (written by hand) counts as received at midnight.
     start = len(partition_prefix(OUTCOMES_PREFIX))
     midnight = f"{key[start : start + _DAY_LENGTH]}T00:00:00.000000Z"
     outcomes: list[Outcome] = []
+    skipped: dict[str, int] = {}
     lines = 0
     for line in data.splitlines():
         if not line.strip():
             continue
         lines += 1
         try:
-            raw = orjson.loads(line)
+            raw = orjson.loads(line)  # invalid UTF-8 and lone surrogates fail here too
         except orjson.JSONDecodeError:
+            skipped[NOT_JSON] = skipped.get(NOT_JSON, 0) + 1
             continue
         outcome = _stored_outcome(raw, midnight)
-        if outcome is not None:
+        if isinstance(outcome, Outcome):
             outcomes.append(outcome)
-    return OutcomeObject(key, outcomes, lines, lines - len(outcomes))
+        else:
+            skipped[outcome] = skipped.get(outcome, 0) + 1
+    return OutcomeObject(key, outcomes, lines, skipped)
 
 
-def _stored_outcome(raw: Any, midnight: str) -> Outcome | None:
-    """An outcome line as stored; lenient about what a hand-written file may hold (a numeric
-    label, no observed_at or received_at, another ISO 8601 spelling), None if it is not one."""
+def _stored_outcome(raw: Any, midnight: str) -> Outcome | str:
+    """An outcome line as stored, or why it is none (a ``SKIP_REASONS`` entry). Lenient about
+    what a hand-written file may hold (a numeric label, no observed_at or received_at, another
+    ISO 8601 spelling); never raises, whatever the line holds."""
     if not isinstance(raw, dict):
-        return None
+        return NOT_AN_OUTCOME
     request_id, label, value = raw.get("request_id"), raw.get("label"), raw.get("value")
     if not isinstance(request_id, str) or not request_id or (label is None) == (value is None):
-        return None
+        return NOT_AN_OUTCOME
+    number = None
     if label is not None:
         if isinstance(label, bool) or not isinstance(label, str | int):
-            return None
+            return NOT_AN_OUTCOME
         label = str(label)
-    elif isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        return None
-    observed_at = raw.get("observed_at")
+    else:
+        number = finite_float(value)
+        if number is None:
+            return NOT_AN_OUTCOME
     received_at = raw.get("received_at")
-    if not (isinstance(received_at, str) and len(received_at) == _STAMP_LENGTH):
-        received_at = _normalized(received_at, midnight)
+    if received_at is None:
+        received_at = midnight
+    elif not (isinstance(received_at, str) and _STAMP.fullmatch(received_at)):
+        moment = parse_time(received_at)
+        if moment is None or moment < EARLIEST_OBSERVED:
+            return INVALID_TIME
+        received_at = utc_timestamp(moment)
+    observed = parse_time(raw.get("observed_at"))
     return Outcome(
         request_id,
         label,
-        None if value is None else float(value),
-        observed_at if isinstance(observed_at, str) else None,
+        number,
+        None if observed is None else utc_timestamp(observed),
         received_at,
     )
-
-
-def _normalized(stamp: Any, default: str) -> str:
-    """Another spelling of a time as ours, so times compare as strings."""
-    try:
-        moment = datetime.fromisoformat(stamp)
-    except (TypeError, ValueError):
-        return default
-    return utc_timestamp(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
 
 
 def latest_outcomes(

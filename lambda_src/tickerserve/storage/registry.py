@@ -34,6 +34,13 @@ Schemas 1 and 2 (no signals) are read as every route on the contract's default s
 does not know are kept on every write (top level, per ticker, per signal, per model), so an
 older CLI never erases what a newer one wrote.
 
+A per-model setting (``capture``, ``shadow``, ``canary``) that does not parse (a canary weight
+of 1.5, -1, NaN, "0.5" or null) never invalidates the registry: that model alone serves as if
+the setting were off (its ``production`` answers, nothing shadowed, none of its rows
+captured), ``invalid_settings`` names the problem, and the raw value is kept on every write
+until ``set_capture`` / ``set_shadow`` / ``set_canary`` (``tickerserve capture|shadow|canary
+MODEL --off``) replaces it.
+
 While a version is being deleted, ``"deleting": {"etfs/SMH": {"1.0.2": "<since>"}}`` marks it
 so that no alias can move to it (``begin_delete`` / ``end_delete``); the mark is an optional
 field older readers ignore.
@@ -80,6 +87,7 @@ _ROUTE_KEYS = frozenset({"asset_class", "default_signal", "signals"})
 _LEGACY_ROUTE_KEYS = frozenset({"asset_class", "model", "timeframes"})  # schemas 1 and 2
 _SIGNAL_KEYS = frozenset({"model", "timeframes"})
 _MODEL_KEYS = frozenset({"aliases", "history", "capture", "shadow", "canary"})
+TRAFFIC_SETTINGS = ("capture", "shadow", "canary")
 
 
 def utc_now() -> str:
@@ -146,7 +154,7 @@ class CanarySettings:
         weight = self.weight
         if isinstance(weight, bool) or not isinstance(weight, float | int) or not 0 < weight < 1:
             raise ValueError(
-                f"canary weight must be between 0 and 1 (exclusive), not {self.weight}"
+                f"canary weight must be between 0 and 1 (exclusive), not {self.weight!r}"
             )
 
     def to_dict(self) -> dict[str, object]:
@@ -160,6 +168,14 @@ def _check_fraction(what: str, value: object, *, low_open: bool) -> None:
         raise ValueError(f"{what} must be a number with {bounds}, not {value!r}")
 
 
+@dataclass(frozen=True)
+class InvalidSetting:
+    """A per-model setting as stored, and why it cannot be used (it acts as off)."""
+
+    raw: Any
+    problem: str
+
+
 @dataclass
 class ModelEntry:
     aliases: dict[str, AliasTarget] = field(default_factory=dict)
@@ -168,6 +184,8 @@ class ModelEntry:
     shadow: ShadowSettings | None = None
     canary: CanarySettings | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # fields a newer writer added
+    # capture / shadow / canary settings that did not parse: off until replaced
+    invalid: dict[str, InvalidSetting] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -547,16 +565,34 @@ class Registry:
         return entry
 
     def set_capture(self, model: str, sample: float | None) -> None:
-        """Capture a share ``sample`` of the model's rows; None restores the default (all)."""
-        self._entry(model).capture = None if sample is None else CaptureSettings(sample)
+        """Capture a share ``sample`` of the model's rows; None restores the default (all).
+        Either replaces an invalid capture setting."""
+        entry = self._entry(model)
+        entry.capture = None if sample is None else CaptureSettings(sample)
+        entry.invalid.pop("capture", None)
 
     def set_shadow(self, model: str, shadow: ShadowSettings | None) -> None:
-        """Score a challenger alias beside the champion; None turns shadow off."""
-        self._entry(model).shadow = shadow
+        """Score a challenger alias beside the champion; None turns shadow off (and drops an
+        invalid shadow setting)."""
+        entry = self._entry(model)
+        entry.shadow = shadow
+        entry.invalid.pop("shadow", None)
 
     def set_canary(self, model: str, canary: CanarySettings | None) -> None:
-        """Answer a share of requests from another alias; None turns the canary off."""
-        self._entry(model).canary = canary
+        """Answer a share of requests from another alias; None turns the canary off (and
+        drops an invalid canary setting)."""
+        entry = self._entry(model)
+        entry.canary = canary
+        entry.invalid.pop("canary", None)
+
+    def invalid_settings(self) -> list[tuple[str, str, str]]:
+        """``(model, setting, problem)`` for every per-model setting that is off because it
+        does not parse."""
+        return [
+            (name, setting, bad.problem)
+            for name, entry in sorted(self.models.items())
+            for setting, bad in sorted(entry.invalid.items())
+        ]
 
     # -- serialisation ---------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -632,14 +668,9 @@ class Registry:
                 validate_alias(a): [_target(t) for t in _list(h, a)]
                 for a, h in _mapping(entry, "history").items()
             }
-            capture, shadow, canary = (entry.get(k) for k in ("capture", "shadow", "canary"))
+            parsed, invalid = _traffic_settings(entry)
             models[name] = ModelEntry(
-                aliases,
-                history,
-                capture=None if capture is None else CaptureSettings(**_mapping(entry, "capture")),
-                shadow=None if shadow is None else ShadowSettings(**_mapping(entry, "shadow")),
-                canary=None if canary is None else CanarySettings(**_mapping(entry, "canary")),
-                extra=_unknown(entry, _MODEL_KEYS),
+                aliases, history, **parsed, extra=_unknown(entry, _MODEL_KEYS), invalid=invalid
             )
         deleting: dict[str, dict[str, str]] = {}
         for model, versions in _mapping(raw, "deleting").items():
@@ -716,16 +747,45 @@ def _ticker_route(ticker: str, raw: dict[str, Any]) -> TickerRoute:
     )
 
 
+_SETTING_TYPES: dict[str, type[CaptureSettings | ShadowSettings | CanarySettings]] = {
+    "capture": CaptureSettings,
+    "shadow": ShadowSettings,
+    "canary": CanarySettings,
+}
+
+
+def _traffic_settings(entry: dict[str, Any]) -> tuple[dict[str, Any], dict[str, InvalidSetting]]:
+    """A model's capture, shadow and canary settings, each parsed on its own: one that does
+    not parse is off (None) and recorded with its problem, and never fails the registry."""
+    parsed: dict[str, Any] = {}
+    invalid: dict[str, InvalidSetting] = {}
+    for name, kind in _SETTING_TYPES.items():
+        raw = entry.get(name)
+        if raw is None:
+            parsed[name] = None
+            continue
+        try:
+            if not isinstance(raw, dict):
+                raise TypeError(f"must be an object, not {type(raw).__name__}")
+            parsed[name] = kind(**raw)
+        except (TypeError, ValueError) as exc:
+            parsed[name] = None
+            invalid[name] = InvalidSetting(raw, f"{name} setting is invalid: {exc}")
+    return parsed, invalid
+
+
 def _entry_dict(entry: ModelEntry) -> dict[str, Any]:
     out: dict[str, Any] = {
         **entry.extra,
         "aliases": {a: t.to_dict() for a, t in sorted(entry.aliases.items())},
         "history": {a: [t.to_dict() for t in h] for a, h in sorted(entry.history.items()) if h},
     }
-    for name in ("capture", "shadow", "canary"):
+    for name in TRAFFIC_SETTINGS:
         settings = getattr(entry, name)
         if settings is not None:
             out[name] = settings.to_dict()
+        elif name in entry.invalid:  # kept as found until a command replaces it
+            out[name] = copy.deepcopy(entry.invalid[name].raw)
     return out
 
 

@@ -7,6 +7,9 @@ so sync can skip unchanged files by content.
 
 Every S3 call ends within an overall deadline (``Timeouts``; ``tickerserve.storage.deadline``): a
 store that hangs or trickles costs a caller at most that long, then ``StorageUnavailable``.
+A read is granted the time its bytes need only for the size its caller knows (``get(size=)``:
+an artifact's recorded size, a listed size), never for what the server claims: a store that
+answers ``Content-Length: 10**12`` gets no more time than its recorded size justifies.
 The local folder store is a local disk and has none.
 """
 
@@ -27,7 +30,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 from urllib.parse import urlsplit
 
-from tickerserve.errors import Conflict, NotFound, StorageUnavailable, TickerserveError
+from tickerserve.errors import (
+    Conflict,
+    IntegrityError,
+    NotFound,
+    StorageUnavailable,
+    TickerserveError,
+)
 from tickerserve.layout import validate_key
 from tickerserve.storage.deadline import Deadline, call_with_deadline
 
@@ -48,6 +57,11 @@ class KeyNotFound(NotFound):
     """The object does not exist."""
 
     code = "key_not_found"
+
+
+class LargerThanRecorded(IntegrityError):
+    """An object the store answers with more bytes than its recorded (or listed) size: its
+    bytes cannot be the ones recorded, and a read of it is never granted the time."""
 
 
 class PreconditionFailed(Conflict):
@@ -84,8 +98,12 @@ class Store(Protocol):
 
     def describe(self) -> str: ...
 
-    def get(self, key: str, *, if_none_match: str | None = None) -> Blob | None:
-        """Read an object; None when ``if_none_match`` still matches (304)."""
+    def get(
+        self, key: str, *, if_none_match: str | None = None, size: int | None = None
+    ) -> Blob | None:
+        """Read an object; None when ``if_none_match`` still matches (304). ``size``: the
+        object's size as the caller knows it (recorded or listed): the transfer is granted
+        the time those bytes need, and an object larger than that is refused."""
         ...
 
     def put(
@@ -110,18 +128,26 @@ class Store(Protocol):
 @dataclass(frozen=True)
 class Timeouts:
     """How long one store call may take: ``call`` seconds, plus the time its bytes need at
-    ``min_rate`` bytes per second (so a large artifact is not cut off, a stalled one is)."""
+    ``min_rate`` bytes per second (so a large artifact is not cut off, a stalled one is).
+
+    The bytes counted are the ones the caller vouches for (a write's own, a read's recorded
+    or listed size); a read of unknown size is granted at most ``unsized`` bytes' time,
+    whatever ``Content-Length`` the server sends."""
 
     call: float
     min_rate: float
+    unsized: int = 0
 
 
 # The prediction function: each call ends well inside the 29 s function timeout even when a
 # cold start makes three in a row (registry, metadata.json, artifacts in parallel); 20 MiB/s
 # is a fraction of what Lambda gets from S3 in-region (a 100 MiB artifact may take 5 s more).
+# Its reads of unknown size (the registry, metadata.json, a digest index) get the call's 5 s
+# and no more: 100 MiB at the slowest rate, far beyond any of them.
 SERVING = Timeouts(call=5.0, min_rate=20 * 1024 * 1024)
-# The command line, on a laptop's uplink: patient, but never hung.
-PUBLISHING = Timeouts(call=30.0, min_rate=256 * 1024)
+# The command line, on a laptop's uplink: patient, but never hung (a history file of unknown
+# size may take up to 256 MiB's time, 17 minutes at the slowest rate).
+PUBLISHING = Timeouts(call=30.0, min_rate=256 * 1024, unsized=256 * 1024 * 1024)
 _READ_CHUNK = 1024 * 1024
 
 
@@ -182,7 +208,9 @@ class S3Store:
         except Exception as exc:
             raise _translate(exc, key) from exc
 
-    def get(self, key: str, *, if_none_match: str | None = None) -> Blob | None:
+    def get(
+        self, key: str, *, if_none_match: str | None = None, size: int | None = None
+    ) -> Blob | None:
         kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": validate_key(key)}
         if if_none_match:
             kwargs["IfNoneMatch"] = if_none_match
@@ -194,7 +222,13 @@ class S3Store:
                 if _s3_status(exc) == 304:
                     return None
                 raise
-            deadline.allow_transfer(int(response.get("ContentLength") or 0))
+            claimed = int(response.get("ContentLength") or 0)
+            if size is not None and claimed > size:
+                response["Body"].close()
+                raise LargerThanRecorded(
+                    f"{key}: the store claims {claimed} bytes where {size} are recorded"
+                )
+            deadline.allow_transfer(min(claimed, self.timeouts.unsized if size is None else size))
             return Blob(_read_body(response["Body"], deadline), response["ETag"])
 
         return self._call("GET", key, work)
@@ -400,7 +434,10 @@ class LocalStore:
     def _path(self, key: str) -> Path:
         return self.root / validate_key(key)
 
-    def get(self, key: str, *, if_none_match: str | None = None) -> Blob | None:
+    def get(
+        self, key: str, *, if_none_match: str | None = None, size: int | None = None
+    ) -> Blob | None:
+        """A local disk holds what it holds: ``size`` only matters to a remote store."""
         path = self._path(key)
         try:
             data = path.read_bytes()

@@ -16,12 +16,15 @@ from tickerserve.baselines.persistence import (
     attach_to_bundle,
     has_baseline,
     load_baseline,
+    load_ranges,
     with_identity,
+    write_ranges,
     write_sidecar,
 )
+from tickerserve.baselines.ranges import Ranges, RangesError
 from tickerserve.errors import Conflict, IntegrityError, NotFound
 from tickerserve.layout import BASELINE_FILE as FILE_NAME
-from tickerserve.layout import baseline_sidecar_key
+from tickerserve.layout import RANGES_FILE, baseline_sidecar_key, ranges_sidecar_key
 from tickerserve.publishing.release import publish_bundle
 from tickerserve.serving.service import ModelService
 from tickerserve.settings import Settings
@@ -82,8 +85,12 @@ def test_a_sidecar_is_trusted_only_with_its_digest_index_record(tmp_path: Path, 
     rng = np.random.default_rng(3)
     baseline = classification_baseline(models.smh, reference_rows(rng, 300, 6), None)
     digest = write_sidecar(store, meta, baseline)
+    # its digest and its feature ranges' (kept beside the version, where the function reads)
+    ranges = store.get(ranges_sidecar_key("etfs/SMH", "1.0.0"))
+    assert ranges is not None and Ranges.from_json(ranges.data) == baseline.ranges
     assert read_index(store, "etfs/SMH").index.versions["1.0.0"].sidecars == {
-        "baseline.json": digest
+        "baseline.json": digest,
+        "ranges.json": sha256_hex(ranges.data),
     }
     stored = load_baseline(store, meta)
     assert stored is not None and (stored.where, stored.sha256) == ("sidecar", digest)
@@ -150,7 +157,13 @@ def test_a_second_sidecar_needs_replace_and_is_then_recorded(tmp_path: Path, mod
     )
     second = write_sidecar(store, meta, small_baseline(models, 2), replace_existing=True)
     assert second != first
-    assert read_index(store, "etfs/SMH").index.versions["1.0.0"].sidecars == {FILE_NAME: second}
+    # the refitted baseline's ranges replace the first's
+    refitted = small_baseline(models, 2).ranges
+    assert refitted is not None
+    assert read_index(store, "etfs/SMH").index.versions["1.0.0"].sidecars == {
+        FILE_NAME: second,
+        RANGES_FILE: sha256_hex(refitted.to_json()),
+    }
     stored = load_baseline(store, meta)
     assert stored is not None and stored.baseline == small_baseline(models, 2)
 
@@ -206,3 +219,66 @@ def test_a_sidecar_describing_another_version_is_refused(tmp_path: Path, models)
         BaselineError, match=r"^baseline at etfs/SMH 1\.0\.0 describes etfs/SMH 1\.0\.9$"
     ):
         load_baseline(store, meta)
+
+
+# -- feature ranges ------------------------------------------------------------------------------
+
+
+def test_a_baseline_published_with_the_version_puts_its_ranges_in_metadata(
+    tmp_path: Path, models
+) -> None:
+    # Given a version published with its baseline
+    store = LocalStore(tmp_path)
+    baseline = small_baseline(models)
+    publish_bundle(store, attach_to_bundle(models.smh, baseline), registry_key=REGISTRY_KEY)
+    meta, _ = read_metadata(store, "etfs/SMH", "1.0.0")
+    # Then metadata.json holds the ranges (no other object to read) and no sidecar exists
+    assert baseline.ranges is not None and meta.ranges == baseline.ranges.to_dict()
+    stored = load_ranges(store, meta)
+    assert stored is not None and (stored.ranges, stored.where) == (baseline.ranges, "metadata")
+    assert store.head(ranges_sidecar_key("etfs/SMH", "1.0.0")) is None
+    # a version without a baseline keeps no ranges anywhere
+    publish_bundle(store, models.smh_v2, registry_key=REGISTRY_KEY)
+    plain, _ = read_metadata(store, "etfs/SMH", "1.0.1")
+    assert plain.ranges is None and load_ranges(store, plain) is None
+    assert b'"ranges"' not in (tmp_path / "etfs/SMH/versions/1.0.1/metadata.json").read_bytes()
+
+
+def test_ranges_of_a_version_published_before_them_are_kept_beside_it(
+    tmp_path: Path, models
+) -> None:
+    # Given a version published with a baseline by a tickerserve without ranges
+    store = LocalStore(tmp_path)
+    baseline = replace(small_baseline(models), ranges=None)
+    publish_bundle(store, attach_to_bundle(models.smh, baseline), registry_key=REGISTRY_KEY)
+    meta, _ = read_metadata(store, "etfs/SMH", "1.0.0")
+    meta.ranges = None  # as the older writer left it
+    # When its ranges are written beside it (what migrate does)
+    estimated = baseline.feature_ranges()
+    assert estimated is not None and estimated.estimated
+    digest = write_ranges(store, meta, estimated)
+    # Then they are recorded and read back verified
+    assert read_index(store, "etfs/SMH").index.versions["1.0.0"].sidecars == {RANGES_FILE: digest}
+    stored = load_ranges(store, meta)
+    assert stored is not None and (stored.ranges, stored.where) == (estimated, "sidecar")
+    # bytes that differ from the recorded digest are refused
+    path = tmp_path / ranges_sidecar_key("etfs/SMH", "1.0.0")
+    path.write_bytes(path.read_bytes().replace(b'"estimated":true', b'"estimated":false'))
+    with pytest.raises(IntegrityError, match=r"ranges sha256 .* does not match the recorded"):
+        load_ranges(store, meta)
+    path.unlink()
+    with pytest.raises(IntegrityError, match="records a ranges sidecar that is gone"):
+        load_ranges(store, meta)
+    # a version whose metadata holds ranges never gets a sidecar
+    meta.ranges = estimated.to_dict()
+    with pytest.raises(Conflict, match=r"keeps its ranges in metadata\.json$"):
+        write_ranges(store, meta, estimated)
+
+
+def test_ranges_of_a_newer_schema_are_refused_not_guessed(tmp_path: Path, models) -> None:
+    store = LocalStore(tmp_path)
+    publish_bundle(store, models.smh, registry_key=REGISTRY_KEY)
+    meta, _ = read_metadata(store, "etfs/SMH", "1.0.0")
+    meta.ranges = {"schema": 2, "quantiles": [0.001, 0.999], "features": {}}
+    with pytest.raises(RangesError, match="unsupported ranges schema 2"):
+        load_ranges(store, meta)

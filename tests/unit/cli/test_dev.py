@@ -1,16 +1,13 @@
 """``make serve``'s pieces: a port taken is refused before anything starts, CLI commands run
-in this process with their exit codes, children are stopped and reaped, a moto S3 server
-stands up a bucket, and a store is published into only when it has no registry."""
+in this process with their exit codes, a store is published into only when it has no
+registry, and the printed commands come with the line that makes them work in a new shell."""
 
 from __future__ import annotations
 
-import signal
 import socket
-import subprocess
 import sys
 from pathlib import Path
 
-import boto3
 import pytest
 import typer
 from typer.testing import CliRunner
@@ -44,41 +41,6 @@ def test_cli_commands_run_in_process_and_a_failure_names_the_command(tmp_path: P
         cli("promote", "etfs/SMH", "9.9.9")
 
 
-def test_a_child_is_stopped_and_one_that_ignores_sigterm_is_killed(monkeypatch):
-    polite = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    dev.stop(polite)
-    assert polite.returncode == -signal.SIGTERM
-    stubborn = subprocess.Popen([sys.executable, "-c", (
-        "import signal, time, sys; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
-        "print('ready', flush=True); time.sleep(60)")], stdout=subprocess.PIPE)  # fmt: skip
-    assert stubborn.stdout is not None and stubborn.stdout.readline() == b"ready\n"
-    monkeypatch.setattr(dev, "STOP_TIMEOUT", 0.5)
-    dev.stop(stubborn)
-    assert stubborn.returncode == -signal.SIGKILL
-    dev.stop(stubborn)  # stopping a finished child again is harmless
-
-
-def test_a_child_that_exits_before_listening_is_a_failure():
-    port = free_port()
-    quitter = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
-    with pytest.raises(Failed) as caught:
-        dev.wait_until_listening(quitter, "127.0.0.1", port)
-    assert caught.value.message == f"the process for 127.0.0.1:{port} exited with code 3"
-
-
-def test_a_moto_server_serves_a_bucket_and_stops_with_the_block(tmp_path: Path):
-    port = free_port()
-    log = tmp_path / "moto.log"
-    with dev.moto_server("127.0.0.1", port, log) as endpoint:
-        assert endpoint == f"http://127.0.0.1:{port}"
-        dev.create_bucket(endpoint, dev.DEMO_BUCKET)
-        client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
-        assert [b["Name"] for b in client.list_buckets()["Buckets"]] == [dev.DEMO_BUCKET]
-    with socket.socket() as sock:
-        assert sock.connect_ex(("127.0.0.1", port)) != 0
-    assert log.exists()
-
-
 def test_a_store_has_a_registry_only_once_something_is_published(tmp_path: Path, models):
     assert dev.has_registry(tmp_path) is False
     publish_bundle(LocalStore(tmp_path), models.smh, registry_key=REGISTRY_KEY)
@@ -91,3 +53,51 @@ def test_store_and_bucket_together_are_refused():
     result = CliRunner().invoke(app, ["--store", "x", "--bucket", "y"])
     assert result.exit_code == 2
     assert "give --store or --bucket, not both" in result.output
+
+
+def test_the_activation_line_names_this_virtual_environment():
+    # Given make serve runs in a virtual environment (the one make install creates)
+    line = dev.activation()
+    # Then the line it prints sources that environment's activate script, by its full path
+    script = Path(sys.executable).with_name("activate")
+    if script.is_file():
+        assert line == f"source {script.absolute()}"
+    else:
+        assert line.startswith("export PATH=") and str(Path(sys.executable).parent) in line
+
+
+def test_the_workdir_is_made_absolute_so_printed_paths_work_from_any_folder(monkeypatch):
+    # Given make serve's default workdir, relative to the clone
+    seen: dict[str, object] = {}
+    monkeypatch.setattr(dev, "run", lambda **kwargs: seen.update(kwargs))
+    app = typer.Typer()
+    app.command()(dev.dev_command)
+    # When it starts
+    result = CliRunner().invoke(app, ["--workdir", ".serve"])
+    # Then everything it prints (demo model folders, the cache, the saved bucket) is absolute
+    assert result.exit_code == 0, result.output
+    assert seen["workdir"] == Path(".serve").absolute()
+
+
+def test_a_damaged_saved_bucket_stops_the_start_with_one_line_and_is_left_alone(
+    tmp_path: Path,
+):
+    # Given a saved bucket whose manifest is not JSON (a disk problem, a hand edit)
+    manifest = tmp_path / "bucket" / "manifest.json"
+    manifest.parent.mkdir()
+    manifest.write_text("{cut")
+    app = typer.Typer()
+    app.command()(dev.dev_command)
+    # When make serve starts
+    result = CliRunner().invoke(
+        app,
+        ["--workdir", str(tmp_path), "--port", str(free_port()), "--moto-port", str(free_port())],
+    )
+    # Then it stops with one line naming the file and the way out, and changes nothing
+    assert result.exit_code == 1
+    last = result.output.strip().splitlines()[-1]
+    assert last.startswith(f"error: {manifest} is not valid JSON")
+    assert last.endswith(
+        "move " + str(manifest.parent) + " away, or start clean with make serve FRESH=1"
+    )
+    assert manifest.read_text() == "{cut"

@@ -16,7 +16,16 @@ import joblib
 import numpy as np
 import pytest
 
-from tests.cli_support import REGISTRY, FaultyStore, cli, cli_json, registry_of, ts
+from tests.cli_support import (
+    REGISTRY,
+    FaultyStore,
+    cli,
+    cli_json,
+    registry_of,
+    run_on_terminal,
+    ts,
+)
+from tests.integration.serving import TICKERSERVE
 from tests.network_support import FEATURES as NETWORK_FEATURES
 from tests.network_support import gru_answers, networks, ppo_answers
 from tests.seed_layouts import (
@@ -660,7 +669,10 @@ def test_import_seed_skips_a_model_that_fails_and_imports_the_rest(tmp_path, sto
     # Then it exits 2, says what was skipped and why, and imports the other three
     assert result.exit_code == 2
     assert f"skipped etfs/XLF/production: cannot unpickle {bad}: " in result.stdout
-    assert "not routed XLF: etfs/XLF has no production version" in result.stdout
+    assert (
+        "not routed XLF: etfs/XLF has no production version "
+        "(the version that would have been production was skipped)"
+    ) in result.stdout
     registry = registry_of(store_path)
     assert sorted(registry.models) == ["etfs/QQQ", "etfs/SMH", "stocks/universal"]
     assert "XLF" not in registry.tickers
@@ -1026,3 +1038,21 @@ def test_seed_001_crypto_symbols_keep_their_configs_and_feature_importance(store
     # And a re-import changes nothing
     code, again = import_seed(store, str(models), "--asset-class", "crypto")
     assert again["revision"] == report["revision"]
+
+
+@pytest.mark.parametrize("output", ["text", "json"])
+def test_import_seed_shows_each_conversion_on_a_terminal_only(tmp_path, store_path, output: str):
+    # Given a seed tree of four models
+    storage = write_seed_tree(tmp_path)
+    argv = [*TICKERSERVE, "--store", store_path, "import-seed", str(storage), "--dry-run"]
+    # When it is imported with stderr on a terminal
+    run = run_on_terminal([*argv, "--json"] if output == "json" else argv)
+    assert run.code == 0, run.terminal + run.stdout
+    if output == "json":
+        # Then --json prints the report alone and the terminal sees no progress
+        assert len(json.loads(run.stdout)["models"]) == 4
+        assert "converting" not in run.terminal
+    else:
+        # Then the terminal showed the tree being read and the four conversions counted
+        assert f"reading {storage}" in run.terminal
+        assert "converted 4 models" in run.terminal and "4/4" in run.terminal

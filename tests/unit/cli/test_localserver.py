@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import socket
+import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -240,7 +241,7 @@ def test_too_many_headers_is_a_json_431(api: Api):
 class CountingApi:
     """Counts what reaches the API."""
 
-    def __init__(self, api: Api) -> None:
+    def __init__(self, api: Api | SlowApi) -> None:
         self.api = api
         self.events: list[dict[str, Any]] = []
 
@@ -272,3 +273,69 @@ def test_a_request_the_authorizer_refuses_never_reaches_the_api(api: Api):
         status, _, body = exchange(server, raw)
     assert status == 200 and json.loads(body)["status"] == "ok"
     assert len(counting.events) == 1
+
+
+class SlowApi:
+    """Answers after a pause, long enough for a client to give up first."""
+
+    def __init__(self, api: Api) -> None:
+        self.api = api
+
+    def handle(self, event: Any, context: Any) -> Any:
+        time.sleep(0.3)
+        return self.api.handle(event, context)
+
+
+def hang_up(server: LocalServer, raw: bytes, *, reset: bool, wait: float = 0.8) -> None:
+    """Send ``raw``, then close the connection (with a TCP reset when ``reset``) and give the
+    server time to notice."""
+    host, port = server.server_address[:2]
+    sock = socket.create_connection((str(host), port), timeout=10)
+    sock.sendall(raw)
+    time.sleep(0.05)
+    if reset:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
+    time.sleep(wait)
+
+
+@pytest.mark.parametrize(
+    ("raw", "reset", "expected"),
+    [
+        (
+            b"POST /predict HTTP/1.1\r\nContent-Type: application/json\r\n"
+            b'Content-Length: 100\r\n\r\n{"ticker"',
+            False,
+            "POST /predict client disconnected after 9 of 100 body bytes",
+        ),
+        (
+            b"POST /predict HTTP/1.1\r\nContent-Length: 100\r\n\r\n{",
+            True,
+            "POST /predict client disconnected while sending its body (Connection reset by peer)",
+        ),
+        (
+            b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n",
+            True,
+            "GET /health client disconnected before its answer was sent (Connection reset by peer)",
+        ),
+        (b"GET /hea", True, "disconnected (Connection reset by peer)"),
+    ],
+    ids=["mid-body", "reset-mid-body", "reset-before-the-answer", "reset-mid-request-line"],
+)
+def test_a_client_that_disconnects_mid_request_is_one_log_line(
+    api: Api, capsys: pytest.CaptureFixture[str], raw: bytes, reset: bool, expected: str
+):
+    # Given the local server with an API slow enough for the client to give up first
+    counting, logged = CountingApi(SlowApi(api)), list[str]()
+    with serving(counting, logged.append) as server:
+        # When a client hangs up mid-request
+        hang_up(server, raw, reset=reset)
+        # Then the server logs one line saying so, prints no traceback, and keeps serving
+        status, _, _ = exchange(server, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert status == 200
+    disconnects = [line for line in logged if "disconnected" in line]
+    assert len(disconnects) == 1 and disconnects[0].endswith(expected), logged
+    assert "Traceback" not in capsys.readouterr().err
+    # ... and a body that never arrived in full never reached the API
+    if raw.startswith(b"POST"):
+        assert all(e["httpMethod"] == "GET" for e in counting.events)

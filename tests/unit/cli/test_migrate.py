@@ -5,12 +5,15 @@ second run changes nothing."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.cli_support import cli, cli_json
+from tests.monitor_support import classification_baseline, reference_rows
 from tests.support import REGISTRY_KEY, DemoModels
 from tests.unit.storage.test_version_index import (
     api_for,
@@ -19,12 +22,14 @@ from tests.unit.storage.test_version_index import (
     stored_digest,
     tamper_consistently,
 )
-from tickerserve.layout import TRAINING_HISTORY_KEY, artifact_key, index_key
+from tickerserve.baselines.persistence import attach_to_bundle, load_ranges, write_sidecar
+from tickerserve.layout import TRAINING_HISTORY_KEY, artifact_key, index_key, ranges_sidecar_key
 from tickerserve.publishing.release import RouteChange, publish
+from tickerserve.storage.bundle import make_bundle, read_metadata
 from tickerserve.storage.history import read_records
 from tickerserve.storage.registry import read_registry
 from tickerserve.storage.store import LocalStore
-from tickerserve.storage.version_index import read_index
+from tickerserve.storage.version_index import read_index, update_index
 
 
 @pytest.fixture
@@ -128,3 +133,47 @@ def test_the_text_report_says_what_a_dry_run_would_do(store):
         "would rewrite the registry from schema 1 to 3",
     ]
     assert store.head(index_key("etfs/SMH")) is None
+
+
+def test_versions_with_a_baseline_from_before_ranges_get_them_beside_them(tmp_path, models):
+    # Given what an older tickerserve wrote: SMH 1.0.0 published with a baseline in its folder
+    # and 1.0.1 with one attached beside it, neither with feature ranges, and SPY with none
+    local = LocalStore(tmp_path / "store")
+    rows = reference_rows(np.random.default_rng(1), 2000, 6)
+    old = dataclasses.replace(classification_baseline(models.smh, rows, None), ranges=None)
+    bundle = attach_to_bundle(models.smh, old)
+    bundle = make_bundle(dataclasses.replace(bundle.metadata, ranges=None), bundle.files)
+    publish(local, bundle, registry_key=REGISTRY_KEY, model="etfs/SMH", aliases=["production"],
+            routes=[RouteChange("SMH", "etf", "etfs/SMH")])  # fmt: skip
+    publish(local, models.smh_v2, registry_key=REGISTRY_KEY, model="etfs/SMH")
+    sidecar = dataclasses.replace(classification_baseline(models.smh_v2, rows, None), ranges=None)
+    meta_v2, _ = read_metadata(local, "etfs/SMH", "1.0.1")
+    write_sidecar(local, meta_v2, sidecar)
+    local.delete([ranges_sidecar_key("etfs/SMH", "1.0.1")])  # as the older CLI left it
+    update_index(local, "etfs/SMH", lambda index: index.versions.update({"1.0.1": dataclasses
+                 .replace(index.versions["1.0.1"], sidecars={"baseline.json": index.versions[
+                     "1.0.1"].sidecars["baseline.json"]})}))  # fmt: skip
+    publish(local, models.spy, registry_key=REGISTRY_KEY, model="etfs/SPY")
+    assert api_for(local, tmp_path / "a").service.serving_for_ticker("SMH").model.guard is None
+    # When migrating (a dry run first)
+    dry = ts(local, "migrate", "--dry-run")
+    assert "would give 2 version(s) feature ranges from their baseline" in dry.stdout
+    assert not local.head(ranges_sidecar_key("etfs/SMH", "1.0.0"))
+    report = cli_json("--store", str(local.root), "migrate")
+    # Then both SMH versions have ranges estimated from their baselines, recorded and verified
+    rows_of = {(m, r["version"]): r for m, rs in report["models"].items() for r in rs
+               if r["status"] == "ranges"}  # fmt: skip
+    assert set(rows_of) == {("etfs/SMH", "1.0.0"), ("etfs/SMH", "1.0.1")}
+    assert rows_of[("etfs/SMH", "1.0.0")]["detail"] == (
+        "6 features, estimated from its baseline's CDFs"
+    )
+    for version in ("1.0.0", "1.0.1"):
+        meta, _ = read_metadata(local, "etfs/SMH", version)
+        stored = load_ranges(local, meta)
+        assert stored is not None and stored.where == "sidecar" and stored.ranges.estimated
+    assert local.head(ranges_sidecar_key("etfs/SPY", "1.0.0")) is None  # no baseline, no ranges
+    # and a new sandbox warns on SMH's answers; a second run changes nothing
+    service = api_for(local, tmp_path / "b").service
+    assert service.serving_for_ticker("SMH").model.guard is not None
+    again = cli_json("--store", str(local.root), "migrate")
+    assert again["ranges"] == 0

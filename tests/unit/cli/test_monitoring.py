@@ -4,8 +4,10 @@ monitor report, history monitoring."""
 from __future__ import annotations
 
 import csv
+import gzip
 import json
-from datetime import timedelta
+import re
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -15,10 +17,12 @@ import pytest
 import torch
 
 from tests.capture_support import ListSink
-from tests.cli_support import cli, cli_json
+from tests.cli_support import cli, cli_json, run_on_terminal
 from tests.family_support import families
+from tests.integration.serving import TICKERSERVE
 from tests.monitor_support import (
     DAY0,
+    past_wins,
     reference_rows,
     set_shadow,
     stamp,
@@ -35,10 +39,12 @@ from tickerserve.layout import (
     TRAINING_HISTORY_KEY,
     baseline_sidecar_key,
     index_key,
+    ranges_sidecar_key,
 )
 from tickerserve.publishing.release import publish_bundle
 from tickerserve.serving.capture import Capture
 from tickerserve.serving.model import LoadedModel
+from tickerserve.serving.predict import predict
 from tickerserve.serving.service import ModelService
 from tickerserve.settings import Settings
 from tickerserve.storage.bundle import read_metadata
@@ -103,6 +109,11 @@ def test_publish_with_a_reference_stores_the_baseline_in_the_version(tmp_path, s
     assert stored.baseline.training.start == "2020-01-02"
     assert stored.baseline.validation.end == "2025-12-31"
     assert list(stored.baseline.features) == meta.used_features
+    # its feature ranges are in metadata.json (in the chain, nothing more to read), fitted from
+    # the same reference at the default quantiles
+    assert stored.baseline.ranges is not None
+    assert meta.ranges == stored.baseline.ranges.to_dict()
+    assert meta.ranges["quantiles"] == [0.001, 0.999]
     # text output says what was fitted
     again = native_folder(tmp_path / "smh2", models.smh_v2)
     text = cli("--store", store_path, "publish", str(again), "--model", "etfs/SMH",
@@ -121,7 +132,8 @@ def test_baseline_attaches_a_sidecar_with_a_recorded_digest(tmp_path, store_path
     assert out["metrics"] == {}  # no label column: distributions only
     # the sidecar's sha256 is recorded in the model's digest index, beside the version's own
     entry = read_index(store, "etfs/SMH").index.versions["1.0.0"]
-    assert entry.sidecars == {"baseline.json": out["sha256"]}
+    assert entry.sidecars["baseline.json"] == out["sha256"]
+    assert set(entry.sidecars) == {"baseline.json", "ranges.json"}  # the feature ranges too
     assert out["sha256"] == sha256_hex((store.root / out["key"]).read_bytes())
     history = read_records(store, TRAINING_HISTORY_KEY).records
     assert not [r for r in history if r.get("event") == "baseline"]  # the index, not history
@@ -135,12 +147,16 @@ def test_baseline_attaches_a_sidecar_with_a_recorded_digest(tmp_path, store_path
                         str(reference_csv(tmp_path / "ref2.csv", models.smh, seed=1)),
                         "--replace")  # fmt: skip
     assert replaced["sha256"] != out["sha256"]
-    assert read_index(store, "etfs/SMH").index.versions["1.0.0"].sidecars == {
-        "baseline.json": replaced["sha256"]
-    }
+    assert (
+        read_index(store, "etfs/SMH").index.versions["1.0.0"].sidecars["baseline.json"]
+        == (replaced["sha256"])
+    )
     # and validate checks the sidecar against the index
     valid = cli_json("--store", store_path, "validate", "etfs/SMH@1.0.0")
     assert valid["baseline"] == {"where": "sidecar", "sha256": replaced["sha256"], "rows": 1500}
+    assert valid["ranges"] == {
+        "where": "sidecar", "quantiles": [0.001, 0.999], "estimated": False, "features": 6,
+    }  # fmt: skip
 
 
 def test_a_version_the_index_does_not_record_gets_no_sidecar(tmp_path, store_path, models):
@@ -163,9 +179,43 @@ def test_delete_takes_the_version_s_sidecar_with_it(tmp_path, store_path, models
     publish_bundle(store, models.smh_v2, registry_key=REGISTRY, aliases=())
     ref = reference_csv(tmp_path / "ref.csv", models.smh, rows=50)
     cli_json("--store", store_path, "baseline", "etfs/SMH@1.0.1", "--reference", str(ref))
+    assert (store.root / ranges_sidecar_key("etfs/SMH", "1.0.1")).exists()
     assert cli("--store", store_path, "delete", "etfs/SMH", "1.0.1").exit_code == 0
     assert not (store.root / baseline_sidecar_key("etfs/SMH", "1.0.1")).exists()
+    assert not (store.root / ranges_sidecar_key("etfs/SMH", "1.0.1")).exists()
     assert read_index(store, "etfs/SMH").index.is_deleted("1.0.1")
+
+
+def test_publish_takes_the_range_quantiles_and_validate_refuses_tampered_ranges(
+    tmp_path, store_path, models
+):
+    folder = native_folder(tmp_path / "smh", models.smh)
+    ref = reference_csv(tmp_path / "ref.csv", models.smh)
+    bad = cli("--store", store_path, "publish", str(folder), "--model", "etfs/SMH",
+              "--reference", str(ref), "--range-quantiles", "0.01")  # fmt: skip
+    assert bad.exit_code == 2
+    assert "--range-quantiles '0.01': expected LO:HI, e.g. 0.001:0.999" in bad.stderr
+    assert not (Path(store_path) / "etfs").exists()  # nothing written
+    cli_json("--store", store_path, "publish", str(folder), "--model", "etfs/SMH",
+             "--reference", str(ref), "--range-quantiles", "0:1")  # fmt: skip
+    store = LocalStore(store_path)
+    meta, _ = read_metadata(store, "etfs/SMH", "1.0.0")
+    assert meta.ranges is not None and meta.ranges["quantiles"] == [0.0, 1.0]
+    with ref.open() as handle:  # 0 and 1: the reference's smallest and largest values
+        rsi = [float(r["rsi_14"]) for r in csv.DictReader(handle) if r["rsi_14"]]
+    assert meta.ranges["features"]["rsi_14"][:2] == [min(rsi), max(rsi)]
+    valid = cli_json("--store", store_path, "validate", "etfs/SMH@1.0.0")
+    assert valid["ranges"]["where"] == "metadata"
+    # ranges kept beside a version are checked against their recorded digest
+    publish_bundle(store, models.smh_v2, registry_key=REGISTRY)
+    cli_json("--store", store_path, "baseline", "etfs/SMH@1.0.1", "--reference", str(ref))
+    path = store.root / ranges_sidecar_key("etfs/SMH", "1.0.1")
+    path.write_bytes(path.read_bytes().replace(b'"estimated":false', b'"estimated":true'))
+    result = cli("--store", store_path, "validate", "etfs/SMH@1.0.1")
+    assert result.exit_code == 1
+    assert "etfs/SMH 1.0.1 is not valid: its ranges: etfs/SMH 1.0.1: ranges sha256" in (
+        result.stderr
+    )
 
 
 def test_validate_refuses_a_tampered_or_unrecorded_sidecar(tmp_path, store_path, models):
@@ -273,17 +323,26 @@ def monitored_store(tmp_path: Path, store_path: str, models: DemoModels) -> None
 
 def test_monitor_run_prints_a_table_and_appends_history(tmp_path, store_path, models):
     monitored_store(tmp_path, store_path, models)
+    past_wins(LocalStore(store_path), before=datetime.now(UTC).date())
     result = cli("--store", store_path, "monitor", "run", "--since", SINCE, "--until", UNTIL)
     assert result.exit_code == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].startswith("monitor run ")
-    assert "2800 captured lines, 0 skipped, 2800 outcomes" in lines[0]
+    assert "2800 captured lines, 0 skipped, 2800 request ids with outcomes" in lines[0]
     header, row = lines[1].split(), lines[2]
     assert header[:3] == ["MODEL", "CHAMPION", "ROWS"]
     assert row.startswith("etfs/SMH") and "(2 drifted)" in row and row.endswith("switch")
+    # one sign for drift, said in words; k of n windows and the days in a row
+    assert re.search(
+        r"accuracy 0\.\d{3} \(baseline 0\.\d{3}\) +[+-]\d+\.\d% \((worse|better)\)", row
+    )
+    assert "1.0.1: won 7 of 7 windows, 3 day(s) in a row" in row
+    assert "DRIFT: how much worse than its baseline the champion is (+ worse, - better)" in (
+        result.stdout
+    )
     assert "1 line(s) appended to metadata/monitoring_history.jsonl" in result.stdout
     history = cli_json("--store", store_path, "history", "monitoring")
-    assert len(history) == 1 and history[0]["action"] == "switch"
+    assert len(history) == 3 and history[-1]["action"] == "switch"
     shown = cli("--store", store_path, "history", "monitoring").stdout
     assert "etfs/SMH" in shown and "switch" in shown and "SWITCH TO MODEL B" in shown
 
@@ -293,7 +352,7 @@ def test_monitor_run_validates_its_options(store_path):
         (("--since", "2026-13-01"), "--since '2026-13-01': expected a date YYYY-MM-DD"),
         (("--since", "2026-12-05", "--until", "2026-12-01"), "must be after --since"),
         (("--psi-watch", "0.5", "--psi-drift", "0.2"), "psiWatch (0.5) must be <= psiDrift (0.2)"),
-        (("--alpha", "2"), "alpha must be in (0, 1), not 2.0"),
+        (("--alpha", "2"), "alpha must be in (0, 1], not 2.0"),
         (("--switch-win-rate", "0"), "switchWinRate must be in (0, 1], not 0.0"),
     ]:
         result = cli("--store", store_path, "monitor", "run", *args)
@@ -303,18 +362,20 @@ def test_monitor_run_validates_its_options(store_path):
 
 def test_monitor_report_writes_a_self_contained_page(tmp_path, store_path, models):
     monitored_store(tmp_path, store_path, models)
+    past_wins(LocalStore(store_path), before=datetime.now(UTC).date())
     for _ in range(2):
         cli("--store", store_path, "monitor", "run", "--since", SINCE, "--until", UNTIL)
     out, png = tmp_path / "report.html", tmp_path / "report.png"
     result = cli("--store", store_path, "monitor", "report", "--out", str(out), "--png", str(png))
     assert result.exit_code == 0, result.stderr
     page = out.read_text()
-    assert page.count("<svg") == 4  # drift, feature PSI, win rate over time; features of SMH
+    # drift, feature PSI, win rate, accuracy realized and estimated over time; SMH's features
+    assert page.count("<svg") == 5
     # self-contained: nothing to fetch or run
     for reference in ("<script", "src=", 'href="http', "url(http", "<link"):
         assert reference not in page
     for text in ("etfs/SMH", "switch", "SWITCH TO MODEL B (challenger 1.0.1)", "rsi_14",
-                 "What the recommendations mean"):  # fmt: skip
+                 "What the figures and recommendations mean"):  # fmt: skip
         assert text in page
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -475,3 +536,101 @@ def test_a_policy_is_monitored_on_the_psi_of_its_actions(tmp_path, store_path):
     assert judged["task"] == "classification"
     assert judged["output_drift"]["kind"] == "actions"
     assert judged["output_drift"]["level"] == "drift"
+@pytest.mark.parametrize("output", ["text", "json"])
+def test_monitor_run_shows_what_it_has_read_on_a_terminal_only(
+    tmp_path, store_path, models, output: str
+):
+    # Given a store with a week of captured rows and outcomes
+    monitored_store(tmp_path, store_path, models)
+    argv = [*TICKERSERVE, "--store", store_path, "monitor", "run", "--since", SINCE,
+            "--until", UNTIL, "--no-history"]  # fmt: skip
+    # When the run's stderr is a terminal
+    run = run_on_terminal([*argv, "--json"] if output == "json" else argv)
+    assert run.code == 0, run.terminal
+    if output == "json":
+        # Then --json prints the report alone and the terminal sees no progress
+        assert json.loads(run.stdout)["capture"]["lines"] == 2800
+        assert "reading" not in run.terminal
+    else:
+        # Then the terminal showed the objects read (capture and outcomes) and the writing step
+        assert f"reading {SINCE} .. {UNTIL}: captured rows, outcomes" in run.terminal
+        assert "writing the history" in run.terminal
+        assert run.stdout.startswith("monitor run ")
+
+
+# Values no capture record should hold, put into every field of a real one.
+NASTY = [None, True, -1, 1.7976931348623157e308, 2**63, "", "\ud800", [], [1, [2]], {},
+         {"a": {"b": None}}, "9999-99-99T99"]  # fmt: skip
+
+
+def test_monitor_run_reads_past_lines_it_cannot_use_and_always_reports(
+    tmp_path, store_path, models
+):
+    # Given a monitored model, its outcomes, and beside them: the issue's outcome line (a
+    # received_at of year 1 east of UTC), and capture lines holding odd values in every field
+    monitored_store(tmp_path, store_path, models)
+    store = LocalStore(store_path)
+    store.put("outcomes/dt=2026-12-08/poisoned.jsonl", (
+        b'{"request_id": "req-0-1", "label": "IRON_CONDOR", '
+        b'"received_at": "0001-01-01T00:00:00+01:00"}\n'
+        b'{"request_id": "req-0-2", "value": ' + b"9" * 400 + b"}\n"
+    ))  # fmt: skip
+    blob = store.get(f"capture/dt={SINCE}/part-0000.jsonl.gz")
+    assert blob is not None
+    real = json.loads(gzip.decompress(blob.data).splitlines()[0])
+    odd: list[bytes] = []
+    for field in [*real, "features.rsi_14", "output.label", "output.probabilities"]:
+        for value in NASTY:
+            record = json.loads(json.dumps(real))
+            parent, _, leaf = field.rpartition(".")
+            (record[parent] if parent else record)[leaf] = value
+            if field != "request_id":
+                record["request_id"] = f"odd-{len(odd)}"
+            odd.append(json.dumps(record).encode())
+    odd += [b"{not json", b"\xff\xfe", b"[]", b'{"kind": "capture", "v": 1}']
+    store.put(f"capture/dt={SINCE}/odd.jsonl", b"\n".join(odd))
+    store.put(f"capture/dt={SINCE}/truncated.jsonl.gz", gzip.compress(b'{"a": 1}\n' * 99)[:20])
+    # When the monitor runs
+    result = cli("--store", store_path, "monitor", "run", "--since", SINCE, "--until", UNTIL,
+                 "--json")  # fmt: skip
+    # Then it reports every model and appends its history line
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert [m["model"] for m in report["models"]] == ["etfs/SMH"]
+    assert len(read_records(store, MONITORING_HISTORY_KEY).records) == 1
+    # And says what it skipped, by reason
+    capture = report["capture"]
+    assert set(capture["skipped_by_reason"]) == {"not_json", "not_a_record", "unreadable_object"}
+    assert capture["skipped"] == sum(capture["skipped_by_reason"].values())
+    assert capture["skipped_by_reason"]["not_json"] >= 3  # surrogates, bytes, broken JSON
+    assert report["outcomes"]["skipped_by_reason"] == {"invalid_time": 1, "not_json": 1}
+
+
+def test_monitor_run_names_the_features_the_answers_warned_about(tmp_path, store_path, models):
+    # Given SMH published with a reference and served 40 rows, a quarter with rsi_14 far out
+    folder = native_folder(tmp_path / "smh", models.smh)
+    ref = reference_csv(tmp_path / "ref.csv", models.smh)
+    cli_json("--store", store_path, "publish", str(folder), "--model", "etfs/SMH",
+             "--alias", "production", "--route", "SMH", "--reference", str(ref))  # fmt: skip
+    store = LocalStore(store_path)
+    service = ModelService(Settings(cache_dir=str(tmp_path / "cache")), store=store)
+    sink = ListSink()
+    for i in range(40):
+        features = dict.fromkeys(models.smh.metadata.feature_names, 0.1)
+        features["rsi_14"] = 40.0 if i % 4 == 0 else 0.1
+        predict(service, {"ticker": "SMH", "features": features}, capture=Capture(sink))
+    write_capture(store, [{**r, "time": stamp(DAY0, i)} for i, r in enumerate(sink.records)])
+    # When the day is judged
+    result = cli("--store", store_path, "monitor", "run", "--since", SINCE, "--until",
+                 (DAY0 + timedelta(days=1)).isoformat())  # fmt: skip
+    # Then a line says how many answers warned, and about which features
+    assert result.exit_code == 0, result.stderr
+    assert (
+        "etfs/SMH: warnings on 10 of 40 checked answers (25.0%): rsi_14 (out_of_range 10)"
+        in result.stdout.splitlines()
+    )
+    out = cli_json("--store", store_path, "monitor", "run", "--since", SINCE, "--until",
+                   (DAY0 + timedelta(days=1)).isoformat())  # fmt: skip
+    assert out["models"][0]["warnings"]["features"] == {
+        "rsi_14": {"out_of_range": 10, "unexpected_missing": 0}
+    }

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.cli_support import cli
+from tests.unit.storage.test_outcomes import POISON
 from tickerserve.cli.errors import Refused
 from tickerserve.cli.outcomes import read_items
 from tickerserve.layout import OUTCOMES_PREFIX
@@ -109,3 +110,42 @@ def test_a_file_that_cannot_be_read_or_has_unknown_columns_is_refused(tmp_path: 
         f"{path}: a CSV needs a header with request_id and label or value (and optionally "
         "observed_at); found request_id, label, colour"
     )
+
+
+# The items that made POST /outcomes answer 500 (tests/unit/storage/test_outcomes.py).
+def test_outcomes_add_stores_the_good_lines_of_a_file_with_poisoned_ones(
+    store: LocalStore, tmp_path: Path
+):
+    # Given a JSON-lines file with the three poisoned lines, a line of invalid UTF-8
+    # bytes and three good lines
+    path = tmp_path / "realized.jsonl"
+    path.write_bytes(
+        b'{"request_id": "g1", "label": "UP"}\n'
+        + POISON["year_one_east_of_utc"][0].encode() + b"\n"
+        + POISON["lone_surrogate_label"][0].encode() + b"\n"
+        + b'{"request_id": "g2", "label": "DOWN"}\n'
+        + POISON["400_digit_value"][0].encode() + b"\n"
+        + b'{"request_id": "bytes", "label": "\xff\xfeUP"}\n'
+        + b'{"request_id": "g3", "value": 0.25}\n'
+    )  # fmt: skip
+    # When it is added
+    result = cli("--store", str(store.root), "outcomes", "add", str(path))
+    # Then the good lines are stored, each bad one is listed by its line number, exit 2
+    assert result.exit_code == 2, result.output
+    assert "stored 3, unchanged 0, refused 4, failed 0 (of 7)" in result.stdout
+    for line, code in ((2, "invalid_observed_at"), (3, "invalid_label"), (5, "invalid_value"),
+                       (6, "invalid_label")):  # fmt: skip
+        assert f"line {line}: {code}" in result.stderr
+    assert sorted(latest_outcomes(store)) == ["g1", "g2", "g3"]
+
+
+def test_outcomes_add_reports_a_csv_row_with_extra_cells_by_its_line(
+    store: LocalStore, tmp_path: Path
+):
+    path = tmp_path / "realized.csv"
+    path.write_bytes(b"request_id,label\nc1,UP\nc2,UP,EXTRA\nc3,\xffDOWN\nc4,DOWN\n")
+    result = cli("--store", str(store.root), "outcomes", "add", str(path))
+    assert result.exit_code == 2, result.output
+    assert "line 3: invalid_row" in result.stderr
+    assert "line 4: invalid_label" in result.stderr
+    assert sorted(latest_outcomes(store)) == ["c1", "c4"]

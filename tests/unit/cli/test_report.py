@@ -5,14 +5,19 @@ fetched), every text escaped, and the same history drawn the same way twice."""
 from __future__ import annotations
 
 import re
+from datetime import date
 from pathlib import Path
 from typing import Any
 
-from tickerserve.cli.report import render
+import matplotlib.dates as mdates
+from matplotlib.figure import Figure
+
+from tickerserve.cli.report import _charts, _series, render
 
 
 def line(model: str | None, day: int, *, action: str = "keep", drift: float = 1.0,
          psi: float | None = None, win: float | None = None, features: bool = False,
+         warned: bool = False,
          recommendation: str = "USE MODEL A (90%)") -> dict[str, Any]:  # fmt: skip
     record: dict[str, Any] = {
         "timestamp": f"2026-12-{day:02d}T06:00:00Z",
@@ -29,6 +34,10 @@ def line(model: str | None, day: int, *, action: str = "keep", drift: float = 1.
     if features:
         record["features"] = {"rsi_14": {"psi": 0.31, "level": "drift"},
                               "iv_rank": {"psi": 0.02, "level": "ok"}}  # fmt: skip
+    if warned:
+        record["warnings"] = {"rows": 400, "warned_rows": 30, "warned_share": 0.075, "features": {
+            "rsi_14": {"out_of_range": 25, "unexpected_missing": 0},
+            "iv_rank": {"out_of_range": 1, "unexpected_missing": 6}}}  # fmt: skip
     return record
 
 
@@ -40,7 +49,7 @@ def rows_of(page: str) -> list[list[str]]:
 def test_the_table_shows_each_models_latest_run():
     records = [
         line("etfs/SMH", 1, drift=2.0),
-        line("etfs/SMH", 3, action="switch", drift=4.25, psi=0.3, win=0.8,
+        line("etfs/SMH", 3, action="switch", drift=4.25, psi=0.3, win=0.8, warned=True,
              recommendation="SWITCH TO MODEL B (challenger 1.0.1)"),
         line("etfs/SMH", 2, action="watch"),
         line("etfs/SPY", 2, action="retrain", drift=12.0),
@@ -48,34 +57,98 @@ def test_the_table_shows_each_models_latest_run():
     rows = rows_of(render(records, source="s3://models"))
     assert [r[0] for r in rows] == ["etfs/SMH", "etfs/SPY"]
     smh = rows[0]
-    assert smh[1:6] == ["2026-12-03T06:00:00", "4.2%", "0.300", "80%", "mcnemar_exact p=0.0123"]
-    assert smh[6] == '<b style="color:#1565c0">switch</b>'
-    assert smh[7:] == ["SWITCH TO MODEL B (challenger 1.0.1)", "switch because"]
-    assert rows[1][2:5] == ["12.0%", "-", "-"]
+    assert smh[1:3] == ["2026-12-03T06:00:00", "+4.2% (worse)"]
+    assert (smh[6], smh[7], smh[8], smh[10]) == ("0.300", "7.5%", "80%", "mcnemar_exact p=0.0123")
+    assert smh[11] == '<b style="color:#1565c0">switch</b>'
+    assert smh[12:] == ["SWITCH TO MODEL B (challenger 1.0.1)", "switch because"]
+    # no warnings: nothing was checked
+    assert rows[1][2] == "+12.0% (worse)" and rows[1][6:9] == ["-", "-", "-"]
 
 
-def test_seed_lines_without_a_model_are_model_a_and_undated_lines_are_left_out():
+def test_drift_has_one_sign_and_the_columns_agree_with_the_why():
+    # Given our line for an improvement (accuracy 0.635 over a 0.597 baseline: drift -6.4%)
+    record = line("etfs/SMH", 1)
+    record["drift"] = {"model_a_drift_pct": 0.0, "drift_pct": -6.365, "metric": "accuracy",
+                       "baseline": 0.597, "current": 0.635}  # fmt: skip
+    record["reason"] = "drift -6.4%; no reason to change"
+    record["comparison"] |= {"windows_counted": 5, "windows_won": 1, "model_b_win_rate": 0.2}
+    record["history"] = {"runs_needed": 3, "winning_days": [], "degrading": [], "days": 4}
+    (row,) = rows_of(render([record]))
+    # Then the drift column says -6.4% (better), as the why does, never the seed's clipped 0.0
+    assert row[2] == "-6.4% (better)" and "-6.4%" in row[13]
+    assert row[3] == "accuracy 0.635 vs 0.597"
+    # and the win rate says of how many windows, the streak of how many days needed
+    assert (row[8], row[9]) == ("1 of 5 windows (20%)", "0 (3 needed)")
+
+
+def test_imported_seed_lines_are_listed_apart_and_undated_lines_are_left_out():
     undated = line(None, 1)
     del undated["timestamp"], undated["monitoring_date"]
-    page = render([line(None, 1), line(None, 2), undated])
-    rows = rows_of(page)
-    assert [r[0] for r in rows] == ["Model A (seed history)"]
-    assert rows[0][6] == '<b style="color:#555">-</b>'
-    assert "3 history lines from" in page
+    page = render([line(None, 1), line(None, 2), undated, line("etfs/SMH", 3)])
+    assert [r[0] for r in rows_of(page)] == ["etfs/SMH"]
+    imported = page[page.index("<h2>Imported history</h2>") :]
+    assert imported.count("<tr>") == 3  # a head and the two dated seed lines
+    assert "2026-12-01" in imported and "+1.0% (worse)" in imported
+    assert "4 history lines from" in page
 
 
 def test_last_keeps_the_newest_runs_of_each_model():
     records = [line("m/a", day, drift=float(day)) for day in range(1, 6)]
-    assert rows_of(render(records, last=2))[0][2] == "5.0%"
-    assert rows_of(render(records[:3], last=2))[0][2] == "3.0%"
+    assert rows_of(render(records, last=2))[0][2] == "+5.0% (worse)"
+    assert rows_of(render(records[:3], last=2))[0][2] == "+3.0% (worse)"
+
+
+def test_a_line_breaks_where_a_day_has_no_run_and_imported_lines_are_not_drawn():
+    # Given runs on Dec 1, 2, 3 and, after a gap, 6 and 7, beside a seed line of January
+    seed = line(None, 1)
+    seed["timestamp"], seed["monitoring_date"] = "2026-01-08T22:03:39", "2026-01-08"
+    days = (1, 2, 3, 6, 7)
+    records = [seed, *(line("etfs/SMH", d, drift=float(d), psi=0.1, win=0.5) for d in days)]
+    figure = _charts(_series(records, None))[0][1]
+    fig = Figure()
+    ax = fig.add_subplot()
+    figure(ax)
+    (drift_line,) = [ln for ln in ax.get_lines() if ln.get_label() == "etfs/SMH"]
+    ys = list(drift_line.get_ydata())  # type: ignore[arg-type]
+    # Then the line has a hole (NaN) for the missing days, so two segments, not one
+    assert [y if y == y else None for y in ys] == [1.0, 2.0, 3.0, None, 6.0, 7.0]
+    # And the axis spans December alone: January's imported line is not on it
+    low, high = ax.get_xlim()
+    assert mdates.num2date(low).date() >= date(2026, 11, 30)
+    assert mdates.num2date(high).date() <= date(2026, 12, 8)
+
+
+def test_a_single_run_gets_an_axis_of_days_around_it_and_no_warning(recwarn):
+    page = render([line("etfs/SMH", 14, psi=0.2, win=0.6, features=True)])
+    assert [
+        w for w in recwarn if "matplotlib" in str(w.filename) or "Locator" in str(w.message)
+    ] == []
+    fig = Figure()
+    ax = fig.add_subplot()
+    _charts(_series([line("etfs/SMH", 14, psi=0.2)], None))[1][1](ax)
+    low, high = (mdates.num2date(x).date() for x in ax.get_xlim())
+    assert (low, high) == (date(2026, 12, 13), date(2026, 12, 15))
+    assert all(t.get_text().startswith("Dec") for t in ax.get_xticklabels() if t.get_text())
+    assert "Features of etfs/SMH" in page
 
 
 def test_the_page_is_self_contained_with_one_chart_per_view_and_per_model_features():
     page = render([line("etfs/SMH", 1, features=True), line("etfs/SPY", 1)])
     assert page.count("<svg") == 4  # three over time, the features of SMH's latest run
+    # (no estimated accuracy in these lines: no chart of it)
     assert "Features of etfs/SMH" in page and "Features of etfs/SPY" not in page
     for reference in ("<script", "src=", 'href="http', "url(http", "<link"):
         assert reference not in page
+
+
+def test_a_model_s_warnings_are_drawn_per_feature_stacked_by_code():
+    page = render([line("etfs/SMH", 1, warned=True), line("etfs/SPY", 1)])
+    assert page.count("<svg") == 4  # three over time, the warnings of SMH's latest run
+    assert "Warnings of etfs/SMH" in page and "Warnings of etfs/SPY" not in page
+    (chart,) = [f for f in page.split("<figure>") if "Warnings of etfs/SMH" in f]
+    assert "etfs/SMH: warnings per feature" in chart and "warned: 7.5% of 400 checked" in chart
+    assert "out of range" in chart and "unexpected missing" in chart
+    assert "rsi_14" in chart and "iv_rank" in chart
 
 
 def test_every_text_from_the_history_is_escaped():

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from tests.cli_support import FaultyStore, cli
+from tests.cli_support import FaultyStore, cli, run_on_terminal
+from tests.integration.serving import TICKERSERVE
 from tests.support import CRASHED, REGISTRY_KEY, DemoModels, garbled_bundle, published_smh
 from tickerserve.cli import sync as sync_module
 from tickerserve.cli.sync import plan_sync, run_sync
@@ -299,3 +300,21 @@ def test_sync_refuses_to_upload_a_version_lightgbm_cannot_parse(
     )
     assert list(s3_store.list("")) == []
     assert json.loads(result.stdout or "null") is None
+
+
+@pytest.mark.parametrize("output", ["text", "json"])
+def test_sync_shows_its_progress_on_a_terminal_only(tmp_path, local, output: str):
+    # Given a target folder store that has none of the local files yet
+    argv = [*TICKERSERVE, "--store", str(tmp_path / "target"), "sync", str(local.root)]
+    # When sync runs with its stderr on a terminal (with --json, or for a person)
+    run = run_on_terminal([*argv, "--json"] if output == "json" else argv)
+    assert run.code == 0, run.terminal
+    if output == "json":
+        # Then --json output is the JSON alone, and the terminal saw no progress
+        assert json.loads(run.stdout)["uploaded"] == 8
+        assert "hashing" not in run.terminal
+    else:
+        # Then the terminal showed each phase with its count
+        assert "hashing 8 files in" in run.terminal and "8/8" in run.terminal
+        assert "comparing 0 files with" in run.terminal
+        assert "uploaded 8" in run.stdout

@@ -124,3 +124,35 @@ def test_moving_an_alias_a_shadow_or_canary_names_warns_and_says_how_to_turn_it_
     assert "(now 1.0.1)" in back.stderr
     # Moving production says nothing about them
     assert ts(store, "promote", SMH, "1.0.1").stderr == ""
+
+
+# -- a bad setting stays local, and a command repairs it (issue 19) --------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "raw"),
+    [("canary", {"alias": "challenger", "weight": 1.5}),
+     ("canary", {"alias": "challenger", "weight": None}),
+     ("shadow", {"alias": "challenger", "sample": "1"}),
+     ("capture", {"sample": -0.5})],
+)  # fmt: skip
+def test_validate_names_a_bad_setting_and_off_repairs_it(store: LocalStore, name: str, raw: Any):
+    # Given a setting the registry holds but cannot read (written by hand)
+    blob = store.get(REGISTRY_KEY)
+    assert blob is not None
+    registry = json.loads(blob.data)
+    registry["models"][SMH][name] = raw
+    store.put(REGISTRY_KEY, json.dumps(registry).encode(), if_match=blob.etag)
+    # When the model is validated, Then it fails naming the setting and the repair
+    checked = ts(store, "validate", SMH)
+    assert checked.exit_code == 1
+    assert f"{SMH}: {name} setting is invalid" in checked.stderr
+    assert f"`tickerserve {name} {SMH} --off` repairs it" in checked.stderr
+    # And other commands still work on the registry, keeping the value as found
+    assert ts(store, "promote", SMH, "1.0.1", "--alias", "staging").exit_code == 0
+    assert json.loads(store.get(REGISTRY_KEY).data)["models"][SMH][name] == raw  # type: ignore[union-attr]
+    # When the setting is turned off, Then the registry is whole again
+    repaired = ts(store, name, SMH, "--off")
+    assert repaired.exit_code == 0, repaired.stderr
+    assert entry(store).invalid == {}
+    assert ts(store, "validate", SMH).exit_code == 0

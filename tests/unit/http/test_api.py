@@ -210,6 +210,25 @@ def test_batch_calls_each_model_once(api, monkeypatch):
     assert sorted(calls) == [10, 20]
 
 
+def test_a_batch_naming_a_request_id_twice_is_refused_whole(api):
+    # One outcome would otherwise score every row that carries the id (issue 19)
+    items = [
+        {"ticker": "SMH", "features": FEATURES_OF_EVENT, "request_id": rid}
+        for rid in ("order-1", "order-2", "order-1", "order-3", "order-2")
+    ]
+    status, body = post(api, "/predict/batch", {"items": items})
+    assert (status, body["error"]["code"]) == (400, "duplicate_request_id")
+    assert body["error"]["message"].endswith("repeated: order-1, order-2")
+    direct = api.handle({"items": items}, None)
+    assert direct["error"]["code"] == "duplicate_request_id"
+    action = api.handle({"action": "predict_batch", "items": items}, None)
+    assert action["error"]["code"] == "duplicate_request_id"
+    # ids the batch gives items without their own are unique by construction
+    unnamed = [{"ticker": "SMH", "features": FEATURES_OF_EVENT}] * 3
+    status, body = post(api, "/predict/batch", {"items": unnamed})
+    assert status == 200 and len({r["request_id"] for r in body["results"]}) == 3
+
+
 def test_batch_over_the_limit_is_413(api):
     items = [{"ticker": "SMH", "features": []}] * (MAX_BATCH_ITEMS + 1)
     status, body = post(api, "/predict/batch", {"items": items})

@@ -10,15 +10,21 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import jsonschema
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.support import EVENTS, DemoModels, load_event, populate
+from tests.monitor_support import classification_baseline, reference_rows
+from tests.support import EVENTS, REGISTRY_KEY, DemoModels, load_event, populate
+from tickerserve.baselines.persistence import attach_to_bundle
 from tickerserve.contract import LIMITS, NAMES, PREDICT
 from tickerserve.errors import BadRequest
+from tickerserve.http import openapi as openapi_module
 from tickerserve.http.api import DOCS_PATH, OPENAPI_PATH, Api
 from tickerserve.http.pagination import TOKEN_PATTERN
+from tickerserve.publishing.release import publish_bundle
 from tickerserve.serving.predict import MAX_BATCH_ITEMS, PREDICT_FIELDS, parse_request
 from tickerserve.serving.service import ModelService
 from tickerserve.settings import Settings
@@ -250,3 +256,42 @@ def test_path_and_query_parameters_carry_the_server_patterns(store_dir, tmp_path
     models = {p["name"]: p for p in doc["paths"]["/models"]["get"]["parameters"]}
     assert models["limit"]["schema"]["maximum"] == LIMITS.models_page_max
     assert models["next"]["schema"]["pattern"] == f"^(?:{TOKEN_PATTERN})$"
+
+
+def test_an_answer_s_warnings_are_what_the_document_describes(tmp_path, models):
+    # Given a version with feature ranges served by the local server's API
+    store = LocalStore(tmp_path / "store")
+    rows = reference_rows(np.random.default_rng(5), 1000, len(models.smh.metadata.used_features))
+    bundle = attach_to_bundle(models.smh, classification_baseline(models.smh, rows, None))
+    publish_bundle(store, bundle, registry_key=REGISTRY_KEY, routes={"SMH": "etf"})
+    api = make_api(store.root, tmp_path, docs=True)
+    features = dict.fromkeys(models.smh.metadata.feature_names, 0.0)
+    event = load_event("rest_predict.json")
+    event["body"] = json.dumps({"ticker": "SMH", "features": {**features, "rsi_14": 99.0}})
+    answer = json.loads(api.handle(event, None)["body"])
+    assert [w["code"] for w in answer["warnings"]] == ["out_of_range"]
+    # Then the document's 200 schema holds it, and names the contract's codes and meaning
+    doc = openapi(api)
+    ok = doc["paths"]["/predict"]["post"]["responses"]["200"]["content"]["application/json"]
+    jsonschema.validate(answer, {**ok["schema"], "components": doc.get("components", {})})
+    warning = openapi_module.WARNING
+    assert warning["properties"]["code"]["enum"] == ["out_of_range", "unexpected_missing"]
+    assert (
+        "missing (null) where the reference had no missing value"
+        in (warning["properties"]["code"]["description"])
+    )
+    shown = [w for w in _walk(doc) if w.get("title") == "Warning"]  # what the docs page shows
+    assert shown and all(w["properties"]["code"]["enum"] == warning["properties"]["code"]["enum"]
+                         for w in shown)  # fmt: skip
+    broken = {**answer, "warnings": [{**answer["warnings"][0], "code": "odd"}]}
+    with pytest.raises(jsonschema.ValidationError, match="'odd'"):
+        jsonschema.validate(broken, {**ok["schema"], "components": doc.get("components", {})})
+
+
+def _walk(node: Any) -> list[dict[str, Any]]:
+    """Every object in a JSON document."""
+    if isinstance(node, dict):
+        return [node, *(o for v in node.values() for o in _walk(v))]
+    if isinstance(node, list):
+        return [o for v in node for o in _walk(v)]
+    return []

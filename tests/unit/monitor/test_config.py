@@ -54,8 +54,9 @@ def test_defaults_are_seed_003_s_rule() -> None:
 @pytest.mark.parametrize(
     ("values", "message"),
     [
-        ({"alpha": 1.0}, "alpha must be in (0, 1), not 1.0"),
-        ({"alpha": 0}, "alpha must be in (0, 1), not 0"),
+        ({"alpha": 1.5}, "alpha must be in (0, 1], not 1.5"),  # 1: the test off
+        ({"alpha": 0}, "alpha must be in (0, 1], not 0"),
+        ({"seed_runs": 0}, "seedRuns must be >= 1, not 0"),
         ({"switch_win_rate": 1.5}, "switchWinRate must be in (0, 1], not 1.5"),
         ({"psi_watch": -0.1}, "psiWatch must be >= 0, not -0.1"),
         ({"psi_drift": float("nan")}, "psiDrift must be > 0, not nan"),
@@ -93,6 +94,7 @@ def test_the_report_shape_of_a_config_is_unchanged() -> None:
             "retrain_drift_pct": 10.0,
             "watch_drift_pct": 5.0,
             "alpha": 0.05,
+            "runs": 3,
         },
         "min_window": 30,
         "min_drift_rows": 200,

@@ -11,14 +11,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.capture_support import ListSink
 from tests.family_support import families
 from tests.monitor_support import (
     DAY0,
     REGISTRY_KEY,
     Row,
+    calibrated_rows,
     class_output,
     classification_baseline,
     feature_dict,
+    past_wins,
     publish_with_baseline,
     reference_rows,
     set_shadow,
@@ -29,11 +32,18 @@ from tests.monitor_support import (
 from tests.support import DemoModels
 from tickerserve.baselines.baseline import Reference, Window, fit_baseline
 from tickerserve.baselines.persistence import attach_to_bundle
+from tickerserve.metric_names import MONITOR
+from tickerserve.monitor.cloudwatch import model_figures
 from tickerserve.monitor.config import MonitorConfig
 from tickerserve.monitor.evaluate import run_monitor
-from tickerserve.monitor.report import Period, RunReport
-from tickerserve.publishing.release import apply_publication, write_version
+from tickerserve.monitor.monitoring_history import history_record
+from tickerserve.monitor.report import FeatureWarnings, Period, RequestWarnings, RunReport
+from tickerserve.publishing.release import apply_publication, publish_bundle, write_version
+from tickerserve.serving.capture import Capture
 from tickerserve.serving.model import LoadedModel
+from tickerserve.serving.predict import predict
+from tickerserve.serving.service import ModelService
+from tickerserve.settings import Settings
 from tickerserve.storage.store import LocalStore
 
 # The monitor function's layer has no scipy: nothing here may import it.
@@ -163,6 +173,12 @@ def test_a_better_challenger_wins_and_the_rule_says_switch(store, models) -> Non
     names = smh_store(store, models, metrics={"accuracy": 0.62, "macro_f1": 0.6})
     set_shadow(store, "etfs/SMH", "challenger")
     traffic(store, names, models.smh.metadata.classes, champion_right=0.6, challenger_right=0.8)
+    # On its first day the challenger's win is one day of evidence: no switch yet
+    first = run(store).models[0]
+    assert first.action == "keep" and first.history.winning_days == [NOW.date().isoformat()]
+    assert "it has won on 1 day(s) in a row; seed 003 asks for 3" in first.recommendation.reason
+    # After it also won the two days before (the history says so), the rule says switch
+    past_wins(store, before=NOW.date())
     report = run(store).models[0].to_dict()
     comparison, test = report["comparison"], report["test"]
     assert comparison["mode"] == "shadow"
@@ -177,6 +193,10 @@ def test_a_better_challenger_wins_and_the_rule_says_switch(store, models) -> Non
     assert report["performance"]["coverage"] == 1.0
     assert report["recommendation"]["action"] == "switch"
     assert report["recommendation"]["sentence"] == "SWITCH TO MODEL B (challenger 1.0.1)"
+    assert report["recommendation"]["reason"].startswith(
+        "challenger won 7 of 7 windows (100% >= 75%) on 3 days in a row"
+    )
+    assert len(report["history"]["winning_days"]) == 3
 
 
 def test_a_degraded_champion_is_retrained_not_switched(store, models) -> None:
@@ -269,6 +289,7 @@ def test_a_regression_challenger_with_smaller_errors_wins(store, models, mode: s
             outcomes.append({"request_id": rid, "value": truth})
     write_capture(store, records)
     write_outcomes(store, outcomes, DAY0 + timedelta(days=8))
+    past_wins(store, "etfs/SPY", before=NOW.date())
     report = run(store).models[0].to_dict()
     assert report["task"] == "regression"
     assert report["performance"]["metric"] == "rmse"
@@ -355,3 +376,134 @@ def test_folding_the_stream_often_or_once_gives_the_same_report(
     assert often.capture == once.capture
     assert _rounded(often.models[0].to_dict()) == _rounded(once.models[0].to_dict())
     assert once.models[0].to_dict()["feature_drift"]["drifted"] == sorted(SHIFTED)
+
+
+# -- performance before outcomes arrive (issue 19) -----------------------------------------------
+
+
+def estimated_store(
+    store: LocalStore, models: DemoModels, *, sharpen: float, outcome_share: float = 1.0
+) -> None:
+    """SMH whose outputs come from a synthetic model (probabilities, and truths drawn from the
+    true ones; ``sharpen`` > 1: overconfident), calibrated on 3,000 labelled reference rows,
+    then a week of captured traffic on which the model is less sure (and less often right)."""
+    rng = np.random.default_rng(5)
+    meta = models.smh.metadata
+    classes = list(meta.classes)
+    p, truth = calibrated_rows(rng, 3000, sharpen=sharpen, classes=classes)
+    x = reference_rows(rng, 3000, len(meta.used_features))
+    baseline = fit_baseline(
+        meta.model, meta.version, "classification",
+        Reference(meta.used_features, x, p, [classes[t] for t in truth]), classes=classes,
+    )  # fmt: skip
+    publish_with_baseline(store, models.smh, baseline)
+    records, outcomes = [], []
+    for d in range(7):
+        day = DAY0 + timedelta(days=d)
+        later, later_truth = calibrated_rows(rng, 400, scale=0.9, sharpen=sharpen, classes=classes)
+        for i in range(400):
+            rid = f"e-{d}-{i}"
+            output = {
+                "label": classes[int(np.argmax(later[i]))],
+                "probabilities": dict(zip(classes, map(float, later[i]), strict=True)),
+            }
+            records.append(Row(rid, stamp(day, i * 97), "etfs/SMH", "1.0.0", "production",
+                               "champion", "classification", {}, output, []).record())  # fmt: skip
+            if rng.random() < outcome_share:
+                outcomes.append({"request_id": rid, "label": classes[later_truth[i]]})
+    write_capture(store, records)
+    write_outcomes(store, outcomes, DAY0 + timedelta(days=7))
+
+
+def test_a_calibrated_model_s_estimated_accuracy_is_within_003_of_the_realized(store, models):
+    estimated_store(store, models, sharpen=1.0)
+    report = run(store).models[0]
+    performance, estimated = report.performance, report.performance.estimated
+    assert estimated is not None and estimated.trusted and estimated.problem is None
+    assert performance.current is not None and estimated.accuracy is not None
+    # The traffic is harder than the reference: both agree on it, within 0.03
+    assert performance.current < performance.baseline - 0.05  # type: ignore[operator]
+    assert abs(estimated.accuracy - performance.current) < 0.03
+    assert estimated.realized == performance.current and estimated.rows == 2800
+    # day by day too (400 rows a day: within sampling noise of the day's realized accuracy)
+    for window in report.windows:
+        assert window.estimated_accuracy is not None and window.champion is not None
+        assert abs(window.estimated_accuracy - window.champion) < 0.08
+    # and the estimate's drift is the realized drift's, seen before the outcomes
+    assert estimated.drift_pct is not None and performance.drift_pct is not None
+    assert abs(estimated.drift_pct - performance.drift_pct) < 5
+
+
+def test_before_any_outcome_arrives_the_estimate_already_says_it(store, models):
+    estimated_store(store, models, sharpen=1.0, outcome_share=0.0)
+    report = run(store).models[0]
+    estimated = report.performance.estimated
+    assert report.performance.current is None and report.performance.scored == 0
+    assert estimated is not None and estimated.trusted and estimated.accuracy is not None
+    assert estimated.drift_pct is not None and estimated.drift_pct > 5  # worse, already known
+    assert model_figures(report)[MONITOR.estimated_drift_pct] == estimated.drift_pct
+
+
+def test_a_badly_calibrated_model_s_estimate_is_flagged_not_trusted(store, models):
+    estimated_store(store, models, sharpen=3.0)
+    report = run(store).models[0]
+    estimated = report.performance.estimated
+    assert estimated is not None and not estimated.trusted
+    assert estimated.problem is not None and estimated.problem.startswith("badly calibrated")
+    # and it is never sent for an alarm
+    assert MONITOR.estimated_drift_pct not in model_figures(report)
+
+
+def test_the_answers_warnings_are_counted_per_feature_and_kept_in_history(store, models) -> None:
+    # Given SMH published with its baseline (its reference never missed atr_pct) and served
+    # with capture on: rsi_14 far out of range on a quarter of the rows, atr_pct missing on a
+    # tenth, the rest like the reference
+    meta = models.smh.metadata
+    rng = np.random.default_rng(4)
+    x = reference_rows(rng, 3000, len(meta.used_features))
+    x[:, meta.used_features.index("atr_pct")] = rng.normal(size=3000)
+    baseline = classification_baseline(models.smh, x, None)
+    publish_bundle(store, attach_to_bundle(models.smh, baseline), registry_key=REGISTRY_KEY,
+                   routes={"SMH": "etf"})  # fmt: skip
+    service = ModelService(Settings(cache_dir=str(store.root / "cache")), store=store)
+    sink = ListSink()
+    for i in range(400):
+        features: dict[str, float | None] = dict.fromkeys(meta.feature_names, 0.2)
+        if i % 4 == 0:
+            features["rsi_14"] = 50.0
+        if i % 10 == 0:
+            features["atr_pct"] = None
+        predict(service, {"ticker": "SMH", "features": features}, capture=Capture(sink))
+    records = [{**r, "time": stamp(DAY0, i)} for i, r in enumerate(sink.records)]
+    write_capture(store, records)
+    # When the monitor judges the day
+    report = run_monitor(
+        store, registry_key=REGISTRY_KEY, period=Period(DAY0, DAY0 + timedelta(days=1)), now=NOW
+    )
+    # Then the model's report counts the warnings per feature, most warned first
+    (smh,) = report.models
+    assert smh.warnings == RequestWarnings(
+        rows=400,
+        warned_rows=100 + 40 - 20,
+        warned_share=120 / 400,
+        features={
+            "rsi_14": FeatureWarnings(out_of_range=100),
+            "atr_pct": FeatureWarnings(unexpected_missing=40),
+        },
+    )
+    # and its history line keeps them for the HTML report
+    line = history_record(report, smh)
+    assert line["warnings"] == {
+        "rows": 400, "warned_rows": 120, "warned_share": 0.3,
+        "features": {"rsi_14": {"out_of_range": 100, "unexpected_missing": 0},
+                     "atr_pct": {"out_of_range": 0, "unexpected_missing": 40}},
+    }  # fmt: skip
+
+
+def test_a_run_without_checked_answers_reports_no_warnings(store, models) -> None:
+    # Captured rows from before warnings existed (no "warnings" key) are not "no warnings"
+    names = smh_store(store, models)
+    traffic(store, names, models.smh.metadata.classes, per_day=50, days=1)
+    (smh,) = run(store).models
+    assert smh.warnings is None
+    assert "warnings" not in smh.to_dict()

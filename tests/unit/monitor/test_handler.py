@@ -4,13 +4,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import boto3
 import pytest
 from moto import mock_aws
 
-from tests.monitor_support import DAY0
+from tests.monitor_support import DAY0, past_wins
 from tests.support import load_event
 from tests.unit.monitor.test_evaluate import SHIFTED, smh_store, traffic
 from tickerserve.layout import MONITORING_HISTORY_KEY
@@ -63,15 +63,17 @@ def metrics(dimensioned: bool) -> dict[str, float]:
 
 def test_a_scheduled_run_judges_the_week_before_writes_history_and_metrics(aws, models) -> None:
     # Given a champion whose inputs moved and a challenger that is right far more often
+    # (for the two days before today too, the history says)
     names = smh_store(aws, models, metrics={"accuracy": 0.6})
     traffic(aws, names, models.smh.metadata.classes, shift=SHIFTED, challenger_right=0.85)
+    past_wins(aws, before=datetime.now(UTC).date())
     # When the schedule fires at 00:30 on 2026-12-08 (the event CDK's LambdaInvoke sends)
     summary = handler.lambda_handler(load_event("scheduler_monitor.json"), None)
     # Then the complete days 12-01 .. 12-07 were judged
     assert (summary["since"], summary["until"]) == ("2026-12-01", "2026-12-08")
     assert DAY0.isoformat() == summary["since"]
     assert summary["models"][0]["action"] == "switch"
-    (line,) = read_records(aws, MONITORING_HISTORY_KEY).records
+    *_, line = read_records(aws, MONITORING_HISTORY_KEY).records
     assert line["action"] == "switch" and line["feature_drift"]["drifted"] == sorted(SHIFTED)
     # and the metrics are there per model and without a dimension (the worst over models)
     per_model, worst = metrics(dimensioned=True), metrics(dimensioned=False)
@@ -94,6 +96,7 @@ def test_auto_promote_moves_production_through_the_promote_path(aws, models, mon
     monkeypatch.setenv(ENV_MONITOR_AUTO_PROMOTE, "true")
     names = smh_store(aws, models, metrics={"accuracy": 0.6})
     traffic(aws, names, models.smh.metadata.classes, challenger_right=0.85)
+    past_wins(aws, before=datetime.now(UTC).date())
     summary = handler.lambda_handler(load_event("scheduler_monitor.json"), None)
     assert summary["promotions"] == [
         {"model": "etfs/SMH", "alias": "production", "from": "1.0.0", "to": "1.0.1",
@@ -102,7 +105,7 @@ def test_auto_promote_moves_production_through_the_promote_path(aws, models, mon
     entry = read_registry(aws, "metadata/asset_registry.json").registry.models["etfs/SMH"]
     assert entry.aliases["production"].version == "1.0.1"
     assert [t.version for t in entry.history["production"]] == ["1.0.0"]  # rollback works
-    (line,) = read_records(aws, MONITORING_HISTORY_KEY).records
+    *_, line = read_records(aws, MONITORING_HISTORY_KEY).records
     assert line["promoted"]["to"] == "1.0.1"
 
 
@@ -120,7 +123,7 @@ def test_bad_thresholds_fail_loudly() -> None:
         handler.MonitorSettings.from_env({ENV_MONITOR_THRESHOLDS: '{"psi": 1}'})
     with pytest.raises(ValueError, match=r"psiWatch \(0\.5\) must be <= psiDrift \(0\.25\)"):
         handler.MonitorSettings.from_env({ENV_MONITOR_THRESHOLDS: '{"psiWatch": 0.5}'})
-    with pytest.raises(ValueError, match=r"alpha must be in \(0, 1\), not 0"):
+    with pytest.raises(ValueError, match=r"alpha must be in \(0, 1\], not 0"):
         handler.MonitorSettings.from_env({ENV_MONITOR_THRESHOLDS: '{"alpha": 0}'})
     with pytest.raises(ValueError, match=r"TICKERSERVE_MONITOR_DAYS='93' must be in \[1, 92\]"):
         handler.MonitorSettings.from_env({ENV_MONITOR_DAYS: "93"})

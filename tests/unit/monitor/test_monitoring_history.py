@@ -6,12 +6,13 @@ own analysis snippets still run on it) plus ours, appended to
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from tests.monitor_support import REGISTRY_KEY, set_shadow
-from tests.unit.monitor.test_evaluate import SHIFTED, WEEK, run, smh_store, traffic
+from tests.monitor_support import REGISTRY_KEY, past_wins, set_shadow
+from tests.unit.monitor.test_evaluate import NOW, SHIFTED, WEEK, run, smh_store, traffic
 from tickerserve.layout import MONITORING_HISTORY_KEY
 from tickerserve.monitor.monitoring_history import RECORD_VERSION, append_run, history_record
 from tickerserve.publishing.release import publish_bundle
@@ -28,15 +29,16 @@ def test_history_lines_carry_the_seed_keys_and_ours(store, models) -> None:
     names = smh_store(store, models, metrics={"accuracy": 0.62})
     set_shadow(store, "etfs/SMH", "challenger")
     traffic(store, names, models.smh.metadata.classes, shift=SHIFTED, challenger_right=0.8)
+    past_wins(store, before=NOW.date())  # the two days before: three winning days in a row
     append_run(store, run(store))
     append_run(store, run(store))
     history = read_records(store, MONITORING_HISTORY_KEY).records
-    assert len(history) == 2
+    assert len(history) == 4
     line = history[-1]
     # the seed's own analysis snippets work unchanged
     drift = [r["drift"]["model_a_drift_pct"] for r in history]
     wins = [r["comparison"]["model_b_win_rate"] for r in history]
-    assert all(isinstance(x, float) for x in drift) and wins == [1.0, 1.0]
+    assert all(isinstance(x, float) for x in drift) and wins == [1.0] * 4
     for key in ("timestamp", "monitoring_date", "model_a", "model_b", "test_window", "drift",
                 "comparison", "recommendation", "windows"):  # fmt: skip
         assert key in line
@@ -56,6 +58,17 @@ def test_history_lines_carry_the_seed_keys_and_ours(store, models) -> None:
         SHIFTED
     )
     assert line["feature_drift"]["drifted"] == sorted(SHIFTED)
+    # what the run judged by: k of n windows, the days in a row, what the join left out
+    assert (line["comparison"]["windows_won"], line["comparison"]["windows_counted"]) == (7, 7)
+    assert line["history"]["winning_days"] == [
+        (NOW.date() - timedelta(days=k)).isoformat() for k in (2, 1, 0)
+    ]
+    assert line["joined"] == {
+        "evidence_rows": 2800, "repeated_ids": 0, "pinned_rows": 0, "wrong_task": 0,
+        "corrected": 0,
+    }  # fmt: skip
+    # both drift figures: the seed's (degradation only) and ours (+ worse, - better)
+    assert line["drift"]["model_a_drift_pct"] == max(0.0, line["drift"]["drift_pct"])
     json.dumps(line, allow_nan=False)
 
 

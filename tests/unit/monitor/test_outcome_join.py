@@ -1,9 +1,10 @@
-"""Outcomes joined to captured rows by request id: the latest received outcome per id wins,
-labels and values come back for exactly the ids that have one, and past its capacity the
-index keeps a deterministic sample that captured rows are joined against too."""
+"""Outcomes joined to captured rows by request id: only the ids that were served are kept
+(never-served ones cost nothing), keys are salted, the latest label and the latest value of an
+id are kept apart (a value never erases a label) and a correction is known as one."""
 
 from __future__ import annotations
 
+import tracemalloc
 from datetime import date
 from pathlib import Path
 
@@ -12,13 +13,16 @@ import numpy as np
 from tests.monitor_support import write_outcomes
 from tickerserve.monitor.capture_reader import ReadCounts
 from tickerserve.monitor.outcome_join import (
-    NO_LABEL,
+    NO_KEY,
+    KeyHasher,
     OutcomeIndex,
+    in_sample,
     latest_outcomes,
-    request_key,
 )
 from tickerserve.storage.outcomes import Outcome
 from tickerserve.storage.store import LocalStore
+
+HASHER = KeyHasher(b"a secret salt of the store, 32 b")
 
 
 def outcome(rid: str, label: str | None = None, value: float | None = None,
@@ -26,50 +30,97 @@ def outcome(rid: str, label: str | None = None, value: float | None = None,
     return Outcome(rid, label, value, None, received)
 
 
-def test_lookup_finds_labels_and_values_by_request_id():
+def served(*ids: str) -> np.ndarray:
+    return np.unique(HASHER.keys(list(ids)))
+
+
+def labels_of(index: OutcomeIndex, *ids: str) -> list[str | None]:
+    found, codes, _ = index.labels_for(HASHER.keys(list(ids)))
+    return [index.labels[c] if f else None for f, c in zip(found, codes, strict=True)]
+
+
+def test_only_outcomes_of_served_ids_are_kept():
     index = OutcomeIndex.build(
-        [outcome("a", "UP"), outcome("b", "DOWN"), outcome("c", value=0.25), outcome("d", "UP")]
-    )
-    sampled, found, codes, values = index.lookup(["d", "zz", "c", "a", None, 7])
-    assert sampled.all()
-    assert found.tolist() == [True, False, True, True, False, False]
-    assert [index.labels[c] if c != NO_LABEL else None for c in codes] == [
-        "UP", None, None, "UP", None, None,
-    ]  # fmt: skip
-    assert values[2] == 0.25 and np.isnan(values[0]) and np.isnan(values[1])
-    assert len(index) == 4 and index.sample_rate == 1.0
+        [outcome("a", "UP"), outcome("never", "DOWN"), outcome("c", value=0.25),
+         outcome("d", "UP")],
+        HASHER, served("a", "c", "d", "quiet"),
+    )  # fmt: skip
+    assert labels_of(index, "d", "never", "c", "a") == ["UP", None, None, "UP"]
+    found, values, _ = index.values_for(HASHER.keys(["c", "a"]))
+    assert found.tolist() == [True, False] and values[0] == 0.25
+    assert (len(index), index.kept, index.ignored) == (3, 3, 1)
 
 
-def test_the_latest_received_outcome_corrects_earlier_ones():
+def test_the_latest_received_label_wins_and_the_id_is_marked_corrected():
     index = OutcomeIndex.build([
         outcome("a", "UP", received="2026-12-01T10:00:00Z"),
         outcome("a", "DOWN", received="2026-12-03T10:00:00Z"),
         outcome("a", "FLAT", received="2026-12-02T10:00:00Z"),
         outcome("b", "UP", received="2026-12-01T10:00:00Z"),
         outcome("b", "DOWN", received="2026-12-01T10:00:00Z"),  # a tie: the later read wins
-    ])  # fmt: skip
-    _, found, codes, _ = index.lookup(["a", "b"])
-    assert found.all()
-    assert [index.labels[c] for c in codes] == ["DOWN", "DOWN"]
-    assert len(index) == 2
+        outcome("c", "UP"), outcome("c", "UP"),  # the same outcome twice is no correction
+    ], HASHER, served("a", "b", "c"))  # fmt: skip
+    assert labels_of(index, "a", "b", "c") == ["DOWN", "DOWN", "UP"]
+    _, _, corrected = index.labels_for(HASHER.keys(["a", "b", "c"]))
+    assert corrected.tolist() == [True, True, False]
 
 
-def test_past_capacity_a_deterministic_sample_is_kept_and_lookups_agree():
-    ids = [f"req-{i}" for i in range(5000)]
-    index = OutcomeIndex.build((outcome(r, "UP") for r in ids), capacity=1000)
-    assert len(index) <= 1000 and index.sample_bits >= 3
-    assert index.sample_rate == 1 / (1 << index.sample_bits)
-    sampled, found, _, _ = index.lookup(ids)
-    # every sampled id has its outcome; no id outside the sample does
-    assert (found == sampled).all()
-    assert abs(int(sampled.sum()) - 5000 * index.sample_rate) < 5000 * index.sample_rate * 0.3
-    again = OutcomeIndex.build((outcome(r, "UP") for r in reversed(ids)), capacity=1000)
-    assert again.keys.tolist() == index.keys.tolist()
+def test_a_value_sent_for_a_labelled_id_never_erases_its_label():
+    # Given a classifier's honest label, then a value for the same id received later
+    index = OutcomeIndex.build(
+        [outcome("a", "UP", received="2026-12-01T10:00:00Z"),
+         outcome("a", value=0.0, received="2026-12-02T10:00:00Z")],
+        HASHER, served("a"),
+    )  # fmt: skip
+    # Then the label is still the label (a regressor would read the value)
+    assert labels_of(index, "a") == ["UP"]
+    found, values, _ = index.values_for(HASHER.keys(["a"]))
+    assert found.tolist() == [True] and values.tolist() == [0.0]
 
 
-def test_request_keys_are_stable_64_bit_numbers():
-    assert request_key("order-1") == request_key("order-1") != request_key("order-2")
-    assert 0 <= request_key("x") < 2**64
+def test_corrections_are_known_across_the_merges_of_a_long_stream():
+    # Given more outcomes than one merge holds, the first and the last for the same id
+    ids = [f"id-{i}" for i in range(3000)]
+    stream = [outcome(r, "UP") for r in ids] * 30 + [
+        outcome("id-7", "DOWN", received="2026-12-09T00:00:00Z")
+    ]
+    index = OutcomeIndex.build(stream, HASHER, served(*ids))
+    assert labels_of(index, "id-7", "id-8") == ["DOWN", "UP"]
+    _, _, corrected = index.labels_for(HASHER.keys(["id-7", "id-8"]))
+    assert corrected.tolist() == [True, False]
+
+
+def test_never_served_outcomes_cost_no_memory():
+    # Given 200 served ids, and 200 or 200,000 outcomes for ids that were never served
+    wanted = served(*(f"served-{i}" for i in range(200)))
+
+    def peak(flood: int) -> tuple[int, OutcomeIndex]:
+        outcomes = (outcome(f"flood-{i}", "UP") for i in range(flood))
+        tracemalloc.start()
+        index = OutcomeIndex.build(outcomes, HASHER, wanted)
+        size = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        return size, index
+
+    small, _ = peak(200)
+    large, index = peak(200_000)
+    # Then a thousand times the flood leaves nothing in the index, and memory stays within
+    # one batch's working set of the small run's
+    assert (len(index), index.ignored) == (0, 200_000)
+    assert large < small + 64 * 1024 * 1024 and large < 3 * max(small, 8 * 1024 * 1024)
+
+
+def test_keys_depend_on_the_secret_salt_and_samples_cannot_be_chosen():
+    ids = [f"order-{i}" for i in range(4000)]
+    mine, theirs = KeyHasher(b"salt one, sixteen+"), KeyHasher(b"salt two, sixteen+")
+    assert mine.key("order-1") == mine.key("order-1") != theirs.key("order-1")
+    assert 0 < mine.key("x") < 2**64
+    # Which ids fall in a 1/8 sample differs with the salt: an attacker without it cannot
+    # pick ids that stay in
+    in_mine = set(np.flatnonzero(in_sample(mine.keys(ids), 3)).tolist())
+    in_theirs = set(np.flatnonzero(in_sample(theirs.keys(ids), 3)).tolist())
+    assert abs(len(in_mine) - 500) < 100 and len(in_mine & in_theirs) < 150
+    assert mine.keys(["ok", None, 7, "", "\ud800"]).tolist()[1:] == [NO_KEY] * 4
 
 
 def test_outcomes_of_the_window_are_read_from_the_store(tmp_path: Path):

@@ -21,6 +21,8 @@ from tickerserve.monitor.report import (
     DriftSummary,
     FeatureDrift,
     FeatureFigure,
+    History,
+    Joined,
     ModelReport,
     OutcomeCounts,
     OutputDrift,
@@ -93,10 +95,13 @@ def model_report(*, drifted: bool = True, challenger: bool = True) -> ModelRepor
             paired_rows=0,
             canary_rows=100,
             windows_counted=1,
+            windows_won=1,
             win_rate=1.0,
         ),
         test=mcnemar_exact(1, 9),
         windows=windows,
+        joined=Joined(evidence_rows=43, repeated_ids=0, pinned_rows=0, wrong_task=0, corrected=0),
+        history=History(runs_needed=3, winning_days=["2026-12-03"], degrading=[5.0], days=1),
         recommendation=Decision(action="watch", reason="drift 5.0%", sentence="USE MODEL A"),
     )
 
@@ -108,8 +113,18 @@ def run_report(*models: ModelReport) -> RunReport:
         period=Period(date(2026, 12, 1), date(2026, 12, 3)),
         config=DEFAULTS,
         models=list(models),
-        capture=CaptureCounts(objects=2, lines=402, skipped=1, outside_period=0),
-        outcomes=OutcomeCounts(objects=1, lines=43, skipped=0, request_ids=43, sample_rate=1.0),
+        capture=CaptureCounts(
+            objects=2, lines=402, skipped=1, skipped_by_reason={"not_json": 1}, outside_period=0
+        ),
+        outcomes=OutcomeCounts(
+            objects=1,
+            lines=43,
+            skipped=0,
+            skipped_by_reason={},
+            request_ids=43,
+            ignored=0,
+            sample_rate=1.0,
+        ),
         skipped_models={"etfs/QQQ": "no production alias"},
     )
 
@@ -126,7 +141,7 @@ def test_keys_of_empty_figures_are_left_out_as_before() -> None:
     assert list(data) == [
         "model", "task", "champion", "challenger", "rows", "rows_other_versions",
         "feature_drift", "output_drift", "performance", "comparison", "test", "windows",
-        "recommendation",
+        "joined", "history", "recommendation",
     ]  # fmt: skip
     assert data["performance"]["model_a_drift_pct"] == 5.0  # seed 003's: degradation only
     assert data["champion"]["baseline"]["training"] == {
@@ -157,7 +172,10 @@ def test_the_run_s_json_and_a_history_line_are_json_with_the_seed_s_keys() -> No
     report.promoted = Promotion("etfs/SMH", error="production moved")
     run = run_report(report, model_report(challenger=False))
     data = run.to_dict()
-    assert data["capture"] == {"objects": 2, "lines": 402, "skipped": 1, "outside_period": 0}
+    assert data["capture"] == {
+        "objects": 2, "lines": 402, "skipped": 1, "skipped_by_reason": {"not_json": 1},
+        "outside_period": 0,
+    }  # fmt: skip
     assert data["models"][0]["promoted"] == {"model": "etfs/SMH", "error": "production moved"}
     line = history_record(run, report)
     json.dumps([data, line], allow_nan=False)

@@ -11,8 +11,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from tests.monitor_support import REGISTRY_KEY
-from tests.unit.monitor.test_evaluate import SHIFTED, run, smh_store, traffic
+from tests.monitor_support import REGISTRY_KEY, past_wins
+from tests.unit.monitor.test_evaluate import NOW, SHIFTED, run, smh_store, traffic
 from tickerserve.layout import MONITORING_HISTORY_KEY
 from tickerserve.monitor.cloudwatch import NAMESPACE
 from tickerserve.monitor.run import complete
@@ -34,9 +34,11 @@ def cloudwatch() -> Iterator[object]:
 
 
 def switching(store: LocalStore, models) -> None:
-    """SMH with a champion whose inputs moved and a challenger right far more often."""
+    """SMH with a champion whose inputs moved and a challenger right far more often, as it
+    was on the two days before (the history says)."""
     names = smh_store(store, models, metrics={"accuracy": 0.6})
     traffic(store, names, models.smh.metadata.classes, shift=SHIFTED, challenger_right=0.85)
+    past_wins(store, before=NOW.date())
 
 
 def production(store: LocalStore) -> str:
@@ -47,7 +49,7 @@ def production(store: LocalStore) -> str:
 def test_by_default_a_run_writes_history_and_changes_nothing_else(store, models) -> None:
     switching(store, models)
     done = complete(store, REGISTRY_KEY, run(store))
-    (line,) = read_records(store, MONITORING_HISTORY_KEY).records
+    *_, line = read_records(store, MONITORING_HISTORY_KEY).records
     assert done.history == [line]
     assert (line["model"], line["action"], line["promoted"]) == ("etfs/SMH", "switch", None)
     assert (done.metrics_sent, done.promotions) == (0, [])
@@ -63,7 +65,7 @@ def test_a_switch_is_promoted_through_the_promote_path_and_recorded(store, model
     assert production(store) == "1.0.1"
     entry = read_registry(store, REGISTRY_KEY).registry.models["etfs/SMH"]
     assert [t.version for t in entry.history["production"]] == ["1.0.0"]  # rollback works
-    (line,) = read_records(store, MONITORING_HISTORY_KEY).records
+    *_, line = read_records(store, MONITORING_HISTORY_KEY).records
     assert line["promoted"] == move
 
 
@@ -82,7 +84,7 @@ def test_a_champion_that_moved_since_the_run_judged_it_is_not_switched(store, mo
         "error": "etfs/SMH production moved to 1.0.1 since it was judged at 1.0.0; not promoting",
     }
     assert production(store) == "1.0.1"
-    (line,) = read_records(store, MONITORING_HISTORY_KEY).records
+    *_, line = read_records(store, MONITORING_HISTORY_KEY).records
     assert line["promoted"] == outcome
 
 
@@ -102,7 +104,7 @@ def test_metrics_are_emitted_on_request_and_history_can_be_skipped(
         cloudwatch=cloudwatch,
     )  # fmt: skip
     assert done.history == []
-    assert read_records(store, MONITORING_HISTORY_KEY).records == []
+    assert len(read_records(store, MONITORING_HISTORY_KEY).records) == 2  # past_wins' alone
     names = {m["MetricName"] for m in cloudwatch.list_metrics(Namespace=NAMESPACE)["Metrics"]}
     assert {"SwitchRecommended", "FeatureDriftMax", "ChallengerWinRate"} <= names
     assert done.metrics_sent == 2 * len(names)  # per model and the worst over models

@@ -3,6 +3,8 @@ log line carries the Lambda context and the API Gateway request id as correlatio
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Iterator
 from types import SimpleNamespace
 
@@ -10,9 +12,11 @@ import pytest
 from aws_lambda_powertools.metrics import MetricUnit
 
 from tests.support import FakeClock, load_event
+from tickerserve.metric_names import PREDICTION
 from tickerserve.serving.observability import (
     Gauge,
     count,
+    count_for_model,
     logger,
     metrics,
     with_request_context,
@@ -76,3 +80,33 @@ def test_log_lines_carry_the_context_and_the_correlation_id():
     assert [keys["correlation_id"] for keys in seen] == [gateway_id, None, gateway_id]
     assert seen[0]["function_name"] == "tickerserve-dev"
     assert seen[0]["function_memory_size"] == 1024
+
+
+def test_a_per_model_count_is_its_own_line_with_the_model_as_a_dimension(capfd):
+    # One EMF line of its own on stdout (the invocation's other metrics carry no model
+    # dimension), as CloudWatch reads the embedded metric format
+    count_for_model(PREDICTION.request_warnings, "etfs/SMH", 3)
+    (line,) = capfd.readouterr().out.splitlines()
+    emf = json.loads(line)
+    (directive,) = emf["_aws"]["CloudWatchMetrics"]
+    assert directive["Namespace"] == PREDICTION.namespace
+    assert directive["Metrics"] == [{"Name": "RequestWarnings", "Unit": "Count"}]
+    assert directive["Dimensions"] == [["service", "Model"]]
+    assert (emf["service"], emf["Model"], emf["RequestWarnings"]) == ("tickerserve", "etfs/SMH", 3)
+    assert abs(emf["_aws"]["Timestamp"] / 1000 - time.time()) < 60
+    assert metrics.metric_set == {}  # nothing left for the invocation's own flush
+
+
+def test_deployed_a_per_model_count_carries_the_function_as_the_alarm_query_expects(capfd):
+    # The stack's alarm reads SCHEMA(namespace, service, function, Model): exactly these
+    metrics.set_default_dimensions(**{PREDICTION.function_dimension: "tickerserve-prod"})
+    try:
+        count_for_model(PREDICTION.request_warnings, "stocks/universal", 1)
+    finally:
+        metrics.clear_default_dimensions()
+    emf = json.loads(capfd.readouterr().out)
+    (directive,) = emf["_aws"]["CloudWatchMetrics"]
+    assert sorted(directive["Dimensions"][0]) == sorted(
+        [PREDICTION.service_dimension, PREDICTION.function_dimension, PREDICTION.model_dimension]
+    )
+    assert (emf["function"], emf["Model"]) == ("tickerserve-prod", "stocks/universal")

@@ -15,7 +15,9 @@ import pytest
 
 from tests.capture_support import ListSink
 from tests.family_support import families, rows
+from tests.monitor_support import classification_baseline, reference_rows
 from tests.support import REGISTRY_KEY, DemoModels, load_event
+from tickerserve.baselines.persistence import attach_to_bundle
 from tickerserve.errors import BadRequest, NotFound, PayloadTooLarge
 from tickerserve.layout import artifact_key
 from tickerserve.publishing.release import publish_bundle
@@ -315,3 +317,99 @@ def test_a_shadow_is_scored_alike_for_a_request_and_a_batch_item(store, tmp_path
         assert (a["alias"], a["version"]) == ("challenger", "1.0.1")
         assert a["output"]["probabilities"] == pinned["probabilities"]
     assert service.counters.shadow_failures == 0
+
+
+# -- warnings: a row unlike the version's reference ---------------------------------------------
+
+
+def guarded_smh(tmp_path: Path, models: DemoModels) -> LocalStore:
+    """SMH 1.0.0 published with a baseline (its reference never missed rsi_14 nor
+    iv_percentile; the other used features 2 % of the time), SPY without one."""
+    store = LocalStore(tmp_path / "guarded")
+    x = reference_rows(np.random.default_rng(8), 2000, 6)
+    used = models.smh.metadata.used_features  # rsi_14, iv_percentile, atr_pct, ...
+    x[:, used.index("rsi_14")] = np.random.default_rng(9).uniform(20, 80, 2000)
+    x[:, used.index("iv_percentile")] = np.random.default_rng(10).uniform(0, 1, 2000)
+    baseline = classification_baseline(models.smh, x, None)
+    bundle = attach_to_bundle(models.smh, baseline)
+    publish_bundle(store, bundle, registry_key=REGISTRY_KEY, routes={"SMH": "etf"})
+    publish_bundle(store, models.spy, registry_key=REGISTRY_KEY, routes={"SPY": "etf"})
+    return store
+
+
+def calm(models: DemoModels, **changes: float | None) -> dict[str, float | None]:
+    """Features like the reference (every used one near its centre), with ``changes``."""
+    values: dict[str, float | None] = dict.fromkeys(models.smh.metadata.feature_names, 0.1)
+    values.update(rsi_14=50.0, iv_percentile=0.5)
+    values.update(changes)
+    return values
+
+
+def test_an_answer_warns_about_each_feature_unlike_the_reference(tmp_path, models):
+    store = guarded_smh(tmp_path, models)
+    events: list[tuple[str, str, float]] = []
+    service = ModelService(
+        Settings(registry_ttl=0, cache_dir=str(tmp_path / "cache")),
+        store=store,
+        on_model_event=lambda *event: events.append(event),
+    )
+    ranges = service.serving_for_ticker("SMH").model.metadata.ranges
+    assert ranges is not None
+    rsi = ranges["features"]["rsi_14"]
+    # A row like the reference: checked, nothing to say
+    assert predict(service, {"ticker": "SMH", "features": calm(models)})["warnings"] == []
+    # A value beyond the 99.9 % quantile, and a missing one the reference never had
+    features = calm(models, rsi_14=140.2, iv_percentile=None, atr_pct=None)
+    answer = predict(service, {"ticker": "SMH", "features": features})
+    assert answer["warnings"] == [
+        {"feature": "rsi_14", "code": "out_of_range", "value": 140.2, "range": rsi[:2]},
+        {"feature": "iv_percentile", "code": "unexpected_missing", "value": None,
+         "range": ranges["features"]["iv_percentile"][:2]},
+    ]  # fmt: skip
+    # atr_pct was missing in 2 % of the reference: its null is no warning; the prediction is
+    # the model's own whatever the warnings say
+    meta = models.smh.metadata
+    row = np.array([[np.nan if features[n] is None else features[n] for n in meta.used_features]])
+    expected = LoadedModel(meta, models.smh.files).predict_proba(row)[0]
+    assert answer["probabilities"] == dict(zip(meta.classes, expected.tolist(), strict=True))
+    # A version without a baseline checks nothing: no key at all
+    spy = predict(service, {"ticker": "SPY", "features": {**calm(models), "rsi_14": 1e6}})
+    assert "warnings" not in spy
+    # Counted per model: the metric's dimension is the model
+    assert events == [("RequestWarnings", SMH, 2)]
+    assert service.counters.request_warnings == 2
+
+
+def test_batch_items_carry_their_own_warnings_as_single_requests_do(tmp_path, models):
+    store = guarded_smh(tmp_path, models)
+    service = ModelService(Settings(registry_ttl=0, cache_dir=str(tmp_path / "cache")), store=store)
+    items = [
+        {"ticker": "SMH", "features": calm(models)},
+        {"ticker": "SMH", "features": calm(models, rsi_14=-5.0)},
+        {"ticker": "SPY", "features": calm(models, rsi_14=-5.0)},
+        {"ticker": "SMH", "features": calm(models, iv_percentile=None, rsi_14=95.0)},
+    ]
+    results = predict_batch(service, {"items": items})["results"]
+    singles = [predict(service, item) for item in items]
+    assert [r.get("warnings") for r in results] == [s.get("warnings") for s in singles]
+    assert [len(r.get("warnings", ["absent"])) for r in results] == [0, 1, 1, 2]
+    assert "warnings" not in results[2]
+    assert service.counters.request_warnings == 3 * 2
+
+
+def test_captured_rows_carry_the_answer_s_warnings(tmp_path, models):
+    store = guarded_smh(tmp_path, models)
+    service = ModelService(Settings(registry_ttl=0, cache_dir=str(tmp_path / "cache")), store=store)
+    sink = ListSink()
+    capture = Capture(sink)
+    out = predict(service, {"ticker": "SMH", "features": calm(models, rsi_14=140.2)},
+                  capture=capture)  # fmt: skip
+    predict(service, {"ticker": "SMH", "features": calm(models)}, capture=capture)
+    predict(service, {"ticker": "SPY", "features": calm(models)}, capture=capture)
+    predict_batch(service, {"items": [{"ticker": "SMH", "features": calm(models, rsi_14=0.0)}]},
+                  capture=capture)  # fmt: skip
+    warned, clean, unguarded, batched = sink.records
+    assert warned["warnings"] == out["warnings"] and len(out["warnings"]) == 1
+    assert clean["warnings"] == []
+    assert "warnings" not in unguarded
+    assert [w["code"] for w in batched["warnings"]] == ["out_of_range"]

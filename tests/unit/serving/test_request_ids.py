@@ -51,3 +51,11 @@ def test_a_batch_item_uses_its_own_id_else_the_batch_id_and_its_index():
     assert request_ids.for_item("batch", 3, {"request_id": "not mine!"}) == "batch-3"
     assert request_ids.for_item("batch", 4, {}) == "batch-4"
     assert request_ids.for_item("batch", 5, "not an object") == "batch-5"
+
+
+def test_a_batch_s_repeated_ids_are_named_once_each_in_order():
+    items = [{"request_id": r} for r in ("a", "b", "a", "c", "a", "b")]
+    assert request_ids.duplicate_ids(items) == ["a", "b"]
+    # ids that are not usable ones are replaced by unique ones: never repeated
+    assert request_ids.duplicate_ids([{"request_id": "x y"}, {"request_id": "x y"}, {}, {}]) == []
+    assert request_ids.duplicate_ids("not a list") == []

@@ -13,6 +13,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from botocore.config import Config
 
 from tests.cli_support import FaultyStore
+from tests.monitor_support import classification_baseline, reference_rows
 from tests.support import (
     REGISTRY_KEY,
     DemoModels,
@@ -22,12 +23,15 @@ from tests.support import (
     load_event,
     populate,
 )
+from tickerserve.baselines.persistence import attach_to_bundle, write_sidecar
 from tickerserve.errors import IntegrityError, InvalidModel, NotFound, StorageUnavailable
 from tickerserve.http.api import Api
-from tickerserve.layout import artifact_key, index_key
+from tickerserve.layout import artifact_key, index_key, ranges_sidecar_key
 from tickerserve.publishing.demo import demo_bundle
 from tickerserve.publishing.release import publish_bundle
+from tickerserve.serving.model import LoadedModel
 from tickerserve.serving.observability import Gauge, metrics
+from tickerserve.serving.predict import predict as service_predict
 from tickerserve.serving.service import ModelService
 from tickerserve.settings import Settings
 from tickerserve.storage.bundle import make_bundle
@@ -65,8 +69,9 @@ def test_cold_start_fetches_only_registry_and_the_requested_model(populated, tmp
     service = make_service(populated, tmp_path)
     # When the first SMH request arrives
     serving = service.serving_for_ticker("SMH")
-    # Then only the registry, SMH's metadata and SMH's single artifact were read
-    assert counter.calls == ["GetObject"] * 3
+    # Then only the registry, SMH's metadata, SMH's single artifact and, beside it, SMH's
+    # digest index (a version without ranges in its metadata may have them kept beside it)
+    assert counter.calls == ["GetObject"] * 4
     assert serving.resolved.model == "etfs/SMH"
     assert [m["name"] for m in service.loaded()] == ["etfs/SMH"]
 
@@ -156,7 +161,8 @@ def test_alias_move_is_picked_up_after_the_ttl_with_one_conditional_get(
     # And after the TTL one registry read finds the move and the new version is swapped in
     clock.advance(31)
     assert service.serving_for_ticker("SMH").resolved.version == "1.0.1"
-    assert counter.calls.count("GetObject") == 3  # registry, metadata, model.txt
+    # registry, metadata, model.txt, and the digest index (older than the TTL: re-read)
+    assert counter.calls.count("GetObject") == 4
 
 
 def test_unchanged_registry_costs_one_304_per_ttl(populated, tmp_path):
@@ -208,7 +214,7 @@ def test_failed_version_is_not_retried_on_every_request(populated, models, tmp_p
     for _ in range(10):
         assert service.serving_for_ticker("SMH").resolved.version == "1.0.0"
     assert service.counters.load_failures == 1
-    assert counter.calls.count("GetObject") <= 3
+    assert counter.calls.count("GetObject") <= 4  # registry, metadata, model.txt, index
 
 
 def test_tampered_metadata_does_not_match_the_registry_digest(populated, tmp_path):
@@ -237,7 +243,8 @@ def test_warm_sandbox_reuses_tmp_without_downloading_artifacts(populated, tmp_pa
     make_service(populated, tmp_path).serving_for_ticker("SPY")
     counter = RequestCounter(populated.client)
     make_service(populated, tmp_path).serving_for_ticker("SPY")
-    assert counter.calls == ["GetObject", "GetObject"]  # registry + metadata, no model.txt
+    # registry, metadata and the digest index (ranges beside the version?), no model.txt
+    assert counter.calls == ["GetObject"] * 3
 
 
 def unreachable_store() -> S3Store:
@@ -371,7 +378,7 @@ def test_broken_version_without_a_fallback_is_not_downloaded_again_and_again(
             service.serving_for_ticker("SPY")
     # Then the artifact was fetched once and one failure counted
     assert service.counters.load_failures == 1
-    assert counter.calls.count("GetObject") == 3  # registry, metadata, model.txt
+    assert counter.calls.count("GetObject") == 4  # registry, metadata, model.txt, index
 
 
 def test_a_version_rolled_back_from_never_serves_as_the_fallback(populated, models, tmp_path):
@@ -527,3 +534,93 @@ def test_the_staleness_gauge_samples_at_most_once_a_minute():
         assert metrics.metric_set["RegistryStalenessTest"]["Value"] == [12.5, 80.0]
     finally:
         metrics.clear_metrics()
+
+
+# -- feature ranges: read with the version, never failing it -------------------------------------
+
+
+def fetched_keys(store: S3Store) -> list[str]:
+    keys: list[str] = []
+    store.client.meta.events.register(
+        "provide-client-params.s3.GetObject", lambda params, **_: keys.append(params["Key"])
+    )
+    return keys
+
+
+def smh_baseline(models: DemoModels):
+    rows = reference_rows(np.random.default_rng(12), 500, 6)
+    return classification_baseline(models.smh, rows, None)
+
+
+def test_ranges_published_with_the_version_cost_no_read_of_their_own(s3_store, models, tmp_path):
+    # Given SMH published with its baseline (its ranges are in metadata.json)
+    baseline = smh_baseline(models)
+    publish_bundle(s3_store, attach_to_bundle(models.smh, baseline), registry_key=REGISTRY_KEY,
+                   routes={"SMH": "etf"})  # fmt: skip
+    keys = fetched_keys(s3_store)
+    # When a cold sandbox serves it
+    model = make_service(s3_store, tmp_path).serving_for_ticker("SMH").model
+    # Then it guards its rows with them, and read nothing but registry, metadata and model
+    assert model.guard is not None and baseline.ranges is not None
+    assert model.guard.quantiles == baseline.ranges.quantiles
+    assert sorted(k.rsplit("/", 1)[-1] for k in keys) == [
+        "asset_registry.json", "metadata.json", "model.txt",
+    ]  # fmt: skip
+
+
+def test_ranges_kept_beside_a_version_are_read_and_verified(s3_store, models, tmp_path):
+    # Given SMH published without a baseline, served once (no ranges yet)
+    publish_bundle(s3_store, models.smh, registry_key=REGISTRY_KEY, routes={"SMH": "etf"})
+    first = make_service(s3_store, tmp_path)
+    assert first.serving_for_ticker("SMH").model.guard is None
+    assert first.loaded()[0]["warnings"] is False
+    # When a baseline is attached beside it
+    meta = first.serving_for_ticker("SMH").model.metadata
+    write_sidecar(s3_store, meta, smh_baseline(models))
+    # Then a new sandbox reads its ranges (verified against the digest index) and warns
+    keys = fetched_keys(s3_store)
+    service = make_service(s3_store, tmp_path)
+    assert service.serving_for_ticker("SMH").model.guard is not None
+    assert service.loaded()[0]["warnings"] is True
+    assert ranges_sidecar_key("etfs/SMH", "1.0.0") in keys
+    assert index_key("etfs/SMH") in keys
+    answer = service_predict(service, {"ticker": "SMH", "features": {"rsi_14": 1e6, **{
+        n: 0.0 for n in meta.used_features if n != "rsi_14"}}})  # fmt: skip
+    assert [w["code"] for w in answer["warnings"]] == ["out_of_range"]
+
+
+def test_ranges_that_do_not_verify_only_turn_warnings_off(s3_store, models, tmp_path, caplog):
+    # Given a ranges sidecar whose bytes no longer match the digest the index records
+    publish_bundle(s3_store, models.smh, registry_key=REGISTRY_KEY, routes={"SMH": "etf"})
+    service = make_service(s3_store, tmp_path)
+    meta = service.serving_for_ticker("SMH").model.metadata
+    write_sidecar(s3_store, meta, smh_baseline(models))
+    key = ranges_sidecar_key("etfs/SMH", "1.0.0")
+    blob = s3_store.get(key)
+    assert blob is not None
+    s3_store.put(key, blob.data.replace(b'"estimated":false', b'"estimated":true'))
+    # When a sandbox loads the version
+    service = make_service(s3_store, tmp_path)
+    model = service.serving_for_ticker("SMH").model
+    # Then it serves, without warnings, and says why
+    assert model.guard is None
+    assert "warnings" not in service_predict(service, {"ticker": "SMH", "features": dict.fromkeys(
+        meta.used_features, 0.0)})  # fmt: skip
+    assert (
+        "etfs/SMH 1.0.0: feature ranges not read (no warnings): etfs/SMH 1.0.0: ranges "
+        "sha256" in caplog.text
+    )
+
+
+def test_ranges_of_a_newer_schema_in_metadata_are_not_used(models, caplog):
+    bundle = attach_to_bundle(models.smh, smh_baseline(models))
+    meta = dataclasses.replace(bundle.metadata, ranges={**(bundle.metadata.ranges or {}),
+                                                       "schema": 2})  # fmt: skip
+    model = LoadedModel(meta, bundle.files)
+    assert model.guard is None
+    assert "feature ranges not used (no warnings): unsupported ranges schema 2" in caplog.text
+    # the model answers as it would with ranges
+    row = np.zeros((1, len(meta.used_features)))
+    assert np.array_equal(
+        model.predict(row).outputs, LoadedModel(bundle.metadata, bundle.files).predict(row).outputs
+    )

@@ -348,3 +348,67 @@ def test_a_model_without_settings_is_answered_and_captured_as_before():
     assert (decision.answer, decision.role, decision.shadow, decision.capture) == (
         champion, "champion", None, True,
     )  # fmt: skip
+
+
+# -- a bad setting stays local (issue 19) --------------------------------------------------------
+
+
+def write_raw_setting(store: LocalStore, model: str, name: str, raw: Any) -> None:
+    """A per-model setting written by hand (or by a tool that knows no better), bypassing the
+    checks every command makes."""
+    blob = store.get(REGISTRY_KEY)
+    assert blob is not None
+    registry = json.loads(blob.data)
+    registry["models"][model][name] = raw
+    store.put(REGISTRY_KEY, json.dumps(registry).encode(), if_match=blob.etag)
+
+
+BAD_WEIGHTS = [1.5, -1, float("nan"), "0.5", None]
+
+
+@pytest.mark.parametrize("weight", BAD_WEIGHTS, ids=repr)
+def test_a_bad_canary_weight_leaves_the_model_on_production_and_the_others_serving(
+    store: LocalStore, tmp_path: Path, weight: Any
+):
+    # Given SMH's canary written with an invalid weight, and a cold sandbox
+    write_raw_setting(store, SMH, "canary", {"alias": "canary", "weight": weight})
+    api = make_api(store, tmp_path)
+    # When requests arrive for SMH and for another model
+    smh = batch(api, [f"trade-{i}" for i in range(200)])
+    spy = batch(api, [f"spy-{i}" for i in range(5)], ticker="SPY")
+    # Then SMH answers from production as if the canary were off, and SPY is untouched
+    assert {(r["model"]["alias"], r["model"]["version"]) for r in smh} == {("production", "1.0.0")}
+    assert {r["model"]["name"] for r in spy} == {"etfs/SPY"}
+    # And the model's description says what is wrong
+    described = api.handle({"action": "model", "ticker": "SMH"}, None)
+    assert described["canary"] is None
+    assert described["invalid"]["canary"].startswith("canary setting is invalid: canary weight")
+
+
+@pytest.mark.parametrize(
+    ("name", "raw"),
+    [("shadow", {"alias": "challenger", "sample": 2}), ("shadow", "challenger"),
+     ("capture", {"sample": "0.25"}), ("capture", {"sample": None})],
+)  # fmt: skip
+def test_a_bad_shadow_or_capture_setting_acts_as_off_for_that_model_alone(
+    store: LocalStore, tmp_path: Path, name: str, raw: Any
+):
+    # Given SMH (shadowed by its challenger, where the shadow is what goes bad), then one of
+    # its settings made unreadable (a shadowed row would be captured whatever the sample)
+    if name == "shadow":
+        configure(store, lambda r: r.set_shadow(SMH, ShadowSettings("challenger")))
+    write_raw_setting(store, SMH, name, raw)
+    sink = ListSink()
+    api = make_api(store, tmp_path, sink)
+    # When both models answer
+    ask(api, "smh-1")
+    api.handle({"ticker": "SPY", "features": FEATURES, "request_id": "spy-1"}, None)
+    # Then SMH's production answered with no shadow scored (a bad shadow is off) or nothing
+    # captured (a bad capture sample captures none), while SPY's rows are captured
+    smh_records = [r for r in sink.records if r["model"] == SMH]
+    spy_records = [r for r in sink.records if r["model"] == "etfs/SPY"]
+    assert len(spy_records) == 1
+    if name == "capture":
+        assert smh_records == []
+    else:
+        assert [r["challengers"] for r in smh_records] == [[]]

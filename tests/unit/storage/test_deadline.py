@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from tickerserve.errors import StorageUnavailable
-from tickerserve.storage.deadline import Deadline, call_with_deadline
+from tickerserve.storage.deadline import Deadline, call_with_deadline, function_time
 
 
 def test_a_call_that_finishes_in_time_returns_its_value():
@@ -50,3 +50,35 @@ def test_a_transfer_may_extend_its_own_deadline_by_its_size():
 
     # Then it is not cut off at the base deadline
     assert call_with_deadline(slow_but_moving, 0.2, what="GET big", min_rate=1_000_000) == "done"
+
+
+def test_inside_function_time_no_deadline_reaches_past_the_function_s_end():
+    # Given an invocation with 1.5 s left (a 1 s margin: calls must end within 0.5 s)
+    release = threading.Event()
+    seen: list[Deadline] = []
+
+    def transfer(deadline: Deadline) -> None:
+        seen.append(deadline)
+        deadline.allow_transfer(10**12)  # a server that claims a terabyte
+        release.wait()
+
+    # When a call with a 5 s allowance moves "a terabyte", Then it ends by the function's end
+    with function_time(1.5, margin=1.0), pytest.raises(StorageUnavailable) as caught:
+        call_with_deadline(transfer, 5.0, what="GET big", min_rate=20 * 1024 * 1024)
+    assert "the function's remaining time" in caught.value.message
+    assert seen[0].seconds <= 0.5
+    release.set()
+
+
+def test_with_no_time_left_a_call_is_refused_without_starting():
+    started: list[bool] = []
+    with function_time(0.5, margin=1.0), pytest.raises(StorageUnavailable) as caught:
+        call_with_deadline(lambda _: started.append(True), 5.0, what="GET key")
+    assert "no time left for GET key" in caught.value.message
+    assert started == []
+
+
+def test_function_time_ends_with_its_block():
+    with function_time(1.5, margin=1.0):
+        pass
+    assert call_with_deadline(lambda d: round(d.seconds), 5.0, what="after") == 5

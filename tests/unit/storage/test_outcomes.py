@@ -5,11 +5,14 @@ streams them (``tickerserve outcomes``: ``cli/test_outcomes.py``)."""
 from __future__ import annotations
 
 import json
+import tempfile
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.cli_support import FaultyStore
 from tests.support import load_event
@@ -17,7 +20,7 @@ from tickerserve.errors import StorageUnavailable
 from tickerserve.http.api import Api
 from tickerserve.layout import OUTCOMES_PREFIX
 from tickerserve.monitor.capture_reader import ReadCounts
-from tickerserve.monitor.outcome_join import OutcomeIndex
+from tickerserve.monitor.outcome_join import KeyHasher, OutcomeIndex
 from tickerserve.monitor.outcome_join import latest_outcomes as monitor_outcomes
 from tickerserve.serving.service import ModelService
 from tickerserve.settings import Settings
@@ -123,9 +126,12 @@ def test_a_correction_inside_one_request_lets_the_later_item_win(store: LocalSto
     store_outcomes(store, [{"request_id": "r", "label": "A"}, {"request_id": "r", "label": "B"}])
     assert latest_outcomes(store)["r"].label == "B"
     # The monitor's index decides the same way
-    index = OutcomeIndex.build(monitor_outcomes(store, date(2000, 1, 1), date(2100, 1, 1)))
-    _, found, codes, _ = index.lookup(["r"])
-    assert found[0] and index.labels[codes[0]] == "B"
+    hasher = KeyHasher(b"any salt of sixteen bytes")
+    index = OutcomeIndex.build(
+        monitor_outcomes(store, date(2000, 1, 1), date(2100, 1, 1)), hasher, hasher.keys(["r"])
+    )
+    found, codes, corrected = index.labels_for(hasher.keys(["r"]))
+    assert found[0] and index.labels[codes[0]] == "B" and corrected[0]
 
 
 @pytest.mark.parametrize(
@@ -280,3 +286,136 @@ def test_the_reader_reads_many_objects_in_parallel_in_order(s3_store: S3Store):
     # Day by day: everything received on December 1 comes before December 2
     days = [o.received_at[:10] for o in streamed]
     assert days == sorted(days)
+
+
+# -- bad data never stops a batch or a run (issue 19) --------------------------------------------
+
+# The items that made POST /outcomes answer 500 and store nothing, as raw JSON text (the
+# lone surrogate and the 400-digit number can only be sent that way).
+POISON = {
+    "year_one_east_of_utc": ('{"request_id": "p1", "label": "UP", '
+                             '"observed_at": "0001-01-01T00:00:00+01:00"}', "invalid_observed_at"),
+    "lone_surrogate_label": ('{"request_id": "p2", "label": "\\ud800"}', "invalid_label"),
+    "400_digit_value": ('{"request_id": "p3", "value": ' + "9" * 400 + "}", "invalid_value"),
+    "400_digit_float": ('{"request_id": "p4", "value": 1' + "0" * 400 + ".5}", "invalid_value"),
+    "year_9999_west_of_utc": ('{"request_id": "p5", "label": "UP", '
+                              '"observed_at": "9999-12-31T23:59:59-01:00"}', "invalid_observed_at"),
+    "observed_next_year": ('{"request_id": "p6", "label": "UP", '
+                           '"observed_at": "2099-01-01T00:00:00Z"}', "invalid_observed_at"),
+    "observed_before_1970": ('{"request_id": "p7", "label": "UP", '
+                             '"observed_at": "1969-12-31T23:59:59Z"}', "invalid_observed_at"),
+    "surrogate_field_name": ('{"request_id": "p8", "label": "UP", "\\udfff": 1}',
+                             "unknown_fields"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(POISON))
+def test_an_item_that_caused_a_500_is_a_per_item_400_and_the_rest_is_stored(
+    store: LocalStore, tmp_path: Path, name: str
+):
+    # Given the poisoned item between two good ones
+    raw, code = POISON[name]
+    body = (
+        '{"outcomes": [{"request_id": "before", "label": "UP"}, '
+        + raw
+        + ', {"request_id": "after", "value": 0.5}]}'
+    )
+    # When it is posted
+    status, answer = post(api_for(store, tmp_path), None, raw=body)
+    # Then the request succeeds, the bad item gets its own code, and both good ones are stored
+    assert status == 200
+    before, bad, after = answer["results"]
+    assert bad["error"]["code"] == code
+    assert (before["status"], after["status"]) == ("stored", "stored")
+    assert (answer["stored"], answer["failed"]) == (2, 1)
+    assert sorted(latest_outcomes(store)) == ["after", "before"]
+
+
+def test_observed_at_is_kept_in_utc_and_may_be_up_to_a_day_ahead_of_receipt(store: LocalStore):
+    now = datetime(2026, 12, 2, 8, tzinfo=UTC)
+    answer = store_outcomes(store, [
+        {"request_id": "a", "label": "UP", "observed_at": "2026-12-03T07:59:59+00:00"},
+        {"request_id": "b", "label": "UP", "observed_at": "2026-12-03T08:00:01Z"},
+        {"request_id": "c", "label": "UP", "observed_at": "1970-01-01T01:00:00+01:00"},
+        {"request_id": "d", "label": "UP", "observed_at": "2026-12-01"},
+    ], now=now)  # fmt: skip
+    assert [r.get("status", r.get("error", {}).get("code")) for r in answer["results"]] == [
+        "stored", "invalid_observed_at", "stored", "stored",
+    ]  # fmt: skip
+    latest = latest_outcomes(store)
+    assert latest["c"].observed_at == "1970-01-01T00:00:00.000000Z"
+    assert latest["d"].observed_at == "2026-12-01T00:00:00.000000Z"
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner,
+                                                                 max_size=3),
+    max_leaves=8,
+)  # fmt: skip
+ITEMS = (
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "request_id": st.sampled_from(["r-1", "r-2"]) | JSON_VALUES,
+            "label": st.text(max_size=4) | JSON_VALUES,
+            "value": st.integers(min_value=-(10**400), max_value=10**400) | JSON_VALUES,
+            "observed_at": st.datetimes(timezones=st.timezones()).map(lambda d: d.isoformat())
+            | JSON_VALUES,
+        },
+    )
+    | JSON_VALUES
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(items=st.lists(ITEMS, min_size=1, max_size=4))
+def test_no_item_can_fail_the_others_or_the_request(items: list[Any]):
+    # Given any JSON values as items (lone surrogates, huge integers, any time zone)
+    with tempfile.TemporaryDirectory() as root:
+        store = LocalStore(root)
+        # When they are stored
+        answer = store_outcomes(store, items, now=datetime(2026, 12, 2, tzinfo=UTC))
+        # Then each gets its own result, the answer is JSON, and the valid ones read back
+        assert len(answer["results"]) == len(items)
+        json.dumps(answer)
+        stored = [r for r in answer["results"] if r.get("status") == "stored"]
+        assert answer["stored"] == len(stored)
+        assert {r["request_id"] for r in stored} == set(latest_outcomes(store))
+    for r in answer["results"]:
+        if "error" in r:
+            assert r["error"]["code"] in ITEM_CODES
+
+
+ITEM_CODES = {
+    "invalid_outcome", "unknown_fields", "missing_field", "invalid_request_id", "invalid_label",
+    "invalid_value", "invalid_observed_at",
+}  # fmt: skip
+
+
+def test_the_reader_skips_what_it_cannot_read_and_counts_each_reason(store: LocalStore):
+    # Given an object with a good line and lines no reader could take: the issue's received_at
+    # (year 1 east of UTC), JSON that is not an outcome, not JSON, invalid UTF-8, huge numbers
+    lines = [
+        b'{"request_id": "good", "label": "UP", "received_at": "2026-12-02T09:00:00Z"}',
+        b'{"request_id": "r1", "label": "UP", "received_at": "0001-01-01T00:00:00+01:00"}',
+        b'{"request_id": "r2", "label": "UP", "received_at": "tomorrow"}',
+        b'{"request_id": "r3", "value": ' + b"9" * 400 + b"}",
+        b'{"request_id": "r4", "value": 1e999}',
+        b'{"request_id": "r5", "label": "\\ud800"}',
+        b'{"request_id": "r6", "label": "\xff\xfe"}',
+        b'{"request_id": 7, "label": "UP"}',
+        b"[1, 2]",
+        b"{not json",
+        b'{"request_id": "r8", "label": "UP", "observed_at": "0001-01-01T00:00:00+01:00"}',
+    ]
+    store.put("outcomes/dt=2026-12-02/hand-written.jsonl", b"\n".join(lines))
+    # When the monitor's reader streams them
+    counts = ReadCounts()
+    read = list(monitor_outcomes(store, date(2026, 12, 2), date(2026, 12, 3), counts))
+    # Then the good line and the one with an unreadable observed_at (dropped) are read, and
+    # every other line is counted under its reason
+    assert [(o.request_id, o.observed_at) for o in read] == [("good", None), ("r8", None)]
+    assert read[0].received_at == "2026-12-02T09:00:00.000000Z"
+    assert counts.reasons == {"invalid_time": 2, "not_json": 5, "not_an_outcome": 2}
+    assert counts.to_dict()["skipped"] == 9 and counts.lines == 11

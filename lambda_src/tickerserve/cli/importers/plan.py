@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from tickerserve.baselines.baseline import DEFAULT_BINS, Baseline
+from tickerserve.baselines.ranges import DEFAULT_QUANTILES, Quantiles
 from tickerserve.cli.errors import Refused
 from tickerserve.cli.importers.network_runs import NetworkOptions
 from tickerserve.cli.reference import Table
@@ -42,6 +43,7 @@ class ImportOptions:
     bins: int = DEFAULT_BINS
     # 001's GRU runs: --window N (when a run records none) and --torch-module MODULE:CLASS
     network: NetworkOptions = field(default_factory=NetworkOptions)
+    range_quantiles: Quantiles = DEFAULT_QUANTILES  # the quantiles bounding feature ranges
 
 
 @dataclass

@@ -33,6 +33,7 @@ from tickerserve.baselines.baseline import Baseline
 from tickerserve.baselines.persistence import attach_to_bundle, has_baseline, write_sidecar
 from tickerserve.cli.errors import Refused
 from tickerserve.cli.importers.plan import Candidate, ImportOptions, ImportPlan, Skipped
+from tickerserve.cli.progress import NO_PROGRESS, Tracker
 from tickerserve.cli.reference import fit_from_table
 from tickerserve.errors import Conflict, TickerserveError
 from tickerserve.layout import BASELINE_FILE, TRAINING_HISTORY_KEY, Version, next_version
@@ -111,11 +112,22 @@ def run_import(
     dry_run: bool = False,
     jobs: int = 4,
     replace_seed: bool = False,
+    track: Tracker = NO_PROGRESS,
 ) -> ImportResult:
     """Convert, decide, write, update the registry once and append the histories. With
     ``replace_seed`` a seed project's own registry at ``registry_key`` is replaced (its copy
-    kept by the caller) rather than refused."""
-    outcomes = [o for c in plan.candidates if (o := _convert(c, plan, options)) is not None]
+    kept by the caller) rather than refused. ``track`` shows the conversions (the slow part:
+    unpickling, converting, checking probe rows)."""
+    converting = track.step(f"converting {len(plan.candidates)} models", len(plan.candidates))
+    outcomes = []
+    for candidate in plan.candidates:
+        converting.describe(f"converting {candidate.source}")
+        outcome = _convert(candidate, plan, options)
+        if outcome is not None:
+            outcomes.append(outcome)
+        converting.advance()
+    converting.describe(f"converted {len(plan.candidates)} models")
+    converting.done()
     snapshot = read_registry(store, registry_key, replace_seed=replace_seed)
     registry = snapshot.registry
     history = read_records(store, TRAINING_HISTORY_KEY).records
@@ -215,7 +227,12 @@ def _with_baseline(bundle: Bundle, candidate: Candidate, options: ImportOptions)
     converted version itself), combined with the seed's own (003) where it has one."""
     fitted = None
     if options.reference is not None:
-        fitted = fit_from_table(bundle, options.reference, bins=options.bins)
+        fitted = fit_from_table(
+            bundle,
+            options.reference,
+            bins=options.bins,
+            range_quantiles=options.range_quantiles,
+        )
     baseline = fitted if candidate.baseline is None else candidate.baseline(fitted)
     return bundle if baseline is None else attach_to_bundle(bundle, baseline)
 
@@ -385,7 +402,7 @@ def _routes(
             where = f" for {route.timeframe}" if route.timeframe else ""
             plan.notes.append(
                 f"not routed {route.ticker}{where}: {route.model} has no {alias} version "
-                "(what would be it was skipped)"
+                f"(the version that would have been {alias} was skipped)"
             )
             continue
         routes.append(route)

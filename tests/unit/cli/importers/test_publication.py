@@ -138,7 +138,8 @@ def test_a_route_to_a_model_left_without_its_alias_is_dropped_with_a_note(tmp_pa
     result = run_import(store, REGISTRY, plan, ImportOptions())
     assert result.routes == []
     assert plan.notes == [
-        "not routed SMH: etfs/SMH has no production version (what would be it was skipped)"
+        "not routed SMH: etfs/SMH has no production version "
+        "(the version that would have been production was skipped)"
     ]
     assert "SMH" not in read_registry(store, REGISTRY).registry.tickers
 
@@ -198,7 +199,9 @@ def test_reference_attaches_sidecars_to_versions_the_store_already_held(tmp_path
         assert found.where == "sidecar" and found.baseline.rows == 300
         assert set(found.baseline.metrics) == {"accuracy", "macro_f1", "log_loss"}
         recorded = read_index(local, model).index.versions[version].sidecars
-        assert recorded == {"baseline.json": found.sha256}
+        # with its feature ranges beside the version (its metadata was written without)
+        assert set(recorded) == {"baseline.json", "ranges.json"}
+        assert recorded["baseline.json"] == found.sha256
     # When imported once more / Then the sidecars are kept, not rewritten
     before = {p: p.read_bytes() for p in (store / "stocks").rglob("*.json")}
     code, report = import_seed_json(store, str(folder), "--reference", str(ref))

@@ -1,0 +1,347 @@
+"""The prediction pipeline: the steps every row goes through, written once for a single
+request and a batch (a single request is a batch of one).
+
+1. resolve: the route and the version it names, from the registry alone (nothing loaded);
+2. decide: canary, shadow and capture sampling, each a hash of the row's request id
+   (``traffic.decide``);
+3. predict: rows grouped by the model version that answers them, one group at a time (a batch
+   touching more models than the memory budget holds stays within it): load, align each row,
+   one model call per group (a single row stays one row: LightGBM's single-row fast path);
+4. fall back: a canary that cannot answer a row (not loadable, other inputs, a failed call)
+   hands it to its champion's group, answered later in the same request;
+5. capture: one record per sampled row, with the features as the answering model used them;
+6. shadow: after every answer, the challenger scores the captured rows, one call per
+   challenger (``traffic.Challengers``; it never changes or fails an answer).
+
+A row that cannot be answered keeps its error; ``predict`` raises it for a single request and
+reports it as the item's result in a batch. A new request field travels in ``PredictRequest``;
+a new part of the answer is added where ``answer_of`` builds it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from tickerserve.errors import TickerserveError
+from tickerserve.metric_names import PREDICTION
+from tickerserve.serving.capture import DISABLED, Capture, captured_inputs, new_record
+from tickerserve.serving.guard import RowWarning
+from tickerserve.serving.model import LoadedModel, Prediction
+from tickerserve.serving.network_answers import network_answer
+from tickerserve.serving.service import ModelService
+from tickerserve.serving.traffic import Aligned, Challengers, Decision, decide
+from tickerserve.serving.windows import WindowSchema
+from tickerserve.storage.registry import Resolved
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class PredictRequest:
+    """One predict body, validated (feature values are checked by the model that answers);
+    read-only once parsed (not frozen: a frozen dataclass costs every request a microsecond).
+
+    A checked string field of ``contract.json``'s ``requests.predict`` (one with a name rule)
+    arrives here under its own name: adding one there means adding it here."""
+
+    ticker: str
+    features: Any
+    alias: str | None = None
+    version: str | None = None
+    asset_class: str | None = None
+    timeframe: str | None = None
+    request_id: str | None = None  # the body's own id, when it is a valid one
+    signal: str | None = None  # None: the ticker's default signal
+
+
+@dataclass(eq=False, slots=True)
+class Row:
+    """One request on its way through the pipeline, and what became of it: an answer (with
+    its capture record, if sampled) or an error."""
+
+    request: PredictRequest
+    request_id: str
+    index: int = 0  # its place in the batch
+    signal: str = ""  # once resolved: the signal that answers (named, or the ticker's default)
+    decision: Decision | None = None  # once resolved: who answers, what is recorded
+    served: Resolved | None = None  # the version that answered, under the alias asked for
+    answer: dict[str, Any] | None = None
+    error: TickerserveError | None = None
+    record: dict[str, Any] | None = None  # its capture record
+    aligned: Aligned | None = None  # its row as the answering model aligned it (for a shadow)
+
+
+# Rows waiting to be answered, by the model version that answers them (model, version).
+Groups = dict[tuple[str, str], list[Row]]
+
+
+class Pipeline:
+    """The steps every row goes through, bound to the service and the request's settings (one
+    per request)."""
+
+    __slots__ = ("capture", "captured", "challengers", "service", "shadowed", "source")
+
+    def __init__(
+        self,
+        service: ModelService,
+        capture: Capture = DISABLED,
+        challengers: Challengers | None = None,
+        source: str = "direct",
+    ) -> None:
+        self.service = service
+        self.capture = capture
+        self.challengers = challengers
+        self.source = source  # where the rows came from, as records say: api, batch, direct
+        self.captured: list[Row] = []  # rows with a capture record, in the order answered
+        self.shadowed = False  # whether a captured row has a challenger to score
+
+    def run(self, rows: list[Row], started: int) -> None:
+        """Answer ``rows`` (each gets an answer or an error); ``started`` is the request's
+        ``perf_counter_ns`` at arrival, for the latency its capture records hold."""
+        groups = self._route(rows)
+        while groups:  # one version at a time, the last added first
+            self._answer_group(groups.popitem()[1], groups, started)
+        captured = self.captured
+        if captured:
+            if self.shadowed and self.challengers is not None:
+                self._shadow(self.challengers, captured)
+            self.capture.emit([row.record for row in captured if row.record is not None])
+
+    # -- 1, 2: resolve and decide, from the registry alone ---------------------------------
+    def _route(self, rows: list[Row]) -> Groups:
+        service, capture = self.service, self.capture.enabled
+        groups: Groups = {}
+        for row in rows:
+            request = row.request
+            try:
+                route, champion = service.resolve_ticker(
+                    request.ticker,
+                    alias=request.alias,
+                    version=request.version,
+                    asset_class=request.asset_class,
+                    timeframe=request.timeframe,
+                    signal=request.signal,
+                )
+            except TickerserveError as exc:
+                row.error = exc
+                continue
+            row.signal = route.signal
+            row.decision = decision = decide(
+                service.registry(),
+                champion,
+                row.request_id,
+                pinned=request.alias is not None or request.version is not None,
+                capture=capture,
+            )
+            if decision.canary_missing:
+                service.count("canary_fallbacks", PREDICTION.canary_fallbacks)
+            _join(groups, decision.answer, row)
+        return groups
+
+    # -- 3, 5: predict one model version at a time, capture what is sampled ----------------
+    def _answer_group(self, rows: list[Row], groups: Groups, started: int) -> None:
+        """Load the version, align each row, one model call. Rows that name the version by
+        another alias (or pin it) load it as they asked: a failing alias may be answered by
+        its last good version, a pinned version never."""
+        # The version is the group's; what a load may differ by is the alias and digest.
+        loads: dict[tuple[str | None, str | None], tuple[LoadedModel, Resolved] | Exception] = {}
+        by_model: dict[LoadedModel, list[Row]] = {}
+        lost: list[tuple[Row, Exception]] = []  # canary rows their canary cannot answer
+        for row in rows:
+            decision = row.decision
+            assert decision is not None  # every row past routing has one
+            wanted = decision.answer
+            key = (wanted.alias, wanted.metadata_sha256)
+            outcome = loads.get(key)
+            if outcome is None:
+                try:
+                    outcome = self.service.load(wanted)
+                except Exception as exc:
+                    outcome = exc
+                loads[key] = outcome
+            if isinstance(outcome, Exception):
+                _fail(row, decision, outcome, lost)
+                continue
+            model, row.served = outcome
+            members = by_model.get(model)
+            if members is None:
+                by_model[model] = [row]
+            else:
+                members.append(row)
+        for model, members in by_model.items():
+            self._predict(model, members, lost, started)
+        if lost:
+            self._fall_back(lost, groups)
+
+    def _predict(
+        self, model: LoadedModel, rows: list[Row], lost: list[tuple[Row, Exception]], started: int
+    ) -> None:
+        """Align each row to ``model``, predict them in one call, answer and capture them."""
+        schema = model.schema
+        vectors: list[np.ndarray] = []
+        failed: set[int] | None = None  # ids of rows the model cannot take
+        for row in rows:
+            try:
+                vectors.append(schema.row(row.request.features))
+            except Exception as exc:
+                assert row.decision is not None
+                _fail(row, row.decision, exc, lost)
+                failed = failed or set()
+                failed.add(id(row))
+        kept = rows if failed is None else [row for row in rows if id(row) not in failed]
+        if not kept:
+            return
+        # One row stays one row (LightGBM's single-row fast path); vstack copies.
+        matrix = vectors[0].reshape(1, -1) if len(vectors) == 1 else np.vstack(vectors)
+        try:
+            result = model.predict(matrix)
+        except Exception as exc:
+            if any(row.decision is None or row.decision.role != "canary" for row in kept):
+                raise  # the champion cannot predict: a fault of ours, not the client's
+            lost.extend((row, exc) for row in kept)
+            return
+        warned = self._warnings(model, matrix, kept)
+        latency_us = -1  # measured when the first of these rows is captured
+        for position, row in enumerate(kept):
+            decision, served = row.decision, row.served
+            assert decision is not None and served is not None
+            row.answer = answer = answer_of(row, served, model, result, position)
+            if warned is not None:
+                answer["warnings"] = warned[position]
+            if decision.capture:
+                if latency_us < 0:
+                    latency_us = (time.perf_counter_ns() - started) // 1000
+                self.shadowed = self.shadowed or decision.shadow is not None
+                vector = vectors[position]
+                row.aligned = (schema, vector)
+                features, window = captured_inputs(schema, vector, row.request.features)
+                row.record = new_record(
+                    request_id=row.request_id,
+                    source=self.source,
+                    ticker=row.request.ticker,
+                    signal=row.signal,
+                    timeframe=row.request.timeframe,
+                    resolved=served,
+                    role=decision.role,
+                    answer=answer,
+                    features=features,
+                    challengers=[],
+                    latency_us=latency_us,
+                    window=window,
+                )
+                self.captured.append(row)
+
+    def _warnings(
+        self, model: LoadedModel, matrix: np.ndarray, rows: list[Row]
+    ) -> list[list[RowWarning]] | None:
+        """Each row's request warnings (issue 21), counted per model; None when the version
+        has no feature ranges (its answers then carry none)."""
+        guard = model.guard
+        if guard is None:
+            return None
+        if isinstance(model.schema, WindowSchema):  # a window's newest row, as capture keeps it
+            matrix = matrix[:, -len(model.schema.used_names) :]
+        warned = [guard.check(matrix[0])] if len(rows) == 1 else guard.check_rows(matrix)
+        count = sum(map(len, warned))
+        if count:
+            served = rows[0].served
+            assert served is not None
+            self.service.count_warnings(served.model, count)
+        return warned
+
+    # -- 4: fall back from a canary to its champion -----------------------------------------
+    def _fall_back(self, lost: list[tuple[Row, Exception]], groups: Groups) -> None:
+        """Canary rows their canary could not answer join their champion's group (answered
+        after this one); each is counted."""
+        canary = lost[0][0].decision
+        for row, _ in lost:
+            assert row.decision is not None
+            self.service.count("canary_fallbacks", PREDICTION.canary_fallbacks)
+            row.decision = decision = row.decision.to_champion()
+            row.served = None
+            _join(groups, decision.champion, row)
+        logger.warning(
+            "canary %s could not answer %d row(s): %s",
+            canary.answer if canary is not None else None,
+            len(lost),
+            lost[0][1],
+        )
+
+    # -- 6: shadow --------------------------------------------------------------------------
+    @staticmethod
+    def _shadow(challengers: Challengers, captured: list[Row]) -> None:
+        """Score each model's shadow alias on its captured rows, one call per challenger."""
+        by_challenger: dict[tuple[str, str], list[Row]] = {}
+        for row in captured:
+            decision = row.decision
+            if decision is not None and decision.shadow is not None:
+                key = (decision.champion.model, decision.shadow)
+                shadowed = by_challenger.get(key)
+                if shadowed is None:
+                    by_challenger[key] = [row]
+                else:
+                    shadowed.append(row)
+        for (model, alias), shadowed in by_challenger.items():
+            entries = challengers.score(
+                model, alias, [r.request.features for r in shadowed], [r.aligned for r in shadowed]
+            )
+            for row, entry in zip(shadowed, entries, strict=True):
+                assert row.record is not None
+                row.record["challengers"] = [entry]
+
+
+def _join(groups: Groups, resolved: Resolved, row: Row) -> None:
+    key = (resolved.model, resolved.version)
+    group = groups.get(key)
+    if group is None:
+        groups[key] = [row]
+    else:
+        group.append(row)
+
+
+def _fail(row: Row, decision: Decision, exc: Exception, lost: list[tuple[Row, Exception]]) -> None:
+    """A row its model could not take: a canary's goes to its champion (never fail a request
+    because of the canary); otherwise a client's or storage error is the row's answer, and
+    anything else a fault of ours (500)."""
+    if decision.role == "canary":
+        lost.append((row, exc))
+    elif isinstance(exc, TickerserveError):
+        row.error = exc
+    else:
+        raise exc
+
+
+def answer_of(
+    row: Row, served: Resolved, model: LoadedModel, result: Prediction, position: int
+) -> dict[str, Any]:
+    """One row's answer: a label with its probabilities, or a regression value; ``served``
+    names the version that answered and the alias the row asked for (or its canary's)."""
+    request = row.request
+    answer: dict[str, Any] = {
+        "request_id": row.request_id,
+        "ticker": request.ticker,
+        "signal": row.signal,
+        "model": {"name": served.model, "version": served.version, "alias": served.alias},
+    }
+    if request.timeframe is not None:
+        answer["timeframe"] = request.timeframe
+    if model.network is not None:
+        return network_answer(answer, model.network, model.task, model.classes, result, position)
+    outputs = result.outputs[position]
+    if model.task == "regression":
+        answer["prediction"] = float(outputs)
+        return answer
+    # Python floats from here: a few labels, and numpy's scalar calls would cost a microsecond.
+    probabilities = outputs.tolist()
+    best = probabilities.index(max(probabilities))  # the first maximum, as argmax
+    answer["prediction"] = model.classes[best]
+    answer["confidence"] = probabilities[best]
+    answer["probabilities"] = dict(zip(model.classes, probabilities, strict=True))
+    if result.agreement is not None:
+        answer["agreement"] = float(result.agreement[position])
+    return answer

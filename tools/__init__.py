@@ -1,0 +1,1 @@
+"""Repository tooling that runs before anything is installed (standard library only)."""
