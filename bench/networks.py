@@ -62,7 +62,6 @@ INPUTS = 64  # distinct windows and observations, cycled
 BATCH = 1000
 CACHE_ROOT = ROOT / "build" / "bench-cache"
 GRU_TICKER, PPO_TICKER = "GRU60", "PPO20"
-REGISTRY_KEY = "metadata/asset_registry.json"
 
 
 def _key() -> str:
@@ -105,6 +104,7 @@ class NetworkBench:
         from tests.network_support import GRUModel
         from tickerserve.publishing.conversion.gru_runs import GruRun, convert_gru
         from tickerserve.publishing.conversion.ppo_runs import convert_ppo
+        from tickerserve.layout import DEFAULT_REGISTRY_KEY
         from tickerserve.publishing.release import publish_bundle
         from tickerserve.storage.store import LocalStore
 
@@ -121,7 +121,7 @@ class NetworkBench:
         store = LocalStore(self.store_path)
         for ticker, converted in ((GRU_TICKER, gru), (PPO_TICKER, ppo)):
             publish_bundle(
-                store, converted.bundle, registry_key=REGISTRY_KEY, routes={ticker: "stock"}
+                store, converted.bundle, registry_key=DEFAULT_REGISTRY_KEY, routes={ticker: "stock"}
             )
         self.converted = {"gru": gru, "ppo": ppo}
         # The originals, as their teams load them

@@ -536,6 +536,8 @@ def test_a_policy_is_monitored_on_the_psi_of_its_actions(tmp_path, store_path):
     assert judged["task"] == "classification"
     assert judged["output_drift"]["kind"] == "actions"
     assert judged["output_drift"]["level"] == "drift"
+
+
 @pytest.mark.parametrize("output", ["text", "json"])
 def test_monitor_run_shows_what_it_has_read_on_a_terminal_only(
     tmp_path, store_path, models, output: str

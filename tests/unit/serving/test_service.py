@@ -367,7 +367,9 @@ def test_broken_version_without_a_fallback_is_not_downloaded_again_and_again(
     key = artifact_key("etfs/SPY", "1.0.0", "model.txt")
     blob = populated.get(key)
     assert blob is not None
-    populated.client.put_object(Bucket=populated.bucket, Key=key, Body=blob.data + b"\n")
+    # (same size, one byte changed: the size it claims is the recorded one, its sha256 is not)
+    altered = blob.data[:-1] + bytes([blob.data[-1] ^ 1])
+    populated.client.put_object(Bucket=populated.bucket, Key=key, Body=altered)
     service = make_service(populated, tmp_path)
     counter = RequestCounter(populated.client)
     # When ten requests arrive within the back-off
