@@ -102,9 +102,9 @@ class NetworkBench:
         from stable_baselines3 import PPO
 
         from tests.network_support import GRUModel
+        from tickerserve.layout import DEFAULT_REGISTRY_KEY
         from tickerserve.publishing.conversion.gru_runs import GruRun, convert_gru
         from tickerserve.publishing.conversion.ppo_runs import convert_ppo
-        from tickerserve.layout import DEFAULT_REGISTRY_KEY
         from tickerserve.publishing.release import publish_bundle
         from tickerserve.storage.store import LocalStore
 
