@@ -17,8 +17,8 @@ $(STAMP): requirements.txt pyproject.toml package.json
 	@test -x $(PY) || { echo "[make install] creating $(VENV) with $(PYTHON)" && $(PYTHON) -m venv $(VENV); }
 	@$(PY) tools/install_progress.py --step "pip: upgrading pip itself" -- \
 		$(PY) -m pip install --progress-bar off --upgrade pip
-	@$(PY) tools/install_progress.py --step "pip: requirements.txt and tickerserve[cli] (about 130 packages)" -- \
-		$(PY) -m pip install --progress-bar off -r requirements.txt -e ".[cli]"
+	@$(PY) tools/install_progress.py --step "pip: requirements.txt and tickerserve[cli,networks] (about 150 packages, torch CPU among them)" -- \
+		$(PY) -m pip install --progress-bar off -r requirements.txt -e ".[cli,networks]"
 	$(SAY) "npm: the AWS CDK CLI pinned in package.json"
 	@npm ci --no-audit --no-fund
 	@touch $@

@@ -7,9 +7,10 @@ Sections: 1 warm single prediction through the whole handler, 2 a batch of 1000 
 faults and unloadable files, now vs before (``bench/faults.py``), 8 what capture and a shadow
 challenger add to a warm prediction (``bench/capture.py``; 8b reading 250,000 outcomes back,
 ``bench/outcomes.py``), 9 the prediction path of this tree against an older commit
-(``bench/pipeline.py``, ``--against REF``), 11 what request warnings add to a warm prediction
-(``bench/request_warnings.py``). Prints plain-text tables with medians and ratios. Nothing here
-asserts on time.
+(``bench/pipeline.py``, ``--against REF``), 10 networks: seed 001's GRU and PPO policy through
+onnxruntime against torch and stable-baselines3 (``bench/networks.py``), 11 what request
+warnings add to a warm prediction (``bench/request_warnings.py``). Prints plain-text tables
+with medians and ratios. Nothing here asserts on time.
 """
 
 from __future__ import annotations
@@ -81,8 +82,9 @@ BUDGET_FRACTION = 0.25
 WARM_ROWS = 64
 SECTIONS = (
     "warm", "batch", "cold", "runtime", "rss", "monitor", "families", "faults", "capture",
-    "pipeline", "warnings",
+    "pipeline", "networks", "warnings",
 )  # fmt: skip
+OWN_STORE = ("families", "networks")  # sections with their own models and a local folder store
 
 
 @dataclass(frozen=True)
@@ -151,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="tickerserve-bench-"))
     results: dict[str, Any] = {}
     try:
-        lightgbm_sections = [n for n in SECTIONS if n in args.sections and n != "families"]
+        lightgbm_sections = [n for n in SECTIONS if n in args.sections and n not in OWN_STORE]
         if lightgbm_sections:
             specs = model_specs()
             root = ensure_models(specs, rebuild=args.rebuild)
@@ -171,6 +173,12 @@ def main(argv: list[str] | None = None) -> int:
             section_started = time.monotonic()
             results["families"] = families.run(config, work, rebuild=args.rebuild)
             say(f"   (families: {time.monotonic() - section_started:.0f} s)")
+        if "networks" in args.sections:  # torch and stable-baselines3, imported only here
+            from bench import networks
+
+            section_started = time.monotonic()
+            results["networks"] = networks.run(config, work, rebuild=args.rebuild)
+            say(f"   (networks: {time.monotonic() - section_started:.0f} s)")
         say(summary(results))
         if "warm" in results:
             say(cost_tables(results))
@@ -890,10 +898,14 @@ def summary(results: dict[str, Any]) -> str:
         rows += capture_targets(results["capture"])
     if "pipeline" in results:
         rows += pipeline_bench.target_rows(results["pipeline"])
+    if "networks" in results:
+        from bench import networks
+
+        rows += networks.target_rows(results["networks"])
     if "warnings" in results:
         rows += warnings_targets(results["warnings"])
     return "\n" + table(
-        "Targets (issues 2, 8, 9, 10, 11, 12, 16, 20 and 21)", ["target", "measured", "met"], rows
+        "Targets (issues 2, 8, 9, 10, 11, 12, 16, 18, 20 and 21)", ["target", "measured", "met"], rows
     )
 
 

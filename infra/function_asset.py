@@ -48,8 +48,11 @@ _MEMBERS = (
     "tickerserve/members/linear.py",
     "tickerserve/members/links.py",
     "tickerserve/members/loading.py",
+    "tickerserve/members/network.py",
+    "tickerserve/members/onnx.py",
     "tickerserve/members/onnx_engine.py",
     "tickerserve/members/onnx_proto.py",
+    "tickerserve/members/preprocessing.py",
     "tickerserve/members/row_split.py",
     "tickerserve/members/safe_load.py",
     "tickerserve/members/tree_engines.py",
@@ -91,6 +94,7 @@ PREDICTION_FILES = (
     "tickerserve/serving/features.py",
     "tickerserve/serving/model.py",
     "tickerserve/serving/guard.py",
+    "tickerserve/serving/network_answers.py",
     "tickerserve/serving/observability.py",
     "tickerserve/serving/pipeline.py",
     "tickerserve/serving/predict.py",
@@ -98,6 +102,7 @@ PREDICTION_FILES = (
     "tickerserve/serving/service.py",
     "tickerserve/serving/snapstart.py",
     "tickerserve/serving/traffic.py",
+    "tickerserve/serving/windows.py",
 )
 # The monitor function: monitor runs, promotion (which loads a version as serving does, so
 # the member kinds and the model), baselines and storage; no HTTP layer, no pickle loader.
@@ -117,6 +122,7 @@ MONITOR_FILES = (
     "tickerserve/serving/features.py",
     "tickerserve/serving/guard.py",
     "tickerserve/serving/model.py",
+    "tickerserve/serving/windows.py",
     "tickerserve/publishing/__init__.py",
     "tickerserve/publishing/promotion.py",
     "tickerserve/publishing/release.py",

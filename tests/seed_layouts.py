@@ -25,6 +25,8 @@ import xgboost as xgb
 from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
 from sklearn.linear_model import Ridge
 
+from tests.network_support import FEATURES as NETWORK_FEATURES
+from tests.network_support import networks, write_gru_run, write_ppo_run
 from tests.seed_support import seed_models
 from tickerserve.publishing.demo import FEATURES
 
@@ -246,26 +248,25 @@ def write_seed_001(root: Path, *, pointer: bool = False) -> Path:
     (models / "lightgbm/ETHEUR/latest_pointer.txt").write_text(
         "C:\\Bot_kilo\\models\\lightgbm\\ETHEUR\\20240810_090000"
     )
-    gru = models / "gru/BTCEUR/20240816_142301"
-    gru.mkdir(parents=True)
-    (gru / "model.pth").write_bytes(b"PK\x03\x04 torch zip")
-    _pickle(gru / "preprocessor.pkl", {"mean": [0.0], "std": [1.0]})
-    _json(gru / "config.json", {"hidden_size": 64})
-    _json(gru / "metadata.json", _run_metadata(gru.name, "BTCEUR", "2024-08-16T14:23:01", None))
+    # A GRU and a PPO policy, trained (once per session) and saved as the seed saves its runs.
+    trained = networks()
+    gru = write_gru_run(models / "gru/BTCEUR/20240816_142301", trained["gru"].original,
+                        trained["gru"].extra, feature_names=NETWORK_FEATURES,
+                        selected=[0, 2, 5, 8, 11])  # fmt: skip
     _latest(models / "gru/BTCEUR", gru.name, pointer=pointer)
-    ppo = models / "ppo/BTCEUR/20240816_144023"
-    ppo.mkdir(parents=True)
-    (ppo / "model.zip").write_bytes(b"PK\x03\x04 sb3")
-    _json(ppo / "model_metadata.json", {"model_type": "ppo", "feature_names": list(FEATURES)})
-    _pickle(ppo / "model_vecnormalize.pkl", {"clip": 10.0})
-    _json(ppo / "metadata.json", _run_metadata(ppo.name, "BTCEUR", "2024-08-16T14:40:23", None))
+    ppo = write_ppo_run(models / "ppo/BTCEUR/20240816_144023", trained["ppo"].original,
+                        trained["ppo"].extra,
+                        action_space_info={"type": "discrete", "n": 3,
+                                           "actions": ["hold", "buy", "sell"]})  # fmt: skip
+    _latest(models / "ppo/BTCEUR", ppo.name, pointer=pointer)
     best = models / "metadata"
     best.mkdir()
     # The walk-forward best is the older BTCEUR run.
     (best / "best_wf_lightgbm_BTCEUR.pkl").write_bytes(
         (models / "lightgbm/BTCEUR/20240815_102314/model.pkl").read_bytes()
     )
-    (best / "best_wf_gru_BTCEUR.pth").write_bytes(b"PK\x03\x04 torch zip")
+    # ... and the GRU's walk-forward best is its (only) run's checkpoint.
+    (best / "best_wf_gru_BTCEUR.pth").write_bytes((gru / "model.pth").read_bytes())
     return models
 
 

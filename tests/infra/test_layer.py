@@ -32,6 +32,7 @@ from infra.bytecode import FIXED_MTIME, find_python
 from infra.constructs.dependency_layer import RUNTIME
 from infra.function_asset import CODE_ROOT, MONITOR_FILES, PREDICTION_FILES, stage_function_code
 from tests.family_support import families, rows
+from tests.network_support import gru_answers, networks, ppo_answers
 from tests.support import EVENTS, REGISTRY_KEY, populate
 from tickerserve.publishing.demo import FEATURES
 from tickerserve.publishing.release import publish_bundle
@@ -326,6 +327,51 @@ def test_built_layer_serves_a_prediction_under_python_3_13(layer: Path, tmp_path
     assert all(x.startswith(str(layer.resolve())) for x in gomp), gomp
     # ... and neither those libraries' Python packages nor scipy, scikit-learn or xgboost
     assert not {"lightgbm", "treelite", "scipy", "sklearn", "xgboost"} & set(outcome["loaded"])
+
+
+@pytest.mark.slow
+def test_built_layer_serves_a_gru_window_and_a_ppo_observation_under_python_3_13(
+    layer: Path, tmp_path
+):
+    if PYTHON_313 is None:
+        pytest.skip(NO_PYTHON_313)
+    code = stage_function_code(CODE_ROOT, PREDICTION_FILES, python=PYTHON_313).path
+    # Given seed 001's GRU and PPO policy, converted and published by the real publisher
+    store = tmp_path / "store"
+    gru, ppo = networks()["gru"], networks()["ppo"]
+    for ticker, network in (("GRUX", gru), ("PPOX", ppo)):
+        publish_bundle(LocalStore(store), network.converted.bundle, registry_key=REGISTRY_KEY,
+                       routes={ticker: "stock"})  # fmt: skip
+    rng = np.random.default_rng(12)
+    window = rng.normal(scale=6, size=(8, 5)).astype(np.float32).astype(np.float64)
+    observation = rng.normal(scale=6, size=6).astype(np.float32).astype(np.float64)
+    used = gru.converted.bundle.metadata.used_features
+    bodies = [
+        {"ticker": "GRUX", "features": [dict(zip(used, r.tolist(), strict=True)) for r in window]},
+        {"ticker": "PPOX", "features": observation.tolist()},
+    ]
+    paths = []
+    for i, body in enumerate(bodies):
+        event = json.loads((EVENTS / "rest_predict.json").read_text())
+        event["body"] = json.dumps(body)
+        paths.append(tmp_path / f"network{i}.json")
+        paths[-1].write_text(json.dumps(event))
+    # When the handler answers them from the layer alone under the runtime's Python
+    outcome, _ = run_313(
+        CHILD, layer, code, tmp_path, str(layer), str(code), *map(str, paths),
+        TICKERSERVE_STORE_PATH=str(store), TICKERSERVE_CACHE_DIR=str(tmp_path / "cache"),
+    )  # fmt: skip
+    # Then they answer what torch and stable-baselines3 answer, with neither installed
+    assert outcome["status"] == [200, 200], outcome["body"]
+    gru_body, ppo_body = outcome["body"]
+    want = gru_answers(gru, window[None])[0, 0]
+    assert abs(gru_body["prediction"] - want) <= 1e-5 * max(1.0, abs(want))
+    _, probabilities, values = ppo_answers(ppo, observation[None])
+    got = np.array(list(ppo_body["probabilities"].values()))
+    np.testing.assert_allclose(got, probabilities[0], atol=1e-5)
+    assert abs(ppo_body["value"] - values[0]) <= 1e-5 * max(1.0, abs(values[0]))
+    assert {"onnxruntime", "numpy"} <= set(outcome["loaded"])
+    assert not {"torch", "stable_baselines3", "sklearn", "scipy"} & set(outcome["loaded"])
 
 
 def run_313(

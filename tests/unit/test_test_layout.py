@@ -34,6 +34,7 @@ CROSS_CUTTING = {
     "test_test_layout.py": "this file: the test layout and pytest.raises checks",
     "http/test_api_fuzz.py": "property-based fuzzing of the whole HTTP surface",
     "serving/test_families.py": "every model family served end to end: convert, publish, load",
+    "serving/test_networks.py": "seed 001's GRUs and PPO policies served end to end, captured",
 }
 
 # What an exception check may assert on, besides ``match=``.

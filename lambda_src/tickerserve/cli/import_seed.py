@@ -27,6 +27,7 @@ from tickerserve.cli.console import JsonOption, format_metrics, print_json, tabl
 from tickerserve.cli.errors import EXIT_REFUSED, Refused
 from tickerserve.cli.importers import IMPORTERS, detect, models_storage
 from tickerserve.cli.importers import in_place as in_place_tree
+from tickerserve.cli.importers.network_runs import NetworkOptions
 from tickerserve.cli.importers.plan import ImportOptions
 from tickerserve.cli.importers.publication import ImportResult, Outcome, run_import
 from tickerserve.cli.model_names import model_name
@@ -53,6 +54,8 @@ FLAG_LAYOUTS = {
     "--route": ("003", "004"),
     "--map": ("004",),
     "--skip-existing": ("004",),
+    "--window": ("001",),
+    "--torch-module": ("001",),
 }
 
 
@@ -163,6 +166,24 @@ def import_seed_command(
         ),
     ] = None,
     bins: BinsOption = DEFAULT_BINS,
+    window: Annotated[
+        int | None,
+        typer.Option(
+            "--window",
+            min=1,
+            metavar="N",
+            help="001: the window length (rows per request) of GRU runs that record none.",
+        ),
+    ] = None,
+    torch_module: Annotated[
+        str | None,
+        typer.Option(
+            "--torch-module",
+            metavar="MODULE:CLASS",
+            help="001: build GRU checkpoints from your own torch class (constructed from "
+            "model_config) when their state dict fits no template.",
+        ),
+    ] = None,
     range_quantiles_text: RangeQuantilesOption = DEFAULT_RANGE_QUANTILES,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Convert and check everything, write nothing.")
@@ -207,6 +228,7 @@ def import_seed_command(
             "--stocks": bool(stocks), "--stock-fallback": stock_fallback, "--etfs": bool(etfs),
             "--model": model is not None, "--route": bool(route), "--map": bool(mapping),
             "--skip-existing": skip_existing, "--asset-class": asset_class is not None,
+            "--window": window is not None, "--torch-module": torch_module is not None,
         }  # fmt: skip
         for flag, used in given.items():
             if used and importer.LAYOUT not in FLAG_LAYOUTS[flag]:
@@ -230,6 +252,7 @@ def import_seed_command(
             signal=None if signal is None else validate_signal(signal),
             asset_class=None if asset_class is None else validate_asset_class(asset_class),
             take_routes=take_routes,
+            network=NetworkOptions(window, torch_module),
         )
         with progress(not json_output) as track:  # on a terminal: reading, then each conversion
             reading = track.step(f"reading {root} ({importer.LAYOUT})")
@@ -313,6 +336,7 @@ def import_report(result: ImportResult) -> dict[str, Any]:
                 "metrics": meta.metrics,
                 "probe_rows": o.converted.probe_rows,
                 "max_abs_diff": o.converted.max_abs_diff,
+                **_network_report(o),
                 "aliases": o.aliases,
                 "tickers": sorted(
                     {
@@ -344,6 +368,17 @@ def import_report(result: ImportResult) -> dict[str, Any]:
         "revision": result.revision,
         "notes": plan.notes,
     }
+
+
+def _network_report(outcome: Outcome) -> dict[str, Any]:
+    """A network's input and the relative difference its check measured (``max_abs_diff``
+    is the absolute one)."""
+    meta = outcome.converted.bundle.metadata
+    if meta.network is None:
+        return {}
+    probe = meta.source.get("probe") or {}
+    return {"network": meta.network.to_dict(),
+            "max_relative_diff": probe.get("max_relative_diff")}  # fmt: skip
 
 
 def _baseline_report(outcome: Outcome) -> dict[str, Any] | None:

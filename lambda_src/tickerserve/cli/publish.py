@@ -27,6 +27,7 @@ from tickerserve.cli.baseline import summary as baseline_summary
 from tickerserve.cli.console import JsonOption, note, print_json
 from tickerserve.cli.errors import Refused
 from tickerserve.cli.importers.model_folder import read_folder
+from tickerserve.cli.importers.network_runs import NetworkOptions
 from tickerserve.cli.model_names import model_name
 from tickerserve.cli.reference import fit_from_reference, parse_window
 from tickerserve.cli.store_option import Target, target
@@ -82,7 +83,9 @@ def publish_command(
         typer.Argument(
             help="Native bundle folder (model.txt + metadata.json), seed folder "
             "(model.joblib/.pkl, label_encoder.pkl, feature_names*.json, metadata.json) or one "
-            "pickle file: LightGBM, XGBoost, scikit-learn trees, or a seed 002/003 dict.",
+            "pickle file: LightGBM, XGBoost, scikit-learn trees, or a seed 002/003 dict; or a "
+            "network: a seed 001 GRU run (model.pth) or PPO run (model.zip), or model.onnx + "
+            "network.json.",
             show_default=False,
         ),
     ],
@@ -153,6 +156,24 @@ def publish_command(
             "timeframe); without it such a route stays, and is listed.",
         ),
     ] = False,
+    window: Annotated[
+        int | None,
+        typer.Option(
+            "--window",
+            min=1,
+            metavar="N",
+            help="A GRU's window length (rows per request), when its run records none.",
+        ),
+    ] = None,
+    torch_module: Annotated[
+        str | None,
+        typer.Option(
+            "--torch-module",
+            metavar="MODULE:CLASS",
+            help="Build a GRU checkpoint's network from your own torch class (constructed "
+            "from model_config) when its state dict fits no template.",
+        ),
+    ] = None,
     reference: ReferenceOption = None,
     bins: BinsOption = DEFAULT_BINS,
     range_quantiles_text: RangeQuantilesOption = DEFAULT_RANGE_QUANTILES,
@@ -168,7 +189,10 @@ def publish_command(
 
     Seed pickles are converted (LightGBM text, Treelite for XGBoost and scikit-learn trees,
     JSON coefficients for linear meta-learners) and must answer like the original on probe
-    rows. The version folder is written first (create-only), the registry last. A ticker is
+    rows. GRU and PPO runs become ONNX networks (needs the networks extra), checked against
+    torch or stable-baselines3 on 256 generated windows or observations.
+
+    The version folder is written first (create-only), the registry last. A ticker is
     served once an alias points at the version and the ticker routes to the model (--route
     here, or the route command). --route adds a route only where the ticker has none (on
     --signal) or it already points at the model; one that points elsewhere stays and is
@@ -197,6 +221,7 @@ def publish_command(
         model=model,
         asset_class=asset_class or default_asset_class(model),
         features=None if features is None else read_names_file(features),
+        network=NetworkOptions(window, torch_module),
     )
     for warning in converted.warnings:
         note(f"warning: {src}: {warning}")
@@ -260,10 +285,12 @@ def _report_publish(
         return
     meta = result.written.bundle.metadata
     output = f"{len(meta.classes)} classes" if meta.classes else meta.task
+    inputs = f"{len(meta.used_features)} features"
+    if meta.network is not None and meta.network.rows is not None:
+        inputs = f"{meta.network.rows} rows x {inputs}"
     typer.echo(
         f"published {meta.model} {meta.version} to {t.store.describe()} "
-        f"({_describe_source(converted)}; {len(meta.used_features)} features, "
-        f"{output}) in {seconds:.2f} s"
+        f"({_describe_source(converted)}; {inputs}, {output}) in {seconds:.2f} s"
     )
     if fitted is not None:
         typer.echo(describe_baseline(fitted))
@@ -304,8 +331,16 @@ def _routes(
 
 
 def _describe_source(converted: Converted) -> str:
+    meta = converted.bundle.metadata
     if converted.kind == "native":
-        return "native bundle"
+        return "native bundle" if meta.network is None else "onnx network"
+    if meta.network is not None:  # checked against torch or stable-baselines3
+        inputs = "windows" if meta.network.input == "window" else "observations"
+        relative = meta.source.get("probe", {}).get("max_relative_diff", 0.0)
+        return (
+            f"converted {converted.estimator} to ONNX, checked on {converted.probe_rows} "
+            f"{inputs} (max diff {converted.max_abs_diff:.2g}, {relative:.2g} relative)"
+        )
     return (
         f"converted {converted.estimator}, checked on {converted.probe_rows} probe rows "
         f"(max diff {converted.max_abs_diff:.2g})"

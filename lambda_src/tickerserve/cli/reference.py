@@ -2,7 +2,9 @@
 
 The file holds the model's feature columns (by name; a missing one is refused) and,
 optionally, the truth: a ``label`` column for classifiers, ``value`` for regressors. Empty
-cells are missing values. Parquet needs pyarrow, an optional extra (about 170 MB installed):
+cells are missing values. For a network that takes a window, the rows are in time order and
+every window of them is scored (the truth and the features of a window are its newest row's,
+as capture records them). Parquet needs pyarrow, an optional extra (about 170 MB installed):
 ``pip install 'tickerserve[parquet]'``; CSV needs nothing.
 """
 
@@ -28,6 +30,7 @@ from tickerserve.baselines.baseline import (
 from tickerserve.baselines.ranges import DEFAULT_QUANTILES, Quantiles
 from tickerserve.cli.errors import Refused
 from tickerserve.monitor.evaluate import task_of
+from tickerserve.serving.windows import sliding_windows
 from tickerserve.storage.bundle import Bundle
 from tickerserve.storage.registry import utc_now
 from tickerserve.storage.store import sha256_hex
@@ -180,15 +183,26 @@ def fit_from_table(
     x = np.column_stack([_numbers(table, n) for n in names])
     task = task_of(meta)
     loaded = LoadedModel(meta, bundle.files)
+    inputs, first = x, 0
+    rows = None if meta.network is None else meta.network.rows
+    if rows is not None:
+        # A windowed network: the table's rows in time order, every window of them; each
+        # window's newest row is what capture records, so the features are those rows.
+        inputs, first = sliding_windows(x, rows), rows - 1
+        if len(inputs) == 0:
+            raise Refused(f"--reference {path}: {table.rows} rows; a window needs {rows}")
+        x = x[first:]
     truth: Any = None
     if task == "classification":
-        predictions = loaded.predict_proba(x)
+        predictions = loaded.predict_proba(inputs)
         if LABEL_COLUMN in table.columns:
-            truth = [str(v) for v in table.columns[LABEL_COLUMN]]
+            truth = [str(v) for v in table.columns[LABEL_COLUMN]][first:]
     else:
-        predictions = np.asarray(loaded.predict_values(x))
+        predictions = np.asarray(loaded.predict_values(inputs))
+        if predictions.ndim == 2:  # named outputs, a box's action: the first is monitored
+            predictions = predictions[:, 0]
         if VALUE_COLUMN in table.columns:
-            truth = _numbers(table, VALUE_COLUMN)
+            truth = _numbers(table, VALUE_COLUMN)[first:]
     if training is None and meta.training.get("start") and meta.training.get("end"):
         training = Window(str(meta.training["start"]), str(meta.training["end"]),
                           meta.training.get("rows"))  # fmt: skip

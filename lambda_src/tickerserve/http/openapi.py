@@ -12,6 +12,7 @@ from typing import Any
 
 from tickerserve.contract import GATEWAY_ERRORS, LIMITS, NAMES, OUTCOME, PREDICT, WARNINGS, Field
 from tickerserve.http.pagination import TOKEN_PATTERN
+from tickerserve.members.kinds import KINDS
 
 JSON = "application/json"
 
@@ -192,6 +193,15 @@ CLASSIFICATION_PREDICTION: dict[str, Any] = {
             "the predicted one.",
         },
         "explanation": EXPLANATION,
+        "action": {
+            "type": "integer",
+            "description": "Discrete policies only: the deterministic action's index.",
+        },
+        "label": {
+            "type": "string",
+            "description": "Discrete policies whose actions are named: the action's name.",
+        },
+        "value": {"type": "number", "description": "Policies only: the critic's value."},
     },
 }
 
@@ -202,18 +212,39 @@ REGRESSION_PREDICTION: dict[str, Any] = {
     "properties": {
         **_ANSWER_COMMON,
         "prediction": {
-            "type": "number",
+            "oneOf": [
+                {"type": "number"},
+                {"type": "object", "additionalProperties": {"type": "number"}},
+            ],
             "examples": [0.0123],
-            "description": "A regression model's value (no probabilities, no confidence).",
+            "description": "A regression model's value (no probabilities, no confidence); a "
+            "network with several outputs answers each by name.",
         },
         "explanation": EXPLANATION,
     },
 }
 
+ACTION_PREDICTION: dict[str, Any] = {
+    "title": "ActionPrediction",
+    "type": "object",
+    "required": ["ticker", "model", "action"],
+    "properties": {
+        **_ANSWER_COMMON,
+        "action": {
+            "type": "array",
+            "items": {"type": "number"},
+            "description": "A box policy's deterministic action, clipped to the space's bounds "
+            "(one number per action dimension).",
+        },
+        "value": {"type": "number", "description": "The critic's value."},
+    },
+}
+
 PREDICTION: dict[str, Any] = {
     "title": "Prediction",
-    "description": "A classifier's label with its probabilities, or a regressor's value.",
-    "oneOf": [CLASSIFICATION_PREDICTION, REGRESSION_PREDICTION],
+    "description": "A classifier's label with its probabilities (a discrete policy's action "
+    "too), a regressor's value, or a box policy's action.",
+    "oneOf": [CLASSIFICATION_PREDICTION, REGRESSION_PREDICTION, ACTION_PREDICTION],
 }
 
 BATCH_REQUEST: dict[str, Any] = {
@@ -514,7 +545,7 @@ MODEL_DETAIL: dict[str, Any] = {
                         "type": "object",
                         "properties": {
                             "name": {"type": "string"},
-                            "kind": {"type": "string", "enum": ["lightgbm", "treelite"]},
+                            "kind": {"type": "string", "enum": list(KINDS)},
                             "estimator": nullable({"type": "string"}),
                             "weight": {"type": "number"},
                         },
@@ -539,6 +570,21 @@ MODEL_DETAIL: dict[str, Any] = {
             "items": {"type": "string"},
             "description": "Class labels in output order (empty for a regression model).",
         },
+        "network": nullable(
+            {
+                "type": "object",
+                "description": "A network's input and answer: input window (features as "
+                "shape[0] rows, oldest first) or observation (of shape), named outputs, a "
+                "policy's action space, whether the critic's value is answered.",
+                "properties": {
+                    "input": {"type": "string", "enum": ["window", "observation"]},
+                    "shape": {"type": "array", "items": {"type": "integer"}},
+                    "outputs": {"type": "array", "items": {"type": "string"}},
+                    "policy": nullable({"type": "object"}),
+                    "value": {"type": "boolean"},
+                },
+            }
+        ),
         "metrics": {"type": "object", "additionalProperties": {"type": "number"}},
         "training": {"type": "object"},
         "created_at": {"type": "string"},

@@ -62,6 +62,8 @@ def describe_ticker(
         "selected_features": metadata.selected_features,
         "required_features": metadata.used_features,
         "classes": metadata.classes,
+        # A network's input (a window of rows, or an observation's shape) and answer.
+        "network": None if metadata.network is None else metadata.network.to_dict(),
         "metrics": metadata.metrics,
         "training": metadata.training,
         "created_at": metadata.created_at,

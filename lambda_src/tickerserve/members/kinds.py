@@ -13,7 +13,8 @@ from tickerserve.layout import validate_artifact_name
 
 LIGHTGBM = "lightgbm"
 TREELITE = "treelite"
-KINDS: tuple[str, ...] = (LIGHTGBM, TREELITE)
+ONNX = "onnx"  # a network (members.onnx); a version holds it alone
+KINDS: tuple[str, ...] = (LIGHTGBM, TREELITE, ONNX)
 TASKS: tuple[str, ...] = ("classification", "regression")
 
 

@@ -176,6 +176,7 @@ def load_candidates(
             baseline=stored.baseline if stored else None,
             challenger_alias=configured_challenger(entry),
             aliases={a: t.version for a, t in entry.aliases.items()},
+            policy=metadata.network is not None and metadata.network.policy is not None,
         )
         candidates.append(Candidate(subject, stored, problem))
     return candidates, skipped
@@ -465,10 +466,12 @@ def _output_drift(
     rows = int(counts.sum())
     if isinstance(baseline.output, ClassShares):
         expected = class_shares_expected(baseline.output, stream.classes)
-        kind: Literal["classes", "values"] = "classes"
+        kind: Literal["classes", "values", "actions", "action_values"] = "classes"
     else:
         expected = baseline.output.expected()
         kind = "values"
+    if stream.subject.policy:  # a policy's output is its action: the PSI of actions
+        kind = "actions" if kind == "classes" else "action_values"
     if rows >= config.min_drift_rows:
         value = psi(expected, counts / rows, config.psi_epsilon)
         return OutputDrift(kind=kind, rows=rows, psi=value, level=config.psi.level(value))

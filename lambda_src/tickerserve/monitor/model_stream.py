@@ -67,6 +67,7 @@ class Subject:
     challenger_alias: str | None = None
     # alias -> version as the registry has them now (the challenger's version comes from here)
     aliases: dict[str, str] = field(default_factory=dict)
+    policy: bool = False  # a policy: its outputs are actions (classes: discrete; values: box)
 
 
 class _FeatureCounts:

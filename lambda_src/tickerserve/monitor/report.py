@@ -151,10 +151,11 @@ class FeatureDrift(Part):
 
 @dataclass(frozen=True, kw_only=True)
 class OutputDrift(Part):
-    """PSI of the champion's outputs: predicted classes, or binned values."""
+    """PSI of the champion's outputs: predicted classes, or binned values (a policy's:
+    its actions, or its box action's binned first value)."""
 
     statistic: str = "psi"
-    kind: Literal["classes", "values"]
+    kind: Literal["classes", "values", "actions", "action_values"]
     rows: int
     psi: float | None = None
     level: Level | None = None

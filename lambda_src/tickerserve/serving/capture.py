@@ -9,6 +9,7 @@ The record (its ``kind`` and ``v`` are ``layout.CAPTURE_KIND`` and ``CAPTURE_VER
      "model": "etfs/SMH", "version": "1.0.1", "alias": "production",
      "role": "champion" | "canary", "task": "classification" | "regression",
      "features": {"rsi_14": 61.2, "iv_rank": null},
+     "window": {"rows": 60, "sha256": "..."},        (sequence models, 2-D observations)
      "output": {"label": ..., "probabilities": {...}} | {"value": 0.0123},
      "challengers": [{"alias", "version", "output", "latency_us"} | {"alias", "error"}],
      "latency_us": 123,
@@ -16,6 +17,12 @@ The record (its ``kind`` and ``v`` are ``layout.CAPTURE_KIND`` and ``CAPTURE_VER
 
 ``warnings`` is the answer's own (issue 21): present when the answering version has feature
 ranges (``[]`` for a row like its reference), absent when it has none.
+
+A window's record keeps its newest row as ``features`` (drift is judged on it) and the
+window's digest (``serving.windows.window_digest``), so a record stays a few KiB however long
+the window. Network answers add to ``output``: a discrete policy's ``action`` (its index) and a
+box policy's ``action`` (its first dimension is the ``value`` monitored), a regressor's named
+``values`` (the first is the ``value``), a critic's ``critic_value``.
 
 Sinks: in the Lambda, ``LogSink`` prints each record as its own log line (CloudWatch Logs →
 Firehose → the capture bucket; no I/O on the request path beyond the log write every
@@ -32,11 +39,13 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+import numpy as np
 import orjson
 
 from tickerserve.contract import DEFAULT_SIGNAL
 from tickerserve.layout import CAPTURE_KIND, CAPTURE_VERSION
 from tickerserve.metric_names import PREDICTION
+from tickerserve.serving.windows import WindowSchema, window_digest
 from tickerserve.storage.registry import Resolved
 
 logger = logging.getLogger(__name__)
@@ -77,9 +86,23 @@ class LogSink:
 def output_of(answer: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """The task and the ``output`` object of an answer (classification or regression)."""
     probabilities = answer.get("probabilities")
+    task = "regression"
+    output: dict[str, Any]
     if probabilities is not None:
-        return "classification", {"label": answer["prediction"], "probabilities": probabilities}
-    return "regression", {"value": answer["prediction"]}
+        task = "classification"
+        output = {"label": answer["prediction"], "probabilities": probabilities}
+        if "action" in answer:  # a discrete policy
+            output["action"] = answer["action"]
+    elif "prediction" not in answer:  # a box policy: its action, first dimension monitored
+        output = {"value": answer["action"][0], "action": answer["action"]}
+    elif isinstance(answer["prediction"], dict):  # named outputs: the first is monitored
+        values = answer["prediction"]
+        output = {"value": next(iter(values.values())), "values": values}
+    else:
+        output = {"value": answer["prediction"]}
+    if "value" in answer:  # a policy's critic
+        output["critic_value"] = answer["value"]
+    return task, output
 
 
 def features_used(names: Sequence[str], row: Any, given: Any = None) -> dict[str, Any]:
@@ -91,6 +114,15 @@ def features_used(names: Sequence[str], row: Any, given: Any = None) -> dict[str
     if isinstance(given, dict) and len(given) == len(names):
         return given
     return dict(zip(names, row.tolist(), strict=True))
+
+
+def captured_inputs(
+    schema: Any, row: np.ndarray, given: Any = None
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """A record's ``features`` and, for a window, its ``window`` (rows and digest)."""
+    if isinstance(schema, WindowSchema):
+        return schema.captured(row), {"rows": schema.rows, "sha256": window_digest(row)}
+    return features_used(schema.used_names, row, given), None
 
 
 def new_record(
@@ -107,6 +139,7 @@ def new_record(
     latency_us: int,
     time: datetime | None = None,
     signal: str = DEFAULT_SIGNAL,
+    window: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A capture record for one scored row (the dict the sink's line is made from)."""
     task, output = output_of(answer)
@@ -132,6 +165,8 @@ def new_record(
     explanation = answer.get("explanation")
     if explanation is not None:  # the top k the answer carried, as answered
         record["explanation"] = explanation
+    if window is not None:
+        record["window"] = window
     warnings = answer.get("warnings")
     if warnings is not None:  # as answered: the version has ranges
         record["warnings"] = warnings

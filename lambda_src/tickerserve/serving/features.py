@@ -41,10 +41,10 @@ class FeatureSchema:
             missing,
         )
 
-    def same_input(self, other: FeatureSchema) -> bool:
+    def same_input(self, other: object) -> bool:
         """Whether ``other`` makes the same row (or the same error) of any request's features,
         so a row aligned by one serves the other (a shadow challenger on the champion's row)."""
-        return other is self or other._input == self._input
+        return other is self or getattr(other, "_input", None) == self._input
 
     def row(self, features: Any) -> np.ndarray:
         """One row of float64 values in the order the model consumes them."""

@@ -10,6 +10,10 @@ the same weights over the members' contributions, as long as every member explai
 output it hands on (probabilities, values). A member explained in margin space (log-odds)
 hands on probabilities that are not additive in its contributions, so such a combination
 has no exact explanation and says so.
+
+A network (one ONNX member, ``metadata.network``) takes a window or an observation per
+request (``schema`` is then a ``WindowSchema`` when the input has rows) and may answer
+several named values, a policy's action, and the critic's value beside it.
 """
 
 from __future__ import annotations
@@ -32,8 +36,10 @@ from tickerserve.members.kinds import (
     Unexplainable,
 )
 from tickerserve.members.loading import load_member
+from tickerserve.members.onnx import OnnxMember
 from tickerserve.serving.features import FeatureSchema
 from tickerserve.serving.guard import Guard
+from tickerserve.serving.windows import WindowSchema
 from tickerserve.storage.bundle import CLASSIFICATION, REGRESSION, BundleMetadata
 
 logger = logging.getLogger(__name__)
@@ -52,8 +58,10 @@ class ModelKey:
 class Prediction:
     """Combined outputs for some rows, plus each member's share of agreement (ensembles)."""
 
-    outputs: np.ndarray  # (n_rows, n_classes) probabilities, or (n_rows,) values
+    outputs: np.ndarray  # (n_rows, n_classes) probabilities, (n_rows,) values, or
+    # (n_rows, n_outputs) values of a network with several named outputs
     agreement: np.ndarray | None  # (n_rows,) share of members whose label is the answer's
+    value: np.ndarray | None = None  # (n_rows,) a policy's critic value, when it answers one
 
 
 def _explainable(kind: str, member: Member) -> Explainable:
@@ -82,9 +90,14 @@ class LoadedModel:
         self.task = metadata.task
         self.classes = list(metadata.classes)
         self.used_features = metadata.used_features
-        self.schema = FeatureSchema(
+        self.network = metadata.network
+        self.schema: FeatureSchema | WindowSchema = FeatureSchema(
             metadata.feature_names, metadata.selected_features, missing=metadata.accepts_missing
         )
+        if self.network is not None and self.network.rows is not None:
+            self.schema = WindowSchema(
+                self.network.rows, self.schema, input_kind=self.network.input
+            )
         self.size_bytes = metadata.artifact_bytes  # members' own memory added below
         if ranges is None and metadata.ranges is not None:
             ranges = self._own_ranges(metadata)
@@ -132,6 +145,15 @@ class LoadedModel:
                 f"{self.key}: {artifact} expects {member.n_features} features but metadata "
                 f"lists {len(self.used_features)}"
             )
+        if isinstance(member, OnnxMember):
+            if member.n_outputs != self.metadata.n_outputs:
+                raise InvalidModel(
+                    f"{self.key}: {artifact} answers {member.n_outputs} value(s) per input, "
+                    f"metadata expects {self.metadata.n_outputs}"
+                )
+            assert self.network is not None  # the bundle's checks: an onnx member has one
+            if self.network.value and not member.has_value:
+                raise InvalidModel(f"{self.key}: {artifact} names no value output")
         trained = member.trained_names
         # Named models must match by order, or name -> value requests would feed values into
         # the wrong inputs (LightGBM replaces spaces with underscores when it trains).
@@ -147,7 +169,10 @@ class LoadedModel:
         return [m.predict(rows) for m in self.members]
 
     def predict(self, rows: np.ndarray) -> Prediction:
-        """The combined answer for ``rows`` (already aligned to ``used_features``)."""
+        """The combined answer for ``rows`` (already aligned to ``used_features``; a
+        window's or 2-D observation's rows one after the other)."""
+        if self.network is not None:
+            return self._predict_network(rows)
         outputs = self.member_outputs(rows)
         if self._meta is not None:
             combined = self._meta.predict(np.hstack(outputs))
@@ -192,6 +217,16 @@ class LoadedModel:
         values = np.einsum("rif,is->rsf", stacked, weights)
         space = VALUE if self._meta.link == "identity" else MARGIN
         return Contributions(space, base, values)
+
+    def _predict_network(self, rows: np.ndarray) -> Prediction:
+        member = self.members[0]
+        assert isinstance(member, OnnxMember) and self.network is not None
+        main, value = member.run(rows)
+        if not self.network.value:
+            value = None
+        if self.task == REGRESSION and main.shape[1] == 1:
+            return Prediction(main[:, 0], None, value)
+        return Prediction(main, None, value)
 
     def predict_proba(self, rows: np.ndarray) -> np.ndarray:
         """Class probabilities, shape (n_rows, n_classes), columns in ``classes`` order."""

@@ -29,11 +29,13 @@ import numpy as np
 
 from tickerserve.errors import TickerserveError
 from tickerserve.metric_names import PREDICTION
-from tickerserve.serving.capture import DISABLED, Capture, features_used, new_record
+from tickerserve.serving.capture import DISABLED, Capture, captured_inputs, new_record
 from tickerserve.serving.guard import RowWarning
 from tickerserve.serving.model import LoadedModel, Prediction
+from tickerserve.serving.network_answers import network_answer
 from tickerserve.serving.service import ModelService
 from tickerserve.serving.traffic import Aligned, Challengers, Decision, decide
+from tickerserve.serving.windows import WindowSchema
 from tickerserve.storage.registry import Resolved
 
 logger = logging.getLogger(__name__)
@@ -217,6 +219,7 @@ class Pipeline:
                 self.shadowed = self.shadowed or decision.shadow is not None
                 vector = vectors[position]
                 row.aligned = (schema, vector)
+                features, window = captured_inputs(schema, vector, row.request.features)
                 row.record = new_record(
                     request_id=row.request_id,
                     source=self.source,
@@ -226,9 +229,10 @@ class Pipeline:
                     resolved=served,
                     role=decision.role,
                     answer=answer,
-                    features=features_used(schema.used_names, vector, row.request.features),
+                    features=features,
                     challengers=[],
                     latency_us=latency_us,
+                    window=window,
                 )
                 self.captured.append(row)
 
@@ -240,6 +244,8 @@ class Pipeline:
         guard = model.guard
         if guard is None:
             return None
+        if isinstance(model.schema, WindowSchema):  # a window's newest row, as capture keeps it
+            matrix = matrix[:, -len(model.schema.used_names) :]
         warned = [guard.check(matrix[0])] if len(rows) == 1 else guard.check_rows(matrix)
         count = sum(map(len, warned))
         if count:
@@ -324,6 +330,8 @@ def answer_of(
     }
     if request.timeframe is not None:
         answer["timeframe"] = request.timeframe
+    if model.network is not None:
+        return network_answer(answer, model.network, model.task, model.classes, result, position)
     outputs = result.outputs[position]
     if model.task == "regression":
         answer["prediction"] = float(outputs)

@@ -25,8 +25,11 @@ import numpy as np
 
 from tickerserve.errors import NotFound, TickerserveError
 from tickerserve.metric_names import PREDICTION
+from tickerserve.serving.capture import output_of
 from tickerserve.serving.features import FeatureSchema
 from tickerserve.serving.model import LoadedModel, ModelKey, Prediction
+from tickerserve.serving.network_answers import network_answer
+from tickerserve.serving.windows import WindowSchema
 from tickerserve.storage.registry import ModelEntry, Registry, Resolved
 
 logger = logging.getLogger(__name__)
@@ -38,7 +41,7 @@ LOADING = "loading"  # a challenger's entry while its version is being loaded in
 _SCALE = float(2**64)
 # A row as the answering model aligned it, with that model's schema: a challenger with the same
 # inputs predicts on it instead of aligning the request's features again.
-Aligned = tuple[FeatureSchema, np.ndarray]
+Aligned = tuple[FeatureSchema | WindowSchema, np.ndarray]
 
 
 def share(request_id: str, salt: bytes) -> float:
@@ -150,6 +153,9 @@ def describe_settings(entry: ModelEntry | None) -> dict[str, Any]:
 
 def model_output(model: LoadedModel, result: Prediction, position: int) -> dict[str, Any]:
     """One row's output as a capture record holds it: label and probabilities, or value."""
+    if model.network is not None:
+        answer = network_answer({}, model.network, model.task, model.classes, result, position)
+        return output_of(answer)[1]
     outputs = result.outputs[position]
     if model.task == "regression":
         return {"value": float(outputs)}

@@ -31,8 +31,9 @@ from tickerserve.layout import (
     validate_artifact_name,
     validate_model_name,
 )
-from tickerserve.members.kinds import KINDS, TASKS, TREELITE, MemberSpec, expected_outputs
+from tickerserve.members.kinds import KINDS, ONNX, TASKS, TREELITE, MemberSpec, expected_outputs
 from tickerserve.members.linear import LinearModel
+from tickerserve.members.network import BOX, DISCRETE, NetworkSpec
 from tickerserve.storage.store import PreconditionFailed, Store, sha256_hex
 
 FORMAT = 2
@@ -48,7 +49,7 @@ CLASSIFICATION, REGRESSION = TASKS
 _KNOWN_KEYS = frozenset(
     {"format", "model", "version", "model_type", "task", "created_at", "asset_class",
      "feature_names", "selected_features", "classes", "metrics", "hyperparameters", "training",
-     "ensemble", "artifacts", "source", "accepts_missing", "ranges"}
+     "ensemble", "artifacts", "source", "accepts_missing", "network", "ranges"}
 )  # fmt: skip
 
 
@@ -84,6 +85,7 @@ class BundleMetadata:
     source: dict[str, Any] = field(default_factory=dict)
     task: str = CLASSIFICATION
     accepts_missing: bool = True  # False: the original refused missing values (null)
+    network: NetworkSpec | None = None  # an ONNX network's input, outputs and policy
     # Each used feature's range from the baseline published with the version (the shape is
     # ``baselines.ranges``'s, checked where it is used); None: published without one.
     ranges: dict[str, Any] | None = None
@@ -154,6 +156,8 @@ class BundleMetadata:
             },
             "source": self.source,
         }
+        if self.network is not None:
+            out["network"] = self.network.to_dict()
         if self.ranges is not None:
             out["ranges"] = self.ranges
         if self.stacking is not None:
@@ -227,6 +231,7 @@ class BundleMetadata:
             source=dict(raw.get("source") or {}),
             task=task,
             accepts_missing=_flag(raw.get("accepts_missing", True), "accepts_missing"),
+            network=None if raw.get("network") is None else NetworkSpec.from_dict(raw["network"]),
             ranges=_object_or_none(raw.get("ranges"), "ranges"),
             extra={k: v for k, v in raw.items() if k not in _KNOWN_KEYS},
         )
@@ -235,7 +240,10 @@ class BundleMetadata:
 
     @property
     def n_outputs(self) -> int:
-        """Columns of the combined answer: every class's probability, or one value."""
+        """Columns of the combined answer: every class's probability, or one value (one per
+        named output of a network regressor, or per action dimension of a box policy)."""
+        if self.task == REGRESSION and self.network is not None and self.network.outputs:
+            return len(self.network.outputs)
         return expected_outputs(self.task, len(self.classes))
 
     def validate(self) -> None:
@@ -281,6 +289,7 @@ class BundleMetadata:
                 own = member.options.get("xgboost_model")
                 if own is not None and own not in self.artifacts:
                     raise ValueError(f"member {member.artifact}: {own} is not listed in artifacts")
+        self._validate_network()
         if len({m.artifact for m in self.members}) != len(self.members):
             raise ValueError("each member needs its own artifact")
         if METADATA_FILE in self.artifacts:
@@ -299,6 +308,47 @@ class BundleMetadata:
         for key, value in self.metrics.items():
             if not math.isfinite(value):
                 raise ValueError(f"metric {key} must be finite")
+
+    def _validate_network(self) -> None:
+        """A network is one ONNX member, alone, with the ``network`` object describing it."""
+        onnx = [m for m in self.members if m.kind == ONNX]
+        network = self.network
+        if not onnx:
+            if network is not None:
+                raise ValueError("network is given but no member is an onnx network")
+            return
+        if len(self.members) != 1 or self.method != "single":
+            raise ValueError("an onnx network is a version's single member")
+        if network is None:
+            raise ValueError("an onnx member needs the network object (input, shape)")
+        from tickerserve.members.onnx import check_options
+
+        member = onnx[0]
+        check_options(member.options)
+        if tuple(member.options["shape"]) != network.shape:
+            raise ValueError(
+                f"member {member.artifact} takes shape {member.options['shape']}, network says "
+                f"{list(network.shape)}"
+            )
+        if network.n_features != len(self.used_features):
+            raise ValueError(
+                f"network rows hold {network.n_features} features but metadata lists "
+                f"{len(self.used_features)}"
+            )
+        pre = member.options.get("preprocessing")
+        if pre is not None and pre not in self.artifacts:
+            raise ValueError(f"member {member.artifact}: {pre} is not listed in artifacts")
+        policy = network.policy
+        if self.task == CLASSIFICATION and network.outputs:
+            raise ValueError("a classifier's outputs are its classes, not named outputs")
+        if policy is not None and policy.action_space == DISCRETE and self.task != CLASSIFICATION:
+            raise ValueError("a discrete policy is a classifier over its actions")
+        if (
+            policy is not None
+            and policy.action_space == BOX
+            and (self.task != REGRESSION or len(network.outputs) != len(policy.low))
+        ):
+            raise ValueError("a box policy answers one named output per action dimension")
 
 
 def _flag(value: Any, name: str) -> bool:

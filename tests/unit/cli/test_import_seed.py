@@ -26,6 +26,8 @@ from tests.cli_support import (
     ts,
 )
 from tests.integration.serving import TICKERSERVE
+from tests.network_support import FEATURES as NETWORK_FEATURES
+from tests.network_support import gru_answers, networks, ppo_answers
 from tests.seed_layouts import (
     SELECTED,
     VOL_FEATURES,
@@ -62,10 +64,6 @@ from tickerserve.storage.registry import ShadowSettings, read_registry
 from tickerserve.storage.store import LocalStore
 
 ROOT = Path(__file__).resolve().parents[3]
-NO_TORCH = (
-    "not imported, because the zip-packaged prediction function does not serve torch models "
-    "(PyTorch alone is larger than Lambda's 250 MB unzipped limit)"
-)
 
 
 @pytest.fixture
@@ -171,42 +169,55 @@ def test_a_pickle_that_aborts_lightgbm_is_skipped_and_the_rest_imported(store, t
 
 # -- 001: run folders ----------------------------------------------------------------------------
 @pytest.mark.parametrize("pointer", [False, True], ids=["symlink", "pointer-file"])
-def test_seed_001_runs_become_versions_and_torch_runs_are_refused(store, tmp_path, pointer):
-    # Given models/{type}/{symbol}/{run_id}/ with LightGBM, GRU and PPO runs, `latest` links
-    # (or latest_pointer.txt files) and a walk-forward best artifact
+def test_seed_001_runs_become_versions_gru_and_ppo_on_signals_of_their_own(
+    store, tmp_path, pointer
+):
+    # Given models/{type}/{symbol}/{run_id}/ with LightGBM runs, a GRU run and a PPO run (real
+    # networks, saved as the seed saves them), `latest` links (or latest_pointer.txt files) and
+    # walk-forward best artifacts
     models = write_seed_001(tmp_path, pointer=pointer)
     # When imported with one command
     code, report = import_seed(store, str(models))
-    # Then the LightGBM runs are versions in time order with the run id kept
-    assert (code, report["layout"]) == (2, "001")
+    # Then everything imports (exit 0): every run a version, in time order, run ids kept
+    assert (code, report["layout"], report["skipped"]) == (0, "001", [])
     assert versions(report) == {
-        ("stocks/BTCEUR", "lightgbm/BTCEUR/20240815_102314"): ("published", "1.0.0"),
-        ("stocks/BTCEUR", "lightgbm/BTCEUR/20240816_143502"): ("published", "1.0.1"),
-        ("stocks/BTCEUR", "metadata/best_wf_lightgbm_BTCEUR.pkl"): ("same as another", "1.0.0"),
+        ("stocks/BTCEUR/lightgbm", "lightgbm/BTCEUR/20240815_102314"): ("published", "1.0.0"),
+        ("stocks/BTCEUR/lightgbm", "lightgbm/BTCEUR/20240816_143502"): ("published", "1.0.1"),
+        ("stocks/BTCEUR/lightgbm", "metadata/best_wf_lightgbm_BTCEUR.pkl"): (
+            "same as another",
+            "1.0.0",
+        ),
+        ("stocks/BTCEUR/gru", "gru/BTCEUR/20240816_142301"): ("published", "1.0.0"),
+        ("stocks/BTCEUR/gru", "metadata/best_wf_gru_BTCEUR.pth"): ("same as another", "1.0.0"),
+        ("stocks/BTCEUR/ppo", "ppo/BTCEUR/20240816_144023"): ("published", "1.0.0"),
         ("stocks/ETHEUR", "lightgbm/ETHEUR/20240810_090000"): ("published", "1.0.0"),
         ("stocks/ETHEUR", "lightgbm/ETHEUR/20240812_090000"): ("published", "1.0.1"),
     }
     store_ = LocalStore(store)
-    assert read_metadata(store_, "stocks/BTCEUR", "1.0.1")[0].source["run_id"] == (
+    assert read_metadata(store_, "stocks/BTCEUR/lightgbm", "1.0.1")[0].source["run_id"] == (
         "20240816_143502"
     )
-    # And torch runs are refused, saying why, and counted in the exit code
-    assert report["skipped"] == [
-        {"source": "gru/BTCEUR/20240816_142301", "reason": f"model.pth is a PyTorch model "
-         f"(torch.save, e.g. a GRU): {NO_TORCH}"},
-        {"source": "ppo/BTCEUR/20240816_144023", "reason": f"model.zip is a Stable-Baselines3 "
-         f"model (e.g. PPO, on torch): {NO_TORCH}"},
-        {"source": "metadata/best_wf_gru_BTCEUR.pth", "reason": "best_wf_gru_BTCEUR.pth is a "
-         f"PyTorch model (torch.save, e.g. a GRU): {NO_TORCH}"},
-    ]  # fmt: skip
-    # And `latest` (symlink or pointer) is production, the walk-forward best is `best`
+    # And the networks were checked against torch and stable-baselines3 (shown in the report)
+    nets = {m["model"]: m for m in report["models"] if "network" in m}
+    assert set(nets) == {"stocks/BTCEUR/gru", "stocks/BTCEUR/ppo"}
+    assert all(m["probe_rows"] == 256 and m["max_relative_diff"] <= 1e-5 for m in nets.values())
+    # And `latest` (symlink or pointer) is production, the walk-forward bests are `best`
     reg = registry(store)
-    btc, eth = reg.models["stocks/BTCEUR"].aliases, reg.models["stocks/ETHEUR"].aliases
-    assert {a: t.version for a, t in btc.items()} == {"production": "1.0.1", "best": "1.0.0"}
-    assert {a: t.version for a, t in eth.items()} == {"production": "1.0.0"}
-    assert reg.tickers["BTCEUR"].model == "stocks/BTCEUR"
-    # And requests name the full feature list; the model gets the selected features
-    meta = read_metadata(store_, "stocks/BTCEUR", "1.0.1")[0]
+    aliases = {
+        name: {a: t.version for a, t in reg.models[name].aliases.items()}
+        for name in ("stocks/BTCEUR/lightgbm", "stocks/BTCEUR/gru", "stocks/ETHEUR")
+    }
+    assert aliases == {
+        "stocks/BTCEUR/lightgbm": {"production": "1.0.1", "best": "1.0.0"},
+        "stocks/BTCEUR/gru": {"production": "1.0.0", "best": "1.0.0"},
+        "stocks/ETHEUR": {"production": "1.0.0"},
+    }
+    # And each model type is its own signal of the symbol: lightgbm the default
+    assert reg.route("BTCEUR").model == "stocks/BTCEUR/lightgbm"
+    assert reg.route("BTCEUR", signal="gru").model == "stocks/BTCEUR/gru"
+    assert reg.route("BTCEUR", signal="ppo").model == "stocks/BTCEUR/ppo"
+    # And requests name the full feature list; the LightGBM model gets the selected features
+    meta = read_metadata(store_, "stocks/BTCEUR/lightgbm", "1.0.1")[0]
     assert (meta.feature_names, meta.selected_features) == (list(FEATURES), SELECTED)
     api = serving(store, tmp_path)
     runs = originals().runs
@@ -220,6 +231,44 @@ def test_seed_001_runs_become_versions_and_torch_runs_are_refused(store, tmp_pat
         value = ask(api, "ETHEUR", list(FEATURES), row)["prediction"]
         want = quiet(lambda x=whole: eth.predict(x))
         assert value == pytest.approx(want[0], abs=1e-12)
+    # And the GRU answers windows, the policy observations, as their originals do
+    rng = np.random.default_rng(3)
+    window = rng.normal(scale=5, size=(8, len(NETWORK_FEATURES)))
+    rows = [dict(zip(NETWORK_FEATURES, r.tolist(), strict=True)) for r in window]
+    answer = api.handle({"ticker": "BTCEUR", "signal": "gru", "features": rows}, None)
+    want = gru_answers(networks()["gru"], window[None, :, [0, 2, 5, 8, 11]])[0, 0]
+    assert (answer["signal"], answer["prediction"]) == ("gru", pytest.approx(want, rel=1e-5))
+    observation = rng.normal(scale=5, size=(1, 6))
+    answer = api.handle(
+        {"ticker": "BTCEUR", "signal": "ppo", "features": observation[0].tolist()}, None
+    )
+    _, probs, values = ppo_answers(networks()["ppo"], observation)
+    assert answer["label"] == ["hold", "buy", "sell"][answer["action"]]
+    np.testing.assert_allclose(list(answer["probabilities"].values()), probs[0], atol=1e-5)
+    assert answer["value"] == pytest.approx(values[0], rel=1e-5, abs=1e-6)
+
+
+def test_seed_001_networks_without_torch_are_skipped_naming_the_install_line(
+    store, tmp_path, monkeypatch
+):
+    # Given seed 001's tree on a machine without torch
+    models = write_seed_001(tmp_path)
+    monkeypatch.setitem(sys.modules, "torch", None)
+    # When imported, Then the LightGBM runs are, the networks are skipped with the extra to install
+    code, report = import_seed(store, str(models))
+    assert code == 2
+    install = (
+        "is not installed here: pip install 'tickerserve[networks]' (torch's CPU build, "
+        "without the CUDA libraries: pip install torch --index-url "
+        "https://download.pytorch.org/whl/cpu first)"
+    )
+    assert [s["source"] for s in report["skipped"]] == [
+        "gru/BTCEUR/20240816_142301",
+        "ppo/BTCEUR/20240816_144023",
+        "metadata/best_wf_gru_BTCEUR.pth",
+    ]
+    assert all(s["reason"].endswith(install) for s in report["skipped"])
+    assert {m["model"] for m in report["models"]} == {"stocks/BTCEUR/lightgbm", "stocks/ETHEUR"}
 
 
 # -- 002: dated ensembles ------------------------------------------------------------------------
@@ -950,20 +999,29 @@ def test_seed_001_crypto_symbols_keep_their_configs_and_feature_importance(store
     # When imported as crypto
     code, report = import_seed(store, str(models), "--asset-class", "crypto")
     # Then they are filed under crypto/ and served, on the lightgbm signal
-    assert code == 2  # the torch runs are skipped, as always
-    assert {m["model"] for m in report["models"]} == {"crypto/BTCEUR", "crypto/ETHEUR"}
+    assert code == 0
+    assert {m["model"] for m in report["models"]} == {
+        "crypto/BTCEUR/lightgbm",
+        "crypto/BTCEUR/gru",
+        "crypto/BTCEUR/ppo",
+        "crypto/ETHEUR",
+    }
     reg = registry(store)
     route = reg.route("BTCEUR")
-    assert (route.model, route.asset_class, route.signal) == ("crypto/BTCEUR", "crypto", "lightgbm")
+    assert (route.model, route.asset_class, route.signal) == (
+        "crypto/BTCEUR/lightgbm",
+        "crypto",
+        "lightgbm",
+    )
     row = request_rows(1, len(FEATURES), missing=False)[0]
     answer = ask(serving(store, tmp_path), "BTCEUR", list(FEATURES), row)
-    assert (answer["model"]["name"], answer["signal"]) == ("crypto/BTCEUR", "lightgbm")
+    assert (answer["model"]["name"], answer["signal"]) == ("crypto/BTCEUR/lightgbm", "lightgbm")
     # And each run's config and training_config are kept in its version's metadata and shown
-    meta, _ = read_metadata(LocalStore(store), "crypto/BTCEUR", "1.0.1")
+    meta, _ = read_metadata(LocalStore(store), "crypto/BTCEUR/lightgbm", "1.0.1")
     assert (meta.source["config"], meta.source["training_config"]) == (
         {"num_leaves": 7}, {"epochs": 1},
     )  # fmt: skip
-    shown = cli("--store", str(store), "show", "crypto/BTCEUR", "--importance")
+    shown = cli("--store", str(store), "show", "crypto/BTCEUR/lightgbm", "--importance")
     assert shown.exit_code == 0, shown.stderr
     lines = shown.stdout.splitlines()
     assert 'config: {"num_leaves": 7}' in lines

@@ -14,15 +14,26 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import torch
 
 from tests.capture_support import ListSink
 from tests.cli_support import cli, cli_json, run_on_terminal
 from tests.family_support import families
 from tests.integration.serving import TICKERSERVE
-from tests.monitor_support import DAY0, past_wins, reference_rows, set_shadow, stamp, write_capture
+from tests.monitor_support import (
+    DAY0,
+    past_wins,
+    reference_rows,
+    set_shadow,
+    stamp,
+    write_capture,
+    write_outcomes,
+)
+from tests.network_support import FEATURES, networks, train_ppo, write_ppo_run
 from tests.support import DemoModels
 from tests.unit.monitor.test_evaluate import SHIFTED, traffic
 from tickerserve.baselines.persistence import load_baseline
+from tickerserve.http.api import Api
 from tickerserve.layout import (
     MONITORING_HISTORY_KEY,
     TRAINING_HISTORY_KEY,
@@ -409,6 +420,122 @@ def test_a_regressor_s_baseline_has_rmse_mae_and_r2(tmp_path, store_path):
     r2 = 1 - np.sum(errors**2) / np.sum((truth - truth.mean()) ** 2)
     assert metrics["r2"] == pytest.approx(r2)
     assert out["baseline"]["task"] == "regression"
+
+
+# -- networks: drift on each window's newest row, PSI of a policy's actions ---------------------
+def served_records(store_path: str, tmp_path: Path, bodies: list[dict]) -> list[dict]:
+    """What the function captures answering ``bodies``, dated over the run's week."""
+    sink = ListSink()
+    settings = Settings(store_path=store_path, cache_dir=str(tmp_path / "serve-cache"))
+    api = Api(ModelService(settings), capture=Capture(sink))
+    for body in bodies:
+        assert "error" not in api.handle(body, None)
+    records = [json.loads(line) for line in sink.lines]
+    for i, record in enumerate(records):
+        record["time"] = stamp(DAY0 + timedelta(days=i % 7), i * 31)
+    return records
+
+
+def csv_of(path: Path, columns: dict[str, np.ndarray]) -> Path:
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(list(columns))
+        writer.writerows(zip(*(np.round(v, 6).tolist() for v in columns.values()), strict=True))
+    return path
+
+
+def test_a_gru_is_monitored_on_its_windows_newest_rows_and_its_outcomes(tmp_path, store_path):
+    # Given seed 001's GRU published with a reference table of rows in time order
+    network = networks()["gru"]
+    rng = np.random.default_rng(21)
+    reference = rng.normal(scale=4, size=(600, len(FEATURES)))
+    ref = csv_of(
+        tmp_path / "ref.csv",
+        {
+            **{n: reference[:, i] for i, n in enumerate(FEATURES)},
+            "value": rng.normal(scale=0.1, size=600),
+        },
+    )
+    out = cli_json(
+        "--store",
+        store_path,
+        "publish",
+        str(network.folder),
+        "--model",
+        "n/gru",
+        "--asset-class",
+        "stock",
+        "--alias",
+        "production",
+        "--route",
+        "BTCEUR",
+        "--reference",
+        str(ref),
+    )
+    # Then the baseline scored every window of 8 rows, its features those windows' newest rows
+    assert out["baseline"]["rows"] == 600 - 7 and out["baseline"]["features"] == 5
+    # When it serves windows whose newest rows have one feature far from the reference
+    used = network.converted.bundle.metadata.used_features
+    bodies = []
+    for i in range(700):
+        window = rng.normal(scale=4, size=(8, 5))
+        window[-1, 1] += 12.0  # f2, the second used feature, moved
+        rows = [dict(zip(used, r.tolist(), strict=True)) for r in window]
+        bodies.append({"ticker": "BTCEUR", "features": rows, "request_id": f"w-{i}"})
+    records = served_records(store_path, tmp_path, bodies)
+    store = LocalStore(store_path)
+    write_capture(store, records)
+    write_outcomes(
+        store,
+        [{"request_id": r["request_id"], "value": 0.0, "observed_at": r["time"]} for r in records],
+        DAY0 + timedelta(days=7),
+    )
+    # Then the run finds that feature drifted (and only it), and judges the values on outcomes
+    report = cli_json("--store", store_path, "monitor", "run", "--since", SINCE, "--until", UNTIL)
+    (judged,) = [m for m in report["models"] if m["model"] == "n/gru"]
+    drifted = {n for n, f in judged["feature_drift"]["features"].items() if f["level"] == "drift"}
+    assert drifted == {"f2"}
+    assert judged["rows"] == 700 and judged["output_drift"]["kind"] == "values"
+    performance = judged["performance"]
+    assert (performance["metric"], performance["scored"]) == ("rmse", 700)
+    assert performance["current"] > 0 and performance["baseline"] is not None
+
+
+def test_a_policy_is_monitored_on_the_psi_of_its_actions(tmp_path, store_path):
+    # Given a PPO policy whose actions follow its observations (published with a reference)
+    model, vecnormalize = train_ppo(6, steps=64, seed=5)
+    with torch.no_grad():
+        model.policy.action_net.weight *= 300.0
+    folder = write_ppo_run(tmp_path / "ppo", model, vecnormalize)
+    rng = np.random.default_rng(22)
+    obs = rng.normal(scale=5, size=(800, 6))
+    ref = csv_of(tmp_path / "ref.csv", {f"feature_{i}": obs[:, i] for i in range(6)})
+    cli_json(
+        "--store",
+        store_path,
+        "publish",
+        str(folder),
+        "--model",
+        "n/ppo",
+        "--asset-class",
+        "stock",
+        "--alias",
+        "production",
+        "--route",
+        "BTCEUR",
+        "--reference",
+        str(ref),
+    )
+    # When it serves observations from elsewhere in the space
+    shifted = rng.normal(scale=5, size=(700, 6)) + 25.0
+    bodies = [{"ticker": "BTCEUR", "features": o.tolist()} for o in shifted]
+    write_capture(LocalStore(store_path), served_records(store_path, tmp_path, bodies))
+    # Then the run reports the actions' distribution moved (PSI over actions)
+    report = cli_json("--store", store_path, "monitor", "run", "--since", SINCE, "--until", UNTIL)
+    (judged,) = [m for m in report["models"] if m["model"] == "n/ppo"]
+    assert judged["task"] == "classification"
+    assert judged["output_drift"]["kind"] == "actions"
+    assert judged["output_drift"]["level"] == "drift"
 
 
 @pytest.mark.parametrize("output", ["text", "json"])

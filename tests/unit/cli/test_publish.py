@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import pytest
 from sklearn.ensemble import RandomForestRegressor
 
 from tests.cli_support import REGISTRY, FaultyStore, cli, cli_json, refused, registry_of, ts
+from tests.network_support import gru_answers, networks, train_gru, write_gru_run
 from tests.seed_layouts import VOL_FEATURES, ensemble_predict, originals, stack_predict
 from tests.seed_support import seed_folder, seed_models
 from tests.support import CRASHED, GARBLED_KINDS, garbled_bundle, published_smh
@@ -439,18 +441,18 @@ def test_seed_003_dict_in_a_folder(store_path, tmp_path):
     assert got["prediction"] == pytest.approx(want, rel=1e-9, abs=1e-12)
 
 
-def test_torch_folder_is_refused_with_the_reason(store_path, tmp_path):
+def test_a_checkpoint_torch_cannot_read_is_refused_saying_so(store_path, tmp_path):
     folder = tmp_path / "gru"
     folder.mkdir()
     (folder / "model.pth").write_bytes(b"PK\x03\x04")
     (folder / "preprocessor.pkl").write_bytes(pickle.dumps({"mean": 0}))
     result = cli("--store", store_path, "publish", str(folder), "--model", "stocks/BTC")
-    assert (result.exit_code, result.stderr) == (
-        2,
-        f"error: {folder}: model.pth is a PyTorch model (torch.save, e.g. a GRU): not "
-        "imported, because the zip-packaged prediction function does not serve torch models "
-        "(PyTorch alone is larger than Lambda's 250 MB unzipped limit)\n",
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr.startswith(
+        f"error: {folder / 'model.pth'}: torch cannot load it: RuntimeError: "
+        "PytorchStreamReader failed reading zip archive"
     )
+    assert not (Path(store_path) / "stocks").exists()
 
 
 # -- --route never moves a live route ------------------------------------------------------
@@ -507,3 +509,111 @@ def test_publish_route_on_another_signal_sits_beside_the_ticker_s_model(tmp_path
     registry = registry_of(store)
     assert registry.route("AAPL").model == "stocks/universal"
     assert registry.route("AAPL", signal="volatility").model == "stocks/AAPL/volatility"
+
+
+# -- networks --------------------------------------------------------------------------------
+def api_for(store_path: str, tmp_path: Path) -> Api:
+    settings = Settings(store_path=store_path, cache_dir=str(tmp_path / "api-cache"))
+    return Api(ModelService(settings))
+
+
+def test_publish_a_gru_run_serves_windows_as_its_torch_original(store_path, tmp_path):
+    # Given seed 001's GRU run folder (model.pth, metadata.json, config.json, preprocessor.pkl)
+    network = networks()["gru"]
+    # When it is published with an alias and a route
+    result = ts(
+        store_path,
+        "publish",
+        str(network.folder),
+        "--model",
+        "crypto/BTCEUR",
+        "--asset-class",
+        "stock",
+        "--alias",
+        "production",
+        "--route",
+        "BTCEUR",
+    )
+    # Then the summary says what it was converted to and how it was checked
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.startswith(
+        f"published crypto/BTCEUR 1.0.0 to {LocalStore(store_path).describe()} (converted GRU "
+        "to ONNX, checked on 256 windows (max diff "
+    )
+    assert "; 8 rows x 5 features, regression) in " in result.stdout
+    # And a window sent by name answers what the torch module answers
+    window = np.random.default_rng(3).normal(scale=5, size=(8, 5))
+    used = network.converted.bundle.metadata.used_features
+    rows = [dict(zip(used, r.tolist(), strict=True)) for r in window]
+    body = api_for(store_path, tmp_path).handle({"ticker": "BTCEUR", "features": rows}, None)
+    want = gru_answers(network, window[None])[0, 0]
+    assert body["prediction"] == pytest.approx(want, rel=1e-5, abs=1e-6)
+
+
+def test_publish_json_reports_the_network_and_its_relative_difference(store_path):
+    out = cli_json(
+        "--store",
+        store_path,
+        "publish",
+        str(networks()["ppo"].folder),
+        "--model",
+        "crypto/BTCEUR/ppo",
+    )
+    assert out["source"]["network"] == {
+        "input": "observation",
+        "shape": [6],
+        "value": True,
+        "policy": {"action_space": "discrete", "labelled": True},
+    }
+    assert out["source"]["probe_rows"] == 256 and out["source"]["max_relative_diff"] < 1e-5
+    assert out["source"]["classes"] == ["hold", "buy", "sell"]
+
+
+def test_publish_a_gru_without_a_recorded_window_needs_window(store_path, tmp_path):
+    model, pre = train_gru(3, window=4, seed=9)
+    folder = write_gru_run(tmp_path / "run", model, pre, window=4, record_window=False, config={})
+    refused(
+        ts(store_path, "publish", str(folder), "--model", "x/gru"),
+        f"{folder / 'model.pth'}: the window length is recorded nowhere (metadata.json "
+        "sequence_length, config.json, model_config): give --window N",
+    )
+    assert not (Path(store_path) / "x").exists()
+    result = ts(store_path, "publish", str(folder), "--model", "x/gru", "--window", "4")
+    assert result.exit_code == 0, result.stderr
+    assert "; 4 rows x 3 features, regression)" in result.stdout
+
+
+def test_publish_a_teams_own_onnx_export(store_path, tmp_path):
+    folder = tmp_path / "export"
+    folder.mkdir()
+    net = networks()["gru_multi"].converted.bundle
+    (folder / "model.onnx").write_bytes(net.files["model.onnx"])
+    (folder / "network.json").write_text(
+        json.dumps(
+            {
+                "feature_names": ["a", "b", "c", "d"],
+                "window": 5,
+                "input_name": "window",
+                "outputs": ["ret_1h", "ret_4h"],
+                "model_type": "gru",
+            }
+        )
+    )
+    out = cli_json("--store", store_path, "publish", str(folder), "--model", "team/gru")
+    assert (out["source"]["kind"], out["source"]["estimator"]) == ("native", "onnx")
+    assert out["source"]["network"]["outputs"] == ["ret_1h", "ret_4h"]
+
+
+def test_publish_a_network_without_torch_names_the_install_line(store_path, monkeypatch):
+    # Given a machine without torch (imports of it fail)
+    monkeypatch.setitem(sys.modules, "torch", None)
+    folder = networks()["gru"].folder
+    # Then the refusal names the extra to install, and nothing is written
+    refused(
+        ts(store_path, "publish", str(folder), "--model", "x/gru"),
+        f"{folder / 'model.pth'}: a GRU checkpoint (model.pth) is converted with torch, which "
+        "is not installed here: pip install 'tickerserve[networks]' (torch's CPU build, "
+        "without the CUDA libraries: pip install torch --index-url "
+        "https://download.pytorch.org/whl/cpu first)",
+    )
+    assert not (Path(store_path) / "x").exists()

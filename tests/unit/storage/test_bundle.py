@@ -167,8 +167,12 @@ def test_newer_bundle_format_is_refused_with_advice():
 
 def test_unknown_member_kind_is_refused():
     raw = _raw_metadata("lightgbm_classifier")
-    raw["ensemble"]["members"][0]["kind"] = "onnx"
-    with pytest.raises(InvalidModel, match="unknown kind 'onnx'"):
+    raw["ensemble"]["members"][0]["kind"] = "tflite"
+    with pytest.raises(
+        InvalidModel,
+        match=r"unknown kind 'tflite' \(this tickerserve serves "
+        r"lightgbm, treelite, onnx\)",
+    ):
         BundleMetadata.from_json(json.dumps(raw).encode())
 
 

@@ -4,6 +4,8 @@ each ``etfs/{T}/production/`` folder of a seed ``models_storage/`` tree holds.
 - native: ``metadata.json`` with ``feature_names`` and ``classes`` plus the artifacts it lists
   (``model.txt``, ``*.treelite``); taken as it is, each artifact re-hashed against the sha256
   the metadata records.
+- a network: seed 001's GRU (``model.pth``) or PPO (``model.zip``) run, or a team's own
+  ``model.onnx`` with ``network.json`` (``network_runs``);
 - seed: one model pickle (``model.joblib``, ``model.pkl``, ``lightgbm_clean_model.pkl``, ...:
   a bare estimator of any supported family, or a seed dict, see
   ``publishing.conversion.recipe``) or a LightGBM ``model.txt``; a label encoder
@@ -22,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from tickerserve.cli.errors import Refused
+from tickerserve.cli.importers.network_runs import NetworkOptions, read_network
 from tickerserve.errors import InvalidModel, TickerserveError
 from tickerserve.layout import METADATA_FILE, MODEL_FILE
 from tickerserve.publishing.conversion import NotConvertible
@@ -56,9 +59,17 @@ def read_folder(
     model: str,
     asset_class: str | None = None,
     features: list[str] | None = None,
+    network: NetworkOptions | None = None,
 ) -> Converted:
     """Read a native bundle folder, or convert a seed folder or pickle file; refuse anything
-    doubtful. ``features`` are the names to use when the seed and its estimator name none."""
+    doubtful. ``features`` are the names to use when the seed and its estimator name none.
+    A network (a GRU checkpoint or run, a PPO run, model.onnx + network.json) is converted to
+    an ONNX version (``network_runs``; ``network`` holds --window and --torch-module)."""
+    converted = read_network(
+        path, model=model, asset_class=asset_class, features=features, options=network
+    )
+    if converted is not None:
+        return converted
     if path.is_file():
         return _convert_file(path, model=model, asset_class=asset_class, features=features)
     if not path.is_dir():

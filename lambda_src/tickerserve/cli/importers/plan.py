@@ -13,6 +13,7 @@ from typing import Any
 from tickerserve.baselines.baseline import DEFAULT_BINS, Baseline
 from tickerserve.baselines.ranges import DEFAULT_QUANTILES, Quantiles
 from tickerserve.cli.errors import Refused
+from tickerserve.cli.importers.network_runs import NetworkOptions
 from tickerserve.cli.reference import Table
 from tickerserve.layout import ETF_PREFIX, normalize_ticker
 from tickerserve.publishing.conversion.recipe import Converted
@@ -40,6 +41,8 @@ class ImportOptions:
     # --reference FILE, read once: every imported version gets a baseline fitted from it
     reference: Table | None = None
     bins: int = DEFAULT_BINS
+    # 001's GRU runs: --window N (when a run records none) and --torch-module MODULE:CLASS
+    network: NetworkOptions = field(default_factory=NetworkOptions)
     range_quantiles: Quantiles = DEFAULT_QUANTILES  # the quantiles bounding feature ranges
 
 

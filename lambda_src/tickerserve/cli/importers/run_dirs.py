@@ -5,7 +5,10 @@ models/
   lightgbm/{symbol}/{run_id}/      metadata.json + model.pkl (joblib dict: model, feature_names,
                                    selected_features, feature_count, input_size_actual, ...)
   lightgbm/{symbol}/latest -> {run_id}/   (or latest_pointer.txt where symlinks fail)
-  gru/{symbol}/{run_id}/model.pth  ppo/{symbol}/{run_id}/model.zip   (torch: refused)
+  gru/{symbol}/{run_id}/           model.pth (torch.save dict), metadata.json, config.json,
+                                   preprocessor.pkl
+  ppo/{symbol}/{run_id}/           model.zip (stable-baselines3), model_metadata.json,
+                                   model_vecnormalize.pkl, metadata.json
   metadata/best_wf_{model}_{symbol}.{ext}  the walk-forward best artifact
 ```
 
@@ -19,6 +22,13 @@ kept in the version's metadata. The saved dict's ``feature_names`` are the selec
 ``metadata.json``'s the full list with ``selected_features`` indices: requests name features
 from the full list and the model gets the selected ones. ``best_wf_{model}_{symbol}.*``
 becomes the ``best`` alias (the version it equals, or a version of its own).
+
+GRU and PPO runs are converted to ONNX networks (``network_runs``: torch and
+stable-baselines3 on the publisher's machine, the ``networks`` extra) and checked against the
+originals; a run that cannot be converted (torch missing, no window recorded and no
+``--window``) is skipped with the reason. A walk-forward best checkpoint
+(``best_wf_gru_{symbol}.pth``, ``best_wf_ppo_{symbol}.zip``) borrows its symbol's newest run's
+window, feature names, preprocessor or VecNormalize statistics.
 """
 
 from __future__ import annotations
@@ -30,9 +40,10 @@ from datetime import datetime
 from pathlib import Path
 
 from tickerserve.cli.importers.model_folder import read_folder
+from tickerserve.cli.importers.network_runs import kind_of, read_network
 from tickerserve.cli.importers.plan import Candidate, ImportOptions, ImportPlan, Skipped, filed
 from tickerserve.layout import normalize_ticker, validate_signal
-from tickerserve.publishing.conversion.pickles import PICKLE_SUFFIXES, torch_refusal
+from tickerserve.publishing.conversion.pickles import PICKLE_SUFFIXES
 from tickerserve.publishing.conversion.recipe import (
     Converted,
     Recipe,
@@ -48,7 +59,6 @@ POINTER = "latest_pointer.txt"
 METADATA_DIR = "metadata"
 BEST_ALIAS = "best"
 BEST_PREFIX = "best_wf_"
-_TORCH_MODELS = ("model.pth", "model.pt", "model.zip")
 
 
 def find_root(path: Path) -> Path | None:
@@ -86,10 +96,7 @@ def plan(root: Path, options: ImportOptions) -> ImportPlan:
     for type_dir in (t for t in _subdirs(root) if t.name != METADATA_DIR):
         for symbol_dir in _subdirs(type_dir):
             runs = _runs(symbol_dir)
-            torch = [run for run in runs if _torch_reason(run) is not None]
-            for run in torch:
-                result.skipped.append(Skipped(result.relative(run), str(_torch_reason(run))))
-            if len(torch) == len(runs):
+            if not runs:
                 continue
             try:
                 symbol = normalize_ticker(symbol_dir.name)
@@ -128,17 +135,10 @@ def signal_of(model_type: str, options: ImportOptions) -> str | None:
         return None
 
 
-def _torch_reason(run: Path) -> str | None:
-    for name in _TORCH_MODELS:
-        if (run / name).is_file():
-            return torch_refusal(run / name)
-    return None
-
-
 def _plan_symbol(
     result: ImportPlan, symbol_dir: Path, model: str, asset_class: str, options: ImportOptions
 ) -> None:
-    runs = [run for run in _runs(symbol_dir) if _torch_reason(run) is None]
+    runs = _runs(symbol_dir)
     ordered = sorted(runs, key=lambda run: (_when(run), run.name))
     latest = _latest(symbol_dir, result)
     names = [run.name for run in ordered]
@@ -152,7 +152,8 @@ def _plan_symbol(
     for index, run in enumerate(ordered):
 
         def converter(run: Path = run) -> Converted:
-            return read_folder(run, model=model, asset_class=asset_class, features=options.features)
+            return read_folder(run, model=model, asset_class=asset_class,
+                               features=options.features, network=options.network)  # fmt: skip
 
         result.candidates.append(
             Candidate(
@@ -216,11 +217,8 @@ def _plan_best(
         if not file.is_file():
             continue
         source = result.relative(file)
-        reason = torch_refusal(file)
-        if reason is not None:
-            result.skipped.append(Skipped(source, reason))
-            continue
-        if file.suffix.lower() not in PICKLE_SUFFIXES:
+        network = kind_of(file) is not None  # a GRU checkpoint or a policy zip
+        if file.suffix.lower() not in PICKLE_SUFFIXES and not network:
             continue
         parsed = _parse_best(file.stem, types)
         if parsed is None:
@@ -246,7 +244,9 @@ def _plan_best(
             Candidate(
                 model,
                 source,
-                _best_converter(file, match[0], model, asset_class, options),
+                _best_network(file, match[0], model, asset_class, options)
+                if network
+                else _best_converter(file, match[0], model, asset_class, options),
                 asset_class,
                 order=(float("inf"),),  # a best artifact that equals no run comes last
                 aliases=(BEST_ALIAS,),
@@ -278,6 +278,23 @@ def _best_converter(
             file, model=model, asset_class=asset_class, fallback_names=options.features,
             adjust=with_full_names,
         )  # fmt: skip
+
+    return run
+
+
+def _best_network(
+    file: Path, symbol_dir: Path, model: str, asset_class: str, options: ImportOptions
+) -> Callable[[], Converted]:
+    """A walk-forward best checkpoint or policy, with its symbol's newest run lending what the
+    file alone does not say (window, feature names, preprocessor; VecNormalize statistics)."""
+
+    def run() -> Converted:
+        newest = max(_runs(symbol_dir), key=lambda r: (_when(r), r.name))
+        converted = read_network(file, model=model, asset_class=asset_class,
+                                 features=options.features, options=options.network,
+                                 lender=newest)  # fmt: skip
+        assert converted is not None  # kind_of said it holds a network
+        return converted
 
     return run
 

@@ -1,8 +1,9 @@
 """Seed artifacts as their projects saved them: joblib / pickle files, read on the publisher's
 machine only. Unpickling runs arbitrary code: only convert files you trust.
 
-Torch artifacts (seed 001's GRU ``model.pth`` and PPO ``model.zip``) are recognised by name and
-refused with the reason, never loaded.
+Torch artifacts (seed 001's GRU ``model.pth`` and PPO ``model.zip``) are networks, converted to
+ONNX from the checkpoint or its run folder (``conversion.gru_runs``, ``conversion.ppo_runs``),
+never unpickled here: one under another name is refused, saying what to give instead.
 """
 
 from __future__ import annotations
@@ -19,22 +20,29 @@ from typing import Any
 from tickerserve.publishing.conversion import NotConvertible
 
 PICKLE_SUFFIXES = (".joblib", ".pkl", ".pickle")
-# Suffix -> what the file holds, for the refusal message.
+# Suffix -> what the file holds and how it is converted, for the refusal message.
 TORCH_SUFFIXES = {
-    ".pth": "a PyTorch model (torch.save, e.g. a GRU)",
-    ".pt": "a PyTorch model (torch.save)",
-    ".zip": "a Stable-Baselines3 model (e.g. PPO, on torch)",
+    ".pth": ("a PyTorch model (torch.save, e.g. a GRU)", "model.pth"),
+    ".pt": ("a PyTorch model (torch.save)", "model.pth"),
+    ".zip": ("a Stable-Baselines3 model (e.g. PPO, on torch)", "model.zip"),
 }
 NO_TORCH = (
-    "the zip-packaged prediction function does not serve torch models "
-    "(PyTorch alone is larger than Lambda's 250 MB unzipped limit)"
+    "networks are converted from a GRU checkpoint (model.pth) or a PPO policy (model.zip), "
+    "not from a pickle"
 )
 
 
 def torch_refusal(file: Path) -> str | None:
-    """The reason ``file`` is not imported if it is a torch artifact, else None."""
-    what = TORCH_SUFFIXES.get(file.suffix.lower())
-    return None if what is None else f"{file.name} is {what}: not imported, because {NO_TORCH}"
+    """The reason ``file`` is not read as a model where it lies, if it is a torch artifact:
+    what to publish instead. None for other files."""
+    found = TORCH_SUFFIXES.get(file.suffix.lower())
+    if found is None:
+        return None
+    what, name = found
+    return (
+        f"{file.name} is {what}: publish the file itself, or its run folder with the file "
+        f"named {name}"
+    )
 
 
 def unpickle(file: Path) -> Any:

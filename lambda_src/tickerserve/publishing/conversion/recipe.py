@@ -99,7 +99,17 @@ class Converted:
             "max_abs_diff": self.max_abs_diff,
             "member_diffs": self.member_diffs,
             "warnings": self.warnings,
+            **self._network(),
         }
+
+    def _network(self) -> dict[str, Any]:
+        """A network's input and the relative difference its check measured."""
+        meta = self.bundle.metadata
+        if meta.network is None:
+            return {}
+        probe = meta.source.get("probe") or {}
+        return {"network": meta.network.to_dict(),
+                "max_relative_diff": probe.get("max_relative_diff")}  # fmt: skip
 
 
 def from_pickle(obj: Any, *, label: object) -> Recipe:

@@ -18,7 +18,6 @@ from tests.seed_layouts import garbled_lightgbm_pickle, originals, write_seed_00
 from tickerserve.members.safe_load import clear_verdicts
 from tickerserve.publishing.conversion import NotConvertible, pickles
 from tickerserve.publishing.conversion.pickles import (
-    NO_TORCH,
     loads,
     short,
     torch_refusal,
@@ -47,19 +46,24 @@ def test_joblib_and_plain_pickle_files_are_read(tmp_path: Path):
 
 
 @pytest.mark.parametrize(
-    ("name", "what"),
+    ("name", "what", "named"),
     [
-        ("model.pth", "a PyTorch model (torch.save, e.g. a GRU)"),
-        ("model.PT", "a PyTorch model (torch.save)"),
-        ("model.zip", "a Stable-Baselines3 model (e.g. PPO, on torch)"),
+        ("weights.pth", "a PyTorch model (torch.save, e.g. a GRU)", "model.pth"),
+        ("model.PT", "a PyTorch model (torch.save)", "model.pth"),
+        ("policy.zip", "a Stable-Baselines3 model (e.g. PPO, on torch)", "model.zip"),
     ],
 )
-def test_torch_artifacts_are_refused_without_being_opened(tmp_path: Path, name: str, what: str):
+def test_torch_artifacts_are_never_unpickled_and_say_how_they_convert(
+    tmp_path: Path, name: str, what: str, named: str
+):
     path = tmp_path / name  # never written: it is refused by its name alone
-    assert torch_refusal(path) == f"{name} is {what}: not imported, because {NO_TORCH}"
+    said = (
+        f"{name} is {what}: publish the file itself, or its run folder with the file named {named}"
+    )
+    assert torch_refusal(path) == said
     with pytest.raises(NotConvertible) as caught:
         unpickle(path)
-    assert caught.value.message == f"{tmp_path}: {name} is {what}: not imported, because {NO_TORCH}"
+    assert caught.value.message == f"{tmp_path}: {said}"
     assert torch_refusal(tmp_path / "model.pkl") is None
 
 

@@ -1,0 +1,188 @@
+"""ONNX members: networks (GRU sequence models, PPO policies, a team's own exports) run by
+onnxruntime, without torch.
+
+The member's bytes are an ONNX model (``model.onnx``) in the version folder, sha256-chained
+like every artifact. Its ``options`` in ``metadata.json`` name the graph's input and outputs::
+
+    {"input": "x", "shape": [60, 20], "outputs": {"main": "y", "value": "value"},
+     "preprocessing": "preprocessing.json"}
+
+``shape`` is one request's input without the batch axis; ``main`` is the answer (class
+probabilities of a classifier or a discrete policy, a regressor's values, a box policy's
+clipped action), ``value`` an optional critic value. ``preprocessing`` names the JSON steps
+(``members.preprocessing``) applied in numpy before the graph, exactly as the original applied
+them. Rows arrive flat (``(n, prod(shape))``, a window's rows one after the other) and leave
+as float64 ``(n, outputs)``.
+
+One ``InferenceSession`` per loaded version, built once, on one intra-op and one inter-op
+thread: a Lambda under 1,769 MB has at most one vCPU, and on a shared machine more threads
+only made batches slower and erratic. Like every member, the bytes are first loaded (and run
+once) in a forked child (``safe_load``): a graph that crashes onnxruntime never reaches the
+serving process.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from tickerserve.errors import InvalidModel
+from tickerserve.members.kinds import ONNX
+from tickerserve.members.preprocessing import Preprocessing
+from tickerserve.members.safe_load import safe_load
+
+if TYPE_CHECKING:
+    from tickerserve.members.kinds import MemberSpec
+
+MAIN, VALUE = "main", "value"
+ROLES = (MAIN, VALUE)
+_DTYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64}
+
+
+def runtime() -> Any:
+    """onnxruntime, imported on first use (a function serving only trees never pays for it)."""
+    try:
+        import onnxruntime
+    except ImportError as exc:  # the layer carries it; a bare development venv may not
+        raise InvalidModel(f"onnxruntime is not installed: {exc}") from None
+    return onnxruntime
+
+
+def new_session(data: bytes) -> Any:
+    """An ``InferenceSession`` over the graph bytes, on one thread; ``InvalidModel`` if
+    onnxruntime refuses them."""
+    ort = runtime()
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.log_severity_level = 3  # errors only: no start-up notices in the function log
+    try:
+        return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own exception types
+        text = " ".join(str(exc).split())[:300]
+        raise InvalidModel(f"not an ONNX model onnxruntime can run: {text}") from None
+
+
+def run_probe_input(session: Any) -> None:
+    """One run on zeros (in the probe child): a graph that only crashes when it runs is caught
+    there too."""
+    first = session.get_inputs()[0]
+    shape = [d if isinstance(d, int) and d > 0 else 1 for d in first.shape]
+    session.run(None, {first.name: np.zeros(shape, dtype=_DTYPES.get(first.type, np.float32))})
+
+
+def check_options(options: Mapping[str, Any]) -> None:
+    """Structural checks of an ONNX member's options; raise ``ValueError``."""
+    if not isinstance(options.get("input"), str) or not options["input"]:
+        raise ValueError("an onnx member names its graph input (options.input)")
+    shape = options.get("shape")
+    if (
+        not isinstance(shape, list)
+        or not 1 <= len(shape) <= 2
+        or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in shape)
+    ):
+        raise ValueError("an onnx member's shape lists one or two positive integers")
+    outputs = options.get("outputs")
+    if not isinstance(outputs, dict) or not isinstance(outputs.get(MAIN), str):
+        raise ValueError("an onnx member names its graph outputs (options.outputs.main)")
+    unknown = set(outputs) - set(ROLES)
+    if unknown or not all(isinstance(v, str) and v for v in outputs.values()):
+        raise ValueError(f"onnx outputs are named by role: {', '.join(ROLES)}")
+    pre = options.get("preprocessing")
+    if pre is not None and not isinstance(pre, str):
+        raise ValueError("onnx preprocessing names an artifact")
+
+
+class OnnxMember:
+    """An onnxruntime session with the preprocessing its original applied before it."""
+
+    kind = ONNX
+    trained_names: list[str] | None = None  # an ONNX graph names no features
+
+    def __init__(
+        self,
+        session: Any,
+        options: Mapping[str, Any],
+        preprocessing: Preprocessing | None,
+        *,
+        name: str,
+    ) -> None:
+        check_options(options)
+        self.session = session
+        self.shape = tuple(int(n) for n in options["shape"])
+        self.n_features = self.shape[-1]
+        self.preprocessing = preprocessing
+        self._input = str(options["input"])
+        roles: dict[str, str] = dict(options["outputs"])
+        inputs = {i.name: i for i in session.get_inputs()}
+        if list(inputs) != [self._input]:
+            raise InvalidModel(
+                f"{name}: the graph's inputs are {', '.join(inputs) or 'none'}, metadata names "
+                f"one input {self._input!r}"
+            )
+        graph_input = inputs[self._input]
+        self._dtype = _DTYPES.get(graph_input.type)
+        if self._dtype is None:
+            raise InvalidModel(f"{name}: input {self._input} is {graph_input.type}, not float")
+        fixed = list(graph_input.shape[1:])
+        if len(fixed) != len(self.shape) or any(
+            isinstance(d, int) and d != n for d, n in zip(fixed, self.shape, strict=False)
+        ):
+            raise InvalidModel(
+                f"{name}: the graph takes {graph_input.shape}, metadata says "
+                f"[batch, {', '.join(map(str, self.shape))}]"
+            )
+        names = [o.name for o in session.get_outputs()]
+        missing = [v for v in roles.values() if v not in names]
+        if missing:
+            raise InvalidModel(
+                f"{name}: the graph has no output {missing[0]!r} (it has {', '.join(names)})"
+            )
+        self._fetch = [roles[MAIN]] + ([roles[VALUE]] if VALUE in roles else [])
+        self.has_value = VALUE in roles
+        main, *_ = self.run(np.zeros((1, math.prod(self.shape))))
+        self.n_outputs = int(main.shape[1])
+
+    @classmethod
+    def from_bytes(cls, data: bytes, spec: MemberSpec, files: Mapping[str, bytes]) -> OnnxMember:
+        """The member from its graph bytes and, when its options name one, the version's
+        preprocessing artifact (``files``: every artifact of the version, each verified)."""
+        runtime()  # imported before the probe forks: the child shares it instead
+        try:
+            check_options(spec.options)
+            preprocessing = None
+            pre = spec.options.get("preprocessing")
+            if pre is not None:
+                if pre not in files:
+                    raise InvalidModel(f"{spec.artifact}: {pre} is not an artifact of the version")
+                preprocessing = Preprocessing.from_json(files[pre], spec.options["shape"])
+            session = safe_load(new_session, data, what=spec.artifact, check=run_probe_input)
+            return cls(session, spec.options, preprocessing, name=spec.artifact)
+        except InvalidModel as exc:
+            if exc.message.startswith(spec.artifact):  # the probe's verdict names it already
+                raise
+            raise InvalidModel(f"{spec.artifact}: {exc.message}") from None
+        except (ValueError, TypeError, json.JSONDecodeError) as exc:
+            raise InvalidModel(f"{spec.artifact}: {exc}") from None
+
+    def run(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """The main output (n, outputs) and the critic's value (n,) or None, both float64."""
+        n = len(rows)
+        x = rows.reshape(n, *self.shape)
+        if self.preprocessing is not None:
+            x = self.preprocessing.apply(x)
+        try:
+            results = self.session.run(self._fetch, {self._input: x.astype(self._dtype)})
+        except Exception as exc:  # onnxruntime's own error types: a fault of the graph
+            raise InvalidModel(f"onnxruntime failed: {' '.join(str(exc).split())[:300]}") from None
+        main = results[0].astype(np.float64).reshape(n, -1)
+        value = results[1].astype(np.float64).reshape(n) if len(results) > 1 else None
+        return main, value
+
+    def predict(self, rows: np.ndarray) -> np.ndarray:
+        return self.run(rows)[0]
