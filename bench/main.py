@@ -905,7 +905,9 @@ def summary(results: dict[str, Any]) -> str:
     if "warnings" in results:
         rows += warnings_targets(results["warnings"])
     return "\n" + table(
-        "Targets (issues 2, 8, 9, 10, 11, 12, 16, 18, 20 and 21)", ["target", "measured", "met"], rows
+        "Targets (issues 2, 8, 9, 10, 11, 12, 16, 18, 20 and 21)",
+        ["target", "measured", "met"],
+        rows,
     )
 
 

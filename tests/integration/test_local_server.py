@@ -145,10 +145,17 @@ def test_openapi_document_describes_routes_and_request_bodies(local_server: Runn
     assert schema["required"] == ["ticker", "features"]
     assert {"200", "400", "404", "413", "503"} <= set(predict["responses"])
     answer = predict["responses"]["200"]["content"]["application/json"]["schema"]
-    classifier, regressor = answer["oneOf"]  # a label with probabilities, or a value
+    # a label with probabilities, a value (or named values), or a box policy's action
+    classifier, regressor, policy = answer["oneOf"]
     assert {"prediction", "confidence", "probabilities"} <= set(classifier["required"])
     assert regressor["required"] == ["ticker", "model", "prediction"]
-    assert regressor["properties"]["prediction"]["type"] == "number"
+    assert {"type": "number"} in regressor["properties"]["prediction"]["oneOf"]
+    assert policy["required"] == ["ticker", "model", "action"]
+    results = doc["paths"]["/predict/batch"]["post"]["responses"]["200"]["content"]
+    items = results["application/json"]["schema"]["properties"]["results"]["items"]["oneOf"]
+    assert [i["title"] for i in items] == [
+        "BatchClassPrediction", "BatchValuePrediction", "BatchActionPrediction", "BatchError"
+    ]  # fmt: skip
     batch = doc["paths"]["/predict/batch"]["post"]["requestBody"]["content"]["application/json"]
     assert batch["schema"]["properties"]["items"]["items"]["required"] == ["ticker", "features"]
     ticker = doc["paths"]["/models/{ticker}"]["get"]["parameters"][0]

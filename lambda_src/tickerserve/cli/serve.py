@@ -123,31 +123,38 @@ def serve_command(
         service.preload(settings.preload)
     writer = StoreCaptureWriter(store) if capture else None
     api = Api(service, docs=True, capture=Capture(writer) if writer else DISABLED)
-    try:
-        server = LocalServer((host, port), api, log=_log, authorizer=checker)
-    except OSError as exc:
-        if writer is not None:
-            writer.close()
-        hint = "; choose another with --port" if exc.errno == errno.EADDRINUSE else ""
-        raise Failed(f"cannot listen on {host}:{port}: {exc.strerror or exc}{hint}") from None
-    if checker is not None:
-        key = checker.credentials.access_key or ""
-        note(f"auth: iam, SigV4 (execute-api or lambda) with access key …{key[-4:]}")
-    elif host not in LOOPBACK:
-        note(f"warning: listening on {host}; the local server has no authentication")
-    note(f"models: {store.describe()} ({_registry_summary(service)})")
-    if writer is not None:
-        note(f"capture: on, into {store.describe()} under capture/ (--no-capture turns it off)")
-    note(f"serving on {server.url} (docs {DOCS_PATH}, OpenAPI {OPENAPI_PATH}); Ctrl-C stops")
-    try:
-        with stopped_by_signals():  # Ctrl-C or SIGTERM, whatever this process inherited
+    # Stop signals are handled from before the port opens: a client (or a test) may send SIGTERM
+    # as soon as it can connect, and that must stop the server as Ctrl-C does, capture flushed.
+    with stopped_by_signals():  # Ctrl-C or SIGTERM, whatever this process inherited
+        try:
+            server = LocalServer((host, port), api, log=_log, authorizer=checker)
+        except OSError as exc:
+            if writer is not None:
+                writer.close()
+            hint = "; choose another with --port" if exc.errno == errno.EADDRINUSE else ""
+            raise Failed(f"cannot listen on {host}:{port}: {exc.strerror or exc}{hint}") from None
+        try:
+            if checker is not None:
+                key = checker.credentials.access_key or ""
+                note(f"auth: iam, SigV4 (execute-api or lambda) with access key …{key[-4:]}")
+            elif host not in LOOPBACK:
+                note(f"warning: listening on {host}; the local server has no authentication")
+            note(f"models: {store.describe()} ({_registry_summary(service)})")
+            if writer is not None:
+                note(
+                    f"capture: on, into {store.describe()} under capture/ "
+                    "(--no-capture turns it off)"
+                )
+            note(
+                f"serving on {server.url} (docs {DOCS_PATH}, OpenAPI {OPENAPI_PATH}); Ctrl-C stops"
+            )
             server.serve_forever(poll_interval=0.2)
-    except KeyboardInterrupt:
-        note("stopping")
-    finally:
-        server.server_close()
-        if writer is not None:
-            _close_capture(server, writer)
+        except KeyboardInterrupt:
+            note("stopping")
+        finally:
+            server.server_close()
+            if writer is not None:
+                _close_capture(server, writer)
 
 
 def _close_capture(server: LocalServer, writer: StoreCaptureWriter) -> None:

@@ -280,6 +280,7 @@ BATCH_RESPONSE: dict[str, Any] = {
                 "oneOf": [
                     {**CLASSIFICATION_PREDICTION, "title": "BatchClassPrediction"},
                     {**REGRESSION_PREDICTION, "title": "BatchValuePrediction"},
+                    {**ACTION_PREDICTION, "title": "BatchActionPrediction"},
                     {**ERROR, "title": "BatchError"},
                 ],
                 "required": ["index", "request_id"],
