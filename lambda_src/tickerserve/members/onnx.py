@@ -32,6 +32,7 @@ import numpy as np
 
 from tickerserve.errors import InvalidModel
 from tickerserve.members.kinds import ONNX
+from tickerserve.members.onnx_engine import one_thread_session, runtime
 from tickerserve.members.preprocessing import Preprocessing
 from tickerserve.members.safe_load import safe_load
 
@@ -43,29 +44,10 @@ ROLES = (MAIN, VALUE)
 _DTYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64}
 
 
-def runtime() -> Any:
-    """onnxruntime, imported on first use (a function serving only trees never pays for it)."""
-    try:
-        import onnxruntime
-    except ImportError as exc:  # the layer carries it; a bare development venv may not
-        raise InvalidModel(f"onnxruntime is not installed: {exc}") from None
-    return onnxruntime
-
-
 def new_session(data: bytes) -> Any:
     """An ``InferenceSession`` over the graph bytes, on one thread; ``InvalidModel`` if
     onnxruntime refuses them."""
-    ort = runtime()
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.log_severity_level = 3  # errors only: no start-up notices in the function log
-    try:
-        return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # onnxruntime raises its own exception types
-        text = " ".join(str(exc).split())[:300]
-        raise InvalidModel(f"not an ONNX model onnxruntime can run: {text}") from None
+    return one_thread_session(data, "not an ONNX model onnxruntime can run")
 
 
 def run_probe_input(session: Any) -> None:

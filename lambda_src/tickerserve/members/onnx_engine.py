@@ -16,25 +16,37 @@ import numpy as np
 from tickerserve.errors import InvalidModel
 
 
+def runtime() -> Any:
+    """onnxruntime, imported on first use (a function serving only LightGBM never pays for
+    it)."""
+    try:
+        import onnxruntime
+    except ImportError as exc:  # the layer carries it; a bare development venv may not
+        raise InvalidModel(f"onnxruntime is not installed: {exc}") from None
+    return onnxruntime
+
+
+def one_thread_session(data: bytes, refused: str) -> Any:
+    """An ``InferenceSession`` over the graph bytes on one thread; ``InvalidModel``
+    (``refused``: onnxruntime's reason) if onnxruntime refuses them."""
+    ort = runtime()
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.log_severity_level = 3  # errors only: no start-up notices in the function log
+    try:
+        return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own exception types
+        text = " ".join(str(exc).split())[:300]
+        raise InvalidModel(f"{refused}: {text}") from None
+
+
 class OnnxSession:
     """``run(rows) -> first output`` for a one-input graph."""
 
     def __init__(self, model: bytes) -> None:
-        try:
-            import onnxruntime as ort
-        except ImportError as exc:  # the layer carries it; a bare development venv may not
-            raise InvalidModel(f"onnxruntime is not installed: {exc}") from None
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = 1
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.log_severity_level = 3  # errors only: no start-up notices in the function log
-        try:
-            self._session: Any = ort.InferenceSession(
-                model, options, providers=["CPUExecutionProvider"]
-            )
-        except Exception as exc:  # onnxruntime raises its own exception types
-            raise InvalidModel(f"onnxruntime refused the tree graph: {exc}") from None
+        self._session = one_thread_session(model, "onnxruntime refused the tree graph")
         first = self._session.get_inputs()[0]
         self._input = first.name
         self.dtype = np.float64 if first.type == "tensor(double)" else np.float32
