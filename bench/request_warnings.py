@@ -247,7 +247,7 @@ def _print(out: dict[str, Any], calls: int) -> None:
     say()
     say(
         table(
-            f"10. Request warnings: warm single prediction with and without feature ranges "
+            f"11. Request warnings: warm single prediction with and without feature ranges "
             f"({calls} timed calls per row, interleaved in 50 blocks; us)",
             ["model", "variant", "p10", "p50", "p99", "p50 vs plain", "CPU p50", "CPU vs plain"],
             rows,
