@@ -234,6 +234,14 @@ def describe_warnings(warnings: RequestWarnings, shown: int = 8) -> str:
     )
 
 
+def model_text(m: ModelReport) -> str:
+    """The model, with the signal(s) it serves where one is not the default (a ticker's
+    ``volatility`` model beside its ``strategy`` one)."""
+    if not m.signals.beyond_default:
+        return m.model
+    return f"{m.model} (signal {', '.join(m.signals.names)})"
+
+
 def print_run(report: RunReport) -> None:
     rows = []
     for m in report.models:
@@ -242,7 +250,7 @@ def print_run(report: RunReport) -> None:
         drifted = drift.drifted if drift else []
         rows.append(
             [
-                m.model,
+                model_text(m),
                 f"{m.champion.alias} {m.champion.version}",
                 m.rows,
                 _f(drift.psi_max if drift else None)

@@ -35,6 +35,7 @@ import matplotlib.dates as mdates
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from tickerserve.contract import DEFAULT_SIGNAL
 from tickerserve.monitor.config import DEFAULTS
 
 RC: dict[Any, Any] = {"svg.fonttype": "none", "svg.hashsalt": "tickerserve", "font.size": 9}
@@ -411,6 +412,19 @@ def _days_text(r: dict[str, Any]) -> str:
     return f"{len(days)} ({needed} needed)"
 
 
+def model_text(model: str, record: dict[str, Any]) -> str:
+    """The model, with the signals its latest line says it served where one is not the
+    default (as ``monitor run`` shows it)."""
+    found = record.get("signals") or {}
+    answered, routed = found.get("answered"), found.get("routed")
+    names = [s for s in answered if isinstance(s, str)] if isinstance(answered, dict) else []
+    if isinstance(routed, list):
+        names += sorted({s for s in routed if isinstance(s, str)} - set(names))
+    if all(s == DEFAULT_SIGNAL for s in names):
+        return model
+    return f"{model} (signal {', '.join(names)})"
+
+
 def _table(series: dict[str, list[dict[str, Any]]]) -> str:
     rows = []
     for model, lines in series.items():
@@ -427,7 +441,7 @@ def _table(series: dict[str, list[dict[str, Any]]]) -> str:
         warned = _get(r, "warnings", "warned_share")
         test = r.get("test") or {}
         cells = [
-            html.escape(model),
+            html.escape(model_text(model, r)),
             html.escape(str(r.get("timestamp", ""))[:19]),
             html.escape(drift_text(drift_of(r))),
             "-" if current is None else html.escape(

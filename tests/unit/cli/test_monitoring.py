@@ -24,6 +24,7 @@ from tests.monitor_support import (
     DAY0,
     past_wins,
     reference_rows,
+    serve_spy_on_two_signals,
     set_shadow,
     stamp,
     write_capture,
@@ -636,3 +637,27 @@ def test_monitor_run_names_the_features_the_answers_warned_about(tmp_path, store
     assert out["models"][0]["warnings"]["features"] == {
         "rsi_14": {"out_of_range": 10, "unexpected_missing": 0}
     }
+
+
+def test_monitor_run_names_the_signal_of_a_model_that_serves_a_non_default_one(
+    tmp_path, store_path, models
+):
+    # Given SPY's strategy model and a second model on SPY's direction signal, both served
+    store = LocalStore(store_path)
+    serve_spy_on_two_signals(store, models.spy, tmp_path / "cache")
+    day = ("--since", SINCE, "--until", (DAY0 + timedelta(days=1)).isoformat())
+    # When the day is judged
+    result = cli("--store", store_path, "monitor", "run", *day)
+    # Then the direction model's row names its signal; the default signal's goes unsaid
+    assert result.exit_code == 0, result.stderr
+    rows = {line.split()[0]: line for line in result.stdout.splitlines()[2:4]}
+    assert rows["etfs/SPY/direction"].startswith("etfs/SPY/direction (signal direction) ")
+    assert "signal" not in rows["etfs/SPY"]
+    # and the JSON and the history line carry both models' signals
+    out = cli_json("--store", store_path, "monitor", "run", *day, "--no-history")
+    assert {m["model"]: m["signals"] for m in out["models"]} == {
+        "etfs/SPY": {"answered": {"strategy": 35}, "routed": ["strategy"]},
+        "etfs/SPY/direction": {"answered": {"direction": 20}, "routed": ["direction"]},
+    }
+    lines = read_records(store, MONITORING_HISTORY_KEY).records
+    assert [line["signals"]["routed"] for line in lines] == [["strategy"], ["direction"]]

@@ -163,3 +163,13 @@ def test_the_same_history_renders_the_same_page_and_a_png_on_request(tmp_path: P
     png = tmp_path / "report.png"
     assert render(records, png=png) == render(records)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_table_names_the_signal_of_a_model_that_serves_a_non_default_one():
+    direction = line("etfs/SPY/direction", 2)
+    direction["signals"] = {"answered": {"direction": 20}, "routed": ["direction"]}
+    strategy = line("etfs/SPY", 2)
+    strategy["signals"] = {"answered": {"strategy": 35}, "routed": ["strategy"]}
+    rows = rows_of(render([strategy, direction, line("etfs/SMH", 2)]))
+    # lines from before signals (none recorded) and the default signal's go unsaid
+    assert [r[0] for r in rows] == ["etfs/SMH", "etfs/SPY", "etfs/SPY/direction (signal direction)"]
