@@ -11,6 +11,7 @@ import typer
 
 from tickerserve.cli.console import JsonOption, note, print_json, table
 from tickerserve.cli.dates import parse_day
+from tickerserve.cli.drift_text import drift_text
 from tickerserve.cli.errors import Refused
 from tickerserve.cli.model_names import model_name
 from tickerserve.cli.progress import ReadsCounted, progress
@@ -180,15 +181,6 @@ def run_command(
 
 def _f(value: Any, spec: str = ".3f") -> str:
     return "-" if value is None else format(value, spec)
-
-
-def drift_text(drift_pct: float | None) -> str:
-    """Drift as one sign everywhere: positive is worse than the baseline, negative better."""
-    if drift_pct is None:
-        return "-"
-    if drift_pct == 0:
-        return "+0.0% (as the baseline)"
-    return f"{drift_pct:+.1f}% ({'worse' if drift_pct > 0 else 'better'})"
 
 
 def performance_text(m: ModelReport) -> str:

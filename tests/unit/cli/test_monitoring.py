@@ -392,9 +392,16 @@ def test_history_monitoring_shows_imported_seed_lines_too(store_path):
     seed_line = {"timestamp": "2026-01-08T22:03:39.666322", "monitoring_date": "2026-01-08",
                  "drift": {"model_a_drift_pct": 0.0}, "comparison": {"winner": "Model A",
                  "model_b_win_rate": 0.0}, "recommendation": "USE MODEL A (90%)"}  # fmt: skip
-    store.put(MONITORING_HISTORY_KEY, json.dumps(seed_line).encode() + b"\n")
-    shown = cli("--store", store_path, "history", "monitoring").stdout
-    assert "USE MODEL A (90%)" in shown and "2026-01-08" in shown
+    # and one of ours for an improvement: accuracy 6.4% better than its baseline
+    ours = {"timestamp": "2026-12-02T06:00:00.000000Z", "model": "etfs/SMH", "action": "keep",
+            "drift": {"model_a_drift_pct": 0.0, "drift_pct": -6.365}}  # fmt: skip
+    store.put(MONITORING_HISTORY_KEY, b"".join(json.dumps(r).encode() + b"\n"
+                                               for r in (seed_line, ours)))  # fmt: skip
+    shown = cli("--store", store_path, "history", "monitoring").stdout.splitlines()
+    assert "USE MODEL A (90%)" in shown[0] and "2026-01-08" in shown[0]
+    # Then drift has one sign: ours says better, the seed's clipped 0 says not worse
+    assert "drift 0.0% (not worse)" in shown[0]
+    assert "drift -6.4% (better)" in shown[1]
 
 
 def test_a_regressor_s_baseline_has_rmse_mae_and_r2(tmp_path, store_path):
