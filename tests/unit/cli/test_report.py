@@ -209,9 +209,11 @@ def test_titles_fit_their_column_however_long_the_model_name():
 def test_legends_sit_under_the_plot_never_over_a_line():
     fig = drawn([line(m, d, drift=float(d), psi=0.1 * d, win=0.5) for m in (LONG, "etfs/SMH")
                  for d in (1, 2, 3)])  # fmt: skip
-    legends = [(ax, ax.get_legend()) for ax in fig.axes if ax.get_legend() is not None]
-    assert len(legends) == 3  # drift, PSI and win rate over time
-    for ax, legend in legends:
+    with_legend = [ax for ax in fig.axes if ax.get_legend() is not None]
+    assert len(with_legend) == 3  # drift, PSI and win rate over time
+    for ax in with_legend:
+        legend = ax.get_legend()
+        assert legend is not None
         assert legend.get_window_extent().y1 <= ax.get_window_extent().y0
         assert LONG in [t.get_text() for t in legend.get_texts()]
 
