@@ -14,11 +14,17 @@ from typing import Any
 
 import numpy as np
 
+from tests.capture_support import ListSink
 from tickerserve.baselines.baseline import Baseline, Reference, Window, fit_baseline
 from tickerserve.baselines.persistence import StoredBaseline, attach_to_bundle, load_baseline
 from tickerserve.layout import MONITORING_HISTORY_KEY
+from tickerserve.publishing.demo import demo_bundle
 from tickerserve.publishing.release import publish_bundle
+from tickerserve.serving.capture import Capture
 from tickerserve.serving.model import LoadedModel
+from tickerserve.serving.predict import predict
+from tickerserve.serving.service import ModelService
+from tickerserve.settings import Settings
 from tickerserve.storage.bundle import Bundle, read_metadata
 from tickerserve.storage.history import append_records
 from tickerserve.storage.registry import update_registry
@@ -207,3 +213,33 @@ def past_wins(
         for k in range(days, 0, -1)
     ]
     append_records(store, MONITORING_HISTORY_KEY, lines)
+
+
+def serve_spy_on_two_signals(store: LocalStore, spy: Bundle, cache: Path) -> None:
+    """SPY's ``spy`` model on its default signal (strategy) and a second model,
+    ``etfs/SPY/direction``, on its direction signal; 50 requests served with capture on (20
+    naming direction) plus 5 strategy rows captured before signals existed (no ``signal``
+    key), all on DAY0."""
+    publish_bundle(store, spy, registry_key=REGISTRY_KEY, routes={"SPY": "etf"})
+    publish_bundle(store, demo_bundle("etfs/SPY/direction", seed=6, rounds=5),
+                   registry_key=REGISTRY_KEY)  # fmt: skip
+    update_registry(
+        store,
+        REGISTRY_KEY,
+        lambda r: r.set_route("SPY", "etfs/SPY/direction", "etf", signal="direction"),
+    )
+    service = ModelService(Settings(cache_dir=str(cache)), store=store)
+    sink = ListSink()
+    features = dict.fromkeys(spy.metadata.feature_names, 0.3)
+    for i in range(50):
+        body: dict[str, Any] = {"ticker": "SPY", "features": features, "request_id": f"r{i}"}
+        if i % 5 < 2:
+            body["signal"] = "direction"
+        predict(service, body, capture=Capture(sink))
+    records = [{**r, "time": stamp(DAY0, i)} for i, r in enumerate(sink.records)]
+    old = [r for r in records if r["model"] == spy.metadata.model][:5]
+    records += [
+        {**{k: v for k, v in r.items() if k != "signal"}, "request_id": f"old-{i}"}
+        for i, r in enumerate(old)
+    ]
+    write_capture(store, records)

@@ -11,6 +11,7 @@ import typer
 
 from tickerserve.cli.console import JsonOption, note, print_json, table
 from tickerserve.cli.dates import parse_day
+from tickerserve.cli.drift_text import drift_text
 from tickerserve.cli.errors import Refused
 from tickerserve.cli.model_names import model_name
 from tickerserve.cli.progress import ReadsCounted, progress
@@ -182,15 +183,6 @@ def _f(value: Any, spec: str = ".3f") -> str:
     return "-" if value is None else format(value, spec)
 
 
-def drift_text(drift_pct: float | None) -> str:
-    """Drift as one sign everywhere: positive is worse than the baseline, negative better."""
-    if drift_pct is None:
-        return "-"
-    if drift_pct == 0:
-        return "+0.0% (as the baseline)"
-    return f"{drift_pct:+.1f}% ({'worse' if drift_pct > 0 else 'better'})"
-
-
 def performance_text(m: ModelReport) -> str:
     perf = m.performance
     text = f"{perf.metric} {_f(perf.current)}"
@@ -234,6 +226,14 @@ def describe_warnings(warnings: RequestWarnings, shown: int = 8) -> str:
     )
 
 
+def model_text(m: ModelReport) -> str:
+    """The model, with the signal(s) it serves where one is not the default (a ticker's
+    ``volatility`` model beside its ``strategy`` one)."""
+    if not m.signals.beyond_default:
+        return m.model
+    return f"{m.model} (signal {', '.join(m.signals.names)})"
+
+
 def print_run(report: RunReport) -> None:
     rows = []
     for m in report.models:
@@ -242,7 +242,7 @@ def print_run(report: RunReport) -> None:
         drifted = drift.drifted if drift else []
         rows.append(
             [
-                m.model,
+                model_text(m),
                 f"{m.champion.alias} {m.champion.version}",
                 m.rows,
                 _f(drift.psi_max if drift else None)

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from tickerserve.cli.console import JsonOption, format_metrics, human_bytes, print_json, table
+from tickerserve.cli.drift_text import line_drift_text
 from tickerserve.cli.errors import Refused
 from tickerserve.cli.importers.model_folder import IMPORTANCE_FILE
 from tickerserve.cli.model_names import model_name
@@ -486,14 +487,13 @@ def _pairs(mapping: dict[str, Any]) -> str:
 
 def _monitoring_line(r: dict[str, Any]) -> str:
     """One monitoring run of one model (ours or the seed's own lines) on one line."""
-    drift = (r.get("drift") or {}).get("model_a_drift_pct")
     win = (r.get("comparison") or {}).get("model_b_win_rate")
     psi = (r.get("feature_drift") or {}).get("psi_max")
     cells = [
         str(r.get("timestamp") or r.get("monitoring_date") or "-")[:19],
         str(r.get("model") or "-"),
         str(r.get("action") or "-"),
-        "drift " + ("-" if not isinstance(drift, int | float) else f"{drift:.1f}%"),
+        "drift " + line_drift_text(r),
         "psi " + ("-" if not isinstance(psi, int | float) else f"{psi:.3f}"),
         "B wins " + ("-" if not isinstance(win, int | float) else f"{win:.0%}"),
         str(r.get("recommendation") or ""),

@@ -14,7 +14,10 @@ baseline the champion is (positive worse, negative better), a win rate is ``k of
 Over time, one point per model and day (the day's last run); a line never joins two runs with
 a missing one between them (runs further apart than the model's usual spacing), and lines
 imported from seed 003 (which name no model version) are listed apart, never drawn. Each model
-keeps one colour in every chart.
+keeps one colour in every chart. An accuracy estimate the monitor does not trust is drawn faint
+and dotted, labelled so. Legends sit under their plot (never over a line, however many models
+or long their names), and a title or axis label wider than its column is wrapped, never cut;
+the table names a model's signal where it serves one other than the default.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import html
 import io
 import itertools
 import math
+import textwrap
 import warnings
 from collections import defaultdict
 from collections.abc import Callable
@@ -35,6 +39,8 @@ import matplotlib.dates as mdates
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from tickerserve.cli.drift_text import drift_of, line_drift_text
+from tickerserve.contract import DEFAULT_SIGNAL
 from tickerserve.monitor.config import DEFAULTS
 
 RC: dict[Any, Any] = {"svg.fonttype": "none", "svg.hashsalt": "tickerserve", "font.size": 9}
@@ -91,20 +97,6 @@ def _get(record: dict[str, Any], *path: str) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return float(value) if math.isfinite(value) else None
-
-
-def drift_of(record: dict[str, Any]) -> float | None:
-    """A line's drift, + worse, - better: ours, or the seed's (its degradation alone)."""
-    signed = _get(record, "drift", "drift_pct")
-    return signed if signed is not None else _get(record, "drift", "model_a_drift_pct")
-
-
-def drift_text(drift: float | None) -> str:
-    if drift is None:
-        return "-"
-    if drift == 0:
-        return "+0.0% (as the baseline)"
-    return f"{drift:+.1f}% ({'worse' if drift > 0 else 'better'})"
 
 
 def _daily(lines: list[dict[str, Any]], value: Callable[[dict[str, Any]], float | None]) -> tuple[
@@ -201,8 +193,23 @@ def _over_time(
     ax.set_title(title)
     ax.set_ylabel(ylabel)
     ax.grid(True, alpha=0.3)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=7, loc="best")
+    _legend_below(ax)
+
+
+def _legend_below(ax: Axes) -> None:
+    """The legend under the plot, never over a line (however many models, however long
+    their names): a few entries a row, the layout making room for it."""
+    handles, labels = ax.get_legend_handles_labels()
+    if not handles:
+        return
+    spec = ax.get_subplotspec()
+    share = 1.0 if spec is None else len(spec.colspan) / spec.get_gridspec().ncols
+    # About 17 characters of 7-point text an inch of the axes' column; a marker and a gap each
+    inches = ax.figure.bbox.width / ax.figure.dpi if ax.figure is not None else 6.0
+    chars = inches * share * 17
+    longest = max(len(label) for label in labels) + 8
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.09), frameon=False,
+              ncol=max(1, min(len(labels), 4, int(chars // longest))))  # fmt: skip
 
 
 def _realized_accuracy(record: dict[str, Any]) -> float | None:
@@ -214,27 +221,39 @@ def _estimated_accuracy(record: dict[str, Any]) -> float | None:
     return _get(record, "estimated", "accuracy")
 
 
+def _trusted_estimate(record: dict[str, Any]) -> float | None:
+    estimated = record.get("estimated") or {}
+    return _estimated_accuracy(record) if estimated.get("trusted") is True else None
+
+
+def _untrusted_estimate(record: dict[str, Any]) -> float | None:
+    estimated = record.get("estimated") or {}
+    return _estimated_accuracy(record) if estimated.get("trusted") is not True else None
+
+
 def _accuracy(ax: Axes, series: dict[str, list[dict[str, Any]]], colors: dict[str, str]) -> None:
-    """Realized accuracy (solid) beside the accuracy estimated from confidence (dashed)."""
+    """Realized accuracy (solid) beside the accuracy estimated from confidence (dashed); an
+    estimate the monitor does not trust (a badly calibrated model) is drawn faint and dotted,
+    and labelled so, as the table and ``monitor run`` mark it."""
     days: list[date] = []
     for name, lines in series.items():
-        for value, style, label in (
-            (_realized_accuracy, "-", f"{name} realized"),
-            (_estimated_accuracy, "--", f"{name} estimated"),
+        for value, style, alpha, label in (
+            (_realized_accuracy, "-", 1.0, f"{name} realized"),
+            (_trusted_estimate, "--", 1.0, f"{name} estimated"),
+            (_untrusted_estimate, ":", 0.45, f"{name} estimated (untrusted)"),
         ):
             xs, ys = _daily(lines, value)
             if all(math.isnan(y) for y in ys):
                 continue
             ax.plot(xs, ys, style, marker="o", markersize=3, linewidth=1.2, label=label,  # type: ignore[arg-type]
-                    color=colors[name])  # fmt: skip
+                    color=colors[name], alpha=alpha)  # fmt: skip
             days += xs
     if days:
         _date_axis(ax, days)
-    ax.set_title("Champion accuracy: realized, and estimated before outcomes")
+    ax.set_title("Champion accuracy: realized and estimated")
     ax.set_ylabel("accuracy")
     ax.grid(True, alpha=0.3)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=7, loc="best")
+    _legend_below(ax)
 
 
 def _feature_psi(ax: Axes, model: str, record: dict[str, Any]) -> None:
@@ -291,6 +310,9 @@ def _feature_warnings(ax: Axes, model: str, record: dict[str, Any]) -> None:
         "answers with the warning"
         + (f" (warned: {share:.1%} of {rows} checked)" if isinstance(share, float) else "")
     )
+    # The stacked bars' left edges would pin the axis at the longest bar: room beyond it.
+    ax.set_xlim(0, max((a + b for a, b in zip(out_of_range, missing, strict=True)), default=0)
+                * 1.05 or 1)  # fmt: skip
     ax.grid(True, axis="x", alpha=0.3)
     if names:
         ax.legend(fontsize=7, loc="lower right")
@@ -340,7 +362,7 @@ def _charts(series: dict[str, list[dict[str, Any]]]) -> list[tuple[str, Draw]]:
         charts.append(
             (
                 "Accuracy realized once outcomes arrived (solid) and estimated from confidence "
-                "(dashed)",
+                "(dashed; dotted and faint where the estimate is not trusted)",
                 lambda ax: _accuracy(ax, series, colors),
             )
         )
@@ -369,9 +391,37 @@ def _quietly(save: Callable[[], None]) -> None:
         save()
 
 
+def _fit_labels(fig: Figure) -> None:
+    """Wrap any axes title or x label wider than its column of the figure onto more lines,
+    so none is cut at the picture's edge or runs into its neighbour (a long model name)."""
+    with warnings.catch_warnings(), matplotlib.rc_context(RC):
+        warnings.simplefilter("ignore")
+        fig.draw_without_rendering()  # lays the figure out: the extents below are final
+        width = fig.bbox.width
+        for ax in fig.axes:
+            spec = ax.get_subplotspec()
+            if spec is None:
+                continue
+            columns = spec.get_gridspec().ncols
+            left = width * spec.colspan.start / columns
+            right = width * spec.colspan.stop / columns
+            for text in (ax.title, ax.xaxis.label):
+                box = text.get_window_extent()
+                if box.width <= 0 or (box.x0 >= left and box.x1 <= right):
+                    continue
+                content = text.get_text().replace("\n", " ")
+                room = (
+                    (right - left)
+                    / box.width
+                    * max(len(line) for line in text.get_text().split("\n"))
+                )
+                text.set_text(textwrap.fill(content, max(12, int(room * 0.92))))
+
+
 def _svg(draw: Draw, size: tuple[float, float]) -> str:
     fig = Figure(figsize=size, layout="constrained")
     draw(fig.add_subplot())
+    _fit_labels(fig)
     buffer = io.StringIO()
     _quietly(lambda: fig.savefig(buffer, format="svg", metadata={"Date": None}))
     text = buffer.getvalue()
@@ -389,6 +439,7 @@ def write_png(charts: list[tuple[str, Draw]], path: Path) -> None:
     fig = Figure(figsize=(12, 3.8 * rows), layout="constrained", dpi=80)
     for i, (_, draw) in enumerate(charts):
         draw(fig.add_subplot(rows, columns, i + 1))
+    _fit_labels(fig)
     _quietly(lambda: fig.savefig(path, format="png", metadata={"Software": None}))
 
 
@@ -411,6 +462,19 @@ def _days_text(r: dict[str, Any]) -> str:
     return f"{len(days)} ({needed} needed)"
 
 
+def model_text(model: str, record: dict[str, Any]) -> str:
+    """The model, with the signals its latest line says it served where one is not the
+    default (as ``monitor run`` shows it)."""
+    found = record.get("signals") or {}
+    answered, routed = found.get("answered"), found.get("routed")
+    names = [s for s in answered if isinstance(s, str)] if isinstance(answered, dict) else []
+    if isinstance(routed, list):
+        names += sorted({s for s in routed if isinstance(s, str)} - set(names))
+    if all(s == DEFAULT_SIGNAL for s in names):
+        return model
+    return f"{model} (signal {', '.join(names)})"
+
+
 def _table(series: dict[str, list[dict[str, Any]]]) -> str:
     rows = []
     for model, lines in series.items():
@@ -427,9 +491,9 @@ def _table(series: dict[str, list[dict[str, Any]]]) -> str:
         warned = _get(r, "warnings", "warned_share")
         test = r.get("test") or {}
         cells = [
-            html.escape(model),
+            html.escape(model_text(model, r)),
             html.escape(str(r.get("timestamp", ""))[:19]),
-            html.escape(drift_text(drift_of(r))),
+            html.escape(line_drift_text(r)),
             "-" if current is None else html.escape(
                 f"{metric} {current:.3f}" + ("" if baseline is None else f" vs {baseline:.3f}")
             ),
@@ -464,7 +528,7 @@ def _imported_table(lines: list[dict[str, Any]]) -> str:
             f"<td>{c}</td>"
             for c in (
                 html.escape(str(r.get("monitoring_date") or r.get("timestamp", ""))[:10]),
-                html.escape(drift_text(drift_of(r))),
+                html.escape(line_drift_text(r)),
                 html.escape(_windows_text(r)),
                 html.escape(str(r.get("recommendation", ""))),
             )

@@ -22,7 +22,7 @@ from tickerserve.cli.errors import Failed
 from tickerserve.cli.localserver import LocalServer, port_is_free
 from tickerserve.cli.stop_signals import signals_ignored, stopped_by_signals
 from tickerserve.cli.store_option import target
-from tickerserve.errors import TickerserveError
+from tickerserve.errors import RegistryNeedsImport, TickerserveError
 from tickerserve.settings import (
     ENV_BUCKET,
     ENV_CACHE_DIR,
@@ -192,6 +192,8 @@ def _signature_check() -> SignatureCheck:
 def _registry_summary(service: ModelService) -> str:
     try:
         registry = service.registry()
+    except RegistryNeedsImport as exc:  # waiting will not help: say what converts it
+        return f"nothing is served until it is converted: {exc.message}"
     except TickerserveError as exc:
         return f"registry not readable yet: {exc.message}"
     return (

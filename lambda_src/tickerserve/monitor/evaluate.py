@@ -38,6 +38,7 @@ from tickerserve.baselines.metrics import (
 )
 from tickerserve.baselines.moments import Moments
 from tickerserve.baselines.persistence import StoredBaseline, load_baseline
+from tickerserve.contract import DEFAULT_SIGNAL
 from tickerserve.errors import TickerserveError
 from tickerserve.layout import MONITORING_HISTORY_KEY, validate_model_name
 from tickerserve.monitor import capture_reader
@@ -79,6 +80,7 @@ from tickerserve.monitor.report import (
     Period,
     RequestWarnings,
     RunReport,
+    Signals,
     WindowReport,
     Winner,
     drifted_inputs,
@@ -94,7 +96,7 @@ from tickerserve.monitor.significance import (
 from tickerserve.monitor.streaks import DailyRun, daily_runs, degrading_streak, winning_streak
 from tickerserve.storage.bundle import BundleMetadata, read_metadata
 from tickerserve.storage.history import read_records
-from tickerserve.storage.registry import ModelEntry, read_registry
+from tickerserve.storage.registry import ModelEntry, Registry, read_registry
 from tickerserve.storage.store import Store
 
 logger = logging.getLogger(__name__)
@@ -128,13 +130,30 @@ def task_of(metadata: BundleMetadata, baseline: Baseline | None = None) -> str:
     return "classification"
 
 
+def routed_signals(registry: Registry, model: str) -> list[str]:
+    """The signals ``registry`` routes to ``model``: its routes' (any ticker, any timeframe),
+    and as an asset class's fallback, the default signal of the tickers it answers for."""
+    found = {s for route in registry.tickers.values() for s, _, m in route.routes() if m == model}
+    classes = {cls for cls, fallback in registry.fallbacks.items() if fallback == model}
+    if classes:
+        found.add(DEFAULT_SIGNAL)  # a ticker the registry does not list asks on the default
+        found |= {
+            route.default_signal
+            for route in registry.tickers.values()
+            if route.asset_class in classes and route.on() is None
+        }
+    return sorted(found)
+
+
 @dataclass(frozen=True)
 class Candidate:
-    """A model to judge, its baseline as stored (None: none yet) and any baseline problem."""
+    """A model to judge, its baseline as stored (None: none yet) and any baseline problem,
+    and the signals the registry routes to it."""
 
     subject: Subject
     baseline: StoredBaseline | None
     baseline_problem: str | None = None
+    routed: tuple[str, ...] = ()
 
 
 def load_candidates(
@@ -178,7 +197,9 @@ def load_candidates(
             aliases={a: t.version for a, t in entry.aliases.items()},
             policy=metadata.network is not None and metadata.network.policy is not None,
         )
-        candidates.append(Candidate(subject, stored, problem))
+        candidates.append(
+            Candidate(subject, stored, problem, tuple(routed_signals(registry, name)))
+        )
     return candidates, skipped
 
 
@@ -355,6 +376,7 @@ def _judge(
     return ModelReport(
         model=subject.model,
         task=subject.task,
+        signals=Signals(answered=dict(stream.signals.most_common()), routed=list(candidate.routed)),
         champion=ChampionRef(
             alias=subject.champion_alias,
             version=subject.champion_version,

@@ -127,6 +127,7 @@ def run_scheduled(
         "models": [
             {
                 "model": m.model,
+                "signals": m.signals.names,
                 "action": m.action,
                 "drift_pct": m.performance.drift_pct,
                 "win_rate": m.comparison.win_rate,

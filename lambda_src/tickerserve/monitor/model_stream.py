@@ -5,7 +5,9 @@ Per window (a UTC day) and model it keeps: per-feature bin counts on the baselin
 outputs and of its confidence on the baseline's calibration bins; performance tallies for the
 champion and the challenger; the paired figures of shadow rows (agreement, McNemar's
 discordant pairs, the Diebold-Mariano loss differential) and the canary's own tallies; over
-the run, the warnings the answers carried (issue 21), per feature the model uses and code.
+the run, the warnings the answers carried (issue 21), per feature the model uses and code,
+and the rows answered per signal (issue 14: a record captured before signals counts on the
+contract's default signal, as a registry without signals routes everything there).
 
 Two moments. While capture is read, everything that needs no outcome is folded at once, and
 each row that is evidence (an output of either side, a request id) keeps a few numbers: its
@@ -25,6 +27,7 @@ labels, a regressor values.
 from __future__ import annotations
 
 import operator
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
@@ -41,7 +44,7 @@ from tickerserve.baselines.metrics import (
     new_tally,
 )
 from tickerserve.baselines.moments import Moments
-from tickerserve.contract import WARNINGS
+from tickerserve.contract import DEFAULT_SIGNAL, NAMES, WARNINGS
 from tickerserve.monitor.config import DEFAULTS
 from tickerserve.monitor.outcome_join import NO_KEY, KeyHasher, OutcomeIndex, in_sample
 
@@ -262,6 +265,9 @@ class ModelStream:
         self.warned_rows = 0
         self.warnings: dict[str, list[int]] = {}
         self._warnable = frozenset(subject.feature_names)
+        # Rows answered per signal over the run (what the model serves: ``strategy``,
+        # ``volatility``...).
+        self.signals: Counter[str] = Counter()
         self._pending: list[_Chunk] = []
         self._evidence: list[tuple[int, _Evidence]] = []  # (batch number, rows)
         self.pending_cells = 0  # what the pending columns hold, in numbers
@@ -317,9 +323,23 @@ class ModelStream:
         if self.challenger_alias is None:
             self._adopt_challenger(records)
         self._count_warnings(records)
+        self._count_signals(records)
         self._columns(window, roles, versions, aliases, ids, outputs, challengers, records)
         self.pending_cells += n * (len(self._feature_names) + 12)
         return outside
+
+    def _count_signals(self, records: list[dict[str, Any]]) -> None:
+        """Tally the signal each row answered for (absent: the default signal; a value that
+        is no signal name, which our capture never writes, is not counted)."""
+        found = Counter(r.get("signal") for r in records)
+        for signal, n in found.items():
+            if signal is None:
+                self.signals[DEFAULT_SIGNAL] += n
+                continue
+            try:
+                self.signals[NAMES["signal"].check(signal)] += n
+            except ValueError:
+                continue
 
     def _count_warnings(self, records: list[dict[str, Any]]) -> None:
         """Tally the answers' warnings (a record without the key was not checked; parts that

@@ -4,8 +4,12 @@ Each line is a superset of seed 003's: its own keys as the seed writes them (``t
 ``monitoring_date``, ``model_a`` / ``model_b`` with training windows, ``test_window``,
 ``drift.model_a_drift_pct``, ``comparison`` with ``winner`` and ``model_b_win_rate``,
 ``recommendation`` as a sentence, ``windows``), so the seed's own analysis snippets still run,
-plus ours (``model``, ``champion`` / ``challenger``, per-feature drift, the answers' warnings per
-feature, the test, ``action``...).
+plus ours (``model``, ``signals``, ``champion`` / ``challenger``, per-feature drift, the answers'
+warnings per feature, the test, ``action``...).
+
+``signals`` says what the model served (a ticker may route several models, one per signal):
+``{"answered": {"volatility": 400}, "routed": ["volatility"]}``, the rows it answered per
+signal in the run's capture and the signals the registry routes to it at the run.
 
 Drift keeps the seed's meaning: ``drift.model_a_drift_pct`` is how much worse than its baseline
 Model A is, in percent (0 when it is better: the seed's ``> 10 % -> retrain`` reads it), and
@@ -100,6 +104,7 @@ def history_record(run: RunReport, report: ModelReport) -> dict[str, Any]:
         "v": RECORD_VERSION,
         "run_id": run.run_id,
         "model": report.model,
+        "signals": report.signals.to_dict(),
         "task": report.task,
         "period": {"since": run.period.since.isoformat(), "until": run.period.until.isoformat()},
         "champion": champion_ref,

@@ -21,6 +21,7 @@ from typing import Any, ClassVar, Literal
 from tickerserve.baselines.baseline import Baseline
 from tickerserve.baselines.metrics import Task
 from tickerserve.baselines.persistence import StoredBaseline
+from tickerserve.contract import DEFAULT_SIGNAL
 from tickerserve.monitor import capture_reader
 from tickerserve.monitor.config import DEFAULT_DAYS, MAX_DAYS, Level, MonitorConfig, Threshold
 from tickerserve.monitor.model_stream import Mode
@@ -316,6 +317,26 @@ class WindowReport:
 
 # -- who was judged, and what to do ----------------------------------------------------------
 @dataclass(frozen=True, kw_only=True)
+class Signals(Part):
+    """Which signals the model serves (issue 14: a ticker may route several models, one per
+    signal): the rows it answered per signal in the run's capture (a record captured before
+    signals counts on the default signal), and the signals the registry routes to it now."""
+
+    answered: dict[str, int] = field(default_factory=dict)  # most answered first
+    routed: list[str] = field(default_factory=list)
+
+    @property
+    def names(self) -> list[str]:
+        """Every signal it answered or is routed on: answered ones first (most rows first)."""
+        return list(self.answered) + sorted(set(self.routed) - set(self.answered))
+
+    @property
+    def beyond_default(self) -> bool:
+        """It serves a signal other than the contract's default (what ``monitor run`` shows)."""
+        return any(s != DEFAULT_SIGNAL for s in self.names)
+
+
+@dataclass(frozen=True, kw_only=True)
 class ChampionRef:
     """Model A: the champion alias's version and its baseline as the run found it."""
 
@@ -401,6 +422,7 @@ class ModelReport(Part):
 
     model: str
     task: Task
+    signals: Signals = field(default_factory=Signals)
     champion: ChampionRef
     challenger: ChallengerRef | None
     rows: int  # captured rows in the run's windows

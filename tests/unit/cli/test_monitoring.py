@@ -24,6 +24,7 @@ from tests.monitor_support import (
     DAY0,
     past_wins,
     reference_rows,
+    serve_spy_on_two_signals,
     set_shadow,
     stamp,
     write_capture,
@@ -391,9 +392,16 @@ def test_history_monitoring_shows_imported_seed_lines_too(store_path):
     seed_line = {"timestamp": "2026-01-08T22:03:39.666322", "monitoring_date": "2026-01-08",
                  "drift": {"model_a_drift_pct": 0.0}, "comparison": {"winner": "Model A",
                  "model_b_win_rate": 0.0}, "recommendation": "USE MODEL A (90%)"}  # fmt: skip
-    store.put(MONITORING_HISTORY_KEY, json.dumps(seed_line).encode() + b"\n")
-    shown = cli("--store", store_path, "history", "monitoring").stdout
-    assert "USE MODEL A (90%)" in shown and "2026-01-08" in shown
+    # and one of ours for an improvement: accuracy 6.4% better than its baseline
+    ours = {"timestamp": "2026-12-02T06:00:00.000000Z", "model": "etfs/SMH", "action": "keep",
+            "drift": {"model_a_drift_pct": 0.0, "drift_pct": -6.365}}  # fmt: skip
+    store.put(MONITORING_HISTORY_KEY, b"".join(json.dumps(r).encode() + b"\n"
+                                               for r in (seed_line, ours)))  # fmt: skip
+    shown = cli("--store", store_path, "history", "monitoring").stdout.splitlines()
+    assert "USE MODEL A (90%)" in shown[0] and "2026-01-08" in shown[0]
+    # Then drift has one sign: ours says better, the seed's clipped 0 says not worse
+    assert "drift 0.0% (not worse)" in shown[0]
+    assert "drift -6.4% (better)" in shown[1]
 
 
 def test_a_regressor_s_baseline_has_rmse_mae_and_r2(tmp_path, store_path):
@@ -636,3 +644,27 @@ def test_monitor_run_names_the_features_the_answers_warned_about(tmp_path, store
     assert out["models"][0]["warnings"]["features"] == {
         "rsi_14": {"out_of_range": 10, "unexpected_missing": 0}
     }
+
+
+def test_monitor_run_names_the_signal_of_a_model_that_serves_a_non_default_one(
+    tmp_path, store_path, models
+):
+    # Given SPY's strategy model and a second model on SPY's direction signal, both served
+    store = LocalStore(store_path)
+    serve_spy_on_two_signals(store, models.spy, tmp_path / "cache")
+    day = ("--since", SINCE, "--until", (DAY0 + timedelta(days=1)).isoformat())
+    # When the day is judged
+    result = cli("--store", store_path, "monitor", "run", *day)
+    # Then the direction model's row names its signal; the default signal's goes unsaid
+    assert result.exit_code == 0, result.stderr
+    rows = {line.split()[0]: line for line in result.stdout.splitlines()[2:4]}
+    assert rows["etfs/SPY/direction"].startswith("etfs/SPY/direction (signal direction) ")
+    assert "signal" not in rows["etfs/SPY"]
+    # and the JSON and the history line carry both models' signals
+    out = cli_json("--store", store_path, "monitor", "run", *day, "--no-history")
+    assert {m["model"]: m["signals"] for m in out["models"]} == {
+        "etfs/SPY": {"answered": {"strategy": 35}, "routed": ["strategy"]},
+        "etfs/SPY/direction": {"answered": {"direction": 20}, "routed": ["direction"]},
+    }
+    lines = read_records(store, MONITORING_HISTORY_KEY).records
+    assert [line["signals"]["routed"] for line in lines] == [["strategy"], ["direction"]]

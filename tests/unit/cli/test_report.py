@@ -12,7 +12,7 @@ from typing import Any
 import matplotlib.dates as mdates
 from matplotlib.figure import Figure
 
-from tickerserve.cli.report import _charts, _series, render
+from tickerserve.cli.report import _charts, _fit_labels, _series, render
 
 
 def line(model: str | None, day: int, *, action: str = "keep", drift: float = 1.0,
@@ -163,3 +163,83 @@ def test_the_same_history_renders_the_same_page_and_a_png_on_request(tmp_path: P
     png = tmp_path / "report.png"
     assert render(records, png=png) == render(records)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_table_names_the_signal_of_a_model_that_serves_a_non_default_one():
+    direction = line("etfs/SPY/direction", 2)
+    direction["signals"] = {"answered": {"direction": 20}, "routed": ["direction"]}
+    strategy = line("etfs/SPY", 2)
+    strategy["signals"] = {"answered": {"strategy": 35}, "routed": ["strategy"]}
+    rows = rows_of(render([strategy, direction, line("etfs/SMH", 2)]))
+    # lines from before signals (none recorded) and the default signal's go unsaid
+    assert [r[0] for r in rows] == ["etfs/SMH", "etfs/SPY", "etfs/SPY/direction (signal direction)"]
+
+
+LONG = "stocks/universal/momentum_reversal_intraday_h1_v2"
+
+
+def drawn(records: list[dict[str, Any]], columns: int = 2) -> Figure:
+    """The page's charts laid out as the PNG lays them out, labels fitted."""
+    charts = _charts(_series(records, None))
+    fig = Figure(figsize=(12, 3.8 * ((len(charts) + 1) // columns)), layout="constrained", dpi=80)
+    for i, (_, draw) in enumerate(charts):
+        draw(fig.add_subplot((len(charts) + 1) // columns, columns, i + 1))
+    _fit_labels(fig)
+    fig.draw_without_rendering()
+    return fig
+
+
+def test_titles_fit_their_column_however_long_the_model_name():
+    # Given a model whose name makes its feature and warnings titles wider than a column
+    fig = drawn([line(LONG, d, psi=0.2, features=True, warned=True) for d in (1, 2)])
+    # Then every title and x label lies inside its own column of the picture, wrapped
+    width = fig.bbox.width
+    for ax in fig.axes:
+        spec = ax.get_subplotspec()
+        assert spec is not None
+        left = width * spec.colspan.start / 2
+        right = width * spec.colspan.stop / 2
+        for text in (ax.title, ax.xaxis.label):
+            box = text.get_window_extent()
+            assert left - 1 <= box.x0 and box.x1 <= right + 1, text.get_text()
+    titles = [ax.get_title() for ax in fig.axes]
+    assert any(LONG in t.replace("\n", "") and "\n" in t for t in titles)
+
+
+def test_legends_sit_under_the_plot_never_over_a_line():
+    fig = drawn([line(m, d, drift=float(d), psi=0.1 * d, win=0.5) for m in (LONG, "etfs/SMH")
+                 for d in (1, 2, 3)])  # fmt: skip
+    with_legend = [ax for ax in fig.axes if ax.get_legend() is not None]
+    assert len(with_legend) == 3  # drift, PSI and win rate over time
+    for ax in with_legend:
+        legend = ax.get_legend()
+        assert legend is not None
+        assert legend.get_window_extent().y1 <= ax.get_window_extent().y0
+        assert LONG in [t.get_text() for t in legend.get_texts()]
+
+
+def test_an_untrusted_estimate_is_drawn_apart_and_labelled_so():
+    records = []
+    for d in (1, 2, 3):
+        record = line("etfs/SMH", d)
+        record["drift"] |= {"metric": "accuracy", "current": 0.6}
+        record["estimated"] = {"accuracy": 0.62, "trusted": d != 3}
+        records.append(record)
+    caption, draw = _charts(_series(records, None))[3]
+    assert "not trusted" in caption
+    ax = Figure().add_subplot()
+    draw(ax)
+    by_label = {ln.get_label(): ln for ln in ax.get_lines()}
+    trusted = list(by_label["etfs/SMH estimated"].get_ydata())  # type: ignore[arg-type]
+    untrusted = by_label["etfs/SMH estimated (untrusted)"]
+    assert [y if y == y else None for y in trusted] == [0.62, 0.62, None]
+    assert [y if y == y else None for y in untrusted.get_ydata()] == [None, None, 0.62]  # type: ignore[union-attr]
+    assert untrusted.get_linestyle() == ":" and (untrusted.get_alpha() or 1) < 1
+
+
+def test_the_most_warned_feature_s_bar_ends_inside_the_axis():
+    page_charts = _charts(_series([line("etfs/SMH", 1, warned=True)], None))
+    (draw,) = [d for caption, d in page_charts if caption.startswith("Warnings of")]
+    ax = Figure().add_subplot()
+    draw(ax)
+    assert ax.get_xlim()[1] > 25  # rsi_14: 25 answers out of range

@@ -11,6 +11,7 @@ import pytest
 
 from tests.capture_support import read_capture
 from tests.integration.serving import TICKERSERVE, post_json, running
+from tests.seed_layouts import write_seed_000
 from tests.support import REGISTRY_KEY, DemoModels, free_port, load_event
 from tickerserve.publishing.release import publish_bundle
 from tickerserve.storage.store import LocalStore
@@ -69,3 +70,26 @@ def test_an_empty_store_still_starts_and_says_why_nothing_answers(tmp_path):
         assert server.stop() == 0
     assert reply.status == 503 and reply.json()["error"]["code"] == "storage_unavailable"
     assert f"models: {empty.root} (registry not readable yet: " in server.output()
+
+
+def test_a_folder_holding_seed_000_s_own_registry_names_the_import_to_run(tmp_path):
+    # Given seed 000's models_storage/ as its document draws it: its registry sits at
+    # metadata/asset_registry.json, tickerserve's registry key
+    storage = write_seed_000(tmp_path)
+    command = f"tickerserve --store {storage} import-seed"
+    # When it is served and asked for SMH
+    with serve(LocalStore(storage), tmp_path, "--no-capture") as server:
+        reply = post_json(f"{server.url}/predict", {"ticker": "SMH", "features": FEATURES})
+        assert server.stop() == 0
+    # Then the start line says nothing is served until import-seed converts it, and which
+    # command to run; the answer is a 503 naming it, never "unsupported schema None"
+    output = server.output()
+    assert (
+        f"models: {storage} (nothing is served until it is converted: the registry in "
+        f"{storage} is seed 000's own asset_registry.json, which tickerserve serves only once "
+        f"converted: run `{command}` once" in output
+    )
+    assert reply.status == 503
+    error = reply.json()["error"]
+    assert error["code"] == "registry_needs_import" and f"run `{command}` once" in error["message"]
+    assert "unsupported schema" not in output + error["message"]

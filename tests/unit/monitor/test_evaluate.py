@@ -24,6 +24,7 @@ from tests.monitor_support import (
     past_wins,
     publish_with_baseline,
     reference_rows,
+    serve_spy_on_two_signals,
     set_shadow,
     stamp,
     write_capture,
@@ -35,15 +36,22 @@ from tickerserve.baselines.persistence import attach_to_bundle
 from tickerserve.metric_names import MONITOR
 from tickerserve.monitor.cloudwatch import model_figures
 from tickerserve.monitor.config import MonitorConfig
-from tickerserve.monitor.evaluate import run_monitor
+from tickerserve.monitor.evaluate import routed_signals, run_monitor
 from tickerserve.monitor.monitoring_history import history_record
-from tickerserve.monitor.report import FeatureWarnings, Period, RequestWarnings, RunReport
+from tickerserve.monitor.report import (
+    FeatureWarnings,
+    Period,
+    RequestWarnings,
+    RunReport,
+    Signals,
+)
 from tickerserve.publishing.release import apply_publication, publish_bundle, write_version
 from tickerserve.serving.capture import Capture
 from tickerserve.serving.model import LoadedModel
 from tickerserve.serving.predict import predict
 from tickerserve.serving.service import ModelService
 from tickerserve.settings import Settings
+from tickerserve.storage.registry import Registry
 from tickerserve.storage.store import LocalStore
 
 # The monitor function's layer has no scipy: nothing here may import it.
@@ -507,3 +515,42 @@ def test_a_run_without_checked_answers_reports_no_warnings(store, models) -> Non
     (smh,) = run(store).models
     assert smh.warnings is None
     assert "warnings" not in smh.to_dict()
+
+
+def test_each_model_reports_the_signals_it_answered_and_is_routed_on(store, models) -> None:
+    # Given SPY's strategy model on its default signal and a second model on SPY's
+    # direction signal (issue 14: several models per ticker), 30 requests naming no signal
+    # and 20 naming direction, and 5 strategy rows captured before signals existed
+    serve_spy_on_two_signals(store, models.spy, store.root / "cache")
+    # When the monitor judges the day
+    report = run_monitor(
+        store, registry_key=REGISTRY_KEY, period=Period(DAY0, DAY0 + timedelta(days=1)), now=NOW
+    )
+    # Then each model says which signal it answered for, and the registry's routes to it
+    by_model = {m.model: m for m in report.models}
+    spy, other = by_model["etfs/SPY"], by_model["etfs/SPY/direction"]
+    assert spy.signals == Signals(answered={"strategy": 35}, routed=["strategy"])
+    assert other.signals == Signals(answered={"direction": 20}, routed=["direction"])
+    assert (spy.signals.beyond_default, other.signals.beyond_default) == (False, True)
+    assert other.to_dict()["signals"] == {"answered": {"direction": 20}, "routed": ["direction"]}
+    # and its history line keeps them, beside seed 003's own keys
+    line = history_record(report, other)
+    assert line["signals"] == {"answered": {"direction": 20}, "routed": ["direction"]}
+    assert {"timestamp", "monitoring_date", "model_a", "drift", "comparison"} <= set(line)
+    assert "model_a_drift_pct" in line["drift"] and "model_b_win_rate" in line["comparison"]
+
+
+def test_a_model_routed_by_no_ticker_s_own_route_serves_through_its_fallback(store, models):
+    # Given the universal stock model as the fallback, AAPL's own strategy route elsewhere,
+    # and MSFT (default signal direction) with no route of its own on it
+    registry = Registry()
+    registry.fallbacks["stock"] = "stocks/universal"
+    registry.set_route("AAPL", "etfs/SPY", "stock")
+    registry.set_route("MSFT", "etfs/SMH", "stock", signal="volatility")
+    registry.tickers["MSFT"] = dataclasses.replace(
+        registry.tickers["MSFT"], default_signal="direction"
+    )
+    # Then the fallback answers on the contract's default signal and on MSFT's default
+    assert routed_signals(registry, "stocks/universal") == ["direction", "strategy"]
+    assert routed_signals(registry, "etfs/SMH") == ["volatility"]
+    assert routed_signals(registry, "etfs/QQQ") == []

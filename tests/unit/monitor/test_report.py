@@ -30,6 +30,7 @@ from tickerserve.monitor.report import (
     Period,
     Promotion,
     RunReport,
+    Signals,
     WindowReport,
 )
 from tickerserve.monitor.significance import mcnemar_exact
@@ -139,7 +140,7 @@ def test_keys_of_empty_figures_are_left_out_as_before() -> None:
     assert data["output_drift"]["too_few_rows"] is True
     assert "promoted" not in data  # only once auto-promotion did something
     assert list(data) == [
-        "model", "task", "champion", "challenger", "rows", "rows_other_versions",
+        "model", "task", "signals", "champion", "challenger", "rows", "rows_other_versions",
         "feature_drift", "output_drift", "performance", "comparison", "test", "windows",
         "joined", "history", "recommendation",
     ]  # fmt: skip
@@ -197,3 +198,13 @@ def test_the_run_s_json_and_a_history_line_are_json_with_the_seed_s_keys() -> No
     assert line["promoted"] == {"model": "etfs/SMH", "error": "production moved"}
     assert history_record(run, run.models[1])["model_b"] is None
     assert MODEL_A == "Model A"
+
+
+def test_signals_list_the_answered_ones_first_and_say_when_one_is_not_the_default() -> None:
+    served = Signals(answered={"volatility": 30, "strategy": 5}, routed=["direction", "strategy"])
+    assert served.names == ["volatility", "strategy", "direction"]
+    assert served.beyond_default
+    assert not Signals(answered={"strategy": 5}, routed=["strategy"]).beyond_default
+    # A report made before signals (or of a model nothing reached) says so in its line
+    line = history_record(run_report(model_report()), model_report())
+    assert line["signals"] == {"answered": {}, "routed": []}
