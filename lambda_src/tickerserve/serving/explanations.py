@@ -90,7 +90,9 @@ def top_count(requested: Any) -> int | None:
         return DEFAULT_TOP
     if isinstance(requested, int) and not isinstance(requested, bool) and requested >= 1:
         return int(requested)
+    shown = repr(requested)
     raise BadRequest(
-        "explain must be true, false or the number of contributions to return (1 or more)",
+        "explain must be true, false or the number of contributions to return (1 or more), "
+        f"not {shown if len(shown) <= 40 else shown[:37] + '...'}",
         code="invalid_field",
     )

@@ -192,6 +192,12 @@ class LoadedModel:
     def explain(self, rows: np.ndarray) -> Contributions:
         """Exact per-feature contributions of the combined output for ``rows`` (aligned to
         ``used_features``); ``Unexplainable`` (with the reason) where none exist."""
+        if self.network is not None:
+            raise Unexplainable(
+                "it is a network (an ONNX GRU or policy): networks have no exact per-feature "
+                "explanation here, since exact contributions (TreeSHAP) are computed over a "
+                "model's trees"
+            )
         pairs = zip(self.metadata.members, self.members, strict=True)
         parts = [_explainable(spec.kind, member).explain(rows) for spec, member in pairs]
         if self.metadata.method == "single":

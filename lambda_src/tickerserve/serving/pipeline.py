@@ -6,7 +6,9 @@ request and a batch (a single request is a batch of one).
    (``traffic.decide``);
 3. predict: rows grouped by the model version that answers them, one group at a time (a batch
    touching more models than the memory budget holds stays within it): load, align each row,
-   one model call per group (a single row stays one row: LightGBM's single-row fast path);
+   one model call per group (a single row stays one row: LightGBM's single-row fast path),
+   and one explain call for the group's rows that asked for an explanation (a model with no
+   exact explanation refuses just those rows, each with its 400);
 4. fall back: a canary that cannot answer a row (not loadable, other inputs, a failed call)
    hands it to its champion's group, answered later in the same request;
 5. capture: one record per sampled row, with the features as the answering model used them;
@@ -30,6 +32,7 @@ import numpy as np
 from tickerserve.errors import TickerserveError
 from tickerserve.metric_names import PREDICTION
 from tickerserve.serving.capture import DISABLED, Capture, captured_inputs, new_record
+from tickerserve.serving.explanations import explain_rows
 from tickerserve.serving.guard import RowWarning
 from tickerserve.serving.model import LoadedModel, Prediction
 from tickerserve.serving.network_answers import network_answer
@@ -57,6 +60,7 @@ class PredictRequest:
     timeframe: str | None = None
     request_id: str | None = None  # the body's own id, when it is a valid one
     signal: str | None = None  # None: the ticker's default signal
+    explain: int | None = None  # how many contributions the answer shows; None: no explanation
 
 
 @dataclass(eq=False, slots=True)
@@ -205,6 +209,19 @@ class Pipeline:
                 raise  # the champion cannot predict: a fault of ours, not the client's
             lost.extend((row, exc) for row in kept)
             return
+        explained: dict[int, dict[str, Any]] | None = None
+        asking = [p for p, row in enumerate(kept) if row.request.explain is not None]
+        if asking:
+            explained = self._explain(model, matrix, result, kept, asking, lost)
+            if explained is None:  # refused: those rows have their error (or went back)
+                refused = set(asking)
+                vectors = [v for p, v in enumerate(vectors) if p not in refused]
+                positions = [p for p in range(len(kept)) if p not in refused]
+                kept = [kept[p] for p in positions]
+                if not kept:
+                    return
+                matrix = matrix[positions]
+                result = _rows_of(result, positions)
         warned = self._warnings(model, matrix, kept)
         latency_us = -1  # measured when the first of these rows is captured
         for position, row in enumerate(kept):
@@ -213,6 +230,8 @@ class Pipeline:
             row.answer = answer = answer_of(row, served, model, result, position)
             if warned is not None:
                 answer["warnings"] = warned[position]
+            if explained is not None and position in explained:
+                answer["explanation"] = explained[position]
             if decision.capture:
                 if latency_us < 0:
                     latency_us = (time.perf_counter_ns() - started) // 1000
@@ -235,6 +254,39 @@ class Pipeline:
                     window=window,
                 )
                 self.captured.append(row)
+
+    @staticmethod
+    def _explain(
+        model: LoadedModel,
+        matrix: np.ndarray,
+        result: Prediction,
+        rows: list[Row],
+        asking: list[int],
+        lost: list[tuple[Row, Exception]],
+    ) -> dict[int, dict[str, Any]] | None:
+        """The explanations of the rows at ``asking`` (positions in ``rows``), by position:
+        one explain call for all of them, each explained for the answer it got. None when
+        the model has none: each of those rows then has the 400 as its error, or (a
+        canary's) goes to its champion, as a row the model cannot take."""
+        every = len(asking) == len(rows)
+        try:
+            explanations = explain_rows(
+                model,
+                matrix if every else matrix[asking],
+                result.outputs if every else result.outputs[asking],
+            )
+        except Exception as exc:
+            for position in asking:
+                row = rows[position]
+                assert row.decision is not None
+                _fail(row, row.decision, exc, lost)
+            return None
+        names = model.used_features
+        return {
+            position: explanation.to_answer(names, top)
+            for position, explanation in zip(asking, explanations, strict=True)
+            if (top := rows[position].request.explain) is not None
+        }
 
     def _warnings(
         self, model: LoadedModel, matrix: np.ndarray, rows: list[Row]
@@ -314,6 +366,15 @@ def _fail(row: Row, decision: Decision, exc: Exception, lost: list[tuple[Row, Ex
         row.error = exc
     else:
         raise exc
+
+
+def _rows_of(result: Prediction, positions: list[int]) -> Prediction:
+    """The prediction of some of the rows (those left once others were refused)."""
+    return Prediction(
+        result.outputs[positions],
+        None if result.agreement is None else result.agreement[positions],
+        None if result.value is None else result.value[positions],
+    )
 
 
 def answer_of(

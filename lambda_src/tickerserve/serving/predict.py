@@ -12,11 +12,13 @@ from tickerserve.contract import LIMITS, PREDICT
 from tickerserve.errors import BadRequest, PayloadTooLarge, TickerserveError
 from tickerserve.serving import request_ids
 from tickerserve.serving.capture import DISABLED, Capture
+from tickerserve.serving.explanations import top_count
 from tickerserve.serving.pipeline import Pipeline, PredictRequest, Row
 from tickerserve.serving.service import ModelService
 from tickerserve.serving.traffic import Challengers
 
 MAX_BATCH_ITEMS = LIMITS.batch_items
+MAX_EXPLAINED_ITEMS = LIMITS.explained_items  # TreeSHAP costs up to milliseconds a row
 PREDICT_FIELDS = frozenset(PREDICT.fields)
 
 
@@ -72,6 +74,7 @@ def parse_request(body: Any) -> PredictRequest:
     return PredictRequest(
         features=features,
         request_id=request_ids.valid(raw_id),  # a string that is no usable id: one is generated
+        explain=top_count(body.get("explain")),
         **names,
     )
 
@@ -134,6 +137,13 @@ def predict_batch(
             rows.append(Row(parse_request(raw), rid, index))
         except TickerserveError as exc:
             results[index] = _failure(index, rid, exc)
+    explained = sum(1 for row in rows if row.request.explain is not None)
+    if explained > MAX_EXPLAINED_ITEMS:
+        raise PayloadTooLarge(
+            f"{explained} items ask for an explanation; a batch may ask for at most "
+            f"{MAX_EXPLAINED_ITEMS} (send the others without explain, or in another batch)",
+            code="too_many_explanations",
+        )
     Pipeline(service, capture, challengers, source).run(rows, started)
     for row in rows:
         if row.answer is not None:
