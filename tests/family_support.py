@@ -202,3 +202,34 @@ def rows(n: int, *, missing: bool, seed: int = 5) -> np.ndarray:
     if missing:
         out[rng.random(out.shape) < 0.1] = np.nan
     return out
+
+
+# Where each family's explanation adds up (``serving.explanations``): boosted classifiers
+# before their link, forests in probabilities, regressors in their value.
+SPACES = {
+    "lightgbm_classifier": "margin", "lightgbm_regressor": "value",
+    "xgboost_classifier": "margin", "xgboost_binary": "margin", "xgboost_regressor": "value",
+    "random_forest_classifier": "probability", "random_forest_regressor": "value",
+    "extra_trees_classifier": "probability", "extra_trees_regressor": "value",
+    "gradient_boosting_classifier": "margin", "gradient_boosting_binary": "margin",
+    "gradient_boosting_regressor": "value",
+}  # fmt: skip
+
+
+def original_output(name: str, x: np.ndarray, space: str) -> np.ndarray:
+    """(n_rows, columns) the original estimator's output in ``space``: its probabilities or
+    values (or the family's combined answer), or its own margins (LightGBM's raw score,
+    XGBoost's output margin, scikit-learn's decision function)."""
+    family = families()[name]
+    estimator = next(iter(family.estimators.values()))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if space != "margin":
+            return np.asarray(family.reference(x), dtype=np.float64).reshape(len(x), -1)
+        if name.startswith("lightgbm"):
+            raw = estimator.predict(x, raw_score=True)
+        elif name.startswith("xgboost"):
+            raw = estimator.predict(x, output_margin=True)
+        else:
+            raw = estimator.decision_function(x)
+    return np.asarray(raw, dtype=np.float64).reshape(len(x), -1)

@@ -59,6 +59,24 @@ def test_predict_for_an_etf_is_exactly_what_the_lambda_handler_answers(
     assert body["prediction"] in STRATEGIES
 
 
+def test_an_explanation_is_answered_as_the_lambda_handler_answers_it(
+    local_server: Running, demo_bucket: DemoBucket, tmp_path: Path
+):
+    # Given the demo models served over HTTP and the same bucket behind an in-process Api
+    api = Api(ModelService(Settings(cache_dir=str(tmp_path)), store=demo_bucket.store))
+    body = {"ticker": "SPY", "features": FEATURE_VALUES, "request_id": "why", "explain": 4}
+    event = load_event("rest_predict.json")
+    event["body"] = json.dumps(body)
+    expected = json.loads(api.handle(event, None)["body"])
+    # When the same body is posted to the local server
+    reply = post_json(f"{local_server.url}/predict", body)
+    # Then the answer carries the same four largest contributions
+    assert reply.status == 200
+    assert reply.json() == expected
+    contributions = expected["explanation"]["contributions"]
+    assert len(contributions) == 4 and set(contributions) <= set(FEATURES)
+
+
 def test_a_stock_is_served_by_the_universal_model(local_server: Running):
     # Given a stock routed to the shared model; When predicting with a list of features
     reply = post_json(f"{local_server.url}/predict", {"ticker": "nvda", "features": ROW})

@@ -235,6 +235,33 @@ def test_batch_over_the_limit_is_413(api):
     assert (status, body["error"]["code"]) == (413, "batch_too_large")
 
 
+@pytest.mark.parametrize("name", ["rest_predict.json", "http_predict.json"])
+def test_an_api_gateway_event_asking_explain_is_answered_with_the_top_k(api, name):
+    # Given a real API Gateway event (REST v1, HTTP v2) whose body asks for the top 3
+    event = load_event(name)
+    asked = {**json.loads(event["body"]), "explain": 3}
+    event["body"] = json.dumps(asked)
+    # When it is handled
+    status, body = call(api, event)
+    # Then the answer carries the three largest contributions, largest first
+    assert status == 200
+    explanation = body["explanation"]
+    assert explanation["space"] == "margin"  # a LightGBM classifier: before its softmax
+    sizes = [abs(c) for c in explanation["contributions"].values()]
+    assert len(sizes) == 3 and sizes == sorted(sizes, reverse=True)
+    plain = dict(event, body=json.dumps({k: v for k, v in asked.items() if k != "explain"}))
+    assert answer_of(body) == {**answer_of(call(api, plain)[1]), "explanation": explanation}
+
+
+def test_a_bad_explain_is_a_400_and_too_many_explained_items_a_413(api):
+    body = {"ticker": "SMH", "features": FEATURES_OF_EVENT}
+    status, answer = post(api, "/predict", {**body, "explain": "top"})
+    assert (status, answer["error"]["code"]) == (400, "invalid_field")
+    assert answer["error"]["message"].startswith("explain must be true, false or the number")
+    status, answer = post(api, "/predict/batch", {"items": [{**body, "explain": True}] * 101})
+    assert (status, answer["error"]["code"]) == (413, "too_many_explanations")
+
+
 @pytest.mark.parametrize(
     "body", [{"items": []}, {"items": {}}, {"items": [], "extra": 1}, [], {"ticker": "SMH"}]
 )

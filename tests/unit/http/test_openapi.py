@@ -288,6 +288,35 @@ def test_an_answer_s_warnings_are_what_the_document_describes(tmp_path, models):
         jsonschema.validate(broken, {**ok["schema"], "components": doc.get("components", {})})
 
 
+def test_an_explained_answer_is_what_the_document_and_docs_page_describe(store_dir, tmp_path):
+    # Given the local server's API; When the document's own explained example is posted
+    api = make_api(store_dir, tmp_path, docs=True)
+    doc = openapi(api)
+    operation = doc["paths"]["/predict"]["post"]
+    example = operation["requestBody"]["content"]["application/json"]["examples"]["explained"]
+    event = load_event("rest_predict.json")
+    event["body"] = json.dumps(example["value"])
+    response = api.handle(event, None)
+    assert response["statusCode"] == 200
+    answer = json.loads(response["body"])
+    assert len(answer["explanation"]["contributions"]) == example["value"]["explain"]
+    # Then the 200 schema holds it, and a wrong space is not
+    ok = operation["responses"]["200"]["content"]["application/json"]
+    schema = {**ok["schema"], "components": doc.get("components", {})}
+    jsonschema.validate(answer, schema)
+    broken = {**answer, "explanation": {**answer["explanation"], "space": "odds"}}
+    with pytest.raises(jsonschema.ValidationError, match="'odds'"):
+        jsonschema.validate(broken, schema)
+    # And the document and the docs page say how to ask, and what refuses
+    explain = request_schema(doc, "/predict")["properties"]["explain"]
+    assert explain["anyOf"][1] == {"type": "integer", "minimum": 1}
+    assert "explain_unsupported" in operation["responses"]["400"]["description"]
+    batch = doc["paths"]["/predict/batch"]["post"]["responses"]["413"]["description"]
+    assert f"{LIMITS.explained_items} items asking for an explanation" in batch
+    page = get(api, DOCS_PATH)["body"]
+    assert "explain_unsupported" in page and "too_many_explanations" in page
+
+
 def _walk(node: Any) -> list[dict[str, Any]]:
     """Every object in a JSON document."""
     if isinstance(node, dict):

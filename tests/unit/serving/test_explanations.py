@@ -10,37 +10,10 @@ import numpy as np
 import pytest
 import shap
 
-from tests.family_support import families, rows
+from tests.family_support import SPACES, families, original_output, rows
 from tests.tree_support import loaded
 from tickerserve.errors import BadRequest
 from tickerserve.serving.explanations import DEFAULT_TOP, explain_rows, top_count
-
-
-def _original_output(name: str, x: np.ndarray, space: str) -> np.ndarray:
-    """(n_rows, columns) the original estimator's output in ``space``."""
-    family = families()[name]
-    estimator = next(iter(family.estimators.values()))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        if space != "margin":
-            return np.asarray(family.reference(x), dtype=np.float64).reshape(len(x), -1)
-        if name.startswith("lightgbm"):
-            raw = estimator.predict(x, raw_score=True)
-        elif name.startswith("xgboost"):
-            raw = estimator.predict(x, output_margin=True)
-        else:
-            raw = estimator.decision_function(x)
-    return np.asarray(raw, dtype=np.float64).reshape(len(x), -1)
-
-
-SPACES = {
-    "lightgbm_classifier": "margin", "lightgbm_regressor": "value",
-    "xgboost_classifier": "margin", "xgboost_binary": "margin", "xgboost_regressor": "value",
-    "random_forest_classifier": "probability", "random_forest_regressor": "value",
-    "extra_trees_classifier": "probability", "extra_trees_regressor": "value",
-    "gradient_boosting_classifier": "margin", "gradient_boosting_binary": "margin",
-    "gradient_boosting_regressor": "value",
-}  # fmt: skip
 
 
 @pytest.mark.parametrize("name", sorted(SPACES))
@@ -52,7 +25,7 @@ def test_base_plus_contributions_is_the_originals_output_in_the_named_space(name
     # When every row is explained (for its predicted class)
     explained = explain_rows(model, x, outputs)
     space = SPACES[name]
-    original = _original_output(name, x, space)
+    original = original_output(name, x, space)
     for row, (explanation, answer) in enumerate(
         zip(explained, np.atleast_1d(outputs), strict=True)
     ):

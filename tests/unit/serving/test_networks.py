@@ -265,3 +265,24 @@ def test_get_model_shows_the_input_a_network_takes(api):
     assert response["statusCode"] == 200, response["body"]
     body = json.loads(response["body"])
     assert body["network"] == {"input": "window", "shape": [60, 20], "policy": None, "value": False}
+
+
+@pytest.mark.parametrize(("ticker", "features"), [
+    ("GRU1", [[0.5] * 12] * 8), ("GRUC", [[0.5] * 4] * 6), ("PPO1", [0.5] * 6),
+])  # fmt: skip
+def test_an_explanation_of_a_network_is_a_400_saying_networks_have_none(api, ticker, features):
+    # Given seed 001's GRUs and PPO policies, served through ONNX
+    body = {"ticker": ticker, "features": features}
+    # When an explanation is asked, alone and in a batch beside an item that does not ask
+    refused = call(api, "rest", {**body, "explain": True}, status=400)["error"]
+    batch = api.handle({"items": [{**body, "explain": 3}, body]}, None)
+    # Then it is refused for what it is: a network, which has no exact per-feature explanation
+    assert refused["code"] == "explain_unsupported"
+    assert "networks have no exact per-feature explanation here" in refused["message"]
+    assert refused["message"].startswith(f"n/{TICKER_NAMES[ticker]}@")
+    assert batch["results"][0]["error"] == refused
+    assert (batch["succeeded"], batch["failed"]) == (1, 1)
+    assert "explanation" not in batch["results"][1]
+
+
+TICKER_NAMES = {ticker: name for name, ticker in TICKERS.items()}

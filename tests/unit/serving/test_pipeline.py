@@ -239,3 +239,34 @@ def test_a_pinned_version_is_never_answered_by_an_alias_s_last_good_version(
         # Then the alias keeps its last good version; the pinned version is refused
         assert by_alias["model"] == {"name": SMH, "version": "1.0.0", "alias": "production"}
         assert pinned["error"]["code"] == "integrity_error"
+
+
+def test_a_batch_explains_each_model_s_asking_rows_in_one_call(
+    store: LocalStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    api = make_api(store, tmp_path)
+    asks = [False, 2, False, True, False]
+    bodies = [{"ticker": "SMH", "features": EVENT_FEATURES, "request_id": f"x{i}", "explain": a}
+              for i, a in enumerate(asks)]  # fmt: skip
+    bodies.append({"ticker": "SPY", "features": EVENT_FEATURES, "request_id": "spy"})
+    alone = [single(api, body) for body in bodies]  # loads them
+    calls: list[tuple[str, tuple[int, ...]]] = []
+    original = LoadedModel.explain
+
+    def spy(self: LoadedModel, rows: np.ndarray) -> Any:
+        calls.append((str(self.key), rows.shape))
+        return original(self, rows)
+
+    monkeypatch.setattr(LoadedModel, "explain", spy)
+    # When the rows are asked in one batch
+    together = in_batch(api, bodies)
+    # Then SMH's two asking rows are explained in one call, and nothing else is
+    assert calls == [("etfs/SMH@1.0.0", (2, 6))]
+    assert together == alone
+    assert [len(a.get("explanation", {}).get("contributions", ())) for a in together] == [
+        0, 2, 0, 6, 0, 0,
+    ]  # fmt: skip
+    # A single request that does not ask is never explained
+    calls.clear()
+    single(api, {"ticker": "SMH", "features": EVENT_FEATURES})
+    assert calls == []

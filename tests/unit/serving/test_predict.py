@@ -5,7 +5,9 @@ shadow scoring."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -14,17 +16,20 @@ import numpy as np
 import pytest
 
 from tests.capture_support import ListSink
-from tests.family_support import families, rows
+from tests.family_support import SPACES, families, original_output, rows
 from tests.monitor_support import classification_baseline, reference_rows
 from tests.support import REGISTRY_KEY, DemoModels, load_event
 from tickerserve.baselines.persistence import attach_to_bundle
 from tickerserve.errors import BadRequest, NotFound, PayloadTooLarge
 from tickerserve.layout import artifact_key
+from tickerserve.publishing.demo import FEATURES as FEATURE_NAMES
 from tickerserve.publishing.release import publish_bundle
 from tickerserve.serving.capture import Capture
+from tickerserve.serving.explanations import DEFAULT_TOP
 from tickerserve.serving.model import LoadedModel
 from tickerserve.serving.predict import (
     MAX_BATCH_ITEMS,
+    MAX_EXPLAINED_ITEMS,
     PredictRequest,
     parse_request,
     predict,
@@ -33,6 +38,7 @@ from tickerserve.serving.predict import (
 from tickerserve.serving.service import ModelService
 from tickerserve.serving.traffic import CANARY_SALT, Challengers, share
 from tickerserve.settings import Settings
+from tickerserve.storage.bundle import Bundle
 from tickerserve.storage.registry import CanarySettings, ShadowSettings, update_registry
 from tickerserve.storage.store import LocalStore
 
@@ -93,6 +99,14 @@ def test_a_valid_body_becomes_a_request_with_an_upper_case_ticker():
 
 
 @pytest.mark.parametrize(
+    ("explain", "top"), [(True, DEFAULT_TOP), (3, 3), (500, 500), (False, None), (None, None)]
+)
+def test_explain_asks_for_the_top_ten_or_the_top_k_contributions(explain: Any, top: int | None):
+    assert parse_request({"ticker": "SMH", "features": {}, "explain": explain}).explain == top
+    assert parse_request({"ticker": "SMH", "features": {}}).explain is None
+
+
+@pytest.mark.parametrize(
     ("raw", "code", "message"),
     [
         ([], "invalid_body", "body must be a JSON object"),
@@ -112,6 +126,15 @@ def test_a_valid_body_becomes_a_request_with_an_upper_case_ticker():
          "features must be an object of name -> number or a list of numbers"),
         ({"ticker": "SMH", "features": {}, "request_id": 7}, "invalid_field",
          "request_id must be a string"),
+        ({"ticker": "SMH", "features": {}, "explain": 0}, "invalid_field",
+         "explain must be true, false or the number of contributions to return (1 or more), "
+         "not 0"),
+        ({"ticker": "SMH", "features": {}, "explain": 2.5}, "invalid_field",
+         "explain must be true, false or the number of contributions to return (1 or more), "
+         "not 2.5"),
+        ({"ticker": "SMH", "features": {}, "explain": "yes"}, "invalid_field",
+         "explain must be true, false or the number of contributions to return (1 or more), "
+         "not 'yes'"),
     ],
 )  # fmt: skip
 def test_a_body_that_breaks_the_contract_is_a_400_naming_the_problem(
@@ -413,3 +436,216 @@ def test_captured_rows_carry_the_answer_s_warnings(tmp_path, models):
     assert clean["warnings"] == []
     assert "warnings" not in unguarded
     assert [w["code"] for w in batched["warnings"]] == ["out_of_range"]
+
+
+# -- explanations: the contributions behind an answer, on request ------------------------------
+
+EXPLAINED = {**SPACES, "stack_regressor": "value"}  # every family with an exact explanation
+REFUSED = ("weighted_classifier", "hist_gradient_boosting_classifier")
+FAMILY_TICKERS = {name: f"X{i:02d}" for i, name in enumerate(sorted([*EXPLAINED, *REFUSED]))}
+
+
+@pytest.fixture(scope="module")
+def family_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every family that explains, and two that cannot, each routed from its own ticker."""
+    root = tmp_path_factory.mktemp("explained")
+    store = LocalStore(root)
+    for name, ticker in FAMILY_TICKERS.items():
+        bundle = families()[name].bundle(f"families/{name}")
+        publish_bundle(store, bundle, registry_key=REGISTRY_KEY, routes={ticker: "stock"})
+    return root
+
+
+def family_service(root: Path, tmp_path: Path) -> ModelService:
+    return ModelService(Settings(store_path=str(root), cache_dir=str(tmp_path / "cache")))
+
+
+def row_body(name: str, row: np.ndarray, **extra: Any) -> dict[str, Any]:
+    features = {n: None if math.isnan(v) else v for n, v in zip(FEATURE_NAMES, row.tolist(),
+                                                                strict=True)}  # fmt: skip
+    return {"ticker": FAMILY_TICKERS[name], "features": features, **extra}
+
+
+def item(result: dict[str, Any]) -> dict[str, Any]:
+    """A batch result as a single request answers it (no index)."""
+    return {k: v for k, v in result.items() if k != "index"}
+
+
+@pytest.mark.parametrize("name", sorted(EXPLAINED))
+def test_every_family_s_explanation_adds_up_to_its_own_output_alone_and_in_a_batch(
+    family_store: Path, tmp_path: Path, name: str
+):
+    # Given rows for a family's model, each asking for every contribution (k >= its features)
+    family = families()[name]
+    service = family_service(family_store, tmp_path)
+    x = rows(6, missing=family.missing, seed=11)
+    bodies = [row_body(name, r, explain=len(FEATURE_NAMES), request_id=f"r{i}")
+              for i, r in enumerate(x)]  # fmt: skip
+    # When each is asked alone, then all of them in one batch
+    alone = [predict(service, b) for b in bodies]
+    batch = predict_batch(service, {"items": bodies})
+    # Then the batch items are the single answers, explanations included
+    assert [item(r) for r in batch["results"]] == alone
+    space = EXPLAINED[name]
+    original = original_output(name, x, space)
+    for r, answer in enumerate(alone):
+        explanation = answer["explanation"]
+        contributions = explanation["contributions"]
+        assert explanation["space"] == space
+        assert set(contributions) == set(FEATURE_NAMES)  # all of them, as asked
+        # base + all contributions is the answer's output in that space ...
+        total = explanation["base"] + math.fsum(contributions.values())
+        assert abs(total - explanation["output"]) <= 1e-9 * max(1.0, abs(total))
+        # ... which is the original library's own output there, for the predicted class
+        if family.task == "regression":
+            expected = original[r, 0]
+            assert abs(explanation["output"] - answer["prediction"]) <= 1e-6
+        else:
+            best = family.labels.index(answer["prediction"]) if family.labels else 0
+            if space == "margin" and original.shape[1] == 1:  # binary: the positive log-odds
+                expected = original[r, 0] if best == 1 else -original[r, 0]
+                probability = 1.0 / (1.0 + math.exp(-explanation["output"]))
+                assert abs(probability - answer["confidence"]) <= 1e-6
+            else:
+                expected = original[r, best]
+            if space == "probability":
+                assert abs(explanation["output"] - answer["confidence"]) <= 1e-6
+        # (XGBoost adds its margins up in float32: 1e-6 of their size)
+        assert abs(explanation["output"] - expected) <= 1e-6 * max(1.0, abs(expected))
+
+
+def test_explain_true_shows_the_ten_largest_and_k_the_k_largest_first(store, tmp_path):
+    service = service_for(store, tmp_path)
+    # SPY's model uses all twelve features: asking for twelve or more shows every one
+    everything = predict(service, body(ticker="SPY", explain=50))["explanation"]
+    sizes = [abs(c) for c in everything["contributions"].values()]
+    assert len(sizes) == 12 and sizes == sorted(sizes, reverse=True)
+    top = predict(service, body(ticker="SPY", explain=True))["explanation"]
+    three = predict(service, body(ticker="SPY", explain=3))["explanation"]
+    ranked = list(everything["contributions"].items())
+    assert list(top["contributions"].items()) == ranked[:DEFAULT_TOP]
+    assert list(three["contributions"].items()) == ranked[:3]
+    for shown in (top, three):  # the same explanation, fewer of its contributions shown
+        assert {k: shown[k] for k in ("space", "base", "output")} == {
+            k: everything[k] for k in ("space", "base", "output")
+        }
+    # SMH's uses six: true shows those six; without explain (or false) there is none
+    assert len(predict(service, body(explain=True))["explanation"]["contributions"]) == 6
+    assert "explanation" not in predict(service, body())
+    assert "explanation" not in predict(service, body(explain=False))
+
+
+def test_a_model_without_an_exact_explanation_refuses_only_the_items_that_ask(
+    family_store: Path, tmp_path: Path
+):
+    service = family_service(family_store, tmp_path)
+    (x,) = rows(1, missing=False, seed=3)
+    weighted = row_body("weighted_classifier", x, explain=True)
+    hist = row_body("hist_gradient_boosting_classifier", x, explain=4)
+    # Alone: a 400 explain_unsupported that says why
+    with pytest.raises(BadRequest) as caught:
+        predict(service, weighted)
+    assert caught.value.code == "explain_unsupported"
+    assert caught.value.message.startswith(
+        "families/weighted_classifier@0.0.0 cannot be explained exactly: a weighted average "
+        "combines the probabilities of GradientBoostingClassifier"
+    )
+    assert "margin space" in caught.value.message
+    with pytest.raises(BadRequest) as hist_caught:
+        predict(service, hist)
+    assert hist_caught.value.code == "explain_unsupported"
+    assert "HistGradientBoosting" in hist_caught.value.message
+    # In a batch: those items' errors only; the same model answers the items that do not ask
+    items = [
+        row_body("lightgbm_classifier", x, explain=2),
+        weighted,
+        {**weighted, "explain": False},
+        hist,
+        {**weighted, "explain": "all"},
+        {**weighted, "explain": None},
+    ]
+    results = predict_batch(service, {"items": items, "request_id": "b"})["results"]
+    assert len(results[0]["explanation"]["contributions"]) == 2
+    assert results[1]["error"] == caught.value.to_body()["error"]
+    assert item(results[2]) == {**predict(service, {**weighted, "explain": False}),
+                                "request_id": "b-2"}  # fmt: skip
+    assert results[3]["error"] == hist_caught.value.to_body()["error"]
+    assert results[4]["error"]["code"] == "invalid_field"
+    assert "explanation" not in results[5] and "probabilities" in results[5]
+
+
+def test_more_explained_items_than_the_limit_is_a_413_before_anything_is_read(tmp_path):
+    # No store at all: the count is refused before the registry is needed.
+    service = ModelService(Settings(store_path=str(tmp_path / "none")))
+    items = [body(explain=True)] * (MAX_EXPLAINED_ITEMS + 1) + [body()]
+    with pytest.raises(PayloadTooLarge) as caught:
+        predict_batch(service, {"items": items})
+    assert caught.value.code == "too_many_explanations"
+    assert caught.value.message.startswith(
+        f"{MAX_EXPLAINED_ITEMS + 1} items ask for an explanation; a batch may ask for at most "
+        f"{MAX_EXPLAINED_ITEMS}"
+    )
+
+
+def test_a_batch_may_explain_up_to_the_limit(store, tmp_path):
+    items = [body(explain=1)] * MAX_EXPLAINED_ITEMS + [body(), body(explain=False)]
+    results = predict_batch(service_for(store, tmp_path), {"items": items})["results"]
+    assert sum("explanation" in r for r in results) == MAX_EXPLAINED_ITEMS
+    assert all("error" not in r for r in results)
+
+
+def test_a_canary_explains_its_own_answer(store, tmp_path):
+    update_registry(store, REGISTRY_KEY, lambda r: r.set_canary(SMH, CanarySettings("canary", 0.5)))
+    service = service_for(store, tmp_path)
+    one, two = canary_ids(2, 0.5)
+    single = predict(service, body(one, explain=True))
+    (batched,) = predict_batch(service, {"items": [body(two, explain=True)]})["results"]
+    canary_own = predict(service, body(version="1.0.1", explain=True))["explanation"]
+    champion_own = predict(service, body(version="1.0.0", explain=True))["explanation"]
+    assert canary_own != champion_own
+    for answer in (single, batched):
+        assert answer["model"]["alias"] == "canary"
+        assert answer["explanation"] == canary_own
+
+
+def test_a_canary_that_cannot_explain_leaves_the_rows_that_ask_to_its_champion(store, tmp_path):
+    # Given a canary (seed 002's weighted forest + boosting) that has no exact explanation
+    weighted = families()["weighted_classifier"].bundle(SMH)
+    weighted = Bundle(dataclasses.replace(weighted.metadata, version="1.0.2"), weighted.files)
+    publish_bundle(store, weighted, registry_key=REGISTRY_KEY, aliases=("canary",))
+    update_registry(store, REGISTRY_KEY, lambda r: r.set_canary(SMH, CanarySettings("canary", 0.5)))
+    service = service_for(store, tmp_path)
+    sink = ListSink()
+    asks, plain, in_batch = canary_ids(3, 0.5)
+    # When requests it takes ask for an explanation, alone and in a batch, and one does not
+    single = predict(service, body(asks, explain=3), capture=Capture(sink))
+    other = predict(service, body(plain), capture=Capture(sink))
+    (batched,) = predict_batch(service, {"items": [body(in_batch, explain=3)]},
+                               capture=Capture(sink))["results"]  # fmt: skip
+    # Then the champion answers and explains those that ask; the canary the other
+    champion = predict(service, body(version="1.0.0", explain=3))
+    for answer in (single, batched):
+        assert answer["model"] == {"name": SMH, "version": "1.0.0", "alias": "production"}
+        assert answer["explanation"] == champion["explanation"]
+    assert other["model"]["alias"] == "canary" and "explanation" not in other
+    assert [(r["request_id"], r["role"]) for r in sink.records] == [
+        (asks, "champion"), (plain, "canary"), (in_batch, "champion"),
+    ]  # fmt: skip
+    assert service.counters.canary_fallbacks == 2
+
+
+def test_captured_rows_carry_the_explanation_their_answer_showed(store, tmp_path):
+    service = service_for(store, tmp_path)
+    sink = ListSink()
+    alone = predict(service, body("e1", explain=2), capture=Capture(sink))
+    items = [body("e2", ticker="SPY", explain=True), body("e3")]
+    results = predict_batch(service, {"items": items}, capture=Capture(sink))["results"]
+    by_id = {r["request_id"]: r for r in sink.records}
+    first, second, third = by_id["e1"], by_id["e2"], by_id["e3"]
+    assert first["explanation"] == alone["explanation"]
+    assert second["explanation"] == results[0]["explanation"]
+    # the fields of the capture table's explanation column, the top k as answered
+    assert set(first["explanation"]) == {"space", "base", "output", "contributions"}
+    assert len(first["explanation"]["contributions"]) == 2
+    assert len(second["explanation"]["contributions"]) == DEFAULT_TOP
+    assert "explanation" not in third
