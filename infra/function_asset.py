@@ -91,6 +91,7 @@ PREDICTION_FILES = (
     "tickerserve/serving/__init__.py",
     "tickerserve/serving/cache.py",
     "tickerserve/serving/capture.py",
+    "tickerserve/serving/explanations.py",
     "tickerserve/serving/features.py",
     "tickerserve/serving/model.py",
     "tickerserve/serving/guard.py",
