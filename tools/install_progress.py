@@ -33,6 +33,7 @@ _INSTALLED = re.compile(r"^Successfully installed (.*)$")
 _SATISFIED = re.compile(r"^Requirement already satisfied: (\S+)")
 _PASSED_ON = ("ERROR", "WARNING", "error:", "npm ERR", "npm error", "npm warn")
 _UNITS = {"kB": 1e3, "MB": 1e6, "GB": 1e9}
+_QUOTED = re.compile(r"'[^']*'")
 
 
 @dataclass
@@ -49,8 +50,10 @@ class Progress:
     satisfied: int = 0
     installed: int = 0
     phase: str = ""
+    repeated: int = 0  # warnings not printed again: the same words, another package
     _last: float = field(default=float("-inf"))
     _started: float | None = None
+    _shapes: set[str] = field(default_factory=set)
 
     def feed(self, line: str) -> None:
         """One line of the installer's output."""
@@ -58,7 +61,14 @@ class Progress:
             self._started = self.clock()
         line = line.rstrip("\n")
         if line.startswith(_PASSED_ON):
-            self.say(line)
+            # A pip configuration can warn once per package (an index folder without that
+            # package): say each warning once, and count its repeats for the summary.
+            shape = _QUOTED.sub("'…'", line)
+            if shape in self._shapes:
+                self.repeated += 1
+            else:
+                self._shapes.add(shape)
+                self.say(line)
         elif m := _COLLECTING.match(line):
             self.collected += 1
             self._tick(m.group(1))
@@ -82,10 +92,15 @@ class Progress:
 
     def summary(self) -> str:
         seconds = self.clock() - (self._started if self._started is not None else self.clock())
+        repeats = (
+            f" ({self.repeated} more warning(s) like those above not shown)"
+            if self.repeated
+            else ""
+        )
         if self.installed:
             cached = f", {self.cached} from pip's cache" if self.cached else ""
-            return f"done: {self.installed} packages installed in {seconds:.0f} s{cached}"
-        return f"done: nothing new to install ({self.satisfied} already there)"
+            return f"done: {self.installed} packages installed in {seconds:.0f} s{cached}{repeats}"
+        return f"done: nothing new to install ({self.satisfied} already there){repeats}"
 
     def _phase(self, phase: str, text: str) -> None:
         self.phase = phase

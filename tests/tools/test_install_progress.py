@@ -117,3 +117,25 @@ def test_a_failed_install_shows_its_last_lines_and_exit_code(tmp_path: Path, cap
     assert code == 3
     assert "[make install] failed (exit code 3); the last 2 lines of its output:" in out
     assert "Could not find a version that satisfies the requirement nonexistent==9" in out
+
+
+def test_a_warning_repeated_for_every_package_is_said_once_and_counted():
+    # Given a pip configuration whose second index folder lacks every package
+    said: list[str] = []
+    progress = Progress(said.append, every=5.0, clock=Clock())
+    for package in ("pip", "lightgbm", "boto3"):
+        progress.feed(
+            f"WARNING: Location 'file:///opt/more/simple/{package}/' is ignored: "
+            "it is neither a file nor a directory."
+        )
+    progress.feed("WARNING: The candidate selected for download is a yanked version: 'x'")
+    # Then the first of its kind is shown, the others only counted in the summary
+    assert said == [
+        "WARNING: Location 'file:///opt/more/simple/pip/' is ignored: "
+        "it is neither a file nor a directory.",
+        "WARNING: The candidate selected for download is a yanked version: 'x'",
+    ]
+    assert progress.summary() == (
+        "done: nothing new to install (0 already there) "
+        "(2 more warning(s) like those above not shown)"
+    )
