@@ -22,6 +22,7 @@ from infra.bundling import LayerSpec, build_layer
 from infra.bytecode import RUNTIME_PYTHON, find_python
 from infra.function_asset import CODE_ROOT, PREDICTION_FILES, stage_function_code
 
+AS_DEPLOYED = "as deployed (function + layer bytecode)"
 # Packages whose import time the breakdown names (cumulative, from one -X importtime run).
 _BREAKDOWN = ("numpy", "aws_lambda_powertools", "aws_lambda_powertools.event_handler")
 
@@ -43,7 +44,7 @@ def runtime_section(
     no_bytecode = work / "empty-pycache"  # a pycache prefix with nothing in it: every .pyc unseen
     no_bytecode.mkdir(exist_ok=True)
     variants = [
-        ("as deployed (function + layer bytecode)", shipped, {}),
+        (AS_DEPLOYED, shipped, {}),
         ("function asset without .pyc (before)", sources, {}),
         ("no bytecode at all (no 3.13 at build)", shipped, {"PYTHONPYCACHEPREFIX": no_bytecode}),
     ]

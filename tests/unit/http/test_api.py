@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,8 @@ from hypothesis import strategies as st
 
 from tests.support import REGISTRY_KEY, DemoModels, load_event, populate
 from tickerserve.errors import BadRequest, StorageUnavailable
-from tickerserve.http.api import MAX_BODY_BYTES, Api, parse_json
+from tickerserve.http.api import MAX_BODY_BYTES, Api, _dumps, parse_json
+from tickerserve.members.kinds import MemberSpec
 from tickerserve.publishing.demo import FEATURES, demo_bundle
 from tickerserve.publishing.release import publish_bundle
 from tickerserve.serving.predict import MAX_BATCH_ITEMS
@@ -900,3 +902,43 @@ def test_the_prediction_lane_refuses_predictions_on_the_outcomes_entry_point(sto
     lane, routed = outcomes.handle(event, None), resolved(outcomes, event)
     assert lane == routed
     assert json.loads(lane["body"])["error"]["code"] == "wrong_entry_point"
+
+
+# -- response bodies are the json module's text, whichever encoder wrote them ----------------
+def json_module_text(value: Any) -> str | type[Exception]:
+    try:
+        return json.dumps(value, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        return type(exc)
+
+
+def served_text(value: Any) -> str | type[Exception]:
+    try:
+        return _dumps(value)
+    except (TypeError, ValueError) as exc:
+        return type(exc)
+
+
+@settings(max_examples=500, deadline=None)
+@given(values | st.tuples(values, st.floats(min_value=-1e-3, max_value=1e-3)))
+def test_a_body_is_the_json_module_s_text_character_for_character(value):
+    # Any JSON value: NaN and infinities (refused), tiny floats, non-ASCII, big integers
+    assert served_text(value) == json_module_text(value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"p": 1.7772883090895865e-05, "q": 3.2e-07, "r": 1e16, "s": 1e22, "t": 0.0001},
+        {"name": "Société \x7f \u2028", "alias": None},
+        {"prediction": math.nan},
+        {"value": math.inf},
+        {1: "an integer key"},
+        {"big": 2**64, "bigger": -(2**70)},
+        {"float subclass": np.float64(0.5)},
+        {"when": datetime(2026, 12, 1, tzinfo=UTC)},
+        {"spec": MemberSpec("model.txt")},
+    ],
+)
+def test_what_orjson_writes_otherwise_is_written_by_the_json_module(value):
+    assert served_text(value) == json_module_text(value)
