@@ -24,6 +24,10 @@ FORBIDDEN = {"sklearn", "typer", "rich", "joblib", "aws_cdk", "click"}
 # LightGBM models run on LightGBM's C library: its Python package would bring scipy.sparse,
 # narwhals (and pandas where installed) into every cold start.
 FORBIDDEN |= {"lightgbm", "scipy", "narwhals", "pandas"}
+# Nor do the other tree engines and networks load for a LightGBM model: neither their Python
+# packages nor their C libraries (libxgboost, libtreelite, onnxruntime's).
+FORBIDDEN |= {"xgboost", "treelite", "onnxruntime"}
+ENGINE_LIBRARIES = ("xgboost", "treelite", "onnxruntime")
 from tickerserve.handler import lambda_handler
 class Context:
     function_name = "tickerserve-predict"
@@ -45,6 +49,9 @@ forbidden = sorted(
     if module is not None
     and (name.split(".")[0] in FORBIDDEN or name.startswith("tickerserve.cli"))
 )
+with open("/proc/self/maps") as maps:
+    libraries = {line.split()[-1].rsplit("/", 1)[-1] for line in maps if ".so" in line}
+forbidden += sorted(x for x in libraries if any(engine in x for engine in ENGINE_LIBRARIES))
 print("RESULT " + json.dumps({"status": response["statusCode"], "forbidden": forbidden}))
 """
 
@@ -61,7 +68,7 @@ def run_child(
     )
 
 
-def test_handler_serves_without_sklearn_or_cli_libraries(tmp_path, models):
+def test_handler_serves_lightgbm_without_sklearn_cli_libraries_or_other_engines(tmp_path, models):
     populate(LocalStore(tmp_path / "store"), models)
     result = run_child(
         {
