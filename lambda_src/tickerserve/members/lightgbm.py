@@ -355,7 +355,12 @@ class SingleRow:
         self._out = np.empty(outputs, dtype=np.float64)
         self._out_ptr = self._out.ctypes.data_as(ctypes.POINTER(ctypes.c_double))
         self._out_len = ctypes.c_int64()
-        self._lock = threading.Lock()  # the config owns one output buffer
+        self._out_len_ref = ctypes.byref(self._out_len)
+        # The row is copied into a buffer of our own: its address is taken once, not per call
+        # (``ndarray.ctypes`` costs a microsecond), and any dtype or layout is converted there.
+        self._in = np.empty(self._n_features, dtype=np.float64)
+        self._in_ptr = ctypes.c_void_p(self._in.ctypes.data)
+        self._lock = threading.Lock()  # the config owns one output buffer, we one input buffer
 
     @classmethod
     def create(cls, booster: NativeBooster) -> SingleRow | None:
@@ -384,14 +389,10 @@ class SingleRow:
         row = rows[0]
         if row.shape != (self._n_features,):
             return None
-        if row.dtype != np.float64 or not row.flags.c_contiguous:
-            row = np.ascontiguousarray(row, dtype=np.float64)
         with self._lock:
+            np.copyto(self._in, row, casting="unsafe")  # as np.asarray(row, np.float64)
             status = self._lib.LGBM_BoosterPredictForMatSingleRowFast(
-                self._config,
-                ctypes.c_void_p(row.ctypes.data),
-                ctypes.byref(self._out_len),
-                self._out_ptr,
+                self._config, self._in_ptr, self._out_len_ref, self._out_ptr
             )
             if status != 0:
                 return None

@@ -54,6 +54,29 @@ def test_a_member_answers_what_lightgbm_itself_answers_one_row_or_many(models: D
     assert (member.n_features, member.n_outputs, member.trained_names) == (12, 5, None)
 
 
+def test_a_single_row_of_any_layout_or_dtype_answers_as_the_float64_row(models: DemoModels):
+    text = models.universal.files["model.txt"]
+    member = LightGBMMember.from_bytes(
+        text, MemberSpec("model.txt"), task="classification", n_classes=5
+    )
+    x = rows(member.n_features)
+    expected = lgb.Booster(model_str=text.decode()).predict(x[:3])
+    wide = np.asfortranarray(np.hstack([x, x]))  # a row of it is a strided view
+    for i in range(3):
+        strided = wide[i : i + 1, : member.n_features]
+        assert not strided.flags.c_contiguous
+        np.testing.assert_array_equal(member.predict(strided), expected[i : i + 1])
+        # float32 and integer rows are read as their float64 values, as the matrix call does
+        as_float32 = x[i : i + 1].astype(np.float32)
+        np.testing.assert_array_equal(
+            member.predict(as_float32), member.predict(as_float32.astype(np.float64))
+        )
+    integers = np.arange(member.n_features).reshape(1, -1)
+    np.testing.assert_array_equal(
+        member.predict(integers), member.predict(integers.astype(np.float64))
+    )
+
+
 def test_a_binary_classifier_answers_both_class_probabilities(models: DemoModels):
     text = models.binary.files["model.txt"]
     member = LightGBMMember.from_bytes(
