@@ -489,8 +489,24 @@ def _unexpected() -> Response:
     return error_response(_internal_error())
 
 
+# The resolver's internals the prediction lane reads (Powertools 3.x); one missing (another
+# version) leaves every request to resolve().
+_LANE_NEEDS = (
+    "_static_routes",
+    "_to_proxy_event",
+    "_remove_prefix",
+    "_router_middlewares",
+    "_enable_validation",
+    "_debug",
+    "_serializer",
+    "_cors",
+)
+
+
 def _route_of(resolver: ApiGatewayResolver) -> Route | None:
-    """The resolver's ``POST /predict`` route."""
+    """The resolver's ``POST /predict`` route, or None where the lane cannot run."""
+    if not all(hasattr(resolver, name) for name in _LANE_NEEDS):
+        return None
     return next(
         (r for r in resolver._static_routes if r.method == "POST" and r.path == PREDICT_PATH),
         None,

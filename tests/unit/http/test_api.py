@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from tests.support import REGISTRY_KEY, DemoModels, load_event, populate
 from tickerserve.errors import BadRequest, StorageUnavailable
+from tickerserve.http import api as api_module
 from tickerserve.http.api import MAX_BODY_BYTES, Api, _dumps, parse_json
 from tickerserve.members.kinds import MemberSpec
 from tickerserve.publishing.demo import FEATURES, demo_bundle
@@ -892,6 +893,27 @@ def test_the_prediction_lane_is_taken_and_leaves_middlewares_to_the_resolver(api
     api.rest.use([middleware])
     assert api.handle(event, None)["statusCode"] == 200
     assert seen == ["/predict"]
+
+
+def test_a_powertools_without_what_the_lane_reads_resolves_every_request(
+    store_dir, tmp_path, monkeypatch
+):
+    # Given a Powertools release without one of the resolver internals the lane reads
+    needs = (*api_module._LANE_NEEDS, "_gone_in_a_later_release")
+    monkeypatch.setattr(api_module, "_LANE_NEEDS", needs)
+    settings = Settings(store_path=str(store_dir), cache_dir=str(tmp_path / "cache"))
+    api = Api(ModelService(settings))
+    resolved_events: list[str] = []
+    resolve = api.rest.resolve
+
+    def spy(event: Any, context: Any) -> Any:
+        resolved_events.append(event["path"])
+        return resolve(event, context)
+
+    monkeypatch.setattr(api.rest, "resolve", spy)
+    # Then a prediction is answered, by the resolver
+    assert api.handle(load_event("rest_predict.json"), None)["statusCode"] == 200
+    assert resolved_events == ["/predict"]
 
 
 def test_the_prediction_lane_refuses_predictions_on_the_outcomes_entry_point(store_dir, tmp_path):
