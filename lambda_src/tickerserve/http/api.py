@@ -2,7 +2,8 @@
 proxy events, plus direct invocation with the same JSON bodies.
 
 Routes: POST /predict, POST /predict/batch, POST /outcomes, GET /models, GET /models/{ticker},
-GET /health.
+GET /health. POST /predict, the warm path, is answered through a lane of the resolver's own
+parts without its per-request routing frames (``Api._predict_lane``): the same response.
 Deployed, predicting and writing outcomes are separate entry points (``Entry``): the prediction
 function refuses outcomes and the outcomes function serves nothing else, each with a 403
 ``wrong_entry_point`` that says where to go, so the permission to invoke one never grants the
