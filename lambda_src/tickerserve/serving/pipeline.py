@@ -33,13 +33,14 @@ from tickerserve.errors import TickerserveError
 from tickerserve.metric_names import PREDICTION
 from tickerserve.serving.capture import DISABLED, Capture, captured_inputs, new_record
 from tickerserve.serving.explanations import explain_rows
+from tickerserve.serving.features import FeatureSchema
 from tickerserve.serving.guard import RowWarning
 from tickerserve.serving.model import LoadedModel, Prediction
 from tickerserve.serving.network_answers import network_answer
 from tickerserve.serving.service import ModelService
 from tickerserve.serving.traffic import Aligned, Challengers, Decision, decide
 from tickerserve.serving.windows import WindowSchema
-from tickerserve.storage.registry import Resolved
+from tickerserve.storage.registry import Resolved, Route
 
 logger = logging.getLogger(__name__)
 
@@ -120,20 +121,36 @@ class Pipeline:
     def _route(self, rows: list[Row]) -> Groups:
         service, capture = self.service, self.capture.enabled
         groups: Groups = {}
+        # Rows asking the same thing resolve alike: once per distinct request, not per row.
+        resolved: dict[tuple[str | None, ...], tuple[Route, Resolved] | TickerserveError] = {}
         for row in rows:
             request = row.request
-            try:
-                route, champion = service.resolve_ticker(
-                    request.ticker,
-                    alias=request.alias,
-                    version=request.version,
-                    asset_class=request.asset_class,
-                    timeframe=request.timeframe,
-                    signal=request.signal,
-                )
-            except TickerserveError as exc:
-                row.error = exc
+            key = (
+                request.ticker,
+                request.alias,
+                request.version,
+                request.asset_class,
+                request.timeframe,
+                request.signal,
+            )
+            found = resolved.get(key)
+            if found is None:
+                try:
+                    found = service.resolve_ticker(
+                        request.ticker,
+                        alias=request.alias,
+                        version=request.version,
+                        asset_class=request.asset_class,
+                        timeframe=request.timeframe,
+                        signal=request.signal,
+                    )
+                except TickerserveError as exc:
+                    found = exc
+                resolved[key] = found
+            if isinstance(found, TickerserveError):
+                row.error = found
                 continue
+            route, champion = found
             row.signal = route.signal
             row.decision = decision = decide(
                 service.registry(),
@@ -187,21 +204,12 @@ class Pipeline:
     ) -> None:
         """Align each row to ``model``, predict them in one call, answer and capture them."""
         schema = model.schema
-        vectors: list[np.ndarray] = []
-        failed: set[int] | None = None  # ids of rows the model cannot take
-        for row in rows:
-            try:
-                vectors.append(schema.row(row.request.features))
-            except Exception as exc:
-                assert row.decision is not None
-                _fail(row, row.decision, exc, lost)
-                failed = failed or set()
-                failed.add(id(row))
-        kept = rows if failed is None else [row for row in rows if id(row) not in failed]
+        if len(rows) > 1 and isinstance(schema, FeatureSchema):
+            kept, matrix = _aligned_rows(schema, rows, lost)
+        else:
+            kept, matrix = _aligned_one_by_one(schema, rows, lost)
         if not kept:
             return
-        # One row stays one row (LightGBM's single-row fast path); vstack copies.
-        matrix = vectors[0].reshape(1, -1) if len(vectors) == 1 else np.vstack(vectors)
         try:
             result = model.predict(matrix)
         except Exception as exc:
@@ -215,7 +223,6 @@ class Pipeline:
             explained = self._explain(model, matrix, result, kept, asking, lost)
             if explained is None:  # refused: those rows have their error (or went back)
                 refused = set(asking)
-                vectors = [v for p, v in enumerate(vectors) if p not in refused]
                 positions = [p for p in range(len(kept)) if p not in refused]
                 kept = [kept[p] for p in positions]
                 if not kept:
@@ -224,10 +231,18 @@ class Pipeline:
                 result = _rows_of(result, positions)
         warned = self._warnings(model, matrix, kept)
         latency_us = -1  # measured when the first of these rows is captured
+        # A batch's probabilities as Python floats in one call, not one call per row.
+        listed = (
+            result.outputs.tolist()
+            if len(kept) > 1 and model.network is None and model.task != "regression"
+            else None
+        )
         for position, row in enumerate(kept):
             decision, served = row.decision, row.served
             assert decision is not None and served is not None
-            row.answer = answer = answer_of(row, served, model, result, position)
+            row.answer = answer = answer_of(
+                row, served, model, result, position, None if listed is None else listed[position]
+            )
             if warned is not None:
                 answer["warnings"] = warned[position]
             if explained is not None and position in explained:
@@ -236,7 +251,7 @@ class Pipeline:
                 if latency_us < 0:
                     latency_us = (time.perf_counter_ns() - started) // 1000
                 self.shadowed = self.shadowed or decision.shadow is not None
-                vector = vectors[position]
+                vector = matrix[position]
                 row.aligned = (schema, vector)
                 features, window = captured_inputs(schema, vector, row.request.features)
                 row.record = new_record(
@@ -347,6 +362,42 @@ class Pipeline:
                 row.record["challengers"] = [entry]
 
 
+def _aligned_rows(
+    schema: FeatureSchema, rows: list[Row], lost: list[tuple[Row, Exception]]
+) -> tuple[list[Row], np.ndarray]:
+    """A batch's rows aligned at once (``FeatureSchema.rows``: the same rows and errors as
+    one by one): the rows the model takes, in order, and their matrix."""
+    matrix, taken, errors = schema.rows([row.request.features for row in rows])
+    if not errors:
+        return rows, matrix
+    for position in sorted(errors):  # in row order, as one by one
+        row, exc = rows[position], errors[position]
+        assert row.decision is not None
+        _fail(row, row.decision, exc, lost)
+    return [rows[i] for i in taken], matrix
+
+
+def _aligned_one_by_one(
+    schema: Any, rows: list[Row], lost: list[tuple[Row, Exception]]
+) -> tuple[list[Row], np.ndarray]:
+    """Each row aligned on its own (a single request, a window model's rows)."""
+    vectors: list[np.ndarray] = []
+    kept: list[Row] = []
+    for row in rows:
+        try:
+            vectors.append(schema.row(row.request.features))
+        except Exception as exc:
+            assert row.decision is not None
+            _fail(row, row.decision, exc, lost)
+            continue
+        kept.append(row)
+    if not kept:
+        return kept, np.empty((0, 0))
+    # One row stays one row (LightGBM's single-row fast path); vstack copies.
+    matrix = vectors[0].reshape(1, -1) if len(vectors) == 1 else np.vstack(vectors)
+    return kept, matrix
+
+
 def _join(groups: Groups, resolved: Resolved, row: Row) -> None:
     key = (resolved.model, resolved.version)
     group = groups.get(key)
@@ -378,10 +429,16 @@ def _rows_of(result: Prediction, positions: list[int]) -> Prediction:
 
 
 def answer_of(
-    row: Row, served: Resolved, model: LoadedModel, result: Prediction, position: int
+    row: Row,
+    served: Resolved,
+    model: LoadedModel,
+    result: Prediction,
+    position: int,
+    listed: list[float] | None = None,
 ) -> dict[str, Any]:
     """One row's answer: a label with its probabilities, or a regression value; ``served``
-    names the version that answered and the alias the row asked for (or its canary's)."""
+    names the version that answered and the alias the row asked for (or its canary's).
+    ``listed``: a classifier's row of probabilities already as Python floats (a batch's)."""
     request = row.request
     answer: dict[str, Any] = {
         "request_id": row.request_id,
@@ -393,12 +450,11 @@ def answer_of(
         answer["timeframe"] = request.timeframe
     if model.network is not None:
         return network_answer(answer, model.network, model.task, model.classes, result, position)
-    outputs = result.outputs[position]
     if model.task == "regression":
-        answer["prediction"] = float(outputs)
+        answer["prediction"] = float(result.outputs[position])
         return answer
     # Python floats from here: a few labels, and numpy's scalar calls would cost a microsecond.
-    probabilities = outputs.tolist()
+    probabilities = result.outputs[position].tolist() if listed is None else listed
     best = probabilities.index(max(probabilities))  # the first maximum, as argmax
     answer["prediction"] = model.classes[best]
     answer["confidence"] = probabilities[best]

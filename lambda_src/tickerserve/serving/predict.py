@@ -30,9 +30,19 @@ _NAMED = tuple(
 )
 
 
-def parse_request(body: Any) -> PredictRequest:
+# A body of these two fields only (most batch items): its ticker is all there is to check.
+_TICKER_ONLY = frozenset(("ticker", "features"))
+_TICKER_CHECK = PREDICT.fields["ticker"].name_rule.check  # type: ignore[union-attr]
+
+
+def parse_request(body: Any, tickers: dict[str, str] | None = None) -> PredictRequest:
     """Validate the shape of one predict body against ``contract.json`` (feature values are
-    checked per model)."""
+    checked per model). ``tickers``: the tickers already checked in this batch (raw -> as
+    checked), so a batch checks each distinct ticker once; the same request and errors."""
+    if tickers is not None:
+        request = _ticker_only(body, tickers)
+        if request is not None:
+            return request
     if not isinstance(body, dict):
         raise BadRequest("body must be a JSON object", code="invalid_body")
     if not PREDICT_FIELDS.issuperset(body):
@@ -77,6 +87,23 @@ def parse_request(body: Any) -> PredictRequest:
         explain=top_count(body.get("explain")),
         **names,
     )
+
+
+def _ticker_only(body: Any, tickers: dict[str, str]) -> PredictRequest | None:
+    """The request of a body holding a valid ticker and features and nothing else, checked
+    as ``parse_request`` checks it (each distinct ticker once); None for any other body."""
+    if type(body) is not dict or len(body) != 2 or not _TICKER_ONLY.issuperset(body):
+        return None
+    ticker, features = body["ticker"], body["features"]
+    if type(ticker) is not str or type(features) not in (dict, list):
+        return None
+    checked = tickers.get(ticker)
+    if checked is None:
+        try:
+            checked = tickers[ticker] = _TICKER_CHECK(ticker).upper()
+        except ValueError:  # parse_request raises its error
+            return None
+    return PredictRequest(checked, features)
 
 
 def predict(
@@ -131,10 +158,11 @@ def predict_batch(
     )
     results: list[dict[str, Any] | None] = [None] * len(items)
     rows: list[Row] = []
+    tickers: dict[str, str] = {}
     for index, raw in enumerate(items):
         rid = request_ids.for_item(batch_id, index, raw)
         try:
-            rows.append(Row(parse_request(raw), rid, index))
+            rows.append(Row(parse_request(raw, tickers), rid, index))
         except TickerserveError as exc:
             results[index] = _failure(index, rid, exc)
     explained = sum(1 for row in rows if row.request.explain is not None)

@@ -128,6 +128,55 @@ def test_a_row_that_cannot_be_answered_fails_alike_alone_and_in_a_batch(
     assert answered == single(api, good)
 
 
+def test_items_without_their_own_fields_answer_and_fail_as_single_requests_do(
+    store: LocalStore, tmp_path: Path
+):
+    # Given a canary on half the rows, and items holding a ticker and features only (their
+    # ids are the batch's), each shape twice: the model's rows are aligned as one matrix
+    update_registry(store, REGISTRY_KEY, lambda r: r.set_canary(SMH, CanarySettings("canary", 0.5)))
+    sink = ListSink()
+    api = make_api(store, tmp_path, sink)
+    shapes: list[Any] = [
+        {"ticker": "smh", "features": EVENT_FEATURES},
+        {"ticker": "SMH", "features": {n: EVENT_FEATURES[n] for n in SMH_USED}},
+        {"ticker": "SMH", "features": dict(EVENT_FEATURES, rsi_14=None)},
+        {"ticker": "SMH", "features": [EVENT_FEATURES[n] for n in FEATURES]},
+        {"ticker": "SMH", "features": dict(EVENT_FEATURES, rsi_14=2)},
+        {"ticker": "SMH", "features": {"rsi_14": 1.0}},
+        {"ticker": "SMH", "features": dict(EVENT_FEATURES, rsi_14="high")},
+        {"ticker": "SMH", "features": dict(EVENT_FEATURES, rsi_14=True)},
+        {"ticker": "SMH", "features": dict(EVENT_FEATURES, rsi_14=10**400)},
+        {"ticker": "SMH", "features": dict(EVENT_FEATURES, colour=1.0)},
+        {"ticker": "SMH", "features": [1.0, 2.0]},
+        {"ticker": "NOPE", "features": EVENT_FEATURES},
+        {"ticker": "S M H", "features": EVENT_FEATURES},
+        {"ticker": 7, "features": EVENT_FEATURES},
+        {"ticker": "SPY", "features": "high"},
+        {"ticker": "aapl", "features": EVENT_FEATURES},
+    ]
+    bodies = shapes * 2
+    # When each is asked alone under the id the batch gives it, then all in one batch
+    alone = [single(api, {**b, "request_id": f"b-{i}"}) for i, b in enumerate(bodies)]
+    alone_records = [comparable(r) for r in sink.records]
+    sink.lines.clear()
+    together = in_batch_with_id(api, bodies, "b")
+    # Then every item is answered or refused as it was alone, canary or champion
+    assert together == [
+        {"request_id": f"b-{i}", **a} if "error" in a else a for i, a in enumerate(alone)
+    ]
+    assert sum("error" in a for a in alone) == 2 * 10
+    assert {a["model"]["alias"] for a in alone if "model" in a} == {"production", "canary"}
+    # And so are the capture records
+    assert sorted(map(comparable, sink.records), key=lambda r: r["request_id"]) == sorted(
+        alone_records, key=lambda r: r["request_id"]
+    )
+
+
+def in_batch_with_id(api: Api, bodies: list[dict[str, Any]], rid: str) -> list[dict[str, Any]]:
+    results = api.handle({"items": bodies, "request_id": rid}, None)["results"]
+    return [{k: v for k, v in r.items() if k != "index"} for r in results]
+
+
 def canaried(count: int, weight: float = 0.5) -> list[str]:
     """Request ids a canary at ``weight`` answers (the decision is a hash of the id)."""
     ids = (f"c{i}" for i in range(1000))

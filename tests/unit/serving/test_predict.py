@@ -140,10 +140,26 @@ def test_explain_asks_for_the_top_ten_or_the_top_k_contributions(explain: Any, t
 def test_a_body_that_breaks_the_contract_is_a_400_naming_the_problem(
     raw: Any, code: str, message: str
 ):
-    with pytest.raises(BadRequest) as caught:
-        parse_request(raw)
-    assert caught.value.code == code
-    assert caught.value.message.startswith(message)
+    # Alone, and as a batch item (whose tickers are checked once per batch)
+    for tickers in (None, {}, {"SMH": "SMH"}):
+        with pytest.raises(BadRequest) as caught:
+            parse_request(raw, tickers)
+        assert caught.value.code == code
+        assert caught.value.message.startswith(message)
+
+
+def test_a_batch_checks_each_ticker_once_and_makes_the_requests_a_single_body_makes():
+    tickers: dict[str, str] = {}
+    bodies = [
+        {"ticker": "smh", "features": {"rsi_14": 1.0}},
+        {"ticker": "smh", "features": [1.0, 2.0]},
+        {"ticker": "SPY", "features": {}},
+        {"ticker": "spy", "features": {}, "request_id": "order-1"},
+        {"ticker": "BRK.B", "features": {}, "timeframe": "d1"},
+    ]
+    assert [parse_request(b, tickers) for b in bodies] == [parse_request(b) for b in bodies]
+    # Bodies of a ticker and features only are checked once per distinct ticker
+    assert tickers == {"smh": "SMH", "SPY": "SPY"}
 
 
 # -- one request -----------------------------------------------------------------------------
