@@ -138,7 +138,7 @@ def _features(names: list[str]) -> st.SearchStrategy[object]:
 @given(
     data=st.data(),
     missing=st.booleans(),
-    selected=st.sampled_from([None, [2, 0]]),
+    selected=st.sampled_from([None, [2, 0], [3]]),  # [3]: one used feature
 )
 def test_a_batch_of_rows_is_the_same_rows_and_errors_as_one_by_one(data, missing, selected):
     schema = FeatureSchema(NAMES, selected, missing=missing)
