@@ -33,7 +33,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from bench import costs, families
+from bench import api_batch, costs, families
 from bench import faults as faults_bench
 from bench import monitor as monitor_bench
 from bench import pipeline as pipeline_bench
@@ -561,7 +561,14 @@ class Bench:
             "(one predict_proba per model)."
         )
         say(f"   answers agree on all 1000 rows, max |dp| = {delta:.1e}")
-        return {"medians": medians, "reference": reference}
+        api = api_batch.run(
+            self.work,
+            self.endpoint,
+            BUCKET,
+            self._env(self.work / "api-batch-ts", self.work / "api-batch-seed", memory_mb=4096),
+            quick=self.config.batch_repeats < 5,
+        )
+        return {"medians": medians, "reference": reference, "api": api}
 
     # -- 3 ---------------------------------------------------------------------------------------
     def _child(
@@ -949,6 +956,8 @@ def summary(results: dict[str, Any]) -> str:
         rows.append(_cold_target(results["cold"]))
     if results.get("runtime"):
         rows.append(_runtime_target(results["runtime"]))
+    if "batch" in results:
+        rows += api_batch.target_rows(results["batch"]["api"])
     if "rss" in results:
         rows.append(_rss_target(results["rss"]))
     if "monitor" in results:

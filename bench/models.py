@@ -186,8 +186,11 @@ def ensure_models(specs: list[ModelSpec], *, rebuild: bool = False) -> Path:
     return root
 
 
-def publish_all(root: Path, specs: list[ModelSpec], bucket: str, endpoint: str) -> dict[str, Any]:
-    """Upload the seed artifacts and publish equivalent tickerserve bundles; returns sizes."""
+def publish_all(
+    root: Path, specs: list[ModelSpec], bucket: str, endpoint: str, *, create: bool = True
+) -> dict[str, Any]:
+    """Upload the seed artifacts and publish equivalent tickerserve bundles (into a new
+    bucket, or with ``create`` False an existing one); returns sizes."""
     import boto3
     import joblib
 
@@ -197,7 +200,8 @@ def publish_all(root: Path, specs: list[ModelSpec], bucket: str, endpoint: str) 
     from tickerserve.storage.store import S3Store
 
     client = boto3.client("s3", endpoint_url=endpoint)
-    client.create_bucket(Bucket=bucket)
+    if create:
+        client.create_bucket(Bucket=bucket)
     store = S3Store(bucket, client=client)
     sizes: dict[str, Any] = {"seed": {}, "native": {}}
     for spec in specs:
