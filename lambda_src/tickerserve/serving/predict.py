@@ -30,8 +30,10 @@ _NAMED = tuple(
 )
 
 
-# A body of these two fields only (most batch items): its ticker is all there is to check.
+# A body of these two fields only (most batch items): its ticker is all there is to check,
+# as long as they are all the contract requires.
 _TICKER_ONLY = frozenset(("ticker", "features"))
+_TICKER_ONLY_SUFFICES = _TICKER_ONLY.issuperset(PREDICT.required)
 _TICKER_CHECK = PREDICT.fields["ticker"].name_rule.check  # type: ignore[union-attr]
 
 
@@ -92,7 +94,12 @@ def parse_request(body: Any, tickers: dict[str, str] | None = None) -> PredictRe
 def _ticker_only(body: Any, tickers: dict[str, str]) -> PredictRequest | None:
     """The request of a body holding a valid ticker and features and nothing else, checked
     as ``parse_request`` checks it (each distinct ticker once); None for any other body."""
-    if type(body) is not dict or len(body) != 2 or not _TICKER_ONLY.issuperset(body):
+    if (
+        not _TICKER_ONLY_SUFFICES
+        or type(body) is not dict
+        or len(body) != 2
+        or not _TICKER_ONLY.issuperset(body)
+    ):
         return None
     ticker, features = body["ticker"], body["features"]
     if type(ticker) is not str or type(features) not in (dict, list):
