@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from tests.support import REGISTRY_KEY, DemoModels, load_event, populate
 from tickerserve.errors import BadRequest, StorageUnavailable
 from tickerserve.http import api as api_module
-from tickerserve.http.api import MAX_BODY_BYTES, Api, _dumps, parse_json
+from tickerserve.http.api import MAX_BODY_BYTES, Api, _dumps, batch_body, parse_json
 from tickerserve.members.kinds import MemberSpec
 from tickerserve.publishing.demo import FEATURES, demo_bundle
 from tickerserve.publishing.release import publish_bundle
@@ -964,3 +964,23 @@ def test_a_body_is_the_json_module_s_text_character_for_character(value):
 )
 def test_what_orjson_writes_otherwise_is_written_by_the_json_module(value):
     assert served_text(value) == json_module_text(value)
+
+
+def test_a_batch_answer_is_the_same_json_value_and_nulls_and_nan_are_written_as_before():
+    answer = {
+        "request_id": "b-3e-1",
+        "results": [
+            {"index": 0, "prediction": "IRON_CONDOR", "probabilities": {"a": 3.2e-05, "b": 1.5e-7,
+             "c": 0.99996785, "d": 1e16}, "ticker": "ÄB"},
+        ],
+        "succeeded": 1,
+        "failed": 0,
+    }  # fmt: skip
+    # The same value as the json module's text (orjson spells small floats without exponent)
+    assert json.loads(batch_body(answer)) == json.loads(_dumps(answer)) == answer
+    # A null (a pinned version's alias) is written by the json module, character for character
+    pinned = {**answer, "results": [{"index": 0, "model": {"alias": None}}]}
+    assert batch_body(pinned) == _dumps(pinned)
+    # NaN is refused as the json module refuses it, never written as null
+    with pytest.raises(ValueError, match="Out of range float values are not JSON compliant"):
+        batch_body({**answer, "results": [{"prediction": math.nan}]})
