@@ -13,22 +13,11 @@ from __future__ import annotations
 import sys
 import time
 
+from bench.lambda_context import BenchContext
+
 T_MAIN = time.monotonic_ns()
 if len(sys.argv) > 1 and sys.argv[1] == "tickerserve":
     sys.modules["sklearn"] = None  # type: ignore[assignment]
-
-
-class _Context:
-    """The attributes Powertools reads from a Lambda context."""
-
-    function_name = "tickerserve-bench"
-    function_version = "$LATEST"
-    memory_limit_in_mb = 1024
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:tickerserve-bench"
-    aws_request_id = "bench-cold"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 30_000
 
 
 def _vm() -> dict[str, int]:
@@ -58,7 +47,7 @@ def main() -> None:
     name = "tickerserve.handler" if side == "tickerserve" else "bench.seed_handler"
     module: Any = importlib.import_module(name)
     t_imported, cpu_imported = time.monotonic_ns(), time.process_time_ns()
-    context = _Context()
+    context = BenchContext("bench-cold")
     result: dict[str, Any] = {"side": side, "mode": mode, "t_main": T_MAIN}
     result["import_ns"] = t_imported - t_import
     result["import_cpu_ns"] = cpu_imported - cpu_import  # what a busy machine disturbs less

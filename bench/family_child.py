@@ -13,23 +13,12 @@ from __future__ import annotations
 import sys
 import time
 
+from bench.lambda_context import BenchContext
+
 T_MAIN = time.monotonic_ns()
 if len(sys.argv) > 1 and sys.argv[1] == "tickerserve":
     sys.modules["sklearn"] = None  # type: ignore[assignment]
     sys.modules["xgboost"] = None  # type: ignore[assignment]
-
-
-class _Context:
-    """The attributes Powertools reads from a Lambda context."""
-
-    function_name = "tickerserve-bench"
-    function_version = "$LATEST"
-    memory_limit_in_mb = 1024
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:tickerserve-bench"
-    aws_request_id = "bench-family-cold"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 30_000
 
 
 def main() -> None:
@@ -51,7 +40,7 @@ def main() -> None:
         t1 = time.monotonic_ns()
         body = {"ticker": spec["ticker"],
                 "features": dict(zip(spec["names"], spec["row"], strict=True))}  # fmt: skip
-        answer = lambda_handler(body, _Context())
+        answer = lambda_handler(body, BenchContext("bench-family-cold"))
         t2 = time.monotonic_ns()
         if "error" in answer:
             raise SystemExit(f"tickerserve answered {answer}")

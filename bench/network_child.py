@@ -14,23 +14,12 @@ from __future__ import annotations
 import sys
 import time
 
+from bench.lambda_context import BenchContext
+
 T_MAIN = time.monotonic_ns()
 if len(sys.argv) > 1 and sys.argv[1] == "tickerserve":
     for _blocked in ("torch", "stable_baselines3", "sklearn"):
         sys.modules[_blocked] = None  # type: ignore[assignment]
-
-
-class _Context:
-    """The attributes Powertools reads from a Lambda context."""
-
-    function_name = "tickerserve-bench"
-    function_version = "$LATEST"
-    memory_limit_in_mb = 1024
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:tickerserve-bench"
-    aws_request_id = "bench-network-cold"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 30_000
 
 
 def main() -> None:
@@ -48,7 +37,10 @@ def main() -> None:
         from tickerserve.handler import lambda_handler
 
         t1 = time.monotonic_ns()
-        answer = lambda_handler({"ticker": spec["ticker"], "features": spec["window"]}, _Context())
+        answer = lambda_handler(
+            {"ticker": spec["ticker"], "features": spec["window"]},
+            BenchContext("bench-network-cold"),
+        )
         t2 = time.monotonic_ns()
         if "error" in answer:
             raise SystemExit(f"tickerserve answered {answer}")

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.capture import drained_pipe
+from bench.lambda_context import BenchContext
 
 VARIANTS = ("single_off", "single_on", "batch_off", "batch_on")
 # Where each tree keeps the API, the capture module, the service and the store: layers as
@@ -46,19 +47,6 @@ LAYOUTS = (
     ),
     ("tickerserve.api", "tickerserve.capture", "tickerserve.service", "tickerserve.store"),
 )
-
-
-class _Context:
-    """The attributes Powertools reads from a Lambda context."""
-
-    function_name = "tickerserve-bench"
-    function_version = "$LATEST"
-    memory_limit_in_mb = 1024
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:tickerserve-bench"
-    aws_request_id = "bench-pipeline"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 30_000
 
 
 class _Records:
@@ -141,7 +129,7 @@ def serve(spec: dict[str, Any], protocol: Any) -> None:
     api_class, capture_class = modules["api"].Api, modules["capture"].Capture
     singles: list[dict[str, Any]] = spec["singles"]
     batch: dict[str, Any] = spec["batch"]
-    context = _Context()
+    context = BenchContext("bench-pipeline")
     service = modules["service"].ModelService(Settings.from_env())
     records = _Records()
     recorded = api_class(service, capture=capture_class(records))

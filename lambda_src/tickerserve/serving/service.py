@@ -413,21 +413,7 @@ class ModelService:
             version in cached.index.versions or now - cached.read_at < MIN_RETRY_SECONDS
         ):
             return cached.index
-        try:
-            blob = self.store.get(
-                index_key(model), if_none_match=cached.etag if cached is not None else None
-            )
-        except KeyNotFound:
-            index, etag, size = VersionIndex(model), None, 1
-        else:
-            if blob is None:  # unchanged (304)
-                assert cached is not None
-                index, etag, size = cached.index, cached.etag, cached.size
-            else:
-                index = VersionIndex.from_json(blob.data, model)
-                etag, size = blob.etag, len(blob.data)
-        self._indexes.put(model, _CachedIndex(index, etag, size, now), size)
-        return index
+        return self._read_index(model, cached, now)
 
     # -- loading -------------------------------------------------------------------------
     def load(self, resolved: Resolved) -> tuple[LoadedModel, Resolved]:
@@ -624,6 +610,11 @@ class ModelService:
         now = self.clock()
         if cached is not None and now - cached.read_at < self.settings.registry_ttl:
             return cached.index
+        return self._read_index(model, cached, now)
+
+    def _read_index(self, model: str, cached: _CachedIndex | None, now: float) -> VersionIndex:
+        """Read a model's digest index (conditionally on the cached copy's ETag) and cache it;
+        a model without one has an empty index."""
         try:
             blob = self.store.get(
                 index_key(model), if_none_match=cached.etag if cached is not None else None
