@@ -37,7 +37,7 @@ from tickerserve.publishing.conversion.recipe import (
     Recipe,
     convert_pickle,
 )
-from tickerserve.publishing.conversion.seed_metadata import jsonable, scalar
+from tickerserve.publishing.conversion.seed_metadata import jsonable, scalars
 
 LAYOUT = "004"
 DESCRIPTION = "registry.db (SQLite, table models) beside {model_type}_{version}.pkl files"
@@ -209,4 +209,4 @@ def _metrics(raw: Any) -> dict[str, float]:
 
 
 def _json_scalars(raw: Any) -> dict[str, Any]:
-    return {str(k): jsonable(v) for k, v in _load(raw).items() if scalar(v)}
+    return scalars(_load(raw))

@@ -169,9 +169,7 @@ def _convert(
         asset_class=asset_class,
         created_at=seedmeta.created_at(meta, saved) if (meta or saved) else "",
         metrics=seedmeta.metrics({**_scalars(saved), **meta}, notes),
-        hyperparameters={
-            k: seedmeta.jsonable(v) for k, v in settings.items() if seedmeta.scalar(v)
-        },
+        hyperparameters=seedmeta.scalars(settings),
         training=seedmeta.training(meta),
         source={
             "kind": "seed",

@@ -128,15 +128,8 @@ def _convert(
     for name in (POLICY_METADATA, VECNORMALIZE, "metadata.json"):
         if (folder / name).is_file():
             files[name] = sha256_hex((folder / name).read_bytes())
-    hyper = (
-        {
-            k: seedmeta.jsonable(v)
-            for k, v in (meta.get("config") or {}).items()
-            if seedmeta.scalar(v)
-        }
-        if isinstance(meta.get("config"), dict)
-        else {}
-    )
+    config = meta.get("config")
+    hyper = seedmeta.scalars(config) if isinstance(config, dict) else {}
     bundle = network_bundle(
         model=model,
         graph=graph,

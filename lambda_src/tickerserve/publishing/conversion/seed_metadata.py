@@ -70,7 +70,7 @@ def training(meta: dict[str, Any]) -> dict[str, Any]:
             out[name] = jsonable(value)
     nested = meta.get("training")
     if isinstance(nested, dict):
-        out.update({k: jsonable(v) for k, v in nested.items() if scalar(v)})
+        out.update(scalars(nested))
     return out
 
 
@@ -79,12 +79,18 @@ def hyperparameters(meta: dict[str, Any], estimator: Any = None) -> dict[str, An
     for key in HYPER_KEYS:
         value = meta.get(key)
         if isinstance(value, dict):
-            return {str(k): jsonable(v) for k, v in value.items() if scalar(v)}
+            return scalars(value)
     if estimator is None:
         return {}
     get_params = getattr(estimator, "get_params", None)
     params = get_params() if callable(get_params) else dict(getattr(estimator, "params", {}) or {})
-    return {str(k): jsonable(v) for k, v in params.items() if scalar(v)}
+    return scalars(params)
+
+
+def scalars(mapping: dict[Any, Any]) -> dict[str, Any]:
+    """The entries of ``mapping`` a JSON document can hold as they are (finite numbers, text,
+    booleans, dates, null), keys as text."""
+    return {str(k): jsonable(v) for k, v in mapping.items() if scalar(v)}
 
 
 def scalar(value: Any) -> bool:
