@@ -25,6 +25,7 @@ from constructs import Construct
 from infra.bytecode import find_python
 from infra.config import MonitorSettings
 from infra.constructs.dependency_layer import RUNTIME, lambda_architecture
+from infra.constructs.function_role import function_role
 from infra.constructs.log_retention import retained_log_group
 from infra.constructs.nag import nag_spelling
 from infra.function_asset import CODE_ROOT, MONITOR_FILES, stage_function_code
@@ -61,13 +62,11 @@ class MonitorFunction(Construct):
         super().__init__(scope, construct_id)
         capture = capture_bucket or bucket
         self.log_group = retained_log_group(self, "Logs", log_retention_days)
-        self.role = iam.Role(
+        self.role = function_role(
             self,
-            "Role",
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description="tickerserve monitor: read models, capture, outcomes; append history",
+            self.log_group,
+            "tickerserve monitor: read models, capture, outcomes; append history",
         )
-        self.log_group.grant(self.role, "logs:CreateLogStream", "logs:PutLogEvents")
         names = LAYOUT_NAMES
         history = bucket.arn_for_objects(names.monitoring_history_objects)
         reads = [

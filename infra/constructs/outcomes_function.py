@@ -22,6 +22,7 @@ from constructs import Construct
 
 from infra.config import FunctionSettings
 from infra.constructs.dependency_layer import RUNTIME, lambda_architecture
+from infra.constructs.function_role import function_role
 from infra.constructs.log_retention import retained_log_group
 from infra.constructs.nag import nag_spelling
 from infra.constructs.prediction_function import ALIAS_NAME, CACHE_DIR, OUTCOME_OBJECTS
@@ -47,13 +48,9 @@ class OutcomesFunction(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self.log_group = retained_log_group(self, "Logs", settings.log_retention_days)
-        self.role = iam.Role(
-            self,
-            "Role",
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description="tickerserve outcomes function: write outcomes and its own logs",
+        self.role = function_role(
+            self, self.log_group, "tickerserve outcomes function: write outcomes and its own logs"
         )
-        self.log_group.grant(self.role, "logs:CreateLogStream", "logs:PutLogEvents")
         outcome_objects = bucket.arn_for_objects(OUTCOME_OBJECTS)
         # Create-only puts of one object per received batch; nothing else, not even reads.
         self.role.add_to_policy(

@@ -12,6 +12,7 @@ from constructs import Construct
 from infra.bytecode import MISSING_PYTHON_WARNING, find_python
 from infra.config import FunctionSettings
 from infra.constructs.dependency_layer import RUNTIME, lambda_architecture
+from infra.constructs.function_role import function_role
 from infra.constructs.log_retention import retained_log_group
 from infra.constructs.nag import nag_spelling
 from infra.function_asset import CODE_ROOT, PREDICTION_FILES, stage_function_code
@@ -45,15 +46,9 @@ class PredictionFunction(Construct):
             Annotations.of(self).add_warning_v2("tickerserve:noBytecode", MISSING_PYTHON_WARNING)
         self.log_group = retained_log_group(self, "Logs", settings.log_retention_days)
         registry_key = settings.registry_key
-        # An explicit role instead of the default one, which carries the broad
-        # AWSLambdaBasicExecutionRole managed policy (any log group in the account).
-        self.role = iam.Role(
-            self,
-            "Role",
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description="tickerserve prediction function: read models, write its own logs",
+        self.role = function_role(
+            self, self.log_group, "tickerserve prediction function: read models, write its own logs"
         )
-        self.log_group.grant(self.role, "logs:CreateLogStream", "logs:PutLogEvents")
         # Reads only the objects the runtime reads and writes nothing: outcomes are the
         # outcomes function's (a separate permission; see outcomes_function.py).
         model_objects = bucket.arn_for_objects(MODEL_OBJECTS)
