@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -83,6 +83,7 @@ class Row:
 
 # Rows waiting to be answered, by the model version that answers them (model, version).
 Groups = dict[tuple[str, str], list[Row]]
+K = TypeVar("K")
 
 
 class Pipeline:
@@ -189,11 +190,7 @@ class Pipeline:
                 _fail(row, decision, outcome, lost)
                 continue
             model, row.served = outcome
-            members = by_model.get(model)
-            if members is None:
-                by_model[model] = [row]
-            else:
-                members.append(row)
+            _add(by_model, model, row)
         for model, members in by_model.items():
             self._predict(model, members, lost, started)
         if lost:
@@ -347,12 +344,7 @@ class Pipeline:
         for row in captured:
             decision = row.decision
             if decision is not None and decision.shadow is not None:
-                key = (decision.champion.model, decision.shadow)
-                shadowed = by_challenger.get(key)
-                if shadowed is None:
-                    by_challenger[key] = [row]
-                else:
-                    shadowed.append(row)
+                _add(by_challenger, (decision.champion.model, decision.shadow), row)
         for (model, alias), shadowed in by_challenger.items():
             entries = challengers.score(
                 model, alias, [r.request.features for r in shadowed], [r.aligned for r in shadowed]
@@ -399,7 +391,12 @@ def _aligned_one_by_one(
 
 
 def _join(groups: Groups, resolved: Resolved, row: Row) -> None:
-    key = (resolved.model, resolved.version)
+    _add(groups, (resolved.model, resolved.version), row)
+
+
+def _add(groups: dict[K, list[Row]], key: K, row: Row) -> None:
+    """Append ``row`` to its group (a new list only for a new key: ``setdefault`` would
+    build one for every row)."""
     group = groups.get(key)
     if group is None:
         groups[key] = [row]
