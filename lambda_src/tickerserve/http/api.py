@@ -273,14 +273,12 @@ class Api:
         batch = partial(predict_batch, capture=self.capture, challengers=self.challengers)
         if action is None:
             if "items" in event:
-                _check_unique_ids(event)
                 return batch(self.service, event)
             return single(self.service, event)
         body = {k: v for k, v in event.items() if k != "action"}
         if action == "predict":
             return single(self.service, body)
         if action == "predict_batch":
-            _check_unique_ids(body)
             return batch(self.service, body)
         if action == "models":
             return describe_models(
@@ -346,7 +344,6 @@ class Api:
         def post_batch() -> Response[str]:
             self._check_entry("prediction")
             body = body_of()
-            _check_unique_ids(body)
             answer = predict_batch(
                 service,
                 body,
@@ -548,19 +545,6 @@ def _signal(raw: Any) -> str:
         return validate_signal(raw)
     except ValueError as exc:
         raise BadRequest(str(exc), code="invalid_signal") from None
-
-
-def _check_unique_ids(body: Any) -> None:
-    """Request ids are unique per served row: a batch naming one twice is refused whole (one
-    outcome would score every row that carries it)."""
-    items = body.get("items") if isinstance(body, dict) else None
-    repeated = request_ids.duplicate_ids(items)
-    if repeated:
-        shown = ", ".join(repeated[:5]) + (" ..." if len(repeated) > 5 else "")
-        raise BadRequest(
-            f"request_id must be unique within a batch; repeated: {shown}",
-            code="duplicate_request_id",
-        )
 
 
 def _remaining_seconds(context: Any) -> float | None:

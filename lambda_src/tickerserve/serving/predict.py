@@ -147,6 +147,7 @@ def predict_batch(
     """Answer ``POST /predict/batch``: per-item results or errors, one model call per model
     version. Each item's ``request_id`` is its own, else ``{batch request id}-{index}``."""
     started = time.perf_counter_ns()
+    _check_unique_ids(body)
     if (
         not isinstance(body, dict)
         or set(body) - {request_ids.FIELD} != {"items"}
@@ -193,6 +194,19 @@ def predict_batch(
         "succeeded": len(items) - failed,
         "failed": failed,
     }
+
+
+def _check_unique_ids(body: Any) -> None:
+    """Request ids are unique per served row: a batch naming one twice is refused whole (one
+    outcome would score every row that carries it)."""
+    items = body.get("items") if isinstance(body, dict) else None
+    repeated = request_ids.duplicate_ids(items)
+    if repeated:
+        shown = ", ".join(repeated[:5]) + (" ..." if len(repeated) > 5 else "")
+        raise BadRequest(
+            f"request_id must be unique within a batch; repeated: {shown}",
+            code="duplicate_request_id",
+        )
 
 
 def _failure(index: int, request_id: str, error: TickerserveError) -> dict[str, Any]:

@@ -275,6 +275,16 @@ def test_a_batch_over_the_limit_is_a_413_before_anything_is_read(tmp_path):
     assert caught.value.message == f"{MAX_BATCH_ITEMS + 1} items; a batch holds at most 1000"
 
 
+def test_a_batch_naming_a_request_id_twice_is_refused_before_anything_is_read(tmp_path):
+    # No store at all: every entry point (REST, HTTP, direct invoke) shares this check.
+    service = ModelService(Settings(store_path=str(tmp_path / "none")))
+    items = [body(request_id="a"), body(request_id="b"), body(request_id="a")]
+    with pytest.raises(BadRequest) as caught:
+        predict_batch(service, {"items": items})
+    assert caught.value.code == "duplicate_request_id"
+    assert caught.value.message == "request_id must be unique within a batch; repeated: a"
+
+
 # -- one behaviour for a request and a batch item ---------------------------------------------
 
 
