@@ -309,7 +309,7 @@ class Pipeline:
         if guard is None:
             return None
         if isinstance(model.schema, WindowSchema):  # a window's newest row, as capture keeps it
-            matrix = matrix[:, -len(model.schema.used_names) :]
+            matrix = model.schema.last_rows(matrix)
         warned = [guard.check(matrix[0])] if len(rows) == 1 else guard.check_rows(matrix)
         count = sum(map(len, warned))
         if count:

@@ -109,6 +109,10 @@ class WindowSchema:
         """The window's newest row (what capture records as the features)."""
         return vector[-self._width :]
 
+    def last_rows(self, matrix: np.ndarray) -> np.ndarray:
+        """Each window's newest row, for a matrix of windows (one flat window a row)."""
+        return matrix[:, -self._width :]
+
     def captured(self, vector: np.ndarray, given: Any = None) -> dict[str, Any]:
         """The features a capture record keeps: the newest row, by name (NaN: null)."""
         return dict(zip(self.used_names, self.last_row(vector).tolist(), strict=True))

@@ -148,6 +148,9 @@ def test_captured_features_are_the_newest_row_by_name():
     vector = s.row([[1, 2, 3, 4], [5, 6, 7, 8], [9, 10, None, 12]])
     assert s.captured(vector) == {"a": 9.0, "d": 12.0}
     np.testing.assert_array_equal(s.last_row(vector), [9.0, 12.0])
+    # and for a batch of windows, each one's newest row (what request warnings check)
+    other = s.row([[0, 0, 0, 0], [0, 0, 0, 0], [-1, 0, 0, -4]])
+    np.testing.assert_array_equal(s.last_rows(np.vstack([vector, other])), [[9, 12], [-1, -4]])
 
 
 def test_the_digest_is_sha256_of_the_window_as_float64_little_endian():
