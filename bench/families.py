@@ -303,8 +303,10 @@ class FamilyBench:
 
     def batches(self) -> dict[str, Any]:
         """A 1,000-row batch, tickerserve vs the seed's vectorized predict, every family and
-        size: once on one vCPU (both sides one thread) and once on every usable CPU (the
-        originals with n_jobs=-1), each in a fresh process (``bench/batch_child.py``)."""
+        size: on one vCPU (both sides one thread) and on every usable CPU (the originals with
+        n_jobs=-1). Each case in fresh processes of its own (``bench/batch_child.py``), two
+        per mode: tickerserve's model loaded first in one, the seed's in the other (the
+        first model loaded takes the heap's holes: see that module); samples pooled."""
         cases = [
             {"key": f"{family} @{trees}", "family": family,
              "model": f"bench/{ticker(family, trees)}",
@@ -312,30 +314,39 @@ class FamilyBench:
              "artifact": str(artifact_path(self.root, family, trees))}
             for trees in SIZES for family in FAMILIES
         ]  # fmt: skip
-        rounds = max(7, self.config.batch_repeats * 4) | 1  # odd: a true median
+        rounds = max(7, self.config.batch_repeats * 4) | 1  # odd: a true median per process
         modes = {"one vCPU": True, "all CPUs": False}
-        results: dict[str, Any] = {}
+        results: dict[str, dict[str, Any]] = {mode: {} for mode in modes}
+        threads = 1
         for mode, one in modes.items():
             env = {k: v for k, v in os.environ.items() if not k.startswith("TICKERSERVE_")}
             env.pop("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", None)
             if one:  # what Lambda's memory setting of 1,769 MB pays for
                 env.update(AWS_LAMBDA_FUNCTION_MEMORY_SIZE="1769", OMP_NUM_THREADS="1")
-            spec = {"store": str(self.store_path), "cases": cases, "rounds": rounds,
-                    "all_threads": not one, "batch": self.batch.tolist()}  # fmt: skip
-            folder = Path(tempfile.mkdtemp(dir=self.work))
-            (folder / "spec.json").write_text(json.dumps(spec))
-            result = folder / "batch.json"
-            subprocess.run(
-                [sys.executable, "-m", "bench.batch_child", str(folder / "spec.json"), str(result)],
-                check=True, cwd=ROOT, env=env,
-            )  # fmt: skip
-            results[mode] = json.loads(result.read_text())
+            for case in cases:
+                runs = [
+                    self._batch_child(env, {"store": str(self.store_path), "case": case,
+                                            "ts_first": ts_first, "rounds": rounds,
+                                            "all_threads": not one,
+                                            "batch": self.batch.tolist()})
+                    for ts_first in (True, False)
+                ]  # fmt: skip
+                if not one:
+                    threads = runs[0]["vcpus"]
+                results[mode][case["key"]] = {
+                    "ts": median([s for r in runs for s in r["wall"]["ts"]]),
+                    "seed": median([s for r in runs for s in r["wall"]["seed"]]),
+                    "ts_cpu": median([s for r in runs for s in r["cpu"]["ts"]]),
+                    "seed_cpu": median([s for r in runs for s in r["cpu"]["seed"]]),
+                    "diff": max(r["diff"] for r in runs),
+                    "engines": runs[0]["engines"],
+                }
         cpus = len(os.sched_getaffinity(0))
         rows = []
         out: dict[str, Any] = {}
         for case in cases:
             key = case["key"]
-            cells = {mode: results[mode]["families"][key] for mode in modes}
+            cells = {mode: results[mode][key] for mode in modes}
             out[key] = cells
             one, every = cells["one vCPU"], cells["all CPUs"]
             rows.append(
@@ -344,12 +355,11 @@ class FamilyBench:
                  ratio(one["seed"], one["ts"]),
                  ms(every["ts"]), ms(every["seed"]), ratio(every["seed"], every["ts"])]
             )  # fmt: skip
-        threads = results["all CPUs"]["vcpus"]
         say()
         say(
             table(
-                f"6d. Model families, {BATCH}-row batch (ms, median of {rounds} calls per side "
-                "in alternating order, each mode in a fresh process)",
+                f"6d. Model families, {BATCH}-row batch (ms, median of {2 * rounds} calls per "
+                "side in alternating order, each case and mode in two fresh processes)",
                 ["family @trees/member", "tickerserve engine", "max |diff|",
                  "1 vCPU: ts CPU", "seed CPU", "speed-up", "(wall)",
                  f"{threads} CPUs: ts wall", "seed wall", "speed-up"],
@@ -357,6 +367,8 @@ class FamilyBench:
             )
         )  # fmt: skip
         say(
+            "   Each case alone in a process, twice: tickerserve's model loaded first in one, the "
+            "seed's in the other (the model loaded first walks its trees slower).\n"
             "   1 vCPU: AWS_LAMBDA_FUNCTION_MEMORY_SIZE=1769 and OMP_NUM_THREADS=1; tickerserve "
             "splits no batch, the seeds' estimators run as pickled (n_jobs=1); CPU time of\n"
             "   the process (one thread's work either side), the wall-clock speed-up beside "
@@ -367,6 +379,18 @@ class FamilyBench:
             "CPU; GradientBoosting has no threads). max |diff| = ts vs seed on the batch."
         )
         return out
+
+    def _batch_child(self, env: dict[str, str], spec: dict[str, Any]) -> dict[str, Any]:
+        """Run one ``bench/batch_child.py`` process on ``spec``; its result."""
+        folder = Path(tempfile.mkdtemp(dir=self.work))
+        (folder / "spec.json").write_text(json.dumps(spec))
+        result = folder / "batch.json"
+        subprocess.run(
+            [sys.executable, "-m", "bench.batch_child", str(folder / "spec.json"), str(result)],
+            check=True, cwd=ROOT, env=env,
+        )  # fmt: skip
+        data: dict[str, Any] = json.loads(result.read_text())
+        return data
 
     def explanations(self) -> dict[str, Any]:
         """What an explanation costs per row: every family and size, and LightGBM at 400 trees
