@@ -6,11 +6,11 @@ One family at one size per process, and each case twice: once with tickerserve's
 loaded first, once with the seed's (``spec["ts_first"]``). Where a model's trees land in
 the heap depends on what the process freed before it: the first model loaded into a heap
 with holes in it (another case's freed objects, or the imports' and the bundle's own
-garbage) takes them, its trees scattered among live objects, and walks them 4-9% slower
-than the one loaded next into fresh memory, whichever library it is (measured on LightGBM
-at 500 trees: 0.91-0.93x loaded first after another case, 1.04-1.07x loaded second in the
-same process). So no case follows another in a process, and each side is loaded first in
-one of its two processes; the parent pools both processes' samples.
+garbage) takes them, its trees scattered among live objects, and walks them 2-9% slower
+than the one loaded next into fresh memory, whichever library it is (LightGBM at 500 trees
+after another case: tickerserve's 0.91-0.98x the seed's loaded first, 1.04-1.07x loaded
+second). So no case follows another in a process, and each side is loaded first in one of
+its two processes; the parent pools both processes' samples.
 
 The parent sets the process's CPUs as Lambda would: ``AWS_LAMBDA_FUNCTION_MEMORY_SIZE=1769``
 (one vCPU's worth: tickerserve splits no batch) with ``OMP_NUM_THREADS=1`` (nor may the

@@ -4,8 +4,9 @@ One engine per family, each the fastest exact one measured against the library's
 vectorized predict (1,000 rows, 100 and 500 trees; bench section 6):
 
 - RandomForest / ExtraTrees: onnxruntime finds the leaves (``leaves_graph``), ``LeafSum``
-  adds them as scikit-learn does (about 1.5x ``predict_proba``);
-- GradientBoosting: onnxruntime adds the leaves itself in float64 (``sum_graph``; 1.0-1.25x);
+  adds them as scikit-learn does (about 1.6x ``predict_proba``);
+- GradientBoosting: onnxruntime adds the leaves itself in float64 (``sum_graph``;
+  1.15-1.3x);
 - XGBoost: onnxruntime adds the leaves in float32 (``sum_graph``): exact, the fastest for
   small requests, but 0.4-0.9x XGBoost's own predictor on batches; so a member that carries
   XGBoost's model file answers batches of ``LIBXGBOOST_MIN_ROWS`` rows or more with XGBoost's
