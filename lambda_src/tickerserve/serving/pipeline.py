@@ -35,12 +35,12 @@ from tickerserve.serving.capture import DISABLED, Capture, captured_inputs, new_
 from tickerserve.serving.explanations import explain_rows
 from tickerserve.serving.features import FeatureSchema
 from tickerserve.serving.guard import RowWarning
-from tickerserve.serving.model import LoadedModel, Prediction
+from tickerserve.serving.model import LoadedModel, ModelKey, Prediction
 from tickerserve.serving.network_answers import network_answer
-from tickerserve.serving.service import ModelService
-from tickerserve.serving.traffic import Aligned, Challengers, Decision, decide
+from tickerserve.serving.service import ModelService, resolve_route
+from tickerserve.serving.traffic import Aligned, Challengers, Decision, decide, fixed_decision
 from tickerserve.serving.windows import WindowSchema
-from tickerserve.storage.registry import Resolved, Route
+from tickerserve.storage.registry import Registry, Resolved, Route
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +81,18 @@ class Row:
     aligned: Aligned | None = None  # its row as the answering model aligned it (for a shadow)
 
 
+@dataclass(frozen=True, slots=True)
+class Routed:
+    """What a request resolves to under one registry, the same for every request asking the
+    same (``Pipeline._routed`` keeps it in the registry's memo)."""
+
+    route: Route
+    champion: Resolved  # the version the route's alias (or pin) names
+    key: ModelKey  # the champion's
+    pinned: bool  # the request named an alias or a version: never diverted nor shadowed
+    fixed: Decision | None  # the decision of every request id, where ids decide nothing
+
+
 # Rows waiting to be answered, by the model version that answers them (model, version).
 Groups = dict[tuple[str, str], list[Row]]
 K = TypeVar("K")
@@ -109,61 +121,124 @@ class Pipeline:
     def run(self, rows: list[Row], started: int) -> None:
         """Answer ``rows`` (each gets an answer or an error); ``started`` is the request's
         ``perf_counter_ns`` at arrival, for the latency its capture records hold."""
-        groups = self._route(rows)
-        while groups:  # one version at a time, the last added first
-            self._answer_group(groups.popitem()[1], groups, started)
+        if len(rows) == 1:
+            self._run_one(rows[0], started)
+        else:
+            groups = self._route(rows)
+            while groups:  # one version at a time, the last added first
+                self._answer_group(groups.popitem()[1], groups, started)
         captured = self.captured
         if captured:
             if self.shadowed and self.challengers is not None:
                 self._shadow(self.challengers, captured)
             self.capture.emit([row.record for row in captured if row.record is not None])
 
+    def _run_one(self, row: Row, started: int) -> None:
+        """One row through the same steps, without a batch's grouping: a champion's row is
+        loaded, aligned and answered at once; a canary's goes the batch's way (its canary may
+        hand it back to the champion)."""
+        registry, memo = self.service.registry_memo()
+        routed = self._routed(row.request, registry, memo)
+        if isinstance(routed, TickerserveError):
+            row.error = routed
+            return
+        decision = self._decide(row, routed, registry)
+        if decision.role != "champion":
+            groups: Groups = {}
+            _join(groups, decision.answer, row)
+            while groups:
+                self._answer_group(groups.popitem()[1], groups, started)
+            return
+        wanted = decision.answer
+        try:
+            model, row.served = self.service.load(
+                wanted, routed.key if wanted is routed.champion else None
+            )
+            vector = model.schema.row(row.request.features)
+        except Exception as exc:  # a champion's row: its error, or a fault of ours (raised)
+            _fail(row, decision, exc, [])
+            return
+        self._answer(model, [row], vector.reshape(1, -1), [], started)
+
     # -- 1, 2: resolve and decide, from the registry alone ---------------------------------
     def _route(self, rows: list[Row]) -> Groups:
-        service, capture = self.service, self.capture.enabled
+        registry, memo = self.service.registry_memo()
         groups: Groups = {}
-        # Rows asking the same thing resolve alike: once per distinct request, not per row.
-        resolved: dict[tuple[str | None, ...], tuple[Route, Resolved] | TickerserveError] = {}
+        # Rows asking what failed to resolve fail alike: resolved once per distinct request.
+        failed: dict[tuple[Any, ...], TickerserveError] = {}
         for row in rows:
-            request = row.request
-            key = (
-                request.ticker,
-                request.alias,
-                request.version,
-                request.asset_class,
-                request.timeframe,
-                request.signal,
-            )
-            found = resolved.get(key)
-            if found is None:
-                try:
-                    found = service.resolve_ticker(
-                        request.ticker,
-                        alias=request.alias,
-                        version=request.version,
-                        asset_class=request.asset_class,
-                        timeframe=request.timeframe,
-                        signal=request.signal,
-                    )
-                except TickerserveError as exc:
-                    found = exc
-                resolved[key] = found
-            if isinstance(found, TickerserveError):
-                row.error = found
+            routed = self._routed(row.request, registry, memo, failed)
+            if isinstance(routed, TickerserveError):
+                row.error = routed
                 continue
-            route, champion = found
-            row.signal = route.signal
-            row.decision = decision = decide(
-                service.registry(),
-                champion,
-                row.request_id,
-                pinned=request.alias is not None or request.version is not None,
-                capture=capture,
-            )
-            if decision.canary_missing:
-                service.count("canary_fallbacks", PREDICTION.canary_fallbacks)
-            _join(groups, decision.answer, row)
+            _join(groups, self._decide(row, routed, registry).answer, row)
         return groups
+
+    def _routed(
+        self,
+        request: PredictRequest,
+        registry: Registry,
+        memo: dict[Any, Any],
+        failed: dict[tuple[Any, ...], TickerserveError] | None = None,
+    ) -> Routed | TickerserveError:
+        """What ``request`` resolves to under ``registry``: from the registry's memo once
+        another request asked the same (errors are not kept there: each raise is its own)."""
+        capture = self.capture.enabled
+        key = (
+            request.ticker,
+            request.alias,
+            request.version,
+            request.asset_class,
+            request.timeframe,
+            request.signal,
+            capture,
+        )
+        routed: Routed | None = memo.get(key)
+        if routed is not None:
+            return routed
+        if failed is not None and key in failed:
+            return failed[key]
+        try:
+            route, champion = resolve_route(
+                registry,
+                request.ticker,
+                alias=request.alias,
+                version=request.version,
+                asset_class=request.asset_class,
+                timeframe=request.timeframe,
+                signal=request.signal,
+            )
+        except TickerserveError as exc:
+            if failed is not None:
+                failed[key] = exc
+            return exc
+        pinned = request.alias is not None or request.version is not None
+        routed = memo[key] = Routed(
+            route,
+            champion,
+            ModelKey(champion.model, champion.version),
+            pinned,
+            fixed_decision(registry, champion, pinned=pinned, capture=capture),
+        )
+        return routed
+
+    def _decide(self, row: Row, routed: Routed, registry: Registry) -> Decision:
+        """The row's traffic decision (the route's own where ids decide nothing), counted
+        when its canary alias names no version."""
+        row.signal = routed.route.signal
+        decision = routed.fixed
+        if decision is None:
+            decision = decide(
+                registry,
+                routed.champion,
+                row.request_id,
+                pinned=routed.pinned,
+                capture=self.capture.enabled,
+            )
+        row.decision = decision
+        if decision.canary_missing:
+            self.service.count("canary_fallbacks", PREDICTION.canary_fallbacks)
+        return decision
 
     # -- 3, 5: predict one model version at a time, capture what is sampled ----------------
     def _answer_group(self, rows: list[Row], groups: Groups, started: int) -> None:
@@ -199,14 +274,26 @@ class Pipeline:
     def _predict(
         self, model: LoadedModel, rows: list[Row], lost: list[tuple[Row, Exception]], started: int
     ) -> None:
-        """Align each row to ``model``, predict them in one call, answer and capture them."""
+        """Align each row to ``model``, then answer them (``_answer``)."""
         schema = model.schema
         if len(rows) > 1 and isinstance(schema, FeatureSchema):
             kept, matrix = _aligned_rows(schema, rows, lost)
         else:
             kept, matrix = _aligned_one_by_one(schema, rows, lost)
-        if not kept:
-            return
+        if kept:
+            self._answer(model, kept, matrix, lost, started)
+
+    def _answer(
+        self,
+        model: LoadedModel,
+        kept: list[Row],
+        matrix: np.ndarray,
+        lost: list[tuple[Row, Exception]],
+        started: int,
+    ) -> None:
+        """Predict ``kept`` (aligned as ``matrix``) in one call, then answer and capture each;
+        a canary's rows the model cannot take go to ``lost``."""
+        schema = model.schema
         try:
             result = model.predict(matrix)
         except Exception as exc:

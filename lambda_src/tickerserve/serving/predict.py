@@ -35,16 +35,20 @@ _NAMED = tuple(
 _TICKER_ONLY = frozenset(("ticker", "features"))
 _TICKER_ONLY_SUFFICES = _TICKER_ONLY.issuperset(PREDICT.required)
 _TICKER_CHECK = PREDICT.fields["ticker"].name_rule.check  # type: ignore[union-attr]
+# Tickers already checked (raw -> as checked), shared by every request of the process: a warm
+# sandbox sees the same few again and again. Bounded (emptied when full): clients choose them.
+_CHECKED: dict[str, str] = {}
+_CHECKED_ENTRIES = 4096
 
 
 def parse_request(body: Any, tickers: dict[str, str] | None = None) -> PredictRequest:
     """Validate the shape of one predict body against ``contract.json`` (feature values are
-    checked per model). ``tickers``: the tickers already checked in this batch (raw -> as
-    checked), so a batch checks each distinct ticker once; the same request and errors."""
-    if tickers is not None:
-        request = _ticker_only(body, tickers)
-        if request is not None:
-            return request
+    checked per model). ``tickers``: the tickers already checked (raw -> as checked), by
+    default the process's own, so each distinct ticker is checked once; the same request and
+    errors."""
+    request = _ticker_only(body, _CHECKED if tickers is None else tickers)
+    if request is not None:
+        return request
     if not isinstance(body, dict):
         raise BadRequest("body must be a JSON object", code="invalid_body")
     if not PREDICT_FIELDS.issuperset(body):
@@ -107,9 +111,12 @@ def _ticker_only(body: Any, tickers: dict[str, str]) -> PredictRequest | None:
     checked = tickers.get(ticker)
     if checked is None:
         try:
-            checked = tickers[ticker] = _TICKER_CHECK(ticker).upper()
+            checked = _TICKER_CHECK(ticker).upper()
         except ValueError:  # parse_request raises its error
             return None
+        if len(tickers) >= _CHECKED_ENTRIES:
+            tickers.clear()
+        tickers[ticker] = checked
     return PredictRequest(checked, features)
 
 

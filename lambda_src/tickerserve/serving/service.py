@@ -17,6 +17,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 from tickerserve.baselines.ranges import Ranges, RangesError, read_sidecar
 from tickerserve.errors import (
@@ -52,6 +53,9 @@ MIN_RETRY_SECONDS = 5.0
 REGISTRY_WAIT = 0.03
 # First back-off after a failed registry read; doubles per failure, at most the TTL.
 REGISTRY_RETRY_SECONDS = 2.0
+# Entries of the per-registry memo (``registry_memo``) before it is emptied: requests name what
+# they like (a pinned version resolves without being looked up), so it must not grow unbounded.
+MEMO_ENTRIES = 4096
 
 
 class MissingVersion(IntegrityError):
@@ -137,6 +141,9 @@ class ModelService:
         self.invalid_settings = 0  # per-model settings of the registry held that do not parse
         self._last_failure = ""
         self._needs_import: RegistryNeedsImport | None = None  # the seed registry's answer
+        # Values derived from one registry alone, with that registry: one attribute, so a
+        # thread never pairs one registry with another's values.
+        self._memo: tuple[Registry | None, dict[Any, Any]] = (None, {})
         self._load_locks = [threading.Lock() for _ in range(LOCK_STRIPES)]
         self._last_good: dict[tuple[str, str], ModelKey] = {}
         self._rolled_back_from: OrderedDict[tuple[str, str, str], None] = OrderedDict()
@@ -162,6 +169,17 @@ class ModelService:
             return registry  # the warm path: no I/O, no lock
         self._revalidate()
         return self._registry or registry
+
+    def registry_memo(self) -> tuple[Registry, dict[Any, Any]]:
+        """The registry (as ``registry()``) and a memo for what is derived from it alone (what a
+        request resolves to), emptied whenever another registry is held and when it holds
+        ``MEMO_ENTRIES``: a warm request resolves nothing twice."""
+        registry = self.registry()
+        held, memo = self._memo
+        if held is not registry or len(memo) >= MEMO_ENTRIES:
+            memo = {}
+            self._memo = (registry, memo)
+        return registry, memo
 
     def _first_registry(self) -> Registry:
         key = self.settings.registry_key
@@ -350,9 +368,15 @@ class ModelService:
     ) -> tuple[Route, Resolved]:
         """Which model version answers for ``ticker`` (on ``signal``, for ``timeframe``), from
         the registry alone (no loading)."""
-        registry = self.registry()
-        route = registry.route(ticker, asset_class, timeframe, signal)
-        return route, registry.resolve(route.model, alias=alias, version=version)
+        return resolve_route(
+            self.registry(),
+            ticker,
+            alias=alias,
+            version=version,
+            asset_class=asset_class,
+            timeframe=timeframe,
+            signal=signal,
+        )
 
     def metadata(self, resolved: Resolved) -> tuple[BundleMetadata, str]:
         """A version's validated metadata (cached), verified against the digest the registry
@@ -416,11 +440,12 @@ class ModelService:
         return self._read_index(model, cached, now)
 
     # -- loading -------------------------------------------------------------------------
-    def load(self, resolved: Resolved) -> tuple[LoadedModel, Resolved]:
+    def load(self, resolved: Resolved, key: ModelKey | None = None) -> tuple[LoadedModel, Resolved]:
         """The loaded model for a resolved version. If an alias moved to a version that cannot
         be loaded (or that the store does not hold), keep serving the alias's last good
-        version and count the failure."""
-        key = ModelKey(resolved.model, resolved.version)
+        version and count the failure. ``key``: the version's ``ModelKey``, when the caller
+        keeps one (it spares building it)."""
+        key = key or ModelKey(resolved.model, resolved.version)
         model = self._cached(key, resolved.metadata_sha256)
         if model is not None:
             self._remember_good(resolved, key)
@@ -707,6 +732,22 @@ class ModelService:
         dimension is the model)."""
         self.counters.request_warnings += warnings
         self._on_model_event(PREDICTION.request_warnings, model, warnings)
+
+
+def resolve_route(
+    registry: Registry,
+    ticker: str,
+    *,
+    alias: str | None = None,
+    version: str | None = None,
+    asset_class: str | None = None,
+    timeframe: str | None = None,
+    signal: str | None = None,
+) -> tuple[Route, Resolved]:
+    """The route ``ticker`` takes in ``registry`` and the version it resolves to (see
+    ``ModelService.resolve_ticker``)."""
+    route = registry.route(ticker, asset_class, timeframe, signal)
+    return route, registry.resolve(route.model, alias=alias, version=version)
 
 
 def _store_for(settings: Settings) -> Store:

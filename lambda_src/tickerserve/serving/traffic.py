@@ -126,6 +126,31 @@ def decide(
     return Decision(champion, answer, role, shadow_alias, captured, missing)
 
 
+def fixed_decision(
+    registry: Registry, champion: Resolved, *, pinned: bool, capture: bool
+) -> Decision | None:
+    """The decision every request id gets for ``champion``, when no rate that applies leaves
+    anything to chance (each is 0 or 1, or there is none); None when ids decide.
+
+    ``decide`` hashes an id only for a rate strictly between 0 and 1, so where none applies its
+    answer is the same for every id: a warm request then reuses one decision instead of
+    making one."""
+    entry = registry.models.get(champion.model)
+    if entry is not None:
+        rates: list[float] = []
+        if capture and entry.capture is not None and "capture" not in entry.invalid:
+            rates.append(entry.capture.sample)
+        if not pinned:
+            canary = entry.canary
+            if canary is not None and canary.alias != champion.alias:
+                rates.append(canary.weight)
+            if capture and entry.shadow is not None:
+                rates.append(entry.shadow.sample)
+        if any(0.0 < rate < 1.0 for rate in rates):
+            return None
+    return decide(registry, champion, "", pinned=pinned, capture=capture)
+
+
 def describe_settings(entry: ModelEntry | None) -> dict[str, Any]:
     """A model's capture, shadow and canary settings with the versions their aliases name
     (``version`` None: the alias names no version, so the champion answers alone)."""

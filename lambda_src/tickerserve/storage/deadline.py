@@ -17,10 +17,9 @@ a 503 of its own instead of being killed by Lambda's timeout.
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import TypeVar
 
 from tickerserve.errors import StorageUnavailable
@@ -37,18 +36,28 @@ FUNCTION_MARGIN = 1.0
 _function_ends: float | None = None
 
 
-@contextlib.contextmanager
-def function_time(remaining: float | None, *, margin: float = FUNCTION_MARGIN) -> Iterator[None]:
+class function_time:  # noqa: N801 - a context manager, named and used as the function it was
     """Within the block, no deadline reaches past ``remaining - margin`` seconds from now
-    (``remaining``: the invocation's time left; None: no limit, e.g. a local server)."""
-    global _function_ends
-    before = _function_ends
-    if remaining is not None:
-        _function_ends = time.monotonic() + remaining - margin
-    try:
-        yield
-    finally:
-        _function_ends = before
+    (``remaining``: the invocation's time left; None: no limit, e.g. a local server).
+
+    A class rather than a ``contextlib.contextmanager`` generator: every invocation enters
+    one, and the generator's frames cost about a microsecond of each warm request."""
+
+    __slots__ = ("_before", "_ends")
+
+    def __init__(self, remaining: float | None, *, margin: float = FUNCTION_MARGIN) -> None:
+        self._ends = None if remaining is None else remaining - margin
+        self._before: float | None = None
+
+    def __enter__(self) -> None:
+        global _function_ends
+        self._before = _function_ends
+        if self._ends is not None:
+            _function_ends = time.monotonic() + self._ends
+
+    def __exit__(self, *exc: object) -> None:
+        global _function_ends
+        _function_ends = self._before
 
 
 class Deadline:
