@@ -78,9 +78,11 @@ class LogSink:
         self.fd = fd
 
     def write(self, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(self.fd, view) :]
+        written = os.write(self.fd, data)
+        if written < len(data):  # a write a signal cut short: the rest, as often as it takes
+            view = memoryview(data)[written:]
+            while view:
+                view = view[os.write(self.fd, view) :]
 
 
 def output_of(answer: dict[str, Any]) -> tuple[str, dict[str, Any]]:

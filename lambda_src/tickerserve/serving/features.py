@@ -124,7 +124,7 @@ class FeatureSchema:
 
     def _from_mapping(self, features: dict[str, Any]) -> np.ndarray:
         try:
-            values = [features[name] for name in self.used_names]
+            values = self._values(features)  # in C: a microsecond less for 36 names
         except KeyError:
             missing = [n for n in self.used_names if n not in features]
             raise BadRequest(
@@ -171,7 +171,7 @@ def _values_getter(names: list[str]) -> Callable[[dict[str, Any]], Sequence[Any]
 _NUMBER_TYPES = frozenset((float, int))
 
 
-def _to_array(values: list[Any], names: list[str], missing: bool) -> np.ndarray:
+def _to_array(values: Sequence[Any], names: list[str], missing: bool) -> np.ndarray:
     # Fast path: every value a plain int or float (bool is an int subclass, so check exact types).
     # A finite sum means every value is finite (NaN and inf propagate; an overflowing sum of
     # finite values only sends the row to the slow path, which checks value by value).

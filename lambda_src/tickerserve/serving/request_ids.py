@@ -37,12 +37,15 @@ def from_headers(headers: Mapping[str, Any] | None) -> str | None:
     """The client's ``X-Request-Id`` in any letter case (HTTP APIs lower-case header names)."""
     if not headers:
         return None
-    value = headers.get("X-Request-Id", headers.get(HEADER))
+    value = headers.get("X-Request-Id")
+    if value is None:
+        value = headers.get(HEADER)
     if value is None:  # any other letter case; the length check spares lower() on the rest
         size = len(HEADER)
-        value = next(
-            (v for k, v in headers.items() if len(k) == size and k.lower() == HEADER), None
-        )
+        for key, given in headers.items():
+            if len(key) == size and key.lower() == HEADER:
+                value = given
+                break
     return valid(value)
 
 
