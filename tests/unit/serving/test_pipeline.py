@@ -16,6 +16,7 @@ from tickerserve.http.api import Api
 from tickerserve.layout import artifact_key
 from tickerserve.publishing.demo import FEATURES, demo_bundle
 from tickerserve.publishing.release import publish_bundle
+from tickerserve.serving import service as service_module
 from tickerserve.serving.capture import Capture
 from tickerserve.serving.model import LoadedModel, Prediction
 from tickerserve.serving.service import ModelService
@@ -319,3 +320,50 @@ def test_a_batch_explains_each_model_s_asking_rows_in_one_call(
     calls.clear()
     single(api, {"ticker": "SMH", "features": EVENT_FEATURES})
     assert calls == []
+
+
+# -- what a warm sandbox keeps per registry ---------------------------------------------------
+
+
+def test_a_warm_sandbox_follows_each_registry_change_at_the_next_request(
+    store: LocalStore, tmp_path: Path
+):
+    # Given a warm sandbox whose requests resolve from what it kept of the registry
+    sink = ListSink()
+    api = make_api(store, tmp_path, sink)
+    body = {"ticker": "SMH", "features": EVENT_FEATURES, "request_id": "r1"}
+    assert single(api, body)["model"]["version"] == "1.0.0"
+    assert len(sink.records) == 1
+    # When capture is turned off for SMH, Then the next request is not captured
+    update_registry(store, REGISTRY_KEY, lambda r: r.set_capture(SMH, 0.0))
+    assert single(api, body)["model"]["version"] == "1.0.0"
+    assert len(sink.records) == 1
+    # When production moves to 1.0.1, Then the next request is answered by 1.0.1
+    update_registry(
+        store,
+        REGISTRY_KEY,
+        lambda r: r.set_alias(
+            SMH, "production", "1.0.1", r.models[SMH].aliases["challenger"].metadata_sha256
+        ),
+    )
+    assert single(api, body)["model"]["version"] == "1.0.1"
+    # When SMH is shadowed by its challenger, Then the next request is captured with it
+    update_registry(store, REGISTRY_KEY, lambda r: r.set_capture(SMH, None))
+    update_registry(store, REGISTRY_KEY, lambda r: r.set_shadow(SMH, ShadowSettings("canary")))
+    single(api, body)
+    assert [c["alias"] for c in sink.records[-1]["challengers"]] == ["canary"]
+
+
+def test_what_a_sandbox_keeps_per_registry_stays_bounded(
+    store: LocalStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    # Given a memo of at most 8 requests' routes
+    monkeypatch.setattr(service_module, "MEMO_ENTRIES", 8)
+    api = make_api(store, tmp_path)
+    # When 30 requests pin 30 versions (each resolves; none exists)
+    for i in range(30):
+        answer = single(api, {"ticker": "SMH", "features": EVENT_FEATURES, "version": f"9.{i}.0"})
+        assert answer["error"]["code"] == "unknown_version"
+    # Then the memo never held more than 8, and a known route still answers
+    assert len(api.service.registry_memo()[1]) <= 8
+    assert single(api, {"ticker": "SPY", "features": EVENT_FEATURES})["model"]["name"] == "etfs/SPY"

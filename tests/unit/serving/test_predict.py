@@ -24,6 +24,7 @@ from tickerserve.errors import BadRequest, NotFound, PayloadTooLarge
 from tickerserve.layout import artifact_key
 from tickerserve.publishing.demo import FEATURES as FEATURE_NAMES
 from tickerserve.publishing.release import publish_bundle
+from tickerserve.serving import predict as predict_module
 from tickerserve.serving.capture import Capture
 from tickerserve.serving.explanations import DEFAULT_TOP
 from tickerserve.serving.model import LoadedModel
@@ -675,3 +676,15 @@ def test_captured_rows_carry_the_explanation_their_answer_showed(store, tmp_path
     assert len(first["explanation"]["contributions"]) == 2
     assert len(second["explanation"]["contributions"]) == DEFAULT_TOP
     assert "explanation" not in third
+
+
+def test_tickers_checked_once_per_process_stay_bounded(monkeypatch: pytest.MonkeyPatch):
+    # Given a process that keeps at most 4 checked tickers
+    monkeypatch.setattr(predict_module, "_CHECKED", {})
+    monkeypatch.setattr(predict_module, "_CHECKED_ENTRIES", 4)
+    # When ten distinct tickers are asked, twice each
+    names = [f"t{i}" for i in range(10)]
+    parsed = [parse_request({"ticker": n, "features": {}}).ticker for n in names * 2]
+    # Then each is checked as ever, and no more than 4 are kept
+    assert parsed == [n.upper() for n in names * 2]
+    assert len(predict_module._CHECKED) <= 4

@@ -19,7 +19,14 @@ from tickerserve.publishing.release import publish_bundle
 from tickerserve.serving.capture import Capture
 from tickerserve.serving.features import FeatureSchema
 from tickerserve.serving.service import ModelService
-from tickerserve.serving.traffic import CANARY_SALT, LOADING, SHADOW_SALT, decide, share
+from tickerserve.serving.traffic import (
+    CANARY_SALT,
+    LOADING,
+    SHADOW_SALT,
+    decide,
+    fixed_decision,
+    share,
+)
 from tickerserve.settings import Settings
 from tickerserve.storage.registry import (
     CanarySettings,
@@ -412,3 +419,48 @@ def test_a_bad_shadow_or_capture_setting_acts_as_off_for_that_model_alone(
         assert smh_records == []
     else:
         assert [r["challengers"] for r in smh_records] == [[]]
+
+
+# -- a decision no rate leaves to chance --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("settings", "ids_decide"),
+    [
+        ({}, set()),
+        ({"capture": {"sample": 0.0}}, set()),
+        ({"capture": {"sample": 1.0}}, set()),
+        ({"capture": {"sample": 0.25}}, {"capture"}),
+        ({"capture": {"sample": "0.25"}}, set()),  # invalid: off
+        ({"shadow": {"alias": "challenger", "sample": 1.0}}, set()),
+        ({"shadow": {"alias": "challenger", "sample": 0.5}}, {"shadow"}),
+        ({"canary": {"alias": "canary", "weight": 0.3}}, {"canary"}),
+        ({"canary": {"alias": "canary", "weight": 1.5}}, set()),  # invalid: off
+        ({"canary": {"alias": "production", "weight": 0.3}}, set()),  # the champion's own alias
+    ],
+)
+def test_a_request_id_decides_only_where_a_rate_leaves_something_to_chance(
+    store: LocalStore, tmp_path: Path, settings: dict[str, Any], ids_decide: set[str]
+):
+    for name, raw in settings.items():
+        write_raw_setting(store, SMH, name, raw)
+    service = ModelService(Settings(cache_dir=str(tmp_path / "cache")), store=store)
+    registry = service.registry()
+    for pinned in (False, True):
+        for capture in (False, True):
+            champion = registry.resolve(SMH, version="1.0.0" if pinned else None)
+            # Which rates apply: capture and shadow need capture on; a pin skips canary, shadow
+            applies = {"capture"} if capture else set()
+            applies |= set() if pinned else {"canary"} | ({"shadow"} if capture else set())
+            decisions = {
+                decide(registry, champion, f"id-{i}", pinned=pinned, capture=capture)
+                for i in range(400)
+            }
+            fixed = fixed_decision(registry, champion, pinned=pinned, capture=capture)
+            if ids_decide & applies:
+                # Then ids split the requests, and no decision is kept for all of them
+                assert len(decisions) > 1
+                assert fixed is None
+            else:
+                # Then every id gets the one decision kept for them all
+                assert decisions == {fixed}

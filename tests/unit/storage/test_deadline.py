@@ -82,3 +82,22 @@ def test_function_time_ends_with_its_block():
     with function_time(1.5, margin=1.0):
         pass
     assert call_with_deadline(lambda d: round(d.seconds), 5.0, what="after") == 5
+
+
+def test_function_time_restores_the_outer_limit_after_an_inner_block_and_an_error():
+    # Given an invocation with 10 s left (calls end within 9 s)
+    with function_time(10.0, margin=1.0):
+        # When an inner block with 2 s left raises
+        inner: list[int] = []
+
+        def fails_inside() -> None:
+            with function_time(2.0, margin=1.0):
+                inner.append(call_with_deadline(lambda d: round(d.seconds), 5.0, what="inner"))
+                raise RuntimeError("the block failed")
+
+        with pytest.raises(RuntimeError, match="the block failed"):
+            fails_inside()
+        assert inner == [1]
+        # Then the outer limit holds again, and none after the outer block
+        assert call_with_deadline(lambda d: round(d.seconds), 30.0, what="outer") == 9
+    assert call_with_deadline(lambda d: round(d.seconds), 30.0, what="after") == 30
