@@ -1,9 +1,12 @@
 """The prediction pipeline: the steps every row goes through, written once for a single
-request and a batch (a single request is a batch of one).
+request and a batch (a single request is a batch of one, answered without the grouping a
+champion's row does not need).
 
-1. resolve: the route and the version it names, from the registry alone (nothing loaded);
+1. resolve: the route and the version it names, from the registry alone (nothing loaded),
+   kept per registry (``ModelService.registry_memo``): a warm request resolves nothing twice;
 2. decide: canary, shadow and capture sampling, each a hash of the row's request id
-   (``traffic.decide``);
+   (``traffic.decide``); where no rate leaves anything to chance, the route's one decision
+   (``traffic.fixed_decision``);
 3. predict: rows grouped by the model version that answers them, one group at a time (a batch
    touching more models than the memory budget holds stays within it): load, align each row,
    one model call per group (a single row stays one row: LightGBM's single-row fast path),
@@ -137,7 +140,10 @@ class Pipeline:
         """One row through the same steps, without a batch's grouping: a champion's row is
         loaded, aligned and answered at once; a canary's goes the batch's way (its canary may
         hand it back to the champion)."""
-        registry, memo = self.service.registry_memo()
+        held = self._registry_memo([row])
+        if held is None:
+            return
+        registry, memo = held
         routed = self._routed(row.request, registry, memo)
         if isinstance(routed, TickerserveError):
             row.error = routed
@@ -162,8 +168,11 @@ class Pipeline:
 
     # -- 1, 2: resolve and decide, from the registry alone ---------------------------------
     def _route(self, rows: list[Row]) -> Groups:
-        registry, memo = self.service.registry_memo()
         groups: Groups = {}
+        held = self._registry_memo(rows)
+        if held is None:
+            return groups
+        registry, memo = held
         # Rows asking what failed to resolve fail alike: resolved once per distinct request.
         failed: dict[tuple[Any, ...], TickerserveError] = {}
         for row in rows:
@@ -173,6 +182,16 @@ class Pipeline:
                 continue
             _join(groups, self._decide(row, routed, registry).answer, row)
         return groups
+
+    def _registry_memo(self, rows: list[Row]) -> tuple[Registry, dict[Any, Any]] | None:
+        """The registry and its memo; None when there is no registry to answer from (each
+        row then has that error: a batch reports it per item, as any routing error)."""
+        try:
+            return self.service.registry_memo()
+        except TickerserveError as exc:
+            for row in rows:
+                row.error = exc
+            return None
 
     def _routed(
         self,

@@ -367,3 +367,15 @@ def test_what_a_sandbox_keeps_per_registry_stays_bounded(
     # Then the memo never held more than 8, and a known route still answers
     assert len(api.service.registry_memo()[1]) <= 8
     assert single(api, {"ticker": "SPY", "features": EVENT_FEATURES})["model"]["name"] == "etfs/SPY"
+
+
+def test_without_a_registry_each_batch_item_fails_as_a_single_request_does(tmp_path: Path):
+    # Given a store that holds no registry
+    api = make_api(LocalStore(tmp_path / "empty"), tmp_path)
+    bodies = [{"ticker": "SMH", "features": EVENT_FEATURES, "request_id": f"r{i}"} for i in (1, 2)]
+    # Then a single request and each batch item get the same 503 error
+    error = single(api, bodies[0])["error"]
+    assert error["code"] == "storage_unavailable"
+    assert in_batch(api, bodies) == [
+        {"request_id": b["request_id"], "error": error} for b in bodies
+    ]
