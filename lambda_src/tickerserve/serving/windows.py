@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import hashlib
 import operator
-from collections.abc import Sequence
+import struct
+from collections.abc import Iterable
 from itertools import chain
 from typing import Any
 
@@ -26,6 +27,8 @@ from tickerserve.members.network import WINDOW
 from tickerserve.serving.features import FeatureSchema
 
 _NUMBERS = frozenset({float, int})
+_DICT, _LIST = {dict}, {list}
+_ROWS = frozenset({dict, list})
 
 
 class WindowSchema:
@@ -44,6 +47,11 @@ class WindowSchema:
         used = row.used_names
         self._pick = operator.itemgetter(*used) if len(used) > 1 else (lambda r: (r[used[0]],))
         self._input = ("rows", rows, row._input)
+        # The fast path's shapes and packers: a window as sent, as float64 in native order
+        self._width_set, self._full_set = {self._width}, {self._full}
+        self._named_shape, self._listed_shape = (rows, self._width), (rows, self._full)
+        self._pack_named = struct.Struct(f"{rows * self._width}d").pack_into
+        self._pack_listed = struct.Struct(f"{rows * self._full}d").pack_into
 
     def same_input(self, other: object) -> bool:
         """Whether ``other`` makes the same vector (or error) of any request's features."""
@@ -51,7 +59,8 @@ class WindowSchema:
 
     def row(self, features: Any) -> np.ndarray:
         """The window as one flat float64 vector: its rows one after the other."""
-        if not isinstance(features, list) or (features and not _rows(features)):
+        kinds = set(map(type, features)) if isinstance(features, list) else None
+        if kinds is None or not kinds <= _ROWS:  # each row an object or a list
             raise BadRequest(self._shape_hint(), code="invalid_features")
         if len(features) != self.rows:
             what = "a window" if self.input_kind == WINDOW else "an observation"
@@ -60,7 +69,7 @@ class WindowSchema:
                 f"this model takes {what} of {self.rows} rows (oldest first), got {len(features)}",
                 code=code,
             )
-        fast = self._fast(features)
+        fast = self._fast(features, kinds)
         if fast is not None:
             return fast
         out = np.empty((self.rows, self._width))
@@ -73,30 +82,48 @@ class WindowSchema:
                 ) from None
         return out.ravel()
 
-    def _fast(self, features: list[Any]) -> np.ndarray | None:
+    def _fast(self, features: list[Any], kinds: set[type]) -> np.ndarray | None:
         """Every row an object naming exactly the used features, or a full list, and every
-        value a plain finite number: one C-level pass; anything else takes the checked path."""
-        first = features[0]
+        value a plain finite number (a float or an int, not a bool): the window in one C-level
+        pass; anything else takes the checked path, which names what is wrong.
+
+        ``struct`` packs the values straight into the matrix and refuses every value that is
+        not a number (strings, numeric ones included, nulls, lists, ints beyond float range)
+        but takes a bool as 1.0 or 0.0: so only where a value came out as 0 or 1 are the
+        values' types looked at, in C too."""
         try:
-            if type(first) is dict:
-                width = self._width
-                if any(type(r) is not dict or len(r) != width for r in features):
+            if kinds == _DICT:
+                if set(map(len, features)) != self._width_set:
                     return None
-                values: Sequence[Any] = list(map(self._pick, features))
+                values: Iterable[Any] = chain.from_iterable(map(self._pick, features))
+                pack, shape = self._pack_named, self._named_shape
+            elif kinds == _LIST:
+                if set(map(len, features)) != self._full_set:
+                    return None
+                values = chain.from_iterable(features)
+                pack, shape = self._pack_listed, self._listed_shape
             else:
-                if any(type(r) is not list or len(r) != self._full for r in features):
-                    return None
-                values = features
-            if not _NUMBERS.issuperset(map(type, chain.from_iterable(values))):
                 return None
-            matrix = np.array(values, dtype=np.float64)
-        except (KeyError, OverflowError, ValueError):
+            matrix = np.empty(shape)
+            pack(matrix, 0, *values)  # type: ignore[arg-type]  # an ndarray is a writable buffer
+        except (KeyError, struct.error, OverflowError):  # a missing name, a non-number
             return None
-        if type(first) is list and self.selected is not None:
-            matrix = matrix[:, self.selected]
         if not np.isfinite(matrix).all():
             return None
+        # A bool became 1.0 or 0.0: only a window holding a 0 or a 1 has its types looked at.
+        size = matrix.size
+        zero_or_one = np.count_nonzero(matrix) != size or np.count_nonzero(matrix - 1.0) != size
+        if zero_or_one and not self._plain(features, kinds):
+            return None
+        if kinds == _LIST and self.selected is not None:
+            matrix = matrix[:, self.selected]
         return matrix.ravel()
+
+    def _plain(self, features: list[Any], kinds: set[type]) -> bool:
+        """Whether every value (of the used names, or of the full lists) is a float or an int:
+        what a window with zeros and ones has checked to tell its numbers from bools."""
+        rows = map(self._pick, features) if kinds == _DICT else features
+        return _NUMBERS.issuperset(map(type, chain.from_iterable(rows)))
 
     def _shape_hint(self) -> str:
         what = "a window" if self.input_kind == WINDOW else "an observation"
@@ -116,10 +143,6 @@ class WindowSchema:
     def captured(self, vector: np.ndarray, given: Any = None) -> dict[str, Any]:
         """The features a capture record keeps: the newest row, by name (NaN: null)."""
         return dict(zip(self.used_names, self.last_row(vector).tolist(), strict=True))
-
-
-def _rows(features: list[Any]) -> bool:
-    return all(type(r) is dict or type(r) is list for r in features)
 
 
 def window_digest(vector: np.ndarray) -> str:

@@ -143,6 +143,92 @@ def test_the_fast_path_and_the_checked_path_agree(window, named):
     np.testing.assert_array_equal(fast, checked)
 
 
+# Values a window may hold besides plain numbers; the other values are never 0 or 1, so
+# nothing but the bad value itself makes the fast path look at the values' types.
+ODD_VALUES = [True, False, "1.5", "0", None, float("nan"), float("inf"), -float("inf"), 10**400,
+              [1.0], {"v": 1.0}]  # fmt: skip
+
+
+def checked(s: WindowSchema, rows: list) -> np.ndarray:
+    """The window through the row-by-row checks (what the fast path must agree with)."""
+    out = []
+    for index, row in enumerate(rows):
+        try:
+            out.append(s.row_schema.row(row))
+        except BadRequest as exc:
+            message = f"row {index}: {exc.message}"
+            raise BadRequest(message, code=exc.code, features=exc.features) from None
+    return np.concatenate(out)
+
+
+def outcome(call) -> tuple:
+    """The vector's bytes (NaN equal to NaN), or the error."""
+    try:
+        return ("ok", call().tobytes())
+    except BadRequest as exc:
+        return (exc.code, exc.message, exc.features)
+
+
+@pytest.mark.parametrize("value", ODD_VALUES, ids=repr)
+@pytest.mark.parametrize("named", [False, True], ids=["lists", "named"])
+@pytest.mark.parametrize("missing", [True, False], ids=["nulls", "no-nulls"])
+def test_a_bad_value_among_plain_floats_is_refused_as_row_by_row(value, named, missing):
+    s = schema(missing=missing)
+    window = [[2.5, -3.25, 7.0, 11.5], [4.5, 6.5, -8.5, 9.5], [0.25, 0.5, 2.0, 3.0]]
+    window[2][1] = value
+    rows = [dict(zip(NAMES, r, strict=True)) for r in window] if named else window
+    got, want = outcome(lambda: s.row(rows)), outcome(lambda: checked(s, rows))
+    assert got == want
+    if value is None and missing:  # a null the model takes is a missing value
+        assert got[0] == "ok" and np.isnan(np.frombuffer(got[1])[9])
+    else:
+        assert got[0] == "missing_values_not_allowed" if value is None else "invalid_feature_values"
+        assert got[1].startswith("row 2: ") and got[2] == ["b"]
+
+
+def test_a_bool_where_the_model_takes_no_value_is_still_refused():
+    # Full lists: a value the model does not use must still be a number (or null)
+    s = schema(selected=[0, 2])
+    window = [[2.5, -3.25, 7.0, 11.5], [4.5, 6.5, -8.5, True], [0.25, 0.5, 2.0, 3.0]]
+    with pytest.raises(BadRequest) as caught:
+        s.row(window)
+    assert (caught.value.code, caught.value.message) == (
+        "invalid_feature_values",
+        "row 1: feature value(s) must be finite numbers or null: d",
+    )
+
+
+def test_zeros_ones_and_large_numbers_are_taken_exactly():
+    # 0 and 1 (as ints or floats) are numbers, not bools; a finite 1e300 is a number too
+    s = schema()
+    window = [[0, 1, 0.0, 1.0], [1e300, -1e300, 2**70, -(2**53) - 1], [5e-324, 1, 0, 3]]
+    np.testing.assert_array_equal(s.row(window), [float(v) for row in window for v in row])
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.lists(
+            st.one_of(
+                st.floats(width=32),
+                st.integers(-3, 3),
+                st.sampled_from(ODD_VALUES),
+            ),
+            min_size=4,
+            max_size=4,
+        ),
+        min_size=3,
+        max_size=3,
+    ),
+    st.booleans(),
+    st.booleans(),
+)
+def test_any_window_gets_the_vector_or_the_error_of_the_row_by_row_checks(window, named, missing):
+    s = schema(selected=[0, 2], missing=missing)
+    rows = [dict(zip(NAMES, r, strict=True)) for r in window] if named else window
+    assert outcome(lambda: s.row(rows)) == outcome(lambda: checked(s, rows))
+
+
 def test_captured_features_are_the_newest_row_by_name():
     s = schema(selected=[0, 3])
     vector = s.row([[1, 2, 3, 4], [5, 6, 7, 8], [9, 10, None, 12]])
