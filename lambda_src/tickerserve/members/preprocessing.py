@@ -20,13 +20,19 @@ same operations and order as the original, so the network sees the same numbers:
 ``values`` (and a clip's bounds) are a number, one number per feature of a row (broadcast over
 a window's rows) or one per element of the whole input. ``clip_if_infinite`` is the seed's
 DataPreprocessor: when scaling overflowed anywhere in the input, all of it is clipped.
+
+A member compiles its steps once when it loads (``Preprocessing.compiled``): the value and clip
+steps run back to back in one array, and a leading ``fill_missing`` and trailing
+``clip_if_infinite`` steps cost one finiteness check of the result (a NaN stays NaN through
+every other step, so a finite result had nothing to fill nor clip). The numbers are exactly
+``apply``'s, cast to the network's input type.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,6 +87,10 @@ class Preprocessing:
                 fresh = True
         return out if fresh else out.copy()
 
+    def compiled(self, dtype: type[np.floating[Any]]) -> Compiled:
+        """The steps as the member runs them on every request (see ``Compiled``)."""
+        return Compiled(self, dtype)
+
     def inverse(self, z: np.ndarray) -> np.ndarray:
         """Inputs that the affine steps map to ``z`` (fills and clips ignored): where to draw
         check inputs so they land where the network was trained."""
@@ -113,6 +123,62 @@ class Preprocessing:
 
 
 _UFUNCS = {"subtract": np.subtract, "divide": np.divide, "multiply": np.multiply, "add": np.add}
+
+Op = Callable[[np.ndarray, "np.ndarray | None"], np.ndarray]  # (x, out) -> x after the step
+
+
+class Compiled:
+    """``apply(x)`` cast to ``dtype``, the network's input type, in the fewest numpy calls:
+    each value or clip step one call, the first into a new array, the others in it, the last
+    straight into the result (computed in float64, then cast: the same numbers as ``apply``
+    then ``astype``). A leading ``fill_missing`` and trailing ``clip_if_infinite`` steps change
+    nothing when the other steps' result is finite (a NaN stays NaN through each of them, so
+    there was none to fill; nothing overflowed, so nothing to clip): they cost one
+    ``isfinite`` of the result, and only a result that is not finite runs ``apply`` itself.
+    Steps in any other order (no converter writes them) always run ``apply``."""
+
+    def __init__(self, preprocessing: Preprocessing, dtype: type[np.floating[Any]]) -> None:
+        self.preprocessing = preprocessing
+        self.dtype = dtype
+        steps = list(preprocessing.steps)
+        self._guard = False  # whether a result that is not finite must run ``apply`` instead
+        if steps and steps[0].op == "fill_missing":
+            steps, self._guard = steps[1:], True
+        while steps and steps[-1].op == "clip_if_infinite":
+            steps, self._guard = steps[:-1], True
+        simple = all(step.op != "clip_if_infinite" for step in steps)
+        self._ops: list[Op] | None = [_op(step) for step in steps] if simple else None
+
+    def __call__(self, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """The network's input for ``x`` (rows, *shape), written into ``out`` when given (a
+        buffer the session reads); ``x`` itself is left alone."""
+        target = np.empty(x.shape, dtype=self.dtype) if out is None else out
+        x = np.asarray(x, dtype=np.float64)
+        ops = self._ops
+        with np.errstate(over="ignore"):  # an overflow is the original's too (and clipped)
+            if ops is None:  # steps in an order only ``apply`` runs
+                np.copyto(target, self.preprocessing.apply(x))
+                return target
+            if ops:
+                *head, last = ops
+                work = x
+                for op in head:  # the first writes a new array, the others work in it
+                    work = op(work, None if work is x else work)
+                last(work, target)
+            else:
+                np.copyto(target, x)
+            if self._guard and not np.isfinite(target).all():
+                np.copyto(target, self.preprocessing.apply(x))
+        return target
+
+
+def _op(step: Step) -> Op:
+    """One value or clip step as a call, the same operation ``_apply`` makes."""
+    if step.op == "clip":
+        low, high = step.low, step.high
+        return lambda x, out: x.clip(low, high, out=out)
+    ufunc, values = _UFUNCS[step.op], step.values
+    return lambda x, out: ufunc(x, values, out=out)
 
 
 def _apply(step: Step, out: np.ndarray, fresh: bool) -> np.ndarray:

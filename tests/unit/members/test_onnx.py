@@ -5,8 +5,11 @@ the artifact (after a probe child, like every member)."""
 from __future__ import annotations
 
 import dataclasses
+import math
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+import onnxruntime as ort
 import pytest
 import torch
 
@@ -14,6 +17,7 @@ from tests.network_support import networks
 from tickerserve.errors import InvalidModel
 from tickerserve.members.kinds import MemberSpec
 from tickerserve.members.onnx import OnnxMember
+from tickerserve.members.preprocessing import Preprocessing
 from tickerserve.members.safe_load import clear_verdicts
 
 
@@ -92,3 +96,70 @@ def test_malformed_preprocessing_is_an_invalid_model():
     broken = {**files, "preprocessing.json": b'{"steps": [{"op": "divide", "values": 0}]}'}
     with pytest.raises(InvalidModel, match=r"^model\.onnx: divide by zero in preprocessing$"):
         OnnxMember.from_bytes(files[spec.artifact], spec, broken)
+
+
+def member_of(name: str) -> OnnxMember:
+    bundle = networks()[name].converted.bundle
+    spec = bundle.metadata.members[0]
+    return OnnxMember.from_bytes(bundle.files[spec.artifact], spec, bundle.files)
+
+
+def plain_session_answers(name: str, inputs: np.ndarray) -> list[list[np.ndarray]]:
+    """Each input (flat, one at a time) through a session of onnxruntime's own, after the
+    preprocessing's own ``apply``: what a member must answer."""
+    bundle = networks()[name].converted.bundle
+    spec = bundle.metadata.members[0]
+    shape, pre = spec.options["shape"], spec.options.get("preprocessing")
+    steps = None if pre is None else Preprocessing.from_json(bundle.files[pre], shape)
+    session = ort.InferenceSession(bundle.files[spec.artifact], providers=["CPUExecutionProvider"])
+    fetch = [
+        spec.options["outputs"][role]
+        for role in ("main", "value")
+        if role in spec.options["outputs"]
+    ]
+    out = []
+    for row in inputs:
+        x = row.reshape(1, *shape)
+        ready = (x if steps is None else steps.apply(x)).astype(np.float32)
+        out.append(session.run(fetch, {spec.options["input"]: ready}))
+    return out
+
+
+@pytest.mark.parametrize("name", ["gru", "gru_classifier", "ppo", "ppo_box", "ppo_rows"])
+def test_one_input_at_a_time_answers_exactly_a_plain_session_run(name):
+    # Given a member and raw inputs (some with missing values the imputer fills)
+    member = member_of(name)
+    rng = np.random.default_rng(6)
+    inputs = rng.normal(scale=8, size=(24, math.prod(member.shape)))
+    if member.preprocessing is not None and member.preprocessing.fills_missing:
+        inputs[rng.random(inputs.shape) < 0.1] = np.nan
+    # When each is answered on its own, one after another (the bound buffers reused)
+    answers = [member.run(row[None]) for row in inputs]
+    # Then each answer is what onnxruntime's own session.run gives, bit for bit, and no
+    # answer changed when the next input ran
+    for (main, value), want in zip(answers, plain_session_answers(name, inputs), strict=True):
+        np.testing.assert_array_equal(main, want[0].astype(np.float64).reshape(1, -1))
+        if member.has_value:
+            np.testing.assert_array_equal(value, want[1].astype(np.float64).reshape(1))
+        else:
+            assert value is None
+
+
+def test_threads_answering_one_input_at_a_time_each_get_their_own_answers():
+    # Given the 60-row GRU and inputs, and its answers one by one on this thread
+    member = member_of("gru_long")
+    rng = np.random.default_rng(7)
+    inputs = rng.normal(scale=5, size=(40, 60 * 20))
+    want = [member.predict(row[None]) for row in inputs]
+
+    # When four threads answer them all at once, each in its own order
+    def answer(seed: int) -> list[tuple[int, np.ndarray]]:
+        order = np.random.default_rng(seed).permutation(len(inputs))
+        return [(int(i), member.predict(inputs[i][None])) for i in order]
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(answer, range(4)))
+    # Then every thread got each input's own answer
+    for done in results:
+        for i, got in done:
+            np.testing.assert_array_equal(got, want[i])
