@@ -113,6 +113,12 @@ class LoadedModel:
             # A tree member's engine holds arrays beyond its artifact (the memory budget's
             # LRU counts them too).
             self.size_bytes += int(getattr(member, "resident_bytes", 0))
+        if self.network is not None:  # what each request's ``_predict_network`` asks
+            member = self.members[0]
+            assert isinstance(member, OnnxMember)  # the bundle's checks: a network has one
+            self._network_run = member.run
+            self._answers_value = self.network.value
+            self._one_value = self.task == REGRESSION and member.n_outputs == 1
         total = sum(m.weight for m in metadata.members)
         self._weights = [m.weight / total for m in metadata.members]
         self._meta = None if metadata.stacking is None else metadata.stacking.prepared()
@@ -225,12 +231,10 @@ class LoadedModel:
         return Contributions(space, base, values)
 
     def _predict_network(self, rows: np.ndarray) -> Prediction:
-        member = self.members[0]
-        assert isinstance(member, OnnxMember) and self.network is not None
-        main, value = member.run(rows)
-        if not self.network.value:
+        main, value = self._network_run(rows)
+        if not self._answers_value:
             value = None
-        if self.task == REGRESSION and main.shape[1] == 1:
+        if self._one_value:  # a regressor's one value: (n_rows,), as tree models answer
             return Prediction(main[:, 0], None, value)
         return Prediction(main, None, value)
 
