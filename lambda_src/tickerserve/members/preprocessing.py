@@ -32,11 +32,19 @@ from __future__ import annotations
 
 import json
 import math
+import re
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+# Overflow in the compiled steps (``Compiled``), which run without ``np.errstate``: the original
+# overflowed too, and the result is clipped or refused as it was; numpy's warning is no news.
+warnings.filterwarnings(
+    "ignore", "overflow encountered", RuntimeWarning, module=re.escape(__name__) + r"\Z"
+)
 
 FILE_NAME = "preprocessing.json"
 VALUE_OPS = ("fill_missing", "subtract", "divide", "multiply", "add")
@@ -155,20 +163,22 @@ class Compiled:
         target = np.empty(x.shape, dtype=self.dtype) if out is None else out
         x = np.asarray(x, dtype=np.float64)
         ops = self._ops
-        with np.errstate(over="ignore"):  # an overflow is the original's too (and clipped)
-            if ops is None:  # steps in an order only ``apply`` runs
-                np.copyto(target, self.preprocessing.apply(x))
-                return target
-            if ops:
-                *head, last = ops
-                work = x
-                for op in head:  # the first writes a new array, the others work in it
-                    work = op(work, None if work is x else work)
-                last(work, target)
-            else:
-                np.copyto(target, x)
-            if self._guard and not np.isfinite(target).all():
-                np.copyto(target, self.preprocessing.apply(x))
+        # No ``np.errstate`` here (a microsecond or two a request): an overflow (an input near
+        # float's range) is the original's too, the numbers stay apply's, and numpy's warning
+        # about it is filtered at the top of this module.
+        if ops is None:  # steps in an order only ``apply`` runs
+            np.copyto(target, self.preprocessing.apply(x))
+            return target
+        if ops:
+            *head, last = ops
+            work = x
+            for op in head:  # the first writes a new array, the others work in it
+                work = op(work, None if work is x else work)
+            last(work, target)
+        else:
+            np.copyto(target, x)
+        if self._guard and not np.isfinite(target).all():
+            np.copyto(target, self.preprocessing.apply(x))
         return target
 
 

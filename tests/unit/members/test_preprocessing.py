@@ -159,6 +159,8 @@ COMPILED_CASES = {
 }  # fmt: skip
 
 
+# (the module's own filter of these is set when it is imported, here under pytest's own)
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
 @pytest.mark.parametrize("steps", COMPILED_CASES.values(), ids=COMPILED_CASES.keys())
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_compiled_steps_give_apply_bit_for_bit_in_the_network_dtype(steps, dtype):
