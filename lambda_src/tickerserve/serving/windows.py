@@ -29,6 +29,7 @@ from tickerserve.serving.features import FeatureSchema
 _NUMBERS = frozenset({float, int})
 _DICT, _LIST = {dict}, {list}
 _ROWS = frozenset({dict, list})
+_FEW_SPOTS = 64  # zeros and ones looked up one by one, fewer than a pass over every value
 
 
 class WindowSchema:
@@ -112,18 +113,24 @@ class WindowSchema:
             return None
         # A bool became 1.0 or 0.0: only a window holding a 0 or a 1 has its types looked at.
         size = matrix.size
-        zero_or_one = np.count_nonzero(matrix) != size or np.count_nonzero(matrix - 1.0) != size
-        if zero_or_one and not self._plain(features, kinds):
+        spots = 2 * size - np.count_nonzero(matrix) - np.count_nonzero(matrix - 1.0)
+        if spots and not self._plain(features, kinds, matrix, int(spots)):
             return None
         if kinds == _LIST and self.selected is not None:
             matrix = matrix[:, self.selected]
         return matrix.ravel()
 
-    def _plain(self, features: list[Any], kinds: set[type]) -> bool:
-        """Whether every value (of the used names, or of the full lists) is a float or an int:
-        what a window with zeros and ones has checked to tell its numbers from bools."""
+    def _plain(self, features: list[Any], kinds: set[type], matrix: np.ndarray, spots: int) -> bool:
+        """Whether every value that came out as 0 or 1 (``spots`` of them) is a float or an
+        int, not a bool: a few such values looked up where they are, many by every value's
+        type in C."""
         rows = map(self._pick, features) if kinds == _DICT else features
-        return _NUMBERS.issuperset(map(type, chain.from_iterable(rows)))
+        if spots > _FEW_SPOTS:
+            return _NUMBERS.issuperset(map(type, chain.from_iterable(rows)))
+        rows = list(rows)
+        width = matrix.shape[1]
+        where = np.flatnonzero((matrix == 0.0) | (matrix == 1.0)).tolist()
+        return all(type(rows[i // width][i % width]) in _NUMBERS for i in where)
 
     def _shape_hint(self) -> str:
         what = "a window" if self.input_kind == WINDOW else "an observation"

@@ -205,6 +205,27 @@ def test_zeros_ones_and_large_numbers_are_taken_exactly():
     np.testing.assert_array_equal(s.row(window), [float(v) for row in window for v in row])
 
 
+@pytest.mark.parametrize("zeros", [3, 79], ids=["a few zeros", "mostly zeros"])
+@pytest.mark.parametrize("named", [False, True], ids=["lists", "named"])
+def test_a_bool_among_integer_zeros_and_ones_is_refused(zeros, named):
+    # Given 20 rows of flags (0 and 1 as numbers), few or many, and one False among them
+    values = [2.5] * (80 - zeros) + [0] * zeros
+    values[-7] = False  # row 18, feature b
+    window = [values[i : i + 4] for i in range(0, 80, 4)]
+    rows = [dict(zip(NAMES, r, strict=True)) for r in window] if named else window
+    with pytest.raises(BadRequest) as caught:
+        schema(20).row(rows)
+    assert (caught.value.code, caught.value.message, caught.value.features) == (
+        "invalid_feature_values",
+        "row 18: feature value(s) must be finite numbers or null: b",
+        ["b"],
+    )
+    # and without the bool, the same window is its numbers
+    values[-7] = 1
+    window = [values[i : i + 4] for i in range(0, 80, 4)]
+    np.testing.assert_array_equal(schema(20).row(window), [float(v) for v in values])
+
+
 @settings(max_examples=200, deadline=None)
 @given(
     st.lists(
