@@ -204,8 +204,9 @@ def _failed(exc: Exception) -> InvalidModel:
 class OneInput:
     """One thread's ``IOBinding`` of a session for one input at a time: the input and output
     buffers are bound once, so a run hands onnxruntime no dict to read nor arrays to allocate
-    (about 3 us of a policy's 12, 6 of a GRU's 150, against ``session.run``). Per thread,
-    since a binding is not to be shared while it runs; a batch uses ``session.run``."""
+    (measured: a policy's run 6.0 us against 8.5 for ``session.run``, a GRU's 136 against
+    139.5). Per thread, since a binding is not to be shared while it runs; a batch uses
+    ``session.run``."""
 
     def __init__(
         self, session: Any, name: str, input_: np.ndarray, fetch: list[str], examples: list[Any]

@@ -107,8 +107,8 @@ class WindowSchema:
                 return None
             matrix = np.empty(shape)
             pack(matrix, 0, *values)  # type: ignore[arg-type]  # an ndarray is a writable buffer
-        except (KeyError, struct.error, OverflowError):  # a missing name, a non-number
-            return None
+        except (KeyError, struct.error, OverflowError, TypeError, ValueError):
+            return None  # a missing name, a non-number: the checked path says which
         if not np.isfinite(matrix).all():
             return None
         # A bool became 1.0 or 0.0: only a window holding a 0 or a 1 has its types looked at.
