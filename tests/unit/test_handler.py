@@ -28,6 +28,10 @@ FORBIDDEN |= {"lightgbm", "scipy", "narwhals", "pandas"}
 # packages nor their C libraries (libxgboost, libtreelite, onnxruntime's).
 FORBIDDEN |= {"xgboost", "treelite", "onnxruntime"}
 ENGINE_LIBRARIES = ("xgboost", "treelite", "onnxruntime")
+# Nor Powertools' event handler (its resolvers, AppSync's asyncio, pydantic): POST /predict is
+# answered from the event itself, and the other routes build a resolver when first asked.
+FORBIDDEN |= {"asyncio", "pydantic"}
+FORBIDDEN_PACKAGES = ("aws_lambda_powertools.event_handler",)
 from tickerserve.handler import lambda_handler
 class Context:
     function_name = "tickerserve-predict"
@@ -47,7 +51,11 @@ response = lambda_handler(event, Context())
 forbidden = sorted(
     name for name, module in sys.modules.items()
     if module is not None
-    and (name.split(".")[0] in FORBIDDEN or name.startswith("tickerserve.cli"))
+    and (
+        name.split(".")[0] in FORBIDDEN
+        or name.startswith("tickerserve.cli")
+        or name.startswith(FORBIDDEN_PACKAGES)
+    )
 )
 with open("/proc/self/maps") as maps:
     libraries = {line.split()[-1].rsplit("/", 1)[-1] for line in maps if ".so" in line}

@@ -1,26 +1,23 @@
-"""The HTTP API through real API Gateway events (REST v1, HTTP v2) and direct invocation, and
-how request bodies are parsed."""
+"""The HTTP API through real API Gateway events (REST v1, HTTP v2, function URL) and direct
+invocation; POST /predict's lane against Powertools' resolvers, event by event."""
 
 from __future__ import annotations
 
 import base64
+import copy
 import json
 import math
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import lightgbm as lgb
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
-from tests.support import REGISTRY_KEY, DemoModels, load_event, populate
-from tickerserve.errors import BadRequest, StorageUnavailable
-from tickerserve.http import api as api_module
-from tickerserve.http.api import MAX_BODY_BYTES, Api, _dumps, batch_body, parse_json
-from tickerserve.members.kinds import MemberSpec
+from tests.support import EVENTS, REGISTRY_KEY, DemoModels, load_event, populate
+from tickerserve.errors import NotFound, StorageUnavailable, TickerserveError
+from tickerserve.http import resolvers
+from tickerserve.http.api import MAX_BODY_BYTES, Api
 from tickerserve.publishing.demo import FEATURES, demo_bundle
 from tickerserve.publishing.release import publish_bundle
 from tickerserve.serving.predict import MAX_BATCH_ITEMS
@@ -622,82 +619,6 @@ def test_a_function_url_reaches_the_handler_on_any_path_and_method(api):
     assert v2_answer(api.handle(event, None))[2]["error"]["code"] == "route_not_found"
 
 
-# -- request bodies parse as the json module parses them, whichever parser ran (an integer
-# beyond 64 bits reads as the nearest float) ---------------------------------------------------
-scalars = (
-    st.none()
-    | st.booleans()
-    | st.integers(min_value=-(2**80), max_value=2**80)  # past 64 bits too
-    | st.floats(allow_nan=True, allow_infinity=True)
-    | st.text()  # any code point, lone surrogates included
-)
-values = st.recursive(
-    scalars,
-    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(), inner, max_size=5),
-    max_leaves=30,
-)
-
-
-def same(a: Any, b: Any) -> bool:
-    """Equal, NaN equal to NaN, and of the same types all the way down (1 is not 1.0)."""
-    if isinstance(a, float) and isinstance(b, float) and math.isnan(a):
-        return math.isnan(b)
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, dict):
-        return list(a) == list(b) and all(same(a[k], b[k]) for k in a)
-    if isinstance(a, list):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
-    return a == b
-
-
-def as_served(value: Any) -> Any:
-    """What the json module reads, with integers beyond 64 bits (within float range) as the
-    nearest float, as orjson reads them (a body orjson refuses is the json module's alone)."""
-    if isinstance(value, dict):
-        return {k: as_served(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [as_served(v) for v in value]
-    if type(value) is int and not -(2**63) <= value < 2**64:
-        try:
-            return float(value)
-        except OverflowError:  # beyond any float: an error to orjson, an int to json
-            return value
-    return value
-
-
-@settings(max_examples=300, deadline=None)
-@given(values, st.booleans())
-def test_any_json_text_parses_as_the_json_module_parses_it(value, ascii_only):
-    text = json.dumps(value, ensure_ascii=ascii_only)
-    parsed, reference = parse_json(text), json.loads(text)
-    assert same(parsed, as_served(reference)) or same(parsed, reference)
-
-
-@pytest.mark.parametrize(
-    "text",
-    [
-        '{"a": 1, "a": 2}',  # duplicate keys: the last wins
-        '{"x": -0, "y": -0.0, "z": 1E400, "w": 1e-400}',
-        '{"s": "\\ud800", "t": "\\u00e9"}',
-        ' \n{"a": [1, 2.5, "x", null, true]}\t',
-        '{"f": NaN, "g": -Infinity}',
-        '{"big": 18446744073709551615, "bigger": -9223372036854775809, "huge": 1' + "0" * 400 + "}",
-    ],
-)
-def test_edge_cases_parse_as_the_json_module_parses_them(text):
-    parsed, reference = parse_json(text), json.loads(text)
-    assert same(parsed, as_served(reference)) or same(parsed, reference)
-
-
-@pytest.mark.parametrize("text", ["{", '{"a": }', "[1,]", "'single'", "{} {}", "[" * 5000])
-def test_invalid_json_is_the_same_400(text):
-    with pytest.raises(BadRequest) as raised:
-        parse_json(text)
-    assert raised.value.code == "invalid_json"
-    assert raised.value.message.startswith("body is not valid JSON: ")
-
-
 # -- signals: several models per ticker -----------------------------------------------------
 @pytest.fixture
 def signalled_api(tmp_path: Path, models: DemoModels) -> Api:
@@ -797,18 +718,41 @@ def test_model_detail_lists_signals_and_describes_the_one_asked_for(signalled_ap
     assert direct["model"]["name"] == "etfs/SPY/volatility"
 
 
-# -- the prediction lane: POST /predict answered without the resolver's routing frames -------
+# -- the prediction lane: POST /predict answered from the event, without Powertools ---------
+def targets_predict(event: dict[str, Any]) -> bool:
+    if "httpMethod" in event:
+        return event["httpMethod"] == "POST" and event["path"].endswith("/predict")
+    return event["requestContext"]["http"]["method"] == "POST" and event["rawPath"].endswith(
+        "/predict"
+    )
+
+
+PREDICT_FIXTURES = sorted(
+    p.name for p in EVENTS.glob("*.json") if "requestContext" in (e := load_event(p.name))
+    and targets_predict(e)
+)  # fmt: skip
+SMH_BODY = json.dumps({"ticker": "SMH", "features": FEATURES_OF_EVENT})
 LANE_BODIES = [
-    json.dumps({"ticker": "SMH", "features": FEATURES_OF_EVENT}),
+    SMH_BODY,
     json.dumps({"ticker": "smh", "features": list(FEATURES_OF_EVENT.values()), "alias": "x"}),
     "{not json",
     "",
+    None,
     json.dumps({"ticker": "ZZZZ", "features": FEATURES_OF_EVENT}),
     json.dumps({"ticker": "SMH", "features": {"rsi_14": 1.0}}),
     json.dumps({"ticker": "SMH", "features": {**FEATURES_OF_EVENT, "rsi_14": None}}),
+    json.dumps({"ticker": "SMH", "features": {**FEATURES_OF_EVENT, "rsi_14": "high"}}),
+    json.dumps({"ticker": "SMH", "features": FEATURES_OF_EVENT, "explain": 3}),
     json.dumps({"ticker": "SMH"}),
     json.dumps([1, 2]),
+    "x" * (MAX_BODY_BYTES + 1),
 ]
+
+
+@pytest.fixture
+def fixed_ids(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Generated request ids that repeat, so two answers to one event can be compared."""
+    monkeypatch.setattr("tickerserve.serving.request_ids.generate", lambda: "generated-id")
 
 
 def resolved(api: Api, event: dict[str, Any]) -> dict[str, Any]:
@@ -817,64 +761,220 @@ def resolved(api: Api, event: dict[str, Any]) -> dict[str, Any]:
     return resolver.resolve(event, None)  # type: ignore[arg-type]  # as Api.handle passes it
 
 
+def lane_and_resolver(api: Api, event: dict[str, Any]) -> dict[str, Any]:
+    """The lane's answer, checked equal to the resolver's as the runtime would send it: the
+    same JSON text, keys in the same order. Asked first, with no resolver built yet."""
+    assert "rest" not in api.__dict__ and "http" not in api.__dict__
+    lane = api.handle(copy.deepcopy(event), None)
+    assert "rest" not in api.__dict__ and "http" not in api.__dict__  # answered without one
+    routed = resolved(api, copy.deepcopy(event))
+    assert json.dumps(lane) == json.dumps(routed)
+    for built in ("rest", "http"):  # the next event is the lane's again
+        api.__dict__.pop(built, None)
+    return lane
+
+
+def status_and_code(response: dict[str, Any]) -> tuple[int, str | None]:
+    body = json.loads(response["body"])
+    return response["statusCode"], body.get("error", {}).get("code")
+
+
+@pytest.mark.parametrize("fixture", PREDICT_FIXTURES)
+def test_every_predict_event_of_the_fixtures_is_answered_as_the_resolver_answers(
+    api, fixed_ids, fixture
+):
+    assert {"rest_predict.json", "http_predict_stage.json", "url_predict.json"} <= set(
+        PREDICT_FIXTURES
+    )
+    response = lane_and_resolver(api, load_event(fixture))
+    assert response["statusCode"] in (200, 400)  # rest_malformed: a body that is not JSON
+
+
 @pytest.mark.parametrize("fixture", FRONT_DOOR_EVENTS)
 @pytest.mark.parametrize("body", LANE_BODIES)
 def test_the_prediction_lane_answers_exactly_what_the_resolver_answers(api, fixture, body):
     # Given a POST /predict as each front door delivers it (with a client request id)
     event = front_door_event(fixture, method="POST", path="/predict", body=body)
     # When the API answers it, and the resolver answers it routed the whole way
-    lane, routed = api.handle(event, None), resolved(api, event)
+    response = lane_and_resolver(api, event)
     # Then the two responses are the same, byte for byte: status, headers and body
-    assert lane == routed
-    assert lane["statusCode"] == 200 or json.loads(lane["body"])["error"]["code"]
+    status, code = status_and_code(response)
+    assert status == 200 or code
 
 
-@pytest.mark.parametrize("fixture", ["rest_predict.json", "rest_predict_base64.json"])
-def test_the_prediction_lane_reads_headers_and_encodings_as_the_resolver_does(api, fixture):
-    # Given events whose headers differ in case, a gzip-accepting client and a JSON media type
-    # with parameters (and a base64 body)
-    event = load_event(fixture)
-    event["headers"] = {
-        **event["headers"],
-        "content-type": "application/json; charset=utf-8",
-        "x-REQUEST-id": "lane-7",
-        "Accept-Encoding": "gzip, deflate",
-    }
-    event["multiValueHeaders"] = {k: [v] for k, v in event["headers"].items()}
-    lane, routed = api.handle(event, None), resolved(api, event)
-    assert lane == routed
-    assert json.loads(lane["body"])["request_id"] == "lane-7"
-    # And a media type that is not JSON is the same 415 either way
-    event["headers"]["content-type"] = event["multiValueHeaders"]["content-type"][0] = "text/csv"
-    lane, routed = api.handle(event, None), resolved(api, event)
-    assert lane == routed and lane["statusCode"] == 415
+def base64_of(text: str | bytes) -> str:
+    raw = text.encode() if isinstance(text, str) else text
+    return base64.b64encode(raw).decode()
 
 
+def with_headers(event: dict[str, Any], headers: dict[str, str] | None) -> dict[str, Any]:
+    event["headers"] = headers
+    if "multiValueHeaders" in event:
+        event["multiValueHeaders"] = (
+            None if headers is None else {k: [v] for k, v in headers.items()}
+        )
+    return event
+
+
+# Headers as a client may send them, and what the answer is: its status and request id.
+HEADER_CASES: dict[str, tuple[dict[str, str], int, str]] = {
+    "lower case": ({"content-type": "application/json", "x-request-id": "lane-1"}, 200, "lane-1"),
+    "upper case": ({"CONTENT-TYPE": "application/json", "X-REQUEST-ID": "lane-2"}, 200, "lane-2"),
+    "mixed case, parameters": (
+        {"Content-type": "Application/JSON; charset=utf-8", "x-Request-Id": "lane-3"},
+        200,
+        "lane-3",
+    ),
+    "a +json type": ({"Content-Type": "application/problem+json"}, 200, "generated-id"),
+    "not json, any case": ({"cONTENT-tYPE": "text/csv"}, 415, ""),
+    "two cases, the later wins": (
+        {"Content-Type": "text/csv", "content-type": "application/json"},
+        200,
+        "generated-id",
+    ),
+    "two cases, the later refused": (
+        {"content-type": "application/json", "Content-Type": "text/plain"},
+        415,
+        "",
+    ),
+    "two request ids": ({"X-Request-Id": "first", "x-request-id": "second"}, 200, "second"),
+    "an id that is no id": ({"X-Request-Id": "has spaces / slashes"}, 200, "generated-id"),
+    "an empty id": ({"X-Request-Id": ""}, 200, "generated-id"),
+    "empty content type": ({"Content-Type": ""}, 200, "generated-id"),
+    "no headers at all": ({}, 200, "generated-id"),
+}
+
+
+@pytest.mark.parametrize("fixture", FRONT_DOOR_EVENTS)
+@pytest.mark.parametrize("case", sorted(HEADER_CASES))
+def test_the_lane_reads_headers_in_any_case_as_the_resolver_does(api, fixed_ids, fixture, case):
+    headers, status, request_id = HEADER_CASES[case]
+    event = front_door_event(fixture, method="POST", path="/predict", body=SMH_BODY)
+    response = lane_and_resolver(api, with_headers(event, headers))
+    assert response["statusCode"] == status
+    assert json.loads(response["body"]).get("request_id", "") == request_id
+
+
+@pytest.mark.parametrize("fixture", FRONT_DOOR_EVENTS)
+def test_events_without_single_value_headers_are_read_as_the_resolver_reads_them(
+    api, fixed_ids, fixture
+):
+    # Given events whose headers are null, absent, or only multi-valued (REST): Powertools
+    # reads the single-value headers alone, so a multi-value Content-Type is not looked at
+    event = front_door_event(fixture, method="POST", path="/predict", body=SMH_BODY)
+    event["headers"] = None
+    assert lane_and_resolver(api, event)["statusCode"] == 200
+    event.pop("headers")
+    assert lane_and_resolver(api, event)["statusCode"] == 200
+    if "multiValueHeaders" in event:
+        event["multiValueHeaders"] = {"Content-Type": ["text/csv"], "X-Request-Id": ["m-1"]}
+        response = lane_and_resolver(api, event)
+        assert json.loads(response["body"])["request_id"] == "generated-id"
+
+
+@pytest.mark.parametrize("fixture", FRONT_DOOR_EVENTS)
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        (base64_of(SMH_BODY), 200, None),
+        (
+            base64_of(json.dumps({"ticker": "SMH", "features": {"é": 1}}, ensure_ascii=False)),
+            400,
+            "missing_features",
+        ),
+        ("not base64!", 400, "invalid_body"),
+        (base64_of(b"\xff\xfe{}"), 400, "invalid_body"),
+        (base64_of("{not json"), 400, "invalid_json"),
+        (base64_of(" " * (MAX_BODY_BYTES + 1)), 413, "body_too_large"),
+        ("", 400, "invalid_body"),
+    ],
+)
+def test_base64_bodies_are_decoded_and_refused_as_the_resolver_does(
+    api, fixture, body, status, code
+):
+    event = front_door_event(fixture, method="POST", path="/predict", body=body)
+    event["isBase64Encoded"] = True
+    response = lane_and_resolver(api, event)
+    assert status_and_code(response) == (status, code)
+
+
+@pytest.mark.parametrize(
+    ("stage", "raw_path", "status"),
+    [
+        ("dev", "/dev/predict", 200),
+        ("v1-live", "/v1-live/predict", 200),
+        ("dev", "/xyz/predict", 200),  # Powertools cuts the stage by its length, unchecked
+        ("$default", "/predict", 200),
+        ("$default", "/dev/predict", 404),
+        ("dev", "/predict", 404),
+    ],
+)
+def test_http_api_stage_prefixes_are_cut_as_the_resolver_cuts_them(
+    api, fixed_ids, stage, raw_path, status
+):
+    event = front_door_event("http_predict.json", method="POST", path="/predict", body=SMH_BODY)
+    event["requestContext"]["stage"] = stage
+    event["rawPath"] = event["requestContext"]["http"]["path"] = raw_path
+    lane = api.handle(copy.deepcopy(event), None)
+    assert json.dumps(lane) == json.dumps(resolved(api, event))
+    assert lane["statusCode"] == status
+
+
+def test_an_http_event_without_a_stage_is_left_to_the_resolver(api, monkeypatch):
+    # Given an HTTP API event with no stage name, which Powertools' event class cannot read
+    event = front_door_event("http_predict.json", method="POST", path="/predict", body=SMH_BODY)
+    del event["requestContext"]["stage"]
+    asked: list[str] = []
+    resolve = api.http.resolve
+
+    def spy(event: Any, context: Any) -> Any:
+        asked.append(event["rawPath"])
+        return resolve(event, context)
+
+    monkeypatch.setattr(api.http, "resolve", spy)
+    # Then the resolver is asked, and its failure is the function's JSON 500
+    assert status_and_code(api.handle(event, None)) == (500, "internal_error")
+    assert asked == ["/predict"]
+
+
+@pytest.mark.parametrize("fixture", ["http_predict.json", "url_predict.json"])
+def test_http_events_with_cookies_are_answered_with_the_resolver_s_cookies(api, fixed_ids, fixture):
+    event = front_door_event(fixture, method="POST", path="/predict", body=SMH_BODY)
+    event["cookies"] = ["session=abc", "theme=dark"]
+    response = lane_and_resolver(api, event)
+    assert (response["statusCode"], response["cookies"]) == (200, [])
+
+
+@pytest.mark.parametrize("fixture", FRONT_DOOR_EVENTS)
 @pytest.mark.parametrize(
     ("failure", "status", "code"),
     [
         (StorageUnavailable("the store timed out", retry_after=2.5), 503, "storage_unavailable"),
+        (StorageUnavailable("the store is down"), 503, "storage_unavailable"),
+        (NotFound("no such model", code="unknown_model"), 404, "unknown_model"),
+        (TickerserveError("a domain failure", code="internal_error"), 500, "internal_error"),
         (RuntimeError("a bug"), 500, "internal_error"),
+        (MemoryError(), 500, "internal_error"),
     ],
 )
 def test_the_prediction_lane_maps_failures_as_the_resolver_s_handlers_do(
-    api, monkeypatch, failure, status, code
+    api, monkeypatch, fixture, failure, status, code
 ):
-    # Given a prediction that fails with a store outage or a bug of ours
+    # Given a prediction that fails with a store outage, a domain error or a bug of ours
     def fail(*args: Any, **kwargs: Any) -> Any:
         raise failure
 
     monkeypatch.setattr("tickerserve.http.api.predict", fail)
-    event = front_door_event("rest_predict.json", method="POST", path="/predict", body="{}")
-    lane, routed = api.handle(event, None), resolved(api, event)
+    event = front_door_event(fixture, method="POST", path="/predict", body="{}")
     # Then both answer the same error response (with Retry-After for the outage)
-    assert lane == routed
-    assert (lane["statusCode"], json.loads(lane["body"])["error"]["code"]) == (status, code)
+    response = lane_and_resolver(api, event)
+    assert status_and_code(response) == (status, code)
+    headers = response.get("headers") or response["multiValueHeaders"]
+    assert ("Retry-After" in headers) == (status == 503)
 
 
 def test_the_prediction_lane_is_taken_and_leaves_middlewares_to_the_resolver(api, monkeypatch):
-    event = front_door_event("rest_predict.json", method="POST", path="/predict", body=None)
-    event["body"] = json.dumps({"ticker": "SMH", "features": FEATURES_OF_EVENT})
+    event = front_door_event("rest_predict.json", method="POST", path="/predict", body=SMH_BODY)
 
     # Given a resolver that would fail if it were asked: the lane answers on its own
     def not_routed(*args: Any, **kwargs: Any) -> Any:
@@ -895,14 +995,10 @@ def test_the_prediction_lane_is_taken_and_leaves_middlewares_to_the_resolver(api
     assert seen == ["/predict"]
 
 
-def test_a_powertools_without_what_the_lane_reads_resolves_every_request(
-    store_dir, tmp_path, monkeypatch
-):
-    # Given a Powertools release without one of the resolver internals the lane reads
-    needs = (*api_module._LANE_NEEDS, "_gone_in_a_later_release")
-    monkeypatch.setattr(api_module, "_LANE_NEEDS", needs)
-    settings = Settings(store_path=str(store_dir), cache_dir=str(tmp_path / "cache"))
-    api = Api(ModelService(settings))
+def test_a_powertools_without_what_the_lane_checks_resolves_every_request(api, monkeypatch):
+    # Given a built resolver of a Powertools release without an internal the lane checks
+    needs = (*resolvers._LANE_NEEDS, "_gone_in_a_later_release")
+    monkeypatch.setattr(resolvers, "_LANE_NEEDS", needs)
     resolved_events: list[str] = []
     resolve = api.rest.resolve
 
@@ -916,71 +1012,34 @@ def test_a_powertools_without_what_the_lane_reads_resolves_every_request(
     assert resolved_events == ["/predict"]
 
 
+def test_with_powertools_dev_output_on_every_prediction_is_resolved(
+    store_dir, tmp_path, monkeypatch, capsys
+):
+    # Given POWERTOOLS_DEV, with which Powertools' resolvers print each event they resolve
+    monkeypatch.setenv("POWERTOOLS_DEV", "true")
+    settings = Settings(store_path=str(store_dir), cache_dir=str(tmp_path / "cache"))
+    api = Api(ModelService(settings))
+    # Then a prediction goes through the resolver, which prints it
+    with pytest.warns(UserWarning, match="POWERTOOLS_DEV environment variable is enabled"):
+        assert api.handle(load_event("rest_predict.json"), None)["statusCode"] == 200
+    assert "rest" in api.__dict__
+    assert '"httpMethod":"POST"' in capsys.readouterr().out
+
+
+def test_other_routes_build_their_resolver_once_when_first_asked(api):
+    assert api.handle(load_event("rest_predict.json"), None)["statusCode"] == 200
+    assert "rest" not in api.__dict__ and "http" not in api.__dict__
+    assert api.handle(load_event("rest_health.json"), None)["statusCode"] == 200
+    built = api.__dict__["rest"]
+    assert api.handle(load_event("rest_models.json"), None)["statusCode"] == 200
+    assert api.rest is built and "http" not in api.__dict__
+
+
 def test_the_prediction_lane_refuses_predictions_on_the_outcomes_entry_point(store_dir, tmp_path):
     settings = Settings(store_path=str(store_dir), cache_dir=str(tmp_path / "cache"))
     outcomes = Api(ModelService(settings), entry="outcomes")
-    body = json.dumps({"ticker": "SMH", "features": FEATURES_OF_EVENT})
-    event = front_door_event("http_predict_stage.json", method="POST", path="/predict", body=body)
-    lane, routed = outcomes.handle(event, None), resolved(outcomes, event)
-    assert lane == routed
-    assert json.loads(lane["body"])["error"]["code"] == "wrong_entry_point"
-
-
-# -- response bodies are the json module's text, whichever encoder wrote them ----------------
-def json_module_text(value: Any) -> str | type[Exception]:
-    try:
-        return json.dumps(value, separators=(",", ":"), allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        return type(exc)
-
-
-def served_text(value: Any) -> str | type[Exception]:
-    try:
-        return _dumps(value)
-    except (TypeError, ValueError) as exc:
-        return type(exc)
-
-
-@settings(max_examples=500, deadline=None)
-@given(values | st.tuples(values, st.floats(min_value=-1e-3, max_value=1e-3)))
-def test_a_body_is_the_json_module_s_text_character_for_character(value):
-    # Any JSON value: NaN and infinities (refused), tiny floats, non-ASCII, big integers
-    assert served_text(value) == json_module_text(value)
-
-
-@pytest.mark.parametrize(
-    "value",
-    [
-        {"p": 1.7772883090895865e-05, "q": 3.2e-07, "r": 1e16, "s": 1e22, "t": 0.0001},
-        {"name": "Société \x7f \u2028", "alias": None},
-        {"prediction": math.nan},
-        {"value": math.inf},
-        {1: "an integer key"},
-        {"big": 2**64, "bigger": -(2**70)},
-        {"float subclass": np.float64(0.5)},
-        {"when": datetime(2026, 12, 1, tzinfo=UTC)},
-        {"spec": MemberSpec("model.txt")},
-    ],
-)
-def test_what_orjson_writes_otherwise_is_written_by_the_json_module(value):
-    assert served_text(value) == json_module_text(value)
-
-
-def test_a_batch_answer_is_the_same_json_value_and_nulls_and_nan_are_written_as_before():
-    answer = {
-        "request_id": "b-3e-1",
-        "results": [
-            {"index": 0, "prediction": "IRON_CONDOR", "probabilities": {"a": 3.2e-05, "b": 1.5e-7,
-             "c": 0.99996785, "d": 1e16}, "ticker": "ÄB"},
-        ],
-        "succeeded": 1,
-        "failed": 0,
-    }  # fmt: skip
-    # The same value as the json module's text (orjson spells small floats without exponent)
-    assert json.loads(batch_body(answer)) == json.loads(_dumps(answer)) == answer
-    # A null (a pinned version's alias) is written by the json module, character for character
-    pinned = {**answer, "results": [{"index": 0, "model": {"alias": None}}]}
-    assert batch_body(pinned) == _dumps(pinned)
-    # NaN is refused as the json module refuses it, never written as null
-    with pytest.raises(ValueError, match="Out of range float values are not JSON compliant"):
-        batch_body({**answer, "results": [{"prediction": math.nan}]})
+    for fixture in FRONT_DOOR_EVENTS:
+        event = front_door_event(fixture, method="POST", path="/predict", body=SMH_BODY)
+        response = lane_and_resolver(outcomes, event)
+        assert status_and_code(response) == (403, "wrong_entry_point")
+        outcomes = Api(ModelService(settings), entry="outcomes")

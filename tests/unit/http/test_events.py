@@ -8,10 +8,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aws_lambda_powertools.utilities.data_classes import (
+    APIGatewayProxyEvent,
+    APIGatewayProxyEventV2,
+)
+from aws_lambda_powertools.utilities.data_classes.common import CaseInsensitiveDict
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.support import EVENTS, DemoModels, load_event, populate
+from tickerserve.http import events
 from tickerserve.http.api import Api
 from tickerserve.serving.service import ModelService
 from tickerserve.settings import Settings
@@ -122,3 +128,84 @@ def test_a_path_no_route_pattern_takes_is_404_not_405_for_a_method_the_path_serv
     event = with_changes("rest_model.json", path=f"/models/{ticker}")
     status, _, body = answer(api, event)
     assert (status, body["error"]["code"]) in ((404, "route_not_found"), (400, "invalid_ticker"))
+
+
+# -- what the prediction lane reads from an event, against Powertools' own event classes -----
+header_names = st.sampled_from(
+    [
+        *("Content-Type", "content-type", "CONTENT-TYPE", "cONTENT-tYPE"),
+        *("X-Request-Id", "x-request-id", "X-REQUEST-ID"),
+        *("Accept", "x-content-typ", "content-types", "X-Amzn-Trace-Id", "x-request-i"),
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(header_names, st.text(max_size=12), max_size=8) | st.none())
+def test_headers_are_read_as_powertools_case_insensitive_view_reads_them(headers):
+    # Any names in any case, twice in different cases too: the later one counts
+    view = CaseInsensitiveDict(headers)
+    expected = (view.get("content-type"), view.get("x-request-id"))
+    assert events.content_type_and_request_id(headers) == expected
+
+
+@pytest.mark.parametrize("fixture", FIXTURES)
+@pytest.mark.parametrize("stage", [None, "$default", "dev", "v1-live", "prod"])
+def test_the_routed_path_is_the_path_powertools_routes(fixture, stage):
+    event = load_event(fixture)
+    kind = events.kind_of(event)
+    if kind == "direct":
+        return
+    if stage is not None:
+        event["requestContext"]["stage"] = stage
+    proxy_class = APIGatewayProxyEvent if kind == "rest" else APIGatewayProxyEventV2
+    assert events.routed_path(event, kind) == proxy_class(event).path
+
+
+@settings(
+    max_examples=500, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(event=damaged_events())
+def test_the_quick_envelope_check_agrees_with_the_checks_one_by_one(event):
+    # The warm path's one-pass check says "sound" exactly when no check finds a problem
+    kind = events.kind_of(event)
+    if kind == "direct":
+        return
+    quick = events._sound_rest if kind == "rest" else events._sound_http
+    assert quick(event) == (events._problems(event, kind) is None)
+
+
+@pytest.mark.parametrize("fixture", FIXTURES)
+def test_every_fixture_s_envelope_passes_the_quick_check(fixture):
+    event = load_event(fixture)
+    kind = events.kind_of(event)
+    if kind != "direct":
+        assert (events._sound_rest if kind == "rest" else events._sound_http)(event)
+
+
+@pytest.mark.parametrize(
+    ("fixture", "key", "value"),
+    [
+        ("rest_predict.json", "multiValueHeaders", {"Accept": "application/json"}),
+        ("rest_predict.json", "multiValueHeaders", {"Accept": ["a", 1]}),
+        ("rest_predict.json", "multiValueQueryStringParameters", {"limit": [None]}),
+        ("rest_predict.json", "headers", {"Accept": ["application/json"]}),
+        ("rest_predict.json", "queryStringParameters", {"limit": 5}),
+        ("rest_predict.json", "pathParameters", []),
+        ("rest_predict.json", "stageVariables", ""),
+        ("rest_predict.json", "isBase64Encoded", 0),
+        ("rest_predict.json", "body", b"{}"),
+        ("http_predict.json", "headers", {"accept": None}),
+        ("http_predict.json", "cookies", ["a=b", 1]),
+        ("http_predict.json", "cookies", "a=b"),
+        ("http_predict.json", "rawQueryString", 0),
+        ("http_predict.json", "requestContext", {"http": {"method": 1}}),
+    ],
+)
+def test_the_quick_envelope_check_finds_each_damaged_field(fixture, key, value):
+    event = load_event(fixture)
+    event[key] = value
+    kind = events.kind_of(event)
+    quick = events._sound_rest if kind == "rest" else events._sound_http
+    assert not quick(event)
+    assert events.envelope_problem(event, kind) is not None
