@@ -2,7 +2,9 @@
 and ``tickerserve.handler.outcomes_handler`` (the outcomes function).
 
 Init (once per sandbox): settings from the environment, the model service (its S3 client is
-created on first use), optional preload, SnapStart hooks (see ``tickerserve.serving.snapstart``).
+created on first use), optional preload, SnapStart hooks (see ``tickerserve.serving.snapstart``:
+the snapshot also holds both APIs' Powertools resolvers, which a cold start builds only for a
+request other than ``POST /predict``).
 Each invocation: dispatch to the API. The two functions run the same code with different
 entry points (``Api.entry``): predicting and writing outcomes are separate permissions, so
 neither function does the other's work.
@@ -37,7 +39,7 @@ API = Api(SERVICE, capture=CAPTURE, entry="prediction")
 OUTCOMES_API = Api(SERVICE, entry="outcomes")
 if SETTINGS.preload:
     SERVICE.preload(SETTINGS.preload)
-snapstart.register(SERVICE)
+snapstart.register(SERVICE, API.prepare_snapshot, OUTCOMES_API.prepare_snapshot)
 
 
 @metrics.log_metrics(capture_cold_start_metric=True)

@@ -111,7 +111,7 @@ import json, sys
 sys.modules["sklearn"] = None
 if sys.argv[2] == "absent":
     sys.modules["snapshot_restore_py"] = None  # a runtime without SnapStart support
-from tickerserve.handler import SERVICE, lambda_handler
+from tickerserve.handler import API, OUTCOMES_API, SERVICE, lambda_handler
 hooks = {"before": 0, "after": 0}
 if sys.argv[2] == "present":
     from snapshot_restore_py import get_after_restore, get_before_snapshot
@@ -121,11 +121,15 @@ if sys.argv[2] == "present":
         func, args, kwargs = before.pop()
         func(*args, **kwargs)
     loaded_at_snapshot = [m["name"] for m in SERVICE.loaded()]
+    resolvers_at_snapshot = sorted(
+        f"{name}:{kind}" for name, api in (("prediction", API), ("outcomes", OUTCOMES_API))
+        for kind in ("rest", "http") if kind in api.__dict__
+    )
     for func, args, kwargs in get_after_restore():
         hooks["after"] += 1
         func(*args, **kwargs)
 else:
-    loaded_at_snapshot = None
+    loaded_at_snapshot = resolvers_at_snapshot = None
 
 class Context:
     function_name = "tickerserve-predict"
@@ -137,6 +141,7 @@ class Context:
 response = lambda_handler(json.load(open(sys.argv[1])), Context())
 print("RESULT " + json.dumps({
     "status": response["statusCode"], "hooks": hooks, "loaded_at_snapshot": loaded_at_snapshot,
+    "resolvers_at_snapshot": resolvers_at_snapshot,
 }))
 """
 
@@ -164,11 +169,18 @@ def test_snapstart_runtime_runs_the_hooks_and_the_restored_sandbox_serves(tmp_pa
     }
     # When the runtime snapshots and restores it
     outcome = run_snapstart_child(env, "present")
-    # Then one hook of each kind ran, the snapshot held SMH, and the restored sandbox answers
+    # Then one hook of each kind ran, the snapshot held SMH and both APIs' resolvers (built on
+    # first need otherwise), and the restored sandbox answers
     assert outcome == {
         "status": 200,
         "hooks": {"before": 1, "after": 1},
         "loaded_at_snapshot": ["etfs/SMH"],
+        "resolvers_at_snapshot": [
+            "outcomes:http",
+            "outcomes:rest",
+            "prediction:http",
+            "prediction:rest",
+        ],
     }
 
 

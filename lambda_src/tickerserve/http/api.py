@@ -27,7 +27,6 @@ from tickerserve.errors import BadRequest, NotFound, TickerserveError, WrongEntr
 from tickerserve.http import events, proxy
 from tickerserve.http.bodies import MAX_BODY_BYTES, batch_body, json_body, parse_json
 from tickerserve.http.routes import DOCS_PATH, OPENAPI_PATH, PREDICT_PATH, ROUTES
-from tickerserve.http.views import describe_models, describe_ticker, health
 from tickerserve.layout import normalize_ticker, validate_signal, validate_timeframe
 from tickerserve.serving import request_ids
 from tickerserve.serving.capture import DISABLED, Capture
@@ -36,7 +35,6 @@ from tickerserve.serving.predict import predict, predict_batch
 from tickerserve.serving.service import ModelService
 from tickerserve.serving.traffic import Challengers
 from tickerserve.storage.deadline import function_time
-from tickerserve.storage.outcomes import receive as receive_outcomes
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
@@ -92,6 +90,11 @@ class Api:
         from tickerserve.http import resolvers
 
         return resolvers.build(self, "http", docs=self.docs)
+
+    def prepare_snapshot(self) -> None:
+        """Build both resolvers now (SnapStart's before-snapshot hook): a restored sandbox then
+        answers every route without importing Powertools' event handler."""
+        self.rest, self.http  # noqa: B018  # the cached properties build them
 
     # -- entry point ---------------------------------------------------------------------
     def handle(self, event: Any, context: LambdaContext | None) -> Any:
@@ -176,6 +179,8 @@ class Api:
 
     def model_view(self, ticker: Any, timeframe: Any, signal: Any) -> dict[str, Any]:
         """``GET /models/{ticker}``'s answer, each part checked (400 when malformed)."""
+        from tickerserve.http.views import describe_ticker  # with what it reads, on first use
+
         return describe_ticker(
             self.service,
             _ticker(ticker),
@@ -210,6 +215,10 @@ class Api:
             return single(self.service, body)
         if action == "predict_batch":
             return batch(self.service, body)
+        # The model views and outcomes are imported when first asked: a prediction needs neither.
+        from tickerserve.http.views import describe_models, health
+        from tickerserve.storage.outcomes import receive as receive_outcomes
+
         if action == "models":
             return describe_models(
                 self.service, limit=body.get("limit"), next_token=body.get("next")

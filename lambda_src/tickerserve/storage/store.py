@@ -21,14 +21,12 @@ import contextlib
 import fcntl
 import hashlib
 import os
-import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
-from urllib.parse import urlsplit
 
 from tickerserve.errors import (
     Conflict,
@@ -381,6 +379,8 @@ def _is_local(endpoint_url: str | None) -> bool:
     """Whether an S3 endpoint is this machine (loopback), never AWS."""
     if not endpoint_url:
         return False
+    from urllib.parse import urlsplit  # with the S3 client (botocore imports it anyway)
+
     host = urlsplit(endpoint_url).hostname or ""
     return host in ("localhost", "::1") or host.startswith("127.")
 
@@ -531,9 +531,20 @@ def _local_etag(data: bytes) -> str:
     return f'"{sha256_hex(data)}"'
 
 
+_NEW_PRIVATE_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW
+
+
 def atomic_write(path: Path, data: bytes) -> None:
-    """Write to a temp name in the same folder, then rename: readers never see half a file."""
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+    """Write to a temp name in the same folder, then rename: readers never see half a file.
+    The temp file is made as ``tempfile.mkstemp`` makes one (a random name, created
+    exclusively, owner-only), without importing tempfile and shutil into every cold start."""
+    while True:
+        tmp = path.parent / f".tmp-{os.urandom(8).hex()}"
+        try:
+            fd = os.open(tmp, _NEW_PRIVATE_FILE, 0o600)
+        except FileExistsError:  # a name already taken: draw another
+            continue
+        break
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)

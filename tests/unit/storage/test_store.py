@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from typing import Any
+
 import pytest
 
 from tickerserve.storage.store import (
@@ -9,6 +12,7 @@ from tickerserve.storage.store import (
     LocalStore,
     PreconditionFailed,
     S3Store,
+    atomic_write,
     sha256_hex,
 )
 
@@ -103,3 +107,38 @@ def test_missing_bucket_is_unavailable_not_not_found(s3_store):
         broken.get("metadata/asset_registry.json")
     assert caught.value.code == "storage_unavailable"
     assert caught.value.message == "bucket does not exist (NoSuchBucket)"
+
+
+def test_an_atomic_write_leaves_the_whole_file_or_the_old_one_and_no_temp_file(
+    tmp_path, monkeypatch
+):
+    target = tmp_path / "model.txt"
+    atomic_write(target, b"first")
+    atomic_write(target, b"second")
+    assert target.read_bytes() == b"second"
+    assert target.stat().st_mode & 0o777 == 0o600  # as tempfile.mkstemp made it
+    # Given a write that fails half-way: the old file stays whole, no temp file is left
+    real_fdopen = os.fdopen
+
+    def failing_fdopen(fd: int, mode: str) -> Any:
+        handle = real_fdopen(fd, mode)
+        handle.write = lambda data: (_ for _ in ()).throw(OSError(28, "No space left"))
+        return handle
+
+    monkeypatch.setattr(os, "fdopen", failing_fdopen)
+    with pytest.raises(OSError, match="No space left"):
+        atomic_write(target, b"third")
+    assert target.read_bytes() == b"second"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.txt"]
+
+
+def test_an_atomic_write_draws_another_name_when_one_is_taken(tmp_path, monkeypatch):
+    # Given a temp name that is already taken by another writer's file
+    taken = tmp_path / f".tmp-{'00' * 8}"
+    taken.write_bytes(b"another writer's")
+    draws = iter([b"\x00" * 8, b"\x01" * 8])
+    monkeypatch.setattr(os, "urandom", lambda n: next(draws))
+    atomic_write(tmp_path / "model.txt", b"mine")
+    # Then the other writer's file is untouched and ours is whole
+    assert taken.read_bytes() == b"another writer's"
+    assert (tmp_path / "model.txt").read_bytes() == b"mine"
