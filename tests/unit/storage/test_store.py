@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 from typing import Any
 
@@ -117,13 +118,15 @@ def test_an_atomic_write_leaves_the_whole_file_or_the_old_one_and_no_temp_file(
     atomic_write(target, b"second")
     assert target.read_bytes() == b"second"
     assert target.stat().st_mode & 0o777 == 0o600  # as tempfile.mkstemp made it
+
     # Given a write that fails half-way: the old file stays whole, no temp file is left
-    real_fdopen = os.fdopen
+    class FullDisk(io.BytesIO):
+        def write(self, data: Any) -> int:
+            raise OSError(28, "No space left on device")
 
     def failing_fdopen(fd: int, mode: str) -> Any:
-        handle = real_fdopen(fd, mode)
-        handle.write = lambda data: (_ for _ in ()).throw(OSError(28, "No space left"))
-        return handle
+        os.close(fd)
+        return FullDisk()
 
     monkeypatch.setattr(os, "fdopen", failing_fdopen)
     with pytest.raises(OSError, match="No space left"):
