@@ -16,7 +16,6 @@ import pytest
 
 from tests.support import EVENTS, REGISTRY_KEY, DemoModels, load_event, populate
 from tickerserve.errors import NotFound, StorageUnavailable, TickerserveError
-from tickerserve.http import resolvers
 from tickerserve.http.api import MAX_BODY_BYTES, Api
 from tickerserve.publishing.demo import FEATURES, demo_bundle
 from tickerserve.publishing.release import publish_bundle
@@ -993,23 +992,6 @@ def test_the_prediction_lane_is_taken_and_leaves_middlewares_to_the_resolver(api
     api.rest.use([middleware])
     assert api.handle(event, None)["statusCode"] == 200
     assert seen == ["/predict"]
-
-
-def test_a_powertools_without_what_the_lane_checks_resolves_every_request(api, monkeypatch):
-    # Given a built resolver of a Powertools release without an internal the lane checks
-    needs = (*resolvers._LANE_NEEDS, "_gone_in_a_later_release")
-    monkeypatch.setattr(resolvers, "_LANE_NEEDS", needs)
-    resolved_events: list[str] = []
-    resolve = api.rest.resolve
-
-    def spy(event: Any, context: Any) -> Any:
-        resolved_events.append(event["path"])
-        return resolve(event, context)
-
-    monkeypatch.setattr(api.rest, "resolve", spy)
-    # Then a prediction is answered, by the resolver
-    assert api.handle(load_event("rest_predict.json"), None)["statusCode"] == 200
-    assert resolved_events == ["/predict"]
 
 
 def test_with_powertools_dev_output_on_every_prediction_is_resolved(
