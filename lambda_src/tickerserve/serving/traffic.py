@@ -91,24 +91,50 @@ def decide(
     When the canary answers with the shadow's alias, the shadow scores the champion instead
     ("canary decides who answers, shadow scores the other").
     """
+    return _decide(registry, champion, request_id, pinned=pinned, capture=capture)[0]
+
+
+def fixed_decision(
+    registry: Registry, champion: Resolved, *, pinned: bool, capture: bool
+) -> Decision | None:
+    """The decision every request id gets for ``champion``, when no rate that applies leaves
+    anything to chance (each is 0 or 1, or there is none); None when ids decide. A warm
+    request then reuses one decision instead of making one."""
+    decision, by_chance = _decide(registry, champion, "", pinned=pinned, capture=capture)
+    return None if by_chance else decision
+
+
+def _decide(
+    registry: Registry,
+    champion: Resolved,
+    request_id: str,
+    *,
+    pinned: bool,
+    capture: bool,
+) -> tuple[Decision, bool]:
+    """``decide``'s decision, and whether the request id took part in it (a rate strictly
+    between 0 and 1 was drawn: ``chosen`` hashes the id for those alone)."""
+    by_chance = False
+
+    def draw(rate: float, salt: bytes) -> bool:
+        nonlocal by_chance
+        by_chance = by_chance or 0.0 < rate < 1.0
+        return chosen(request_id, rate, salt)
+
     entry = registry.models.get(champion.model)
     if entry is None:
-        return Decision(champion, champion, "champion", None, capture)
+        return Decision(champion, champion, "champion", None, capture), by_chance
     # An invalid setting acts as off: an invalid capture sample captures none of the rows
     # (an invalid shadow or canary is None already).
     sample = entry.capture.sample if entry.capture is not None else 1.0
     if "capture" in entry.invalid:
         sample = 0.0
-    captured = capture and chosen(request_id, sample, CAPTURE_SALT)
+    captured = capture and draw(sample, CAPTURE_SALT)
     if pinned:
-        return Decision(champion, champion, "champion", None, captured)
+        return Decision(champion, champion, "champion", None, captured), by_chance
     answer, role, missing = champion, "champion", False
     canary = entry.canary
-    if (
-        canary is not None
-        and canary.alias != champion.alias
-        and chosen(request_id, canary.weight, CANARY_SALT)
-    ):
+    if canary is not None and canary.alias != champion.alias and draw(canary.weight, CANARY_SALT):
         target = entry.aliases.get(canary.alias)
         if target is None:
             missing = True
@@ -117,38 +143,13 @@ def decide(
             role = "canary"
     shadow_alias = None
     shadow = entry.shadow
-    if capture and shadow is not None and chosen(request_id, shadow.sample, SHADOW_SALT):
+    if capture and shadow is not None and draw(shadow.sample, SHADOW_SALT):
         if shadow.alias != answer.alias:
             shadow_alias = shadow.alias
         elif role == "canary":
             shadow_alias = champion.alias
         captured = captured or shadow_alias is not None
-    return Decision(champion, answer, role, shadow_alias, captured, missing)
-
-
-def fixed_decision(
-    registry: Registry, champion: Resolved, *, pinned: bool, capture: bool
-) -> Decision | None:
-    """The decision every request id gets for ``champion``, when no rate that applies leaves
-    anything to chance (each is 0 or 1, or there is none); None when ids decide.
-
-    ``decide`` hashes an id only for a rate strictly between 0 and 1, so where none applies its
-    answer is the same for every id: a warm request then reuses one decision instead of
-    making one."""
-    entry = registry.models.get(champion.model)
-    if entry is not None:
-        rates: list[float] = []
-        if capture and entry.capture is not None and "capture" not in entry.invalid:
-            rates.append(entry.capture.sample)
-        if not pinned:
-            canary = entry.canary
-            if canary is not None and canary.alias != champion.alias:
-                rates.append(canary.weight)
-            if capture and entry.shadow is not None:
-                rates.append(entry.shadow.sample)
-        if any(0.0 < rate < 1.0 for rate in rates):
-            return None
-    return decide(registry, champion, "", pinned=pinned, capture=capture)
+    return Decision(champion, answer, role, shadow_alias, captured, missing), by_chance
 
 
 def describe_settings(entry: ModelEntry | None) -> dict[str, Any]:
