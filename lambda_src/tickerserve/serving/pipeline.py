@@ -160,11 +160,10 @@ class Pipeline:
             model, row.served = self.service.load(
                 wanted, routed.key if wanted is routed.champion else None
             )
-            vector = model.schema.row(row.request.features)
         except Exception as exc:  # a champion's row: its error, or a fault of ours (raised)
             _fail(row, decision, exc, [])
             return
-        self._answer(model, [row], vector.reshape(1, -1), [], started)
+        self._predict(model, [row], [], started)
 
     # -- 1, 2: resolve and decide, from the registry alone ---------------------------------
     def _route(self, rows: list[Row]) -> Groups:
@@ -293,26 +292,15 @@ class Pipeline:
     def _predict(
         self, model: LoadedModel, rows: list[Row], lost: list[tuple[Row, Exception]], started: int
     ) -> None:
-        """Align each row to ``model``, then answer them (``_answer``)."""
+        """Align each row to ``model``, predict them in one call, answer and capture them; a
+        canary's rows the model cannot take go to ``lost``."""
         schema = model.schema
         if len(rows) > 1 and isinstance(schema, FeatureSchema):
             kept, matrix = _aligned_rows(schema, rows, lost)
         else:
             kept, matrix = _aligned_one_by_one(schema, rows, lost)
-        if kept:
-            self._answer(model, kept, matrix, lost, started)
-
-    def _answer(
-        self,
-        model: LoadedModel,
-        kept: list[Row],
-        matrix: np.ndarray,
-        lost: list[tuple[Row, Exception]],
-        started: int,
-    ) -> None:
-        """Predict ``kept`` (aligned as ``matrix``) in one call, then answer and capture each;
-        a canary's rows the model cannot take go to ``lost``."""
-        schema = model.schema
+        if not kept:
+            return
         try:
             result = model.predict(matrix)
         except Exception as exc:
