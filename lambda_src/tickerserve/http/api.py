@@ -20,7 +20,7 @@ OpenAPI document at /openapi.json and Swagger UI at /docs.
 from __future__ import annotations
 
 import os
-from functools import cached_property, partial
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal
 
 from tickerserve.errors import BadRequest, NotFound, TickerserveError, WrongEntryPoint
@@ -204,17 +204,17 @@ class Api:
             raise BadRequest("event must be a JSON object", code="invalid_body")
         action = event.get("action")
         self.check_entry("outcomes" if action == "outcomes" else "prediction")
-        single = partial(predict, capture=self.capture, challengers=self.challengers)
-        batch = partial(predict_batch, capture=self.capture, challengers=self.challengers)
         if action is None:
-            if "items" in event:
-                return batch(self.service, event)
-            return single(self.service, event)
-        body = {k: v for k, v in event.items() if k != "action"}
+            body = event
+            action = "predict_batch" if "items" in event else "predict"
+        else:
+            body = {k: v for k, v in event.items() if k != "action"}
         if action == "predict":
-            return single(self.service, body)
+            return predict(self.service, body, capture=self.capture, challengers=self.challengers)
         if action == "predict_batch":
-            return batch(self.service, body)
+            return predict_batch(
+                self.service, body, capture=self.capture, challengers=self.challengers
+            )
         # The model views and outcomes are imported when first asked: a prediction needs neither.
         from tickerserve.http.views import describe_models, health
         from tickerserve.storage.outcomes import receive as receive_outcomes

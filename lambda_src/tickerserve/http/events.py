@@ -9,7 +9,7 @@ checks make every such event a 400 ``invalid_event`` in the shape its caller exp
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from itertools import chain, repeat
 from typing import Any, Literal
 
@@ -82,14 +82,9 @@ def _sound_rest(event: dict[str, Any]) -> bool:
         and type(get("isBase64Encoded")) in _FLAG_OR_NONE
     ):
         return False
+    if not _sound_string_maps(get):
+        return False
     try:
-        for name in _HTTP_MAPS:
-            value = get(name)
-            if value is not None:
-                if type(value) is not dict:
-                    return False
-                "".join(value)
-                "".join(value.values())
         for name in _REST_LIST_MAPS:
             value = get(name)
             if value is not None:
@@ -100,6 +95,22 @@ def _sound_rest(event: dict[str, Any]) -> bool:
                     if type(values) is not list:
                         return False
                     "".join(values)
+    except TypeError:  # a key or value that is not a string
+        return False
+    return True
+
+
+def _sound_string_maps(get: Callable[[str], Any]) -> bool:
+    """Whether each of ``_HTTP_MAPS`` the event holds (``get`` is its ``dict.get``) maps
+    strings to strings (checked by ``str.join``, in C)."""
+    try:
+        for name in _HTTP_MAPS:
+            value = get(name)
+            if value is not None:
+                if type(value) is not dict:
+                    return False
+                "".join(value)
+                "".join(value.values())
     except TypeError:  # a key or value that is not a string
         return False
     return True
@@ -119,20 +130,15 @@ def _sound_http(event: dict[str, Any]) -> bool:
         and type(get("isBase64Encoded")) in _FLAG_OR_NONE
     ):
         return False
+    if not _sound_string_maps(get):
+        return False
     cookies = get("cookies")
     try:
-        for name in _HTTP_MAPS:
-            value = get(name)
-            if value is not None:
-                if type(value) is not dict:
-                    return False
-                "".join(value)
-                "".join(value.values())
         if cookies is not None:
             if type(cookies) is not list:
                 return False
             "".join(cookies)
-    except TypeError:  # a key, value or cookie that is not a string
+    except TypeError:  # a cookie that is not a string
         return False
     return True
 

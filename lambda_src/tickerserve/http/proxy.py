@@ -16,6 +16,7 @@ from tickerserve.http.events import Kind
 from tickerserve.serving.observability import logger
 
 DEFAULT_RETRY_AFTER = 5  # seconds, for a 503 storage_unavailable that names no better time
+_JSON_HEADERS = {"Content-Type": JSON_TYPE}  # copied by ``response``
 
 
 def response(kind: Kind, status: int, body: str, headers: dict[str, str]) -> dict[str, Any]:
@@ -38,21 +39,8 @@ def response(kind: Kind, status: int, body: str, headers: dict[str, str]) -> dic
 
 
 def json_response(kind: Kind, body: Any) -> dict[str, Any]:
-    """A 200 with ``body`` as JSON text: ``response`` written out for the warm path."""
-    if kind == "rest":
-        return {
-            "statusCode": 200,
-            "body": dumps(body),
-            "isBase64Encoded": False,
-            "multiValueHeaders": {"Content-Type": [JSON_TYPE]},
-        }
-    return {
-        "statusCode": 200,
-        "body": dumps(body),
-        "isBase64Encoded": False,
-        "headers": {"Content-Type": JSON_TYPE},
-        "cookies": [],
-    }
+    """A 200 with ``body`` as JSON text."""
+    return response(kind, 200, dumps(body), _JSON_HEADERS)
 
 
 def error_headers(error: TickerserveError) -> dict[str, str]:
