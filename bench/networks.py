@@ -492,7 +492,9 @@ def _piece_calls(
     aligned = [model.schema.row(b["features"]) for b in bodies]
     flat = [a.reshape(1, -1) for a in aligned]
     shaped = [a.reshape(1, *member.shape) for a in aligned]
-    prepare = member._prepare  # the preprocessing steps as compiled at load
+    # The steps as compiled at load: the GRU's (an imputer, a clip where scaling overflowed);
+    # the policy's VecNormalize runs as nodes in front of its graph, so it has none.
+    prepare = member._prepare
     ready = [prepare(x) for x in shaped]
     session, fetch, name = member.session, member._fetch, member._input
     bound = member._bind()  # this thread's IOBinding, as a one-input run uses it
@@ -522,8 +524,8 @@ def _piece_calls(
     return {
         "body JSON parse (orjson)": parse,
         "align the features (window rows / observation)": align,
-        "preprocessing (compiled steps, into the bound input)": preprocess,
-        "onnxruntime session.run (one thread)": run,
+        "preprocessing in numpy into the bound input (PPO: a copy)": preprocess,
+        "onnxruntime session.run, one thread (PPO: with its steps)": run,
         "onnxruntime run, the thread's IOBinding (copy in + run)": run_bound,
         "LoadedModel.predict (preprocessing + run)": predict,
         "Api.handle, direct invoke (everything)": handle,

@@ -42,6 +42,7 @@ _PACKAGE_BASE = (
 _MEMBERS = (
     "tickerserve/members/__init__.py",
     "tickerserve/members/forest.py",
+    "tickerserve/members/graph_prefix.py",
     "tickerserve/members/kinds.py",
     "tickerserve/members/leaf_sum.py",
     "tickerserve/members/lightgbm.py",

@@ -112,7 +112,7 @@ class Api:
         if problem is not None:
             return proxy.error_response(kind, BadRequest(problem, code="invalid_event"))
         method, path = events.method_and_path(event, kind)
-        if events.has_control_characters(path):
+        if path != PREDICT_PATH and events.has_control_characters(path):  # "/predict" has none
             error = NotFound(f"no route for {method} {path[:80]!r}", code="route_not_found")
             return proxy.error_response(kind, error)
         try:
@@ -273,5 +273,7 @@ def _signal(raw: Any) -> str:
 
 def _remaining_seconds(context: Any) -> float | None:
     """The invocation's time left (Lambda's context), or None without one (a local server)."""
+    if context is None:  # no getattr: its AttributeError costs the local server's requests
+        return None
     remaining = getattr(context, "get_remaining_time_in_millis", None)
     return None if remaining is None else remaining() / 1000

@@ -40,15 +40,16 @@ def dumps(value: Any) -> str:
         text = orjson.dumps(value, option=_ORJSON_OPTIONS).decode()
     except TypeError:  # a type orjson refuses (JSONEncodeError), or an int past 64 bits
         return _JSON.encode(value)
-    # orjson writes every exponent with its sign ("3.2e-7", "1e+16"). A string holding one of
-    # these only sends its body to the json module (a regular expression that told strings
-    # from numbers would cost more than orjson saves). Searched in the decoded text: a str
-    # knows whether it is ASCII, and its substring search is quicker than bytes'.
+    # orjson writes a negative exponent without json's leading zero ("3.2e-7", "3.2e-07") and
+    # 1e-5 and 1e-6 in full ("0.00001"); a positive one is always 16 or more, two digits in
+    # both ("1e+16"). A string holding one of these only sends its body to the json module
+    # (a regular expression that told strings from numbers would cost more than orjson saves).
+    # Searched in the decoded text: a str knows whether it is ASCII, and its substring search
+    # is quicker than bytes'.
     if (
         text.isascii()
         and "null" not in text
         and "e-" not in text
-        and "e+" not in text
         and "0.0000" not in text
         and "\x7f" not in text
     ):

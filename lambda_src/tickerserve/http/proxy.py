@@ -16,31 +16,41 @@ from tickerserve.http.events import Kind
 from tickerserve.serving.observability import logger
 
 DEFAULT_RETRY_AFTER = 5  # seconds, for a 503 storage_unavailable that names no better time
-_JSON_HEADERS = {"Content-Type": JSON_TYPE}  # copied by ``response``
 
 
 def response(kind: Kind, status: int, body: str, headers: dict[str, str]) -> dict[str, Any]:
     """A text body's proxy response, keys in Powertools' order (the same JSON text once the
     runtime writes it)."""
     if kind == "rest":
-        return {
-            "statusCode": status,
-            "body": body,
-            "isBase64Encoded": False,
-            "multiValueHeaders": {name: [value] for name, value in headers.items()},
-        }
+        return _rest(status, body, {name: [value] for name, value in headers.items()})
+    return _http(status, body, dict(headers))
+
+
+def json_response(kind: Kind, body: Any) -> dict[str, Any]:
+    """A 200 with ``body`` as JSON text (``response`` with the JSON header, its headers
+    written out: every warm prediction answers with it)."""
+    if kind == "rest":
+        return _rest(200, dumps(body), {"Content-Type": [JSON_TYPE]})
+    return _http(200, dumps(body), {"Content-Type": JSON_TYPE})
+
+
+def _rest(status: int, body: str, headers: dict[str, list[str]]) -> dict[str, Any]:
     return {
         "statusCode": status,
         "body": body,
         "isBase64Encoded": False,
-        "headers": dict(headers),
-        "cookies": [],
+        "multiValueHeaders": headers,
     }
 
 
-def json_response(kind: Kind, body: Any) -> dict[str, Any]:
-    """A 200 with ``body`` as JSON text."""
-    return response(kind, 200, dumps(body), _JSON_HEADERS)
+def _http(status: int, body: str, headers: dict[str, str]) -> dict[str, Any]:
+    return {
+        "statusCode": status,
+        "body": body,
+        "isBase64Encoded": False,
+        "headers": headers,
+        "cookies": [],
+    }
 
 
 def error_headers(error: TickerserveError) -> dict[str, str]:

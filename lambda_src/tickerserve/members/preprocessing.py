@@ -21,11 +21,12 @@ same operations and order as the original, so the network sees the same numbers:
 a window's rows) or one per element of the whole input. ``clip_if_infinite`` is the seed's
 DataPreprocessor: when scaling overflowed anywhere in the input, all of it is clipped.
 
-A member compiles its steps once when it loads (``Preprocessing.compiled``): the value and clip
-steps run back to back in one array, and a leading ``fill_missing`` and trailing
-``clip_if_infinite`` steps cost one finiteness check of the result (a NaN stays NaN through
-every other step, so a finite result had nothing to fill nor clip). The numbers are exactly
-``apply``'s, cast to the network's input type.
+A member whose steps are each one element-wise operation runs them as ONNX nodes in front of
+its graph (``graph_prefix``). Otherwise it compiles them once when it loads
+(``Preprocessing.compiled``): the value and clip steps run back to back in one array, and a
+leading ``fill_missing`` and trailing ``clip_if_infinite`` steps cost one finiteness check of
+the result (a NaN stays NaN through every other step, so a finite result had nothing to fill
+nor clip). The numbers are exactly ``apply``'s, cast to the network's input type.
 """
 
 from __future__ import annotations
@@ -131,6 +132,9 @@ class Preprocessing:
 
 
 _UFUNCS = {"subtract": np.subtract, "divide": np.divide, "multiply": np.multiply, "add": np.add}
+# The ufunc ``np.clip`` ends in for float bounds (``numpy._core._methods._clip``), called
+# directly: the same numbers without the Python wrapper (half a microsecond a request).
+_CLIP: Any = getattr(getattr(getattr(np, "_core", None), "umath", None), "clip", None) or np.clip
 
 Op = Callable[[np.ndarray, "np.ndarray | None"], np.ndarray]  # (x, out) -> x after the step
 
@@ -155,26 +159,31 @@ class Compiled:
         while steps and steps[-1].op == "clip_if_infinite":
             steps, self._guard = steps[:-1], True
         simple = all(step.op != "clip_if_infinite" for step in steps)
-        self._ops: list[Op] | None = [_op(step) for step in steps] if simple else None
+        ops = [_op(step) for step in steps] if simple else None
+        self._ops: list[Op] | None = ops
+        # Split once: the steps before the last (the first into a new array, the others in it)
+        # and the last, which writes the result.
+        self._head: tuple[Op, ...] = tuple(ops[:-1]) if ops else ()
+        self._last: Op | None = ops[-1] if ops else None
 
     def __call__(self, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """The network's input for ``x`` (rows, *shape), written into ``out`` when given (a
         buffer the session reads); ``x`` itself is left alone."""
         target = np.empty(x.shape, dtype=self.dtype) if out is None else out
-        x = np.asarray(x, dtype=np.float64)
-        ops = self._ops
+        if x.dtype != np.float64:
+            x = x.astype(np.float64)
         # No ``np.errstate`` here (a microsecond or two a request): an overflow (an input near
         # float's range) is the original's too, the numbers stay apply's, and numpy's warning
         # about it is filtered at the top of this module.
-        if ops is None:  # steps in an order only ``apply`` runs
-            np.copyto(target, self.preprocessing.apply(x))
-            return target
-        if ops:
-            *head, last = ops
+        last = self._last
+        if last is not None:
             work = x
-            for op in head:  # the first writes a new array, the others work in it
+            for op in self._head:  # the first writes a new array, the others work in it
                 work = op(work, None if work is x else work)
             last(work, target)
+        elif self._ops is None:  # steps in an order only ``apply`` runs
+            np.copyto(target, self.preprocessing.apply(x))
+            return target
         else:
             np.copyto(target, x)
         if self._guard and not np.isfinite(target).all():
@@ -186,7 +195,7 @@ def _op(step: Step) -> Op:
     """One value or clip step as a call, the same operation ``_apply`` makes."""
     if step.op == "clip":
         low, high = step.low, step.high
-        return lambda x, out: x.clip(low, high, out=out)
+        return lambda x, out: _CLIP(x, low, high, out=out)
     ufunc, values = _UFUNCS[step.op], step.values
     return lambda x, out: ufunc(x, values, out=out)
 

@@ -54,9 +54,11 @@ class ModelKey:
         return f"{self.model}@{self.version}"
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Prediction:
-    """Combined outputs for some rows, plus each member's share of agreement (ensembles)."""
+    """Combined outputs for some rows, plus each member's share of agreement (ensembles).
+    Read-only once made (not frozen: a frozen dataclass's init costs every request twice as
+    long)."""
 
     outputs: np.ndarray  # (n_rows, n_classes) probabilities, (n_rows,) values, or
     # (n_rows, n_outputs) values of a network with several named outputs

@@ -29,17 +29,17 @@ def network_answer(
     position: int,
 ) -> dict[str, Any]:
     """Add one row's prediction to ``answer`` (which names the request and the model)."""
-    outputs = result.outputs[position]
+    outputs = result.outputs[position].tolist()  # Python numbers: a float, or a list of them
     policy = network.policy
     if policy is not None and policy.action_space == BOX:
-        answer["action"] = outputs.tolist() if outputs.ndim else [float(outputs)]
+        answer["action"] = outputs if type(outputs) is list else [outputs]
     elif task == REGRESSION:
-        if outputs.ndim == 0:
-            answer["prediction"] = float(outputs)
+        if type(outputs) is not list:
+            answer["prediction"] = outputs
         else:
-            answer["prediction"] = dict(zip(network.outputs, outputs.tolist(), strict=True))
+            answer["prediction"] = dict(zip(network.outputs, outputs, strict=True))
     else:
-        probabilities = outputs.tolist()
+        probabilities = outputs
         best = probabilities.index(max(probabilities))  # the first maximum, as argmax
         answer["prediction"] = classes[best]
         answer["confidence"] = probabilities[best]
@@ -49,5 +49,5 @@ def network_answer(
             if policy.labelled:
                 answer["label"] = classes[best]
     if result.value is not None:
-        answer["value"] = float(result.value[position])
+        answer["value"] = result.value.item(position)  # a Python float, without a numpy scalar
     return answer

@@ -309,7 +309,10 @@ class Pipeline:
             lost.extend((row, exc) for row in kept)
             return
         explained: dict[int, dict[str, Any]] | None = None
-        asking = [p for p, row in enumerate(kept) if row.request.explain is not None]
+        if len(kept) == 1:  # a single request: no comprehension (its frame costs more)
+            asking = [] if kept[0].request.explain is None else [0]
+        else:
+            asking = [p for p, row in enumerate(kept) if row.request.explain is not None]
         if asking:
             explained = self._explain(model, matrix, result, kept, asking, lost)
             if explained is None:  # refused: those rows have their error (or went back)

@@ -119,6 +119,8 @@ def test_a_body_is_the_json_module_s_text_character_for_character(value):
     "value",
     [
         {"p": 1.7772883090895865e-05, "q": 3.2e-07, "r": 1e16, "s": 1e22, "t": 0.0001},
+        # exponents orjson and json spell alike (two digits or more): orjson's own text
+        {"r": 1.2345678901234568e17, "s": -1e300, "t": 1.5e-10, "u": 5e-324, "v": 1e-6},
         {"name": "Société \x7f \u2028", "alias": None},
         {"prediction": math.nan},
         {"value": math.inf},

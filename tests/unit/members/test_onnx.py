@@ -15,6 +15,8 @@ import torch
 
 from tests.network_support import networks
 from tickerserve.errors import InvalidModel
+from tickerserve.members import onnx as onnx_member
+from tickerserve.members.graph_prefix import INPUT, prefixed, steps_only
 from tickerserve.members.kinds import MemberSpec
 from tickerserve.members.onnx import OnnxMember
 from tickerserve.members.preprocessing import Preprocessing
@@ -163,3 +165,62 @@ def test_threads_answering_one_input_at_a_time_each_get_their_own_answers():
     for done in results:
         for i, got in done:
             np.testing.assert_array_equal(got, want[i])
+
+
+# -- preprocessing run inside the graph ---------------------------------------------------------
+@pytest.mark.parametrize("name", ["ppo", "ppo_box", "ppo_rows"])
+def test_a_policy_member_runs_its_vecnormalize_inside_the_graph(name):
+    # Given a converted policy (VecNormalize: subtract, divide, clip)
+    member = member_of(name)
+    # Then onnxruntime takes the raw observation in float64 and numpy computes nothing first
+    assert member.in_graph is not None and member.preprocessing is None
+    assert [s.op for s in member.in_graph.steps] == ["subtract", "divide", "clip"]
+    (graph_input,) = member.session.get_inputs()
+    assert (graph_input.name, graph_input.type) == (INPUT, "tensor(double)")
+
+
+def test_steps_no_graph_node_can_run_stay_in_numpy():
+    # The seed's DataPreprocessor fills missing values and clips a window that overflowed
+    member = member_of("gru")
+    assert member.in_graph is None and member.preprocessing is not None
+    assert member.session.get_inputs()[0].type == "tensor(float)"
+
+
+def nudged(steps: Preprocessing, by: float) -> Preprocessing:
+    """The steps with the first one's values changed: relatively ``by``, or by one unit in
+    the last place when ``by`` is 0 (as an optimization that rewrote the arithmetic would)."""
+    first, *rest = steps.steps
+    values = first.values * (1 + by) if by else np.nextafter(first.values, np.inf)
+    return Preprocessing((dataclasses.replace(first, values=values), *rest))
+
+
+def answers_exactly_as_numpy_then_the_graph(member: OnnxMember) -> None:
+    inputs = np.random.default_rng(8).normal(scale=8, size=(12, 6))
+    for row, want in zip(inputs, plain_session_answers("ppo", inputs), strict=True):
+        np.testing.assert_array_equal(member.run(row[None])[0], want[0].astype(np.float64))
+
+
+def test_a_prefixed_graph_that_answers_otherwise_is_not_used(monkeypatch, caplog):
+    # Given a prefix whose answers differ from the member's (the mean off by 0.1 %)
+    def off(model: bytes, input_name: str, steps: Preprocessing) -> bytes | None:
+        return prefixed(model, input_name, nudged(steps, 1e-3))
+
+    monkeypatch.setattr(onnx_member, "prefixed", off)
+    # When the policy loads, it keeps its numpy steps and answers exactly as before
+    member = member_of("ppo")
+    assert member.in_graph is None and member.preprocessing is not None
+    answers_exactly_as_numpy_then_the_graph(member)
+    assert "model.onnx: preprocessing stays in numpy (the graph's numbers differ)" in caplog.text
+
+
+def test_nodes_that_compute_other_float64_numbers_are_not_used(monkeypatch, caplog):
+    # Given nodes one unit in the last place off (hidden in the graph's answers by the cast
+    # to float32, shown by the nodes alone)
+    def off(steps: Preprocessing, shape: tuple[int, ...]) -> bytes | None:
+        return steps_only(nudged(steps, 0), shape)
+
+    monkeypatch.setattr(onnx_member, "steps_only", off)
+    member = member_of("ppo")
+    assert member.in_graph is None and member.preprocessing is not None
+    answers_exactly_as_numpy_then_the_graph(member)
+    assert "model.onnx: preprocessing stays in numpy (the graph's numbers differ)" in caplog.text
