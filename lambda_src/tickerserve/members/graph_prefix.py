@@ -6,16 +6,19 @@ three of them (a VecNormalize: subtract, divide, clip) were about 3 µs of a pol
 same steps as graph nodes a fraction of that. ``prefixed`` writes a new model: a float64 input
 (``INPUT``, the old input's shape), one node per step in float64 (``Sub``, ``Div``, ``Mul``,
 ``Add``, ``Clip``; the step's values as initializers), and a ``Cast`` to the old input's type
-that writes the old input's name, so the graph after it is unchanged. The element-wise
-operations are IEEE's in both libraries and the cast rounds as numpy's does; the member still
-compares the two on check inputs before it uses the new graph (``onnx._in_one_graph``).
+(float32) that writes the old input's name, so the graph after it is unchanged and no
+optimization of onnxruntime's can fuse a step with the graph's first node (a float64 graph's
+``MatMul`` could take in a ``Mul``: other numbers). The element-wise operations are IEEE's in
+both libraries and the cast rounds as numpy's does; the member still compares the two on
+check inputs before it uses the new graph (``onnx._in_one_graph``).
 
 It is written at the protobuf level (``onnx_proto``; the ``onnx`` package is not in the
 layer): the new nodes, initializers and input are added to the model's ``graph`` field and the
 old input dropped, every other field copied as it was. Steps that depend on the whole input
 (``fill_missing``, ``clip_if_infinite``), a clip between per-feature bounds (``Clip`` takes
-two numbers), a graph whose opset predates what the nodes need, or a model this module cannot
-read leave the model as it was (None): the member then runs the steps in numpy.
+two numbers), a graph that does not take float32, one over ``MAX_MODEL_BYTES``, one whose
+opset predates what the nodes need, or a model this module cannot read leave the model as it
+was (None): the member then runs the steps in numpy.
 """
 
 from __future__ import annotations
@@ -24,6 +27,9 @@ from tickerserve.members import onnx_proto as proto
 from tickerserve.members.preprocessing import Preprocessing, Step
 
 INPUT = "tickerserve/preprocessing/input"
+# Larger graphs keep their steps in numpy: a few microseconds are nothing beside their run,
+# and the rewrite holds several copies of the model while it loads.
+MAX_MODEL_BYTES = 4 * 2**20
 OUTPUT = "tickerserve/preprocessing/output"  # of ``steps_only``
 _PREFIX = "tickerserve/preprocessing/"
 _NODES = {"subtract": "Sub", "divide": "Div", "multiply": "Mul", "add": "Add"}
@@ -38,7 +44,9 @@ def prefixed(model: bytes, input_name: str, preprocessing: Preprocessing) -> byt
     """``model`` with ``preprocessing`` in front of its input ``input_name``, taking float64 at
     ``INPUT``; None where the steps or the model do not allow it."""
     steps = preprocessing.steps
-    if not nodes_can_run(preprocessing) or _PREFIX.encode() in model:  # names must be new
+    if not nodes_can_run(preprocessing) or len(model) > MAX_MODEL_BYTES:
+        return None
+    if _PREFIX.encode() in model:  # the new names would not be unique
         return None
     try:
         fields = list(proto.fields(model))
@@ -111,8 +119,8 @@ def _prefixed_graph(graph: bytes, input_name: str, steps: tuple[Step, ...]) -> b
         if described is None:
             return None
         elem_type, shape = described
-    if shape is None or elem_type not in (proto.FLOAT32, proto.DOUBLE):
-        return None
+    if shape is None or elem_type != proto.FLOAT32:
+        return None  # a float64 graph's first node could be fused with the last step's
     nodes, initializers = _step_nodes(steps, input_name, elem_type)
     # The new nodes first: a graph lists its nodes so that each input is computed before it
     # is read.

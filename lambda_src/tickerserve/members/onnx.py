@@ -216,19 +216,19 @@ class OnnxMember:
 def _in_one_graph(member: OnnxMember, data: bytes, spec: MemberSpec) -> OnnxMember | None:
     """``member`` with its preprocessing run by onnxruntime in front of the graph
     (``graph_prefix``): a warm request's numpy calls become a few nodes of the same run.
-    Only where, on ``check_inputs``, the nodes alone compute ``Preprocessing.apply``'s very
+    Only where, on ``_check_inputs``, the nodes alone compute ``Preprocessing.apply``'s very
     float64 numbers and the new graph answers as the member does, bit for bit (one input at
     a time and as a batch); None otherwise (the member keeps its numpy steps)."""
     steps = member.preprocessing
     assert steps is not None
-    model = prefixed(data, member.input_name, steps)
-    alone = steps_only(steps, member.shape)
-    if model is None or alone is None:
-        return None
-    options = {**spec.options, "input": INPUT, "preprocessing": None}
-    inputs = _check_inputs(steps, member.shape)
-    shaped = inputs.reshape(len(inputs), *member.shape)
     try:
+        model = prefixed(data, member.input_name, steps)
+        alone = steps_only(steps, member.shape)
+        if model is None or alone is None:
+            return None
+        options = {**spec.options, "input": INPUT, "preprocessing": None}
+        inputs = _check_inputs(steps, member.shape)
+        shaped = inputs.reshape(len(inputs), *member.shape)
         session = safe_load(new_session, model, what=spec.artifact, check=run_probe_input)
         fused = OnnxMember(session, options, None, name=spec.artifact)
         # The same nodes as the probed graph's first ones: no probe of their own
@@ -252,12 +252,15 @@ def _in_one_graph(member: OnnxMember, data: bytes, spec: MemberSpec) -> OnnxMemb
 def _check_inputs(preprocessing: Preprocessing, shape: tuple[int, ...]) -> np.ndarray:
     """Flat inputs (rows of ``prod(shape)``) that a prefixed graph must answer exactly as the
     numpy steps do: where the network was trained (the steps' inverse of standard normal
-    draws) and the edges: zeros, large values, values whose scaling overflows, NaN and
-    infinities."""
+    draws) and the edges: zeros, large values and values whose scaling overflows. Only what
+    a request may send (finite numbers: the graphs prefixed take no missing values), since
+    these run in the serving process, not in the probe child."""
     rng = np.random.default_rng(0)
-    typical = preprocessing.inverse(rng.standard_normal((64, *shape)) * 3).reshape(64, -1)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # a step of 0
+        typical = preprocessing.inverse(rng.standard_normal((64, *shape)) * 3).reshape(64, -1)
+    typical[~np.isfinite(typical)] = 0.0
     width = typical.shape[1]
-    edges = np.array([0.0, 1e6, -1e6, 1e300, -1e300, np.nan, np.inf, -np.inf])
+    edges = np.array([0.0, 1e6, -1e6, 1e300, -1e300, 5e-324])
     every = np.repeat(edges[:, None], width, axis=1)  # each edge value in every column
     mixed = np.resize(edges, (len(edges), width))  # and beside the others
     return np.vstack([typical, every, mixed])

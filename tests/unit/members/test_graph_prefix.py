@@ -11,7 +11,7 @@ import pytest
 from onnx import TensorProto, helper
 
 from tests.network_support import networks
-from tickerserve.members.graph_prefix import INPUT, OUTPUT, prefixed, steps_only
+from tickerserve.members.graph_prefix import INPUT, MAX_MODEL_BYTES, OUTPUT, prefixed, steps_only
 from tickerserve.members.preprocessing import Preprocessing, Step
 
 
@@ -158,3 +158,23 @@ def test_the_nodes_alone_compute_the_steps_float64_numbers(name):
     (computed,) = session(alone).run([OUTPUT], {INPUT: x})
     assert computed.dtype == np.float64 and computed.tobytes() == steps.apply(x).tobytes()
     assert steps_only(Preprocessing((Step("fill_missing", values=np.zeros(6)),)), (6,)) is None
+
+
+def test_a_float64_graph_or_one_past_the_size_cap_keeps_its_steps_in_numpy():
+    steps = Preprocessing((Step("multiply", values=np.full(3, 2.0)),))
+    # A float64 graph: its first node could take the step into itself (other numbers)
+    graph = helper.make_graph(
+        [helper.make_node("Neg", ["x"], ["y"])],
+        "double",
+        [helper.make_tensor_value_info("x", TensorProto.DOUBLE, ["batch", 3])],
+        [helper.make_tensor_value_info("y", TensorProto.DOUBLE, ["batch", 3])],
+    )
+    double = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    assert prefixed(double.SerializeToString(), "x", steps) is None
+    # A graph over MAX_MODEL_BYTES (here a large unused initializer)
+    big = onnx.load_from_string(tiny_model(17))
+    weights = np.zeros(MAX_MODEL_BYTES // 4 + 1, dtype=np.float32)
+    big.graph.initializer.append(onnx.numpy_helper.from_array(weights, "unused"))
+    assert len(big.SerializeToString()) > MAX_MODEL_BYTES
+    assert prefixed(big.SerializeToString(), "x", steps) is None
+    assert prefixed(tiny_model(17), "x", steps) is not None

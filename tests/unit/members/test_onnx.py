@@ -5,7 +5,9 @@ the artifact (after a probe child, like every member)."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -224,3 +226,28 @@ def test_nodes_that_compute_other_float64_numbers_are_not_used(monkeypatch, capl
     assert member.in_graph is None and member.preprocessing is not None
     answers_exactly_as_numpy_then_the_graph(member)
     assert "model.onnx: preprocessing stays in numpy (the graph's numbers differ)" in caplog.text
+
+
+def test_a_step_that_multiplies_by_zero_warns_nothing_and_runs_in_the_graph():
+    # Given a policy whose preprocessing zeroes one feature (its inverse divides by zero)
+    bundle = networks()["ppo"].converted.bundle
+    spec = bundle.metadata.members[0]
+    steps = {"steps": [{"op": "multiply", "values": [1.0, 0.0, 2.0, 1.0, 0.5, 1.0]},
+                       {"op": "add", "values": 0.25}]}  # fmt: skip
+    files = {**bundle.files, "preprocessing.json": json.dumps(steps).encode()}
+    pre = Preprocessing.from_json(files["preprocessing.json"], [6])
+    # Then its check inputs are finite numbers, drawn without a warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        rows = onnx_member._check_inputs(pre, (6,))
+    assert rows.shape[1] == 6 and np.isfinite(rows).all()
+    # And the member runs the steps in the graph, exactly as numpy then the graph (the check
+    # rows of 1e300 overflow float32 on the numpy side, as they would for the original)
+    with np.errstate(over="ignore"):
+        member = OnnxMember.from_bytes(files[spec.artifact], spec, files)
+    assert member.in_graph is not None
+    x = np.random.default_rng(9).normal(scale=4, size=(5, 6))
+    session = ort.InferenceSession(files[spec.artifact], providers=["CPUExecutionProvider"])
+    ready = {"observation": pre.apply(x).astype(np.float32)}
+    (want,) = session.run([spec.options["outputs"]["main"]], ready)
+    np.testing.assert_array_equal(member.predict(x), want.astype(np.float64))
