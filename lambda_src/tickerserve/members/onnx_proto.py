@@ -217,13 +217,14 @@ def fields(message: bytes) -> Iterator[Field]:
         value: int | bytes
         if wire == VARINT:
             value, position = _read_varint(message, position)
-        elif wire in (LENGTH, _FIXED64, _FIXED32):
-            size = {LENGTH: -1, _FIXED64: 8, _FIXED32: 4}[wire]
-            if size < 0:
-                size, position = _read_varint(message, position)
-            value, position = message[position : position + size], position + size
         else:
-            raise ValueError(f"wire type {wire}")
+            if wire == LENGTH:
+                size, position = _read_varint(message, position)
+            elif wire in (_FIXED64, _FIXED32):
+                size = 8 if wire == _FIXED64 else 4
+            else:
+                raise ValueError(f"wire type {wire}")
+            value, position = message[position : position + size], position + size
         if position > end or number == 0:
             raise ValueError("a field runs past the end of its message")
         yield Field(number, wire, value, message[start:position])

@@ -158,12 +158,12 @@ class Compiled:
             steps, self._guard = steps[1:], True
         while steps and steps[-1].op == "clip_if_infinite":
             steps, self._guard = steps[:-1], True
-        simple = all(step.op != "clip_if_infinite" for step in steps)
-        ops = [_op(step) for step in steps] if simple else None
-        self._ops: list[Op] | None = ops
+        # Steps in any other order: only ``apply`` runs them
+        self._whole = any(step.op == "clip_if_infinite" for step in steps)
+        ops = [] if self._whole else [_op(step) for step in steps]
         # Split once: the steps before the last (the first into a new array, the others in it)
         # and the last, which writes the result.
-        self._head: tuple[Op, ...] = tuple(ops[:-1]) if ops else ()
+        self._head: tuple[Op, ...] = tuple(ops[:-1])
         self._last: Op | None = ops[-1] if ops else None
 
     def __call__(self, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -181,7 +181,7 @@ class Compiled:
             for op in self._head:  # the first writes a new array, the others work in it
                 work = op(work, None if work is x else work)
             last(work, target)
-        elif self._ops is None:  # steps in an order only ``apply`` runs
+        elif self._whole:
             np.copyto(target, self.preprocessing.apply(x))
             return target
         else:
